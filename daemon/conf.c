@@ -1,0 +1,793 @@
+/*
+ * Configuration loading. Every key is described once in conf_keys[]; the
+ * INI file (parsed by libinih), systemd credentials and the environment are
+ * all applied through the same typed parser, so a value is checked the same
+ * way wherever it comes from. Errors are collected, never the values.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/redis_url.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "conf.h"
+#include "http.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#ifndef LOCALSTATEDIR
+#define LOCALSTATEDIR "/var"
+#endif
+
+#define CONF_MAX_LINE 4096
+#define CRED_MAX 4096
+
+enum ktype { K_STR, K_INT, K_DURATION, K_SIZE, K_LOGLEVEL };
+
+#define K_SECRET 0x1  /* never shown; a file holding it must be private */
+#define K_URLCRED 0x2 /* a URL whose password part is redacted */
+
+typedef const char *(*kcheck)(const char *value);
+
+struct key {
+	const char *section;
+	const char *name;
+	const char *env;  /* environment variable, or NULL */
+	const char *cred; /* systemd credential name, or NULL */
+	enum ktype type;
+	unsigned flags;
+	long long min, max; /* K_INT: value; K_DURATION: ms; K_SIZE: bytes */
+	const char *def;    /* default, parsed like any other value; NULL: unset */
+	size_t off;
+	kcheck check; /* extra check for strings; returns a reason or NULL */
+};
+
+static const char *check_listen(const char *);
+static const char *check_http_url(const char *);
+static const char *check_public_url(const char *);
+static const char *check_redis_url(const char *);
+static const char *check_account_sid(const char *);
+static const char *check_service_sid(const char *);
+static const char *check_whatsapp_from(const char *);
+static const char *check_admin_token(const char *);
+static const char *check_abs_path(const char *);
+static const char *check_word(const char *);
+
+#define OFF(f) offsetof(struct conf, f)
+#define SEC(x) ((long long)(x) * 1000)
+
+static const struct key conf_keys[] = {
+	{ "server", "listen", "CRMBRIDGE_LISTEN", NULL, K_STR, 0, 0, 0, "127.0.0.1:8080", OFF(listen), check_listen },
+	{ "server", "public_url", "CRMBRIDGE_PUBLIC_URL", NULL, K_STR, K_URLCRED, 0, 0, NULL, OFF(public_url), check_public_url },
+	{ "server", "admin_token", "CRMBRIDGE_ADMIN_TOKEN", "admin_token", K_STR, K_SECRET, 0, 0, NULL, OFF(admin_token), check_admin_token },
+	{ "server", "state_dir", "CRMBRIDGE_STATE_DIR", NULL, K_STR, 0, 0, 0, LOCALSTATEDIR "/lib/crmbridge", OFF(state_dir), check_abs_path },
+	{ "server", "log_level", "CRMBRIDGE_LOG_LEVEL", NULL, K_LOGLEVEL, 0, 0, 0, "info", OFF(log_level), NULL },
+
+	{ "http", "max_body", NULL, NULL, K_SIZE, 0, 1024, 65536, "64KiB", OFF(http_max_body), NULL },
+	{ "http", "max_connections", NULL, NULL, K_INT, 0, 1, 65536, "1024", OFF(http_max_connections), NULL },
+	{ "http", "idle_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(3600), "30s", OFF(http_idle_timeout_ms), NULL },
+	{ "http", "request_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(600), "10s", OFF(http_request_timeout_ms), NULL },
+	{ "http", "connection_memory", NULL, NULL, K_SIZE, 0, 8192, 1048576, "32KiB", OFF(http_connection_memory), NULL },
+	{ "http", "body_memory", NULL, NULL, K_SIZE, 0, 65536, 1073741824LL, "16MiB", OFF(http_body_memory), NULL },
+	{ "http", "shutdown_timeout", NULL, NULL, K_DURATION, 0, 0, SEC(300), "10s", OFF(shutdown_timeout_ms), NULL },
+
+	{ "redis", "url", "REDIS_URL", "redis_url", K_STR, K_URLCRED, 0, 0, "redis://127.0.0.1:6379/0", OFF(redis_url), check_redis_url },
+	{ "redis", "key_prefix", "CRMBRIDGE_REDIS_PREFIX", NULL, K_STR, 0, 0, 0, "crmbridge:", OFF(redis_key_prefix), check_word },
+	{ "redis", "connect_timeout", NULL, NULL, K_DURATION, 0, 100, SEC(60), "2s", OFF(redis_connect_timeout_ms), NULL },
+	{ "redis", "ping_interval", NULL, NULL, K_DURATION, 0, 100, SEC(300), "5s", OFF(redis_ping_interval_ms), NULL },
+
+	{ "gemini", "api_key", "GOOGLE_API_KEY", "google_api_key", K_STR, K_SECRET, 0, 0, NULL, OFF(gemini_api_key), NULL },
+	{ "gemini", "model", "GEMINI_MODEL", NULL, K_STR, 0, 0, 0, "gemini-3.5-flash-lite", OFF(gemini_model), check_word },
+	{ "gemini", "api_base", "GEMINI_API_BASE", NULL, K_STR, K_URLCRED, 0, 0, "https://generativelanguage.googleapis.com", OFF(gemini_api_base), check_http_url },
+	{ "gemini", "timeout", NULL, NULL, K_DURATION, 0, 100, SEC(120), "15s", OFF(gemini_timeout_ms), NULL },
+
+	{ "twilio", "account_sid", "TWILIO_ACCOUNT_SID", NULL, K_STR, 0, 0, 0, NULL, OFF(twilio_account_sid), check_account_sid },
+	{ "twilio", "auth_token", "TWILIO_AUTH_TOKEN", "twilio_auth_token", K_STR, K_SECRET, 0, 0, NULL, OFF(twilio_auth_token), NULL },
+	{ "twilio", "auth_token_secondary", "TWILIO_AUTH_TOKEN_SECONDARY", "twilio_auth_token_secondary", K_STR, K_SECRET, 0, 0, NULL, OFF(twilio_auth_token_secondary), NULL },
+	{ "twilio", "whatsapp_from", "TWILIO_WHATSAPP_FROM", NULL, K_STR, 0, 0, 0, NULL, OFF(twilio_whatsapp_from), check_whatsapp_from },
+	{ "twilio", "messaging_service_sid", "TWILIO_MESSAGING_SERVICE_SID", NULL, K_STR, 0, 0, 0, NULL, OFF(twilio_messaging_service_sid), check_service_sid },
+	{ "twilio", "api_base", "TWILIO_API_BASE", NULL, K_STR, K_URLCRED, 0, 0, "https://api.twilio.com", OFF(twilio_api_base), check_http_url },
+
+	{ "odoo", "url", "ODOO_URL", NULL, K_STR, K_URLCRED, 0, 0, NULL, OFF(odoo_url), check_http_url },
+	{ "odoo", "db", "ODOO_DB", NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_db), NULL },
+	{ "odoo", "username", "ODOO_USERNAME", NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_username), NULL },
+	{ "odoo", "password", "ODOO_PASSWORD", "odoo_password", K_STR, K_SECRET, 0, 0, NULL, OFF(odoo_password), NULL },
+	{ "odoo", "timeout", NULL, NULL, K_DURATION, 0, 100, SEC(300), "30s", OFF(odoo_timeout_ms), NULL },
+};
+#define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+#define FIELD(c, k, type) ((type *)(void *)((char *)(c) + (k)->off))
+#define CFIELD(c, k, type) ((const type *)(const void *)((const char *)(c) + (k)->off))
+
+/* ---- checks: each returns a reason, never quoting the value ---- */
+
+static const char *
+check_listen(const char *v)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	return listen_parse(v, &ss, &len) == 0 ? NULL : "must be ADDRESS:PORT with a numeric address (127.0.0.1:8080, [::1]:8080, 0.0.0.0:0)";
+}
+
+/* Parses an http(s) URL with curl; returns a reason or NULL. Sets *path_out if asked. */
+static const char *
+check_url_common(const char *v, bool need_root)
+{
+	CURLU *h;
+	char *scheme = NULL, *host = NULL, *path = NULL, *query = NULL, *frag = NULL;
+	const char *why = NULL;
+
+	if ((h = curl_url()) == NULL)
+		return "out of memory";
+	if (curl_url_set(h, CURLUPART_URL, v, 0) != CURLUE_OK) {
+		why = "not a valid URL";
+		goto out;
+	}
+	curl_url_get(h, CURLUPART_SCHEME, &scheme, 0);
+	curl_url_get(h, CURLUPART_HOST, &host, 0);
+	curl_url_get(h, CURLUPART_PATH, &path, 0);
+	curl_url_get(h, CURLUPART_QUERY, &query, 0);
+	curl_url_get(h, CURLUPART_FRAGMENT, &frag, 0);
+	if (scheme == NULL || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+		why = "the scheme must be http:// or https://";
+	else if (host == NULL || *host == '\0')
+		why = "no host";
+	else if (frag != NULL)
+		why = "a fragment (#...) is not allowed";
+	else if (need_root && ((path != NULL && strcmp(path, "/") != 0) || query != NULL))
+		why = "must be scheme://host[:port] only, without a path or query";
+	/* curl accepts "http://x/ y"-style input loosely; we don't. */
+	for (const char *p = v; why == NULL && *p != '\0'; p++)
+		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+			why = "contains whitespace or control characters";
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(path);
+	curl_free(query);
+	curl_free(frag);
+	curl_url_cleanup(h);
+	return why;
+}
+
+static const char *
+check_http_url(const char *v)
+{
+	return check_url_common(v, false);
+}
+
+static const char *
+check_public_url(const char *v)
+{
+	return check_url_common(v, true);
+}
+
+static const char *
+check_redis_url(const char *v)
+{
+	struct redis_url u;
+	const char *why;
+
+	if (redis_url_parse(v, &u, &why) < 0)
+		return why;
+	redis_url_clear(&u);
+	return NULL;
+}
+
+static const char *
+check_sid(const char *v, const char *prefix)
+{
+	size_t i;
+
+	if (strlen(v) != 34 || strncmp(v, prefix, 2) != 0)
+		return "bad SID";
+	for (i = 2; i < 34; i++)
+		if (!isxdigit((unsigned char)v[i]))
+			return "bad SID";
+	return NULL;
+}
+
+static const char *
+check_account_sid(const char *v)
+{
+	return check_sid(v, "AC") == NULL ? NULL : "must be AC followed by 32 hexadecimal digits";
+}
+
+static const char *
+check_service_sid(const char *v)
+{
+	return check_sid(v, "MG") == NULL ? NULL : "must be MG followed by 32 hexadecimal digits";
+}
+
+static const char *
+check_whatsapp_from(const char *v)
+{
+	size_t n = 0;
+
+	if (strncmp(v, "whatsapp:", 9) == 0)
+		v += 9;
+	if (*v++ != '+')
+		return "must be whatsapp:+<E.164 number>";
+	for (; *v != '\0'; v++, n++)
+		if (!isdigit((unsigned char)*v))
+			return "must be whatsapp:+<E.164 number>";
+	return n >= 7 && n <= 15 ? NULL : "must be whatsapp:+<E.164 number>";
+}
+
+static const char *
+check_admin_token(const char *v)
+{
+	return strlen(v) >= 16 ? NULL : "too short (at least 16 characters)";
+}
+
+static const char *
+check_abs_path(const char *v)
+{
+	return v[0] == '/' ? NULL : "must be an absolute path";
+}
+
+static const char *
+check_word(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if (!isalnum((unsigned char)*v) && strchr("._-:", *v) == NULL)
+			return "may hold only letters, digits and . _ - :";
+	return NULL;
+}
+
+/* ---- errors ---- */
+
+static void __attribute__((format(printf, 2, 3)))
+conf_error(struct conf_errors *errs, const char *fmt, ...)
+{
+	va_list ap;
+	char *m;
+
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) < 0)
+		fatalx("out of memory");
+	va_end(ap);
+	errs->msg = xreallocarray(errs->msg, errs->n + 1, sizeof(char *));
+	errs->msg[errs->n++] = m;
+}
+
+void
+conf_errors_clear(struct conf_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->n; i++)
+		free(errs->msg[i]);
+	free(errs->msg);
+	errs->msg = NULL;
+	errs->n = 0;
+}
+
+/* ---- typed values ---- */
+
+/*
+ * Parses value for key k into c. Returns NULL on success or the reason it
+ * is invalid. An empty string unsets an optional string.
+ */
+static const char *
+set_value(struct conf *c, const struct key *k, const char *value)
+{
+	long long ll;
+	uint64_t u;
+	int lvl;
+
+	switch (k->type) {
+	case K_STR: {
+		char **f = FIELD(c, k, char *);
+		const char *why;
+
+		if (*value == '\0') {
+			if (k->def != NULL)
+				return "must not be empty";
+			free(*f);
+			*f = NULL;
+			return NULL;
+		}
+		if (strlen(value) > CONF_MAX_LINE)
+			return "too long";
+		if (k->check != NULL && (why = k->check(value)) != NULL)
+			return why;
+		free(*f);
+		*f = xstrdup(value);
+		return NULL;
+	}
+	case K_INT:
+		if (parse_ll(value, k->min, k->max, &ll) < 0)
+			return "must be an integer within bounds";
+		*FIELD(c, k, long long) = ll;
+		return NULL;
+	case K_DURATION:
+		if (parse_duration_ms(value, &u) < 0)
+			return "must be a duration such as 500ms, 30s, 5m, 48h";
+		if (u < (uint64_t)k->min || u > (uint64_t)k->max)
+			return "duration out of bounds";
+		*FIELD(c, k, uint64_t) = u;
+		return NULL;
+	case K_SIZE:
+		if (parse_size(value, &u) < 0)
+			return "must be a size such as 4096, 64KiB, 16MiB";
+		if (u < (uint64_t)k->min || u > (uint64_t)k->max)
+			return "size out of bounds";
+		*FIELD(c, k, uint64_t) = u;
+		return NULL;
+	case K_LOGLEVEL:
+		if ((lvl = log_level_from_name(value)) < 0)
+			return "must be one of error, warning, notice, info, debug";
+		*FIELD(c, k, int) = lvl;
+		return NULL;
+	}
+	return "unknown type";
+}
+
+static void
+set_origin(struct conf *c, size_t i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+set_origin(struct conf *c, size_t i, const char *fmt, ...)
+{
+	va_list ap;
+
+	free(c->origin[i]);
+	va_start(ap, fmt);
+	if (vasprintf(&c->origin[i], fmt, ap) < 0)
+		fatalx("out of memory");
+	va_end(ap);
+}
+
+static const char *
+bounds_text(const struct key *k, char *buf, size_t size)
+{
+	switch (k->type) {
+	case K_INT:
+		snprintf(buf, size, " (%lld..%lld)", k->min, k->max);
+		break;
+	case K_DURATION:
+		snprintf(buf, size, " (%lldms..%llds)", k->min, k->max / 1000);
+		break;
+	case K_SIZE:
+		snprintf(buf, size, " (%lld..%lld bytes)", k->min, k->max);
+		break;
+	default:
+		buf[0] = '\0';
+	}
+	return buf;
+}
+
+/* ---- the INI file ---- */
+
+struct file_ctx {
+	struct conf *c;
+	struct conf_errors *errs;
+	const char *path;
+	FILE *fp;
+	int lineno;
+	int seen[NKEYS];
+	const char *secret_key; /* first secret set in the file */
+	int secret_line;
+};
+
+static char *
+file_reader(char *str, int num, void *stream)
+{
+	struct file_ctx *x = stream;
+	size_t n;
+	int ch;
+
+	if (fgets(str, num, x->fp) == NULL)
+		return NULL;
+	x->lineno++;
+	n = strlen(str);
+	if (n == (size_t)num - 1 && str[n - 1] != '\n') {
+		/* Too long for the buffer: skip the rest, blank the line and say so. */
+		while ((ch = fgetc(x->fp)) != EOF && ch != '\n')
+			;
+		conf_error(x->errs, "%s:%d: line longer than %d bytes", x->path, x->lineno, num - 2);
+		str[0] = '\n';
+		str[1] = '\0';
+	}
+	return str;
+}
+
+static const struct key *
+find_key(const char *section, const char *name, size_t *idx)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (strcmp(conf_keys[i].section, section) == 0 && strcmp(conf_keys[i].name, name) == 0) {
+			*idx = i;
+			return &conf_keys[i];
+		}
+	}
+	return NULL;
+}
+
+static bool
+known_section(const char *section)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(conf_keys[i].section, section) == 0)
+			return true;
+	return false;
+}
+
+static int
+file_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct file_ctx *x = user;
+	const struct key *k;
+	const char *why;
+	char *unq = NULL;
+	char b[64];
+	size_t i, n;
+
+	if (*section == '\0') {
+		conf_error(x->errs, "%s:%d: key '%s' outside a [section]", x->path, x->lineno, name);
+		return 1;
+	}
+	if ((k = find_key(section, name, &i)) == NULL) {
+		if (!known_section(section))
+			conf_error(x->errs, "%s:%d: unknown section [%s]", x->path, x->lineno, section);
+		else
+			conf_error(x->errs, "%s:%d: unknown key '%s.%s'", x->path, x->lineno, section, name);
+		return 1;
+	}
+	if (x->seen[i] != 0) {
+		conf_error(x->errs, "%s:%d: key '%s.%s' set twice (first at line %d)", x->path, x->lineno,
+		    section, name, x->seen[i]);
+		return 1;
+	}
+	x->seen[i] = x->lineno;
+	/* A value in double quotes loses them, so "a ; b" can be written. */
+	n = strlen(value);
+	if (n >= 2 && value[0] == '"' && value[n - 1] == '"') {
+		unq = xstrndup(value + 1, n - 2);
+		value = unq;
+	}
+	if ((why = set_value(x->c, k, value)) != NULL)
+		conf_error(x->errs, "%s:%d: key '%s.%s': invalid: %s%s", x->path, x->lineno, section, name, why,
+		    bounds_text(k, b, sizeof(b)));
+	else
+		set_origin(x->c, i, "%s:%d", x->path, x->lineno);
+	if ((k->flags & K_SECRET) && *value != '\0' && x->secret_key == NULL) {
+		x->secret_key = k->name;
+		x->secret_line = x->lineno;
+	}
+	free(unq);
+	return 1;
+}
+
+static void
+load_file(struct conf *c, const char *path, bool required, struct conf_errors *errs)
+{
+	struct file_ctx x;
+	struct stat st;
+	int fd, r;
+
+	memset(&x, 0, sizeof(x));
+	x.c = c;
+	x.errs = errs;
+	x.path = path;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+		if (errno == ENOENT && !required)
+			return;
+		conf_error(errs, "%s: cannot open: %s", path, strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		conf_error(errs, "%s: not a regular file", path);
+		close(fd);
+		return;
+	}
+	if ((x.fp = fdopen(fd, "r")) == NULL) {
+		conf_error(errs, "%s: %s", path, strerror(errno));
+		close(fd);
+		return;
+	}
+	c->path = xstrdup(path);
+#if HAVE_DECL_INI_MAX_LINE
+	ini_use_stack = false;
+	ini_allow_realloc = false;
+	ini_initial_alloc = CONF_MAX_LINE + 2;
+	ini_max_line = CONF_MAX_LINE + 2;
+	ini_allow_multiline = false;
+#endif
+#if HAVE_DECL_INI_ALLOW_INLINE_COMMENTS
+	/* Secrets and URLs may contain ';': comments go on their own lines. */
+	ini_allow_inline_comments = false;
+#endif
+	r = ini_parse_stream(file_reader, &x, file_handler, &x);
+	if (r > 0)
+		conf_error(errs, "%s:%d: syntax error: expected [section] or key = value", path, r);
+	else if (r < 0)
+		conf_error(errs, "%s: cannot be read", path);
+	if (x.secret_key != NULL && (st.st_mode & (S_IRGRP | S_IROTH)) != 0)
+		conf_error(errs,
+		    "%s:%d: key '%s' is a secret but the file is readable by group or others (mode %04o): "
+		    "chmod 600 it or use a systemd credential",
+		    path, x.secret_line, x.secret_key, (unsigned)(st.st_mode & 07777));
+	fclose(x.fp);
+}
+
+/* ---- systemd credentials ---- */
+
+static void
+load_credentials(struct conf *c, struct conf_errors *errs)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	size_t i;
+
+	if (dir == NULL || *dir == '\0')
+		return;
+	for (i = 0; i < NKEYS; i++) {
+		const struct key *k = &conf_keys[i];
+		char path[4096], buf[CRED_MAX + 1];
+		struct stat st;
+		ssize_t n;
+		size_t len = 0;
+		const char *why;
+		int fd;
+
+		if (k->cred == NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, k->cred);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+			if (errno != ENOENT)
+				conf_error(errs, "credential %s: cannot open: %s", k->cred, strerror(errno));
+			continue;
+		}
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			conf_error(errs, "credential %s: not a regular file", k->cred);
+			close(fd);
+			continue;
+		}
+		if ((k->flags & K_SECRET) && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+			conf_error(errs, "credential %s: readable by group or others (mode %04o)", k->cred,
+			    (unsigned)(st.st_mode & 07777));
+			close(fd);
+			continue;
+		}
+		while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+			len += (size_t)n;
+		close(fd);
+		if (len > CRED_MAX) {
+			conf_error(errs, "credential %s: larger than %d bytes", k->cred, CRED_MAX);
+			continue;
+		}
+		buf[len] = '\0';
+		/* systemd-creds and echo both leave a final newline. */
+		while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+			buf[--len] = '\0';
+		if (memchr(buf, '\0', len) != NULL) {
+			conf_error(errs, "credential %s: contains a NUL byte", k->cred);
+			continue;
+		}
+		if ((why = set_value(c, k, buf)) != NULL)
+			conf_error(errs, "credential %s: key '%s.%s': invalid: %s", k->cred, k->section, k->name, why);
+		else
+			set_origin(c, i, "credential %s", k->cred);
+		explicit_bzero(buf, sizeof(buf));
+	}
+}
+
+/* ---- the environment ---- */
+
+static void
+load_env(struct conf *c, struct conf_errors *errs)
+{
+	size_t i;
+	char b[64];
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct key *k = &conf_keys[i];
+		const char *v, *why;
+
+		if (k->env == NULL || (v = getenv(k->env)) == NULL)
+			continue;
+		if (*v == '\0' && k->def != NULL)
+			continue; /* VAR= means "not set" for keys with a default */
+		if ((why = set_value(c, k, v)) != NULL)
+			conf_error(errs, "environment %s: key '%s.%s': invalid: %s%s", k->env, k->section, k->name, why,
+			    bounds_text(k, b, sizeof(b)));
+		else
+			set_origin(c, i, "environment %s", k->env);
+	}
+}
+
+/* ---- consistency between keys ---- */
+
+static void
+check_consistency(struct conf *c, struct conf_errors *errs)
+{
+	if (c->odoo_url != NULL) {
+		if (c->odoo_db == NULL)
+			conf_error(errs, "key 'odoo.db' (ODOO_DB): required when odoo.url is set");
+		if (c->odoo_username == NULL)
+			conf_error(errs, "key 'odoo.username' (ODOO_USERNAME): required when odoo.url is set");
+		if (c->odoo_password == NULL)
+			conf_error(errs, "key 'odoo.password' (ODOO_PASSWORD): required when odoo.url is set");
+	} else if (c->odoo_db != NULL || c->odoo_username != NULL || c->odoo_password != NULL) {
+		conf_error(errs, "key 'odoo.url' (ODOO_URL): required when other odoo keys are set");
+	}
+	if (c->twilio_account_sid != NULL && c->twilio_auth_token == NULL)
+		conf_error(errs, "key 'twilio.auth_token' (TWILIO_AUTH_TOKEN): required when twilio.account_sid is set");
+	if ((c->twilio_whatsapp_from != NULL || c->twilio_messaging_service_sid != NULL) &&
+	    c->twilio_account_sid == NULL)
+		conf_error(errs, "key 'twilio.account_sid' (TWILIO_ACCOUNT_SID): required to send replies");
+	if (c->twilio_auth_token_secondary != NULL && c->twilio_auth_token == NULL)
+		conf_error(errs, "key 'twilio.auth_token': required when twilio.auth_token_secondary is set");
+	if (c->http_body_memory < c->http_max_body)
+		conf_error(errs, "key 'http.body_memory': must be at least http.max_body");
+}
+
+/* ---- public API ---- */
+
+const char *
+conf_default_path(void)
+{
+	return SYSCONFDIR "/crmbridge/crmbridge.conf";
+}
+
+struct conf *
+conf_load(const char *path, bool required, struct conf_errors *errs)
+{
+	struct conf *c = xcalloc(1, sizeof(*c));
+	size_t before = errs->n, i;
+	const char *sd;
+
+	c->origin = xcalloc(NKEYS, sizeof(char *));
+	for (i = 0; i < NKEYS; i++) {
+		const char *why;
+
+		if (conf_keys[i].def != NULL && (why = set_value(c, &conf_keys[i], conf_keys[i].def)) != NULL)
+			fatalx("built-in default of %s.%s: %s", conf_keys[i].section, conf_keys[i].name, why);
+		set_origin(c, i, "default");
+	}
+	/* Under systemd, StateDirectory= tells where our state belongs. */
+	if ((sd = getenv("STATE_DIRECTORY")) != NULL && sd[0] == '/') {
+		free(c->state_dir);
+		c->state_dir = xstrndup(sd, strcspn(sd, ":"));
+		for (i = 0; i < NKEYS; i++)
+			if (conf_keys[i].off == OFF(state_dir))
+				set_origin(c, i, "environment STATE_DIRECTORY");
+	}
+	if (path != NULL)
+		load_file(c, path, required, errs);
+	load_credentials(c, errs);
+	load_env(c, errs);
+	check_consistency(c, errs);
+	if (errs->n > before) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+conf_free(struct conf *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < NKEYS; i++) {
+		if (conf_keys[i].type == K_STR) {
+			char **f = FIELD(c, &conf_keys[i], char *);
+			if (*f != NULL && (conf_keys[i].flags & K_SECRET))
+				explicit_bzero(*f, strlen(*f));
+			free(*f);
+		}
+		if (c->origin != NULL)
+			free(c->origin[i]);
+	}
+	free(c->origin);
+	free(c->path);
+	free(c);
+}
+
+char *
+conf_redact_url(const char *url)
+{
+	CURLU *h;
+	char *pw = NULL, *out = NULL, *copy;
+
+	if ((h = curl_url()) == NULL)
+		return xstrdup("<redacted>");
+	if (curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+		curl_url_cleanup(h);
+		return xstrdup("<redacted>");
+	}
+	if (curl_url_get(h, CURLUPART_PASSWORD, &pw, 0) == CURLUE_OK) {
+		curl_url_set(h, CURLUPART_PASSWORD, "<redacted>", 0);
+		curl_free(pw);
+	}
+	if (curl_url_get(h, CURLUPART_URL, &out, 0) != CURLUE_OK) {
+		curl_url_cleanup(h);
+		return xstrdup("<redacted>");
+	}
+	copy = xstrdup(out);
+	curl_free(out);
+	curl_url_cleanup(h);
+	return copy;
+}
+
+static json_t *
+format_ms(uint64_t ms)
+{
+	if (ms % 3600000 == 0 && ms != 0)
+		return json_sprintf("%" PRIu64 "h", ms / 3600000);
+	if (ms % 60000 == 0 && ms != 0)
+		return json_sprintf("%" PRIu64 "m", ms / 60000);
+	if (ms % 1000 == 0)
+		return json_sprintf("%" PRIu64 "s", ms / 1000);
+	return json_sprintf("%" PRIu64 "ms", ms);
+}
+
+json_t *
+conf_to_json(const struct conf *c)
+{
+	json_t *root = json_object(), *sec;
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct key *k = &conf_keys[i];
+		json_t *v = NULL;
+
+		if ((sec = json_object_get(root, k->section)) == NULL) {
+			sec = json_object();
+			json_object_set_new(root, k->section, sec);
+		}
+		switch (k->type) {
+		case K_STR: {
+			const char *s = *(char *const *)(const void *)((const char *)c + k->off);
+			if (s == NULL)
+				v = json_null();
+			else if (k->flags & K_SECRET)
+				v = json_string("<redacted>");
+			else if (k->flags & K_URLCRED) {
+				char *r = conf_redact_url(s);
+				v = json_string(r);
+				free(r);
+			} else
+				v = json_string(s);
+			break;
+		}
+		case K_INT:
+			v = json_integer(*CFIELD(c, k, long long));
+			break;
+		case K_DURATION:
+			v = format_ms(*CFIELD(c, k, uint64_t));
+			break;
+		case K_SIZE:
+			v = json_integer((json_int_t)*CFIELD(c, k, uint64_t));
+			break;
+		case K_LOGLEVEL:
+			v = json_string(log_level_name(*CFIELD(c, k, int)));
+			break;
+		}
+		json_object_set_new(sec, k->name, v != NULL ? v : json_null());
+	}
+	return root;
+}

@@ -1,0 +1,92 @@
+/*
+ * crmbridged's configuration: one table of keys (type, bounds, default,
+ * secret flag, environment variable, systemd credential) applied in order to
+ * the defaults, the INI file, systemd credentials and the environment.
+ */
+#ifndef CRMB_CONF_H
+#define CRMB_CONF_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf {
+	char *path; /* the file that was read, or NULL */
+
+	/* [server] */
+	char *listen;
+	char *public_url;
+	char *admin_token;
+	char *state_dir;
+	int log_level;
+
+	/* [http] */
+	uint64_t http_max_body;
+	long long http_max_connections;
+	uint64_t http_idle_timeout_ms;
+	uint64_t http_request_timeout_ms;
+	uint64_t http_connection_memory;
+	uint64_t http_body_memory;
+	uint64_t shutdown_timeout_ms;
+
+	/* [redis] */
+	char *redis_url;
+	char *redis_key_prefix;
+	uint64_t redis_connect_timeout_ms;
+	uint64_t redis_ping_interval_ms;
+
+	/* [gemini] */
+	char *gemini_api_key;
+	char *gemini_model;
+	char *gemini_api_base;
+	uint64_t gemini_timeout_ms;
+
+	/* [twilio] */
+	char *twilio_account_sid;
+	char *twilio_auth_token;
+	char *twilio_auth_token_secondary;
+	char *twilio_whatsapp_from;
+	char *twilio_messaging_service_sid;
+	char *twilio_api_base;
+
+	/* [odoo] */
+	char *odoo_url;
+	char *odoo_db;
+	char *odoo_username;
+	char *odoo_password;
+	uint64_t odoo_timeout_ms;
+
+	/* Where each key's value came from, indexed like the key table. */
+	char **origin;
+};
+
+/* Errors collected while loading; every message names where and which key, never the value. */
+struct conf_errors {
+	char **msg;
+	size_t n;
+};
+
+/*
+ * Loads the configuration: defaults, then the file at path (NULL: none; a
+ * missing file is an error only if required), then $CREDENTIALS_DIRECTORY,
+ * then the environment. Returns a new conf (free with conf_free) or NULL,
+ * with every problem appended to errs.
+ */
+struct conf *conf_load(const char *path, bool required, struct conf_errors *errs);
+/* Frees a conf; NULL is fine. */
+void conf_free(struct conf *c);
+/* Frees the messages held by errs and empties it. */
+void conf_errors_clear(struct conf_errors *errs);
+/*
+ * The effective configuration as a JSON object of sections, every secret
+ * replaced by "<redacted>" (or null when unset) and passwords removed from
+ * URLs. Caller owns the reference.
+ */
+json_t *conf_to_json(const struct conf *c);
+/* Returns a copy of url with any password replaced by "<redacted>"; caller frees. */
+char *conf_redact_url(const char *url);
+/* The default path of the configuration file ($sysconfdir/crmbridge/crmbridge.conf). */
+const char *conf_default_path(void);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * The state of one crmbridged process, shared by main.c (lifecycle) and
+ * routes.c (the HTTP endpoints). Nothing outside daemon/ sees it.
+ */
+#ifndef CRMB_DAEMON_H
+#define CRMB_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "http.h"
+#include "redis.h"
+
+struct daemon {
+	sd_event *event;
+	struct conf *conf;
+	const char *conf_path; /* NULL: none */
+	bool conf_required;
+	struct http_server *http;
+	struct rconn *redis;
+	char bound[80];      /* the address the server got */
+	uint64_t started;    /* CLOCK_MONOTONIC usec */
+	uint64_t started_rt; /* CLOCK_REALTIME usec */
+	bool ready_sent;
+	bool stopping;
+	uint64_t stop_deadline;
+	sd_event_source *drain;
+	/* The last reload: when (realtime usec, 0 if none), whether it worked, how many errors. */
+	uint64_t reload_at;
+	bool reload_ok;
+	unsigned reload_errors;
+	uint64_t reloads;
+};
+
+/* The routing table served by crmbridged. */
+extern const struct http_route daemon_routes[];
+extern const size_t daemon_nroutes;
+
+/* Builds the http_limits for a configuration. */
+void daemon_http_limits(const struct conf *c, struct http_limits *lim);
+
+#endif

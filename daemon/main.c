@@ -1,0 +1,354 @@
+/*
+ * crmbridged: the WhatsApp-to-Odoo lead bridge. This file owns the process:
+ * options, configuration (and its reload on SIGHUP), the sd-event main loop
+ * with the systemd notify protocol and watchdog, the HTTP server and the
+ * Redis connection, and a bounded drain on SIGTERM.
+ */
+#include "config.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: crmbridged [-dhnpV] [-f file]\n"
+	    "  -f file  configuration file (default: $CRMBRIDGE_CONFIG or %s)\n"
+	    "  -n       check the configuration and exit (0: valid, 1: not)\n"
+	    "  -p       print the effective configuration, secrets redacted, and exit\n"
+	    "  -d       log at debug level\n"
+	    "  -V       print the version and exit\n"
+	    "  -h       this help\n",
+	    conf_default_path());
+}
+
+void
+daemon_http_limits(const struct conf *c, struct http_limits *lim)
+{
+	lim->max_body = c->http_max_body;
+	lim->max_connections = (unsigned)c->http_max_connections;
+	lim->idle_timeout_s = (unsigned)((c->http_idle_timeout_ms + 999) / 1000);
+	lim->request_timeout_ms = c->http_request_timeout_ms;
+	lim->connection_memory = c->http_connection_memory;
+	lim->body_memory = c->http_body_memory;
+}
+
+static void
+print_errors(struct conf_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->n; i++)
+		log_error("%s", errs->msg[i]);
+}
+
+/* Says, once at start, what the daemon does for each service that is not configured. */
+static void
+announce_services(const struct conf *c)
+{
+	if (c->public_url == NULL || c->twilio_auth_token == NULL)
+		log_notice("twilio: %s not set: webhook signatures cannot be checked, so webhooks will be refused",
+		    c->public_url == NULL ? "CRMBRIDGE_PUBLIC_URL" : "TWILIO_AUTH_TOKEN");
+	if (c->twilio_account_sid == NULL)
+		log_notice("twilio: TWILIO_ACCOUNT_SID not set: replies will not be sent through Twilio");
+	if (c->gemini_api_key == NULL)
+		log_notice("classifier: GOOGLE_API_KEY not set: conversations will be classified by the offline rules");
+	if (c->odoo_url == NULL)
+		log_notice("odoo: ODOO_URL not set: leads will not be written to Odoo");
+	if (c->admin_token == NULL)
+		log_notice("server: CRMBRIDGE_ADMIN_TOKEN not set: admin endpoints answer local clients only");
+}
+
+static void
+notify_status(struct daemon *d)
+{
+	struct rconn_info ri;
+
+	rconn_get_info(d->redis, &ri);
+	if (ri.state == RCONN_UP)
+		sd_notifyf(0, "STATUS=Listening on %s; Redis %s up", d->bound, ri.endpoint);
+	else
+		sd_notifyf(0, "STATUS=Listening on %s; waiting for Redis at %s%s%s", d->bound, ri.endpoint,
+		    ri.last_error[0] ? ": " : "", ri.last_error);
+}
+
+static void
+on_redis_state(struct rconn *rc, enum rconn_state state, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->redis == NULL)
+		d->redis = rc; /* first callback may come before rconn_new returns */
+	if (state == RCONN_UP && !d->ready_sent && !d->stopping) {
+		d->ready_sent = true;
+		sd_notifyf(0, "READY=1\nSTATUS=Listening on %s; Redis up", d->bound);
+		log_notice("ready: listening on %s", d->bound);
+		return;
+	}
+	if (d->ready_sent)
+		notify_status(d);
+}
+
+static struct rconn *
+redis_start(struct daemon *d, const struct conf *c)
+{
+	struct rconn_options ro = {
+		.url = c->redis_url,
+		.connect_timeout_ms = c->redis_connect_timeout_ms,
+		.ping_interval_ms = c->redis_ping_interval_ms,
+	};
+	struct rconn *rc = rconn_new(d->event, &ro, on_redis_state, d);
+
+	if (rc == NULL)
+		fatalx("redis: invalid REDIS_URL"); /* conf_load checked it already */
+	return rc;
+}
+
+static void
+reload(struct daemon *d)
+{
+	struct conf_errors errs = { 0 };
+	struct conf *c;
+	struct http_limits lim;
+
+	sd_notify(0, "RELOADING=1\nSTATUS=Reloading configuration");
+	d->reload_at = realtime_usec();
+	d->reloads++;
+	c = conf_load(d->conf_path, d->conf_required, &errs);
+	if (c == NULL) {
+		print_errors(&errs);
+		log_error("reload: %zu error%s; keeping the running configuration", errs.n, errs.n == 1 ? "" : "s");
+		d->reload_ok = false;
+		d->reload_errors = (unsigned)errs.n;
+		conf_errors_clear(&errs);
+		sd_notify(0, "READY=1");
+		notify_status(d);
+		return;
+	}
+	log_setlevel(c->log_level);
+	if (strcmp(c->listen, d->conf->listen) != 0)
+		log_warnx("reload: server.listen changed; it takes effect at the next restart");
+	daemon_http_limits(c, &lim);
+	http_set_limits(d->http, &lim);
+	if (strcmp(c->redis_url, d->conf->redis_url) != 0 ||
+	    c->redis_connect_timeout_ms != d->conf->redis_connect_timeout_ms ||
+	    c->redis_ping_interval_ms != d->conf->redis_ping_interval_ms) {
+		log_notice("reload: Redis settings changed; reconnecting");
+		rconn_free(d->redis);
+		d->redis = NULL;
+		d->redis = redis_start(d, c);
+	}
+	conf_free(d->conf);
+	d->conf = c;
+	d->reload_ok = true;
+	d->reload_errors = 0;
+	log_notice("reload: configuration reloaded%s%s", c->path ? " from " : "", c->path ? c->path : "");
+	announce_services(c);
+	sd_notify(0, "READY=1");
+	notify_status(d);
+}
+
+static int
+on_drain(sd_event_source *es, uint64_t usec, void *arg)
+{
+	struct daemon *d = arg;
+	struct http_stats st;
+
+	http_get_stats(d->http, &st);
+	if (st.in_flight == 0 || now_usec() >= d->stop_deadline) {
+		if (st.in_flight > 0)
+			log_warnx("shutdown: %llu request(s) still in progress after the drain timeout",
+			    (unsigned long long)st.in_flight);
+		sd_event_exit(d->event, 0);
+		return 0;
+	}
+	sd_event_source_set_time(es, now_usec() + 50000);
+	return 0;
+}
+
+static int
+on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *arg)
+{
+	struct daemon *d = arg;
+	int r;
+
+	if (si->ssi_signo == SIGHUP) {
+		if (!d->stopping)
+			reload(d);
+		return 0;
+	}
+	if (d->stopping) {
+		log_notice("shutdown: second signal, stopping now");
+		sd_event_exit(d->event, 0);
+		return 0;
+	}
+	d->stopping = true;
+	log_notice("shutdown: %s received, draining for up to %llu ms", strsignal((int)si->ssi_signo),
+	    (unsigned long long)d->conf->shutdown_timeout_ms);
+	sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+	http_quiesce(d->http);
+	d->stop_deadline = now_usec() + d->conf->shutdown_timeout_ms * 1000;
+	if ((r = sd_event_add_time(d->event, &d->drain, CLOCK_MONOTONIC, 0, 10000, on_drain, d)) < 0) {
+		sd_event_exit(d->event, 0);
+		return 0;
+	}
+	return 0;
+}
+
+/* Creates the state directory if needed; it must be ours and writable. */
+static void
+prepare_state_dir(const char *dir)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		fatal("state directory %s: cannot create (set CRMBRIDGE_STATE_DIR or server.state_dir)", dir);
+	if (access(dir, W_OK | X_OK) < 0)
+		fatal("state directory %s: not writable (set CRMBRIDGE_STATE_DIR or server.state_dir)", dir);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct daemon d;
+	struct conf_errors errs = { 0 };
+	struct http_limits lim;
+	sigset_t ss;
+	const char *path;
+	bool check = false, print = false, debug = false, required = false;
+	int ch, fd, r;
+
+	memset(&d, 0, sizeof(d));
+	while ((ch = getopt(argc, argv, "df:hnpV")) != -1) {
+		switch (ch) {
+		case 'd':
+			debug = true;
+			break;
+		case 'f':
+			d.conf_path = optarg;
+			required = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'n':
+			check = true;
+			break;
+		case 'p':
+			print = true;
+			break;
+		case 'V':
+			printf("crmbridged %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (d.conf_path == NULL && (path = getenv("CRMBRIDGE_CONFIG")) != NULL && *path != '\0') {
+		d.conf_path = path;
+		required = true;
+	}
+	if (d.conf_path == NULL)
+		d.conf_path = conf_default_path();
+	d.conf_required = required;
+
+	if (crypto_init() < 0)
+		fatalx("libgcrypt is older than 1.8");
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("libcurl failed to initialise");
+
+	d.conf = conf_load(d.conf_path, required, &errs);
+	if (d.conf == NULL) {
+		print_errors(&errs);
+		log_error("configuration: %zu error%s", errs.n, errs.n == 1 ? "" : "s");
+		conf_errors_clear(&errs);
+		curl_global_cleanup();
+		return 1;
+	}
+	log_setlevel(debug ? LOG_DEBUG : d.conf->log_level);
+	if (check || print) {
+		if (print) {
+			json_t *j = conf_to_json(d.conf);
+			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			putchar('\n');
+			json_decref(j);
+		}
+		if (check) {
+			announce_services(d.conf);
+			printf("configuration OK%s%s\n", d.conf->path ? ": " : " (built-in defaults)",
+			    d.conf->path ? d.conf->path : "");
+		}
+		conf_free(d.conf);
+		curl_global_cleanup();
+		return 0;
+	}
+
+	/* Signals arrive through signalfd in the loop, never asynchronously. */
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0)
+		fatal("sigprocmask");
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((r = sd_event_default(&d.event)) < 0)
+		fatalx("sd_event_default: %s", strerror(-r));
+	if ((r = sd_event_add_signal(d.event, NULL, SIGTERM, on_signal, &d)) < 0 ||
+	    (r = sd_event_add_signal(d.event, NULL, SIGINT, on_signal, &d)) < 0 ||
+	    (r = sd_event_add_signal(d.event, NULL, SIGHUP, on_signal, &d)) < 0)
+		fatalx("sd_event_add_signal: %s", strerror(-r));
+	/* sd-event sends WATCHDOG=1 from the loop at half of WATCHDOG_USEC. */
+	if ((r = sd_event_set_watchdog(d.event, 1)) < 0)
+		fatalx("sd_event_set_watchdog: %s", strerror(-r));
+
+	d.started = now_usec();
+	d.started_rt = realtime_usec();
+	log_info("crmbridged %s starting%s%s", PACKAGE_VERSION, d.conf->path ? ", configuration " : "",
+	    d.conf->path ? d.conf->path : "");
+	announce_services(d.conf);
+	prepare_state_dir(d.conf->state_dir);
+
+	if ((fd = http_listen_socket(d.conf->listen, d.bound, sizeof(d.bound))) < 0) {
+		errno = -fd;
+		fatal("http: cannot listen on %s", d.conf->listen);
+	}
+	daemon_http_limits(d.conf, &lim);
+	if ((d.http = http_new(d.event, fd, &lim, daemon_routes, daemon_nroutes, &d)) == NULL)
+		fatalx("http: cannot start the server");
+	log_notice("http: listening on %s", d.bound);
+
+	d.redis = redis_start(&d, d.conf);
+	if (!d.ready_sent)
+		notify_status(&d);
+
+	r = sd_event_loop(d.event);
+	if (r < 0)
+		log_error("event loop: %s", strerror(-r));
+
+	http_free(d.http);
+	rconn_free(d.redis);
+	sd_event_source_disable_unref(d.drain);
+	sd_event_unref(d.event);
+	conf_free(d.conf);
+	curl_global_cleanup();
+	log_info("stopped");
+	return r < 0 ? 1 : 0;
+}

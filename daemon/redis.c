@@ -1,0 +1,404 @@
+/*
+ * Redis connection manager. hiredis 0.14 (Debian 12) has no sd-event adapter
+ * and no async timeouts, so both live here: an io source whose events follow
+ * hiredis's add/del hooks, a timer that bounds connect, AUTH and PING, and a
+ * retry timer with exponential backoff and jitter.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "common/log.h"
+#include "common/redis_url.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "redis.h"
+
+struct rconn {
+	sd_event *event;
+	struct redis_url url;
+	struct rconn_options o;
+	rconn_state_fn fn;
+	void *arg;
+
+	redisAsyncContext *ac;
+	sd_event_source *io;
+	uint32_t events;
+	sd_event_source *timer; /* connect deadline, ping interval, or retry */
+
+	enum rconn_state state;
+	unsigned attempt;
+	bool ping_pending;
+	uint64_t ping_sent;
+	bool ever_up;
+	struct rconn_info info;
+};
+
+static void rc_connect(struct rconn *rc);
+
+/* Names passed to on_setup so its error says which command failed. */
+static char cmd_auth[] = "AUTH", cmd_select[] = "SELECT";
+
+const char *
+rconn_state_name(enum rconn_state s)
+{
+	switch (s) {
+	case RCONN_UP: return "up";
+	case RCONN_CONNECTING: return "connecting";
+	default: return "down";
+	}
+}
+
+static void
+set_state(struct rconn *rc, enum rconn_state s)
+{
+	if (rc->state == s)
+		return;
+	rc->state = s;
+	rc->info.state = s;
+	rc->info.up_since_usec = s == RCONN_UP ? now_usec() : 0;
+	if (rc->fn != NULL)
+		rc->fn(rc, s, rc->arg);
+}
+
+static void
+set_error(struct rconn *rc, const char *what, const char *detail)
+{
+	snprintf(rc->info.last_error, sizeof(rc->info.last_error), "%s%s%s", what, detail ? ": " : "",
+	    detail ? detail : "");
+}
+
+static void
+arm_timer(struct rconn *rc, uint64_t ms)
+{
+	sd_event_source_set_time(rc->timer, now_usec() + ms * 1000);
+	sd_event_source_set_enabled(rc->timer, SD_EVENT_ONESHOT);
+}
+
+/* ---- the sd-event adapter for hiredis ---- */
+
+static void
+ev_update(struct rconn *rc)
+{
+	if (rc->io == NULL)
+		return;
+	if (rc->events == 0) {
+		sd_event_source_set_enabled(rc->io, SD_EVENT_OFF);
+	} else {
+		sd_event_source_set_io_events(rc->io, rc->events);
+		sd_event_source_set_enabled(rc->io, SD_EVENT_ON);
+	}
+}
+
+static void ev_add_read(void *p) { struct rconn *rc = p; rc->events |= EPOLLIN; ev_update(rc); }
+static void ev_del_read(void *p) { struct rconn *rc = p; rc->events &= ~(uint32_t)EPOLLIN; ev_update(rc); }
+static void ev_add_write(void *p) { struct rconn *rc = p; rc->events |= EPOLLOUT; ev_update(rc); }
+static void ev_del_write(void *p) { struct rconn *rc = p; rc->events &= ~(uint32_t)EPOLLOUT; ev_update(rc); }
+
+static void
+ev_cleanup(void *p)
+{
+	struct rconn *rc = p;
+
+	rc->io = sd_event_source_disable_unref(rc->io);
+	rc->events = 0;
+}
+
+static int
+on_io(sd_event_source *es, int fd, uint32_t revents, void *arg)
+{
+	struct rconn *rc = arg;
+
+	if (rc->ac != NULL && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		redisAsyncHandleRead(rc->ac);
+	/* The read may have ended the connection. */
+	if (rc->ac != NULL && (revents & (EPOLLOUT | EPOLLERR)))
+		redisAsyncHandleWrite(rc->ac);
+	return 0;
+}
+
+/* ---- connection life ---- */
+
+static void
+schedule_retry(struct rconn *rc)
+{
+	uint64_t lo = rc->o.backoff_min_ms, hi = rc->o.backoff_max_ms, d = lo;
+	unsigned i;
+
+	for (i = 0; i < rc->attempt && d < hi; i++)
+		d *= 2;
+	if (d > hi)
+		d = hi;
+	/* Jitter between half and all of the delay, so many daemons don't retry in step. */
+	d = d / 2 + random_below(d / 2 + 1);
+	rc->attempt++;
+	rc->info.failures++;
+	set_state(rc, RCONN_DOWN);
+	log_debug("redis: retrying in %llu ms", (unsigned long long)d);
+	arm_timer(rc, d);
+}
+
+static void
+on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct rconn *rc = ac->data;
+
+	if (rc == NULL)
+		return;
+	rc->ac = NULL;
+	rc->ping_pending = false;
+	if (status != REDIS_OK)
+		set_error(rc, "connection lost", ac->errstr);
+	if (rc->state == RCONN_UP)
+		log_warnx("redis: connection to %s lost, reconnecting", rc->info.endpoint);
+	schedule_retry(rc);
+}
+
+/* Drops the connection without waiting for answers (the server may be hung). */
+static void
+drop(struct rconn *rc, const char *why)
+{
+	redisAsyncContext *ac = rc->ac;
+
+	set_error(rc, why, NULL);
+	if (ac == NULL)
+		return;
+	/*
+	 * redisAsyncFree calls on_disconnect only for a connected context: detach
+	 * first and schedule the retry here, once, whatever hiredis does.
+	 */
+	ac->data = NULL;
+	rc->ac = NULL;
+	redisAsyncFree(ac);
+	rc->ping_pending = false;
+	if (rc->state == RCONN_UP)
+		log_warnx("redis: %s: %s, reconnecting", rc->info.endpoint, why);
+	schedule_retry(rc);
+}
+
+static void
+on_ping(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct rconn *rc = privdata;
+	redisReply *reply = r;
+
+	if (ac->data == NULL || rc->ac != ac)
+		return; /* answer to a connection we already dropped */
+	rc->ping_pending = false;
+	if (reply == NULL)
+		return;
+	if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
+		set_error(rc, "PING", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected answer");
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	rc->info.ping_rtt_usec = now_usec() - rc->ping_sent;
+	if (rc->state != RCONN_UP) {
+		if (rc->ever_up)
+			rc->info.reconnects++;
+		rc->ever_up = true;
+		rc->attempt = 0;
+		rc->info.last_error[0] = '\0';
+		log_info("redis: connected to %s (db %d)", rc->info.endpoint, rc->url.db);
+		set_state(rc, RCONN_UP);
+	}
+	arm_timer(rc, rc->o.ping_interval_ms);
+}
+
+/* AUTH and SELECT must succeed; their errors are configuration problems worth showing. */
+static void
+on_setup(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct rconn *rc = ac->data;
+	redisReply *reply = r;
+
+	if (rc == NULL || reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		char what[32];
+		snprintf(what, sizeof(what), "%s refused", (const char *)privdata);
+		set_error(rc, what, reply->str);
+		log_warnx("redis: %s: %s", rc->info.endpoint, rc->info.last_error);
+		redisAsyncDisconnect(ac);
+	}
+}
+
+static void
+send_ping(struct rconn *rc)
+{
+	rc->ping_pending = true;
+	rc->ping_sent = now_usec();
+	if (redisAsyncCommand(rc->ac, on_ping, rc, "PING") != REDIS_OK)
+		drop(rc, "cannot send PING");
+}
+
+static void
+on_connect(const redisAsyncContext *cac, int status)
+{
+	struct rconn *rc = cac->data;
+
+	if (rc == NULL)
+		return;
+	if (status != REDIS_OK) {
+		/* hiredis frees the context after this callback. */
+		set_error(rc, "connect", cac->errstr);
+		log_debug("redis: cannot connect to %s: %s", rc->info.endpoint, cac->errstr);
+		rc->ac = NULL;
+		schedule_retry(rc);
+		return;
+	}
+	if (rc->url.password != NULL) {
+		if (rc->url.username != NULL)
+			redisAsyncCommand(rc->ac, on_setup, cmd_auth, "AUTH %s %s", rc->url.username,
+			    rc->url.password);
+		else
+			redisAsyncCommand(rc->ac, on_setup, cmd_auth, "AUTH %s", rc->url.password);
+	}
+	if (rc->url.db != 0)
+		redisAsyncCommand(rc->ac, on_setup, cmd_select, "SELECT %d", rc->url.db);
+	send_ping(rc);
+}
+
+static int
+on_timer(sd_event_source *es, uint64_t usec, void *arg)
+{
+	struct rconn *rc = arg;
+
+	switch (rc->state) {
+	case RCONN_DOWN:
+		rc_connect(rc);
+		break;
+	case RCONN_CONNECTING:
+		drop(rc, "connect timed out");
+		break;
+	case RCONN_UP:
+		if (rc->ping_pending) {
+			drop(rc, "PING timed out");
+			break;
+		}
+		send_ping(rc);
+		/* The answer re-arms the interval; this bounds the wait for it. */
+		arm_timer(rc, rc->o.connect_timeout_ms);
+		break;
+	}
+	return 0;
+}
+
+static void
+rc_connect(struct rconn *rc)
+{
+	redisAsyncContext *ac;
+	int r;
+
+	if (rc->url.path != NULL)
+		ac = redisAsyncConnectUnix(rc->url.path);
+	else
+		ac = redisAsyncConnect(rc->url.host, rc->url.port);
+	if (ac == NULL)
+		fatalx("redis: out of memory");
+	if (ac->err) {
+		set_error(rc, "connect", ac->errstr);
+		log_debug("redis: cannot connect to %s: %s", rc->info.endpoint, ac->errstr);
+		redisAsyncFree(ac);
+		schedule_retry(rc);
+		return;
+	}
+	rc->ac = ac;
+	ac->data = rc;
+	if ((r = sd_event_add_io(rc->event, &rc->io, ac->c.fd, 0, on_io, rc)) < 0)
+		fatalx("redis: sd_event_add_io: %s", strerror(-r));
+	ac->ev.data = rc;
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
+	ac->ev.cleanup = ev_cleanup;
+	set_state(rc, RCONN_CONNECTING);
+	arm_timer(rc, rc->o.connect_timeout_ms);
+	/* Setting the callbacks after the hooks makes hiredis wait for the first write event. */
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	redisAsyncSetConnectCallback(ac, on_connect);
+}
+
+struct rconn *
+rconn_new(sd_event *e, const struct rconn_options *o, rconn_state_fn fn, void *arg)
+{
+	struct rconn *rc = xcalloc(1, sizeof(*rc));
+	const char *why;
+	int r;
+
+	if (redis_url_parse(o->url, &rc->url, &why) < 0) {
+		free(rc);
+		return NULL;
+	}
+	rc->event = sd_event_ref(e);
+	rc->o = *o;
+	rc->o.url = NULL;
+	if (rc->o.backoff_min_ms == 0)
+		rc->o.backoff_min_ms = 100;
+	if (rc->o.backoff_max_ms == 0)
+		rc->o.backoff_max_ms = 10000;
+	rc->fn = fn;
+	rc->arg = arg;
+	rc->info.db = rc->url.db;
+	if (rc->url.path != NULL)
+		snprintf(rc->info.endpoint, sizeof(rc->info.endpoint), "unix:%s", rc->url.path);
+	else if (strchr(rc->url.host, ':') != NULL)
+		snprintf(rc->info.endpoint, sizeof(rc->info.endpoint), "[%s]:%d", rc->url.host, rc->url.port);
+	else
+		snprintf(rc->info.endpoint, sizeof(rc->info.endpoint), "%s:%d", rc->url.host, rc->url.port);
+	if ((r = sd_event_add_time(e, &rc->timer, CLOCK_MONOTONIC, 0, 10000, on_timer, rc)) < 0)
+		fatalx("redis: sd_event_add_time: %s", strerror(-r));
+	rc_connect(rc);
+	return rc;
+}
+
+void
+rconn_free(struct rconn *rc)
+{
+	if (rc == NULL)
+		return;
+	rc->fn = NULL;
+	if (rc->ac != NULL) {
+		redisAsyncContext *ac = rc->ac;
+		ac->data = NULL;
+		rc->ac = NULL;
+		redisAsyncFree(ac);
+	}
+	rc->io = sd_event_source_disable_unref(rc->io);
+	sd_event_source_disable_unref(rc->timer);
+	sd_event_unref(rc->event);
+	redis_url_clear(&rc->url);
+	free(rc);
+}
+
+enum rconn_state
+rconn_state(const struct rconn *rc)
+{
+	return rc->state;
+}
+
+void
+rconn_get_info(const struct rconn *rc, struct rconn_info *info)
+{
+	*info = rc->info;
+}
+
+int
+rconn_command(struct rconn *rc, redisCallbackFn *fn, void *privdata, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (rc->state != RCONN_UP || rc->ac == NULL)
+		return -ENOTCONN;
+	va_start(ap, fmt);
+	r = redisvAsyncCommand(rc->ac, fn, privdata, fmt, ap);
+	va_end(ap);
+	return r == REDIS_OK ? 0 : -ENOTCONN;
+}

@@ -1,0 +1,117 @@
+/*
+ * crmbridged's HTTP endpoints and its routing table. Each handler reads the
+ * daemon state and answers JSON; none of them blocks.
+ */
+#include "config.h"
+
+#include <jansson.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon.h"
+
+static json_t *
+iso_time(uint64_t realtime_usec_v)
+{
+	char buf[32];
+	time_t t = (time_t)(realtime_usec_v / 1000000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+/*
+ * Admin endpoints need the bearer token when one is configured; without
+ * one, only clients on this machine are answered.
+ */
+static bool
+admin_allowed(struct http_request *req, struct daemon *d)
+{
+	const char *auth = http_req_header(req, "Authorization");
+
+	if (d->conf->admin_token == NULL) {
+		if (http_req_peer_is_loopback(req))
+			return true;
+		http_reply_error(req, 403, "admin endpoints answer only local clients until an admin token is set");
+		return false;
+	}
+	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || !timingsafe_streq(auth + 7, d->conf->admin_token)) {
+		http_add_header(req, "WWW-Authenticate", "Bearer realm=\"crmbridge\"");
+		http_reply_error(req, 401, "missing or wrong bearer token");
+		return false;
+	}
+	return true;
+}
+
+static void
+get_health(struct http_request *req, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->stopping) {
+		http_reply_json(req, 503, json_pack("{s:s}", "status", "stopping"));
+		return;
+	}
+	http_reply_json(req, 200,
+	    json_pack("{s:s, s:s, s:I}", "status", "ok", "version", PACKAGE_VERSION, "uptime_s",
+		(json_int_t)((now_usec() - d->started) / 1000000)));
+}
+
+static json_t *
+service_json(bool configured, const char *configured_text, const char *otherwise)
+{
+	return json_pack("{s:b, s:s}", "configured", configured, "mode", configured ? configured_text : otherwise);
+}
+
+static void
+get_system_status(struct http_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	struct rconn_info ri;
+	struct http_stats hs;
+	const struct conf *c = d->conf;
+	json_t *j, *redis;
+	const char *verdict;
+
+	if (!admin_allowed(req, d))
+		return;
+	rconn_get_info(d->redis, &ri);
+	http_get_stats(d->http, &hs);
+	redis = json_pack("{s:s, s:s, s:i, s:I, s:I}", "state", rconn_state_name(ri.state), "endpoint", ri.endpoint,
+	    "db", ri.db, "reconnects", (json_int_t)ri.reconnects, "failures", (json_int_t)ri.failures);
+	if (ri.state == RCONN_UP)
+		json_object_set_new(redis, "ping_ms", json_real((double)ri.ping_rtt_usec / 1000.0));
+	json_object_set_new(redis, "last_error", ri.last_error[0] != '\0' ? json_string(ri.last_error) : json_null());
+	verdict = d->stopping ? "stopping" : ri.state == RCONN_UP ? "ok" : "degraded";
+	j = json_pack("{s:s, s:s, s:I, s:o, s:s, s:o}", "status", verdict, "version", PACKAGE_VERSION, "uptime_s",
+	    (json_int_t)((now_usec() - d->started) / 1000000), "started_at", iso_time(d->started_rt), "listen",
+	    d->bound, "redis", redis);
+	json_object_set_new(j, "http",
+	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)hs.requests, "status_2xx",
+		(json_int_t)hs.status_2xx, "status_4xx", (json_int_t)hs.status_4xx, "status_5xx",
+		(json_int_t)hs.status_5xx, "too_large", (json_int_t)hs.too_large, "slow_clients_cut",
+		(json_int_t)hs.slow_clients, "connections", (json_int_t)hs.connections, "in_flight",
+		(json_int_t)hs.in_flight));
+	json_object_set_new(j, "services",
+	    json_pack("{s:o, s:o, s:o}", "classifier",
+		service_json(c->gemini_api_key != NULL, "gemini", "offline rules"), "odoo",
+		service_json(c->odoo_url != NULL, "odoo", "not configured"), "twilio",
+		service_json(c->twilio_auth_token != NULL, "signed webhooks", "not configured")));
+	json_object_set_new(j, "config",
+	    json_pack("{s:o, s:I, s:o}", "path", c->path != NULL ? json_string(c->path) : json_null(), "reloads",
+		(json_int_t)d->reloads, "last_reload",
+		d->reload_at == 0 ? json_null()
+				  : json_pack("{s:o, s:b, s:i}", "at", iso_time(d->reload_at), "ok", d->reload_ok,
+					"errors", (int)d->reload_errors)));
+	http_reply_json(req, 200, j);
+}
+
+const struct http_route daemon_routes[] = {
+	{ "GET", "/health", get_health },
+	{ "GET", "/system/status", get_system_status },
+};
+const size_t daemon_nroutes = sizeof(daemon_routes) / sizeof(daemon_routes[0]);

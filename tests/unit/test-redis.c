@@ -1,0 +1,205 @@
+/*
+ * Tests for daemon/redis.c against a real redis-server started here: the
+ * connection comes up, carries commands, notices the server going away or
+ * hanging, and comes back by itself; AUTH and SELECT from the URL work.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "redis.h"
+#include "tests/tap.h"
+
+static sd_event *ev;
+static char dir[] = "/tmp/crmb-redis-XXXXXX";
+static int port;
+static int ups, downs;
+
+static int
+free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), p;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(fd, (struct sockaddr *)&a, sizeof(a));
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	p = ntohs(a.sin_port);
+	close(fd);
+	return p;
+}
+
+static pid_t
+redis_start(const char *password)
+{
+	const char *bin = getenv("REDIS_SERVER");
+	char portbuf[16];
+	pid_t pid;
+
+	snprintf(portbuf, sizeof(portbuf), "%d", port);
+	if ((pid = fork()) == 0) {
+		int devnull = open("/dev/null", 1);
+		dup2(devnull, 1);
+		if (password != NULL)
+			execl(bin, bin, "--port", portbuf, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+			    "--appendonly", "no", "--requirepass", password, (char *)NULL);
+		else
+			execl(bin, bin, "--port", portbuf, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+			    "--appendonly", "no", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void
+redis_stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static void
+on_state(struct rconn *rc, enum rconn_state s, void *arg)
+{
+	if (s == RCONN_UP)
+		ups++;
+	if (s == RCONN_DOWN)
+		downs++;
+}
+
+/* Runs the loop until rc reaches want or ms pass; true if it did. */
+static bool
+wait_state(struct rconn *rc, enum rconn_state want, int ms)
+{
+	uint64_t end = now_usec() + (uint64_t)ms * 1000;
+
+	while (now_usec() < end) {
+		if (rconn_state(rc) == want)
+			return true;
+		sd_event_run(ev, 50000);
+	}
+	return rconn_state(rc) == want;
+}
+
+static char got[64];
+
+static void
+on_get(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+
+	snprintf(got, sizeof(got), "%s", reply != NULL && reply->type == REDIS_REPLY_STRING ? reply->str : "(none)");
+}
+
+int
+main(void)
+{
+	struct rconn_options o = { .connect_timeout_ms = 500, .ping_interval_ms = 200, .backoff_min_ms = 50,
+		.backoff_max_ms = 400 };
+	struct rconn_info info;
+	struct rconn *rc;
+	char url[128];
+	pid_t pid;
+	uint64_t end;
+
+	if (getenv("REDIS_SERVER") == NULL || access(getenv("REDIS_SERVER"), X_OK) != 0) {
+		printf("1..0 # SKIP redis-server not available\n");
+		return 0;
+	}
+	if (mkdtemp(dir) == NULL)
+		return 99;
+	crypto_init();
+	sd_event_new(&ev);
+	port = free_port();
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/3", port);
+	o.url = url;
+
+	rc = rconn_new(ev, &o, on_state, NULL);
+	ok(rc != NULL, "connection object created before Redis runs");
+	ok(wait_state(rc, RCONN_DOWN, 2000), "no server: down");
+	rconn_get_info(rc, &info);
+	ok(info.last_error[0] != '\0' && strstr(info.last_error, "connect") != NULL, "the error says why: %s",
+	    info.last_error);
+	is_int(rconn_command(rc, NULL, NULL, "PING"), -ENOTCONN, "commands are refused while down");
+
+	pid = redis_start(NULL);
+	ok(wait_state(rc, RCONN_UP, 5000), "server started: up within the backoff");
+	is_int(ups, 1, "one up transition");
+	rconn_command(rc, NULL, NULL, "SET %s %s", "k", "value-in-db-3");
+	rconn_command(rc, on_get, NULL, "GET %s", "k");
+	end = now_usec() + 2000000;
+	while (got[0] == '\0' && now_usec() < end)
+		sd_event_run(ev, 50000);
+	is_str(got, "value-in-db-3", "a command round-trips");
+
+	redis_stop(pid);
+	ok(wait_state(rc, RCONN_DOWN, 3000), "server killed: down");
+	pid = redis_start(NULL);
+	ok(wait_state(rc, RCONN_UP, 5000), "server back: up again");
+	rconn_get_info(rc, &info);
+	is_int(info.reconnects, 1, "one reconnect counted");
+	{
+		/* The data went with the killed server; db 3 must be selected again after reconnect. */
+		redisContext *c = redisConnect("127.0.0.1", port);
+		redisReply *r = redisCommand(c, "SET k db3-again");
+		freeReplyObject(r);
+		r = redisCommand(c, "SELECT 3");
+		freeReplyObject(r);
+		r = redisCommand(c, "SET k db3-again");
+		freeReplyObject(r);
+		redisFree(c);
+		got[0] = '\0';
+		rconn_command(rc, on_get, NULL, "GET %s", "k");
+		end = now_usec() + 2000000;
+		while (got[0] == '\0' && now_usec() < end)
+			sd_event_run(ev, 50000);
+		is_str(got, "db3-again", "after reconnecting, the URL's database is selected again");
+	}
+
+	kill(pid, SIGSTOP);
+	ok(wait_state(rc, RCONN_DOWN, 3000), "a hung server (SIGSTOP) is noticed by the PING timeout");
+	kill(pid, SIGCONT);
+	ok(wait_state(rc, RCONN_UP, 5000), "and recovered from when it resumes");
+	rconn_free(rc);
+	redis_stop(pid);
+
+	pid = redis_start("right-password");
+	snprintf(url, sizeof(url), "redis://:wrong-password@127.0.0.1:%d", port);
+	rc = rconn_new(ev, &o, NULL, NULL);
+	end = now_usec() + 1500000;
+	while (now_usec() < end)
+		sd_event_run(ev, 50000);
+	rconn_get_info(rc, &info);
+	ok(rconn_state(rc) != RCONN_UP, "a wrong password never comes up");
+	ok(strstr(info.last_error, "AUTH refused") != NULL || strstr(info.last_error, "PING") != NULL,
+	    "and the error says AUTH: %s", info.last_error);
+	ok(strstr(info.last_error, "wrong-password") == NULL, "without the password");
+	rconn_free(rc);
+
+	snprintf(url, sizeof(url), "redis://:right-password@127.0.0.1:%d", port);
+	rc = rconn_new(ev, &o, NULL, NULL);
+	ok(wait_state(rc, RCONN_UP, 5000), "the right password comes up");
+	rconn_free(rc);
+	redis_stop(pid);
+
+	sd_event_unref(ev);
+	{
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			diag("could not remove %s", dir);
+	}
+	return done_testing();
+}

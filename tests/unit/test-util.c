@@ -1,0 +1,130 @@
+/* Tests for common/util.c: bounded parsers, constant-time compare, randomness. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+#include "common/redis_url.h"
+#include "common/util.h"
+#include "tests/tap.h"
+
+static void
+test_parse_ll(void)
+{
+	long long v = 0;
+
+	is_int(parse_ll("42", 0, 100, &v), 0, "parse_ll accepts 42");
+	is_int(v, 42, "parse_ll value");
+	is_int(parse_ll("-5", -10, 10, &v), 0, "parse_ll accepts negatives in range");
+	is_int(parse_ll("101", 0, 100, &v), -ERANGE, "parse_ll rejects above max");
+	is_int(parse_ll("12x", 0, 100, &v), -EINVAL, "parse_ll rejects trailing junk");
+	is_int(parse_ll("", 0, 100, &v), -EINVAL, "parse_ll rejects empty");
+	is_int(parse_ll(" 1", 0, 100, &v), -EINVAL, "parse_ll rejects leading space");
+	is_int(parse_ll("99999999999999999999", 0, 100, &v), -ERANGE, "parse_ll rejects overflow");
+}
+
+static void
+test_durations_sizes(void)
+{
+	uint64_t v = 0;
+
+	ok(parse_duration_ms("30", &v) == 0 && v == 30000, "bare duration is seconds");
+	ok(parse_duration_ms("500ms", &v) == 0 && v == 500, "500ms");
+	ok(parse_duration_ms("5m", &v) == 0 && v == 300000, "5m");
+	ok(parse_duration_ms("48h", &v) == 0 && v == 172800000, "48h");
+	ok(parse_duration_ms("2d", &v) == 0 && v == 172800000, "2d");
+	is_int(parse_duration_ms("5 weeks", &v), -EINVAL, "unknown unit rejected");
+	is_int(parse_duration_ms("-1s", &v), -EINVAL, "negative rejected");
+	is_int(parse_duration_ms("999999999999999999d", &v), -ERANGE, "overflow rejected");
+	ok(parse_size("64KiB", &v) == 0 && v == 65536, "64KiB");
+	ok(parse_size("16M", &v) == 0 && v == 16777216, "16M");
+	ok(parse_size("4096", &v) == 0 && v == 4096, "bare size is bytes");
+	is_int(parse_size("1kb", &v), -EINVAL, "unknown size unit rejected");
+}
+
+static void
+test_bool_and_compare(void)
+{
+	bool b = false;
+
+	ok(parse_bool("yes", &b) == 0 && b, "yes is true");
+	ok(parse_bool("OFF", &b) == 0 && !b, "OFF is false");
+	is_int(parse_bool("maybe", &b), -EINVAL, "maybe rejected");
+	ok(timingsafe_streq("secret-token", "secret-token"), "equal strings compare equal");
+	ok(!timingsafe_streq("secret-token", "secret-tokem"), "last byte differs");
+	ok(!timingsafe_streq("secret", "secret-token"), "prefix is not equal");
+	ok(!timingsafe_streq("", "x"), "empty is not equal");
+}
+
+static void
+test_random(void)
+{
+	int seen[10] = { 0 }, i, all = 1;
+
+	ok(crypto_init() == 0, "libgcrypt initialises");
+	for (i = 0; i < 2000; i++) {
+		uint64_t v = random_below(10);
+		if (v >= 10) {
+			all = 0;
+			break;
+		}
+		seen[v]++;
+	}
+	for (i = 0; i < 10; i++)
+		if (seen[i] == 0)
+			all = 0;
+	ok(all, "random_below(10) stays in range and reaches every value in 2000 draws");
+	is_int(random_below(1), 0, "random_below(1) is 0");
+}
+
+static void
+test_redis_url(void)
+{
+	struct redis_url u;
+	const char *why;
+
+	ok(redis_url_parse("redis://127.0.0.1:6380/2", &u, &why) == 0, "redis://host:port/db parses");
+	is_str(u.host, "127.0.0.1", "host");
+	is_int(u.port, 6380, "port");
+	is_int(u.db, 2, "db");
+	ok(u.password == NULL && u.username == NULL, "no credentials");
+	redis_url_clear(&u);
+
+	ok(redis_url_parse("redis://:p%40ss@redis.example:6379", &u, &why) == 0, "redis://:password@host parses");
+	is_str(u.password, "p@ss", "password is percent-decoded");
+	ok(u.username == NULL, "empty user is no user");
+	is_int(u.db, 0, "db defaults to 0");
+	redis_url_clear(&u);
+
+	ok(redis_url_parse("redis://app:pw@[::1]/3", &u, &why) == 0, "IPv6 host with user parses");
+	is_str(u.host, "::1", "IPv6 brackets removed");
+	is_str(u.username, "app", "username");
+	is_int(u.port, 6379, "default port");
+	is_int(u.db, 3, "db from path");
+	redis_url_clear(&u);
+
+	ok(redis_url_parse("unix:///run/redis/redis.sock", &u, &why) == 0, "unix:///path parses");
+	is_str(u.path, "/run/redis/redis.sock", "socket path");
+	ok(u.host == NULL, "no host for a socket");
+	redis_url_clear(&u);
+	ok(redis_url_parse("unix:///run/redis.sock?db=4", &u, &why) == 0 && u.db == 4, "unix socket with ?db=4");
+	redis_url_clear(&u);
+
+	ok(redis_url_parse("http://localhost", &u, &why) < 0 && why != NULL, "other schemes rejected");
+	ok(redis_url_parse("rediss://localhost", &u, &why) < 0 && strstr(why, "TLS") != NULL, "rediss explained");
+	ok(redis_url_parse("redis://localhost/abc", &u, &why) < 0, "non-numeric db rejected");
+	ok(redis_url_parse("redis://localhost:99999", &u, &why) < 0, "bad port rejected");
+	ok(redis_url_parse("", &u, &why) < 0, "empty rejected");
+	ok(redis_url_parse("unix://", &u, &why) < 0, "unix without path rejected");
+}
+
+int
+main(void)
+{
+	test_parse_ll();
+	test_durations_sizes();
+	test_bool_and_compare();
+	test_random();
+	test_redis_url();
+	return done_testing();
+}
