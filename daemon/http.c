@@ -719,8 +719,13 @@ on_sweep(sd_event_source *es, uint64_t usec, void *arg)
 		}
 	}
 	sd_event_source_set_time(es, now + 250000);
-	if (cut)
-		http_run(s);
+	/*
+	 * Also run MHD when nothing was cut: at the connection limit it takes its
+	 * listening socket out of epoll and puts it back only at the start of its
+	 * next run, which no socket event may trigger once connections closed.
+	 */
+	(void)cut;
+	http_run(s);
 	return 0;
 }
 

@@ -34,6 +34,7 @@ struct rconn {
 	enum rconn_state state;
 	unsigned attempt;
 	bool ping_pending;
+	bool setup_failed; /* AUTH or SELECT refused on this connection */
 	uint64_t ping_sent;
 	bool ever_up;
 	struct rconn_info info;
@@ -192,6 +193,8 @@ on_ping(redisAsyncContext *ac, void *r, void *privdata)
 	rc->ping_pending = false;
 	if (reply == NULL)
 		return;
+	if (rc->setup_failed)
+		return; /* the AUTH/SELECT error is the one worth keeping */
 	if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
 		set_error(rc, "PING", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected answer");
 		redisAsyncDisconnect(ac);
@@ -222,6 +225,7 @@ on_setup(redisAsyncContext *ac, void *r, void *privdata)
 	if (reply->type == REDIS_REPLY_ERROR) {
 		char what[32];
 		snprintf(what, sizeof(what), "%s refused", (const char *)privdata);
+		rc->setup_failed = true;
 		set_error(rc, what, reply->str);
 		log_warnx("redis: %s: %s", rc->info.endpoint, rc->info.last_error);
 		redisAsyncDisconnect(ac);
@@ -252,6 +256,7 @@ on_connect(const redisAsyncContext *cac, int status)
 		schedule_retry(rc);
 		return;
 	}
+	rc->setup_failed = false;
 	if (rc->url.password != NULL) {
 		if (rc->url.username != NULL)
 			redisAsyncCommand(rc->ac, on_setup, cmd_auth, "AUTH %s %s", rc->url.username,
