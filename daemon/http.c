@@ -46,6 +46,7 @@ struct http_request {
 	const char *query; /* points into raw_uri */
 	const char *method;
 	const char *path;
+	const char *pattern; /* the matched route, logged instead of the path */
 	uint64_t start;
 	bool started;     /* the first access-handler call has happened */
 	bool dispatched;  /* the handler has been called */
@@ -513,6 +514,9 @@ queue_response(struct http_request *r)
 		s->st.status_2xx++;
 	if (r->status == 413)
 		s->st.too_large++;
+	/* Paths may carry a phone number: the access log names the route instead. */
+	log_debug("http: %s %s %u %.1f ms", r->method != NULL ? r->method : "-",
+	    r->pattern != NULL ? r->pattern : "(no route)", r->status, (double)(now_usec() - r->start) / 1000.0);
 	ret = MHD_queue_response(r->conn, r->status, r->response);
 	MHD_destroy_response(r->response);
 	r->response = NULL;
@@ -642,6 +646,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		}
 		route = route_find(s, r, allow, sizeof(allow), &path_found);
 	}
+	r->pattern = route->pattern;
 	r->dispatched = true;
 	s->st.in_flight++;
 	route->fn(r, s->arg);
@@ -745,6 +750,7 @@ http_new(sd_event *e, int listen_fd, const struct http_limits *lim, const struct
 	s->listen_fd = listen_fd;
 	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 	    on_request, s,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 	    MHD_OPTION_LISTEN_SOCKET, listen_fd,
 	    MHD_OPTION_CONNECTION_LIMIT, lim->max_connections,
 	    MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
@@ -752,7 +758,6 @@ http_new(sd_event *e, int listen_fd, const struct http_limits *lim, const struct
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 	    MHD_OPTION_END);
 	if (s->mhd == NULL) {
 		log_warnx("http: libmicrohttpd failed to start");

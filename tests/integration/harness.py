@@ -1,0 +1,224 @@
+"""Helpers for crmbridge's integration tests: TAP output, a private
+redis-server, the daemon under test with a NOTIFY_SOCKET the test owns,
+and a small HTTP client. Standard library only."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import http.client
+
+_n = 0
+_failed = 0
+
+
+def ok(cond, name, diag=None):
+    global _n, _failed
+    _n += 1
+    print(("ok" if cond else "not ok") + " %d - %s" % (_n, name), flush=True)
+    if not cond:
+        _failed += 1
+        if diag is not None:
+            for line in str(diag).splitlines()[-30:]:
+                print("#   " + line)
+    return cond
+
+
+def is_eq(got, want, name):
+    return ok(got == want, name, "got %r, want %r" % (got, want))
+
+
+def done():
+    print("1..%d" % _n, flush=True)
+    sys.exit(0 if _failed == 0 else 1)
+
+
+def skip_all(why):
+    print("1..0 # SKIP " + why, flush=True)
+    sys.exit(0)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+class Redis:
+    """A redis-server of our own on a free port in a temporary directory."""
+
+    def __init__(self, workdir, port=None):
+        self.bin = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.dir = os.path.join(workdir, "redis")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = port or free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.bin, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--save", "", "--appendonly", "no", "--logfile", os.path.join(self.dir, "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_for(self.ping, 10):
+            raise RuntimeError("redis-server did not start")
+
+    def ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d/0" % self.port
+
+
+class Daemon:
+    """crmbridged started with a NOTIFY_SOCKET that this object reads."""
+
+    def __init__(self, workdir, config_path=None, env=None, args=(), watchdog_usec=None):
+        self.workdir = workdir
+        self.bin = os.environ.get("CRMBRIDGED") or "crmbridged"
+        self.notify_path = os.path.join(workdir, "notify-%d.sock" % free_port())
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(self.notify_path)
+        self.messages = []
+        self.cond = threading.Condition()
+        self.log_path = os.path.join(workdir, "daemon-%d.log" % free_port())
+        e = {k: v for k, v in os.environ.items()
+             if not k.startswith(("CRMBRIDGE_", "TWILIO_", "ODOO_", "GEMINI_", "GOOGLE_", "REDIS_URL"))}
+        e["NOTIFY_SOCKET"] = self.notify_path
+        e.setdefault("CRMBRIDGE_STATE_DIR", os.path.join(workdir, "state"))
+        if watchdog_usec:
+            e["WATCHDOG_USEC"] = str(watchdog_usec)
+        if env:
+            e.update(env)
+        cmd = [self.bin] + (["-f", config_path] if config_path else []) + list(args)
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, env=e, stdout=self.log, stderr=self.log)
+        self.port = None
+        self.reader = threading.Thread(target=self._read_notify, daemon=True)
+        self.reader.start()
+
+    def _read_notify(self):
+        # systemd drains the socket at all times; so must we, or sd_notify blocks the daemon.
+        while True:
+            try:
+                data = self.notify.recv(4096).decode()
+            except OSError:
+                return
+            if not data:
+                return
+            with self.cond:
+                for line in data.splitlines():
+                    self.messages.append(line)
+                    if line.startswith("STATUS=Listening on "):
+                        addr = line.split(" ")[2].rstrip(";")
+                        self.port = int(addr.rsplit(":", 1)[1])
+                self.cond.notify_all()
+
+    def poll_notify(self, timeout):
+        """Waits timeout seconds and returns the messages that arrived meanwhile."""
+        with self.cond:
+            start = len(self.messages)
+        time.sleep(timeout)
+        with self.cond:
+            return self.messages[start:]
+
+    def wait_notify(self, prefix, timeout):
+        """Waits for a message starting with prefix, already received or new; returns it or None."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.messages:
+                    if line.startswith(prefix):
+                        return line
+                left = end - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    return None
+                self.cond.wait(min(left, 0.2))
+
+    def seen(self, prefix):
+        with self.cond:
+            return any(m.startswith(prefix) for m in self.messages)
+
+    def clear(self):
+        with self.cond:
+            self.messages.clear()
+
+    def count(self, line):
+        with self.cond:
+            return sum(1 for m in self.messages if m == line)
+
+    def logtext(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def request(self, method, path, body=None, headers=None, timeout=5):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, dict(r.getheaders()), data
+
+    def get_json(self, path, headers=None):
+        st, hd, data = self.request("GET", path, headers=headers)
+        try:
+            return st, json.loads(data)
+        except ValueError:
+            return st, None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.notify.close()
+        self.log.close()
+
+
+def workdir():
+    d = tempfile.mkdtemp(prefix="crmb-it-")
+    return d
+
+
+def write_config(path, text, mode=0o600):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)

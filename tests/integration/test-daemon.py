@@ -1,0 +1,180 @@
+"""Integration test of crmbridged as systemd runs it: a real redis-server,
+the daemon with a NOTIFY_SOCKET made here; READY only once Redis answers,
+watchdog pings, /health and /system/status, Redis lost and found again,
+SIGHUP with a bad then a good configuration, and SIGTERM."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Daemon, Redis, done, is_eq, ok, skip_all, wait_for, workdir, write_config  # noqa: E402
+
+SECRET_TOKEN = "twilio-secret-7f3a9c"
+SECRET_PW = "odoo-secret-pw-91b2"
+ADMIN = "admin-token-0123456789abcdef"
+
+if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
+    skip_all("redis-server not installed")
+
+wd = workdir()
+redis = Redis(wd)
+conf = os.path.join(wd, "crmbridge.conf")
+
+
+def config(level="info", extra=""):
+    return f"""[server]
+listen = 127.0.0.1:0
+public_url = https://bot.example.com
+admin_token = {ADMIN}
+log_level = {level}
+[http]
+request_timeout = 3s
+shutdown_timeout = 3s
+[redis]
+url = {redis.url}
+connect_timeout = 500ms
+ping_interval = 300ms
+[twilio]
+account_sid = AC00000000000000000000000000000000
+auth_token = {SECRET_TOKEN}
+whatsapp_from = whatsapp:+14155238886
+[odoo]
+url = http://127.0.0.1:1
+db = crm
+username = bot@example.com
+password = {SECRET_PW}
+{extra}"""
+
+
+AUTH = {"Authorization": "Bearer " + ADMIN}
+
+# ---- crmbridged -n ----
+write_config(conf, config())
+bin_ = os.environ.get("CRMBRIDGED", "crmbridged")
+r = subprocess.run([bin_, "-n", "-f", conf], capture_output=True, text=True)
+is_eq(r.returncode, 0, "crmbridged -n accepts a good configuration")
+ok("configuration OK" in r.stdout, "and says so")
+bad = os.path.join(wd, "bad.conf")
+write_config(bad, "[server]\nlisten = nowhere\n[twilio]\nauth_token = " + SECRET_TOKEN + "\nfoo = 1\n")
+r = subprocess.run([bin_, "-n", "-f", bad], capture_output=True, text=True)
+is_eq(r.returncode, 1, "crmbridged -n refuses a bad one with exit status 1")
+ok(bad + ":2: key 'server.listen': invalid" in r.stderr and bad + ":5: unknown key 'twilio.foo'" in r.stderr,
+   "every error with file:line and key", r.stderr)
+ok(SECRET_TOKEN not in r.stderr and "nowhere" not in r.stderr, "no value in the errors")
+ok(r.stderr.startswith("<3>"), "errors carry the journald priority prefix <3>", r.stderr)
+os.chmod(bad, 0o644)
+write_config(bad, "[twilio]\nauth_token = " + SECRET_TOKEN + "\n", mode=0o644)
+r = subprocess.run([bin_, "-n", "-f", bad], capture_output=True, text=True)
+ok(r.returncode == 1 and "readable by group or others" in r.stderr, "a world-readable file with a secret is refused")
+
+# ---- start without Redis: alive, not ready ----
+d = Daemon(wd, conf, watchdog_usec=1000000)
+try:
+    ok(d.wait_notify("STATUS=Listening on 127.0.0.1:", 10) is not None, "the daemon reports the port it got")
+    ok(d.port is not None and d.port > 0, "port 0 picked a free port (%s)" % d.port)
+    ok(f"http: listening on 127.0.0.1:{d.port}" in d.logtext(), "and logs it")
+    d.poll_notify(1.0)
+    ok(not d.seen("READY=1"), "no READY=1 while Redis is down")
+    st, body = d.get_json("/health")
+    is_eq(st, 200, "/health answers while Redis is down (liveness)")
+    st, body = d.get_json("/system/status", AUTH)
+    ok(st == 200 and body["status"] == "degraded" and body["redis"]["state"] != "up",
+       "/system/status says degraded, Redis not up", body)
+    ok(body and body["redis"]["last_error"], "and why: %s" % (body and body["redis"]["last_error"]))
+
+    redis.start()
+    ok(d.wait_notify("READY=1", 10) is not None, "READY=1 once Redis answers PING")
+    st, body = d.get_json("/system/status", AUTH)
+    ok(st == 200 and body["status"] == "ok" and body["redis"]["state"] == "up", "status ok, Redis up", body)
+    is_eq(body["version"], "0.1.0", "status has the version")
+    ok(isinstance(body["uptime_s"], int), "and the uptime")
+    ok(body["services"]["classifier"]["mode"] == "offline rules", "and says the offline rules classify")
+
+    st, body = d.get_json("/system/status")
+    is_eq(st, 401, "/system/status needs the admin token")
+    st, body = d.get_json("/system/status", {"Authorization": "Bearer " + ADMIN[:-1] + "X"})
+    is_eq(st, 401, "an almost-right token is refused")
+    ok(body and body["error"]["code"] == 401, "with a JSON error")
+    st, hd, data = d.request("GET", "/nope")
+    ok(st == 404 and b'"code":404' in data, "unknown path: 404 JSON")
+    st, hd, data = d.request("DELETE", "/health")
+    ok(st == 405 and "GET" in hd.get("Allow", ""), "wrong method: 405 with Allow")
+    st, hd, data = d.request("POST", "/health", body=b"x" * 70000)
+    ok(st in (405, 413), "a 70 KB body is refused (%d)" % st)
+
+    # ---- watchdog ----
+    d.clear()
+    time.sleep(1.6)
+    n = d.count("WATCHDOG=1")
+    ok(n >= 2, "WATCHDOG=1 sent from the loop at half of WATCHDOG_USEC (%d in 1.6 s)" % n)
+
+    # ---- Redis lost and found ----
+    redis.stop()
+    ok(wait_for(lambda: d.get_json("/system/status", AUTH)[1]["redis"]["state"] != "up", 5),
+       "Redis killed: status shows it down")
+    is_eq(d.get_json("/health")[0], 200, "/health still answers")
+    redis.start()
+    ok(wait_for(lambda: d.get_json("/system/status", AUTH)[1]["redis"]["state"] == "up", 10),
+       "Redis back: the daemon reconnects by itself")
+    is_eq(d.get_json("/system/status", AUTH)[1]["redis"]["reconnects"], 1, "one reconnect counted")
+
+    # ---- SIGHUP with a bad configuration: the old one stays ----
+    write_config(conf, config(extra="[http]\nmax_body = 1GiB\n") + "\n[bogus]\nx = 1\n")
+    d.clear()
+    d.signal(signal.SIGHUP)
+    ok(d.wait_notify("READY=1", 5) is not None, "after a failed reload the daemon is READY again")
+    ok(d.seen("RELOADING=1"), "RELOADING=1 was sent first")
+    ok(wait_for(lambda: "keeping the running configuration" in d.logtext(), 3), "the failed reload is logged")
+    log = d.logtext()
+    ok(f"{conf}:" in log and "unknown section [bogus]" in log, "with file:line of each error")
+    st, body = d.get_json("/system/status", AUTH)
+    ok(st == 200 and body["config"]["last_reload"]["ok"] is False, "status shows the failed reload", body)
+    ok(body["status"] == "ok", "and the daemon still works on the old configuration")
+
+    # ---- SIGHUP with a good configuration ----
+    write_config(conf, config(level="debug"))
+    d.clear()
+    d.signal(signal.SIGHUP)
+    ok(d.wait_notify("READY=1", 5) is not None, "READY=1 after a good reload")
+    ok(wait_for(lambda: "reload: configuration reloaded from " + conf in d.logtext(), 3), "reload logged")
+    st, body = d.get_json("/system/status", AUTH)
+    ok(body["config"]["last_reload"]["ok"] is True and body["config"]["reloads"] == 2, "status shows it", body)
+    d.get_json("/health")
+    ok(wait_for(lambda: "<7>" in d.logtext(), 3), "the new log level (debug) took effect")
+
+    # ---- another daemon on a taken port fails clearly ----
+    taken = os.path.join(wd, "taken.conf")
+    write_config(taken, config().replace("listen = 127.0.0.1:0", f"listen = 127.0.0.1:{d.port}"))
+    r = subprocess.run([bin_, "-f", taken], capture_output=True, text=True, timeout=10,
+                       env=dict(os.environ, CRMBRIDGE_STATE_DIR=os.path.join(wd, "state2")))
+    ok(r.returncode == 1 and f"cannot listen on 127.0.0.1:{d.port}" in r.stderr, "a taken port: exit 1, clear error",
+       r.stderr)
+
+    # ---- privacy: nothing secret in the log or the status ----
+    log = d.logtext()
+    st, hd, data = d.request("GET", "/system/status", headers=AUTH)
+    ok(SECRET_TOKEN not in log and SECRET_PW not in log and ADMIN not in log, "no secret in the log")
+    ok(SECRET_TOKEN.encode() not in data and SECRET_PW.encode() not in data and ADMIN.encode() not in data,
+       "no secret in the status")
+
+    # ---- SIGTERM ----
+    d.clear()
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    rc = d.wait(10)
+    elapsed = time.monotonic() - t0
+    time.sleep(0.2)
+    is_eq(rc, 0, "SIGTERM: exit status 0")
+    ok(elapsed < 5, "within the drain bound (%.2f s)" % elapsed)
+    ok(d.seen("STOPPING=1"), "STOPPING=1 was sent")
+    ok("stopped" in d.logtext(), "and it logged its stop", d.logtext())
+finally:
+    d.kill()
+    redis.stop()
+
+shutil.rmtree(wd, ignore_errors=True)
+done()
