@@ -1,0 +1,104 @@
+#!/bin/sh
+# crmbridge developer entry point, for a fresh Debian 12 machine.
+#
+#   ./dev.sh run    install what is needed, build, start a private Redis if
+#                   REDIS_URL is not set, and run crmbridged in the foreground
+#   ./dev.sh test   install what is needed, build with warnings as errors and
+#                   sanitizers, run the whole test suite, print "N passed, N failed"
+#   ./dev.sh deps   only install the Debian packages
+#
+# Installing packages needs root (or sudo). Builds go to build/ and build-test/,
+# run-time files to run/; all three are ignored by git.
+set -eu
+top=$(cd "$(dirname "$0")" && pwd)
+cd "$top"
+
+PACKAGES="build-essential autoconf automake libtool pkgconf \
+libcurl4-openssl-dev libxml2-dev libjansson-dev libhiredis-dev libgcrypt20-dev \
+libmicrohttpd-dev libsystemd-dev libinih-dev redis-server python3 systemd curl"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+deps() {
+	missing=""
+	for p in $PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	say "installing:$missing"
+	sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	# shellcheck disable=SC2086
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+# build DIR [configure flags...]: configures once, then builds incrementally.
+build() {
+	dir=$1
+	shift
+	[ -x configure ] && [ configure -nt configure.ac ] && [ configure -nt Makefile.am ] || ./autogen.sh >/dev/null 2>&1
+	mkdir -p "$dir"
+	if [ ! -f "$dir/Makefile" ] || [ "$dir/config.status" -ot configure ]; then
+		(cd "$dir" && "$top/configure" "$@" >/dev/null)
+	fi
+	make -C "$dir" -j"$(nproc)" >/dev/null
+}
+
+cmd_run() {
+	deps
+	say "building"
+	build build
+	mkdir -p run/state
+	if [ -z "${REDIS_URL:-}" ]; then
+		say "starting a private Redis on run/redis.sock"
+		if ! redis-cli -s "$top/run/redis.sock" ping >/dev/null 2>&1; then
+			redis-server --port 0 --unixsocket "$top/run/redis.sock" --unixsocketperm 700 \
+				--dir "$top/run" --save "" --appendonly no --daemonize yes \
+				--pidfile "$top/run/redis.pid" --logfile "$top/run/redis.log"
+		fi
+		REDIS_URL="unix://$top/run/redis.sock"
+		export REDIS_URL
+	fi
+	: "${CRMBRIDGE_STATE_DIR:=$top/run/state}"
+	: "${CRMBRIDGE_LISTEN:=127.0.0.1:8080}"
+	export CRMBRIDGE_STATE_DIR CRMBRIDGE_LISTEN
+	say "crmbridged on http://$CRMBRIDGE_LISTEN (try: curl http://$CRMBRIDGE_LISTEN/system/status); Ctrl-C stops"
+	exec build/crmbridged ${CRMBRIDGE_CONFIG:+-f "$CRMBRIDGE_CONFIG"}
+}
+
+cmd_test() {
+	deps
+	say "building with --enable-debug --enable-sanitizers"
+	build build-test --enable-debug --enable-sanitizers
+	say "running the test suite"
+	status=0
+	make -C build-test -j"$(nproc)" check >build-test/check.out 2>&1 || status=$?
+	grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP):' build-test/check.out | grep -vE '^PASS:' || true
+	if [ "$status" -ne 0 ]; then
+		for log in $(grep -lE '^(not ok|ERROR|FAIL)' build-test/tests/*/*.log 2>/dev/null); do
+			say "$log"
+			tail -n 40 "$log"
+		done
+	fi
+	summary build-test/check.out
+	return "$status"
+}
+
+# summary FILE: turns Automake's counts into "N passed, N failed[, N skipped]".
+summary() {
+	awk '/^# PASS:/ {p+=$3} /^# XFAIL:/ {p+=$3} /^# FAIL:/ {f+=$3} /^# XPASS:/ {f+=$3} /^# ERROR:/ {f+=$3}
+	     /^# SKIP:/ {s+=$3}
+	     END { if (s > 0) printf "%d passed, %d failed, %d skipped\n", p, f, s; else printf "%d passed, %d failed\n", p, f }' "$1"
+}
+
+case "${1:-}" in
+run) cmd_run ;;
+test) cmd_test ;;
+deps) deps ;;
+summary) summary "$2" ;;
+*)
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+	;;
+esac

@@ -22,11 +22,11 @@ static const struct {
 	const char *name;
 	int level;
 } log_levels[] = {
-	{ "error", LOG_ERR },
-	{ "warning", LOG_WARNING },
-	{ "notice", LOG_NOTICE },
-	{ "info", LOG_INFO },
-	{ "debug", LOG_DEBUG },
+    {"error", LOG_ERR},
+    {"warning", LOG_WARNING},
+    {"notice", LOG_NOTICE},
+    {"info", LOG_INFO},
+    {"debug", LOG_DEBUG},
 };
 
 void
@@ -141,13 +141,13 @@ log_warn(const char *fmt, ...)
 	errno = saved;
 }
 
-#define LOG_FN(fn, prio)                          \
-	void fn(const char *fmt, ...)             \
-	{                                         \
-		va_list ap;                       \
-		va_start(ap, fmt);                \
-		log_vmsg(prio, fmt, ap);          \
-		va_end(ap);                       \
+#define LOG_FN(fn, prio) \
+	void fn(const char *fmt, ...) \
+	{ \
+		va_list ap; \
+		va_start(ap, fmt); \
+		log_vmsg(prio, fmt, ap); \
+		va_end(ap); \
 	}
 LOG_FN(log_warnx, LOG_WARNING)
 LOG_FN(log_error, LOG_ERR)

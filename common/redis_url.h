@@ -7,9 +7,9 @@
 #define CRMB_REDIS_URL_H
 
 struct redis_url {
-	char *host;     /* NULL for a unix socket */
+	char *host; /* NULL for a unix socket */
 	int port;
-	char *path;     /* unix socket path, or NULL */
+	char *path; /* unix socket path, or NULL */
 	char *username; /* NULL unless given */
 	char *password; /* NULL unless given */
 	int db;

@@ -59,8 +59,12 @@ parse_duration_ms(const char *s, uint64_t *ms)
 		const char *unit;
 		uint64_t mult;
 	} units[] = {
-		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-		{ "h", 3600000 }, { "d", 86400000 },
+	    {"", 1000},
+	    {"ms", 1},
+	    {"s", 1000},
+	    {"m", 60000},
+	    {"h", 3600000},
+	    {"d", 86400000},
 	};
 	unsigned long long n;
 	const char *unit;
@@ -87,8 +91,14 @@ parse_size(const char *s, uint64_t *bytes)
 		const char *unit;
 		uint64_t mult;
 	} units[] = {
-		{ "", 1 }, { "B", 1 }, { "K", 1024 }, { "KiB", 1024 }, { "M", 1048576 },
-		{ "MiB", 1048576 }, { "G", 1073741824 }, { "GiB", 1073741824 },
+	    {"", 1},
+	    {"B", 1},
+	    {"K", 1024},
+	    {"KiB", 1024},
+	    {"M", 1048576},
+	    {"MiB", 1048576},
+	    {"G", 1073741824},
+	    {"GiB", 1073741824},
 	};
 	unsigned long long n;
 	const char *unit;
@@ -111,8 +121,8 @@ parse_size(const char *s, uint64_t *bytes)
 int
 parse_bool(const char *s, bool *out)
 {
-	static const char *yes[] = { "1", "yes", "true", "on" };
-	static const char *no[] = { "0", "no", "false", "off" };
+	static const char *yes[] = {"1", "yes", "true", "on"};
+	static const char *no[] = {"0", "no", "false", "off"};
 	size_t i;
 
 	for (i = 0; i < 4; i++) {

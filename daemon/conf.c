@@ -38,7 +38,7 @@
 
 enum ktype { K_STR, K_INT, K_DURATION, K_SIZE, K_LOGLEVEL };
 
-#define K_SECRET 0x1  /* never shown; a file holding it must be private */
+#define K_SECRET 0x1 /* never shown; a file holding it must be private */
 #define K_URLCRED 0x2 /* a URL whose password part is redacted */
 
 typedef const char *(*kcheck)(const char *value);
@@ -46,12 +46,12 @@ typedef const char *(*kcheck)(const char *value);
 struct key {
 	const char *section;
 	const char *name;
-	const char *env;  /* environment variable, or NULL */
+	const char *env; /* environment variable, or NULL */
 	const char *cred; /* systemd credential name, or NULL */
 	enum ktype type;
 	unsigned flags;
 	long long min, max; /* K_INT: value; K_DURATION: ms; K_SIZE: bytes */
-	const char *def;    /* default, parsed like any other value; NULL: unset */
+	const char *def; /* default, parsed like any other value; NULL: unset */
 	size_t off;
 	kcheck check; /* extra check for strings; returns a reason or NULL */
 };
@@ -68,45 +68,57 @@ static const char *check_abs_path(const char *);
 static const char *check_word(const char *);
 
 #define OFF(f) offsetof(struct conf, f)
-#define SEC(x) ((long long)(x) * 1000)
+#define SEC(x) ((long long)(x)*1000)
 
 static const struct key conf_keys[] = {
-	{ "server", "listen", "CRMBRIDGE_LISTEN", NULL, K_STR, 0, 0, 0, "127.0.0.1:8080", OFF(listen), check_listen },
-	{ "server", "public_url", "CRMBRIDGE_PUBLIC_URL", NULL, K_STR, K_URLCRED, 0, 0, NULL, OFF(public_url), check_public_url },
-	{ "server", "admin_token", "CRMBRIDGE_ADMIN_TOKEN", "admin_token", K_STR, K_SECRET, 0, 0, NULL, OFF(admin_token), check_admin_token },
-	{ "server", "state_dir", "CRMBRIDGE_STATE_DIR", NULL, K_STR, 0, 0, 0, LOCALSTATEDIR "/lib/crmbridge", OFF(state_dir), check_abs_path },
-	{ "server", "log_level", "CRMBRIDGE_LOG_LEVEL", NULL, K_LOGLEVEL, 0, 0, 0, "info", OFF(log_level), NULL },
+    {"server", "listen", "CRMBRIDGE_LISTEN", NULL, K_STR, 0, 0, 0, "127.0.0.1:8080", OFF(listen), check_listen},
+    {"server", "public_url", "CRMBRIDGE_PUBLIC_URL", NULL, K_STR, K_URLCRED, 0, 0, NULL, OFF(public_url),
+        check_public_url},
+    {"server", "admin_token", "CRMBRIDGE_ADMIN_TOKEN", "admin_token", K_STR, K_SECRET, 0, 0, NULL, OFF(admin_token),
+        check_admin_token},
+    {"server", "state_dir", "CRMBRIDGE_STATE_DIR", NULL, K_STR, 0, 0, 0, LOCALSTATEDIR "/lib/crmbridge", OFF(state_dir),
+        check_abs_path},
+    {"server", "log_level", "CRMBRIDGE_LOG_LEVEL", NULL, K_LOGLEVEL, 0, 0, 0, "info", OFF(log_level), NULL},
 
-	{ "http", "max_body", NULL, NULL, K_SIZE, 0, 1024, 65536, "64KiB", OFF(http_max_body), NULL },
-	{ "http", "max_connections", NULL, NULL, K_INT, 0, 1, 65536, "1024", OFF(http_max_connections), NULL },
-	{ "http", "idle_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(3600), "30s", OFF(http_idle_timeout_ms), NULL },
-	{ "http", "request_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(600), "10s", OFF(http_request_timeout_ms), NULL },
-	{ "http", "connection_memory", NULL, NULL, K_SIZE, 0, 8192, 1048576, "32KiB", OFF(http_connection_memory), NULL },
-	{ "http", "body_memory", NULL, NULL, K_SIZE, 0, 65536, 1073741824LL, "16MiB", OFF(http_body_memory), NULL },
-	{ "http", "shutdown_timeout", NULL, NULL, K_DURATION, 0, 0, SEC(300), "10s", OFF(shutdown_timeout_ms), NULL },
+    {"http", "max_body", NULL, NULL, K_SIZE, 0, 1024, 65536, "64KiB", OFF(http_max_body), NULL},
+    {"http", "max_connections", NULL, NULL, K_INT, 0, 1, 65536, "1024", OFF(http_max_connections), NULL},
+    {"http", "idle_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(3600), "30s", OFF(http_idle_timeout_ms), NULL},
+    {"http", "request_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(600), "10s", OFF(http_request_timeout_ms), NULL},
+    {"http", "connection_memory", NULL, NULL, K_SIZE, 0, 8192, 1048576, "32KiB", OFF(http_connection_memory), NULL},
+    {"http", "body_memory", NULL, NULL, K_SIZE, 0, 65536, 1073741824LL, "16MiB", OFF(http_body_memory), NULL},
+    {"http", "shutdown_timeout", NULL, NULL, K_DURATION, 0, 0, SEC(300), "10s", OFF(shutdown_timeout_ms), NULL},
 
-	{ "redis", "url", "REDIS_URL", "redis_url", K_STR, K_URLCRED, 0, 0, "redis://127.0.0.1:6379/0", OFF(redis_url), check_redis_url },
-	{ "redis", "key_prefix", "CRMBRIDGE_REDIS_PREFIX", NULL, K_STR, 0, 0, 0, "crmbridge:", OFF(redis_key_prefix), check_word },
-	{ "redis", "connect_timeout", NULL, NULL, K_DURATION, 0, 100, SEC(60), "2s", OFF(redis_connect_timeout_ms), NULL },
-	{ "redis", "ping_interval", NULL, NULL, K_DURATION, 0, 100, SEC(300), "5s", OFF(redis_ping_interval_ms), NULL },
+    {"redis", "url", "REDIS_URL", "redis_url", K_STR, K_URLCRED, 0, 0, "redis://127.0.0.1:6379/0", OFF(redis_url),
+        check_redis_url},
+    {"redis", "key_prefix", "CRMBRIDGE_REDIS_PREFIX", NULL, K_STR, 0, 0, 0, "crmbridge:", OFF(redis_key_prefix),
+        check_word},
+    {"redis", "connect_timeout", NULL, NULL, K_DURATION, 0, 100, SEC(60), "2s", OFF(redis_connect_timeout_ms), NULL},
+    {"redis", "ping_interval", NULL, NULL, K_DURATION, 0, 100, SEC(300), "5s", OFF(redis_ping_interval_ms), NULL},
 
-	{ "gemini", "api_key", "GOOGLE_API_KEY", "google_api_key", K_STR, K_SECRET, 0, 0, NULL, OFF(gemini_api_key), NULL },
-	{ "gemini", "model", "GEMINI_MODEL", NULL, K_STR, 0, 0, 0, "gemini-3.5-flash-lite", OFF(gemini_model), check_word },
-	{ "gemini", "api_base", "GEMINI_API_BASE", NULL, K_STR, K_URLCRED, 0, 0, "https://generativelanguage.googleapis.com", OFF(gemini_api_base), check_http_url },
-	{ "gemini", "timeout", NULL, NULL, K_DURATION, 0, 100, SEC(120), "15s", OFF(gemini_timeout_ms), NULL },
+    {"gemini", "api_key", "GOOGLE_API_KEY", "google_api_key", K_STR, K_SECRET, 0, 0, NULL, OFF(gemini_api_key), NULL},
+    {"gemini", "model", "GEMINI_MODEL", NULL, K_STR, 0, 0, 0, "gemini-3.5-flash-lite", OFF(gemini_model), check_word},
+    {"gemini", "api_base", "GEMINI_API_BASE", NULL, K_STR, K_URLCRED, 0, 0, "https://generativelanguage.googleapis.com",
+        OFF(gemini_api_base), check_http_url},
+    {"gemini", "timeout", NULL, NULL, K_DURATION, 0, 100, SEC(120), "15s", OFF(gemini_timeout_ms), NULL},
 
-	{ "twilio", "account_sid", "TWILIO_ACCOUNT_SID", NULL, K_STR, 0, 0, 0, NULL, OFF(twilio_account_sid), check_account_sid },
-	{ "twilio", "auth_token", "TWILIO_AUTH_TOKEN", "twilio_auth_token", K_STR, K_SECRET, 0, 0, NULL, OFF(twilio_auth_token), NULL },
-	{ "twilio", "auth_token_secondary", "TWILIO_AUTH_TOKEN_SECONDARY", "twilio_auth_token_secondary", K_STR, K_SECRET, 0, 0, NULL, OFF(twilio_auth_token_secondary), NULL },
-	{ "twilio", "whatsapp_from", "TWILIO_WHATSAPP_FROM", NULL, K_STR, 0, 0, 0, NULL, OFF(twilio_whatsapp_from), check_whatsapp_from },
-	{ "twilio", "messaging_service_sid", "TWILIO_MESSAGING_SERVICE_SID", NULL, K_STR, 0, 0, 0, NULL, OFF(twilio_messaging_service_sid), check_service_sid },
-	{ "twilio", "api_base", "TWILIO_API_BASE", NULL, K_STR, K_URLCRED, 0, 0, "https://api.twilio.com", OFF(twilio_api_base), check_http_url },
+    {"twilio", "account_sid", "TWILIO_ACCOUNT_SID", NULL, K_STR, 0, 0, 0, NULL, OFF(twilio_account_sid),
+        check_account_sid},
+    {"twilio", "auth_token", "TWILIO_AUTH_TOKEN", "twilio_auth_token", K_STR, K_SECRET, 0, 0, NULL,
+        OFF(twilio_auth_token), NULL},
+    {"twilio", "auth_token_secondary", "TWILIO_AUTH_TOKEN_SECONDARY", "twilio_auth_token_secondary", K_STR, K_SECRET, 0,
+        0, NULL, OFF(twilio_auth_token_secondary), NULL},
+    {"twilio", "whatsapp_from", "TWILIO_WHATSAPP_FROM", NULL, K_STR, 0, 0, 0, NULL, OFF(twilio_whatsapp_from),
+        check_whatsapp_from},
+    {"twilio", "messaging_service_sid", "TWILIO_MESSAGING_SERVICE_SID", NULL, K_STR, 0, 0, 0, NULL,
+        OFF(twilio_messaging_service_sid), check_service_sid},
+    {"twilio", "api_base", "TWILIO_API_BASE", NULL, K_STR, K_URLCRED, 0, 0, "https://api.twilio.com",
+        OFF(twilio_api_base), check_http_url},
 
-	{ "odoo", "url", "ODOO_URL", NULL, K_STR, K_URLCRED, 0, 0, NULL, OFF(odoo_url), check_http_url },
-	{ "odoo", "db", "ODOO_DB", NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_db), NULL },
-	{ "odoo", "username", "ODOO_USERNAME", NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_username), NULL },
-	{ "odoo", "password", "ODOO_PASSWORD", "odoo_password", K_STR, K_SECRET, 0, 0, NULL, OFF(odoo_password), NULL },
-	{ "odoo", "timeout", NULL, NULL, K_DURATION, 0, 100, SEC(300), "30s", OFF(odoo_timeout_ms), NULL },
+    {"odoo", "url", "ODOO_URL", NULL, K_STR, K_URLCRED, 0, 0, NULL, OFF(odoo_url), check_http_url},
+    {"odoo", "db", "ODOO_DB", NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_db), NULL},
+    {"odoo", "username", "ODOO_USERNAME", NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_username), NULL},
+    {"odoo", "password", "ODOO_PASSWORD", "odoo_password", K_STR, K_SECRET, 0, 0, NULL, OFF(odoo_password), NULL},
+    {"odoo", "timeout", NULL, NULL, K_DURATION, 0, 100, SEC(300), "30s", OFF(odoo_timeout_ms), NULL},
 };
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
@@ -121,7 +133,9 @@ check_listen(const char *v)
 	struct sockaddr_storage ss;
 	socklen_t len;
 
-	return listen_parse(v, &ss, &len) == 0 ? NULL : "must be ADDRESS:PORT with a numeric address (127.0.0.1:8080, [::1]:8080, 0.0.0.0:0)";
+	return listen_parse(v, &ss, &len) == 0
+	    ? NULL
+	    : "must be ADDRESS:PORT with a numeric address (127.0.0.1:8080, [::1]:8080, 0.0.0.0:0)";
 }
 
 /* Parses an http(s) URL with curl; returns a reason or NULL. Sets *path_out if asked. */
@@ -252,8 +266,7 @@ check_word(const char *v)
 
 /* ---- errors ---- */
 
-static void __attribute__((format(printf, 2, 3)))
-conf_error(struct conf_errors *errs, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) conf_error(struct conf_errors *errs, const char *fmt, ...)
 {
 	va_list ap;
 	char *m;
@@ -339,8 +352,7 @@ set_value(struct conf *c, const struct key *k, const char *value)
 	return "unknown type";
 }
 
-static void
-set_origin(struct conf *c, size_t i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_origin(struct conf *c, size_t i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void
 set_origin(struct conf *c, size_t i, const char *fmt, ...)
@@ -358,17 +370,10 @@ static const char *
 bounds_text(const struct key *k, char *buf, size_t size)
 {
 	switch (k->type) {
-	case K_INT:
-		snprintf(buf, size, " (%lld..%lld)", k->min, k->max);
-		break;
-	case K_DURATION:
-		snprintf(buf, size, " (%lldms..%llds)", k->min, k->max / 1000);
-		break;
-	case K_SIZE:
-		snprintf(buf, size, " (%lld..%lld bytes)", k->min, k->max);
-		break;
-	default:
-		buf[0] = '\0';
+	case K_INT: snprintf(buf, size, " (%lld..%lld)", k->min, k->max); break;
+	case K_DURATION: snprintf(buf, size, " (%lldms..%llds)", k->min, k->max / 1000); break;
+	case K_SIZE: snprintf(buf, size, " (%lld..%lld bytes)", k->min, k->max); break;
+	default: buf[0] = '\0';
 	}
 	return buf;
 }
@@ -455,8 +460,8 @@ file_handler(void *user, const char *section, const char *name, const char *valu
 		return 1;
 	}
 	if (x->seen[i] != 0) {
-		conf_error(x->errs, "%s:%d: key '%s.%s' set twice (first at line %d)", x->path, x->lineno,
-		    section, name, x->seen[i]);
+		conf_error(x->errs, "%s:%d: key '%s.%s' set twice (first at line %d)", x->path, x->lineno, section,
+		    name, x->seen[i]);
 		return 1;
 	}
 	x->seen[i] = x->lineno;
@@ -632,7 +637,8 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 		conf_error(errs, "key 'odoo.url' (ODOO_URL): required when other odoo keys are set");
 	}
 	if (c->twilio_account_sid != NULL && c->twilio_auth_token == NULL)
-		conf_error(errs, "key 'twilio.auth_token' (TWILIO_AUTH_TOKEN): required when twilio.account_sid is set");
+		conf_error(
+		    errs, "key 'twilio.auth_token' (TWILIO_AUTH_TOKEN): required when twilio.account_sid is set");
 	if ((c->twilio_whatsapp_from != NULL || c->twilio_messaging_service_sid != NULL) &&
 	    c->twilio_account_sid == NULL)
 		conf_error(errs, "key 'twilio.account_sid' (TWILIO_ACCOUNT_SID): required to send replies");
@@ -774,18 +780,10 @@ conf_to_json(const struct conf *c)
 				v = json_string(s);
 			break;
 		}
-		case K_INT:
-			v = json_integer(*CFIELD(c, k, long long));
-			break;
-		case K_DURATION:
-			v = format_ms(*CFIELD(c, k, uint64_t));
-			break;
-		case K_SIZE:
-			v = json_integer((json_int_t)*CFIELD(c, k, uint64_t));
-			break;
-		case K_LOGLEVEL:
-			v = json_string(log_level_name(*CFIELD(c, k, int)));
-			break;
+		case K_INT: v = json_integer(*CFIELD(c, k, long long)); break;
+		case K_DURATION: v = format_ms(*CFIELD(c, k, uint64_t)); break;
+		case K_SIZE: v = json_integer((json_int_t)*CFIELD(c, k, uint64_t)); break;
+		case K_LOGLEVEL: v = json_string(log_level_name(*CFIELD(c, k, int))); break;
 		}
 		json_object_set_new(sec, k->name, v != NULL ? v : json_null());
 	}

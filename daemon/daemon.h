@@ -20,8 +20,8 @@ struct daemon {
 	bool conf_required;
 	struct http_server *http;
 	struct rconn *redis;
-	char bound[80];      /* the address the server got */
-	uint64_t started;    /* CLOCK_MONOTONIC usec */
+	char bound[80]; /* the address the server got */
+	uint64_t started; /* CLOCK_MONOTONIC usec */
 	uint64_t started_rt; /* CLOCK_REALTIME usec */
 	bool ready_sent;
 	bool stopping;

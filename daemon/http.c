@@ -48,11 +48,11 @@ struct http_request {
 	const char *path;
 	const char *pattern; /* the matched route, logged instead of the path */
 	uint64_t start;
-	bool started;     /* the first access-handler call has happened */
-	bool dispatched;  /* the handler has been called */
+	bool started; /* the first access-handler call has happened */
+	bool dispatched; /* the handler has been called */
 	bool suspended;
 	bool too_large;
-	unsigned reject;  /* an early answer (413/503) decided before the body */
+	unsigned reject; /* an early answer (413/503) decided before the body */
 	char *body;
 	size_t body_len, body_cap, reserved;
 	char *params[HTTP_MAX_PARAMS];
@@ -261,8 +261,8 @@ http_reply_error(struct http_request *r, unsigned status, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	http_reply_json(r, status,
-	    json_pack("{s:{s:i, s:s, s:s}}", "error", "code", (int)status, "status", status_name(status), "message",
-		msg));
+	    json_pack(
+	        "{s:{s:i, s:s, s:s}}", "error", "code", (int)status, "status", status_name(status), "message", msg));
 }
 
 /* ---- accessors ---- */
@@ -316,8 +316,7 @@ http_req_peer_is_loopback(const struct http_request *r)
 		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127;
 	if (sa->sa_family == AF_INET6) {
 		const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-		return IN6_IS_ADDR_LOOPBACK(a) ||
-		    (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 	}
 	return false;
 }
@@ -377,7 +376,7 @@ route_find(struct http_server *s, struct http_request *r, char *allow, size_t al
 	*path_found = false;
 	allow[0] = '\0';
 	for (i = 0; i < s->nroutes; i++) {
-		char *params[HTTP_MAX_PARAMS] = { 0 };
+		char *params[HTTP_MAX_PARAMS] = {0};
 		unsigned j;
 
 		if (!route_match(s->routes[i].pattern, r->path, params))
@@ -749,16 +748,10 @@ http_new(sd_event *e, int listen_fd, const struct http_limits *lim, const struct
 	s->arg = arg;
 	s->listen_fd = listen_fd;
 	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-	    on_request, s,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-	    MHD_OPTION_LISTEN_SOCKET, listen_fd,
-	    MHD_OPTION_CONNECTION_LIMIT, lim->max_connections,
-	    MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, lim->connection_memory,
-	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-	    MHD_OPTION_END);
+	    on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+	    MHD_OPTION_CONNECTION_LIMIT, lim->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, lim->connection_memory, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_END);
 	if (s->mhd == NULL) {
 		log_warnx("http: libmicrohttpd failed to start");
 		goto fail;

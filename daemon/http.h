@@ -21,27 +21,27 @@ struct http_request;
 typedef void (*http_handler_fn)(struct http_request *req, void *arg);
 
 struct http_route {
-	const char *method;  /* "GET" (also serves HEAD), "POST", ... */
+	const char *method; /* "GET" (also serves HEAD), "POST", ... */
 	const char *pattern; /* "/health", "/api/conversation/{phone}/status" */
 	http_handler_fn fn;
 };
 
 struct http_limits {
-	size_t max_body;            /* larger bodies get 413 */
-	unsigned max_connections;   /* further connections are refused */
-	unsigned idle_timeout_s;    /* an idle connection is closed after this */
+	size_t max_body; /* larger bodies get 413 */
+	unsigned max_connections; /* further connections are refused */
+	unsigned idle_timeout_s; /* an idle connection is closed after this */
 	uint64_t request_timeout_ms; /* a request must arrive whole within this */
-	size_t connection_memory;   /* per-connection memory for headers */
-	size_t body_memory;         /* all buffered bodies together; beyond: 503 */
+	size_t connection_memory; /* per-connection memory for headers */
+	size_t body_memory; /* all buffered bodies together; beyond: 503 */
 };
 
 struct http_stats {
 	uint64_t requests;
 	uint64_t status_2xx, status_3xx, status_4xx, status_5xx;
-	uint64_t too_large;    /* 413 answers */
+	uint64_t too_large; /* 413 answers */
 	uint64_t slow_clients; /* connections cut for not sending a request in time */
-	uint64_t connections;  /* open now */
-	uint64_t in_flight;    /* requests received and not yet answered */
+	uint64_t connections; /* open now */
+	uint64_t in_flight; /* requests received and not yet answered */
 };
 
 /*
@@ -60,8 +60,8 @@ int http_listen_socket(const char *listen, char *bound, size_t size);
  * are borrowed for the server's lifetime; arg is passed to every handler.
  * Returns NULL and logs why on failure.
  */
-struct http_server *http_new(sd_event *e, int listen_fd, const struct http_limits *lim,
-    const struct http_route *routes, size_t nroutes, void *arg);
+struct http_server *http_new(sd_event *e, int listen_fd, const struct http_limits *lim, const struct http_route *routes,
+    size_t nroutes, void *arg);
 /* Stops serving; suspended requests are answered 503 first. NULL is fine. */
 void http_free(struct http_server *s);
 /* Closes the listening socket; connections already open continue. */
@@ -95,7 +95,7 @@ void http_reply(struct http_request *r, unsigned status, const char *content_typ
 /* Answers with JSON; steals the reference to j. */
 void http_reply_json(struct http_request *r, unsigned status, json_t *j);
 /* Answers {"error": {"code": status, "status": name, "message": ...}}. */
-void http_reply_error(struct http_request *r, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void
+http_reply_error(struct http_request *r, unsigned status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

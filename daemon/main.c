@@ -107,9 +107,9 @@ static struct rconn *
 redis_start(struct daemon *d, const struct conf *c)
 {
 	struct rconn_options ro = {
-		.url = c->redis_url,
-		.connect_timeout_ms = c->redis_connect_timeout_ms,
-		.ping_interval_ms = c->redis_ping_interval_ms,
+	    .url = c->redis_url,
+	    .connect_timeout_ms = c->redis_connect_timeout_ms,
+	    .ping_interval_ms = c->redis_ping_interval_ms,
 	};
 	struct rconn *rc = rconn_new(d->event, &ro, on_redis_state, d);
 
@@ -121,7 +121,7 @@ redis_start(struct daemon *d, const struct conf *c)
 static void
 reload(struct daemon *d)
 {
-	struct conf_errors errs = { 0 };
+	struct conf_errors errs = {0};
 	struct conf *c;
 	struct http_limits lim;
 
@@ -223,7 +223,7 @@ int
 main(int argc, char *argv[])
 {
 	struct daemon d;
-	struct conf_errors errs = { 0 };
+	struct conf_errors errs = {0};
 	struct http_limits lim;
 	sigset_t ss;
 	const char *path;
@@ -233,28 +233,16 @@ main(int argc, char *argv[])
 	memset(&d, 0, sizeof(d));
 	while ((ch = getopt(argc, argv, "df:hnpV")) != -1) {
 		switch (ch) {
-		case 'd':
-			debug = true;
-			break;
+		case 'd': debug = true; break;
 		case 'f':
 			d.conf_path = optarg;
 			required = true;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'n':
-			check = true;
-			break;
-		case 'p':
-			print = true;
-			break;
-		case 'V':
-			printf("crmbridged %s\n", PACKAGE_VERSION);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		case 'h': usage(stdout); return 0;
+		case 'n': check = true; break;
+		case 'p': print = true; break;
+		case 'V': printf("crmbridged %s\n", PACKAGE_VERSION); return 0;
+		default: usage(stderr); return 2;
 		}
 	}
 	if (optind != argc) {

@@ -70,8 +70,8 @@ set_state(struct rconn *rc, enum rconn_state s)
 static void
 set_error(struct rconn *rc, const char *what, const char *detail)
 {
-	snprintf(rc->info.last_error, sizeof(rc->info.last_error), "%s%s%s", what, detail ? ": " : "",
-	    detail ? detail : "");
+	snprintf(
+	    rc->info.last_error, sizeof(rc->info.last_error), "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
 }
 
 static void
@@ -96,10 +96,34 @@ ev_update(struct rconn *rc)
 	}
 }
 
-static void ev_add_read(void *p) { struct rconn *rc = p; rc->events |= EPOLLIN; ev_update(rc); }
-static void ev_del_read(void *p) { struct rconn *rc = p; rc->events &= ~(uint32_t)EPOLLIN; ev_update(rc); }
-static void ev_add_write(void *p) { struct rconn *rc = p; rc->events |= EPOLLOUT; ev_update(rc); }
-static void ev_del_write(void *p) { struct rconn *rc = p; rc->events &= ~(uint32_t)EPOLLOUT; ev_update(rc); }
+static void
+ev_add_read(void *p)
+{
+	struct rconn *rc = p;
+	rc->events |= EPOLLIN;
+	ev_update(rc);
+}
+static void
+ev_del_read(void *p)
+{
+	struct rconn *rc = p;
+	rc->events &= ~(uint32_t)EPOLLIN;
+	ev_update(rc);
+}
+static void
+ev_add_write(void *p)
+{
+	struct rconn *rc = p;
+	rc->events |= EPOLLOUT;
+	ev_update(rc);
+}
+static void
+ev_del_write(void *p)
+{
+	struct rconn *rc = p;
+	rc->events &= ~(uint32_t)EPOLLOUT;
+	ev_update(rc);
+}
 
 static void
 ev_cleanup(void *p)
@@ -259,8 +283,7 @@ on_connect(const redisAsyncContext *cac, int status)
 	rc->setup_failed = false;
 	if (rc->url.password != NULL) {
 		if (rc->url.username != NULL)
-			redisAsyncCommand(rc->ac, on_setup, cmd_auth, "AUTH %s %s", rc->url.username,
-			    rc->url.password);
+			redisAsyncCommand(rc->ac, on_setup, cmd_auth, "AUTH %s %s", rc->url.username, rc->url.password);
 		else
 			redisAsyncCommand(rc->ac, on_setup, cmd_auth, "AUTH %s", rc->url.password);
 	}
@@ -275,12 +298,8 @@ on_timer(sd_event_source *es, uint64_t usec, void *arg)
 	struct rconn *rc = arg;
 
 	switch (rc->state) {
-	case RCONN_DOWN:
-		rc_connect(rc);
-		break;
-	case RCONN_CONNECTING:
-		drop(rc, "connect timed out");
-		break;
+	case RCONN_DOWN: rc_connect(rc); break;
+	case RCONN_CONNECTING: drop(rc, "connect timed out"); break;
 	case RCONN_UP:
 		if (rc->ping_pending) {
 			drop(rc, "PING timed out");

@@ -19,22 +19,22 @@ enum rconn_state { RCONN_DOWN, RCONN_CONNECTING, RCONN_UP };
 typedef void (*rconn_state_fn)(struct rconn *rc, enum rconn_state state, void *arg);
 
 struct rconn_options {
-	const char *url;              /* REDIS_URL; copied */
-	uint64_t connect_timeout_ms;  /* for connect + AUTH + PING, and for a PING answer */
-	uint64_t ping_interval_ms;    /* health check while connected */
-	uint64_t backoff_min_ms;      /* first retry delay (0: 100 ms) */
-	uint64_t backoff_max_ms;      /* longest retry delay (0: 10 s) */
+	const char *url; /* REDIS_URL; copied */
+	uint64_t connect_timeout_ms; /* for connect + AUTH + PING, and for a PING answer */
+	uint64_t ping_interval_ms; /* health check while connected */
+	uint64_t backoff_min_ms; /* first retry delay (0: 100 ms) */
+	uint64_t backoff_max_ms; /* longest retry delay (0: 10 s) */
 };
 
 struct rconn_info {
 	enum rconn_state state;
-	char last_error[128];  /* "" when none */
-	uint64_t reconnects;   /* successful connections after the first */
-	uint64_t failures;     /* failed attempts and lost connections */
+	char last_error[128]; /* "" when none */
+	uint64_t reconnects; /* successful connections after the first */
+	uint64_t failures; /* failed attempts and lost connections */
 	uint64_t ping_rtt_usec; /* last PING round trip */
 	uint64_t up_since_usec; /* CLOCK_MONOTONIC, 0 when not up */
 	int db;
-	char endpoint[128];    /* host:port or socket path, no credentials */
+	char endpoint[128]; /* host:port or socket path, no credentials */
 };
 
 /* Starts connecting at once. Returns NULL if the URL is invalid. fn may be NULL. */

@@ -58,7 +58,7 @@ get_health(struct http_request *req, void *arg)
 	}
 	http_reply_json(req, 200,
 	    json_pack("{s:s, s:s, s:I}", "status", "ok", "version", PACKAGE_VERSION, "uptime_s",
-		(json_int_t)((now_usec() - d->started) / 1000000)));
+	        (json_int_t)((now_usec() - d->started) / 1000000)));
 }
 
 static json_t *
@@ -92,26 +92,26 @@ get_system_status(struct http_request *req, void *arg)
 	    d->bound, "redis", redis);
 	json_object_set_new(j, "http",
 	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)hs.requests, "status_2xx",
-		(json_int_t)hs.status_2xx, "status_4xx", (json_int_t)hs.status_4xx, "status_5xx",
-		(json_int_t)hs.status_5xx, "too_large", (json_int_t)hs.too_large, "slow_clients_cut",
-		(json_int_t)hs.slow_clients, "connections", (json_int_t)hs.connections, "in_flight",
-		(json_int_t)hs.in_flight));
+	        (json_int_t)hs.status_2xx, "status_4xx", (json_int_t)hs.status_4xx, "status_5xx",
+	        (json_int_t)hs.status_5xx, "too_large", (json_int_t)hs.too_large, "slow_clients_cut",
+	        (json_int_t)hs.slow_clients, "connections", (json_int_t)hs.connections, "in_flight",
+	        (json_int_t)hs.in_flight));
 	json_object_set_new(j, "services",
 	    json_pack("{s:o, s:o, s:o}", "classifier",
-		service_json(c->gemini_api_key != NULL, "gemini", "offline rules"), "odoo",
-		service_json(c->odoo_url != NULL, "odoo", "not configured"), "twilio",
-		service_json(c->twilio_auth_token != NULL, "signed webhooks", "not configured")));
+	        service_json(c->gemini_api_key != NULL, "gemini", "offline rules"), "odoo",
+	        service_json(c->odoo_url != NULL, "odoo", "not configured"), "twilio",
+	        service_json(c->twilio_auth_token != NULL, "signed webhooks", "not configured")));
 	json_object_set_new(j, "config",
 	    json_pack("{s:o, s:I, s:o}", "path", c->path != NULL ? json_string(c->path) : json_null(), "reloads",
-		(json_int_t)d->reloads, "last_reload",
-		d->reload_at == 0 ? json_null()
-				  : json_pack("{s:o, s:b, s:i}", "at", iso_time(d->reload_at), "ok", d->reload_ok,
-					"errors", (int)d->reload_errors)));
+	        (json_int_t)d->reloads, "last_reload",
+	        d->reload_at == 0 ? json_null()
+	                          : json_pack("{s:o, s:b, s:i}", "at", iso_time(d->reload_at), "ok", d->reload_ok,
+	                                "errors", (int)d->reload_errors)));
 	http_reply_json(req, 200, j);
 }
 
 const struct http_route daemon_routes[] = {
-	{ "GET", "/health", get_health },
-	{ "GET", "/system/status", get_system_status },
+    {"GET", "/health", get_health},
+    {"GET", "/system/status", get_system_status},
 };
 const size_t daemon_nroutes = sizeof(daemon_routes) / sizeof(daemon_routes[0]);

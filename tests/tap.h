@@ -12,8 +12,7 @@
 
 static int tap_n, tap_failed;
 
-static inline int __attribute__((format(printf, 2, 3)))
-ok(int cond, const char *fmt, ...)
+static inline int __attribute__((format(printf, 2, 3))) ok(int cond, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -29,23 +28,22 @@ ok(int cond, const char *fmt, ...)
 	return cond;
 }
 
-#define is_int(got, want, ...)                                                                \
-	do {                                                                                  \
-		long long g_ = (long long)(got), w_ = (long long)(want);                      \
-		if (!ok(g_ == w_, __VA_ARGS__))                                               \
-			printf("#   got %lld, want %lld\n", g_, w_);                              \
+#define is_int(got, want, ...) \
+	do { \
+		long long g_ = (long long)(got), w_ = (long long)(want); \
+		if (!ok(g_ == w_, __VA_ARGS__)) \
+			printf("#   got %lld, want %lld\n", g_, w_); \
 	} while (0)
 
-#define is_str(got, want, ...)                                                                \
-	do {                                                                                  \
-		const char *g_ = (got), *w_ = (want);                                         \
+#define is_str(got, want, ...) \
+	do { \
+		const char *g_ = (got), *w_ = (want); \
 		int same_ = (g_ == NULL && w_ == NULL) || (g_ != NULL && w_ != NULL && strcmp(g_, w_) == 0); \
-		if (!ok(same_, __VA_ARGS__))                                                  \
+		if (!ok(same_, __VA_ARGS__)) \
 			printf("#   got '%s', want '%s'\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)"); \
 	} while (0)
 
-static inline void __attribute__((format(printf, 1, 2)))
-diag(const char *fmt, ...)
+static inline void __attribute__((format(printf, 1, 2))) diag(const char *fmt, ...)
 {
 	va_list ap;
 

@@ -19,11 +19,29 @@
 static char dir[] = "/tmp/crmb-conf-XXXXXX";
 
 static const char *env_names[] = {
-	"CRMBRIDGE_LISTEN", "CRMBRIDGE_PUBLIC_URL", "CRMBRIDGE_ADMIN_TOKEN", "CRMBRIDGE_STATE_DIR",
-	"CRMBRIDGE_LOG_LEVEL", "CRMBRIDGE_REDIS_PREFIX", "REDIS_URL", "GOOGLE_API_KEY", "GEMINI_MODEL",
-	"GEMINI_API_BASE", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY",
-	"TWILIO_WHATSAPP_FROM", "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE", "ODOO_URL", "ODOO_DB",
-	"ODOO_USERNAME", "ODOO_PASSWORD", "CREDENTIALS_DIRECTORY", "STATE_DIRECTORY", "CRMBRIDGE_CONFIG",
+    "CRMBRIDGE_LISTEN",
+    "CRMBRIDGE_PUBLIC_URL",
+    "CRMBRIDGE_ADMIN_TOKEN",
+    "CRMBRIDGE_STATE_DIR",
+    "CRMBRIDGE_LOG_LEVEL",
+    "CRMBRIDGE_REDIS_PREFIX",
+    "REDIS_URL",
+    "GOOGLE_API_KEY",
+    "GEMINI_MODEL",
+    "GEMINI_API_BASE",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_AUTH_TOKEN_SECONDARY",
+    "TWILIO_WHATSAPP_FROM",
+    "TWILIO_MESSAGING_SERVICE_SID",
+    "TWILIO_API_BASE",
+    "ODOO_URL",
+    "ODOO_DB",
+    "ODOO_USERNAME",
+    "ODOO_PASSWORD",
+    "CREDENTIALS_DIRECTORY",
+    "STATE_DIRECTORY",
+    "CRMBRIDGE_CONFIG",
 };
 
 static void
@@ -75,7 +93,7 @@ dump_errors(const struct conf_errors *e)
 static void
 test_defaults(void)
 {
-	struct conf_errors e = { 0 };
+	struct conf_errors e = {0};
 	struct conf *c = conf_load(NULL, false, &e);
 
 	ok(c != NULL && e.n == 0, "built-in defaults load without a file");
@@ -98,7 +116,8 @@ test_defaults(void)
 
 	setenv("STATE_DIRECTORY", "/var/lib/private/crmbridge:/other", 1);
 	c = conf_load(NULL, false, &e);
-	is_str(c ? c->state_dir : NULL, "/var/lib/private/crmbridge", "systemd's STATE_DIRECTORY is the default state dir");
+	is_str(c ? c->state_dir : NULL, "/var/lib/private/crmbridge",
+	    "systemd's STATE_DIRECTORY is the default state dir");
 	conf_free(c);
 	unsetenv("STATE_DIRECTORY");
 }
@@ -106,7 +125,7 @@ test_defaults(void)
 static void
 test_good_file(void)
 {
-	struct conf_errors e = { 0 };
+	struct conf_errors e = {0};
 	const char *p = write_file("good.conf", 0600,
 	    "; crmbridge test configuration\n"
 	    "# both comment styles\n"
@@ -153,26 +172,26 @@ test_good_file(void)
 static void
 test_bad_file(void)
 {
-	struct conf_errors e = { 0 };
+	struct conf_errors e = {0};
 	const char *p = write_file("bad.conf", 0600,
-	    "orphan = 1\n"                                 /* 1: outside a section */
-	    "[server]\n"                                   /* 2 */
-	    "listen = localhost-eighty\n"                  /* 3: bad address */
-	    "colour = blue\n"                              /* 4: unknown key */
-	    "admin_token = short-SECRET\n"                 /* 5: too short, secret */
-	    "[http]\n"                                     /* 6 */
-	    "max_body = 10MiB\n"                           /* 7: above 64 KiB */
-	    "request_timeout = soon\n"                     /* 8: not a duration */
-	    "max_connections = 10\n"                       /* 9 */
-	    "max_connections = 11\n"                       /* 10: twice */
-	    "[nosuch]\n"                                   /* 11 */
-	    "key = v\n"                                    /* 12: unknown section */
-	    "[gemini]\n"                                   /* 13 */
-	    "api_base = ftp://example.com\n"               /* 14: wrong scheme */
-	    "this line is not ini\n"                       /* 15: syntax */
-	    "[twilio]\n"                                   /* 16 */
-	    "account_sid = ACnothex\n"                     /* 17 */
-	    "whatsapp_from = whatsapp:+14155238886\n");    /* 18: needs account_sid */
+	    "orphan = 1\n" /* 1: outside a section */
+	    "[server]\n" /* 2 */
+	    "listen = localhost-eighty\n" /* 3: bad address */
+	    "colour = blue\n" /* 4: unknown key */
+	    "admin_token = short-SECRET\n" /* 5: too short, secret */
+	    "[http]\n" /* 6 */
+	    "max_body = 10MiB\n" /* 7: above 64 KiB */
+	    "request_timeout = soon\n" /* 8: not a duration */
+	    "max_connections = 10\n" /* 9 */
+	    "max_connections = 11\n" /* 10: twice */
+	    "[nosuch]\n" /* 11 */
+	    "key = v\n" /* 12: unknown section */
+	    "[gemini]\n" /* 13 */
+	    "api_base = ftp://example.com\n" /* 14: wrong scheme */
+	    "this line is not ini\n" /* 15: syntax */
+	    "[twilio]\n" /* 16 */
+	    "account_sid = ACnothex\n" /* 17 */
+	    "whatsapp_from = whatsapp:+14155238886\n"); /* 18: needs account_sid */
 	struct conf *c = conf_load(p, true, &e);
 	size_t i;
 	int leaked = 0;
@@ -190,7 +209,8 @@ test_bad_file(void)
 	ok(has_error(&e, "bad.conf:14: key 'gemini.api_base': invalid: the scheme must be"), "bad scheme, line 14");
 	ok(has_error(&e, "bad.conf:15: syntax error"), "syntax error, line 15");
 	ok(has_error(&e, "bad.conf:17: key 'twilio.account_sid': invalid"), "bad SID, line 17");
-	ok(has_error(&e, "'twilio.account_sid' (TWILIO_ACCOUNT_SID): required to send replies"), "cross-key: a sender number needs the account SID");
+	ok(has_error(&e, "'twilio.account_sid' (TWILIO_ACCOUNT_SID): required to send replies"),
+	    "cross-key: a sender number needs the account SID");
 	ok(e.n >= 12, "every error reported at once (%zu)", e.n);
 	for (i = 0; i < e.n; i++)
 		if (strstr(e.msg[i], "short-SECRET") != NULL || strstr(e.msg[i], "localhost-eighty") != NULL ||
@@ -216,7 +236,7 @@ test_bad_file(void)
 static void
 test_secret_modes(void)
 {
-	struct conf_errors e = { 0 };
+	struct conf_errors e = {0};
 	struct conf *c;
 	const char *p;
 
@@ -224,7 +244,8 @@ test_secret_modes(void)
 	c = conf_load(p, true, &e);
 	ok(c == NULL, "a world-readable file holding a secret is refused");
 	dump_errors(&e);
-	ok(has_error(&e, "open.conf:2: key 'auth_token' is a secret but the file is readable by group or others (mode 0644)"),
+	ok(has_error(
+	       &e, "open.conf:2: key 'auth_token' is a secret but the file is readable by group or others (mode 0644)"),
 	    "the refusal names file, line, key and mode");
 	ok(!has_error(&e, "TOPSECRETTOKEN"), "and not the secret");
 	conf_errors_clear(&e);
@@ -248,9 +269,9 @@ test_secret_modes(void)
 static void
 test_env(void)
 {
-	struct conf_errors e = { 0 };
-	const char *p = write_file("env.conf", 0600,
-	    "[server]\nlisten = 127.0.0.1:9000\n[gemini]\nmodel = from-file\n");
+	struct conf_errors e = {0};
+	const char *p =
+	    write_file("env.conf", 0600, "[server]\nlisten = 127.0.0.1:9000\n[gemini]\nmodel = from-file\n");
 	struct conf *c;
 
 	setenv("CRMBRIDGE_LISTEN", "127.0.0.1:9100", 1);
@@ -302,7 +323,7 @@ test_env(void)
 static void
 test_credentials(void)
 {
-	struct conf_errors e = { 0 };
+	struct conf_errors e = {0};
 	char cred[600];
 	struct conf *c;
 

@@ -70,11 +70,11 @@ h_async(struct http_request *r, void *arg)
 }
 
 static const struct http_route routes[] = {
-	{ "GET", "/health", h_health },
-	{ "POST", "/echo", h_echo },
-	{ "GET", "/items/{id}", h_item },
-	{ "DELETE", "/items/{id}", h_item },
-	{ "GET", "/async", h_async },
+    {"GET", "/health", h_health},
+    {"POST", "/echo", h_echo},
+    {"GET", "/items/{id}", h_item},
+    {"DELETE", "/items/{id}", h_item},
+    {"GET", "/async", h_async},
 };
 
 static int
@@ -88,12 +88,12 @@ static void *
 server_thread(void *arg)
 {
 	struct http_limits lim = {
-		.max_body = 65536,
-		.max_connections = 8,
-		.idle_timeout_s = 30,
-		.request_timeout_ms = 2000,
-		.connection_memory = 32768,
-		.body_memory = 1 << 20,
+	    .max_body = 65536,
+	    .max_connections = 8,
+	    .idle_timeout_s = 30,
+	    .request_timeout_ms = 2000,
+	    .connection_memory = 32768,
+	    .body_memory = 1 << 20,
 	};
 
 	sd_event_new(&ev);
@@ -113,7 +113,7 @@ server_thread(void *arg)
 static int
 dial(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -151,7 +151,7 @@ read_resp(int fd, struct resp *r, int timeout_ms)
 
 	memset(r, 0, sizeof(*r));
 	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		ssize_t n;
 
 		if (end != NULL && clen >= 0 && len >= (size_t)(end + 4 - buf) + (size_t)clen)
@@ -195,7 +195,7 @@ wait_closed(int fd, int max_ms, const char *drip)
 	size_t i = 0;
 
 	while ((now_usec() - t0) / 1000 < (uint64_t)max_ms) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		char c;
 
 		/* One byte a second, as a slowloris client does. */
@@ -260,11 +260,13 @@ test_body_limit(void)
 
 	memset(big, 'a', sizeof(big));
 	fd = dial();
-	snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\nConnection: close\r\n\r\n");
+	snprintf(
+	    head, sizeof(head), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\nConnection: close\r\n\r\n");
 	send_all(fd, head, strlen(head));
 	send_all(fd, big, 65536);
 	is_int(read_resp(fd, &r, 5000), 200, "a 64 KiB body is accepted");
-	ok(strstr(r.body, "\"len\":65536") != NULL && strstr(r.body, "\"nul_terminated\":true"), "whole body delivered");
+	ok(strstr(r.body, "\"len\":65536") != NULL && strstr(r.body, "\"nul_terminated\":true"),
+	    "whole body delivered");
 	close(fd);
 
 	fd = dial();
@@ -275,7 +277,8 @@ test_body_limit(void)
 	close(fd);
 
 	fd = dial();
-	snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+	snprintf(head, sizeof(head),
+	    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
 	send_all(fd, head, strlen(head));
 	for (int i = 0; i < 7; i++) {
 		send_all(fd, "2710\r\n", 6); /* 10,000 bytes a chunk */
@@ -286,8 +289,9 @@ test_body_limit(void)
 	is_int(read_resp(fd, &r, 5000), 413, "70,000 chunked bytes: 413");
 	close(fd);
 
-	is_int(request("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\nConnection: close\r\n\r\n", &r) / 100, 4,
-	    "a malformed Content-Length is a 4xx");
+	is_int(
+	    request("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\nConnection: close\r\n\r\n", &r) / 100,
+	    4, "a malformed Content-Length is a 4xx");
 }
 
 static void

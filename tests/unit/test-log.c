@@ -30,8 +30,19 @@ capture(void (*fn)(void))
 	return out;
 }
 
-static void emit_levels(void) { log_setlevel(LOG_INFO); log_warnx("w %d", 1); log_info("i"); log_debug("d"); }
-static void emit_newline(void) { log_info("a\nb"); }
+static void
+emit_levels(void)
+{
+	log_setlevel(LOG_INFO);
+	log_warnx("w %d", 1);
+	log_info("i");
+	log_debug("d");
+}
+static void
+emit_newline(void)
+{
+	log_info("a\nb");
+}
 
 int
 main(void)

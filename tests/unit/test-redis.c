@@ -29,7 +29,7 @@ static int ups, downs;
 static int
 free_port(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t len = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM, 0), p;
 
@@ -106,8 +106,8 @@ on_get(redisAsyncContext *ac, void *r, void *priv)
 int
 main(void)
 {
-	struct rconn_options o = { .connect_timeout_ms = 500, .ping_interval_ms = 200, .backoff_min_ms = 50,
-		.backoff_max_ms = 400 };
+	struct rconn_options o = {
+	    .connect_timeout_ms = 500, .ping_interval_ms = 200, .backoff_min_ms = 50, .backoff_max_ms = 400};
 	struct rconn_info info;
 	struct rconn *rc;
 	char url[128];
@@ -183,8 +183,7 @@ main(void)
 		sd_event_run(ev, 50000);
 	rconn_get_info(rc, &info);
 	ok(rconn_state(rc) != RCONN_UP, "a wrong password never comes up");
-	ok(strstr(info.last_error, "AUTH refused") != NULL,
-	    "and the error says AUTH: %s", info.last_error);
+	ok(strstr(info.last_error, "AUTH refused") != NULL, "and the error says AUTH: %s", info.last_error);
 	ok(strstr(info.last_error, "wrong-password") == NULL, "without the password");
 	rconn_free(rc);
 

@@ -59,7 +59,7 @@ test_bool_and_compare(void)
 static void
 test_random(void)
 {
-	int seen[10] = { 0 }, i, all = 1;
+	int seen[10] = {0}, i, all = 1;
 
 	ok(crypto_init() == 0, "libgcrypt initialises");
 	for (i = 0; i < 2000; i++) {
