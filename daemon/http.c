@@ -575,7 +575,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 				http_reply_error(r, 413, "body larger than %zu bytes", s->lim.max_body);
 				return queue_response(r);
 			}
-			if (n > 0 && !body_reserve(r, (size_t)n)) {
+			if (n > 0 && !body_reserve(r, (size_t)n + 1)) { /* + NUL */
 				http_add_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 				http_reply_error(r, 503, "too many requests in progress, retry");
 				return queue_response(r);

@@ -93,7 +93,7 @@ server_thread(void *arg)
 	    .idle_timeout_s = 30,
 	    .request_timeout_ms = 2000,
 	    .connection_memory = 32768,
-	    .body_memory = 1 << 20,
+	    .body_memory = 4 * (65536 + 1), /* four whole bodies and their NULs */
 	};
 
 	sd_event_new(&ev);
@@ -340,6 +340,39 @@ test_connection_limit(void)
 	is_int(request(req, &r), 200, "after they all close, new connections are served");
 }
 
+static void
+test_body_budget(void)
+{
+	int fds[4], i;
+	struct resp r;
+	const char *head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\nConnection: close\r\n\r\n";
+	static char big[65536];
+
+	/* Four 64 KiB uploads in progress take the whole budget. */
+	for (i = 0; i < 4; i++) {
+		fds[i] = dial();
+		send_all(fds[i], head, strlen(head));
+		send_all(fds[i], "abc", 3);
+	}
+	usleep(200000);
+	is_int(request("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\n", &r), 503,
+	    "when buffered bodies reach http.body_memory, a new upload gets 503");
+	ok(strcasestr(r.head, "Retry-After: 1") != NULL, "with Retry-After");
+	is_int(request("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r), 200,
+	    "requests without a body are still served");
+	memset(big, 'b', sizeof(big));
+	send_all(fds[0], big, 65536 - 3);
+	is_int(read_resp(fds[0], &r, 5000), 200, "the uploads in progress complete");
+	for (i = 0; i < 4; i++)
+		close(fds[i]);
+	usleep(100000);
+	is_int(request("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: "
+	               "close\r\n\r\n0123456789012345678901234567890123456789012345678901234567890123456789012345678901"
+	               "234567890123456789",
+	           &r),
+	    200, "and once they end, the budget is free again");
+}
+
 int
 main(void)
 {
@@ -364,6 +397,7 @@ main(void)
 
 	test_routing();
 	test_body_limit();
+	test_body_budget();
 	test_slow_clients();
 	test_connection_limit();
 
