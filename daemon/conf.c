@@ -413,6 +413,22 @@ file_reader(char *str, int num, void *stream)
 	return str;
 }
 
+/* True if a URL carries a password (redis://:pw@host), which makes it a secret. */
+static bool
+url_has_password(const char *v)
+{
+	CURLU *h = curl_url();
+	char *pw = NULL;
+	bool has = false;
+
+	if (h != NULL && curl_url_set(h, CURLUPART_URL, v, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+	    curl_url_get(h, CURLUPART_PASSWORD, &pw, 0) == CURLUE_OK)
+		has = pw != NULL && *pw != '\0';
+	curl_free(pw);
+	curl_url_cleanup(h);
+	return has;
+}
+
 static const struct key *
 find_key(const char *section, const char *name, size_t *idx)
 {
@@ -476,10 +492,13 @@ file_handler(void *user, const char *section, const char *name, const char *valu
 		    bounds_text(k, b, sizeof(b)));
 	else
 		set_origin(x->c, i, "%s:%d", x->path, x->lineno);
-	if ((k->flags & K_SECRET) && *value != '\0' && x->secret_key == NULL) {
+	if (((k->flags & K_SECRET) && *value != '\0') || ((k->flags & K_URLCRED) && url_has_password(value))) {
+		if (x->secret_key != NULL)
+			goto out;
 		x->secret_key = k->name;
 		x->secret_line = x->lineno;
 	}
+out:
 	free(unq);
 	return 1;
 }
@@ -568,7 +587,8 @@ load_credentials(struct conf *c, struct conf_errors *errs)
 			close(fd);
 			continue;
 		}
-		if ((k->flags & K_SECRET) && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+		/* Every credential is private: systemd makes them 0400, anything looser is a mistake. */
+		if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
 			conf_error(errs, "credential %s: readable by group or others (mode %04o)", k->cred,
 			    (unsigned)(st.st_mode & 07777));
 			close(fd);

@@ -710,7 +710,6 @@ on_sweep(sd_event_source *es, uint64_t usec, void *arg)
 	struct http_server *s = arg;
 	uint64_t now = now_usec();
 	struct hconn *h;
-	bool cut = false;
 
 	for (h = s->conns; h != NULL; h = h->next) {
 		if (h->deadline != 0 && now > h->deadline && h->fd >= 0) {
@@ -719,16 +718,14 @@ on_sweep(sd_event_source *es, uint64_t usec, void *arg)
 			shutdown(h->fd, SHUT_RDWR);
 			h->deadline = 0;
 			s->st.slow_clients++;
-			cut = true;
 		}
 	}
 	sd_event_source_set_time(es, now + 250000);
 	/*
-	 * Also run MHD when nothing was cut: at the connection limit it takes its
+	 * Run MHD on every sweep: at the connection limit it takes its
 	 * listening socket out of epoll and puts it back only at the start of its
 	 * next run, which no socket event may trigger once connections closed.
 	 */
-	(void)cut;
 	http_run(s);
 	return 0;
 }

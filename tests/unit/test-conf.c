@@ -255,6 +255,13 @@ test_secret_modes(void)
 	ok(c == NULL && has_error(&e, "mode 0640"), "group-readable is refused too");
 	conf_errors_clear(&e);
 
+	p = write_file("redispw.conf", 0644, "[redis]\nurl = redis://:REDISPW@127.0.0.1:6379/0\n");
+	c = conf_load(p, true, &e);
+	ok(c == NULL && has_error(&e, "redispw.conf:2: key 'url' is a secret"),
+	    "a Redis URL with a password is a secret too");
+	ok(!has_error(&e, "REDISPW"), "and is not shown");
+	conf_errors_clear(&e);
+
 	p = write_file("private.conf", 0600, "[twilio]\nauth_token = TOPSECRETTOKEN\n");
 	c = conf_load(p, true, &e);
 	ok(c != NULL, "the same file with mode 0600 loads");
