@@ -76,12 +76,16 @@ cmd_test() {
 	make -C build-test -j"$(nproc)" check >build-test/check.out 2>&1 || status=$?
 	grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP):' build-test/check.out | grep -vE '^PASS:' || true
 	if [ "$status" -ne 0 ]; then
+		grep -qE '^# TOTAL:' build-test/check.out || tail -n 40 build-test/check.out
 		for log in $(grep -lE '^(not ok|ERROR|FAIL)' build-test/tests/*/*.log 2>/dev/null); do
 			say "$log"
 			tail -n 40 "$log"
 		done
 	fi
-	summary build-test/check.out
+	# A build error runs no test: count it as a failure, never as "0 failed".
+	summary build-test/check.out | awk -v st="$status" '{ if (st != 0 && $3 == 0) $3 = 1; print }' \
+		>build-test/summary.txt
+	cat build-test/summary.txt
 	return "$status"
 }
 
