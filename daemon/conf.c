@@ -36,7 +36,7 @@
 #define CONF_MAX_LINE 4096
 #define CRED_MAX 4096
 
-enum ktype { K_STR, K_INT, K_DURATION, K_SIZE, K_LOGLEVEL };
+enum ktype { K_STR, K_INT, K_DURATION, K_SIZE, K_LOGLEVEL, K_BOOL };
 
 #define K_SECRET 0x1 /* never shown; a file holding it must be private */
 #define K_URLCRED 0x2 /* a URL whose password part is redacted */
@@ -87,6 +87,11 @@ static const struct key conf_keys[] = {
     {"http", "connection_memory", NULL, NULL, K_SIZE, 0, 8192, 1048576, "32KiB", OFF(http_connection_memory), NULL},
     {"http", "body_memory", NULL, NULL, K_SIZE, 0, 65536, 1073741824LL, "16MiB", OFF(http_body_memory), NULL},
     {"http", "shutdown_timeout", NULL, NULL, K_DURATION, 0, 0, SEC(300), "10s", OFF(shutdown_timeout_ms), NULL},
+
+    {"webhook", "verify_signature", NULL, NULL, K_BOOL, 0, 0, 0, "yes", OFF(webhook_verify_signature), NULL},
+    {"webhook", "dedupe_ttl", NULL, NULL, K_DURATION, 0, SEC(60), SEC(30 * 86400), "48h", OFF(webhook_dedupe_ttl_ms),
+        NULL},
+    {"webhook", "redis_timeout", NULL, NULL, K_DURATION, 0, 50, SEC(10), "1s", OFF(webhook_redis_timeout_ms), NULL},
 
     {"redis", "url", "REDIS_URL", "redis_url", K_STR, K_URLCRED, 0, 0, "redis://127.0.0.1:6379/0", OFF(redis_url),
         check_redis_url},
@@ -342,6 +347,10 @@ set_value(struct conf *c, const struct key *k, const char *value)
 		if (u < (uint64_t)k->min || u > (uint64_t)k->max)
 			return "size out of bounds";
 		*FIELD(c, k, uint64_t) = u;
+		return NULL;
+	case K_BOOL:
+		if (parse_bool(value, FIELD(c, k, bool)) < 0)
+			return "must be yes or no";
 		return NULL;
 	case K_LOGLEVEL:
 		if ((lvl = log_level_from_name(value)) < 0)
@@ -804,6 +813,7 @@ conf_to_json(const struct conf *c)
 		case K_DURATION: v = format_ms(*CFIELD(c, k, uint64_t)); break;
 		case K_SIZE: v = json_integer((json_int_t)*CFIELD(c, k, uint64_t)); break;
 		case K_LOGLEVEL: v = json_string(log_level_name(*CFIELD(c, k, int))); break;
+		case K_BOOL: v = json_boolean(*CFIELD(c, k, bool)); break;
 		}
 		json_object_set_new(sec, k->name, v != NULL ? v : json_null());
 	}

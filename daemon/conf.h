@@ -30,6 +30,11 @@ struct conf {
 	uint64_t http_body_memory;
 	uint64_t shutdown_timeout_ms;
 
+	/* [webhook] */
+	bool webhook_verify_signature;
+	uint64_t webhook_dedupe_ttl_ms;
+	uint64_t webhook_redis_timeout_ms;
+
 	/* [redis] */
 	char *redis_url;
 	char *redis_key_prefix;

@@ -11,7 +11,14 @@
 
 #include "conf.h"
 #include "http.h"
+#include "intake.h"
 #include "redis.h"
+
+/* Webhook outcomes, for the status endpoint and later the metrics. */
+struct webhook_stats {
+	uint64_t requests, accepted, duplicates, spooled, failed;
+	uint64_t bad_request, sig_missing, sig_invalid, sig_unconfigured;
+};
 
 struct daemon {
 	sd_event *event;
@@ -20,6 +27,8 @@ struct daemon {
 	bool conf_required;
 	struct http_server *http;
 	struct rconn *redis;
+	struct intake *intake;
+	struct webhook_stats wh;
 	char bound[80]; /* the address the server got */
 	uint64_t started; /* CLOCK_MONOTONIC usec */
 	uint64_t started_rt; /* CLOCK_REALTIME usec */

@@ -280,6 +280,18 @@ http_req_path(const struct http_request *r)
 }
 
 const char *
+http_req_target(const struct http_request *r)
+{
+	return r->raw_uri;
+}
+
+void *
+http_req_arg(const struct http_request *r)
+{
+	return r->srv->arg;
+}
+
+const char *
 http_req_query(const struct http_request *r)
 {
 	return r->query != NULL ? r->query : "";

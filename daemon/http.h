@@ -75,6 +75,10 @@ void http_get_stats(const struct http_server *s, struct http_stats *st);
 const char *http_req_method(const struct http_request *r);
 /* The decoded path, without the query. */
 const char *http_req_path(const struct http_request *r);
+/* The request target (path and query) exactly as received, for signatures. */
+const char *http_req_target(const struct http_request *r);
+/* The arg given to http_new. */
+void *http_req_arg(const struct http_request *r);
 /* The query string exactly as received (without '?'), or "" when none. */
 const char *http_req_query(const struct http_request *r);
 /* A request header (case-insensitive), or NULL. */

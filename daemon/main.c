@@ -93,6 +93,8 @@ on_redis_state(struct rconn *rc, enum rconn_state state, void *arg)
 
 	if (d->redis == NULL)
 		d->redis = rc; /* first callback may come before rconn_new returns */
+	if (state == RCONN_UP && d->intake != NULL)
+		intake_redis_up(d->intake);
 	if (state == RCONN_UP && !d->ready_sent && !d->stopping) {
 		d->ready_sent = true;
 		sd_notifyf(0, "READY=1\nSTATUS=Listening on %s; Redis up", d->bound);
@@ -148,9 +150,11 @@ reload(struct daemon *d)
 	    c->redis_connect_timeout_ms != d->conf->redis_connect_timeout_ms ||
 	    c->redis_ping_interval_ms != d->conf->redis_ping_interval_ms) {
 		log_notice("reload: Redis settings changed; reconnecting");
+		intake_set_redis(d->intake, NULL);
 		rconn_free(d->redis);
 		d->redis = NULL;
 		d->redis = redis_start(d, c);
+		intake_set_redis(d->intake, d->redis);
 	}
 	conf_free(d->conf);
 	d->conf = c;
@@ -323,7 +327,20 @@ main(int argc, char *argv[])
 		fatalx("http: cannot start the server");
 	log_notice("http: listening on %s", d.bound);
 
+	{
+		struct intake_options io = {
+		    .state_dir = d.conf->state_dir,
+		    .key_prefix = d.conf->redis_key_prefix,
+		    .dedupe_ttl_s = d.conf->webhook_dedupe_ttl_ms / 1000,
+		    .redis_timeout_ms = d.conf->webhook_redis_timeout_ms,
+		};
+		if ((d.intake = intake_new(d.event, NULL, &io)) == NULL)
+			fatal("intake: cannot open the spool under %s", d.conf->state_dir);
+	}
 	d.redis = redis_start(&d, d.conf);
+	intake_set_redis(d.intake, d.redis);
+	if (rconn_state(d.redis) == RCONN_UP)
+		intake_redis_up(d.intake);
 	if (!d.ready_sent)
 		notify_status(&d);
 
@@ -331,6 +348,8 @@ main(int argc, char *argv[])
 	if (r < 0)
 		log_error("event loop: %s", strerror(-r));
 
+	/* The intake answers what still waits for Redis (from the spool) before HTTP stops. */
+	intake_free(d.intake);
 	http_free(d.http);
 	rconn_free(d.redis);
 	sd_event_source_disable_unref(d.drain);

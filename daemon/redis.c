@@ -426,3 +426,12 @@ rconn_command(struct rconn *rc, redisCallbackFn *fn, void *privdata, const char 
 	va_end(ap);
 	return r == REDIS_OK ? 0 : -ENOTCONN;
 }
+
+int
+rconn_command_argv(
+    struct rconn *rc, redisCallbackFn *fn, void *privdata, int argc, const char **argv, const size_t *argvlen)
+{
+	if (rc->state != RCONN_UP || rc->ac == NULL)
+		return -ENOTCONN;
+	return redisAsyncCommandArgv(rc->ac, fn, privdata, argc, argv, argvlen) == REDIS_OK ? 0 : -ENOTCONN;
+}

@@ -53,4 +53,8 @@ const char *rconn_state_name(enum rconn_state s);
  */
 int rconn_command(struct rconn *rc, redisCallbackFn *fn, void *privdata, const char *fmt, ...);
 
+/* Like rconn_command with an argument vector (binary-safe). */
+int rconn_command_argv(
+    struct rconn *rc, redisCallbackFn *fn, void *privdata, int argc, const char **argv, const size_t *argvlen);
+
 #endif

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon.h"
+#include "webhook.h"
 
 static json_t *
 iso_time(uint64_t realtime_usec_v)
@@ -107,11 +108,28 @@ get_system_status(struct http_request *req, void *arg)
 	        d->reload_at == 0 ? json_null()
 	                          : json_pack("{s:o, s:b, s:i}", "at", iso_time(d->reload_at), "ok", d->reload_ok,
 	                                "errors", (int)d->reload_errors)));
+	{
+		struct intake_stats is;
+		intake_get_stats(d->intake, &is);
+		json_object_set_new(j, "intake",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "stored", (json_int_t)is.stored, "duplicates",
+		        (json_int_t)is.duplicates, "spooled", (json_int_t)is.spooled, "replayed_from_spool",
+		        (json_int_t)is.replayed, "spool_depth", (json_int_t)is.spool_depth, "failed",
+		        (json_int_t)is.failed));
+		json_object_set_new(j, "webhook",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)d->wh.requests,
+		        "accepted", (json_int_t)d->wh.accepted, "duplicates", (json_int_t)d->wh.duplicates, "spooled",
+		        (json_int_t)d->wh.spooled, "failed", (json_int_t)d->wh.failed, "bad_request",
+		        (json_int_t)d->wh.bad_request, "signature_missing", (json_int_t)d->wh.sig_missing,
+		        "signature_invalid", (json_int_t)(d->wh.sig_invalid + d->wh.sig_unconfigured)));
+	}
 	http_reply_json(req, 200, j);
 }
 
 const struct http_route daemon_routes[] = {
     {"GET", "/health", get_health},
     {"GET", "/system/status", get_system_status},
+    {"POST", "/api/webhook/whatsapp", webhook_whatsapp},
+    {"POST", "/webhook/twilio/incoming", webhook_whatsapp},
 };
 const size_t daemon_nroutes = sizeof(daemon_routes) / sizeof(daemon_routes[0]);

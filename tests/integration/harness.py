@@ -65,7 +65,8 @@ def wait_for(pred, timeout, step=0.05):
 class Redis:
     """A redis-server of our own on a free port in a temporary directory."""
 
-    def __init__(self, workdir, port=None):
+    def __init__(self, workdir, port=None, aof=False):
+        self.aof = aof
         self.bin = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
         self.dir = os.path.join(workdir, "redis")
         os.makedirs(self.dir, exist_ok=True)
@@ -75,7 +76,8 @@ class Redis:
     def start(self):
         self.proc = subprocess.Popen(
             [self.bin, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-             "--save", "", "--appendonly", "no", "--logfile", os.path.join(self.dir, "redis.log")],
+             "--save", "", "--logfile", os.path.join(self.dir, "redis.log")]
+            + (["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"]),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_for(self.ping, 10):
             raise RuntimeError("redis-server did not start")
@@ -222,3 +224,52 @@ def write_config(path, text, mode=0o600):
     with open(path, "w") as f:
         f.write(text)
     os.chmod(path, mode)
+
+
+def resp(port, *args, timeout=5):
+    """Sends one command to Redis on 127.0.0.1:port and returns the decoded reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        s.sendall(out)
+        f = s.makefile("rb")
+        return _read_reply(f)
+
+
+def _read_reply(f):
+    line = f.readline()
+    if not line:
+        raise ConnectionError("redis closed the connection")
+    t, rest = line[:1], line[1:-2]
+    if t == b"+":
+        return rest.decode()
+    if t == b"-":
+        raise RuntimeError(rest.decode())
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data
+    if t == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise RuntimeError("bad reply %r" % line)
+
+
+def sign(token, url, params):
+    """Twilio's X-Twilio-Signature for url and a list of (name, value) pairs."""
+    import base64
+    import hashlib
+    import hmac
+    data = url + "".join(k + v for k, v in sorted(params))
+    return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def form(params):
+    import urllib.parse
+    return urllib.parse.urlencode(params)

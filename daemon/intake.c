@@ -1,0 +1,647 @@
+/*
+ * Durable intake. The Redis path runs one Lua script that checks the
+ * MessageSid (and idempotency token) claims and appends the message to the
+ * intake stream atomically, so a message is never claimed without being
+ * stored. When Redis is down, slow or refuses, the message goes to the
+ * spool: one file per message, fsynced with its directory before Twilio
+ * gets its 200. While the spool holds anything, new messages queue behind
+ * it, so per-phone order survives; the spool drains head first through the
+ * same script, whose claims make a replay of an already stored message a
+ * no-op.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gcrypt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "intake.h"
+
+#define SPOOL_MAGIC "CRMBSPOOL1\n"
+#define SPOOL_MAX (FORM_BODY_MAX + 4096)
+#define FORM_BODY_MAX (1024 * 1024)
+
+static const char intake_script[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('GET', KEYS[1])} end\n"
+    "if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then return {0, redis.call('GET', KEYS[2])} end\n"
+    "local id = redis.call('XADD', KEYS[3], '*', unpack(ARGV, 2))\n"
+    "redis.call('SET', KEYS[1], id, 'EX', ARGV[1])\n"
+    "if KEYS[2] ~= KEYS[1] then redis.call('SET', KEYS[2], id, 'EX', ARGV[1]) end\n"
+    "return {1, id}\n";
+
+struct op {
+	struct intake *in; /* NULL once orphaned by intake_free */
+	char *sid, *from, *idem, *body;
+	size_t len;
+	uint64_t received_ms;
+	intake_cb cb;
+	void *arg;
+	bool replay; /* moving a spool file; seq says which */
+	uint64_t seq;
+	bool answered;
+	bool eval_sent; /* NOSCRIPT: the script body was sent */
+	sd_event_source *timer;
+	struct op *prev, *next;
+};
+
+struct intake {
+	sd_event *event;
+	struct rconn *rc;
+	struct intake_options o;
+	char *prefix, *stream_key, *spool_dir;
+	char sha[41];
+	int dirfd;
+	uint64_t *seqs; /* spool files, oldest first */
+	size_t nseq, headseq, capseq;
+	uint64_t next_seq;
+	bool replaying;
+	sd_event_source *retry;
+	struct op *ops; /* every op awaiting Redis */
+	struct intake_stats st;
+};
+
+const char *
+intake_result_name(enum intake_result r)
+{
+	switch (r) {
+	case INTAKE_STORED: return "stored";
+	case INTAKE_DUPLICATE: return "duplicate";
+	case INTAKE_SPOOLED: return "spooled";
+	default: return "failed";
+	}
+}
+
+static size_t
+spool_count(const struct intake *in)
+{
+	return in->nseq - in->headseq;
+}
+
+/* ---- the spool ---- */
+
+static void
+spool_path(const struct intake *in, uint64_t seq, char *buf, size_t size)
+{
+	snprintf(buf, size, "%020" PRIu64 ".msg", seq);
+}
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Writes one message durably: temporary file, fsync, rename, fsync of the directory. */
+static int
+spool_write(struct intake *in, const struct op *m)
+{
+	char name[64], tmp[80], head[1024];
+	uint64_t seq = in->next_seq;
+	int fd, n, saved;
+
+	spool_path(in, seq, name, sizeof(name));
+	snprintf(tmp, sizeof(tmp), ".tmp-%s", name);
+	n = snprintf(head, sizeof(head), SPOOL_MAGIC "sid=%s\nfrom=%s\nidem=%s\nreceived_ms=%" PRIu64 "\nlen=%zu\n\n",
+	    m->sid, m->from, m->idem != NULL ? m->idem : "", m->received_ms, m->len);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -EINVAL;
+	if ((fd = openat(in->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+		return -errno;
+	if (write_all(fd, head, (size_t)n) < 0 || write_all(fd, m->body, m->len) < 0 || fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (renameat(in->dirfd, tmp, in->dirfd, name) < 0 || fsync(in->dirfd) < 0)
+		goto fail;
+	if (in->nseq == in->capseq) {
+		in->capseq = in->capseq == 0 ? 64 : in->capseq * 2;
+		in->seqs = xreallocarray(in->seqs, in->capseq, sizeof(*in->seqs));
+	}
+	in->seqs[in->nseq++] = seq;
+	in->next_seq++;
+	in->st.spool_depth = spool_count(in);
+	return 0;
+fail:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	unlinkat(in->dirfd, tmp, 0);
+	return -saved;
+}
+
+/* Reads spool file seq into a new op; NULL if it is unreadable or malformed. */
+static struct op *
+spool_read(struct intake *in, uint64_t seq)
+{
+	char name[64], *buf = NULL, *p, *line, *save = NULL;
+	struct op *m = NULL;
+	struct stat st;
+	size_t got = 0;
+	long long len = -1, ms = -1;
+	int fd;
+
+	spool_path(in, seq, name, sizeof(name));
+	if ((fd = openat(in->dirfd, name, O_RDONLY | O_CLOEXEC)) < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > SPOOL_MAX)
+		goto out;
+	buf = xmalloc((size_t)st.st_size + 1);
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n <= 0)
+			goto out;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	if (strncmp(buf, SPOOL_MAGIC, strlen(SPOOL_MAGIC)) != 0 || (p = strstr(buf, "\n\n")) == NULL)
+		goto out;
+	*p = '\0';
+	m = xcalloc(1, sizeof(*m));
+	for (line = strtok_r(buf + strlen(SPOOL_MAGIC), "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "sid=", 4) == 0)
+			m->sid = xstrdup(line + 4);
+		else if (strncmp(line, "from=", 5) == 0)
+			m->from = xstrdup(line + 5);
+		else if (strncmp(line, "idem=", 5) == 0 && line[5] != '\0')
+			m->idem = xstrdup(line + 5);
+		else if (strncmp(line, "received_ms=", 12) == 0)
+			parse_ll(line + 12, 0, INT64_MAX, &ms);
+		else if (strncmp(line, "len=", 4) == 0)
+			parse_ll(line + 4, 0, FORM_BODY_MAX, &len);
+	}
+	if (m->sid == NULL || m->from == NULL || ms < 0 || len < 0 || (size_t)(p + 2 - buf) + (size_t)len != got) {
+		free(m->sid);
+		free(m->from);
+		free(m->idem);
+		free(m);
+		m = NULL;
+		goto out;
+	}
+	m->received_ms = (uint64_t)ms;
+	m->len = (size_t)len;
+	m->body = xmalloc(m->len + 1);
+	memcpy(m->body, p + 2, m->len);
+	m->body[m->len] = '\0';
+	m->seq = seq;
+	m->replay = true;
+out:
+	free(buf);
+	close(fd);
+	return m;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Finds the spool files left by an earlier run; drops unfinished temporary files. */
+static int
+spool_scan(struct intake *in)
+{
+	int fd = dup(in->dirfd);
+	DIR *d;
+	struct dirent *de;
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		long long seq;
+		char num[32];
+		size_t n = strlen(de->d_name);
+
+		if (strncmp(de->d_name, ".tmp-", 5) == 0) {
+			/* Never acknowledged: the 200 goes out only after the rename. */
+			unlinkat(in->dirfd, de->d_name, 0);
+			continue;
+		}
+		if (n != 24 || strcmp(de->d_name + 20, ".msg") != 0)
+			continue;
+		memcpy(num, de->d_name, 20);
+		num[20] = '\0';
+		if (parse_ll(num, 0, INT64_MAX, &seq) < 0)
+			continue;
+		if (in->nseq == in->capseq) {
+			in->capseq = in->capseq == 0 ? 64 : in->capseq * 2;
+			in->seqs = xreallocarray(in->seqs, in->capseq, sizeof(*in->seqs));
+		}
+		in->seqs[in->nseq++] = (uint64_t)seq;
+	}
+	closedir(d);
+	if (in->nseq > 0) {
+		qsort(in->seqs, in->nseq, sizeof(*in->seqs), cmp_u64);
+		in->next_seq = in->seqs[in->nseq - 1] + 1;
+	}
+	in->st.spool_depth = spool_count(in);
+	return 0;
+}
+
+/* Moves a spool file that cannot be read aside, so it is kept for a person to look at. */
+static void
+spool_quarantine(struct intake *in, uint64_t seq)
+{
+	char name[64], bad[96];
+
+	spool_path(in, seq, name, sizeof(name));
+	snprintf(bad, sizeof(bad), "bad-%s", name);
+	if (renameat(in->dirfd, name, in->dirfd, bad) == 0)
+		log_error("intake: spool file %s is unreadable; kept as %s/%s", name, in->spool_dir, bad);
+}
+
+static void
+spool_pop(struct intake *in)
+{
+	char name[64];
+
+	spool_path(in, in->seqs[in->headseq], name, sizeof(name));
+	unlinkat(in->dirfd, name, 0);
+	in->headseq++;
+	if (in->headseq == in->nseq)
+		in->headseq = in->nseq = 0;
+	in->st.spool_depth = spool_count(in);
+}
+
+/* ---- ops ---- */
+
+static void
+op_free(struct op *op)
+{
+	if (op->in != NULL) {
+		if (op->prev != NULL)
+			op->prev->next = op->next;
+		else
+			op->in->ops = op->next;
+		if (op->next != NULL)
+			op->next->prev = op->prev;
+	}
+	sd_event_source_disable_unref(op->timer);
+	free(op->sid);
+	free(op->from);
+	free(op->idem);
+	free(op->body);
+	free(op);
+}
+
+static void
+answer(struct op *op, enum intake_result r)
+{
+	if (op->answered || op->cb == NULL)
+		return;
+	op->answered = true;
+	op->cb(r, op->arg);
+}
+
+/* Spools a direct submission that Redis did not take, and answers it. */
+static void
+fallback_to_spool(struct intake *in, struct op *op)
+{
+	int r;
+	char ph[32];
+
+	if (op->answered)
+		return;
+	if ((r = spool_write(in, op)) < 0) {
+		in->st.failed++;
+		log_error("intake: MessageSid=%s from=%s: neither Redis nor the spool can take it: %s", op->sid,
+		    log_phone(op->from, ph, sizeof(ph)), strerror(-r));
+		answer(op, INTAKE_FAILED);
+		return;
+	}
+	in->st.spooled++;
+	log_info("intake: MessageSid=%s from=%s spooled (%zu waiting for Redis)", op->sid,
+	    log_phone(op->from, ph, sizeof(ph)), spool_count(in));
+	answer(op, INTAKE_SPOOLED);
+}
+
+static void replay_next(struct intake *in);
+static int send_op(struct intake *in, struct op *op);
+
+static void
+schedule_retry(struct intake *in)
+{
+	sd_event_source_set_time(in->retry, now_usec() + 1000000);
+	sd_event_source_set_enabled(in->retry, SD_EVENT_ONESHOT);
+}
+
+static void
+on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct op *op = privdata;
+	struct intake *in = op->in;
+	redisReply *reply = r;
+	bool ok = false, dup = false;
+
+	if (in == NULL) { /* orphaned at shutdown */
+		op_free(op);
+		return;
+	}
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
+	    !op->eval_sent) {
+		op->eval_sent = true;
+		if (send_op(in, op) == 0)
+			return;
+		reply = NULL;
+	}
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+	    reply->element[0]->type == REDIS_REPLY_INTEGER) {
+		ok = true;
+		dup = reply->element[0]->integer == 0;
+	} else if (reply != NULL) {
+		in->st.redis_errors++;
+		log_warnx("intake: Redis refused the message: %s",
+		    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+	}
+	if (op->replay) {
+		in->replaying = false;
+		if (ok) {
+			spool_pop(in);
+			if (dup)
+				in->st.duplicates++;
+			else
+				in->st.replayed++;
+			log_debug(
+			    "intake: MessageSid=%s moved from the spool (%s)", op->sid, dup ? "duplicate" : "stored");
+			op_free(op);
+			replay_next(in);
+			return;
+		}
+		schedule_retry(in);
+		op_free(op);
+		return;
+	}
+	if (ok && !op->answered) {
+		char ph[32];
+		if (dup)
+			in->st.duplicates++;
+		else
+			in->st.stored++;
+		log_info("intake: MessageSid=%s from=%s %s", op->sid, log_phone(op->from, ph, sizeof(ph)),
+		    dup ? "duplicate, ignored" : "stored");
+		answer(op, dup ? INTAKE_DUPLICATE : INTAKE_STORED);
+	} else if (!ok) {
+		fallback_to_spool(in, op);
+	}
+	op_free(op);
+}
+
+static int
+on_timeout(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct op *op = arg;
+
+	/* Redis is too slow: spool now; a late answer is then a harmless duplicate claim. */
+	if (op->in != NULL)
+		fallback_to_spool(op->in, op);
+	return 0;
+}
+
+static int
+send_op(struct intake *in, struct op *op)
+{
+	char k1[256], k2[256], ttl[24], ms[24];
+	const char *argv[20];
+	size_t argl[20];
+	int argc = 0;
+
+#define ARG(s, l) (argv[argc] = (s), argl[argc] = (l), argc++)
+#define ARGS(s) ARG(s, strlen(s))
+	snprintf(k1, sizeof(k1), "%s{intake}:sid:%s", in->prefix, op->sid);
+	if (op->idem != NULL)
+		snprintf(k2, sizeof(k2), "%s{intake}:idem:%s", in->prefix, op->idem);
+	else
+		snprintf(k2, sizeof(k2), "%s", k1);
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, in->o.dedupe_ttl_s);
+	snprintf(ms, sizeof(ms), "%" PRIu64, op->received_ms);
+	if (op->eval_sent) {
+		ARGS("EVAL");
+		ARGS(intake_script);
+	} else {
+		ARGS("EVALSHA");
+		ARGS(in->sha);
+	}
+	ARGS("3");
+	ARGS(k1);
+	ARGS(k2);
+	ARGS(in->stream_key);
+	ARGS(ttl);
+	ARGS("sid");
+	ARGS(op->sid);
+	ARGS("from");
+	ARGS(op->from);
+	ARGS("idem");
+	ARGS(op->idem != NULL ? op->idem : "");
+	ARGS("received_ms");
+	ARGS(ms);
+	ARGS("via");
+	ARGS(op->replay ? "spool" : "direct");
+	ARGS("form");
+	ARG(op->body, op->len);
+#undef ARG
+#undef ARGS
+	if (in->rc == NULL)
+		return -ENOTCONN;
+	return rconn_command_argv(in->rc, on_reply, op, argc, argv, argl);
+}
+
+static void
+op_link(struct intake *in, struct op *op)
+{
+	op->in = in;
+	op->next = in->ops;
+	if (in->ops != NULL)
+		in->ops->prev = op;
+	in->ops = op;
+}
+
+static void
+replay_next(struct intake *in)
+{
+	while (!in->replaying && spool_count(in) > 0 && in->rc != NULL && rconn_state(in->rc) == RCONN_UP) {
+		uint64_t seq = in->seqs[in->headseq];
+		struct op *op = spool_read(in, seq);
+
+		if (op == NULL) {
+			spool_quarantine(in, seq);
+			in->headseq++;
+			if (in->headseq == in->nseq)
+				in->headseq = in->nseq = 0;
+			in->st.spool_depth = spool_count(in);
+			continue;
+		}
+		op_link(in, op);
+		if (send_op(in, op) < 0) {
+			op_free(op);
+			schedule_retry(in);
+			return;
+		}
+		in->replaying = true;
+	}
+}
+
+static int
+on_retry(sd_event_source *s, uint64_t usec, void *arg)
+{
+	replay_next(arg);
+	return 0;
+}
+
+void
+intake_redis_up(struct intake *in)
+{
+	if (spool_count(in) > 0)
+		log_notice("intake: Redis is up; moving %zu spooled message(s)", spool_count(in));
+	replay_next(in);
+}
+
+void
+intake_submit(struct intake *in, const struct intake_msg *m, intake_cb cb, void *arg)
+{
+	struct op *op = xcalloc(1, sizeof(*op));
+	int r;
+
+	op->sid = xstrdup(m->sid);
+	op->from = xstrdup(m->from);
+	op->idem = m->idem != NULL ? xstrdup(m->idem) : NULL;
+	op->body = xmalloc(m->len + 1);
+	memcpy(op->body, m->body, m->len);
+	op->body[m->len] = '\0';
+	op->len = m->len;
+	op->received_ms = m->received_ms;
+	op->cb = cb;
+	op->arg = arg;
+
+	/* Behind a non-empty spool, or without Redis, the message joins the spool. */
+	if (spool_count(in) > 0 || in->rc == NULL || rconn_state(in->rc) != RCONN_UP) {
+		fallback_to_spool(in, op);
+		op_free(op);
+		replay_next(in);
+		return;
+	}
+	op_link(in, op);
+	if ((r = send_op(in, op)) < 0) {
+		fallback_to_spool(in, op);
+		op_free(op);
+		return;
+	}
+	if ((r = sd_event_add_time(in->event, &op->timer, CLOCK_MONOTONIC, now_usec() + in->o.redis_timeout_ms * 1000,
+	         1000, on_timeout, op)) < 0)
+		fatalx("intake: sd_event_add_time: %s", strerror(-r));
+}
+
+struct intake *
+intake_new(sd_event *e, struct rconn *rc, const struct intake_options *o)
+{
+	struct intake *in = xcalloc(1, sizeof(*in));
+	unsigned char digest[20];
+	int r, saved;
+
+	in->event = sd_event_ref(e);
+	in->rc = rc;
+	in->o = *o;
+	in->dirfd = -1;
+	in->prefix = xstrdup(o->key_prefix);
+	xasprintf(&in->stream_key, "%s{intake}:stream", o->key_prefix);
+	xasprintf(&in->spool_dir, "%s/spool", o->state_dir);
+	gcry_md_hash_buffer(GCRY_MD_SHA1, digest, intake_script, strlen(intake_script));
+	for (int i = 0; i < 20; i++)
+		snprintf(in->sha + 2 * i, 3, "%02x", digest[i]);
+	if (mkdir(in->spool_dir, 0700) < 0 && errno != EEXIST)
+		goto fail;
+	if ((in->dirfd = open(in->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		goto fail;
+	if ((r = spool_scan(in)) < 0) {
+		errno = -r;
+		goto fail;
+	}
+	if ((r = sd_event_add_time(e, &in->retry, CLOCK_MONOTONIC, 0, 10000, on_retry, in)) < 0) {
+		errno = -r;
+		goto fail;
+	}
+	sd_event_source_set_enabled(in->retry, SD_EVENT_OFF);
+	if (spool_count(in) > 0)
+		log_notice("intake: %zu message(s) in the spool from an earlier run", spool_count(in));
+	return in;
+fail:
+	saved = errno;
+	intake_free(in);
+	errno = saved;
+	return NULL;
+}
+
+void
+intake_set_redis(struct intake *in, struct rconn *rc)
+{
+	in->rc = rc;
+	in->replaying = false;
+}
+
+void
+intake_free(struct intake *in)
+{
+	struct op *op, *next;
+
+	if (in == NULL)
+		return;
+	/* Ops still waiting for Redis: answer them from the spool, then orphan them for hiredis. */
+	for (op = in->ops; op != NULL; op = next) {
+		next = op->next;
+		if (!op->replay)
+			fallback_to_spool(in, op);
+		op->in = NULL;
+		op->prev = op->next = NULL;
+		op->timer = sd_event_source_disable_unref(op->timer);
+	}
+	in->ops = NULL;
+	sd_event_source_disable_unref(in->retry);
+	if (in->dirfd >= 0)
+		close(in->dirfd);
+	sd_event_unref(in->event);
+	free(in->seqs);
+	free(in->prefix);
+	free(in->stream_key);
+	free(in->spool_dir);
+	free(in);
+}
+
+void
+intake_get_stats(const struct intake *in, struct intake_stats *st)
+{
+	*st = in->st;
+}
+
+const char *
+intake_stream_key(const struct intake *in)
+{
+	return in->stream_key;
+}

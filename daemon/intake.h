@@ -1,0 +1,66 @@
+/*
+ * The durable intake of inbound WhatsApp messages. A message is claimed by
+ * its MessageSid (and idempotency token) and appended to a Redis stream in
+ * one atomic script; when Redis cannot take it, it is written and fsynced to
+ * a spool directory and moved to Redis, in order, once Redis is back. The
+ * conversation engine consumes the stream.
+ */
+#ifndef CRMB_INTAKE_H
+#define CRMB_INTAKE_H
+
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "redis.h"
+
+struct intake;
+
+enum intake_result {
+	INTAKE_STORED, /* in Redis */
+	INTAKE_DUPLICATE, /* already claimed: nothing changed */
+	INTAKE_SPOOLED, /* on disk, synced; will move to Redis */
+	INTAKE_FAILED, /* neither Redis nor the spool could take it */
+};
+
+/* Called exactly once per submission, possibly before intake_submit returns. */
+typedef void (*intake_cb)(enum intake_result res, void *arg);
+
+struct intake_msg {
+	const char *sid; /* MessageSid */
+	const char *from; /* whatsapp:+E164 */
+	const char *idem; /* I-Twilio-Idempotency-Token, or NULL */
+	const char *body; /* the form body exactly as received */
+	size_t len;
+	uint64_t received_ms; /* realtime */
+};
+
+struct intake_options {
+	const char *state_dir; /* the spool lives in state_dir/spool */
+	const char *key_prefix; /* e.g. "crmbridge:" */
+	uint64_t dedupe_ttl_s; /* how long a MessageSid stays claimed */
+	uint64_t redis_timeout_ms; /* after this the message is spooled instead */
+};
+
+struct intake_stats {
+	uint64_t stored, duplicates, spooled, replayed, failed, redis_errors;
+	uint64_t spool_depth;
+};
+
+/* Opens the spool (creating it) and finds what is left in it. NULL with errno on failure. */
+struct intake *intake_new(sd_event *e, struct rconn *rc, const struct intake_options *o);
+/* Frees the intake; pending submissions are answered first. NULL is fine. */
+void intake_free(struct intake *in);
+/* Points the intake at another Redis connection (after a reload). */
+void intake_set_redis(struct intake *in, struct rconn *rc);
+/* Stores m; every string in m is copied. */
+void intake_submit(struct intake *in, const struct intake_msg *m, intake_cb cb, void *arg);
+/* Tells the intake Redis is up: the spool starts moving. */
+void intake_redis_up(struct intake *in);
+/* Copies the counters. */
+void intake_get_stats(const struct intake *in, struct intake_stats *st);
+/* The Redis stream key (borrowed), e.g. "crmbridge:{intake}:stream". */
+const char *intake_stream_key(const struct intake *in);
+/* A result's name: "stored", "duplicate", "spooled", "failed". */
+const char *intake_result_name(enum intake_result r);
+
+#endif

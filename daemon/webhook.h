@@ -1,0 +1,16 @@
+/* The Twilio webhook endpoints. */
+#ifndef CRMB_WEBHOOK_H
+#define CRMB_WEBHOOK_H
+
+#include <stdbool.h>
+
+#include "http.h"
+
+/* POST /api/webhook/whatsapp and /webhook/twilio/incoming. */
+void webhook_whatsapp(struct http_request *req, void *arg);
+/* True for whatsapp:+ followed by 7 to 15 digits. */
+bool webhook_valid_from(const char *s);
+/* True for SM or MM followed by 32 hexadecimal digits. */
+bool webhook_valid_sid(const char *s);
+
+#endif

@@ -1,0 +1,261 @@
+"""The Twilio webhook end to end: the real daemon, a real redis-server.
+Signed messages are stored once and answered with empty TwiML; bad
+signatures, bad input and oversize bodies are refused and store nothing;
+media, location and button messages are accepted; nothing answered 200 is
+lost when the daemon is SIGKILLed after a burst or when Redis goes away
+during one, and per-phone order survives the spool."""
+
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import http.client
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Daemon, Redis, done, form, is_eq, ok, resp, sign, skip_all, wait_for,  # noqa: E402
+                     workdir, write_config)
+
+if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
+    skip_all("redis-server not installed")
+
+TOKEN = "12345"
+OLD_TOKEN = "old-token-before-rotation"
+PUBLIC = "https://bot.example.com"
+TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+STREAM = "crmbridge:{intake}:stream"
+
+wd = workdir()
+redis = Redis(wd, aof=True)
+redis.start()
+conf = os.path.join(wd, "crmbridge.conf")
+state = os.path.join(wd, "state")
+write_config(conf, f"""[server]
+listen = 127.0.0.1:0
+public_url = {PUBLIC}
+state_dir = {state}
+[redis]
+url = {redis.url}
+connect_timeout = 500ms
+ping_interval = 200ms
+[webhook]
+redis_timeout = 500ms
+[twilio]
+auth_token = {TOKEN}
+auth_token_secondary = {OLD_TOKEN}
+""")
+
+seq = [0]
+
+
+def sid(prefix="SM"):
+    seq[0] += 1
+    return prefix + ("%032x" % (0xC0FFEE000 + seq[0] + int(time.time() * 1000) % 100000 * 10000))
+
+
+def message(phone="+573001112233", body="Hola", msid=None, **extra):
+    p = [("MessageSid", msid or sid()), ("SmsMessageSid", "x"), ("AccountSid", "AC" + "0" * 32),
+         ("From", "whatsapp:" + phone), ("To", "whatsapp:+14155238886"), ("Body", body), ("NumMedia", "0"),
+         ("ProfileName", "María José"), ("WaId", phone[1:]), ("MessageType", "text")]
+    for k, v in extra.items():
+        p = [(a, b) for a, b in p if a != k] + [(k, v)]
+    return p
+
+
+def post(d, params, path="/api/webhook/whatsapp", token=TOKEN, sig=None, headers=None, raw=None, conn=None):
+    body = raw if raw is not None else form(params).encode()
+    h = {"Content-Type": "application/x-www-form-urlencoded"}
+    if sig is not False:
+        h["X-Twilio-Signature"] = sig or sign(token, PUBLIC + path, params)
+    h.update(headers or {})
+    c = conn or http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    c.request("POST", path, body=body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    if conn is None:
+        c.close()
+    return r.status, r.getheader("Content-Type"), data
+
+
+def xlen():
+    return resp(redis.port, "XLEN", STREAM)
+
+
+def stream_sids():
+    out = []
+    for _id, fields in resp(redis.port, "XRANGE", STREAM, "-", "+"):
+        kv = dict(zip(fields[::2], fields[1::2]))
+        out.append((kv[b"sid"].decode(), kv[b"from"].decode()))
+    return out
+
+
+d = Daemon(wd, conf)
+try:
+    ok(d.wait_notify("READY=1", 10) is not None, "daemon ready")
+
+    # ---- the happy path ----
+    m = message(body="Hola, busco un sofá de 3 puestos")
+    st, ct, data = post(d, m)
+    is_eq(st, 200, "a signed message: 200")
+    is_eq(ct, "text/xml", "Content-Type text/xml")
+    is_eq(data, TWIML, "empty TwiML <Response/>")
+    entries = resp(redis.port, "XRANGE", STREAM, "-", "+")
+    ok(len(entries) == 1, "stored in the intake stream")
+    kv = dict(zip(entries[0][1][::2], entries[0][1][1::2]))
+    is_eq(kv[b"sid"].decode(), dict(m)["MessageSid"], "with its MessageSid")
+    is_eq(kv[b"from"], b"whatsapp:+573001112233", "its sender")
+    is_eq(kv[b"form"], form(m).encode(), "and every parameter exactly as received")
+    ok(abs(int(kv[b"received_ms"]) / 1000 - time.time()) < 60, "and the receive time")
+
+    # ---- duplicates ----
+    n0 = xlen()
+    is_eq(post(d, m)[0], 200, "the same MessageSid again: 200")
+    is_eq(xlen(), n0, "and nothing new stored")
+    m2 = message(body="otro")
+    st1 = post(d, m2, headers={"I-Twilio-Idempotency-Token": "tok-123"})[0]
+    st2 = post(d, message(body="retry with a new sid"), headers={"I-Twilio-Idempotency-Token": "tok-123"})[0]
+    ok(st1 == 200 and st2 == 200 and xlen() == n0 + 1, "a repeated I-Twilio-Idempotency-Token stores once")
+
+    # ---- the alias, a query string, the rotated token ----
+    n0 = xlen()
+    is_eq(post(d, message(), path="/webhook/twilio/incoming")[0], 200, "the alias path works")
+    is_eq(post(d, message(), path="/api/webhook/whatsapp?tenant=acme")[0], 200, "the query string is signed as received")
+    is_eq(post(d, message(), token=OLD_TOKEN)[0], 200, "the secondary (rotated) token is accepted")
+    is_eq(xlen(), n0 + 3, "all three stored")
+
+    # ---- refusals store nothing ----
+    n0 = xlen()
+    is_eq(post(d, message(), sig="NOTRSOYDt4T1cUTdK1PDd93/VVr8B8=")[0], 403, "a bad signature: 403")
+    is_eq(post(d, message(), token="wrong-token")[0], 403, "a signature with another token: 403")
+    p = message()
+    good = sign(TOKEN, PUBLIC + "/api/webhook/whatsapp", p)
+    tampered = [(k, "Quiero todo gratis" if k == "Body" else v) for k, v in p]
+    is_eq(post(d, tampered, sig=good)[0], 403, "a tampered body: 403")
+    is_eq(post(d, message(), sig=False)[0], 400, "no signature header: 400")
+    is_eq(post(d, message(), path="/api/webhook/whatsapp?x=1", sig=sign(TOKEN, PUBLIC + "/api/webhook/whatsapp",
+                                                                          message()))[0], 403,
+          "a signature without the query string: 403")
+    is_eq(post(d, message(phone="573001112233"))[0], 403 if False else 400, "From without whatsapp:+: 400")
+    is_eq(post(d, [(k, "whatsapp:+57abc") if k == "From" else (k, v) for k, v in message()])[0], 400,
+          "From that is not E.164: 400")
+    is_eq(post(d, message(msid="SMshort"))[0], 400, "malformed MessageSid: 400")
+    is_eq(post(d, [(k, v) for k, v in message() if k != "MessageSid"])[0], 400, "no MessageSid: 400")
+    is_eq(post(d, message(body=""))[0], 400, "an empty text with nothing else: 400")
+    raw = b"Body=%zz&From=whatsapp%3A%2B573001112233"
+    is_eq(post(d, [], raw=raw, sig="x")[0], 400, "malformed %XX: 400")
+    is_eq(post(d, [], raw=b"Body=%C3%28", sig="x")[0], 400, "invalid UTF-8: 400")
+    st, ct, data = post(d, message(), headers={"Content-Type": "application/json"})
+    is_eq(st, 415, "JSON content type: 415")
+    ok(b'"code":415' in data, "with a JSON error body")
+    big = message(body="x" * (65 * 1024))
+    is_eq(post(d, big)[0], 413, "a 65 KiB body: 413")
+    is_eq(xlen(), n0, "none of the refused requests stored anything")
+    st, body = d.get_json("/system/status")
+    ok(body["webhook"]["signature_invalid"] >= 4 and body["webhook"]["signature_missing"] >= 1,
+       "signature rejects are counted", body.get("webhook"))
+
+    # ---- messages without text ----
+    n0 = xlen()
+    media = message(body="", msid=sid("MM"), NumMedia="1", MessageType="image",
+                    MediaUrl0="https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM0/Media/ME0",
+                    MediaContentType0="image/jpeg")
+    is_eq(post(d, media)[0], 200, "a media-only message is accepted")
+    loc = [("To", "whatsapp:+15555550100"), ("Body", ""), ("From", "whatsapp:+15555550101"), ("WaId", "15555550101"),
+           ("Latitude", "25.018766403198"), ("Longitude", "-77.395950317383"), ("NumMedia", "0"),
+           ("MessageSid", "SMed5ffcfab3da6bbbccdd8866fe793744"), ("MessageType", "location"),
+           ("ProfileName", "Test User")]
+    is_eq(post(d, loc)[0], 200, "the PROTOCOLS.md location message is accepted")
+    button = message(body="", MessageType="button", ButtonText="Sí, quiero", ButtonPayload="yes")
+    is_eq(post(d, button)[0], 200, "a button reply is accepted")
+    is_eq(xlen(), n0 + 3, "all three stored")
+    kv = dict(zip(resp(redis.port, "XRANGE", STREAM, "-", "+")[-3][1][::2],
+                  resp(redis.port, "XRANGE", STREAM, "-", "+")[-3][1][1::2]))
+    ok(b"MediaUrl0=https%3A%2F%2Fapi.twilio.com" in kv[b"form"], "the media URL is recorded (not fetched)")
+
+    # ---- SIGKILL right after a burst of 200 ----
+    resp(redis.port, "DEL", STREAM)
+    burst = [message(phone="+5730000%05d" % (i % 20), body="burst %d" % i) for i in range(200)]
+    answered = [None] * 200
+
+    def sender(lo, hi):
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        for i in range(lo, hi):
+            try:
+                answered[i] = post(d, burst[i], conn=c)[0]
+            except Exception:
+                c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        c.close()
+
+    ts = [threading.Thread(target=sender, args=(k * 50, k * 50 + 50)) for k in range(4)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    d.signal(signal.SIGKILL)
+    d.wait(5)
+    is_eq(answered.count(200), 200, "all 200 burst messages answered 200")
+    d.kill()
+    d = Daemon(wd, conf)
+    ok(d.wait_notify("READY=1", 10) is not None, "restarted after SIGKILL")
+    sids = [s for s, _ in stream_sids()]
+    is_eq(len(sids), 200, "all 200 stored")
+    is_eq(len(set(sids)), 200, "each exactly once")
+    ok(set(sids) == {dict(m)["MessageSid"] for m in burst}, "and they are the burst's messages")
+
+    # ---- Redis stopped during a burst ----
+    resp(redis.port, "DEL", STREAM)
+    phones = ["+5731100%05d" % i for i in range(10)]
+    order = {p: [] for p in phones}
+    results = []
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    for i in range(150):
+        if i == 50:
+            redis.stop()
+        if i == 120:
+            redis.start()
+        p = phones[i % 10]
+        mm = message(phone=p, body="msg %d" % i)
+        try:
+            st = post(d, mm, conn=c)[0]
+        except Exception:
+            c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+            st = None
+        results.append(st)
+        if st == 200:
+            order[p].append(dict(mm)["MessageSid"])
+    c.close()
+    is_eq(results.count(200), 150, "every message answered 200 while Redis was away (spooled)")
+    ok(wait_for(lambda: xlen() == 150, 20), "after Redis returns, all 150 reach it (%s)" % xlen())
+    got = {p: [] for p in phones}
+    for s, f in stream_sids():
+        got[f[len("whatsapp:"):]].append(s)
+    ok(all(got[p] == order[p] for p in phones), "in the order they arrived, per phone")
+    st, body = d.get_json("/system/status")
+    ok(body["intake"]["spooled"] > 0 and body["intake"]["spool_depth"] == 0,
+       "the status shows messages went through the spool, now empty", body.get("intake"))
+    ok(not [f for f in os.listdir(os.path.join(state, "spool")) if f.endswith(".msg")], "the spool directory is empty")
+
+    # ---- neither Redis nor the spool: 503 ----
+    # The daemon holds the spool directory open; once it is removed, no file can be created in it,
+    # whatever the privileges (CI runs as root, which ignores permission bits).
+    redis.stop()
+    os.rmdir(os.path.join(state, "spool"))
+    n_failed = d.get_json("/system/status")[1]["webhook"]["failed"]
+    st, ct, data = post(d, message())
+    is_eq(st, 503, "Redis down and the spool unusable: 503, so the message is not acknowledged")
+    is_eq(d.get_json("/system/status")[1]["webhook"]["failed"], n_failed + 1, "and counted")
+    ok("neither Redis nor the spool can take it" in d.logtext(), "and logged as an error")
+    redis.start()
+    ok(wait_for(lambda: d.get_json("/system/status")[1]["redis"]["state"] == "up", 10), "Redis back")
+    is_eq(post(d, message())[0], 200, "with Redis back, messages are stored again")
+
+    # ---- privacy ----
+    log = d.logtext()
+    ok("Hola" not in log and "burst" not in log and "msg 1" not in log, "no message body in the log")
+    ok("+573001112233" not in log and "573001112233" not in log, "no full phone number in the log")
+    ok(TOKEN not in log.replace("12345678", ""), "no token in the log")
+finally:
+    d.kill()
+    redis.stop()
+
+shutil.rmtree(wd, ignore_errors=True)
+done()
