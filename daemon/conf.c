@@ -119,6 +119,11 @@ static const struct key conf_keys[] = {
     {"twilio", "api_base", "TWILIO_API_BASE", NULL, K_STR, K_URLCRED, 0, 0, "https://api.twilio.com",
         OFF(twilio_api_base), check_http_url},
 
+    {"twilio", "send_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(120), "15s", OFF(twilio_send_timeout_ms), NULL},
+    {"twilio", "max_attempts", NULL, NULL, K_INT, 0, 1, 100, "10", OFF(twilio_max_attempts), NULL},
+    {"twilio", "max_in_flight", NULL, NULL, K_INT, 0, 1, 4096, "64", OFF(twilio_max_in_flight), NULL},
+    {"twilio", "status_callback", NULL, NULL, K_BOOL, 0, 0, 0, "yes", OFF(twilio_status_callback), NULL},
+
     {"odoo", "url", "ODOO_URL", NULL, K_STR, K_URLCRED, 0, 0, NULL, OFF(odoo_url), check_http_url},
     {"odoo", "db", "ODOO_DB", NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_db), NULL},
     {"odoo", "username", "ODOO_USERNAME", NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_username), NULL},

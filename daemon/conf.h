@@ -54,6 +54,10 @@ struct conf {
 	char *twilio_whatsapp_from;
 	char *twilio_messaging_service_sid;
 	char *twilio_api_base;
+	uint64_t twilio_send_timeout_ms;
+	long long twilio_max_attempts;
+	long long twilio_max_in_flight;
+	bool twilio_status_callback;
 
 	/* [odoo] */
 	char *odoo_url;

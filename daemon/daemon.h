@@ -11,13 +11,16 @@
 
 #include "conf.h"
 #include "http.h"
+#include "common/curlev.h"
 #include "intake.h"
+#include "sender.h"
 #include "redis.h"
 
 /* Webhook outcomes, for the status endpoint and later the metrics. */
 struct webhook_stats {
 	uint64_t requests, accepted, duplicates, spooled, failed;
 	uint64_t bad_request, sig_missing, sig_invalid, sig_unconfigured;
+	uint64_t status_callbacks;
 };
 
 struct daemon {
@@ -28,6 +31,8 @@ struct daemon {
 	struct http_server *http;
 	struct rconn *redis;
 	struct intake *intake;
+	struct curlev *curl;
+	struct sender *sender; /* NULL without Twilio credentials */
 	struct webhook_stats wh;
 	char bound[80]; /* the address the server got */
 	uint64_t started; /* CLOCK_MONOTONIC usec */

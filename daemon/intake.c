@@ -14,7 +14,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gcrypt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +30,7 @@
 #define SPOOL_MAX (FORM_BODY_MAX + 4096)
 #define FORM_BODY_MAX (1024 * 1024)
 
-static const char intake_script[] =
+static const char intake_script_text[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('GET', KEYS[1])} end\n"
     "if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then return {0, redis.call('GET', KEYS[2])} end\n"
     "local id = redis.call('XADD', KEYS[3], '*', unpack(ARGV, 2))\n"
@@ -49,7 +48,6 @@ struct op {
 	bool replay; /* moving a spool file; seq says which */
 	uint64_t seq;
 	bool answered;
-	bool eval_sent; /* NOSCRIPT: the script body was sent */
 	sd_event_source *timer;
 	struct op *prev, *next;
 };
@@ -59,7 +57,7 @@ struct intake {
 	struct rconn *rc;
 	struct intake_options o;
 	char *prefix, *stream_key, *spool_dir;
-	char sha[41];
+	struct rscript script;
 	int dirfd;
 	uint64_t *seqs; /* spool files, oldest first */
 	size_t nseq, headseq, capseq;
@@ -345,7 +343,6 @@ fallback_to_spool(struct intake *in, struct op *op)
 }
 
 static void replay_next(struct intake *in);
-static int send_op(struct intake *in, struct op *op);
 
 static void
 schedule_retry(struct intake *in)
@@ -365,13 +362,6 @@ on_reply(redisAsyncContext *ac, void *r, void *privdata)
 	if (in == NULL) { /* orphaned at shutdown */
 		op_free(op);
 		return;
-	}
-	if (reply != NULL && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
-	    !op->eval_sent) {
-		op->eval_sent = true;
-		if (send_op(in, op) == 0)
-			return;
-		reply = NULL;
 	}
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
 	    reply->element[0]->type == REDIS_REPLY_INTEGER) {
@@ -443,14 +433,6 @@ send_op(struct intake *in, struct op *op)
 		snprintf(k2, sizeof(k2), "%s", k1);
 	snprintf(ttl, sizeof(ttl), "%" PRIu64, in->o.dedupe_ttl_s);
 	snprintf(ms, sizeof(ms), "%" PRIu64, op->received_ms);
-	if (op->eval_sent) {
-		ARGS("EVAL");
-		ARGS(intake_script);
-	} else {
-		ARGS("EVALSHA");
-		ARGS(in->sha);
-	}
-	ARGS("3");
 	ARGS(k1);
 	ARGS(k2);
 	ARGS(in->stream_key);
@@ -471,7 +453,7 @@ send_op(struct intake *in, struct op *op)
 #undef ARGS
 	if (in->rc == NULL)
 		return -ENOTCONN;
-	return rconn_command_argv(in->rc, on_reply, op, argc, argv, argl);
+	return rconn_eval(in->rc, &in->script, on_reply, op, 3, argc, argv, argl);
 }
 
 static void
@@ -563,7 +545,6 @@ struct intake *
 intake_new(sd_event *e, struct rconn *rc, const struct intake_options *o)
 {
 	struct intake *in = xcalloc(1, sizeof(*in));
-	unsigned char digest[20];
 	int r, saved;
 
 	in->event = sd_event_ref(e);
@@ -573,9 +554,7 @@ intake_new(sd_event *e, struct rconn *rc, const struct intake_options *o)
 	in->prefix = xstrdup(o->key_prefix);
 	xasprintf(&in->stream_key, "%s{intake}:stream", o->key_prefix);
 	xasprintf(&in->spool_dir, "%s/spool", o->state_dir);
-	gcry_md_hash_buffer(GCRY_MD_SHA1, digest, intake_script, strlen(intake_script));
-	for (int i = 0; i < 20; i++)
-		snprintf(in->sha + 2 * i, 3, "%02x", digest[i]);
+	rscript_init(&in->script, intake_script_text);
 	if (mkdir(in->spool_dir, 0700) < 0 && errno != EEXIST)
 		goto fail;
 	if ((in->dirfd = open(in->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)

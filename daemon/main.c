@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/xmalloc.h"
 #include "common/util.h"
 #include "daemon.h"
 
@@ -120,6 +121,40 @@ redis_start(struct daemon *d, const struct conf *c)
 	return rc;
 }
 
+/* Starts the reply sender when Twilio's REST credentials and a sender are configured. */
+static struct sender *
+sender_start(struct daemon *d, const struct conf *c)
+{
+	struct sender_options so = {0};
+	char *cb = NULL;
+	struct sender *s;
+
+	if (c->twilio_account_sid == NULL || c->twilio_auth_token == NULL ||
+	    (c->twilio_whatsapp_from == NULL && c->twilio_messaging_service_sid == NULL))
+		return NULL;
+	if (c->public_url != NULL && c->twilio_status_callback) {
+		size_t n = strlen(c->public_url);
+		xasprintf(&cb, "%.*s/api/webhook/status", (int)(n > 0 && c->public_url[n - 1] == '/' ? n - 1 : n),
+		    c->public_url);
+	}
+	so.api_base = c->twilio_api_base;
+	so.account_sid = c->twilio_account_sid;
+	so.auth_token = c->twilio_auth_token;
+	so.from = c->twilio_whatsapp_from;
+	so.messaging_service_sid = c->twilio_messaging_service_sid;
+	so.status_callback = cb;
+	so.key_prefix = c->redis_key_prefix;
+	so.timeout_ms = c->twilio_send_timeout_ms;
+	so.max_attempts = (unsigned)c->twilio_max_attempts;
+	so.max_in_flight = (unsigned)c->twilio_max_in_flight;
+	so.lease_ms = c->twilio_send_timeout_ms + 30000;
+	so.backoff_min_ms = 1000;
+	so.backoff_max_ms = 300000;
+	s = sender_new(d->event, d->curl, d->redis, &so);
+	free(cb);
+	return s;
+}
+
 static void
 reload(struct daemon *d)
 {
@@ -155,7 +190,12 @@ reload(struct daemon *d)
 		d->redis = NULL;
 		d->redis = redis_start(d, c);
 		intake_set_redis(d->intake, d->redis);
+		if (d->sender != NULL)
+			sender_set_redis(d->sender, d->redis);
 	}
+	/* Twilio settings may have changed: a new sender; claimed replies come back after their lease. */
+	sender_free(d->sender);
+	d->sender = sender_start(d, c);
 	conf_free(d->conf);
 	d->conf = c;
 	d->reload_ok = true;
@@ -337,8 +377,11 @@ main(int argc, char *argv[])
 		if ((d.intake = intake_new(d.event, NULL, &io)) == NULL)
 			fatal("intake: cannot open the spool under %s", d.conf->state_dir);
 	}
+	if ((d.curl = curlev_new(d.event)) == NULL)
+		fatalx("libcurl: cannot create a multi handle");
 	d.redis = redis_start(&d, d.conf);
 	intake_set_redis(d.intake, d.redis);
+	d.sender = sender_start(&d, d.conf);
 	if (rconn_state(d.redis) == RCONN_UP)
 		intake_redis_up(d.intake);
 	if (!d.ready_sent)
@@ -351,6 +394,8 @@ main(int argc, char *argv[])
 	/* The intake answers what still waits for Redis (from the spool) before HTTP stops. */
 	intake_free(d.intake);
 	http_free(d.http);
+	curlev_free(d.curl); /* aborts sends in flight; their leases bring them back */
+	sender_free(d.sender);
 	rconn_free(d.redis);
 	sd_event_source_disable_unref(d.drain);
 	sd_event_unref(d.event);

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <gcrypt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -434,4 +435,102 @@ rconn_command_argv(
 	if (rc->state != RCONN_UP || rc->ac == NULL)
 		return -ENOTCONN;
 	return redisAsyncCommandArgv(rc->ac, fn, privdata, argc, argv, argvlen) == REDIS_OK ? 0 : -ENOTCONN;
+}
+
+void
+rscript_init(struct rscript *sc, const char *text)
+{
+	unsigned char d[20];
+	int i;
+
+	sc->text = text;
+	gcry_md_hash_buffer(GCRY_MD_SHA1, d, text, strlen(text));
+	for (i = 0; i < 20; i++)
+		snprintf(sc->sha + 2 * i, 3, "%02x", d[i]);
+}
+
+/* One EVALSHA in flight, with what is needed to send it again as EVAL. */
+struct evalreq {
+	struct rconn *rc;
+	const struct rscript *sc;
+	redisCallbackFn *fn;
+	void *privdata;
+	int argc; /* including the command, the script and numkeys */
+	const char **argv; /* [2..argc) are ours to free */
+	size_t *argl;
+	bool full;
+};
+
+static void
+evalreq_free(struct evalreq *e)
+{
+	int i;
+
+	for (i = 2; i < e->argc; i++) /* 0 and 1 are never ours */
+		free((void *)(uintptr_t)e->argv[i]);
+	free(e->argv);
+	free(e->argl);
+	free(e);
+}
+
+static void
+on_eval(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct evalreq *e = privdata;
+	redisReply *reply = r;
+
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 && !e->full &&
+	    e->rc->ac == ac) {
+		/* Redis restarted or flushed its scripts: send the text once; it is cached again. */
+		e->full = true;
+		e->argv[0] = "EVAL";
+		e->argl[0] = 4;
+		e->argv[1] = e->sc->text;
+		e->argl[1] = strlen(e->sc->text);
+		if (redisAsyncCommandArgv(ac, on_eval, e, e->argc, e->argv, e->argl) == REDIS_OK)
+			return;
+		reply = NULL;
+	}
+	if (e->fn != NULL)
+		e->fn(ac, reply, e->privdata);
+	evalreq_free(e);
+}
+
+int
+rconn_eval(struct rconn *rc, const struct rscript *sc, redisCallbackFn *fn, void *privdata, int nkeys, int argc,
+    const char **argv, const size_t *argvlen)
+{
+	struct evalreq *e;
+	char nk[16];
+	int i;
+
+	if (rc->state != RCONN_UP || rc->ac == NULL)
+		return -ENOTCONN;
+	e = xcalloc(1, sizeof(*e));
+	e->rc = rc;
+	e->sc = sc;
+	e->fn = fn;
+	e->privdata = privdata;
+	e->argc = argc + 3;
+	e->argv = xcalloc((size_t)e->argc, sizeof(*e->argv));
+	e->argl = xcalloc((size_t)e->argc, sizeof(size_t));
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	e->argv[0] = "EVALSHA";
+	e->argl[0] = 7;
+	e->argv[1] = sc->sha;
+	e->argl[1] = 40;
+	e->argv[2] = xstrdup(nk);
+	e->argl[2] = strlen(nk);
+	for (i = 0; i < argc; i++) {
+		char *copy = xmalloc(argvlen[i] + 1);
+		memcpy(copy, argv[i], argvlen[i]);
+		copy[argvlen[i]] = '\0';
+		e->argv[3 + i] = copy;
+		e->argl[3 + i] = argvlen[i];
+	}
+	if (redisAsyncCommandArgv(rc->ac, on_eval, e, e->argc, e->argv, e->argl) != REDIS_OK) {
+		evalreq_free(e);
+		return -ENOTCONN;
+	}
+	return 0;
 }

@@ -53,6 +53,22 @@ const char *rconn_state_name(enum rconn_state s);
  */
 int rconn_command(struct rconn *rc, redisCallbackFn *fn, void *privdata, const char *fmt, ...);
 
+/* A Lua script run by its SHA-1 (EVALSHA), sent whole only when Redis does not know it yet. */
+struct rscript {
+	const char *text;
+	char sha[41];
+};
+
+/* Computes the script's SHA-1; text is borrowed and must outlive the script (a string literal). */
+void rscript_init(struct rscript *sc, const char *text);
+/*
+ * Runs sc with nkeys keys followed by the other arguments (argv[0..argc),
+ * binary-safe, copied). fn gets the reply, or NULL if the connection is lost.
+ * Returns 0 or -ENOTCONN.
+ */
+int rconn_eval(struct rconn *rc, const struct rscript *sc, redisCallbackFn *fn, void *privdata, int nkeys, int argc,
+    const char **argv, const size_t *argvlen);
+
 /* Like rconn_command with an argument vector (binary-safe). */
 int rconn_command_argv(
     struct rconn *rc, redisCallbackFn *fn, void *privdata, int argc, const char **argv, const size_t *argvlen);

@@ -123,6 +123,22 @@ get_system_status(struct http_request *req, void *arg)
 		        (json_int_t)d->wh.bad_request, "signature_missing", (json_int_t)d->wh.sig_missing,
 		        "signature_invalid", (json_int_t)(d->wh.sig_invalid + d->wh.sig_unconfigured)));
 	}
+	if (d->sender != NULL) {
+		struct sender_stats ss;
+		sender_get_stats(d->sender, &ss);
+		json_object_set_new(j, "sender",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:i, s:i, s:o}",
+		        "queued", (json_int_t)ss.queued, "sent", (json_int_t)ss.sent, "retries", (json_int_t)ss.retries,
+		        "dead_letters", (json_int_t)ss.dead, "opted_out", (json_int_t)ss.opted_out, "in_flight",
+		        (json_int_t)ss.in_flight, "status_callbacks", (json_int_t)d->wh.status_callbacks, "delivery",
+		        "delivered", (json_int_t)ss.delivered, "read", (json_int_t)ss.read, "undelivered",
+		        (json_int_t)ss.undelivered, "failed", (json_int_t)ss.failed, "outside_24h_window",
+		        (json_int_t)ss.window_closed, "last_http_status", (int)ss.last_http_status, "last_error_code",
+		        (int)ss.last_error_code, "last_error",
+		        ss.last_error[0] ? json_string(ss.last_error) : json_null()));
+	} else {
+		json_object_set_new(j, "sender", json_null());
+	}
 	http_reply_json(req, 200, j);
 }
 
@@ -131,5 +147,6 @@ const struct http_route daemon_routes[] = {
     {"GET", "/system/status", get_system_status},
     {"POST", "/api/webhook/whatsapp", webhook_whatsapp},
     {"POST", "/webhook/twilio/incoming", webhook_whatsapp},
+    {"POST", "/api/webhook/status", webhook_status},
 };
 const size_t daemon_nroutes = sizeof(daemon_routes) / sizeof(daemon_routes[0]);

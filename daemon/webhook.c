@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon.h"
+#include "sender.h"
 #include "signature.h"
 #include "webhook.h"
 
@@ -147,56 +148,118 @@ signed_url(const struct conf *c, const struct http_request *req, char *buf, size
 	snprintf(buf, size, "%.*s%s", (int)n, c->public_url, http_req_target(req));
 }
 
+/*
+ * Checks the X-Twilio-Signature of a form request; answers and returns false
+ * when it does not hold (or cannot be checked), counting why.
+ */
+static bool
+verified(struct daemon *d, struct http_request *req, const struct form *f)
+{
+	const struct conf *c = d->conf;
+	const char *tokens[2] = {c->twilio_auth_token, c->twilio_auth_token_secondary};
+	const char *sig;
+	char url[8192];
+
+	if (!c->webhook_verify_signature)
+		return true;
+	if (c->public_url == NULL || c->twilio_auth_token == NULL) {
+		d->wh.sig_unconfigured++;
+		log_error("webhook: refused: %s is not set, so the signature cannot be checked",
+		    c->public_url == NULL ? "CRMBRIDGE_PUBLIC_URL" : "TWILIO_AUTH_TOKEN");
+		http_reply_error(req, 403, "signature check not configured");
+		return false;
+	}
+	if ((sig = http_req_header(req, "X-Twilio-Signature")) == NULL) {
+		d->wh.sig_missing++;
+		http_reply_error(req, 400, "missing X-Twilio-Signature");
+		return false;
+	}
+	signed_url(c, req, url, sizeof(url));
+	if (!twsig_valid(tokens, 2, url, f, sig)) {
+		d->wh.sig_invalid++;
+		log_warnx(
+		    "webhook: signature mismatch, request refused (check that CRMBRIDGE_PUBLIC_URL matches the URL "
+		    "configured in Twilio)");
+		http_reply_error(req, 403, "invalid signature");
+		return false;
+	}
+	return true;
+}
+
+/* Decodes the form body of a Twilio request; answers 415/400 and returns -1 when it cannot. */
+static int
+read_form(struct daemon *d, struct http_request *req, struct form *f)
+{
+	const char *body, *why;
+	size_t len;
+
+	if (!form_content_type(http_req_header(req, "Content-Type"))) {
+		d->wh.bad_request++;
+		http_reply_error(req, 415, "expected application/x-www-form-urlencoded");
+		return -1;
+	}
+	body = http_req_body(req, &len);
+	if (form_parse(body, len, f, &why) < 0) {
+		d->wh.bad_request++;
+		http_reply_error(req, 400, "malformed form body: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+void
+webhook_status(struct http_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	struct form f = {0};
+	const char *sid, *status, *code;
+	long long ec = 0;
+	static const char *const known[] = {"accepted", "scheduled", "queued", "sending", "sent", "delivered", "read",
+	    "undelivered", "failed", "canceled", "receiving", "received", "partially_delivered"};
+	size_t i;
+	bool ok = false;
+
+	d->wh.status_callbacks++;
+	if (read_form(d, req, &f) < 0)
+		return;
+	if (!verified(d, req, &f))
+		goto out;
+	sid = form_get(&f, "MessageSid");
+	status = form_get(&f, "MessageStatus");
+	code = form_get(&f, "ErrorCode");
+	for (i = 0; status != NULL && i < sizeof(known) / sizeof(known[0]); i++)
+		ok |= strcmp(status, known[i]) == 0;
+	if (!webhook_valid_sid(sid) || !ok || (code != NULL && *code != '\0' && parse_ll(code, 0, 999999, &ec) < 0)) {
+		d->wh.bad_request++;
+		http_reply_error(req, 400, "MessageSid, MessageStatus or ErrorCode malformed");
+		goto out;
+	}
+	if (d->sender != NULL)
+		sender_record_status(d->sender, sid, status, (long)ec);
+	if (ec != 0)
+		log_info("webhook: MessageSid=%s %s with Twilio error %lld%s", sid, status, ec,
+		    ec == 63016 ? " (outside the 24-hour window)" : "");
+	reply_twiml(req);
+out:
+	form_clear(&f);
+}
+
 void
 webhook_whatsapp(struct http_request *req, void *arg)
 {
 	struct daemon *d = arg;
-	const struct conf *c = d->conf;
-	const char *why, *sig, *from, *sid, *idem;
+	const char *from, *sid, *idem;
 	const char *body;
 	struct form f = {0};
 	struct intake_msg m;
 	size_t len;
-	int r;
 
 	d->wh.requests++;
-	if (!form_content_type(http_req_header(req, "Content-Type"))) {
-		d->wh.bad_request++;
-		http_reply_error(req, 415, "expected application/x-www-form-urlencoded");
+	if (read_form(d, req, &f) < 0)
 		return;
-	}
 	body = http_req_body(req, &len);
-	if ((r = form_parse(body, len, &f, &why)) < 0) {
-		d->wh.bad_request++;
-		http_reply_error(req, 400, "malformed form body: %s", why);
-		return;
-	}
-	if (c->webhook_verify_signature) {
-		const char *tokens[2] = {c->twilio_auth_token, c->twilio_auth_token_secondary};
-		char url[8192];
-
-		if (c->public_url == NULL || c->twilio_auth_token == NULL) {
-			d->wh.sig_unconfigured++;
-			log_error("webhook: refused: %s is not set, so the signature cannot be checked",
-			    c->public_url == NULL ? "CRMBRIDGE_PUBLIC_URL" : "TWILIO_AUTH_TOKEN");
-			http_reply_error(req, 403, "signature check not configured");
-			goto out;
-		}
-		if ((sig = http_req_header(req, "X-Twilio-Signature")) == NULL) {
-			d->wh.sig_missing++;
-			http_reply_error(req, 400, "missing X-Twilio-Signature");
-			goto out;
-		}
-		signed_url(c, req, url, sizeof(url));
-		if (!twsig_valid(tokens, 2, url, &f, sig)) {
-			d->wh.sig_invalid++;
-			log_warnx(
-			    "webhook: signature mismatch, request refused (check CRMBRIDGE_PUBLIC_URL matches the "
-			    "URL configured in Twilio)");
-			http_reply_error(req, 403, "invalid signature");
-			goto out;
-		}
-	}
+	if (!verified(d, req, &f))
+		goto out;
 	from = form_get(&f, "From");
 	sid = form_get(&f, "MessageSid");
 	idem = http_req_header(req, "I-Twilio-Idempotency-Token");

@@ -8,6 +8,8 @@
 
 /* POST /api/webhook/whatsapp and /webhook/twilio/incoming. */
 void webhook_whatsapp(struct http_request *req, void *arg);
+/* POST /api/webhook/status: Twilio's delivery reports for the replies we sent. */
+void webhook_status(struct http_request *req, void *arg);
 /* True for whatsapp:+ followed by 7 to 15 digits. */
 bool webhook_valid_from(const char *s);
 /* True for SM or MM followed by 32 hexadecimal digits. */

@@ -42,8 +42,11 @@ ping_interval = 200ms
 [webhook]
 redis_timeout = 500ms
 [twilio]
+account_sid = AC00000000000000000000000000000000
 auth_token = {TOKEN}
 auth_token_secondary = {OLD_TOKEN}
+whatsapp_from = whatsapp:+14155238886
+api_base = http://127.0.0.1:9
 """)
 
 seq = [0]
@@ -247,6 +250,23 @@ try:
     redis.start()
     ok(wait_for(lambda: d.get_json("/system/status")[1]["redis"]["state"] == "up", 10), "Redis back")
     is_eq(post(d, message())[0], 200, "with Redis back, messages are stored again")
+
+    # ---- delivery reports (status callbacks) ----
+    out_sid = "SM" + "ab" * 16
+    cb = [("MessageSid", out_sid), ("SmsSid", out_sid), ("MessageStatus", "undelivered"), ("ErrorCode", "63016"),
+          ("To", "whatsapp:+573001112233"), ("From", "whatsapp:+14155238886"), ("AccountSid", "AC" + "0" * 32)]
+    st, ct, data = post(d, cb, path="/api/webhook/status")
+    is_eq(st, 200, "a signed status callback: 200")
+    rec = resp(redis.port, "HGETALL", "crmbridge:{outbox}:msg:" + out_sid)
+    rec = dict(zip(rec[::2], rec[1::2]))
+    ok(rec.get(b"status") == b"undelivered" and rec.get(b"error_code") == b"63016", "recorded with its error code",
+       rec)
+    body = d.get_json("/system/status")[1]["sender"]
+    ok(body["delivery"]["undelivered"] == 1 and body["delivery"]["outside_24h_window"] == 1,
+       "counted, 63016 as outside the 24-hour window", body)
+    is_eq(post(d, cb, path="/api/webhook/status", sig="bad")[0], 403, "an unsigned status callback: 403")
+    bad = [(k, "exploded" if k == "MessageStatus" else v) for k, v in cb]
+    is_eq(post(d, bad, path="/api/webhook/status")[0], 400, "an unknown MessageStatus: 400")
 
     # ---- privacy ----
     log = d.logtext()

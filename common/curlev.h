@@ -1,0 +1,26 @@
+/*
+ * libcurl's multi interface on an sd-event loop: every outbound HTTP
+ * request of the daemon (Twilio, and later Gemini and Odoo) runs as an
+ * event, so hundreds can be in flight on one thread.
+ */
+#ifndef CRMB_CURLEV_H
+#define CRMB_CURLEV_H
+
+#include <curl/curl.h>
+#include <systemd/sd-event.h>
+
+struct curlev;
+
+/* Called once when a transfer ends; the easy handle is the caller's again (to free or reuse). */
+typedef void (*curlev_done_fn)(CURL *easy, CURLcode result, void *arg);
+
+/* A new multi handle on e. NULL on failure. */
+struct curlev *curlev_new(sd_event *e);
+/* Aborts transfers in progress (their callbacks get CURLE_ABORTED_BY_CALLBACK) and frees. NULL is fine. */
+void curlev_free(struct curlev *cv);
+/* Starts easy; done is called later, never before this returns. Returns 0 or -EIO. */
+int curlev_add(struct curlev *cv, CURL *easy, curlev_done_fn done, void *arg);
+/* Transfers in progress. */
+unsigned curlev_running(const struct curlev *cv);
+
+#endif

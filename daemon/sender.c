@@ -1,0 +1,772 @@
+/*
+ * The reply sender. Outbox layout in Redis, all under the {outbox} hash tag:
+ *   P{outbox}:seq            job id counter
+ *   P{outbox}:job:<id>       hash: to, body, attempts, created_ms, part, parts
+ *   P{outbox}:q:<to>         list of job ids for one recipient, oldest first
+ *   P{outbox}:due            sorted set: recipients whose head job is due, by time (ms)
+ *   P{outbox}:optout         set of recipients who opted out (Twilio 21610)
+ *   P{outbox}:dead           list of JSON records of replies given up on
+ *   P{outbox}:msg:<sid>      hash: to, status, error_code (7 days), for status callbacks
+ * A claim moves the recipient's due time a lease ahead, so one instance
+ * sends a recipient's replies one at a time and a crash only delays them.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "sender.h"
+
+#define MAX_PARTS 16
+#define MSG_TTL_S (7 * 86400)
+#define DEAD_KEEP 1000
+
+static const char enqueue_text[] =
+    /* KEYS: seq, due, q, optout; ARGV: jobprefix, to, created_ms, now_ms, part... */
+    "if redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then return -1 end\n"
+    "local parts = #ARGV - 4\n"
+    "for i = 5, #ARGV do\n"
+    "  local id = redis.call('INCR', KEYS[1])\n"
+    "  redis.call('HSET', ARGV[1] .. id, 'to', ARGV[2], 'body', ARGV[i], 'attempts', 0,\n"
+    "             'created_ms', ARGV[3], 'part', i - 4, 'parts', parts)\n"
+    "  redis.call('RPUSH', KEYS[3], id)\n"
+    "end\n"
+    "if not redis.call('ZSCORE', KEYS[2], ARGV[2]) then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2]) end\n"
+    "return parts\n";
+
+static const char claim_text[] =
+    /* KEYS: due; ARGV: qprefix, jobprefix, now_ms, lease_until_ms, max */
+    "local out = {}\n"
+    "local tos = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[5]))\n"
+    "for _, to in ipairs(tos) do\n"
+    "  local id = redis.call('LINDEX', ARGV[1] .. to, 0)\n"
+    "  while id and redis.call('EXISTS', ARGV[2] .. id) == 0 do\n"
+    "    redis.call('LPOP', ARGV[1] .. to)\n"
+    "    id = redis.call('LINDEX', ARGV[1] .. to, 0)\n"
+    "  end\n"
+    "  if not id then\n"
+    "    redis.call('ZREM', KEYS[1], to)\n"
+    "  else\n"
+    "    redis.call('ZADD', KEYS[1], ARGV[4], to)\n"
+    "    local h = redis.call('HMGET', ARGV[2] .. id, 'body', 'attempts')\n"
+    "    table.insert(out, id); table.insert(out, to); table.insert(out, h[1]); table.insert(out, h[2])\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+static const char done_text[] =
+    /* KEYS: due, q, job; ARGV: to, id, now_ms */
+    "if redis.call('LINDEX', KEYS[2], 0) == ARGV[2] then redis.call('LPOP', KEYS[2]) end\n"
+    "redis.call('DEL', KEYS[3])\n"
+    "if redis.call('LLEN', KEYS[2]) > 0 then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])\n"
+    "else redis.call('ZREM', KEYS[1], ARGV[1]) end\n"
+    "return 1\n";
+
+static const char optout_text[] =
+    /* KEYS: due, q, optout; ARGV: to, jobprefix — drops everything queued for to */
+    "redis.call('SADD', KEYS[3], ARGV[1])\n"
+    "local ids = redis.call('LRANGE', KEYS[2], 0, -1)\n"
+    "for _, id in ipairs(ids) do redis.call('DEL', ARGV[2] .. id) end\n"
+    "redis.call('DEL', KEYS[2])\n"
+    "redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "return #ids\n";
+
+struct job {
+	struct sender *s; /* NULL once the sender is gone */
+	struct job *prev, *next;
+	char *id, *to, *body;
+	unsigned attempts;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *post;
+	char *resp;
+	size_t resp_len;
+	long retry_after_ms;
+};
+
+/*
+ * Redis answers can arrive after the sender is gone (a reload replaces it):
+ * every pending Redis call holds this token instead of the sender itself.
+ */
+struct alive {
+	struct sender *s; /* NULL once freed */
+	unsigned refs;
+};
+
+struct enq {
+	struct alive *alive;
+	sender_queued_fn fn;
+	void *arg;
+};
+
+struct sender {
+	sd_event *event;
+	struct curlev *cv;
+	struct rconn *rc;
+	struct sender_options o;
+	char *url;
+	char *userpwd;
+	char *k_seq, *k_due, *k_qprefix, *k_jobprefix, *k_optout, *k_dead, *k_msgprefix;
+	struct rscript enqueue, claim, done, optout;
+	struct alive *alive;
+	bool claiming;
+	sd_event_source *poll;
+	unsigned in_flight;
+	struct job *jobs; /* in flight */
+	struct sender_stats st;
+};
+
+static void sender_tick(struct sender *s);
+
+static void *
+hold(struct sender *s)
+{
+	s->alive->refs++;
+	return s->alive;
+}
+
+/* Drops one reference; returns the sender, or NULL if it is gone. */
+static struct sender *
+release(void *pd)
+{
+	struct alive *a = pd;
+	struct sender *s = a->s;
+
+	if (--a->refs == 0)
+		free(a);
+	return s;
+}
+
+/* ---- splitting ---- */
+
+size_t
+sender_split(const char *text, size_t max, size_t *off, size_t *len, size_t maxparts)
+{
+	size_t total = strlen(text), pos = 0, n = 0;
+
+	while (pos < total && n < maxparts) {
+		size_t i = pos, cps = 0, last_break = 0;
+
+		/* Walk max code points (continuation bytes do not count). */
+		while (i < total && cps < max) {
+			i++;
+			while (i < total && ((unsigned char)text[i] & 0xc0) == 0x80)
+				i++;
+			cps++;
+			if (text[i - 1] == '\n' || text[i - 1] == ' ')
+				last_break = i;
+		}
+		if (i < total && last_break > pos && cps > max / 2) {
+			/* Cut after the last space or newline when it is in the second half. */
+			i = last_break;
+		}
+		off[n] = pos;
+		len[n] = i - pos;
+		n++;
+		pos = i;
+	}
+	return n;
+}
+
+/* ---- Redis helpers ---- */
+
+static int
+eval(struct sender *s, const struct rscript *sc, redisCallbackFn *fn, void *pd, int nkeys, const char **argv, int argc)
+{
+	size_t argl[32];
+	int i;
+
+	for (i = 0; i < argc; i++)
+		argl[i] = strlen(argv[i]);
+	if (s->rc == NULL)
+		return -ENOTCONN;
+	return rconn_eval(s->rc, sc, fn, pd, nkeys, argc, argv, argl);
+}
+
+/* eval() with a reference to the sender held until fn runs; fn must release it. */
+static int
+call(struct sender *s, const struct rscript *sc, redisCallbackFn *fn, int nkeys, const char **argv, int argc)
+{
+	void *pd = hold(s);
+	int r = eval(s, sc, fn, pd, nkeys, argv, argc);
+
+	if (r < 0)
+		release(pd);
+	return r;
+}
+
+static char *
+key2(const char *prefix, const char *suffix)
+{
+	char *k;
+
+	xasprintf(&k, "%s%s", prefix, suffix);
+	return k;
+}
+
+/* Normalises whatsapp:+E164 or +E164 to +E164; NULL if it is neither. */
+static char *
+normalise_to(const char *to)
+{
+	const char *p = strncmp(to, "whatsapp:", 9) == 0 ? to + 9 : to;
+	size_t n = 0;
+
+	if (*p != '+')
+		return NULL;
+	for (const char *q = p + 1; *q != '\0'; q++, n++)
+		if (!isdigit((unsigned char)*q))
+			return NULL;
+	return n >= 7 && n <= 15 ? xstrdup(p) : NULL;
+}
+
+/* ---- enqueue ---- */
+
+static void
+on_enqueued(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct enq *e = pd;
+	struct sender *s = release(e->alive);
+	redisReply *reply = r;
+	int res;
+
+	if (reply == NULL)
+		res = -ENOTCONN;
+	else if (reply->type == REDIS_REPLY_INTEGER)
+		res = reply->integer < 0 ? -EPERM : (int)reply->integer;
+	else
+		res = -EIO;
+	if (res > 0 && s != NULL) {
+		s->st.queued += (uint64_t)res;
+		sender_tick(s);
+	}
+	if (e->fn != NULL)
+		e->fn(res, e->arg);
+	free(e);
+}
+
+void
+sender_enqueue(struct sender *s, const char *to, const char *text, sender_queued_fn fn, void *arg)
+{
+	size_t off[MAX_PARTS], len[MAX_PARTS], n, i;
+	char *norm = normalise_to(to), *q = NULL, created[24], now[24];
+	char *parts[MAX_PARTS];
+	const char *argv[8 + MAX_PARTS];
+	struct enq *e;
+	int argc = 0, r;
+
+	if (norm == NULL || *text == '\0') {
+		if (fn != NULL)
+			fn(-EINVAL, arg);
+		free(norm);
+		return;
+	}
+	n = sender_split(text, 1600, off, len, MAX_PARTS);
+	q = key2(s->k_qprefix, norm);
+	snprintf(created, sizeof(created), "%" PRIu64, realtime_usec() / 1000);
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	argv[argc++] = s->k_seq;
+	argv[argc++] = s->k_due;
+	argv[argc++] = q;
+	argv[argc++] = s->k_optout;
+	argv[argc++] = s->k_jobprefix;
+	argv[argc++] = norm;
+	argv[argc++] = created;
+	argv[argc++] = now;
+	for (i = 0; i < n; i++) {
+		parts[i] = xstrndup(text + off[i], len[i]);
+		argv[argc++] = parts[i];
+	}
+	e = xcalloc(1, sizeof(*e));
+	e->alive = hold(s);
+	e->fn = fn;
+	e->arg = arg;
+	if ((r = eval(s, &s->enqueue, on_enqueued, e, 4, argv, argc)) < 0) {
+		release(e->alive);
+		free(e);
+		if (fn != NULL)
+			fn(r, arg);
+	}
+	for (i = 0; i < n; i++)
+		free(parts[i]);
+	free(q);
+	free(norm);
+}
+
+/* ---- finishing a job ---- */
+
+static void
+job_free(struct job *j)
+{
+	if (j->s != NULL) {
+		if (j->prev != NULL)
+			j->prev->next = j->next;
+		else
+			j->s->jobs = j->next;
+		if (j->next != NULL)
+			j->next->prev = j->prev;
+	}
+	if (j->easy != NULL)
+		curl_easy_cleanup(j->easy);
+	curl_slist_free_all(j->hdrs);
+	free(j->post);
+	free(j->resp);
+	free(j->id);
+	free(j->to);
+	free(j->body);
+	free(j);
+}
+
+static void
+on_redis_done(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct sender *s = release(pd);
+
+	/* A lost answer is harmless: the lease expires and the state is read again. */
+	if (s != NULL)
+		sender_tick(s);
+}
+
+static void
+job_done(struct job *j)
+{
+	struct sender *s = j->s;
+	char *q = key2(s->k_qprefix, j->to), *job = key2(s->k_jobprefix, j->id), now[24];
+	const char *argv[6];
+
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	argv[0] = s->k_due;
+	argv[1] = q;
+	argv[2] = job;
+	argv[3] = j->to;
+	argv[4] = j->id;
+	argv[5] = now;
+	call(s, &s->done, on_redis_done, 3, argv, 6);
+	free(q);
+	free(job);
+}
+
+static void
+job_dead(struct job *j, const char *reason)
+{
+	struct sender *s = j->s;
+	char ph[32], *rec;
+	json_t *jr;
+
+	s->st.dead++;
+	log_error("sender: reply %s to %s given up: %s", j->id, log_phone(j->to, ph, sizeof(ph)), reason);
+	jr = json_pack("{s:s, s:s, s:s, s:i, s:I}", "job", j->id, "to", j->to, "reason", reason, "attempts",
+	    (int)j->attempts, "at_ms", (json_int_t)(realtime_usec() / 1000));
+	rec = json_dumps(jr, JSON_COMPACT);
+	json_decref(jr);
+	if (s->rc != NULL) {
+		rconn_command(s->rc, NULL, NULL, "LPUSH %s %s", s->k_dead, rec);
+		rconn_command(s->rc, NULL, NULL, "LTRIM %s 0 %d", s->k_dead, DEAD_KEEP - 1);
+	}
+	free(rec);
+	job_done(j);
+}
+
+static void
+job_retry(struct job *j, const char *why)
+{
+	struct sender *s = j->s;
+	uint64_t d = s->o.backoff_min_ms, due;
+	unsigned i;
+	char ph[32], *job, when[24], att[16];
+
+	if (j->attempts >= s->o.max_attempts) {
+		char reason[160];
+		snprintf(reason, sizeof(reason), "gave up after %u attempts; last: %s", j->attempts, why);
+		job_dead(j, reason);
+		return;
+	}
+	for (i = 1; i < j->attempts && d < s->o.backoff_max_ms; i++)
+		d *= 2;
+	if (d > s->o.backoff_max_ms)
+		d = s->o.backoff_max_ms;
+	d = d / 2 + random_below(d / 2 + 1);
+	/* Twilio's Retry-After wins when it asks for longer. */
+	if (j->retry_after_ms > 0 && (uint64_t)j->retry_after_ms > d)
+		d = (uint64_t)j->retry_after_ms;
+	s->st.retries++;
+	log_info("sender: reply %s to %s: %s; retry %u in %" PRIu64 " ms", j->id, log_phone(j->to, ph, sizeof(ph)), why,
+	    j->attempts, d);
+	due = realtime_usec() / 1000 + d;
+	snprintf(when, sizeof(when), "%" PRIu64, due);
+	snprintf(att, sizeof(att), "%u", j->attempts);
+	job = key2(s->k_jobprefix, j->id);
+	if (s->rc != NULL) {
+		rconn_command(s->rc, NULL, NULL, "HSET %s attempts %s", job, att);
+		void *pd = hold(s);
+		if (rconn_command(s->rc, on_redis_done, pd, "ZADD %s %s %s", s->k_due, when, j->to) < 0)
+			release(pd);
+	}
+	free(job);
+}
+
+static void
+job_opted_out(struct job *j)
+{
+	struct sender *s = j->s;
+	char ph[32], *q = key2(s->k_qprefix, j->to);
+	const char *argv[5] = {s->k_due, q, s->k_optout, j->to, s->k_jobprefix};
+
+	s->st.opted_out++;
+	log_notice(
+	    "sender: %s has opted out (21610): nothing more will be sent to it", log_phone(j->to, ph, sizeof(ph)));
+	call(s, &s->optout, on_redis_done, 3, argv, 5);
+	free(q);
+}
+
+static size_t
+on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct job *j = ud;
+	size_t n = size * nmemb;
+
+	if (j->resp_len + n > 65536)
+		return 0; /* Twilio's answers are small; anything larger is not Twilio */
+	j->resp = xreallocarray(j->resp, j->resp_len + n + 1, 1);
+	memcpy(j->resp + j->resp_len, ptr, n);
+	j->resp_len += n;
+	j->resp[j->resp_len] = '\0';
+	return n;
+}
+
+static size_t
+on_header(char *buf, size_t size, size_t nitems, void *ud)
+{
+	struct job *j = ud;
+	size_t n = size * nitems;
+	long long secs;
+	char val[32];
+
+	if (n > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
+		size_t vl = n - 12;
+		const char *v = buf + 12;
+		while (vl > 0 && (*v == ' ' || *v == '\t'))
+			v++, vl--;
+		while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+			vl--;
+		if (vl < sizeof(val)) {
+			memcpy(val, v, vl);
+			val[vl] = '\0';
+			if (parse_ll(val, 0, 3600, &secs) == 0)
+				j->retry_after_ms = (long)secs * 1000;
+		}
+	}
+	return n;
+}
+
+/* Classifies Twilio's answer: done, retry later, dead letter or opted out. */
+static void
+handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
+{
+	long status = 0, code = 0;
+	json_t *doc = NULL, *v;
+	char why[sizeof(s->st.last_error)], ph[32];
+
+	s->in_flight--;
+	s->st.in_flight = s->in_flight;
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	s->st.last_http_status = res == CURLE_OK ? status : 0;
+	if (res == CURLE_ABORTED_BY_CALLBACK) {
+		/* Shutting down: the lease brings it back after a restart. */
+		job_free(j);
+		return;
+	}
+	if (j->resp != NULL)
+		doc = json_loads(j->resp, 0, NULL);
+	if (doc != NULL && json_is_integer(v = json_object_get(doc, "code")))
+		code = (long)json_integer_value(v);
+	s->st.last_error_code = code;
+
+	if (res != CURLE_OK) {
+		snprintf(why, sizeof(why), "network: %s", curl_easy_strerror(res));
+		snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
+		job_retry(j, why);
+	} else if (status >= 200 && status < 300) {
+		const char *sid = json_string_value(json_object_get(doc, "sid"));
+		s->st.sent++;
+		s->st.last_error[0] = '\0';
+		if (sid != NULL && s->rc != NULL) {
+			char *k = key2(s->k_msgprefix, sid);
+			rconn_command(s->rc, NULL, NULL, "HSET %s to %s status %s job %s", k, j->to, "queued", j->id);
+			rconn_command(s->rc, NULL, NULL, "EXPIRE %s %d", k, MSG_TTL_S);
+			free(k);
+		}
+		log_info("sender: reply %s to %s accepted by Twilio as %s", j->id, log_phone(j->to, ph, sizeof(ph)),
+		    sid != NULL ? sid : "(no sid)");
+		job_done(j);
+	} else {
+		snprintf(why, sizeof(why), "HTTP %ld, Twilio error %ld", status, code);
+		snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
+		if (code == 21610)
+			job_opted_out(j);
+		else if (status == 429 || code == 20429 || code == 63018 || status >= 500)
+			job_retry(j, why);
+		else
+			job_dead(j, why); /* 20003 bad credentials, 21211 bad number, other 4xx: retrying cannot help */
+	}
+	json_decref(doc);
+	job_free(j);
+	sender_tick(s);
+}
+
+static void
+on_sent(CURL *easy, CURLcode res, void *arg)
+{
+	struct job *j = arg;
+
+	if (j->s == NULL) { /* the sender was replaced while this was in flight; the lease resends it */
+		job_free(j);
+		return;
+	}
+	handle_sent(j->s, j, easy, res);
+}
+
+static void
+start_job(struct sender *s, const char *id, const char *to, const char *body, unsigned attempts)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	char *eto, *ebody, *efrom = NULL, *ecb = NULL;
+
+	j->s = s;
+	j->id = xstrdup(id);
+	j->to = xstrdup(to);
+	j->body = xstrdup(body);
+	j->attempts = attempts + 1;
+	if ((j->easy = curl_easy_init()) == NULL)
+		fatalx("sender: curl_easy_init failed");
+	{
+		char wto[64];
+		snprintf(wto, sizeof(wto), "whatsapp:%s", to);
+		eto = curl_easy_escape(j->easy, wto, 0);
+	}
+	ebody = curl_easy_escape(j->easy, body, 0);
+	if (s->o.from != NULL)
+		efrom = curl_easy_escape(j->easy, s->o.from, 0);
+	else
+		efrom = curl_easy_escape(j->easy, s->o.messaging_service_sid, 0);
+	if (s->o.status_callback != NULL)
+		ecb = curl_easy_escape(j->easy, s->o.status_callback, 0);
+	xasprintf(&j->post, "To=%s&%s=%s&Body=%s%s%s", eto, s->o.from != NULL ? "From" : "MessagingServiceSid", efrom,
+	    ebody, ecb != NULL ? "&StatusCallback=" : "", ecb != NULL ? ecb : "");
+	curl_free(eto);
+	curl_free(ebody);
+	curl_free(efrom);
+	curl_free(ecb);
+	j->hdrs = curl_slist_append(NULL, "Accept: application/json");
+	curl_easy_setopt(j->easy, CURLOPT_URL, s->url);
+	curl_easy_setopt(j->easy, CURLOPT_POSTFIELDS, j->post);
+	curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER, j->hdrs);
+	curl_easy_setopt(j->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	curl_easy_setopt(j->easy, CURLOPT_USERPWD, s->userpwd);
+	curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, (long)s->o.timeout_ms);
+	curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(s->o.timeout_ms < 5000 ? s->o.timeout_ms : 5000));
+	curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
+	curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, j);
+	curl_easy_setopt(j->easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(j->easy, CURLOPT_HEADERDATA, j);
+	if (curlev_add(s->cv, j->easy, on_sent, j) < 0) {
+		job_free(j);
+		return;
+	}
+	s->in_flight++;
+	s->st.in_flight = s->in_flight;
+	j->next = s->jobs;
+	if (s->jobs != NULL)
+		s->jobs->prev = j;
+	s->jobs = j;
+}
+
+/* ---- claiming due replies ---- */
+
+static void
+on_claimed(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct sender *s = release(pd);
+	redisReply *reply = r;
+	size_t i;
+
+	if (s == NULL)
+		return;
+	s->claiming = false;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+		return;
+	for (i = 0; i + 3 < reply->elements; i += 4) {
+		redisReply **e = reply->element + i;
+		long long att = 0;
+
+		if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
+		    e[2]->type != REDIS_REPLY_STRING)
+			continue;
+		if (e[3]->type == REDIS_REPLY_STRING)
+			parse_ll(e[3]->str, 0, 1000000, &att);
+		start_job(s, e[0]->str, e[1]->str, e[2]->str, (unsigned)att);
+	}
+	/* A full batch may mean more are due. */
+	if (reply->elements > 0)
+		sender_tick(s);
+}
+
+static void
+sender_tick(struct sender *s)
+{
+	char now[24], until[24], max[16];
+	const char *argv[6];
+	uint64_t t;
+
+	if (s->claiming || s->rc == NULL || rconn_state(s->rc) != RCONN_UP || s->in_flight >= s->o.max_in_flight)
+		return;
+	t = realtime_usec() / 1000;
+	snprintf(now, sizeof(now), "%" PRIu64, t);
+	snprintf(until, sizeof(until), "%" PRIu64, t + s->o.lease_ms);
+	snprintf(max, sizeof(max), "%u", s->o.max_in_flight - s->in_flight);
+	argv[0] = s->k_due;
+	argv[1] = s->k_qprefix;
+	argv[2] = s->k_jobprefix;
+	argv[3] = now;
+	argv[4] = until;
+	argv[5] = max;
+	if (call(s, &s->claim, on_claimed, 1, argv, 6) == 0)
+		s->claiming = true;
+}
+
+static int
+on_poll(sd_event_source *es, uint64_t usec, void *arg)
+{
+	struct sender *s = arg;
+
+	sender_tick(s);
+	sd_event_source_set_time(es, now_usec() + s->o.poll_ms * 1000);
+	return 0;
+}
+
+/* ---- status callbacks ---- */
+
+void
+sender_record_status(struct sender *s, const char *sid, const char *status, long error_code)
+{
+	char *k = key2(s->k_msgprefix, sid), code[24];
+
+	if (strcmp(status, "delivered") == 0)
+		s->st.delivered++;
+	else if (strcmp(status, "read") == 0)
+		s->st.read++;
+	else if (strcmp(status, "undelivered") == 0)
+		s->st.undelivered++;
+	else if (strcmp(status, "failed") == 0)
+		s->st.failed++;
+	if (error_code == 63016)
+		s->st.window_closed++;
+	snprintf(code, sizeof(code), "%ld", error_code);
+	if (s->rc != NULL) {
+		rconn_command(s->rc, NULL, NULL, "HSET %s status %s error_code %s updated_ms %" PRIu64, k, status, code,
+		    realtime_usec() / 1000);
+		rconn_command(s->rc, NULL, NULL, "EXPIRE %s %d", k, MSG_TTL_S);
+	}
+	free(k);
+}
+
+/* ---- life ---- */
+
+struct sender *
+sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender_options *o)
+{
+	struct sender *s = xcalloc(1, sizeof(*s));
+	size_t n;
+
+	s->event = sd_event_ref(e);
+	s->alive = xcalloc(1, sizeof(*s->alive));
+	s->alive->s = s;
+	s->alive->refs = 1;
+	s->cv = cv;
+	s->rc = rc;
+	s->o = *o;
+	s->o.api_base = NULL;
+	s->o.account_sid = xstrdup(o->account_sid);
+	s->o.auth_token = NULL;
+	s->o.from = o->from != NULL ? xstrdup(o->from) : NULL;
+	s->o.messaging_service_sid = o->messaging_service_sid != NULL ? xstrdup(o->messaging_service_sid) : NULL;
+	s->o.status_callback = o->status_callback != NULL ? xstrdup(o->status_callback) : NULL;
+	s->o.key_prefix = NULL;
+	if (s->o.max_in_flight == 0)
+		s->o.max_in_flight = 32;
+	if (s->o.max_attempts == 0)
+		s->o.max_attempts = 10;
+	if (s->o.poll_ms == 0)
+		s->o.poll_ms = 250;
+	n = strlen(o->api_base);
+	xasprintf(&s->url, "%.*s/2010-04-01/Accounts/%s/Messages.json",
+	    (int)(n > 0 && o->api_base[n - 1] == '/' ? n - 1 : n), o->api_base, o->account_sid);
+	xasprintf(&s->userpwd, "%s:%s", o->account_sid, o->auth_token);
+	xasprintf(&s->k_seq, "%s{outbox}:seq", o->key_prefix);
+	xasprintf(&s->k_due, "%s{outbox}:due", o->key_prefix);
+	xasprintf(&s->k_qprefix, "%s{outbox}:q:", o->key_prefix);
+	xasprintf(&s->k_jobprefix, "%s{outbox}:job:", o->key_prefix);
+	xasprintf(&s->k_optout, "%s{outbox}:optout", o->key_prefix);
+	xasprintf(&s->k_dead, "%s{outbox}:dead", o->key_prefix);
+	xasprintf(&s->k_msgprefix, "%s{outbox}:msg:", o->key_prefix);
+	rscript_init(&s->enqueue, enqueue_text);
+	rscript_init(&s->claim, claim_text);
+	rscript_init(&s->done, done_text);
+	rscript_init(&s->optout, optout_text);
+	if (sd_event_add_time(e, &s->poll, CLOCK_MONOTONIC, now_usec() + s->o.poll_ms * 1000, 10000, on_poll, s) < 0)
+		fatalx("sender: sd_event_add_time failed");
+	sd_event_source_set_enabled(s->poll, SD_EVENT_ON);
+	return s;
+}
+
+void
+sender_set_redis(struct sender *s, struct rconn *rc)
+{
+	s->rc = rc;
+	s->claiming = false;
+}
+
+void
+sender_free(struct sender *s)
+{
+	if (s == NULL)
+		return;
+	for (struct job *j = s->jobs; j != NULL; j = j->next)
+		j->s = NULL;
+	s->alive->s = NULL;
+	release(s->alive);
+	sd_event_source_disable_unref(s->poll);
+	sd_event_unref(s->event);
+	if (s->userpwd != NULL)
+		explicit_bzero(s->userpwd, strlen(s->userpwd));
+	free(s->userpwd);
+	free(s->url);
+	free((void *)(uintptr_t)s->o.account_sid);
+	free((void *)(uintptr_t)s->o.from);
+	free((void *)(uintptr_t)s->o.messaging_service_sid);
+	free((void *)(uintptr_t)s->o.status_callback);
+	free(s->k_seq);
+	free(s->k_due);
+	free(s->k_qprefix);
+	free(s->k_jobprefix);
+	free(s->k_optout);
+	free(s->k_dead);
+	free(s->k_msgprefix);
+	free(s);
+}
+
+void
+sender_get_stats(const struct sender *s, struct sender_stats *st)
+{
+	*st = s->st;
+}

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""A Twilio REST double for crmbridge's tests (PROTOCOLS.md section 3).
+
+POST /2010-04-01/Accounts/{AccountSid}/Messages.json with Basic auth
+AccountSid:AuthToken and a form (To, From or MessagingServiceSid, Body or
+ContentSid, StatusCallback) answers 201 with Twilio's JSON, or Twilio's error
+JSON: 401 code 20003 for bad credentials, 400 code 21211 for a bad To, 400
+code 21610 for an opted-out recipient, 400 21602 for a missing Body.
+
+Knobs, over HTTP on the same port:
+  POST /_control  JSON {"latency_ms": N, "script": [{"status": 429, "code": 20429,
+                  "retry_after": "1"}, {"status": 500}, {"drop": true}, ...],
+                  "opted_out": ["+57..."], "callbacks": ["sent", "delivered"],
+                  "reset": true}
+                  script entries answer the next requests in turn, then normal service resumes;
+                  "drop" closes the connection without an answer.
+  GET  /_log      JSON list of every message request received (accepted or not)
+
+With --callback-target URL, each accepted message gets signed status
+callbacks (X-Twilio-Signature over its StatusCallback URL, as Twilio signs)
+POSTed to URL + the StatusCallback's path and query.
+Prints "PORT <n>" on stdout once listening.
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STATE = {"latency_ms": 0, "script": [], "opted_out": set(), "callbacks": [], "log": []}
+LOCK = threading.Lock()
+ARGS = None
+
+
+def twilio_error(code, message, status):
+    return status, {"code": code, "message": message, "more_info": "https://www.twilio.com/docs/errors/%d" % code,
+                    "status": status}
+
+
+def sign(url, params):
+    data = url + "".join(k + v for k, v in sorted(params))
+    return base64.b64encode(hmac.new(ARGS.auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def send_callbacks(msg, statuses):
+    cb = msg.get("StatusCallback")
+    if not cb or not ARGS.callback_target:
+        return
+    u = urllib.parse.urlsplit(cb)
+    target = ARGS.callback_target.rstrip("/") + u.path + ("?" + u.query if u.query else "")
+    for st in statuses:
+        params = [("MessageSid", msg["sid"]), ("SmsSid", msg["sid"]), ("MessageStatus", st), ("SmsStatus", st),
+                  ("To", msg["To"]), ("From", msg.get("From", "")), ("AccountSid", ARGS.account_sid),
+                  ("ApiVersion", "2010-04-01")]
+        m = re.match(r"(failed|undelivered):(\d+)", st)
+        if m:
+            params = [(k, m.group(1) if k in ("MessageStatus", "SmsStatus") else v) for k, v in params]
+            params.append(("ErrorCode", m.group(2)))
+        body = urllib.parse.urlencode(params).encode()
+        req = urllib.request.Request(target, data=body, method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sign(cb, params)})
+        try:
+            urllib.request.urlopen(req, timeout=5).read()
+        except Exception as e:  # the daemon's answer is recorded by the daemon, not here
+            print("callback failed: %s" % e, file=sys.stderr)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *a):
+        pass
+
+    def reply(self, status, obj, headers=None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/_log":
+            with LOCK:
+                return self.reply(200, STATE["log"])
+        self.reply(*twilio_error(20404, "The requested resource was not found", 404))
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n)
+        if self.path == "/_control":
+            ctl = json.loads(raw or b"{}")
+            with LOCK:
+                if ctl.get("reset"):
+                    STATE.update(latency_ms=0, script=[], opted_out=set(), callbacks=[], log=[])
+                for k in ("latency_ms", "script", "callbacks"):
+                    if k in ctl:
+                        STATE[k] = ctl[k]
+                if "opted_out" in ctl:
+                    STATE["opted_out"] = set(ctl["opted_out"])
+            return self.reply(200, {"ok": True})
+        m = re.fullmatch(r"/2010-04-01/Accounts/([^/]+)/Messages\.json", self.path)
+        if not m:
+            return self.reply(*twilio_error(20404, "The requested resource %s was not found" % self.path, 404))
+        form = dict(urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True))
+        entry = {"time": time.time(), "form": form, "auth_ok": False, "answer": None}
+        with LOCK:
+            STATE["log"].append(entry)
+            latency = STATE["latency_ms"]
+            step = STATE["script"].pop(0) if STATE["script"] else None
+            opted_out = set(STATE["opted_out"])
+            callbacks = list(STATE["callbacks"])
+        if latency:
+            time.sleep(latency / 1000.0)
+        auth = self.headers.get("Authorization", "")
+        want = "Basic " + base64.b64encode(("%s:%s" % (ARGS.account_sid, ARGS.auth_token)).encode()).decode()
+        entry["auth_ok"] = hmac.compare_digest(auth, want) and m.group(1) == ARGS.account_sid
+        if step is not None:
+            entry["answer"] = step
+            if step.get("drop"):
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            st = step.get("status", 500)
+            code = step.get("code", 20500 if st >= 500 else 20001)
+            hdr = {"Retry-After": step["retry_after"]} if "retry_after" in step else {}
+            return self.reply(st, {"code": code, "message": step.get("message", "scripted failure"),
+                                   "more_info": "https://www.twilio.com/docs/errors/%d" % code, "status": st}, hdr)
+        if not entry["auth_ok"]:
+            entry["answer"] = 401
+            return self.reply(*twilio_error(20003, "Authentication Error - invalid username", 401))
+        to = form.get("To", "")
+        if not re.fullmatch(r"whatsapp:\+[1-9]\d{6,14}", to):
+            entry["answer"] = 21211
+            return self.reply(*twilio_error(21211, "The 'To' number %s is not a valid phone number." % to, 400))
+        if "From" not in form and "MessagingServiceSid" not in form:
+            entry["answer"] = 21603
+            return self.reply(*twilio_error(21603, "A 'From' or 'MessagingServiceSid' parameter is required", 400))
+        if not form.get("Body") and not form.get("ContentSid"):
+            entry["answer"] = 21602
+            return self.reply(*twilio_error(21602, "Message body is required.", 400))
+        if len(form.get("Body", "")) > 1600:
+            entry["answer"] = 21617
+            return self.reply(*twilio_error(21617, "The concatenated message body exceeds the 1600 character limit.",
+                                            400))
+        if to[len("whatsapp:"):] in opted_out:
+            entry["answer"] = 21610
+            return self.reply(*twilio_error(21610, "Attempt to send to unsubscribed recipient", 400))
+        sid = "SM" + secrets.token_hex(16)
+        now = formatdate(usegmt=True).replace("GMT", "+0000")
+        msg = {"account_sid": ARGS.account_sid, "api_version": "2010-04-01", "body": form.get("Body", ""),
+               "date_created": now, "date_sent": None, "date_updated": now, "direction": "outbound-api",
+               "error_code": None, "error_message": None, "from": form.get("From"),
+               "messaging_service_sid": form.get("MessagingServiceSid"), "num_media": "0", "num_segments": "1",
+               "price": None, "price_unit": None, "sid": sid, "status": "queued",
+               "subresource_uris": {"media": "/2010-04-01/Accounts/%s/Messages/%s/Media.json" % (ARGS.account_sid,
+                                                                                                  sid)},
+               "to": to, "uri": "/2010-04-01/Accounts/%s/Messages/%s.json" % (ARGS.account_sid, sid)}
+        entry["answer"] = 201
+        entry["sid"] = sid
+        self.reply(201, msg)
+        if callbacks:
+            form["sid"] = sid
+            threading.Thread(target=send_callbacks, args=(form, callbacks), daemon=True).start()
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--account-sid", default="AC" + "0" * 32)
+    p.add_argument("--auth-token", default="12345")
+    p.add_argument("--callback-target", default=None)
+    ARGS = p.parse_args()
+    srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
+    srv.daemon_threads = True
+    print("PORT %d" % srv.server_address[1], flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

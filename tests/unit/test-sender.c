@@ -1,0 +1,428 @@
+/*
+ * The reply sender against a real redis-server and the Twilio REST double
+ * (tests/fakes/twilio.py): a reply arrives with the right form and Basic
+ * auth; long text is split in order; 429 is retried after Retry-After; 5xx
+ * is retried while later replies to the same phone wait; 21211 and 20003 go
+ * to the dead-letter list at once; 21610 opts the phone out; a queued reply
+ * survives the sender being replaced.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/curlev.h"
+#include "common/util.h"
+#include "redis.h"
+#include "sender.h"
+#include "tests/tap.h"
+
+#define SID "AC00000000000000000000000000000000"
+#define TOKEN "twilio-test-token"
+
+static sd_event *ev;
+static char dir[] = "/tmp/crmb-sender-XXXXXX";
+static int redis_port, twilio_port;
+static pid_t redis_pid, twilio_pid;
+static struct rconn *rc;
+static struct curlev *cv;
+
+static int
+free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), p;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(fd, (struct sockaddr *)&a, sizeof(a));
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	p = ntohs(a.sin_port);
+	close(fd);
+	return p;
+}
+
+static void
+start_servers(void)
+{
+	char port[16], script[512];
+	int p[2];
+	FILE *f;
+
+	redis_port = free_port();
+	snprintf(port, sizeof(port), "%d", redis_port);
+	if ((redis_pid = fork()) == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		execl(getenv("REDIS_SERVER"), "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir,
+		    "--save", "", "--appendonly", "no", (char *)NULL);
+		_exit(127);
+	}
+	snprintf(script, sizeof(script), "%s/tests/fakes/twilio.py", getenv("TOP_SRCDIR"));
+	if (pipe(p) < 0)
+		abort();
+	if ((twilio_pid = fork()) == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		execlp("python3", "python3", script, "--account-sid", SID, "--auth-token", TOKEN, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	f = fdopen(p[0], "r");
+	if (fscanf(f, "PORT %d", &twilio_port) != 1)
+		twilio_port = 0;
+}
+
+/* A blocking HTTP call to the double's control endpoints; returns the body (caller frees). */
+static size_t
+collect(char *ptr, size_t size, size_t n, void *ud)
+{
+	char **buf = ud;
+	size_t old = *buf ? strlen(*buf) : 0;
+
+	*buf = realloc(*buf, old + size * n + 1);
+	memcpy(*buf + old, ptr, size * n);
+	(*buf)[old + size * n] = '\0';
+	return size * n;
+}
+
+static char *
+double_call(const char *path, const char *post)
+{
+	CURL *c = curl_easy_init();
+	char url[128], *out = NULL;
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", twilio_port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	if (post != NULL)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+	curl_easy_perform(c);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(h);
+	return out;
+}
+
+static void
+ctl(const char *json)
+{
+	free(double_call("/_control", json));
+}
+
+static json_t *
+twlog(void)
+{
+	char *s = double_call("/_log", NULL);
+	json_t *j = json_loads(s ? s : "[]", 0, NULL);
+
+	free(s);
+	return j;
+}
+
+/* Number of requests the double answered with 201 so far. */
+static size_t
+count_201(void)
+{
+	json_t *l = twlog(), *e;
+	size_t i, n = 0;
+
+	json_array_foreach(l, i, e) if (json_integer_value(json_object_get(e, "answer")) == 201) n++;
+	json_decref(l);
+	return n;
+}
+
+static size_t
+count_all(void)
+{
+	json_t *l = twlog();
+	size_t n = json_array_size(l);
+
+	json_decref(l);
+	return n;
+}
+
+static void
+run_ms(int ms)
+{
+	uint64_t end = now_usec() + (uint64_t)ms * 1000;
+
+	while (now_usec() < end)
+		sd_event_run(ev, 20000);
+}
+
+#define RUN_UNTIL(cond, ms) \
+	do { \
+		uint64_t end_ = now_usec() + (uint64_t)(ms)*1000; \
+		while (!(cond) && now_usec() < end_) \
+			sd_event_run(ev, 20000); \
+	} while (0)
+
+static int queued_result;
+static void
+on_queued(int parts, void *arg)
+{
+	queued_result = parts;
+}
+
+static struct sender *
+new_sender(const char *token, uint64_t lease_ms)
+{
+	char base[64];
+	struct sender_options o = {
+	    .api_base = base,
+	    .account_sid = SID,
+	    .auth_token = token,
+	    .from = "whatsapp:+14155238886",
+	    .status_callback = "https://bot.example.com/api/webhook/status",
+	    .key_prefix = "t:",
+	    .timeout_ms = 3000,
+	    .max_attempts = 4,
+	    .max_in_flight = 8,
+	    .lease_ms = lease_ms,
+	    .backoff_min_ms = 200,
+	    .backoff_max_ms = 800,
+	    .poll_ms = 100,
+	};
+
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", twilio_port);
+	return sender_new(ev, cv, rc, &o);
+}
+
+static long long
+redis_int(const char *fmt, const char *arg)
+{
+	redisContext *c = redisConnect("127.0.0.1", redis_port);
+	redisReply *r = redisCommand(c, fmt, arg);
+	long long v = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+	freeReplyObject(r);
+	redisFree(c);
+	return v;
+}
+
+static char *
+redis_str(const char *fmt, const char *arg)
+{
+	redisContext *c = redisConnect("127.0.0.1", redis_port);
+	redisReply *r = redisCommand(c, fmt, arg);
+	char *v = r != NULL && r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+
+	freeReplyObject(r);
+	redisFree(c);
+	return v;
+}
+
+int
+main(void)
+{
+	struct rconn_options ro = {.connect_timeout_ms = 1000, .ping_interval_ms = 500};
+	struct sender *s;
+	struct sender_stats st;
+	char url[64];
+	json_t *l, *e;
+	size_t i;
+
+	if (getenv("REDIS_SERVER") == NULL || access(getenv("REDIS_SERVER"), X_OK) != 0 ||
+	    getenv("TOP_SRCDIR") == NULL) {
+		printf("1..0 # SKIP redis-server or the source tree not available\n");
+		return 0;
+	}
+	if (mkdtemp(dir) == NULL)
+		return 99;
+	crypto_init();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	start_servers();
+	if (!ok(twilio_port > 0, "the Twilio double started"))
+		return done_testing();
+	sd_event_new(&ev);
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", redis_port);
+	ro.url = url;
+	rc = rconn_new(ev, &ro, NULL, NULL);
+	RUN_UNTIL(rconn_state(rc) == RCONN_UP, 5000);
+	ok(rconn_state(rc) == RCONN_UP, "Redis up");
+	cv = curlev_new(ev);
+	s = new_sender(TOKEN, 2000);
+
+	/* ---- one reply ---- */
+	sender_enqueue(
+	    s, "whatsapp:+573001112233", "¡Hola María! ¿Tienes algún presupuesto en mente?", on_queued, NULL);
+	RUN_UNTIL(count_201() == 1, 5000);
+	is_int(queued_result, 1, "queued as one part");
+	l = twlog();
+	e = json_array_get(l, 0);
+	ok(json_is_true(json_object_get(e, "auth_ok")), "Basic auth AccountSid:AuthToken, the account in the path");
+	is_str(json_string_value(json_object_get(json_object_get(e, "form"), "To")), "whatsapp:+573001112233", "To");
+	is_str(json_string_value(json_object_get(json_object_get(e, "form"), "From")), "whatsapp:+14155238886", "From");
+	is_str(json_string_value(json_object_get(json_object_get(e, "form"), "Body")),
+	    "¡Hola María! ¿Tienes algún presupuesto en mente?", "Body in UTF-8");
+	is_str(json_string_value(json_object_get(json_object_get(e, "form"), "StatusCallback")),
+	    "https://bot.example.com/api/webhook/status", "StatusCallback");
+	{
+		char *sid = strdup(json_string_value(json_object_get(e, "sid")) ?: "none"), key[128];
+		snprintf(key, sizeof(key), "t:{outbox}:msg:%s", sid);
+		RUN_UNTIL(redis_int("EXISTS %s", key) == 1, 2000);
+		ok(redis_int("EXISTS %s", key) == 1, "the Twilio SID is recorded for delivery reports");
+		sender_record_status(s, sid, "delivered", 0);
+		run_ms(100);
+		free(sid);
+		{
+			char *v = redis_str("HGET %s status", key);
+			is_str(v, "delivered", "a status callback updates it");
+			free(v);
+		}
+	}
+	json_decref(l);
+	run_ms(300);
+	is_int(redis_int("ZCARD %s", "t:{outbox}:due"), 0, "the outbox is empty afterwards");
+
+	/* ---- long text ---- */
+	{
+		char text[3600];
+		size_t n = 0;
+		memset(text, 0, sizeof(text));
+		while (n + 40 < 3500) {
+			memcpy(text + n, "Tenemos sofás de tres puestos en cuero. ", 41);
+			n += strlen("Tenemos sofás de tres puestos en cuero. ");
+		}
+		ctl("{\"reset\": true}");
+		sender_enqueue(s, "+573001112233", text, on_queued, NULL);
+		RUN_UNTIL(count_201() == 3, 8000);
+		is_int(queued_result, 3, "3,480 characters are queued as three parts");
+		l = twlog();
+		{
+			char joined[4000] = "";
+			int fits = 1;
+			json_array_foreach(l, i, e)
+			{
+				const char *b = json_string_value(json_object_get(json_object_get(e, "form"), "Body"));
+				size_t cps = 0;
+				for (const char *p = b; *p; p++)
+					cps += ((unsigned char)*p & 0xc0) != 0x80;
+				fits &= cps <= 1600;
+				strncat(joined, b, sizeof(joined) - strlen(joined) - 1);
+			}
+			ok(fits, "each part has at most 1,600 characters");
+			is_str(joined, text, "the parts arrive in order and add up to the text");
+		}
+		json_decref(l);
+	}
+
+	/* ---- 429 with Retry-After ---- */
+	ctl("{\"reset\": true, \"script\": [{\"status\": 429, \"code\": 20429, \"retry_after\": \"1\"}]}");
+	sender_get_stats(s, &st);
+	{
+		uint64_t retries = st.retries, t0 = now_usec();
+		sender_enqueue(s, "+573001112244", "retry me", NULL, NULL);
+		RUN_UNTIL(count_201() == 1, 6000);
+		is_int(count_201(), 1, "a 429 is retried and then delivered");
+		ok(now_usec() - t0 >= 900000, "after the 1 s Retry-After (%.2f s)", (double)(now_usec() - t0) / 1e6);
+		sender_get_stats(s, &st);
+		is_int(st.retries, retries + 1, "one retry counted");
+	}
+
+	/* ---- 500s: retried, and the next reply to the same phone waits its turn ---- */
+	ctl("{\"reset\": true, \"script\": [{\"status\": 500}, {\"status\": 503}]}");
+	sender_enqueue(s, "+573001112255", "first", NULL, NULL);
+	run_ms(50);
+	sender_enqueue(s, "+573001112255", "second", NULL, NULL);
+	RUN_UNTIL(count_201() == 2, 8000);
+	l = twlog();
+	is_int(json_array_size(l), 4, "two failures, then both replies");
+	{
+		const char *b2 =
+		    json_string_value(json_object_get(json_object_get(json_array_get(l, 2), "form"), "Body"));
+		const char *b3 =
+		    json_string_value(json_object_get(json_object_get(json_array_get(l, 3), "form"), "Body"));
+		ok(b2 && b3 && strcmp(b2, "first") == 0 && strcmp(b3, "second") == 0,
+		    "the second reply went out only after the first");
+	}
+	json_decref(l);
+
+	/* ---- 21211: no retry, dead letter ---- */
+	ctl("{\"reset\": true, \"script\": [{\"status\": 400, \"code\": 21211}]}");
+	sender_get_stats(s, &st);
+	{
+		uint64_t dead = st.dead;
+		sender_enqueue(s, "+573001112266", "to a bad number", NULL, NULL);
+		RUN_UNTIL(count_all() == 1 && redis_int("LLEN %s", "t:{outbox}:dead") >= 1, 4000);
+		run_ms(1000);
+		is_int(count_all(), 1, "21211 is not retried");
+		sender_get_stats(s, &st);
+		is_int(st.dead, dead + 1, "it is counted as a dead letter");
+		{
+			char *rec = redis_str("LINDEX %s 0", "t:{outbox}:dead");
+			ok(rec != NULL && strstr(rec, "21211") != NULL && strstr(rec, "to a bad number") == NULL,
+			    "the dead-letter record names the error, not the text");
+			free(rec);
+		}
+		is_int(redis_int("ZSCORE %s +573001112266", "t:{outbox}:due"), -1, "and the queue moves on");
+	}
+
+	/* ---- 21610: opted out ---- */
+	ctl("{\"reset\": true, \"opted_out\": [\"+573001112277\"]}");
+	sender_enqueue(s, "+573001112277", "hola", NULL, NULL);
+	RUN_UNTIL(count_all() == 1, 4000);
+	run_ms(500);
+	is_int(redis_int("SISMEMBER t:{outbox}:optout %s", "+573001112277"), 1, "21610 marks the phone opted out");
+	queued_result = 0;
+	sender_enqueue(s, "whatsapp:+573001112277", "otra vez", on_queued, NULL);
+	RUN_UNTIL(queued_result != 0, 2000);
+	is_int(queued_result, -EPERM, "nothing more is queued for it");
+	is_int(count_all(), 1, "and nothing more is sent");
+
+	/* ---- bad credentials: 20003, no retry ---- */
+	{
+		struct sender *bad = new_sender("wrong-token", 2000);
+		ctl("{\"reset\": true}");
+		sender_free(s);
+		sender_enqueue(bad, "+573001112288", "hola", NULL, NULL);
+		RUN_UNTIL(count_all() == 1, 4000);
+		run_ms(1000);
+		is_int(count_all(), 1, "a 401 (20003) is not retried");
+		sender_get_stats(bad, &st);
+		ok(st.dead == 1 && st.last_error_code == 20003, "it is a dead letter with code 20003");
+		sender_free(bad);
+	}
+
+	/* ---- a queued reply survives a restart ---- */
+	ctl("{\"reset\": true, \"script\": [{\"status\": 500}, {\"status\": 500}, {\"status\": 500}]}");
+	s = new_sender(TOKEN, 1000);
+	sender_enqueue(s, "+573001112299", "survive", NULL, NULL);
+	RUN_UNTIL(count_all() >= 1, 4000);
+	sender_free(s); /* gone while the reply waits for its retry */
+	ok(redis_int("EXISTS %s", "t:{outbox}:q:+573001112299") == 1, "the reply is still queued in Redis");
+	ctl("{\"reset\": true}");
+	s = new_sender(TOKEN, 1000);
+	RUN_UNTIL(count_201() == 1, 8000);
+	is_int(count_201(), 1, "a new sender delivers it exactly once");
+	sender_free(s);
+
+	curlev_free(cv);
+	rconn_free(rc);
+	sd_event_unref(ev);
+	kill(twilio_pid, SIGTERM);
+	kill(redis_pid, SIGKILL);
+	waitpid(twilio_pid, NULL, 0);
+	waitpid(redis_pid, NULL, 0);
+	{
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			diag("could not remove %s", dir);
+	}
+	curl_global_cleanup();
+	return done_testing();
+}
