@@ -144,7 +144,7 @@ curlev_new(sd_event *e)
 	cv->event = sd_event_ref(e);
 	if ((cv->multi = curl_multi_init()) == NULL)
 		goto fail;
-	if (sd_event_add_time(e, &cv->timer, CLOCK_MONOTONIC, 0, 1000, on_timer, cv) < 0)
+	if (sd_event_add_time(e, &cv->timer, CLOCK_MONOTONIC, 0, 1, on_timer, cv) < 0)
 		goto fail;
 	sd_event_source_set_enabled(cv->timer, SD_EVENT_OFF);
 	curl_multi_setopt(cv->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);

@@ -690,9 +690,18 @@ http_run(struct http_server *s)
 {
 	MHD_UNSIGNED_LONG_LONG to;
 
+	int rounds = 0;
+
 	if (s->mhd == NULL)
 		return;
-	MHD_run(s->mhd);
+	/*
+	 * A timeout of 0 means MHD has more to do right now (a resumed
+	 * connection, a response to write): run it again at once rather than
+	 * through a timer, which sd-event may coalesce by its accuracy.
+	 */
+	do
+		MHD_run(s->mhd);
+	while (MHD_get_timeout(s->mhd, &to) == MHD_YES && to == 0 && ++rounds < 8);
 	if (MHD_get_timeout(s->mhd, &to) == MHD_YES) {
 		sd_event_source_set_time(s->timer, now_usec() + (uint64_t)to * 1000);
 		sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
@@ -770,7 +779,7 @@ http_new(sd_event *e, int listen_fd, const struct http_limits *lim, const struct
 		goto fail;
 	}
 	if ((r = sd_event_add_io(e, &s->io, di->epoll_fd, EPOLLIN, on_io, s)) < 0 ||
-	    (r = sd_event_add_time(e, &s->timer, CLOCK_MONOTONIC, 0, 1000, on_timer, s)) < 0 ||
+	    (r = sd_event_add_time(e, &s->timer, CLOCK_MONOTONIC, 0, 1, on_timer, s)) < 0 ||
 	    (r = sd_event_add_time(e, &s->sweep, CLOCK_MONOTONIC, now_usec() + 250000, 50000, on_sweep, s)) < 0) {
 		errno = -r;
 		log_warn("http: sd-event");
