@@ -257,8 +257,11 @@ try:
           ("To", "whatsapp:+573001112233"), ("From", "whatsapp:+14155238886"), ("AccountSid", "AC" + "0" * 32)]
     st, ct, data = post(d, cb, path="/api/webhook/status")
     is_eq(st, 200, "a signed status callback: 200")
-    rec = resp(redis.port, "HGETALL", "crmbridge:{outbox}:msg:" + out_sid)
-    rec = dict(zip(rec[::2], rec[1::2]))
+    def report():
+        r = resp(redis.port, "HGETALL", "crmbridge:{outbox}:msg:" + out_sid)
+        return dict(zip(r[::2], r[1::2]))
+    wait_for(lambda: report().get(b"status") == b"undelivered", 5)
+    rec = report()
     ok(rec.get(b"status") == b"undelivered" and rec.get(b"error_code") == b"63016", "recorded with its error code",
        rec)
     body = d.get_json("/system/status")[1]["sender"]
