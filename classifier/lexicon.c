@@ -1,0 +1,277 @@
+/*
+ * Lexicon loading: JSON (jansson) into folded phrase lists. Longer synonyms
+ * are tried first, so "sofa cama" wins over "sofa" and "mesa de centro" over
+ * "mesa".
+ */
+#include "config.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+#include "lexicon.h"
+#include "text.h"
+
+static const char *const qkey_names[QK_COUNT] = {"ask_interest", "ask_name", "ask_budget", "ask_city", "ask_email",
+    "clarify", "support", "human", "lead_created", "lead_created_noname"};
+
+static int
+cmp_len_desc(const void *a, const void *b)
+{
+	size_t x = strlen(*(char *const *)a), y = strlen(*(char *const *)b);
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int
+load_phrases(json_t *arr, struct phrases *ph, const char *what, char *err, size_t errlen)
+{
+	json_t *v;
+	size_t i;
+
+	if (arr == NULL)
+		return 0;
+	if (!json_is_array(arr)) {
+		snprintf(err, errlen, "\"%s\" must be an array of strings", what);
+		return -1;
+	}
+	ph->p = xcalloc(json_array_size(arr) + 1, sizeof(char *));
+	json_array_foreach(arr, i, v)
+	{
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "\"%s\" must be an array of strings", what);
+			return -1;
+		}
+		ph->p[ph->n++] = text_fold_str(json_string_value(v));
+	}
+	qsort(ph->p, ph->n, sizeof(char *), cmp_len_desc);
+	return 0;
+}
+
+static void
+free_phrases(struct phrases *ph)
+{
+	size_t i;
+
+	for (i = 0; i < ph->n; i++)
+		free(ph->p[i]);
+	free(ph->p);
+	ph->p = NULL;
+	ph->n = 0;
+}
+
+/* {"Canonical": ["synonym", ...]}; the canonical name is a synonym too. */
+static int
+load_canon(json_t *obj, struct canon_list *cl, const char *what, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v;
+
+	if (obj == NULL)
+		return 0;
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "\"%s\" must be an object of arrays", what);
+		return -1;
+	}
+	cl->c = xcalloc(json_object_size(obj) + 1, sizeof(struct canon));
+	json_object_foreach(obj, key, v)
+	{
+		struct canon *c = &cl->c[cl->n++];
+		json_t *all = json_array();
+
+		c->name = xstrdup(key);
+		json_array_append_new(all, json_string(key));
+		if (json_is_array(v))
+			json_array_extend(all, v);
+		if (load_phrases(all, &c->syn, what, err, errlen) < 0) {
+			json_decref(all);
+			return -1;
+		}
+		json_decref(all);
+	}
+	return 0;
+}
+
+static void
+free_canon(struct canon_list *cl)
+{
+	size_t i;
+
+	for (i = 0; i < cl->n; i++) {
+		free(cl->c[i].name);
+		free_phrases(&cl->c[i].syn);
+	}
+	free(cl->c);
+	cl->c = NULL;
+	cl->n = 0;
+}
+
+static int
+load_lang_map(json_t *obj, struct lang_phrases *out, size_t *n, const char *what, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v;
+
+	if (obj == NULL)
+		return 0;
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "\"%s\" must be an object keyed by language", what);
+		return -1;
+	}
+	json_object_foreach(obj, key, v)
+	{
+		if (*n >= LEX_MAX_LANGS || strlen(key) != 2) {
+			snprintf(
+			    err, errlen, "\"%s\": languages are two-letter codes, at most %d", what, LEX_MAX_LANGS);
+			return -1;
+		}
+		memcpy(out[*n].lang, key, 3);
+		if (load_phrases(v, &out[*n].words, what, err, errlen) < 0)
+			return -1;
+		(*n)++;
+	}
+	return 0;
+}
+
+static int
+load_questions(json_t *obj, struct lexicon *lx, char *err, size_t errlen)
+{
+	const char *lang, *key;
+	json_t *per, *v;
+
+	if (obj == NULL)
+		return 0;
+	json_object_foreach(obj, lang, per)
+	{
+		struct lang_questions *q;
+
+		if (lx->nquestions >= LEX_MAX_LANGS || strlen(lang) != 2 || !json_is_object(per)) {
+			snprintf(err, errlen, "\"questions\" must map two-letter languages to objects");
+			return -1;
+		}
+		q = &lx->questions[lx->nquestions++];
+		memcpy(q->lang, lang, 3);
+		json_object_foreach(per, key, v)
+		{
+			int k, i;
+
+			for (k = 0; k < QK_COUNT && strcmp(qkey_names[k], key) != 0; k++)
+				;
+			if (k == QK_COUNT) {
+				snprintf(err, errlen, "\"questions.%s\": unknown key \"%s\"", lang, key);
+				return -1;
+			}
+			if (json_is_string(v))
+				q->q[k][0] = xstrdup(json_string_value(v));
+			else if (json_is_array(v) && json_array_size(v) >= 1)
+				for (i = 0; i < 2 && (size_t)i < json_array_size(v); i++)
+					if (json_is_string(json_array_get(v, (size_t)i)))
+						q->q[k][i] = xstrdup(json_string_value(json_array_get(v, (size_t)i)));
+		}
+	}
+	return 0;
+}
+
+struct lexicon *
+lexicon_load(const char *path, char *err, size_t errlen)
+{
+	struct lexicon *lx = xcalloc(1, sizeof(*lx));
+	json_error_t je;
+	json_t *doc, *v;
+	const char *dl;
+
+	doc = path != NULL ? json_load_file(path, 0, &je) : json_loads(lexicon_builtin, 0, &je);
+	if (doc == NULL) {
+		snprintf(err, errlen, "%s:%d: %s", path != NULL ? path : "built-in lexicon", je.line, je.text);
+		free(lx);
+		return NULL;
+	}
+	dl = json_string_value(json_object_get(doc, "default_language"));
+	snprintf(lx->default_lang, sizeof(lx->default_lang), "%s", dl != NULL && strlen(dl) == 2 ? dl : "es");
+#define PH(name, field) load_phrases(json_object_get(doc, name), &lx->field, name, err, errlen) < 0
+	if (load_lang_map(
+	        json_object_get(doc, "language_words"), lx->langs, &lx->nlangs, "language_words", err, errlen) < 0 ||
+	    load_lang_map(json_object_get(doc, "name_phrases"), lx->names, &lx->nnames, "name_phrases", err, errlen) <
+	        0 ||
+	    PH("greetings", greetings) || PH("purchase", purchase) || PH("human", human) ||
+	    PH("manipulation", manipulation) || PH("urgency", urgency) || PH("need_markers", need_markers) ||
+	    PH("budget_words", budget_words) || PH("amount_units", amount_units) || PH("not_names", not_names) ||
+	    PH("refusals", refusals) || PH("product_qualifier_stops", qualifier_stops) ||
+	    PH("generic_products", generic_products) || PH("positive", positive) || PH("negative", negative) ||
+	    load_canon(json_object_get(doc, "products"), &lx->products, "products", err, errlen) < 0 ||
+	    load_canon(json_object_get(doc, "cities"), &lx->cities, "cities", err, errlen) < 0 ||
+	    load_canon(json_object_get(doc, "support"), &lx->support, "support", err, errlen) < 0 ||
+	    load_questions(json_object_get(doc, "questions"), lx, err, errlen) < 0) {
+		json_decref(doc);
+		lexicon_free(lx);
+		return NULL;
+	}
+#undef PH
+	if ((v = json_object_get(doc, "products")) == NULL || lx->nlangs == 0 || lx->nquestions == 0) {
+		snprintf(err, errlen, "a lexicon needs \"products\", \"language_words\" and \"questions\"");
+		json_decref(doc);
+		lexicon_free(lx);
+		return NULL;
+	}
+	json_decref(doc);
+	return lx;
+}
+
+void
+lexicon_free(struct lexicon *lx)
+{
+	size_t i;
+	int k;
+
+	if (lx == NULL)
+		return;
+	for (i = 0; i < lx->nlangs; i++)
+		free_phrases(&lx->langs[i].words);
+	for (i = 0; i < lx->nnames; i++)
+		free_phrases(&lx->names[i].words);
+	free_phrases(&lx->greetings);
+	free_phrases(&lx->purchase);
+	free_phrases(&lx->human);
+	free_phrases(&lx->manipulation);
+	free_phrases(&lx->urgency);
+	free_phrases(&lx->need_markers);
+	free_phrases(&lx->budget_words);
+	free_phrases(&lx->amount_units);
+	free_phrases(&lx->not_names);
+	free_phrases(&lx->refusals);
+	free_phrases(&lx->qualifier_stops);
+	free_phrases(&lx->generic_products);
+	free_phrases(&lx->positive);
+	free_phrases(&lx->negative);
+	free_canon(&lx->products);
+	free_canon(&lx->cities);
+	free_canon(&lx->support);
+	for (i = 0; i < lx->nquestions; i++)
+		for (k = 0; k < QK_COUNT; k++) {
+			free(lx->questions[i].q[k][0]);
+			free(lx->questions[i].q[k][1]);
+		}
+	free(lx);
+}
+
+const char *
+lexicon_question(const struct lexicon *lx, const char *lang, enum qkey key, int v)
+{
+	size_t i;
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		const char *want = pass == 0 ? lang : lx->default_lang;
+		for (i = 0; i < lx->nquestions; i++) {
+			if (strcmp(lx->questions[i].lang, want) != 0)
+				continue;
+			if (lx->questions[i].q[key][v] != NULL)
+				return lx->questions[i].q[key][v];
+			if (lx->questions[i].q[key][0] != NULL)
+				return lx->questions[i].q[key][0];
+		}
+	}
+	return NULL;
+}

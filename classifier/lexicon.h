@@ -1,0 +1,79 @@
+/*
+ * The offline rules' vocabulary and the follow-up questions, per language:
+ * products and cities with synonyms, intent words, name phrases, question
+ * templates. Loaded from JSON (classifier/lexicon.json is built in), so a
+ * shop or a language is configuration, not code.
+ */
+#ifndef CRMB_LEXICON_H
+#define CRMB_LEXICON_H
+
+#include <stddef.h>
+
+#define LEX_MAX_LANGS 8
+
+struct phrases {
+	char **p; /* folded */
+	size_t n;
+};
+
+/* A canonical name (as shown) with folded synonyms. */
+struct canon {
+	char *name;
+	struct phrases syn;
+};
+
+struct canon_list {
+	struct canon *c;
+	size_t n;
+};
+
+struct lang_phrases {
+	char lang[3];
+	struct phrases words;
+};
+
+struct lang_questions {
+	char lang[3];
+	/* Each key holds up to two variants, so the same wording is not sent twice in a row. */
+	char *q[16][2];
+};
+
+struct lexicon {
+	char default_lang[3];
+	struct lang_phrases langs[LEX_MAX_LANGS], names[LEX_MAX_LANGS];
+	size_t nlangs, nnames;
+	struct phrases greetings, purchase, human, manipulation, urgency, need_markers, budget_words, amount_units,
+	    not_names, refusals, qualifier_stops, generic_products, positive, negative;
+	struct canon_list products, cities, support; /* support: reason -> words */
+	struct lang_questions questions[LEX_MAX_LANGS];
+	size_t nquestions;
+};
+
+/* Question keys. */
+enum qkey {
+	QK_ASK_INTEREST,
+	QK_ASK_NAME,
+	QK_ASK_BUDGET,
+	QK_ASK_CITY,
+	QK_ASK_EMAIL,
+	QK_CLARIFY,
+	QK_SUPPORT,
+	QK_HUMAN,
+	QK_LEAD_CREATED,
+	QK_LEAD_CREATED_NONAME,
+	QK_COUNT
+};
+
+/*
+ * Loads a lexicon from path (NULL: the built-in one). Returns NULL with a
+ * reason in err on a missing file or a malformed entry.
+ */
+struct lexicon *lexicon_load(const char *path, char *err, size_t errlen);
+/* Frees a lexicon; NULL is fine. */
+void lexicon_free(struct lexicon *lx);
+/* The question variant v (0 or 1) for key in lang, falling back to the default language; NULL if none. */
+const char *lexicon_question(const struct lexicon *lx, const char *lang, enum qkey key, int v);
+/* The built-in lexicon's JSON text. */
+extern const char lexicon_builtin[];
+
+#endif

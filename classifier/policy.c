@@ -1,0 +1,168 @@
+/*
+ * Completeness policy and follow-up questions. The rules:
+ *   contact  = name, e-mail or a stated phone;
+ *   interest = a specific product or a specific need;
+ *   minimum  = contact + interest + a sales intent (and no manipulation);
+ *   hot      = contact + specific product + (budget or urgency);
+ *   warm     = contact or a specific interest;  cold otherwise; support is cold.
+ * The lead is created when the minimum holds and the lead is hot, or the
+ * budget was asked for and refused, or the conversation is long enough.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+#include "policy.h"
+
+void
+policy_defaults(struct policy *p)
+{
+	p->lead_after_turns = 4;
+	p->create_on_minimum = false;
+}
+
+void
+policy_decide(const struct policy *p, const struct signals *sg, struct analysis *a)
+{
+	const char *const *f = (const char *const *)a->fields;
+	bool contact = f[F_NAME] || f[F_EMAIL] || f[F_PHONE];
+	bool specific = (f[F_PRODUCT] && sg->product_specific) || f[F_NEED];
+	bool interest = specific || f[F_PRODUCT];
+	bool minimum = contact && specific && a->intent == I_SALES && !a->manipulation;
+	int score = 0, i;
+	static const enum field wanted[] = {F_NAME, F_PRODUCT, F_BUDGET, F_CITY, F_EMAIL};
+
+	/* Quality. */
+	if (a->intent == I_SUPPORT)
+		a->quality = Q_COLD;
+	else if (contact && f[F_PRODUCT] && sg->product_specific && (f[F_BUDGET] || f[F_URGENCY]) && !a->manipulation)
+		a->quality = Q_HOT;
+	else if (contact || specific)
+		a->quality = Q_WARM;
+	else
+		a->quality = Q_COLD;
+
+	/* Score: what is known, within the quality's band. */
+	score += contact ? 25 : 0;
+	score += specific ? 25 : interest ? 10 : 0;
+	score += f[F_BUDGET] ? 20 : 0;
+	score += f[F_URGENCY] ? 10 : 0;
+	score += f[F_CITY] ? 5 : 0;
+	score += f[F_EMAIL] || f[F_PHONE] ? 10 : 0;
+	score += a->intent == I_SALES ? 5 : 0;
+	if (a->quality == Q_COLD && score > 35)
+		score = 35;
+	if (a->quality == Q_WARM)
+		score = score < 40 ? 40 : score > 69 ? 69 : score;
+	if (a->quality == Q_HOT && score < 70)
+		score = 70;
+	a->score = score > 100 ? 100 : score;
+
+	a->missing = 0;
+	for (i = 0; i < (int)(sizeof(wanted) / sizeof(wanted[0])); i++)
+		if (f[wanted[i]] == NULL)
+			a->missing |= 1u << wanted[i];
+
+	/* Action. */
+	if (a->intent == I_SUPPORT)
+		a->action = A_TRANSFER_TO_SUPPORT;
+	else if (a->manipulation)
+		a->action = interest ? A_GATHER_MORE_DETAILS : A_ASK_CLARIFYING_QUESTION;
+	else if (minimum &&
+	    (p->create_on_minimum || a->quality == Q_HOT || sg->budget_refused ||
+	        sg->user_turns >= p->lead_after_turns))
+		a->action = A_CREATE_LEAD;
+	else if (minimum)
+		a->action = A_GATHER_MORE_DETAILS;
+	else if (interest && !contact)
+		a->action = A_REQUEST_CONTACT_INFO;
+	else if (contact && !interest)
+		a->action = A_ASK_ABOUT_INTEREST;
+	else if (interest)
+		a->action = A_GATHER_MORE_DETAILS; /* a vague interest ("muebles"): ask what exactly */
+	else if (sg->greeting_only || !sg->any_signal)
+		a->action = sg->greeting_only || sg->user_turns <= 1 ? A_ASK_ABOUT_INTEREST : A_ASK_CLARIFYING_QUESTION;
+	else
+		a->action = A_ASK_CLARIFYING_QUESTION;
+	if (a->manipulation && a->quality == Q_HOT)
+		a->quality = Q_WARM;
+}
+
+/* Replaces {name} and {interest} in t. */
+static char *
+fill(const char *t, const struct analysis *a)
+{
+	char out[1024];
+	size_t o = 0;
+
+	while (*t != '\0' && o + 1 < sizeof(out)) {
+		const char *v = NULL;
+		size_t skip = 0;
+
+		if (strncmp(t, "{name}", 6) == 0) {
+			v = a->fields[F_NAME];
+			skip = 6;
+		} else if (strncmp(t, "{interest}", 10) == 0) {
+			v = a->fields[F_PRODUCT] != NULL ? a->fields[F_PRODUCT] : a->fields[F_NEED];
+			skip = 10;
+		}
+		if (skip > 0) {
+			size_t n = v != NULL ? strlen(v) : 0;
+			if (o + n + 1 >= sizeof(out))
+				break;
+			memcpy(out + o, v != NULL ? v : "", n);
+			o += n;
+			t += skip;
+		} else {
+			out[o++] = *t++;
+		}
+	}
+	out[o] = '\0';
+	return xstrdup(out);
+}
+
+void
+policy_reply(const struct lexicon *lx, const char *last_bot, struct analysis *a)
+{
+	enum qkey k;
+	const char *t;
+	char *r;
+
+	switch (a->action) {
+	case A_CREATE_LEAD: k = a->fields[F_NAME] != NULL ? QK_LEAD_CREATED : QK_LEAD_CREATED_NONAME; break;
+	case A_TRANSFER_TO_SUPPORT: k = strcmp(a->reason, "human") == 0 ? QK_HUMAN : QK_SUPPORT; break;
+	case A_REQUEST_CONTACT_INFO: k = QK_ASK_NAME; break;
+	case A_ASK_ABOUT_INTEREST: k = QK_ASK_INTEREST; break;
+	case A_GATHER_MORE_DETAILS:
+		/* Only what is missing, most useful first. */
+		if (a->fields[F_PRODUCT] == NULL && a->fields[F_NEED] == NULL)
+			k = QK_ASK_INTEREST;
+		else if (a->fields[F_NAME] == NULL && a->fields[F_EMAIL] == NULL && a->fields[F_PHONE] == NULL)
+			k = QK_ASK_NAME;
+		else if (a->fields[F_BUDGET] == NULL)
+			k = QK_ASK_BUDGET;
+		else if (a->fields[F_CITY] == NULL)
+			k = QK_ASK_CITY;
+		else if (a->fields[F_EMAIL] == NULL)
+			k = QK_ASK_EMAIL;
+		else
+			k = QK_CLARIFY;
+		break;
+	default: k = QK_CLARIFY;
+	}
+	if ((t = lexicon_question(lx, a->lang, k, 0)) == NULL)
+		t = "";
+	r = fill(t, a);
+	if (last_bot != NULL && strcmp(r, last_bot) == 0) {
+		const char *t2 = lexicon_question(lx, a->lang, k, 1);
+		if (t2 != NULL) {
+			free(r);
+			r = fill(t2, a);
+		}
+	}
+	free(a->reply);
+	a->reply = r;
+}

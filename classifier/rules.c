@@ -1,0 +1,702 @@
+/*
+ * Offline rules. Every user message is folded (case, accents) and searched
+ * for lexicon phrases at word boundaries; values are cut from the original
+ * text so they read as the user wrote them. Later messages override earlier
+ * ones field by field, so a corrected budget wins.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+#include "rules.h"
+#include "text.h"
+
+/* Earliest match of any phrase in hay from `from`; the longest wins a tie. Returns offset or -1. */
+static long
+find_any(const char *hay, size_t from, const struct phrases *ph, size_t *len)
+{
+	long best = -1;
+	size_t i, bl = 0;
+
+	for (i = 0; i < ph->n; i++) {
+		long at = text_find(hay, from, ph->p[i]);
+		size_t l = strlen(ph->p[i]);
+
+		if (at >= 0 && (best < 0 || at < best || (at == best && l > bl))) {
+			best = at;
+			bl = l;
+		}
+	}
+	if (len != NULL)
+		*len = bl;
+	return best;
+}
+
+static bool
+has_any(const char *hay, const struct phrases *ph)
+{
+	return find_any(hay, 0, ph, NULL) >= 0;
+}
+
+static bool
+in_list(const char *word, const struct phrases *ph)
+{
+	size_t i;
+
+	for (i = 0; i < ph->n; i++)
+		if (strcmp(word, ph->p[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The folded word starting at i: [*a, *b). Skips leading spaces. False at the end. */
+static bool
+next_word(const char *s, size_t i, size_t *a, size_t *b)
+{
+	while (s[i] == ' ')
+		i++;
+	if (!text_isword(s[i]))
+		return false;
+	*a = i;
+	while (text_isword(s[i]) ||
+	    ((s[i] == '.' || s[i] == ',') && isdigit((unsigned char)s[i + 1]) && i > *a &&
+	        isdigit((unsigned char)s[i - 1])))
+		i++;
+	*b = i;
+	return true;
+}
+
+/* True if the original character behind folded offset i is an upper-case letter. */
+static bool
+orig_upper(const struct folded *f, size_t i)
+{
+	const unsigned char *o = (const unsigned char *)f->orig + f->map[i];
+
+	if (o[0] < 0x80)
+		return isupper(o[0]) != 0;
+	return o[0] == 0xc3 && o[1] >= 0x80 && o[1] <= 0x9e; /* À..Þ */
+}
+
+/* ---- language ---- */
+
+void
+rules_language(const struct lexicon *lx, const char *text, char lang[3])
+{
+	char *s = text_fold_str(text);
+	size_t i, best = 0, bestn = 0, second = 0;
+
+	for (i = 0; i < lx->nlangs; i++) {
+		size_t n = 0, k;
+		for (k = 0; k < lx->langs[i].words.n; k++) {
+			long at = 0;
+			while ((at = text_find(s, (size_t)at, lx->langs[i].words.p[k])) >= 0) {
+				n++;
+				at++;
+			}
+		}
+		if (n > bestn) {
+			second = bestn;
+			bestn = n;
+			best = i;
+		} else if (n > second) {
+			second = n;
+		}
+	}
+	if (bestn == 0 || bestn == second)
+		memcpy(lang, lx->default_lang, 3);
+	else
+		memcpy(lang, lx->langs[best].lang, 3);
+	free(s);
+}
+
+/* ---- e-mail and phone ---- */
+
+static char *
+find_email(const char *t)
+{
+	const char *at = strchr(t, '@');
+
+	while (at != NULL) {
+		const char *a = at, *b = at + 1;
+		bool dot = false;
+
+		while (a > t && (isalnum((unsigned char)a[-1]) || strchr("._%+-", a[-1]) != NULL))
+			a--;
+		while (isalnum((unsigned char)*b) || *b == '.' || *b == '-') {
+			if (*b == '.')
+				dot = true;
+			b++;
+		}
+		while (b > at + 1 && b[-1] == '.')
+			b--;
+		if (a < at && dot && b[-1] != '.' && strchr(at + 1, '.') != NULL &&
+		    memchr(at + 1, '.', (size_t)(b - at - 1)))
+			return xstrndup(a, (size_t)(b - a));
+		at = strchr(at + 1, '@');
+	}
+	return NULL;
+}
+
+/* True if the digit groups after the first are all three long: 2.000.000 is money, not a phone. */
+static bool
+money_grouping(const char *a, const char *b)
+{
+	const char *p = a;
+	int groups = 0, len = 0;
+	bool sep = false;
+
+	for (; p < b; p++) {
+		if (isdigit((unsigned char)*p)) {
+			len++;
+		} else if (*p == '.' || *p == ',') {
+			if (sep && len != 3)
+				return false;
+			sep = true;
+			groups++;
+			len = 0;
+		} else {
+			return false;
+		}
+	}
+	return sep && groups >= 1 && len == 3;
+}
+
+static char *
+find_phone(const struct lexicon *lx, const struct folded *f)
+{
+	const char *s = f->s;
+	size_t i = 0;
+
+	while (s[i] != '\0') {
+		size_t a = i, b, digits = 0, j;
+
+		if (!(isdigit((unsigned char)s[i]) || (s[i] == '+' && isdigit((unsigned char)s[i + 1]))) ||
+		    (i > 0 && (isalnum((unsigned char)s[i - 1]) || s[i - 1] == '$'))) {
+			i++;
+			continue;
+		}
+		for (j = i; s[j] != '\0' && (isdigit((unsigned char)s[j]) || strchr("+-. ()", s[j]) != NULL); j++)
+			if (isdigit((unsigned char)s[j]))
+				digits++;
+		b = j;
+		while (b > a && !isdigit((unsigned char)s[b - 1]))
+			b--;
+		i = j > i ? j : i + 1;
+		if (digits < 7 || digits > 15)
+			continue;
+		{
+			/* Not money: no $ before, no amount unit after, no 3-digit grouping. */
+			size_t wa, wb;
+			char w[32];
+			long k = (long)a - 1;
+			while (k >= 0 && s[k] == ' ')
+				k--;
+			if (k >= 0 && s[k] == '$')
+				continue;
+			if (money_grouping(s + a, s + b) && strchr(f->orig + f->map[a], '+') != f->orig + f->map[a])
+				continue;
+			if (next_word(s, b, &wa, &wb) && wb - wa < sizeof(w)) {
+				memcpy(w, s + wa, wb - wa);
+				w[wb - wa] = '\0';
+				if (in_list(w, &lx->amount_units))
+					continue;
+			}
+		}
+		return text_span(f, a, b);
+	}
+	return NULL;
+}
+
+/* ---- budget ---- */
+
+/* If a number starts at i, returns where it ends (digits with . , separators, optional k); else 0. */
+static size_t
+number_end(const char *s, size_t i)
+{
+	size_t j = i;
+
+	if (!isdigit((unsigned char)s[j]))
+		return 0;
+	while (isdigit((unsigned char)s[j]) || ((s[j] == '.' || s[j] == ',') && isdigit((unsigned char)s[j + 1])))
+		j++;
+	if (s[j] == 'k' && !text_isword(s[j + 1]))
+		j++;
+	return j;
+}
+
+/* After a number ending at j: extends over an amount unit ("mil", "millones de pesos", "usd"); returns the end. */
+static size_t
+unit_end(const struct lexicon *lx, const char *s, size_t j, bool *has_unit)
+{
+	size_t i, best = j;
+
+	*has_unit = s[j - 1] == 'k';
+	for (i = 0; i < lx->amount_units.n; i++) {
+		const char *u = lx->amount_units.p[i];
+		size_t k = j;
+		while (s[k] == ' ')
+			k++;
+		if (strncmp(s + k, u, strlen(u)) == 0 && !text_isword(s[k + strlen(u)]) && k + strlen(u) > best) {
+			best = k + strlen(u);
+			*has_unit = true;
+		}
+	}
+	return best;
+}
+
+static char *
+find_budget(const struct lexicon *lx, const struct folded *f)
+{
+	const char *s = f->s;
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		size_t start = i, ne, end;
+		bool cur = false, unit = false, ctx = false;
+
+		if (s[i] == '$' || (s[i] == 'r' && s[i + 1] == '$' && (i == 0 || !text_isword(s[i - 1])))) {
+			size_t k = s[i] == 'r' ? i + 2 : i + 1;
+			while (s[k] == ' ')
+				k++;
+			if ((ne = number_end(s, k)) == 0)
+				continue;
+			cur = true;
+		} else if (isdigit((unsigned char)s[i]) && (i == 0 || !text_isword(s[i - 1])) &&
+		    s[i - (i > 0)] != '$') {
+			if ((ne = number_end(s, i)) == 0)
+				continue;
+		} else {
+			continue;
+		}
+		end = unit_end(lx, s, ne, &unit);
+		/* A currency code before the number: "USD 500", "COP 2.000.000". */
+		if (!cur && start >= 4) {
+			size_t k = start;
+			while (k > 0 && s[k - 1] == ' ')
+				k--;
+			for (size_t u = 0; u < lx->amount_units.n; u++) {
+				size_t ul = strlen(lx->amount_units.p[u]);
+				if (k >= ul && strncmp(s + k - ul, lx->amount_units.p[u], ul) == 0 &&
+				    (k == ul || !text_isword(s[k - ul - 1])) && ul >= 3) {
+					start = k - ul;
+					unit = true;
+					break;
+				}
+			}
+		}
+		/* A budget word shortly before: "presupuesto es de 3000", "hasta 5 millones". */
+		for (size_t b = 0; b < lx->budget_words.n && !ctx; b++) {
+			long at = -1, p;
+			while ((p = text_find(s, (size_t)(at + 1), lx->budget_words.p[b])) >= 0 && (size_t)p < start)
+				at = p;
+			if (at >= 0 && start - (size_t)at <= strlen(lx->budget_words.p[b]) + 16)
+				ctx = true;
+		}
+		if (!(cur || unit || ctx)) {
+			i = ne - 1;
+			continue;
+		}
+		/* A range: "entre 2 y 3 millones", "$1500 - $2000". */
+		{
+			size_t k = end;
+			while (s[k] == ' ')
+				k++;
+			if ((s[k] == '-' || strncmp(s + k, "a ", 2) == 0 || strncmp(s + k, "y ", 2) == 0 ||
+			        strncmp(s + k, "to ", 3) == 0 || strncmp(s + k, "e ", 2) == 0) &&
+			    end == ne) {
+				size_t m = k + (s[k] == '-' ? 1 : s[k + 1] == ' ' ? 2 : 3), me;
+				bool u2;
+				while (s[m] == ' ' || s[m] == '$')
+					m++;
+				if ((me = number_end(s, m)) != 0)
+					end = unit_end(lx, s, me, &u2);
+			}
+		}
+		return text_span(f, start, end);
+	}
+	return NULL;
+}
+
+/* ---- name ---- */
+
+static bool
+strict_phrase(const char *p)
+{
+	return strcmp(p, "me llamo") == 0 || strcmp(p, "mi nombre es") == 0 || strcmp(p, "my name is") == 0 ||
+	    strcmp(p, "meu nome e") == 0 || strcmp(p, "me chamo") == 0 || strcmp(p, "call me") == 0;
+}
+
+static bool
+acceptable_name_word(const struct lexicon *lx, const char *w)
+{
+	size_t i;
+
+	if (strlen(w) < 2 || strlen(w) > 24 || in_list(w, &lx->not_names) || in_list(w, &lx->greetings) ||
+	    in_list(w, &lx->qualifier_stops))
+		return false;
+	for (i = 0; w[i] != '\0'; i++)
+		if (!isalpha((unsigned char)w[i]))
+			return false;
+	for (i = 0; i < lx->products.n; i++)
+		if (in_list(w, &lx->products.c[i].syn))
+			return false;
+	return true;
+}
+
+static char *
+find_name(const struct lexicon *lx, const struct folded *f, size_t *span_a, size_t *span_b)
+{
+	size_t li, k;
+
+	for (li = 0; li < lx->nnames; li++) {
+		for (k = 0; k < lx->names[li].words.n; k++) {
+			const char *ph = lx->names[li].words.p[k];
+			long at = 0;
+
+			while ((at = text_find(f->s, (size_t)at, ph)) >= 0) {
+				size_t i = (size_t)at + strlen(ph), a, b, a2, b2;
+				char w[32];
+				bool strict = strict_phrase(ph);
+
+				at++;
+				while (f->s[i] == ' ' || f->s[i] == ',' || f->s[i] == ':')
+					i++;
+				if (!next_word(f->s, i, &a, &b) || b - a >= sizeof(w))
+					continue;
+				memcpy(w, f->s + a, b - a);
+				w[b - a] = '\0';
+				if (!acceptable_name_word(lx, w) || (!strict && !orig_upper(f, a)))
+					continue;
+				/* A second capitalised word belongs to the name: "María José", "Juan Pérez". */
+				if (next_word(f->s, b, &a2, &b2) && f->s[b] == ' ' && b2 - a2 < sizeof(w) &&
+				    orig_upper(f, a2)) {
+					memcpy(w, f->s + a2, b2 - a2);
+					w[b2 - a2] = '\0';
+					if (acceptable_name_word(lx, w))
+						b = b2;
+				}
+				*span_a = a;
+				*span_b = b;
+				return text_span(f, a, b);
+			}
+		}
+	}
+	return NULL;
+}
+
+/* ---- product, city, need, urgency ---- */
+
+static char *
+find_product(const struct lexicon *lx, const struct folded *f, bool *specific)
+{
+	long best = -1;
+	size_t bl = 0, i, k, bi = 0, end, words = 0, a, b;
+
+	for (i = 0; i < lx->products.n; i++) {
+		for (k = 0; k < lx->products.c[i].syn.n; k++) {
+			long at = text_find(f->s, 0, lx->products.c[i].syn.p[k]);
+			size_t l = strlen(lx->products.c[i].syn.p[k]);
+			if (at >= 0 && (best < 0 || at < best || (at == best && l > bl))) {
+				best = at;
+				bl = l;
+				bi = i;
+			}
+		}
+	}
+	if (best < 0)
+		return NULL;
+	{
+		char *n = text_fold_str(lx->products.c[bi].name);
+		*specific = !in_list(n, &lx->generic_products);
+		free(n);
+	}
+	end = (size_t)best + bl;
+	/* Qualifiers: "de 3 puestos", "en L", "king", "de cuero" (up to five words). */
+	while (words < 5 && f->s[end] == ' ' && next_word(f->s, end, &a, &b)) {
+		char w[32];
+		size_t ne;
+		bool u;
+		if (b - a >= sizeof(w))
+			break;
+		memcpy(w, f->s + a, b - a);
+		w[b - a] = '\0';
+		if (in_list(w, &lx->qualifier_stops) || in_list(w, &lx->budget_words))
+			break;
+		if ((ne = number_end(f->s, a)) != 0 && unit_end(lx, f->s, ne, &u) && u)
+			break;
+		end = b;
+		words++;
+	}
+	/* Drop a dangling connector: "sofá de" -> "sofá". */
+	while (end > (size_t)best + bl) {
+		size_t s0 = end;
+		while (s0 > 0 && f->s[s0 - 1] != ' ')
+			s0--;
+		if (end - s0 <= 3 &&
+		    (strncmp(f->s + s0, "de", end - s0) == 0 || strncmp(f->s + s0, "en", end - s0) == 0 ||
+		        strncmp(f->s + s0, "a", end - s0) == 0 || strncmp(f->s + s0, "con", end - s0) == 0 ||
+		        strncmp(f->s + s0, "of", end - s0) == 0 || strncmp(f->s + s0, "in", end - s0) == 0 ||
+		        strncmp(f->s + s0, "do", end - s0) == 0 || strncmp(f->s + s0, "da", end - s0) == 0))
+			end = s0 > 0 ? s0 - 1 : 0;
+		else
+			break;
+	}
+	return text_span(f, (size_t)best, end);
+}
+
+static const char *
+find_city(const struct lexicon *lx, const struct folded *f, size_t skip_a, size_t skip_b)
+{
+	size_t i, k;
+
+	for (i = 0; i < lx->cities.n; i++)
+		for (k = 0; k < lx->cities.c[i].syn.n; k++) {
+			long at = 0;
+			while ((at = text_find(f->s, (size_t)at, lx->cities.c[i].syn.p[k])) >= 0) {
+				if (!((size_t)at >= skip_a && (size_t)at < skip_b))
+					return lx->cities.c[i].name;
+				at++;
+			}
+		}
+	return NULL;
+}
+
+static char *
+find_span_after(const struct lexicon *lx, const struct folded *f, const struct phrases *markers, size_t maxwords)
+{
+	size_t len, end, a, b, words = 0;
+	long at = find_any(f->s, 0, markers, &len);
+
+	if (at < 0)
+		return NULL;
+	end = (size_t)at + len;
+	while (words < maxwords && f->s[end] == ' ' && next_word(f->s, end, &a, &b)) {
+		char w[32];
+		if (b - a >= sizeof(w))
+			break;
+		memcpy(w, f->s + a, b - a);
+		w[b - a] = '\0';
+		if (in_list(w, &lx->qualifier_stops) && strcmp(w, "mi") != 0 && strcmp(w, "my") != 0)
+			break;
+		end = b;
+		words++;
+	}
+	return text_span(f, (size_t)at, end);
+}
+
+/* ---- grounding ---- */
+
+bool
+rules_grounded(const struct conversation *c, enum field f, const char *value)
+{
+	char *v = text_fold_str(value);
+	size_t i;
+	bool found = false;
+
+	for (i = 0; i < c->n && !found; i++) {
+		char *u, *x, *y;
+		if (!c->msg[i].user)
+			continue;
+		u = text_fold_str(c->msg[i].text);
+		if (f == F_EMAIL || f == F_PHONE) {
+			/* Digits or the address must appear as such. */
+			char dv[64] = "", du[4096] = "";
+			size_t n = 0, m = 0;
+			for (x = v; *x && n + 1 < sizeof(dv); x++)
+				if (f == F_EMAIL ? (*x != ' ') : isdigit((unsigned char)*x) != 0)
+					dv[n++] = *x;
+			dv[n] = '\0';
+			for (y = u; *y && m + 1 < sizeof(du); y++)
+				if (f == F_EMAIL ? (*y != ' ') : isdigit((unsigned char)*y) != 0)
+					du[m++] = *y;
+			du[m] = '\0';
+			found = n >= (f == F_EMAIL ? 5 : 7) && strstr(du, dv) != NULL;
+		} else {
+			/* Every word of the value must be among the user's words. */
+			char *save = NULL, *vv = xstrdup(v), *w;
+			found = true;
+			for (w = strtok_r(vv, " ,.;:!?()\"'", &save); w != NULL;
+			     w = strtok_r(NULL, " ,.;:!?()\"'", &save))
+				if (strlen(w) >= 2 && text_find(u, 0, w) < 0 && strstr(u, w) == NULL)
+					found = false;
+			free(vv);
+		}
+		free(u);
+	}
+	free(v);
+	return found;
+}
+
+/* ---- the whole conversation ---- */
+
+static bool
+greeting_only(const struct lexicon *lx, const char *folded)
+{
+	char *s = xstrdup(folded), *p;
+	size_t i, len;
+	bool only = true;
+
+	for (i = 0; i < lx->greetings.n; i++) {
+		long at;
+		while ((at = text_find(s, 0, lx->greetings.p[i])) >= 0)
+			memset(s + at, ' ', strlen(lx->greetings.p[i]));
+	}
+	static const char *filler[] = {"que tal", "como estas", "como esta", "how are you", "tudo bem", "como vai",
+	    "senor", "senora", "amigo", "amiga", "there", "all", "a todos", "gracias", "thanks", "obrigado"};
+	for (i = 0; i < sizeof(filler) / sizeof(filler[0]); i++) {
+		long at;
+		while ((at = text_find(s, 0, filler[i])) >= 0)
+			memset(s + at, ' ', strlen(filler[i]));
+	}
+	len = strlen(s);
+	for (p = s; p < s + len; p++)
+		if (text_isword(*p))
+			only = false;
+	free(s);
+	return only;
+}
+
+void
+rules_analyze(const struct lexicon *lx, const struct conversation *c, struct analysis *a, struct signals *sg)
+{
+	char all[8192] = "";
+	size_t i, last_user = 0, prev_user = 0, users = 0;
+	int pos = 0, neg = 0;
+	bool support = false, greet = true;
+	char reason[24] = "";
+
+	memset(sg, 0, sizeof(*sg));
+	for (i = 0; i < F_COUNT; i++)
+		if (c->known[i] != NULL)
+			analysis_set(a, (enum field)i, c->known[i]);
+	if (a->fields[F_PRODUCT] != NULL) {
+		char *n = text_fold_str(a->fields[F_PRODUCT]);
+		sg->product_specific = !in_list(n, &lx->generic_products);
+		free(n);
+	}
+	for (i = 0; i < c->n; i++)
+		if (c->msg[i].user) {
+			prev_user = users > 0 ? last_user : i;
+			last_user = i;
+			users++;
+		}
+	sg->user_turns = (unsigned)users;
+
+	for (i = 0; i < c->n; i++) {
+		struct folded f;
+		char *v;
+		const char *city;
+		size_t na = 0, nb = 0;
+		bool spec = false;
+
+		text_fold(c->msg[i].text, &f);
+		if (!c->msg[i].user) {
+			if (has_any(f.s, &lx->budget_words) && strchr(c->msg[i].text, '?') != NULL)
+				sg->budget_asked = true;
+			text_folded_free(&f);
+			continue;
+		}
+		strncat(all, c->msg[i].text, sizeof(all) - strlen(all) - 2);
+		strcat(all, "\n");
+		if ((v = find_email(c->msg[i].text)) != NULL) {
+			analysis_set(a, F_EMAIL, v);
+			free(v);
+		}
+		if ((v = find_budget(lx, &f)) != NULL) {
+			analysis_set(a, F_BUDGET, v);
+			free(v);
+		}
+		if ((v = find_phone(lx, &f)) != NULL) {
+			analysis_set(a, F_PHONE, v);
+			free(v);
+		}
+		if ((v = find_name(lx, &f, &na, &nb)) != NULL) {
+			analysis_set(a, F_NAME, v);
+			free(v);
+		}
+		if ((v = find_product(lx, &f, &spec)) != NULL) {
+			/* A vague mention never replaces a specific one. */
+			if (spec || a->fields[F_PRODUCT] == NULL) {
+				analysis_set(a, F_PRODUCT, v);
+				sg->product_specific = spec;
+			}
+			free(v);
+		}
+		if ((city = find_city(lx, &f, na, nb)) != NULL)
+			analysis_set(a, F_CITY, city);
+		if ((v = find_span_after(lx, &f, &lx->urgency, 0)) != NULL) {
+			analysis_set(a, F_URGENCY, v);
+			free(v);
+		}
+		if ((v = find_span_after(lx, &f, &lx->need_markers, 4)) != NULL) {
+			analysis_set(a, F_NEED, v);
+			free(v);
+		}
+		if (has_any(f.s, &lx->manipulation))
+			a->manipulation = true;
+		if (has_any(f.s, &lx->human))
+			sg->human = true;
+		if (has_any(f.s, &lx->purchase))
+			sg->purchase = true;
+		/* Support counts in the last two user messages: an old complaint that was solved is history. */
+		if (i >= prev_user) {
+			size_t r;
+			for (r = 0; r < lx->support.n; r++)
+				if (has_any(f.s, &lx->support.c[r].syn)) {
+					support = true;
+					snprintf(reason, sizeof(reason), "%s", lx->support.c[r].name);
+					break;
+				}
+		}
+		if (i == last_user && sg->budget_asked && has_any(f.s, &lx->refusals))
+			sg->budget_refused = true;
+		for (size_t k = 0; k < lx->positive.n; k++)
+			if (text_find(f.s, 0, lx->positive.p[k]) >= 0)
+				pos++;
+		for (size_t k = 0; k < lx->negative.n; k++)
+			if (text_find(f.s, 0, lx->negative.p[k]) >= 0)
+				neg++;
+		if (!greeting_only(lx, f.s))
+			greet = false;
+		text_folded_free(&f);
+	}
+
+	rules_language(lx, all, a->lang);
+	if (c->lang[0] != '\0' && strcmp(a->lang, lx->default_lang) == 0)
+		memcpy(a->lang, c->lang, 3);
+	a->sentiment = neg > pos ? (neg >= 2 ? -0.8 : -0.5) : pos > neg ? (pos >= 2 ? 0.7 : 0.4) : 0.0;
+
+	for (i = 0; i < F_COUNT; i++)
+		if (a->fields[i] != NULL)
+			sg->any_signal = true;
+	sg->any_signal |= sg->purchase || support || sg->human || a->manipulation;
+	sg->greeting_only = greet && !sg->any_signal;
+
+	if (sg->human) {
+		a->intent = I_SUPPORT;
+		snprintf(a->reason, sizeof(a->reason), "human");
+	} else if (support) {
+		a->intent = I_SUPPORT;
+		snprintf(a->reason, sizeof(a->reason), "%s", reason);
+	} else if (a->manipulation) {
+		a->intent = I_OTHER;
+		snprintf(a->reason, sizeof(a->reason), "manipulation");
+	} else if (a->fields[F_PRODUCT] != NULL || sg->purchase || a->fields[F_BUDGET] != NULL) {
+		char *s = text_fold_str(all);
+		a->intent = I_SALES;
+		snprintf(a->reason, sizeof(a->reason), "%s",
+		    (strstr(s, "precio") || strstr(s, "cuanto") || strstr(s, "price") || strstr(s, "how much") ||
+		        strstr(s, "quanto") || strstr(s, "preco") || strstr(s, "cotiza"))
+		        ? "pricing"
+		        : "purchase");
+		free(s);
+	} else {
+		a->intent = I_OTHER;
+		snprintf(a->reason, sizeof(a->reason), "%s", sg->greeting_only ? "greeting" : "unclear");
+	}
+	a->source = "rules";
+}

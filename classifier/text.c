@@ -1,0 +1,118 @@
+/*
+ * Folding for matching: "¿Dónde ESTÁ?" becomes "  donde esta ", with every
+ * byte of the folded text mapped back to the original, so matching happens
+ * on folded text and values are cut from the original.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+#include "text.h"
+
+/* Latin-1 supplement letters U+00C0..U+00FF, folded (index: code point - 0xC0). */
+static const char latin1[] = "aaaaaaaceeeeiiiidnooooo*ouuuuyts"
+                             "aaaaaaaceeeeiiiidnooooo/ouuuuyty";
+
+void
+text_fold(const char *in, struct folded *f)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t len = strlen(in), i = 0, o = 0;
+
+	f->orig = in;
+	f->s = xmalloc(len + 1);
+	f->map = xcalloc(len + 1, sizeof(size_t));
+	while (i < len) {
+		unsigned c = p[i];
+		size_t n = 1;
+
+		f->map[o] = i;
+		if (c < 0x80) {
+			f->s[o++] = (char)tolower((int)c);
+		} else if ((c == 0xc3) && i + 1 < len && (p[i + 1] & 0xc0) == 0x80) {
+			/* C3 80..BF encode U+00C0..U+00FF. */
+			char m = latin1[p[i + 1] & 0x3f];
+			f->s[o++] = (m == '*' || m == '/') ? ' ' : m;
+			n = 2;
+		} else {
+			/* Other characters (emoji, punctuation like ¿ ¡) separate words. */
+			if ((c & 0xe0) == 0xc0)
+				n = 2;
+			else if ((c & 0xf0) == 0xe0)
+				n = 3;
+			else if ((c & 0xf8) == 0xf0)
+				n = 4;
+			if (i + n > len)
+				n = len - i;
+			f->s[o++] = ' ';
+		}
+		i += n;
+	}
+	f->s[o] = '\0';
+	f->map[o] = len;
+	f->n = o;
+}
+
+void
+text_folded_free(struct folded *f)
+{
+	free(f->s);
+	free(f->map);
+	f->s = NULL;
+	f->map = NULL;
+}
+
+char *
+text_fold_str(const char *s)
+{
+	struct folded f;
+
+	text_fold(s, &f);
+	free(f.map);
+	return f.s;
+}
+
+bool
+text_isword(char c)
+{
+	return isalnum((unsigned char)c) != 0;
+}
+
+long
+text_find(const char *hay, size_t from, const char *phrase)
+{
+	size_t pl = strlen(phrase);
+	const char *p = hay + from;
+
+	if (pl == 0)
+		return -1;
+	while ((p = strstr(p, phrase)) != NULL) {
+		size_t at = (size_t)(p - hay);
+		bool left = at == 0 || !text_isword(hay[at - 1]) || !text_isword(phrase[0]);
+		bool right = !text_isword(hay[at + pl]) || !text_isword(phrase[pl - 1]);
+
+		if (left && right)
+			return (long)at;
+		p++;
+	}
+	return -1;
+}
+
+char *
+text_span(const struct folded *f, size_t a, size_t b)
+{
+	size_t oa, ob;
+
+	if (b > f->n)
+		b = f->n;
+	while (a < b && f->s[a] == ' ')
+		a++;
+	while (b > a && (f->s[b - 1] == ' ' || f->s[b - 1] == ',' || f->s[b - 1] == '.'))
+		b--;
+	oa = f->map[a];
+	ob = f->map[b];
+	return xstrndup(f->orig + oa, ob - oa);
+}

@@ -1,0 +1,310 @@
+/*
+ * crmbridgectl: the admin's command-line tool. Today: classify one
+ * conversation case and evaluate the classifier on a directory of cases
+ * (../shared/conversations/README.md gives the format).
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classifier/classifier.h"
+#include "classifier/text.h"
+#include "common/log.h"
+
+static const char *lexicon_path;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: crmbridgectl [--lexicon FILE] classify [--offline] FILE\n"
+	    "       crmbridgectl [--lexicon FILE] eval [--offline] [--json] DIR\n");
+}
+
+static struct lexicon *
+load_lexicon(void)
+{
+	char err[256];
+	struct lexicon *lx = lexicon_load(lexicon_path, err, sizeof(err));
+
+	if (lx == NULL)
+		fprintf(stderr, "crmbridgectl: lexicon: %s\n", err);
+	return lx;
+}
+
+static int
+classify_file(const struct lexicon *lx, const char *path, struct analysis *a, json_t **doc_out)
+{
+	json_error_t je;
+	json_t *doc = json_load_file(path, 0, &je);
+	struct conversation c;
+	struct policy p;
+	const char *why;
+
+	if (doc == NULL) {
+		fprintf(stderr, "crmbridgectl: %s:%d: %s\n", path, je.line, je.text);
+		return -1;
+	}
+	if (conversation_from_json(doc, &c, &why) < 0) {
+		fprintf(stderr, "crmbridgectl: %s: %s\n", path, why);
+		json_decref(doc);
+		return -1;
+	}
+	policy_defaults(&p);
+	classify_offline(lx, &p, &c, a);
+	conversation_clear(&c);
+	if (doc_out != NULL)
+		*doc_out = doc;
+	else
+		json_decref(doc);
+	return 0;
+}
+
+static int
+cmd_classify(int argc, char **argv)
+{
+	struct lexicon *lx;
+	struct analysis a = {0};
+	const char *file = NULL;
+	int i, r;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--offline") == 0)
+			continue; /* the offline rules are the only classifier crmbridgectl runs today */
+		file = argv[i];
+	}
+	if (file == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if ((lx = load_lexicon()) == NULL)
+		return 1;
+	if ((r = classify_file(lx, file, &a, NULL)) == 0) {
+		json_t *j = analysis_to_json(&a);
+		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+		json_decref(j);
+	}
+	analysis_clear(&a);
+	lexicon_free(lx);
+	return r == 0 ? 0 : 1;
+}
+
+/* The README's match: equal after case and accent folding and trimming, or containing it. */
+static bool
+value_matches(const char *got, const char *want)
+{
+	char *g = text_fold_str(got), *w = text_fold_str(want);
+	bool ok;
+
+	/* Trim. */
+	char *gs = g, *ws = w;
+	while (*gs == ' ')
+		gs++;
+	while (*ws == ' ')
+		ws++;
+	for (size_t n = strlen(gs); n > 0 && gs[n - 1] == ' '; n--)
+		gs[n - 1] = '\0';
+	for (size_t n = strlen(ws); n > 0 && ws[n - 1] == ' '; n--)
+		ws[n - 1] = '\0';
+	ok = strcmp(gs, ws) == 0 || strstr(gs, ws) != NULL;
+	free(g);
+	free(w);
+	return ok;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+cmd_eval(int argc, char **argv)
+{
+	const char *dir = NULL;
+	bool as_json = false;
+	struct lexicon *lx;
+	DIR *d;
+	struct dirent *de;
+	char **files = NULL;
+	size_t nf = 0, i;
+	int q_total = 0, q_ok = 0, a_total = 0, a_ok = 0, tp = 0, fp = 0, fn = 0, invented = 0, lang_ok = 0;
+	json_t *cases = json_array();
+
+	for (i = 1; i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "--offline") == 0)
+			continue;
+		if (strcmp(argv[i], "--json") == 0)
+			as_json = true;
+		else
+			dir = argv[i];
+	}
+	if (dir == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if ((d = opendir(dir)) == NULL) {
+		perror(dir);
+		return 1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		if (n > 5 && strcmp(de->d_name + n - 5, ".json") == 0) {
+			files = realloc(files, (nf + 1) * sizeof(char *));
+			if (asprintf(&files[nf++], "%s/%s", dir, de->d_name) < 0)
+				return 1;
+		}
+	}
+	closedir(d);
+	qsort(files, nf, sizeof(char *), cmp_str);
+	if ((lx = load_lexicon()) == NULL)
+		return 1;
+
+	for (i = 0; i < nf; i++) {
+		struct analysis a = {0};
+		json_t *doc = NULL, *exp, *fields, *absent, *v;
+		const char *id, *key, *want;
+		bool q_good = true, a_good = true, has_q = false, has_a = false;
+		int c_tp = 0, c_fp = 0, c_fn = 0, c_inv = 0;
+		char notes[512] = "";
+		size_t k;
+
+		if (classify_file(lx, files[i], &a, &doc) < 0)
+			return 1;
+		id = json_string_value(json_object_get(doc, "id"));
+		exp = json_object_get(doc, "expect");
+		if ((want = json_string_value(json_object_get(exp, "quality"))) != NULL) {
+			has_q = true;
+			q_good = strcmp(want, quality_name(a.quality)) == 0;
+		}
+		if ((want = json_string_value(json_object_get(exp, "quality_not"))) != NULL) {
+			has_q = true;
+			q_good = q_good && strcmp(want, quality_name(a.quality)) != 0;
+		}
+		if ((want = json_string_value(json_object_get(exp, "action"))) != NULL) {
+			has_a = true;
+			a_good = strcmp(want, action_name(a.action)) == 0;
+		}
+		if (json_is_array(v = json_object_get(exp, "action_any"))) {
+			json_t *x;
+			bool any = false;
+			has_a = true;
+			json_array_foreach(v, k, x) any |=
+			    strcmp(json_string_value(x) ?: "", action_name(a.action)) == 0;
+			a_good = a_good && any;
+		}
+		if ((want = json_string_value(json_object_get(exp, "action_not"))) != NULL) {
+			has_a = true;
+			a_good = a_good && strcmp(want, action_name(a.action)) != 0;
+		}
+		fields = json_object_get(exp, "fields");
+		json_object_foreach(fields, key, v)
+		{
+			int f = field_from_name(key);
+			if (f < 0)
+				continue;
+			if (a.fields[f] != NULL && value_matches(a.fields[f], json_string_value(v))) {
+				c_tp++;
+			} else {
+				if (a.fields[f] != NULL)
+					c_fp++;
+				c_fn++;
+				snprintf(notes + strlen(notes), sizeof(notes) - strlen(notes), " %s=%s(want %s)", key,
+				    a.fields[f] ? a.fields[f] : "-", json_string_value(v));
+			}
+		}
+		absent = json_object_get(exp, "absent");
+		json_array_foreach(absent, k, v)
+		{
+			int f = field_from_name(json_string_value(v));
+			if (f >= 0 && a.fields[f] != NULL) {
+				c_inv++;
+				c_fp++;
+				snprintf(notes + strlen(notes), sizeof(notes) - strlen(notes), " INVENTED %s=%s",
+				    json_string_value(v), a.fields[f]);
+			}
+		}
+		if (has_q) {
+			q_total++;
+			q_ok += q_good;
+		}
+		if (has_a) {
+			a_total++;
+			a_ok += a_good;
+		}
+		tp += c_tp;
+		fp += c_fp;
+		fn += c_fn;
+		invented += c_inv;
+		want = json_string_value(json_object_get(doc, "language"));
+		lang_ok += want != NULL && strcmp(want, a.lang) == 0;
+		json_array_append_new(cases,
+		    json_pack("{s:s, s:b, s:b, s:s, s:s, s:i, s:i, s:s}", "id", id ? id : files[i], "quality_ok",
+		        q_good, "action_ok", a_good, "quality", quality_name(a.quality), "action",
+		        action_name(a.action), "fields_ok", c_tp, "invented", c_inv, "notes", notes));
+		if (!as_json)
+			printf("%-34s %-4s %-4s quality=%-4s action=%-24s lang=%s%s\n", id ? id : files[i],
+			    q_good ? "ok" : "BAD", a_good ? "ok" : "BAD", quality_name(a.quality),
+			    action_name(a.action), a.lang, notes);
+		analysis_clear(&a);
+		json_decref(doc);
+		free(files[i]);
+	}
+	free(files);
+	{
+		double qa = q_total ? 100.0 * q_ok / q_total : 0, aa = a_total ? 100.0 * a_ok / a_total : 0;
+		double prec = tp + fp ? 100.0 * tp / (tp + fp) : 100, rec = tp + fn ? 100.0 * tp / (tp + fn) : 100;
+		if (as_json) {
+			json_t *j = json_pack("{s:i, s:f, s:f, s:f, s:f, s:i, s:f, s:o}", "cases", (int)nf,
+			    "quality_accuracy", qa, "action_accuracy", aa, "field_precision", prec, "field_recall", rec,
+			    "invented_fields", invented, "language_accuracy", nf ? 100.0 * lang_ok / (double)nf : 0,
+			    "results", cases);
+			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			putchar('\n');
+			json_decref(j);
+		} else {
+			json_decref(cases);
+			printf("\n%zu cases (offline rules)\n", nf);
+			printf("quality accuracy   %5.1f%%  (%d/%d)\n", qa, q_ok, q_total);
+			printf("action accuracy    %5.1f%%  (%d/%d)\n", aa, a_ok, a_total);
+			printf("field precision    %5.1f%%  (%d/%d)\n", prec, tp, tp + fp);
+			printf("field recall       %5.1f%%  (%d/%d)\n", rec, tp, tp + fn);
+			printf("invented fields    %d\n", invented);
+			printf("language accuracy  %5.1f%%  (%d/%zu)\n", nf ? 100.0 * lang_ok / (double)nf : 0, lang_ok,
+			    nf);
+		}
+	}
+	lexicon_free(lx);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && strcmp(argv[i], "--lexicon") == 0 && i + 1 < argc) {
+		lexicon_path = argv[i + 1];
+		i += 2;
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[i], "classify") == 0)
+		return cmd_classify(argc - i, argv + i);
+	if (strcmp(argv[i], "eval") == 0)
+		return cmd_eval(argc - i, argv + i);
+	if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	usage(stderr);
+	return 2;
+}
