@@ -62,6 +62,34 @@ free_phrases(struct phrases *ph)
 	ph->n = 0;
 }
 
+/* Adds plural forms of the first and of the last word ("sillas de oficina", "armchairs"). */
+static void
+add_plurals(json_t *all)
+{
+	size_t i, n = json_array_size(all);
+
+	for (i = 0; i < n; i++) {
+		const char *s = json_string_value(json_array_get(all, i));
+		const char *sp = strchr(s, ' ');
+		size_t fl = sp != NULL ? (size_t)(sp - s) : strlen(s);
+		char buf[256];
+
+		if (strlen(s) + 3 >= sizeof(buf) || fl == 0)
+			continue;
+		/* Last word: +s, and +es after a consonant (Spanish "colchones", English "armchairs"). */
+		snprintf(buf, sizeof(buf), "%ss", s);
+		json_array_append_new(all, json_string(buf));
+		if (strchr("aeiou", s[strlen(s) - 1]) == NULL) {
+			snprintf(buf, sizeof(buf), "%ses", s);
+			json_array_append_new(all, json_string(buf));
+		}
+		if (sp != NULL) {
+			snprintf(buf, sizeof(buf), "%.*s%s%s", (int)fl, s, strchr("aeiou", s[fl - 1]) ? "s" : "es", sp);
+			json_array_append_new(all, json_string(buf));
+		}
+	}
+}
+
 /* {"Canonical": ["synonym", ...]}; the canonical name is a synonym too. */
 static int
 load_canon(json_t *obj, struct canon_list *cl, const char *what, char *err, size_t errlen)
@@ -85,6 +113,8 @@ load_canon(json_t *obj, struct canon_list *cl, const char *what, char *err, size
 		json_array_append_new(all, json_string(key));
 		if (json_is_array(v))
 			json_array_extend(all, v);
+		if (strcmp(what, "products") == 0)
+			add_plurals(all);
 		if (load_phrases(all, &c->syn, what, err, errlen) < 0) {
 			json_decref(all);
 			return -1;
@@ -200,6 +230,9 @@ lexicon_load(const char *path, char *err, size_t errlen)
 	    PH("budget_words", budget_words) || PH("amount_units", amount_units) || PH("not_names", not_names) ||
 	    PH("refusals", refusals) || PH("product_qualifier_stops", qualifier_stops) ||
 	    PH("generic_products", generic_products) || PH("positive", positive) || PH("negative", negative) ||
+	    PH("name_question_words", name_question_words) || PH("not_phone_context", not_phone_context) ||
+	    PH("price_words", price_words) || PH("number_words", number_words) ||
+	    PH("word_amount_units", word_amount_units) ||
 	    load_canon(json_object_get(doc, "products"), &lx->products, "products", err, errlen) < 0 ||
 	    load_canon(json_object_get(doc, "cities"), &lx->cities, "cities", err, errlen) < 0 ||
 	    load_canon(json_object_get(doc, "support"), &lx->support, "support", err, errlen) < 0 ||
@@ -245,6 +278,11 @@ lexicon_free(struct lexicon *lx)
 	free_phrases(&lx->generic_products);
 	free_phrases(&lx->positive);
 	free_phrases(&lx->negative);
+	free_phrases(&lx->name_question_words);
+	free_phrases(&lx->not_phone_context);
+	free_phrases(&lx->price_words);
+	free_phrases(&lx->number_words);
+	free_phrases(&lx->word_amount_units);
 	free_canon(&lx->products);
 	free_canon(&lx->cities);
 	free_canon(&lx->support);

@@ -113,6 +113,8 @@ rules_language(const struct lexicon *lx, const char *text, char lang[3])
 	free(s);
 }
 
+static bool near_before(const char *s, size_t pos, const struct phrases *ph, size_t dist);
+
 /* ---- e-mail and phone ---- */
 
 static char *
@@ -197,6 +199,9 @@ find_phone(const struct lexicon *lx, const struct folded *f)
 				k--;
 			if (k >= 0 && s[k] == '$')
 				continue;
+			/* "presupuesto es 3500000", "pedido 4587213": not phones. */
+			if (near_before(s, a, &lx->budget_words, 24) || near_before(s, a, &lx->not_phone_context, 28))
+				continue;
 			if (money_grouping(s + a, s + b) && strchr(f->orig + f->map[a], '+') != f->orig + f->map[a])
 				continue;
 			if (next_word(s, b, &wa, &wb) && wb - wa < sizeof(w)) {
@@ -212,6 +217,28 @@ find_phone(const struct lexicon *lx, const struct folded *f)
 }
 
 /* ---- budget ---- */
+
+/* True if a phrase of ph ends within dist characters before pos, in the same sentence. */
+static bool
+near_before(const char *s, size_t pos, const struct phrases *ph, size_t dist)
+{
+	size_t i, from = pos > dist ? pos - dist : 0;
+
+	for (i = pos; i > from; i--)
+		if (s[i - 1] == '.' || s[i - 1] == '?' || s[i - 1] == '!' || s[i - 1] == '\n') {
+			from = i;
+			break;
+		}
+	for (i = 0; i < ph->n; i++) {
+		long at = (long)from - 1, p;
+		while ((p = text_find(s, (size_t)(at + 1), ph->p[i])) >= 0 && (size_t)p < pos) {
+			at = p;
+			if ((size_t)p + strlen(ph->p[i]) <= pos)
+				return true;
+		}
+	}
+	return false;
+}
 
 /* If a number starts at i, returns where it ends (digits with . , separators, optional k); else 0. */
 static size_t
@@ -232,20 +259,66 @@ number_end(const char *s, size_t i)
 static size_t
 unit_end(const struct lexicon *lx, const char *s, size_t j, bool *has_unit)
 {
-	size_t i, best = j;
+	size_t i, best = j, round;
 
 	*has_unit = s[j - 1] == 'k';
-	for (i = 0; i < lx->amount_units.n; i++) {
-		const char *u = lx->amount_units.p[i];
-		size_t k = j;
-		while (s[k] == ' ')
-			k++;
-		if (strncmp(s + k, u, strlen(u)) == 0 && !text_isword(s[k + strlen(u)]) && k + strlen(u) > best) {
-			best = k + strlen(u);
-			*has_unit = true;
+	/* Up to two units in a row: "5 mil reais", "2 millones de pesos". */
+	for (round = 0; round < 2; round++) {
+		size_t from = best;
+		for (i = 0; i < lx->amount_units.n; i++) {
+			const char *u = lx->amount_units.p[i];
+			size_t k = best;
+			while (s[k] == ' ')
+				k++;
+			if (strncmp(s + k, u, strlen(u)) == 0 && !text_isword(s[k + strlen(u)]) &&
+			    k + strlen(u) > best) {
+				best = k + strlen(u);
+				*has_unit = true;
+			}
 		}
+		if (best == from)
+			break;
 	}
 	return best;
+}
+
+/*
+ * An amount in words after a budget word: "ronda el millón y medio", "unos
+ * dos millones", "about a thousand". Returns the span or NULL.
+ */
+static char *
+find_word_budget(const struct lexicon *lx, const struct folded *f)
+{
+	size_t i, k;
+
+	for (i = 0; i < lx->word_amount_units.n; i++) {
+		long at = 0;
+		const char *u = lx->word_amount_units.p[i];
+
+		while ((at = text_find(f->s, (size_t)at, u)) >= 0) {
+			size_t start = (size_t)at, w = (size_t)at;
+			bool num = false;
+
+			at++;
+			/* The word before must be a number word: "dos millones", "el millón". */
+			while (w > 0 && f->s[w - 1] == ' ')
+				w--;
+			for (k = 0; k < lx->number_words.n && !num; k++) {
+				size_t nl = strlen(lx->number_words.p[k]);
+				if (w >= nl && strncmp(f->s + w - nl, lx->number_words.p[k], nl) == 0 &&
+				    (w == nl || !text_isword(f->s[w - nl - 1]))) {
+					num = true;
+					if (strcmp(lx->number_words.p[k], "el") != 0 &&
+					    strcmp(lx->number_words.p[k], "a") != 0)
+						start = w - nl;
+				}
+			}
+			if (!num || !near_before(f->s, w, &lx->budget_words, 40))
+				continue;
+			return text_span(f, start, (size_t)at - 1 + strlen(u));
+		}
+	}
+	return NULL;
 }
 
 static char *
@@ -296,10 +369,6 @@ find_budget(const struct lexicon *lx, const struct folded *f)
 			if (at >= 0 && start - (size_t)at <= strlen(lx->budget_words.p[b]) + 16)
 				ctx = true;
 		}
-		if (!(cur || unit || ctx)) {
-			i = ne - 1;
-			continue;
-		}
 		/* A range: "entre 2 y 3 millones", "$1500 - $2000". */
 		{
 			size_t k = end;
@@ -312,13 +381,28 @@ find_budget(const struct lexicon *lx, const struct folded *f)
 				bool u2;
 				while (s[m] == ' ' || s[m] == '$')
 					m++;
-				if ((me = number_end(s, m)) != 0)
+				if ((me = number_end(s, m)) != 0) {
 					end = unit_end(lx, s, me, &u2);
+					unit |= u2;
+				}
 			}
+		}
+		{
+			size_t digits = 0, k;
+			for (k = start; k < ne; k++)
+				digits += isdigit((unsigned char)s[k]) != 0;
+			/* "Tengo 2 hijos" is not a budget: a bare number needs three digits. */
+			if (!cur && !unit && digits < 3)
+				ctx = false;
+		}
+		if (!(cur || unit || ctx) || (!ctx && near_before(s, start, &lx->price_words, 40))) {
+			/* "¿Cuesta más de $3.000.000?" asks a price; it states no budget. */
+			i = ne - 1;
+			continue;
 		}
 		return text_span(f, start, end);
 	}
-	return NULL;
+	return find_word_budget(lx, f);
 }
 
 /* ---- name ---- */
@@ -369,6 +453,14 @@ find_name(const struct lexicon *lx, const struct folded *f, size_t *span_a, size
 					continue;
 				memcpy(w, f->s + a, b - a);
 				w[b - a] = '\0';
+				/* "Eu sou a Beatriz", "soy la Sra. ..." stop at the article unless a name follows it. */
+				if ((strcmp(w, "a") == 0 || strcmp(w, "o") == 0) && next_word(f->s, b, &a2, &b2) &&
+				    orig_upper(f, a2) && b2 - a2 < sizeof(w)) {
+					a = a2;
+					b = b2;
+					memcpy(w, f->s + a, b - a);
+					w[b - a] = '\0';
+				}
 				if (!acceptable_name_word(lx, w) || (!strict && !orig_upper(f, a)))
 					continue;
 				/* A second capitalised word belongs to the name: "María José", "Juan Pérez". */
@@ -386,6 +478,35 @@ find_name(const struct lexicon *lx, const struct folded *f, size_t *span_a, size
 		}
 	}
 	return NULL;
+}
+
+/*
+ * A reply to "what is your name?" that is just a name: one to three words,
+ * letters only, none of them a known word of another kind.
+ */
+static char *
+bare_name(const struct lexicon *lx, const struct folded *f)
+{
+	size_t i = 0, a, b, words = 0, first = 0, end = 0;
+	char w[32];
+
+	while (next_word(f->s, i, &a, &b)) {
+		if (b - a >= sizeof(w) || ++words > 3)
+			return NULL;
+		memcpy(w, f->s + a, b - a);
+		w[b - a] = '\0';
+		if (!acceptable_name_word(lx, w))
+			return NULL;
+		if (words == 1)
+			first = a;
+		end = b;
+		i = b;
+		while (f->s[i] == ' ' || f->s[i] == '.' || f->s[i] == '!' || f->s[i] == ',')
+			i++;
+		if (f->s[i] != '\0' && !text_isword(f->s[i]))
+			return NULL;
+	}
+	return words > 0 ? text_span(f, first, end) : NULL;
 }
 
 /* ---- product, city, need, urgency ---- */
@@ -590,6 +711,7 @@ rules_analyze(const struct lexicon *lx, const struct conversation *c, struct ana
 		struct folded f;
 		char *v;
 		const char *city;
+		bool asked_name = false;
 		size_t na = 0, nb = 0;
 		bool spec = false;
 
@@ -599,6 +721,11 @@ rules_analyze(const struct lexicon *lx, const struct conversation *c, struct ana
 				sg->budget_asked = true;
 			text_folded_free(&f);
 			continue;
+		}
+		if (i > 0 && !c->msg[i - 1].user) {
+			char *pb = text_fold_str(c->msg[i - 1].text);
+			asked_name = has_any(pb, &lx->name_question_words) && strchr(c->msg[i - 1].text, '?') != NULL;
+			free(pb);
 		}
 		strncat(all, c->msg[i].text, sizeof(all) - strlen(all) - 2);
 		strcat(all, "\n");
@@ -614,7 +741,7 @@ rules_analyze(const struct lexicon *lx, const struct conversation *c, struct ana
 			analysis_set(a, F_PHONE, v);
 			free(v);
 		}
-		if ((v = find_name(lx, &f, &na, &nb)) != NULL) {
+		if ((v = find_name(lx, &f, &na, &nb)) != NULL || (asked_name && (v = bare_name(lx, &f)) != NULL)) {
 			analysis_set(a, F_NAME, v);
 			free(v);
 		}

@@ -1,0 +1,31 @@
+#!/bin/sh
+# The offline classifier on the evaluation set (tests/data/conversations):
+# the targets of issue #4 as assertions, per-case results as diagnostics. TAP.
+ctl="${TOP_BUILDDIR:-.}/crmbridgectl"
+dir="${TOP_SRCDIR:-.}/tests/data/conversations"
+out=$("$ctl" eval --offline --json "$dir") || { echo "1..1"; echo "not ok 1 - crmbridgectl eval ran"; exit 1; }
+printf '%s\n' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+n = 0
+fails = 0
+def ok(c, name):
+    global n, fails
+    n += 1
+    print(("ok" if c else "not ok") + " %d - %s" % (n, name))
+    fails += 0 if c else 1
+ok(d["cases"] >= 60, "at least 60 cases (%d)" % d["cases"])
+langs = {}
+for r in d["results"]:
+    langs[r["id"][:2]] = langs.get(r["id"][:2], 0) + 1
+ok(d["quality_accuracy"] >= 85, "quality accuracy %.1f%% >= 85%%" % d["quality_accuracy"])
+ok(d["action_accuracy"] >= 80, "action accuracy %.1f%% >= 80%%" % d["action_accuracy"])
+ok(d["field_precision"] >= 95, "field precision %.1f%% >= 95%%" % d["field_precision"])
+ok(d["invented_fields"] == 0, "no invented fields (%d)" % d["invented_fields"])
+print("# field recall %.1f%%, language accuracy %.1f%%" % (d["field_recall"], d["language_accuracy"]))
+for r in d["results"]:
+    if not (r["quality_ok"] and r["action_ok"]) or r["invented"]:
+        print("# %s: quality %s action %s%s" % (r["id"], r["quality"], r["action"], r["notes"]))
+print("1..%d" % n)
+sys.exit(1 if fails else 0)
+'
