@@ -2,9 +2,11 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "classifier.h"
+#include "text.h"
 #include "common/xmalloc.h"
 
 const char *
@@ -39,4 +41,146 @@ classify_offline(const struct lexicon *lx, const struct policy *p, const struct 
 	    a->reason, known, known == 1 ? "" : "s", a->manipulation ? "; the user tried to instruct the bot" : "",
 	    sg.budget_refused ? "; budget declined" : "");
 	a->reasoning = xstrdup(why);
+}
+
+/* The reply checks a generated reply must pass to be sent. */
+static bool
+reply_ok(const struct lexicon *lx, const char *reply, const char *lang, bool allow_links)
+{
+	char detected[3];
+
+	if (reply == NULL || *reply == '\0' || strlen(reply) > 600)
+		return false;
+	if (!allow_links && (strstr(reply, "http://") || strstr(reply, "https://") || strstr(reply, "www.")))
+		return false;
+	rules_language(lx, reply, detected);
+	return strcmp(detected, lang) == 0;
+}
+
+void
+classify_merge(const struct lexicon *lx, const struct policy *p, const struct conversation *c,
+    const struct analysis *advice, int model_action, bool allow_links, struct analysis *a)
+{
+	struct signals sg;
+	int i;
+
+	analysis_clear(a);
+	rules_analyze(lx, c, a, &sg);
+	for (i = 0; i < F_COUNT; i++)
+		if (advice->fields[i] != NULL)
+			analysis_set(a, (enum field)i, advice->fields[i]);
+	if (a->fields[F_PRODUCT] != NULL) {
+		/* Whether the product is specific is the lexicon's call, whoever extracted it. */
+		char *n = text_fold_str(a->fields[F_PRODUCT]);
+		sg.product_specific = true;
+		for (size_t k = 0; k < lx->generic_products.n; k++)
+			if (strcmp(n, lx->generic_products.p[k]) == 0)
+				sg.product_specific = false;
+		free(n);
+	}
+	/* A request for a person and an attempt to instruct the bot stand, whatever the model says. */
+	a->intent = sg.human ? I_SUPPORT : advice->intent;
+	snprintf(a->reason, sizeof(a->reason), "%s", sg.human ? "human" : advice->reason);
+	a->sentiment = advice->sentiment;
+	memcpy(a->lang, advice->lang, sizeof(a->lang));
+	a->confidence = advice->confidence;
+	a->invented = advice->invented;
+	policy_decide(p, &sg, a);
+	if (model_action == (int)a->action && reply_ok(lx, advice->reply, a->lang, allow_links)) {
+		free(a->reply);
+		a->reply = xstrdup(advice->reply);
+	} else {
+		policy_reply(lx, conversation_last_bot(c), a);
+	}
+	a->reasoning = xstrdup(advice->reasoning != NULL ? advice->reasoning : "");
+	a->source = "gemini";
+}
+
+struct classifier {
+	const struct lexicon *lx;
+	struct policy p;
+	struct gemini *g;
+	bool allow_links;
+	struct classifier_stats st;
+};
+
+struct run {
+	struct classifier *cl;
+	struct conversation conv;
+	classifier_done_fn done;
+	void *arg;
+};
+
+static void
+on_gemini(enum gemini_outcome o, const struct analysis *advice, int model_action, void *arg)
+{
+	struct run *r = arg;
+	struct analysis a = {0};
+
+	if (o == GEM_OK && advice != NULL) {
+		r->cl->st.by_gemini++;
+		classify_merge(r->cl->lx, &r->cl->p, &r->conv, advice, model_action, r->cl->allow_links, &a);
+	} else {
+		/* Any failure: the offline rules answer, and the reason is counted. */
+		r->cl->st.fallbacks++;
+		r->cl->st.by_rules++;
+		if ((size_t)o < sizeof(r->cl->st.fallback_reason) / sizeof(r->cl->st.fallback_reason[0]))
+			r->cl->st.fallback_reason[o]++;
+		classify_offline(r->cl->lx, &r->cl->p, &r->conv, &a);
+	}
+	r->done(&a, r->arg);
+	analysis_clear(&a);
+	conversation_clear(&r->conv);
+	free(r);
+}
+
+void
+classifier_run(struct classifier *cl, const struct conversation *c, classifier_done_fn done, void *arg)
+{
+	struct run *r;
+	size_t i;
+
+	if (cl->g == NULL) {
+		struct analysis a = {0};
+		cl->st.by_rules++;
+		classify_offline(cl->lx, &cl->p, c, &a);
+		done(&a, arg);
+		analysis_clear(&a);
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->cl = cl;
+	r->done = done;
+	r->arg = arg;
+	for (i = 0; i < c->n; i++)
+		conversation_add(&r->conv, c->msg[i].user, c->msg[i].text);
+	for (i = 0; i < F_COUNT; i++)
+		if (c->known[i] != NULL)
+			r->conv.known[i] = xstrdup(c->known[i]);
+	memcpy(r->conv.lang, c->lang, sizeof(r->conv.lang));
+	gemini_classify(cl->g, c, on_gemini, r);
+}
+
+struct classifier *
+classifier_new(const struct lexicon *lx, const struct policy *p, struct gemini *g, bool allow_links)
+{
+	struct classifier *cl = xcalloc(1, sizeof(*cl));
+
+	cl->lx = lx;
+	cl->p = *p;
+	cl->g = g;
+	cl->allow_links = allow_links;
+	return cl;
+}
+
+void
+classifier_free(struct classifier *cl)
+{
+	free(cl);
+}
+
+void
+classifier_get_stats(const struct classifier *cl, struct classifier_stats *st)
+{
+	*st = cl->st;
 }

@@ -7,6 +7,7 @@
 #define CRMB_CLASSIFIER_H
 
 #include "analysis.h"
+#include "gemini.h"
 #include "lexicon.h"
 #include "policy.h"
 #include "rules.h"
@@ -16,5 +17,32 @@ const char *conversation_last_bot(const struct conversation *c);
 /* Classifies c with the offline rules into a (cleared first). */
 void
 classify_offline(const struct lexicon *lx, const struct policy *p, const struct conversation *c, struct analysis *a);
+
+/*
+ * Combines Gemini's advice with the rules: the model's grounded fields,
+ * intent, sentiment and language; the rules' signals (manipulation, a
+ * request for a person); then the C policy decides, and the model's reply is
+ * kept only if the model proposed the same action and the reply passes the
+ * checks (length, language, no links unless allowed).
+ */
+void classify_merge(const struct lexicon *lx, const struct policy *p, const struct conversation *c,
+    const struct analysis *advice, int model_action, bool allow_links, struct analysis *a);
+
+struct classifier;
+
+struct classifier_stats {
+	uint64_t by_gemini, by_rules, fallbacks;
+	uint64_t fallback_reason[GEM_TIMEOUT + 1];
+};
+
+/* Told the analysis; a is valid only during the call. */
+typedef void (*classifier_done_fn)(const struct analysis *a, void *arg);
+
+/* A classifier over lx (borrowed) and, when g is not NULL, Gemini (borrowed). */
+struct classifier *classifier_new(const struct lexicon *lx, const struct policy *p, struct gemini *g, bool allow_links);
+void classifier_free(struct classifier *cl);
+/* Classifies c; done is called once (at once for the rules, later for Gemini). */
+void classifier_run(struct classifier *cl, const struct conversation *c, classifier_done_fn done, void *arg);
+void classifier_get_stats(const struct classifier *cl, struct classifier_stats *st);
 
 #endif

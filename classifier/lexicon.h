@@ -43,7 +43,8 @@ struct lexicon {
 	struct lang_phrases langs[LEX_MAX_LANGS], names[LEX_MAX_LANGS];
 	size_t nlangs, nnames;
 	struct phrases greetings, purchase, human, manipulation, urgency, need_markers, budget_words, amount_units,
-	    not_names, refusals, qualifier_stops, generic_products, positive, negative, name_question_words, not_phone_context, price_words, number_words, word_amount_units;
+	    not_names, refusals, qualifier_stops, generic_products, positive, negative, name_question_words,
+	    not_phone_context, price_words, number_words, word_amount_units;
 	struct canon_list products, cities, support; /* support: reason -> words */
 	struct lang_questions questions[LEX_MAX_LANGS];
 	size_t nquestions;

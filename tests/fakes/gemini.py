@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""A Gemini generateContent double for crmbridge's tests (PROTOCOLS.md section 4).
+
+POST /v1beta/models/{model}:generateContent with header x-goog-api-key.
+A wrong key answers 400 INVALID_ARGUMENT ("API key not valid"), a retired
+model 404 NOT_FOUND, a body without contents 400. Otherwise 200 with
+candidates[0].content.parts[].text = the analysis JSON, finishReason STOP,
+and usageMetadata.
+
+The analysis returned is the one set with "answer" (a JSON object), or by
+default a plain one: cold, other, no fields, ask_about_interest.
+
+Knobs, POST /_control JSON:
+  {"reset": true, "latency_ms": N, "answer": {...},
+   "script": ["429", "429-perday", "503", "400", "404", "max_tokens", "blocked", "malformed",
+              "hallucinated_email", "slow", "thought_first", "ok"]}
+  script entries answer the next requests in turn; "slow" sleeps "slow_ms" (default 5000).
+GET /_log: every request received (path, headers that matter, the JSON body).
+Prints "PORT <n>" once listening.
+"""
+
+import argparse
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STATE = {"latency_ms": 0, "script": [], "answer": None, "slow_ms": 5000, "log": []}
+LOCK = threading.Lock()
+ARGS = None
+RETIRED = {"gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-1.5-flash", "gemini-pro"}
+DEFAULT = {"quality": "cold", "confidence": 0.6, "intent": "other", "reason": "greeting", "sentiment": 0.0,
+           "fields": {k: None for k in ["name", "email", "phone", "city", "product_interest", "budget_range",
+                                        "urgency", "specific_need"]},
+           "missing": ["name", "product_interest"], "action": "ask_about_interest",
+           "reply": "¡Hola! ¿En qué puedo ayudarte hoy?", "language": "es", "reasoning": "A greeting."}
+USAGE = {"promptTokenCount": 412, "candidatesTokenCount": 96, "thoughtsTokenCount": 0, "totalTokenCount": 508}
+
+
+def err(code, status, message, details=None):
+    return code, {"error": {"code": code, "message": message, "status": status, "details": details or []}}
+
+
+def ok_body(text, finish="STOP", thought=None):
+    parts = ([{"text": thought, "thought": True}] if thought else []) + [{"text": text}]
+    return 200, {"candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": 0}],
+                 "usageMetadata": USAGE, "modelVersion": ARGS.model}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def reply(self, status, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/_log":
+            with LOCK:
+                return self.reply(200, STATE["log"])
+        self.reply(*err(404, "NOT_FOUND", "Not found"))
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n)
+        if self.path == "/_control":
+            ctl = json.loads(raw or b"{}")
+            with LOCK:
+                if ctl.get("reset"):
+                    STATE.update(latency_ms=0, script=[], answer=None, slow_ms=5000, log=[])
+                for k in ("latency_ms", "script", "answer", "slow_ms"):
+                    if k in ctl:
+                        STATE[k] = ctl[k]
+            return self.reply(200, {"ok": True})
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        with LOCK:
+            STATE["log"].append({"path": self.path, "api_key": self.headers.get("x-goog-api-key"), "body": body})
+            step = STATE["script"].pop(0) if STATE["script"] else "ok"
+            latency, answer, slow = STATE["latency_ms"], STATE["answer"] or DEFAULT, STATE["slow_ms"]
+        if latency:
+            time.sleep(latency / 1000.0)
+        model = self.path.split("/models/", 1)[-1].split(":", 1)[0]
+        if self.headers.get("x-goog-api-key") != ARGS.api_key:
+            return self.reply(*err(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
+                                   [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]))
+        if model in RETIRED or step == "404":
+            return self.reply(*err(404, "NOT_FOUND", "models/%s is not found for API version v1beta" % model))
+        if not body or not body.get("contents"):
+            return self.reply(*err(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified"))
+        if step == "400":
+            return self.reply(*err(400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
+        if step in ("429", "429-perday"):
+            quota = "GenerateRequestsPerDayPerProjectPerModel-FreeTier" if step == "429-perday" else \
+                "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
+            return self.reply(*err(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota.", [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                 "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                                 "quotaId": quota}]},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}]))
+        if step == "503":
+            return self.reply(*err(503, "UNAVAILABLE", "The model is overloaded. Please try again later."))
+        if step == "slow":
+            time.sleep(slow / 1000.0)
+        if step == "blocked":
+            return self.reply(200, {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": USAGE})
+        text = json.dumps(answer, ensure_ascii=False)
+        if step == "max_tokens":
+            return self.reply(*ok_body(text[: len(text) // 2], "MAX_TOKENS"))
+        if step == "malformed":
+            return self.reply(*ok_body("Sure! Here is the analysis: quality=hot"))
+        if step == "hallucinated_email":
+            a = json.loads(text)
+            a["fields"]["email"] = "invented.person@example.com"
+            return self.reply(*ok_body(json.dumps(a, ensure_ascii=False)))
+        if step == "thought_first":
+            return self.reply(*ok_body(text, thought="Thinking about the lead..."))
+        return self.reply(*ok_body(text))
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--api-key", default="test-gemini-key")
+    p.add_argument("--model", default="gemini-3.5-flash-lite")
+    ARGS = p.parse_args()
+    srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
+    srv.daemon_threads = True
+    print("PORT %d" % srv.server_address[1], flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+/*
+ * The offline classifier's parts: language detection, extraction, the
+ * grounding check, the policy's determinism, the questions (in the
+ * customer's language, never for a known field, never the same words twice
+ * in a row), and a lexicon for another shop loaded from a file.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "classifier/classifier.h"
+#include "tests/tap.h"
+
+static struct lexicon *lx;
+static struct policy pol;
+
+static void
+one(struct analysis *a, const char *text)
+{
+	struct conversation c = {0};
+
+	conversation_add(&c, true, text);
+	classify_offline(lx, &pol, &c, a);
+	conversation_clear(&c);
+}
+
+int
+main(void)
+{
+	char err[256], lang[3];
+	struct analysis a = {0}, b = {0};
+	struct conversation c = {0};
+
+	lx = lexicon_load(NULL, err, sizeof(err));
+	if (!ok(lx != NULL, "the built-in lexicon loads"))
+		return done_testing();
+	policy_defaults(&pol);
+
+	rules_language(lx, "Hola, quiero un comedor para mi casa", lang);
+	is_str(lang, "es", "Spanish detected");
+	rules_language(lx, "Hi, I would like a quote for a desk", lang);
+	is_str(lang, "en", "English detected");
+	rules_language(lx, "Olá, quero um orçamento de um sofá", lang);
+	is_str(lang, "pt", "Portuguese detected");
+	rules_language(lx, "👍", lang);
+	is_str(lang, "es", "nothing to go on: the lexicon's default language");
+
+	one(&a,
+	    "Hola, soy Ana María, mi correo es ana.maria@correo.co y busco una cama king hasta $2.500.000 en Bogotá");
+	is_str(a.fields[F_NAME], "Ana María", "two-word name with accents, as written");
+	is_str(a.fields[F_EMAIL], "ana.maria@correo.co", "e-mail");
+	is_str(a.fields[F_PRODUCT], "cama king", "product with its qualifier");
+	is_str(a.fields[F_BUDGET], "$2.500.000", "budget as written");
+	is_str(a.fields[F_CITY], "Bogotá", "city, canonical");
+	ok(a.quality == Q_HOT && a.action == A_CREATE_LEAD, "hot, create_lead");
+	ok(strstr(a.reply, "Ana María") != NULL && strstr(a.reply, "cama king") != NULL, "the confirmation names both");
+	one(&b,
+	    "Hola, soy Ana María, mi correo es ana.maria@correo.co y busco una cama king hasta $2.500.000 en Bogotá");
+	ok(a.quality == b.quality && a.action == b.action && a.score == b.score && strcmp(a.reply, b.reply) == 0,
+	    "the same facts always give the same decision");
+	analysis_clear(&a);
+	analysis_clear(&b);
+
+	/* Grounding. */
+	conversation_add(&c, true, "Me llamo Ana, mi cel es 300 123 4567");
+	conversation_add(&c, false, "Gracias Ana, ¿tu correo?");
+	conversation_add(&c, true, "ana@x.co");
+	ok(rules_grounded(&c, F_NAME, "Ana"), "a name the user wrote is grounded");
+	ok(rules_grounded(&c, F_PHONE, "+57 300-123-4567") == false, "digits the user did not write are not");
+	ok(rules_grounded(&c, F_PHONE, "3001234567"), "the same digits without spaces are");
+	ok(rules_grounded(&c, F_EMAIL, "ana@x.co"), "an e-mail the user wrote is grounded");
+	ok(!rules_grounded(&c, F_EMAIL, "ana@gmail.com"), "another e-mail is not");
+	ok(!rules_grounded(&c, F_NAME, "Gracias"), "words only the bot wrote are not the user's");
+	ok(!rules_grounded(&c, F_CITY, "Medellín"), "a city never mentioned is not");
+	conversation_clear(&c);
+
+	/* Questions. */
+	conversation_add(&c, true, "Hola");
+	classify_offline(lx, &pol, &c, &a);
+	is_str(a.reply, "¡Hola! ¿En qué puedo ayudarte hoy?", "a greeting gets the product's first question");
+	conversation_add(&c, false, a.reply);
+	conversation_add(&c, true, "hola?");
+	analysis_clear(&a);
+	classify_offline(lx, &pol, &c, &a);
+	ok(a.action == A_ASK_ABOUT_INTEREST && strcmp(a.reply, "¡Hola! ¿En qué puedo ayudarte hoy?") != 0,
+	    "asked again, it does not repeat the same words (%s)", a.reply);
+	analysis_clear(&a);
+	conversation_clear(&c);
+
+	conversation_add(&c, true, "Me llamo Pedro y busco un escritorio");
+	classify_offline(lx, &pol, &c, &a);
+	ok(a.action == A_GATHER_MORE_DETAILS && strstr(a.reply, "presupuesto") != NULL,
+	    "with name and product known, it asks the budget, not the name: %s", a.reply);
+	analysis_clear(&a);
+	conversation_clear(&c);
+
+	one(&a, "Hi, I'm looking for a dining table");
+	is_str(
+	    a.reply, "Could you share your name so I can help you better?", "English conversation, English question");
+	analysis_clear(&a);
+	one(&a, "Oi, procuro um sofá");
+	ok(a.action == A_REQUEST_CONTACT_INFO && strstr(a.reply, "nome") != NULL, "Portuguese question: %s", a.reply);
+	analysis_clear(&a);
+
+	/* Policy knob: create as soon as the minimum is met. */
+	{
+		struct policy eager = pol;
+		eager.create_on_minimum = true;
+		conversation_add(&c, true, "Soy Lina, busco una biblioteca");
+		classify_offline(lx, &eager, &c, &a);
+		is_int(a.action, A_CREATE_LEAD, "policy.create_on_minimum creates the lead without a budget");
+		analysis_clear(&a);
+		classify_offline(lx, &pol, &c, &a);
+		is_int(a.action, A_GATHER_MORE_DETAILS, "the default waits for the budget");
+		analysis_clear(&a);
+		conversation_clear(&c);
+	}
+
+	/* Another shop, from a file: nothing is hard-wired to furniture or Spanish. */
+	{
+		char path[] = "/tmp/crmb-lexicon-XXXXXX";
+		int fd = mkstemp(path);
+		const char *bikes = "{\"default_language\": \"en\", \"language_words\": {\"en\": [\"i\", \"a\", "
+		                    "\"the\", \"want\"], \"de\": "
+		                    "[\"ich\", \"ein\", \"suche\", \"mein\", \"name\", \"ist\"]},"
+		                    " \"products\": {\"e-bike\": [\"ebike\", \"e-bike\", \"pedelec\"], \"helmet\": "
+		                    "[\"helmet\", \"helm\"]},"
+		                    " \"purchase\": [\"want\", \"suche\"], \"name_phrases\": {\"de\": [\"mein name "
+		                    "ist\", \"ich bin\"]},"
+		                    " \"budget_words\": [\"budget\"], \"amount_units\": [\"eur\", \"euro\"],"
+		                    " \"questions\": {\"de\": {\"ask_name\": \"Wie heißen Sie?\", \"ask_budget\": "
+		                    "\"Welches Budget haben Sie?\"},"
+		                    " \"en\": {\"ask_name\": \"What is your name?\"}}}";
+		struct lexicon *bl;
+		if (write(fd, bikes, strlen(bikes)) != (ssize_t)strlen(bikes))
+			abort();
+		close(fd);
+		bl = lexicon_load(path, err, sizeof(err));
+		ok(bl != NULL, "a lexicon for a bicycle shop in German loads: %s", bl ? "" : err);
+		if (bl != NULL) {
+			conversation_add(&c, true, "Hallo, mein Name ist Jonas, ich suche ein Pedelec");
+			classify_offline(bl, &pol, &c, &a);
+			is_str(a.lang, "de", "German detected from its word list");
+			is_str(a.fields[F_NAME], "Jonas", "German name phrase");
+			is_str(a.fields[F_PRODUCT], "Pedelec", "its products");
+			is_str(a.reply, "Welches Budget haben Sie?", "its questions, in German");
+			analysis_clear(&a);
+			conversation_clear(&c);
+			lexicon_free(bl);
+		}
+		fd = open(path, O_WRONLY | O_TRUNC);
+		if (write(fd, "{\"products\": 3}", 15) != 15)
+			abort();
+		close(fd);
+		ok(lexicon_load(path, err, sizeof(err)) == NULL && strstr(err, "products") != NULL,
+		    "a malformed lexicon is refused with a reason: %s", err);
+		ok(lexicon_load("/nonexistent/lexicon.json", err, sizeof(err)) == NULL, "a missing lexicon is refused");
+		unlink(path);
+	}
+	lexicon_free(lx);
+	return done_testing();
+}
