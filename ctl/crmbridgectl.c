@@ -14,9 +14,77 @@
 
 #include "classifier/classifier.h"
 #include "classifier/text.h"
+#include "common/curlev.h"
 #include "common/log.h"
+#include "common/util.h"
 
 static const char *lexicon_path;
+
+/*
+ * Gemini when GOOGLE_API_KEY is set and --offline is not given, as the
+ * daemon does (GEMINI_MODEL, GEMINI_API_BASE as there); otherwise the rules.
+ */
+static struct {
+	sd_event *ev;
+	struct curlev *cv;
+	struct gemini *g;
+	struct classifier *cl;
+	struct analysis got;
+	bool done;
+} run;
+
+static void
+online_start(const struct lexicon *lx, bool offline)
+{
+	const char *key = getenv("GOOGLE_API_KEY"), *model = getenv("GEMINI_MODEL"), *base = getenv("GEMINI_API_BASE");
+	struct gemini_options o = {0};
+	struct policy p;
+
+	policy_defaults(&p);
+	if (!offline && key != NULL && *key != '\0') {
+		crypto_init();
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		sd_event_new(&run.ev);
+		run.cv = curlev_new(run.ev);
+		o.api_base = base != NULL && *base != '\0' ? base : "https://generativelanguage.googleapis.com";
+		o.model = model != NULL && *model != '\0' ? model : "gemini-3.5-flash-lite";
+		o.api_key = key;
+		o.timeout_ms = 20000;
+		run.g = gemini_new(run.ev, run.cv, &o);
+	}
+	run.cl = classifier_new(lx, &p, run.g, false);
+}
+
+static void
+online_stop(void)
+{
+	if (run.g != NULL) {
+		struct gemini_stats st;
+		gemini_get_stats(run.g, &st);
+		if (st.last_error[0] != '\0')
+			fprintf(stderr, "crmbridgectl: gemini: last error: %s\n", st.last_error);
+	}
+	classifier_free(run.cl);
+	gemini_free(run.g);
+	curlev_free(run.cv);
+	if (run.ev != NULL) {
+		sd_event_unref(run.ev);
+		curl_global_cleanup();
+	}
+}
+
+static void
+on_result(const struct analysis *a, void *arg)
+{
+	int i;
+
+	run.done = true;
+	run.got = *a;
+	for (i = 0; i < F_COUNT; i++)
+		run.got.fields[i] = a->fields[i] != NULL ? strdup(a->fields[i]) : NULL;
+	run.got.reply = strdup(a->reply != NULL ? a->reply : "");
+	run.got.reasoning = strdup(a->reasoning != NULL ? a->reasoning : "");
+}
 
 static void
 usage(FILE *f)
@@ -38,12 +106,11 @@ load_lexicon(void)
 }
 
 static int
-classify_file(const struct lexicon *lx, const char *path, struct analysis *a, json_t **doc_out)
+classify_file(const char *path, struct analysis *a, json_t **doc_out)
 {
 	json_error_t je;
 	json_t *doc = json_load_file(path, 0, &je);
 	struct conversation c;
-	struct policy p;
 	const char *why;
 
 	if (doc == NULL) {
@@ -55,8 +122,12 @@ classify_file(const struct lexicon *lx, const char *path, struct analysis *a, js
 		json_decref(doc);
 		return -1;
 	}
-	policy_defaults(&p);
-	classify_offline(lx, &p, &c, a);
+	run.done = false;
+	classifier_run(run.cl, &c, on_result, NULL);
+	while (!run.done && run.ev != NULL)
+		sd_event_run(run.ev, (uint64_t)-1);
+	*a = run.got;
+	memset(&run.got, 0, sizeof(run.got));
 	conversation_clear(&c);
 	if (doc_out != NULL)
 		*doc_out = doc;
@@ -71,12 +142,14 @@ cmd_classify(int argc, char **argv)
 	struct lexicon *lx;
 	struct analysis a = {0};
 	const char *file = NULL;
+	bool offline = false;
 	int i, r;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--offline") == 0)
-			continue; /* the offline rules are the only classifier crmbridgectl runs today */
-		file = argv[i];
+			offline = true;
+		else
+			file = argv[i];
 	}
 	if (file == NULL) {
 		usage(stderr);
@@ -84,13 +157,15 @@ cmd_classify(int argc, char **argv)
 	}
 	if ((lx = load_lexicon()) == NULL)
 		return 1;
-	if ((r = classify_file(lx, file, &a, NULL)) == 0) {
+	online_start(lx, offline);
+	if ((r = classify_file(file, &a, NULL)) == 0) {
 		json_t *j = analysis_to_json(&a);
 		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
 		json_decref(j);
 	}
 	analysis_clear(&a);
+	online_stop();
 	lexicon_free(lx);
 	return r == 0 ? 0 : 1;
 }
@@ -134,12 +209,13 @@ cmd_eval(int argc, char **argv)
 	struct dirent *de;
 	char **files = NULL;
 	size_t nf = 0, i;
+	bool offline = false;
 	int q_total = 0, q_ok = 0, a_total = 0, a_ok = 0, tp = 0, fp = 0, fn = 0, invented = 0, lang_ok = 0;
 	json_t *cases = json_array();
 
 	for (i = 1; i < (size_t)argc; i++) {
 		if (strcmp(argv[i], "--offline") == 0)
-			continue;
+			offline = true;
 		if (strcmp(argv[i], "--json") == 0)
 			as_json = true;
 		else
@@ -165,6 +241,7 @@ cmd_eval(int argc, char **argv)
 	qsort(files, nf, sizeof(char *), cmp_str);
 	if ((lx = load_lexicon()) == NULL)
 		return 1;
+	online_start(lx, offline);
 
 	for (i = 0; i < nf; i++) {
 		struct analysis a = {0};
@@ -175,7 +252,7 @@ cmd_eval(int argc, char **argv)
 		char notes[512] = "";
 		size_t k;
 
-		if (classify_file(lx, files[i], &a, &doc) < 0)
+		if (classify_file(files[i], &a, &doc) < 0)
 			return 1;
 		id = json_string_value(json_object_get(doc, "id"));
 		exp = json_object_get(doc, "expect");
@@ -245,9 +322,10 @@ cmd_eval(int argc, char **argv)
 		want = json_string_value(json_object_get(doc, "language"));
 		lang_ok += want != NULL && strcmp(want, a.lang) == 0;
 		json_array_append_new(cases,
-		    json_pack("{s:s, s:b, s:b, s:s, s:s, s:i, s:i, s:s}", "id", id ? id : files[i], "quality_ok",
+		    json_pack("{s:s, s:b, s:b, s:s, s:s, s:i, s:i, s:s, s:s}", "id", id ? id : files[i], "quality_ok",
 		        q_good, "action_ok", a_good, "quality", quality_name(a.quality), "action",
-		        action_name(a.action), "fields_ok", c_tp, "invented", c_inv, "notes", notes));
+		        action_name(a.action), "fields_ok", c_tp, "invented", c_inv, "source",
+		        a.source ? a.source : "rules", "notes", notes));
 		if (!as_json)
 			printf("%-34s %-4s %-4s quality=%-4s action=%-24s lang=%s%s\n", id ? id : files[i],
 			    q_good ? "ok" : "BAD", a_good ? "ok" : "BAD", quality_name(a.quality),
@@ -261,16 +339,17 @@ cmd_eval(int argc, char **argv)
 		double qa = q_total ? 100.0 * q_ok / q_total : 0, aa = a_total ? 100.0 * a_ok / a_total : 0;
 		double prec = tp + fp ? 100.0 * tp / (tp + fp) : 100, rec = tp + fn ? 100.0 * tp / (tp + fn) : 100;
 		if (as_json) {
-			json_t *j = json_pack("{s:i, s:f, s:f, s:f, s:f, s:i, s:f, s:o}", "cases", (int)nf,
-			    "quality_accuracy", qa, "action_accuracy", aa, "field_precision", prec, "field_recall", rec,
-			    "invented_fields", invented, "language_accuracy", nf ? 100.0 * lang_ok / (double)nf : 0,
-			    "results", cases);
+			json_t *j = json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:i, s:f, s:o}", "cases", (int)nf,
+			    "classifier", run.g != NULL ? "gemini" : "rules", "quality_accuracy", qa, "action_accuracy",
+			    aa, "field_precision", prec, "field_recall", rec, "invented_fields", invented,
+			    "language_accuracy", nf ? 100.0 * lang_ok / (double)nf : 0, "results", cases);
 			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			putchar('\n');
 			json_decref(j);
 		} else {
 			json_decref(cases);
-			printf("\n%zu cases (offline rules)\n", nf);
+			printf("\n%zu cases (%s)\n", nf,
+			    run.g != NULL ? "Gemini, the rules as fallback" : "offline rules");
 			printf("quality accuracy   %5.1f%%  (%d/%d)\n", qa, q_ok, q_total);
 			printf("action accuracy    %5.1f%%  (%d/%d)\n", aa, a_ok, a_total);
 			printf("field precision    %5.1f%%  (%d/%d)\n", prec, tp, tp + fp);
@@ -280,6 +359,7 @@ cmd_eval(int argc, char **argv)
 			    nf);
 		}
 	}
+	online_stop();
 	lexicon_free(lx);
 	return 0;
 }

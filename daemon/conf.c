@@ -106,6 +106,16 @@ static const struct key conf_keys[] = {
         OFF(gemini_api_base), check_http_url},
     {"gemini", "timeout", NULL, NULL, K_DURATION, 0, 100, SEC(120), "15s", OFF(gemini_timeout_ms), NULL},
 
+    {"gemini", "max_output_tokens", NULL, NULL, K_INT, 0, 64, 8192, "1024", OFF(gemini_max_output_tokens), NULL},
+    {"gemini", "max_attempts", NULL, NULL, K_INT, 0, 1, 10, "3", OFF(gemini_max_attempts), NULL},
+    {"gemini", "breaker_failures", NULL, NULL, K_INT, 0, 1, 100, "5", OFF(gemini_breaker_failures), NULL},
+    {"gemini", "breaker_open", NULL, NULL, K_DURATION, 0, SEC(1), SEC(3600), "60s", OFF(gemini_breaker_open_ms), NULL},
+
+    {"classifier", "lexicon", "CRMBRIDGE_LEXICON", NULL, K_STR, 0, 0, 0, NULL, OFF(classifier_lexicon), check_abs_path},
+    {"classifier", "lead_after_turns", NULL, NULL, K_INT, 0, 1, 50, "4", OFF(classifier_lead_after_turns), NULL},
+    {"classifier", "create_on_minimum", NULL, NULL, K_BOOL, 0, 0, 0, "no", OFF(classifier_create_on_minimum), NULL},
+    {"classifier", "allow_links", NULL, NULL, K_BOOL, 0, 0, 0, "no", OFF(classifier_allow_links), NULL},
+
     {"twilio", "account_sid", "TWILIO_ACCOUNT_SID", NULL, K_STR, 0, 0, 0, NULL, OFF(twilio_account_sid),
         check_account_sid},
     {"twilio", "auth_token", "TWILIO_AUTH_TOKEN", "twilio_auth_token", K_STR, K_SECRET, 0, 0, NULL,

@@ -46,6 +46,16 @@ struct conf {
 	char *gemini_model;
 	char *gemini_api_base;
 	uint64_t gemini_timeout_ms;
+	long long gemini_max_output_tokens;
+	long long gemini_max_attempts;
+	long long gemini_breaker_failures;
+	uint64_t gemini_breaker_open_ms;
+
+	/* [classifier] */
+	char *classifier_lexicon;
+	long long classifier_lead_after_turns;
+	bool classifier_create_on_minimum;
+	bool classifier_allow_links;
 
 	/* [twilio] */
 	char *twilio_account_sid;

@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "http.h"
+#include "classifier/classifier.h"
 #include "common/curlev.h"
 #include "intake.h"
 #include "sender.h"
@@ -33,6 +34,9 @@ struct daemon {
 	struct intake *intake;
 	struct curlev *curl;
 	struct sender *sender; /* NULL without Twilio credentials */
+	struct lexicon *lexicon;
+	struct gemini *gemini; /* NULL without GOOGLE_API_KEY */
+	struct classifier *classifier;
 	struct webhook_stats wh;
 	char bound[80]; /* the address the server got */
 	uint64_t started; /* CLOCK_MONOTONIC usec */
@@ -51,6 +55,13 @@ struct daemon {
 /* The routing table served by crmbridged. */
 extern const struct http_route daemon_routes[];
 extern const size_t daemon_nroutes;
+
+/*
+ * Builds the classifier for c (lexicon, Gemini when keyed, policy) into the
+ * out-pointers. Returns 0, or -1 with a reason in err (a bad lexicon).
+ */
+int daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, struct gemini **g,
+    struct classifier **cl, char *err, size_t errlen);
 
 /* Builds the http_limits for a configuration. */
 void daemon_http_limits(const struct conf *c, struct http_limits *lim);

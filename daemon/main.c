@@ -121,6 +121,36 @@ redis_start(struct daemon *d, const struct conf *c)
 	return rc;
 }
 
+int
+daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, struct gemini **g,
+    struct classifier **cl, char *err, size_t errlen)
+{
+	struct policy p;
+
+	*g = NULL;
+	*cl = NULL;
+	if ((*lx = lexicon_load(c->classifier_lexicon, err, errlen)) == NULL)
+		return -1;
+	policy_defaults(&p);
+	p.lead_after_turns = (unsigned)c->classifier_lead_after_turns;
+	p.create_on_minimum = c->classifier_create_on_minimum;
+	if (c->gemini_api_key != NULL && d != NULL && d->curl != NULL) {
+		struct gemini_options o = {
+		    .api_base = c->gemini_api_base,
+		    .model = c->gemini_model,
+		    .api_key = c->gemini_api_key,
+		    .timeout_ms = c->gemini_timeout_ms,
+		    .max_attempts = (unsigned)c->gemini_max_attempts,
+		    .max_output_tokens = (unsigned)c->gemini_max_output_tokens,
+		    .breaker_threshold = (unsigned)c->gemini_breaker_failures,
+		    .breaker_open_ms = c->gemini_breaker_open_ms,
+		};
+		*g = gemini_new(d->event, d->curl, &o);
+	}
+	*cl = classifier_new(*lx, &p, *g, c->classifier_allow_links);
+	return 0;
+}
+
 /* Starts the reply sender when Twilio's REST credentials and a sender are configured. */
 static struct sender *
 sender_start(struct daemon *d, const struct conf *c)
@@ -175,6 +205,28 @@ reload(struct daemon *d)
 		sd_notify(0, "READY=1");
 		notify_status(d);
 		return;
+	}
+	{
+		/* A new lexicon must load before anything is swapped. */
+		struct lexicon *lx;
+		struct gemini *g;
+		struct classifier *cl;
+		char err[256];
+		if (daemon_classifier(d, c, &lx, &g, &cl, err, sizeof(err)) < 0) {
+			log_error("reload: classifier.lexicon: %s; keeping the running configuration", err);
+			conf_free(c);
+			d->reload_ok = false;
+			d->reload_errors = 1;
+			sd_notify(0, "READY=1");
+			notify_status(d);
+			return;
+		}
+		classifier_free(d->classifier);
+		gemini_free(d->gemini);
+		lexicon_free(d->lexicon);
+		d->lexicon = lx;
+		d->gemini = g;
+		d->classifier = cl;
 	}
 	log_setlevel(c->log_level);
 	if (strcmp(c->listen, d->conf->listen) != 0)
@@ -323,6 +375,15 @@ main(int argc, char *argv[])
 			json_decref(j);
 		}
 		if (check) {
+			struct lexicon *lx;
+			char err[256];
+			if ((lx = lexicon_load(d.conf->classifier_lexicon, err, sizeof(err))) == NULL) {
+				log_error("classifier.lexicon: %s", err);
+				conf_free(d.conf);
+				curl_global_cleanup();
+				return 1;
+			}
+			lexicon_free(lx);
 			announce_services(d.conf);
 			printf("configuration OK%s%s\n", d.conf->path ? ": " : " (built-in defaults)",
 			    d.conf->path ? d.conf->path : "");
@@ -382,6 +443,11 @@ main(int argc, char *argv[])
 	d.redis = redis_start(&d, d.conf);
 	intake_set_redis(d.intake, d.redis);
 	d.sender = sender_start(&d, d.conf);
+	{
+		char err[256];
+		if (daemon_classifier(&d, d.conf, &d.lexicon, &d.gemini, &d.classifier, err, sizeof(err)) < 0)
+			fatalx("classifier.lexicon: %s", err);
+	}
 	if (rconn_state(d.redis) == RCONN_UP)
 		intake_redis_up(d.intake);
 	if (!d.ready_sent)
@@ -396,6 +462,9 @@ main(int argc, char *argv[])
 	http_free(d.http);
 	curlev_free(d.curl); /* aborts sends in flight; their leases bring them back */
 	sender_free(d.sender);
+	classifier_free(d.classifier);
+	gemini_free(d.gemini);
+	lexicon_free(d.lexicon);
 	rconn_free(d.redis);
 	sd_event_source_disable_unref(d.drain);
 	sd_event_unref(d.event);

@@ -123,6 +123,36 @@ get_system_status(struct http_request *req, void *arg)
 		        (json_int_t)d->wh.bad_request, "signature_missing", (json_int_t)d->wh.sig_missing,
 		        "signature_invalid", (json_int_t)(d->wh.sig_invalid + d->wh.sig_unconfigured)));
 	}
+	{
+		struct classifier_stats cs;
+		json_t *cj;
+		classifier_get_stats(d->classifier, &cs);
+		cj = json_pack("{s:s, s:I, s:I, s:I}", "mode", d->gemini != NULL ? "gemini" : "offline rules",
+		    "by_gemini", (json_int_t)cs.by_gemini, "by_rules", (json_int_t)cs.by_rules, "fallbacks",
+		    (json_int_t)cs.fallbacks);
+		if (d->gemini != NULL) {
+			struct gemini_stats gs;
+			gemini_get_stats(d->gemini, &gs);
+			json_object_set_new(cj, "gemini",
+			    json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:{s:I, s:I, "
+			              "s:I, s:I}, s:o}",
+			        "model", d->conf->gemini_model, "breaker", breaker_state_name(gs.breaker), "calls",
+			        (json_int_t)gs.calls, "ok", (json_int_t)gs.ok, "retries", (json_int_t)gs.retries,
+			        "failures", (json_int_t)gs.failures, "config_errors", (json_int_t)gs.config_errors,
+			        "timeouts", (json_int_t)gs.timeouts, "blocked", (json_int_t)gs.blocked, "malformed",
+			        (json_int_t)(gs.malformed + gs.truncated), "short_circuited",
+			        (json_int_t)gs.short_circuited, "invented_dropped", (json_int_t)gs.invented_dropped,
+			        "mean_latency_ms",
+			        gs.ok + gs.failures
+			            ? (double)gs.latency_usec_sum / 1000.0 / (double)(gs.ok + gs.failures)
+			            : 0.0,
+			        "tokens", "prompt", (json_int_t)gs.tokens.prompt, "candidates",
+			        (json_int_t)gs.tokens.candidates, "thoughts", (json_int_t)gs.tokens.thoughts, "total",
+			        (json_int_t)gs.tokens.total, "last_error",
+			        gs.last_error[0] ? json_string(gs.last_error) : json_null()));
+		}
+		json_object_set_new(j, "classifier", cj);
+	}
 	if (d->sender != NULL) {
 		struct sender_stats ss;
 		sender_get_stats(d->sender, &ss);

@@ -3,6 +3,7 @@ the daemon with a NOTIFY_SOCKET made here; READY only once Redis answers,
 watchdog pings, /health and /system/status, Redis lost and found again,
 SIGHUP with a bad then a good configuration, and SIGTERM."""
 
+import json
 import os
 import shutil
 import signal
@@ -66,6 +67,13 @@ ok(bad + ":2: key 'server.listen': invalid" in r.stderr and bad + ":5: unknown k
    "every error with file:line and key", r.stderr)
 ok(SECRET_TOKEN not in r.stderr and "nowhere" not in r.stderr, "no value in the errors")
 ok(r.stderr.startswith("<3>"), "errors carry the journald priority prefix <3>", r.stderr)
+badlex = os.path.join(wd, "bad-lexicon.conf")
+write_config(badlex, "[classifier]\nlexicon = /nonexistent/lexicon.json\n")
+r = subprocess.run([bin_, "-n", "-f", badlex], capture_output=True, text=True)
+ok(r.returncode == 1 and "classifier.lexicon" in r.stderr, "crmbridged -n refuses a lexicon that cannot load", r.stderr)
+r = subprocess.run([bin_, "-n", "-f", conf], capture_output=True, text=True,
+                   env=dict(os.environ, GOOGLE_API_KEY="AIzaTEST"))
+ok(r.returncode == 0 and "GOOGLE_API_KEY not set" not in r.stderr, "with GOOGLE_API_KEY the offline notice is gone")
 os.chmod(bad, 0o644)
 write_config(bad, "[twilio]\nauth_token = " + SECRET_TOKEN + "\n", mode=0o644)
 r = subprocess.run([bin_, "-n", "-f", bad], capture_output=True, text=True)
@@ -93,6 +101,8 @@ try:
     is_eq(body["version"], "0.1.0", "status has the version")
     ok(isinstance(body["uptime_s"], int), "and the uptime")
     ok(body["services"]["classifier"]["mode"] == "offline rules", "and says the offline rules classify")
+    ok(body["classifier"]["mode"] == "offline rules" and "gemini" not in body["classifier"],
+       "the classifier section shows the offline rules", body.get("classifier"))
 
     st, body = d.get_json("/system/status")
     is_eq(st, 401, "/system/status needs the admin token")
@@ -145,6 +155,21 @@ try:
     ok(body["config"]["last_reload"]["ok"] is True and body["config"]["reloads"] == 2, "status shows it", body)
     d.get_json("/health")
     ok(wait_for(lambda: "<7>" in d.logtext(), 3), "the new log level (debug) took effect")
+
+    # ---- a daemon with a Gemini key shows the model and its breaker ----
+    g = Daemon(wd, conf, env={"GOOGLE_API_KEY": "AIzaTEST", "GEMINI_API_BASE": "http://127.0.0.1:9",
+                              "CRMBRIDGE_STATE_DIR": os.path.join(wd, "state-g")})
+    try:
+        ok(g.wait_notify("READY=1", 10) is not None, "a Gemini-keyed daemon starts")
+        st, body = g.get_json("/system/status", AUTH)
+        cj = body.get("classifier", {})
+        ok(cj.get("mode") == "gemini" and cj["gemini"]["model"] == "gemini-3.5-flash-lite" and
+           cj["gemini"]["breaker"] == "closed", "status: gemini, the model, the breaker closed", cj)
+        ok("AIzaTEST" not in json.dumps(body) and "AIzaTEST" not in g.logtext(), "the API key appears nowhere")
+    finally:
+        g.signal(signal.SIGTERM)
+        g.wait(10)
+        g.kill()
 
     # ---- another daemon on a taken port fails clearly ----
     taken = os.path.join(wd, "taken.conf")
