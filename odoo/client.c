@@ -1,0 +1,673 @@
+/*
+ * Odoo client. Calls queue until the protocol is known (version(), unless
+ * configured) and, for XML-RPC, until authenticate() has given a uid. One
+ * transfer per call through the curl loop; the multi handle keeps
+ * connections alive and finished easy handles are kept for reuse.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "xmlrpc.h"
+
+#define EASY_POOL 16
+
+enum ostate { OS_NEW, OS_PROBING, OS_AUTHENTICATING, OS_READY };
+
+struct ocall {
+	struct odoo *o; /* NULL once the client is gone */
+	char *model, *method;
+	json_t *args, *kwargs;
+	odoo_done_fn done;
+	void *arg;
+	unsigned attempt;
+	bool reauthed;
+	bool internal; /* version() or authenticate(), not a user call */
+	int kind; /* internal: 1 version, 2 authenticate */
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *body, *resp;
+	size_t resp_len;
+	sd_event_source *timer;
+	struct ocall *prev, *next; /* in the pending queue or in flight */
+};
+
+struct odoo {
+	sd_event *event;
+	struct curlev *cv;
+	struct odoo_options o;
+	char *base;
+	enum ostate state;
+	struct ocall *queue, *queue_tail; /* waiting for the protocol or the uid */
+	struct ocall *flight;
+	CURL *pool[EASY_POOL];
+	unsigned npool;
+	struct odoo_info info;
+};
+
+static void start(struct ocall *c);
+static void setup(struct odoo *o);
+
+const char *
+odoo_kind_name(enum odoo_kind k)
+{
+	static const char *const n[] = {"ok", "config", "transient", "data"};
+	return (unsigned)k < 4 ? n[k] : "?";
+}
+
+const char *
+odoo_protocol_name(enum odoo_protocol p)
+{
+	return p == ODOO_XMLRPC ? "xmlrpc" : p == ODOO_JSON2 ? "json2" : "auto";
+}
+
+int
+odoo_protocol_from_name(const char *s)
+{
+	if (strcmp(s, "auto") == 0)
+		return ODOO_AUTO;
+	if (strcmp(s, "xmlrpc") == 0)
+		return ODOO_XMLRPC;
+	if (strcmp(s, "json2") == 0)
+		return ODOO_JSON2;
+	return -1;
+}
+
+/* ---- JSON-2 ---- */
+
+json_t *
+odoo_json2_body(const char *method, const json_t *args, const json_t *kwargs)
+{
+	json_t *b = kwargs != NULL ? json_deep_copy(kwargs) : json_object();
+	json_t *a0 = json_array_get(args, 0), *a1 = json_array_get(args, 1), *a2 = json_array_get(args, 2);
+
+	if (strcmp(method, "search") == 0 || strcmp(method, "search_read") == 0 ||
+	    strcmp(method, "search_count") == 0) {
+		json_object_set(b, "domain", a0 != NULL ? a0 : json_array());
+	} else if (strcmp(method, "read_group") == 0) {
+		json_object_set(b, "domain", a0);
+		json_object_set(b, "fields", a1);
+		json_object_set(b, "groupby", a2);
+	} else if (strcmp(method, "create") == 0) {
+		json_object_set_new(b, "vals_list", json_is_array(a0) ? json_incref(a0) : json_pack("[O]", a0));
+	} else if (strcmp(method, "write") == 0) {
+		json_object_set(b, "ids", a0);
+		json_object_set(b, "vals", a1);
+	} else if (strcmp(method, "read") == 0) {
+		json_object_set(b, "ids", a0);
+		if (a1 != NULL)
+			json_object_set(b, "fields", a1);
+	} else if (strcmp(method, "fields_get") == 0) {
+		if (a0 != NULL)
+			json_object_set(b, "allfields", a0);
+	} else if (strcmp(method, "message_post") == 0 || strcmp(method, "action_set_lost") == 0 ||
+	    strcmp(method, "unlink") == 0 || strcmp(method, "check_access_rights") == 0) {
+		if (strcmp(method, "check_access_rights") == 0)
+			json_object_set(b, "operation", a0);
+		else
+			json_object_set(b, "ids", a0);
+	} else if (json_array_size(args) > 0) {
+		json_decref(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* ---- transfers ---- */
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct ocall *c = ud;
+	size_t len = size * n;
+
+	if (c->resp_len + len > XMLRPC_MAX_BODY)
+		return 0;
+	c->resp = xreallocarray(c->resp, c->resp_len + len + 1, 1);
+	memcpy(c->resp + c->resp_len, p, len);
+	c->resp_len += len;
+	c->resp[c->resp_len] = '\0';
+	return len;
+}
+
+static void
+unlink_flight(struct ocall *c)
+{
+	struct odoo *o = c->o;
+
+	if (o == NULL)
+		return;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else if (o->flight == c)
+		o->flight = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void
+call_free(struct ocall *c)
+{
+	if (c->easy != NULL) {
+		if (c->o != NULL && c->o->npool < EASY_POOL) {
+			curl_easy_reset(c->easy);
+			c->o->pool[c->o->npool++] = c->easy;
+		} else {
+			curl_easy_cleanup(c->easy);
+		}
+	}
+	curl_slist_free_all(c->hdrs);
+	sd_event_source_disable_unref(c->timer);
+	json_decref(c->args);
+	json_decref(c->kwargs);
+	free(c->model);
+	free(c->method);
+	free(c->body);
+	free(c->resp);
+	free(c);
+}
+
+static void
+finish(struct ocall *c, json_t *result, const struct odoo_error *err)
+{
+	struct odoo *o = c->o;
+
+	unlink_flight(c);
+	if (o != NULL && !c->internal) {
+		switch (err->kind) {
+		case ODOO_OK: o->info.ok++; break;
+		case ODOO_CONFIG: o->info.config++; break;
+		case ODOO_TRANSIENT: o->info.transient++; break;
+		case ODOO_DATA: o->info.data++; break;
+		}
+		if (err->kind != ODOO_OK)
+			o->info.last_error = *err;
+	}
+	if (o != NULL && c->done != NULL)
+		c->done(result, err, c->arg);
+	call_free(c);
+}
+
+static void fail(struct ocall *c, enum odoo_kind kind, int fault, long status, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void
+fail(struct ocall *c, enum odoo_kind kind, int fault, long status, const char *fmt, ...)
+{
+	struct odoo_error e = {.kind = kind, .fault_code = fault, .http_status = status};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof(e.message), fmt, ap);
+	va_end(ap);
+	finish(c, NULL, &e);
+}
+
+/* Fails every queued call (setup failed for good). */
+static void
+fail_queue(struct odoo *o, const struct odoo_error *e)
+{
+	while (o->queue != NULL) {
+		struct ocall *c = o->queue;
+		o->queue = c->next;
+		c->next = c->prev = NULL;
+		c->o = o;
+		finish(c, NULL, e);
+	}
+	o->queue_tail = NULL;
+}
+
+static void
+enqueue(struct odoo *o, struct ocall *c)
+{
+	c->next = NULL;
+	c->prev = o->queue_tail;
+	if (o->queue_tail != NULL)
+		o->queue_tail->next = c;
+	else
+		o->queue = c;
+	o->queue_tail = c;
+}
+
+static void
+run_queue(struct odoo *o)
+{
+	while (o->queue != NULL) {
+		struct ocall *c = o->queue;
+		o->queue = c->next;
+		if (o->queue == NULL)
+			o->queue_tail = NULL;
+		c->next = c->prev = NULL;
+		start(c);
+	}
+}
+
+static int
+on_retry(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct ocall *c = arg;
+
+	c->timer = sd_event_source_disable_unref(c->timer);
+	if (c->o == NULL) {
+		call_free(c);
+		return 0;
+	}
+	unlink_flight(c);
+	start(c);
+	return 0;
+}
+
+/* Retries a transient failure with backoff, or reports it. */
+static void
+transient(struct ocall *c, long status, const char *what)
+{
+	struct odoo *o = c->o;
+
+	if (c->attempt < o->o.max_attempts) {
+		uint64_t ms = o->o.backoff_ms << (c->attempt - 1);
+		ms = ms / 2 + random_below(ms / 2 + 1);
+		o->info.retries++;
+		log_debug("odoo: %s.%s: %s; retry %u in %llu ms", c->model ? c->model : "common", c->method, what,
+		    c->attempt, (unsigned long long)ms);
+		if (sd_event_add_time(o->event, &c->timer, CLOCK_MONOTONIC, now_usec() + ms * 1000, 1000, on_retry, c) <
+		    0)
+			fatalx("odoo: sd_event_add_time failed");
+		return;
+	}
+	fail(c, ODOO_TRANSIENT, 0, status, "%s", what);
+}
+
+/* Classifies an XML-RPC fault. */
+static enum odoo_kind
+fault_kind(const struct xmlrpc_fault *f)
+{
+	switch (f->code) {
+	case 3:
+	case 4: return ODOO_CONFIG;
+	case 2: return ODOO_DATA;
+	default:
+		if (strstr(f->message, "Invalid field") != NULL || strstr(f->message, "does not exist") != NULL ||
+		    strstr(f->message, "OperationalError") != NULL)
+			return ODOO_CONFIG; /* unknown field, method or database */
+		return ODOO_DATA;
+	}
+}
+
+static void reauthenticate(struct ocall *c);
+
+static void
+on_xmlrpc_done(struct ocall *c, long status)
+{
+	struct odoo *o = c->o;
+	struct xmlrpc_fault f;
+	json_t *result;
+	const char *why;
+	int r;
+
+	if (status >= 500 || status == 0) {
+		transient(c, status, status ? "HTTP 5xx" : "no answer");
+		return;
+	}
+	if (status != 200) {
+		fail(c, ODOO_CONFIG, 0, status, "HTTP %ld from %s (is odoo.url right?)", status, o->base);
+		return;
+	}
+	r = xmlrpc_decode_response(c->resp, c->resp_len, &result, &f, &why);
+	if (r < 0) {
+		/* A proxy's error page or a cut-off answer: try again. */
+		transient(c, status, why);
+		return;
+	}
+	if (r == 1) {
+		if (f.code == 3 && !c->internal && !c->reauthed) {
+			/* The uid or password went stale (password changed, session reset): log in again, once. */
+			xmlrpc_fault_clear(&f);
+			reauthenticate(c);
+			return;
+		}
+		if (strstr(f.message, "cannot marshal None") != NULL) {
+			/* The method ran and returned None, which XML-RPC cannot carry: a success. */
+			struct odoo_error ok = {.kind = ODOO_OK};
+			xmlrpc_fault_clear(&f);
+			finish(c, json_null(), &ok);
+			return;
+		}
+		{
+			struct odoo_error e = {.kind = fault_kind(&f), .fault_code = f.code, .http_status = status};
+			snprintf(e.message, sizeof(e.message), "%s", f.message);
+			xmlrpc_fault_clear(&f);
+			finish(c, NULL, &e);
+		}
+		return;
+	}
+	{
+		struct odoo_error ok = {.kind = ODOO_OK};
+		finish(c, result, &ok);
+		json_decref(result);
+	}
+}
+
+static void
+on_json2_done(struct ocall *c, long status)
+{
+	json_t *doc = c->resp != NULL ? json_loadb(c->resp, c->resp_len, JSON_DECODE_ANY, NULL) : NULL;
+	const char *msg = json_string_value(json_object_get(doc, "message"));
+
+	if (status == 200 && doc != NULL) {
+		struct odoo_error ok = {.kind = ODOO_OK};
+		json_t *r = doc;
+		/* create over JSON-2 takes a list and returns one: give back what was asked for. */
+		if (strcmp(c->method, "create") == 0 && json_is_array(doc) &&
+		    !json_is_array(json_array_get(c->args, 0)))
+			r = json_array_get(doc, 0);
+		if (strcmp(c->method, "message_post") == 0 && json_is_array(doc))
+			r = json_array_get(doc, 0);
+		finish(c, r, &ok);
+	} else if (status == 0 || status >= 502 || (status == 500 && msg == NULL) || status == 409) {
+		transient(c, status, status ? "HTTP error" : "no answer");
+	} else {
+		enum odoo_kind k = status == 422 || status == 500 ? ODOO_DATA : ODOO_CONFIG;
+		fail(c, k, status == 401 ? 3 : status == 403 ? 4 : 0, status, "%s", msg ? msg : "HTTP error");
+	}
+	json_decref(doc);
+}
+
+static void
+on_done(CURL *easy, CURLcode res, void *arg)
+{
+	struct ocall *c = arg;
+	long status = 0;
+
+	if (c->o == NULL || res == CURLE_ABORTED_BY_CALLBACK) {
+		c->o = NULL;
+		call_free(c);
+		return;
+	}
+	if (res != CURLE_OK) {
+		char what[160];
+		snprintf(what, sizeof(what), "network: %s", curl_easy_strerror(res));
+		free(c->resp);
+		c->resp = NULL;
+		c->resp_len = 0;
+		transient(c, 0, what);
+		return;
+	}
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	if (c->o->info.protocol == ODOO_JSON2 && !c->internal)
+		on_json2_done(c, status);
+	else
+		on_xmlrpc_done(c, status);
+}
+
+/* Builds and starts the transfer for c (the body depends on the protocol and the uid). */
+static void
+start(struct ocall *c)
+{
+	struct odoo *o = c->o;
+	char url[2048];
+	json_t *params;
+
+	c->attempt++;
+	free(c->body);
+	c->body = NULL;
+	free(c->resp);
+	c->resp = NULL;
+	c->resp_len = 0;
+	curl_slist_free_all(c->hdrs);
+	c->hdrs = NULL;
+	if (!c->internal && o->state != OS_READY) {
+		c->attempt--;
+		enqueue(o, c);
+		setup(o);
+		return;
+	}
+	if (c->internal || o->info.protocol == ODOO_XMLRPC) {
+		if (c->internal && c->kind == 1)
+			params = json_array();
+		else if (c->internal)
+			params = json_pack("[s, s, s, {}]", o->o.db, o->o.username, o->o.password);
+		else
+			params = json_pack("[s, i, s, s, s, O, O]", o->o.db, o->info.uid, o->o.password, c->model,
+			    c->method, c->args, c->kwargs);
+		c->body = xmlrpc_encode_call(
+		    c->internal ? (c->kind == 1 ? "version" : "authenticate") : "execute_kw", params);
+		json_decref(params);
+		if (c->body == NULL) {
+			fail(c, ODOO_DATA, 0, 0, "arguments XML-RPC cannot carry");
+			return;
+		}
+		snprintf(url, sizeof(url), "%s/xmlrpc/2/%s", o->base, c->internal ? "common" : "object");
+		c->hdrs = curl_slist_append(NULL, "Content-Type: text/xml");
+	} else {
+		json_t *b = odoo_json2_body(c->method, c->args, c->kwargs);
+		char auth[1024], dbh[512];
+		if (b == NULL) {
+			fail(c, ODOO_CONFIG, 0, 0, "method %s has no JSON-2 mapping", c->method);
+			return;
+		}
+		c->body = json_dumps(b, JSON_COMPACT);
+		json_decref(b);
+		snprintf(url, sizeof(url), "%s/json/2/%s/%s", o->base, c->model, c->method);
+		snprintf(auth, sizeof(auth), "Authorization: bearer %s", o->o.password);
+		snprintf(dbh, sizeof(dbh), "X-Odoo-Database: %s", o->o.db); /* names the db when several share a host */
+		c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+		c->hdrs = curl_slist_append(c->hdrs, auth);
+		c->hdrs = curl_slist_append(c->hdrs, dbh);
+		explicit_bzero(auth, sizeof(auth));
+	}
+	if (c->easy == NULL) {
+		if (o->npool > 0)
+			c->easy = o->pool[--o->npool];
+		else if ((c->easy = curl_easy_init()) == NULL)
+			fatalx("odoo: curl_easy_init failed");
+	}
+	curl_easy_setopt(c->easy, CURLOPT_URL, url);
+	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
+	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->hdrs);
+	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)o->o.timeout_ms);
+	curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
+	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
+	c->next = o->flight;
+	c->prev = NULL;
+	if (o->flight != NULL)
+		o->flight->prev = c;
+	o->flight = c;
+	if (curlev_add(o->cv, c->easy, on_done, c) < 0)
+		transient(c, 0, "cannot start a transfer");
+}
+
+/* ---- set-up: protocol and uid ---- */
+
+static void
+on_authenticated(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct odoo *o = arg;
+
+	if (e->kind != ODOO_OK || !json_is_integer(r)) {
+		struct odoo_error err = *e;
+		if (e->kind == ODOO_OK) {
+			err.kind = ODOO_CONFIG;
+			snprintf(err.message, sizeof(err.message),
+			    "login refused for %s on database %s (wrong username or password)", o->o.username, o->o.db);
+		}
+		o->state = OS_NEW;
+		o->info.last_error = err;
+		log_debug("odoo: authenticate: %s", err.message);
+		fail_queue(o, &err);
+		return;
+	}
+	o->info.uid = (int)json_integer_value(r);
+	o->state = OS_READY;
+	run_queue(o);
+}
+
+static void
+internal_call(struct odoo *o, int kind, odoo_done_fn done)
+{
+	struct ocall *c = xcalloc(1, sizeof(*c));
+
+	c->o = o;
+	c->internal = true;
+	c->kind = kind;
+	c->method = xstrdup(kind == 1 ? "version" : "authenticate");
+	c->done = done;
+	c->arg = o;
+	start(c);
+}
+
+static void
+on_version(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct odoo *o = arg;
+	json_t *vi = json_object_get(r, "server_version_info");
+
+	if (e->kind == ODOO_OK && json_is_array(vi)) {
+		o->info.major = (int)json_integer_value(json_array_get(vi, 0));
+		snprintf(o->info.version, sizeof(o->info.version), "%s",
+		    json_string_value(json_object_get(r, "server_version")) ?: "?");
+	} else if (e->kind == ODOO_CONFIG && e->http_status == 404) {
+		/* No XML-RPC (Odoo 22 and later): JSON-2 is the way. */
+		o->info.major = 22;
+		snprintf(o->info.version, sizeof(o->info.version), "22+ (no XML-RPC)");
+	} else {
+		o->state = OS_NEW;
+		o->info.last_error = *e;
+		fail_queue(o, e);
+		return;
+	}
+	if (o->o.protocol == ODOO_AUTO)
+		o->info.protocol = o->info.major >= 19 ? ODOO_JSON2 : ODOO_XMLRPC;
+	if (o->info.protocol == ODOO_JSON2) {
+		o->state = OS_READY;
+		run_queue(o);
+	} else {
+		o->state = OS_AUTHENTICATING;
+		internal_call(o, 2, on_authenticated);
+	}
+}
+
+static void
+setup(struct odoo *o)
+{
+	if (o->state != OS_NEW)
+		return;
+	if (o->o.protocol == ODOO_JSON2) {
+		o->info.protocol = ODOO_JSON2;
+		o->state = OS_READY;
+		run_queue(o);
+		return;
+	}
+	o->state = OS_PROBING;
+	internal_call(o, 1, on_version);
+}
+
+static void
+reauthenticate(struct ocall *c)
+{
+	struct odoo *o = c->o;
+
+	unlink_flight(c);
+	c->reauthed = true;
+	c->attempt = 0;
+	o->info.reauths++;
+	o->info.uid = 0;
+	enqueue(o, c);
+	if (o->state == OS_READY) {
+		o->state = OS_AUTHENTICATING;
+		internal_call(o, 2, on_authenticated);
+	}
+}
+
+/* ---- public ---- */
+
+void
+odoo_call(
+    struct odoo *o, const char *model, const char *method, json_t *args, json_t *kwargs, odoo_done_fn done, void *arg)
+{
+	struct ocall *c = xcalloc(1, sizeof(*c));
+
+	c->o = o;
+	c->model = xstrdup(model);
+	c->method = xstrdup(method);
+	c->args = args != NULL ? args : json_array();
+	c->kwargs = kwargs != NULL ? kwargs : json_object();
+	c->done = done;
+	c->arg = arg;
+	o->info.calls++;
+	start(c);
+}
+
+struct odoo *
+odoo_new(sd_event *e, struct curlev *cv, const struct odoo_options *opt)
+{
+	struct odoo *o = xcalloc(1, sizeof(*o));
+	size_t n = strlen(opt->url);
+
+	o->event = sd_event_ref(e);
+	o->cv = cv;
+	o->o = *opt;
+	o->o.url = NULL;
+	o->o.db = xstrdup(opt->db);
+	o->o.username = xstrdup(opt->username);
+	o->o.password = xstrdup(opt->password);
+	if (o->o.max_attempts == 0)
+		o->o.max_attempts = 4;
+	if (o->o.backoff_ms == 0)
+		o->o.backoff_ms = 500;
+	if (o->o.timeout_ms == 0)
+		o->o.timeout_ms = 30000;
+	o->base = xstrndup(opt->url, n > 0 && opt->url[n - 1] == '/' ? n - 1 : n);
+	o->info.protocol = opt->protocol;
+	return o;
+}
+
+void
+odoo_free(struct odoo *o)
+{
+	struct ocall *c, *next;
+	unsigned i;
+
+	if (o == NULL)
+		return;
+	for (c = o->flight; c != NULL; c = next) {
+		next = c->next;
+		c->o = NULL; /* curl or the timer frees it */
+		if (c->timer != NULL) {
+			c->prev = c->next = NULL;
+			call_free(c);
+		}
+	}
+	for (c = o->queue; c != NULL; c = next) {
+		next = c->next;
+		c->o = NULL;
+		call_free(c);
+	}
+	for (i = 0; i < o->npool; i++)
+		curl_easy_cleanup(o->pool[i]);
+	if (o->o.password != NULL)
+		explicit_bzero((void *)(uintptr_t)o->o.password, strlen(o->o.password));
+	free((void *)(uintptr_t)o->o.db);
+	free((void *)(uintptr_t)o->o.username);
+	free((void *)(uintptr_t)o->o.password);
+	free(o->base);
+	sd_event_unref(o->event);
+	free(o);
+}
+
+void
+odoo_get_info(const struct odoo *o, struct odoo_info *info)
+{
+	*info = o->info;
+}
