@@ -440,8 +440,11 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             return self.xml(fault=OdooError(1, "xml.parsers.expat.ExpatError: not well-formed", traceback=True))
         with LOCK:
-            S.log.append({"path": self.path, "method": method, "params": params[3:] if method == "execute_kw" else
-                          [p for p in params if p != ARGS.password]})
+            # execute_kw is logged as the model's method, with its model, args and kwargs.
+            if method == "execute_kw":
+                S.log.append({"path": self.path, "method": params[4], "params": list(params[3:])})
+            else:
+                S.log.append({"path": self.path, "method": method, "params": [p for p in params if p != ARGS.password]})
             try:
                 if self.path == "/xmlrpc/2/common":
                     if method == "version":
@@ -470,6 +473,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.xml(execute(uid, model, meth, args, kw))
             except OdooError as e:
                 return self.xml(fault=e)
+            except (KeyError, IndexError, TypeError) as e:
+                # A bad call crashes a real server's method the same way: fault 1 with a traceback.
+                return self.xml(fault=OdooError(1, "%s: %s" % (type(e).__name__, e), traceback=True))
 
     def json2(self, raw):
         m = re.fullmatch(r"/json/2/([\w.]+)/(\w+)", self.path)
@@ -492,7 +498,10 @@ class Handler(BaseHTTPRequestHandler):
                     if meth == "read_group":
                         args += [body.pop("fields", []), body.pop("groupby", [])]
                 elif meth == "create":
-                    args = [body.pop("vals_list")]
+                    # JSON-2's create takes a list and answers a list of ids.
+                    vals_list = body.pop("vals_list")
+                    res = [execute(2, model, "create", [v], body) for v in vals_list]
+                    return self.send(200, json.dumps(res), "application/json")
                 elif meth == "write":
                     args = [ids, body.pop("vals")]
                 elif meth == "read":
@@ -507,6 +516,10 @@ class Handler(BaseHTTPRequestHandler):
                 if meth == "message_post" and not isinstance(res, list):
                     res = [res]
                 return self.send(200, json.dumps(res), "application/json")
+            except (KeyError, IndexError, TypeError) as e:
+                return self.send(500, json.dumps({"name": "builtins." + type(e).__name__, "message": str(e),
+                                                  "arguments": [str(e)], "context": {}, "debug": repr(e)}),
+                                 "application/json")
             except OdooError as e:
                 return self.send(e.http if e.code != 3 else 401, json.dumps(
                     {"name": e.name, "message": e.message, "arguments": [e.message], "context": {},

@@ -1,0 +1,931 @@
+/*
+ * Lead upsert as a chain of Odoo calls: probe (once) -> UTM source/medium
+ * and tags (once) -> search by phone or e-mail, archived included ->
+ * write the differences, or create -> chatter note. Nothing a salesperson
+ * typed is overwritten: standard fields are only filled when empty, and the
+ * AI's own x_ fields are refreshed.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/phone.h"
+#include "common/xmalloc.h"
+#include "lead.h"
+
+static const char *const x_names[] = {
+    "x_source", "x_product_interest", "x_budget_range", "x_ai_confidence", "x_quality_score"};
+#define NX 5
+
+struct lead_ctx {
+	struct odoo *o;
+	char *name_template, *lead_type, *prio[3], *source, *cc, *tags;
+	int team_id, user_id;
+	bool probed, has_x, has_mobile, has_sanitized;
+	bool utm_done, tags_done;
+	int source_id, medium_id;
+	json_t *tag_ids; /* resolved tag ids, or NULL */
+};
+
+struct up {
+	struct lead_ctx *x;
+	struct lead_input in;
+	char e164[17];
+	lead_done_fn done;
+	void *arg;
+	struct lead_result r;
+	int step;
+	json_t *found; /* search result */
+	char **copies; /* strings of in, owned */
+	size_t ncopies;
+	size_t tag_i;
+};
+
+char *
+html_escape(const char *s)
+{
+	size_t n = 0, i;
+	char *out, *o;
+
+	for (i = 0; s[i] != '\0'; i++)
+		n += s[i] == '&' ? 5 : s[i] == '<' || s[i] == '>' ? 4 : s[i] == '"' ? 6 : s[i] == '\'' ? 5 : 1;
+	o = out = xmalloc(n + 1);
+	for (i = 0; s[i] != '\0'; i++) {
+		const char *rep = s[i] == '&' ? "&amp;"
+		    : s[i] == '<'             ? "&lt;"
+		    : s[i] == '>'             ? "&gt;"
+		    : s[i] == '"'             ? "&quot;"
+		    : s[i] == '\''            ? "&#39;"
+		                              : NULL;
+		if (rep != NULL) {
+			memcpy(o, rep, strlen(rep));
+			o += strlen(rep);
+		} else {
+			*o++ = s[i];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* ---- context ---- */
+
+static char *
+dup_or(const char *s, const char *def)
+{
+	return xstrdup(s != NULL && *s != '\0' ? s : def);
+}
+
+struct lead_ctx *
+lead_ctx_new(struct odoo *o, const struct lead_options *opt)
+{
+	struct lead_ctx *x = xcalloc(1, sizeof(*x));
+
+	x->o = o;
+	x->name_template = dup_or(opt->name_template, "{contact} - {interest}");
+	x->lead_type = dup_or(opt->lead_type, "lead");
+	x->prio[0] = dup_or(opt->priority_cold, "0");
+	x->prio[1] = dup_or(opt->priority_warm, "1");
+	x->prio[2] = dup_or(opt->priority_hot, "2");
+	x->source = dup_or(opt->source_name, "WhatsApp");
+	x->cc = opt->default_cc != NULL ? xstrdup(opt->default_cc) : NULL;
+	x->tags = opt->tags != NULL && *opt->tags != '\0' ? xstrdup(opt->tags) : NULL;
+	x->team_id = opt->team_id;
+	x->user_id = opt->user_id;
+	return x;
+}
+
+void
+lead_ctx_reset(struct lead_ctx *x)
+{
+	x->probed = x->utm_done = x->tags_done = false;
+	x->source_id = x->medium_id = 0;
+	json_decref(x->tag_ids);
+	x->tag_ids = NULL;
+}
+
+void
+lead_ctx_free(struct lead_ctx *x)
+{
+	if (x == NULL)
+		return;
+	free(x->name_template);
+	free(x->lead_type);
+	free(x->prio[0]);
+	free(x->prio[1]);
+	free(x->prio[2]);
+	free(x->source);
+	free(x->cc);
+	free(x->tags);
+	json_decref(x->tag_ids);
+	free(x);
+}
+
+bool
+lead_ctx_has_x_fields(const struct lead_ctx *x)
+{
+	return x->has_x;
+}
+
+bool
+lead_ctx_probed(const struct lead_ctx *x)
+{
+	return x->probed;
+}
+
+/* ---- the chain ---- */
+
+static void step(struct up *u);
+
+static void
+up_finish(struct up *u)
+{
+	size_t i;
+
+	u->r.degraded = u->x->probed && !u->x->has_x;
+	u->done(&u->r, u->arg);
+	json_decref(u->found);
+	for (i = 0; i < u->ncopies; i++)
+		free(u->copies[i]);
+	free(u->copies);
+	free((void *)(uintptr_t)u->in.last_messages);
+	free(u);
+}
+
+/* Stops the chain on an error (a transient one means: try the whole upsert again later). */
+static bool
+failed(struct up *u, const struct odoo_error *e)
+{
+	if (e->kind == ODOO_OK)
+		return false;
+	u->r.err = *e;
+	up_finish(u);
+	return true;
+}
+
+static void
+on_probe(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct up *u = arg;
+	int i, n = 0;
+
+	if (failed(u, e))
+		return;
+	for (i = 0; i < NX; i++)
+		n += json_object_get(r, x_names[i]) != NULL;
+	u->x->has_x = n == NX;
+	u->x->has_mobile = json_object_get(r, "mobile") != NULL;
+	u->x->has_sanitized = json_object_get(r, "phone_sanitized") != NULL;
+	u->x->probed = true;
+	if (!u->x->has_x)
+		log_debug("odoo: crm.lead lacks %d of the x_ fields: degraded mode", NX - n);
+	step(u);
+}
+
+/* Finds or creates a record by name in a simple model (utm.source, utm.medium, crm.tag). */
+struct named {
+	struct up *u;
+	const char *model;
+	int *out;
+	json_t *ids; /* for tags */
+	char *name;
+};
+
+static void named_created(json_t *r, const struct odoo_error *e, void *arg);
+
+static void
+named_found(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct named *nm = arg;
+	struct up *u = nm->u;
+	int id = 0;
+
+	if (e->kind != ODOO_OK) {
+		/* No UTM or tags module, or no rights on it: carry on without. */
+		log_debug("odoo: %s: %s; leads go without it", nm->model, e->message);
+		if (e->kind == ODOO_TRANSIENT) {
+			free(nm->name);
+			free(nm);
+			failed(u, e);
+			return;
+		}
+	} else if (json_array_size(r) > 0) {
+		id = (int)json_integer_value(json_object_get(json_array_get(r, 0), "id"));
+	} else {
+		odoo_call(
+		    u->x->o, nm->model, "create", json_pack("[{s:s}]", "name", nm->name), NULL, named_created, nm);
+		return;
+	}
+	if (nm->out != NULL)
+		*nm->out = id;
+	else if (id > 0)
+		json_array_append_new(u->x->tag_ids, json_integer(id));
+	free(nm->name);
+	free(nm);
+	step(u);
+}
+
+static void
+named_created(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct named *nm = arg;
+	struct up *u = nm->u;
+
+	if (e->kind == ODOO_TRANSIENT) {
+		free(nm->name);
+		free(nm);
+		failed(u, e);
+		return;
+	}
+	if (e->kind == ODOO_OK && json_is_integer(r)) {
+		if (nm->out != NULL)
+			*nm->out = (int)json_integer_value(r);
+		else
+			json_array_append_new(u->x->tag_ids, json_integer(json_integer_value(r)));
+	}
+	free(nm->name);
+	free(nm);
+	step(u);
+}
+
+static void
+find_named(struct up *u, const char *model, const char *name, int *out)
+{
+	struct named *nm = xcalloc(1, sizeof(*nm));
+
+	nm->u = u;
+	nm->model = model;
+	nm->out = out;
+	nm->name = xstrdup(name);
+	odoo_call(u->x->o, model, "search_read", json_pack("[[[s, s, s]]]", "name", "=", name),
+	    json_pack("{s:[s], s:i}", "fields", "id", "limit", 1), named_found, nm);
+}
+
+static const char *
+str(json_t *rec, const char *k)
+{
+	json_t *v = json_object_get(rec, k);
+
+	return json_is_string(v) && *json_string_value(v) != '\0' ? json_string_value(v) : NULL;
+}
+
+static int
+quality_index(const char *q)
+{
+	return q == NULL ? 0 : strcmp(q, "hot") == 0 ? 2 : strcmp(q, "warm") == 0 ? 1 : 0;
+}
+
+/* Appends <li><b>label</b>: value</li> with value escaped. */
+static void
+li(char **html, const char *label, const char *value)
+{
+	char *e, *n;
+
+	if (value == NULL || *value == '\0')
+		return;
+	e = html_escape(value);
+	xasprintf(&n, "%s<li><b>%s</b>: %s</li>", *html, label, e);
+	free(*html);
+	free(e);
+	*html = n;
+}
+
+static char *
+description(struct up *u, int previous, bool previous_won)
+{
+	const struct lead_input *in = &u->in;
+	char *h = xstrdup(""), *out, conf[32];
+
+	li(&h, "Interest", in->product);
+	li(&h, "Specific need", in->need);
+	li(&h, "Budget", in->budget);
+	li(&h, "Urgency", in->urgency);
+	li(&h, "City", in->city);
+	if (!u->x->has_x) {
+		/* Without the x_ fields, their values live here. */
+		snprintf(conf, sizeof(conf), "%.2f", in->confidence);
+		li(&h, "Source", u->x->source);
+		li(&h, "AI quality", in->quality);
+		li(&h, "AI confidence", conf);
+	}
+	if (previous > 0)
+		xasprintf(&out, "<p>Lead from %s, via crmbridge. It follows lead #%d (%s).</p><ul>%s</ul>",
+		    u->x->source, previous, previous_won ? "won" : "lost or archived", h);
+	else
+		xasprintf(&out, "<p>Lead from %s, via crmbridge.</p><ul>%s</ul>", u->x->source, h);
+	free(h);
+	return out;
+}
+
+static char *
+lead_name(struct up *u)
+{
+	const char *t = u->x->name_template;
+	const char *contact = u->in.contact_name != NULL ? u->in.contact_name : u->e164;
+	const char *interest = u->in.product != NULL ? u->in.product : u->in.need != NULL ? u->in.need : u->x->source;
+	char out[512];
+	size_t o = 0;
+
+	while (*t != '\0' && o + 1 < sizeof(out)) {
+		const char *v = NULL;
+		size_t skip = 0;
+		if (strncmp(t, "{contact}", 9) == 0)
+			v = contact, skip = 9;
+		else if (strncmp(t, "{interest}", 10) == 0)
+			v = interest, skip = 10;
+		else if (strncmp(t, "{phone}", 7) == 0)
+			v = u->e164, skip = 7;
+		if (skip > 0) {
+			size_t n = strlen(v);
+			if (o + n >= sizeof(out))
+				break;
+			memcpy(out + o, v, n);
+			o += n;
+			t += skip;
+		} else {
+			out[o++] = *t++;
+		}
+	}
+	out[o] = '\0';
+	return xstrdup(out);
+}
+
+static void
+on_saved(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct up *u = arg;
+
+	if (failed(u, e))
+		return;
+	if (u->r.created)
+		u->r.lead_id = (int)json_integer_value(r);
+	step(u);
+}
+
+static void
+on_note(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct up *u = arg;
+
+	if (failed(u, e))
+		return;
+	u->r.note_id = json_is_integer(r) ? (int)json_integer_value(r) : (int)json_integer_value(json_array_get(r, 0));
+	step(u);
+}
+
+static void
+on_found(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct up *u = arg;
+
+	if (failed(u, e))
+		return;
+	u->found = json_incref(r);
+	step(u);
+}
+
+static void
+search(struct up *u)
+{
+	json_t *terms = json_array(), *domain = json_array(), *fields;
+	size_t i, n;
+
+	if (u->x->has_sanitized)
+		json_array_append_new(terms, json_pack("[s, s, s]", "phone_sanitized", "=", u->e164));
+	json_array_append_new(terms, json_pack("[s, s, s]", "phone", "=", u->e164));
+	if (u->x->has_mobile)
+		json_array_append_new(terms, json_pack("[s, s, s]", "mobile", "=", u->e164));
+	if (u->in.email != NULL)
+		json_array_append_new(terms, json_pack("[s, s, s]", "email_from", "=ilike", u->in.email));
+	/* Prefix notation: n-1 ORs, then the terms; archived (lost) leads included. */
+	n = json_array_size(terms);
+	for (i = 1; i < n; i++)
+		json_array_append_new(domain, json_string("|"));
+	json_array_extend(domain, terms);
+	json_decref(terms);
+	json_array_append_new(domain, json_pack("[s, s, [b, b]]", "active", "in", 1, 0));
+	fields = json_pack("[s, s, s, s, s, s, s, s]", "id", "name", "active", "probability", "contact_name",
+	    "email_from", "city", "phone");
+	if (u->x->has_x)
+		for (i = 0; i < NX; i++)
+			json_array_append_new(fields, json_string(x_names[i]));
+	odoo_call(u->x->o, "crm.lead", "search_read", json_pack("[o]", domain),
+	    json_pack("{s:o, s:s, s:i}", "fields", fields, "order", "id desc", "limit", 10), on_found, u);
+}
+
+static void
+save(struct up *u)
+{
+	struct lead_ctx *x = u->x;
+	json_t *open = NULL, *prev = NULL, *rec, *vals = json_object();
+	size_t i;
+	char conf[32];
+
+	json_array_foreach(u->found, i, rec)
+	{
+		bool active = json_is_true(json_object_get(rec, "active"));
+		double p = json_number_value(json_object_get(rec, "probability"));
+		if (active && p < 100) {
+			open = rec;
+			break;
+		}
+		if (prev == NULL)
+			prev = rec;
+	}
+	snprintf(conf, sizeof(conf), "%.2f", u->in.confidence);
+	if (open != NULL) {
+		/* Fill what is empty; refresh the AI's own fields; leave the rest to the sales team. */
+		u->r.lead_id = (int)json_integer_value(json_object_get(open, "id"));
+		if (str(open, "contact_name") == NULL && u->in.contact_name != NULL)
+			json_object_set_new(vals, "contact_name", json_string(u->in.contact_name));
+		if (str(open, "email_from") == NULL && u->in.email != NULL)
+			json_object_set_new(vals, "email_from", json_string(u->in.email));
+		if (str(open, "city") == NULL && u->in.city != NULL)
+			json_object_set_new(vals, "city", json_string(u->in.city));
+		if (str(open, "phone") == NULL)
+			json_object_set_new(vals, "phone", json_string(u->e164));
+		if (x->has_x) {
+			if (u->in.quality != NULL &&
+			    (str(open, "x_quality_score") == NULL ||
+			        strcmp(str(open, "x_quality_score"), u->in.quality) != 0))
+				json_object_set_new(vals, "x_quality_score", json_string(u->in.quality));
+			if (fabs(json_number_value(json_object_get(open, "x_ai_confidence")) - u->in.confidence) >
+			    0.005)
+				json_object_set_new(vals, "x_ai_confidence", json_real(atof(conf)));
+			if (u->in.product != NULL &&
+			    (str(open, "x_product_interest") == NULL ||
+			        strcmp(str(open, "x_product_interest"), u->in.product) != 0))
+				json_object_set_new(vals, "x_product_interest", json_string(u->in.product));
+			if (u->in.budget != NULL &&
+			    (str(open, "x_budget_range") == NULL ||
+			        strcmp(str(open, "x_budget_range"), u->in.budget) != 0))
+				json_object_set_new(vals, "x_budget_range", json_string(u->in.budget));
+			if (str(open, "x_source") == NULL)
+				json_object_set_new(vals, "x_source", json_string(x->source));
+		}
+		if (json_object_size(vals) == 0) {
+			json_decref(vals);
+			step(u); /* nothing changed: no write */
+			return;
+		}
+		u->r.updated = true;
+		odoo_call(x->o, "crm.lead", "write", json_pack("[[i], o]", u->r.lead_id, vals), NULL, on_saved, u);
+		return;
+	}
+	{
+		char *name = lead_name(u), *desc;
+		bool won = prev != NULL && json_number_value(json_object_get(prev, "probability")) >= 100;
+		u->r.previous_id = prev != NULL ? (int)json_integer_value(json_object_get(prev, "id")) : 0;
+		desc = description(u, u->r.previous_id, won);
+		json_object_set_new(vals, "type", json_string(x->lead_type));
+		json_object_set_new(vals, "name", json_string(name));
+		json_object_set_new(vals, "phone", json_string(u->e164));
+		if (u->in.contact_name != NULL)
+			json_object_set_new(vals, "contact_name", json_string(u->in.contact_name));
+		if (u->in.email != NULL)
+			json_object_set_new(vals, "email_from", json_string(u->in.email));
+		if (u->in.city != NULL)
+			json_object_set_new(vals, "city", json_string(u->in.city));
+		json_object_set_new(vals, "description", json_string(desc));
+		json_object_set_new(vals, "priority", json_string(x->prio[quality_index(u->in.quality)]));
+		if (x->has_x) {
+			json_object_set_new(vals, "x_source", json_string(x->source));
+			if (u->in.product != NULL)
+				json_object_set_new(vals, "x_product_interest", json_string(u->in.product));
+			if (u->in.budget != NULL)
+				json_object_set_new(vals, "x_budget_range", json_string(u->in.budget));
+			json_object_set_new(vals, "x_ai_confidence", json_real(atof(conf)));
+			if (u->in.quality != NULL)
+				json_object_set_new(vals, "x_quality_score", json_string(u->in.quality));
+		}
+		if (x->team_id > 0)
+			json_object_set_new(vals, "team_id", json_integer(x->team_id));
+		if (x->user_id > 0)
+			json_object_set_new(vals, "user_id", json_integer(x->user_id));
+		if (x->source_id > 0)
+			json_object_set_new(vals, "source_id", json_integer(x->source_id));
+		if (x->medium_id > 0)
+			json_object_set_new(vals, "medium_id", json_integer(x->medium_id));
+		if (x->tag_ids != NULL && json_array_size(x->tag_ids) > 0)
+			json_object_set_new(vals, "tag_ids", json_pack("[[i, i, O]]", 6, 0, x->tag_ids));
+		free(name);
+		free(desc);
+		u->r.created = true;
+		odoo_call(x->o, "crm.lead", "create", json_pack("[o]", vals), NULL, on_saved, u);
+	}
+}
+
+static void
+note(struct up *u)
+{
+	struct odoo_info info;
+	char *h, *n, conf[32];
+	size_t i;
+	bool html;
+
+	odoo_get_info(u->x->o, &info);
+	html = info.major == 0 || info.major >= 17;
+	snprintf(conf, sizeof(conf), "%.2f", u->in.confidence);
+	{
+		char *q = html_escape(u->in.quality ? u->in.quality : "?"),
+		     *it = html_escape(u->in.intent ? u->in.intent : "?");
+		xasprintf(&h, "<p><b>AI analysis (crmbridge)</b>: quality <b>%s</b>, confidence %s, intent %s</p><ul>",
+		    q, conf, it);
+		free(q);
+		free(it);
+	}
+	li(&h, "Name", u->in.contact_name);
+	li(&h, "E-mail", u->in.email);
+	li(&h, "Phone", u->e164);
+	li(&h, "City", u->in.city);
+	li(&h, "Interest", u->in.product);
+	li(&h, "Specific need", u->in.need);
+	li(&h, "Budget", u->in.budget);
+	li(&h, "Urgency", u->in.urgency);
+	li(&h, "Missing", u->in.missing);
+	li(&h, "Reasoning", u->in.reasoning);
+	xasprintf(&n, "%s</ul>", h);
+	free(h);
+	h = n;
+	if (u->in.nlast > 0) {
+		xasprintf(&n, "%s<p>Last messages:</p><ul>", h);
+		free(h);
+		h = n;
+		for (i = 0; i < u->in.nlast; i++) {
+			char cut[304];
+			snprintf(cut, sizeof(cut), "%.300s", u->in.last_messages[i]);
+			li(&h, "·", cut);
+		}
+		xasprintf(&n, "%s</ul>", h);
+		free(h);
+		h = n;
+	}
+	if (!html) {
+		/* Before 17 a body is HTML already; keep it to plain text there. */
+		odoo_call(u->x->o, "crm.lead", "message_post", json_pack("[[i]]", u->r.lead_id),
+		    json_pack("{s:s, s:s, s:s}", "body", h, "message_type", "comment", "subtype_xmlid", "mail.mt_note"),
+		    on_note, u);
+	} else {
+		odoo_call(u->x->o, "crm.lead", "message_post", json_pack("[[i]]", u->r.lead_id),
+		    json_pack("{s:s, s:b, s:s, s:s}", "body", h, "body_is_html", 1, "message_type", "comment",
+		        "subtype_xmlid", "mail.mt_note"),
+		    on_note, u);
+	}
+	free(h);
+}
+
+/* Runs the next step of the chain. */
+static void
+step(struct up *u)
+{
+	struct lead_ctx *x = u->x;
+
+	for (;;) {
+		switch (u->step++) {
+		case 0:
+			if (!x->probed) {
+				json_t *names = json_pack("[s, s, s, s, s, s]", "name", "phone", "mobile",
+				    "phone_sanitized", "email_from", "contact_name");
+				for (int i = 0; i < NX; i++)
+					json_array_append_new(names, json_string(x_names[i]));
+				odoo_call(x->o, "crm.lead", "fields_get", json_pack("[o]", names),
+				    json_pack("{s:[s]}", "attributes", "type"), on_probe, u);
+				return;
+			}
+			break;
+		case 1:
+			if (u->in.phone == NULL) { /* a probe only */
+				up_finish(u);
+				return;
+			}
+			if (!x->utm_done) {
+				find_named(u, "utm.source", x->source, &x->source_id);
+				return;
+			}
+			u->step = 3;
+			break;
+		case 2: find_named(u, "utm.medium", x->source, &x->medium_id); return;
+		case 3:
+			x->utm_done = true;
+			if (x->tags != NULL && !x->tags_done) {
+				json_decref(x->tag_ids);
+				x->tag_ids = json_array();
+				u->tag_i = 0;
+			}
+			break;
+		case 4: {
+			/* One tag at a time: "vip, whatsapp". */
+			char *list, *save = NULL, *t;
+			size_t k = 0;
+			if (x->tags == NULL || x->tags_done)
+				break;
+			list = xstrdup(x->tags);
+			for (t = strtok_r(list, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save), k++) {
+				while (*t == ' ')
+					t++;
+				if (k == u->tag_i && *t != '\0') {
+					u->tag_i++;
+					u->step = 4;
+					find_named(u, "crm.tag", t, NULL);
+					free(list);
+					return;
+				}
+			}
+			free(list);
+			x->tags_done = true;
+			break;
+		}
+		case 5: search(u); return;
+		case 6: save(u); return;
+		case 7:
+			if (u->in.post_note && u->r.lead_id > 0) {
+				note(u);
+				return;
+			}
+			break;
+		default: up_finish(u); return;
+		}
+	}
+}
+
+static const char *
+keep(struct up *u, const char *s)
+{
+	if (s == NULL || *s == '\0')
+		return NULL;
+	u->copies = xreallocarray(u->copies, u->ncopies + 1, sizeof(char *));
+	u->copies[u->ncopies] = xstrdup(s);
+	return u->copies[u->ncopies++];
+}
+
+static struct up *
+up_new(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, void *arg)
+{
+	struct up *u = xcalloc(1, sizeof(*u));
+	size_t i;
+
+	u->x = x;
+	u->done = done;
+	u->arg = arg;
+	u->r.err.kind = ODOO_OK;
+	if (in != NULL) {
+		u->in = *in;
+		u->in.phone = keep(u, in->phone);
+		u->in.contact_name = keep(u, in->contact_name);
+		u->in.email = keep(u, in->email);
+		u->in.city = keep(u, in->city);
+		u->in.product = keep(u, in->product);
+		u->in.budget = keep(u, in->budget);
+		u->in.urgency = keep(u, in->urgency);
+		u->in.need = keep(u, in->need);
+		u->in.quality = keep(u, in->quality);
+		u->in.intent = keep(u, in->intent);
+		u->in.missing = keep(u, in->missing);
+		u->in.reasoning = keep(u, in->reasoning);
+		if (in->nlast > 0) {
+			const char **lm = xcalloc(in->nlast, sizeof(char *));
+			for (i = 0; i < in->nlast; i++)
+				lm[i] = keep(u, in->last_messages[i]) ?: "";
+			u->in.last_messages = lm;
+		} else {
+			u->in.last_messages = NULL;
+		}
+	}
+	return u;
+}
+
+void
+lead_upsert(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, void *arg)
+{
+	struct up *u = up_new(x, in, done, arg);
+
+	if (u->in.phone == NULL || phone_e164(u->in.phone, x->cc, u->e164) < 0) {
+		u->r.err.kind = ODOO_DATA;
+		snprintf(
+		    u->r.err.message, sizeof(u->r.err.message), "the phone number is not a valid international number");
+		up_finish(u);
+		return;
+	}
+	step(u);
+}
+
+void
+lead_probe(struct lead_ctx *x, lead_done_fn done, void *arg)
+{
+	struct up *u = up_new(x, NULL, done, arg);
+
+	x->probed = false;
+	step(u);
+}
+
+/* ---- set-up of the custom fields ---- */
+
+struct setup {
+	struct lead_ctx *x;
+	lead_setup_fn done;
+	void *arg;
+	int model_id;
+	json_t *created, *present;
+	int i;
+};
+
+static void setup_next(struct setup *s);
+
+static void
+setup_end(struct setup *s, const struct odoo_error *e)
+{
+	s->done(e, s->created, s->present, s->arg);
+	json_decref(s->created);
+	json_decref(s->present);
+	free(s);
+}
+
+static void
+on_field_created(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct setup *s = arg;
+
+	if (e->kind != ODOO_OK) {
+		setup_end(s, e);
+		return;
+	}
+	json_array_append_new(s->created, json_string(x_names[s->i]));
+	s->i++;
+	setup_next(s);
+}
+
+static void
+setup_next(struct setup *s)
+{
+	static const char *const ttype[] = {"char", "char", "char", "float", "selection"};
+	static const char *const label[] = {
+	    "Source", "Product interest", "Budget range", "AI confidence", "Quality score"};
+	struct odoo_error ok = {.kind = ODOO_OK};
+
+	for (; s->i < NX; s->i++) {
+		bool have = false;
+		size_t k;
+		json_t *v;
+		json_array_foreach(s->present, k, v) have |= strcmp(json_string_value(v), x_names[s->i]) == 0;
+		if (have)
+			continue;
+		json_t *vals = json_pack("{s:i, s:s, s:s, s:s, s:s}", "model_id", s->model_id, "name", x_names[s->i],
+		    "ttype", ttype[s->i], "field_description", label[s->i], "state", "manual");
+		if (strcmp(ttype[s->i], "selection") == 0)
+			json_object_set_new(vals, "selection_ids",
+			    json_pack("[[i,i,{s:s,s:s,s:i}], [i,i,{s:s,s:s,s:i}], [i,i,{s:s,s:s,s:i}]]", 0, 0, "value",
+			        "hot", "name", "Hot", "sequence", 1, 0, 0, "value", "warm", "name", "Warm", "sequence",
+			        2, 0, 0, "value", "cold", "name", "Cold", "sequence", 3));
+		odoo_call(s->x->o, "ir.model.fields", "create", json_pack("[o]", vals), NULL, on_field_created, s);
+		return;
+	}
+	s->x->probed = false; /* the next upsert sees the new fields */
+	setup_end(s, &ok);
+}
+
+static void
+on_fields(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct setup *s = arg;
+	int i;
+
+	if (e->kind != ODOO_OK) {
+		setup_end(s, e);
+		return;
+	}
+	for (i = 0; i < NX; i++)
+		if (json_object_get(r, x_names[i]) != NULL)
+			json_array_append_new(s->present, json_string(x_names[i]));
+	setup_next(s);
+}
+
+static void
+on_model(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct setup *s = arg;
+	json_t *names = json_array();
+	int i;
+
+	if (e->kind != ODOO_OK || json_array_size(r) == 0) {
+		struct odoo_error err = *e;
+		if (e->kind == ODOO_OK) {
+			err.kind = ODOO_CONFIG;
+			snprintf(
+			    err.message, sizeof(err.message), "the model crm.lead does not exist (is CRM installed?)");
+		}
+		json_decref(names);
+		setup_end(s, &err);
+		return;
+	}
+	s->model_id = (int)json_integer_value(json_array_get(r, 0));
+	for (i = 0; i < NX; i++)
+		json_array_append_new(names, json_string(x_names[i]));
+	odoo_call(s->x->o, "crm.lead", "fields_get", json_pack("[o]", names),
+	    json_pack("{s:[s]}", "attributes", "type"), on_fields, s);
+}
+
+void
+lead_setup_fields(struct lead_ctx *x, lead_setup_fn done, void *arg)
+{
+	struct setup *s = xcalloc(1, sizeof(*s));
+
+	s->x = x;
+	s->done = done;
+	s->arg = arg;
+	s->created = json_array();
+	s->present = json_array();
+	odoo_call(x->o, "ir.model", "search", json_pack("[[[s, s, s]]]", "model", "=", "crm.lead"), NULL, on_model, s);
+}
+
+/* ---- statistics ---- */
+
+struct stats {
+	struct lead_ctx *x;
+	lead_stats_fn done;
+	void *arg;
+	json_t *out;
+	unsigned days;
+};
+
+static void
+stats_end(struct stats *st, const struct odoo_error *e)
+{
+	st->done(e, e->kind == ODOO_OK ? st->out : NULL, st->arg);
+	json_decref(st->out);
+	free(st);
+}
+
+static void
+on_days(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct stats *st = arg;
+	json_t *by_day = json_object(), *rec;
+	size_t i;
+
+	if (e->kind != ODOO_OK) {
+		json_decref(by_day);
+		stats_end(st, e);
+		return;
+	}
+	json_array_foreach(r, i, rec)
+	{
+		const char *d = json_string_value(json_object_get(rec, "create_date"));
+		char day[11];
+		if (d == NULL || strlen(d) < 10)
+			continue;
+		snprintf(day, sizeof(day), "%.10s", d);
+		json_object_set_new(by_day, day, json_integer(json_integer_value(json_object_get(by_day, day)) + 1));
+	}
+	json_object_set_new(st->out, "by_day", by_day);
+	json_object_set_new(st->out, "total_recent", json_integer((json_int_t)json_array_size(r)));
+	stats_end(st, e);
+}
+
+static void
+on_groups(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct stats *st = arg;
+	json_t *byq = json_object(), *row;
+	size_t i;
+	char since[32];
+	time_t t = time(NULL) - (time_t)st->days * 86400;
+	struct tm tm;
+
+	if (e->kind != ODOO_OK) {
+		json_decref(byq);
+		stats_end(st, e);
+		return;
+	}
+	json_array_foreach(r, i, row)
+	{
+		const char *q = json_string_value(json_object_get(row, "x_quality_score"));
+		json_object_set_new(
+		    byq, q != NULL ? q : "unset", json_integer(json_integer_value(json_object_get(row, "__count"))));
+	}
+	json_object_set_new(st->out, "by_quality", byq);
+	gmtime_r(&t, &tm);
+	strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", &tm);
+	odoo_call(st->x->o, "crm.lead", "search_read",
+	    json_pack("[[[s, s, s], [s, s, s]]]", "x_source", "=", st->x->source, "create_date", ">=", since),
+	    json_pack("{s:[s], s:i}", "fields", "create_date", "limit", 10000), on_days, st);
+}
+
+void
+lead_stats(struct lead_ctx *x, unsigned days, lead_stats_fn done, void *arg)
+{
+	struct stats *st = xcalloc(1, sizeof(*st));
+
+	st->x = x;
+	st->done = done;
+	st->arg = arg;
+	st->days = days;
+	st->out = json_object();
+	odoo_call(x->o, "crm.lead", "read_group",
+	    json_pack("[[[s, s, s]], [s], [s]]", "x_source", "=", x->source, "x_quality_score", "x_quality_score"),
+	    json_pack("{s:b}", "lazy", 0), on_groups, st);
+}

@@ -1,0 +1,487 @@
+/*
+ * The Odoo client and the lead upsert against the Odoo double
+ * (tests/fakes/odoo.py, checked against the recorded Odoo 17 session):
+ * authentication and its faults, transient errors and retries, custom field
+ * set-up, one lead per customer however the phone is written, no write when
+ * nothing changed, nothing a salesperson typed overwritten, a new lead after
+ * a lost one, degraded mode without the x_ fields, the chatter note,
+ * statistics, and the same over JSON-2 (Odoo 19).
+ */
+#include "config.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/curlev.h"
+#include "common/phone.h"
+#include "common/util.h"
+#include "odoo/client.h"
+#include "odoo/lead.h"
+#include "tests/tap.h"
+
+static sd_event *ev;
+static struct curlev *cv;
+static int port;
+static pid_t pid;
+
+static size_t
+sink(char *p, size_t s, size_t n, void *ud)
+{
+	char **out = ud;
+	size_t old = *out ? strlen(*out) : 0;
+
+	*out = realloc(*out, old + s * n + 1);
+	memcpy(*out + old, p, s * n);
+	(*out)[old + s * n] = '\0';
+	return s * n;
+}
+
+static json_t *
+dbl(const char *path, const char *post)
+{
+	CURL *c = curl_easy_init();
+	char url[128], *out = NULL;
+	json_t *j;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+	if (post != NULL)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+	curl_easy_perform(c);
+	curl_easy_cleanup(c);
+	j = json_loads(out ? out : "null", 0, NULL);
+	free(out);
+	return j;
+}
+
+static size_t
+calls(const char *method)
+{
+	json_t *l = dbl("/_log", NULL), *e;
+	size_t i, n = 0;
+
+	json_array_foreach(l, i, e) n += strcmp(json_string_value(json_object_get(e, "method")) ?: "", method) == 0;
+	json_decref(l);
+	return n;
+}
+
+static size_t
+nleads(void)
+{
+	json_t *l = dbl("/_leads", NULL);
+	size_t n = json_array_size(l);
+
+	json_decref(l);
+	return n;
+}
+
+static json_t *
+lead(int id)
+{
+	json_t *l = dbl("/_leads", NULL), *e, *r = NULL;
+	size_t i;
+
+	json_array_foreach(l, i, e) if (json_integer_value(json_object_get(e, "id")) == id) r = json_incref(e);
+	json_decref(l);
+	return r;
+}
+
+static struct odoo *
+client(const char *db, const char *pw, enum odoo_protocol proto)
+{
+	char url[64];
+	struct odoo_options o = {.url = url,
+	    .db = db,
+	    .username = "admin",
+	    .password = pw,
+	    .protocol = proto,
+	    .timeout_ms = 3000,
+	    .max_attempts = 3,
+	    .backoff_ms = 50};
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	return odoo_new(ev, cv, &o);
+}
+
+/* ---- one call, run to completion ---- */
+
+static struct {
+	bool done;
+	json_t *r;
+	struct odoo_error e;
+} got;
+
+static void
+on_call(json_t *r, const struct odoo_error *e, void *arg)
+{
+	got.done = true;
+	got.r = json_incref(r);
+	got.e = *e;
+}
+
+static void
+wait_done(bool *flag)
+{
+	uint64_t end = now_usec() + 15000000;
+
+	while (!*flag && now_usec() < end)
+		sd_event_run(ev, 20000);
+}
+
+static enum odoo_kind
+call(struct odoo *o, const char *model, const char *method, json_t *args, json_t *kw)
+{
+	json_decref(got.r);
+	memset(&got, 0, sizeof(got));
+	odoo_call(o, model, method, args, kw, on_call, NULL);
+	wait_done(&got.done);
+	return got.e.kind;
+}
+
+static struct {
+	bool done;
+	struct lead_result r;
+} up;
+
+static void
+on_up(const struct lead_result *r, void *arg)
+{
+	up.done = true;
+	up.r = *r;
+}
+
+static struct lead_result *
+upsert(struct lead_ctx *x, const char *phone, const char *name, const char *quality, double conf, bool note)
+{
+	static const char *last[] = {"Hola <b>buenos</b> días", "Busco un sofá de 3 puestos & una mesa"};
+	struct lead_input in = {.phone = phone,
+	    .contact_name = name,
+	    .product = "sofá de 3 puestos",
+	    .budget = "$2000",
+	    .quality = quality,
+	    .confidence = conf,
+	    .intent = "sales",
+	    .missing = "email",
+	    .reasoning = "Contacto y producto",
+	    .last_messages = last,
+	    .nlast = 2,
+	    .post_note = note};
+
+	memset(&up, 0, sizeof(up));
+	lead_upsert(x, &in, on_up, NULL);
+	wait_done(&up.done);
+	return &up.r;
+}
+
+static struct {
+	bool done;
+	struct odoo_error e;
+	json_t *created, *stats;
+} st;
+
+static void
+on_setup(const struct odoo_error *e, json_t *created, json_t *present, void *arg)
+{
+	st.done = true;
+	st.e = *e;
+	st.created = json_incref(created);
+}
+
+static void
+on_stats(const struct odoo_error *e, json_t *stats, void *arg)
+{
+	st.done = true;
+	st.e = *e;
+	st.stats = json_incref(stats);
+}
+
+static void
+start_double(void)
+{
+	char script[512];
+	int p[2];
+	FILE *f;
+
+	snprintf(script, sizeof(script), "%s/tests/fakes/odoo.py", getenv("TOP_SRCDIR"));
+	if (pipe(p) < 0)
+		abort();
+	if ((pid = fork()) == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		execlp("python3", "python3", script, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	f = fdopen(p[0], "r");
+	if (fscanf(f, "PORT %d", &port) != 1)
+		port = 0;
+}
+
+static void
+test_phone(void)
+{
+	char out[17];
+
+	ok(phone_e164("whatsapp:+573001112233", NULL, out) == 0 && strcmp(out, "+573001112233") == 0, "whatsapp:+E164");
+	ok(phone_e164("+57 300-111 2233", NULL, out) == 0 && strcmp(out, "+573001112233") == 0, "spaces and dashes");
+	ok(phone_e164("0057 (300) 111.2233", NULL, out) == 0 && strcmp(out, "+573001112233") == 0, "00 prefix");
+	ok(phone_e164("300 111 2233", "57", out) == 0 && strcmp(out, "+573001112233") == 0,
+	    "national, default country");
+	ok(phone_e164("300 111 2233", NULL, out) < 0, "national without a country code: refused");
+	ok(phone_e164("+57 300 abc", NULL, out) < 0, "letters refused");
+	ok(phone_e164("+1234", NULL, out) < 0, "too short refused");
+}
+
+static void
+test_client(void)
+{
+	struct odoo *o;
+	struct odoo_info info;
+
+	o = client("crmfix", "admin", ODOO_AUTO);
+	is_int(call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_OK, "a call works");
+	is_int(json_integer_value(got.r), 0, "no leads yet");
+	odoo_get_info(o, &info);
+	ok(info.protocol == ODOO_XMLRPC && info.major == 17 && info.uid == 2, "auto: XML-RPC on Odoo 17, uid 2");
+	is_int(calls("authenticate"), 1, "authenticated once");
+	call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL);
+	is_int(calls("authenticate"), 1, "the uid is cached");
+	is_int(call(o, "crm.lead", "create", json_pack("[{s:s, s:s}]", "name", "x", "x_source", "WhatsApp"), NULL),
+	    ODOO_CONFIG, "create with an unknown field");
+	ok(strstr(got.e.message, "Invalid field 'x_source'") != NULL, "an unknown field is a configuration error: %s",
+	    got.e.message);
+	is_int(call(o, "crm.lead", "write", json_pack("[[i], {s:s}]", 999999, "name", "y"), NULL), ODOO_DATA,
+	    "write of a missing id");
+	is_int(got.e.fault_code, 2, "a write of a missing record: data error, fault 2");
+	is_int(call(o, "crm.lead", "write", json_pack("[[i], {s:s}]", 1, "priority", "9"), NULL), ODOO_DATA,
+	    "a wrong selection value: data error");
+	is_int(call(o, "no.such.model", "search", json_pack("[[]]"), NULL), ODOO_DATA, "an unknown model: fault 2");
+	odoo_free(o);
+
+	o = client("crmfix", "wrong-password", ODOO_XMLRPC);
+	is_int(call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_CONFIG, "bad password");
+	ok(strstr(got.e.message, "login refused") != NULL, "a bad password: configuration error (%s)", got.e.message);
+	odoo_free(o);
+	o = client("nosuchdb", "admin", ODOO_XMLRPC);
+	is_int(call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_CONFIG, "bad database");
+	ok(strstr(got.e.message, "does not exist") != NULL, "an unknown database: configuration error");
+	odoo_free(o);
+
+	/* The uid goes stale (password changed): one new login, then the call works or fails for good. */
+	o = client("crmfix", "admin", ODOO_XMLRPC);
+	call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL);
+	json_decref(dbl("/_control",
+	    "{\"fault_next\": {\"method\": \"search_count\", \"code\": 3, \"message\": \"Access Denied\"}}"));
+	{
+		size_t before = calls("authenticate");
+		is_int(call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_OK,
+		    "Access Denied: re-authenticate once, then it works");
+		is_int(calls("authenticate"), before + 1, "one new authenticate");
+	}
+	odoo_get_info(o, &info);
+	is_int(info.reauths, 1, "counted");
+
+	/* Transient: 500s are retried; an Odoo that stays down is a transient error, not a crash. */
+	json_decref(dbl("/_control", "{\"fail_next\": 2}"));
+	is_int(call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_OK, "two 500s, then the answer");
+	json_decref(dbl("/_control", "{\"down\": true}"));
+	is_int(call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_TRANSIENT,
+	    "Odoo down: a transient error");
+	json_decref(dbl("/_control", "{\"down\": false}"));
+	odoo_get_info(o, &info);
+	ok(info.retries >= 4, "retries counted (%llu)", (unsigned long long)info.retries);
+	odoo_free(o);
+	o = client("crmfix", "admin", ODOO_XMLRPC);
+	{
+		char url[64];
+		struct odoo_options oo = {.url = url,
+		    .db = "crmfix",
+		    .username = "admin",
+		    .password = "admin",
+		    .protocol = ODOO_XMLRPC,
+		    .timeout_ms = 1000,
+		    .max_attempts = 2,
+		    .backoff_ms = 50};
+		struct odoo *dead;
+		snprintf(url, sizeof(url), "http://127.0.0.1:1");
+		dead = odoo_new(ev, cv, &oo);
+		is_int(call(dead, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_TRANSIENT,
+		    "nothing listening: a transient error");
+		odoo_free(dead);
+	}
+	json_decref(got.r);
+	got.r = NULL;
+	odoo_free(o);
+}
+
+static void
+test_upsert(enum odoo_protocol proto, int version)
+{
+	struct odoo *o;
+	struct lead_ctx *x;
+	struct lead_options opt = {.source_name = "WhatsApp", .tags = "WhatsApp, IA"};
+	struct lead_result *r;
+	json_t *l;
+	int first, n;
+	char ctl[128];
+
+	snprintf(ctl, sizeof(ctl), "{\"reset\": true, \"version\": %d}", version);
+	json_decref(dbl("/_control", ctl));
+	o = client("crmfix", "admin", proto);
+	x = lead_ctx_new(o, &opt);
+
+	/* Without the x_ fields: degraded, but a lead all the same. */
+	r = upsert(x, "whatsapp:+573001112233", "María", "hot", 0.87, false);
+	ok(r->err.kind == ODOO_OK && r->created && r->degraded, "%d: no x_ fields: a lead, in degraded mode", version);
+	l = lead(r->lead_id);
+	ok(l != NULL && strstr(json_string_value(json_object_get(l, "description")), "AI quality") != NULL,
+	    "  the AI values went to the description");
+	ok(json_integer_value(json_object_get(l, "source_id")) > 0, "  with the UTM source WhatsApp");
+	is_int(json_array_size(json_object_get(l, "tag_ids")), 2, "  and two tags");
+	json_decref(l);
+	json_decref(dbl("/_control", "{\"reset\": true, \"version\": 0}") ?: NULL);
+	snprintf(ctl, sizeof(ctl), "{\"reset\": true, \"version\": %d}", version);
+	json_decref(dbl("/_control", ctl));
+	lead_ctx_reset(x);
+
+	/* odoo-setup: the five fields, once. */
+	memset(&st, 0, sizeof(st));
+	lead_setup_fields(x, on_setup, NULL);
+	wait_done(&st.done);
+	ok(st.e.kind == ODOO_OK && json_array_size(st.created) == 5, "%d: setup creates the five x_ fields", version);
+	json_decref(st.created);
+	memset(&st, 0, sizeof(st));
+	lead_setup_fields(x, on_setup, NULL);
+	wait_done(&st.done);
+	ok(st.e.kind == ODOO_OK && json_array_size(st.created) == 0, "  and nothing the second time");
+	json_decref(st.created);
+
+	r = upsert(x, "whatsapp:+573001112233", "María", "warm", 0.7, false);
+	ok(r->err.kind == ODOO_OK && r->created && !r->degraded, "%d: with the fields: created, not degraded", version);
+	first = r->lead_id;
+	l = lead(first);
+	ok(strcmp(json_string_value(json_object_get(l, "x_quality_score")), "warm") == 0 &&
+	        strcmp(json_string_value(json_object_get(l, "x_source")), "WhatsApp") == 0 &&
+	        strcmp(json_string_value(json_object_get(l, "priority")), "1") == 0 &&
+	        strcmp(json_string_value(json_object_get(l, "type")), "lead") == 0 &&
+	        strcmp(json_string_value(json_object_get(l, "name")), "María - sofá de 3 puestos") == 0,
+	    "  x_quality_score warm, x_source, priority 1, type lead, name from the template");
+	json_decref(l);
+
+	n = (int)nleads();
+	upsert(x, "+57 300 111 2233", "María", "hot", 0.9, false);
+	upsert(x, "0057 300-111-2233", "María", "hot", 0.9, false);
+	r = upsert(x, "+573001112233", "María", "hot", 0.9, false);
+	ok(r->lead_id == first && (int)nleads() == n, "the same phone written three ways: one lead");
+	l = lead(first);
+	is_str(json_string_value(json_object_get(l, "x_quality_score")), "hot", "  whose AI fields were refreshed");
+	json_decref(l);
+	{
+		size_t writes = calls("write");
+		r = upsert(x, "+573001112233", "María", "hot", 0.9, false);
+		ok(r->err.kind == ODOO_OK && !r->updated && !r->created && calls("write") == writes,
+		    "a second identical upsert writes nothing");
+	}
+	/* A salesperson corrects the name; the bot never overwrites it. */
+	call(o, "crm.lead", "write", json_pack("[[i], {s:s}]", first, "contact_name", "María Fernanda Ruiz"), NULL);
+	upsert(x, "+573001112233", "Maria", "hot", 0.95, false);
+	l = lead(first);
+	is_str(json_string_value(json_object_get(l, "contact_name")), "María Fernanda Ruiz",
+	    "what a salesperson typed stays");
+	json_decref(l);
+
+	/* The chatter note, with every value escaped. */
+	r = upsert(x, "+573001112233", "<script>x</script>", "hot", 0.95, true);
+	ok(r->note_id > 0, "a chatter note is posted (message %d)", r->note_id);
+	{
+		json_t *msgs = dbl("/_log", NULL), *e, *body = NULL;
+		size_t i;
+		json_array_foreach(msgs, i, e) if (strcmp(json_string_value(json_object_get(e, "method")) ?: "",
+		                                       "message_post") == 0) body = json_object_get(e, "params");
+		{
+			char *s = body != NULL ? json_dumps(body, 0) : NULL;
+			ok(s != NULL && strstr(s, "mail.mt_note") != NULL &&
+			        strstr(s, "&lt;b&gt;buenos&lt;/b&gt;") != NULL && strstr(s, "&amp; una mesa") != NULL &&
+			        strstr(s, "<b>buenos</b>") == NULL,
+			    "  a note (mail.mt_note) with the messages escaped");
+			ok(s != NULL && strstr(s, "body_is_html") != NULL, "  sent with body_is_html");
+			free(s);
+		}
+		json_decref(msgs);
+	}
+
+	/* Lost (archived): a new lead that mentions the old one. */
+	call(o, "crm.lead", "action_set_lost", json_pack("[[i]]", first), NULL);
+	ok(got.e.kind == ODOO_OK, "action_set_lost's 'cannot marshal None' is a success");
+	r = upsert(x, "+573001112233", "María", "hot", 0.9, false);
+	ok(r->created && r->lead_id != first && r->previous_id == first, "after the lead was lost: a new lead (%d)",
+	    r->lead_id);
+	l = lead(r->lead_id);
+	{
+		char want[64];
+		snprintf(want, sizeof(want), "follows lead #%d", first);
+		ok(strstr(json_string_value(json_object_get(l, "description")), want) != NULL, "  that mentions #%d",
+		    first);
+	}
+	json_decref(l);
+
+	/* Statistics. */
+	upsert(x, "+573009998877", "Luis", "cold", 0.4, false);
+	memset(&st, 0, sizeof(st));
+	lead_stats(x, 30, on_stats, NULL);
+	wait_done(&st.done);
+	ok(st.e.kind == ODOO_OK &&
+	        json_integer_value(json_object_get(json_object_get(st.stats, "by_quality"), "hot")) >= 1 &&
+	        json_integer_value(json_object_get(json_object_get(st.stats, "by_quality"), "cold")) == 1,
+	    "statistics by quality");
+	ok(json_object_size(json_object_get(st.stats, "by_day")) == 1, "and by day");
+	json_decref(st.stats);
+
+	/* Odoo down in the middle: a transient error the caller keeps and retries. */
+	json_decref(dbl("/_control", "{\"down\": true}"));
+	r = upsert(x, "+573001110000", "Ana", "hot", 0.9, false);
+	is_int(r->err.kind, ODOO_TRANSIENT, "Odoo down: the upsert reports a transient error");
+	json_decref(dbl("/_control", "{\"down\": false}"));
+	r = upsert(x, "+573001110000", "Ana", "hot", 0.9, false);
+	ok(r->err.kind == ODOO_OK && r->created, "and works once Odoo is back");
+	if (proto == ODOO_AUTO && version >= 19) {
+		struct odoo_info info;
+		odoo_get_info(o, &info);
+		is_str(odoo_protocol_name(info.protocol), "json2", "auto picks JSON-2 on Odoo 19");
+	}
+	lead_ctx_free(x);
+	odoo_free(o);
+}
+
+int
+main(void)
+{
+	test_phone();
+	if (getenv("TOP_SRCDIR") == NULL) {
+		diag("TOP_SRCDIR not set: the double is not started");
+		return done_testing();
+	}
+	crypto_init();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	start_double();
+	if (!ok(port > 0, "the Odoo double started"))
+		return done_testing();
+	sd_event_new(&ev);
+	cv = curlev_new(ev);
+	test_client();
+	test_upsert(ODOO_XMLRPC, 17);
+	test_upsert(ODOO_AUTO, 19);
+	curlev_free(cv);
+	sd_event_unref(ev);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	curl_global_cleanup();
+	return done_testing();
+}
