@@ -672,8 +672,12 @@ gemini_free(struct gemini *g)
 
 	if (g == NULL)
 		return;
+	/* Pending classifications hear that Gemini is gone (the rules answer them). */
 	for (q = g->reqs; q != NULL; q = next) {
 		next = q->next;
+		if (q->done != NULL)
+			q->done(GEM_SERVER, NULL, -1, q->arg);
+		q->done = NULL;
 		q->g = NULL;
 		/* A request waiting on a timer is not owned by curl: free it now. */
 		if (q->timer != NULL) {

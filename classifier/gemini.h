@@ -106,7 +106,7 @@ struct gemini_stats {
 typedef void (*gemini_done_fn)(enum gemini_outcome outcome, const struct analysis *advice, int model_action, void *arg);
 
 struct gemini *gemini_new(sd_event *e, struct curlev *cv, const struct gemini_options *o);
-/* Frees the client; requests in flight get GEM_TIMEOUT... never: their callbacks are dropped. NULL is fine. */
+/* Frees the client; pending classifications first get GEM_SERVER (so the rules answer them). NULL is fine. */
 void gemini_free(struct gemini *g);
 /* Classifies c (copied) and calls done once, from the loop. */
 void gemini_classify(struct gemini *g, const struct conversation *c, gemini_done_fn done, void *arg);

@@ -17,6 +17,7 @@
 #include "common/curlev.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "daemon.h"
 
 static const char *lexicon_path;
 
@@ -86,12 +87,192 @@ on_result(const struct analysis *a, void *arg)
 	run.got.reasoning = strdup(a->reasoning != NULL ? a->reasoning : "");
 }
 
+static const char *config_path;
+
 static void
 usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: crmbridgectl [--lexicon FILE] classify [--offline] FILE\n"
-	    "       crmbridgectl [--lexicon FILE] eval [--offline] [--json] DIR\n");
+	    "       crmbridgectl [--lexicon FILE] eval [--offline] [--json] DIR\n"
+	    "       crmbridgectl [-c CONFIG] odoo-setup\n"
+	    "       crmbridgectl [-c CONFIG] odoo-check\n");
+}
+
+/* ---- Odoo: the daemon's configuration, one blocking run of the loop ---- */
+
+struct odoo_run {
+	sd_event *ev;
+	struct curlev *cv;
+	struct conf *conf;
+	struct odoo *o;
+	struct lead_ctx *leads;
+	bool done;
+	struct odoo_error e;
+	json_t *r, *created, *present;
+	struct lead_result lr;
+};
+
+static int
+odoo_open(struct odoo_run *orun)
+{
+	struct conf_errors errs = {0};
+	const char *path = config_path != NULL ? config_path : getenv("CRMBRIDGE_CONFIG");
+	size_t i;
+
+	memset(orun, 0, sizeof(*orun));
+	orun->conf = conf_load(path != NULL ? path : conf_default_path(), path != NULL, &errs);
+	if (orun->conf == NULL) {
+		for (i = 0; i < errs.n; i++)
+			fprintf(stderr, "crmbridgectl: %s\n", errs.msg[i]);
+		conf_errors_clear(&errs);
+		return -1;
+	}
+	if (orun->conf->odoo_url == NULL) {
+		fprintf(stderr,
+		    "crmbridgectl: Odoo is not configured (set ODOO_URL, ODOO_DB, ODOO_USERNAME, ODOO_PASSWORD)\n");
+		conf_free(orun->conf);
+		return -1;
+	}
+	crypto_init();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	sd_event_new(&orun->ev);
+	orun->cv = curlev_new(orun->ev);
+	orun->o = daemon_odoo(orun->ev, orun->cv, orun->conf, &orun->leads);
+	return 0;
+}
+
+static void
+odoo_close(struct odoo_run *orun)
+{
+	odoo_free(orun->o);
+	lead_ctx_free(orun->leads);
+	curlev_free(orun->cv);
+	sd_event_unref(orun->ev);
+	json_decref(orun->r);
+	conf_free(orun->conf);
+	curl_global_cleanup();
+}
+
+static void
+odoo_wait(struct odoo_run *orun)
+{
+	while (!orun->done)
+		sd_event_run(orun->ev, (uint64_t)-1);
+	orun->done = false;
+}
+
+static void
+on_odoo(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct odoo_run *orun = arg;
+
+	orun->done = true;
+	orun->e = *e;
+	json_decref(orun->r);
+	orun->r = json_incref(r);
+}
+
+static void
+on_fields_setup(const struct odoo_error *e, json_t *created, json_t *present, void *arg)
+{
+	struct odoo_run *orun = arg;
+
+	orun->done = true;
+	orun->e = *e;
+	orun->created = json_incref(created);
+	orun->present = json_incref(present);
+}
+
+static void
+on_probe_done(const struct lead_result *r, void *arg)
+{
+	struct odoo_run *orun = arg;
+
+	orun->done = true;
+	orun->lr = *r;
+	orun->e = r->err;
+}
+
+static int
+cmd_odoo_setup(void)
+{
+	struct odoo_run orun;
+	json_t *v;
+	size_t i;
+	int rc = 0;
+
+	if (odoo_open(&orun) < 0)
+		return 1;
+	lead_setup_fields(orun.leads, on_fields_setup, &orun);
+	odoo_wait(&orun);
+	if (orun.e.kind != ODOO_OK) {
+		fprintf(
+		    stderr, "crmbridgectl: odoo-setup: %s error: %s\n", odoo_kind_name(orun.e.kind), orun.e.message);
+		rc = 1;
+	} else {
+		json_array_foreach(orun.present, i, v) printf("present  crm.lead.%s\n", json_string_value(v));
+		json_array_foreach(orun.created, i, v) printf("created  crm.lead.%s\n", json_string_value(v));
+		printf("%zu field(s) created, %zu already present\n", json_array_size(orun.created),
+		    json_array_size(orun.present));
+	}
+	json_decref(orun.created);
+	json_decref(orun.present);
+	odoo_close(&orun);
+	return rc;
+}
+
+static int
+cmd_odoo_check(void)
+{
+	struct odoo_run orun;
+	struct odoo_info info;
+	int problems = 0;
+
+	if (odoo_open(&orun) < 0)
+		return 1;
+	printf("Odoo           %s, database %s, user %s\n", orun.conf->odoo_url, orun.conf->odoo_db,
+	    orun.conf->odoo_username);
+	odoo_call(orun.o, "crm.lead", "search_count", json_pack("[[]]"), NULL, on_odoo, &orun);
+	odoo_wait(&orun);
+	odoo_get_info(orun.o, &info);
+	printf("server         %s, protocol %s\n", info.version[0] ? info.version : "unknown",
+	    odoo_protocol_name(info.protocol));
+	if (orun.e.kind != ODOO_OK) {
+		printf("login/read     FAILED (%s): %s\n", odoo_kind_name(orun.e.kind), orun.e.message);
+		odoo_close(&orun);
+		return 1;
+	}
+	printf("login          ok\n");
+	printf("read crm.lead  ok (%lld leads)\n", (long long)json_integer_value(orun.r));
+	odoo_call(orun.o, "crm.lead", "check_access_rights", json_pack("[s]", "create"),
+	    json_pack("{s:b}", "raise_exception", 0), on_odoo, &orun);
+	odoo_wait(&orun);
+	if (orun.e.kind != ODOO_OK || !json_is_true(orun.r)) {
+		printf("create rights  MISSING: the user cannot create leads (%s)\n",
+		    orun.e.kind != ODOO_OK ? orun.e.message : "refused");
+		problems++;
+	} else {
+		printf("create rights  ok\n");
+	}
+	lead_probe(orun.leads, on_probe_done, &orun);
+	odoo_wait(&orun);
+	if (orun.e.kind != ODOO_OK) {
+		printf("fields         FAILED: %s\n", orun.e.message);
+		problems++;
+	} else if (orun.lr.degraded) {
+		printf("fields         the x_ fields are missing: leads would get the AI values in their description "
+		       "(orun crmbridgectl odoo-setup)\n");
+	} else {
+		printf(
+		    "fields         x_source, x_product_interest, x_budget_range, x_ai_confidence, x_quality_score\n");
+	}
+	printf("a new lead     type %s, name \"%s\", priority hot=%s warm=%s cold=%s, source WhatsApp\n",
+	    orun.conf->odoo_lead_type, orun.conf->odoo_name_template, orun.conf->odoo_priority_hot,
+	    orun.conf->odoo_priority_warm, orun.conf->odoo_priority_cold);
+	printf("%s\n", problems == 0 ? "OK: crmbridge can write leads to this Odoo" : "NOT OK: see above");
+	odoo_close(&orun);
+	return problems == 0 ? 0 : 1;
 }
 
 static struct lexicon *
@@ -369,8 +550,11 @@ main(int argc, char **argv)
 {
 	int i = 1;
 
-	while (i < argc && strcmp(argv[i], "--lexicon") == 0 && i + 1 < argc) {
-		lexicon_path = argv[i + 1];
+	while (i + 1 < argc && (strcmp(argv[i], "--lexicon") == 0 || strcmp(argv[i], "-c") == 0)) {
+		if (strcmp(argv[i], "-c") == 0)
+			config_path = argv[i + 1];
+		else
+			lexicon_path = argv[i + 1];
 		i += 2;
 	}
 	if (i >= argc) {
@@ -381,6 +565,10 @@ main(int argc, char **argv)
 		return cmd_classify(argc - i, argv + i);
 	if (strcmp(argv[i], "eval") == 0)
 		return cmd_eval(argc - i, argv + i);
+	if (strcmp(argv[i], "odoo-setup") == 0)
+		return cmd_odoo_setup();
+	if (strcmp(argv[i], "odoo-check") == 0)
+		return cmd_odoo_check();
 	if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 		usage(stdout);
 		return 0;

@@ -66,6 +66,10 @@ static const char *check_whatsapp_from(const char *);
 static const char *check_admin_token(const char *);
 static const char *check_abs_path(const char *);
 static const char *check_word(const char *);
+static const char *check_protocol(const char *);
+static const char *check_lead_type(const char *);
+static const char *check_priority(const char *);
+static const char *check_digits(const char *);
 
 #define OFF(f) offsetof(struct conf, f)
 #define SEC(x) ((long long)(x)*1000)
@@ -139,6 +143,17 @@ static const struct key conf_keys[] = {
     {"odoo", "username", "ODOO_USERNAME", NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_username), NULL},
     {"odoo", "password", "ODOO_PASSWORD", "odoo_password", K_STR, K_SECRET, 0, 0, NULL, OFF(odoo_password), NULL},
     {"odoo", "timeout", NULL, NULL, K_DURATION, 0, 100, SEC(300), "30s", OFF(odoo_timeout_ms), NULL},
+    {"odoo", "protocol", "ODOO_PROTOCOL", NULL, K_STR, 0, 0, 0, "auto", OFF(odoo_protocol), check_protocol},
+    {"odoo", "lead_type", NULL, NULL, K_STR, 0, 0, 0, "lead", OFF(odoo_lead_type), check_lead_type},
+    {"odoo", "name_template", NULL, NULL, K_STR, 0, 0, 0, "{contact} - {interest}", OFF(odoo_name_template), NULL},
+    {"odoo", "priority_hot", NULL, NULL, K_STR, 0, 0, 0, "2", OFF(odoo_priority_hot), check_priority},
+    {"odoo", "priority_warm", NULL, NULL, K_STR, 0, 0, 0, "1", OFF(odoo_priority_warm), check_priority},
+    {"odoo", "priority_cold", NULL, NULL, K_STR, 0, 0, 0, "0", OFF(odoo_priority_cold), check_priority},
+    {"odoo", "team_id", NULL, NULL, K_INT, 0, 0, 2147483647LL, "0", OFF(odoo_team_id), NULL},
+    {"odoo", "user_id", NULL, NULL, K_INT, 0, 0, 2147483647LL, "0", OFF(odoo_user_id), NULL},
+    {"odoo", "tags", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_tags), NULL},
+    {"odoo", "default_country_code", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_default_country_code), check_digits},
+    {"odoo", "max_attempts", NULL, NULL, K_INT, 0, 1, 20, "4", OFF(odoo_max_attempts), NULL},
 };
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
@@ -282,6 +297,37 @@ check_word(const char *v)
 		if (!isalnum((unsigned char)*v) && strchr("._-:", *v) == NULL)
 			return "may hold only letters, digits and . _ - :";
 	return NULL;
+}
+
+static const char *
+check_protocol(const char *v)
+{
+	return strcmp(v, "auto") == 0 || strcmp(v, "xmlrpc") == 0 || strcmp(v, "json2") == 0
+	    ? NULL
+	    : "must be auto, xmlrpc or json2";
+}
+
+static const char *
+check_lead_type(const char *v)
+{
+	return strcmp(v, "lead") == 0 || strcmp(v, "opportunity") == 0 ? NULL : "must be lead or opportunity";
+}
+
+static const char *
+check_priority(const char *v)
+{
+	return strlen(v) == 1 && v[0] >= '0' && v[0] <= '3' ? NULL : "must be 0, 1, 2 or 3";
+}
+
+static const char *
+check_digits(const char *v)
+{
+	size_t n = strlen(v);
+
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit((unsigned char)v[i]))
+			return "must be digits only (57, 1, 34)";
+	return n >= 1 && n <= 3 ? NULL : "must be one to three digits";
 }
 
 /* ---- errors ---- */

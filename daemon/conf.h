@@ -75,6 +75,14 @@ struct conf {
 	char *odoo_username;
 	char *odoo_password;
 	uint64_t odoo_timeout_ms;
+	char *odoo_protocol;
+	char *odoo_lead_type;
+	char *odoo_name_template;
+	char *odoo_priority_hot, *odoo_priority_warm, *odoo_priority_cold;
+	long long odoo_team_id, odoo_user_id;
+	char *odoo_tags;
+	char *odoo_default_country_code;
+	long long odoo_max_attempts;
 
 	/* Where each key's value came from, indexed like the key table. */
 	char **origin;

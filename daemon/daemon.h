@@ -14,6 +14,8 @@
 #include "classifier/classifier.h"
 #include "common/curlev.h"
 #include "intake.h"
+#include "odoo/client.h"
+#include "odoo/lead.h"
 #include "sender.h"
 #include "redis.h"
 
@@ -37,6 +39,10 @@ struct daemon {
 	struct lexicon *lexicon;
 	struct gemini *gemini; /* NULL without GOOGLE_API_KEY */
 	struct classifier *classifier;
+	struct odoo *odoo; /* NULL without ODOO_URL */
+	struct lead_ctx *leads;
+	bool odoo_probe_ok;
+	struct odoo_error odoo_probe_error;
 	struct webhook_stats wh;
 	char bound[80]; /* the address the server got */
 	uint64_t started; /* CLOCK_MONOTONIC usec */
@@ -62,6 +68,9 @@ extern const size_t daemon_nroutes;
  */
 int daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, struct gemini **g,
     struct classifier **cl, char *err, size_t errlen);
+
+/* Builds an Odoo client and lead context for c (NULL without ODOO_URL); caller owns both. */
+struct odoo *daemon_odoo(sd_event *e, struct curlev *cv, const struct conf *c, struct lead_ctx **leads);
 
 /* Builds the http_limits for a configuration. */
 void daemon_http_limits(const struct conf *c, struct http_limits *lim);

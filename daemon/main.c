@@ -151,6 +151,43 @@ daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, s
 	return 0;
 }
 
+
+static void
+on_odoo_probe(const struct lead_result *r, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->odoo_probe_ok = r->err.kind == ODOO_OK;
+	d->odoo_probe_error = r->err;
+	if (r->err.kind != ODOO_OK)
+		log_warnx("odoo: %s error: %s; leads will be retried", odoo_kind_name(r->err.kind), r->err.message);
+	else if (r->degraded)
+		log_warnx("odoo: crm.lead lacks the x_ fields (run crmbridgectl odoo-setup): the AI values go to the "
+		          "description");
+	else
+		log_info("odoo: crm.lead has the x_ fields");
+}
+
+static void
+odoo_start(struct daemon *d, const struct conf *c)
+{
+	d->odoo = daemon_odoo(d->event, d->curl, c, &d->leads);
+	d->odoo_probe_ok = false;
+	memset(&d->odoo_probe_error, 0, sizeof(d->odoo_probe_error));
+	if (d->leads != NULL)
+		lead_probe(d->leads, on_odoo_probe, d);
+}
+
+static void
+odoo_stop(struct daemon *d)
+{
+	/* The client first: its pending calls end their lead chains, which use the context. */
+	odoo_free(d->odoo);
+	lead_ctx_free(d->leads);
+	d->leads = NULL;
+	d->odoo = NULL;
+}
+
 /* Starts the reply sender when Twilio's REST credentials and a sender are configured. */
 static struct sender *
 sender_start(struct daemon *d, const struct conf *c)
@@ -245,6 +282,9 @@ reload(struct daemon *d)
 		if (d->sender != NULL)
 			sender_set_redis(d->sender, d->redis);
 	}
+	/* Odoo settings may have changed: a new client, probed again. */
+	odoo_stop(d);
+	odoo_start(d, c);
 	/* Twilio settings may have changed: a new sender; claimed replies come back after their lease. */
 	sender_free(d->sender);
 	d->sender = sender_start(d, c);
@@ -443,6 +483,7 @@ main(int argc, char *argv[])
 	d.redis = redis_start(&d, d.conf);
 	intake_set_redis(d.intake, d.redis);
 	d.sender = sender_start(&d, d.conf);
+	odoo_start(&d, d.conf);
 	{
 		char err[256];
 		if (daemon_classifier(&d, d.conf, &d.lexicon, &d.gemini, &d.classifier, err, sizeof(err)) < 0)
@@ -462,6 +503,7 @@ main(int argc, char *argv[])
 	http_free(d.http);
 	curlev_free(d.curl); /* aborts sends in flight; their leases bring them back */
 	sender_free(d.sender);
+	odoo_stop(&d);
 	classifier_free(d.classifier);
 	gemini_free(d.gemini);
 	lexicon_free(d.lexicon);

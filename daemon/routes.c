@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -152,6 +153,31 @@ get_system_status(struct http_request *req, void *arg)
 			        gs.last_error[0] ? json_string(gs.last_error) : json_null()));
 		}
 		json_object_set_new(j, "classifier", cj);
+	}
+	if (d->odoo != NULL) {
+		struct odoo_info oi;
+		char *url = conf_redact_url(d->conf->odoo_url);
+		odoo_get_info(d->odoo, &oi);
+		/* The probe's own failure counts too: it is not a user call. */
+		if (oi.last_error.kind == ODOO_OK && d->odoo_probe_error.kind != ODOO_OK)
+			oi.last_error = d->odoo_probe_error;
+		json_object_set_new(j, "odoo",
+		    json_pack("{s:s, s:s, s:s, s:i, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "url", url,
+		        "version", oi.version[0] ? oi.version : "unknown", "protocol", odoo_protocol_name(oi.protocol),
+		        "uid", oi.uid, "reachable", d->odoo_probe_ok, "x_fields", lead_ctx_has_x_fields(d->leads),
+		        "calls", (json_int_t)oi.calls, "ok", (json_int_t)oi.ok, "transient", (json_int_t)oi.transient,
+		        "config_errors", (json_int_t)oi.config, "data_errors", (json_int_t)oi.data, "retries",
+		        (json_int_t)oi.retries, "last_error",
+		        oi.last_error.kind != ODOO_OK
+		            ? json_pack("{s:s, s:s}", "kind", odoo_kind_name(oi.last_error.kind), "message",
+		                  oi.last_error.message)
+		            : json_null()));
+		free(url);
+		if (!d->odoo_probe_ok || !lead_ctx_has_x_fields(d->leads))
+			verdict = d->stopping ? "stopping" : "degraded";
+		json_object_set_new(j, "status", json_string(verdict));
+	} else {
+		json_object_set_new(j, "odoo", json_null());
 	}
 	if (d->sender != NULL) {
 		struct sender_stats ss;

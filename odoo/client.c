@@ -48,6 +48,7 @@ struct odoo {
 	enum ostate state;
 	struct ocall *queue, *queue_tail; /* waiting for the protocol or the uid */
 	struct ocall *flight;
+	bool closing;
 	CURL *pool[EASY_POOL];
 	unsigned npool;
 	struct odoo_info info;
@@ -596,8 +597,18 @@ void
 odoo_call(
     struct odoo *o, const char *model, const char *method, json_t *args, json_t *kwargs, odoo_done_fn done, void *arg)
 {
-	struct ocall *c = xcalloc(1, sizeof(*c));
+	struct ocall *c;
 
+	if (o->closing) {
+		/* A callback run by odoo_free wants more: refuse at once. */
+		struct odoo_error e = {.kind = ODOO_TRANSIENT};
+		snprintf(e.message, sizeof(e.message), "the Odoo client is shutting down");
+		json_decref(args);
+		json_decref(kwargs);
+		done(NULL, &e, arg);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
 	c->o = o;
 	c->model = xstrdup(model);
 	c->method = xstrdup(method);
@@ -641,18 +652,29 @@ odoo_free(struct odoo *o)
 
 	if (o == NULL)
 		return;
-	for (c = o->flight; c != NULL; c = next) {
-		next = c->next;
-		c->o = NULL; /* curl or the timer frees it */
-		if (c->timer != NULL) {
-			c->prev = c->next = NULL;
+	/* Every pending call hears that it failed, so its owner can let go of it. */
+	o->closing = true;
+	{
+		struct odoo_error e = {.kind = ODOO_TRANSIENT};
+		snprintf(e.message, sizeof(e.message), "the Odoo client is shutting down");
+		for (c = o->flight; c != NULL; c = next) {
+			next = c->next;
+			if (c->done != NULL && !c->internal)
+				c->done(NULL, &e, c->arg);
+			c->done = NULL;
+			c->o = NULL; /* curl frees it when its transfer ends */
+			if (c->timer != NULL) {
+				c->prev = c->next = NULL;
+				call_free(c);
+			}
+		}
+		for (c = o->queue; c != NULL; c = next) {
+			next = c->next;
+			if (c->done != NULL && !c->internal)
+				c->done(NULL, &e, c->arg);
+			c->o = NULL;
 			call_free(c);
 		}
-	}
-	for (c = o->queue; c != NULL; c = next) {
-		next = c->next;
-		c->o = NULL;
-		call_free(c);
 	}
 	for (i = 0; i < o->npool; i++)
 		curl_easy_cleanup(o->pool[i]);

@@ -50,7 +50,11 @@ struct odoo_info {
 };
 
 struct odoo *odoo_new(sd_event *e, struct curlev *cv, const struct odoo_options *o);
-/* Frees the client; calls in flight are dropped without their callback. NULL is fine. */
+/*
+ * Frees the client; every pending call first gets its callback with a
+ * transient "shutting down" error, and calls made from those callbacks are
+ * refused the same way. NULL is fine.
+ */
 void odoo_free(struct odoo *o);
 /*
  * Calls model.method(*args, **kwargs); args (a JSON array) and kwargs (an

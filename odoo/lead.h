@@ -51,6 +51,7 @@ typedef void (*lead_done_fn)(const struct lead_result *r, void *arg);
 struct lead_ctx;
 
 struct lead_ctx *lead_ctx_new(struct odoo *o, const struct lead_options *opt);
+/* Frees the context; free its Odoo client first (pending upserts finish with an error then). */
 void lead_ctx_free(struct lead_ctx *x);
 /* Forgets the probe (after a reload, or to see new fields). */
 void lead_ctx_reset(struct lead_ctx *x);

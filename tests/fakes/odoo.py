@@ -355,6 +355,8 @@ def lead_method(method, args, kw):
             rows.setdefault(r.get(g, False), 0)
             rows[r.get(g, False)] += 1
         return [{g: k, "__count": n, "__domain": ["&"] + domain + [[g, "=", k]]} for k, n in rows.items()]
+    if method == "check_access_rights":
+        return True
     if method == "action_set_lost":
         for i in args[0]:
             recs[i]["active"] = False

@@ -53,6 +53,39 @@ try:
     ok(r.returncode == 0 and out["classifier"] == "gemini" and out["cases"] >= 60, "eval runs against Gemini")
     ok(all(c["source"] == "gemini" for c in out["results"]), "every case answered by the model")
 
+    # ---- odoo-check and odoo-setup against the Odoo double ----
+    odoo = subprocess.Popen([sys.executable, os.path.join(top, "tests", "fakes", "odoo.py")], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        oport = int(odoo.stdout.readline().split()[1])
+        oenv = dict(os.environ, ODOO_URL="http://127.0.0.1:%d" % oport, ODOO_DB="crmfix", ODOO_USERNAME="admin",
+                    ODOO_PASSWORD="admin", CRMBRIDGE_CONFIG="/dev/null/none")
+        oenv.pop("CRMBRIDGE_CONFIG")
+        r = subprocess.run([ctl, "-c", "/nonexistent/crmbridge.conf", "odoo-check"], capture_output=True, text=True,
+                           env=oenv)
+        ok(r.returncode == 1 and "cannot open" in r.stderr, "odoo-check with a missing -c file: exit 1")
+        r = subprocess.run([ctl, "odoo-check"], capture_output=True, text=True, env=oenv)
+        ok(r.returncode == 0 and "x_ fields are missing" in r.stdout and "create rights  ok" in r.stdout,
+           "odoo-check: login, rights, and the missing x_ fields", r.stdout + r.stderr)
+        r = subprocess.run([ctl, "odoo-setup"], capture_output=True, text=True, env=oenv)
+        ok(r.returncode == 0 and "5 field(s) created, 0 already present" in r.stdout, "odoo-setup creates five fields",
+           r.stdout + r.stderr)
+        ok("created  crm.lead.x_quality_score" in r.stdout, "and says which")
+        r = subprocess.run([ctl, "odoo-setup"], capture_output=True, text=True, env=oenv)
+        ok(r.returncode == 0 and "0 field(s) created, 5 already present" in r.stdout, "a second run changes nothing")
+        r = subprocess.run([ctl, "odoo-check"], capture_output=True, text=True, env=oenv)
+        ok(r.returncode == 0 and "x_quality_score" in r.stdout and "OK: crmbridge can write leads" in r.stdout,
+           "odoo-check now lists the fields", r.stdout)
+        r = subprocess.run([ctl, "odoo-check"], capture_output=True, text=True, env=dict(oenv, ODOO_PASSWORD="nope"))
+        ok(r.returncode == 1 and "login refused" in r.stdout, "a wrong password: exit 1 and why", r.stdout)
+        ok("nope" not in r.stdout + r.stderr, "without showing the password")
+        r = subprocess.run([ctl, "odoo-check"], capture_output=True, text=True,
+                           env={k: v for k, v in oenv.items() if not k.startswith("ODOO_")})
+        ok(r.returncode == 1 and "not configured" in r.stderr, "no Odoo configured: exit 1 and why")
+    finally:
+        odoo.terminate()
+        odoo.wait()
+
     r = subprocess.run([ctl, "classify", "/nonexistent.json"], capture_output=True, text=True)
     ok(r.returncode == 1 and "nonexistent" in r.stderr, "a missing file: exit 1 and a message")
 finally:

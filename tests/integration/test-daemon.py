@@ -97,7 +97,13 @@ try:
     redis.start()
     ok(d.wait_notify("READY=1", 10) is not None, "READY=1 once Redis answers PING")
     st, body = d.get_json("/system/status", AUTH)
-    ok(st == 200 and body["status"] == "ok" and body["redis"]["state"] == "up", "status ok, Redis up", body)
+    ok(st == 200 and body["redis"]["state"] == "up", "Redis up", body)
+    ok(wait_for(lambda: d.get_json("/system/status", AUTH)[1]["odoo"]["last_error"], 15),
+       "nothing answers at odoo.url: the status says why once the probe gives up")
+    st, body = d.get_json("/system/status", AUTH)
+    ok(body["status"] == "degraded" and body["odoo"]["reachable"] is False and
+       body["odoo"]["last_error"]["kind"] == "transient", "status degraded, Odoo unreachable (transient)", body.get("odoo"))
+    ok(body["odoo"]["url"] == "http://127.0.0.1:1/", "the Odoo URL is shown")
     is_eq(body["version"], "0.1.0", "status has the version")
     ok(isinstance(body["uptime_s"], int), "and the uptime")
     ok(body["services"]["classifier"]["mode"] == "offline rules", "and says the offline rules classify")
@@ -143,7 +149,7 @@ try:
     ok(f"{conf}:" in log and "unknown section [bogus]" in log, "with file:line of each error")
     st, body = d.get_json("/system/status", AUTH)
     ok(st == 200 and body["config"]["last_reload"]["ok"] is False, "status shows the failed reload", body)
-    ok(body["status"] == "ok", "and the daemon still works on the old configuration")
+    ok(body["redis"]["state"] == "up", "and the daemon still works on the old configuration")
 
     # ---- SIGHUP with a good configuration ----
     write_config(conf, config(level="debug"))
