@@ -151,7 +151,6 @@ daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, s
 	return 0;
 }
 
-
 static void
 on_odoo_probe(const struct lead_result *r, void *arg)
 {
