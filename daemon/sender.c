@@ -31,13 +31,16 @@
 #define DEAD_KEEP 1000
 
 static const char enqueue_text[] =
-    /* KEYS: seq, due, q, optout; ARGV: jobprefix, to, created_ms, now_ms, part... */
+    /* KEYS: seq, due, q, optout, once; ARGV: jobprefix, to, created_ms, now_ms, once_ttl, part... */
     "if redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then return -1 end\n"
-    "local parts = #ARGV - 4\n"
-    "for i = 5, #ARGV do\n"
+    "if KEYS[5] ~= KEYS[4] then\n"
+    "  if redis.call('SET', KEYS[5], '1', 'NX', 'EX', tonumber(ARGV[5])) == false then return 0 end\n"
+    "end\n"
+    "local parts = #ARGV - 5\n"
+    "for i = 6, #ARGV do\n"
     "  local id = redis.call('INCR', KEYS[1])\n"
     "  redis.call('HSET', ARGV[1] .. id, 'to', ARGV[2], 'body', ARGV[i], 'attempts', 0,\n"
-    "             'created_ms', ARGV[3], 'part', i - 4, 'parts', parts)\n"
+    "             'created_ms', ARGV[3], 'part', i - 5, 'parts', parts)\n"
     "  redis.call('RPUSH', KEYS[3], id)\n"
     "end\n"
     "if not redis.call('ZSCORE', KEYS[2], ARGV[2]) then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2]) end\n"
@@ -256,10 +259,17 @@ on_enqueued(redisAsyncContext *ac, void *r, void *pd)
 void
 sender_enqueue(struct sender *s, const char *to, const char *text, sender_queued_fn fn, void *arg)
 {
+	sender_enqueue_once(s, to, text, NULL, fn, arg);
+}
+
+void
+sender_enqueue_once(
+    struct sender *s, const char *to, const char *text, const char *once, sender_queued_fn fn, void *arg)
+{
 	size_t off[MAX_PARTS], len[MAX_PARTS], n, i;
-	char *norm = normalise_to(to), *q = NULL, created[24], now[24];
+	char *norm = normalise_to(to), *q = NULL, *oncekey = NULL, created[24], now[24];
 	char *parts[MAX_PARTS];
-	const char *argv[8 + MAX_PARTS];
+	const char *argv[10 + MAX_PARTS];
 	struct enq *e;
 	int argc = 0, r;
 
@@ -277,10 +287,14 @@ sender_enqueue(struct sender *s, const char *to, const char *text, sender_queued
 	argv[argc++] = s->k_due;
 	argv[argc++] = q;
 	argv[argc++] = s->k_optout;
+	if (once != NULL)
+		xasprintf(&oncekey, "%s{outbox}:once:%s", s->o.key_prefix_copy, once);
+	argv[argc++] = oncekey != NULL ? oncekey : s->k_optout; /* the same key as optout: no once-check */
 	argv[argc++] = s->k_jobprefix;
 	argv[argc++] = norm;
 	argv[argc++] = created;
 	argv[argc++] = now;
+	argv[argc++] = "604800"; /* a turn's reply is remembered for a week */
 	for (i = 0; i < n; i++) {
 		parts[i] = xstrndup(text + off[i], len[i]);
 		argv[argc++] = parts[i];
@@ -289,7 +303,7 @@ sender_enqueue(struct sender *s, const char *to, const char *text, sender_queued
 	e->alive = hold(s);
 	e->fn = fn;
 	e->arg = arg;
-	if ((r = eval(s, &s->enqueue, on_enqueued, e, 4, argv, argc)) < 0) {
+	if ((r = eval(s, &s->enqueue, on_enqueued, e, 5, argv, argc)) < 0) {
 		release(e->alive);
 		free(e);
 		if (fn != NULL)
@@ -298,6 +312,7 @@ sender_enqueue(struct sender *s, const char *to, const char *text, sender_queued
 	for (i = 0; i < n; i++)
 		free(parts[i]);
 	free(q);
+	free(oncekey);
 	free(norm);
 }
 
@@ -702,6 +717,7 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 	s->o.messaging_service_sid = o->messaging_service_sid != NULL ? xstrdup(o->messaging_service_sid) : NULL;
 	s->o.status_callback = o->status_callback != NULL ? xstrdup(o->status_callback) : NULL;
 	s->o.key_prefix = NULL;
+	s->o.key_prefix_copy = xstrdup(o->key_prefix);
 	if (s->o.max_in_flight == 0)
 		s->o.max_in_flight = 32;
 	if (s->o.max_attempts == 0)
@@ -755,6 +771,7 @@ sender_free(struct sender *s)
 	free((void *)(uintptr_t)s->o.from);
 	free((void *)(uintptr_t)s->o.messaging_service_sid);
 	free((void *)(uintptr_t)s->o.status_callback);
+	free(s->o.key_prefix_copy);
 	free(s->k_seq);
 	free(s->k_due);
 	free(s->k_qprefix);

@@ -32,6 +32,7 @@ struct sender_options {
 	uint64_t lease_ms; /* a claimed reply not finished by then is sent again */
 	uint64_t backoff_min_ms, backoff_max_ms;
 	uint64_t poll_ms; /* how often the outbox is looked at when idle */
+	char *key_prefix_copy; /* internal */
 };
 
 struct sender_stats {
@@ -54,6 +55,12 @@ void sender_free(struct sender *s);
 void sender_set_redis(struct sender *s, struct rconn *rc);
 /* Queues text for to (whatsapp:+E164 or +E164), split into parts of at most 1,600 characters. */
 void sender_enqueue(struct sender *s, const char *to, const char *text, sender_queued_fn fn, void *arg);
+/*
+ * Like sender_enqueue, but at most once per key (for a week): a turn redone
+ * after a crash does not send its reply twice. parts is 0 when already queued.
+ */
+void sender_enqueue_once(
+    struct sender *s, const char *to, const char *text, const char *once, sender_queued_fn fn, void *arg);
 /* Records a delivery report from Twilio's status callback. */
 void sender_record_status(struct sender *s, const char *message_sid, const char *status, long error_code);
 /* Copies the counters. */

@@ -408,6 +408,20 @@ main(void)
 	s = new_sender(TOKEN, 1000);
 	RUN_UNTIL(count_201() == 1, 8000);
 	is_int(count_201(), 1, "a new sender delivers it exactly once");
+
+	/* A turn redone after a crash queues its reply once. */
+	ctl("{\"reset\": true}");
+	queued_result = -99;
+	sender_enqueue_once(s, "+573001113344", "only once", "turn-abc", on_queued, NULL);
+	RUN_UNTIL(queued_result != -99, 2000);
+	is_int(queued_result, 1, "sender_enqueue_once queues the reply");
+	queued_result = -99;
+	sender_enqueue_once(s, "+573001113344", "only once", "turn-abc", on_queued, NULL);
+	RUN_UNTIL(queued_result != -99, 2000);
+	is_int(queued_result, 0, "the same key again queues nothing");
+	RUN_UNTIL(count_201() == 1, 4000);
+	run_ms(500);
+	is_int(count_all(), 1, "and one message is sent");
 	sender_free(s);
 
 	curlev_free(cv);
