@@ -97,6 +97,16 @@ static const struct key conf_keys[] = {
         NULL},
     {"webhook", "redis_timeout", NULL, NULL, K_DURATION, 0, 50, SEC(10), "1s", OFF(webhook_redis_timeout_ms), NULL},
 
+    {"engine", "coalesce_window", NULL, NULL, K_DURATION, 0, 0, SEC(30), "2s", OFF(engine_coalesce_window_ms), NULL},
+    {"engine", "coalesce_max", NULL, NULL, K_DURATION, 0, 0, SEC(60), "8s", OFF(engine_coalesce_max_ms), NULL},
+    {"engine", "max_turns", NULL, NULL, K_INT, 0, 1, 10000, "256", OFF(engine_max_turns), NULL},
+    {"engine", "turn_lease", NULL, NULL, K_DURATION, 0, SEC(5), SEC(3600), "60s", OFF(engine_turn_lease_ms), NULL},
+    {"engine", "history", NULL, NULL, K_INT, 0, 4, 1000, "50", OFF(engine_history), NULL},
+    {"engine", "context_messages", NULL, NULL, K_INT, 0, 1, 200, "20", OFF(engine_context_messages), NULL},
+    {"engine", "conversation_ttl", NULL, NULL, K_DURATION, 0, SEC(3600), SEC(365 * 86400), "7d",
+        OFF(engine_conversation_ttl_ms), NULL},
+    {"engine", "max_turn_attempts", NULL, NULL, K_INT, 0, 1, 100, "5", OFF(engine_max_turn_attempts), NULL},
+
     {"redis", "url", "REDIS_URL", "redis_url", K_STR, K_URLCRED, 0, 0, "redis://127.0.0.1:6379/0", OFF(redis_url),
         check_redis_url},
     {"redis", "key_prefix", "CRMBRIDGE_REDIS_PREFIX", NULL, K_STR, 0, 0, 0, "crmbridge:", OFF(redis_key_prefix),

@@ -35,6 +35,16 @@ struct conf {
 	uint64_t webhook_dedupe_ttl_ms;
 	uint64_t webhook_redis_timeout_ms;
 
+	/* [engine] */
+	uint64_t engine_coalesce_window_ms;
+	uint64_t engine_coalesce_max_ms;
+	long long engine_max_turns;
+	uint64_t engine_turn_lease_ms;
+	long long engine_history;
+	long long engine_context_messages;
+	uint64_t engine_conversation_ttl_ms;
+	long long engine_max_turn_attempts;
+
 	/* [redis] */
 	char *redis_url;
 	char *redis_key_prefix;

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "classifier/classifier.h"
 #include "common/curlev.h"
+#include "engine.h"
 #include "intake.h"
 #include "odoo/client.h"
 #include "odoo/lead.h"
@@ -41,6 +42,8 @@ struct daemon {
 	struct classifier *classifier;
 	struct odoo *odoo; /* NULL without ODOO_URL */
 	struct lead_ctx *leads;
+	struct engine *engine;
+	char consumer[96];
 	bool odoo_probe_ok;
 	struct odoo_error odoo_probe_error;
 	struct webhook_stats wh;
@@ -71,6 +74,9 @@ int daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **l
 
 /* Builds an Odoo client and lead context for c (NULL without ODOO_URL); caller owns both. */
 struct odoo *daemon_odoo(sd_event *e, struct curlev *cv, const struct conf *c, struct lead_ctx **leads);
+
+/* Cancels the admin requests waiting for Redis (before the HTTP server stops). */
+void routes_cancel(void);
 
 /* Builds the http_limits for a configuration. */
 void daemon_http_limits(const struct conf *c, struct http_limits *lim);

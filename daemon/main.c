@@ -96,6 +96,8 @@ on_redis_state(struct rconn *rc, enum rconn_state state, void *arg)
 		d->redis = rc; /* first callback may come before rconn_new returns */
 	if (state == RCONN_UP && d->intake != NULL)
 		intake_redis_up(d->intake);
+	if (state == RCONN_UP && d->engine != NULL)
+		engine_redis_up(d->engine);
 	if (state == RCONN_UP && !d->ready_sent && !d->stopping) {
 		d->ready_sent = true;
 		sd_notifyf(0, "READY=1\nSTATUS=Listening on %s; Redis up", d->bound);
@@ -484,6 +486,31 @@ main(int argc, char *argv[])
 	d.sender = sender_start(&d, d.conf);
 	odoo_start(&d, d.conf);
 	{
+		/* The engine reads its collaborators through these pointers, so a reload can swap them. */
+		struct engine_deps deps = {&d.redis, &d.classifier, &d.sender, &d.leads};
+		struct engine_options eo = {
+		    .key_prefix = d.conf->redis_key_prefix,
+		    .consumer = d.consumer,
+		    .coalesce_window_ms = d.conf->engine_coalesce_window_ms,
+		    .coalesce_max_ms = d.conf->engine_coalesce_max_ms,
+		    .max_turns = (unsigned)d.conf->engine_max_turns,
+		    .turn_lease_ms = d.conf->engine_turn_lease_ms,
+		    .history_cap = (unsigned)d.conf->engine_history,
+		    .context_messages = (unsigned)d.conf->engine_context_messages,
+		    .conversation_ttl_s = d.conf->engine_conversation_ttl_ms / 1000,
+		    .max_turn_attempts = (unsigned)d.conf->engine_max_turn_attempts,
+		    .poll_ms = 50,
+		};
+		char host[64] = "host";
+		gethostname(host, sizeof(host) - 1);
+		snprintf(d.consumer, sizeof(d.consumer), "%s-%d-%llu", host, (int)getpid(),
+		    (unsigned long long)random_below(1000000));
+		eo.consumer = d.consumer;
+		d.engine = engine_new(d.event, &deps, &eo);
+		if (rconn_state(d.redis) == RCONN_UP)
+			engine_redis_up(d.engine);
+	}
+	{
 		char err[256];
 		if (daemon_classifier(&d, d.conf, &d.lexicon, &d.gemini, &d.classifier, err, sizeof(err)) < 0)
 			fatalx("classifier.lexicon: %s", err);
@@ -497,14 +524,22 @@ main(int argc, char *argv[])
 	if (r < 0)
 		log_error("event loop: %s", strerror(-r));
 
-	/* The intake answers what still waits for Redis (from the spool) before HTTP stops. */
+	/*
+	 * Shutdown order: the engine first (it only cleans up from now on), the
+	 * intake (answers what waits for Redis from the spool) and HTTP; then
+	 * the clients, each answering its pending calls; then curl, the sender
+	 * and Redis, whose last callbacks let the engine go.
+	 */
+	engine_free(d.engine);
 	intake_free(d.intake);
+	routes_cancel();
 	http_free(d.http);
+	odoo_stop(&d);
+	gemini_free(d.gemini);
+	d.gemini = NULL;
 	curlev_free(d.curl); /* aborts sends in flight; their leases bring them back */
 	sender_free(d.sender);
-	odoo_stop(&d);
 	classifier_free(d.classifier);
-	gemini_free(d.gemini);
 	lexicon_free(d.lexicon);
 	rconn_free(d.redis);
 	sd_event_source_disable_unref(d.drain);

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "conversation/state.h"
 #include "daemon.h"
 #include "webhook.h"
 
@@ -179,6 +180,20 @@ get_system_status(struct http_request *req, void *arg)
 	} else {
 		json_object_set_new(j, "odoo", json_null());
 	}
+	if (d->engine != NULL) {
+		struct engine_stats es;
+		engine_get_stats(d->engine, &es);
+		json_object_set_new(j, "engine",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:I, s:I}", "routed",
+		        (json_int_t)es.routed, "turns", (json_int_t)es.turns, "turns_failed",
+		        (json_int_t)es.turns_failed, "replies", (json_int_t)es.replies, "leads_created",
+		        (json_int_t)es.leads_created, "leads_updated", (json_int_t)es.leads_updated,
+		        "support_transfers", (json_int_t)es.support, "dead_letters", (json_int_t)es.dead_letters,
+		        "odoo_deferred", (json_int_t)es.odoo_deferred, "odoo_recovered", (json_int_t)es.odoo_recovered,
+		        "state_reset", (json_int_t)es.state_reset, "turns_in_flight", (int)es.in_flight, "queue_depth",
+		        (json_int_t)es.queue_depth, "odoo_pending_writes", (json_int_t)es.odoo_pending,
+		        "dead_letter_list", (json_int_t)es.dead_letter_list));
+	}
 	if (d->sender != NULL) {
 		struct sender_stats ss;
 		sender_get_stats(d->sender, &ss);
@@ -198,11 +213,226 @@ get_system_status(struct http_request *req, void *arg)
 	http_reply_json(req, 200, j);
 }
 
+/* ---- admin: conversations and dead letters (answered from Redis, asynchronously) ---- */
+
+struct admin_op {
+	struct http_request *req; /* NULL once cancelled (the server is stopping) */
+	struct daemon *d;
+	char phone[17];
+	int what; /* 0 status, 1 history */
+	struct admin_op *next;
+};
+
+static struct admin_op *admin_ops;
+
+static struct admin_op *
+admin_op_new(struct http_request *req, struct daemon *d, const char *phone, int what)
+{
+	struct admin_op *op = calloc(1, sizeof(*op));
+
+	if (op == NULL)
+		return NULL;
+	op->req = req;
+	op->d = d;
+	op->what = what;
+	snprintf(op->phone, sizeof(op->phone), "%s", phone ? phone : "");
+	op->next = admin_ops;
+	admin_ops = op;
+	return op;
+}
+
+static void
+admin_op_free(struct admin_op *op)
+{
+	struct admin_op **pp;
+
+	for (pp = &admin_ops; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == op) {
+			*pp = op->next;
+			break;
+		}
+	free(op);
+}
+
+void
+routes_cancel(void)
+{
+	struct admin_op *op;
+
+	for (op = admin_ops; op != NULL; op = op->next)
+		op->req = NULL;
+}
+
+/* The {phone} of a conversation route as +E164; answers 400 and returns -1 when it is not one. */
+static int
+phone_param(struct http_request *req, char out[17])
+{
+	const char *p = http_req_param(req, 0);
+
+	if (p == NULL || conv_phone_param(p, out) < 0) {
+		http_reply_error(req, 400, "the phone must be +E164, whatsapp:+E164 or digits");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+on_conv(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct admin_op *op = pd;
+	redisReply *reply = r;
+	json_t *st, *out;
+	const char *why;
+
+	if (op->req == NULL) {
+		admin_op_free(op);
+		return;
+	}
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		http_reply_error(op->req, 503, "Redis unavailable");
+	} else if (reply->type != REDIS_REPLY_STRING || (st = conv_state_parse(reply->str, reply->len, &why)) == NULL) {
+		http_reply_error(op->req, 404, "no conversation with this phone");
+	} else {
+		if (op->what == 1) {
+			out = json_pack("{s:s, s:O}", "phone", op->phone, "history", json_object_get(st, "history"));
+		} else {
+			json_t *q = json_object_get(st, "quality");
+			json_t *fields = json_object(), *f;
+			const char *k;
+			json_object_foreach(json_object_get(st, "fields"), k, f)
+			    json_object_set(fields, k, json_object_get(f, "value"));
+			out = json_pack("{s:s, s:s, s:o, s:O, s:O, s:O, s:O, s:O, s:O, s:I}", "phone", op->phone,
+			    "stage", conv_state_stage(st), "fields", fields, "lead_id", json_object_get(st, "lead_id"),
+			    "lead_pending", json_object_get(st, "lead_pending"), "quality",
+			    json_array_size(q) ? json_array_get(q, json_array_size(q) - 1) : json_null(), "counters",
+			    json_object_get(st, "counters"), "created_ms", json_object_get(st, "created_ms"),
+			    "updated_ms", json_object_get(st, "updated_ms"), "messages",
+			    (json_int_t)json_array_size(json_object_get(st, "history")));
+		}
+		json_decref(st);
+		http_reply_json(op->req, 200, out);
+	}
+	admin_op_free(op);
+}
+
+static void
+conversation_get(struct http_request *req, struct daemon *d, int what)
+{
+	char phone[17], *key;
+	struct admin_op *op;
+
+	if (!admin_allowed(req, d) || phone_param(req, phone) < 0)
+		return;
+	if ((op = admin_op_new(req, d, phone, what)) == NULL) {
+		http_reply_error(req, 503, "out of memory");
+		return;
+	}
+	key = engine_conv_key(d->engine, phone);
+	if (rconn_command(d->redis, on_conv, op, "GET %s", key) < 0) {
+		admin_op_free(op);
+		http_reply_error(req, 503, "Redis unavailable");
+	}
+	free(key);
+}
+
+static void
+get_conversation_status(struct http_request *req, void *arg)
+{
+	conversation_get(req, arg, 0);
+}
+
+static void
+get_conversation_history(struct http_request *req, void *arg)
+{
+	conversation_get(req, arg, 1);
+}
+
+static void
+on_reset(int r, void *arg)
+{
+	struct admin_op *op = arg;
+
+	if (op->req != NULL) {
+		if (r < 0)
+			http_reply_error(op->req, 503, "Redis unavailable");
+		else
+			http_reply_json(op->req, 200, json_pack("{s:s, s:b}", "phone", op->phone, "reset", 1));
+	}
+	admin_op_free(op);
+}
+
+static void
+post_conversation_reset(struct http_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	char phone[17], ph[32];
+	struct admin_op *op;
+
+	if (!admin_allowed(req, d) || phone_param(req, phone) < 0)
+		return;
+	if ((op = admin_op_new(req, d, phone, 2)) == NULL) {
+		http_reply_error(req, 503, "out of memory");
+		return;
+	}
+	log_notice("admin: conversation %s reset", log_phone(phone, ph, sizeof(ph)));
+	engine_reset_phone(d->engine, phone, on_reset, op);
+}
+
+static void
+on_dead(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct admin_op *op = pd;
+	redisReply *reply = r;
+	json_t *list;
+	size_t i;
+
+	if (op->req == NULL) {
+		admin_op_free(op);
+		return;
+	}
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+		http_reply_error(op->req, 503, "Redis unavailable");
+		admin_op_free(op);
+		return;
+	}
+	list = json_array();
+	for (i = 0; i < reply->elements; i++) {
+		json_t *e = json_loads(reply->element[i]->str, 0, NULL);
+		if (e != NULL)
+			json_array_append_new(list, e);
+	}
+	http_reply_json(op->req, 200, json_pack("{s:o}", "dead_letters", list));
+	admin_op_free(op);
+}
+
+static void
+get_dead_letters(struct http_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	struct admin_op *op;
+
+	if (!admin_allowed(req, d))
+		return;
+	if ((op = admin_op_new(req, d, NULL, 3)) == NULL) {
+		http_reply_error(req, 503, "out of memory");
+		return;
+	}
+	if (rconn_command(d->redis, on_dead, op, "LRANGE %s 0 99", engine_key(d->engine, "dead")) < 0) {
+		admin_op_free(op);
+		http_reply_error(req, 503, "Redis unavailable");
+	}
+}
+
 const struct http_route daemon_routes[] = {
     {"GET", "/health", get_health},
     {"GET", "/system/status", get_system_status},
     {"POST", "/api/webhook/whatsapp", webhook_whatsapp},
     {"POST", "/webhook/twilio/incoming", webhook_whatsapp},
     {"POST", "/api/webhook/status", webhook_status},
+    {"GET", "/api/conversation/{phone}/status", get_conversation_status},
+    {"GET", "/api/conversation/{phone}/history", get_conversation_history},
+    {"POST", "/api/conversation/{phone}/reset", post_conversation_reset},
+    {"GET", "/api/conversations/{phone}", get_conversation_status},
+    {"GET", "/api/dead-letters", get_dead_letters},
 };
 const size_t daemon_nroutes = sizeof(daemon_routes) / sizeof(daemon_routes[0]);

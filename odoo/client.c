@@ -388,9 +388,13 @@ on_done(CURL *easy, CURLcode res, void *arg)
 	struct ocall *c = arg;
 	long status = 0;
 
-	if (c->o == NULL || res == CURLE_ABORTED_BY_CALLBACK) {
-		c->o = NULL;
+	if (c->o == NULL) {
 		call_free(c);
+		return;
+	}
+	if (res == CURLE_ABORTED_BY_CALLBACK) {
+		/* The curl loop is going away before the client: the call fails like any other. */
+		fail(c, ODOO_TRANSIENT, 0, 0, "aborted");
 		return;
 	}
 	if (res != CURLE_OK) {

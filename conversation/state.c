@@ -1,0 +1,148 @@
+/*
+ * Conversation state documents. Version 1:
+ *   {"v":1, "phone":"+57...", "stage":"gathering_info", "created_ms":..., "updated_ms":...,
+ *    "fields":{"name":{"value":"María","sid":"SM...","at_ms":...}, ...},
+ *    "history":[{"dir":"in","text":"...","t_ms":...,"sid":"SM..."}, ...],
+ *    "lead_id":12|null, "quality":[{"q":"warm","t_ms":...}], "counters":{"in":3,"out":3,"turns":3},
+ *    "last_inbound_ms":..., "lead_pending":false}
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "state.h"
+
+const char *const conv_stages[] = {
+    "new", "gathering_info", "qualified", "lead_created", "support", "human", "opted_out", NULL};
+
+json_t *
+conv_state_new(const char *phone, uint64_t now_ms)
+{
+	return json_pack("{s:i, s:s, s:s, s:I, s:I, s:{}, s:[], s:n, s:[], s:{s:i, s:i, s:i}, s:I, s:b}", "v", 1,
+	    "phone", phone, "stage", "new", "created_ms", (json_int_t)now_ms, "updated_ms", (json_int_t)now_ms,
+	    "fields", "history", "lead_id", "quality", "counters", "in", 0, "out", 0, "turns", 0, "last_inbound_ms",
+	    (json_int_t)0, "lead_pending", 0);
+}
+
+json_t *
+conv_state_parse(const char *text, size_t len, const char **why)
+{
+	json_t *st = json_loadb(text, len, 0, NULL);
+
+	if (st == NULL || !json_is_object(st)) {
+		*why = "not a JSON object";
+	} else if (json_integer_value(json_object_get(st, "v")) != 1) {
+		*why = "an unknown version";
+	} else if (!json_is_string(json_object_get(st, "phone")) || !json_is_string(json_object_get(st, "stage")) ||
+	    !json_is_object(json_object_get(st, "fields")) || !json_is_array(json_object_get(st, "history")) ||
+	    !json_is_object(json_object_get(st, "counters"))) {
+		*why = "missing keys";
+	} else {
+		return st;
+	}
+	json_decref(st);
+	return NULL;
+}
+
+void
+conv_state_add(json_t *st, const char *dir, const char *text, uint64_t t_ms, const char *sid, unsigned cap)
+{
+	json_t *h = json_object_get(st, "history");
+
+	json_array_append_new(
+	    h, json_pack("{s:s, s:s, s:I, s:s?}", "dir", dir, "text", text, "t_ms", (json_int_t)t_ms, "sid", sid));
+	while (json_array_size(h) > cap)
+		json_array_remove(h, 0);
+}
+
+void
+conv_state_merge(json_t *st, const struct analysis *a, const char *sid, uint64_t now_ms)
+{
+	json_t *fields = json_object_get(st, "fields");
+	int i;
+
+	for (i = 0; i < F_COUNT; i++) {
+		const char *old, *v = a->fields[i];
+		if (v == NULL)
+			continue; /* a known field is never lost */
+		old = json_string_value(json_object_get(json_object_get(fields, field_name((enum field)i)), "value"));
+		if (old != NULL && strcmp(old, v) == 0)
+			continue;
+		json_object_set_new(fields, field_name((enum field)i),
+		    json_pack("{s:s, s:s?, s:I}", "value", v, "sid", sid, "at_ms", (json_int_t)now_ms));
+	}
+	json_array_append_new(json_object_get(st, "quality"),
+	    json_pack("{s:s, s:f, s:I}", "q", quality_name(a->quality), "confidence", a->confidence, "t_ms",
+	        (json_int_t)now_ms));
+	while (json_array_size(json_object_get(st, "quality")) > 20)
+		json_array_remove(json_object_get(st, "quality"), 0);
+}
+
+void
+conv_state_conversation(const json_t *st, unsigned n, struct conversation *c)
+{
+	json_t *h = json_object_get(st, "history"), *e;
+	size_t i, from;
+	int f;
+
+	conversation_clear(c);
+	from = json_array_size(h) > n ? json_array_size(h) - n : 0;
+	for (i = from; i < json_array_size(h); i++) {
+		e = json_array_get(h, i);
+		conversation_add(c, strcmp(json_string_value(json_object_get(e, "dir")) ?: "in", "in") == 0,
+		    json_string_value(json_object_get(e, "text")) ?: "");
+	}
+	for (f = 0; f < F_COUNT; f++) {
+		const char *v = conv_state_field(st, (enum field)f);
+		if (v != NULL)
+			c->known[f] = strdup(v);
+	}
+}
+
+const char *
+conv_state_stage(const json_t *st)
+{
+	return json_string_value(json_object_get(st, "stage")) ?: "new";
+}
+
+void
+conv_state_set_stage(json_t *st, const char *stage)
+{
+	json_object_set_new(st, "stage", json_string(stage));
+}
+
+const char *
+conv_state_field(const json_t *st, enum field f)
+{
+	return json_string_value(
+	    json_object_get(json_object_get(json_object_get(st, "fields"), field_name(f)), "value"));
+}
+
+void
+conv_state_count(json_t *st, const char *name, json_int_t n)
+{
+	json_t *c = json_object_get(st, "counters");
+
+	json_object_set_new(c, name, json_integer(json_integer_value(json_object_get(c, name)) + n));
+}
+
+int
+conv_phone_param(const char *in, char out[17])
+{
+	const char *p = in;
+	size_t n = 0;
+
+	if (strncmp(p, "whatsapp:", 9) == 0)
+		p += 9;
+	if (*p == '+')
+		p++;
+	for (const char *q = p; *q != '\0'; q++, n++)
+		if (!isdigit((unsigned char)*q))
+			return -1;
+	if (n < 7 || n > 15 || *p == '0')
+		return -1;
+	snprintf(out, 17, "+%s", p);
+	return 0;
+}

@@ -1,0 +1,1130 @@
+/*
+ * The conversation engine. Redis layout (P = key prefix):
+ *   P{intake}:stream         the intake (consumer group "engine", one consumer per instance)
+ *   P{+E164}:inbox           list of routed messages not yet taken by a turn
+ *   P{+E164}:routed          set of stream ids already routed (a re-delivered entry is routed once)
+ *   P{+E164}:conv            the conversation state (conversation/state.c), expiring after silence
+ *   P{turns}:due             sorted set: phones with messages, by when their turn may start
+ *   P{turns}:first           hash: phone -> when its current burst began (the coalescing cap)
+ *   P{turns}:lease           hash: phone -> until when a turn holds it (one turn per phone, any instance)
+ *   P{turns}:attempts        hash: phone -> consecutive failed turns
+ *   P{odoo}:pending          sorted set: phones whose lead write waits for Odoo, by retry time
+ *   P{engine}:dead           list of turns given up on, with the reason
+ * Every script touches keys of one hash tag only, so each step is atomic on its own and a crash between
+ * steps leaves something the next claim redoes: routing is idempotent, a turn's reply is queued once
+ * per turn key, and the Odoo upsert finds the lead it may already have created.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/form.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "conversation/state.h"
+#include "engine.h"
+
+static const char route_text[] =
+    /* KEYS: inbox, routed; ARGV: entry id, message json, ttl */
+    "if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end\n"
+    "redis.call('RPUSH', KEYS[1], ARGV[2])\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
+    "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
+    "return 1\n";
+
+static const char schedule_text[] =
+    /* KEYS: due, first; ARGV: phone, now, window, cap */
+    "local now = tonumber(ARGV[2])\n"
+    "redis.call('HSETNX', KEYS[2], ARGV[1], now)\n"
+    "local first = tonumber(redis.call('HGET', KEYS[2], ARGV[1]))\n"
+    "local due = math.min(now + tonumber(ARGV[3]), first + tonumber(ARGV[4]))\n"
+    "redis.call('ZADD', KEYS[1], due, ARGV[1])\n"
+    "return due\n";
+
+static const char claim_text[] =
+    /* KEYS: due, lease, first, attempts; ARGV: now, lease_until, max. Returns phone, due score, attempts... */
+    "local out = {}\n"
+    "local now = tonumber(ARGV[1])\n"
+    "local cand = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]) * 4)\n"
+    "for i = 1, #cand, 2 do\n"
+    "  local p = cand[i]\n"
+    "  local l = redis.call('HGET', KEYS[2], p)\n"
+    "  if (not l or tonumber(l) <= now) and #out < tonumber(ARGV[3]) * 3 then\n"
+    "    redis.call('HSET', KEYS[2], p, ARGV[2])\n"
+    "    redis.call('HDEL', KEYS[3], p)\n"
+    "    local a = redis.call('HINCRBY', KEYS[4], p, 1)\n"
+    "    table.insert(out, p); table.insert(out, cand[i + 1]); table.insert(out, a)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+static const char release_text[] =
+    /* KEYS: due, lease, attempts; ARGV: phone, claimed due score, succeeded (1/0) */
+    "redis.call('HDEL', KEYS[2], ARGV[1])\n"
+    "if ARGV[3] == '1' then redis.call('HDEL', KEYS[3], ARGV[1]) end\n"
+    "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+    "if ARGV[3] == '1' and s and tonumber(s) == tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end\n"
+    "return 1\n";
+
+static const char commit_text[] =
+    /* KEYS: conv, inbox; ARGV: state json, messages taken, ttl */
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])\n"
+    "redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)\n"
+    "return redis.call('LLEN', KEYS[2])\n";
+
+static const char lease_one_text[] =
+    /* KEYS: lease; ARGV: phone, now, until: takes one phone's lease if free */
+    "local l = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if l and tonumber(l) > tonumber(ARGV[2]) then return 0 end\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n"
+    "return 1\n";
+
+struct engine {
+	sd_event *event;
+	struct engine_deps d;
+	struct engine_options o;
+	char *k_stream, *k_due, *k_first, *k_lease, *k_attempts, *k_pending, *k_dead;
+	struct rscript route, schedule, claim, release, commit, lease_one;
+	bool group_ready, reading, claiming, reclaiming, pending_busy;
+	sd_event_source *poll, *reclaim_timer;
+	uint64_t last_reclaim;
+	struct engine_stats st;
+	struct turn *turns;
+	unsigned refs; /* callbacks in flight that point at us */
+	bool dying; /* engine_free was called: destroyed when refs reach 0 */
+	unsigned tick;
+	long long *depth; /* queue depths, sampled every second */
+};
+
+struct turn {
+	struct engine *en;
+	char phone[17];
+	char due[32];
+	long long attempts;
+	json_t *state;
+	json_t *inbox; /* the messages taken */
+	size_t taken;
+	char *reply, *turn_key;
+	struct analysis a;
+	bool odoo_retry; /* a background lead retry, not a customer turn */
+	sd_event_source *renew;
+	struct turn *prev, *next;
+};
+
+static void poll_now(struct engine *en);
+static void destroy(struct engine *en);
+
+/*
+ * Every callback that holds a reference starts here: drops it, and when the
+ * engine is being freed, says so (the caller then only cleans up its own).
+ */
+static bool
+gone(struct engine *en)
+{
+	en->refs--;
+	if (!en->dying)
+		return false;
+	if (en->refs == 0)
+		destroy(en);
+	return true;
+}
+
+static struct rconn *
+rc(struct engine *en)
+{
+	struct rconn *r = *en->d.redis;
+	return r != NULL && rconn_state(r) == RCONN_UP ? r : NULL;
+}
+
+static char *
+pkey(struct engine *en, const char *phone, const char *what)
+{
+	char *k;
+
+	xasprintf(&k, "%s{%s}:%s", en->o.key_prefix, phone, what);
+	return k;
+}
+
+char *
+engine_conv_key(const struct engine *en, const char *phone)
+{
+	return pkey((struct engine *)(uintptr_t)en, phone, "conv");
+}
+
+const char *
+engine_key(const struct engine *en, const char *what)
+{
+	if (strcmp(what, "due") == 0)
+		return en->k_due;
+	if (strcmp(what, "pending") == 0)
+		return en->k_pending;
+	if (strcmp(what, "dead") == 0)
+		return en->k_dead;
+	return en->k_lease;
+}
+
+static int
+eval(struct engine *en, const struct rscript *sc, redisCallbackFn *fn, void *pd, int nkeys, const char **argv, int argc)
+{
+	size_t argl[16];
+	int i;
+
+	if (rc(en) == NULL)
+		return -ENOTCONN;
+	for (i = 0; i < argc; i++)
+		argl[i] = strlen(argv[i]);
+	return rconn_eval(rc(en), sc, fn, pd, nkeys, argc, argv, argl);
+}
+
+/* ---- routing: intake stream -> per-phone inboxes ---- */
+
+struct route_op {
+	struct engine *en;
+	char *id, *phone;
+	int step;
+};
+
+/* The text a message stands for in the history: its body, or what it carries. */
+static char *
+message_text(const struct form *f)
+{
+	const char *body = form_get(f, "Body"), *v;
+	char *t;
+
+	if (body != NULL && *body != '\0')
+		return xstrdup(body);
+	if ((v = form_get(f, "ButtonText")) != NULL && *v != '\0')
+		return xstrdup(v);
+	if ((v = form_get(f, "Latitude")) != NULL) {
+		xasprintf(&t, "[location %s,%s%s%s]", v, form_get(f, "Longitude") ?: "?",
+		    form_get(f, "Address") ? " " : "", form_get(f, "Address") ?: "");
+		return t;
+	}
+	if ((v = form_get(f, "MediaContentType0")) != NULL) {
+		xasprintf(&t, "[%s]", v);
+		return t;
+	}
+	xasprintf(&t, "[%s]", form_get(f, "MessageType") ?: "message");
+	return t;
+}
+
+static void route_step(struct route_op *op);
+
+static void
+route_free(struct route_op *op)
+{
+	free(op->id);
+	free(op->phone);
+	free(op);
+}
+
+static void
+on_route(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct route_op *op = pd;
+	struct engine *en = op->en;
+
+	if (gone(en)) {
+		route_free(op);
+		return;
+	}
+	if (r == NULL || ((redisReply *)r)->type == REDIS_REPLY_ERROR) {
+		/* Not acknowledged: the entry stays pending and is claimed again later. */
+		route_free(op);
+		return;
+	}
+	if (op->step == 0 && ((redisReply *)r)->type == REDIS_REPLY_INTEGER && ((redisReply *)r)->integer == 1)
+		op->en->st.routed++;
+	op->step++;
+	route_step(op);
+}
+
+static void
+route_step(struct route_op *op)
+{
+	struct engine *en = op->en;
+	char now[24], win[24], cap[24];
+
+	switch (op->step) {
+	case 1: {
+		const char *a[6] = {en->k_due, en->k_first, op->phone, now, win, cap};
+		snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+		snprintf(win, sizeof(win), "%" PRIu64, en->o.coalesce_window_ms);
+		snprintf(cap, sizeof(cap), "%" PRIu64, en->o.coalesce_max_ms);
+		en->refs++;
+		if (eval(en, &en->schedule, on_route, op, 2, a, 6) < 0) {
+			en->refs--;
+			route_free(op);
+		}
+		return;
+	}
+	case 2:
+		en->refs++;
+		if (rc(en) == NULL ||
+		    rconn_command(rc(en), on_route, op, "XACK %s engine %s", en->k_stream, op->id) < 0) {
+			en->refs--;
+			route_free(op);
+		}
+		return;
+	default: route_free(op); poll_now(en);
+	}
+}
+
+static void
+route_entry(struct engine *en, redisReply *entry)
+{
+	redisReply *fields;
+	const char *sid = NULL, *from = NULL, *form = NULL, *ms = NULL;
+	size_t formlen = 0, i;
+	struct form f;
+	const char *why;
+	char phone[17], *text, *json, *inbox, *routed, ttl[24];
+	struct route_op *op;
+
+	if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING ||
+	    (fields = entry->element[1])->type != REDIS_REPLY_ARRAY)
+		return;
+	for (i = 0; i + 1 < fields->elements; i += 2) {
+		const char *k = fields->element[i]->str;
+		redisReply *v = fields->element[i + 1];
+		if (strcmp(k, "sid") == 0)
+			sid = v->str;
+		else if (strcmp(k, "from") == 0)
+			from = v->str;
+		else if (strcmp(k, "form") == 0)
+			form = v->str, formlen = v->len;
+		else if (strcmp(k, "received_ms") == 0)
+			ms = v->str;
+	}
+	if (sid == NULL || from == NULL || form == NULL || conv_phone_param(from, phone) < 0 ||
+	    form_parse(form, formlen, &f, &why) < 0) {
+		/* The intake checked all this; a bad entry is acknowledged and logged, not retried forever. */
+		log_error("engine: intake entry %s is malformed; acknowledged without a turn", entry->element[0]->str);
+		rconn_command(rc(en), NULL, NULL, "XACK %s engine %s", en->k_stream, entry->element[0]->str);
+		return;
+	}
+	text = message_text(&f);
+	{
+		json_t *m = json_pack("{s:s, s:s, s:s, s:s?}", "sid", sid, "text", text, "t_ms", ms ? ms : "0",
+		    "profile", form_get(&f, "ProfileName"));
+		json = json_dumps(m, JSON_COMPACT);
+		json_decref(m);
+	}
+	form_clear(&f);
+	free(text);
+	inbox = pkey(en, phone, "inbox");
+	routed = pkey(en, phone, "routed");
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
+	op = xcalloc(1, sizeof(*op));
+	op->en = en;
+	op->id = xstrdup(entry->element[0]->str);
+	op->phone = xstrdup(phone);
+	en->refs++;
+	{
+		const char *a[5] = {inbox, routed, op->id, json, ttl};
+		if (eval(en, &en->route, on_route, op, 2, a, 5) < 0) {
+			en->refs--;
+			route_free(op);
+		}
+	}
+	free(inbox);
+	free(routed);
+	free(json);
+}
+
+static void
+on_read(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct engine *en = pd;
+	redisReply *reply = r, *entries = NULL;
+	size_t i;
+
+	if (gone(en))
+		return;
+	en->reading = false;
+	if (reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		if (strncmp(reply->str, "NOGROUP", 7) == 0)
+			en->group_ready = false;
+		return;
+	}
+	/* XREADGROUP: [[stream, [entries]]]; XAUTOCLAIM: [cursor, [entries], [deleted]]. */
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 && reply->element[0]->type == REDIS_REPLY_ARRAY)
+		entries = reply->element[0]->elements == 2 ? reply->element[0]->element[1] : NULL;
+	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
+		entries = reply->element[1];
+	if (entries == NULL || entries->type != REDIS_REPLY_ARRAY)
+		return;
+	for (i = 0; i < entries->elements; i++)
+		route_entry(en, entries->element[i]);
+}
+
+static void
+on_group(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct engine *en = pd;
+	redisReply *reply = r;
+
+	if (gone(en))
+		return;
+	if (reply != NULL &&
+	    (reply->type == REDIS_REPLY_STATUS ||
+	        (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) == 0)))
+		en->group_ready = true;
+}
+
+static void
+read_intake(struct engine *en)
+{
+	uint64_t now = now_usec();
+
+	if (en->reading || rc(en) == NULL)
+		return;
+	if (!en->group_ready) {
+		/* From the start of the stream: messages stored before the first run are not skipped. */
+		en->refs++;
+		if (rconn_command(rc(en), on_group, en, "XGROUP CREATE %s engine 0 MKSTREAM", en->k_stream) < 0)
+			en->refs--;
+		return;
+	}
+	en->reading = true;
+	en->refs++;
+	/* Entries another (dead) instance read but never acknowledged are taken over after 30 s. */
+	if (now - en->last_reclaim > 10000000) {
+		en->last_reclaim = now;
+		if (rconn_command(rc(en), on_read, en, "XAUTOCLAIM %s engine %s 30000 0-0 COUNT 64", en->k_stream,
+		        en->o.consumer) < 0) {
+			en->refs--;
+			en->reading = false;
+		}
+		return;
+	}
+	if (rconn_command(rc(en), on_read, en, "XREADGROUP GROUP engine %s COUNT 64 STREAMS %s >", en->o.consumer,
+	        en->k_stream) < 0) {
+		en->refs--;
+		en->reading = false;
+	}
+}
+
+/* ---- turns ---- */
+
+static void turn_finish(struct turn *t, bool ok, const char *why);
+static void turn_loaded(struct turn *t);
+
+static void
+turn_free(struct turn *t)
+{
+	struct engine *en = t->en;
+
+	if (t->prev != NULL)
+		t->prev->next = t->next;
+	else
+		en->turns = t->next;
+	if (t->next != NULL)
+		t->next->prev = t->prev;
+	en->st.in_flight--;
+	sd_event_source_disable_unref(t->renew);
+	json_decref(t->state);
+	json_decref(t->inbox);
+	free(t->reply);
+	free(t->turn_key);
+	analysis_clear(&t->a);
+	free(t);
+}
+
+static int
+on_renew(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct turn *t = arg;
+	struct engine *en = t->en;
+	char until[24];
+
+	/* A long turn (a slow model, Odoo retries) keeps its phone. */
+	snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.turn_lease_ms);
+	if (rc(en) != NULL)
+		rconn_command(rc(en), NULL, NULL, "HSET %s %s %s", en->k_lease, t->phone, until);
+	sd_event_source_set_time(s, now_usec() + en->o.turn_lease_ms * 1000 / 3);
+	return 0;
+}
+
+static void
+on_released(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct turn *t = pd;
+	struct engine *en = t->en;
+
+	if (gone(en)) {
+		turn_free(t);
+		return;
+	}
+	turn_free(t);
+	poll_now(en);
+}
+
+static void
+release(struct turn *t, bool ok)
+{
+	struct engine *en = t->en;
+	const char *a[6] = {en->k_due, en->k_lease, en->k_attempts, t->phone, t->due, ok ? "1" : "0"};
+
+	en->refs++;
+	if (eval(en, &en->release, on_released, t, 3, a, 6) < 0) {
+		/* Redis went away: the lease expires by itself and the turn is redone. */
+		en->refs--;
+		turn_free(t);
+	}
+}
+
+static void
+on_committed(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct turn *t = pd;
+	redisReply *reply = r;
+
+	if (gone(t->en)) {
+		turn_free(t);
+		return;
+	}
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		turn_finish(t, false, "commit failed");
+		return;
+	}
+	release(t, true);
+}
+
+static void
+commit(struct turn *t)
+{
+	struct engine *en = t->en;
+	char *conv = pkey(en, t->phone, "conv"), *inbox = pkey(en, t->phone, "inbox"), *state, taken[24], ttl[24];
+
+	json_object_set_new(t->state, "updated_ms", json_integer((json_int_t)(realtime_usec() / 1000)));
+	state = json_dumps(t->state, JSON_COMPACT);
+	snprintf(taken, sizeof(taken), "%zu", t->taken);
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
+	en->refs++;
+	{
+		const char *a[5] = {conv, inbox, state, taken, ttl};
+		if (eval(en, &en->commit, on_committed, t, 2, a, 5) < 0) {
+			en->refs--;
+			turn_finish(t, false, "Redis unavailable at commit");
+		}
+	}
+	free(conv);
+	free(inbox);
+	free(state);
+}
+
+static void
+on_queued_reply(int parts, void *arg)
+{
+	struct turn *t = arg;
+
+	if (gone(t->en)) {
+		turn_free(t);
+		return;
+	}
+	if (parts == -EPERM) {
+		conv_state_set_stage(t->state, "opted_out");
+	} else if (parts < 0) {
+		turn_finish(t, false, "the reply could not be queued");
+		return;
+	}
+	if (parts > 0)
+		t->en->st.replies++;
+	commit(t);
+}
+
+/* Records the reply in the history and queues it (once per turn, whatever happens next). */
+static void
+reply(struct turn *t)
+{
+	struct engine *en = t->en;
+	struct sender *s = en->d.sender != NULL ? *en->d.sender : NULL;
+	char ph[32];
+
+	if (t->reply == NULL || *t->reply == '\0' || strcmp(conv_state_stage(t->state), "opted_out") == 0) {
+		commit(t);
+		return;
+	}
+	conv_state_add(t->state, "out", t->reply, realtime_usec() / 1000, NULL, en->o.history_cap);
+	conv_state_count(t->state, "out", 1);
+	if (s == NULL) {
+		log_info("engine: reply to %s (no Twilio sender configured): %zu characters",
+		    log_phone(t->phone, ph, sizeof(ph)), strlen(t->reply));
+		en->st.replies++;
+		commit(t);
+		return;
+	}
+	en->refs++;
+	sender_enqueue_once(s, t->phone, t->reply, t->turn_key, on_queued_reply, t);
+}
+
+static void
+on_lead(const struct lead_result *r, void *arg)
+{
+	struct turn *t = arg;
+	struct engine *en = t->en;
+	char ph[32];
+
+	if (gone(en)) {
+		turn_free(t);
+		return;
+	}
+	if (r->err.kind == ODOO_OK) {
+		json_object_set_new(t->state, "lead_id", json_integer(r->lead_id));
+		json_object_set_new(t->state, "lead_pending", json_false());
+		if (strcmp(conv_state_stage(t->state), "support") != 0)
+			conv_state_set_stage(t->state, "lead_created");
+		if (r->created)
+			en->st.leads_created++;
+		else
+			en->st.leads_updated++;
+		if (t->odoo_retry) {
+			en->st.odoo_recovered++;
+			rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
+		}
+		log_info("engine: %s: lead %d %s in Odoo", log_phone(t->phone, ph, sizeof(ph)), r->lead_id,
+		    r->created       ? "created"
+		        : r->updated ? "updated"
+		                     : "unchanged");
+	} else {
+		/* Odoo down or refusing: the conversation goes on; the write is kept and retried in the background. */
+		uint64_t delay = 5000 << (t->attempts > 6 ? 6 : t->attempts);
+		char when[24];
+		json_object_set_new(t->state, "lead_pending", json_true());
+		snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + (delay > 600000 ? 600000 : delay));
+		if (rc(en) != NULL)
+			rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+		en->st.odoo_deferred++;
+		log_warnx("engine: %s: lead write deferred (%s error: %s)", log_phone(t->phone, ph, sizeof(ph)),
+		    odoo_kind_name(r->err.kind), r->err.message);
+	}
+	if (t->odoo_retry)
+		commit(t);
+	else
+		reply(t);
+}
+
+/* Writes the lead from the conversation's fields. */
+static void
+write_lead(struct turn *t)
+{
+	struct engine *en = t->en;
+	struct lead_ctx *lx = en->d.leads != NULL ? *en->d.leads : NULL;
+	json_t *h = json_object_get(t->state, "history"), *q;
+	const char *last[6];
+	size_t n = 0, i, from;
+	struct lead_input in = {0};
+
+	if (lx == NULL) {
+		if (strcmp(conv_state_stage(t->state), "support") != 0)
+			conv_state_set_stage(t->state, "qualified");
+		if (t->odoo_retry)
+			commit(t);
+		else
+			reply(t);
+		return;
+	}
+	from = json_array_size(h) > 6 ? json_array_size(h) - 6 : 0;
+	for (i = from; i < json_array_size(h); i++)
+		last[n++] = json_string_value(json_object_get(json_array_get(h, i), "text"));
+	q = json_array_get(
+	    json_object_get(t->state, "quality"), json_array_size(json_object_get(t->state, "quality")) - 1);
+	in.phone = t->phone;
+	in.contact_name = conv_state_field(t->state, F_NAME);
+	in.email = conv_state_field(t->state, F_EMAIL);
+	in.city = conv_state_field(t->state, F_CITY);
+	in.product = conv_state_field(t->state, F_PRODUCT);
+	in.budget = conv_state_field(t->state, F_BUDGET);
+	in.urgency = conv_state_field(t->state, F_URGENCY);
+	in.need = conv_state_field(t->state, F_NEED);
+	in.quality = json_string_value(json_object_get(q, "q")) ?: "warm";
+	in.confidence = json_number_value(json_object_get(q, "confidence"));
+	in.intent = t->odoo_retry ? "sales" : intent_name(t->a.intent);
+	in.reasoning = t->a.reasoning;
+	in.last_messages = last;
+	in.nlast = n;
+	in.post_note = true;
+	en->refs++;
+	lead_upsert(lx, &in, on_lead, t);
+}
+
+static void
+on_classified(const struct analysis *a, void *arg)
+{
+	struct turn *t = arg;
+	struct engine *en = t->en;
+	const char *last_sid = json_string_value(json_object_get(json_array_get(t->inbox, t->taken - 1), "sid"));
+	bool has_lead = json_is_integer(json_object_get(t->state, "lead_id"));
+	int i;
+
+	if (gone(en)) {
+		turn_free(t);
+		return;
+	}
+	t->a = *a;
+	for (i = 0; i < F_COUNT; i++)
+		t->a.fields[i] = a->fields[i] != NULL ? xstrdup(a->fields[i]) : NULL;
+	t->a.reply = a->reply != NULL ? xstrdup(a->reply) : NULL;
+	t->a.reasoning = a->reasoning != NULL ? xstrdup(a->reasoning) : NULL;
+	conv_state_merge(t->state, a, last_sid, realtime_usec() / 1000);
+	t->reply = a->reply != NULL ? xstrdup(a->reply) : NULL;
+	if (strcmp(conv_state_stage(t->state), "new") == 0)
+		conv_state_set_stage(t->state, "gathering_info");
+	if (a->action == A_TRANSFER_TO_SUPPORT) {
+		conv_state_set_stage(t->state, strcmp(a->reason, "human") == 0 ? "human" : "support");
+		en->st.support++;
+		write_lead(t); /* the team sees it in Odoo, with the analysis in the chatter */
+		return;
+	}
+	/* A lead is written when the policy says so, and kept up to date once it exists (never a second one). */
+	if (a->action == A_CREATE_LEAD || has_lead) {
+		write_lead(t);
+		return;
+	}
+	reply(t);
+}
+
+static void
+turn_loaded(struct turn *t)
+{
+	struct engine *en = t->en;
+	struct conversation c = {0};
+	size_t i;
+	json_t *m;
+
+	json_array_foreach(t->inbox, i, m)
+	{
+		const char *sid = json_string_value(json_object_get(m, "sid"));
+		long long ms = 0;
+		parse_ll(json_string_value(json_object_get(m, "t_ms")) ?: "0", 0, INT64_MAX, &ms);
+		conv_state_add(t->state, "in", json_string_value(json_object_get(m, "text")) ?: "", (uint64_t)ms, sid,
+		    en->o.history_cap);
+		json_object_set_new(t->state, "last_inbound_ms", json_integer(ms));
+	}
+	conv_state_count(t->state, "in", (json_int_t)t->taken);
+	conv_state_count(t->state, "turns", 1);
+	/* The turn is named by its last message: redone after a crash, it queues its reply once. */
+	xasprintf(&t->turn_key, "%s:%s", t->phone,
+	    json_string_value(json_object_get(json_array_get(t->inbox, t->taken - 1), "sid")) ?: "?");
+	conv_state_conversation(t->state, en->o.context_messages, &c);
+	en->refs++;
+	classifier_run(*en->d.classifier, &c, on_classified, t);
+	conversation_clear(&c);
+}
+
+static void
+on_loaded(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct turn *t = pd;
+	struct engine *en = t->en;
+	redisReply *reply = r;
+	const char *why;
+	size_t i;
+
+	if (gone(en)) {
+		turn_free(t);
+		return;
+	}
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+		turn_finish(t, false, "Redis unavailable at load");
+		return;
+	}
+	if (reply->element[0]->type == REDIS_REPLY_STRING) {
+		t->state = conv_state_parse(reply->element[0]->str, reply->element[0]->len, &why);
+		if (t->state == NULL) {
+			char ph[32];
+			log_error("engine: %s: stored conversation unreadable (%s); starting afresh",
+			    log_phone(t->phone, ph, sizeof(ph)), why);
+			en->st.state_reset++;
+		}
+	}
+	if (t->state == NULL)
+		t->state = conv_state_new(t->phone, realtime_usec() / 1000);
+	if (t->odoo_retry) {
+		if (!json_is_true(json_object_get(t->state, "lead_pending"))) {
+			rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
+			release(t, true);
+			return;
+		}
+		en->st.odoo_retried++;
+		write_lead(t);
+		return;
+	}
+	t->inbox = json_array();
+	if (reply->element[1]->type == REDIS_REPLY_ARRAY)
+		for (i = 0; i < reply->element[1]->elements; i++) {
+			json_t *m = json_loads(reply->element[1]->element[i]->str, 0, NULL);
+			json_array_append_new(t->inbox, m != NULL ? m : json_pack("{s:s}", "text", ""));
+		}
+	t->taken = json_array_size(t->inbox);
+	if (t->taken == 0) {
+		release(t, true); /* nothing new: the burst was handled */
+		return;
+	}
+	if (t->attempts > en->o.max_turn_attempts) {
+		/* Failing again and again: set it aside with the reason, and let the conversation go on. */
+		json_t *rec = json_pack("{s:s, s:O, s:I, s:s}", "phone", t->phone, "messages", t->inbox, "at_ms",
+		    (json_int_t)(realtime_usec() / 1000), "reason", "the turn failed repeatedly");
+		char *s = json_dumps(rec, JSON_COMPACT), ph[32];
+		rconn_command(rc(en), NULL, NULL, "LPUSH %s %s", en->k_dead, s);
+		rconn_command(rc(en), NULL, NULL, "LTRIM %s 0 999", en->k_dead);
+		free(s);
+		json_decref(rec);
+		en->st.dead_letters++;
+		log_error("engine: %s: turn given up after %lld attempts; in the dead-letter list",
+		    log_phone(t->phone, ph, sizeof(ph)), t->attempts - 1);
+		{
+			/* The stored state stays; only the messages taken are dropped. */
+			char *inbox = pkey(en, t->phone, "inbox");
+			char n[24];
+			snprintf(n, sizeof(n), "%zu", t->taken);
+			rconn_command(rc(en), NULL, NULL, "LTRIM %s %s -1", inbox, n);
+			free(inbox);
+		}
+		release(t, true);
+		return;
+	}
+	turn_loaded(t);
+}
+
+static void
+turn_finish(struct turn *t, bool ok, const char *why)
+{
+	char ph[32];
+
+	if (!ok) {
+		t->en->st.turns_failed++;
+		log_warnx("engine: %s: turn failed (%s); it will be redone", log_phone(t->phone, ph, sizeof(ph)), why);
+	}
+	release(t, ok);
+}
+
+static void
+turn_start(struct engine *en, const char *phone, const char *due, long long attempts, bool odoo_retry)
+{
+	struct turn *t = xcalloc(1, sizeof(*t));
+	char *conv = pkey(en, phone, "conv"), *inbox = pkey(en, phone, "inbox");
+
+	t->en = en;
+	snprintf(t->phone, sizeof(t->phone), "%s", phone);
+	snprintf(t->due, sizeof(t->due), "%s", due);
+	t->attempts = attempts;
+	t->odoo_retry = odoo_retry;
+	t->next = en->turns;
+	if (en->turns != NULL)
+		en->turns->prev = t;
+	en->turns = t;
+	en->st.in_flight++;
+	if (!odoo_retry)
+		en->st.turns++;
+	if (sd_event_add_time(en->event, &t->renew, CLOCK_MONOTONIC, now_usec() + en->o.turn_lease_ms * 1000 / 3,
+	        100000, on_renew, t) < 0)
+		fatalx("engine: sd_event_add_time failed");
+	en->refs++;
+	/* One round trip: the state and the messages (both in the phone's slot). */
+	{
+		const char *script = "return {redis.call('GET', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 99)}";
+		if (rconn_command(rc(en), on_loaded, t, "EVAL %s 2 %s %s", script, conv, inbox) < 0) {
+			en->refs--;
+			turn_free(t);
+		}
+	}
+	free(conv);
+	free(inbox);
+}
+
+static void
+on_claimed(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct engine *en = pd;
+	redisReply *reply = r;
+	size_t i;
+
+	if (gone(en))
+		return;
+	en->claiming = false;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+		return;
+	for (i = 0; i + 2 < reply->elements; i += 3)
+		turn_start(
+		    en, reply->element[i]->str, reply->element[i + 1]->str, reply->element[i + 2]->integer, false);
+}
+
+static void
+claim_turns(struct engine *en)
+{
+	char now[24], until[24], max[16];
+	unsigned room;
+
+	if (en->claiming || rc(en) == NULL || en->st.in_flight >= en->o.max_turns)
+		return;
+	room = en->o.max_turns - en->st.in_flight;
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.turn_lease_ms);
+	snprintf(max, sizeof(max), "%u", room < 3 ? 1 : room / 3);
+	en->claiming = true;
+	en->refs++;
+	{
+		const char *a[7] = {en->k_due, en->k_lease, en->k_first, en->k_attempts, now, until, max};
+		if (eval(en, &en->claim, on_claimed, en, 4, a, 7) < 0) {
+			en->refs--;
+			en->claiming = false;
+		}
+	}
+}
+
+/* ---- background retries of lead writes ---- */
+
+struct pend {
+	struct engine *en;
+	char phone[17];
+};
+
+static void
+on_pend_lease(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct pend *p = pd;
+	redisReply *reply = r;
+
+	if (gone(p->en)) {
+		free(p);
+		return;
+	}
+	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
+		turn_start(p->en, p->phone, "0", 1, true);
+	free(p);
+}
+
+static void
+on_pending(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct engine *en = pd;
+	redisReply *reply = r;
+	size_t i;
+	char now[24], until[24];
+
+	if (gone(en))
+		return;
+	en->pending_busy = false;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+		return;
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.turn_lease_ms);
+	for (i = 0; i < reply->elements && en->st.in_flight < en->o.max_turns; i++) {
+		struct pend *p = xcalloc(1, sizeof(*p));
+		const char *a[4];
+		p->en = en;
+		snprintf(p->phone, sizeof(p->phone), "%s", reply->element[i]->str);
+		a[0] = en->k_lease;
+		a[1] = p->phone;
+		a[2] = now;
+		a[3] = until;
+		en->refs++;
+		if (eval(en, &en->lease_one, on_pend_lease, p, 1, a, 4) < 0) {
+			en->refs--;
+			free(p);
+		}
+	}
+}
+
+static void
+retry_pending(struct engine *en)
+{
+	if (en->pending_busy || rc(en) == NULL || en->d.leads == NULL || *en->d.leads == NULL)
+		return;
+	en->pending_busy = true;
+	en->refs++;
+	if (rconn_command(rc(en), on_pending, en, "ZRANGEBYSCORE %s -inf %" PRIu64 " LIMIT 0 8", en->k_pending,
+	        realtime_usec() / 1000) < 0) {
+		en->refs--;
+		en->pending_busy = false;
+	}
+}
+
+/* ---- the loop ---- */
+
+static void
+on_depth(redisAsyncContext *ac, void *r, void *pd)
+{
+	long long *slot = pd;
+	redisReply *reply = r;
+
+	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+		*slot = reply->integer;
+}
+
+/* Queue depths for the status endpoint (fire and forget: the slots live as long as the process). */
+static void
+sample_depths(struct engine *en)
+{
+	if (rc(en) == NULL)
+		return;
+	rconn_command(rc(en), on_depth, &en->depth[0], "ZCARD %s", en->k_due);
+	rconn_command(rc(en), on_depth, &en->depth[1], "ZCARD %s", en->k_pending);
+	rconn_command(rc(en), on_depth, &en->depth[2], "LLEN %s", en->k_dead);
+}
+
+static int
+on_poll(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct engine *en = arg;
+	read_intake(en);
+	claim_turns(en);
+	if (++en->tick % 20 == 0) {
+		retry_pending(en);
+		sample_depths(en);
+	}
+	sd_event_source_set_time(s, now_usec() + en->o.poll_ms * 1000);
+	return 0;
+}
+
+static void
+poll_now(struct engine *en)
+{
+	read_intake(en);
+	claim_turns(en);
+}
+
+void
+engine_redis_up(struct engine *en)
+{
+	en->group_ready = false;
+	en->reading = en->claiming = en->pending_busy = false;
+	read_intake(en);
+}
+
+struct engine *
+engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_options *o)
+{
+	struct engine *en = xcalloc(1, sizeof(*en));
+	const char *p = o->key_prefix;
+
+	en->event = sd_event_ref(e);
+	en->d = *deps;
+	en->o = *o;
+	en->o.key_prefix = xstrdup(p);
+	en->o.consumer = xstrdup(o->consumer);
+	xasprintf(&en->k_stream, "%s{intake}:stream", p);
+	xasprintf(&en->k_due, "%s{turns}:due", p);
+	xasprintf(&en->k_first, "%s{turns}:first", p);
+	xasprintf(&en->k_lease, "%s{turns}:lease", p);
+	xasprintf(&en->k_attempts, "%s{turns}:attempts", p);
+	xasprintf(&en->k_pending, "%s{odoo}:pending", p);
+	xasprintf(&en->k_dead, "%s{engine}:dead", p);
+	rscript_init(&en->route, route_text);
+	rscript_init(&en->schedule, schedule_text);
+	rscript_init(&en->claim, claim_text);
+	rscript_init(&en->release, release_text);
+	rscript_init(&en->commit, commit_text);
+	rscript_init(&en->lease_one, lease_one_text);
+	{
+		/* Answers may come back after the engine is freed: one engine per process, static slots. */
+		static long long slots[3] = {-1, -1, -1};
+		en->depth = slots;
+	}
+	if (sd_event_add_time(e, &en->poll, CLOCK_MONOTONIC, now_usec() + o->poll_ms * 1000, 5000, on_poll, en) < 0)
+		fatalx("engine: sd_event_add_time failed");
+	sd_event_source_set_enabled(en->poll, SD_EVENT_ON);
+	return en;
+}
+
+static void
+destroy(struct engine *en)
+{
+	while (en->turns != NULL)
+		turn_free(en->turns);
+	sd_event_unref(en->event);
+	free((void *)(uintptr_t)en->o.key_prefix);
+	free((void *)(uintptr_t)en->o.consumer);
+	free(en->k_stream);
+	free(en->k_due);
+	free(en->k_first);
+	free(en->k_lease);
+	free(en->k_attempts);
+	free(en->k_pending);
+	free(en->k_dead);
+	free(en);
+}
+
+void
+engine_free(struct engine *en)
+{
+	struct turn *t;
+
+	if (en == NULL)
+		return;
+	/*
+	 * Turns in flight are abandoned (their leases expire and another run
+	 * redoes them); the engine lives on until every callback holding it has
+	 * come back, each cleaning up after itself.
+	 */
+	en->dying = true;
+	en->poll = sd_event_source_disable_unref(en->poll);
+	for (t = en->turns; t != NULL; t = t->next)
+		t->renew = sd_event_source_disable_unref(t->renew);
+	if (en->refs == 0)
+		destroy(en);
+}
+
+void
+engine_get_stats(const struct engine *en, struct engine_stats *st)
+{
+	*st = en->st;
+	st->queue_depth = en->depth[0];
+	st->odoo_pending = en->depth[1];
+	st->dead_letter_list = en->depth[2];
+}
+
+struct reset_op {
+	struct engine *en;
+	void (*done)(int, void *);
+	void *arg;
+	int left, failed;
+};
+
+static void
+on_reset(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct reset_op *op = pd;
+	bool dying = gone(op->en);
+
+	if (r == NULL || ((redisReply *)r)->type == REDIS_REPLY_ERROR)
+		op->failed = 1;
+	if (--op->left == 0) {
+		if (!dying)
+			op->done(op->failed ? -1 : 0, op->arg);
+		free(op);
+	}
+}
+
+void
+engine_reset_phone(struct engine *en, const char *phone, void (*done)(int, void *), void *arg)
+{
+	struct reset_op *op = xcalloc(1, sizeof(*op));
+	char *conv = pkey(en, phone, "conv"), *inbox = pkey(en, phone, "inbox"), *routed = pkey(en, phone, "routed");
+
+	op->en = en;
+	op->done = done;
+	op->arg = arg;
+	op->left = 3;
+	/* Three commands pipelined on one connection: they all come back, or all fail together. */
+	if (rc(en) == NULL || rconn_command(rc(en), on_reset, op, "DEL %s %s %s", conv, inbox, routed) < 0) {
+		free(op);
+		done(-1, arg);
+	} else {
+		en->refs += 3;
+		rconn_command(rc(en), on_reset, op, "ZREM %s %s", en->k_due, phone);
+		rconn_command(rc(en), on_reset, op, "ZREM %s %s", en->k_pending, phone);
+	}
+	free(conv);
+	free(inbox);
+	free(routed);
+}

@@ -1,0 +1,62 @@
+/*
+ * The conversation engine: consumes the durable intake, coalesces each
+ * phone's burst into one turn, runs one turn per phone at a time (across
+ * instances sharing one Redis), and in a turn: classify, write the lead to
+ * Odoo (or keep it for a background retry), reply through the sender, and
+ * commit the conversation state.
+ */
+#ifndef CRMB_ENGINE_H
+#define CRMB_ENGINE_H
+
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "classifier/classifier.h"
+#include "odoo/lead.h"
+#include "redis.h"
+#include "sender.h"
+
+struct engine;
+
+struct engine_options {
+	const char *key_prefix;
+	const char *consumer; /* unique per instance */
+	uint64_t coalesce_window_ms; /* a burst's messages within this become one turn */
+	uint64_t coalesce_max_ms; /* ... but no later than this after the first */
+	unsigned max_turns; /* turns in flight at once */
+	uint64_t turn_lease_ms;
+	unsigned history_cap;
+	unsigned context_messages; /* history entries given to the classifier */
+	uint64_t conversation_ttl_s;
+	unsigned max_turn_attempts; /* then the turn goes to the dead-letter list */
+	uint64_t poll_ms;
+};
+
+struct engine_stats {
+	uint64_t routed, turns, turns_failed, replies, leads_created, leads_updated, support, dead_letters;
+	uint64_t odoo_deferred, odoo_retried, odoo_recovered, state_reset;
+	unsigned in_flight;
+	long long queue_depth, odoo_pending, dead_letter_list; /* sampled every second; -1 until known */
+};
+
+/* Collaborators are borrowed and may change (reload): the engine reads them through the pointers each time. */
+struct engine_deps {
+	struct rconn **redis;
+	struct classifier **classifier;
+	struct sender **sender; /* *sender may be NULL: replies are recorded, not sent */
+	struct lead_ctx **leads; /* *leads may be NULL: no Odoo */
+};
+
+struct engine *engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_options *o);
+void engine_free(struct engine *en);
+/* Redis is (back) up: create the consumer group if needed and start polling. */
+void engine_redis_up(struct engine *en);
+void engine_get_stats(const struct engine *en, struct engine_stats *st);
+/* Key of a phone's conversation state; caller frees. */
+char *engine_conv_key(const struct engine *en, const char *phone);
+/* Keys of the engine's queues, for the status endpoint and resets. */
+const char *engine_key(const struct engine *en, const char *what); /* "due", "pending", "dead", "lease" */
+/* Forgets a phone: state, inbox, schedules. done(0/-1, arg) when finished. */
+void engine_reset_phone(struct engine *en, const char *phone, void (*done)(int r, void *arg), void *arg);
+
+#endif
