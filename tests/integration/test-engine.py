@@ -1,0 +1,263 @@
+"""The whole path, end to end: the real daemon (two of them at the end), a real redis-server, the
+Twilio REST double receiving the replies and the Odoo double receiving the leads. The product's own
+flows in Spanish and English, a complaint, a burst, a redelivery, Odoo down for a whole conversation,
+SIGKILL in the middle of a turn, and 200 customers across two instances."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import http.client
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Daemon, Redis, done, form, is_eq, ok, sign, skip_all, wait_for, workdir, write_config  # noqa
+
+if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
+    skip_all("redis-server not installed")
+
+TOP = os.environ.get("TOP_SRCDIR", ".")
+TOKEN = "12345"
+SID = "AC" + "0" * 32
+PUBLIC = "https://bot.example.com"
+wd = workdir()
+redis = Redis(wd, aof=True)
+redis.start()
+
+
+def start_fake(name, *args):
+    p = subprocess.Popen([sys.executable, os.path.join(TOP, "tests", "fakes", name)] + list(args),
+                         stdout=subprocess.PIPE, text=True)
+    return p, int(p.stdout.readline().split()[1])
+
+
+twilio, tport = start_fake("twilio.py", "--account-sid", SID, "--auth-token", TOKEN)
+odoo, oport = start_fake("odoo.py", "--x-fields")
+
+
+def ctl(port, obj):
+    urllib.request.urlopen("http://127.0.0.1:%d/_control" % port, json.dumps(obj).encode()).read()
+
+
+def get(port, path):
+    return json.loads(urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path)).read())
+
+
+conf = os.path.join(wd, "crmbridge.conf")
+write_config(conf, f"""[server]
+listen = 127.0.0.1:0
+public_url = {PUBLIC}
+[redis]
+url = {redis.url}
+[engine]
+coalesce_window = 400ms
+turn_lease = 5s
+[twilio]
+account_sid = {SID}
+auth_token = {TOKEN}
+whatsapp_from = whatsapp:+14155238886
+api_base = http://127.0.0.1:{tport}
+[odoo]
+url = http://127.0.0.1:{oport}
+db = crmfix
+username = admin
+password = admin
+timeout = 10s
+""")
+seq = [0]
+
+
+def post(d, phone, body, msid=None):
+    seq[0] += 1
+    msid = msid or "SM%032x" % (0xE2E0000 + seq[0])
+    p = [("MessageSid", msid), ("From", "whatsapp:" + phone), ("To", "whatsapp:+14155238886"), ("Body", body),
+         ("NumMedia", "0"), ("ProfileName", "Cliente")]
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    c.request("POST", "/api/webhook/whatsapp", body=form(p).encode(),
+              headers={"Content-Type": "application/x-www-form-urlencoded",
+                       "X-Twilio-Signature": sign(TOKEN, PUBLIC + "/api/webhook/whatsapp", p)})
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return r.status, msid
+
+
+def all_replies():
+    out = {}
+    for e in get(tport, "/_log"):
+        if e.get("answer") == 201:
+            out.setdefault(e["form"]["To"][len("whatsapp:"):], []).append(e["form"]["Body"])
+    return out
+
+
+def replies(phone):
+    return all_replies().get(phone, [])
+
+
+def leads(phone=None):
+    return [l for l in get(oport, "/_leads") if phone is None or l.get("phone") == phone]
+
+
+def converse(d, phone, lines):
+    """Sends each line after the reply to the previous one, as a person would; returns the replies."""
+    for i, line in enumerate(lines):
+        post(d, phone, line)
+        wait_for(lambda: len(replies(phone)) >= i + 1, 15)
+    return replies(phone)
+
+
+d = Daemon(wd, conf)
+try:
+    ok(d.wait_notify("READY=1", 10) is not None, "daemon ready")
+
+    # ---- the product's own flow, in Spanish ----
+    es = "+573001110001"
+    r = converse(d, es, ["Hola, buenos días", "Busco sofás", "Soy María, necesito un sofá de 3 puestos",
+                         "Mi presupuesto es $2000"])
+    is_eq(len(r), 4, "four messages, four replies")
+    ok(r and r[0] == "¡Hola! ¿En qué puedo ayudarte hoy?", "asks how it can help", r)
+    ok(len(r) > 1 and "nombre" in r[1], "asks the name", r)
+    ok(len(r) > 2 and "presupuesto" in r[2], "asks the budget", r)
+    ok(len(r) > 3 and "María" in r[3] and "sofá de 3 puestos" in r[3], "confirms with the name and the interest", r)
+    ok(wait_for(lambda: len(leads(es)) == 1, 10), "one lead in Odoo")
+    lead = (leads(es) or [{}])[0]
+    is_eq(lead.get("contact_name"), "María", "contact_name María")
+    ok("sofá de 3 puestos" in (lead.get("x_product_interest") or ""), "x_product_interest names the 3-seat sofa")
+    is_eq(lead.get("x_budget_range"), "$2000", "x_budget_range $2000")
+    is_eq(lead.get("x_quality_score"), "hot", "x_quality_score hot")
+    is_eq(lead.get("x_source"), "WhatsApp", "x_source WhatsApp")
+    notes = [e for e in get(oport, "/_log") if e.get("method") == "message_post"]
+    ok(any(e["params"][2] == [[lead.get("id")]] for e in notes), "a chatter note on that lead")
+    st, body = d.get_json("/api/conversation/%s/status" % es)
+    ok(st == 200 and body["stage"] == "lead_created" and body["lead_id"] == lead.get("id"),
+       "the conversation's status: lead_created, with the lead id", body)
+    st, body = d.get_json("/api/conversation/whatsapp:%s/history" % es)
+    ok(st == 200 and len(body["history"]) == 8 and body["history"][0]["dir"] == "in", "history: both directions")
+
+    # ---- the same in English ----
+    en = "+14155550101"
+    r = converse(d, en, ["Hi, good morning", "I'm looking for sofas", "I'm John, I need a leather sofa",
+                         "My budget is $2000"])
+    ok(len(r) == 4 and r[0] == "Hi! How can I help you today?" and "name" in r[1] and "budget" in r[2] and
+       "John" in r[3], "English: the same questions in English, then the confirmation", r)
+    ok(wait_for(lambda: len(leads(en)) == 1, 10) and leads(en)[0]["x_quality_score"] == "hot", "one hot lead for John")
+
+    # ---- a complaint goes to support ----
+    sp = "+573001110003"
+    r = converse(d, sp, ["Buenas, compré un comedor y llegó con una pata rota. Quiero que me lo cambien."])
+    ok(len(r) == 1 and "equipo" in r[0], "a complaint: a person will follow up", r)
+    st, body = d.get_json("/api/conversation/%s/status" % sp)
+    is_eq(body.get("stage"), "support", "stage support")
+
+    # ---- three quick messages, one reply ----
+    burst = "+573001110004"
+    for line in ["hola", "busco un escritorio", "de madera"]:
+        post(d, burst, line)
+    time.sleep(3)
+    r = replies(burst)
+    ok(len(r) == 1 and "nombre" in r[0], "three quick lines: one coherent reply", r)
+
+    # ---- a redelivered message changes nothing ----
+    n_rep, n_leads = len(replies(es)), len(leads())
+    status, _ = post(d, es, "Mi presupuesto es $2000", msid="SM%032x" % (0xE2E0000 + 4))
+    time.sleep(2)
+    ok(status == 200 and len(replies(es)) == n_rep and len(leads()) == n_leads, "a redelivered message: nothing new")
+
+    # ---- Odoo down for the whole conversation, then back ----
+    down = "+573001110005"
+    ctl(oport, {"down": True})
+    r = converse(d, down, ["Soy Laura, busco una cama king", "Mi presupuesto es de 3 millones"])
+    ok(len(r) == 2 and "Laura" in r[1], "Odoo down: the conversation goes on", r)
+    is_eq(len(leads(down)), 0, "no lead yet")
+    st, body = d.get_json("/api/conversation/%s/status" % down)
+    ok(body.get("lead_pending") is True, "the lead write is pending")
+    st, sysbody = d.get_json("/system/status")
+    ok(sysbody["engine"]["odoo_deferred"] >= 1, "and counted in the status")
+    ctl(oport, {"down": False})
+    ok(wait_for(lambda: len(leads(down)) == 1, 40), "Odoo back: the lead appears")
+    time.sleep(3)
+    is_eq(len(leads(down)), 1, "once")
+    ok(wait_for(lambda: d.get_json("/api/conversation/%s/status" % down)[1].get("lead_pending") is False, 10),
+       "and the conversation knows its lead")
+
+    # ---- SIGKILL in the middle of a turn ----
+    kill = "+573001110006"
+    converse(d, kill, ["Soy Pedro, busco un comedor"])
+    ctl(oport, {"latency_ms": 1500})
+    post(d, kill, "Mi presupuesto es $1500")
+    time.sleep(2.5)  # the turn is waiting on Odoo now
+    d.signal(signal.SIGKILL)
+    d.wait(5)
+    d.kill()
+    ctl(oport, {"latency_ms": 0})
+    d = Daemon(wd, conf)
+    ok(d.wait_notify("READY=1", 10) is not None, "restarted after SIGKILL")
+    ok(wait_for(lambda: len(replies(kill)) >= 2, 30), "the interrupted turn is redone", replies(kill))
+    time.sleep(3)
+    r = replies(kill)
+    ok(len(r) == 2 and "Pedro" in r[1], "one confirmation, not two", r)
+    is_eq(len(leads(kill)), 1, "and one lead")
+
+    # ---- two instances, 200 customers ----
+    d2 = Daemon(wd, conf)
+    ok(d2.wait_notify("READY=1", 10) is not None, "a second instance on the same Redis")
+    phones = ["+5731200%05d" % i for i in range(200)]
+    before = sum(len(v) for v in all_replies().values())
+    t0 = time.monotonic()
+
+    def phase(daemon, text_of):
+        def worker(chunk):
+            for p in chunk:
+                post(daemon, p, text_of(p))
+        ts = [threading.Thread(target=worker, args=(phones[k::8],)) for k in range(8)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+
+    names = ["Ana", "Luis", "Marta", "Pedro", "Sofía", "Juan", "Lucía", "Diego", "Camila", "Andrés"]
+    phase(d, lambda p: "Hola, soy %s y busco un sofá de 3 puestos" % names[int(p[-3:]) % len(names)])
+    ok(wait_for(lambda: sum(len(all_replies().get(p, [])) for p in phones) >= 200, 90), "200 first replies")
+    phase(d2, lambda p: "Mi presupuesto es $2000")
+    ok(wait_for(lambda: sum(len(all_replies().get(p, [])) for p in phones) >= 400, 120), "200 second replies")
+    elapsed = time.monotonic() - t0
+    allr = all_replies()
+    in_order = sum(1 for p in phones if len(allr.get(p, [])) == 2 and "presupuesto" in allr[p][0] and
+                   "Gracias" in allr[p][1])
+    is_eq(in_order, 200, "every customer got both replies, in order")
+    ok(wait_for(lambda: len([l for l in leads() if l["phone"] in phones]) == 200, 60), "200 leads")
+    lp = [l["phone"] for l in leads() if l["phone"] in phones]
+    is_eq(len(set(lp)), 200, "exactly one lead each")
+    s1 = d.get_json("/system/status")[1]["engine"]
+    s2 = d2.get_json("/system/status")[1]["engine"]
+    ok(s1["turns"] > 0 and s2["turns"] > 0, "both instances ran turns (%d and %d)" % (s1["turns"], s2["turns"]))
+    print("# two instances, 200 customers x 2 messages: %.1f s, turns %d + %d" % (elapsed, s1["turns"], s2["turns"]))
+    d2.signal(signal.SIGTERM)
+    is_eq(d2.wait(15), 0, "the second instance stops cleanly")
+    d2.kill()
+
+    # ---- admin endpoints ----
+    st, body = d.get_json("/api/conversation/not-a-phone/status")
+    is_eq(st, 400, "a bad phone: 400")
+    st, body = d.get_json("/api/conversation/+573009999999/status")
+    is_eq(st, 404, "an unknown phone: 404")
+    st, body = d.get_json("/api/conversations/%s" % es)
+    ok(st == 200 and body["stage"] == "lead_created", "the /api/conversations/{phone} alias")
+    st, hd, data = d.request("POST", "/api/conversation/%s/reset" % burst)
+    ok(st == 200 and json.loads(data)["reset"] is True, "reset")
+    is_eq(d.get_json("/api/conversation/%s/status" % burst)[0], 404, "and the conversation is gone")
+    st, body = d.get_json("/api/dead-letters")
+    ok(st == 200 and body["dead_letters"] == [], "no dead letters")
+    log = d.logtext()
+    ok("María" not in log and "presupuesto" not in log and "3001110001" not in log, "no names, bodies or phones logged")
+    d.signal(signal.SIGTERM)
+    is_eq(d.wait(15), 0, "SIGTERM: exit 0")
+finally:
+    d.kill()
+    twilio.terminate()
+    odoo.terminate()
+    redis.stop()
+shutil.rmtree(wd, ignore_errors=True)
+done()
