@@ -127,13 +127,16 @@ static bool
 gone(struct engine *en)
 {
 	en->refs--;
-	if (!en->dying)
-		return false;
-	if (en->refs == 0)
-		destroy(en);
-	return true;
+	return en->dying;
 }
 
+/* After a dying callback has cleaned up its own object: the last one frees the engine. */
+static void
+settle(struct engine *en)
+{
+	if (en->dying && en->refs == 0)
+		destroy(en);
+}
 static struct rconn *
 rc(struct engine *en)
 {
@@ -231,6 +234,7 @@ on_route(redisAsyncContext *ac, void *r, void *pd)
 
 	if (gone(en)) {
 		route_free(op);
+		settle(en);
 		return;
 	}
 	if (r == NULL || ((redisReply *)r)->type == REDIS_REPLY_ERROR) {
@@ -344,8 +348,10 @@ on_read(redisAsyncContext *ac, void *r, void *pd)
 	redisReply *reply = r, *entries = NULL;
 	size_t i;
 
-	if (gone(en))
+	if (gone(en)) {
+		settle(en);
 		return;
+	}
 	en->reading = false;
 	if (reply == NULL)
 		return;
@@ -371,8 +377,10 @@ on_group(redisAsyncContext *ac, void *r, void *pd)
 	struct engine *en = pd;
 	redisReply *reply = r;
 
-	if (gone(en))
+	if (gone(en)) {
+		settle(en);
 		return;
+	}
 	if (reply != NULL &&
 	    (reply->type == REDIS_REPLY_STATUS ||
 	        (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) == 0)))
@@ -461,6 +469,7 @@ on_released(redisAsyncContext *ac, void *r, void *pd)
 
 	if (gone(en)) {
 		turn_free(t);
+		settle(en);
 		return;
 	}
 	turn_free(t);
@@ -488,7 +497,9 @@ on_committed(redisAsyncContext *ac, void *r, void *pd)
 	redisReply *reply = r;
 
 	if (gone(t->en)) {
+		struct engine *en0 = t->en;
 		turn_free(t);
+		settle(en0);
 		return;
 	}
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
@@ -527,7 +538,9 @@ on_queued_reply(int parts, void *arg)
 	struct turn *t = arg;
 
 	if (gone(t->en)) {
+		struct engine *en0 = t->en;
 		turn_free(t);
+		settle(en0);
 		return;
 	}
 	if (parts == -EPERM) {
@@ -575,12 +588,15 @@ on_lead(const struct lead_result *r, void *arg)
 
 	if (gone(en)) {
 		turn_free(t);
+		settle(en);
 		return;
 	}
 	if (r->err.kind == ODOO_OK) {
 		json_object_set_new(t->state, "lead_id", json_integer(r->lead_id));
 		json_object_set_new(t->state, "lead_pending", json_false());
-		if (strcmp(conv_state_stage(t->state), "support") != 0)
+		/* A support or human hand-off keeps its stage; the team works it from Odoo. */
+		if (strcmp(conv_state_stage(t->state), "support") != 0 &&
+		    strcmp(conv_state_stage(t->state), "human") != 0)
 			conv_state_set_stage(t->state, "lead_created");
 		if (r->created)
 			en->st.leads_created++;
@@ -613,8 +629,16 @@ on_lead(const struct lead_result *r, void *arg)
 }
 
 /* Writes the lead from the conversation's fields. */
+static void write_lead_as(struct turn *t, bool support);
+
 static void
 write_lead(struct turn *t)
+{
+	write_lead_as(t, false);
+}
+
+static void
+write_lead_as(struct turn *t, bool support)
 {
 	struct engine *en = t->en;
 	struct lead_ctx *lx = en->d.leads != NULL ? *en->d.leads : NULL;
@@ -653,7 +677,10 @@ write_lead(struct turn *t)
 	in.nlast = n;
 	in.post_note = true;
 	en->refs++;
-	lead_upsert(lx, &in, on_lead, t);
+	if (support)
+		lead_support(lx, &in, on_lead, t);
+	else
+		lead_upsert(lx, &in, on_lead, t);
 }
 
 static void
@@ -667,6 +694,7 @@ on_classified(const struct analysis *a, void *arg)
 
 	if (gone(en)) {
 		turn_free(t);
+		settle(en);
 		return;
 	}
 	t->a = *a;
@@ -681,7 +709,7 @@ on_classified(const struct analysis *a, void *arg)
 	if (a->action == A_TRANSFER_TO_SUPPORT) {
 		conv_state_set_stage(t->state, strcmp(a->reason, "human") == 0 ? "human" : "support");
 		en->st.support++;
-		write_lead(t); /* the team sees it in Odoo, with the analysis in the chatter */
+		write_lead_as(t, true); /* a helpdesk ticket, or the lead tagged for support */
 		return;
 	}
 	/* A lead is written when the policy says so, and kept up to date once it exists (never a second one). */
@@ -731,6 +759,7 @@ on_loaded(redisAsyncContext *ac, void *r, void *pd)
 
 	if (gone(en)) {
 		turn_free(t);
+		settle(en);
 		return;
 	}
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
@@ -848,8 +877,10 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 	redisReply *reply = r;
 	size_t i;
 
-	if (gone(en))
+	if (gone(en)) {
+		settle(en);
 		return;
+	}
 	en->claiming = false;
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
 		return;
@@ -895,7 +926,9 @@ on_pend_lease(redisAsyncContext *ac, void *r, void *pd)
 	redisReply *reply = r;
 
 	if (gone(p->en)) {
+		struct engine *en0 = p->en;
 		free(p);
+		settle(en0);
 		return;
 	}
 	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
@@ -911,8 +944,10 @@ on_pending(redisAsyncContext *ac, void *r, void *pd)
 	size_t i;
 	char now[24], until[24];
 
-	if (gone(en))
+	if (gone(en)) {
+		settle(en);
 		return;
+	}
 	en->pending_busy = false;
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
 		return;
@@ -1094,7 +1129,8 @@ static void
 on_reset(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct reset_op *op = pd;
-	bool dying = gone(op->en);
+	struct engine *en = op->en;
+	bool dying = gone(en);
 
 	if (r == NULL || ((redisReply *)r)->type == REDIS_REPLY_ERROR)
 		op->failed = 1;
@@ -1103,6 +1139,7 @@ on_reset(redisAsyncContext *ac, void *r, void *pd)
 			op->done(op->failed ? -1 : 0, op->arg);
 		free(op);
 	}
+	settle(en);
 }
 
 void

@@ -28,12 +28,15 @@ struct lead_ctx {
 	int team_id, user_id;
 	bool probed, has_x, has_mobile, has_sanitized;
 	bool utm_done, tags_done;
+	int helpdesk; /* 0 unknown, 1 present, -1 absent */
 	int source_id, medium_id;
 	json_t *tag_ids; /* resolved tag ids, or NULL */
 };
 
 struct up {
 	struct lead_ctx *x;
+	int extra_tag_id;
+	bool extra_done;
 	struct lead_input in;
 	char e164[17];
 	lead_done_fn done;
@@ -468,6 +471,8 @@ save(struct up *u)
 			if (str(open, "x_source") == NULL)
 				json_object_set_new(vals, "x_source", json_string(x->source));
 		}
+		if (u->extra_tag_id > 0)
+			json_object_set_new(vals, "tag_ids", json_pack("[[i, i]]", 4, u->extra_tag_id));
 		if (json_object_size(vals) == 0) {
 			json_decref(vals);
 			step(u); /* nothing changed: no write */
@@ -511,8 +516,14 @@ save(struct up *u)
 			json_object_set_new(vals, "source_id", json_integer(x->source_id));
 		if (x->medium_id > 0)
 			json_object_set_new(vals, "medium_id", json_integer(x->medium_id));
-		if (x->tag_ids != NULL && json_array_size(x->tag_ids) > 0)
-			json_object_set_new(vals, "tag_ids", json_pack("[[i, i, O]]", 6, 0, x->tag_ids));
+		{
+			json_t *ids = x->tag_ids != NULL ? json_deep_copy(x->tag_ids) : json_array();
+			if (u->extra_tag_id > 0)
+				json_array_append_new(ids, json_integer(u->extra_tag_id));
+			if (json_array_size(ids) > 0)
+				json_object_set_new(vals, "tag_ids", json_pack("[[i, i, O]]", 6, 0, ids));
+			json_decref(ids);
+		}
 		free(name);
 		free(desc);
 		u->r.created = true;
@@ -640,7 +651,16 @@ step(struct up *u)
 			x->tags_done = true;
 			break;
 		}
-		case 5: search(u); return;
+		case 5:
+			if (u->in.extra_tag != NULL && !u->extra_done) {
+				/* The case's own tag ("Support"), found or created. */
+				u->extra_done = true;
+				u->step = 5;
+				find_named(u, "crm.tag", u->in.extra_tag, &u->extra_tag_id);
+				return;
+			}
+			search(u);
+			return;
 		case 6: save(u); return;
 		case 7:
 			if (u->in.post_note && u->r.lead_id > 0) {
@@ -687,6 +707,7 @@ up_new(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, void 
 		u->in.intent = keep(u, in->intent);
 		u->in.missing = keep(u, in->missing);
 		u->in.reasoning = keep(u, in->reasoning);
+		u->in.extra_tag = keep(u, in->extra_tag);
 		if (in->nlast > 0) {
 			const char **lm = xcalloc(in->nlast, sizeof(char *));
 			for (i = 0; i < in->nlast; i++)
@@ -712,6 +733,62 @@ lead_upsert(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, 
 		return;
 	}
 	step(u);
+}
+
+bool
+lead_ctx_has_helpdesk(const struct lead_ctx *x)
+{
+	return x->helpdesk == 1;
+}
+
+static void
+on_ticket(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct up *u = arg;
+
+	if (e->kind == ODOO_OK && json_is_integer(r)) {
+		u->x->helpdesk = 1;
+		u->r.lead_id = (int)json_integer_value(r);
+		u->r.created = true;
+		up_finish(u);
+		return;
+	}
+	if (e->kind == ODOO_TRANSIENT) {
+		failed(u, e);
+		return;
+	}
+	/* No Helpdesk app (or no rights on it): the customer's lead, tagged for support. */
+	u->x->helpdesk = -1;
+	u->in.extra_tag = keep(u, "Support");
+	step(u);
+}
+
+void
+lead_support(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, void *arg)
+{
+	struct up *u = up_new(x, in, done, arg);
+	struct odoo_error none = {.kind = ODOO_CONFIG};
+	char *desc, *name;
+
+	if (u->in.phone == NULL || phone_e164(u->in.phone, x->cc, u->e164) < 0) {
+		u->r.err.kind = ODOO_DATA;
+		snprintf(
+		    u->r.err.message, sizeof(u->r.err.message), "the phone number is not a valid international number");
+		up_finish(u);
+		return;
+	}
+	if (x->helpdesk < 0) {
+		on_ticket(NULL, &none, u);
+		return;
+	}
+	desc = description(u, 0, false);
+	xasprintf(&name, "WhatsApp: %s", u->in.contact_name != NULL ? u->in.contact_name : u->e164);
+	odoo_call(x->o, "helpdesk.ticket", "create",
+	    json_pack("[{s:s, s:s, s:s, s:s?, s:s?}]", "name", name, "description", desc, "partner_phone", u->e164,
+	        "partner_name", u->in.contact_name, "partner_email", u->in.email),
+	    NULL, on_ticket, u);
+	free(desc);
+	free(name);
 }
 
 void

@@ -24,6 +24,7 @@ struct lead_input {
 	const char *const *last_messages; /* for the chatter note, oldest first */
 	size_t nlast;
 	bool post_note;
+	const char *extra_tag; /* a crm.tag name added to this lead ("Support"), or NULL */
 };
 
 struct lead_options {
@@ -61,6 +62,15 @@ bool lead_ctx_probed(const struct lead_ctx *x);
 
 /* Creates or updates the customer's lead. in is copied. */
 void lead_upsert(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, void *arg);
+
+/*
+ * A support case: a helpdesk.ticket when that model exists in this Odoo
+ * (r->lead_id is then the ticket's id and r->created true), otherwise the
+ * customer's lead tagged "Support" with the analysis in the chatter.
+ */
+void lead_support(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, void *arg);
+/* True once a support case has found helpdesk.ticket in this Odoo. */
+bool lead_ctx_has_helpdesk(const struct lead_ctx *x);
 
 /* Probes fields_get and reports (in r->degraded) whether the x_ fields are missing. */
 void lead_probe(struct lead_ctx *x, lead_done_fn done, void *arg);

@@ -81,6 +81,7 @@ X_FIELDS = {
 MODEL_NAMES = {"crm.lead": "Lead/Opportunity", "utm.source": "Source", "utm.medium": "Medium", "crm.tag": "Tag",
                "mail.message": "Message", "ir.model": "Models", "ir.model.fields": "Fields", "res.users": "User",
                "ir.model.data": "Model Data", "helpdesk.ticket": None}
+HELPDESK = {"on": False}
 
 
 def now():
@@ -101,10 +102,10 @@ class State:
         if x_fields:
             self.fields.update(X_FIELDS)
         self.records = {m: {} for m in ["crm.lead", "utm.source", "utm.medium", "crm.tag", "mail.message",
-                                        "ir.model.fields", "res.users"]}
+                                        "ir.model.fields", "res.users", "helpdesk.ticket"]}
         # Sequences start where the recorded session's did, so replayed ids match the recordings.
         self.seq = {"crm.lead": 0, "utm.source": 9, "utm.medium": 9, "crm.tag": 0, "mail.message": 7,
-                    "ir.model.fields": 3724, "res.users": 5}
+                    "ir.model.fields": 3724, "res.users": 5, "helpdesk.ticket": 0}
         self.users = {2: {"login": "admin", "password": ARGS.password, "crm": True}}
         self.log = []
         self.latency_ms = 0
@@ -225,6 +226,13 @@ def lead_create(vals):
 
 def execute(uid, model, method, args, kw):
     user = S.users.get(uid)
+    if model == "helpdesk.ticket" and HELPDESK["on"]:
+        if method == "create":
+            rid = S.next_id("helpdesk.ticket")
+            S.records["helpdesk.ticket"][rid] = {"id": rid, **args[0]}
+            return rid
+        if method == "search_read":
+            return [dict(r) for r in S.records["helpdesk.ticket"].values()]
     if model not in MODEL_NAMES or MODEL_NAMES[model] is None:
         raise OdooError(2, "Object %s doesn't exist" % model, http=404, name="odoo.exceptions.UserError")
     if model == "crm.lead" and not user["crm"]:
@@ -401,6 +409,8 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             if self.path == "/_log":
                 return self.send(200, json.dumps(S.log), "application/json")
+            if self.path == "/_tickets":
+                return self.send(200, json.dumps(list(S.records["helpdesk.ticket"].values())), "application/json")
             if self.path == "/_leads":
                 return self.send(200, json.dumps(list(S.records["crm.lead"].values())), "application/json")
         self.send(404, "Not Found", "text/plain")
@@ -414,6 +424,8 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 if ctl.get("reset"):
                     S = State(ctl.get("x_fields", False), ctl.get("version", 17))
+                if "helpdesk" in ctl:
+                    HELPDESK["on"] = bool(ctl["helpdesk"])
                 for k in ("latency_ms", "down", "fail_next", "fault_next"):
                     if k in ctl:
                         setattr(S, k, ctl[k])

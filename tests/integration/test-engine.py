@@ -146,12 +146,23 @@ try:
        "John" in r[3], "English: the same questions in English, then the confirmation", r)
     ok(wait_for(lambda: len(leads(en)) == 1, 10) and leads(en)[0]["x_quality_score"] == "hot", "one hot lead for John")
 
-    # ---- a complaint goes to support ----
+    # ---- support: a helpdesk ticket when Helpdesk is installed, else a lead tagged for support ----
+    ctl(oport, {"helpdesk": True})
+    sp2 = "+573001110007"
+    r = converse(d, sp2, ["Quiero hablar con un asesor, mi pedido no ha llegado"])
+    ok(len(r) == 1, "a request for a person gets one reply", r)
+    ok(wait_for(lambda: any(t.get("partner_phone") == sp2 for t in get(oport, "/_tickets")), 10),
+       "with Helpdesk installed: a helpdesk.ticket")
+    is_eq(len(leads(sp2)), 0, "and no lead")
+    is_eq(d.get_json("/api/conversation/%s/status" % sp2)[1].get("stage"), "human", "stage human")
+    ctl(oport, {"helpdesk": False})
     sp = "+573001110003"
     r = converse(d, sp, ["Buenas, compré un comedor y llegó con una pata rota. Quiero que me lo cambien."])
     ok(len(r) == 1 and "equipo" in r[0], "a complaint: a person will follow up", r)
     st, body = d.get_json("/api/conversation/%s/status" % sp)
     is_eq(body.get("stage"), "support", "stage support")
+    ok(wait_for(lambda: len(leads(sp)) == 1, 10), "without Helpdesk: a lead for the support case")
+    ok(leads(sp) and len(leads(sp)[0].get("tag_ids", [])) == 1, "tagged (Support)", leads(sp))
 
     # ---- three quick messages, one reply ----
     burst = "+573001110004"
@@ -235,7 +246,9 @@ try:
     ok(s1["turns"] > 0 and s2["turns"] > 0, "both instances ran turns (%d and %d)" % (s1["turns"], s2["turns"]))
     print("# two instances, 200 customers x 2 messages: %.1f s, turns %d + %d" % (elapsed, s1["turns"], s2["turns"]))
     d2.signal(signal.SIGTERM)
-    is_eq(d2.wait(15), 0, "the second instance stops cleanly")
+    rc = d2.wait(15)
+    ok(rc == 0, "the second instance stops cleanly (%s)" % rc, "\n".join(
+        l for l in d2.logtext().splitlines() if "ERROR" in l or " #" in l or "freed by" in l or "allocated" in l)[:6000])
     d2.kill()
 
     # ---- admin endpoints ----
@@ -253,7 +266,9 @@ try:
     log = d.logtext()
     ok("María" not in log and "presupuesto" not in log and "3001110001" not in log, "no names, bodies or phones logged")
     d.signal(signal.SIGTERM)
-    is_eq(d.wait(15), 0, "SIGTERM: exit 0")
+    rc = d.wait(15)
+    ok(rc == 0, "SIGTERM: exit 0 (%s)" % rc, "\n".join(l for l in d.logtext().splitlines() if "ERROR" in l or
+                                                      " #" in l or "freed by" in l or "allocated" in l)[:6000])
 finally:
     d.kill()
     twilio.terminate()
