@@ -62,9 +62,23 @@ cmd_run() {
 	fi
 	: "${CRMBRIDGE_STATE_DIR:=$top/run/state}"
 	: "${CRMBRIDGE_LISTEN:=127.0.0.1:8080}"
-	export CRMBRIDGE_STATE_DIR CRMBRIDGE_LISTEN
-	say "crmbridged on http://$CRMBRIDGE_LISTEN (try: curl http://$CRMBRIDGE_LISTEN/system/status); Ctrl-C stops"
-	exec build/crmbridged ${CRMBRIDGE_CONFIG:+-f "$CRMBRIDGE_CONFIG"}
+	# Locally, webhooks are signed with a development token unless Twilio's is configured.
+	: "${CRMBRIDGE_PUBLIC_URL:=http://$CRMBRIDGE_LISTEN}"
+	: "${TWILIO_AUTH_TOKEN:=dev-token-$(id -u)-$(hostname)}"
+	export CRMBRIDGE_STATE_DIR CRMBRIDGE_LISTEN CRMBRIDGE_PUBLIC_URL TWILIO_AUTH_TOKEN
+	build/crmbridged ${CRMBRIDGE_CONFIG:+-f "$CRMBRIDGE_CONFIG"} &
+	daemon=$!
+	trap 'kill -TERM $daemon 2>/dev/null; wait $daemon' INT TERM
+	i=0
+	until curl -sf "http://$CRMBRIDGE_LISTEN/health" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -gt 100 ] && { say "crmbridged did not start"; kill $daemon; exit 1; }
+		sleep 0.1
+	done
+	say "replaying the furniture-shop conversation (tests/data/conversations/es-sofa-complete.json)"
+	python3 scripts/replay.py --reset --url "http://$CRMBRIDGE_LISTEN" tests/data/conversations/es-sofa-complete.json || true
+	say "crmbridged keeps running on http://$CRMBRIDGE_LISTEN (status: curl http://$CRMBRIDGE_LISTEN/system/status); Ctrl-C stops"
+	wait $daemon
 }
 
 cmd_test() {
