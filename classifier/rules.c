@@ -727,8 +727,11 @@ rules_analyze(const struct lexicon *lx, const struct conversation *c, struct ana
 			asked_name = has_any(pb, &lx->name_question_words) && strchr(c->msg[i - 1].text, '?') != NULL;
 			free(pb);
 		}
-		strncat(all, c->msg[i].text, sizeof(all) - strlen(all) - 2);
-		strcat(all, "\n");
+		{
+			/* All user text, for language detection; cut when it fills the buffer. */
+			size_t used = strlen(all);
+			snprintf(all + used, sizeof(all) - used, "%s\n", c->msg[i].text);
+		}
 		if ((v = find_email(c->msg[i].text)) != NULL) {
 			analysis_set(a, F_EMAIL, v);
 			free(v);

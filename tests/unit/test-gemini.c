@@ -20,6 +20,7 @@
 #include "common/curlev.h"
 #include "common/util.h"
 #include "tests/tap.h"
+#include "tests/testutil.h"
 
 static const char good_answer[] =
     "{\"quality\":\"hot\",\"confidence\":0.9,\"intent\":\"sales\",\"reason\":\"purchase\",\"sentiment\":0.3,"
@@ -231,33 +232,10 @@ static sd_event *ev;
 static int gport;
 static pid_t gpid;
 
-static size_t
-sink(char *p, size_t s, size_t n, void *ud)
-{
-	char **out = ud;
-	size_t old = *out ? strlen(*out) : 0;
-
-	*out = realloc(*out, old + s * n + 1);
-	memcpy(*out + old, p, s * n);
-	(*out)[old + s * n] = '\0';
-	return s * n;
-}
-
 static char *
 dbl(const char *path, const char *post)
 {
-	CURL *c = curl_easy_init();
-	char url[128], *out = NULL;
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", gport, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-	if (post != NULL)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
-	curl_easy_perform(c);
-	curl_easy_cleanup(c);
-	return out;
+	return test_http(gport, path, post);
 }
 
 static size_t
@@ -334,7 +312,7 @@ client(struct curlev *cv, const char *key, const char *model, uint64_t timeout_m
 static void
 test_double(void)
 {
-	char script[512], err[128];
+	char err[128];
 	struct lexicon *lx;
 	struct policy p;
 	struct curlev *cv;
@@ -342,8 +320,6 @@ test_double(void)
 	struct classifier *cl;
 	struct gemini_stats st;
 	struct got got;
-	int pipefd[2];
-	FILE *f;
 	size_t before;
 	char ctl[3000];
 	const char *knobs[][2] = {
@@ -357,18 +333,8 @@ test_double(void)
 	};
 	size_t k;
 
-	snprintf(script, sizeof(script), "%s/tests/fakes/gemini.py", getenv("TOP_SRCDIR"));
-	if (pipe(pipefd) < 0)
-		abort();
-	if ((gpid = fork()) == 0) {
-		dup2(pipefd[1], 1);
-		close(pipefd[0]);
-		execlp("python3", "python3", script, (char *)NULL);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	f = fdopen(pipefd[0], "r");
-	if (!ok(fscanf(f, "PORT %d", &gport) == 1, "the Gemini double started"))
+	gpid = test_spawn_double("gemini.py", NULL, &gport);
+	if (!ok(gport > 0, "the Gemini double started"))
 		return;
 	sd_event_new(&ev);
 	cv = curlev_new(ev);

@@ -23,40 +23,19 @@
 #include "odoo/client.h"
 #include "odoo/lead.h"
 #include "tests/tap.h"
+#include "tests/testutil.h"
 
 static sd_event *ev;
 static struct curlev *cv;
 static int port;
 static pid_t pid;
 
-static size_t
-sink(char *p, size_t s, size_t n, void *ud)
-{
-	char **out = ud;
-	size_t old = *out ? strlen(*out) : 0;
-
-	*out = realloc(*out, old + s * n + 1);
-	memcpy(*out + old, p, s * n);
-	(*out)[old + s * n] = '\0';
-	return s * n;
-}
-
 static json_t *
 dbl(const char *path, const char *post)
 {
-	CURL *c = curl_easy_init();
-	char url[128], *out = NULL;
-	json_t *j;
+	char *out = test_http(port, path, post);
+	json_t *j = json_loads(out ? out : "null", 0, NULL);
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-	if (post != NULL)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
-	curl_easy_perform(c);
-	curl_easy_cleanup(c);
-	j = json_loads(out ? out : "null", 0, NULL);
 	free(out);
 	return j;
 }
@@ -200,28 +179,6 @@ on_stats(const struct odoo_error *e, json_t *stats, void *arg)
 	st.done = true;
 	st.e = *e;
 	st.stats = json_incref(stats);
-}
-
-static void
-start_double(void)
-{
-	char script[512];
-	int p[2];
-	FILE *f;
-
-	snprintf(script, sizeof(script), "%s/tests/fakes/odoo.py", getenv("TOP_SRCDIR"));
-	if (pipe(p) < 0)
-		abort();
-	if ((pid = fork()) == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		execlp("python3", "python3", script, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	f = fdopen(p[0], "r");
-	if (fscanf(f, "PORT %d", &port) != 1)
-		port = 0;
 }
 
 static void
@@ -470,7 +427,7 @@ main(void)
 	}
 	crypto_init();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	start_double();
+	pid = test_spawn_double("odoo.py", NULL, &port);
 	if (!ok(port > 0, "the Odoo double started"))
 		return done_testing();
 	sd_event_new(&ev);

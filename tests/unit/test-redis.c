@@ -20,26 +20,12 @@
 #include "common/util.h"
 #include "redis.h"
 #include "tests/tap.h"
+#include "tests/testutil.h"
 
 static sd_event *ev;
 static char dir[] = "/tmp/crmb-redis-XXXXXX";
 static int port;
 static int ups, downs;
-
-static int
-free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), p;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	p = ntohs(a.sin_port);
-	close(fd);
-	return p;
-}
 
 static pid_t
 redis_start(const char *password)
@@ -122,7 +108,7 @@ main(void)
 		return 99;
 	crypto_init();
 	sd_event_new(&ev);
-	port = free_port();
+	port = test_free_port();
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/3", port);
 	o.url = url;
 

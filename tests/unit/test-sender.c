@@ -26,6 +26,7 @@
 #include "redis.h"
 #include "sender.h"
 #include "tests/tap.h"
+#include "tests/testutil.h"
 
 #define SID "AC00000000000000000000000000000000"
 #define TOKEN "twilio-test-token"
@@ -37,29 +38,12 @@ static pid_t redis_pid, twilio_pid;
 static struct rconn *rc;
 static struct curlev *cv;
 
-static int
-free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), p;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	p = ntohs(a.sin_port);
-	close(fd);
-	return p;
-}
-
 static void
 start_servers(void)
 {
-	char port[16], script[512];
-	int p[2];
-	FILE *f;
+	char port[16];
 
-	redis_port = free_port();
+	redis_port = test_free_port();
 	snprintf(port, sizeof(port), "%d", redis_port);
 	if ((redis_pid = fork()) == 0) {
 		int null = open("/dev/null", O_WRONLY);
@@ -68,52 +52,17 @@ start_servers(void)
 		    "--save", "", "--appendonly", "no", (char *)NULL);
 		_exit(127);
 	}
-	snprintf(script, sizeof(script), "%s/tests/fakes/twilio.py", getenv("TOP_SRCDIR"));
-	if (pipe(p) < 0)
-		abort();
-	if ((twilio_pid = fork()) == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		execlp("python3", "python3", script, "--account-sid", SID, "--auth-token", TOKEN, (char *)NULL);
-		_exit(127);
+	{
+		const char *args[] = {"--account-sid", SID, "--auth-token", TOKEN, NULL};
+		twilio_pid = test_spawn_double("twilio.py", args, &twilio_port);
 	}
-	close(p[1]);
-	f = fdopen(p[0], "r");
-	if (fscanf(f, "PORT %d", &twilio_port) != 1)
-		twilio_port = 0;
 }
 
 /* A blocking HTTP call to the double's control endpoints; returns the body (caller frees). */
-static size_t
-collect(char *ptr, size_t size, size_t n, void *ud)
-{
-	char **buf = ud;
-	size_t old = *buf ? strlen(*buf) : 0;
-
-	*buf = realloc(*buf, old + size * n + 1);
-	memcpy(*buf + old, ptr, size * n);
-	(*buf)[old + size * n] = '\0';
-	return size * n;
-}
-
 static char *
 double_call(const char *path, const char *post)
 {
-	CURL *c = curl_easy_init();
-	char url[128], *out = NULL;
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", twilio_port, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	if (post != NULL)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
-	curl_easy_perform(c);
-	curl_easy_cleanup(c);
-	curl_slist_free_all(h);
-	return out;
+	return test_http(twilio_port, path, post);
 }
 
 static void
