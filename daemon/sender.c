@@ -33,9 +33,8 @@
 static const char enqueue_text[] =
     /* KEYS: seq, due, q, optout, once; ARGV: jobprefix, to, created_ms, now_ms, once_ttl, part... */
     "if redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then return -1 end\n"
-    "if KEYS[5] ~= KEYS[4] then\n"
-    "  if redis.call('SET', KEYS[5], '1', 'NX', 'EX', tonumber(ARGV[5])) == false then return 0 end\n"
-    "end\n"
+    /* The once-key is checked first and set last: Redis does not undo a script that fails half-way. */
+    "if KEYS[5] ~= KEYS[4] and redis.call('EXISTS', KEYS[5]) == 1 then return 0 end\n"
     "local parts = #ARGV - 5\n"
     "for i = 6, #ARGV do\n"
     "  local id = redis.call('INCR', KEYS[1])\n"
@@ -44,6 +43,7 @@ static const char enqueue_text[] =
     "  redis.call('RPUSH', KEYS[3], id)\n"
     "end\n"
     "if not redis.call('ZSCORE', KEYS[2], ARGV[2]) then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2]) end\n"
+    "if KEYS[5] ~= KEYS[4] then redis.call('SET', KEYS[5], '1', 'EX', tonumber(ARGV[5])) end\n"
     "return parts\n";
 
 static const char claim_text[] =

@@ -15,7 +15,7 @@ import http.client
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Daemon, Redis, done, form, is_eq, ok, sign, skip_all, wait_for, workdir, write_config  # noqa
+from harness import Daemon, Redis, done, form, is_eq, ok, resp, sign, skip_all, wait_for, workdir, write_config  # noqa
 
 if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
     skip_all("redis-server not installed")
@@ -251,6 +251,20 @@ try:
         l for l in d2.logtext().splitlines() if "ERROR" in l or " #" in l or "freed by" in l or "allocated" in l)[:6000])
     d2.kill()
 
+    # ---- a turn that keeps failing goes to the dead-letter list, and the conversation goes on ----
+    dl = "+573001110008"
+    resp(redis.port, "SET", "crmbridge:{outbox}:seq", "not-a-number")  # queuing any reply now fails
+    post(d, dl, "Hola, ¿tienen bibliotecas?")
+    ok(wait_for(lambda: d.get_json("/api/dead-letters")[1]["dead_letters"], 30),
+       "a turn failing again and again is set aside")
+    dead = d.get_json("/api/dead-letters")[1]["dead_letters"]
+    ok(len(dead) == 1 and dead[0]["phone"] == dl and dead[0]["messages"][0]["text"] == "Hola, ¿tienen bibliotecas?"
+       and dead[0]["reason"], "with its message and the reason", dead)
+    ok(d.get_json("/system/status")[1]["engine"]["turns_failed"] >= 5, "the failures are counted")
+    resp(redis.port, "DEL", "crmbridge:{outbox}:seq")
+    r = converse(d, dl, ["Busco una biblioteca"])
+    ok(len(r) == 1, "once the fault is gone, the conversation goes on", r)
+
     # ---- admin endpoints ----
     st, body = d.get_json("/api/conversation/not-a-phone/status")
     is_eq(st, 400, "a bad phone: 400")
@@ -262,7 +276,7 @@ try:
     ok(st == 200 and json.loads(data)["reset"] is True, "reset")
     is_eq(d.get_json("/api/conversation/%s/status" % burst)[0], 404, "and the conversation is gone")
     st, body = d.get_json("/api/dead-letters")
-    ok(st == 200 and body["dead_letters"] == [], "no dead letters")
+    ok(st == 200 and len(body["dead_letters"]) == 1, "the dead-letter list holds that one turn")
     log = d.logtext()
     ok("María" not in log and "presupuesto" not in log and "3001110001" not in log, "no names, bodies or phones logged")
     d.signal(signal.SIGTERM)
