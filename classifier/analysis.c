@@ -83,6 +83,18 @@ analysis_set(struct analysis *a, enum field f, const char *v)
 }
 
 void
+analysis_copy(struct analysis *dst, const struct analysis *src)
+{
+	int i;
+
+	*dst = *src;
+	for (i = 0; i < F_COUNT; i++)
+		dst->fields[i] = src->fields[i] != NULL ? xstrdup(src->fields[i]) : NULL;
+	dst->reply = src->reply != NULL ? xstrdup(src->reply) : NULL;
+	dst->reasoning = src->reasoning != NULL ? xstrdup(src->reasoning) : NULL;
+}
+
+void
 analysis_clear(struct analysis *a)
 {
 	int i;

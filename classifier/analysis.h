@@ -67,6 +67,8 @@ int field_from_name(const char *s);
 
 /* Frees what a holds and zeroes it. */
 void analysis_clear(struct analysis *a);
+/* Makes dst (empty, or cleared) a deep copy of src, to keep an analysis beyond a callback. */
+void analysis_copy(struct analysis *dst, const struct analysis *src);
 /* Sets field f to a copy of v (NULL clears it). */
 void analysis_set(struct analysis *a, enum field f, const char *v);
 /* The analysis as the JSON object crmbridgectl prints; caller owns the reference. */

@@ -404,8 +404,8 @@ struct greq {
 	unsigned attempt;
 	CURL *easy;
 	struct curl_slist *hdrs;
-	char *body, *resp;
-	size_t resp_len;
+	char *body;
+	struct curlbuf resp;
 	uint64_t started;
 	sd_event_source *timer;
 	enum gemini_outcome pending; /* for a deferred answer */
@@ -441,7 +441,7 @@ req_free(struct greq *q)
 	sd_event_source_disable_unref(q->timer);
 	conversation_clear(&q->conv);
 	free(q->body);
-	free(q->resp);
+	curlbuf_reset(&q->resp);
 	free(q);
 }
 
@@ -494,21 +494,6 @@ later(struct greq *q, uint64_t ms)
 		fatalx("gemini: sd_event_add_time failed");
 }
 
-static size_t
-on_body(char *p, size_t size, size_t n, void *ud)
-{
-	struct greq *q = ud;
-	size_t len = size * n;
-
-	if (q->resp_len + len > 1024 * 1024)
-		return 0;
-	q->resp = xreallocarray(q->resp, q->resp_len + len + 1, 1);
-	memcpy(q->resp + q->resp_len, p, len);
-	q->resp_len += len;
-	q->resp[q->resp_len] = '\0';
-	return len;
-}
-
 static void
 on_done(CURL *easy, CURLcode res, void *arg)
 {
@@ -531,11 +516,9 @@ on_done(CURL *easy, CURLcode res, void *arg)
 		r.outcome = GEM_SERVER;
 		snprintf(r.error, sizeof(r.error), "network: %s", curl_easy_strerror(res));
 	} else {
-		gemini_parse_response(status, q->resp, q->resp_len, &r);
+		gemini_parse_response(status, q->resp.data, q->resp.len, &r);
 	}
-	free(q->resp);
-	q->resp = NULL;
-	q->resp_len = 0;
+	curlbuf_reset(&q->resp);
 	g->st.tokens.prompt += r.usage.prompt;
 	g->st.tokens.candidates += r.usage.candidates;
 	g->st.tokens.thoughts += r.usage.thoughts;
@@ -601,8 +584,8 @@ send_req(struct greq *q)
 		curl_easy_setopt(q->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 		curl_easy_setopt(q->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 		curl_easy_setopt(q->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
-		curl_easy_setopt(q->easy, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(q->easy, CURLOPT_WRITEDATA, q);
+		curl_easy_setopt(q->easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
+		curl_easy_setopt(q->easy, CURLOPT_WRITEDATA, &q->resp);
 	}
 	if (curlev_add(g->cv, q->easy, on_done, q) < 0) {
 		snprintf(g->st.last_error, sizeof(g->st.last_error), "cannot start a transfer");
@@ -617,6 +600,7 @@ gemini_classify(struct gemini *g, const struct conversation *c, gemini_done_fn d
 	size_t i;
 
 	q->g = g;
+	q->resp.max = 1024 * 1024;
 	q->done = done;
 	q->arg = arg;
 	q->started = now_usec();

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/template.h"
 #include "common/xmalloc.h"
 #include "policy.h"
 
@@ -95,33 +96,11 @@ policy_decide(const struct policy *p, const struct signals *sg, struct analysis 
 static char *
 fill(const char *t, const struct analysis *a)
 {
-	char out[1024];
-	size_t o = 0;
+	static const char *const keys[] = {"name", "interest"};
+	const char *vals[] = {
+	    a->fields[F_NAME], a->fields[F_PRODUCT] != NULL ? a->fields[F_PRODUCT] : a->fields[F_NEED]};
 
-	while (*t != '\0' && o + 1 < sizeof(out)) {
-		const char *v = NULL;
-		size_t skip = 0;
-
-		if (strncmp(t, "{name}", 6) == 0) {
-			v = a->fields[F_NAME];
-			skip = 6;
-		} else if (strncmp(t, "{interest}", 10) == 0) {
-			v = a->fields[F_PRODUCT] != NULL ? a->fields[F_PRODUCT] : a->fields[F_NEED];
-			skip = 10;
-		}
-		if (skip > 0) {
-			size_t n = v != NULL ? strlen(v) : 0;
-			if (o + n + 1 >= sizeof(out))
-				break;
-			memcpy(out + o, v != NULL ? v : "", n);
-			o += n;
-			t += skip;
-		} else {
-			out[o++] = *t++;
-		}
-	}
-	out[o] = '\0';
-	return xstrdup(out);
+	return template_expand(t, keys, vals, 2);
 }
 
 void

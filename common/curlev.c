@@ -136,6 +136,29 @@ timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+size_t
+curlbuf_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct curlbuf *b = ud;
+	size_t n = size * nmemb;
+
+	if (b->len + n > b->max)
+		return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
+	b->data = xreallocarray(b->data, b->len + n + 1, 1);
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+void
+curlbuf_reset(struct curlbuf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+}
+
 struct curlev *
 curlev_new(sd_event *e)
 {

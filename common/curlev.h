@@ -14,6 +14,18 @@ struct curlev;
 /* Called once when a transfer ends; the easy handle is the caller's again (to free or reuse). */
 typedef void (*curlev_done_fn)(CURL *easy, CURLcode result, void *arg);
 
+/* A response body collected in memory, NUL-terminated, refused past max bytes. */
+struct curlbuf {
+	char *data; /* NULL until something arrives; the owner frees it (curlbuf_reset) */
+	size_t len;
+	size_t max;
+};
+
+/* CURLOPT_WRITEFUNCTION for a struct curlbuf passed as CURLOPT_WRITEDATA. */
+size_t curlbuf_write(char *ptr, size_t size, size_t nmemb, void *ud);
+/* Frees the data and empties the buffer (max is kept). */
+void curlbuf_reset(struct curlbuf *b);
+
 /* A new multi handle on e. NULL on failure. */
 struct curlev *curlev_new(sd_event *e);
 /* Aborts transfers in progress (their callbacks get CURLE_ABORTED_BY_CALLBACK) and frees. NULL is fine. */

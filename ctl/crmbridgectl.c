@@ -77,14 +77,8 @@ online_stop(void)
 static void
 on_result(const struct analysis *a, void *arg)
 {
-	int i;
-
 	run.done = true;
-	run.got = *a;
-	for (i = 0; i < F_COUNT; i++)
-		run.got.fields[i] = a->fields[i] != NULL ? strdup(a->fields[i]) : NULL;
-	run.got.reply = strdup(a->reply != NULL ? a->reply : "");
-	run.got.reasoning = strdup(a->reasoning != NULL ? a->reasoning : "");
+	analysis_copy(&run.got, a);
 }
 
 static const char *config_path;

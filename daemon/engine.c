@@ -174,14 +174,7 @@ engine_key(const struct engine *en, const char *what)
 static int
 eval(struct engine *en, const struct rscript *sc, redisCallbackFn *fn, void *pd, int nkeys, const char **argv, int argc)
 {
-	size_t argl[16];
-	int i;
-
-	if (rc(en) == NULL)
-		return -ENOTCONN;
-	for (i = 0; i < argc; i++)
-		argl[i] = strlen(argv[i]);
-	return rconn_eval(rc(en), sc, fn, pd, nkeys, argc, argv, argl);
+	return rc(en) != NULL ? rconn_eval(rc(en), sc, fn, pd, nkeys, argc, argv, NULL) : -ENOTCONN;
 }
 
 /* ---- routing: intake stream -> per-phone inboxes ---- */
@@ -690,18 +683,13 @@ on_classified(const struct analysis *a, void *arg)
 	struct engine *en = t->en;
 	const char *last_sid = json_string_value(json_object_get(json_array_get(t->inbox, t->taken - 1), "sid"));
 	bool has_lead = json_is_integer(json_object_get(t->state, "lead_id"));
-	int i;
 
 	if (gone(en)) {
 		turn_free(t);
 		settle(en);
 		return;
 	}
-	t->a = *a;
-	for (i = 0; i < F_COUNT; i++)
-		t->a.fields[i] = a->fields[i] != NULL ? xstrdup(a->fields[i]) : NULL;
-	t->a.reply = a->reply != NULL ? xstrdup(a->reply) : NULL;
-	t->a.reasoning = a->reasoning != NULL ? xstrdup(a->reasoning) : NULL;
+	analysis_copy(&t->a, a);
 	conv_state_merge(t->state, a, last_sid, realtime_usec() / 1000);
 	t->reply = a->reply != NULL ? xstrdup(a->reply) : NULL;
 	if (strcmp(conv_state_stage(t->state), "new") == 0)

@@ -123,36 +123,6 @@ redis_start(struct daemon *d, const struct conf *c)
 	return rc;
 }
 
-int
-daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, struct gemini **g,
-    struct classifier **cl, char *err, size_t errlen)
-{
-	struct policy p;
-
-	*g = NULL;
-	*cl = NULL;
-	if ((*lx = lexicon_load(c->classifier_lexicon, err, errlen)) == NULL)
-		return -1;
-	policy_defaults(&p);
-	p.lead_after_turns = (unsigned)c->classifier_lead_after_turns;
-	p.create_on_minimum = c->classifier_create_on_minimum;
-	if (c->gemini_api_key != NULL && d != NULL && d->curl != NULL) {
-		struct gemini_options o = {
-		    .api_base = c->gemini_api_base,
-		    .model = c->gemini_model,
-		    .api_key = c->gemini_api_key,
-		    .timeout_ms = c->gemini_timeout_ms,
-		    .max_attempts = (unsigned)c->gemini_max_attempts,
-		    .max_output_tokens = (unsigned)c->gemini_max_output_tokens,
-		    .breaker_threshold = (unsigned)c->gemini_breaker_failures,
-		    .breaker_open_ms = c->gemini_breaker_open_ms,
-		};
-		*g = gemini_new(d->event, d->curl, &o);
-	}
-	*cl = classifier_new(*lx, &p, *g, c->classifier_allow_links);
-	return 0;
-}
-
 static void
 on_odoo_probe(const struct lead_result *r, void *arg)
 {

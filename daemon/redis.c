@@ -522,11 +522,12 @@ rconn_eval(struct rconn *rc, const struct rscript *sc, redisCallbackFn *fn, void
 	e->argv[2] = xstrdup(nk);
 	e->argl[2] = strlen(nk);
 	for (i = 0; i < argc; i++) {
-		char *copy = xmalloc(argvlen[i] + 1);
-		memcpy(copy, argv[i], argvlen[i]);
-		copy[argvlen[i]] = '\0';
+		size_t len = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+		char *copy = xmalloc(len + 1);
+		memcpy(copy, argv[i], len);
+		copy[len] = '\0';
 		e->argv[3 + i] = copy;
-		e->argl[3 + i] = argvlen[i];
+		e->argl[3 + i] = len;
 	}
 	if (redisAsyncCommandArgv(rc->ac, on_eval, e, e->argc, e->argv, e->argl) != REDIS_OK) {
 		evalreq_free(e);

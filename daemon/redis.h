@@ -63,7 +63,8 @@ struct rscript {
 void rscript_init(struct rscript *sc, const char *text);
 /*
  * Runs sc with nkeys keys followed by the other arguments (argv[0..argc),
- * binary-safe, copied). fn gets the reply, or NULL if the connection is lost.
+ * copied; binary-safe with argvlen, NUL-terminated text when argvlen is
+ * NULL). fn gets the reply, or NULL if the connection is lost.
  * Returns 0 or -ENOTCONN.
  */
 int rconn_eval(struct rconn *rc, const struct rscript *sc, redisCallbackFn *fn, void *privdata, int nkeys, int argc,

@@ -91,8 +91,7 @@ struct job {
 	CURL *easy;
 	struct curl_slist *hdrs;
 	char *post;
-	char *resp;
-	size_t resp_len;
+	struct curlbuf resp; /* Twilio's answers are small: 64 KiB at most */
 	long retry_after_ms;
 };
 
@@ -185,14 +184,7 @@ sender_split(const char *text, size_t max, size_t *off, size_t *len, size_t maxp
 static int
 eval(struct sender *s, const struct rscript *sc, redisCallbackFn *fn, void *pd, int nkeys, const char **argv, int argc)
 {
-	size_t argl[32];
-	int i;
-
-	for (i = 0; i < argc; i++)
-		argl[i] = strlen(argv[i]);
-	if (s->rc == NULL)
-		return -ENOTCONN;
-	return rconn_eval(s->rc, sc, fn, pd, nkeys, argc, argv, argl);
+	return s->rc != NULL ? rconn_eval(s->rc, sc, fn, pd, nkeys, argc, argv, NULL) : -ENOTCONN;
 }
 
 /* eval() with a reference to the sender held until fn runs; fn must release it. */
@@ -333,7 +325,7 @@ job_free(struct job *j)
 		curl_easy_cleanup(j->easy);
 	curl_slist_free_all(j->hdrs);
 	free(j->post);
-	free(j->resp);
+	curlbuf_reset(&j->resp);
 	free(j->id);
 	free(j->to);
 	free(j->body);
@@ -443,21 +435,6 @@ job_opted_out(struct job *j)
 }
 
 static size_t
-on_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	struct job *j = ud;
-	size_t n = size * nmemb;
-
-	if (j->resp_len + n > 65536)
-		return 0; /* Twilio's answers are small; anything larger is not Twilio */
-	j->resp = xreallocarray(j->resp, j->resp_len + n + 1, 1);
-	memcpy(j->resp + j->resp_len, ptr, n);
-	j->resp_len += n;
-	j->resp[j->resp_len] = '\0';
-	return n;
-}
-
-static size_t
 on_header(char *buf, size_t size, size_t nitems, void *ud)
 {
 	struct job *j = ud;
@@ -499,8 +476,8 @@ handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
 		job_free(j);
 		return;
 	}
-	if (j->resp != NULL)
-		doc = json_loads(j->resp, 0, NULL);
+	if (j->resp.data != NULL)
+		doc = json_loads(j->resp.data, 0, NULL);
 	if (doc != NULL && json_is_integer(v = json_object_get(doc, "code")))
 		code = (long)json_integer_value(v);
 	s->st.last_error_code = code;
@@ -556,6 +533,7 @@ start_job(struct sender *s, const char *id, const char *to, const char *body, un
 	char *eto, *ebody, *efrom = NULL, *ecb = NULL;
 
 	j->s = s;
+	j->resp.max = 65536;
 	j->id = xstrdup(id);
 	j->to = xstrdup(to);
 	j->body = xstrdup(body);
@@ -590,8 +568,8 @@ start_job(struct sender *s, const char *id, const char *to, const char *body, un
 	curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(s->o.timeout_ms < 5000 ? s->o.timeout_ms : 5000));
 	curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
-	curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, j);
+	curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
+	curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, &j->resp);
 	curl_easy_setopt(j->easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(j->easy, CURLOPT_HEADERDATA, j);
 	if (curlev_add(s->cv, j->easy, on_sent, j) < 0) {

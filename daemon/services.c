@@ -1,5 +1,5 @@
 /*
- * Building the daemon's service clients from the configuration, shared by
+ * Building the daemon's service clients (classifier, Odoo) from the configuration, shared by
  * crmbridged and crmbridgectl so both talk to Odoo the same way.
  */
 #include "config.h"
@@ -38,4 +38,34 @@ daemon_odoo(sd_event *e, struct curlev *cv, const struct conf *c, struct lead_ct
 	o = odoo_new(e, cv, &oo);
 	*leads = lead_ctx_new(o, &lo);
 	return o;
+}
+
+int
+daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, struct gemini **g,
+    struct classifier **cl, char *err, size_t errlen)
+{
+	struct policy p;
+
+	*g = NULL;
+	*cl = NULL;
+	if ((*lx = lexicon_load(c->classifier_lexicon, err, errlen)) == NULL)
+		return -1;
+	policy_defaults(&p);
+	p.lead_after_turns = (unsigned)c->classifier_lead_after_turns;
+	p.create_on_minimum = c->classifier_create_on_minimum;
+	if (c->gemini_api_key != NULL && d != NULL && d->curl != NULL) {
+		struct gemini_options o = {
+		    .api_base = c->gemini_api_base,
+		    .model = c->gemini_model,
+		    .api_key = c->gemini_api_key,
+		    .timeout_ms = c->gemini_timeout_ms,
+		    .max_attempts = (unsigned)c->gemini_max_attempts,
+		    .max_output_tokens = (unsigned)c->gemini_max_output_tokens,
+		    .breaker_threshold = (unsigned)c->gemini_breaker_failures,
+		    .breaker_open_ms = c->gemini_breaker_open_ms,
+		};
+		*g = gemini_new(d->event, d->curl, &o);
+	}
+	*cl = classifier_new(*lx, &p, *g, c->classifier_allow_links);
+	return 0;
 }

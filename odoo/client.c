@@ -34,8 +34,8 @@ struct ocall {
 	int kind; /* internal: 1 version, 2 authenticate */
 	CURL *easy;
 	struct curl_slist *hdrs;
-	char *body, *resp;
-	size_t resp_len;
+	char *body;
+	struct curlbuf resp;
 	sd_event_source *timer;
 	struct ocall *prev, *next; /* in the pending queue or in flight */
 };
@@ -124,21 +124,6 @@ odoo_json2_body(const char *method, const json_t *args, const json_t *kwargs)
 
 /* ---- transfers ---- */
 
-static size_t
-on_body(char *p, size_t size, size_t n, void *ud)
-{
-	struct ocall *c = ud;
-	size_t len = size * n;
-
-	if (c->resp_len + len > XMLRPC_MAX_BODY)
-		return 0;
-	c->resp = xreallocarray(c->resp, c->resp_len + len + 1, 1);
-	memcpy(c->resp + c->resp_len, p, len);
-	c->resp_len += len;
-	c->resp[c->resp_len] = '\0';
-	return len;
-}
-
 static void
 unlink_flight(struct ocall *c)
 {
@@ -173,7 +158,7 @@ call_free(struct ocall *c)
 	free(c->model);
 	free(c->method);
 	free(c->body);
-	free(c->resp);
+	curlbuf_reset(&c->resp);
 	free(c);
 }
 
@@ -322,7 +307,7 @@ on_xmlrpc_done(struct ocall *c, long status)
 		fail(c, ODOO_CONFIG, 0, status, "HTTP %ld from %s (is odoo.url right?)", status, o->base);
 		return;
 	}
-	r = xmlrpc_decode_response(c->resp, c->resp_len, &result, &f, &why);
+	r = xmlrpc_decode_response(c->resp.data, c->resp.len, &result, &f, &why);
 	if (r < 0) {
 		/* A proxy's error page or a cut-off answer: try again. */
 		transient(c, status, why);
@@ -360,7 +345,7 @@ on_xmlrpc_done(struct ocall *c, long status)
 static void
 on_json2_done(struct ocall *c, long status)
 {
-	json_t *doc = c->resp != NULL ? json_loadb(c->resp, c->resp_len, JSON_DECODE_ANY, NULL) : NULL;
+	json_t *doc = c->resp.data != NULL ? json_loadb(c->resp.data, c->resp.len, JSON_DECODE_ANY, NULL) : NULL;
 	const char *msg = json_string_value(json_object_get(doc, "message"));
 
 	if (status == 200 && doc != NULL) {
@@ -400,9 +385,7 @@ on_done(CURL *easy, CURLcode res, void *arg)
 	if (res != CURLE_OK) {
 		char what[160];
 		snprintf(what, sizeof(what), "network: %s", curl_easy_strerror(res));
-		free(c->resp);
-		c->resp = NULL;
-		c->resp_len = 0;
+		curlbuf_reset(&c->resp);
 		transient(c, 0, what);
 		return;
 	}
@@ -424,9 +407,8 @@ start(struct ocall *c)
 	c->attempt++;
 	free(c->body);
 	c->body = NULL;
-	free(c->resp);
-	c->resp = NULL;
-	c->resp_len = 0;
+	curlbuf_reset(&c->resp);
+	c->resp.max = XMLRPC_MAX_BODY;
 	curl_slist_free_all(c->hdrs);
 	c->hdrs = NULL;
 	if (!c->internal && o->state != OS_READY) {
@@ -482,8 +464,8 @@ start(struct ocall *c)
 	curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
-	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
+	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, &c->resp);
 	c->next = o->flight;
 	c->prev = NULL;
 	if (o->flight != NULL)

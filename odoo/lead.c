@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "common/phone.h"
+#include "common/template.h"
 #include "common/xmalloc.h"
 #include "lead.h"
 
@@ -328,34 +329,14 @@ description(struct up *u, int previous, bool previous_won)
 static char *
 lead_name(struct up *u)
 {
-	const char *t = u->x->name_template;
-	const char *contact = u->in.contact_name != NULL ? u->in.contact_name : u->e164;
-	const char *interest = u->in.product != NULL ? u->in.product : u->in.need != NULL ? u->in.need : u->x->source;
-	char out[512];
-	size_t o = 0;
+	static const char *const keys[] = {"contact", "interest", "phone"};
+	const char *vals[] = {u->in.contact_name != NULL ? u->in.contact_name : u->e164,
+	    u->in.product != NULL    ? u->in.product
+	        : u->in.need != NULL ? u->in.need
+	                             : u->x->source,
+	    u->e164};
 
-	while (*t != '\0' && o + 1 < sizeof(out)) {
-		const char *v = NULL;
-		size_t skip = 0;
-		if (strncmp(t, "{contact}", 9) == 0)
-			v = contact, skip = 9;
-		else if (strncmp(t, "{interest}", 10) == 0)
-			v = interest, skip = 10;
-		else if (strncmp(t, "{phone}", 7) == 0)
-			v = u->e164, skip = 7;
-		if (skip > 0) {
-			size_t n = strlen(v);
-			if (o + n >= sizeof(out))
-				break;
-			memcpy(out + o, v, n);
-			o += n;
-			t += skip;
-		} else {
-			out[o++] = *t++;
-		}
-	}
-	out[o] = '\0';
-	return xstrdup(out);
+	return template_expand(u->x->name_template, keys, vals, 3);
 }
 
 static void

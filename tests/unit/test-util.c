@@ -3,8 +3,11 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common/redis_url.h"
+#include "common/template.h"
 #include "common/util.h"
 #include "tests/tap.h"
 
@@ -118,9 +121,29 @@ test_redis_url(void)
 	ok(redis_url_parse("unix://", &u, &why) < 0, "unix without path rejected");
 }
 
+static void
+test_template(void)
+{
+	static const char *const keys[] = {"name", "interest"};
+	const char *vals[] = {"María", NULL};
+	char *r, big[3000];
+
+	r = template_expand("¡Gracias, {name}! Registré {interest}; {other} y {name", keys, vals, 2);
+	is_str(
+	    r, "¡Gracias, María! Registré ; {other} y {name", "placeholders expanded, NULL empty, others left alone");
+	free(r);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	vals[1] = big;
+	r = template_expand("{interest}{interest}", keys, vals, 2);
+	is_int(strlen(r), 2 * (sizeof(big) - 1), "long values are not cut");
+	free(r);
+}
+
 int
 main(void)
 {
+	test_template();
 	test_parse_ll();
 	test_durations_sizes();
 	test_bool_and_compare();
