@@ -52,6 +52,8 @@ struct analysis {
 	const char *source; /* "gemini" or "rules" */
 	unsigned invented; /* model values dropped for not being in the user's words */
 	bool manipulation; /* the user tried to instruct the bot */
+	bool fallback; /* the model was asked and failed: the rules answered */
+	unsigned tokens; /* model tokens spent on this answer */
 };
 
 /* Names on the wire. */

@@ -85,6 +85,7 @@ classify_merge(const struct lexicon *lx, const struct policy *p, const struct co
 	memcpy(a->lang, advice->lang, sizeof(a->lang));
 	a->confidence = advice->confidence;
 	a->invented = advice->invented;
+	a->tokens = advice->tokens;
 	policy_decide(p, &sg, a);
 	if (model_action == (int)a->action && reply_ok(lx, advice->reply, a->lang, allow_links)) {
 		free(a->reply);
@@ -127,6 +128,7 @@ on_gemini(enum gemini_outcome o, const struct analysis *advice, int model_action
 		if ((size_t)o < sizeof(r->cl->st.fallback_reason) / sizeof(r->cl->st.fallback_reason[0]))
 			r->cl->st.fallback_reason[o]++;
 		classify_offline(r->cl->lx, &r->cl->p, &r->conv, &a);
+		a.fallback = true;
 	}
 	r->done(&a, r->arg);
 	analysis_clear(&a);

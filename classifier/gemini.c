@@ -409,6 +409,7 @@ struct greq {
 	uint64_t started;
 	sd_event_source *timer;
 	enum gemini_outcome pending; /* for a deferred answer */
+	unsigned tokens; /* spent over all attempts */
 	struct greq *prev, *next;
 };
 
@@ -523,6 +524,7 @@ on_done(CURL *easy, CURLcode res, void *arg)
 	g->st.tokens.candidates += r.usage.candidates;
 	g->st.tokens.thoughts += r.usage.thoughts;
 	g->st.tokens.total += r.usage.total;
+	q->tokens += (unsigned)r.usage.total;
 	if (r.outcome != GEM_OK)
 		snprintf(g->st.last_error, sizeof(g->st.last_error), "%s: %s", gemini_outcome_name(r.outcome), r.error);
 
@@ -550,6 +552,7 @@ on_done(CURL *easy, CURLcode res, void *arg)
 			return;
 		}
 		g->st.invented_dropped += advice.invented;
+		advice.tokens = q->tokens;
 		gemini_response_clear(&r);
 		finish(q, GEM_OK, &advice, model_action);
 		analysis_clear(&advice);

@@ -18,6 +18,8 @@ struct conf {
 	char *listen;
 	char *public_url;
 	char *admin_token;
+	char *admin_listen; /* NULL: admin endpoints on the main listener */
+	bool health_public, metrics_public; /* answered without the admin token */
 	char *state_dir;
 	int log_level;
 

@@ -13,7 +13,10 @@
 #include "http.h"
 #include "classifier/classifier.h"
 #include "common/curlev.h"
+#include "analytics.h"
+#include "common/prom.h"
 #include "engine.h"
+#include "journal.h"
 #include "intake.h"
 #include "odoo/client.h"
 #include "odoo/lead.h"
@@ -27,12 +30,23 @@ struct webhook_stats {
 	uint64_t status_callbacks;
 };
 
+/* Process-local figures for /metrics that no module keeps itself. */
+struct daemon_metrics {
+	struct prom_hist turn, classify_gemini, classify_rules;
+	uint64_t leads[2][3]; /* [created, updated][cold, warm, hot] */
+	uint64_t leads_deferred;
+};
+
 struct daemon {
 	sd_event *event;
 	struct conf *conf;
 	const char *conf_path; /* NULL: none */
 	bool conf_required;
 	struct http_server *http;
+	struct http_server *admin_http; /* NULL: admin endpoints on http */
+	char admin_token[80]; /* the effective admin token */
+	bool admin_token_generated; /* kept in state_dir/admin.token */
+	uint64_t auth_failures;
 	struct rconn *redis;
 	struct intake *intake;
 	struct curlev *curl;
@@ -43,11 +57,17 @@ struct daemon {
 	struct odoo *odoo; /* NULL without ODOO_URL */
 	struct lead_ctx *leads;
 	struct engine *engine;
+	struct journal *journal; /* leads without Odoo */
+	struct analytics *analytics;
+	struct daemon_metrics m;
+	sd_event_source *stats_timer;
+	bool lead_stats_busy;
 	char consumer[96];
 	bool odoo_probe_ok;
 	struct odoo_error odoo_probe_error;
 	struct webhook_stats wh;
 	char bound[80]; /* the address the server got */
+	char admin_bound[80];
 	uint64_t started; /* CLOCK_MONOTONIC usec */
 	uint64_t started_rt; /* CLOCK_REALTIME usec */
 	bool ready_sent;
@@ -61,9 +81,14 @@ struct daemon {
 	uint64_t reloads;
 };
 
-/* The routing table served by crmbridged. */
-extern const struct http_route daemon_routes[];
-extern const size_t daemon_nroutes;
+/* The routing tables: everything on one listener, or public and admin apart. */
+extern const struct http_route daemon_routes[], daemon_public_routes[], daemon_admin_routes[];
+extern const size_t daemon_nroutes, daemon_npublic_routes, daemon_nadmin_routes;
+
+/* Sets d->admin_token: the configured one, or one kept in state_dir (made if needed). 0 or -1. */
+int admin_token_init(struct daemon *d);
+/* True when req carries the admin token; otherwise answers 401 and returns false. */
+bool admin_allowed(struct http_request *req, struct daemon *d);
 
 /*
  * Builds the classifier for c (lexicon, Gemini when keyed, policy) into the
@@ -74,6 +99,14 @@ int daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **l
 
 /* Builds an Odoo client and lead context for c (NULL without ODOO_URL); caller owns both. */
 struct odoo *daemon_odoo(sd_event *e, struct curlev *cv, const struct conf *c, struct lead_ctx **leads);
+
+/* Told each committed turn by the engine: analytics and metrics. */
+void daemon_on_turn(const struct turn_report *r, void *arg);
+/* Refreshes the cached lead figures (from Odoo or the journal) now and then. */
+void daemon_refresh_lead_stats(struct daemon *d);
+
+/* GET /metrics (metrics.c). */
+void get_metrics(struct http_request *req, void *arg);
 
 /* Cancels the admin requests waiting for Redis (before the HTTP server stops). */
 void routes_cancel(void);

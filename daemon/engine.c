@@ -28,6 +28,7 @@
 #include "common/xmalloc.h"
 #include "conversation/state.h"
 #include "engine.h"
+#include "journal.h"
 
 static const char route_text[] =
     /* KEYS: inbox, routed; ARGV: entry id, message json, ttl */
@@ -112,6 +113,11 @@ struct turn {
 	char *reply, *turn_key;
 	struct analysis a;
 	bool odoo_retry; /* a background lead retry, not a customer turn */
+	/* For the turn report. */
+	bool fresh, replied, support, human;
+	int lead;
+	char lead_quality[8];
+	uint64_t started_usec, classify_start, classify_usec;
 	sd_event_source *renew;
 	struct turn *prev, *next;
 };
@@ -483,6 +489,33 @@ release(struct turn *t, bool ok)
 	}
 }
 
+/* Tells the observer what a committed turn did. */
+static void
+report(struct turn *t)
+{
+	struct engine *en = t->en;
+	struct turn_report r = {0};
+	json_t *c = json_object_get(t->state, "created_ms");
+
+	if (en->d.report == NULL)
+		return;
+	r.phone = t->phone;
+	r.classified = !t->odoo_retry;
+	r.new_conversation = t->fresh;
+	r.messages_in = (unsigned)t->taken;
+	r.replied = t->replied;
+	r.a = t->odoo_retry ? NULL : &t->a;
+	r.lead = t->lead;
+	r.quality = t->lead_quality[0] != '\0' ? t->lead_quality : NULL;
+	r.support = t->support;
+	r.human = t->human;
+	r.created_ms = json_is_integer(c) ? (uint64_t)json_integer_value(c) : 0;
+	r.now_ms = realtime_usec() / 1000;
+	r.turn_usec = now_usec() - t->started_usec;
+	r.classify_usec = t->classify_usec;
+	en->d.report(&r, en->d.report_arg);
+}
+
 static void
 on_committed(redisAsyncContext *ac, void *r, void *pd)
 {
@@ -499,6 +532,7 @@ on_committed(redisAsyncContext *ac, void *r, void *pd)
 		turn_finish(t, false, "commit failed");
 		return;
 	}
+	report(t);
 	release(t, true);
 }
 
@@ -542,8 +576,10 @@ on_queued_reply(int parts, void *arg)
 		turn_finish(t, false, "the reply could not be queued");
 		return;
 	}
-	if (parts > 0)
+	if (parts > 0) {
 		t->en->st.replies++;
+		t->replied = true;
+	}
 	commit(t);
 }
 
@@ -565,6 +601,7 @@ reply(struct turn *t)
 		log_info("engine: reply to %s (no Twilio sender configured): %zu characters",
 		    log_phone(t->phone, ph, sizeof(ph)), strlen(t->reply));
 		en->st.replies++;
+		t->replied = true;
 		commit(t);
 		return;
 	}
@@ -595,14 +632,16 @@ on_lead(const struct lead_result *r, void *arg)
 			en->st.leads_created++;
 		else
 			en->st.leads_updated++;
+		t->lead = r->created ? 1 : 2;
 		if (t->odoo_retry) {
 			en->st.odoo_recovered++;
 			rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
 		}
-		log_info("engine: %s: lead %d %s in Odoo", log_phone(t->phone, ph, sizeof(ph)), r->lead_id,
+		log_info("engine: %s: lead %d %s %s", log_phone(t->phone, ph, sizeof(ph)), r->lead_id,
 		    r->created       ? "created"
 		        : r->updated ? "updated"
-		                     : "unchanged");
+		                     : "unchanged",
+		    en->d.leads != NULL && *en->d.leads != NULL ? "in Odoo" : "in the lead journal");
 	} else {
 		/* Odoo down or refusing: the conversation goes on; the write is kept and retried in the background. */
 		uint64_t delay = 5000 << (t->attempts > 6 ? 6 : t->attempts);
@@ -612,6 +651,7 @@ on_lead(const struct lead_result *r, void *arg)
 		if (rc(en) != NULL)
 			rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
 		en->st.odoo_deferred++;
+		t->lead = -1;
 		log_warnx("engine: %s: lead write deferred (%s error: %s)", log_phone(t->phone, ph, sizeof(ph)),
 		    odoo_kind_name(r->err.kind), r->err.message);
 	}
@@ -635,12 +675,13 @@ write_lead_as(struct turn *t, bool support)
 {
 	struct engine *en = t->en;
 	struct lead_ctx *lx = en->d.leads != NULL ? *en->d.leads : NULL;
+	struct journal *jr = en->d.journal != NULL ? *en->d.journal : NULL;
 	json_t *h = json_object_get(t->state, "history"), *q;
 	const char *last[6];
 	size_t n = 0, i, from;
 	struct lead_input in = {0};
 
-	if (lx == NULL) {
+	if (lx == NULL && jr == NULL) {
 		if (strcmp(conv_state_stage(t->state), "support") != 0)
 			conv_state_set_stage(t->state, "qualified");
 		if (t->odoo_retry)
@@ -663,6 +704,7 @@ write_lead_as(struct turn *t, bool support)
 	in.urgency = conv_state_field(t->state, F_URGENCY);
 	in.need = conv_state_field(t->state, F_NEED);
 	in.quality = json_string_value(json_object_get(q, "q")) ?: "warm";
+	snprintf(t->lead_quality, sizeof(t->lead_quality), "%s", in.quality);
 	in.confidence = json_number_value(json_object_get(q, "confidence"));
 	in.intent = t->odoo_retry ? "sales" : intent_name(t->a.intent);
 	in.reasoning = t->a.reasoning;
@@ -670,7 +712,9 @@ write_lead_as(struct turn *t, bool support)
 	in.nlast = n;
 	in.post_note = true;
 	en->refs++;
-	if (support)
+	if (lx == NULL)
+		journal_upsert(jr, &in, support, on_lead, t); /* answers at once */
+	else if (support)
 		lead_support(lx, &in, on_lead, t);
 	else
 		lead_upsert(lx, &in, on_lead, t);
@@ -690,6 +734,7 @@ on_classified(const struct analysis *a, void *arg)
 		return;
 	}
 	analysis_copy(&t->a, a);
+	t->classify_usec = now_usec() - t->classify_start;
 	conv_state_merge(t->state, a, last_sid, realtime_usec() / 1000);
 	t->reply = a->reply != NULL ? xstrdup(a->reply) : NULL;
 	if (strcmp(conv_state_stage(t->state), "new") == 0)
@@ -697,6 +742,8 @@ on_classified(const struct analysis *a, void *arg)
 	if (a->action == A_TRANSFER_TO_SUPPORT) {
 		conv_state_set_stage(t->state, strcmp(a->reason, "human") == 0 ? "human" : "support");
 		en->st.support++;
+		t->support = true;
+		t->human = strcmp(a->reason, "human") == 0;
 		write_lead_as(t, true); /* a helpdesk ticket, or the lead tagged for support */
 		return;
 	}
@@ -732,6 +779,7 @@ turn_loaded(struct turn *t)
 	    json_string_value(json_object_get(json_array_get(t->inbox, t->taken - 1), "sid")) ?: "?");
 	conv_state_conversation(t->state, en->o.context_messages, &c);
 	en->refs++;
+	t->classify_start = now_usec();
 	classifier_run(*en->d.classifier, &c, on_classified, t);
 	conversation_clear(&c);
 }
@@ -763,8 +811,10 @@ on_loaded(redisAsyncContext *ac, void *r, void *pd)
 			en->st.state_reset++;
 		}
 	}
-	if (t->state == NULL)
+	if (t->state == NULL) {
 		t->state = conv_state_new(t->phone, realtime_usec() / 1000);
+		t->fresh = true;
+	}
 	if (t->odoo_retry) {
 		if (!json_is_true(json_object_get(t->state, "lead_pending"))) {
 			rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
@@ -835,6 +885,7 @@ turn_start(struct engine *en, const char *phone, const char *due, long long atte
 	snprintf(t->due, sizeof(t->due), "%s", due);
 	t->attempts = attempts;
 	t->odoo_retry = odoo_retry;
+	t->started_usec = now_usec();
 	t->next = en->turns;
 	if (en->turns != NULL)
 		en->turns->prev = t;
@@ -961,7 +1012,8 @@ on_pending(redisAsyncContext *ac, void *r, void *pd)
 static void
 retry_pending(struct engine *en)
 {
-	if (en->pending_busy || rc(en) == NULL || en->d.leads == NULL || *en->d.leads == NULL)
+	if (en->pending_busy || rc(en) == NULL ||
+	    ((en->d.leads == NULL || *en->d.leads == NULL) && (en->d.journal == NULL || *en->d.journal == NULL)))
 		return;
 	en->pending_busy = true;
 	en->refs++;
@@ -1152,4 +1204,34 @@ engine_reset_phone(struct engine *en, const char *phone, void (*done)(int, void 
 	free(conv);
 	free(inbox);
 	free(routed);
+}
+
+int
+engine_requeue(struct engine *en, const char *phone, json_t *messages)
+{
+	char *inbox, ttl[24], now[24], win[24], cap[24];
+	size_t i;
+
+	if (rc(en) == NULL || !json_is_array(messages) || json_array_size(messages) == 0)
+		return -1;
+	inbox = pkey(en, phone, "inbox");
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
+	/* In front, oldest first: they came before anything that arrived since. */
+	for (i = json_array_size(messages); i-- > 0;) {
+		char *m = json_dumps(json_array_get(messages, i), JSON_COMPACT);
+		if (m != NULL)
+			rconn_command(rc(en), NULL, NULL, "LPUSH %s %s", inbox, m);
+		free(m);
+	}
+	rconn_command(rc(en), NULL, NULL, "EXPIRE %s %s", inbox, ttl);
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	snprintf(win, sizeof(win), "%d", 0);
+	snprintf(cap, sizeof(cap), "%d", 0);
+	{
+		const char *a[6] = {en->k_due, en->k_first, phone, now, win, cap};
+		eval(en, &en->schedule, NULL, NULL, 2, a, 6);
+	}
+	free(inbox);
+	poll_now(en);
+	return 0;
 }

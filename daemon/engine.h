@@ -8,6 +8,8 @@
 #ifndef CRMB_ENGINE_H
 #define CRMB_ENGINE_H
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
@@ -17,6 +19,7 @@
 #include "sender.h"
 
 struct engine;
+struct journal;
 
 struct engine_options {
 	const char *key_prefix;
@@ -39,12 +42,31 @@ struct engine_stats {
 	long long queue_depth, odoo_pending, dead_letter_list; /* sampled every second; -1 until known */
 };
 
+/* What a committed turn did, for analytics and metrics. */
+struct turn_report {
+	const char *phone;
+	bool classified; /* a customer turn (false: a background lead retry) */
+	bool new_conversation; /* the conversation started with this turn */
+	unsigned messages_in;
+	bool replied;
+	const struct analysis *a; /* when classified */
+	int lead; /* 0 no write, 1 created, 2 updated or unchanged, -1 deferred */
+	const char *quality; /* of the lead written: "hot", "warm", "cold" */
+	bool support, human; /* handed to support, or to a person */
+	uint64_t created_ms, now_ms; /* the conversation's start, and now */
+	uint64_t turn_usec, classify_usec; /* how long the turn and its classification took */
+};
+typedef void (*engine_report_fn)(const struct turn_report *r, void *arg);
+
 /* Collaborators are borrowed and may change (reload): the engine reads them through the pointers each time. */
 struct engine_deps {
 	struct rconn **redis;
 	struct classifier **classifier;
 	struct sender **sender; /* *sender may be NULL: replies are recorded, not sent */
 	struct lead_ctx **leads; /* *leads may be NULL: no Odoo */
+	struct journal **journal; /* where leads go without Odoo; may be NULL */
+	engine_report_fn report; /* told each committed turn; may be NULL */
+	void *report_arg;
 };
 
 struct engine *engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_options *o);
@@ -57,6 +79,8 @@ char *engine_conv_key(const struct engine *en, const char *phone);
 /* Keys of the engine's queues, for the status endpoint and resets. */
 const char *engine_key(const struct engine *en, const char *what); /* "due", "pending", "dead", "lease" */
 /* Forgets a phone: state, inbox, schedules. done(0/-1, arg) when finished. */
+/* Puts a dead-lettered turn's messages (a JSON array, borrowed) back in front of the phone's inbox. */
+int engine_requeue(struct engine *en, const char *phone, json_t *messages);
 void engine_reset_phone(struct engine *en, const char *phone, void (*done)(int r, void *arg), void *arg);
 
 #endif

@@ -70,8 +70,6 @@ announce_services(const struct conf *c)
 		log_notice("classifier: GOOGLE_API_KEY not set: conversations will be classified by the offline rules");
 	if (c->odoo_url == NULL)
 		log_notice("odoo: ODOO_URL not set: leads will not be written to Odoo");
-	if (c->admin_token == NULL)
-		log_notice("server: CRMBRIDGE_ADMIN_TOKEN not set: admin endpoints answer local clients only");
 }
 
 static void
@@ -144,6 +142,21 @@ odoo_start(struct daemon *d, const struct conf *c)
 {
 	d->odoo = daemon_odoo(d->event, d->curl, c, &d->leads);
 	d->odoo_probe_ok = false;
+	if (d->leads == NULL && d->journal == NULL) {
+		/* No Odoo: leads go to the embedded journal, listed by crmbridgectl leads. */
+		struct journal_options jo = {.name_template = c->odoo_name_template,
+		    .source_name = "WhatsApp",
+		    .priority = {c->odoo_priority_cold, c->odoo_priority_warm, c->odoo_priority_hot}};
+		char *path;
+		xasprintf(&path, "%s/leads.jsonl", c->state_dir);
+		jo.path = path;
+		if ((d->journal = journal_open(&jo)) == NULL)
+			log_error("journal: cannot open %s: %s; leads are kept in the conversations only", path,
+			    strerror(errno));
+		else
+			log_notice("odoo: ODOO_URL not set: leads go to the lead journal %s", path);
+		free(path);
+	}
 	memset(&d->odoo_probe_error, 0, sizeof(d->odoo_probe_error));
 	if (d->leads != NULL)
 		lead_probe(d->leads, on_odoo_probe, d);
@@ -237,10 +250,13 @@ reload(struct daemon *d)
 		d->classifier = cl;
 	}
 	log_setlevel(c->log_level);
-	if (strcmp(c->listen, d->conf->listen) != 0)
-		log_warnx("reload: server.listen changed; it takes effect at the next restart");
+	if (strcmp(c->listen, d->conf->listen) != 0 || (c->admin_listen == NULL) != (d->conf->admin_listen == NULL) ||
+	    (c->admin_listen != NULL && strcmp(c->admin_listen, d->conf->admin_listen) != 0))
+		log_warnx("reload: server.listen or server.admin_listen changed; it takes effect at the next restart");
 	daemon_http_limits(c, &lim);
 	http_set_limits(d->http, &lim);
+	if (d->admin_http != NULL)
+		http_set_limits(d->admin_http, &lim);
 	if (strcmp(c->redis_url, d->conf->redis_url) != 0 ||
 	    c->redis_connect_timeout_ms != d->conf->redis_connect_timeout_ms ||
 	    c->redis_ping_interval_ms != d->conf->redis_ping_interval_ms) {
@@ -261,6 +277,8 @@ reload(struct daemon *d)
 	d->sender = sender_start(d, c);
 	conf_free(d->conf);
 	d->conf = c;
+	if (admin_token_init(d) < 0)
+		log_error("reload: no admin token; admin endpoints refuse everyone until one is set");
 	d->reload_ok = true;
 	d->reload_errors = 0;
 	log_notice("reload: configuration reloaded%s%s", c->path ? " from " : "", c->path ? c->path : "");
@@ -308,6 +326,8 @@ on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *arg)
 	    (unsigned long long)d->conf->shutdown_timeout_ms);
 	sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
 	http_quiesce(d->http);
+	if (d->admin_http != NULL)
+		http_quiesce(d->admin_http);
 	d->stop_deadline = now_usec() + d->conf->shutdown_timeout_ms * 1000;
 	if ((r = sd_event_add_time(d->event, &d->drain, CLOCK_MONOTONIC, 0, 10000, on_drain, d)) < 0) {
 		sd_event_exit(d->event, 0);
@@ -435,9 +455,25 @@ main(int argc, char *argv[])
 		fatal("http: cannot listen on %s", d.conf->listen);
 	}
 	daemon_http_limits(d.conf, &lim);
-	if ((d.http = http_new(d.event, fd, &lim, daemon_routes, daemon_nroutes, &d)) == NULL)
-		fatalx("http: cannot start the server");
-	log_notice("http: listening on %s", d.bound);
+	if (admin_token_init(&d) < 0)
+		fatalx("admin: no admin token (set CRMBRIDGE_ADMIN_TOKEN, or make the state directory writable)");
+	if (d.conf->admin_listen != NULL) {
+		/* Admin endpoints on their own address (a loopback or management network); webhooks on the main one. */
+		int afd = http_listen_socket(d.conf->admin_listen, d.admin_bound, sizeof(d.admin_bound));
+		if (afd < 0) {
+			errno = -afd;
+			fatal("http: cannot listen on %s (server.admin_listen)", d.conf->admin_listen);
+		}
+		if ((d.http = http_new(d.event, fd, &lim, daemon_public_routes, daemon_npublic_routes, &d)) == NULL ||
+		    (d.admin_http = http_new(d.event, afd, &lim, daemon_admin_routes, daemon_nadmin_routes, &d)) ==
+		        NULL)
+			fatalx("http: cannot start the server");
+		log_notice("http: listening on %s; admin endpoints on %s", d.bound, d.admin_bound);
+	} else {
+		if ((d.http = http_new(d.event, fd, &lim, daemon_routes, daemon_nroutes, &d)) == NULL)
+			fatalx("http: cannot start the server");
+		log_notice("http: listening on %s", d.bound);
+	}
 
 	{
 		struct intake_options io = {
@@ -454,10 +490,12 @@ main(int argc, char *argv[])
 	d.redis = redis_start(&d, d.conf);
 	intake_set_redis(d.intake, d.redis);
 	d.sender = sender_start(&d, d.conf);
+	d.analytics = analytics_new(d.conf->redis_key_prefix, d.conf->engine_conversation_ttl_ms);
 	odoo_start(&d, d.conf);
 	{
 		/* The engine reads its collaborators through these pointers, so a reload can swap them. */
-		struct engine_deps deps = {&d.redis, &d.classifier, &d.sender, &d.leads};
+		struct engine_deps deps = {
+		    &d.redis, &d.classifier, &d.sender, &d.leads, &d.journal, daemon_on_turn, &d};
 		struct engine_options eo = {
 		    .key_prefix = d.conf->redis_key_prefix,
 		    .consumer = d.consumer,
@@ -503,6 +541,7 @@ main(int argc, char *argv[])
 	engine_free(d.engine);
 	intake_free(d.intake);
 	routes_cancel();
+	http_free(d.admin_http);
 	http_free(d.http);
 	odoo_stop(&d);
 	gemini_free(d.gemini);
@@ -512,6 +551,8 @@ main(int argc, char *argv[])
 	classifier_free(d.classifier);
 	lexicon_free(d.lexicon);
 	rconn_free(d.redis);
+	journal_free(d.journal);
+	analytics_free(d.analytics);
 	sd_event_source_disable_unref(d.drain);
 	sd_event_unref(d.event);
 	conf_free(d.conf);

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "common/xmalloc.h"
 #include "conversation/state.h"
 #include "daemon.h"
 #include "webhook.h"
@@ -27,34 +28,13 @@ iso_time(uint64_t realtime_usec_v)
 	return json_string(buf);
 }
 
-/*
- * Admin endpoints need the bearer token when one is configured; without
- * one, only clients on this machine are answered.
- */
-static bool
-admin_allowed(struct http_request *req, struct daemon *d)
-{
-	const char *auth = http_req_header(req, "Authorization");
-
-	if (d->conf->admin_token == NULL) {
-		if (http_req_peer_is_loopback(req))
-			return true;
-		http_reply_error(req, 403, "admin endpoints answer only local clients until an admin token is set");
-		return false;
-	}
-	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || !timingsafe_streq(auth + 7, d->conf->admin_token)) {
-		http_add_header(req, "WWW-Authenticate", "Bearer realm=\"crmbridge\"");
-		http_reply_error(req, 401, "missing or wrong bearer token");
-		return false;
-	}
-	return true;
-}
-
 static void
 get_health(struct http_request *req, void *arg)
 {
 	struct daemon *d = arg;
 
+	if (!d->conf->health_public && !admin_allowed(req, d))
+		return;
 	if (d->stopping) {
 		http_reply_json(req, 503, json_pack("{s:s}", "status", "stopping"));
 		return;
@@ -193,6 +173,34 @@ get_system_status(struct http_request *req, void *arg)
 		        "state_reset", (json_int_t)es.state_reset, "turns_in_flight", (int)es.in_flight, "queue_depth",
 		        (json_int_t)es.queue_depth, "odoo_pending_writes", (json_int_t)es.odoo_pending,
 		        "dead_letter_list", (json_int_t)es.dead_letter_list));
+	}
+	{
+		struct engine_stats es = {0};
+		struct intake_stats is;
+		struct sender_stats ss = {0};
+		if (d->engine != NULL)
+			engine_get_stats(d->engine, &es);
+		else
+			es.queue_depth = es.odoo_pending = es.dead_letter_list = -1;
+		if (d->sender != NULL)
+			sender_get_stats(d->sender, &ss);
+		intake_get_stats(d->intake, &is);
+		json_object_set_new(j, "queues",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "spool", (json_int_t)is.spool_depth, "turns_due",
+		        (json_int_t)es.queue_depth, "turns_in_flight", (json_int_t)es.in_flight, "lead_writes_pending",
+		        (json_int_t)es.odoo_pending, "dead_turns", (json_int_t)es.dead_letter_list, "replies_in_flight",
+		        (json_int_t)ss.in_flight));
+		json_object_set_new(j, "lead_store",
+		    d->leads != NULL ? json_pack("{s:s}", "kind", "odoo")
+		        : d->journal != NULL
+		        ? json_pack("{s:s, s:I}", "kind", "journal", "leads", (json_int_t)journal_count(d->journal))
+		        : json_pack("{s:s}", "kind", "none"));
+		json_object_set_new(j, "admin",
+		    json_pack("{s:s, s:o, s:I, s:b, s:b}", "token",
+		        d->admin_token_generated ? "generated (state_dir/admin.token)" : "configured", "admin_listen",
+		        d->admin_http != NULL ? json_string(d->admin_bound) : json_null(), "auth_failures",
+		        (json_int_t)d->auth_failures, "health_public", d->conf->health_public, "metrics_public",
+		        d->conf->metrics_public));
 	}
 	if (d->sender != NULL) {
 		struct sender_stats ss;
@@ -378,61 +386,244 @@ post_conversation_reset(struct http_request *req, void *arg)
 	engine_reset_phone(d->engine, phone, on_reset, op);
 }
 
+/* The sender's list of replies given up (the same key whether or not a sender runs now). */
+static char *
+replies_dead_key(const struct daemon *d)
+{
+	char *k;
+
+	xasprintf(&k, "%s{outbox}:dead", d->conf->redis_key_prefix);
+	return k;
+}
+
+static json_t *
+parse_list(const redisReply *r)
+{
+	json_t *list = json_array();
+	size_t i;
+
+	for (i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+		json_t *e = r->element[i]->type == REDIS_REPLY_STRING ? json_loads(r->element[i]->str, 0, NULL) : NULL;
+		if (e != NULL)
+			json_array_append_new(list, e);
+	}
+	return list;
+}
+
+/* Both dead-letter lists in one reply: {turns, replies}. */
 static void
 on_dead(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct admin_op *op = pd;
 	redisReply *reply = r;
-	json_t *list;
-	size_t i;
+	struct daemon *d = op->d;
 
 	if (op->req == NULL) {
 		admin_op_free(op);
 		return;
 	}
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
 		http_reply_error(op->req, 503, "Redis unavailable");
 		admin_op_free(op);
 		return;
 	}
-	list = json_array();
-	for (i = 0; i < reply->elements; i++) {
-		json_t *e = json_loads(reply->element[i]->str, 0, NULL);
-		if (e != NULL)
-			json_array_append_new(list, e);
+	if (op->what == 3) {
+		json_t *turns = parse_list(reply->element[0]), *replies = parse_list(reply->element[1]);
+		http_reply_json(op->req, 200, json_pack("{s:o, s:o}", "turns", turns, "replies", replies));
+	} else {
+		/* Retry: each record is requeued, then removed (a crash in between retries it twice, never loses it). */
+		size_t i, nt = 0, nr = 0, skipped = 0;
+		char *rkey = replies_dead_key(d);
+		for (i = 0; reply->element[0]->type == REDIS_REPLY_ARRAY && i < reply->element[0]->elements; i++) {
+			const redisReply *e = reply->element[0]->element[i];
+			json_t *rec = json_loads(e->str, 0, NULL);
+			const char *phone = json_string_value(json_object_get(rec, "phone"));
+			if (phone != NULL && d->engine != NULL &&
+			    engine_requeue(d->engine, phone, json_object_get(rec, "messages")) == 0) {
+				rconn_command(d->redis, NULL, NULL, "LREM %s 1 %b", engine_key(d->engine, "dead"),
+				    e->str, e->len);
+				nt++;
+			} else {
+				skipped++;
+			}
+			json_decref(rec);
+		}
+		for (i = 0; reply->element[1]->type == REDIS_REPLY_ARRAY && i < reply->element[1]->elements; i++) {
+			const redisReply *e = reply->element[1]->element[i];
+			json_t *rec = json_loads(e->str, 0, NULL);
+			const char *to = json_string_value(json_object_get(rec, "to"));
+			const char *body = json_string_value(json_object_get(rec, "body"));
+			if (to != NULL && body != NULL && *body != '\0' && d->sender != NULL) {
+				sender_enqueue(d->sender, to, body, NULL, NULL);
+				rconn_command(d->redis, NULL, NULL, "LREM %s 1 %b", rkey, e->str, e->len);
+				nr++;
+			} else {
+				skipped++;
+			}
+			json_decref(rec);
+		}
+		free(rkey);
+		log_notice("admin: dead letters retried: %zu turns, %zu replies, %zu left", nt, nr, skipped);
+		http_reply_json(op->req, 200,
+		    json_pack("{s:I, s:I, s:I}", "turns_requeued", (json_int_t)nt, "replies_requeued", (json_int_t)nr,
+		        "left", (json_int_t)skipped));
 	}
-	http_reply_json(op->req, 200, json_pack("{s:o}", "dead_letters", list));
 	admin_op_free(op);
+}
+
+static void
+dead_letters(struct http_request *req, struct daemon *d, int what)
+{
+	struct admin_op *op;
+	char *rkey;
+	static const char script[] =
+	    "return {redis.call('LRANGE', KEYS[1], 0, 999), redis.call('LRANGE', KEYS[2], 0, 999)}";
+
+	if (!admin_allowed(req, d))
+		return;
+	if ((op = admin_op_new(req, d, NULL, what)) == NULL) {
+		http_reply_error(req, 503, "out of memory");
+		return;
+	}
+	rkey = replies_dead_key(d);
+	if (rconn_command(d->redis, on_dead, op, "EVAL %s 2 %s %s", script, engine_key(d->engine, "dead"), rkey) < 0) {
+		admin_op_free(op);
+		http_reply_error(req, 503, "Redis unavailable");
+	}
+	free(rkey);
 }
 
 static void
 get_dead_letters(struct http_request *req, void *arg)
 {
+	dead_letters(req, arg, 3);
+}
+
+static void
+post_dead_letters_retry(struct http_request *req, void *arg)
+{
+	dead_letters(req, arg, 4);
+}
+
+/* ---- analytics, configuration, leads ---- */
+
+static void
+on_analytics(json_t *fig, void *arg)
+{
+	struct admin_op *op = arg;
+	struct daemon *d = op->d;
+
+	if (op->req == NULL) {
+		json_decref(fig);
+		admin_op_free(op);
+		return;
+	}
+	if (fig == NULL) {
+		http_reply_error(op->req, 503, "Redis unavailable");
+	} else {
+		uint64_t at;
+		json_t *leads = analytics_leads(d->analytics, &at);
+		json_object_set_new(fig, "generated_at", iso_time(realtime_usec()));
+		json_object_set_new(fig, "lead_store",
+		    leads != NULL ? json_pack("{s:O, s:o}", "figures", leads, "as_of", iso_time(at))
+		                  : json_pack("{s:s, s:n}", "store", d->leads != NULL ? "odoo" : "journal", "figures"));
+		http_reply_json(op->req, 200, fig);
+	}
+	admin_op_free(op);
+}
+
+static void
+get_analytics(struct http_request *req, void *arg)
+{
 	struct daemon *d = arg;
 	struct admin_op *op;
+	long long days = 30;
+	const char *q = http_req_query(req);
 
 	if (!admin_allowed(req, d))
 		return;
-	if ((op = admin_op_new(req, d, NULL, 3)) == NULL) {
+	if (strncmp(q, "days=", 5) == 0 && parse_ll(q + 5, 1, 40, &days) < 0) {
+		http_reply_error(req, 400, "days must be a number from 1 to 40");
+		return;
+	}
+	if ((op = admin_op_new(req, d, NULL, 5)) == NULL) {
 		http_reply_error(req, 503, "out of memory");
 		return;
 	}
-	if (rconn_command(d->redis, on_dead, op, "LRANGE %s 0 99", engine_key(d->engine, "dead")) < 0) {
+	daemon_refresh_lead_stats(d); /* for the next read; this one answers from the cache */
+	if (analytics_read(d->analytics, rconn_state(d->redis) == RCONN_UP ? d->redis : NULL, (unsigned)days,
+	        on_analytics, op) < 0) {
 		admin_op_free(op);
 		http_reply_error(req, 503, "Redis unavailable");
 	}
 }
 
-const struct http_route daemon_routes[] = {
-    {"GET", "/health", get_health},
-    {"GET", "/system/status", get_system_status},
-    {"POST", "/api/webhook/whatsapp", webhook_whatsapp},
-    {"POST", "/webhook/twilio/incoming", webhook_whatsapp},
-    {"POST", "/api/webhook/status", webhook_status},
-    {"GET", "/api/conversation/{phone}/status", get_conversation_status},
-    {"GET", "/api/conversation/{phone}/history", get_conversation_history},
-    {"POST", "/api/conversation/{phone}/reset", post_conversation_reset},
-    {"GET", "/api/conversations/{phone}", get_conversation_status},
-    {"GET", "/api/dead-letters", get_dead_letters},
-};
+static void
+get_system_config(struct http_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	json_t *j;
+
+	if (!admin_allowed(req, d))
+		return;
+	j = conf_to_json(d->conf);
+	http_reply_json(req, 200,
+	    json_pack("{s:o, s:o, s:s}", "config", j, "path", d->conf->path ? json_string(d->conf->path) : json_null(),
+	        "admin_token", d->admin_token_generated ? "generated (state_dir/admin.token)" : "configured"));
+}
+
+static void
+get_leads(struct http_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	long long limit = 100;
+	const char *q = http_req_query(req);
+
+	if (!admin_allowed(req, d))
+		return;
+	if (strncmp(q, "limit=", 6) == 0 && parse_ll(q + 6, 1, 10000, &limit) < 0) {
+		http_reply_error(req, 400, "limit must be a number from 1 to 10000");
+		return;
+	}
+	if (d->leads != NULL) {
+		char *url = conf_redact_url(d->conf->odoo_url);
+		http_reply_error(req, 409, "leads are written to Odoo (%s): look there", url);
+		free(url);
+		return;
+	}
+	if (d->journal == NULL) {
+		http_reply_error(req, 503, "the lead journal is not open");
+		return;
+	}
+	http_reply_json(
+	    req, 200, json_pack("{s:s, s:o}", "store", "journal", "leads", journal_leads(d->journal, (size_t)limit)));
+}
+
+#define PUBLIC_ROUTES \
+	{"GET", "/health", get_health}, {"GET", "/metrics", get_metrics}, \
+	    {"POST", "/api/webhook/whatsapp", webhook_whatsapp}, \
+	    {"POST", "/webhook/twilio/incoming", webhook_whatsapp}, \
+	{ \
+		"POST", "/api/webhook/status", webhook_status \
+	}
+#define ADMIN_ROUTES \
+	{"GET", "/system/status", get_system_status}, {"GET", "/system/config", get_system_config}, \
+	    {"GET", "/api/analytics/conversations", get_analytics}, {"GET", "/api/stats", get_analytics}, \
+	    {"GET", "/api/conversation/{phone}/status", get_conversation_status}, \
+	    {"GET", "/api/conversation/{phone}/history", get_conversation_history}, \
+	    {"POST", "/api/conversation/{phone}/reset", post_conversation_reset}, \
+	    {"GET", "/api/conversations/{phone}", get_conversation_status}, \
+	    {"GET", "/api/dead-letters", get_dead_letters}, \
+	    {"POST", "/api/dead-letters/retry", post_dead_letters_retry}, \
+	{ \
+		"GET", "/api/leads", get_leads \
+	}
+
+const struct http_route daemon_routes[] = {PUBLIC_ROUTES, ADMIN_ROUTES};
 const size_t daemon_nroutes = sizeof(daemon_routes) / sizeof(daemon_routes[0]);
+const struct http_route daemon_public_routes[] = {PUBLIC_ROUTES};
+const size_t daemon_npublic_routes = sizeof(daemon_public_routes) / sizeof(daemon_public_routes[0]);
+/* The admin listener also answers /health and /metrics, for probes that reach only it. */
+const struct http_route daemon_admin_routes[] = {
+    {"GET", "/health", get_health}, {"GET", "/metrics", get_metrics}, ADMIN_ROUTES};
+const size_t daemon_nadmin_routes = sizeof(daemon_admin_routes) / sizeof(daemon_admin_routes[0]);

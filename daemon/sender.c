@@ -370,8 +370,9 @@ job_dead(struct job *j, const char *reason)
 
 	s->st.dead++;
 	log_error("sender: reply %s to %s given up: %s", j->id, log_phone(j->to, ph, sizeof(ph)), reason);
-	jr = json_pack("{s:s, s:s, s:s, s:i, s:I}", "job", j->id, "to", j->to, "reason", reason, "attempts",
-	    (int)j->attempts, "at_ms", (json_int_t)(realtime_usec() / 1000));
+	/* The body is the bot's reply (not the customer's words): kept so that an admin can retry it. */
+	jr = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "job", j->id, "to", j->to, "body", j->body ? j->body : "",
+	    "reason", reason, "attempts", (int)j->attempts, "at_ms", (json_int_t)(realtime_usec() / 1000));
 	rec = json_dumps(jr, JSON_COMPACT);
 	json_decref(jr);
 	if (s->rc != NULL) {
@@ -459,6 +460,26 @@ on_header(char *buf, size_t size, size_t nitems, void *ud)
 	return n;
 }
 
+static void
+count_result(struct sender *s, const char *result, long code)
+{
+	size_t i;
+
+	for (i = 0; i < SENDER_RESULT_SLOTS; i++) {
+		struct sender_result *r = &s->st.results[i];
+		if (r->result[0] == '\0') {
+			snprintf(r->result, sizeof(r->result), "%s", result);
+			r->code = code;
+		}
+		if (strcmp(r->result, result) == 0 && r->code == code) {
+			r->n++;
+			return;
+		}
+	}
+	/* Full: the last slot takes the rest, so nothing goes uncounted. */
+	s->st.results[SENDER_RESULT_SLOTS - 1].n++;
+}
+
 /* Classifies Twilio's answer: done, retry later, dead letter or opted out. */
 static void
 handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
@@ -485,11 +506,13 @@ handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
 	if (res != CURLE_OK) {
 		snprintf(why, sizeof(why), "network: %s", curl_easy_strerror(res));
 		snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
+		count_result(s, "network", 0);
 		job_retry(j, why);
 	} else if (status >= 200 && status < 300) {
 		const char *sid = json_string_value(json_object_get(doc, "sid"));
 		s->st.sent++;
 		s->st.last_error[0] = '\0';
+		count_result(s, "sent", 0);
 		if (sid != NULL && s->rc != NULL) {
 			char *k = key2(s->k_msgprefix, sid);
 			rconn_command(s->rc, NULL, NULL, "HSET %s to %s status %s job %s", k, j->to, "queued", j->id);
@@ -502,12 +525,16 @@ handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
 	} else {
 		snprintf(why, sizeof(why), "HTTP %ld, Twilio error %ld", status, code);
 		snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
-		if (code == 21610)
+		if (code == 21610) {
+			count_result(s, "opted_out", code);
 			job_opted_out(j);
-		else if (status == 429 || code == 20429 || code == 63018 || status >= 500)
+		} else if (status == 429 || code == 20429 || code == 63018 || status >= 500) {
+			count_result(s, "retry", code != 0 ? code : status);
 			job_retry(j, why);
-		else
-			job_dead(j, why); /* 20003 bad credentials, 21211 bad number, other 4xx: retrying cannot help */
+		} else {
+			count_result(s, "rejected", code != 0 ? code : status);
+			job_dead(j, why);
+		} /* 20003 bad credentials, 21211 bad number, other 4xx: retrying cannot help */
 	}
 	json_decref(doc);
 	job_free(j);
@@ -758,6 +785,12 @@ sender_free(struct sender *s)
 	free(s->k_dead);
 	free(s->k_msgprefix);
 	free(s);
+}
+
+const char *
+sender_dead_key(const struct sender *s)
+{
+	return s->k_dead;
 }
 
 void

@@ -35,6 +35,14 @@ struct sender_options {
 	char *key_prefix_copy; /* internal */
 };
 
+/* Sends by outcome and Twilio error code, for the metrics. */
+#define SENDER_RESULT_SLOTS 32
+struct sender_result {
+	char result[12]; /* "sent", "retry", "rejected", "opted_out", "network"; "" marks a free slot */
+	long code; /* Twilio's error code, or the HTTP status when none, 0 for a network error */
+	uint64_t n;
+};
+
 struct sender_stats {
 	uint64_t queued, sent, retries, dead, opted_out, dropped_opted_out;
 	uint64_t in_flight;
@@ -42,6 +50,7 @@ struct sender_stats {
 	long last_http_status; /* of the last send; 0 for a network error */
 	long last_error_code; /* Twilio's code, 0 when none */
 	char last_error[128];
+	struct sender_result results[SENDER_RESULT_SLOTS];
 };
 
 /* Called when a reply has been queued durably: parts > 0, or -EPERM (opted out), -ENOTCONN, -EIO. */
@@ -63,6 +72,8 @@ void sender_enqueue_once(
     struct sender *s, const char *to, const char *text, const char *once, sender_queued_fn fn, void *arg);
 /* Records a delivery report from Twilio's status callback. */
 void sender_record_status(struct sender *s, const char *message_sid, const char *status, long error_code);
+/* Key of the list of replies given up. */
+const char *sender_dead_key(const struct sender *s);
 /* Copies the counters. */
 void sender_get_stats(const struct sender *s, struct sender_stats *st);
 

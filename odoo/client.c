@@ -163,6 +163,25 @@ call_free(struct ocall *c)
 }
 
 static void
+count_method(struct odoo *o, const char *method, enum odoo_kind kind)
+{
+	size_t i;
+
+	if ((unsigned)kind >= 4)
+		return;
+	for (i = 0; i < ODOO_METHOD_SLOTS; i++) {
+		struct odoo_method_count *m = &o->info.methods[i];
+		if (m->method[0] == '\0')
+			snprintf(m->method, sizeof(m->method), "%s", method);
+		if (strcmp(m->method, method) == 0) {
+			m->by_kind[kind]++;
+			return;
+		}
+	}
+	o->info.methods[ODOO_METHOD_SLOTS - 1].by_kind[kind]++;
+}
+
+static void
 finish(struct ocall *c, json_t *result, const struct odoo_error *err)
 {
 	struct odoo *o = c->o;
@@ -175,6 +194,7 @@ finish(struct ocall *c, json_t *result, const struct odoo_error *err)
 		case ODOO_TRANSIENT: o->info.transient++; break;
 		case ODOO_DATA: o->info.data++; break;
 		}
+		count_method(o, c->method, err->kind);
 		if (err->kind != ODOO_OK)
 			o->info.last_error = *err;
 	}

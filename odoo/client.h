@@ -40,6 +40,13 @@ struct odoo_options {
 	uint64_t backoff_ms;
 };
 
+/* Calls by method and outcome, for the metrics. */
+#define ODOO_METHOD_SLOTS 24
+struct odoo_method_count {
+	char method[32]; /* "" marks a free slot */
+	uint64_t by_kind[4]; /* indexed by enum odoo_kind */
+};
+
 struct odoo_info {
 	enum odoo_protocol protocol; /* in use; ODOO_AUTO until decided */
 	int uid;
@@ -47,6 +54,7 @@ struct odoo_info {
 	char version[32];
 	uint64_t calls, ok, transient, config, data, retries, reauths;
 	struct odoo_error last_error;
+	struct odoo_method_count methods[ODOO_METHOD_SLOTS];
 };
 
 struct odoo *odoo_new(sd_event *e, struct curlev *cv, const struct odoo_options *o);

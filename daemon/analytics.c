@@ -1,0 +1,370 @@
+/*
+ * Conversation analytics in Redis. See analytics.h.
+ *
+ * Keys (all in the {stats} hash slot, so one script reads them at once):
+ *   P{stats}:totals          hash of counters since the start
+ *   P{stats}:day:YYYY-MM-DD  the same counters for one UTC day, 40 days
+ *   P{stats}:active          sorted set: phone -> last customer turn (ms)
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "analytics.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+
+/* Time from a conversation's first message to its lead, in seconds: bucket upper bounds. */
+static const double ttl_bounds[] = {60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800};
+#define NTTL (sizeof(ttl_bounds) / sizeof(ttl_bounds[0]))
+#define DAY_TTL_S (40 * 86400)
+#define MAX_DAYS 40
+
+static const char record_text[] =
+    /* KEYS: totals, day, active; ARGV: phone or "", now ms, day ttl, oldest kept ms, field, n, field, n, ... */
+    "for i = 5, #ARGV, 2 do\n"
+    "  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])\n"
+    "  redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])\n"
+    "end\n"
+    "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
+    "if ARGV[1] ~= '' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1]) end\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[4])\n"
+    "return 1\n";
+
+static const char read_text[] =
+    /* KEYS: totals, active, day keys...; ARGV: since 24 h (ms). Returns totals, active 24 h, open, days... */
+    "local out = {redis.call('HGETALL', KEYS[1]), redis.call('ZCOUNT', KEYS[2], ARGV[1], '+inf'),\n"
+    "  redis.call('ZCARD', KEYS[2])}\n"
+    "for i = 3, #KEYS do table.insert(out, redis.call('HGETALL', KEYS[i])) end\n"
+    "return out\n";
+
+struct analytics {
+	char *k_totals, *k_active, *k_dayprefix;
+	uint64_t conversation_ttl_ms;
+	struct rscript record, read;
+	json_t *leads;
+	uint64_t leads_at;
+};
+
+struct analytics *
+analytics_new(const char *key_prefix, uint64_t conversation_ttl_ms)
+{
+	struct analytics *an = xcalloc(1, sizeof(*an));
+
+	xasprintf(&an->k_totals, "%s{stats}:totals", key_prefix);
+	xasprintf(&an->k_active, "%s{stats}:active", key_prefix);
+	xasprintf(&an->k_dayprefix, "%s{stats}:day:", key_prefix);
+	an->conversation_ttl_ms = conversation_ttl_ms;
+	rscript_init(&an->record, record_text);
+	rscript_init(&an->read, read_text);
+	return an;
+}
+
+void
+analytics_free(struct analytics *an)
+{
+	if (an == NULL)
+		return;
+	free(an->k_totals);
+	free(an->k_active);
+	free(an->k_dayprefix);
+	json_decref(an->leads);
+	free(an);
+}
+
+static void
+day_name(uint64_t ms, char out[11])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 11, "%Y-%m-%d", &tm);
+}
+
+struct args {
+	const char *v[96];
+	char num[48][24];
+	int n, nn;
+};
+
+static void
+add(struct args *a, const char *field, long long n)
+{
+	if (n == 0 || a->n + 2 > (int)(sizeof(a->v) / sizeof(a->v[0])) || a->nn >= 48)
+		return;
+	snprintf(a->num[a->nn], sizeof(a->num[0]), "%lld", n);
+	a->v[a->n++] = field;
+	a->v[a->n++] = a->num[a->nn++];
+}
+
+void
+analytics_record(struct analytics *an, struct rconn *rc, const struct turn_report *r)
+{
+	static const char *const ttl_fields[NTTL + 1] = {"ttl_b0", "ttl_b1", "ttl_b2", "ttl_b3", "ttl_b4", "ttl_b5",
+	    "ttl_b6", "ttl_b7", "ttl_b8", "ttl_b9", "ttl_b10", "ttl_b11"};
+	struct args a = {0};
+	char day[11], *dkey, now[24], ttl[24], oldest[24];
+
+	if (rc == NULL)
+		return;
+	day_name(r->now_ms, day);
+	xasprintf(&dkey, "%s%s", an->k_dayprefix, day);
+	snprintf(now, sizeof(now), "%" PRIu64, r->now_ms);
+	snprintf(ttl, sizeof(ttl), "%d", DAY_TTL_S);
+	snprintf(oldest, sizeof(oldest), "%" PRIu64,
+	    r->now_ms > an->conversation_ttl_ms ? r->now_ms - an->conversation_ttl_ms : 0);
+	a.v[a.n++] = an->k_totals;
+	a.v[a.n++] = dkey;
+	a.v[a.n++] = an->k_active;
+	a.v[a.n++] = r->classified ? r->phone : "";
+	a.v[a.n++] = now;
+	a.v[a.n++] = ttl;
+	a.v[a.n++] = oldest;
+	if (r->classified) {
+		add(&a, "turns", 1);
+		add(&a, "conversations", r->new_conversation);
+		add(&a, "messages_in", r->messages_in);
+		add(&a, "replies", r->replied);
+		add(&a, "support", r->support);
+		add(&a, "human", r->human);
+		if (r->a != NULL) {
+			const char *src = r->a->source != NULL ? r->a->source : "rules";
+			add(&a, strcmp(src, "gemini") == 0 ? "by_gemini" : "by_rules", 1);
+			add(&a, "fallbacks", r->a->fallback);
+			add(&a, "invented", r->a->invented);
+			add(&a, "conf_milli", (long long)llround(r->a->confidence * 1000.0));
+			add(&a, "tokens", r->a->tokens);
+			add(&a,
+			    r->a->quality == Q_HOT        ? "turn_hot"
+			        : r->a->quality == Q_WARM ? "turn_warm"
+			                                  : "turn_cold",
+			    1);
+		}
+	}
+	if (r->lead == 1) {
+		add(&a, "leads_created", 1);
+		if (r->quality != NULL && strcmp(r->quality, "hot") == 0)
+			add(&a, "lead_hot", 1);
+		else if (r->quality != NULL && strcmp(r->quality, "cold") == 0)
+			add(&a, "lead_cold", 1);
+		else
+			add(&a, "lead_warm", 1);
+		if (r->created_ms > 0 && r->now_ms >= r->created_ms) {
+			uint64_t ms = r->now_ms - r->created_ms;
+			size_t b;
+			for (b = 0; b < NTTL && (double)ms / 1000.0 > ttl_bounds[b]; b++)
+				;
+			add(&a, "ttl_ms", (long long)ms);
+			add(&a, "ttl_n", 1);
+			add(&a, ttl_fields[b], 1);
+		}
+	} else if (r->lead == 2) {
+		add(&a, "leads_updated", 1);
+	} else if (r->lead == -1) {
+		add(&a, "leads_deferred", 1);
+	}
+	rconn_eval(rc, &an->record, NULL, NULL, 3, a.n, a.v, NULL);
+	free(dkey);
+}
+
+double
+analytics_bucket_quantile(const uint64_t *counts, const double *bounds, unsigned n, double q)
+{
+	uint64_t total = 0, cum = 0;
+	unsigned i;
+	double target;
+
+	for (i = 0; i <= n; i++)
+		total += counts[i];
+	if (total == 0)
+		return -1;
+	target = q * (double)total;
+	for (i = 0; i <= n; i++) {
+		double lo = i == 0 ? 0 : bounds[i - 1], hi;
+		if ((double)(cum + counts[i]) < target) {
+			cum += counts[i];
+			continue;
+		}
+		if (i == n)
+			return lo; /* beyond the last bound: the bound is all we know */
+		hi = bounds[i];
+		return lo + (hi - lo) * (counts[i] ? (target - (double)cum) / (double)counts[i] : 0);
+	}
+	return bounds[n - 1];
+}
+
+/* ---- reading ---- */
+
+struct rd {
+	struct analytics *an;
+	unsigned days;
+	uint64_t now_ms;
+	analytics_fn done;
+	void *arg;
+};
+
+static long long
+hget(const redisReply *h, const char *field)
+{
+	size_t i;
+	long long v = 0;
+
+	if (h == NULL || h->type != REDIS_REPLY_ARRAY)
+		return 0;
+	for (i = 0; i + 1 < h->elements; i += 2)
+		if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, field) == 0 &&
+		    h->element[i + 1]->type == REDIS_REPLY_STRING) {
+			parse_ll(h->element[i + 1]->str, INT64_MIN, INT64_MAX, &v);
+			return v;
+		}
+	return 0;
+}
+
+static double
+ratio(long long a, long long b)
+{
+	return b > 0 ? (double)a / (double)b : 0.0;
+}
+
+static json_t *
+round3(double v)
+{
+	return json_real(round(v * 1000.0) / 1000.0);
+}
+
+static json_t *
+figures(const redisReply *t, long long active, long long open)
+{
+	uint64_t b[NTTL + 1];
+	char f[16];
+	size_t i;
+	long long conv = hget(t, "conversations"), created = hget(t, "leads_created"), ttl_n = hget(t, "ttl_n");
+	long long gem = hget(t, "by_gemini"), rules = hget(t, "by_rules"), classified = gem + rules;
+	double median;
+	json_t *j;
+
+	for (i = 0; i <= NTTL; i++) {
+		snprintf(f, sizeof(f), "ttl_b%zu", i);
+		b[i] = (uint64_t)hget(t, f);
+	}
+	median = analytics_bucket_quantile(b, ttl_bounds, NTTL, 0.5);
+	j = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}}", "conversations", "active_24h", (json_int_t)active,
+	    "open", (json_int_t)open, "started", (json_int_t)conv, "completed", (json_int_t)created, "messages_in",
+	    (json_int_t)hget(t, "messages_in"), "turns", (json_int_t)hget(t, "turns"), "replies",
+	    (json_int_t)hget(t, "replies"), "conversion_rate", round3(ratio(created, conv)));
+	json_object_set_new(j, "leads",
+	    json_pack("{s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "created", (json_int_t)created, "updated",
+	        (json_int_t)hget(t, "leads_updated"), "deferred", (json_int_t)hget(t, "leads_deferred"), "quality",
+	        "hot", (json_int_t)hget(t, "lead_hot"), "warm", (json_int_t)hget(t, "lead_warm"), "cold",
+	        (json_int_t)hget(t, "lead_cold")));
+	json_object_set_new(j, "time_to_lead_s",
+	    json_pack("{s:I, s:o, s:o}", "count", (json_int_t)ttl_n, "mean",
+	        ttl_n > 0 ? round3((double)hget(t, "ttl_ms") / 1000.0 / (double)ttl_n) : json_null(), "median",
+	        median >= 0 ? round3(median) : json_null()));
+	json_object_set_new(j, "support_transfers",
+	    json_pack(
+	        "{s:I, s:I}", "total", (json_int_t)hget(t, "support"), "to_a_person", (json_int_t)hget(t, "human")));
+	json_object_set_new(j, "classifier",
+	    json_pack("{s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:I, s:{s:I, s:I, s:I}}", "classified",
+	        (json_int_t)classified, "by_gemini", (json_int_t)gem, "by_rules", (json_int_t)rules, "gemini_share",
+	        round3(ratio(gem, classified)), "gemini_failures", (json_int_t)hget(t, "fallbacks"),
+	        "invented_fields_dropped", (json_int_t)hget(t, "invented"), "mean_confidence",
+	        round3(ratio(hget(t, "conf_milli"), classified) / 1000.0), "tokens", (json_int_t)hget(t, "tokens"),
+	        "turn_quality", "hot", (json_int_t)hget(t, "turn_hot"), "warm", (json_int_t)hget(t, "turn_warm"),
+	        "cold", (json_int_t)hget(t, "turn_cold")));
+	return j;
+}
+
+static void
+on_read(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct rd *rd = pd;
+	redisReply *reply = r;
+	json_t *j, *daily;
+	size_t i;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 + rd->days) {
+		rd->done(NULL, rd->arg);
+		free(rd);
+		return;
+	}
+	j = figures(reply->element[0], reply->element[1]->integer, reply->element[2]->integer);
+	daily = json_array();
+	for (i = 0; i < rd->days; i++) {
+		const redisReply *h = reply->element[3 + i];
+		char day[11];
+		long long conv = hget(h, "conversations"), created = hget(h, "leads_created");
+		day_name(rd->now_ms - (uint64_t)(rd->days - 1 - i) * 86400000ULL, day);
+		json_array_append_new(daily,
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I}, s:I, s:I, s:I}", "date", day,
+		        "conversations", (json_int_t)conv, "messages_in", (json_int_t)hget(h, "messages_in"),
+		        "leads_created", (json_int_t)created, "leads_updated", (json_int_t)hget(h, "leads_updated"),
+		        "conversion_rate", round3(ratio(created, conv)), "quality", "hot",
+		        (json_int_t)hget(h, "lead_hot"), "warm", (json_int_t)hget(h, "lead_warm"), "cold",
+		        (json_int_t)hget(h, "lead_cold"), "support_transfers", (json_int_t)hget(h, "support"),
+		        "by_gemini", (json_int_t)hget(h, "by_gemini"), "by_rules", (json_int_t)hget(h, "by_rules")));
+	}
+	json_object_set_new(j, "daily", daily);
+	rd->done(j, rd->arg);
+	free(rd);
+}
+
+int
+analytics_read(struct analytics *an, struct rconn *rc, unsigned days, analytics_fn done, void *arg)
+{
+	const char *argv[3 + MAX_DAYS];
+	char keys[MAX_DAYS][128], since[24];
+	struct rd *rd;
+	unsigned i;
+	int r;
+
+	if (rc == NULL)
+		return -1;
+	if (days < 1)
+		days = 1;
+	if (days > MAX_DAYS)
+		days = MAX_DAYS;
+	rd = xcalloc(1, sizeof(*rd));
+	rd->an = an;
+	rd->days = days;
+	rd->now_ms = realtime_usec() / 1000;
+	rd->done = done;
+	rd->arg = arg;
+	argv[0] = an->k_totals;
+	argv[1] = an->k_active;
+	for (i = 0; i < days; i++) {
+		char day[11];
+		day_name(rd->now_ms - (uint64_t)(days - 1 - i) * 86400000ULL, day);
+		snprintf(keys[i], sizeof(keys[i]), "%s%s", an->k_dayprefix, day);
+		argv[2 + i] = keys[i];
+	}
+	snprintf(since, sizeof(since), "%" PRIu64, rd->now_ms - (uint64_t)86400000);
+	argv[2 + days] = since;
+	if ((r = rconn_eval(rc, &an->read, on_read, rd, (int)(2 + days), (int)(3 + days), argv, NULL)) < 0) {
+		free(rd);
+		return -1;
+	}
+	return 0;
+}
+
+void
+analytics_set_leads(struct analytics *an, json_t *stats, uint64_t at)
+{
+	json_decref(an->leads);
+	an->leads = json_incref(stats);
+	an->leads_at = at;
+}
+
+json_t *
+analytics_leads(const struct analytics *an, uint64_t *at)
+{
+	if (at != NULL)
+		*at = an->leads_at;
+	return an->leads;
+}

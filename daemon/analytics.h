@@ -1,0 +1,38 @@
+/*
+ * Conversation analytics, kept as counters in Redis while turns commit
+ * (shared by every instance on one Redis, kept across restarts), so that
+ * reading them costs the same at ten conversations or ten million: a hash
+ * of totals, a hash per day (kept 40 days) and a sorted set of phones by
+ * last activity. Lead figures from Odoo (or the journal) are cached.
+ */
+#ifndef CRMB_ANALYTICS_H
+#define CRMB_ANALYTICS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "redis.h"
+
+struct analytics;
+
+struct analytics *analytics_new(const char *key_prefix, uint64_t conversation_ttl_ms);
+void analytics_free(struct analytics *an);
+
+/* Records a committed turn (one Redis round trip, not waited for). */
+void analytics_record(struct analytics *an, struct rconn *rc, const struct turn_report *r);
+
+/* Told the figures (owned by the callee, NULL when Redis failed). */
+typedef void (*analytics_fn)(json_t *figures, void *arg);
+/* Reads the figures for the last `days` days (1-40) with one script call. */
+int analytics_read(struct analytics *an, struct rconn *rc, unsigned days, analytics_fn done, void *arg);
+
+/* The median of a bucketed distribution (counts per bucket, upper bounds), interpolated; -1 when empty. */
+double analytics_bucket_quantile(const uint64_t *counts, const double *bounds, unsigned n, double q);
+
+/* Lead figures from the lead store, cached: replaced by the caller's refresh. */
+void analytics_set_leads(struct analytics *an, json_t *stats, uint64_t at_realtime_usec);
+/* The cached lead figures (borrowed) and when they were taken; NULL if none. */
+json_t *analytics_leads(const struct analytics *an, uint64_t *at_realtime_usec);
+
+#endif

@@ -1,0 +1,270 @@
+/*
+ * GET /metrics in the Prometheus text format, and the turn observer that
+ * feeds it and the analytics. Counters are this process's own since it
+ * started (Prometheus handles resets); conversation analytics shared by all
+ * instances are in /api/analytics/conversations.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/prom.h"
+#include "common/util.h"
+#include "daemon.h"
+
+#define L(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+void
+daemon_on_turn(const struct turn_report *r, void *arg)
+{
+	struct daemon *d = arg;
+	int q = r->quality == NULL ? 1 : strcmp(r->quality, "hot") == 0 ? 2 : strcmp(r->quality, "cold") == 0 ? 0 : 1;
+
+	if (d->m.turn.bounds == NULL) {
+		prom_hist_init(&d->m.turn, prom_latency_bounds, prom_latency_nbounds);
+		prom_hist_init(&d->m.classify_gemini, prom_latency_bounds, prom_latency_nbounds);
+		prom_hist_init(&d->m.classify_rules, prom_latency_bounds, prom_latency_nbounds);
+	}
+	if (r->classified) {
+		prom_hist_observe(&d->m.turn, (double)r->turn_usec / 1e6);
+		if (r->a != NULL && r->a->source != NULL && strcmp(r->a->source, "gemini") == 0)
+			prom_hist_observe(&d->m.classify_gemini, (double)r->classify_usec / 1e6);
+		else
+			prom_hist_observe(&d->m.classify_rules, (double)r->classify_usec / 1e6);
+	}
+	if (r->lead == 1 || r->lead == 2)
+		d->m.leads[r->lead - 1][q]++;
+	else if (r->lead == -1)
+		d->m.leads_deferred++;
+	if (d->analytics != NULL)
+		analytics_record(
+		    d->analytics, d->redis != NULL && rconn_state(d->redis) == RCONN_UP ? d->redis : NULL, r);
+}
+
+/* ---- lead figures, cached for the analytics ---- */
+
+static void
+on_lead_stats(const struct odoo_error *e, json_t *stats, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->lead_stats_busy = false;
+	if (e != NULL && e->kind != ODOO_OK) {
+		log_info("analytics: Odoo lead figures not refreshed: %s", e->message);
+		return;
+	}
+	if (stats != NULL) {
+		json_object_set_new(stats, "store", json_string("odoo"));
+		analytics_set_leads(d->analytics, stats, realtime_usec());
+	}
+}
+
+void
+daemon_refresh_lead_stats(struct daemon *d)
+{
+	if (d->analytics == NULL || d->lead_stats_busy)
+		return;
+	if (d->leads != NULL && d->odoo_probe_ok) {
+		d->lead_stats_busy = true;
+		lead_stats(d->leads, 30, on_lead_stats, d);
+	} else if (d->leads == NULL && d->journal != NULL) {
+		json_t *s = journal_stats(d->journal, 30);
+		analytics_set_leads(d->analytics, s, realtime_usec());
+		json_decref(s);
+	}
+}
+
+/* ---- /metrics ---- */
+
+static void
+counter(FILE *f, const char *name, const char *help, double v)
+{
+	prom_family(f, name, "counter", help);
+	prom_sample(f, name, NULL, v);
+}
+
+static void
+gauge(FILE *f, const char *name, const char *help, double v)
+{
+	prom_family(f, name, "gauge", help);
+	prom_sample(f, name, NULL, v);
+}
+
+static void
+write_metrics(FILE *f, struct daemon *d)
+{
+	static const char *const qn[3] = {"cold", "warm", "hot"};
+	struct http_stats hs;
+	struct intake_stats is;
+	struct rconn_info ri;
+	struct classifier_stats cs;
+	char num[32];
+	int i, k;
+
+	prom_family(f, "crmbridge_build_info", "gauge", "Version of crmbridged; always 1.");
+	prom_sample(f, "crmbridge_build_info", L("version", PACKAGE_VERSION), 1);
+	gauge(f, "crmbridge_start_time_seconds", "When this process started (Unix time).",
+	    (double)(d->started_rt / 1000000));
+	gauge(f, "crmbridge_uptime_seconds", "Seconds since this process started.",
+	    (double)((now_usec() - d->started) / 1000000));
+
+	http_get_stats(d->http, &hs);
+	prom_family(f, "crmbridge_http_responses_total", "counter", "HTTP responses on the main listener, by class.");
+	prom_sample(f, "crmbridge_http_responses_total", L("class", "2xx"), (double)hs.status_2xx);
+	prom_sample(f, "crmbridge_http_responses_total", L("class", "3xx"), (double)hs.status_3xx);
+	prom_sample(f, "crmbridge_http_responses_total", L("class", "4xx"), (double)hs.status_4xx);
+	prom_sample(f, "crmbridge_http_responses_total", L("class", "5xx"), (double)hs.status_5xx);
+	gauge(f, "crmbridge_http_connections", "Open HTTP connections on the main listener.", (double)hs.connections);
+	counter(f, "crmbridge_admin_auth_failures_total", "Admin requests refused for a missing or wrong token.",
+	    (double)d->auth_failures);
+
+	prom_family(f, "crmbridge_webhook_requests_total", "counter", "Twilio message webhooks, by result.");
+	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "accepted"), (double)d->wh.accepted);
+	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "duplicate"), (double)d->wh.duplicates);
+	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "spooled"), (double)d->wh.spooled);
+	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "failed"), (double)d->wh.failed);
+	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "bad_request"), (double)d->wh.bad_request);
+	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "signature_rejected"),
+	    (double)(d->wh.sig_missing + d->wh.sig_invalid + d->wh.sig_unconfigured));
+	prom_family(f, "crmbridge_webhook_signature_rejects_total", "counter", "Webhooks refused for their signature.");
+	prom_sample(f, "crmbridge_webhook_signature_rejects_total", L("reason", "missing"), (double)d->wh.sig_missing);
+	prom_sample(f, "crmbridge_webhook_signature_rejects_total", L("reason", "invalid"), (double)d->wh.sig_invalid);
+	prom_sample(f, "crmbridge_webhook_signature_rejects_total", L("reason", "unconfigured"),
+	    (double)d->wh.sig_unconfigured);
+	counter(f, "crmbridge_webhook_duplicates_total", "Webhooks for a MessageSid already stored (Twilio retries).",
+	    (double)d->wh.duplicates);
+	counter(f, "crmbridge_status_callbacks_total", "Twilio delivery status callbacks received.",
+	    (double)d->wh.status_callbacks);
+
+	intake_get_stats(d->intake, &is);
+	gauge(f, "crmbridge_spool_depth", "Messages waiting in the disk spool for Redis.", (double)is.spool_depth);
+
+	rconn_get_info(d->redis, &ri);
+	gauge(f, "crmbridge_redis_up", "1 when the Redis connection is up.", ri.state == RCONN_UP ? 1 : 0);
+	counter(f, "crmbridge_redis_reconnects_total", "Redis reconnections.", (double)ri.reconnects);
+
+	if (d->m.turn.bounds == NULL) {
+		prom_hist_init(&d->m.turn, prom_latency_bounds, prom_latency_nbounds);
+		prom_hist_init(&d->m.classify_gemini, prom_latency_bounds, prom_latency_nbounds);
+		prom_hist_init(&d->m.classify_rules, prom_latency_bounds, prom_latency_nbounds);
+	}
+	prom_family(f, "crmbridge_turn_duration_seconds", "histogram",
+	    "From a turn's claim to its commit: classification, lead write, reply queued.");
+	prom_hist_write(f, "crmbridge_turn_duration_seconds", NULL, &d->m.turn);
+	prom_family(f, "crmbridge_classifier_duration_seconds", "histogram", "Classification time, by who answered.");
+	prom_hist_write(f, "crmbridge_classifier_duration_seconds", L("source", "gemini"), &d->m.classify_gemini);
+	prom_hist_write(f, "crmbridge_classifier_duration_seconds", L("source", "rules"), &d->m.classify_rules);
+
+	classifier_get_stats(d->classifier, &cs);
+	prom_family(f, "crmbridge_classifier_outcomes_total", "counter",
+	    "Classifications, by who answered and why the rules answered for Gemini.");
+	prom_sample(
+	    f, "crmbridge_classifier_outcomes_total", L("source", "gemini", "outcome", "ok"), (double)cs.by_gemini);
+	prom_sample(f, "crmbridge_classifier_outcomes_total", L("source", "rules", "outcome", "no_model"),
+	    (double)(cs.by_rules - cs.fallbacks));
+	for (i = 1; i <= GEM_TIMEOUT; i++)
+		if (cs.fallback_reason[i] > 0)
+			prom_sample(f, "crmbridge_classifier_outcomes_total",
+			    L("source", "rules", "outcome", gemini_outcome_name((enum gemini_outcome)i)),
+			    (double)cs.fallback_reason[i]);
+	if (d->gemini != NULL) {
+		struct gemini_stats gs;
+		gemini_get_stats(d->gemini, &gs);
+		gauge(f, "crmbridge_gemini_breaker_open", "1 while the Gemini circuit breaker is open.",
+		    gs.breaker == BREAKER_OPEN ? 1 : 0);
+		counter(f, "crmbridge_gemini_retries_total", "Gemini calls retried.", (double)gs.retries);
+		counter(f, "crmbridge_gemini_invented_dropped_total",
+		    "Values from Gemini dropped for not being in the customer's words.", (double)gs.invented_dropped);
+		prom_family(f, "crmbridge_gemini_tokens_total", "counter", "Gemini tokens used, by kind.");
+		prom_sample(f, "crmbridge_gemini_tokens_total", L("kind", "prompt"), (double)gs.tokens.prompt);
+		prom_sample(f, "crmbridge_gemini_tokens_total", L("kind", "candidates"), (double)gs.tokens.candidates);
+		prom_sample(f, "crmbridge_gemini_tokens_total", L("kind", "thoughts"), (double)gs.tokens.thoughts);
+	}
+
+	prom_family(f, "crmbridge_odoo_calls_total", "counter", "Odoo calls, by method and result.");
+	if (d->odoo != NULL) {
+		struct odoo_info oi;
+		odoo_get_info(d->odoo, &oi);
+		for (i = 0; i < ODOO_METHOD_SLOTS && oi.methods[i].method[0] != '\0'; i++)
+			for (k = 0; k < 4; k++)
+				if (oi.methods[i].by_kind[k] > 0)
+					prom_sample(f, "crmbridge_odoo_calls_total",
+					    L("method", oi.methods[i].method, "result",
+					        odoo_kind_name((enum odoo_kind)k)),
+					    (double)oi.methods[i].by_kind[k]);
+		counter(f, "crmbridge_odoo_retries_total", "Odoo calls retried after a transient error.",
+		    (double)oi.retries);
+	}
+	gauge(f, "crmbridge_odoo_up", "1 when Odoo answered the last probe (0 also when not configured).",
+	    d->odoo != NULL && d->odoo_probe_ok ? 1 : 0);
+
+	prom_family(f, "crmbridge_twilio_sends_total", "counter", "Replies sent to Twilio, by result and error code.");
+	if (d->sender != NULL) {
+		struct sender_stats ss;
+		sender_get_stats(d->sender, &ss);
+		for (i = 0; i < SENDER_RESULT_SLOTS && ss.results[i].result[0] != '\0'; i++) {
+			snprintf(num, sizeof(num), "%ld", ss.results[i].code);
+			prom_sample(f, "crmbridge_twilio_sends_total", L("result", ss.results[i].result, "code", num),
+			    (double)ss.results[i].n);
+		}
+		gauge(f, "crmbridge_twilio_in_flight", "Sends to Twilio in flight.", (double)ss.in_flight);
+		counter(f, "crmbridge_twilio_dead_letters_total", "Replies given up.", (double)ss.dead);
+		prom_family(f, "crmbridge_twilio_delivery_total", "counter", "Delivery reports by status.");
+		prom_sample(f, "crmbridge_twilio_delivery_total", L("status", "delivered"), (double)ss.delivered);
+		prom_sample(f, "crmbridge_twilio_delivery_total", L("status", "read"), (double)ss.read);
+		prom_sample(f, "crmbridge_twilio_delivery_total", L("status", "undelivered"), (double)ss.undelivered);
+		prom_sample(f, "crmbridge_twilio_delivery_total", L("status", "failed"), (double)ss.failed);
+		counter(f, "crmbridge_twilio_outside_window_total",
+		    "Replies refused for being outside WhatsApp's 24-hour window (63016).", (double)ss.window_closed);
+	}
+
+	if (d->engine != NULL) {
+		struct engine_stats es;
+		engine_get_stats(d->engine, &es);
+		counter(f, "crmbridge_turns_total", "Conversation turns started.", (double)es.turns);
+		counter(
+		    f, "crmbridge_turns_failed_total", "Turns that failed and were redone.", (double)es.turns_failed);
+		gauge(f, "crmbridge_turns_in_flight", "Turns being processed now.", (double)es.in_flight);
+		counter(f, "crmbridge_support_transfers_total", "Conversations handed to support or a person.",
+		    (double)es.support);
+		prom_family(f, "crmbridge_queue_depth", "gauge", "Items waiting, by queue (sampled every second).");
+		prom_sample(
+		    f, "crmbridge_queue_depth", L("queue", "turns"), (double)(es.queue_depth < 0 ? 0 : es.queue_depth));
+		prom_sample(f, "crmbridge_queue_depth", L("queue", "lead_writes"),
+		    (double)(es.odoo_pending < 0 ? 0 : es.odoo_pending));
+		prom_sample(f, "crmbridge_queue_depth", L("queue", "dead_turns"),
+		    (double)(es.dead_letter_list < 0 ? 0 : es.dead_letter_list));
+		prom_sample(f, "crmbridge_queue_depth", L("queue", "spool"), (double)is.spool_depth);
+	}
+	prom_family(
+	    f, "crmbridge_leads_total", "counter", "Leads written (Odoo or the journal), by action and quality.");
+	for (k = 0; k < 2; k++)
+		for (i = 0; i < 3; i++)
+			prom_sample(f, "crmbridge_leads_total",
+			    L("action", k == 0 ? "created" : "updated", "quality", qn[i]), (double)d->m.leads[k][i]);
+	counter(f, "crmbridge_lead_writes_deferred_total", "Lead writes kept for a background retry.",
+	    (double)d->m.leads_deferred);
+}
+
+void
+get_metrics(struct http_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!d->conf->metrics_public && !admin_allowed(req, d))
+		return;
+	if ((f = open_memstream(&buf, &len)) == NULL) {
+		http_reply_error(req, 503, "out of memory");
+		return;
+	}
+	write_metrics(f, d);
+	fclose(f);
+	http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
+	free(buf);
+}
