@@ -5,6 +5,7 @@
 #                   REDIS_URL is not set, and run crmbridged in the foreground
 #   ./dev.sh test   install what is needed, build with warnings as errors and
 #                   sanitizers, run the whole test suite, print "N passed, N failed"
+#   ./dev.sh ctl …  crmbridgectl against that daemon (chat, status, analytics, leads, …)
 #   ./dev.sh deps   only install the Debian packages
 #
 # Installing packages needs root (or sudo). Builds go to build/ and build-test/,
@@ -15,7 +16,7 @@ cd "$top"
 
 PACKAGES="build-essential autoconf automake libtool pkgconf \
 libcurl4-openssl-dev libxml2-dev libjansson-dev libhiredis-dev libgcrypt20-dev \
-libmicrohttpd-dev libsystemd-dev libinih-dev redis-server python3 systemd curl"
+libmicrohttpd-dev libsystemd-dev libinih-dev redis-server python3 systemd curl prometheus"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -60,25 +61,59 @@ cmd_run() {
 		REDIS_URL="unix://$top/run/redis.sock"
 		export REDIS_URL
 	fi
-	: "${CRMBRIDGE_STATE_DIR:=$top/run/state}"
-	: "${CRMBRIDGE_LISTEN:=127.0.0.1:8080}"
-	# Locally, webhooks are signed with a development token unless Twilio's is configured.
-	: "${CRMBRIDGE_PUBLIC_URL:=http://$CRMBRIDGE_LISTEN}"
-	: "${TWILIO_AUTH_TOKEN:=dev-token-$(id -u)-$(hostname)}"
-	export CRMBRIDGE_STATE_DIR CRMBRIDGE_LISTEN CRMBRIDGE_PUBLIC_URL TWILIO_AUTH_TOKEN
-	build/crmbridged ${CRMBRIDGE_CONFIG:+-f "$CRMBRIDGE_CONFIG"} &
+	# The embedded set-up: a private configuration in run/ (mode 0600: it holds the development
+	# signing token). Replies go to the reply sink that crmbridgectl chat/replay runs on
+	# 127.0.0.1:8089; without ODOO_URL leads go to the lead journal run/state/leads.jsonl.
+	# Variables set in the environment (ODOO_*, GOOGLE_API_KEY, TWILIO_*, ...) win over this file.
+	conf="$top/run/crmbridge.conf"
+	umask 077
+	cat >"$conf" <<EOF2
+# Written by ./dev.sh run; rewritten at each run.
+[server]
+listen = ${CRMBRIDGE_LISTEN:-127.0.0.1:8080}
+public_url = http://${CRMBRIDGE_LISTEN:-127.0.0.1:8080}
+state_dir = $top/run/state
+
+[redis]
+url = $REDIS_URL
+
+[engine]
+coalesce_window = 1s
+
+[twilio]
+account_sid = AC$(printf '%s' "dev-$(hostname)" | md5sum | cut -c1-32)
+auth_token = dev-token-$(id -u)-$(hostname)
+whatsapp_from = whatsapp:+14155238886
+api_base = http://127.0.0.1:8089
+status_callback = no
+EOF2
+	umask 022
+	listen=$(sed -n 's/^listen = //p' "$conf")
+	build/crmbridged -f "$conf" &
 	daemon=$!
 	trap 'kill -TERM $daemon 2>/dev/null; wait $daemon' INT TERM
 	i=0
-	until curl -sf "http://$CRMBRIDGE_LISTEN/health" >/dev/null 2>&1; do
+	until curl -sf "http://$listen/health" >/dev/null 2>&1; do
 		i=$((i + 1))
 		[ $i -gt 100 ] && { say "crmbridged did not start"; kill $daemon; exit 1; }
 		sleep 0.1
 	done
 	say "replaying the furniture-shop conversation (tests/data/conversations/es-sofa-complete.json)"
-	python3 scripts/replay.py --reset --url "http://$CRMBRIDGE_LISTEN" tests/data/conversations/es-sofa-complete.json || true
-	say "crmbridged keeps running on http://$CRMBRIDGE_LISTEN (status: curl http://$CRMBRIDGE_LISTEN/system/status); Ctrl-C stops"
+	build/crmbridgectl -c "$conf" replay --reset tests/data/conversations/es-sofa-complete.json || true
+	if [ -z "${ODOO_URL:-}" ]; then
+		say "the lead journal (build/crmbridgectl -c run/crmbridge.conf leads):"
+		build/crmbridgectl -c "$conf" leads || true
+	fi
+	say "crmbridged keeps running on http://$listen; Ctrl-C stops. In another terminal:"
+	say "  ./dev.sh ctl chat        talk to the bot as a customer"
+	say "  ./dev.sh ctl status      (also: analytics, leads, conversation show +573001112233, dead-letters)"
 	wait $daemon
+}
+
+# ctl ARGS: crmbridgectl against the daemon that ./dev.sh run started.
+cmd_ctl() {
+	[ -x build/crmbridgectl ] && [ -f run/crmbridge.conf ] || { say "start it first: ./dev.sh run"; exit 1; }
+	exec build/crmbridgectl -c run/crmbridge.conf "$@"
 }
 
 cmd_test() {
@@ -112,11 +147,15 @@ summary() {
 
 case "${1:-}" in
 run) cmd_run ;;
+ctl)
+	shift
+	cmd_ctl "$@"
+	;;
 test) cmd_test ;;
 deps) deps ;;
 summary) summary "$2" ;;
 *)
-	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

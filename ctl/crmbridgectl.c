@@ -17,6 +17,7 @@
 #include "common/curlev.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "ctl.h"
 #include "daemon.h"
 
 static const char *lexicon_path;
@@ -90,7 +91,16 @@ usage(FILE *f)
 	    "usage: crmbridgectl [--lexicon FILE] classify [--offline] FILE\n"
 	    "       crmbridgectl [--lexicon FILE] eval [--offline] [--json] DIR\n"
 	    "       crmbridgectl [-c CONFIG] odoo-setup\n"
-	    "       crmbridgectl [-c CONFIG] odoo-check\n");
+	    "       crmbridgectl [-c CONFIG] odoo-check\n"
+	    "talking to a running crmbridged (address and admin token from its configuration, or --url/--token):\n"
+	    "       crmbridgectl [-c CONFIG] [--json] status\n"
+	    "       crmbridgectl [-c CONFIG] [--json] analytics [--days N]\n"
+	    "       crmbridgectl [-c CONFIG] [--json] conversation show|history|reset PHONE\n"
+	    "       crmbridgectl [-c CONFIG] [--json] dead-letters [retry]\n"
+	    "       crmbridgectl [-c CONFIG] [--json] leads\n"
+	    "       crmbridgectl [-c CONFIG] chat [PHONE]            play the customer in the terminal\n"
+	    "       crmbridgectl [-c CONFIG] [--json] replay [--reset] [--phone PHONE] FILE\n"
+	    "common options: --url URL, --token TOKEN, --json (also after the command)\n");
 }
 
 /* ---- Odoo: the daemon's configuration, one blocking run of the loop ---- */
@@ -544,17 +554,41 @@ main(int argc, char **argv)
 {
 	int i = 1;
 
-	while (i + 1 < argc && (strcmp(argv[i], "--lexicon") == 0 || strcmp(argv[i], "-c") == 0)) {
+	struct ctl_options co = {0};
+	static const char *const admin_cmds[] = {
+	    "status", "analytics", "conversation", "dead-letters", "leads", "chat", "replay"};
+	size_t k;
+
+	while (i < argc) {
+		if (strcmp(argv[i], "--json") == 0) {
+			co.json = true;
+			i++;
+			continue;
+		}
+		if (i + 1 >= argc)
+			break;
 		if (strcmp(argv[i], "-c") == 0)
 			config_path = argv[i + 1];
-		else
+		else if (strcmp(argv[i], "--lexicon") == 0)
 			lexicon_path = argv[i + 1];
+		else if (strcmp(argv[i], "--url") == 0)
+			co.url = argv[i + 1];
+		else if (strcmp(argv[i], "--token") == 0)
+			co.token = argv[i + 1];
+		else
+			break;
 		i += 2;
 	}
 	if (i >= argc) {
 		usage(stderr);
 		return 2;
 	}
+	co.config = config_path;
+	for (k = 0; k < sizeof(admin_cmds) / sizeof(admin_cmds[0]); k++)
+		if (strcmp(argv[i], admin_cmds[k]) == 0) {
+			crypto_init();
+			return ctl_admin(argv[i], argc - i, argv + i, &co);
+		}
 	if (strcmp(argv[i], "classify") == 0)
 		return cmd_classify(argc - i, argv + i);
 	if (strcmp(argv[i], "eval") == 0)

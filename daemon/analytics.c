@@ -108,6 +108,8 @@ analytics_record(struct analytics *an, struct rconn *rc, const struct turn_repor
 {
 	static const char *const ttl_fields[NTTL + 1] = {"ttl_b0", "ttl_b1", "ttl_b2", "ttl_b3", "ttl_b4", "ttl_b5",
 	    "ttl_b6", "ttl_b7", "ttl_b8", "ttl_b9", "ttl_b10", "ttl_b11"};
+	static const char *const ttl_sums[NTTL + 1] = {"ttl_s0", "ttl_s1", "ttl_s2", "ttl_s3", "ttl_s4", "ttl_s5",
+	    "ttl_s6", "ttl_s7", "ttl_s8", "ttl_s9", "ttl_s10", "ttl_s11"};
 	struct args a = {0};
 	char day[11], *dkey, now[24], ttl[24], oldest[24];
 
@@ -163,6 +165,7 @@ analytics_record(struct analytics *an, struct rconn *rc, const struct turn_repor
 			add(&a, "ttl_ms", (long long)ms);
 			add(&a, "ttl_n", 1);
 			add(&a, ttl_fields[b], 1);
+			add(&a, ttl_sums[b], (long long)ms);
 		}
 	} else if (r->lead == 2) {
 		add(&a, "leads_updated", 1);
@@ -174,7 +177,7 @@ analytics_record(struct analytics *an, struct rconn *rc, const struct turn_repor
 }
 
 double
-analytics_bucket_quantile(const uint64_t *counts, const double *bounds, unsigned n, double q)
+analytics_bucket_quantile(const uint64_t *counts, const double *sums, const double *bounds, unsigned n, double q)
 {
 	uint64_t total = 0, cum = 0;
 	unsigned i;
@@ -190,6 +193,13 @@ analytics_bucket_quantile(const uint64_t *counts, const double *bounds, unsigned
 		if ((double)(cum + counts[i]) < target) {
 			cum += counts[i];
 			continue;
+		}
+		if (sums != NULL && counts[i] > 0) {
+			/* Interpolate between the bucket's own mean and its edges, not across the whole bucket. */
+			double mean = sums[i] / (double)counts[i], pos = (target - (double)cum) / (double)counts[i];
+			hi = i == n ? mean : bounds[i];
+			return pos <= 0.5 ? lo + (mean - lo) * (counts[i] == 1 ? 1.0 : pos * 2)
+			                  : mean + (hi - mean) * (pos - 0.5) * 2;
 		}
 		if (i == n)
 			return lo; /* beyond the last bound: the bound is all we know */
@@ -242,6 +252,7 @@ static json_t *
 figures(const redisReply *t, long long active, long long open)
 {
 	uint64_t b[NTTL + 1];
+	double sums[NTTL + 1];
 	char f[16];
 	size_t i;
 	long long conv = hget(t, "conversations"), created = hget(t, "leads_created"), ttl_n = hget(t, "ttl_n");
@@ -252,8 +263,10 @@ figures(const redisReply *t, long long active, long long open)
 	for (i = 0; i <= NTTL; i++) {
 		snprintf(f, sizeof(f), "ttl_b%zu", i);
 		b[i] = (uint64_t)hget(t, f);
+		snprintf(f, sizeof(f), "ttl_s%zu", i);
+		sums[i] = (double)hget(t, f) / 1000.0;
 	}
-	median = analytics_bucket_quantile(b, ttl_bounds, NTTL, 0.5);
+	median = analytics_bucket_quantile(b, sums, ttl_bounds, NTTL, 0.5);
 	j = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}}", "conversations", "active_24h", (json_int_t)active,
 	    "open", (json_int_t)open, "started", (json_int_t)conv, "completed", (json_int_t)created, "messages_in",
 	    (json_int_t)hget(t, "messages_in"), "turns", (json_int_t)hget(t, "turns"), "replies",

@@ -27,8 +27,13 @@ typedef void (*analytics_fn)(json_t *figures, void *arg);
 /* Reads the figures for the last `days` days (1-40) with one script call. */
 int analytics_read(struct analytics *an, struct rconn *rc, unsigned days, analytics_fn done, void *arg);
 
-/* The median of a bucketed distribution (counts per bucket, upper bounds), interpolated; -1 when empty. */
-double analytics_bucket_quantile(const uint64_t *counts, const double *bounds, unsigned n, double q);
+/*
+ * The q-quantile of a bucketed distribution: counts per bucket (n bounds,
+ * n+1 buckets, the last unbounded), each bucket's sum (or NULL), interpolated
+ * within the bucket around its mean. -1 when empty.
+ */
+double
+analytics_bucket_quantile(const uint64_t *counts, const double *sums, const double *bounds, unsigned n, double q);
 
 /* Lead figures from the lead store, cached: replaced by the caller's refresh. */
 void analytics_set_leads(struct analytics *an, json_t *stats, uint64_t at_realtime_usec);

@@ -121,6 +121,7 @@ class Daemon:
             e["WATCHDOG_USEC"] = str(watchdog_usec)
         if env:
             e.update(env)
+        self.state_dir = e["CRMBRIDGE_STATE_DIR"]
         cmd = [self.bin] + (["-f", config_path] if config_path else []) + list(args)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, env=e, stdout=self.log, stderr=self.log)
@@ -183,9 +184,21 @@ class Daemon:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def request(self, method, path, body=None, headers=None, timeout=5):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        c.request(method, path, body=body, headers=headers or {})
+    def generated_token(self):
+        """The admin token the daemon made in its state directory (when none is configured), or None."""
+        try:
+            with open(os.path.join(self.state_dir, "admin.token")) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    def request(self, method, path, body=None, headers=None, timeout=5, port=None):
+        if headers is None:
+            # Tests that are not about authentication use the token the daemon generated, as crmbridgectl does.
+            tok = self.generated_token()
+            headers = {"Authorization": "Bearer " + tok} if tok else {}
+        c = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
+        c.request(method, path, body=body, headers=headers)
         r = c.getresponse()
         data = r.read()
         c.close()

@@ -1,0 +1,17 @@
+/* crmbridgectl's commands that talk to a running daemon (admin.c). */
+#ifndef CRMB_CTL_H
+#define CRMB_CTL_H
+
+#include <stdbool.h>
+
+struct ctl_options {
+	const char *config; /* -c: the daemon's configuration file */
+	const char *url; /* --url: the admin endpoint's base URL, overriding the configuration */
+	const char *token; /* --token: the admin token, overriding the configuration */
+	bool json;
+};
+
+/* Runs status, analytics, conversation, dead-letters, leads, chat or replay; argv[0] is cmd. */
+int ctl_admin(const char *cmd, int argc, char **argv, const struct ctl_options *o);
+
+#endif
