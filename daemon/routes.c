@@ -422,7 +422,7 @@ on_dead(redisAsyncContext *ac, void *r, void *pd)
 		admin_op_free(op);
 		return;
 	}
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
 		http_reply_error(op->req, 503, "Redis unavailable");
 		admin_op_free(op);
 		return;
@@ -452,10 +452,16 @@ on_dead(redisAsyncContext *ac, void *r, void *pd)
 			const redisReply *e = reply->element[1]->element[i];
 			json_t *rec = json_loads(e->str, 0, NULL);
 			const char *to = json_string_value(json_object_get(rec, "to"));
-			const char *body = json_string_value(json_object_get(rec, "body"));
+			const redisReply *b =
+			    reply->element[2]->type == REDIS_REPLY_ARRAY && i < reply->element[2]->elements
+			    ? reply->element[2]->element[i]
+			    : NULL;
+			const char *body = b != NULL && b->type == REDIS_REPLY_STRING ? b->str : NULL;
 			if (to != NULL && body != NULL && *body != '\0' && d->sender != NULL) {
 				sender_enqueue(d->sender, to, body, NULL, NULL);
 				rconn_command(d->redis, NULL, NULL, "LREM %s 1 %b", rkey, e->str, e->len);
+				rconn_command(d->redis, NULL, NULL, "DEL %s{outbox}:deadbody:%s",
+				    d->conf->redis_key_prefix, json_string_value(json_object_get(rec, "job")) ?: "");
 				nr++;
 			} else {
 				skipped++;
@@ -476,8 +482,16 @@ dead_letters(struct http_request *req, struct daemon *d, int what)
 {
 	struct admin_op *op;
 	char *rkey;
+	/* Both lists, and each reply's text (kept apart from the list, under {outbox}:deadbody:<job>). */
 	static const char script[] =
-	    "return {redis.call('LRANGE', KEYS[1], 0, 999), redis.call('LRANGE', KEYS[2], 0, 999)}";
+	    "local t = redis.call('LRANGE', KEYS[1], 0, 999)\n"
+	    "local r = redis.call('LRANGE', KEYS[2], 0, 999)\n"
+	    "local b = {}\n"
+	    "for i, rec in ipairs(r) do\n"
+	    "  local ok, v = pcall(cjson.decode, rec)\n"
+	    "  b[i] = (ok and type(v) == 'table' and v.job and redis.call('GET', ARGV[1] .. v.job)) or ''\n"
+	    "end\n"
+	    "return {t, r, b}\n";
 
 	if (!admin_allowed(req, d))
 		return;
@@ -486,7 +500,8 @@ dead_letters(struct http_request *req, struct daemon *d, int what)
 		return;
 	}
 	rkey = replies_dead_key(d);
-	if (rconn_command(d->redis, on_dead, op, "EVAL %s 2 %s %s", script, engine_key(d->engine, "dead"), rkey) < 0) {
+	if (rconn_command(d->redis, on_dead, op, "EVAL %s 2 %s %s %s{outbox}:deadbody:", script,
+	        engine_key(d->engine, "dead"), rkey, d->conf->redis_key_prefix) < 0) {
 		admin_op_free(op);
 		http_reply_error(req, 503, "Redis unavailable");
 	}

@@ -117,7 +117,7 @@ struct sender {
 	struct sender_options o;
 	char *url;
 	char *userpwd;
-	char *k_seq, *k_due, *k_qprefix, *k_jobprefix, *k_optout, *k_dead, *k_msgprefix;
+	char *k_seq, *k_due, *k_qprefix, *k_jobprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody;
 	struct rscript enqueue, claim, done, optout;
 	struct alive *alive;
 	bool claiming;
@@ -370,14 +370,19 @@ job_dead(struct job *j, const char *reason)
 
 	s->st.dead++;
 	log_error("sender: reply %s to %s given up: %s", j->id, log_phone(j->to, ph, sizeof(ph)), reason);
-	/* The body is the bot's reply (not the customer's words): kept so that an admin can retry it. */
-	jr = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "job", j->id, "to", j->to, "body", j->body ? j->body : "",
-	    "reason", reason, "attempts", (int)j->attempts, "at_ms", (json_int_t)(realtime_usec() / 1000));
+	jr = json_pack("{s:s, s:s, s:s, s:i, s:I}", "job", j->id, "to", j->to, "reason", reason, "attempts",
+	    (int)j->attempts, "at_ms", (json_int_t)(realtime_usec() / 1000));
 	rec = json_dumps(jr, JSON_COMPACT);
 	json_decref(jr);
 	if (s->rc != NULL) {
 		rconn_command(s->rc, NULL, NULL, "LPUSH %s %s", s->k_dead, rec);
 		rconn_command(s->rc, NULL, NULL, "LTRIM %s 0 %d", s->k_dead, DEAD_KEEP - 1);
+		/* The text stays out of the list an admin reads; kept a week apart, for a retry. */
+		if (j->body != NULL) {
+			char *bk = key2(s->k_deadbody, j->id);
+			rconn_command(s->rc, NULL, NULL, "SET %s %s EX %d", bk, j->body, 7 * 86400);
+			free(bk);
+		}
 	}
 	free(rec);
 	job_done(j);
@@ -739,6 +744,7 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 	xasprintf(&s->k_jobprefix, "%s{outbox}:job:", o->key_prefix);
 	xasprintf(&s->k_optout, "%s{outbox}:optout", o->key_prefix);
 	xasprintf(&s->k_dead, "%s{outbox}:dead", o->key_prefix);
+	xasprintf(&s->k_deadbody, "%s{outbox}:deadbody:", o->key_prefix);
 	xasprintf(&s->k_msgprefix, "%s{outbox}:msg:", o->key_prefix);
 	rscript_init(&s->enqueue, enqueue_text);
 	rscript_init(&s->claim, claim_text);
@@ -783,6 +789,7 @@ sender_free(struct sender *s)
 	free(s->k_jobprefix);
 	free(s->k_optout);
 	free(s->k_dead);
+	free(s->k_deadbody);
 	free(s->k_msgprefix);
 	free(s);
 }

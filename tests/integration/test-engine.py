@@ -255,9 +255,9 @@ try:
     dl = "+573001110008"
     resp(redis.port, "SET", "crmbridge:{outbox}:seq", "not-a-number")  # queuing any reply now fails
     post(d, dl, "Hola, ¿tienen bibliotecas?")
-    ok(wait_for(lambda: d.get_json("/api/dead-letters")[1]["dead_letters"], 30),
+    ok(wait_for(lambda: d.get_json("/api/dead-letters")[1]["turns"], 30),
        "a turn failing again and again is set aside")
-    dead = d.get_json("/api/dead-letters")[1]["dead_letters"]
+    dead = d.get_json("/api/dead-letters")[1]["turns"]
     ok(len(dead) == 1 and dead[0]["phone"] == dl and dead[0]["messages"][0]["text"] == "Hola, ¿tienen bibliotecas?"
        and dead[0]["reason"], "with its message and the reason", dead)
     ok(d.get_json("/system/status")[1]["engine"]["turns_failed"] >= 5, "the failures are counted")
@@ -276,7 +276,7 @@ try:
     ok(st == 200 and json.loads(data)["reset"] is True, "reset")
     is_eq(d.get_json("/api/conversation/%s/status" % burst)[0], 404, "and the conversation is gone")
     st, body = d.get_json("/api/dead-letters")
-    ok(st == 200 and len(body["dead_letters"]) == 1, "the dead-letter list holds that one turn")
+    ok(st == 200 and len(body["turns"]) == 1, "the dead-letter list holds that one turn")
     log = d.logtext()
     ok("María" not in log and "presupuesto" not in log and "3001110001" not in log, "no names, bodies or phones logged")
     d.signal(signal.SIGTERM)
