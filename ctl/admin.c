@@ -250,8 +250,8 @@ cmd_status(struct ctl *c)
 		    json_is_true(json_object_get(x, "reachable")) ? "reachable" : "unreachable", detail);
 	} else {
 		x = json_object_get(j, "lead_store");
-		snprintf(detail, sizeof(detail), "leads go to the lead journal (%lld leads; crmbridgectl leads)",
-		    i_of(x, "leads"));
+		snprintf(detail, sizeof(detail), "leads go to the lead journal (%lld lead%s; crmbridgectl leads)",
+		    i_of(x, "leads"), i_of(x, "leads") == 1 ? "" : "s");
 		printf("%-12s %-14s %s\n", "odoo", "not set", detail);
 	}
 	x = json_object_get(j, "classifier");
@@ -318,7 +318,7 @@ cmd_analytics(struct ctl *c, unsigned days)
 	    i_of(x, "turns"));
 	x = json_object_get(j, "time_to_lead_s");
 	if (i_of(x, "count") > 0)
-		printf("time to lead   mean %.0f s, median %.0f s (%lld leads)\n",
+		printf("time to lead   mean %.0f s, median %.0f s (over %lld)\n",
 		    json_number_value(json_object_get(x, "mean")), json_number_value(json_object_get(x, "median")),
 		    i_of(x, "count"));
 	x = json_object_get(j, "leads");
@@ -337,7 +337,8 @@ cmd_analytics(struct ctl *c, unsigned days)
 	    json_number_value(json_object_get(x, "mean_confidence")), i_of(x, "tokens"));
 	x = json_object_get(json_object_get(j, "lead_store"), "figures");
 	if (json_is_object(x))
-		printf("lead store     %s: %lld leads in all\n", s_or(x, "store", "?"), i_of(x, "total"));
+		printf("lead store     %s: %lld lead%s in all\n", s_or(x, "store", "?"), i_of(x, "total"),
+		    i_of(x, "total") == 1 ? "" : "s");
 	printf("\n%-10s %6s %6s %6s %6s %4s %4s %4s %7s\n", "DATE", "CONV", "MSGS", "LEADS", "CONV%", "HOT", "WARM",
 	    "COLD", "SUPPORT");
 	json_array_foreach(json_object_get(j, "daily"), i, d)

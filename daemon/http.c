@@ -242,7 +242,7 @@ http_reply(struct http_request *r, unsigned status, const char *content_type, co
 void
 http_reply_json(struct http_request *r, unsigned status, json_t *j)
 {
-	char *text = json_dumps(j, JSON_COMPACT);
+	char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
 
 	if (text == NULL)
 		fatalx("http: cannot encode JSON");

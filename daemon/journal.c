@@ -231,7 +231,7 @@ journal_upsert(struct journal *j, const struct lead_input *in, bool support, lea
 		json_object_set_new(rec, "last_messages", m);
 	}
 	{
-		char *one = json_dumps(rec, JSON_COMPACT);
+		char *one = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(12));
 		xasprintf(&line, "%s\n", one);
 		free(one);
 	}
