@@ -57,6 +57,12 @@ on_lead_stats(const struct odoo_error *e, json_t *stats, void *arg)
 		return;
 	}
 	if (stats != NULL) {
+		json_int_t total = 0;
+		const char *k;
+		json_t *v;
+		json_object_foreach(json_object_get(stats, "by_quality"), k, v) total += json_integer_value(v);
+		if (json_object_get(stats, "total") == NULL)
+			json_object_set_new(stats, "total", json_integer(total));
 		json_object_set_new(stats, "store", json_string("odoo"));
 		analytics_set_leads(d->analytics, stats, realtime_usec());
 	}
@@ -65,7 +71,11 @@ on_lead_stats(const struct odoo_error *e, json_t *stats, void *arg)
 void
 daemon_refresh_lead_stats(struct daemon *d)
 {
-	if (d->analytics == NULL || d->lead_stats_busy)
+	uint64_t at;
+
+	/* At most once a minute: the figures are a cache, not a way to load Odoo. */
+	if (d->analytics == NULL || d->lead_stats_busy ||
+	    (analytics_leads(d->analytics, &at) != NULL && realtime_usec() - at < 60 * 1000000ULL))
 		return;
 	if (d->leads != NULL && d->odoo_probe_ok) {
 		d->lead_stats_busy = true;

@@ -277,6 +277,14 @@ try:
     is_eq(d.get_json("/api/conversation/%s/status" % burst)[0], 404, "and the conversation is gone")
     st, body = d.get_json("/api/dead-letters")
     ok(st == 200 and len(body["turns"]) == 1, "the dead-letter list holds that one turn")
+    # The analytics carry Odoo's own lead figures (read_group), cached after the first read.
+    d.get_json("/api/analytics/conversations")
+    ok(wait_for(lambda: (d.get_json("/api/analytics/conversations")[1]["lead_store"].get("figures") or {})
+                .get("store") == "odoo", 10), "analytics: Odoo's lead figures (read_group), cached")
+    st, an = d.get_json("/api/analytics/conversations")
+    ok(an["lead_store"]["figures"]["total"] == len(get(oport, "/_leads")) and
+       an["conversations"]["completed"] >= 200, "the Odoo figures count Odoo's leads; conversions counted",
+       (an["lead_store"], an["conversations"]))
     log = d.logtext()
     ok("María" not in log and "presupuesto" not in log and "3001110001" not in log, "no names, bodies or phones logged")
     d.signal(signal.SIGTERM)
