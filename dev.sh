@@ -6,6 +6,7 @@
 #   ./dev.sh test   install what is needed, build with warnings as errors and
 #                   sanitizers, run the whole test suite, print "N passed, N failed"
 #   ./dev.sh ctl …  crmbridgectl against that daemon (chat, status, analytics, leads, …)
+#   ./dev.sh fuzz [S] fuzz every parser for S seconds each (clang, libFuzzer)
 #   ./dev.sh deps   only install the Debian packages
 #
 # Installing packages needs root (or sudo). Builds go to build/ and build-test/,
@@ -16,7 +17,7 @@ cd "$top"
 
 PACKAGES="build-essential autoconf automake libtool pkgconf \
 libcurl4-openssl-dev libxml2-dev libjansson-dev libhiredis-dev libgcrypt20-dev \
-libmicrohttpd-dev libsystemd-dev libinih-dev redis-server python3 systemd curl prometheus"
+libmicrohttpd-dev libsystemd-dev libinih-dev redis-server python3 systemd curl prometheus clang"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -138,6 +139,15 @@ cmd_test() {
 	return "$status"
 }
 
+# fuzz [SECONDS]: builds the libFuzzer targets with clang in build-fuzz/ and runs each for SECONDS (30).
+cmd_fuzz() {
+	deps
+	say "building the fuzz targets (clang, libFuzzer, ASan, UBSan)"
+	CC=clang build build-fuzz --enable-fuzzing
+	say "fuzzing each target for ${1:-30} s"
+	make -C build-fuzz --no-print-directory fuzz FUZZ_TIME="${1:-30}"
+}
+
 # summary FILE: turns Automake's counts into "N passed, N failed[, N skipped]".
 summary() {
 	awk '/^# PASS:/ {p+=$3} /^# XFAIL:/ {p+=$3} /^# FAIL:/ {f+=$3} /^# XPASS:/ {f+=$3} /^# ERROR:/ {f+=$3}
@@ -147,6 +157,10 @@ summary() {
 
 case "${1:-}" in
 run) cmd_run ;;
+fuzz)
+	shift
+	cmd_fuzz "$@"
+	;;
 ctl)
 	shift
 	cmd_ctl "$@"
@@ -155,7 +169,7 @@ test) cmd_test ;;
 deps) deps ;;
 summary) summary "$2" ;;
 *)
-	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

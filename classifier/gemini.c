@@ -122,10 +122,13 @@ gemini_parse_delay(const char *s)
 		return 0;
 	v = strtod(s, &end);
 	if (strcmp(end, "s") == 0)
-		return (uint64_t)(v * 1000.0);
-	if (strcmp(end, "ms") == 0)
-		return (uint64_t)v;
-	return 0;
+		v *= 1000.0;
+	else if (strcmp(end, "ms") != 0)
+		return 0;
+	/* A day at most: beyond is no hint to wait for (and beyond 2^64 the conversion is undefined; found by fuzzing). */
+	if (!(v >= 0) || v > 86400000.0)
+		return v > 86400000.0 ? 86400000 : 0;
+	return (uint64_t)v;
 }
 
 void

@@ -362,29 +362,59 @@ on_xmlrpc_done(struct ocall *c, long status)
 	}
 }
 
+int
+odoo_json2_answer(const char *method, const json_t *args, long status, const char *body, size_t len, json_t **result,
+    struct odoo_error *e)
+{
+	json_t *doc = body != NULL ? json_loadb(body, len, JSON_DECODE_ANY, NULL) : NULL;
+	const char *msg = json_string_value(json_object_get(doc, "message"));
+	int r;
+
+	*result = NULL;
+	memset(e, 0, sizeof(*e));
+	e->http_status = status;
+	if (status == 200 && doc != NULL) {
+		json_t *v = doc;
+		/* create over JSON-2 takes a list and returns one: give back what was asked for. */
+		if (strcmp(method, "create") == 0 && json_is_array(doc) && !json_is_array(json_array_get(args, 0)))
+			v = json_array_get(doc, 0);
+		if (strcmp(method, "message_post") == 0 && json_is_array(doc))
+			v = json_array_get(doc, 0);
+		*result = json_incref(v != NULL ? v : json_null());
+		r = 0;
+	} else if (status == 0 || status >= 502 || (status == 500 && msg == NULL) || status == 409 ||
+	    (status == 200 && doc == NULL)) {
+		e->kind = ODOO_TRANSIENT;
+		snprintf(e->message, sizeof(e->message), "%s",
+		    status == 200 ? "a cut-off or non-JSON answer"
+		        : status  ? "HTTP error"
+		                  : "no answer");
+		r = 1;
+	} else {
+		e->kind = status == 422 || status == 500 ? ODOO_DATA : ODOO_CONFIG;
+		e->fault_code = status == 401 ? 3 : status == 403 ? 4 : 0;
+		snprintf(e->message, sizeof(e->message), "%s", msg ? msg : "HTTP error");
+		r = -1;
+	}
+	json_decref(doc);
+	return r;
+}
+
 static void
 on_json2_done(struct ocall *c, long status)
 {
-	json_t *doc = c->resp.data != NULL ? json_loadb(c->resp.data, c->resp.len, JSON_DECODE_ANY, NULL) : NULL;
-	const char *msg = json_string_value(json_object_get(doc, "message"));
+	json_t *result;
+	struct odoo_error e;
+	int r = odoo_json2_answer(c->method, c->args, status, c->resp.data, c->resp.len, &result, &e);
 
-	if (status == 200 && doc != NULL) {
-		struct odoo_error ok = {.kind = ODOO_OK};
-		json_t *r = doc;
-		/* create over JSON-2 takes a list and returns one: give back what was asked for. */
-		if (strcmp(c->method, "create") == 0 && json_is_array(doc) &&
-		    !json_is_array(json_array_get(c->args, 0)))
-			r = json_array_get(doc, 0);
-		if (strcmp(c->method, "message_post") == 0 && json_is_array(doc))
-			r = json_array_get(doc, 0);
-		finish(c, r, &ok);
-	} else if (status == 0 || status >= 502 || (status == 500 && msg == NULL) || status == 409) {
-		transient(c, status, status ? "HTTP error" : "no answer");
+	if (r == 0) {
+		finish(c, result, &e);
+		json_decref(result);
+	} else if (r == 1) {
+		transient(c, status, e.message);
 	} else {
-		enum odoo_kind k = status == 422 || status == 500 ? ODOO_DATA : ODOO_CONFIG;
-		fail(c, k, status == 401 ? 3 : status == 403 ? 4 : 0, status, "%s", msg ? msg : "HTTP error");
+		fail(c, e.kind, e.fault_code, status, "%s", e.message);
 	}
-	json_decref(doc);
 }
 
 static void

@@ -81,6 +81,13 @@ int odoo_protocol_from_name(const char *s);
  * methods crmbridge uses; returns a new object (caller owns), or NULL for a
  * method it does not know.
  */
+/*
+ * Interprets a JSON-2 answer to model/method(args): 0 and the result in
+ * *result (a new reference); 1 when it is worth retrying (e holds why);
+ * -1 for an error that is not (e holds its kind and message).
+ */
+int odoo_json2_answer(const char *method, const json_t *args, long status, const char *body, size_t len,
+    json_t **result, struct odoo_error *e);
 json_t *odoo_json2_body(const char *method, const json_t *args, const json_t *kwargs);
 
 #endif

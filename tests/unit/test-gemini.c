@@ -133,6 +133,8 @@ test_parse(void)
 	is_int(gemini_parse_delay("1.5s"), 1500, "retryDelay 1.5s");
 	is_int(gemini_parse_delay("250ms"), 250, "retryDelay 250ms");
 	is_int(gemini_parse_delay("soon"), 0, "not a delay");
+	is_int(gemini_parse_delay("666666666666666666666666666666666666666ms"), 86400000,
+	    "a delay beyond 2^64 ms is capped to a day (found by fuzzing)");
 }
 
 /* Writes src with the first from replaced by to into out. */
