@@ -260,6 +260,20 @@ webhook_whatsapp(struct http_request *req, void *arg)
 	body = http_req_body(req, &len);
 	if (!verified(d, req, &f))
 		goto out;
+	{
+		/* Twilio sends each of these once: a repeated one makes the message ambiguous. */
+		static const char *const single[] = {"From", "To", "MessageSid", "AccountSid", "Body"};
+		size_t i, j, n;
+		for (i = 0; i < sizeof(single) / sizeof(single[0]); i++) {
+			for (j = 0, n = 0; j < f.n; j++)
+				n += strcmp(f.p[j].name, single[i]) == 0;
+			if (n > 1) {
+				d->wh.bad_request++;
+				http_reply_error(req, 400, "parameter %s repeated", single[i]);
+				goto out;
+			}
+		}
+	}
 	from = form_get(&f, "From");
 	sid = form_get(&f, "MessageSid");
 	idem = http_req_header(req, "I-Twilio-Idempotency-Token");
