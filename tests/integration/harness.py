@@ -65,8 +65,9 @@ def wait_for(pred, timeout, step=0.05):
 class Redis:
     """A redis-server of our own on a free port in a temporary directory."""
 
-    def __init__(self, workdir, port=None, aof=False):
+    def __init__(self, workdir, port=None, aof=False, password=None):
         self.aof = aof
+        self.password = password
         self.bin = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
         self.dir = os.path.join(workdir, "redis")
         os.makedirs(self.dir, exist_ok=True)
@@ -77,7 +78,8 @@ class Redis:
         self.proc = subprocess.Popen(
             [self.bin, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
              "--save", "", "--logfile", os.path.join(self.dir, "redis.log")]
-            + (["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"]),
+            + (["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"])
+            + (["--requirepass", self.password] if self.password else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_for(self.ping, 10):
             raise RuntimeError("redis-server did not start")
@@ -86,7 +88,8 @@ class Redis:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                got = s.recv(64)
+                return got.startswith(b"+PONG") or (self.password is not None and got.startswith(b"-NOAUTH"))
         except OSError:
             return False
 
@@ -98,6 +101,8 @@ class Redis:
 
     @property
     def url(self):
+        if self.password:
+            return "redis://:%s@127.0.0.1:%d/0" % (self.password, self.port)
         return "redis://127.0.0.1:%d/0" % self.port
 
 
