@@ -11,7 +11,8 @@ without CRM rights gets fault 4).
 
 Knobs, POST /_control JSON: {"reset": true, "x_fields": true|false, "version": 17|19, "latency_ms": N,
 "down": true|false (503 for everything), "fail_next": N (the next N calls answer HTTP 500),
-"fault_next": {"method": "write", "code": 2, "message": "..."} }. GET /_log lists the calls;
+"fault_next": {"method": "write", "code": 2, "message": "..."},
+"fault_every": N (every Nth crm.lead create/write answers fault 1, a serialization failure) }. GET /_log lists the calls;
 GET /_leads dumps crm.lead. Prints "PORT <n>".
 """
 
@@ -112,6 +113,8 @@ class State:
         self.down = False
         self.fail_next = 0
         self.fault_next = None
+        self.fault_every = 0
+        self.lead_writes = 0
 
     def next_id(self, model, step=1):
         self.seq[model] += step
@@ -240,6 +243,12 @@ def execute(uid, model, method, args, kw):
                            "is allowed for the following groups:\n\t- Sales/Administrator\n\t- Sales/User: Own "
                            "Documents Only\n\nContact your administrator to request access if necessary.",
                         http=403, name="odoo.exceptions.AccessError")
+    if S.fault_every and model == "crm.lead" and method in ("create", "write"):
+        S.lead_writes += 1
+        if S.lead_writes % S.fault_every == 0:
+            # What PostgreSQL answers two transactions writing the same rows: Odoo passes it on as fault 1.
+            raise OdooError(1, "psycopg2.errors.SerializationFailure: could not serialize access due to "
+                               "concurrent update", traceback=True)
     if S.fault_next and S.fault_next.get("method") in (method, "*"):
         f, S.fault_next = S.fault_next, None
         raise OdooError(f.get("code", 2), f.get("message", "injected fault"), traceback=f.get("code", 2) == 1)
@@ -426,7 +435,7 @@ class Handler(BaseHTTPRequestHandler):
                     S = State(ctl.get("x_fields", False), ctl.get("version", 17))
                 if "helpdesk" in ctl:
                     HELPDESK["on"] = bool(ctl["helpdesk"])
-                for k in ("latency_ms", "down", "fail_next", "fault_next"):
+                for k in ("latency_ms", "down", "fail_next", "fault_next", "fault_every"):
                     if k in ctl:
                         setattr(S, k, ctl[k])
                 if "version" in ctl:
