@@ -200,7 +200,7 @@ sender_start(struct daemon *d, const struct conf *c)
 	so.max_in_flight = (unsigned)c->twilio_max_in_flight;
 	so.lease_ms = c->twilio_send_timeout_ms + 30000;
 	so.backoff_min_ms = 1000;
-	so.backoff_max_ms = 300000;
+	so.backoff_max_ms = 60000; /* a customer waits for the answer: a minute at most between tries */
 	s = sender_new(d->event, d->curl, d->redis, &so);
 	free(cb);
 	return s;

@@ -201,13 +201,16 @@ timeout = 10s
             control(self.gport, {"slow_ms": 3000, "script": steps * 4000})
             self.notes.append("Gemini: 429 with retryDelay, 503, malformed JSON, timeouts, over and over")
         elif sc == "twilio":
+            # Storms last a while, then pass: 429s (with Retry-After) and 500s, then normal service.
             for k in range(3):
                 if self.stop.wait(3):
                     break
-                storm = ([{"status": 429, "code": 20429, "retry_after": "1"}] * 150 + [{"status": 500}] * 150)
+                storm = ([{"status": 429, "code": 20429, "retry_after": "1"}] * 500 + [{"status": 500}] * 500)
                 rnd.shuffle(storm)
                 control(self.tport, {"script": storm})
-            self.notes.append("Twilio REST: three storms of 300 answers, 429 and 500 mixed")
+                time.sleep(10 * s)
+                control(self.tport, {"script": []})
+            self.notes.append("Twilio REST: three storms of %.0f s, 429 and 500 mixed" % (10 * s))
 
     # ---- the run ----
     def go(self):
@@ -218,7 +221,7 @@ timeout = 10s
         ft = threading.Thread(target=self.faults, daemon=True)
         ft.start()
         rounds = max(len(lines) for _, lines in self.convs)
-        deadline_per_round = 240 if not self.args.short else 150
+        deadline_per_round = 600
         stalled = 0
         with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
             for r in range(rounds):
