@@ -47,7 +47,7 @@ static const char enqueue_text[] =
     "return parts\n";
 
 static const char claim_text[] =
-    /* KEYS: due; ARGV: qprefix, jobprefix, now_ms, lease_until_ms, max */
+    /* KEYS: due; ARGV: qprefix, jobprefix, now_ms, lease_until_ms, max. Returns id, to, body, attempts, sent_ms... */
     "local out = {}\n"
     "local tos = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[5]))\n"
     "for _, to in ipairs(tos) do\n"
@@ -60,8 +60,11 @@ static const char claim_text[] =
     "    redis.call('ZREM', KEYS[1], to)\n"
     "  else\n"
     "    redis.call('ZADD', KEYS[1], ARGV[4], to)\n"
-    "    local h = redis.call('HMGET', ARGV[2] .. id, 'body', 'attempts')\n"
+    /* sent_ms marks an attempt under way; still set at the next claim, its outcome is unknown. */
+    "    local h = redis.call('HMGET', ARGV[2] .. id, 'body', 'attempts', 'sent_ms')\n"
+    "    redis.call('HSET', ARGV[2] .. id, 'sent_ms', ARGV[3])\n"
     "    table.insert(out, id); table.insert(out, to); table.insert(out, h[1]); table.insert(out, h[2])\n"
+    "    table.insert(out, h[3] or '')\n"
     "  end\n"
     "end\n"
     "return out\n";
@@ -93,6 +96,8 @@ struct job {
 	char *post;
 	struct curlbuf resp; /* Twilio's answers are small: 64 KiB at most */
 	long retry_after_ms;
+	bool ambiguous; /* this attempt may have reached Twilio (a timeout after the request went out) */
+	uint64_t unsure_ms; /* an earlier attempt started then and its outcome is unknown: look before sending */
 };
 
 /*
@@ -407,6 +412,9 @@ job_retry(struct job *j, const char *why)
 	if (d > s->o.backoff_max_ms)
 		d = s->o.backoff_max_ms;
 	d = d / 2 + random_below(d / 2 + 1);
+	/* After an attempt that may still be under way at Twilio, give it time to finish before looking. */
+	if (j->ambiguous && d < s->o.timeout_ms)
+		d = s->o.timeout_ms;
 	/* Twilio's Retry-After wins when it asks for longer. */
 	if (j->retry_after_ms > 0 && (uint64_t)j->retry_after_ms > d)
 		d = (uint64_t)j->retry_after_ms;
@@ -419,6 +427,9 @@ job_retry(struct job *j, const char *why)
 	job = key2(s->k_jobprefix, j->id);
 	if (s->rc != NULL) {
 		rconn_command(s->rc, NULL, NULL, "HSET %s attempts %s", job, att);
+		/* Twilio answered (429, 5xx) or nothing left us: this attempt created nothing. */
+		if (!j->ambiguous)
+			rconn_command(s->rc, NULL, NULL, "HDEL %s sent_ms", job);
 		void *pd = hold(s);
 		if (rconn_command(s->rc, on_redis_done, pd, "ZADD %s %s %s", s->k_due, when, j->to) < 0)
 			release(pd);
@@ -509,6 +520,10 @@ handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
 	s->st.last_error_code = code;
 
 	if (res != CURLE_OK) {
+		curl_off_t up = 0;
+		curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
+		/* Once the request went out, Twilio may have created the message: the next attempt looks first. */
+		j->ambiguous = up > 0;
 		snprintf(why, sizeof(why), "network: %s", curl_easy_strerror(res));
 		snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
 		count_result(s, "network", 0);
@@ -558,18 +573,102 @@ on_sent(CURL *easy, CURLcode res, void *arg)
 	handle_sent(j->s, j, easy, res);
 }
 
-static void
-start_job(struct sender *s, const char *id, const char *to, const char *body, unsigned attempts)
-{
-	struct job *j = xcalloc(1, sizeof(*j));
-	char *eto, *ebody, *efrom = NULL, *ecb = NULL;
+static void send_post(struct job *j);
 
-	j->s = s;
-	j->resp.max = 65536;
-	j->id = xstrdup(id);
-	j->to = xstrdup(to);
-	j->body = xstrdup(body);
-	j->attempts = attempts + 1;
+/* The reconciliation's answer: Twilio's recent messages to the recipient. */
+static void
+on_listed(CURL *easy, CURLcode res, void *arg)
+{
+	struct job *j = arg;
+	struct sender *s = j->s;
+	long status = 0;
+	json_t *doc = NULL, *m;
+	size_t i;
+	const char *found = NULL;
+	char ph[32];
+
+	if (s == NULL || res == CURLE_ABORTED_BY_CALLBACK) {
+		job_free(j);
+		return;
+	}
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	if (res == CURLE_OK && status == 200 && j->resp.data != NULL)
+		doc = json_loads(j->resp.data, 0, NULL);
+	json_array_foreach(json_object_get(doc, "messages"), i, m)
+	{
+		const char *body = json_string_value(json_object_get(m, "body"));
+		const char *created = json_string_value(json_object_get(m, "date_created"));
+		time_t t = created != NULL ? curl_getdate(created, NULL) : -1;
+		/* The same text, created since the unsure attempt began (a minute of clock skew allowed). */
+		if (body != NULL && strcmp(body, j->body) == 0 && t >= 0 &&
+		    (uint64_t)t * 1000 + 60000 >= j->unsure_ms) {
+			found = json_string_value(json_object_get(m, "sid"));
+			break;
+		}
+	}
+	curl_easy_cleanup(j->easy);
+	j->easy = NULL;
+	curl_slist_free_all(j->hdrs);
+	j->hdrs = NULL;
+	curlbuf_reset(&j->resp);
+	if (found != NULL) {
+		s->in_flight--;
+		s->st.in_flight = s->in_flight;
+		s->st.reconciled++;
+		count_result(s, "already_sent", 0);
+		log_info("sender: reply %s to %s was already accepted by Twilio as %s (found after an interrupted "
+		         "attempt); not sent again",
+		    j->id, log_phone(j->to, ph, sizeof(ph)), found);
+		job_done(j);
+		job_free(j);
+		json_decref(doc);
+		sender_tick(s);
+		return;
+	}
+	if (res != CURLE_OK || status != 200)
+		log_warnx("sender: reply %s: cannot list Twilio's messages (%s); sending it again", j->id,
+		    res != CURLE_OK ? curl_easy_strerror(res) : "HTTP error");
+	json_decref(doc);
+	send_post(j);
+}
+
+/* Asks Twilio for the recipient's recent messages, to see whether an interrupted attempt got through. */
+static int
+reconcile(struct job *j)
+{
+	struct sender *s = j->s;
+	char *url, wto[64], *eto, *efrom;
+
+	if ((j->easy = curl_easy_init()) == NULL)
+		fatalx("sender: curl_easy_init failed");
+	snprintf(wto, sizeof(wto), "whatsapp:%s", j->to);
+	eto = curl_easy_escape(j->easy, wto, 0);
+	efrom = s->o.from != NULL ? curl_easy_escape(j->easy, s->o.from, 0) : NULL;
+	xasprintf(&url, "%s?To=%s%s%s&PageSize=50", s->url, eto, efrom ? "&From=" : "", efrom ? efrom : "");
+	curl_free(eto);
+	curl_free(efrom);
+	j->hdrs = curl_slist_append(NULL, "Accept: application/json");
+	curl_easy_setopt(j->easy, CURLOPT_URL, url);
+	curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER, j->hdrs);
+	curl_easy_setopt(j->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	curl_easy_setopt(j->easy, CURLOPT_USERPWD, s->userpwd);
+	curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, (long)s->o.timeout_ms);
+	curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
+	curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
+	curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, &j->resp);
+	free(url);
+	return curlev_add(s->cv, j->easy, on_listed, j);
+}
+
+/* Posts the reply to Twilio's Messages API. */
+static void
+send_post(struct job *j)
+{
+	struct sender *s = j->s;
+	char *eto, *ebody, *efrom = NULL, *ecb = NULL;
+	const char *to = j->to, *body = j->body;
+
 	if ((j->easy = curl_easy_init()) == NULL)
 		fatalx("sender: curl_easy_init failed");
 	{
@@ -605,15 +704,40 @@ start_job(struct sender *s, const char *id, const char *to, const char *body, un
 	curl_easy_setopt(j->easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(j->easy, CURLOPT_HEADERDATA, j);
 	if (curlev_add(s->cv, j->easy, on_sent, j) < 0) {
+		/* Its lease brings it back. */
+		s->in_flight--;
+		s->st.in_flight = s->in_flight;
 		job_free(j);
-		return;
 	}
+}
+
+static void
+start_job(struct sender *s, const char *id, const char *to, const char *body, unsigned attempts, uint64_t unsure_ms)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->s = s;
+	j->resp.max = 65536;
+	j->id = xstrdup(id);
+	j->to = xstrdup(to);
+	j->body = xstrdup(body);
+	j->attempts = attempts + 1;
+	j->unsure_ms = unsure_ms;
 	s->in_flight++;
 	s->st.in_flight = s->in_flight;
 	j->next = s->jobs;
 	if (s->jobs != NULL)
 		s->jobs->prev = j;
 	s->jobs = j;
+	if (unsure_ms > 0) {
+		if (reconcile(j) < 0) {
+			s->in_flight--;
+			s->st.in_flight = s->in_flight;
+			job_free(j);
+		}
+		return;
+	}
+	send_post(j);
 }
 
 /* ---- claiming due replies ---- */
@@ -630,16 +754,19 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 	s->claiming = false;
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
 		return;
-	for (i = 0; i + 3 < reply->elements; i += 4) {
+	for (i = 0; i + 4 < reply->elements; i += 5) {
 		redisReply **e = reply->element + i;
 		long long att = 0;
 
 		if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
 		    e[2]->type != REDIS_REPLY_STRING)
 			continue;
+		long long unsure = 0;
 		if (e[3]->type == REDIS_REPLY_STRING)
 			parse_ll(e[3]->str, 0, 1000000, &att);
-		start_job(s, e[0]->str, e[1]->str, e[2]->str, (unsigned)att);
+		if (e[4]->type == REDIS_REPLY_STRING && e[4]->len > 0)
+			parse_ll(e[4]->str, 0, INT64_MAX, &unsure);
+		start_job(s, e[0]->str, e[1]->str, e[2]->str, (unsigned)att, (uint64_t)unsure);
 	}
 	/* A full batch may mean more are due. */
 	if (reply->elements > 0)

@@ -38,13 +38,14 @@ struct sender_options {
 /* Sends by outcome and Twilio error code, for the metrics. */
 #define SENDER_RESULT_SLOTS 32
 struct sender_result {
-	char result[12]; /* "sent", "retry", "rejected", "opted_out", "network"; "" marks a free slot */
+	char result[16]; /* "sent", "retry", "rejected", "opted_out", "network", "already_sent"; "" is free */
 	long code; /* Twilio's error code, or the HTTP status when none, 0 for a network error */
 	uint64_t n;
 };
 
 struct sender_stats {
 	uint64_t queued, sent, retries, dead, opted_out, dropped_opted_out;
+	uint64_t reconciled; /* an interrupted attempt had got through: found in Twilio's list, not sent again */
 	uint64_t in_flight;
 	uint64_t delivered, read, undelivered, failed, window_closed; /* from status callbacks */
 	long last_http_status; /* of the last send; 0 for a network error */

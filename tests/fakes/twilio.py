@@ -15,6 +15,8 @@ Knobs, over HTTP on the same port:
                   script entries answer the next requests in turn, then normal service resumes;
                   "drop" closes the connection without an answer.
   GET  /_log      JSON list of every message request received (accepted or not)
+  GET  /2010-04-01/Accounts/{sid}/Messages.json?To=&From=&PageSize=  Twilio's list of the messages
+                  created, newest first (what the sender reads after an interrupted attempt)
 
 With --callback-target URL, each accepted message gets signed status
 callbacks (X-Twilio-Signature over its StatusCallback URL, as Twilio signs)
@@ -37,7 +39,7 @@ import urllib.request
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STATE = {"latency_ms": 0, "script": [], "opted_out": set(), "callbacks": [], "log": []}
+STATE = {"latency_ms": 0, "script": [], "opted_out": set(), "callbacks": [], "log": [], "messages": [], "lists": 0}
 LOCK = threading.Lock()
 ARGS = None
 
@@ -95,6 +97,23 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_log":
             with LOCK:
                 return self.reply(200, STATE["log"])
+        # Twilio's message list: newest first, filtered by To and From, PageSize at most 1000.
+        u = urllib.parse.urlsplit(self.path)
+        m = re.fullmatch(r"/2010-04-01/Accounts/([^/]+)/Messages\.json", u.path)
+        if m:
+            auth = self.headers.get("Authorization", "")
+            want = "Basic " + base64.b64encode(("%s:%s" % (ARGS.account_sid, ARGS.auth_token)).encode()).decode()
+            if not hmac.compare_digest(auth, want) or m.group(1) != ARGS.account_sid:
+                return self.reply(*twilio_error(20003, "Authentication Error - invalid username", 401))
+            q = dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True))
+            size = max(1, min(1000, int(q.get("PageSize", "50") or 50)))
+            with LOCK:
+                STATE["lists"] += 1
+                msgs = [x for x in reversed(STATE["messages"])
+                        if ("To" not in q or x["to"] == q["To"]) and ("From" not in q or x["from"] == q["From"])]
+            return self.reply(200, {"messages": msgs[:size], "end": min(size, len(msgs)) - 1, "page": 0,
+                                    "page_size": size, "start": 0, "next_page_uri": None, "previous_page_uri": None,
+                                    "first_page_uri": u.path + "?PageSize=%d&Page=0" % size, "uri": self.path})
         self.reply(*twilio_error(20404, "The requested resource was not found", 404))
 
     def do_POST(self):
@@ -104,7 +123,7 @@ class Handler(BaseHTTPRequestHandler):
             ctl = json.loads(raw or b"{}")
             with LOCK:
                 if ctl.get("reset"):
-                    STATE.update(latency_ms=0, script=[], opted_out=set(), callbacks=[], log=[])
+                    STATE.update(latency_ms=0, script=[], opted_out=set(), callbacks=[], log=[], messages=[], lists=0)
                 for k in ("latency_ms", "script", "callbacks"):
                     if k in ctl:
                         STATE[k] = ctl[k]
@@ -170,6 +189,8 @@ class Handler(BaseHTTPRequestHandler):
                "to": to, "uri": "/2010-04-01/Accounts/%s/Messages/%s.json" % (ARGS.account_sid, sid)}
         entry["answer"] = 201
         entry["sid"] = sid
+        with LOCK:
+            STATE["messages"].append(msg)
         self.reply(201, msg)
         if callbacks:
             form["sid"] = sid

@@ -229,7 +229,7 @@ timeout = 10s
                 list(pool.map(lambda pl: self.post(pl[0], r, pl[1]), batch))
                 need = {p: r + 1 for p, lines in self.convs if len(lines) > r}
                 if not wait_for(lambda: all(len(self.replies().get(p, [])) >= n for p, n in need.items()),
-                                deadline_per_round, step=0.5):
+                                deadline_per_round, step=1.0):
                     stalled += 1
         self.stop.set()
         ft.join(timeout=120)
@@ -317,9 +317,10 @@ def main():
     ref_run = Run("baseline", convs, args).go()
     ref = ref_run.figures()
     rc = ref_run.close()
-    ok(all(len(ref["replies"].get(p, [])) == len(l) for p, l in convs),
-       "baseline: %d conversations, %d messages, one reply each, %d leads, %.0f s" %
-       (len(convs), messages, len(ref["leads"]), ref_run.secs))
+    odd = {p: (l, ref["replies"].get(p, [])) for p, l in convs if len(ref["replies"].get(p, [])) != len(l)}
+    ok(not odd, "baseline: %d conversations, %d messages, one reply each, %d leads, %.0f s" %
+       (len(convs), messages, len(ref["leads"]), ref_run.secs), json.dumps(dict(list(odd.items())[:3]),
+                                                                          ensure_ascii=False, indent=1))
     ok(rc == 0, "baseline: clean exit")
     results.append({"scenario": "baseline", "messages": messages, "accepted": len(ref_run.accepted),
                     "turns": ref["turns"], "replies": sum(len(v) for v in ref["replies"].values()),
@@ -347,7 +348,8 @@ def main():
         ok(dup == 0, "%s: no reply duplicated (%d)" % (sc, dup))
         ok(reord == 0, "%s: no reply out of order (%d)" % (sc, reord))
         ok(lead_lost == 0 and lead_dup == 0, "%s: exactly one lead per qualified conversation (lost %d, extra %d)"
-           % (sc, lead_lost, lead_dup))
+           % (sc, lead_lost, lead_dup), {"missing": [p for p in ref["leads"] if p not in got["leads"]][:5],
+                                         "extra": [p for p in got["leads"] if p not in ref["leads"]][:5]})
         ok(rc == 0, "%s: clean exit at the end (%s)" % (sc, rc))
         if sc == "kill":
             ok(run.kills >= args.kills, "kill: %d SIGKILLs" % run.kills)

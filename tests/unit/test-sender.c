@@ -373,6 +373,48 @@ main(void)
 	is_int(count_all(), 1, "and one message is sent");
 	sender_free(s);
 
+	/* ---- an attempt whose outcome is unknown is looked up, not repeated ---- */
+	ctl("{\"reset\": true, \"latency_ms\": 4000}");
+	s = new_sender(TOKEN, 30000);
+	sender_enqueue(s, "+573001115566", "slow but delivered", NULL, NULL);
+	/* The first attempt times out at 3 s after the request went out; Twilio creates the message at 4 s. */
+	RUN_UNTIL(count_201() == 1, 6000);
+	ctl("{\"latency_ms\": 0}");
+	sender_get_stats(s, &st);
+	RUN_UNTIL((sender_get_stats(s, &st), st.reconciled == 1), 8000);
+	is_int(st.reconciled, 1, "after a timeout, the retry finds the message in Twilio's list");
+	run_ms(500);
+	is_int(count_201(), 1, "and does not send it again");
+	ok(redis_int("EXISTS %s", "t:{outbox}:q:+573001115566") == 0, "the reply is done");
+	sender_free(s);
+
+	ctl("{\"reset\": true, \"latency_ms\": 1500}");
+	s = new_sender(TOKEN, 1000);
+	sender_enqueue(s, "+573001117788", "sent, then the daemon died", NULL, NULL);
+	RUN_UNTIL(count_all() == 1, 4000);
+	run_ms(300);
+	sender_free(s); /* killed while Twilio works on it: the outcome is unknown */
+	{
+		struct timespec ts = {2, 0};
+		nanosleep(&ts, NULL); /* Twilio finishes; the lease expires */
+	}
+	ctl("{\"latency_ms\": 0}");
+	is_int(count_201(), 1, "Twilio accepted the message of the dead sender");
+	s = new_sender(TOKEN, 1000);
+	RUN_UNTIL((sender_get_stats(s, &st), st.reconciled == 1), 6000);
+	is_int(st.reconciled, 1, "a new sender finds it in Twilio's list");
+	run_ms(500);
+	is_int(count_201(), 1, "and sends nothing twice");
+	sender_free(s);
+
+	ctl("{\"reset\": true}");
+	s = new_sender(TOKEN, 30000);
+	sender_enqueue(s, "+573001119900", "plain", NULL, NULL);
+	RUN_UNTIL(count_201() == 1, 4000);
+	sender_get_stats(s, &st);
+	is_int(st.reconciled, 0, "an ordinary send does not look anything up");
+	sender_free(s);
+
 	curlev_free(cv);
 	rconn_free(rc);
 	sd_event_unref(ev);
