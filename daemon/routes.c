@@ -215,6 +215,8 @@ get_system_status(struct http_request *req, void *arg)
 		        (json_int_t)ss.window_closed, "last_http_status", (int)ss.last_http_status, "last_error_code",
 		        (int)ss.last_error_code, "last_error",
 		        ss.last_error[0] ? json_string(ss.last_error) : json_null()));
+		json_object_set_new(
+		    json_object_get(j, "sender"), "reconciled", json_integer((json_int_t)ss.reconciled));
 	} else {
 		json_object_set_new(j, "sender", json_null());
 	}
