@@ -124,6 +124,7 @@ timeout = 10s
         self.retried = 0
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        self.round_started = threading.Event()
         self.notes = []
 
     # ---- the daemon ----
@@ -172,7 +173,13 @@ timeout = 10s
         rnd = random.Random(7)
         if sc == "kill":
             for k in range(self.args.kills):
-                if self.stop.wait(rnd.uniform(1.0, 3.0) * (1 if self.args.short else 2)):
+                if k % 2 == 0:
+                    # In the middle of a burst of webhooks: some are being stored, some get no answer.
+                    self.round_started.wait(600)
+                    self.round_started.clear()
+                    if self.stop.wait(rnd.uniform(0.05, 0.4)):
+                        break
+                elif self.stop.wait(rnd.uniform(1.0, 3.0) * (1 if self.args.short else 2)):
                     break
                 self.d.proc.kill()  # SIGKILL: no chance to finish anything
                 self.d.proc.wait()
@@ -230,6 +237,7 @@ timeout = 10s
         with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
             for r in range(rounds):
                 batch = [(p, lines[r]) for p, lines in self.convs if len(lines) > r]
+                self.round_started.set()
                 list(pool.map(lambda pl: self.post(pl[0], r, pl[1]), batch))
                 need = {p: r + 1 for p, lines in self.convs if len(lines) > r}
                 if not wait_for(lambda: all(len(self.replies().get(p, [])) >= n for p, n in need.items()),
