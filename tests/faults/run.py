@@ -175,7 +175,7 @@ timeout = 10s
             for k in range(self.args.kills):
                 if k % 2 == 0:
                     # In the middle of a burst of webhooks: some are being stored, some get no answer.
-                    self.round_started.wait(600)
+                    self.round_started.wait(5)
                     self.round_started.clear()
                     if self.stop.wait(rnd.uniform(0.05, 0.4)):
                         break
@@ -243,6 +243,8 @@ timeout = 10s
                 if not wait_for(lambda: all(len(self.replies().get(p, [])) >= n for p, n in need.items()),
                                 deadline_per_round, step=1.0):
                     stalled += 1
+        if self.scenario == "kill":
+            ft.join(timeout=600)  # all the kills happen, the last ones on a quieter daemon
         self.stop.set()
         ft.join(timeout=120)
         # Let what is still queued drain (deferred lead writes, retried sends).
