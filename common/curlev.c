@@ -175,7 +175,7 @@ curlev_new(sd_event *e)
 	curl_multi_setopt(cv->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(cv->multi, CURLMOPT_TIMERDATA, cv);
 	/* Connections to the same few APIs are reused. */
-	curl_multi_setopt(cv->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+	curl_multi_setopt(cv->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 2048L); /* the engine's max_turns bounds it */
 	return cv;
 fail:
 	curlev_free(cv);

@@ -11,21 +11,24 @@ The analysis returned is the one set with "answer" (a JSON object), or by
 default a plain one: cold, other, no fields, ask_about_interest.
 
 Knobs, POST /_control JSON:
-  {"reset": true, "latency_ms": N, "answer": {...},
+  {"reset": true, "latency_ms": N, "jitter_ms": N (latency ± uniform), "keep_log": false, "answer": {...},
    "script": ["429", "429-perday", "503", "400", "404", "max_tokens", "blocked", "malformed",
               "hallucinated_email", "slow", "thought_first", "ok"]}
   script entries answer the next requests in turn; "slow" sleeps "slow_ms" (default 5000).
 GET /_log: every request received (path, headers that matter, the JSON body).
+GET /_stats: requests, in_flight and max_in_flight (calls being answered at once).
 Prints "PORT <n>" once listening.
 """
 
 import argparse
 import json
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STATE = {"latency_ms": 0, "script": [], "answer": None, "slow_ms": 5000, "log": []}
+STATE = {"latency_ms": 0, "jitter_ms": 0, "script": [], "answer": None, "slow_ms": 5000, "log": [], "keep_log": True,
+         "in_flight": 0, "max_in_flight": 0, "requests": 0}
 LOCK = threading.Lock()
 ARGS = None
 RETIRED = {"gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-1.5-flash", "gemini-pro"}
@@ -65,6 +68,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_log":
             with LOCK:
                 return self.reply(200, STATE["log"])
+        if self.path == "/_stats":
+            with LOCK:
+                return self.reply(200, {k: STATE[k] for k in ("in_flight", "max_in_flight", "requests")})
         self.reply(*err(404, "NOT_FOUND", "Not found"))
 
     def do_POST(self):
@@ -75,7 +81,7 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 if ctl.get("reset"):
                     STATE.update(latency_ms=0, script=[], answer=None, slow_ms=5000, log=[])
-                for k in ("latency_ms", "script", "answer", "slow_ms"):
+                for k in ("latency_ms", "jitter_ms", "script", "answer", "slow_ms", "keep_log"):
                     if k in ctl:
                         STATE[k] = ctl[k]
             return self.reply(200, {"ok": True})
@@ -84,11 +90,23 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         with LOCK:
-            STATE["log"].append({"path": self.path, "api_key": self.headers.get("x-goog-api-key"), "body": body})
+            if STATE["keep_log"]:
+                STATE["log"].append({"path": self.path, "api_key": self.headers.get("x-goog-api-key"), "body": body})
             step = STATE["script"].pop(0) if STATE["script"] else "ok"
             latency, answer, slow = STATE["latency_ms"], STATE["answer"] or DEFAULT, STATE["slow_ms"]
-        if latency:
-            time.sleep(latency / 1000.0)
+            jitter = STATE["jitter_ms"]
+            STATE["requests"] += 1
+            STATE["in_flight"] += 1
+            STATE["max_in_flight"] = max(STATE["max_in_flight"], STATE["in_flight"])
+        try:
+            if latency:
+                time.sleep(max(0, latency + random.uniform(-jitter, jitter)) / 1000.0)
+            return self.answer(step, body, answer, slow)
+        finally:
+            with LOCK:
+                STATE["in_flight"] -= 1
+
+    def answer(self, step, body, answer, slow):
         model = self.path.split("/models/", 1)[-1].split(":", 1)[0]
         if self.headers.get("x-goog-api-key") != ARGS.api_key:
             return self.reply(*err(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
@@ -134,6 +152,7 @@ def main():
     p.add_argument("--api-key", default="test-gemini-key")
     p.add_argument("--model", default="gemini-3.5-flash-lite")
     ARGS = p.parse_args()
+    ThreadingHTTPServer.request_queue_size = 1024  # hundreds of calls at once in the benchmarks
     srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
     srv.daemon_threads = True
     print("PORT %d" % srv.server_address[1], flush=True)

@@ -559,6 +559,7 @@ def main():
     p.add_argument("--version", type=int, default=17)
     ARGS = p.parse_args()
     S = State(ARGS.x_fields, ARGS.version)
+    ThreadingHTTPServer.request_queue_size = 1024  # hundreds of calls at once in the benchmarks
     srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
     srv.daemon_threads = True
     print("PORT %d" % srv.server_address[1], flush=True)
