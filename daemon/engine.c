@@ -58,8 +58,11 @@ static const char claim_text[] =
     "  if (not l or tonumber(l) <= now) and #out < tonumber(ARGV[3]) * 3 then\n"
     "    redis.call('HSET', KEYS[2], p, ARGV[2])\n"
     "    redis.call('HDEL', KEYS[3], p)\n"
+    /* Due again when the lease ends (a crashed turn is redone then): claims no longer wade through
+       the phones being worked on. A message arriving meanwhile makes it due earlier, and release keeps it. */
+    "    redis.call('ZADD', KEYS[1], ARGV[2], p)\n"
     "    local a = redis.call('HINCRBY', KEYS[4], p, 1)\n"
-    "    table.insert(out, p); table.insert(out, cand[i + 1]); table.insert(out, a)\n"
+    "    table.insert(out, p); table.insert(out, ARGV[2]); table.insert(out, a)\n"
     "  end\n"
     "end\n"
     "return out\n";
@@ -91,7 +94,7 @@ struct engine {
 	struct engine_options o;
 	char *k_stream, *k_due, *k_first, *k_lease, *k_attempts, *k_pending, *k_dead;
 	struct rscript route, schedule, claim, release, commit, lease_one;
-	bool group_ready, reading, claiming, reclaiming, pending_busy;
+	bool group_ready, reading, claiming, reclaiming, pending_busy, poked, claim_again;
 	sd_event_source *poll, *reclaim_timer;
 	uint64_t last_reclaim;
 	struct engine_stats st;
@@ -123,6 +126,8 @@ struct turn {
 };
 
 static void poll_now(struct engine *en);
+static void read_intake(struct engine *en);
+static void claim_turns(struct engine *en);
 static void destroy(struct engine *en);
 
 /*
@@ -352,6 +357,11 @@ on_read(redisAsyncContext *ac, void *r, void *pd)
 		return;
 	}
 	en->reading = false;
+	if (en->poked) {
+		/* A message was stored while this read was under way: read again now, not at the next poll. */
+		en->poked = false;
+		read_intake(en);
+	}
 	if (reply == NULL)
 		return;
 	if (reply->type == REDIS_REPLY_ERROR) {
@@ -921,11 +931,14 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 		return;
 	}
 	en->claiming = false;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
-		return;
-	for (i = 0; i + 2 < reply->elements; i += 3)
-		turn_start(
-		    en, reply->element[i]->str, reply->element[i + 1]->str, reply->element[i + 2]->integer, false);
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY)
+		for (i = 0; i + 2 < reply->elements; i += 3)
+			turn_start(en, reply->element[i]->str, reply->element[i + 1]->str,
+			    reply->element[i + 2]->integer, false);
+	if (en->claim_again) {
+		en->claim_again = false;
+		claim_turns(en);
+	}
 }
 
 static void
@@ -934,7 +947,11 @@ claim_turns(struct engine *en)
 	char now[24], until[24], max[16];
 	unsigned room;
 
-	if (en->claiming || rc(en) == NULL || en->st.in_flight >= en->o.max_turns)
+	if (en->claiming) {
+		en->claim_again = true; /* a turn may have become due since that claim was sent */
+		return;
+	}
+	if (rc(en) == NULL || en->st.in_flight >= en->o.max_turns)
 		return;
 	room = en->o.max_turns - en->st.in_flight;
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
@@ -1234,4 +1251,15 @@ engine_requeue(struct engine *en, const char *phone, json_t *messages)
 	free(inbox);
 	poll_now(en);
 	return 0;
+}
+
+void
+engine_poke(struct engine *en)
+{
+	if (en == NULL || en->dying)
+		return;
+	if (en->reading)
+		en->poked = true;
+	else
+		read_intake(en);
 }

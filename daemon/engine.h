@@ -73,6 +73,8 @@ struct engine *engine_new(sd_event *e, const struct engine_deps *deps, const str
 void engine_free(struct engine *en);
 /* Redis is (back) up: create the consumer group if needed and start polling. */
 void engine_redis_up(struct engine *en);
+/* A message was just stored in the intake by this process: look now rather than at the next poll. */
+void engine_poke(struct engine *en);
 void engine_get_stats(const struct engine *en, struct engine_stats *st);
 /* Key of a phone's conversation state; caller frees. */
 char *engine_conv_key(const struct engine *en, const char *phone);

@@ -116,6 +116,7 @@ on_stored(enum intake_result res, void *arg)
 	case INTAKE_STORED:
 		d->wh.accepted++;
 		reply_twiml(req);
+		engine_poke(d->engine);
 		break;
 	case INTAKE_SPOOLED:
 		d->wh.accepted++;
