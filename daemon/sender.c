@@ -125,7 +125,7 @@ struct sender {
 	char *k_seq, *k_due, *k_qprefix, *k_jobprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody;
 	struct rscript enqueue, claim, done, optout;
 	struct alive *alive;
-	bool claiming;
+	bool claiming, tick_again;
 	sd_event_source *poll;
 	unsigned in_flight;
 	struct job *jobs; /* in flight */
@@ -768,9 +768,11 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 			parse_ll(e[4]->str, 0, INT64_MAX, &unsure);
 		start_job(s, e[0]->str, e[1]->str, e[2]->str, (unsigned)att, (uint64_t)unsure);
 	}
-	/* A full batch may mean more are due. */
-	if (reply->elements > 0)
+	/* A full batch may mean more are due; a reply queued meanwhile is due now. */
+	if (reply->elements > 0 || s->tick_again) {
+		s->tick_again = false;
 		sender_tick(s);
+	}
 }
 
 static void
@@ -780,7 +782,11 @@ sender_tick(struct sender *s)
 	const char *argv[6];
 	uint64_t t;
 
-	if (s->claiming || s->rc == NULL || rconn_state(s->rc) != RCONN_UP || s->in_flight >= s->o.max_in_flight)
+	if (s->claiming) {
+		s->tick_again = true; /* a reply may have been queued after that claim was sent */
+		return;
+	}
+	if (s->rc == NULL || rconn_state(s->rc) != RCONN_UP || s->in_flight >= s->o.max_in_flight)
 		return;
 	t = realtime_usec() / 1000;
 	snprintf(now, sizeof(now), "%" PRIu64, t);
