@@ -68,9 +68,13 @@ static const char claim_text[] =
     "return out\n";
 
 static const char release_text[] =
-    /* KEYS: due, lease, attempts; ARGV: phone, claimed due score, succeeded (1/0) */
+    /* KEYS: due, lease, attempts; ARGV: phone, claimed due score, succeeded (1/0), now */
     "redis.call('HDEL', KEYS[2], ARGV[1])\n"
     "if ARGV[3] == '1' then redis.call('HDEL', KEYS[3], ARGV[1]) end\n"
+    /* A failed turn is due again now, not when its lease would have ended. */
+    "if ARGV[3] == '0' and redis.call('ZSCORE', KEYS[1], ARGV[1]) then\n"
+    "  redis.call('ZADD', KEYS[1], 'LT', ARGV[4], ARGV[1])\n"
+    "end\n"
     "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
     "if ARGV[3] == '1' and s and tonumber(s) == tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end\n"
     "return 1\n";
@@ -489,10 +493,12 @@ static void
 release(struct turn *t, bool ok)
 {
 	struct engine *en = t->en;
-	const char *a[6] = {en->k_due, en->k_lease, en->k_attempts, t->phone, t->due, ok ? "1" : "0"};
+	char now[24];
+	const char *a[7] = {en->k_due, en->k_lease, en->k_attempts, t->phone, t->due, ok ? "1" : "0", now};
 
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
 	en->refs++;
-	if (eval(en, &en->release, on_released, t, 3, a, 6) < 0) {
+	if (eval(en, &en->release, on_released, t, 3, a, 7) < 0) {
 		/* Redis went away: the lease expires by itself and the turn is redone. */
 		en->refs--;
 		turn_free(t);
