@@ -24,7 +24,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.environ.get("TOP_SRCDIR") or os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
-from harness import Daemon, Redis, resp, workdir, write_config  # noqa: E402
+from harness import Daemon, Redis, control, resp, start_fake, workdir, write_config  # noqa: E402
 
 TOKEN = "bench-token"
 SID = "AC" + "9" * 32
@@ -40,14 +40,8 @@ def free_port():
     return p
 
 
-def start_fake(name, *args):
-    p = subprocess.Popen([sys.executable, os.path.join(TOP, "tests", "fakes", name)] + list(args),
-                         stdout=subprocess.PIPE, text=True)
-    return p, int(p.stdout.readline().split()[1])
 
 
-def control(port, obj):
-    urllib.request.urlopen("http://127.0.0.1:%d/_control" % port, json.dumps(obj).encode(), timeout=30).read()
 
 
 def proc_stat(pid):

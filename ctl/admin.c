@@ -761,7 +761,7 @@ send_line(struct ctl *c, const char *phone, const char *profile, const char *tex
 		return -1;
 	}
 	gcry_randomize(raw, sizeof(raw), GCRY_STRONG_RANDOM);
-	strcpy(sid, "SM");
+	snprintf(sid, sizeof(sid), "SM");
 	for (i = 0; i < sizeof(raw); i++)
 		snprintf(sid + 2 + 2 * i, 3, "%02x", raw[i]);
 	snprintf(from, sizeof(from), "whatsapp:%s", phone);

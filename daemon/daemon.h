@@ -100,6 +100,8 @@ int daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **l
 /* Builds an Odoo client and lead context for c (NULL without ODOO_URL); caller owns both. */
 struct odoo *daemon_odoo(sd_event *e, struct curlev *cv, const struct conf *c, struct lead_ctx **leads);
 
+/* Sets up the histograms of /metrics (once, before the engine runs). */
+void daemon_metrics_init(struct daemon *d);
 /* Told each committed turn by the engine: analytics and metrics. */
 void daemon_on_turn(const struct turn_report *r, void *arg);
 /* Refreshes the cached lead figures (from Odoo or the journal) now and then. */

@@ -490,6 +490,7 @@ main(int argc, char *argv[])
 	d.redis = redis_start(&d, d.conf);
 	intake_set_redis(d.intake, d.redis);
 	d.sender = sender_start(&d, d.conf);
+	daemon_metrics_init(&d);
 	d.analytics = analytics_new(d.conf->redis_key_prefix, d.conf->engine_conversation_ttl_ms);
 	odoo_start(&d, d.conf);
 	{

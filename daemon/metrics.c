@@ -18,16 +18,19 @@
 #define L(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 void
+daemon_metrics_init(struct daemon *d)
+{
+	prom_hist_init(&d->m.turn, prom_latency_bounds, prom_latency_nbounds);
+	prom_hist_init(&d->m.classify_gemini, prom_latency_bounds, prom_latency_nbounds);
+	prom_hist_init(&d->m.classify_rules, prom_latency_bounds, prom_latency_nbounds);
+}
+
+void
 daemon_on_turn(const struct turn_report *r, void *arg)
 {
 	struct daemon *d = arg;
 	int q = r->quality == NULL ? 1 : strcmp(r->quality, "hot") == 0 ? 2 : strcmp(r->quality, "cold") == 0 ? 0 : 1;
 
-	if (d->m.turn.bounds == NULL) {
-		prom_hist_init(&d->m.turn, prom_latency_bounds, prom_latency_nbounds);
-		prom_hist_init(&d->m.classify_gemini, prom_latency_bounds, prom_latency_nbounds);
-		prom_hist_init(&d->m.classify_rules, prom_latency_bounds, prom_latency_nbounds);
-	}
 	if (r->classified) {
 		prom_hist_observe(&d->m.turn, (double)r->turn_usec / 1e6);
 		if (r->a != NULL && r->a->source != NULL && strcmp(r->a->source, "gemini") == 0)
@@ -156,11 +159,6 @@ write_metrics(FILE *f, struct daemon *d)
 	gauge(f, "crmbridge_redis_up", "1 when the Redis connection is up.", ri.state == RCONN_UP ? 1 : 0);
 	counter(f, "crmbridge_redis_reconnects_total", "Redis reconnections.", (double)ri.reconnects);
 
-	if (d->m.turn.bounds == NULL) {
-		prom_hist_init(&d->m.turn, prom_latency_bounds, prom_latency_nbounds);
-		prom_hist_init(&d->m.classify_gemini, prom_latency_bounds, prom_latency_nbounds);
-		prom_hist_init(&d->m.classify_rules, prom_latency_bounds, prom_latency_nbounds);
-	}
 	prom_family(f, "crmbridge_turn_duration_seconds", "histogram",
 	    "From a turn's claim to its commit: classification, lead write, reply queued.");
 	prom_hist_write(f, "crmbridge_turn_duration_seconds", NULL, &d->m.turn);

@@ -25,34 +25,24 @@ import random
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.environ.get("TOP_SRCDIR") or os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
-from harness import Daemon, Redis, done, form, ok, sign, wait_for, workdir, write_config  # noqa
+from harness import Daemon, Redis, control, done, form, get, ok, sign, start_fake, wait_for, workdir, write_config  # noqa
 
 TOKEN = "fault-token-12345"
 SID = "AC" + "5" * 32
 PUBLIC = "https://bot.example.com"
 
 
-def start_fake(name, *args):
-    p = subprocess.Popen([sys.executable, os.path.join(TOP, "tests", "fakes", name)] + list(args),
-                         stdout=subprocess.PIPE, text=True)
-    return p, int(p.stdout.readline().split()[1])
 
 
-def control(port, obj):
-    urllib.request.urlopen("http://127.0.0.1:%d/_control" % port, json.dumps(obj).encode(), timeout=30).read()
 
 
-def get(port, path):
-    return json.loads(urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=60).read())
 
 
 def load_conversations(n):

@@ -291,3 +291,23 @@ def sign(token, url, params):
 def form(params):
     import urllib.parse
     return urllib.parse.urlencode(params)
+
+
+def start_fake(name, *args):
+    """Starts tests/fakes/NAME with args; returns (process, port) once it listens."""
+    top = os.environ.get("TOP_SRCDIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    p = subprocess.Popen([sys.executable, os.path.join(top, "tests", "fakes", name)] + list(args),
+                         stdout=subprocess.PIPE, text=True)
+    return p, int(p.stdout.readline().split()[1])
+
+
+def control(port, obj):
+    """POSTs a double's /_control knobs."""
+    import urllib.request
+    urllib.request.urlopen("http://127.0.0.1:%d/_control" % port, json.dumps(obj).encode(), timeout=30).read()
+
+
+def get(port, path):
+    """GETs a double's JSON (/_log, /_leads, /_stats)."""
+    import urllib.request
+    return json.loads(urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=60).read())

@@ -7,15 +7,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
 import http.client
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Daemon, Redis, done, form, is_eq, ok, resp, sign, skip_all, wait_for, workdir, write_config  # noqa
+from harness import Daemon, Redis, control, done, form, get, is_eq, ok, resp, sign, skip_all, start_fake, wait_for, workdir, write_config  # noqa
 
 if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
     skip_all("redis-server not installed")
@@ -29,22 +27,14 @@ redis = Redis(wd, aof=True)
 redis.start()
 
 
-def start_fake(name, *args):
-    p = subprocess.Popen([sys.executable, os.path.join(TOP, "tests", "fakes", name)] + list(args),
-                         stdout=subprocess.PIPE, text=True)
-    return p, int(p.stdout.readline().split()[1])
 
 
 twilio, tport = start_fake("twilio.py", "--account-sid", SID, "--auth-token", TOKEN)
 odoo, oport = start_fake("odoo.py", "--x-fields")
 
 
-def ctl(port, obj):
-    urllib.request.urlopen("http://127.0.0.1:%d/_control" % port, json.dumps(obj).encode()).read()
 
 
-def get(port, path):
-    return json.loads(urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path)).read())
 
 
 conf = os.path.join(wd, "crmbridge.conf")
@@ -147,7 +137,7 @@ try:
     ok(wait_for(lambda: len(leads(en)) == 1, 10) and leads(en)[0]["x_quality_score"] == "hot", "one hot lead for John")
 
     # ---- support: a helpdesk ticket when Helpdesk is installed, else a lead tagged for support ----
-    ctl(oport, {"helpdesk": True})
+    control(oport, {"helpdesk": True})
     sp2 = "+573001110007"
     r = converse(d, sp2, ["Quiero hablar con un asesor, mi pedido no ha llegado"])
     ok(len(r) == 1, "a request for a person gets one reply", r)
@@ -155,7 +145,7 @@ try:
        "with Helpdesk installed: a helpdesk.ticket")
     is_eq(len(leads(sp2)), 0, "and no lead")
     is_eq(d.get_json("/api/conversation/%s/status" % sp2)[1].get("stage"), "human", "stage human")
-    ctl(oport, {"helpdesk": False})
+    control(oport, {"helpdesk": False})
     sp = "+573001110003"
     r = converse(d, sp, ["Buenas, compré un comedor y llegó con una pata rota. Quiero que me lo cambien."])
     ok(len(r) == 1 and "equipo" in r[0], "a complaint: a person will follow up", r)
@@ -180,7 +170,7 @@ try:
 
     # ---- Odoo down for the whole conversation, then back ----
     down = "+573001110005"
-    ctl(oport, {"down": True})
+    control(oport, {"down": True})
     r = converse(d, down, ["Soy Laura, busco una cama king", "Mi presupuesto es de 3 millones"])
     ok(len(r) == 2 and "Laura" in r[1], "Odoo down: the conversation goes on", r)
     is_eq(len(leads(down)), 0, "no lead yet")
@@ -188,7 +178,7 @@ try:
     ok(body.get("lead_pending") is True, "the lead write is pending")
     st, sysbody = d.get_json("/system/status")
     ok(sysbody["engine"]["odoo_deferred"] >= 1, "and counted in the status")
-    ctl(oport, {"down": False})
+    control(oport, {"down": False})
     ok(wait_for(lambda: len(leads(down)) == 1, 40), "Odoo back: the lead appears")
     time.sleep(3)
     is_eq(len(leads(down)), 1, "once")
@@ -198,13 +188,13 @@ try:
     # ---- SIGKILL in the middle of a turn ----
     kill = "+573001110006"
     converse(d, kill, ["Soy Pedro, busco un comedor"])
-    ctl(oport, {"latency_ms": 1500})
+    control(oport, {"latency_ms": 1500})
     post(d, kill, "Mi presupuesto es $1500")
     time.sleep(2.5)  # the turn is waiting on Odoo now
     d.signal(signal.SIGKILL)
     d.wait(5)
     d.kill()
-    ctl(oport, {"latency_ms": 0})
+    control(oport, {"latency_ms": 0})
     d = Daemon(wd, conf)
     ok(d.wait_notify("READY=1", 10) is not None, "restarted after SIGKILL")
     ok(wait_for(lambda: len(replies(kill)) >= 2, 30), "the interrupted turn is redone", replies(kill))

@@ -8,12 +8,10 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
 import sys
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Daemon, Redis, done, form, ok, sign, skip_all, wait_for, workdir, write_config  # noqa
+from harness import Daemon, Redis, control, done, form, get, ok, sign, skip_all, start_fake, wait_for, workdir, write_config  # noqa
 
 if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
     skip_all("redis-server not installed")
@@ -31,10 +29,6 @@ redis = Redis(wd, password=REDIS_PW)
 redis.start()
 
 
-def start_fake(name, *args):
-    p = subprocess.Popen([sys.executable, os.path.join(TOP, "tests", "fakes", name)] + list(args),
-                         stdout=subprocess.PIPE, text=True)
-    return p, int(p.stdout.readline().split()[1])
 
 
 twilio, tport = start_fake("twilio.py", "--account-sid", SID, "--auth-token", TWILIO_TOKEN)
@@ -42,12 +36,8 @@ odoo, oport = start_fake("odoo.py", "--x-fields", "--password", ODOO_PW)
 gemini, gport = start_fake("gemini.py", "--api-key", GOOGLE_KEY)
 
 
-def control(port, obj):
-    urllib.request.urlopen("http://127.0.0.1:%d/_control" % port, json.dumps(obj).encode()).read()
 
 
-def get(port, path):
-    return json.loads(urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path)).read())
 
 
 conf = os.path.join(wd, "crmbridge.conf")

@@ -15,7 +15,7 @@ import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Daemon, Redis, done, form, ok, sign, skip_all, wait_for, workdir, write_config  # noqa
+from harness import Daemon, Redis, done, form, ok, sign, skip_all, start_fake, wait_for, workdir, write_config  # noqa
 
 TOP = os.environ.get("TOP_SRCDIR", ".")
 STRACE = shutil.which("strace")
@@ -68,10 +68,6 @@ redis = Redis(wd)
 redis.start()
 
 
-def start_fake(name, *args):
-    p = subprocess.Popen([sys.executable, os.path.join(TOP, "tests", "fakes", name)] + list(args),
-                         stdout=subprocess.PIPE, text=True)
-    return p, int(p.stdout.readline().split()[1])
 
 
 SID, TOKEN = "AC" + "3" * 32, "syscall-token"
