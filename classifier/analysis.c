@@ -145,6 +145,7 @@ conversation_clear(struct conversation *c)
 	free(c->msg);
 	for (i = 0; i < F_COUNT; i++)
 		free(c->known[i]);
+	free(c->context);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -34,6 +34,7 @@ struct conversation {
 	size_t n;
 	char *known[F_COUNT]; /* fields extracted in earlier turns, or NULL */
 	char lang[3]; /* a hint ("es"), or "" to detect */
+	char *context; /* what our side knows beyond the chat (a phone call before it), or NULL */
 };
 
 struct analysis {

@@ -160,6 +160,8 @@ classifier_run(struct classifier *cl, const struct conversation *c, classifier_d
 		if (c->known[i] != NULL)
 			r->conv.known[i] = xstrdup(c->known[i]);
 	memcpy(r->conv.lang, c->lang, sizeof(r->conv.lang));
+	if (c->context != NULL)
+		r->conv.context = xstrdup(c->context);
 	gemini_classify(cl->g, c, on_gemini, r);
 }
 

@@ -99,12 +99,18 @@ gemini_request_body(const struct conversation *c, unsigned max_output_tokens)
 		}
 		json_array_append_new(json_object_get(cur, "parts"), json_pack("{s:s}", "text", c->msg[i].text));
 	}
+	/* Our side's context (a call before the chat) is ours, not the customer's: it goes with the instruction. */
+	char *sys = NULL;
+	if (c->context != NULL)
+		xasprintf(&sys, "%s\n\nContext from our own systems (not written by the customer): %s",
+		    system_instruction, c->context);
 	body = json_pack("{s:{s:[{s:s}]}, s:o, s:{s:s, s:o, s:i, s:{s:s}}}", "systemInstruction", "parts", "text",
-	    system_instruction, "contents", contents, "generationConfig", "responseMimeType", "application/json",
-	    "responseJsonSchema", schema(), "maxOutputTokens", (int)max_output_tokens, "thinkingConfig",
-	    "thinkingLevel", "minimal");
+	    sys != NULL ? sys : system_instruction, "contents", contents, "generationConfig", "responseMimeType",
+	    "application/json", "responseJsonSchema", schema(), "maxOutputTokens", (int)max_output_tokens,
+	    "thinkingConfig", "thinkingLevel", "minimal");
 	out = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
+	free(sys);
 	if (out == NULL)
 		fatalx("gemini: cannot encode the request");
 	return out;

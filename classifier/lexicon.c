@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,8 @@
 #include "text.h"
 
 static const char *const qkey_names[QK_COUNT] = {"ask_interest", "ask_name", "ask_budget", "ask_city", "ask_email",
-    "clarify", "support", "human", "lead_created", "lead_created_noname"};
+    "clarify", "support", "human", "lead_created", "lead_created_noname", "opt_out_confirm", "opt_in_confirm",
+    "followup", "booking", "payment"};
 
 static int
 cmp_len_desc(const void *a, const void *b)
@@ -236,7 +238,11 @@ lexicon_load(const char *path, char *err, size_t errlen)
 	    load_canon(json_object_get(doc, "products"), &lx->products, "products", err, errlen) < 0 ||
 	    load_canon(json_object_get(doc, "cities"), &lx->cities, "cities", err, errlen) < 0 ||
 	    load_canon(json_object_get(doc, "support"), &lx->support, "support", err, errlen) < 0 ||
-	    load_questions(json_object_get(doc, "questions"), lx, err, errlen) < 0) {
+	    load_questions(json_object_get(doc, "questions"), lx, err, errlen) < 0 ||
+	    load_lang_map(
+	        json_object_get(doc, "opt_out_words"), lx->optout, &lx->noptout, "opt_out_words", err, errlen) < 0 ||
+	    load_lang_map(json_object_get(doc, "opt_in_words"), lx->optin, &lx->noptin, "opt_in_words", err, errlen) <
+	        0) {
 		json_decref(doc);
 		lexicon_free(lx);
 		return NULL;
@@ -264,6 +270,10 @@ lexicon_free(struct lexicon *lx)
 		free_phrases(&lx->langs[i].words);
 	for (i = 0; i < lx->nnames; i++)
 		free_phrases(&lx->names[i].words);
+	for (i = 0; i < lx->noptout; i++)
+		free_phrases(&lx->optout[i].words);
+	for (i = 0; i < lx->noptin; i++)
+		free_phrases(&lx->optin[i].words);
 	free_phrases(&lx->greetings);
 	free_phrases(&lx->purchase);
 	free_phrases(&lx->human);
@@ -312,4 +322,34 @@ lexicon_question(const struct lexicon *lx, const char *lang, enum qkey key, int 
 		}
 	}
 	return NULL;
+}
+
+int
+lexicon_opt_word(const struct lexicon *lx, const char *text, char lang[3])
+{
+	char *f = text_fold_str(text), *b = f, *e;
+	int r = 0;
+	size_t i, j;
+
+	/* Only the word: spaces, punctuation and emoji around it do not count. */
+	e = f + strlen(f);
+	while (*b != '\0' && !isalnum((unsigned char)*b))
+		b++;
+	while (e > b && !isalnum((unsigned char)e[-1]))
+		e--;
+	*e = '\0';
+	for (i = 0; i < lx->noptout && r == 0; i++)
+		for (j = 0; j < lx->optout[i].words.n && r == 0; j++)
+			if (strcmp(lx->optout[i].words.p[j], b) == 0) {
+				r = 1;
+				memcpy(lang, lx->optout[i].lang, 3);
+			}
+	for (i = 0; i < lx->noptin && r == 0; i++)
+		for (j = 0; j < lx->optin[i].words.n && r == 0; j++)
+			if (strcmp(lx->optin[i].words.p[j], b) == 0) {
+				r = -1;
+				memcpy(lang, lx->optin[i].lang, 3);
+			}
+	free(f);
+	return r;
 }

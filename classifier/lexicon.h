@@ -48,6 +48,9 @@ struct lexicon {
 	struct canon_list products, cities, support; /* support: reason -> words */
 	struct lang_questions questions[LEX_MAX_LANGS];
 	size_t nquestions;
+	/* Whole-message opt-out and opt-in words, per language (folded). */
+	struct lang_phrases optout[LEX_MAX_LANGS], optin[LEX_MAX_LANGS];
+	size_t noptout, noptin;
 };
 
 /* Question keys. */
@@ -62,6 +65,11 @@ enum qkey {
 	QK_HUMAN,
 	QK_LEAD_CREATED,
 	QK_LEAD_CREATED_NONAME,
+	QK_OPT_OUT, /* the one confirmation after STOP */
+	QK_OPT_IN,
+	QK_FOLLOWUP, /* {question}: the question left unanswered */
+	QK_BOOKING, /* {url} */
+	QK_PAYMENT, /* {url} */
 	QK_COUNT
 };
 
@@ -74,6 +82,12 @@ struct lexicon *lexicon_load(const char *path, char *err, size_t errlen);
 void lexicon_free(struct lexicon *lx);
 /* The question variant v (0 or 1) for key in lang, falling back to the default language; NULL if none. */
 const char *lexicon_question(const struct lexicon *lx, const char *lang, enum qkey key, int v);
+/*
+ * Whether text is only an opt-out word (1) or only an opt-in word (-1),
+ * ignoring case, accents, spaces and punctuation around it; 0 otherwise.
+ * lang (3 bytes) gets the language of the word matched.
+ */
+int lexicon_opt_word(const struct lexicon *lx, const char *text, char lang[3]);
 /* The built-in lexicon's JSON text. */
 extern const char lexicon_builtin[];
 

@@ -15,7 +15,7 @@
 #include "state.h"
 
 const char *const conv_stages[] = {
-    "new", "gathering_info", "qualified", "lead_created", "support", "human", "opted_out", NULL};
+    "new", "contacted", "gathering_info", "qualified", "lead_created", "support", "human", "opted_out", NULL};
 
 json_t *
 conv_state_new(const char *phone, uint64_t now_ms)

@@ -14,7 +14,9 @@
 #include "classifier/analysis.h"
 
 /* The stages a conversation goes through. */
-extern const char *const conv_stages[]; /* new, gathering_info, qualified, lead_created, support, human, opted_out */
+extern const char *const
+    conv_stages[]; /* new, contacted (a template after a call), gathering_info, qualified, lead_created, support, human,
+                                        opted_out */
 
 /* A fresh state for phone (+E164); caller owns it. */
 json_t *conv_state_new(const char *phone, uint64_t now_ms);

@@ -70,6 +70,11 @@ static const char *check_protocol(const char *);
 static const char *check_lead_type(const char *);
 static const char *check_priority(const char *);
 static const char *check_digits(const char *);
+static const char *check_content_sid(const char *);
+static const char *check_variables(const char *);
+static const char *check_delays(const char *);
+static const char *check_stripe_key(const char *);
+static const char *check_stripe_price(const char *);
 
 #define OFF(f) offsetof(struct conf, f)
 #define SEC(x) ((long long)(x)*1000)
@@ -167,6 +172,42 @@ static const struct key conf_keys[] = {
     {"odoo", "tags", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_tags), NULL},
     {"odoo", "default_country_code", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_default_country_code), check_digits},
     {"odoo", "max_attempts", NULL, NULL, K_INT, 0, 1, 20, "4", OFF(odoo_max_attempts), NULL},
+
+    {"outreach", "service_token", "CRMBRIDGE_SERVICE_TOKEN", "service_token", K_STR, K_SECRET, 0, 0, NULL,
+        OFF(outreach_service_token), check_admin_token},
+    {"outreach", "content_sid", "CRMBRIDGE_OUTREACH_CONTENT_SID", NULL, K_STR, 0, 0, 0, NULL, OFF(outreach_content_sid),
+        check_content_sid},
+    {"outreach", "content_variables", NULL, NULL, K_STR, 0, 0, 0, "1=client_name", OFF(outreach_content_variables),
+        check_variables},
+    {"outreach", "wait", NULL, NULL, K_DURATION, 0, 0, SEC(60), "10s", OFF(outreach_wait_ms), NULL},
+
+    {"window", "margin", NULL, NULL, K_DURATION, 0, 0, SEC(12 * 3600), "1h", OFF(window_margin_ms), NULL},
+    {"window", "content_sid", "CRMBRIDGE_WINDOW_CONTENT_SID", NULL, K_STR, 0, 0, 0, NULL, OFF(window_content_sid),
+        check_content_sid},
+    {"window", "content_variables", NULL, NULL, K_STR, 0, 0, 0, "1=name", OFF(window_content_variables),
+        check_variables},
+
+    {"optout", "odoo_blacklist", NULL, NULL, K_BOOL, 0, 0, 0, "no", OFF(optout_odoo_blacklist), NULL},
+
+    {"handoff", "pause", NULL, NULL, K_DURATION, 0, SEC(60), SEC(30 * 86400), "24h", OFF(handoff_pause_ms), NULL},
+    {"handoff", "team_id", NULL, NULL, K_INT, 0, 0, 2147483647LL, "0", OFF(handoff_team_id), NULL},
+    {"handoff", "user_id", NULL, NULL, K_INT, 0, 0, 2147483647LL, "0", OFF(handoff_user_id), NULL},
+
+    {"followup", "delays", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(followup_delays), check_delays},
+    {"followup", "content_sid", "CRMBRIDGE_FOLLOWUP_CONTENT_SID", NULL, K_STR, 0, 0, 0, NULL, OFF(followup_content_sid),
+        check_content_sid},
+    {"followup", "content_variables", NULL, NULL, K_STR, 0, 0, 0, "1=name", OFF(followup_content_variables),
+        check_variables},
+
+    {"links", "booking_url", "CRMBRIDGE_BOOKING_URL", NULL, K_STR, 0, 0, 0, NULL, OFF(links_booking_url),
+        check_http_url},
+    {"links", "stripe_secret_key", "STRIPE_SECRET_KEY", "stripe_secret_key", K_STR, K_SECRET, 0, 0, NULL,
+        OFF(links_stripe_secret_key), check_stripe_key},
+    {"links", "stripe_price", "STRIPE_PRICE", NULL, K_STR, 0, 0, 0, NULL, OFF(links_stripe_price), check_stripe_price},
+    {"links", "stripe_success_url", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(links_stripe_success_url), check_http_url},
+    {"links", "stripe_api_base", "STRIPE_API_BASE", NULL, K_STR, K_URLCRED, 0, 0, "https://api.stripe.com",
+        OFF(links_stripe_api_base), check_http_url},
+    {"links", "stripe_timeout", NULL, NULL, K_DURATION, 0, 500, SEC(60), "5s", OFF(links_stripe_timeout_ms), NULL},
 };
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
@@ -295,6 +336,98 @@ static const char *
 check_admin_token(const char *v)
 {
 	return strlen(v) >= 16 ? NULL : "too short (at least 16 characters)";
+}
+
+static const char *
+check_content_sid(const char *v)
+{
+	size_t i;
+
+	if (strncmp(v, "HX", 2) != 0 || strlen(v) != 34)
+		return "not a Content SID (HX and 32 hexadecimal digits)";
+	for (i = 2; i < 34; i++)
+		if (!isxdigit((unsigned char)v[i]))
+			return "not a Content SID (HX and 32 hexadecimal digits)";
+	return NULL;
+}
+
+int
+conf_parse_variables(const char *s, char **buf, const char **slots, const char **names, size_t max)
+{
+	char *save = NULL, *tok;
+	size_t n = 0;
+
+	*buf = xstrdup(s);
+	for (tok = strtok_r(*buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '='), *p;
+		while (*tok == ' ')
+			tok++;
+		if (eq == NULL || eq == tok || eq[1] == '\0' || n == max)
+			return -1;
+		*eq = '\0';
+		for (p = tok; *p != '\0'; p++)
+			if (!isalnum((unsigned char)*p) && *p != '_')
+				return -1;
+		for (p = eq + 1; *p != '\0'; p++)
+			if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
+				return -1;
+		slots[n] = tok;
+		names[n] = eq + 1;
+		n++;
+	}
+	return (int)n;
+}
+
+static const char *
+check_variables(const char *v)
+{
+	char *buf;
+	const char *s[16], *n[16];
+	int r = conf_parse_variables(v, &buf, s, n, 16);
+
+	free(buf);
+	return r < 0 ? "must be slot=name pairs separated by commas (1=client_name,2=agent_name)" : NULL;
+}
+
+int
+conf_parse_delays(const char *s, uint64_t *out, size_t max)
+{
+	char *copy = xstrdup(s), *save = NULL, *tok;
+	size_t n = 0;
+
+	for (tok = strtok_r(copy, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+		uint64_t ms;
+		if (n == max || parse_duration_ms(tok, &ms) < 0 || ms < 60000 || ms > 30ULL * 86400000) {
+			free(copy);
+			return -1;
+		}
+		out[n++] = ms;
+	}
+	free(copy);
+	return (int)n;
+}
+
+static const char *
+check_delays(const char *v)
+{
+	uint64_t d[8];
+
+	return conf_parse_delays(v, d, 8) < 0 ? "must be up to 8 durations from 1m to 30d separated by commas (4h,23h)"
+	                                      : NULL;
+}
+
+static const char *
+check_stripe_key(const char *v)
+{
+	return strncmp(v, "sk_", 3) == 0 || strncmp(v, "rk_", 3) == 0
+	    ? NULL
+	    : "not a Stripe secret or restricted key (sk_… or rk_…)";
+}
+
+static const char *
+check_stripe_price(const char *v)
+{
+	return strncmp(v, "price_", 6) == 0 ? NULL : "not a Stripe price id (price_…)";
 }
 
 static const char *
@@ -749,6 +882,11 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 		conf_error(errs, "key 'twilio.auth_token': required when twilio.auth_token_secondary is set");
 	if (c->http_body_memory < c->http_max_body)
 		conf_error(errs, "key 'http.body_memory': must be at least http.max_body");
+	if (c->links_stripe_secret_key != NULL &&
+	    (c->links_stripe_price == NULL || c->links_stripe_success_url == NULL))
+		conf_error(errs,
+		    "key 'links.stripe_price' (STRIPE_PRICE) and 'links.stripe_success_url': required when "
+		    "links.stripe_secret_key is set");
 }
 
 /* ---- public API ---- */

@@ -96,6 +96,37 @@ struct conf {
 	char *odoo_default_country_code;
 	long long odoo_max_attempts;
 
+	/* [outreach] */
+	char *outreach_service_token;
+	char *outreach_content_sid;
+	char *outreach_content_variables; /* "1=client_name,2=agent_name" */
+	uint64_t outreach_wait_ms;
+
+	/* [window] */
+	uint64_t window_margin_ms;
+	char *window_content_sid; /* a template for replies outside the 24-hour window, or NULL: none */
+	char *window_content_variables;
+
+	/* [optout] */
+	bool optout_odoo_blacklist;
+
+	/* [handoff] */
+	uint64_t handoff_pause_ms;
+	long long handoff_team_id, handoff_user_id;
+
+	/* [followup] */
+	char *followup_delays; /* "4h,23h": one follow-up per delay; NULL: none */
+	char *followup_content_sid;
+	char *followup_content_variables;
+
+	/* [links] */
+	char *links_booking_url;
+	char *links_stripe_secret_key;
+	char *links_stripe_price;
+	char *links_stripe_success_url;
+	char *links_stripe_api_base;
+	uint64_t links_stripe_timeout_ms;
+
 	/* Where each key's value came from, indexed like the key table. */
 	char **origin;
 };
@@ -125,6 +156,17 @@ void conf_errors_clear(struct conf_errors *errs);
 json_t *conf_to_json(const struct conf *c);
 /* Returns a copy of url with any password replaced by "<redacted>"; caller frees. */
 char *conf_redact_url(const char *url);
+/*
+ * Parses a list of durations ("4h,23h,3d") into out (up to max); returns how
+ * many, or -1 if one is malformed or out of 1 min .. 30 days.
+ */
+int conf_parse_delays(const char *s, uint64_t *out, size_t max);
+/*
+ * Parses ContentVariables mappings ("1=client_name,2=agent_name") into
+ * slots/names (up to max, pointing into a copy the caller frees as *buf);
+ * returns how many, or -1 if malformed.
+ */
+int conf_parse_variables(const char *s, char **buf, const char **slots, const char **names, size_t max);
 /* The default path of the configuration file ($sysconfdir/crmbridge/crmbridge.conf). */
 const char *conf_default_path(void);
 

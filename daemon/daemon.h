@@ -21,6 +21,7 @@
 #include "odoo/client.h"
 #include "odoo/lead.h"
 #include "sender.h"
+#include "stripe.h"
 #include "redis.h"
 
 /* Webhook outcomes, for the status endpoint and later the metrics. */
@@ -28,6 +29,11 @@ struct webhook_stats {
 	uint64_t requests, accepted, duplicates, spooled, failed;
 	uint64_t bad_request, sig_missing, sig_invalid, sig_unconfigured;
 	uint64_t status_callbacks;
+};
+
+/* POST /api/call-completed outcomes. */
+struct outreach_stats {
+	uint64_t requests, accepted, duplicates, rejected, unauthorized, opted_out, sent, failed;
 };
 
 /* Process-local figures for /metrics that no module keeps itself. */
@@ -59,6 +65,8 @@ struct daemon {
 	struct engine *engine;
 	struct journal *journal; /* leads without Odoo */
 	struct analytics *analytics;
+	struct stripe *stripe; /* NULL without a Stripe key */
+	struct outreach_stats outreach;
 	struct daemon_metrics m;
 	sd_event_source *stats_timer;
 	bool lead_stats_busy;
@@ -109,6 +117,20 @@ void daemon_refresh_lead_stats(struct daemon *d);
 
 /* GET /metrics (metrics.c). */
 void get_metrics(struct http_request *req, void *arg);
+
+/* Outreach and hand-off endpoints (outreach.c). */
+void post_call_completed(struct http_request *req, void *arg);
+void post_conversation_pause(struct http_request *req, void *arg);
+void post_conversation_resume(struct http_request *req, void *arg);
+/* The sender's report of a tagged message: answers the call-completed request waiting for it. */
+void outreach_on_result(const char *tag, json_t *res, void *arg);
+/* Forgets the requests waiting (before the HTTP server stops). */
+void outreach_cancel(void);
+void outreach_cancel_pauses(void);
+/* The engine's outbound rules from a configuration. */
+void daemon_outbound_options(const struct conf *c, struct engine_options *eo);
+/* A Stripe client for c (NULL without a key). */
+struct stripe *daemon_stripe(struct daemon *d, const struct conf *c);
 
 /* Cancels the admin requests waiting for Redis (before the HTTP server stops). */
 void routes_cancel(void);

@@ -10,6 +10,9 @@
  *   P{turns}:attempts        hash: phone -> consecutive failed turns
  *   P{odoo}:pending          sorted set: phones whose lead write waits for Odoo, by retry time
  *   P{engine}:dead           list of turns given up on, with the reason
+ *   P{+E164}:ctl             hash: pause_until/pause_reason/pause_by (a hand-off), call (the context of a
+ *                            sales call, merged by the next turn), window_closed_ms (Twilio's 63016)
+ *   P{followup}:due          sorted set: phones whose next follow-up is due, by time
  * Every script touches keys of one hash tag only, so each step is atomic on its own and a crash between
  * steps leaves something the next claim redoes: routing is idempotent, a turn's reply is queued once
  * per turn key, and the Odoo upsert finds the lead it may already have created.
@@ -22,13 +25,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
+#include "classifier/lexicon.h"
 #include "common/form.h"
+#include "common/template.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "conversation/outbound.h"
 #include "conversation/state.h"
 #include "engine.h"
 #include "journal.h"
+#include "stripe.h"
 
 static const char route_text[] =
     /* KEYS: inbox, routed; ARGV: entry id, message json, ttl */
@@ -80,9 +89,14 @@ static const char release_text[] =
     "return 1\n";
 
 static const char commit_text[] =
-    /* KEYS: conv, inbox; ARGV: state json, messages taken, ttl */
+    /* KEYS: conv, inbox, ctl; ARGV: state json, messages taken, ttl, n, n field/value pairs to set in ctl,
+       then fields to delete from it */
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])\n"
     "redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)\n"
+    "local n = tonumber(ARGV[4])\n"
+    "for i = 0, n - 1 do redis.call('HSET', KEYS[3], ARGV[5 + 2 * i], ARGV[6 + 2 * i]) end\n"
+    "for i = 5 + 2 * n, #ARGV do redis.call('HDEL', KEYS[3], ARGV[i]) end\n"
+    "if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end\n"
     "return redis.call('LLEN', KEYS[2])\n";
 
 static const char lease_one_text[] =
@@ -96,9 +110,9 @@ struct engine {
 	sd_event *event;
 	struct engine_deps d;
 	struct engine_options o;
-	char *k_stream, *k_due, *k_first, *k_lease, *k_attempts, *k_pending, *k_dead;
+	char *k_stream, *k_due, *k_first, *k_lease, *k_attempts, *k_pending, *k_dead, *k_followup;
 	struct rscript route, schedule, claim, release, commit, lease_one;
-	bool group_ready, reading, claiming, reclaiming, pending_busy, poked, claim_again;
+	bool group_ready, reading, claiming, reclaiming, pending_busy, poked, claim_again, followup_busy;
 	sd_event_source *poll, *reclaim_timer;
 	uint64_t last_reclaim;
 	struct engine_stats st;
@@ -120,6 +134,10 @@ struct turn {
 	char *reply, *turn_key;
 	struct analysis a;
 	bool odoo_retry; /* a background lead retry, not a customer turn */
+	bool followup; /* a follow-up to a quiet conversation, not a customer turn */
+	json_t *ctl; /* the phone's control hash as loaded */
+	json_t *ctl_set, *ctl_del; /* changes to it, committed with the state */
+	bool silenced, handoff, schedule_followup;
 	/* For the turn report. */
 	bool fresh, replied, support, human;
 	int lead;
@@ -453,6 +471,9 @@ turn_free(struct turn *t)
 	sd_event_source_disable_unref(t->renew);
 	json_decref(t->state);
 	json_decref(t->inbox);
+	json_decref(t->ctl);
+	json_decref(t->ctl_set);
+	json_decref(t->ctl_del);
 	free(t->reply);
 	free(t->turn_key);
 	analysis_clear(&t->a);
@@ -552,27 +573,90 @@ on_committed(redisAsyncContext *ac, void *r, void *pd)
 	release(t, true);
 }
 
+/* Follow-ups: the next one's time, from the customer's last message (none: not scheduled). */
+static void
+schedule_followups(struct turn *t)
+{
+	struct engine *en = t->en;
+	json_int_t sent = json_integer_value(json_object_get(t->state, "followups_sent"));
+	json_int_t last = json_integer_value(json_object_get(t->state, "last_inbound_ms"));
+
+	if (rc(en) == NULL || en->o.nfollowups == 0 || t->odoo_retry)
+		return;
+	if (t->schedule_followup && sent < (json_int_t)en->o.nfollowups && last > 0)
+		rconn_command(rc(en), NULL, NULL, "ZADD %s %" PRIu64 " %s", en->k_followup,
+		    (uint64_t)last + en->o.followup_delays[sent], t->phone);
+	else
+		rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_followup, t->phone);
+}
+
 static void
 commit(struct turn *t)
 {
 	struct engine *en = t->en;
-	char *conv = pkey(en, t->phone, "conv"), *inbox = pkey(en, t->phone, "inbox"), *state, taken[24], ttl[24];
+	char *conv = pkey(en, t->phone, "conv"), *inbox = pkey(en, t->phone, "inbox"), *ctl = pkey(en, t->phone, "ctl");
+	char *state, taken[24], ttl[24], nset[16];
+	const char **a;
+	size_t n = 0, i;
+	const char *k;
+	json_t *v;
 
 	json_object_set_new(t->state, "updated_ms", json_integer((json_int_t)(realtime_usec() / 1000)));
 	state = json_dumps(t->state, JSON_COMPACT);
 	snprintf(taken, sizeof(taken), "%zu", t->taken);
 	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
-	en->refs++;
+	snprintf(nset, sizeof(nset), "%zu", json_object_size(t->ctl_set));
+	a = xcalloc(7 + 2 * json_object_size(t->ctl_set) + json_array_size(t->ctl_del), sizeof(*a));
+	a[n++] = conv;
+	a[n++] = inbox;
+	a[n++] = ctl;
+	a[n++] = state;
+	a[n++] = taken;
+	a[n++] = ttl;
+	a[n++] = nset;
+	json_object_foreach(t->ctl_set, k, v)
 	{
-		const char *a[5] = {conv, inbox, state, taken, ttl};
-		if (eval(en, &en->commit, on_committed, t, 2, a, 5) < 0) {
-			en->refs--;
-			turn_finish(t, false, "Redis unavailable at commit");
-		}
+		a[n++] = k;
+		a[n++] = json_string_value(v);
 	}
+	json_array_foreach(t->ctl_del, i, v) a[n++] = json_string_value(v);
+	en->refs++;
+	if (eval(en, &en->commit, on_committed, t, 3, a, (int)n) < 0) {
+		en->refs--;
+		turn_finish(t, false, "Redis unavailable at commit");
+	} else {
+		schedule_followups(t);
+	}
+	free(a);
 	free(conv);
 	free(inbox);
+	free(ctl);
 	free(state);
+}
+
+static void
+ctl_set(struct turn *t, const char *field, const char *value)
+{
+	if (t->ctl_set == NULL)
+		t->ctl_set = json_object();
+	json_object_set_new(t->ctl_set, field, json_string(value));
+}
+
+static void
+ctl_del(struct turn *t, const char *field)
+{
+	if (t->ctl_del == NULL)
+		t->ctl_del = json_array();
+	json_array_append_new(t->ctl_del, json_string(field));
+}
+
+static uint64_t
+ctl_ms(const struct turn *t, const char *field)
+{
+	long long v = 0;
+
+	parse_ll(json_string_value(json_object_get(t->ctl, field)) ?: "0", 0, INT64_MAX, &v);
+	return (uint64_t)v;
 }
 
 static void
@@ -599,6 +683,49 @@ on_queued_reply(int parts, void *arg)
 	commit(t);
 }
 
+/*
+ * Outside WhatsApp's 24-hour window free text is refused (63016): the
+ * configured template goes instead (content_sid, variables from the
+ * conversation), or nothing. Returns true when it took care of the turn.
+ */
+static bool
+send_template(struct turn *t, const char *content_sid, const char *mapping, const char *once, const char *why)
+{
+	struct engine *en = t->en;
+	struct sender *s = en->d.sender != NULL ? *en->d.sender : NULL;
+	char missing[32], ph[32], *vars, *text;
+	struct sender_msg m = {0};
+
+	if (content_sid == NULL) {
+		en->st.window_skipped++;
+		log_notice("engine: %s: %s outside the 24-hour window and no template is configured: not sent",
+		    log_phone(t->phone, ph, sizeof(ph)), why);
+		return false;
+	}
+	if ((vars = outbound_template_vars(t->state, NULL, mapping, missing)) == NULL) {
+		en->st.window_skipped++;
+		log_warnx("engine: %s: %s outside the 24-hour window: template variable %s unknown; not sent",
+		    log_phone(t->phone, ph, sizeof(ph)), why, missing);
+		return false;
+	}
+	xasprintf(&text, "[WhatsApp template %s %s]", content_sid, vars);
+	conv_state_add(t->state, "out", text, realtime_usec() / 1000, NULL, en->o.history_cap);
+	conv_state_count(t->state, "out", 1);
+	free(text);
+	if (s == NULL) {
+		free(vars);
+		return false;
+	}
+	m.to = t->phone;
+	m.content_sid = content_sid;
+	m.content_vars = vars;
+	m.once = once;
+	en->refs++;
+	sender_send(s, &m, on_queued_reply, t);
+	free(vars);
+	return true;
+}
+
 /* Records the reply in the history and queues it (once per turn, whatever happens next). */
 static void
 reply(struct turn *t)
@@ -606,11 +733,22 @@ reply(struct turn *t)
 	struct engine *en = t->en;
 	struct sender *s = en->d.sender != NULL ? *en->d.sender : NULL;
 	char ph[32];
+	uint64_t now = realtime_usec() / 1000;
 
 	if (t->reply == NULL || *t->reply == '\0' || strcmp(conv_state_stage(t->state), "opted_out") == 0) {
 		commit(t);
 		return;
 	}
+	if (!outbound_window_open(t->state, now, en->o.window_margin_ms, ctl_ms(t, "window_closed_ms"))) {
+		/* A turn done late (a dead letter retried the next day): the window may have closed meanwhile. */
+		if (send_template(t, en->o.window_content_sid, en->o.window_variables, t->turn_key, "the reply is")) {
+			en->st.window_templates++;
+			return;
+		}
+		commit(t);
+		return;
+	}
+	json_object_set_new(t->state, "last_question", json_string(t->reply));
 	conv_state_add(t->state, "out", t->reply, realtime_usec() / 1000, NULL, en->o.history_cap);
 	conv_state_count(t->state, "out", 1);
 	if (s == NULL) {
@@ -623,6 +761,120 @@ reply(struct turn *t)
 	}
 	en->refs++;
 	sender_enqueue_once(s, t->phone, t->reply, t->turn_key, on_queued_reply, t);
+}
+
+/* ---- after a lead is written: the hand-off note, booking and payment links ---- */
+
+static void
+on_handoff_noted(const struct odoo_error *e, void *arg)
+{
+	struct turn *t = arg;
+	char ph[32];
+
+	if (gone(t->en)) {
+		struct engine *en0 = t->en;
+		turn_free(t);
+		settle(en0);
+		return;
+	}
+	if (e->kind != ODOO_OK) {
+		/* The hand-off itself stands (the bot is paused, the lead is written); only the note is missing. */
+		t->en->st.handoff_notes_failed++;
+		log_warnx("engine: %s: hand-off note or assignment failed (%s error: %s)",
+		    log_phone(t->phone, ph, sizeof(ph)), odoo_kind_name(e->kind), e->message);
+	}
+	reply(t);
+}
+
+static void
+handoff_note(struct turn *t, int lead_id)
+{
+	struct engine *en = t->en;
+	struct lead_ctx *lx = en->d.leads != NULL ? *en->d.leads : NULL;
+	char note[256], until[32];
+	time_t u = (time_t)((realtime_usec() / 1000 + en->o.handoff_pause_ms) / 1000);
+	struct tm tm;
+
+	/* A helpdesk ticket has its own team; the journal has no one to assign to. */
+	if (lx == NULL || lead_ctx_has_helpdesk(lx)) {
+		reply(t);
+		return;
+	}
+	gmtime_r(&u, &tm);
+	strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", &tm);
+	snprintf(note, sizeof(note),
+	    "Handed over to a person: the customer %s. The WhatsApp bot stays quiet until %s or until resumed "
+	    "(POST /api/conversation/{phone}/resume).",
+	    t->human ? "asked for a person" : "needs support", until);
+	en->refs++;
+	lead_handoff(lx, lead_id, en->o.handoff_team_id, en->o.handoff_user_id, note, on_handoff_noted, t);
+}
+
+static void
+append_link(struct turn *t, enum qkey key, const char *url)
+{
+	struct lexicon *lx = t->en->d.lexicon != NULL ? *t->en->d.lexicon : NULL;
+	const char *tpl = lx != NULL ? lexicon_question(lx, outbound_lang(lx, t->state), key, 0) : NULL;
+	const char *keys[] = {"url"}, *vals[] = {url};
+	char *line, *n;
+
+	if (t->reply == NULL || tpl == NULL)
+		return;
+	line = template_expand(tpl, keys, vals, 1);
+	xasprintf(&n, "%s\n\n%s", t->reply, line);
+	free(line);
+	free(t->reply);
+	t->reply = n;
+}
+
+static void
+on_checkout(const char *url, const char *error, void *arg)
+{
+	struct turn *t = arg;
+
+	if (gone(t->en)) {
+		struct engine *en0 = t->en;
+		turn_free(t);
+		settle(en0);
+		return;
+	}
+	if (url != NULL) {
+		append_link(t, QK_PAYMENT, url);
+		json_object_set_new(json_object_get(t->state, "links"), "payment", json_string(url));
+		t->en->st.links_payment++;
+	} else {
+		t->en->st.links_payment_failed++; /* the reply goes without it */
+	}
+	reply(t);
+}
+
+/* The confirmation of a new lead carries the booking link and a Stripe Checkout link when configured. */
+static void
+add_links(struct turn *t, int lead_id)
+{
+	struct engine *en = t->en;
+	struct stripe *st = en->d.stripe != NULL ? *en->d.stripe : NULL;
+	char ref[32], idem[64];
+
+	if (json_object_get(t->state, "links") != NULL || t->reply == NULL) {
+		reply(t);
+		return;
+	}
+	json_object_set_new(t->state, "links", json_object());
+	if (en->o.booking_url != NULL) {
+		append_link(t, QK_BOOKING, en->o.booking_url);
+		json_object_set_new(json_object_get(t->state, "links"), "booking", json_string(en->o.booking_url));
+		en->st.links_booking++;
+	}
+	if (st == NULL) {
+		reply(t);
+		return;
+	}
+	/* The same key for a turn redone after a crash: Stripe answers with the same session. */
+	snprintf(ref, sizeof(ref), "lead-%d", lead_id);
+	snprintf(idem, sizeof(idem), "crmbridge-%s-%d", t->phone + 1, lead_id);
+	en->refs++;
+	stripe_checkout(st, ref, idem, on_checkout, t);
 }
 
 static void
@@ -671,8 +923,16 @@ on_lead(const struct lead_result *r, void *arg)
 		log_warnx("engine: %s: lead write deferred (%s error: %s)", log_phone(t->phone, ph, sizeof(ph)),
 		    odoo_kind_name(r->err.kind), r->err.message);
 	}
-	if (t->odoo_retry)
+	if (t->odoo_retry) {
 		commit(t);
+		return;
+	}
+	if (r->err.kind == ODOO_OK && t->handoff) {
+		handoff_note(t, r->lead_id);
+		return;
+	}
+	if (r->err.kind == ODOO_OK && r->created && !t->support)
+		add_links(t, r->lead_id);
 	else
 		reply(t);
 }
@@ -753,13 +1013,26 @@ on_classified(const struct analysis *a, void *arg)
 	t->classify_usec = now_usec() - t->classify_start;
 	conv_state_merge(t->state, a, last_sid, realtime_usec() / 1000);
 	t->reply = a->reply != NULL ? xstrdup(a->reply) : NULL;
-	if (strcmp(conv_state_stage(t->state), "new") == 0)
+	if (strcmp(conv_state_stage(t->state), "new") == 0 || strcmp(conv_state_stage(t->state), "contacted") == 0)
 		conv_state_set_stage(t->state, "gathering_info");
+	if (a->lang[0] != '\0')
+		json_object_set_new(t->state, "lang", json_string(a->lang));
+	/* Quiet and still warm after this reply: follow-ups are scheduled at the commit. */
+	t->schedule_followup = a->action != A_CREATE_LEAD && a->action != A_TRANSFER_TO_SUPPORT && !has_lead &&
+	    a->quality == Q_WARM && a->reply != NULL;
 	if (a->action == A_TRANSFER_TO_SUPPORT) {
+		char until[24];
 		conv_state_set_stage(t->state, strcmp(a->reason, "human") == 0 ? "human" : "support");
 		en->st.support++;
 		t->support = true;
 		t->human = strcmp(a->reason, "human") == 0;
+		/* A person takes over: the bot says so once, then stays quiet until resumed or the pause ends. */
+		snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.handoff_pause_ms);
+		ctl_set(t, "pause_until", until);
+		ctl_set(t, "pause_reason", t->human ? "human" : "support");
+		ctl_set(t, "pause_by", "bot");
+		t->handoff = true;
+		en->st.handoffs++;
 		write_lead_as(t, true); /* a helpdesk ticket, or the lead tagged for support */
 		return;
 	}
@@ -771,29 +1044,286 @@ on_classified(const struct analysis *a, void *arg)
 	reply(t);
 }
 
+/* ---- follow-ups ---- */
+
+static void
+on_followup_queued(int parts, void *arg)
+{
+	struct turn *t = arg;
+	struct engine *en = t->en;
+
+	if (gone(en)) {
+		turn_free(t);
+		settle(en);
+		return;
+	}
+	if (parts == -EPERM) {
+		json_object_set_new(t->state, "opted_out", json_true());
+		conv_state_set_stage(t->state, "opted_out");
+		t->schedule_followup = false;
+	} else if (parts < 0) {
+		turn_finish(t, false, "the follow-up could not be queued");
+		return;
+	} else {
+		en->st.followups_sent++;
+	}
+	commit(t);
+}
+
+/*
+ * A quiet conversation's follow-up is due: still warm, no answer since,
+ * not opted out or handed over? Then the unanswered question once more
+ * (free text inside the window, the follow-up template outside), and the
+ * next one scheduled.
+ */
+static void
+followup(struct turn *t, size_t waiting)
+{
+	struct engine *en = t->en;
+	struct sender *s = en->d.sender != NULL ? *en->d.sender : NULL;
+	struct lexicon *lx = en->d.lexicon != NULL ? *en->d.lexicon : NULL;
+	json_int_t sent = json_integer_value(json_object_get(t->state, "followups_sent"));
+	uint64_t now = realtime_usec() / 1000;
+	char ph[32], *text;
+	struct sender_msg m = {0};
+
+	if (waiting > 0) {
+		/* The customer wrote: that turn decides what comes next. */
+		release(t, true);
+		return;
+	}
+	if (t->fresh || !outbound_followup_eligible(t->state) || ctl_ms(t, "pause_until") > now ||
+	    sent >= (json_int_t)en->o.nfollowups || lx == NULL) {
+		if (rc(en) != NULL)
+			rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_followup, t->phone);
+		release(t, true);
+		return;
+	}
+	xasprintf(&t->turn_key, "%s:followup:%" PRIi64 ":%" PRIi64, t->phone,
+	    (int64_t)json_integer_value(json_object_get(t->state, "last_inbound_ms")), (int64_t)sent);
+	json_object_set_new(t->state, "followups_sent", json_integer(sent + 1));
+	json_object_set_new(t->state, "followup_last_ms", json_integer((json_int_t)now));
+	t->schedule_followup = true;
+	log_info(
+	    "engine: %s: follow-up %d of %u", log_phone(t->phone, ph, sizeof(ph)), (int)sent + 1, en->o.nfollowups);
+	if (!outbound_window_open(t->state, now, en->o.window_margin_ms, ctl_ms(t, "window_closed_ms"))) {
+		if (send_template(
+		        t, en->o.followup_content_sid, en->o.followup_variables, t->turn_key, "a follow-up is")) {
+			en->st.followups_templates++;
+			return;
+		}
+		t->schedule_followup = false; /* nothing more can go out until the customer writes */
+		commit(t);
+		return;
+	}
+	if ((text = outbound_followup_text(lx, t->state, (unsigned)sent)) == NULL || s == NULL) {
+		free(text);
+		commit(t);
+		return;
+	}
+	conv_state_add(t->state, "out", text, now, NULL, en->o.history_cap);
+	conv_state_count(t->state, "out", 1);
+	m.to = t->phone;
+	m.text = text;
+	m.once = t->turn_key;
+	en->refs++;
+	sender_send(s, &m, on_followup_queued, t);
+	free(text);
+}
+
+/* ---- STOP and START ---- */
+
+static void
+opt_done(struct turn *t)
+{
+	commit(t);
+}
+
+static void
+on_blacklisted(const struct odoo_error *e, void *arg)
+{
+	struct turn *t = arg;
+	struct engine *en = t->en;
+	char ph[32];
+	bool out = json_is_true(json_object_get(t->state, "opted_out"));
+
+	if (gone(en)) {
+		turn_free(t);
+		settle(en);
+		return;
+	}
+	if (e->kind == ODOO_OK) {
+		en->st.blacklist_ok++;
+		json_object_del(t->state, "blacklist_pending");
+		json_object_set_new(t->state, "blacklisted", json_boolean(out));
+		log_info("engine: %s: %s Odoo's phone blacklist", log_phone(t->phone, ph, sizeof(ph)),
+		    out ? "added to" : "removed from");
+	} else {
+		/* Retried in the background with the lead writes. */
+		char when[24];
+		en->st.blacklist_failed++;
+		json_object_set_new(t->state, "blacklist_pending", json_string(out ? "add" : "remove"));
+		snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + 30000);
+		if (rc(en) != NULL)
+			rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+		log_warnx("engine: %s: phone blacklist update deferred (%s error: %s)",
+		    log_phone(t->phone, ph, sizeof(ph)), odoo_kind_name(e->kind), e->message);
+	}
+	if (t->odoo_retry && json_is_true(json_object_get(t->state, "lead_pending"))) {
+		write_lead(t);
+		return;
+	}
+	if (t->odoo_retry && e->kind == ODOO_OK && rc(en) != NULL)
+		rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
+	opt_done(t);
+}
+
+static void
+blacklist(struct turn *t)
+{
+	struct engine *en = t->en;
+	struct lead_ctx *lx = en->d.leads != NULL ? *en->d.leads : NULL;
+
+	if (!en->o.optout_blacklist || lx == NULL) {
+		json_object_del(t->state, "blacklist_pending");
+		opt_done(t);
+		return;
+	}
+	en->refs++;
+	lead_blacklist(lx, t->phone, json_is_true(json_object_get(t->state, "opted_out")), on_blacklisted, t);
+}
+
+static void
+on_opt_queued(int parts, void *arg)
+{
+	struct turn *t = arg;
+
+	if (gone(t->en)) {
+		struct engine *en0 = t->en;
+		turn_free(t);
+		settle(en0);
+		return;
+	}
+	if (parts < 0 && parts != -EPERM) {
+		turn_finish(t, false, "the opt-out confirmation could not be queued");
+		return;
+	}
+	if (parts > 0)
+		t->replied = true;
+	blacklist(t);
+}
+
+/*
+ * The customer sent only STOP (out) or START (!out): one confirmation (the
+ * sender drops whatever else was queued and refuses anything more), the
+ * stage, the follow-ups, and Odoo's blacklist when configured.
+ */
+static void
+opt(struct turn *t, bool out, const char *word_lang)
+{
+	struct engine *en = t->en;
+	struct sender *s = en->d.sender != NULL ? *en->d.sender : NULL;
+	struct lexicon *lx = en->d.lexicon != NULL ? *en->d.lexicon : NULL;
+	const char *lang = json_string_value(json_object_get(t->state, "lang")) ?: word_lang;
+	const char *text = lx != NULL ? lexicon_question(lx, lang, out ? QK_OPT_OUT : QK_OPT_IN, 0) : NULL;
+	char ph[32];
+	struct sender_msg m = {0};
+
+	if (out) {
+		if (!json_is_true(json_object_get(t->state, "opted_out")))
+			json_object_set_new(t->state, "stage_before_opt_out", json_string(conv_state_stage(t->state)));
+		conv_state_set_stage(t->state, "opted_out");
+		en->st.opt_outs++;
+	} else {
+		const char *before = json_string_value(json_object_get(t->state, "stage_before_opt_out"));
+		conv_state_set_stage(
+		    t->state, before != NULL && strcmp(before, "opted_out") != 0 ? before : "gathering_info");
+		json_object_del(t->state, "stage_before_opt_out");
+		en->st.opt_ins++;
+	}
+	json_object_set_new(t->state, "opted_out", json_boolean(out));
+	json_object_set_new(t->state, "opt_changed_ms", json_integer((json_int_t)(realtime_usec() / 1000)));
+	t->schedule_followup = false;
+	log_notice(
+	    "engine: %s opted %s", log_phone(t->phone, ph, sizeof(ph)), out ? "out (no more messages)" : "back in");
+	if (text == NULL || s == NULL) {
+		blacklist(t);
+		return;
+	}
+	conv_state_add(t->state, "out", text, realtime_usec() / 1000, NULL, en->o.history_cap);
+	conv_state_count(t->state, "out", 1);
+	m.to = t->phone;
+	m.text = text;
+	m.once = t->turn_key;
+	m.opt = out ? 1 : -1;
+	en->refs++;
+	sender_send(s, &m, on_opt_queued, t);
+}
+
 static void
 turn_loaded(struct turn *t)
 {
 	struct engine *en = t->en;
 	struct conversation c = {0};
+	struct lexicon *lx = en->d.lexicon != NULL ? *en->d.lexicon : NULL;
 	size_t i;
-	json_t *m;
+	json_t *m, *call;
+	int optw = 0;
+	char opt_lang[3] = "";
 
 	json_array_foreach(t->inbox, i, m)
 	{
 		const char *sid = json_string_value(json_object_get(m, "sid"));
+		const char *text = json_string_value(json_object_get(m, "text")) ?: "";
+		const char *profile = json_string_value(json_object_get(m, "profile"));
 		long long ms = 0;
+		char l[3] = "";
+		int w;
 		parse_ll(json_string_value(json_object_get(m, "t_ms")) ?: "0", 0, INT64_MAX, &ms);
-		conv_state_add(t->state, "in", json_string_value(json_object_get(m, "text")) ?: "", (uint64_t)ms, sid,
-		    en->o.history_cap);
+		conv_state_add(t->state, "in", text, (uint64_t)ms, sid, en->o.history_cap);
 		json_object_set_new(t->state, "last_inbound_ms", json_integer(ms));
+		if (profile != NULL && *profile != '\0')
+			json_object_set_new(t->state, "profile", json_string(profile));
+		/* The last STOP or START of the burst decides. */
+		if (lx != NULL && (w = lexicon_opt_word(lx, text, l)) != 0) {
+			optw = w;
+			memcpy(opt_lang, l, 3);
+		}
 	}
 	conv_state_count(t->state, "in", (json_int_t)t->taken);
 	conv_state_count(t->state, "turns", 1);
+	/* The customer wrote: the window is open again, and the follow-ups start over from this message. */
+	if (json_object_get(t->ctl, "window_closed_ms") != NULL)
+		ctl_del(t, "window_closed_ms");
+	json_object_set_new(t->state, "followups_sent", json_integer(0));
+	/* The context of the call this conversation follows (stored by POST /api/call-completed). */
+	if ((call = json_loads(json_string_value(json_object_get(t->ctl, "call")) ?: "", 0, NULL)) != NULL) {
+		outbound_merge_call(t->state, call, en->o.history_cap);
+		json_decref(call);
+		ctl_del(t, "call"); /* merged: the state has it now */
+	}
 	/* The turn is named by its last message: redone after a crash, it queues its reply once. */
 	xasprintf(&t->turn_key, "%s:%s", t->phone,
 	    json_string_value(json_object_get(json_array_get(t->inbox, t->taken - 1), "sid")) ?: "?");
+	if (optw != 0) {
+		opt(t, optw > 0, opt_lang);
+		return;
+	}
+	if (json_object_get(t->ctl, "pause_until") != NULL && ctl_ms(t, "pause_until") <= realtime_usec() / 1000) {
+		/* The hand-off's time is up: the bot answers again. */
+		ctl_del(t, "pause_until");
+		ctl_del(t, "pause_reason");
+		ctl_del(t, "pause_by");
+	}
+	if (json_is_true(json_object_get(t->state, "opted_out")) || ctl_ms(t, "pause_until") > realtime_usec() / 1000) {
+		/* Opted out, or a person has the conversation: kept in the history, not answered. */
+		en->st.silenced += t->taken;
+		t->silenced = true;
+		commit(t);
+		return;
+	}
 	conv_state_conversation(t->state, en->o.context_messages, &c);
+	c.context = outbound_call_context(t->state);
 	en->refs++;
 	t->classify_start = now_usec();
 	classifier_run(*en->d.classifier, &c, on_classified, t);
@@ -814,10 +1344,16 @@ on_loaded(redisAsyncContext *ac, void *r, void *pd)
 		settle(en);
 		return;
 	}
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
 		turn_finish(t, false, "Redis unavailable at load");
 		return;
 	}
+	t->ctl = json_object();
+	if (reply->element[2]->type == REDIS_REPLY_ARRAY)
+		for (i = 0; i + 1 < reply->element[2]->elements; i += 2)
+			json_object_set_new(t->ctl, reply->element[2]->element[i]->str,
+			    json_stringn(
+			        reply->element[2]->element[i + 1]->str, reply->element[2]->element[i + 1]->len));
 	if (reply->element[0]->type == REDIS_REPLY_STRING) {
 		t->state = conv_state_parse(reply->element[0]->str, reply->element[0]->len, &why);
 		if (t->state == NULL) {
@@ -832,6 +1368,10 @@ on_loaded(redisAsyncContext *ac, void *r, void *pd)
 		t->fresh = true;
 	}
 	if (t->odoo_retry) {
+		if (json_object_get(t->state, "blacklist_pending") != NULL) {
+			blacklist(t); /* then the lead, if it waits too */
+			return;
+		}
 		if (!json_is_true(json_object_get(t->state, "lead_pending"))) {
 			rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
 			release(t, true);
@@ -839,6 +1379,10 @@ on_loaded(redisAsyncContext *ac, void *r, void *pd)
 		}
 		en->st.odoo_retried++;
 		write_lead(t);
+		return;
+	}
+	if (t->followup) {
+		followup(t, reply->element[1]->type == REDIS_REPLY_ARRAY ? reply->element[1]->elements : 0);
 		return;
 	}
 	t->inbox = json_array();
@@ -891,10 +1435,13 @@ turn_finish(struct turn *t, bool ok, const char *why)
 }
 
 static void
-turn_start(struct engine *en, const char *phone, const char *due, long long attempts, bool odoo_retry)
+turn_start(struct engine *en, const char *phone, const char *due, long long attempts, int kind)
 {
 	struct turn *t = xcalloc(1, sizeof(*t));
-	char *conv = pkey(en, phone, "conv"), *inbox = pkey(en, phone, "inbox");
+	char *conv = pkey(en, phone, "conv"), *inbox = pkey(en, phone, "inbox"), *ctl = pkey(en, phone, "ctl");
+	bool odoo_retry = kind == 1;
+
+	t->followup = kind == 2;
 
 	t->en = en;
 	snprintf(t->phone, sizeof(t->phone), "%s", phone);
@@ -907,7 +1454,7 @@ turn_start(struct engine *en, const char *phone, const char *due, long long atte
 		en->turns->prev = t;
 	en->turns = t;
 	en->st.in_flight++;
-	if (!odoo_retry)
+	if (kind == 0)
 		en->st.turns++;
 	if (sd_event_add_time(en->event, &t->renew, CLOCK_MONOTONIC, now_usec() + en->o.turn_lease_ms * 1000 / 3,
 	        100000, on_renew, t) < 0)
@@ -915,14 +1462,16 @@ turn_start(struct engine *en, const char *phone, const char *due, long long atte
 	en->refs++;
 	/* One round trip: the state and the messages (both in the phone's slot). */
 	{
-		const char *script = "return {redis.call('GET', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 99)}";
-		if (rconn_command(rc(en), on_loaded, t, "EVAL %s 2 %s %s", script, conv, inbox) < 0) {
+		const char *script = "return {redis.call('GET', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 99), "
+		                     "redis.call('HGETALL', KEYS[3])}";
+		if (rconn_command(rc(en), on_loaded, t, "EVAL %s 3 %s %s %s", script, conv, inbox, ctl) < 0) {
 			en->refs--;
 			turn_free(t);
 		}
 	}
 	free(conv);
 	free(inbox);
+	free(ctl);
 }
 
 static void
@@ -939,8 +1488,8 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 	en->claiming = false;
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY)
 		for (i = 0; i + 2 < reply->elements; i += 3)
-			turn_start(en, reply->element[i]->str, reply->element[i + 1]->str,
-			    reply->element[i + 2]->integer, false);
+			turn_start(
+			    en, reply->element[i]->str, reply->element[i + 1]->str, reply->element[i + 2]->integer, 0);
 	if (en->claim_again) {
 		en->claim_again = false;
 		claim_turns(en);
@@ -979,6 +1528,7 @@ claim_turns(struct engine *en)
 struct pend {
 	struct engine *en;
 	char phone[17];
+	int kind; /* 1 a lead write, 2 a follow-up */
 };
 
 static void
@@ -994,23 +1544,45 @@ on_pend_lease(redisAsyncContext *ac, void *r, void *pd)
 		return;
 	}
 	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
-		turn_start(p->en, p->phone, "0", 1, true);
+		turn_start(p->en, p->phone, "0", 1, p->kind);
 	free(p);
 }
+
+static void lease_and_start(struct engine *en, redisReply *reply, int kind);
 
 static void
 on_pending(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct engine *en = pd;
-	redisReply *reply = r;
-	size_t i;
-	char now[24], until[24];
 
 	if (gone(en)) {
 		settle(en);
 		return;
 	}
 	en->pending_busy = false;
+	lease_and_start(en, r, 1);
+}
+
+static void
+on_followups(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct engine *en = pd;
+
+	if (gone(en)) {
+		settle(en);
+		return;
+	}
+	en->followup_busy = false;
+	lease_and_start(en, r, 2);
+}
+
+/* Takes each phone's lease (skipping one a turn holds) and starts a background turn of this kind. */
+static void
+lease_and_start(struct engine *en, redisReply *reply, int kind)
+{
+	size_t i;
+	char now[24], until[24];
+
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
 		return;
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
@@ -1019,6 +1591,7 @@ on_pending(redisAsyncContext *ac, void *r, void *pd)
 		struct pend *p = xcalloc(1, sizeof(*p));
 		const char *a[4];
 		p->en = en;
+		p->kind = kind;
 		snprintf(p->phone, sizeof(p->phone), "%s", reply->element[i]->str);
 		a[0] = en->k_lease;
 		a[1] = p->phone;
@@ -1044,6 +1617,20 @@ retry_pending(struct engine *en)
 	        realtime_usec() / 1000) < 0) {
 		en->refs--;
 		en->pending_busy = false;
+	}
+}
+
+static void
+due_followups(struct engine *en)
+{
+	if (en->followup_busy || rc(en) == NULL || en->o.nfollowups == 0)
+		return;
+	en->followup_busy = true;
+	en->refs++;
+	if (rconn_command(rc(en), on_followups, en, "ZRANGEBYSCORE %s -inf %" PRIu64 " LIMIT 0 8", en->k_followup,
+	        realtime_usec() / 1000) < 0) {
+		en->refs--;
+		en->followup_busy = false;
 	}
 }
 
@@ -1078,6 +1665,7 @@ on_poll(sd_event_source *s, uint64_t usec, void *arg)
 	claim_turns(en);
 	if (++en->tick % 20 == 0) {
 		retry_pending(en);
+		due_followups(en);
 		sample_depths(en);
 	}
 	sd_event_source_set_time(s, now_usec() + en->o.poll_ms * 1000);
@@ -1095,8 +1683,42 @@ void
 engine_redis_up(struct engine *en)
 {
 	en->group_ready = false;
-	en->reading = en->claiming = en->pending_busy = false;
+	en->reading = en->claiming = en->pending_busy = en->followup_busy = false;
 	read_intake(en);
+}
+
+static void
+free_outbound(struct engine *en)
+{
+	free((void *)(uintptr_t)en->o.window_content_sid);
+	free((void *)(uintptr_t)en->o.window_variables);
+	free((void *)(uintptr_t)en->o.followup_content_sid);
+	free((void *)(uintptr_t)en->o.followup_variables);
+	free((void *)(uintptr_t)en->o.booking_url);
+}
+
+static const char *
+dup0(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+void
+engine_set_outbound(struct engine *en, const struct engine_options *o)
+{
+	free_outbound(en);
+	en->o.window_margin_ms = o->window_margin_ms;
+	en->o.window_content_sid = dup0(o->window_content_sid);
+	en->o.window_variables = dup0(o->window_variables ? o->window_variables : "1=name");
+	en->o.optout_blacklist = o->optout_blacklist;
+	en->o.handoff_pause_ms = o->handoff_pause_ms > 0 ? o->handoff_pause_ms : 86400000;
+	en->o.handoff_team_id = o->handoff_team_id;
+	en->o.handoff_user_id = o->handoff_user_id;
+	memcpy(en->o.followup_delays, o->followup_delays, sizeof(en->o.followup_delays));
+	en->o.nfollowups = o->nfollowups;
+	en->o.followup_content_sid = dup0(o->followup_content_sid);
+	en->o.followup_variables = dup0(o->followup_variables ? o->followup_variables : "1=name");
+	en->o.booking_url = dup0(o->booking_url);
 }
 
 struct engine *
@@ -1110,6 +1732,9 @@ engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_opti
 	en->o = *o;
 	en->o.key_prefix = xstrdup(p);
 	en->o.consumer = xstrdup(o->consumer);
+	en->o.window_content_sid = en->o.window_variables = en->o.followup_content_sid = en->o.followup_variables =
+	    en->o.booking_url = NULL;
+	engine_set_outbound(en, o);
 	xasprintf(&en->k_stream, "%s{intake}:stream", p);
 	xasprintf(&en->k_due, "%s{turns}:due", p);
 	xasprintf(&en->k_first, "%s{turns}:first", p);
@@ -1117,6 +1742,7 @@ engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_opti
 	xasprintf(&en->k_attempts, "%s{turns}:attempts", p);
 	xasprintf(&en->k_pending, "%s{odoo}:pending", p);
 	xasprintf(&en->k_dead, "%s{engine}:dead", p);
+	xasprintf(&en->k_followup, "%s{followup}:due", p);
 	rscript_init(&en->route, route_text);
 	rscript_init(&en->schedule, schedule_text);
 	rscript_init(&en->claim, claim_text);
@@ -1142,6 +1768,7 @@ destroy(struct engine *en)
 	sd_event_unref(en->event);
 	free((void *)(uintptr_t)en->o.key_prefix);
 	free((void *)(uintptr_t)en->o.consumer);
+	free_outbound(en);
 	free(en->k_stream);
 	free(en->k_due);
 	free(en->k_first);
@@ -1149,6 +1776,7 @@ destroy(struct engine *en)
 	free(en->k_attempts);
 	free(en->k_pending);
 	free(en->k_dead);
+	free(en->k_followup);
 	free(en);
 }
 
@@ -1210,23 +1838,26 @@ engine_reset_phone(struct engine *en, const char *phone, void (*done)(int, void 
 {
 	struct reset_op *op = xcalloc(1, sizeof(*op));
 	char *conv = pkey(en, phone, "conv"), *inbox = pkey(en, phone, "inbox"), *routed = pkey(en, phone, "routed");
+	char *ctl = pkey(en, phone, "ctl");
 
 	op->en = en;
 	op->done = done;
 	op->arg = arg;
-	op->left = 3;
-	/* Three commands pipelined on one connection: they all come back, or all fail together. */
-	if (rc(en) == NULL || rconn_command(rc(en), on_reset, op, "DEL %s %s %s", conv, inbox, routed) < 0) {
+	op->left = 4;
+	/* Commands pipelined on one connection: they all come back, or all fail together. */
+	if (rc(en) == NULL || rconn_command(rc(en), on_reset, op, "DEL %s %s %s %s", conv, inbox, routed, ctl) < 0) {
 		free(op);
 		done(-1, arg);
 	} else {
-		en->refs += 3;
+		en->refs += 4;
 		rconn_command(rc(en), on_reset, op, "ZREM %s %s", en->k_due, phone);
 		rconn_command(rc(en), on_reset, op, "ZREM %s %s", en->k_pending, phone);
+		rconn_command(rc(en), on_reset, op, "ZREM %s %s", en->k_followup, phone);
 	}
 	free(conv);
 	free(inbox);
 	free(routed);
+	free(ctl);
 }
 
 int
@@ -1268,4 +1899,29 @@ engine_poke(struct engine *en)
 		en->poked = true;
 	else
 		read_intake(en);
+}
+
+char *
+engine_ctl_key(const struct engine *en, const char *phone)
+{
+	return pkey((struct engine *)(uintptr_t)en, phone, "ctl");
+}
+
+void
+engine_window_closed(struct engine *en, const char *phone)
+{
+	char *ctl = pkey(en, phone, "ctl");
+
+	if (rc(en) != NULL) {
+		rconn_command(rc(en), NULL, NULL, "HSET %s window_closed_ms %" PRIu64, ctl, realtime_usec() / 1000);
+		rconn_command(rc(en), NULL, NULL, "EXPIRE %s %" PRIu64, ctl, en->o.conversation_ttl_s);
+	}
+	free(ctl);
+}
+
+void
+engine_cancel_followups(struct engine *en, const char *phone)
+{
+	if (rc(en) != NULL)
+		rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_followup, phone);
 }

@@ -20,6 +20,8 @@
 
 struct engine;
 struct journal;
+struct lexicon;
+struct stripe;
 
 struct engine_options {
 	const char *key_prefix;
@@ -33,11 +35,24 @@ struct engine_options {
 	uint64_t conversation_ttl_s;
 	unsigned max_turn_attempts; /* then the turn goes to the dead-letter list */
 	uint64_t poll_ms;
+	/* Outbound rules (#10). */
+	uint64_t window_margin_ms; /* free text only until 24 h minus this after the customer's last message */
+	const char *window_content_sid, *window_variables; /* the template outside the window, or NULL: nothing */
+	bool optout_blacklist; /* STOP also adds the number to Odoo's phone.blacklist */
+	uint64_t handoff_pause_ms; /* the bot stays quiet this long after handing over to a person */
+	int handoff_team_id, handoff_user_id; /* the lead is assigned to these on a hand-off (0: as is) */
+	uint64_t followup_delays[8]; /* after the customer's last message; 0 ends the list */
+	unsigned nfollowups;
+	const char *followup_content_sid, *followup_variables; /* a follow-up outside the window */
+	const char *booking_url; /* added to the confirmation when a lead is created, or NULL */
 };
 
 struct engine_stats {
 	uint64_t routed, turns, turns_failed, replies, leads_created, leads_updated, support, dead_letters;
 	uint64_t odoo_deferred, odoo_retried, odoo_recovered, state_reset;
+	uint64_t opt_outs, opt_ins, blacklist_ok, blacklist_failed, silenced; /* silenced: messages while paused/out */
+	uint64_t handoffs, handoff_notes_failed, followups_sent, followups_templates, window_templates, window_skipped;
+	uint64_t links_booking, links_payment, links_payment_failed;
 	unsigned in_flight;
 	long long queue_depth, odoo_pending, dead_letter_list; /* sampled every second; -1 until known */
 };
@@ -65,6 +80,8 @@ struct engine_deps {
 	struct sender **sender; /* *sender may be NULL: replies are recorded, not sent */
 	struct lead_ctx **leads; /* *leads may be NULL: no Odoo */
 	struct journal **journal; /* where leads go without Odoo; may be NULL */
+	struct lexicon **lexicon; /* the texts of confirmations and follow-ups */
+	struct stripe **stripe; /* *stripe may be NULL: no payment links */
 	engine_report_fn report; /* told each committed turn; may be NULL */
 	void *report_arg;
 };
@@ -84,5 +101,13 @@ const char *engine_key(const struct engine *en, const char *what); /* "due", "pe
 /* Puts a dead-lettered turn's messages (a JSON array, borrowed) back in front of the phone's inbox. */
 int engine_requeue(struct engine *en, const char *phone, json_t *messages);
 void engine_reset_phone(struct engine *en, const char *phone, void (*done)(int r, void *arg), void *arg);
+/* Takes the outbound rules (window, opt-out, hand-off, follow-ups, links) of o, after a reload. */
+void engine_set_outbound(struct engine *en, const struct engine_options *o);
+/* Key of a phone's control hash (pause, call context, window report); caller frees. */
+char *engine_ctl_key(const struct engine *en, const char *phone);
+/* Twilio reported 63016 for a message to phone: the window is closed until the customer writes. */
+void engine_window_closed(struct engine *en, const char *phone);
+/* Stops a phone's follow-ups (an admin paused it, or the conversation was reset). */
+void engine_cancel_followups(struct engine *en, const char *phone);
 
 #endif

@@ -201,6 +201,8 @@ sender_start(struct daemon *d, const struct conf *c)
 	so.lease_ms = c->twilio_send_timeout_ms + 30000;
 	so.backoff_min_ms = 1000;
 	so.backoff_max_ms = 60000; /* a customer waits for the answer: a minute at most between tries */
+	so.on_result = outreach_on_result;
+	so.result_arg = d;
 	s = sender_new(d->event, d->curl, d->redis, &so);
 	free(cb);
 	return s;
@@ -275,6 +277,13 @@ reload(struct daemon *d)
 	/* Twilio settings may have changed: a new sender; claimed replies come back after their lease. */
 	sender_free(d->sender);
 	d->sender = sender_start(d, c);
+	stripe_free(d->stripe);
+	d->stripe = daemon_stripe(d, c);
+	{
+		struct engine_options eo = {0};
+		daemon_outbound_options(c, &eo);
+		engine_set_outbound(d->engine, &eo);
+	}
 	conf_free(d->conf);
 	d->conf = c;
 	if (admin_token_init(d) < 0)
@@ -490,13 +499,14 @@ main(int argc, char *argv[])
 	d.redis = redis_start(&d, d.conf);
 	intake_set_redis(d.intake, d.redis);
 	d.sender = sender_start(&d, d.conf);
+	d.stripe = daemon_stripe(&d, d.conf);
 	daemon_metrics_init(&d);
 	d.analytics = analytics_new(d.conf->redis_key_prefix, d.conf->engine_conversation_ttl_ms);
 	odoo_start(&d, d.conf);
 	{
 		/* The engine reads its collaborators through these pointers, so a reload can swap them. */
-		struct engine_deps deps = {
-		    &d.redis, &d.classifier, &d.sender, &d.leads, &d.journal, daemon_on_turn, &d};
+		struct engine_deps deps = {&d.redis, &d.classifier, &d.sender, &d.leads, &d.journal, &d.lexicon,
+		    &d.stripe, daemon_on_turn, &d};
 		struct engine_options eo = {
 		    .key_prefix = d.conf->redis_key_prefix,
 		    .consumer = d.consumer,
@@ -510,6 +520,7 @@ main(int argc, char *argv[])
 		    .max_turn_attempts = (unsigned)d.conf->engine_max_turn_attempts,
 		    .poll_ms = 50,
 		};
+		daemon_outbound_options(d.conf, &eo);
 		char host[64] = "host";
 		gethostname(host, sizeof(host) - 1);
 		snprintf(d.consumer, sizeof(d.consumer), "%s-%d-%llu", host, (int)getpid(),
@@ -542,6 +553,8 @@ main(int argc, char *argv[])
 	engine_free(d.engine);
 	intake_free(d.intake);
 	routes_cancel();
+	outreach_cancel();
+	outreach_cancel_pauses();
 	http_free(d.admin_http);
 	http_free(d.http);
 	odoo_stop(&d);
@@ -549,6 +562,7 @@ main(int argc, char *argv[])
 	d.gemini = NULL;
 	curlev_free(d.curl); /* aborts sends in flight; their leases bring them back */
 	sender_free(d.sender);
+	stripe_free(d.stripe);
 	classifier_free(d.classifier);
 	lexicon_free(d.lexicon);
 	rconn_free(d.redis);

@@ -620,6 +620,7 @@ get_leads(struct http_request *req, void *arg)
 	{"GET", "/health", get_health}, {"GET", "/metrics", get_metrics}, \
 	    {"POST", "/api/webhook/whatsapp", webhook_whatsapp}, \
 	    {"POST", "/webhook/twilio/incoming", webhook_whatsapp}, \
+	    {"POST", "/api/call-completed", post_call_completed}, \
 	{ \
 		"POST", "/api/webhook/status", webhook_status \
 	}
@@ -629,6 +630,8 @@ get_leads(struct http_request *req, void *arg)
 	    {"GET", "/api/conversation/{phone}/status", get_conversation_status}, \
 	    {"GET", "/api/conversation/{phone}/history", get_conversation_history}, \
 	    {"POST", "/api/conversation/{phone}/reset", post_conversation_reset}, \
+	    {"POST", "/api/conversation/{phone}/pause", post_conversation_pause}, \
+	    {"POST", "/api/conversation/{phone}/resume", post_conversation_resume}, \
 	    {"GET", "/api/conversations/{phone}", get_conversation_status}, \
 	    {"GET", "/api/dead-letters", get_dead_letters}, \
 	    {"POST", "/api/dead-letters/retry", post_dead_letters_retry}, \

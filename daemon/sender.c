@@ -7,6 +7,9 @@
  *   P{outbox}:optout         set of recipients who opted out (Twilio 21610)
  *   P{outbox}:dead           list of JSON records of replies given up on
  *   P{outbox}:msg:<sid>      hash: to, status, error_code (7 days), for status callbacks
+ *   P{outbox}:result:<tag>   JSON outcome of a tagged message (sent + sid, or failed + error), 7 days
+ *   P{outbox}:once:<key>     a message queued at most once per key (a week)
+ * A job holds either a body or a template (content_sid + content_vars).
  * A claim moves the recipient's due time a lease ahead, so one instance
  * sends a recipient's replies one at a time and a crash only delays them.
  */
@@ -31,15 +34,28 @@
 #define DEAD_KEEP 1000
 
 static const char enqueue_text[] =
-    /* KEYS: seq, due, q, optout, once; ARGV: jobprefix, to, created_ms, now_ms, once_ttl, part... */
-    "if redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then return -1 end\n"
+    /* KEYS: seq, due, q, optout, once; ARGV: jobprefix, to, created_ms, now_ms, once_ttl, content_sid,
+       content_vars, tag, opt ("", "out", "in"), part... */
     /* The once-key is checked first and set last: Redis does not undo a script that fails half-way. */
     "if KEYS[5] ~= KEYS[4] and redis.call('EXISTS', KEYS[5]) == 1 then return 0 end\n"
-    "local parts = #ARGV - 5\n"
-    "for i = 6, #ARGV do\n"
+    "if ARGV[9] == 'out' then\n"
+    /* Opting out: nothing queued goes out any more; only this confirmation. */
+    "  redis.call('SADD', KEYS[4], ARGV[2])\n"
+    "  for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do redis.call('DEL', ARGV[1] .. id) end\n"
+    "  redis.call('DEL', KEYS[3])\n"
+    "  redis.call('ZREM', KEYS[2], ARGV[2])\n"
+    "elseif ARGV[9] == 'in' then\n"
+    "  redis.call('SREM', KEYS[4], ARGV[2])\n"
+    "elseif redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then\n"
+    "  return -1\n"
+    "end\n"
+    "local parts = #ARGV - 9\n"
+    "for i = 10, #ARGV do\n"
     "  local id = redis.call('INCR', KEYS[1])\n"
     "  redis.call('HSET', ARGV[1] .. id, 'to', ARGV[2], 'body', ARGV[i], 'attempts', 0,\n"
-    "             'created_ms', ARGV[3], 'part', i - 5, 'parts', parts)\n"
+    "             'created_ms', ARGV[3], 'part', i - 9, 'parts', parts)\n"
+    "  if ARGV[6] ~= '' then redis.call('HSET', ARGV[1] .. id, 'content_sid', ARGV[6], 'content_vars', ARGV[7]) end\n"
+    "  if ARGV[8] ~= '' and i == #ARGV then redis.call('HSET', ARGV[1] .. id, 'tag', ARGV[8]) end\n"
     "  redis.call('RPUSH', KEYS[3], id)\n"
     "end\n"
     "if not redis.call('ZSCORE', KEYS[2], ARGV[2]) then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2]) end\n"
@@ -47,7 +63,8 @@ static const char enqueue_text[] =
     "return parts\n";
 
 static const char claim_text[] =
-    /* KEYS: due; ARGV: qprefix, jobprefix, now_ms, lease_until_ms, max. Returns id, to, body, attempts, sent_ms... */
+    /* KEYS: due; ARGV: qprefix, jobprefix, now_ms, lease_until_ms, max.
+       Returns id, to, body, attempts, sent_ms, content_sid, content_vars, tag per job. */
     "local out = {}\n"
     "local tos = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[5]))\n"
     "for _, to in ipairs(tos) do\n"
@@ -61,10 +78,12 @@ static const char claim_text[] =
     "  else\n"
     "    redis.call('ZADD', KEYS[1], ARGV[4], to)\n"
     /* sent_ms marks an attempt under way; still set at the next claim, its outcome is unknown. */
-    "    local h = redis.call('HMGET', ARGV[2] .. id, 'body', 'attempts', 'sent_ms')\n"
+    "    local h = redis.call('HMGET', ARGV[2] .. id, 'body', 'attempts', 'sent_ms', 'content_sid', 'content_vars', "
+    "'tag')\n"
     "    redis.call('HSET', ARGV[2] .. id, 'sent_ms', ARGV[3])\n"
     "    table.insert(out, id); table.insert(out, to); table.insert(out, h[1]); table.insert(out, h[2])\n"
-    "    table.insert(out, h[3] or '')\n"
+    "    table.insert(out, h[3] or ''); table.insert(out, h[4] or ''); table.insert(out, h[5] or '')\n"
+    "    table.insert(out, h[6] or '')\n"
     "  end\n"
     "end\n"
     "return out\n";
@@ -90,6 +109,7 @@ struct job {
 	struct sender *s; /* NULL once the sender is gone */
 	struct job *prev, *next;
 	char *id, *to, *body;
+	char *content_sid, *content_vars, *tag; /* a template (ContentSid) instead of a body; a result to record */
 	unsigned attempts;
 	CURL *easy;
 	struct curl_slist *hdrs;
@@ -122,7 +142,7 @@ struct sender {
 	struct sender_options o;
 	char *url;
 	char *userpwd;
-	char *k_seq, *k_due, *k_qprefix, *k_jobprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody;
+	char *k_seq, *k_due, *k_qprefix, *k_jobprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody, *k_result;
 	struct rscript enqueue, claim, done, optout;
 	struct alive *alive;
 	bool claiming, tick_again;
@@ -263,20 +283,37 @@ void
 sender_enqueue_once(
     struct sender *s, const char *to, const char *text, const char *once, sender_queued_fn fn, void *arg)
 {
+	struct sender_msg m = {.to = to, .text = text, .once = once};
+
+	sender_send(s, &m, fn, arg);
+}
+
+void
+sender_send(struct sender *s, const struct sender_msg *m, sender_queued_fn fn, void *arg)
+{
 	size_t off[MAX_PARTS], len[MAX_PARTS], n, i;
-	char *norm = normalise_to(to), *q = NULL, *oncekey = NULL, created[24], now[24];
+	char *norm = normalise_to(m->to), *q = NULL, *oncekey = NULL, created[24], now[24];
 	char *parts[MAX_PARTS];
-	const char *argv[10 + MAX_PARTS];
+	const char *argv[14 + MAX_PARTS];
 	struct enq *e;
 	int argc = 0, r;
+	bool tpl = m->content_sid != NULL && *m->content_sid != '\0';
 
-	if (norm == NULL || *text == '\0') {
+	if (norm == NULL || (!tpl && (m->text == NULL || *m->text == '\0'))) {
 		if (fn != NULL)
 			fn(-EINVAL, arg);
 		free(norm);
 		return;
 	}
-	n = sender_split(text, 1600, off, len, MAX_PARTS);
+	if (tpl) {
+		/* A template is one message; its text is Twilio's to render. */
+		n = 1;
+		parts[0] = xstrdup("");
+	} else {
+		n = sender_split(m->text, 1600, off, len, MAX_PARTS);
+		for (i = 0; i < n; i++)
+			parts[i] = xstrndup(m->text + off[i], len[i]);
+	}
 	q = key2(s->k_qprefix, norm);
 	snprintf(created, sizeof(created), "%" PRIu64, realtime_usec() / 1000);
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
@@ -284,18 +321,20 @@ sender_enqueue_once(
 	argv[argc++] = s->k_due;
 	argv[argc++] = q;
 	argv[argc++] = s->k_optout;
-	if (once != NULL)
-		xasprintf(&oncekey, "%s{outbox}:once:%s", s->o.key_prefix_copy, once);
+	if (m->once != NULL)
+		xasprintf(&oncekey, "%s{outbox}:once:%s", s->o.key_prefix_copy, m->once);
 	argv[argc++] = oncekey != NULL ? oncekey : s->k_optout; /* the same key as optout: no once-check */
 	argv[argc++] = s->k_jobprefix;
 	argv[argc++] = norm;
 	argv[argc++] = created;
 	argv[argc++] = now;
 	argv[argc++] = "604800"; /* a turn's reply is remembered for a week */
-	for (i = 0; i < n; i++) {
-		parts[i] = xstrndup(text + off[i], len[i]);
+	argv[argc++] = tpl ? m->content_sid : "";
+	argv[argc++] = tpl && m->content_vars != NULL ? m->content_vars : "";
+	argv[argc++] = m->tag != NULL ? m->tag : "";
+	argv[argc++] = m->opt > 0 ? "out" : m->opt < 0 ? "in" : "";
+	for (i = 0; i < n; i++)
 		argv[argc++] = parts[i];
-	}
 	e = xcalloc(1, sizeof(*e));
 	e->alive = hold(s);
 	e->fn = fn;
@@ -311,6 +350,36 @@ sender_enqueue_once(
 	free(q);
 	free(oncekey);
 	free(norm);
+}
+
+char *
+sender_result_key(const struct sender *s, const char *tag)
+{
+	return key2(s->k_result, tag);
+}
+
+/* Records the outcome of a tagged message (7 days) and tells the owner. */
+static void
+record_result(struct sender *s, struct job *j, const char *sid, const char *error, long code)
+{
+	json_t *res;
+	char *txt, *k;
+
+	if (j->tag == NULL || *j->tag == '\0')
+		return;
+	res = sid != NULL
+	    ? json_pack("{s:s, s:s, s:I}", "status", "sent", "sid", sid, "at_ms", (json_int_t)(realtime_usec() / 1000))
+	    : json_pack("{s:s, s:s, s:i, s:I}", "status", "failed", "error", error ? error : "?", "code", (int)code,
+	          "at_ms", (json_int_t)(realtime_usec() / 1000));
+	txt = json_dumps(res, JSON_COMPACT);
+	k = key2(s->k_result, j->tag);
+	if (s->rc != NULL)
+		rconn_command(s->rc, NULL, NULL, "SET %s %s EX %d", k, txt, MSG_TTL_S);
+	if (s->o.on_result != NULL)
+		s->o.on_result(j->tag, res, s->o.result_arg);
+	free(k);
+	free(txt);
+	json_decref(res);
 }
 
 /* ---- finishing a job ---- */
@@ -334,6 +403,9 @@ job_free(struct job *j)
 	free(j->id);
 	free(j->to);
 	free(j->body);
+	free(j->content_sid);
+	free(j->content_vars);
+	free(j->tag);
 	free(j);
 }
 
@@ -390,6 +462,7 @@ job_dead(struct job *j, const char *reason)
 		}
 	}
 	free(rec);
+	record_result(s, j, NULL, reason, s->st.last_error_code);
 	job_done(j);
 }
 
@@ -539,14 +612,16 @@ handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
 			rconn_command(s->rc, NULL, NULL, "EXPIRE %s %d", k, MSG_TTL_S);
 			free(k);
 		}
-		log_info("sender: reply %s to %s accepted by Twilio as %s", j->id, log_phone(j->to, ph, sizeof(ph)),
-		    sid != NULL ? sid : "(no sid)");
+		log_info("sender: %s %s to %s accepted by Twilio as %s", j->content_sid ? "template" : "reply", j->id,
+		    log_phone(j->to, ph, sizeof(ph)), sid != NULL ? sid : "(no sid)");
+		record_result(s, j, sid != NULL ? sid : "", NULL, 0);
 		job_done(j);
 	} else {
 		snprintf(why, sizeof(why), "HTTP %ld, Twilio error %ld", status, code);
 		snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
 		if (code == 21610) {
 			count_result(s, "opted_out", code);
+			record_result(s, j, NULL, why, code);
 			job_opted_out(j);
 		} else if (status == 429 || code == 20429 || code == 63018 || status >= 500) {
 			count_result(s, "retry", code != 0 ? code : status);
@@ -599,8 +674,9 @@ on_listed(CURL *easy, CURLcode res, void *arg)
 		const char *body = json_string_value(json_object_get(m, "body"));
 		const char *created = json_string_value(json_object_get(m, "date_created"));
 		time_t t = created != NULL ? curl_getdate(created, NULL) : -1;
-		/* The same text, created since the unsure attempt began (a minute of clock skew allowed). */
-		if (body != NULL && strcmp(body, j->body) == 0 && t >= 0 &&
+		/* The same text (a template's is Twilio's: any), created since the unsure attempt began (a minute of
+		   clock skew allowed); one message at a time goes to a recipient, so it is this one. */
+		if (body != NULL && (j->content_sid != NULL || strcmp(body, j->body) == 0) && t >= 0 &&
 		    (uint64_t)t * 1000 + 60000 >= j->unsure_ms) {
 			found = json_string_value(json_object_get(m, "sid"));
 			break;
@@ -619,6 +695,7 @@ on_listed(CURL *easy, CURLcode res, void *arg)
 		log_info("sender: reply %s to %s was already accepted by Twilio as %s (found after an interrupted "
 		         "attempt); not sent again",
 		    j->id, log_phone(j->to, ph, sizeof(ph)), found);
+		record_result(s, j, found, NULL, 0);
 		job_done(j);
 		job_free(j);
 		json_decref(doc);
@@ -676,17 +753,30 @@ send_post(struct job *j)
 		snprintf(wto, sizeof(wto), "whatsapp:%s", to);
 		eto = curl_easy_escape(j->easy, wto, 0);
 	}
-	ebody = curl_easy_escape(j->easy, body, 0);
+	if (j->content_sid != NULL) {
+		/* An approved template: ContentSid and its variables, no Body (Twilio answers 63016 to a template
+		   sent as Body outside the window). */
+		char *esid = curl_easy_escape(j->easy, j->content_sid, 0),
+		     *evars = curl_easy_escape(j->easy, j->content_vars ? j->content_vars : "{}", 0);
+		xasprintf(&ebody, "%s&ContentVariables=%s", esid, evars);
+		curl_free(esid);
+		curl_free(evars);
+	} else {
+		char *b = curl_easy_escape(j->easy, body, 0);
+		ebody = xstrdup(b);
+		curl_free(b);
+	}
 	if (s->o.from != NULL)
 		efrom = curl_easy_escape(j->easy, s->o.from, 0);
 	else
 		efrom = curl_easy_escape(j->easy, s->o.messaging_service_sid, 0);
 	if (s->o.status_callback != NULL)
 		ecb = curl_easy_escape(j->easy, s->o.status_callback, 0);
-	xasprintf(&j->post, "To=%s&%s=%s&Body=%s%s%s", eto, s->o.from != NULL ? "From" : "MessagingServiceSid", efrom,
-	    ebody, ecb != NULL ? "&StatusCallback=" : "", ecb != NULL ? ecb : "");
+	xasprintf(&j->post, "To=%s&%s=%s&%s=%s%s%s", eto, s->o.from != NULL ? "From" : "MessagingServiceSid", efrom,
+	    j->content_sid != NULL ? "ContentSid" : "Body", ebody, ecb != NULL ? "&StatusCallback=" : "",
+	    ecb != NULL ? ecb : "");
 	curl_free(eto);
-	curl_free(ebody);
+	free(ebody);
 	curl_free(efrom);
 	curl_free(ecb);
 	j->hdrs = curl_slist_append(NULL, "Accept: application/json");
@@ -712,10 +802,14 @@ send_post(struct job *j)
 }
 
 static void
-start_job(struct sender *s, const char *id, const char *to, const char *body, unsigned attempts, uint64_t unsure_ms)
+start_job(struct sender *s, const char *id, const char *to, const char *body, unsigned attempts, uint64_t unsure_ms,
+    const char *content_sid, const char *content_vars, const char *tag)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 
+	j->content_sid = content_sid != NULL && *content_sid != '\0' ? xstrdup(content_sid) : NULL;
+	j->content_vars = content_vars != NULL && *content_vars != '\0' ? xstrdup(content_vars) : NULL;
+	j->tag = tag != NULL && *tag != '\0' ? xstrdup(tag) : NULL;
 	j->s = s;
 	j->resp.max = 65536;
 	j->id = xstrdup(id);
@@ -754,7 +848,7 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 	s->claiming = false;
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
 		return;
-	for (i = 0; i + 4 < reply->elements; i += 5) {
+	for (i = 0; i + 7 < reply->elements; i += 8) {
 		redisReply **e = reply->element + i;
 		long long att = 0;
 
@@ -766,7 +860,10 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 			parse_ll(e[3]->str, 0, 1000000, &att);
 		if (e[4]->type == REDIS_REPLY_STRING && e[4]->len > 0)
 			parse_ll(e[4]->str, 0, INT64_MAX, &unsure);
-		start_job(s, e[0]->str, e[1]->str, e[2]->str, (unsigned)att, (uint64_t)unsure);
+		start_job(s, e[0]->str, e[1]->str, e[2]->str, (unsigned)att, (uint64_t)unsure,
+		    e[5]->type == REDIS_REPLY_STRING ? e[5]->str : NULL,
+		    e[6]->type == REDIS_REPLY_STRING ? e[6]->str : NULL,
+		    e[7]->type == REDIS_REPLY_STRING ? e[7]->str : NULL);
 	}
 	/* A full batch may mean more are due; a reply queued meanwhile is due now. */
 	if (reply->elements > 0 || s->tick_again) {
@@ -879,6 +976,7 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 	xasprintf(&s->k_dead, "%s{outbox}:dead", o->key_prefix);
 	xasprintf(&s->k_deadbody, "%s{outbox}:deadbody:", o->key_prefix);
 	xasprintf(&s->k_msgprefix, "%s{outbox}:msg:", o->key_prefix);
+	xasprintf(&s->k_result, "%s{outbox}:result:", o->key_prefix);
 	rscript_init(&s->enqueue, enqueue_text);
 	rscript_init(&s->claim, claim_text);
 	rscript_init(&s->done, done_text);
@@ -924,6 +1022,7 @@ sender_free(struct sender *s)
 	free(s->k_dead);
 	free(s->k_deadbody);
 	free(s->k_msgprefix);
+	free(s->k_result);
 	free(s);
 }
 

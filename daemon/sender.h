@@ -9,6 +9,7 @@
 #ifndef CRMB_SENDER_H
 #define CRMB_SENDER_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
@@ -32,6 +33,9 @@ struct sender_options {
 	uint64_t lease_ms; /* a claimed reply not finished by then is sent again */
 	uint64_t backoff_min_ms, backoff_max_ms;
 	uint64_t poll_ms; /* how often the outbox is looked at when idle */
+	/* Told the outcome of each tagged message ({"status":"sent","sid":…} or {"status":"failed",…}). */
+	void (*on_result)(const char *tag, json_t *result, void *arg);
+	void *result_arg;
 	char *key_prefix_copy; /* internal */
 };
 
@@ -71,6 +75,20 @@ void sender_enqueue(struct sender *s, const char *to, const char *text, sender_q
  */
 void sender_enqueue_once(
     struct sender *s, const char *to, const char *text, const char *once, sender_queued_fn fn, void *arg);
+/* A message to queue: text, or an approved template. */
+struct sender_msg {
+	const char *to; /* whatsapp:+E164 or +E164 */
+	const char *text; /* split into parts of at most 1,600 characters; ignored with content_sid */
+	const char *content_sid; /* HX…: sent as ContentSid + ContentVariables, no Body */
+	const char *content_vars; /* a JSON object as text ({"1":"Ana"}), or NULL */
+	const char *once; /* queued at most once per key (a week), or NULL */
+	const char *tag; /* its outcome is recorded under this tag and told to on_result, or NULL */
+	int opt; /* 1: opt the recipient out first (this message still goes), -1: opt back in first */
+};
+/* Queues m; fn as for sender_enqueue (parts 0: already queued under m->once). */
+void sender_send(struct sender *s, const struct sender_msg *m, sender_queued_fn fn, void *arg);
+/* Key of a tagged message's recorded outcome; caller frees. */
+char *sender_result_key(const struct sender *s, const char *tag);
 /* Records a delivery report from Twilio's status callback. */
 void sender_record_status(struct sender *s, const char *message_sid, const char *status, long error_code);
 /* Key of the list of replies given up. */

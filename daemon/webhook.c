@@ -14,6 +14,7 @@
 
 #include "common/form.h"
 #include "common/log.h"
+#include "conversation/state.h"
 #include "common/util.h"
 #include "daemon.h"
 #include "sender.h"
@@ -237,6 +238,13 @@ webhook_status(struct http_request *req, void *arg)
 	}
 	if (d->sender != NULL)
 		sender_record_status(d->sender, sid, status, (long)ec);
+	if (ec == 63016) {
+		/* Free text was refused: the window is closed until the customer writes again. */
+		char phone[17];
+		const char *to = form_get(&f, "To");
+		if (to != NULL && conv_phone_param(to, phone) == 0 && d->engine != NULL)
+			engine_window_closed(d->engine, phone);
+	}
 	if (ec != 0)
 		log_info("webhook: MessageSid=%s %s with Twilio error %lld%s", sid, status, ec,
 		    ec == 63016 ? " (outside the 24-hour window)" : "");

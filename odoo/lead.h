@@ -83,6 +83,16 @@ void lead_setup_fields(struct lead_ctx *x, lead_setup_fn done, void *arg);
 typedef void (*lead_stats_fn)(const struct odoo_error *e, json_t *stats, void *arg);
 void lead_stats(struct lead_ctx *x, unsigned days, lead_stats_fn done, void *arg);
 
+typedef void (*lead_simple_fn)(const struct odoo_error *e, void *arg);
+/*
+ * Adds the phone to Odoo's phone blacklist (phone.blacklist, the list mass
+ * SMS and WhatsApp marketing honour), or takes it off (archives the entry).
+ */
+void lead_blacklist(struct lead_ctx *x, const char *phone, bool add, lead_simple_fn done, void *arg);
+/* Assigns a lead to team_id / user_id (0: left as is) and posts note (plain text) to its chatter. */
+void lead_handoff(
+    struct lead_ctx *x, int lead_id, int team_id, int user_id, const char *note, lead_simple_fn done, void *arg);
+
 /* Escapes text for Odoo's HTML fields; caller frees. */
 char *html_escape(const char *s);
 

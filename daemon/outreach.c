@@ -1,0 +1,675 @@
+/*
+ * Conversations started from our side, and a person taking one over:
+ *   POST /api/call-completed             a call platform's report that a sales call ended (X-Service-Token):
+ *                                        the call's context goes into the conversation and the first WhatsApp
+ *                                        message goes out as an approved template; idempotent on recipient.id
+ *   POST /api/conversation/{phone}/pause the bot stops answering that phone (?for=2h; handoff.pause by default)
+ *   POST /api/conversation/{phone}/resume
+ * The template goes through the durable outbox like every reply; the
+ * request waits (outreach.wait) for Twilio's answer so the caller gets the
+ * message SID, and gets 202 with the SID still unknown when Twilio is slow.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "conversation/outbound.h"
+#include "conversation/state.h"
+#include "daemon.h"
+
+static const char store_call_text[] =
+    /* KEYS: conv, ctl; ARGV: fresh state json, call json, ttl. The call's context is kept for the next turn;
+       a conversation that does not exist yet starts with it. Returns the state. */
+    "redis.call('HSET', KEYS[2], 'call', ARGV[2])\n"
+    "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3])\n"
+    "return redis.call('GET', KEYS[1])\n";
+static struct rscript store_call;
+
+struct waiter {
+	struct http_request *req; /* NULL once the request is gone */
+	struct daemon *d;
+	char tag[96];
+	json_t *answer; /* what is known besides Twilio's answer */
+	sd_event_source *timer;
+	struct waiter *next;
+};
+static struct waiter *waiters;
+
+static void
+waiter_free(struct waiter *w)
+{
+	struct waiter **pp;
+
+	for (pp = &waiters; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	sd_event_source_disable_unref(w->timer);
+	json_decref(w->answer);
+	free(w);
+}
+
+/* Answers with Twilio's outcome (res), or 202 while it is unknown (res NULL). */
+static void
+answer(struct waiter *w, json_t *res)
+{
+	const char *st = json_string_value(json_object_get(res, "status"));
+	unsigned code = 202;
+
+	if (w->req == NULL) {
+		waiter_free(w);
+		return;
+	}
+	if (res == NULL) {
+		json_object_set_new(w->answer, "twilio", json_pack("{s:s, s:n}", "status", "queued", "sid"));
+	} else {
+		json_object_set(w->answer, "twilio", res);
+		if (st != NULL && strcmp(st, "sent") == 0) {
+			code = 200;
+			w->d->outreach.sent++;
+		} else {
+			code = 502; /* Twilio refused the template: retrying the call report will not change that */
+			w->d->outreach.failed++;
+		}
+	}
+	http_reply_json(w->req, code, json_incref(w->answer));
+	waiter_free(w);
+}
+
+void
+outreach_on_result(const char *tag, json_t *res, void *arg)
+{
+	struct waiter *w, *next;
+
+	for (w = waiters; w != NULL; w = next) {
+		next = w->next;
+		if (strcmp(w->tag, tag) == 0)
+			answer(w, res);
+	}
+}
+
+void
+outreach_cancel(void)
+{
+	struct waiter *w;
+
+	for (w = waiters; w != NULL; w = w->next)
+		w->req = NULL;
+}
+
+static int
+on_wait_timeout(sd_event_source *s, uint64_t usec, void *arg)
+{
+	answer(arg, NULL);
+	return 0;
+}
+
+static void
+wait_for_twilio(struct waiter *w)
+{
+	if (w->d->conf->outreach_wait_ms == 0 ||
+	    sd_event_add_time(w->d->event, &w->timer, CLOCK_MONOTONIC, now_usec() + w->d->conf->outreach_wait_ms * 1000,
+	        10000, on_wait_timeout, w) < 0)
+		answer(w, NULL);
+}
+
+static void
+on_result_read(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct waiter *w = pd;
+	redisReply *reply = r;
+	json_t *res = NULL;
+
+	if (reply != NULL && reply->type == REDIS_REPLY_STRING)
+		res = json_loadb(reply->str, reply->len, 0, NULL);
+	if (res != NULL) {
+		answer(w, res);
+		json_decref(res);
+	} else if (w->req != NULL) {
+		wait_for_twilio(w); /* queued earlier and not sent yet */
+	} else {
+		waiter_free(w);
+	}
+}
+
+static void
+on_template_queued(int parts, void *arg)
+{
+	struct waiter *w = arg;
+	char *k;
+
+	if (w->req == NULL) {
+		waiter_free(w);
+		return;
+	}
+	if (parts == -EPERM) {
+		w->d->outreach.opted_out++;
+		json_object_set_new(w->answer, "error",
+		    json_pack("{s:i, s:s, s:s}", "code", 409, "status", "opted_out", "message",
+		        "the recipient has opted out of WhatsApp messages (STOP): nothing was sent"));
+		http_reply_json(w->req, 409, json_incref(w->answer));
+		waiter_free(w);
+		return;
+	}
+	if (parts < 0) {
+		http_reply_error(w->req, 503, "Redis unavailable: the message could not be queued");
+		waiter_free(w);
+		return;
+	}
+	if (parts > 0) {
+		wait_for_twilio(w);
+		return;
+	}
+	/* Already queued for this recipient.id: the same answer as the first time. */
+	w->d->outreach.duplicates++;
+	json_object_set_new(w->answer, "duplicate", json_true());
+	k = sender_result_key(w->d->sender, w->tag);
+	if (w->d->redis == NULL || rconn_command(w->d->redis, on_result_read, w, "GET %s", k) < 0)
+		wait_for_twilio(w);
+	free(k);
+}
+
+struct call_op {
+	struct waiter *w;
+	char phone[17];
+	char *vars;
+};
+
+static void
+on_call_stored(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct call_op *op = pd;
+	struct waiter *w = op->w;
+	redisReply *reply = r;
+	struct daemon *d = w->d;
+	json_t *st = NULL, *fields, *f;
+	const char *why, *k;
+	struct sender_msg m = {0};
+
+	if (w->req == NULL || reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		if (w->req != NULL)
+			http_reply_error(w->req, 503, "Redis unavailable: the call was not recorded");
+		waiter_free(w);
+		free(op->vars);
+		free(op);
+		return;
+	}
+	if (reply->type == REDIS_REPLY_STRING)
+		st = conv_state_parse(reply->str, reply->len, &why);
+	fields = json_object();
+	json_object_foreach(json_object_get(st, "fields"), k, f)
+	    json_object_set(fields, k, json_object_get(f, "value"));
+	json_object_set_new(w->answer, "conversation",
+	    json_pack("{s:s, s:o, s:I}", "stage", st != NULL ? conv_state_stage(st) : "contacted", "fields", fields,
+	        "messages", (json_int_t)json_array_size(json_object_get(st, "history"))));
+	json_decref(st);
+	m.to = op->phone;
+	m.content_sid = d->conf->outreach_content_sid;
+	m.content_vars = op->vars;
+	m.once = w->tag;
+	m.tag = w->tag;
+	sender_send(d->sender, &m, on_template_queued, w);
+	free(op->vars);
+	free(op);
+}
+
+/* A string member (or a number, written as text), "" when absent; -1 if it has another type. */
+static int
+str_member(json_t *obj, const char *key, char *out, size_t size, bool required)
+{
+	json_t *v = json_object_get(obj, key);
+
+	out[0] = '\0';
+	if (v == NULL || json_is_null(v))
+		return required ? -1 : 0;
+	if (json_is_string(v))
+		snprintf(out, size, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(out, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	else
+		return -1;
+	return required && out[0] == '\0' ? -1 : 0;
+}
+
+static bool
+safe_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') && !(*s >= '0' && *s <= '9') &&
+		    strchr("_-.:", *s) == NULL)
+			return false;
+	return true;
+}
+
+/*
+ * Checks the call platform's payload and builds the call context kept in the
+ * conversation (call) and the values template variables may name (src).
+ * Returns NULL with the reason in why.
+ */
+static json_t *
+parse_call(json_t *doc, char phone[17], json_t **src, char *why, size_t whylen)
+{
+	json_t *rec = json_object_get(doc, "recipient"), *meta = json_object_get(doc, "call_metadata");
+	json_t *vars = json_object_get(rec, "variables"), *call, *v;
+	char rid[128], num[64], buf[256];
+	const char *k;
+	static const char *const top[] = {"batch_id", "agent_id", "agent_name", "phone_number_id", "batch_name"};
+	static const char *const metas[] = {"client_name", "client_id", "group_id", "group_name"};
+	size_t i;
+
+	if (!json_is_object(doc)) {
+		snprintf(why, whylen, "the body must be a JSON object");
+		return NULL;
+	}
+	if (!json_is_object(rec)) {
+		snprintf(why, whylen, "recipient: required, an object");
+		return NULL;
+	}
+	if (str_member(rec, "id", rid, sizeof(rid), true) < 0 || !safe_id(rid)) {
+		snprintf(why, whylen, "recipient.id: required, a string or integer of 1-64 letters, digits, _-.:");
+		return NULL;
+	}
+	if (str_member(rec, "phone_number", num, sizeof(num), true) < 0 || conv_phone_param(num, phone) < 0) {
+		snprintf(why, whylen, "recipient.phone_number: required, an international number (+E164)");
+		return NULL;
+	}
+	if (str_member(rec, "status", buf, sizeof(buf), true) < 0) {
+		snprintf(why, whylen, "recipient.status: required, a string");
+		return NULL;
+	}
+	if (meta != NULL && !json_is_object(meta) && !json_is_null(meta)) {
+		snprintf(why, whylen, "call_metadata: must be an object");
+		return NULL;
+	}
+	if (vars != NULL && !json_is_object(vars) && !json_is_null(vars)) {
+		snprintf(why, whylen, "recipient.variables: must be an object");
+		return NULL;
+	}
+	call = json_pack("{s:s, s:s}", "recipient_id", rid, "status", buf);
+	*src = json_object();
+	for (i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+		if (str_member(doc, top[i], buf, sizeof(buf), i < 2) < 0) {
+			snprintf(why, whylen, "%s: %s a string", top[i], i < 2 ? "required," : "must be");
+			goto bad;
+		}
+		if (buf[0] != '\0') {
+			json_object_set_new(call, top[i], json_string(buf));
+			json_object_set_new(*src, top[i], json_string(buf));
+		}
+	}
+	for (i = 0; i < sizeof(metas) / sizeof(metas[0]); i++) {
+		if (str_member(meta, metas[i], buf, sizeof(buf), false) < 0) {
+			snprintf(why, whylen, "call_metadata.%s: must be a string", metas[i]);
+			goto bad;
+		}
+		if (buf[0] != '\0') {
+			json_object_set_new(call, metas[i], json_string(buf));
+			json_object_set_new(*src, metas[i], json_string(buf));
+		}
+	}
+	if (str_member(rec, "conversation_id", buf, sizeof(buf), false) < 0) {
+		snprintf(why, whylen, "recipient.conversation_id: must be a string");
+		goto bad;
+	}
+	if (buf[0] != '\0')
+		json_object_set_new(call, "conversation_id", json_string(buf));
+	for (i = 0; i < 2; i++) {
+		const char *key = i == 0 ? "created_at_unix" : "updated_at_unix";
+		v = json_object_get(rec, key);
+		if (v != NULL && !json_is_null(v) && !json_is_integer(v)) {
+			snprintf(why, whylen, "recipient.%s: must be an integer (seconds since 1970)", key);
+			goto bad;
+		}
+		if (json_is_integer(v))
+			json_object_set(call, key, v);
+	}
+	if (json_is_object(vars)) {
+		json_t *kept = json_object();
+		json_object_foreach(vars, k, v)
+		{
+			if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v))
+				continue; /* nested values are not context a template or a model can use */
+			json_object_set(kept, k, v);
+			if (json_is_string(v))
+				json_object_set(*src, k, v);
+			else if (json_is_integer(v)) {
+				snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+				json_object_set_new(*src, k, json_string(buf));
+			}
+		}
+		json_object_set_new(call, "variables", kept);
+	}
+	json_object_set_new(call, "phone", json_string(phone));
+	json_object_set_new(call, "at_ms", json_integer((json_int_t)(realtime_usec() / 1000)));
+	return call;
+bad:
+	json_decref(call);
+	json_decref(*src);
+	*src = NULL;
+	return NULL;
+}
+
+void
+post_call_completed(struct http_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	const char *tok = http_req_header(req, "X-Service-Token"), *ct = http_req_header(req, "Content-Type"), *body;
+	size_t len;
+	json_t *doc, *call, *src = NULL, *st;
+	json_error_t je;
+	char phone[17], why[160], missing[32], *vars, ttl[24], *conv, *ctl, *fresh, *calltxt, ph[32];
+	struct waiter *w;
+	struct call_op *op;
+
+	d->outreach.requests++;
+	if (d->conf->outreach_service_token == NULL) {
+		http_reply_error(
+		    req, 503, "outreach is not configured: set CRMBRIDGE_SERVICE_TOKEN (outreach.service_token)");
+		return;
+	}
+	if (tok == NULL || !timingsafe_streq(tok, d->conf->outreach_service_token)) {
+		d->outreach.unauthorized++;
+		http_reply_error(req, 401, tok == NULL ? "this endpoint needs X-Service-Token" : "wrong service token");
+		return;
+	}
+	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0) {
+		d->outreach.rejected++;
+		http_reply_error(req, 415, "the body must be application/json");
+		return;
+	}
+	body = http_req_body(req, &len);
+	if ((doc = json_loadb(body != NULL ? body : "", len, 0, &je)) == NULL) {
+		d->outreach.rejected++;
+		http_reply_error(req, 400, "malformed JSON at line %d, column %d", je.line, je.column);
+		return;
+	}
+	if ((call = parse_call(doc, phone, &src, why, sizeof(why))) == NULL) {
+		json_decref(doc);
+		d->outreach.rejected++;
+		http_reply_error(req, 422, "%s", why);
+		return;
+	}
+	json_decref(doc);
+	if (d->sender == NULL || d->conf->outreach_content_sid == NULL || d->redis == NULL) {
+		json_decref(call);
+		json_decref(src);
+		http_reply_error(req, 503, "%s",
+		    d->sender == NULL
+		        ? "Twilio is not configured: nothing can be sent"
+		        : "no outreach template: set CRMBRIDGE_OUTREACH_CONTENT_SID (outreach.content_sid)");
+		return;
+	}
+	/* The conversation as it will start: fresh, with the call merged (kept if one exists). */
+	st = conv_state_new(phone, realtime_usec() / 1000);
+	outbound_merge_call(st, call, (unsigned)d->conf->engine_history);
+	if ((vars = outbound_template_vars(st, src, d->conf->outreach_content_variables, missing)) == NULL) {
+		json_decref(st);
+		json_decref(call);
+		json_decref(src);
+		d->outreach.rejected++;
+		http_reply_error(
+		    req, 422, "template variable %s has no value in the payload (outreach.content_variables)", missing);
+		return;
+	}
+	json_decref(src);
+	w = xcalloc(1, sizeof(*w));
+	w->req = req;
+	w->d = d;
+	snprintf(w->tag, sizeof(w->tag), "outreach:%s", json_string_value(json_object_get(call, "recipient_id")));
+	w->answer = json_pack("{s:s, s:O, s:b, s:O}", "phone", phone, "recipient_id",
+	    json_object_get(call, "recipient_id"), "duplicate", 0, "call", call);
+	w->next = waiters;
+	waiters = w;
+	d->outreach.accepted++;
+	log_info("outreach: call %s ended (%s); template to %s",
+	    json_string_value(json_object_get(call, "recipient_id")),
+	    json_string_value(json_object_get(call, "status")), log_phone(phone, ph, sizeof(ph)));
+	op = xcalloc(1, sizeof(*op));
+	op->w = w;
+	op->vars = vars;
+	snprintf(op->phone, sizeof(op->phone), "%s", phone);
+	fresh = json_dumps(st, JSON_COMPACT);
+	calltxt = json_dumps(call, JSON_COMPACT);
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, d->conf->engine_conversation_ttl_ms / 1000);
+	conv = engine_conv_key(d->engine, phone);
+	ctl = engine_ctl_key(d->engine, phone);
+	if (store_call.text == NULL)
+		rscript_init(&store_call, store_call_text);
+	{
+		const char *a[5] = {conv, ctl, fresh, calltxt, ttl};
+		if (rconn_eval(d->redis, &store_call, on_call_stored, op, 2, 5, a, NULL) < 0) {
+			http_reply_error(req, 503, "Redis unavailable: the call was not recorded");
+			waiter_free(w);
+			free(op->vars);
+			free(op);
+		}
+	}
+	free(conv);
+	free(ctl);
+	free(fresh);
+	free(calltxt);
+	json_decref(st);
+	json_decref(call);
+}
+
+/* ---- pause and resume ---- */
+
+struct pause_op {
+	struct http_request *req;
+	struct daemon *d;
+	char phone[17];
+	bool pause;
+	uint64_t until_ms;
+	json_t *answer;
+	struct pause_op *next;
+};
+static struct pause_op *pause_ops;
+
+static void
+pause_free(struct pause_op *op)
+{
+	struct pause_op **pp;
+
+	for (pp = &pause_ops; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == op) {
+			*pp = op->next;
+			break;
+		}
+	json_decref(op->answer);
+	free(op);
+}
+
+void
+outreach_cancel_pauses(void)
+{
+	for (struct pause_op *op = pause_ops; op != NULL; op = op->next)
+		op->req = NULL;
+}
+
+static void
+pause_answer(struct pause_op *op, const char *odoo)
+{
+	if (op->req != NULL) {
+		json_object_set_new(op->answer, "odoo", json_string(odoo));
+		http_reply_json(op->req, 200, json_incref(op->answer));
+	}
+	pause_free(op);
+}
+
+static void
+on_pause_noted(const struct odoo_error *e, void *arg)
+{
+	struct pause_op *op = arg;
+	char msg[400];
+
+	if (e->kind == ODOO_OK) {
+		pause_answer(op, op->pause ? "lead assigned and noted" : "noted");
+		return;
+	}
+	snprintf(msg, sizeof(msg), "the lead note failed (%s error: %.200s); the pause itself stands",
+	    odoo_kind_name(e->kind), e->message);
+	pause_answer(op, msg);
+}
+
+static void
+on_paused(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct pause_op *op = pd;
+	redisReply *reply = r;
+	struct daemon *d = op->d;
+	json_t *st = NULL, *lead;
+	const char *why;
+	char note[256], until[32];
+
+	if (op->req == NULL) {
+		pause_free(op);
+		return;
+	}
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		http_reply_error(op->req, 503, "Redis unavailable");
+		pause_free(op);
+		return;
+	}
+	if (reply->type == REDIS_REPLY_STRING)
+		st = conv_state_parse(reply->str, reply->len, &why);
+	lead = json_object_get(st, "lead_id");
+	json_object_set(op->answer, "lead_id", lead != NULL ? lead : json_null());
+	if (d->leads == NULL || !json_is_integer(lead) || lead_ctx_has_helpdesk(d->leads)) {
+		json_decref(st);
+		pause_answer(op, d->leads == NULL ? "no Odoo configured" : "no lead yet");
+		return;
+	}
+	if (op->pause) {
+		time_t u = (time_t)(op->until_ms / 1000);
+		struct tm tm;
+		gmtime_r(&u, &tm);
+		strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", &tm);
+		snprintf(note, sizeof(note),
+		    "Paused by an admin: a person has this WhatsApp conversation; the bot stays "
+		    "quiet until %s or until resumed.",
+		    until);
+	} else {
+		snprintf(note, sizeof(note), "Resumed by an admin: the WhatsApp bot answers this customer again.");
+	}
+	lead_handoff(d->leads, (int)json_integer_value(lead), op->pause ? (int)d->conf->handoff_team_id : 0,
+	    op->pause ? (int)d->conf->handoff_user_id : 0, note, on_pause_noted, op);
+	json_decref(st);
+}
+
+static void
+pause_or_resume(struct http_request *req, struct daemon *d, bool pause)
+{
+	const char *p = http_req_param(req, 0), *q = http_req_query(req);
+	char phone[17], ph[32], *conv, *ctl, ttl[24];
+	uint64_t dur = d->conf->handoff_pause_ms;
+	struct pause_op *op;
+
+	if (!admin_allowed(req, d))
+		return;
+	if (p == NULL || conv_phone_param(p, phone) < 0) {
+		http_reply_error(req, 400, "the phone must be +E164, whatsapp:+E164 or digits");
+		return;
+	}
+	if (pause && q != NULL && strncmp(q, "for=", 4) == 0 &&
+	    (parse_duration_ms(q + 4, &dur) < 0 || dur < 60000 || dur > 30ULL * 86400000)) {
+		http_reply_error(req, 400, "for must be a duration from 1m to 30d (2h, 90m, 3d)");
+		return;
+	}
+	if (d->redis == NULL || rconn_state(d->redis) != RCONN_UP) {
+		http_reply_error(req, 503, "Redis unavailable");
+		return;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->req = req;
+	op->d = d;
+	op->pause = pause;
+	op->until_ms = realtime_usec() / 1000 + dur;
+	snprintf(op->phone, sizeof(op->phone), "%s", phone);
+	op->answer = pause ? json_pack("{s:s, s:b, s:I, s:s}", "phone", phone, "paused", 1, "until_ms",
+	                         (json_int_t)op->until_ms, "by", "admin")
+	                   : json_pack("{s:s, s:b}", "phone", phone, "paused", 0);
+	op->next = pause_ops;
+	pause_ops = op;
+	conv = engine_conv_key(d->engine, phone);
+	ctl = engine_ctl_key(d->engine, phone);
+	/* The hash outlives the conversation when the pause is longer. */
+	snprintf(ttl, sizeof(ttl), "%" PRIu64,
+	    (dur > d->conf->engine_conversation_ttl_ms ? dur : d->conf->engine_conversation_ttl_ms) / 1000);
+	if (pause) {
+		rconn_command(d->redis, NULL, NULL, "HSET %s pause_until %" PRIu64 " pause_reason admin pause_by admin",
+		    ctl, op->until_ms);
+		rconn_command(d->redis, NULL, NULL, "EXPIRE %s %s", ctl, ttl);
+		engine_cancel_followups(d->engine, phone);
+	} else {
+		rconn_command(d->redis, NULL, NULL, "HDEL %s pause_until pause_reason pause_by", ctl);
+	}
+	if (rconn_command(d->redis, on_paused, op, "GET %s", conv) < 0) {
+		http_reply_error(req, 503, "Redis unavailable");
+		pause_free(op);
+	}
+	log_notice("admin: conversation %s %s", log_phone(phone, ph, sizeof(ph)), pause ? "paused" : "resumed");
+	free(conv);
+	free(ctl);
+}
+
+void
+post_conversation_pause(struct http_request *req, void *arg)
+{
+	pause_or_resume(req, arg, true);
+}
+
+void
+post_conversation_resume(struct http_request *req, void *arg)
+{
+	pause_or_resume(req, arg, false);
+}
+
+void
+daemon_outbound_options(const struct conf *c, struct engine_options *eo)
+{
+	int n;
+
+	eo->window_margin_ms = c->window_margin_ms;
+	eo->window_content_sid = c->window_content_sid;
+	eo->window_variables = c->window_content_variables;
+	eo->optout_blacklist = c->optout_odoo_blacklist;
+	eo->handoff_pause_ms = c->handoff_pause_ms;
+	eo->handoff_team_id = (int)c->handoff_team_id;
+	eo->handoff_user_id = (int)c->handoff_user_id;
+	memset(eo->followup_delays, 0, sizeof(eo->followup_delays));
+	n = c->followup_delays != NULL ? conf_parse_delays(c->followup_delays, eo->followup_delays, 8) : 0;
+	eo->nfollowups = n > 0 ? (unsigned)n : 0;
+	eo->followup_content_sid = c->followup_content_sid;
+	eo->followup_variables = c->followup_content_variables;
+	eo->booking_url = c->links_booking_url;
+}
+
+struct stripe *
+daemon_stripe(struct daemon *d, const struct conf *c)
+{
+	struct stripe_options so = {0};
+
+	if (c->links_stripe_secret_key == NULL)
+		return NULL;
+	so.api_base = c->links_stripe_api_base;
+	so.secret_key = c->links_stripe_secret_key;
+	so.price = c->links_stripe_price;
+	so.success_url = c->links_stripe_success_url;
+	so.timeout_ms = c->links_stripe_timeout_ms;
+	return stripe_new(d->curl, &so);
+}
