@@ -397,7 +397,7 @@ conf_parse_delays(const char *s, uint64_t *out, size_t max)
 
 	for (tok = strtok_r(copy, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
 		uint64_t ms;
-		if (n == max || parse_duration_ms(tok, &ms) < 0 || ms < 60000 || ms > 30ULL * 86400000) {
+		if (n == max || parse_duration_ms(tok, &ms) < 0 || ms < 1000 || ms > 30ULL * 86400000) {
 			free(copy);
 			return -1;
 		}
@@ -412,7 +412,7 @@ check_delays(const char *v)
 {
 	uint64_t d[8];
 
-	return conf_parse_delays(v, d, 8) < 0 ? "must be up to 8 durations from 1m to 30d separated by commas (4h,23h)"
+	return conf_parse_delays(v, d, 8) < 0 ? "must be up to 8 durations from 1s to 30d separated by commas (4h,23h)"
 	                                      : NULL;
 }
 

@@ -158,7 +158,7 @@ json_t *conf_to_json(const struct conf *c);
 char *conf_redact_url(const char *url);
 /*
  * Parses a list of durations ("4h,23h,3d") into out (up to max); returns how
- * many, or -1 if one is malformed or out of 1 min .. 30 days.
+ * many, or -1 if one is malformed or out of 1 s .. 30 days.
  */
 int conf_parse_delays(const char *s, uint64_t *out, size_t max);
 /*

@@ -238,6 +238,42 @@ write_metrics(FILE *f, struct daemon *d)
 		gauge(f, "crmbridge_turns_in_flight", "Turns being processed now.", (double)es.in_flight);
 		counter(f, "crmbridge_support_transfers_total", "Conversations handed to support or a person.",
 		    (double)es.support);
+		prom_family(
+		    f, "crmbridge_opt_changes_total", "counter", "Customers who sent STOP (out) or START (in).");
+		prom_sample(f, "crmbridge_opt_changes_total", L("direction", "out"), (double)es.opt_outs);
+		prom_sample(f, "crmbridge_opt_changes_total", L("direction", "in"), (double)es.opt_ins);
+		prom_family(f, "crmbridge_odoo_blacklist_total", "counter", "Odoo phone blacklist updates by result.");
+		prom_sample(f, "crmbridge_odoo_blacklist_total", L("result", "ok"), (double)es.blacklist_ok);
+		prom_sample(f, "crmbridge_odoo_blacklist_total", L("result", "deferred"), (double)es.blacklist_failed);
+		counter(f, "crmbridge_messages_silenced_total",
+		    "Customer messages kept but not answered (opted out, or a person has the conversation).",
+		    (double)es.silenced);
+		counter(
+		    f, "crmbridge_handoffs_total", "Hand-offs to a person that paused the bot.", (double)es.handoffs);
+		prom_family(
+		    f, "crmbridge_followups_total", "counter", "Follow-ups sent to quiet conversations, by kind.");
+		prom_sample(f, "crmbridge_followups_total", L("kind", "text"), (double)es.followups_sent);
+		prom_sample(f, "crmbridge_followups_total", L("kind", "template"), (double)es.followups_templates);
+		prom_family(f, "crmbridge_window_closed_total", "counter",
+		    "Replies due outside the 24-hour window, by what was done.");
+		prom_sample(f, "crmbridge_window_closed_total", L("action", "template"), (double)es.window_templates);
+		prom_sample(f, "crmbridge_window_closed_total", L("action", "skipped"), (double)es.window_skipped);
+		prom_family(f, "crmbridge_links_total", "counter", "Links added to lead confirmations.");
+		prom_sample(
+		    f, "crmbridge_links_total", L("link", "booking", "result", "added"), (double)es.links_booking);
+		prom_sample(
+		    f, "crmbridge_links_total", L("link", "payment", "result", "added"), (double)es.links_payment);
+		prom_sample(f, "crmbridge_links_total", L("link", "payment", "result", "failed"),
+		    (double)es.links_payment_failed);
+		prom_family(f, "crmbridge_outreach_total", "counter", "POST /api/call-completed by outcome.");
+		prom_sample(f, "crmbridge_outreach_total", L("result", "accepted"), (double)d->outreach.accepted);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "duplicate"), (double)d->outreach.duplicates);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "rejected"), (double)d->outreach.rejected);
+		prom_sample(
+		    f, "crmbridge_outreach_total", L("result", "unauthorized"), (double)d->outreach.unauthorized);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "opted_out"), (double)d->outreach.opted_out);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "sent"), (double)d->outreach.sent);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "failed"), (double)d->outreach.failed);
 		prom_family(f, "crmbridge_queue_depth", "gauge", "Items waiting, by queue (sampled every second).");
 		prom_sample(
 		    f, "crmbridge_queue_depth", L("queue", "turns"), (double)(es.queue_depth < 0 ? 0 : es.queue_depth));

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "conversation/outbound.h"
 #include "conversation/state.h"
 #include "daemon.h"
 #include "webhook.h"
@@ -286,6 +287,51 @@ phone_param(struct http_request *req, char out[17])
 	return 0;
 }
 
+/* What may go out to this customer now: the window, opt-out, a hand-off's pause, follow-ups, a call. */
+static void
+outbound_status(struct daemon *d, json_t *st, redisReply *ctlr, json_t *out)
+{
+	json_t *ctl = json_object(), *w;
+	uint64_t now = realtime_usec() / 1000, closed = 0, until = 0;
+	long long v;
+	size_t i;
+
+	if (ctlr != NULL && ctlr->type == REDIS_REPLY_ARRAY)
+		for (i = 0; i + 1 < ctlr->elements; i += 2)
+			json_object_set_new(ctl, ctlr->element[i]->str, json_string(ctlr->element[i + 1]->str));
+	if (parse_ll(json_string_value(json_object_get(ctl, "window_closed_ms")) ?: "0", 0, INT64_MAX, &v) == 0)
+		closed = (uint64_t)v;
+	if (parse_ll(json_string_value(json_object_get(ctl, "pause_until")) ?: "0", 0, INT64_MAX, &v) == 0)
+		until = (uint64_t)v;
+	w = json_pack("{s:b, s:O}", "open", outbound_window_open(st, now, d->conf->window_margin_ms, closed),
+	    "last_inbound_ms", json_object_get(st, "last_inbound_ms"));
+	if (outbound_window_closes(st, d->conf->window_margin_ms) > 0)
+		json_object_set_new(w, "free_text_until_ms",
+		    json_integer((json_int_t)outbound_window_closes(st, d->conf->window_margin_ms)));
+	json_object_set_new(w, "closed_by_twilio_ms", closed > 0 ? json_integer((json_int_t)closed) : json_null());
+	json_object_set_new(out, "window", w);
+	json_object_set_new(out, "opted_out", json_boolean(json_is_true(json_object_get(st, "opted_out"))));
+	if (json_object_get(st, "blacklist_pending") != NULL || json_object_get(st, "blacklisted") != NULL)
+		json_object_set_new(out, "odoo_blacklist",
+		    json_pack("{s:O?, s:O?}", "blacklisted", json_object_get(st, "blacklisted"), "pending",
+		        json_object_get(st, "blacklist_pending")));
+	json_object_set_new(out, "paused",
+	    until > now ? json_pack("{s:I, s:s?, s:s?}", "until_ms", (json_int_t)until, "reason",
+	                      json_string_value(json_object_get(ctl, "pause_reason")), "by",
+	                      json_string_value(json_object_get(ctl, "pause_by")))
+	                : json_null());
+	json_object_set_new(out, "followups",
+	    json_pack("{s:I, s:O?}", "sent", json_integer_value(json_object_get(st, "followups_sent")), "last_ms",
+	        json_object_get(st, "followup_last_ms")));
+	if (json_object_get(st, "call") != NULL)
+		json_object_set(out, "call", json_object_get(st, "call"));
+	else if (json_object_get(ctl, "call") != NULL)
+		json_object_set_new(out, "call", json_loads(json_string_value(json_object_get(ctl, "call")), 0, NULL));
+	if (json_object_get(st, "links") != NULL)
+		json_object_set(out, "links", json_object_get(st, "links"));
+	json_decref(ctl);
+}
+
 static void
 on_conv(redisAsyncContext *ac, void *r, void *pd)
 {
@@ -298,9 +344,10 @@ on_conv(redisAsyncContext *ac, void *r, void *pd)
 		admin_op_free(op);
 		return;
 	}
-	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
 		http_reply_error(op->req, 503, "Redis unavailable");
-	} else if (reply->type != REDIS_REPLY_STRING || (st = conv_state_parse(reply->str, reply->len, &why)) == NULL) {
+	} else if (reply->element[0]->type != REDIS_REPLY_STRING ||
+	    (st = conv_state_parse(reply->element[0]->str, reply->element[0]->len, &why)) == NULL) {
 		http_reply_error(op->req, 404, "no conversation with this phone");
 	} else {
 		if (op->what == 1) {
@@ -318,6 +365,7 @@ on_conv(redisAsyncContext *ac, void *r, void *pd)
 			    json_object_get(st, "counters"), "created_ms", json_object_get(st, "created_ms"),
 			    "updated_ms", json_object_get(st, "updated_ms"), "messages",
 			    (json_int_t)json_array_size(json_object_get(st, "history")));
+			outbound_status(op->d, st, reply->element[1], out);
 		}
 		json_decref(st);
 		http_reply_json(op->req, 200, out);
@@ -328,7 +376,7 @@ on_conv(redisAsyncContext *ac, void *r, void *pd)
 static void
 conversation_get(struct http_request *req, struct daemon *d, int what)
 {
-	char phone[17], *key;
+	char phone[17], *key, *ctl;
 	struct admin_op *op;
 
 	if (!admin_allowed(req, d) || phone_param(req, phone) < 0)
@@ -338,11 +386,16 @@ conversation_get(struct http_request *req, struct daemon *d, int what)
 		return;
 	}
 	key = engine_conv_key(d->engine, phone);
-	if (rconn_command(d->redis, on_conv, op, "GET %s", key) < 0) {
+	ctl = engine_ctl_key(d->engine, phone);
+	/* The state and the control hash (pause, call, window report) in one round trip: one slot. */
+	if (d->redis == NULL ||
+	    rconn_command(d->redis, on_conv, op, "EVAL %s 2 %s %s",
+	        "return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}", key, ctl) < 0) {
 		admin_op_free(op);
 		http_reply_error(req, 503, "Redis unavailable");
 	}
 	free(key);
+	free(ctl);
 }
 
 static void

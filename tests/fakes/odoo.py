@@ -79,7 +79,7 @@ X_FIELDS = {
     "x_quality_score": {"type": "selection", "string": "Quality score", "required": False,
                         "selection": [["hot", "Hot"], ["warm", "Warm"], ["cold", "Cold"]]},
 }
-MODEL_NAMES = {"crm.lead": "Lead/Opportunity", "utm.source": "Source", "utm.medium": "Medium", "crm.tag": "Tag",
+MODEL_NAMES = {"crm.lead": "Lead/Opportunity", "phone.blacklist": "Phone Blacklist", "utm.source": "Source", "utm.medium": "Medium", "crm.tag": "Tag",
                "mail.message": "Message", "ir.model": "Models", "ir.model.fields": "Fields", "res.users": "User",
                "ir.model.data": "Model Data", "helpdesk.ticket": None}
 HELPDESK = {"on": False}
@@ -103,10 +103,10 @@ class State:
         if x_fields:
             self.fields.update(X_FIELDS)
         self.records = {m: {} for m in ["crm.lead", "utm.source", "utm.medium", "crm.tag", "mail.message",
-                                        "ir.model.fields", "res.users", "helpdesk.ticket"]}
+                                        "ir.model.fields", "res.users", "helpdesk.ticket", "phone.blacklist"]}
         # Sequences start where the recorded session's did, so replayed ids match the recordings.
         self.seq = {"crm.lead": 0, "utm.source": 9, "utm.medium": 9, "crm.tag": 0, "mail.message": 7,
-                    "ir.model.fields": 3724, "res.users": 5, "helpdesk.ticket": 0}
+                    "ir.model.fields": 3724, "res.users": 5, "helpdesk.ticket": 0, "phone.blacklist": 0}
         self.users = {2: {"login": "admin", "password": ARGS.password, "crm": True}}
         self.log = []
         self.latency_ms = 0
@@ -296,6 +296,8 @@ def execute(uid, model, method, args, kw):
             return [project(r, kw.get("fields") or ["name"]) for r in search(model, args[0] if args else [])]
         if method == "search":
             return [r["id"] for r in search(model, args[0] if args else [])]
+    if model == "phone.blacklist":
+        return blacklist_method(method, args, kw)
     if model == "mail.message":
         if method == "create":
             v = dict(args[0])
@@ -311,6 +313,44 @@ def execute(uid, model, method, args, kw):
                 fields = kw.get("fields")
             return [project(r, fields) for r in recs]
     raise OdooError(1, "AttributeError: The method '%s' does not exist on the model '%s'" % (method, model),
+                    traceback=True, http=404, name="builtins.AttributeError")
+
+
+def blacklist_method(method, args, kw):
+    """phone.blacklist as in Odoo 17's phone_validation: numbers sanitised to E.164 on create, one entry per
+    number (create answers with the existing one, archived or not), archived entries hidden unless the context
+    says active_test False."""
+    recs = S.records["phone.blacklist"]
+    active_test = (kw.get("context") or {}).get("active_test", True)
+    if method in ("search", "search_read"):
+        domain = args[0] if args else kw.get("domain", [])
+        found = [r for r in sorted(recs.values(), key=lambda r: r["id"])
+                 if (r["active"] or not active_test or any(isinstance(t, (list, tuple)) and t[0] == "active"
+                                                           for t in domain)) and evaluate(r, domain)]
+        if method == "search":
+            return [r["id"] for r in found]
+        return [project(r, kw.get("fields") or ["number", "active"]) for r in found]
+    if method == "create":
+        vals = args[0]
+        number = sanitize(vals.get("number", ""))
+        if not number:
+            raise OdooError(2, "Invalid number %s: probably incorrectly formatted. Please correct the number and "
+                               "try again." % vals.get("number"), http=422, name="odoo.exceptions.UserError")
+        for r in recs.values():
+            if r["number"] == number:
+                return r["id"]
+        rid = S.next_id("phone.blacklist")
+        recs[rid] = {"id": rid, "_model": "phone.blacklist", "number": number, "active": vals.get("active", True)}
+        return rid
+    if method == "write":
+        ids, vals = args[0], args[1]
+        for i in ids:
+            if i not in recs:
+                raise OdooError(2, "Record does not exist or has been deleted.\n(Record: phone.blacklist(%d,), "
+                                   "User: 2)" % i, http=404, name="odoo.exceptions.MissingError")
+            recs[i].update({k: v for k, v in vals.items() if k in ("active", "number")})
+        return True
+    raise OdooError(1, "AttributeError: The method '%s' does not exist on the model 'phone.blacklist'" % method,
                     traceback=True, http=404, name="builtins.AttributeError")
 
 
@@ -424,6 +464,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, json.dumps(list(S.records["helpdesk.ticket"].values())), "application/json")
             if self.path == "/_leads":
                 return self.send(200, json.dumps(list(S.records["crm.lead"].values())), "application/json")
+            if self.path == "/_blacklist":
+                return self.send(200, json.dumps(list(S.records["phone.blacklist"].values())), "application/json")
+            if self.path == "/_messages":
+                return self.send(200, json.dumps(list(S.records["mail.message"].values())), "application/json")
         self.send(404, "Not Found", "text/plain")
 
     def do_POST(self):

@@ -5,13 +5,19 @@ POST /2010-04-01/Accounts/{AccountSid}/Messages.json with Basic auth
 AccountSid:AuthToken and a form (To, From or MessagingServiceSid, Body or
 ContentSid, StatusCallback) answers 201 with Twilio's JSON, or Twilio's error
 JSON: 401 code 20003 for bad credentials, 400 code 21211 for a bad To, 400
-code 21610 for an opted-out recipient, 400 21602 for a missing Body.
+code 21610 for an opted-out recipient, 400 21602 for a missing Body. A template
+(ContentSid HX + 32 hex, ContentVariables a JSON object of strings) is checked
+like Twilio does (21655 unknown ContentSid, 21656 bad ContentVariables) and
+rendered into the message's body when its text is known ("contents").
 
 Knobs, over HTTP on the same port:
   POST /_control  JSON {"latency_ms": N, "script": [{"status": 429, "code": 20429,
                   "retry_after": "1"}, {"status": 500}, {"drop": true}, ...],
                   "opted_out": ["+57..."], "callbacks": ["sent", "delivered"],
+                  "contents": {"HX...": "Hola {{1}}, ..."}, "window_closed": ["+57..."],
                   "reset": true}
+                  window_closed: free text (Body) to these numbers is accepted (201) and then fails with
+                  63016 in its status callbacks, as WhatsApp does outside the 24-hour window; templates pass
                   script entries answer the next requests in turn, then normal service resumes;
                   "drop" closes the connection without an answer.
   GET  /_log      JSON list of every message request received (accepted or not)
@@ -39,7 +45,8 @@ import urllib.request
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STATE = {"latency_ms": 0, "script": [], "opted_out": set(), "callbacks": [], "log": [], "messages": [], "lists": 0}
+STATE = {"latency_ms": 0, "script": [], "opted_out": set(), "callbacks": [], "log": [], "messages": [], "lists": 0,
+         "contents": {}, "window_closed": set()}
 LOCK = threading.Lock()
 ARGS = None
 
@@ -125,7 +132,12 @@ class Handler(BaseHTTPRequestHandler):
             ctl = json.loads(raw or b"{}")
             with LOCK:
                 if ctl.get("reset"):
-                    STATE.update(latency_ms=0, script=[], opted_out=set(), callbacks=[], log=[], messages=[], lists=0)
+                    STATE.update(latency_ms=0, script=[], opted_out=set(), callbacks=[], log=[], messages=[], lists=0,
+                                 contents={}, window_closed=set())
+                if "contents" in ctl:
+                    STATE["contents"] = dict(ctl["contents"])
+                if "window_closed" in ctl:
+                    STATE["window_closed"] = set(ctl["window_closed"])
                 for k in ("latency_ms", "script", "callbacks"):
                     if k in ctl:
                         STATE[k] = ctl[k]
@@ -143,6 +155,8 @@ class Handler(BaseHTTPRequestHandler):
             step = STATE["script"].pop(0) if STATE["script"] else None
             opted_out = set(STATE["opted_out"])
             callbacks = list(STATE["callbacks"])
+            contents = dict(STATE["contents"])
+            closed = set(STATE["window_closed"])
         if latency:
             time.sleep(latency / 1000.0)
         auth = self.headers.get("Authorization", "")
@@ -172,6 +186,21 @@ class Handler(BaseHTTPRequestHandler):
         if not form.get("Body") and not form.get("ContentSid"):
             entry["answer"] = 21602
             return self.reply(*twilio_error(21602, "Message body is required.", 400))
+        body = form.get("Body", "")
+        if form.get("ContentSid"):
+            csid = form["ContentSid"]
+            if not re.fullmatch(r"HX[0-9a-fA-F]{32}", csid) or (contents and csid not in contents):
+                entry["answer"] = 21655
+                return self.reply(*twilio_error(21655, "The ContentSid is Invalid.", 400))
+            try:
+                cvars = json.loads(form.get("ContentVariables") or "{}")
+                assert isinstance(cvars, dict) and all(isinstance(v, str) for v in cvars.values())
+            except (ValueError, AssertionError):
+                entry["answer"] = 21656
+                return self.reply(*twilio_error(21656, "The ContentVariables Parameter is invalid.", 400))
+            body = contents.get(csid, "")
+            for k, v in cvars.items():
+                body = body.replace("{{%s}}" % k, v)
         if len(form.get("Body", "")) > 1600:
             entry["answer"] = 21617
             return self.reply(*twilio_error(21617, "The concatenated message body exceeds the 1600 character limit.",
@@ -181,7 +210,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(*twilio_error(21610, "Attempt to send to unsubscribed recipient", 400))
         sid = "SM" + secrets.token_hex(16)
         now = formatdate(usegmt=True).replace("GMT", "+0000")
-        msg = {"account_sid": ARGS.account_sid, "api_version": "2010-04-01", "body": form.get("Body", ""),
+        msg = {"account_sid": ARGS.account_sid, "api_version": "2010-04-01", "body": body,
                "date_created": now, "date_sent": None, "date_updated": now, "direction": "outbound-api",
                "error_code": None, "error_message": None, "from": form.get("From"),
                "messaging_service_sid": form.get("MessagingServiceSid"), "num_media": "0", "num_segments": "1",
@@ -194,6 +223,9 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             STATE["messages"].append(msg)
         self.reply(201, msg)
+        if not form.get("ContentSid") and to[len("whatsapp:"):] in closed:
+            # Outside the window WhatsApp refuses free text after Twilio accepted it.
+            callbacks = ["failed:63016"]
         if callbacks:
             form["sid"] = sid
             threading.Thread(target=send_callbacks, args=(form, callbacks), daemon=True).start()
