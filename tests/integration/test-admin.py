@@ -226,8 +226,9 @@ else:
     ok(True, "# SKIP promtool not installed (apt-get install prometheus)")
 
 # ---- dead letters: listed, retried, and the retried ones really go through ----
+# Written a minute ago: a turn retried inside the 24-hour window is answered with free text.
 dead_turn = json.dumps({"phone": "+573005550000", "messages": [{"sid": "SM" + "d" * 32, "text": "Hola, busco una mesa",
-                                                                "t_ms": "1"}],
+                                                                "t_ms": str(int(time.time() * 1000) - 60000)}],
                         "at_ms": 1, "reason": "the turn failed repeatedly"})
 dead_reply = json.dumps({"job": "77", "to": "whatsapp:+573005551111", "reason": "HTTP 500", "attempts": 10,
                          "at_ms": 1})
