@@ -1605,33 +1605,33 @@ lease_and_start(struct engine *en, redisReply *reply, int kind)
 	}
 }
 
+/* Asks for up to 8 phones due in the sorted set key; fn gets them (busy stops a second ask meanwhile). */
+static void
+ask_due(struct engine *en, const char *key, bool *busy, redisCallbackFn *fn)
+{
+	if (*busy || rc(en) == NULL)
+		return;
+	*busy = true;
+	en->refs++;
+	if (rconn_command(rc(en), fn, en, "ZRANGEBYSCORE %s -inf %" PRIu64 " LIMIT 0 8", key, realtime_usec() / 1000) <
+	    0) {
+		en->refs--;
+		*busy = false;
+	}
+}
+
 static void
 retry_pending(struct engine *en)
 {
-	if (en->pending_busy || rc(en) == NULL ||
-	    ((en->d.leads == NULL || *en->d.leads == NULL) && (en->d.journal == NULL || *en->d.journal == NULL)))
-		return;
-	en->pending_busy = true;
-	en->refs++;
-	if (rconn_command(rc(en), on_pending, en, "ZRANGEBYSCORE %s -inf %" PRIu64 " LIMIT 0 8", en->k_pending,
-	        realtime_usec() / 1000) < 0) {
-		en->refs--;
-		en->pending_busy = false;
-	}
+	if ((en->d.leads != NULL && *en->d.leads != NULL) || (en->d.journal != NULL && *en->d.journal != NULL))
+		ask_due(en, en->k_pending, &en->pending_busy, on_pending);
 }
 
 static void
 due_followups(struct engine *en)
 {
-	if (en->followup_busy || rc(en) == NULL || en->o.nfollowups == 0)
-		return;
-	en->followup_busy = true;
-	en->refs++;
-	if (rconn_command(rc(en), on_followups, en, "ZRANGEBYSCORE %s -inf %" PRIu64 " LIMIT 0 8", en->k_followup,
-	        realtime_usec() / 1000) < 0) {
-		en->refs--;
-		en->followup_busy = false;
-	}
+	if (en->o.nfollowups > 0)
+		ask_due(en, en->k_followup, &en->followup_busy, on_followups);
 }
 
 /* ---- the loop ---- */

@@ -512,16 +512,35 @@ save(struct up *u)
 	}
 }
 
+/*
+ * Posts html to a lead's chatter as an internal note. From 17 message_post
+ * escapes a body unless body_is_html says it is HTML; before 17 a body is
+ * HTML already and the flag does not exist.
+ */
+static void
+post_note(struct lead_ctx *x, int lead_id, const char *html, odoo_done_fn done, void *arg)
+{
+	struct odoo_info info;
+
+	odoo_get_info(x->o, &info);
+	if (info.major == 0 || info.major >= 17)
+		odoo_call(x->o, "crm.lead", "message_post", json_pack("[[i]]", lead_id),
+		    json_pack("{s:s, s:b, s:s, s:s}", "body", html, "body_is_html", 1, "message_type", "comment",
+		        "subtype_xmlid", "mail.mt_note"),
+		    done, arg);
+	else
+		odoo_call(x->o, "crm.lead", "message_post", json_pack("[[i]]", lead_id),
+		    json_pack(
+		        "{s:s, s:s, s:s}", "body", html, "message_type", "comment", "subtype_xmlid", "mail.mt_note"),
+		    done, arg);
+}
+
 static void
 note(struct up *u)
 {
-	struct odoo_info info;
 	char *h, *n, conf[32];
 	size_t i;
-	bool html;
 
-	odoo_get_info(u->x->o, &info);
-	html = info.major == 0 || info.major >= 17;
 	snprintf(conf, sizeof(conf), "%.2f", u->in.confidence);
 	{
 		char *q = html_escape(u->in.quality ? u->in.quality : "?"),
@@ -557,17 +576,7 @@ note(struct up *u)
 		free(h);
 		h = n;
 	}
-	if (!html) {
-		/* Before 17 a body is HTML already; keep it to plain text there. */
-		odoo_call(u->x->o, "crm.lead", "message_post", json_pack("[[i]]", u->r.lead_id),
-		    json_pack("{s:s, s:s, s:s}", "body", h, "message_type", "comment", "subtype_xmlid", "mail.mt_note"),
-		    on_note, u);
-	} else {
-		odoo_call(u->x->o, "crm.lead", "message_post", json_pack("[[i]]", u->r.lead_id),
-		    json_pack("{s:s, s:b, s:s, s:s}", "body", h, "body_is_html", 1, "message_type", "comment",
-		        "subtype_xmlid", "mail.mt_note"),
-		    on_note, u);
-	}
+	post_note(u->x, u->r.lead_id, h, on_note, u);
 	free(h);
 }
 
@@ -1074,28 +1083,15 @@ static void
 on_handoff_assigned(json_t *r, const struct odoo_error *e, void *arg)
 {
 	struct small *sm = arg;
-	struct odoo_info info;
 	char *esc, *body;
 
 	if (e->kind != ODOO_OK) {
 		small_end(sm, e);
 		return;
 	}
-	odoo_get_info(sm->x->o, &info);
 	esc = html_escape(sm->note);
-	if (info.major == 0 || info.major >= 17) {
-		xasprintf(&body, "<p><b>crmbridge</b>: %s</p>", esc);
-		odoo_call(sm->x->o, "crm.lead", "message_post", json_pack("[[i]]", sm->lead_id),
-		    json_pack("{s:s, s:b, s:s, s:s}", "body", body, "body_is_html", 1, "message_type", "comment",
-		        "subtype_xmlid", "mail.mt_note"),
-		    on_handoff_noted, sm);
-	} else {
-		xasprintf(&body, "crmbridge: %s", sm->note);
-		odoo_call(sm->x->o, "crm.lead", "message_post", json_pack("[[i]]", sm->lead_id),
-		    json_pack(
-		        "{s:s, s:s, s:s}", "body", body, "message_type", "comment", "subtype_xmlid", "mail.mt_note"),
-		    on_handoff_noted, sm);
-	}
+	xasprintf(&body, "<p><b>crmbridge</b>: %s</p>", esc);
+	post_note(sm->x, sm->lead_id, body, on_handoff_noted, sm);
 	free(esc);
 	free(body);
 }
