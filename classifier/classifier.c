@@ -94,7 +94,7 @@ classify_merge(const struct lexicon *lx, const struct policy *p, const struct co
 		policy_reply(lx, conversation_last_bot(c), a);
 	}
 	a->reasoning = xstrdup(advice->reasoning != NULL ? advice->reasoning : "");
-	a->source = "gemini";
+	a->source = advice->source != NULL ? advice->source : "gemini";
 }
 
 struct classifier {

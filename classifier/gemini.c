@@ -51,11 +51,32 @@ gemini_outcome_name(enum gemini_outcome o)
 
 /* ---- request ---- */
 
+const char *
+model_provider_name(enum model_provider p)
+{
+	return p == PROVIDER_OPENAI ? "openai" : "gemini";
+}
+
+int
+model_provider_from_name(const char *s)
+{
+	if (s != NULL && strcmp(s, "gemini") == 0)
+		return PROVIDER_GEMINI;
+	if (s != NULL && strcmp(s, "openai") == 0)
+		return PROVIDER_OPENAI;
+	return -1;
+}
+
+/*
+ * The answer's JSON schema. strict (OpenAI's structured outputs): every
+ * object closed with additionalProperties false and every property
+ * required, optional ones nullable; Gemini takes the looser form.
+ */
 static json_t *
-schema(void)
+schema(bool strict)
 {
 	json_t *fields = json_object(), *freq = json_array(), *fnames = json_array(), *actions = json_array(),
-	       *rs = json_array();
+	       *rs = json_array(), *s, *req;
 	int i;
 
 	for (i = 0; i < F_COUNT; i++) {
@@ -68,16 +89,42 @@ schema(void)
 		json_array_append_new(actions, json_string(action_name((enum action)i)));
 	for (i = 0; i < (int)(sizeof(reasons) / sizeof(reasons[0])); i++)
 		json_array_append_new(rs, json_string(reasons[i]));
-	return json_pack(
+	s = json_pack(
 	    "{s:s, s:{s:{s:s, s:[s,s,s]}, s:{s:s}, s:{s:s, s:[s,s,s]}, s:{s:s, s:o}, s:{s:s}, "
-	    "s:{s:s, s:o, s:o}, s:{s:s, s:{s:s, s:o}}, s:{s:s, s:o}, s:{s:s}, s:{s:s}, s:{s:s}}, s:[s,s,s,s,s,s,s,s]}",
+	    "s:{s:s, s:o, s:o}, s:{s:s, s:{s:s, s:o}}, s:{s:s, s:o}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:[s,s]}}, "
+	    "s:[s,s,s,s,s,s,s,s]}",
 	    "type", "object", "properties", "quality", "type", "string", "enum", "hot", "warm", "cold", "confidence",
 	    "type", "number", "intent", "type", "string", "enum", "sales", "support", "other", "reason", "type",
 	    "string", "enum", rs, "sentiment", "type", "number", "fields", "type", "object", "properties", fields,
 	    "required", freq, "missing", "type", "array", "items", "type", "string", "enum", fnames, "action", "type",
 	    "string", "enum", actions, "reply", "type", "string", "language", "type", "string", "reasoning", "type",
-	    "string", "required", "quality", "confidence", "intent", "fields", "action", "reply", "language",
-	    "reasoning");
+	    "string", "transcript", "type", "string", "null", "required", "quality", "confidence", "intent", "fields",
+	    "action", "reply", "language", "reasoning");
+	if (strict) {
+		req = json_object_get(s, "required");
+		json_array_append_new(req, json_string("reason"));
+		json_array_append_new(req, json_string("sentiment"));
+		json_array_append_new(req, json_string("missing"));
+		json_array_append_new(req, json_string("transcript"));
+		json_object_set_new(s, "additionalProperties", json_false());
+		json_object_set_new(
+		    json_object_get(json_object_get(s, "properties"), "fields"), "additionalProperties", json_false());
+	}
+	return s;
+}
+
+/* The instruction, with our side's context (a call before the chat): ours, not the customer's. Caller frees. */
+static char *
+instruction(const struct conversation *c)
+{
+	char *sys;
+
+	if (c->context != NULL)
+		xasprintf(&sys, "%s\n\nContext from our own systems (not written by the customer): %s",
+		    system_instruction, c->context);
+	else
+		sys = xstrdup(system_instruction);
+	return sys;
 }
 
 char *
@@ -99,20 +146,41 @@ gemini_request_body(const struct conversation *c, unsigned max_output_tokens)
 		}
 		json_array_append_new(json_object_get(cur, "parts"), json_pack("{s:s}", "text", c->msg[i].text));
 	}
-	/* Our side's context (a call before the chat) is ours, not the customer's: it goes with the instruction. */
-	char *sys = NULL;
-	if (c->context != NULL)
-		xasprintf(&sys, "%s\n\nContext from our own systems (not written by the customer): %s",
-		    system_instruction, c->context);
-	body = json_pack("{s:{s:[{s:s}]}, s:o, s:{s:s, s:o, s:i, s:{s:s}}}", "systemInstruction", "parts", "text",
-	    sys != NULL ? sys : system_instruction, "contents", contents, "generationConfig", "responseMimeType",
-	    "application/json", "responseJsonSchema", schema(), "maxOutputTokens", (int)max_output_tokens,
-	    "thinkingConfig", "thinkingLevel", "minimal");
+	char *sys = instruction(c);
+	body = json_pack("{s:{s:[{s:s}]}, s:o, s:{s:s, s:o, s:i, s:{s:s}}}", "systemInstruction", "parts", "text", sys,
+	    "contents", contents, "generationConfig", "responseMimeType", "application/json", "responseJsonSchema",
+	    schema(false), "maxOutputTokens", (int)max_output_tokens, "thinkingConfig", "thinkingLevel", "minimal");
 	out = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	free(sys);
 	if (out == NULL)
 		fatalx("gemini: cannot encode the request");
+	return out;
+}
+
+char *
+openai_request_body(
+    const struct conversation *c, const char *model, unsigned max_output_tokens, const char *max_tokens_param)
+{
+	json_t *msgs = json_array(), *body;
+	char *sys = instruction(c), *out;
+	size_t i;
+
+	json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", sys));
+	free(sys);
+	/* The customer's words only ever as user messages; the bot's as assistant messages. */
+	for (i = 0; i < c->n; i++)
+		json_array_append_new(msgs,
+		    json_pack("{s:s, s:s}", "role", c->msg[i].user ? "user" : "assistant", "content", c->msg[i].text));
+	body = json_pack("{s:s, s:o, s:{s:s, s:{s:s, s:b, s:o}}}", "model", model, "messages", msgs, "response_format",
+	    "type", "json_schema", "json_schema", "name", "lead", "strict", 1, "schema", schema(true));
+	json_object_set_new(body,
+	    max_tokens_param != NULL && *max_tokens_param != '\0' ? max_tokens_param : "max_completion_tokens",
+	    json_integer((json_int_t)max_output_tokens));
+	out = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (out == NULL)
+		fatalx("openai: cannot encode the request");
 	return out;
 }
 
@@ -248,6 +316,113 @@ gemini_parse_response(long status, const char *body, size_t len, struct gemini_r
 	r->outcome = r->text != NULL ? GEM_OK : GEM_MALFORMED;
 	if (r->text == NULL)
 		snprintf(r->error, sizeof(r->error), "a candidate without text");
+	json_decref(doc);
+}
+
+/* The text of a message's content: a string, or an array of {type: "text", text} parts. Caller frees. */
+static char *
+content_text(json_t *content)
+{
+	json_t *p;
+	size_t i;
+	char *out = NULL;
+
+	if (json_is_string(content))
+		return xstrdup(json_string_value(content));
+	json_array_foreach(content, i, p)
+	{
+		const char *t = json_string_value(json_object_get(p, "text"));
+		char *n;
+		if (t == NULL)
+			continue;
+		xasprintf(&n, "%s%s", out ? out : "", t);
+		free(out);
+		out = n;
+	}
+	return out;
+}
+
+void
+openai_parse_response(long status, const char *body, size_t len, uint64_t retry_after_s, struct gemini_response *r)
+{
+	json_t *doc = body != NULL ? json_loadb(body, len, 0, NULL) : NULL, *err, *choice, *msg, *u, *code;
+	const char *m, *fin, *refusal;
+
+	memset(r, 0, sizeof(*r));
+	if (doc != NULL && json_is_array(doc)) {
+		/* Gemini's compatible endpoint wraps errors in an array: [{"error": {...}}]. */
+		json_t *first = json_incref(json_array_get(doc, 0));
+		json_decref(doc);
+		doc = first;
+	}
+	err = json_object_get(doc, "error");
+	if (status != 200 || (status == 200 && json_is_object(err))) {
+		/* OpenAI: {message, type, param, code: "insufficient_quota"}; Gemini's: {code: 400, message, status}. */
+		const char *kind = json_string_value(json_object_get(err, "status"));
+		code = json_object_get(err, "code");
+		if (kind == NULL)
+			kind = json_string_value(code) ?: json_string_value(json_object_get(err, "type"));
+		m = json_string_value(json_object_get(err, "message"));
+		snprintf(r->error, sizeof(r->error), "HTTP %ld%s%s%s%s", status, kind ? " " : "", kind ? kind : "",
+		    m ? ": " : "", m ? m : "");
+		if (status == 429) {
+			r->outcome = GEM_RETRY_LATER;
+			r->retry_after_ms =
+			    retry_after_s > 0 ? (retry_after_s > 86400 ? 86400 : retry_after_s) * 1000 : 2000;
+			/* Out of credit or a daily quota: not something a retry in seconds mends. */
+			if ((kind != NULL &&
+			        (strcmp(kind, "insufficient_quota") == 0 || strstr(kind, "PerDay") != NULL)) ||
+			    (m != NULL && strstr(m, "PerDay") != NULL))
+				r->retry_after_ms = 0;
+		} else if (status >= 500 || status == 0 || status == 408 || status == 409) {
+			r->outcome =
+			    GEM_SERVER; /* 408 timeout, 409 a conflict on the server: OpenAI's SDK retries both */
+		} else if (status == 200) {
+			r->outcome = GEM_SERVER; /* an error inside a 200 (some local servers): worth another try */
+		} else {
+			r->outcome = GEM_CONFIG;
+		}
+		json_decref(doc);
+		return;
+	}
+	if (doc == NULL || !json_is_object(doc)) {
+		r->outcome = GEM_MALFORMED;
+		snprintf(r->error, sizeof(r->error), "HTTP 200 with a body that is not JSON");
+		json_decref(doc);
+		return;
+	}
+	u = json_object_get(doc, "usage");
+	r->usage.prompt = (uint64_t)json_integer_value(json_object_get(u, "prompt_tokens"));
+	r->usage.candidates = (uint64_t)json_integer_value(json_object_get(u, "completion_tokens"));
+	r->usage.thoughts = (uint64_t)json_integer_value(
+	    json_object_get(json_object_get(u, "completion_tokens_details"), "reasoning_tokens"));
+	r->usage.total = (uint64_t)json_integer_value(json_object_get(u, "total_tokens"));
+	choice = json_array_get(json_object_get(doc, "choices"), 0);
+	if (choice == NULL) {
+		r->outcome = GEM_MALFORMED;
+		snprintf(r->error, sizeof(r->error), "no choices");
+		json_decref(doc);
+		return;
+	}
+	msg = json_object_get(choice, "message");
+	refusal = json_string_value(json_object_get(msg, "refusal"));
+	fin = json_string_value(json_object_get(choice, "finish_reason"));
+	if (refusal != NULL) {
+		r->outcome = GEM_BLOCKED;
+		snprintf(r->error, sizeof(r->error), "the model refused: %.100s", refusal);
+	} else if (fin != NULL && strcmp(fin, "length") == 0) {
+		r->outcome = GEM_TRUNCATED;
+		snprintf(r->error, sizeof(r->error), "finish_reason length");
+	} else if (fin == NULL || strcmp(fin, "stop") != 0) {
+		/* content_filter, tool_calls, or missing: no usable answer. */
+		r->outcome = GEM_UNUSABLE;
+		snprintf(r->error, sizeof(r->error), "finish_reason %s", fin ? fin : "missing");
+	} else if ((r->text = content_text(json_object_get(msg, "content"))) == NULL) {
+		r->outcome = GEM_MALFORMED;
+		snprintf(r->error, sizeof(r->error), "a choice without content");
+	} else {
+		r->outcome = GEM_OK;
+	}
 	json_decref(doc);
 }
 
@@ -426,7 +601,7 @@ struct gemini {
 	sd_event *event;
 	struct curlev *cv;
 	struct gemini_options o;
-	char *url, *keyhdr;
+	char *url, *keyhdr, *model;
 	struct breaker br;
 	struct greq *reqs;
 	struct gemini_stats st;
@@ -525,6 +700,11 @@ on_done(CURL *easy, CURLcode res, void *arg)
 		memset(&r, 0, sizeof(r));
 		r.outcome = GEM_SERVER;
 		snprintf(r.error, sizeof(r.error), "network: %s", curl_easy_strerror(res));
+	} else if (g->o.provider == PROVIDER_OPENAI) {
+		curl_off_t ra = 0;
+		if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra < 0)
+			ra = 0;
+		openai_parse_response(status, q->resp.data, q->resp.len, (uint64_t)ra, &r);
 	} else {
 		gemini_parse_response(status, q->resp.data, q->resp.len, &r);
 	}
@@ -562,6 +742,7 @@ on_done(CURL *easy, CURLcode res, void *arg)
 		}
 		g->st.invented_dropped += advice.invented;
 		advice.tokens = q->tokens;
+		advice.source = model_provider_name(g->o.provider);
 		gemini_response_clear(&r);
 		finish(q, GEM_OK, &advice, model_action);
 		analysis_clear(&advice);
@@ -588,7 +769,8 @@ send_req(struct greq *q)
 		if ((q->easy = curl_easy_init()) == NULL)
 			fatalx("gemini: curl_easy_init failed");
 		q->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-		q->hdrs = curl_slist_append(q->hdrs, g->keyhdr);
+		if (g->keyhdr != NULL)
+			q->hdrs = curl_slist_append(q->hdrs, g->keyhdr);
 		curl_easy_setopt(q->easy, CURLOPT_URL, g->url);
 		curl_easy_setopt(q->easy, CURLOPT_HTTPHEADER, q->hdrs);
 		curl_easy_setopt(q->easy, CURLOPT_POSTFIELDS, q->body);
@@ -631,7 +813,9 @@ gemini_classify(struct gemini *g, const struct conversation *c, gemini_done_fn d
 		later(q, 0);
 		return;
 	}
-	q->body = gemini_request_body(c, g->o.max_output_tokens);
+	q->body = g->o.provider == PROVIDER_OPENAI
+	    ? openai_request_body(c, g->model, g->o.max_output_tokens, g->o.max_tokens_param)
+	    : gemini_request_body(c, g->o.max_output_tokens);
 	send_req(q);
 }
 
@@ -645,6 +829,9 @@ gemini_new(sd_event *e, struct curlev *cv, const struct gemini_options *o)
 	g->cv = cv;
 	g->o = *o;
 	g->o.api_base = g->o.model = g->o.api_key = NULL;
+	g->o.max_tokens_param =
+	    o->max_tokens_param != NULL && strcmp(o->max_tokens_param, "max_tokens") == 0 ? "max_tokens" : NULL;
+	g->model = xstrdup(o->model);
 	if (g->o.max_attempts == 0)
 		g->o.max_attempts = 3;
 	if (g->o.max_output_tokens == 0)
@@ -655,9 +842,16 @@ gemini_new(sd_event *e, struct curlev *cv, const struct gemini_options *o)
 		g->o.max_retry_delay_ms = 10000;
 	g->br.threshold = o->breaker_threshold ? o->breaker_threshold : 5;
 	g->br.open_usec = (o->breaker_open_ms ? o->breaker_open_ms : 60000) * 1000;
-	xasprintf(&g->url, "%.*s/v1beta/models/%s:generateContent",
-	    (int)(n > 0 && o->api_base[n - 1] == '/' ? n - 1 : n), o->api_base, o->model);
-	xasprintf(&g->keyhdr, "x-goog-api-key: %s", o->api_key);
+	n = n > 0 && o->api_base[n - 1] == '/' ? n - 1 : n;
+	if (o->provider == PROVIDER_OPENAI) {
+		/* api_base names the API root, as the OpenAI SDKs' base_url does: https://api.openai.com/v1. */
+		xasprintf(&g->url, "%.*s/chat/completions", (int)n, o->api_base);
+		if (o->api_key != NULL && *o->api_key != '\0')
+			xasprintf(&g->keyhdr, "Authorization: Bearer %s", o->api_key);
+	} else {
+		xasprintf(&g->url, "%.*s/v1beta/models/%s:generateContent", (int)n, o->api_base, o->model);
+		xasprintf(&g->keyhdr, "x-goog-api-key: %s", o->api_key);
+	}
 	return g;
 }
 
@@ -685,6 +879,7 @@ gemini_free(struct gemini *g)
 		explicit_bzero(g->keyhdr, strlen(g->keyhdr));
 	free(g->keyhdr);
 	free(g->url);
+	free(g->model);
 	sd_event_unref(g->event);
 	free(g);
 }

@@ -38,10 +38,34 @@ struct gemini_response {
 	struct gemini_usage usage;
 };
 
+/* Which API the client speaks. */
+enum model_provider {
+	PROVIDER_GEMINI, /* generateContent (PROTOCOLS.md section 4) */
+	PROVIDER_OPENAI, /* OpenAI-compatible chat/completions: OpenAI, Gemini's compatible endpoint, local servers */
+};
+const char *model_provider_name(enum model_provider p);
+/* "gemini" or "openai"; -1 if neither. */
+int model_provider_from_name(const char *s);
+
 /* Builds the generateContent body for c; caller frees. */
 char *gemini_request_body(const struct conversation *c, unsigned max_output_tokens);
 /* Reads an HTTP answer (status, body) into r. */
 void gemini_parse_response(long status, const char *body, size_t len, struct gemini_response *r);
+/*
+ * The chat/completions body for c: a system message (the instruction, and
+ * our context), one message per conversation message, response_format
+ * json_schema with strict: true. max_tokens_param names the limit's member
+ * ("max_completion_tokens", or "max_tokens" for older servers). Caller frees.
+ */
+char *openai_request_body(
+    const struct conversation *c, const char *model, unsigned max_output_tokens, const char *max_tokens_param);
+/*
+ * Reads a chat/completions answer into r: choices[0].message.content and
+ * finish_reason, a refusal, usage; errors as {"error": {...}} or wrapped in
+ * an array. retry_after_s: the Retry-After header in seconds (0 if none).
+ */
+void
+openai_parse_response(long status, const char *body, size_t len, uint64_t retry_after_s, struct gemini_response *r);
 /* Frees r's text. */
 void gemini_response_clear(struct gemini_response *r);
 /* Parses "42s", "1.5s", "500ms" into milliseconds; 0 if not a duration. */
@@ -81,9 +105,12 @@ const char *breaker_state_name(enum breaker_state s);
 struct gemini;
 
 struct gemini_options {
-	const char *api_base; /* https://generativelanguage.googleapis.com */
+	enum model_provider provider;
+	const char
+	    *api_base; /* https://generativelanguage.googleapis.com, or for openai e.g. https://api.openai.com/v1 */
 	const char *model;
-	const char *api_key;
+	const char *api_key; /* may be NULL for openai (a local server without a key) */
+	const char *max_tokens_param; /* openai: "max_completion_tokens" (default) or "max_tokens" */
 	uint64_t timeout_ms; /* one attempt */
 	unsigned max_attempts;
 	uint64_t max_retry_delay_ms; /* a longer retryDelay is not waited for */

@@ -23,8 +23,10 @@
 static const char *lexicon_path;
 
 /*
- * Gemini when GOOGLE_API_KEY is set and --offline is not given, as the
- * daemon does (GEMINI_MODEL, GEMINI_API_BASE as there); otherwise the rules.
+ * The model when its key is set and --offline is not given, as the daemon
+ * does: Gemini (GOOGLE_API_KEY, GEMINI_MODEL, GEMINI_API_BASE), or with
+ * CRMBRIDGE_CLASSIFIER_PROVIDER=openai an OpenAI-compatible endpoint
+ * (OPENAI_API_KEY, OPENAI_MODEL, OPENAI_API_BASE); otherwise the rules.
  */
 static struct {
 	sd_event *ev;
@@ -33,26 +35,40 @@ static struct {
 	struct classifier *cl;
 	struct analysis got;
 	bool done;
+	const char *provider;
 } run;
 
 static void
 online_start(const struct lexicon *lx, bool offline)
 {
-	const char *key = getenv("GOOGLE_API_KEY"), *model = getenv("GEMINI_MODEL"), *base = getenv("GEMINI_API_BASE");
+	const char *prov = getenv("CRMBRIDGE_CLASSIFIER_PROVIDER");
+	bool oa = prov != NULL && strcmp(prov, "openai") == 0;
+	const char *key = getenv(oa ? "OPENAI_API_KEY" : "GOOGLE_API_KEY"),
+	           *model = getenv(oa ? "OPENAI_MODEL" : "GEMINI_MODEL"),
+	           *base = getenv(oa ? "OPENAI_API_BASE" : "GEMINI_API_BASE");
 	struct gemini_options o = {0};
 	struct policy p;
+	bool on = key != NULL && *key != '\0';
 
+	/* As the daemon: openai is on with a key, or with a base URL of one's own (a local server). */
+	if (oa && base != NULL && *base != '\0')
+		on = true;
 	policy_defaults(&p);
-	if (!offline && key != NULL && *key != '\0') {
+	if (!offline && on) {
 		crypto_init();
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		sd_event_new(&run.ev);
 		run.cv = curlev_new(run.ev);
-		o.api_base = base != NULL && *base != '\0' ? base : "https://generativelanguage.googleapis.com";
-		o.model = model != NULL && *model != '\0' ? model : "gemini-3.5-flash-lite";
+		o.provider = oa ? PROVIDER_OPENAI : PROVIDER_GEMINI;
+		o.api_base = base != NULL && *base != '\0' ? base
+		    : oa                                   ? "https://api.openai.com/v1"
+		                                           : "https://generativelanguage.googleapis.com";
+		o.model = model != NULL && *model != '\0' ? model : oa ? "gpt-4o-mini" : "gemini-3.5-flash-lite";
 		o.api_key = key;
+		o.max_tokens_param = getenv("OPENAI_MAX_TOKENS_PARAM");
 		o.timeout_ms = 20000;
 		run.g = gemini_new(run.ev, run.cv, &o);
+		run.provider = model_provider_name(o.provider);
 	}
 	run.cl = classifier_new(lx, &p, run.g, false);
 }
@@ -525,9 +541,9 @@ cmd_eval(int argc, char **argv)
 		double prec = tp + fp ? 100.0 * tp / (tp + fp) : 100, rec = tp + fn ? 100.0 * tp / (tp + fn) : 100;
 		if (as_json) {
 			json_t *j = json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:i, s:f, s:o}", "cases", (int)nf,
-			    "classifier", run.g != NULL ? "gemini" : "rules", "quality_accuracy", qa, "action_accuracy",
-			    aa, "field_precision", prec, "field_recall", rec, "invented_fields", invented,
-			    "language_accuracy", nf ? 100.0 * lang_ok / (double)nf : 0, "results", cases);
+			    "classifier", run.g != NULL ? run.provider : "rules", "quality_accuracy", qa,
+			    "action_accuracy", aa, "field_precision", prec, "field_recall", rec, "invented_fields",
+			    invented, "language_accuracy", nf ? 100.0 * lang_ok / (double)nf : 0, "results", cases);
 			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			putchar('\n');
 			json_decref(j);

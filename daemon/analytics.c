@@ -137,7 +137,8 @@ analytics_record(struct analytics *an, struct rconn *rc, const struct turn_repor
 		add(&a, "human", r->human);
 		if (r->a != NULL) {
 			const char *src = r->a->source != NULL ? r->a->source : "rules";
-			add(&a, strcmp(src, "gemini") == 0 ? "by_gemini" : "by_rules", 1);
+			add(&a, strcmp(src, "rules") != 0 ? "by_gemini" : "by_rules",
+			    1); /* by_gemini: the model, whichever provider */
 			add(&a, "fallbacks", r->a->fallback);
 			add(&a, "invented", r->a->invented);
 			add(&a, "conf_milli", (long long)llround(r->a->confidence * 1000.0));

@@ -66,6 +66,10 @@ static const char *check_whatsapp_from(const char *);
 static const char *check_admin_token(const char *);
 static const char *check_abs_path(const char *);
 static const char *check_word(const char *);
+static const char *check_model(const char *);
+static const char *check_provider(const char *);
+static const char *check_max_tokens_param(const char *);
+#define OPENAI_DEFAULT_BASE "https://api.openai.com/v1"
 static const char *check_protocol(const char *);
 static const char *check_lead_type(const char *);
 static const char *check_priority(const char *);
@@ -137,6 +141,15 @@ static const struct key conf_keys[] = {
     {"classifier", "lead_after_turns", NULL, NULL, K_INT, 0, 1, 50, "4", OFF(classifier_lead_after_turns), NULL},
     {"classifier", "create_on_minimum", NULL, NULL, K_BOOL, 0, 0, 0, "no", OFF(classifier_create_on_minimum), NULL},
     {"classifier", "allow_links", NULL, NULL, K_BOOL, 0, 0, 0, "no", OFF(classifier_allow_links), NULL},
+    {"classifier", "provider", "CRMBRIDGE_CLASSIFIER_PROVIDER", NULL, K_STR, 0, 0, 0, "gemini",
+        OFF(classifier_provider), check_provider},
+
+    {"openai", "api_key", "OPENAI_API_KEY", "openai_api_key", K_STR, K_SECRET, 0, 0, NULL, OFF(openai_api_key), NULL},
+    {"openai", "api_base", "OPENAI_API_BASE", NULL, K_STR, K_URLCRED, 0, 0, OPENAI_DEFAULT_BASE, OFF(openai_api_base),
+        check_http_url},
+    {"openai", "model", "OPENAI_MODEL", NULL, K_STR, 0, 0, 0, "gpt-4o-mini", OFF(openai_model), check_model},
+    {"openai", "max_tokens_param", NULL, NULL, K_STR, 0, 0, 0, "max_completion_tokens", OFF(openai_max_tokens_param),
+        check_max_tokens_param},
 
     {"twilio", "account_sid", "TWILIO_ACCOUNT_SID", NULL, K_STR, 0, 0, 0, NULL, OFF(twilio_account_sid),
         check_account_sid},
@@ -434,6 +447,44 @@ static const char *
 check_abs_path(const char *v)
 {
 	return v[0] == '/' ? NULL : "must be an absolute path";
+}
+
+static const char *
+check_model(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if (!isalnum((unsigned char)*v) && strchr("._-:/@", *v) == NULL)
+			return "a model name: letters, digits and . _ - : / @";
+	return NULL;
+}
+
+static const char *
+check_provider(const char *v)
+{
+	return strcmp(v, "gemini") == 0 || strcmp(v, "openai") == 0 ? NULL : "gemini or openai";
+}
+
+static const char *
+check_max_tokens_param(const char *v)
+{
+	return strcmp(v, "max_completion_tokens") == 0 || strcmp(v, "max_tokens") == 0
+	    ? NULL
+	    : "max_completion_tokens or max_tokens";
+}
+
+int
+conf_model_provider(const struct conf *c)
+{
+	return c->classifier_provider != NULL && strcmp(c->classifier_provider, "openai") == 0 ? 1 : 0;
+}
+
+bool
+conf_model_on(const struct conf *c)
+{
+	if (conf_model_provider(c) == 1)
+		return c->openai_api_key != NULL ||
+		    (c->openai_api_base != NULL && strcmp(c->openai_api_base, OPENAI_DEFAULT_BASE) != 0);
+	return c->gemini_api_key != NULL;
 }
 
 static const char *

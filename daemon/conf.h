@@ -68,6 +68,12 @@ struct conf {
 	long long classifier_lead_after_turns;
 	bool classifier_create_on_minimum;
 	bool classifier_allow_links;
+	char *classifier_provider; /* gemini | openai */
+	/* [openai]: an OpenAI-compatible chat/completions endpoint */
+	char *openai_api_key;
+	char *openai_api_base;
+	char *openai_model;
+	char *openai_max_tokens_param;
 
 	/* [twilio] */
 	char *twilio_account_sid;
@@ -169,5 +175,9 @@ int conf_parse_delays(const char *s, uint64_t *out, size_t max);
 int conf_parse_variables(const char *s, char **buf, const char **slots, const char **names, size_t max);
 /* The default path of the configuration file ($sysconfdir/crmbridge/crmbridge.conf). */
 const char *conf_default_path(void);
+/* The classifier's model provider (PROVIDER_GEMINI or PROVIDER_OPENAI, as classifier/gemini.h numbers them). */
+int conf_model_provider(const struct conf *c);
+/* True when the configured provider can be called: a key, or for openai a base URL of one's own. */
+bool conf_model_on(const struct conf *c);
 
 #endif

@@ -66,8 +66,9 @@ announce_services(const struct conf *c)
 		    c->public_url == NULL ? "CRMBRIDGE_PUBLIC_URL" : "TWILIO_AUTH_TOKEN");
 	if (c->twilio_account_sid == NULL)
 		log_notice("twilio: TWILIO_ACCOUNT_SID not set: replies will not be sent through Twilio");
-	if (c->gemini_api_key == NULL)
-		log_notice("classifier: GOOGLE_API_KEY not set: conversations will be classified by the offline rules");
+	if (!conf_model_on(c))
+		log_notice("classifier: %s not set: conversations will be classified by the offline rules",
+		    conf_model_provider(c) == 1 ? "OPENAI_API_KEY (or OPENAI_API_BASE)" : "GOOGLE_API_KEY");
 	if (c->odoo_url == NULL)
 		log_notice("odoo: ODOO_URL not set: leads will not be written to Odoo");
 }

@@ -33,7 +33,7 @@ daemon_on_turn(const struct turn_report *r, void *arg)
 
 	if (r->classified) {
 		prom_hist_observe(&d->m.turn, (double)r->turn_usec / 1e6);
-		if (r->a != NULL && r->a->source != NULL && strcmp(r->a->source, "gemini") == 0)
+		if (r->a != NULL && r->a->source != NULL && strcmp(r->a->source, "rules") != 0)
 			prom_hist_observe(&d->m.classify_gemini, (double)r->classify_usec / 1e6);
 		else
 			prom_hist_observe(&d->m.classify_rules, (double)r->classify_usec / 1e6);
@@ -163,14 +163,16 @@ write_metrics(FILE *f, struct daemon *d)
 	    "From a turn's claim to its commit: classification, lead write, reply queued.");
 	prom_hist_write(f, "crmbridge_turn_duration_seconds", NULL, &d->m.turn);
 	prom_family(f, "crmbridge_classifier_duration_seconds", "histogram", "Classification time, by who answered.");
-	prom_hist_write(f, "crmbridge_classifier_duration_seconds", L("source", "gemini"), &d->m.classify_gemini);
+	prom_hist_write(f, "crmbridge_classifier_duration_seconds",
+	    L("source", model_provider_name((enum model_provider)conf_model_provider(d->conf))), &d->m.classify_gemini);
 	prom_hist_write(f, "crmbridge_classifier_duration_seconds", L("source", "rules"), &d->m.classify_rules);
 
 	classifier_get_stats(d->classifier, &cs);
 	prom_family(f, "crmbridge_classifier_outcomes_total", "counter",
 	    "Classifications, by who answered and why the rules answered for Gemini.");
-	prom_sample(
-	    f, "crmbridge_classifier_outcomes_total", L("source", "gemini", "outcome", "ok"), (double)cs.by_gemini);
+	prom_sample(f, "crmbridge_classifier_outcomes_total",
+	    L("source", model_provider_name((enum model_provider)conf_model_provider(d->conf)), "outcome", "ok"),
+	    (double)cs.by_gemini);
 	prom_sample(f, "crmbridge_classifier_outcomes_total", L("source", "rules", "outcome", "no_model"),
 	    (double)(cs.by_rules - cs.fallbacks));
 	for (i = 1; i <= GEM_TIMEOUT; i++)

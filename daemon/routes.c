@@ -82,8 +82,8 @@ get_system_status(struct http_request *req, void *arg)
 	        (json_int_t)hs.in_flight));
 	json_object_set_new(j, "services",
 	    json_pack("{s:o, s:o, s:o}", "classifier",
-	        service_json(c->gemini_api_key != NULL, "gemini", "offline rules"), "odoo",
-	        service_json(c->odoo_url != NULL, "odoo", "not configured"), "twilio",
+	        service_json(conf_model_on(c), conf_model_provider(c) == 1 ? "openai" : "gemini", "offline rules"),
+	        "odoo", service_json(c->odoo_url != NULL, "odoo", "not configured"), "twilio",
 	        service_json(c->twilio_auth_token != NULL, "signed webhooks", "not configured")));
 	json_object_set_new(j, "config",
 	    json_pack("{s:o, s:I, s:o}", "path", c->path != NULL ? json_string(c->path) : json_null(), "reloads",
@@ -110,7 +110,8 @@ get_system_status(struct http_request *req, void *arg)
 		struct classifier_stats cs;
 		json_t *cj;
 		classifier_get_stats(d->classifier, &cs);
-		cj = json_pack("{s:s, s:I, s:I, s:I}", "mode", d->gemini != NULL ? "gemini" : "offline rules",
+		cj = json_pack("{s:s, s:I, s:I, s:I}", "mode",
+		    d->gemini != NULL ? (conf_model_provider(c) == 1 ? "openai" : "gemini") : "offline rules",
 		    "by_gemini", (json_int_t)cs.by_gemini, "by_rules", (json_int_t)cs.by_rules, "fallbacks",
 		    (json_int_t)cs.fallbacks);
 		if (d->gemini != NULL) {

@@ -53,11 +53,14 @@ daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, s
 	policy_defaults(&p);
 	p.lead_after_turns = (unsigned)c->classifier_lead_after_turns;
 	p.create_on_minimum = c->classifier_create_on_minimum;
-	if (c->gemini_api_key != NULL && d != NULL && d->curl != NULL) {
+	if (conf_model_on(c) && d != NULL && d->curl != NULL) {
+		bool oa = conf_model_provider(c) == PROVIDER_OPENAI;
 		struct gemini_options o = {
-		    .api_base = c->gemini_api_base,
-		    .model = c->gemini_model,
-		    .api_key = c->gemini_api_key,
+		    .provider = oa ? PROVIDER_OPENAI : PROVIDER_GEMINI,
+		    .api_base = oa ? c->openai_api_base : c->gemini_api_base,
+		    .model = oa ? c->openai_model : c->gemini_model,
+		    .api_key = oa ? c->openai_api_key : c->gemini_api_key,
+		    .max_tokens_param = c->openai_max_tokens_param,
 		    .timeout_ms = c->gemini_timeout_ms,
 		    .max_attempts = (unsigned)c->gemini_max_attempts,
 		    .max_output_tokens = (unsigned)c->gemini_max_output_tokens,

@@ -7,11 +7,13 @@ model 404 NOT_FOUND, a body without contents 400. Otherwise 200 with
 candidates[0].content.parts[].text = the analysis JSON, finishReason STOP,
 and usageMetadata.
 
-The analysis returned is the one set with "answer" (a JSON object), or by
-default a plain one: cold, other, no fields, ask_about_interest.
+The analysis returned is the one set with "answer" (a JSON object), the toy
+model's reading of the conversation (tests/fakes/toymodel.py) with "toy" or
+--toy, or by default a plain one: cold, other, no fields, ask_about_interest.
+Media parts (inlineData) are read through the toy model's registry ("media").
 
 Knobs, POST /_control JSON:
-  {"reset": true, "latency_ms": N, "jitter_ms": N (latency ± uniform), "keep_log": false, "answer": {...},
+  {"reset": true, "toy": true, "media": {"<sha256>": "words"}, "latency_ms": N, "jitter_ms": N (latency ± uniform), "keep_log": false, "answer": {...},
    "script": ["429", "429-perday", "503", "400", "404", "max_tokens", "blocked", "malformed",
               "hallucinated_email", "slow", "thought_first", "ok"]}
   script entries answer the next requests in turn; "slow" sleeps "slow_ms" (default 5000).
@@ -21,13 +23,19 @@ Prints "PORT <n>" once listening.
 """
 
 import argparse
+import base64
 import json
+import os
 import random
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STATE = {"latency_ms": 0, "jitter_ms": 0, "script": [], "answer": None, "slow_ms": 5000, "log": [], "keep_log": True,
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import toymodel  # noqa: E402
+
+STATE = {"toy": False, "latency_ms": 0, "jitter_ms": 0, "script": [], "answer": None, "slow_ms": 5000, "log": [], "keep_log": True,
          "in_flight": 0, "max_in_flight": 0, "requests": 0}
 LOCK = threading.Lock()
 ARGS = None
@@ -48,6 +56,20 @@ def ok_body(text, finish="STOP", thought=None):
     parts = ([{"text": thought, "thought": True}] if thought else []) + [{"text": text}]
     return 200, {"candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": 0}],
                  "usageMetadata": USAGE, "modelVersion": ARGS.model}
+
+
+def user_view(contents):
+    """The customer's texts and what the last media part says (through the toy model's registry)."""
+    texts, media_words = [], None
+    for c in contents:
+        if c.get("role") != "user":
+            continue
+        for p in c.get("parts") or []:
+            if "text" in p:
+                texts.append(p["text"])
+            elif "inlineData" in p:
+                media_words = toymodel.media_text(base64.b64decode(p["inlineData"].get("data", "")))
+    return texts, media_words
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -82,10 +104,11 @@ class Handler(BaseHTTPRequestHandler):
             ctl = json.loads(raw or b"{}")
             with LOCK:
                 if ctl.get("reset"):
-                    STATE.update(latency_ms=0, script=[], answer=None, slow_ms=5000, log=[])
-                for k in ("latency_ms", "jitter_ms", "script", "answer", "slow_ms", "keep_log"):
+                    STATE.update(latency_ms=0, script=[], answer=None, slow_ms=5000, log=[], toy=ARGS.toy)
+                for k in ("latency_ms", "jitter_ms", "script", "answer", "slow_ms", "keep_log", "toy"):
                     if k in ctl:
                         STATE[k] = ctl[k]
+                toymodel.MEDIA.update(ctl.get("media") or {})
             return self.reply(200, {"ok": True})
         try:
             body = json.loads(raw)
@@ -96,6 +119,8 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["log"].append({"path": self.path, "api_key": self.headers.get("x-goog-api-key"), "body": body})
             step = STATE["script"].pop(0) if STATE["script"] else "ok"
             latency, answer, slow = STATE["latency_ms"], STATE["answer"] or DEFAULT, STATE["slow_ms"]
+            if STATE["toy"] and isinstance(body, dict) and not STATE["answer"]:
+                answer = toymodel.analyse(*user_view(body.get("contents") or []))
             jitter = STATE["jitter_ms"]
             STATE["requests"] += 1
             STATE["in_flight"] += 1
@@ -153,7 +178,9 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--api-key", default="test-gemini-key")
     p.add_argument("--model", default="gemini-3.5-flash-lite")
+    p.add_argument("--toy", action="store_true", help="answer with the toy model by default")
     ARGS = p.parse_args()
+    STATE["toy"] = ARGS.toy
     ThreadingHTTPServer.request_queue_size = 1024  # hundreds of calls at once in the benchmarks
     srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
     srv.daemon_threads = True

@@ -460,6 +460,281 @@ test_double(void)
 	waitpid(gpid, NULL, 0);
 }
 
+/* ---- the OpenAI-compatible provider ---- */
+
+static void
+test_openai_request(void)
+{
+	struct conversation c;
+	char *body;
+	json_t *j, *msgs, *rf, *sch;
+	size_t i;
+	bool closed = true, all_required = true;
+	const char *key;
+	json_t *v;
+
+	conv_sofa(&c);
+	c.context = strdup("Call with agent Ana: wants a sofa.");
+	body = openai_request_body(&c, "gpt-4o-mini", 555, NULL);
+	j = json_loads(body, 0, NULL);
+	ok(j != NULL, "openai: the request is JSON");
+	is_str(json_string_value(json_object_get(j, "model")), "gpt-4o-mini", "openai: the model is in the body");
+	is_int(json_integer_value(json_object_get(j, "max_completion_tokens")), 555, "openai: max_completion_tokens");
+	msgs = json_object_get(j, "messages");
+	is_int(json_array_size(msgs), 5, "openai: a system message, then one per conversation message");
+	is_str(json_string_value(json_object_get(json_array_get(msgs, 0), "role")), "system", "openai: system first");
+	ok(strstr(json_string_value(json_object_get(json_array_get(msgs, 0), "content")), "María") == NULL &&
+	        strstr(json_string_value(json_object_get(json_array_get(msgs, 0), "content")), "agent Ana") != NULL,
+	    "openai: the system message has our context and none of the customer's words");
+	is_str(json_string_value(json_object_get(json_array_get(msgs, 2), "role")), "assistant",
+	    "openai: the bot's messages are assistant messages");
+	is_str(json_string_value(json_object_get(json_array_get(msgs, 4), "content")), "Mi presupuesto es $2000",
+	    "openai: the customer's words as user content");
+	rf = json_object_get(j, "response_format");
+	is_str(json_string_value(json_object_get(rf, "type")), "json_schema", "openai: response_format json_schema");
+	ok(json_is_true(json_object_get(json_object_get(rf, "json_schema"), "strict")), "openai: strict");
+	sch = json_object_get(json_object_get(rf, "json_schema"), "schema");
+	/* Strict mode: every property required, every object closed. */
+	json_object_foreach(json_object_get(sch, "properties"), key, v)
+	{
+		bool found = false;
+		json_t *r;
+		json_array_foreach(json_object_get(sch, "required"), i, r) found |=
+		    strcmp(json_string_value(r), key) == 0;
+		all_required &= found;
+	}
+	closed = json_is_false(json_object_get(sch, "additionalProperties")) &&
+	    json_is_false(
+	        json_object_get(json_object_get(json_object_get(sch, "properties"), "fields"), "additionalProperties"));
+	ok(all_required && closed, "openai: the schema is strict-valid (all required, additionalProperties false)");
+	json_decref(j);
+	free(body);
+	body = openai_request_body(&c, "llama3", 100, "max_tokens");
+	j = json_loads(body, 0, NULL);
+	ok(json_object_get(j, "max_tokens") != NULL && json_object_get(j, "max_completion_tokens") == NULL,
+	    "openai: max_tokens for servers that want it");
+	json_decref(j);
+	free(body);
+	free(c.context);
+	c.context = NULL;
+	conversation_clear(&c);
+}
+
+static int
+oparse(long status, const char *body, uint64_t ra, struct gemini_response *r)
+{
+	openai_parse_response(status, body, strlen(body), ra, r);
+	return (int)r->outcome;
+}
+
+static void
+test_openai_parse(void)
+{
+	struct gemini_response r;
+
+	is_int(oparse(200,
+	           "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"{\\\"a\\\":1}\","
+	           "\"refusal\":null},"
+	           "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5,\"total_"
+	           "tokens\":15,"
+	           "\"completion_tokens_details\":{\"reasoning_tokens\":3}}}",
+	           0, &r),
+	    GEM_OK, "openai 200 stop: ok");
+	is_str(r.text, "{\"a\":1}", "openai: message.content is the answer");
+	ok(r.usage.total == 15 && r.usage.prompt == 10 && r.usage.thoughts == 3, "openai: usage read");
+	gemini_response_clear(&r);
+	is_int(oparse(200,
+	           "{\"choices\":[{\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"{\\\"a\\\"\"},{\"type\":"
+	           "\"text\",\"text\":\":2}\"}]},\"finish_reason\":\"stop\"}]}",
+	           0, &r),
+	    GEM_OK, "openai: content as an array of text parts");
+	is_str(r.text, "{\"a\":2}", "openai: the parts joined");
+	gemini_response_clear(&r);
+	is_int(
+	    oparse(200, "{\"choices\":[{\"message\":{\"content\":\"{\\\"a\"},\"finish_reason\":\"length\"}]}", 0, &r),
+	    GEM_TRUNCATED, "openai: finish_reason length is truncated");
+	is_int(
+	    oparse(200, "{\"choices\":[{\"message\":{\"content\":null},\"finish_reason\":\"content_filter\"}]}", 0, &r),
+	    GEM_UNUSABLE, "openai: content_filter is unusable");
+	is_int(
+	    oparse(200,
+	        "{\"choices\":[{\"message\":{\"content\":null,\"refusal\":\"I can't\"},\"finish_reason\":\"stop\"}]}",
+	        0, &r),
+	    GEM_BLOCKED, "openai: a refusal is blocked");
+	is_int(oparse(200, "{\"choices\":[]}", 0, &r), GEM_MALFORMED, "openai: no choices is malformed");
+	is_int(oparse(200, "not json", 0, &r), GEM_MALFORMED, "openai: a 200 that is not JSON is malformed");
+	is_int(oparse(429,
+	           "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\",\"param\":null,\"code\":"
+	           "\"rate_limit_exceeded\"}}",
+	           7, &r),
+	    GEM_RETRY_LATER, "openai 429: retry later");
+	is_int(r.retry_after_ms, 7000, "openai: after Retry-After");
+	oparse(429, "{\"error\":{\"message\":\"Rate limit\",\"code\":\"rate_limit_exceeded\"}}", 0, &r);
+	is_int(r.retry_after_ms, 2000, "openai: 2 s without Retry-After");
+	oparse(429,
+	    "{\"error\":{\"message\":\"You exceeded your current quota\",\"type\":\"insufficient_quota\",\"code\":"
+	    "\"insufficient_quota\"}}",
+	    0, &r);
+	is_int(r.retry_after_ms, 0, "openai: insufficient_quota is not waited for");
+	ok(strstr(r.error, "insufficient_quota") != NULL, "openai: and the error says why: %s", r.error);
+	is_int(oparse(429,
+	           "[{\"error\":{\"code\":429,\"message\":\"Resource has been exhausted\",\"status\":"
+	           "\"RESOURCE_EXHAUSTED\"}}]",
+	           0, &r),
+	    GEM_RETRY_LATER, "openai: Gemini's array-wrapped 429 is read");
+	ok(strstr(r.error, "RESOURCE_EXHAUSTED") != NULL, "openai: with its status");
+	is_int(oparse(400,
+	           "[{\"error\":{\"code\":400,\"message\":\"API key not valid\",\"status\":\"INVALID_ARGUMENT\"}}]", 0,
+	           &r),
+	    GEM_CONFIG, "openai: an array-wrapped 400 is a configuration error");
+	is_int(
+	    oparse(401, "{\"error\":{\"message\":\"Incorrect API key provided\",\"code\":\"invalid_api_key\"}}", 0, &r),
+	    GEM_CONFIG, "openai 401: configuration error");
+	is_int(oparse(503, "{\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}", 0, &r), GEM_SERVER,
+	    "openai 503: server error");
+	is_int(oparse(500, "", 0, &r), GEM_SERVER, "openai: a 500 without a body: server error");
+}
+
+static struct gemini *
+oclient(struct curlev *cv, int port, const char *key, const char *model, unsigned breaker)
+{
+	char base[64];
+	struct gemini_options o = {.provider = PROVIDER_OPENAI,
+	    .api_base = base,
+	    .model = model,
+	    .api_key = key,
+	    .timeout_ms = 2000,
+	    .max_attempts = 3,
+	    .max_retry_delay_ms = 5000,
+	    .breaker_threshold = breaker,
+	    .breaker_open_ms = 1500,
+	    .backoff_ms = 100};
+
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d/v1/", port);
+	return gemini_new(ev, cv, &o);
+}
+
+static void
+test_openai_double(void)
+{
+	char err[128], ctl[3000];
+	struct lexicon *lx;
+	struct policy p;
+	struct curlev *cv;
+	struct gemini *g;
+	struct classifier *cl;
+	struct gemini_stats st;
+	struct got got;
+	pid_t opid;
+	int oport = 0, saved = gport;
+	const char *fails[][2] = {
+	    {"length", "finish_reason length"},
+	    {"content_filter", "content_filter"},
+	    {"refusal", "a refusal"},
+	    {"malformed", "text that is not JSON"},
+	    {"429-quota", "insufficient_quota"},
+	    {"gemini-400", "an array-wrapped 400"},
+	};
+	size_t k;
+
+	opid = test_spawn_double("openai.py", NULL, &oport);
+	if (!ok(oport > 0, "the OpenAI double started"))
+		return;
+	gport = oport; /* dbl() and requests_seen() talk to it */
+	sd_event_new(&ev);
+	cv = curlev_new(ev);
+	lx = lexicon_load(NULL, err, sizeof(err));
+	policy_defaults(&p);
+	g = oclient(cv, oport, "test-openai-key", "gpt-4o-mini", 100);
+	cl = classifier_new(lx, &p, g, false);
+
+	snprintf(ctl, sizeof(ctl), "{\"reset\": true, \"answer\": %s}", good_answer);
+	is_str(run(cl, ctl, &got), "openai", "openai: a good answer is used");
+	ok(got.a.action == A_CREATE_LEAD && got.a.quality == Q_HOT, "openai: the policy agrees: hot, create_lead");
+	{
+		char *log = dbl("/_log", NULL);
+		ok(log != NULL && strstr(log, "\"authorization\": \"Bearer test-openai-key\"") != NULL,
+		    "openai: Authorization: Bearer is sent");
+		ok(strstr(log, "\"path\": \"/v1/chat/completions\"") != NULL, "openai: to base_url/chat/completions");
+		free(log);
+	}
+	analysis_clear(&got.a);
+
+	snprintf(ctl, sizeof(ctl), "{\"reset\": true, \"answer\": %s, \"script\": [\"parts\"]}", good_answer);
+	is_str(run(cl, ctl, &got), "openai", "openai: content in parts is joined and used");
+	analysis_clear(&got.a);
+
+	snprintf(ctl, sizeof(ctl), "{\"reset\": true, \"answer\": %s, \"script\": [\"429\", \"503\"]}", good_answer);
+	{
+		uint64_t t0 = now_usec();
+		is_str(run(cl, ctl, &got), "openai", "openai: 429 (Retry-After 1) then 503: retried, then answered");
+		ok(now_usec() - t0 >= 900000, "openai: after Retry-After (%.2f s)", (double)(now_usec() - t0) / 1e6);
+		is_int(requests_seen(), 3, "openai: three requests");
+	}
+	analysis_clear(&got.a);
+
+	snprintf(ctl, sizeof(ctl), "{\"reset\": true, \"answer\": %s, \"script\": [\"gemini-429\"]}", good_answer);
+	is_str(run(cl, ctl, &got), "openai", "openai: Gemini's array-wrapped 429 is retried");
+	analysis_clear(&got.a);
+
+	snprintf(
+	    ctl, sizeof(ctl), "{\"reset\": true, \"answer\": %s, \"script\": [\"hallucinated_email\"]}", good_answer);
+	is_str(run(cl, ctl, &got), "openai", "openai: an answer with a hallucinated e-mail is used");
+	ok(got.a.fields[F_EMAIL] == NULL && got.a.invented == 1, "openai: without the e-mail (grounding), counted");
+	analysis_clear(&got.a);
+
+	for (k = 0; k < sizeof(fails) / sizeof(fails[0]); k++) {
+		snprintf(ctl, sizeof(ctl), "{\"reset\": true, \"script\": [\"%s\", \"%s\", \"%s\"]}", fails[k][0],
+		    fails[k][0], fails[k][0]);
+		is_str(run(cl, ctl, &got), "rules", "openai: %s: the offline rules answer", fails[k][1]);
+		is_int(requests_seen(), 1, "  not retried");
+		analysis_clear(&got.a);
+	}
+	gemini_get_stats(g, &st);
+	ok(st.truncated == 1 && st.blocked == 1 && st.config_errors == 1, "openai: truncated, refused, config counted");
+	gemini_free(g);
+	classifier_free(cl);
+
+	g = oclient(cv, oport, "wrong-key", "gpt-4o-mini", 100);
+	cl = classifier_new(lx, &p, g, false);
+	is_str(run(cl, "{\"reset\": true}", &got), "rules", "openai: a wrong key (401): the rules answer");
+	gemini_get_stats(g, &st);
+	ok(strstr(st.last_error, "invalid_api_key") != NULL, "openai: the status says why: %s", st.last_error);
+	analysis_clear(&got.a);
+	gemini_free(g);
+	classifier_free(cl);
+
+	g = oclient(cv, oport, "test-openai-key", "gpt-9-imaginary", 100);
+	cl = classifier_new(lx, &p, g, false);
+	is_str(run(cl, "{\"reset\": true}", &got), "rules", "openai: an unknown model (404): the rules answer");
+	analysis_clear(&got.a);
+	gemini_free(g);
+	classifier_free(cl);
+
+	/* The same breaker as Gemini's. */
+	g = oclient(cv, oport, "test-openai-key", "gpt-4o-mini", 2);
+	cl = classifier_new(lx, &p, g, false);
+	run(cl, "{\"reset\": true, \"script\": [\"refusal\", \"refusal\"]}", &got);
+	analysis_clear(&got.a);
+	run(cl, "{}", &got);
+	analysis_clear(&got.a);
+	gemini_get_stats(g, &st);
+	is_str(breaker_state_name(st.breaker), "open", "openai: two failures open the breaker");
+	k = requests_seen();
+	is_str(run(cl, "{}", &got), "rules", "openai: while open, the rules answer");
+	analysis_clear(&got.a);
+	is_int(requests_seen(), k, "openai: and the endpoint is not called");
+	gemini_free(g);
+	classifier_free(cl);
+
+	lexicon_free(lx);
+	curlev_free(cv);
+	sd_event_unref(ev);
+	kill(opid, SIGTERM);
+	waitpid(opid, NULL, 0);
+	gport = saved;
+}
+
 int
 main(void)
 {
@@ -470,8 +745,12 @@ main(void)
 	test_validate();
 	test_breaker();
 	test_merge();
-	if (getenv("TOP_SRCDIR") != NULL)
+	test_openai_request();
+	test_openai_parse();
+	if (getenv("TOP_SRCDIR") != NULL) {
 		test_double();
+		test_openai_double();
+	}
 	curl_global_cleanup();
 	return done_testing();
 }
