@@ -48,8 +48,8 @@ def analyse(user_texts, media_words=None):
                        r"(?:\s+[A-ZÁÉÍÓÚÑ][a-záéíóúñ]+)?)", text, flags=0)
     f["city"] = _first(r"\b(?:en|de|desde|in|from)\s+(Bogotá|Medellín|Cali|Barranquilla|Madrid|Barcelona|"
                        r"Lima|Quito|Ciudad de México|Guadalajara|Miami|Austin)\b", text)
-    f["budget_range"] = _first(r"((?:\$|€|USD\s?|EUR\s?)\s?[\d.,]+(?:\s?(?:mil|k|millones))?|"
-                               r"[\d.,]+\s?(?:mil|millones|euros|dólares|dolares|pesos|USD|EUR))", text)
+    f["budget_range"] = _first(r"((?:\$|€|USD\s?|EUR\s?)\s?\d[\d.,]*\d(?:\s?(?:mil|k|millones))?|"
+                               r"\d[\d.,]*\s?(?:mil|millones|euros|dólares|dolares|pesos|USD|EUR))", text)
     for p in sorted(PRODUCTS, key=len, reverse=True):
         m = re.search(r"\b" + re.escape(p) + r"\b", text, re.I)
         if m:
