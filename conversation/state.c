@@ -146,3 +146,23 @@ conv_phone_param(const char *in, char out[17])
 	snprintf(out, 17, "+%s", p);
 	return 0;
 }
+
+size_t
+conv_state_prune(json_t *st, uint64_t now_ms, uint64_t retention_ms)
+{
+	json_t *h = json_object_get(st, "history");
+	size_t i = 0, dropped = 0;
+
+	if (retention_ms == 0 || !json_is_array(h) || now_ms < retention_ms)
+		return 0;
+	while (i < json_array_size(h)) {
+		json_int_t t = json_integer_value(json_object_get(json_array_get(h, i), "t_ms"));
+		if (t > 0 && (uint64_t)t < now_ms - retention_ms) {
+			json_array_remove(h, i);
+			dropped++;
+		} else {
+			i++;
+		}
+	}
+	return dropped;
+}

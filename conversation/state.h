@@ -47,4 +47,7 @@ void conv_state_count(json_t *st, const char *name, json_int_t n);
  */
 int conv_phone_param(const char *in, char out[17]);
 
+/* Drops history entries older than retention_ms before now_ms (0: none). Returns how many went. */
+size_t conv_state_prune(json_t *st, uint64_t now_ms, uint64_t retention_ms);
+
 #endif

@@ -383,6 +383,41 @@ ms_text(json_t *v, char *out, size_t size)
 	strftime(out, size, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* Erases everything the daemon keeps about a phone (DELETE /api/conversation/{phone}). */
+static int
+cmd_erase(struct ctl *c, const char *phone)
+{
+	char e164[17], path[64];
+	json_t *j, *r, *o, *v;
+	const char *k;
+
+	if (phone_e164(phone, NULL, e164) < 0) {
+		fprintf(stderr, "crmbridgectl: %s: not a phone number (+E.164, e.g. +573001112233)\n", phone);
+		return 2;
+	}
+	snprintf(path, sizeof(path), "/api/conversation/%%2B%s", e164 + 1);
+	if ((j = admin_call(c, "DELETE", path)) == NULL)
+		return 1;
+	if (c->json) {
+		print_json(j);
+		json_decref(j);
+		return 0;
+	}
+	printf("erased everything kept about %s\n", s_or(j, "phone", e164));
+	r = json_object_get(j, "redis");
+	json_object_foreach(r, k, v) printf("  redis %-20s %lld\n", k, (long long)json_integer_value(v));
+	printf("  spool files               %lld\n", i_of(j, "spool_files"));
+	if (json_object_get(j, "journal_records") != NULL)
+		printf("  lead journal records      %lld\n", i_of(j, "journal_records"));
+	o = json_object_get(j, "odoo");
+	if (json_is_object(o))
+		printf("  odoo lead %lld             %s%s%s\n", i_of(o, "lead_id"),
+		    json_is_true(json_object_get(o, "anonymised")) ? "anonymised, note posted" : "NOT anonymised: ",
+		    json_is_true(json_object_get(o, "anonymised")) ? "" : s_or(o, "error", s_or(o, "why", "")), "");
+	json_decref(j);
+	return 0;
+}
+
 static int
 cmd_conversation(struct ctl *c, const char *what, const char *phone)
 {
@@ -970,6 +1005,8 @@ ctl_admin(const char *cmd, int argc, char **argv, const struct ctl_options *o)
 		rc = cmd_analytics(&c, days);
 	else if (strcmp(cmd, "conversation") == 0 && npos == 2)
 		rc = cmd_conversation(&c, pos[0], pos[1]);
+	else if (strcmp(cmd, "erase") == 0 && npos == 1)
+		rc = cmd_erase(&c, pos[0]);
 	else if (strcmp(cmd, "dead-letters") == 0 && (npos == 0 || (npos == 1 && strcmp(pos[0], "retry") == 0)))
 		rc = cmd_dead_letters(&c, npos == 1);
 	else if (strcmp(cmd, "leads") == 0 && npos == 0)

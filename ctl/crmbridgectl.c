@@ -112,6 +112,7 @@ usage(FILE *f)
 	    "       crmbridgectl [-c CONFIG] [--json] status\n"
 	    "       crmbridgectl [-c CONFIG] [--json] analytics [--days N]\n"
 	    "       crmbridgectl [-c CONFIG] [--json] conversation show|history|reset PHONE\n"
+	    "       crmbridgectl [-c CONFIG] [--json] erase PHONE           forget everything about a customer\n"
 	    "       crmbridgectl [-c CONFIG] [--json] dead-letters [retry]\n"
 	    "       crmbridgectl [-c CONFIG] [--json] leads\n"
 	    "       crmbridgectl [-c CONFIG] chat [PHONE]            play the customer in the terminal\n"
@@ -572,7 +573,7 @@ main(int argc, char **argv)
 
 	struct ctl_options co = {0};
 	static const char *const admin_cmds[] = {
-	    "status", "analytics", "conversation", "dead-letters", "leads", "chat", "replay"};
+	    "status", "analytics", "conversation", "erase", "dead-letters", "leads", "chat", "replay"};
 	size_t k;
 
 	while (i < argc) {

@@ -144,6 +144,12 @@ static const struct key conf_keys[] = {
     {"classifier", "provider", "CRMBRIDGE_CLASSIFIER_PROVIDER", NULL, K_STR, 0, 0, 0, "gemini",
         OFF(classifier_provider), check_provider},
 
+    {"privacy", "erase_odoo", NULL, NULL, K_BOOL, 0, 0, 0, "no", OFF(privacy_erase_odoo), NULL},
+    {"privacy", "history_retention", NULL, NULL, K_DURATION, 0, 0, SEC(3650LL * 86400), "0",
+        OFF(privacy_history_retention_ms), NULL},
+    {"privacy", "sweep_interval", NULL, NULL, K_DURATION, 0, SEC(1), SEC(86400), "1h", OFF(privacy_sweep_interval_ms),
+        NULL},
+
     {"openai", "api_key", "OPENAI_API_KEY", "openai_api_key", K_STR, K_SECRET, 0, 0, NULL, OFF(openai_api_key), NULL},
     {"openai", "api_base", "OPENAI_API_BASE", NULL, K_STR, K_URLCRED, 0, 0, OPENAI_DEFAULT_BASE, OFF(openai_api_base),
         check_http_url},

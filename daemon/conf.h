@@ -74,6 +74,10 @@ struct conf {
 	char *openai_api_base;
 	char *openai_model;
 	char *openai_max_tokens_param;
+	/* [privacy] */
+	bool privacy_erase_odoo;
+	uint64_t privacy_history_retention_ms; /* 0: as long as the conversation */
+	uint64_t privacy_sweep_interval_ms;
 
 	/* [twilio] */
 	char *twilio_account_sid;

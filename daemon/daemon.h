@@ -36,6 +36,11 @@ struct outreach_stats {
 	uint64_t requests, accepted, duplicates, rejected, unauthorized, opted_out, sent, failed;
 };
 
+/* Erasure and retention (erase.c). */
+struct privacy_stats {
+	uint64_t erased, odoo_anonymised, odoo_failed, pruned_messages, pruned_conversations, sweeps;
+};
+
 /* Process-local figures for /metrics that no module keeps itself. */
 struct daemon_metrics {
 	struct prom_hist turn, classify_gemini, classify_rules;
@@ -67,6 +72,8 @@ struct daemon {
 	struct analytics *analytics;
 	struct stripe *stripe; /* NULL without a Stripe key */
 	struct outreach_stats outreach;
+	struct privacy_stats privacy;
+	sd_event_source *retention_timer;
 	struct daemon_metrics m;
 	sd_event_source *stats_timer;
 	bool lead_stats_busy;
@@ -117,6 +124,13 @@ void daemon_refresh_lead_stats(struct daemon *d);
 
 /* GET /metrics (metrics.c). */
 void get_metrics(struct http_request *req, void *arg);
+
+/* DELETE /api/conversation/{phone}: erases everything about a phone (erase.c). */
+void delete_conversation(struct http_request *req, void *arg);
+/* Forgets the erase requests waiting (before the HTTP server stops). */
+void erase_cancel(void);
+/* Drops history older than privacy.history_retention from every conversation (a SCAN sweep). */
+void retention_sweep(struct daemon *d);
 
 /* Outreach and hand-off endpoints (outreach.c). */
 void post_call_completed(struct http_request *req, void *arg);

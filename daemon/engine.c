@@ -602,6 +602,7 @@ commit(struct turn *t)
 	json_t *v;
 
 	json_object_set_new(t->state, "updated_ms", json_integer((json_int_t)(realtime_usec() / 1000)));
+	conv_state_prune(t->state, realtime_usec() / 1000, en->o.history_retention_ms);
 	state = json_dumps(t->state, JSON_COMPACT);
 	snprintf(taken, sizeof(taken), "%zu", t->taken);
 	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
@@ -1719,6 +1720,7 @@ engine_set_outbound(struct engine *en, const struct engine_options *o)
 	en->o.followup_content_sid = dup0(o->followup_content_sid);
 	en->o.followup_variables = dup0(o->followup_variables ? o->followup_variables : "1=name");
 	en->o.booking_url = dup0(o->booking_url);
+	en->o.history_retention_ms = o->history_retention_ms;
 }
 
 struct engine *

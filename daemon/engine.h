@@ -33,6 +33,7 @@ struct engine_options {
 	unsigned history_cap;
 	unsigned context_messages; /* history entries given to the classifier */
 	uint64_t conversation_ttl_s;
+	uint64_t history_retention_ms; /* history older than this is dropped at each turn (0: kept) */
 	unsigned max_turn_attempts; /* then the turn goes to the dead-letter list */
 	uint64_t poll_ms;
 	/* Outbound rules (#10). */

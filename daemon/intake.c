@@ -491,6 +491,43 @@ replay_next(struct intake *in)
 	}
 }
 
+int
+intake_spool_erase(struct intake *in, const char *from)
+{
+	size_t i, keep, first = in->headseq + (in->replaying ? 1 : 0);
+	int removed = 0;
+
+	if (in->replaying && spool_count(in) > 0) {
+		/* The head is on its way into Redis: if it is this phone's, the caller tries again once it has landed. */
+		struct op *m = spool_read(in, in->seqs[in->headseq]);
+		bool busy = m != NULL && strcmp(m->from, from) == 0;
+		if (m != NULL)
+			op_free(m);
+		if (busy)
+			return -EBUSY;
+	}
+	for (i = keep = first; i < in->nseq; i++) {
+		struct op *m = spool_read(in, in->seqs[i]);
+		if (m != NULL && strcmp(m->from, from) == 0) {
+			char name[64];
+			spool_path(in, in->seqs[i], name, sizeof(name));
+			unlinkat(in->dirfd, name, 0);
+			removed++;
+		} else {
+			in->seqs[keep++] = in->seqs[i];
+		}
+		if (m != NULL)
+			op_free(m);
+	}
+	in->nseq = keep;
+	if (in->headseq == in->nseq)
+		in->headseq = in->nseq = 0;
+	if (removed > 0)
+		fsync(in->dirfd);
+	in->st.spool_depth = spool_count(in);
+	return removed;
+}
+
 static int
 on_retry(sd_event_source *s, uint64_t usec, void *arg)
 {

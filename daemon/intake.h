@@ -58,6 +58,12 @@ void intake_submit(struct intake *in, const struct intake_msg *m, intake_cb cb, 
 void intake_redis_up(struct intake *in);
 /* Copies the counters. */
 void intake_get_stats(const struct intake *in, struct intake_stats *st);
+/*
+ * Erasure: deletes the spooled messages from `from` ("whatsapp:+E164").
+ * Returns how many, or -EBUSY when one of them is being moved into Redis
+ * right now (try again in a moment).
+ */
+int intake_spool_erase(struct intake *in, const char *from);
 /* The Redis stream key (borrowed), e.g. "crmbridge:{intake}:stream". */
 const char *intake_stream_key(const struct intake *in);
 /* A result's name: "stored", "duplicate", "spooled", "failed". */

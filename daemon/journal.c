@@ -136,6 +136,22 @@ journal_free(struct journal *j)
 	free(j);
 }
 
+/* Makes a rename in path's directory durable. */
+static void
+fsync_dir_of(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	int fd;
+
+	if (slash != NULL)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	if ((fd = open(slash != NULL ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(dir);
+}
+
 static void
 iso_now(char out[32])
 {
@@ -252,6 +268,58 @@ journal_upsert(struct journal *j, const struct lead_input *in, bool support, lea
 	free(line);
 	json_decref(rec);
 	done(&r, arg);
+}
+
+int
+journal_erase(struct journal *j, const char *phone)
+{
+	FILE *in = fopen(j->path, "re");
+	char *tmp = NULL, *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int out, removed = 0, fd;
+
+	if (in == NULL)
+		return -errno;
+	xasprintf(&tmp, "%s.erase", j->path);
+	if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+		int e = errno;
+		fclose(in);
+		free(tmp);
+		return -e;
+	}
+	/* Every record of the phone goes; the others are copied byte for byte. */
+	while ((n = getline(&line, &cap, in)) > 0) {
+		json_t *rec = json_loadb(line, (size_t)n, 0, NULL);
+		const char *p = json_string_value(json_object_get(rec, "phone"));
+		bool drop = p != NULL && strcmp(p, phone) == 0;
+		json_decref(rec);
+		if (drop) {
+			removed++;
+			continue;
+		}
+		if (write(out, line, (size_t)n) != n) {
+			removed = -EIO;
+			break;
+		}
+	}
+	free(line);
+	fclose(in);
+	if (removed < 0 || fsync(out) < 0 || close(out) < 0 || rename(tmp, j->path) < 0) {
+		int e = removed < 0 ? -removed : errno;
+		unlink(tmp);
+		free(tmp);
+		return -e;
+	}
+	free(tmp);
+	fsync_dir_of(j->path);
+	/* Appends go to the new file from now on. */
+	if ((fd = open(j->path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+		close(j->fd);
+		j->fd = fd;
+	}
+	json_object_del(j->leads, phone);
+	return removed;
 }
 
 static int

@@ -32,6 +32,8 @@ json_t *journal_leads(const struct journal *j, size_t limit);
 size_t journal_count(const struct journal *j);
 /* Figures shaped like lead_stats(): {"by_quality", "by_day", "total"}. */
 json_t *journal_stats(const struct journal *j, unsigned days);
+/* Erasure: rewrites the file without phone's records (atomically). Returns how many went, or -errno. */
+int journal_erase(struct journal *j, const char *phone);
 /* Folds a journal file's records into leads (for crmbridgectl); NULL with errno. */
 json_t *journal_read_file(const char *path);
 

@@ -316,6 +316,17 @@ on_drain(sd_event_source *es, uint64_t usec, void *arg)
 }
 
 static int
+on_retention(sd_event_source *es, uint64_t usec, void *arg)
+{
+	struct daemon *d = arg;
+
+	retention_sweep(d);
+	sd_event_source_set_time(es, now_usec() + d->conf->privacy_sweep_interval_ms * 1000);
+	sd_event_source_set_enabled(es, SD_EVENT_ON);
+	return 0;
+}
+
+static int
 on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *arg)
 {
 	struct daemon *d = arg;
@@ -541,6 +552,10 @@ main(int argc, char *argv[])
 	if (!d.ready_sent)
 		notify_status(&d);
 
+	/* History retention: a sweep now and then (the turns prune their own conversation too). */
+	if (sd_event_add_time(
+	        d.event, &d.retention_timer, CLOCK_MONOTONIC, now_usec() + 5000000, 1000000, on_retention, &d) < 0)
+		fatalx("sd_event_add_time failed");
 	r = sd_event_loop(d.event);
 	if (r < 0)
 		log_error("event loop: %s", strerror(-r));
@@ -556,6 +571,8 @@ main(int argc, char *argv[])
 	routes_cancel();
 	outreach_cancel();
 	outreach_cancel_pauses();
+	erase_cancel();
+	d.retention_timer = sd_event_source_disable_unref(d.retention_timer);
 	http_free(d.admin_http);
 	http_free(d.http);
 	odoo_stop(&d);

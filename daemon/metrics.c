@@ -276,6 +276,15 @@ write_metrics(FILE *f, struct daemon *d)
 		prom_sample(f, "crmbridge_outreach_total", L("result", "opted_out"), (double)d->outreach.opted_out);
 		prom_sample(f, "crmbridge_outreach_total", L("result", "sent"), (double)d->outreach.sent);
 		prom_sample(f, "crmbridge_outreach_total", L("result", "failed"), (double)d->outreach.failed);
+		prom_family(f, "crmbridge_privacy_total", "counter",
+		    "Erasures (DELETE /api/conversation/{phone}), Odoo anonymisations, history retention.");
+		prom_sample(f, "crmbridge_privacy_total", L("event", "erased"), (double)d->privacy.erased);
+		prom_sample(
+		    f, "crmbridge_privacy_total", L("event", "odoo_anonymised"), (double)d->privacy.odoo_anonymised);
+		prom_sample(f, "crmbridge_privacy_total", L("event", "odoo_failed"), (double)d->privacy.odoo_failed);
+		prom_sample(f, "crmbridge_privacy_total", L("event", "history_pruned_messages"),
+		    (double)d->privacy.pruned_messages);
+		prom_sample(f, "crmbridge_privacy_total", L("event", "retention_sweeps"), (double)d->privacy.sweeps);
 		prom_family(f, "crmbridge_queue_depth", "gauge", "Items waiting, by queue (sampled every second).");
 		prom_sample(
 		    f, "crmbridge_queue_depth", L("queue", "turns"), (double)(es.queue_depth < 0 ? 0 : es.queue_depth));

@@ -645,6 +645,7 @@ daemon_outbound_options(const struct conf *c, struct engine_options *eo)
 	int n;
 
 	eo->window_margin_ms = c->window_margin_ms;
+	eo->history_retention_ms = c->privacy_history_retention_ms;
 	eo->window_content_sid = c->window_content_sid;
 	eo->window_variables = c->window_content_variables;
 	eo->optout_blacklist = c->optout_odoo_blacklist;

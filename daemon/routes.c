@@ -684,6 +684,7 @@ get_leads(struct http_request *req, void *arg)
 	    {"GET", "/api/conversation/{phone}/status", get_conversation_status}, \
 	    {"GET", "/api/conversation/{phone}/history", get_conversation_history}, \
 	    {"POST", "/api/conversation/{phone}/reset", post_conversation_reset}, \
+	    {"DELETE", "/api/conversation/{phone}", delete_conversation}, \
 	    {"POST", "/api/conversation/{phone}/pause", post_conversation_pause}, \
 	    {"POST", "/api/conversation/{phone}/resume", post_conversation_resume}, \
 	    {"GET", "/api/conversations/{phone}", get_conversation_status}, \

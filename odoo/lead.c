@@ -1120,3 +1120,49 @@ lead_handoff(
 	}
 	odoo_call(x->o, "crm.lead", "write", json_pack("[[i], o]", lead_id, vals), NULL, on_handoff_assigned, sm);
 }
+
+static void
+on_erase_x(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct odoo_error ok = {.kind = ODOO_OK};
+
+	/* A database without the custom fields says so: nothing of them to clear. */
+	on_handoff_assigned(r, &ok, arg);
+}
+
+static void
+on_erase_std(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct small *sm = arg;
+
+	if (e->kind != ODOO_OK) {
+		small_end(sm, e);
+		return;
+	}
+	if (sm->x->probed && !sm->x->has_x) {
+		on_handoff_assigned(r, e, sm);
+		return;
+	}
+	odoo_call(sm->x->o, "crm.lead", "write",
+	    json_pack("[[i], {s:b, s:b}]", sm->lead_id, "x_product_interest", 0, "x_budget_range", 0), NULL, on_erase_x,
+	    sm);
+}
+
+void
+lead_erase(struct lead_ctx *x, int lead_id, const char *note, lead_simple_fn done, void *arg)
+{
+	struct small *sm = xcalloc(1, sizeof(*sm));
+	json_t *vals;
+
+	sm->x = x;
+	sm->lead_id = lead_id;
+	sm->note = xstrdup(note);
+	sm->done = done;
+	sm->arg = arg;
+	/* What came from WhatsApp about the person goes; the lead, its stage and its scores stay for the team. */
+	vals = json_pack("{s:s, s:b, s:b, s:b, s:b, s:s}", "name", "WhatsApp lead (erased)", "phone", 0, "contact_name",
+	    0, "email_from", 0, "city", 0, "description", "Erased at the customer's request.");
+	if (x->has_mobile)
+		json_object_set_new(vals, "mobile", json_false());
+	odoo_call(x->o, "crm.lead", "write", json_pack("[[i], o]", lead_id, vals), NULL, on_erase_std, sm);
+}

@@ -93,6 +93,13 @@ void lead_blacklist(struct lead_ctx *x, const char *phone, bool add, lead_simple
 void lead_handoff(
     struct lead_ctx *x, int lead_id, int team_id, int user_id, const char *note, lead_simple_fn done, void *arg);
 
+/*
+ * Erasure: clears what came from WhatsApp about the person on lead_id (name,
+ * phone, mobile, contact name, e-mail, city, description, product interest
+ * and budget) and posts note to its chatter.
+ */
+void lead_erase(struct lead_ctx *x, int lead_id, const char *note, lead_simple_fn done, void *arg);
+
 /* Escapes text for Odoo's HTML fields; caller frees. */
 char *html_escape(const char *s);
 

@@ -99,6 +99,12 @@ class Redis:
             self.proc.wait()
             self.proc = None
 
+    def cli(self, *args):
+        """redis-cli's answer to one command, as text (raw output: one value a line)."""
+        cmd = ["redis-cli", "--raw", "-p", str(self.port)] + (["--no-auth-warning", "-a", self.password]
+                                                               if self.password else []) + list(args)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+
     @property
     def url(self):
         if self.password:

@@ -1,0 +1,478 @@
+/*
+ * Erasure (a customer's right to be forgotten) and history retention.
+ *
+ * DELETE /api/conversation/{phone} removes everything crmbridge keeps about
+ * one phone: its conversation, inbox, control hash and schedules, its
+ * messages in the intake stream and their dedupe keys, its queued and
+ * given-up replies, its outbound message records, its analytics entry, the
+ * spooled messages on disk and its records in the lead journal; with
+ * privacy.erase_odoo the Odoo lead's WhatsApp fields are cleared and a note
+ * says so. It waits for a turn in flight for the phone to end (the turn's
+ * lease), so nothing is written back after it.
+ *
+ * Retention: history entries older than privacy.history_retention are
+ * dropped from every conversation by a sweep (SCAN, one script per key), so
+ * a conversation kept alive by new messages does not keep old ones.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "conversation/state.h"
+#include "daemon.h"
+
+static const char erase_text[] =
+    /* KEYS: 1 conv, 2 inbox, 3 routed, 4 ctl, 5 turns:due, 6 turns:first, 7 turns:lease, 8 turns:attempts,
+       9 odoo:pending, 10 followup:due, 11 engine:dead, 12 intake:stream, 13 outbox:q:<phone>, 14 outbox:due,
+       15 outbox:optout, 16 outbox:dead, 17 stats:active;
+       ARGV: 1 phone, 2 whatsapp:phone, 3 outbox job prefix, 4 outbox deadbody prefix, 5 outbox msg pattern,
+       6 intake sid prefix, 7 intake idem prefix, 8 now ms, 9 the prefix's pattern (prefix*).
+       Returns {"busy"} while a turn or a send for the phone is under way, else
+       {lead_id or -1, keys, schedules, dead letters, outbox jobs, opt-out, stream entries, dedupe keys, msgs}. */
+    "local now = tonumber(ARGV[8])\n"
+    "local l = redis.call('HGET', KEYS[7], ARGV[1])\n"
+    "if l and tonumber(l) > now then return {'busy'} end\n"
+    "local od = redis.call('ZSCORE', KEYS[14], ARGV[1])\n"
+    "if od and tonumber(od) > now and redis.call('LLEN', KEYS[13]) > 0 then return {'busy'} end\n"
+    "local lead, sids = -1, {}\n"
+    "local conv = redis.call('GET', KEYS[1])\n"
+    "if conv then\n"
+    "  local ok, st = pcall(cjson.decode, conv)\n"
+    "  if ok and type(st) == 'table' then\n"
+    "    if type(st.lead_id) == 'number' then lead = st.lead_id end\n"
+    "    if type(st.history) == 'table' then\n"
+    "      for _, h in ipairs(st.history) do\n"
+    "        if type(h) == 'table' and type(h.sid) == 'string' then sids[#sids + 1] = h.sid end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "for _, m in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do\n"
+    "  local ok, j = pcall(cjson.decode, m)\n"
+    "  if ok and type(j) == 'table' and type(j.sid) == 'string' then sids[#sids + 1] = j.sid end\n"
+    "end\n"
+    "local keys = 0\n"
+    "for i = 1, 4 do keys = keys + redis.call('DEL', KEYS[i]) end\n"
+    "local sched = 0\n"
+    "for _, i in ipairs({5, 6, 7, 8, 9, 10, 17}) do\n"
+    "  local t = redis.call('TYPE', KEYS[i]).ok\n"
+    "  if t == 'zset' then sched = sched + redis.call('ZREM', KEYS[i], ARGV[1])\n"
+    "  elseif t == 'hash' then sched = sched + redis.call('HDEL', KEYS[i], ARGV[1]) end\n"
+    "end\n"
+    "local dead = 0\n"
+    "for _, k in ipairs({KEYS[11], KEYS[16]}) do\n"
+    "  for _, e in ipairs(redis.call('LRANGE', k, 0, -1)) do\n"
+    "    if string.find(e, ARGV[1], 1, true) then\n"
+    "      dead = dead + redis.call('LREM', k, 0, e)\n"
+    "      local ok, j = pcall(cjson.decode, e)\n"
+    "      if ok and type(j) == 'table' and type(j.job) == 'string' then redis.call('DEL', ARGV[4] .. j.job) end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local jobs = 0\n"
+    "for _, id in ipairs(redis.call('LRANGE', KEYS[13], 0, -1)) do jobs = jobs + redis.call('DEL', ARGV[3] .. id) end\n"
+    "redis.call('DEL', KEYS[13])\n"
+    "redis.call('ZREM', KEYS[14], ARGV[1])\n"
+    "local optout = redis.call('SREM', KEYS[15], ARGV[1])\n"
+    "local stream, start = 0, '-'\n"
+    "if redis.call('EXISTS', KEYS[12]) == 1 then\n"
+    "  while true do\n"
+    "    local batch = redis.call('XRANGE', KEYS[12], start, '+', 'COUNT', 500)\n"
+    "    if #batch == 0 then break end\n"
+    "    for _, e in ipairs(batch) do\n"
+    "      local f, from, sid, idem = e[2], nil, nil, nil\n"
+    "      for i = 1, #f, 2 do\n"
+    "        if f[i] == 'from' then from = f[i + 1] elseif f[i] == 'sid' then sid = f[i + 1]\n"
+    "        elseif f[i] == 'idem' then idem = f[i + 1] end\n"
+    "      end\n"
+    "      if from == ARGV[2] then\n"
+    "        stream = stream + redis.call('XDEL', KEYS[12], e[1])\n"
+    "        if sid then sids[#sids + 1] = sid end\n"
+    "        if idem and idem ~= '' then redis.call('DEL', ARGV[7] .. idem) end\n"
+    "      end\n"
+    "    end\n"
+    "    start = '(' .. batch[#batch][1]\n"
+    "  end\n"
+    "end\n"
+    "local dedupe = 0\n"
+    "for _, s in ipairs(sids) do dedupe = dedupe + redis.call('DEL', ARGV[6] .. s) end\n"
+    "local msgs, cur = 0, '0'\n"
+    /* One pass over our keys: outbound message records sent to the phone, and any key named after it
+       (the outbox's once-keys, ...). */
+    "repeat\n"
+    "  local r = redis.call('SCAN', cur, 'MATCH', ARGV[9], 'COUNT', 1000)\n"
+    "  cur = r[1]\n"
+    "  for _, k in ipairs(r[2]) do\n"
+    "    if string.find(k, ARGV[1], 1, true) then msgs = msgs + redis.call('DEL', k)\n"
+    "    elseif string.sub(k, 1, #ARGV[5]) == ARGV[5] and redis.call('HGET', k, 'to') == ARGV[1] then\n"
+    "      msgs = msgs + redis.call('DEL', k)\n"
+    "    end\n"
+    "  end\n"
+    "until cur == '0'\n"
+    "return {lead, keys, sched, dead, jobs, optout, stream, dedupe, msgs}\n";
+
+static const char prune_text[] =
+    /* KEYS: conv; ARGV: the state as read, the state pruned. Writes it back unless a turn changed it since. */
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')\n"
+    "return 1\n";
+
+static struct rscript erase_script, prune_script;
+
+struct erase_op {
+	struct http_request *req; /* NULL once cancelled */
+	struct daemon *d;
+	char phone[17];
+	json_t *answer;
+	uint64_t deadline;
+	sd_event_source *timer;
+	struct erase_op *next;
+};
+
+static struct erase_op *erase_ops;
+
+static void
+erase_free(struct erase_op *op)
+{
+	struct erase_op **p;
+
+	for (p = &erase_ops; *p != NULL; p = &(*p)->next)
+		if (*p == op) {
+			*p = op->next;
+			break;
+		}
+	sd_event_source_disable_unref(op->timer);
+	json_decref(op->answer);
+	free(op);
+}
+
+void
+erase_cancel(void)
+{
+	struct erase_op *op;
+
+	for (op = erase_ops; op != NULL; op = op->next)
+		op->req = NULL;
+}
+
+static void
+erase_answer(struct erase_op *op)
+{
+	char ph[32];
+
+	if (op->req != NULL) {
+		log_notice("admin: everything about %s erased", log_phone(op->phone, ph, sizeof(ph)));
+		http_reply_json(op->req, 200, json_incref(op->answer));
+	}
+	erase_free(op);
+}
+
+static void
+on_odoo_erased(const struct odoo_error *e, void *arg)
+{
+	struct erase_op *op = arg;
+	json_t *o = json_object_get(op->answer, "odoo");
+
+	if (e->kind == ODOO_OK) {
+		json_object_set_new(o, "anonymised", json_true());
+		op->d->privacy.odoo_anonymised++;
+	} else {
+		/* The rest is gone already; the lead's id is in the answer for a person to finish by hand. */
+		char msg[300];
+		snprintf(msg, sizeof(msg), "%s error: %.250s", odoo_kind_name(e->kind), e->message);
+		json_object_set_new(o, "anonymised", json_false());
+		json_object_set_new(o, "error", json_string(msg));
+		op->d->privacy.odoo_failed++;
+	}
+	erase_answer(op);
+}
+
+static void run_erase(struct erase_op *op);
+
+static int
+on_retry(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct erase_op *op = arg;
+
+	op->timer = sd_event_source_disable_unref(op->timer);
+	if (op->req == NULL) {
+		erase_free(op);
+		return 0;
+	}
+	run_erase(op);
+	return 0;
+}
+
+static void
+on_erased(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct erase_op *op = pd;
+	struct daemon *d = op->d;
+	redisReply *reply = r;
+	static const char *const names[] = {"lead_id", "conversation_keys", "schedules", "dead_letters",
+	    "queued_replies", "opt_out", "intake_messages", "dedupe_keys", "outbound_records"};
+	json_t *redis;
+	long long lead;
+	size_t i;
+	int n;
+
+	if (op->req == NULL) {
+		erase_free(op);
+		return;
+	}
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+		http_reply_error(op->req, 503, "Redis unavailable; nothing was erased there (try again)");
+		erase_free(op);
+		return;
+	}
+	if (reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "busy") == 0) {
+		/* A turn or a send for this phone is under way: erased once it ends, so nothing is written back. */
+		if (now_usec() > op->deadline) {
+			http_reply_error(op->req, 503, "a turn for this phone is in progress; try again in a minute");
+			erase_free(op);
+			return;
+		}
+		if (sd_event_add_time(d->event, &op->timer, CLOCK_MONOTONIC, now_usec() + 200000, 10000, on_retry, op) <
+		    0) {
+			http_reply_error(op->req, 503, "cannot wait for the turn in progress");
+			erase_free(op);
+		}
+		return;
+	}
+	if (reply->elements != 9) {
+		http_reply_error(op->req, 500, "unexpected answer from the erase script");
+		erase_free(op);
+		return;
+	}
+	redis = json_object();
+	for (i = 1; i < 9; i++)
+		json_object_set_new(redis, names[i], json_integer(reply->element[i]->integer));
+	lead = reply->element[0]->integer;
+	json_object_set_new(op->answer, "redis", redis);
+	/* The lead journal (leads kept without Odoo). */
+	if (d->journal != NULL) {
+		n = journal_erase(d->journal, op->phone);
+		json_object_set_new(
+		    op->answer, "journal_records", n >= 0 ? json_integer(n) : json_string(strerror(-n)));
+	}
+	d->privacy.erased++;
+	if (lead > 0 && d->leads != NULL && d->conf->privacy_erase_odoo) {
+		char note[200], day[32];
+		time_t t = time(NULL);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(day, sizeof(day), "%Y-%m-%d %H:%M UTC", &tm);
+		snprintf(note, sizeof(note),
+		    "The customer's WhatsApp data was erased at their request on %s: phone, name, e-mail, city, "
+		    "interest, budget and the conversation summary.",
+		    day);
+		json_object_set_new(op->answer, "odoo", json_pack("{s:I}", "lead_id", (json_int_t)lead));
+		lead_erase(d->leads, (int)lead, note, on_odoo_erased, op);
+		return;
+	}
+	json_object_set_new(op->answer, "odoo",
+	    lead > 0 ? json_pack("{s:I, s:b, s:s}", "lead_id", (json_int_t)lead, "anonymised", 0, "why",
+	                   d->leads == NULL ? "no Odoo configured" : "privacy.erase_odoo is off")
+	             : json_null());
+	erase_answer(op);
+}
+
+static void
+run_erase(struct erase_op *op)
+{
+	struct daemon *d = op->d;
+	const char *p = d->conf->redis_key_prefix;
+	char *k[17], *a[9], now[24];
+	const char *argv[26];
+	int i, n = 0;
+
+	xasprintf(&k[0], "%s{%s}:conv", p, op->phone);
+	xasprintf(&k[1], "%s{%s}:inbox", p, op->phone);
+	xasprintf(&k[2], "%s{%s}:routed", p, op->phone);
+	xasprintf(&k[3], "%s{%s}:ctl", p, op->phone);
+	xasprintf(&k[4], "%s{turns}:due", p);
+	xasprintf(&k[5], "%s{turns}:first", p);
+	xasprintf(&k[6], "%s{turns}:lease", p);
+	xasprintf(&k[7], "%s{turns}:attempts", p);
+	xasprintf(&k[8], "%s{odoo}:pending", p);
+	xasprintf(&k[9], "%s{followup}:due", p);
+	xasprintf(&k[10], "%s{engine}:dead", p);
+	xasprintf(&k[11], "%s{intake}:stream", p);
+	xasprintf(&k[12], "%s{outbox}:q:%s", p, op->phone);
+	xasprintf(&k[13], "%s{outbox}:due", p);
+	xasprintf(&k[14], "%s{outbox}:optout", p);
+	xasprintf(&k[15], "%s{outbox}:dead", p);
+	xasprintf(&k[16], "%s{stats}:active", p);
+	xasprintf(&a[0], "%s", op->phone);
+	xasprintf(&a[1], "whatsapp:%s", op->phone);
+	xasprintf(&a[2], "%s{outbox}:job:", p);
+	xasprintf(&a[3], "%s{outbox}:deadbody:", p);
+	xasprintf(&a[4], "%s{outbox}:msg:", p);
+	xasprintf(&a[5], "%s{intake}:sid:", p);
+	xasprintf(&a[6], "%s{intake}:idem:", p);
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	a[7] = now;
+	xasprintf(&a[8], "%s*", p);
+	for (i = 0; i < 17; i++)
+		argv[n++] = k[i];
+	for (i = 0; i < 9; i++)
+		argv[n++] = a[i];
+	if (d->redis == NULL || rconn_eval(d->redis, &erase_script, on_erased, op, 17, n, argv, NULL) < 0) {
+		if (op->req != NULL)
+			http_reply_error(op->req, 503, "Redis unavailable; nothing was erased there (try again)");
+		erase_free(op);
+	}
+	for (i = 0; i < 17; i++)
+		free(k[i]);
+	for (i = 0; i < 7; i++)
+		free(a[i]);
+	free(a[8]);
+}
+
+void
+delete_conversation(struct http_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	const char *p = http_req_param(req, 0);
+	char phone[17], from[32];
+	struct erase_op *op;
+	int spooled = 0;
+
+	if (!admin_allowed(req, d))
+		return;
+	if (p == NULL || conv_phone_param(p, phone) < 0) {
+		http_reply_error(req, 400, "the phone must be +E164, whatsapp:+E164 or digits");
+		return;
+	}
+	if (d->redis == NULL || rconn_state(d->redis) != RCONN_UP) {
+		http_reply_error(req, 503, "Redis unavailable; nothing was erased (try again)");
+		return;
+	}
+	if (erase_script.text == NULL) {
+		rscript_init(&erase_script, erase_text);
+		rscript_init(&prune_script, prune_text);
+	}
+	/* The spool first: a message waiting there would otherwise land in Redis after the erase. */
+	snprintf(from, sizeof(from), "whatsapp:%s", phone);
+	if (d->intake != NULL && (spooled = intake_spool_erase(d->intake, from)) < 0) {
+		http_reply_error(
+		    req, 503, "a message from this phone is being moved from the spool into Redis; try again");
+		return;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->req = req;
+	op->d = d;
+	snprintf(op->phone, sizeof(op->phone), "%s", phone);
+	op->answer = json_pack("{s:s, s:b, s:i}", "phone", phone, "erased", 1, "spool_files", spooled);
+	op->deadline = now_usec() + 15000000;
+	op->next = erase_ops;
+	erase_ops = op;
+	run_erase(op);
+}
+
+/* ---- retention ---- */
+
+struct sweep {
+	struct daemon *d;
+	char cursor[32];
+	bool busy;
+};
+
+static struct sweep sweep;
+
+static void sweep_step(struct daemon *d);
+
+static void
+on_pruned(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct daemon *d = pd;
+	redisReply *reply = r;
+
+	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
+		d->privacy.pruned_conversations++;
+}
+
+static void
+on_state(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct daemon *d = pd;
+	redisReply *reply = r;
+	const char *why;
+	json_t *st;
+	char *key = NULL, *pruned;
+	size_t dropped;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    reply->element[1]->type != REDIS_REPLY_STRING)
+		return;
+	key = reply->element[0]->str;
+	if ((st = conv_state_parse(reply->element[1]->str, reply->element[1]->len, &why)) == NULL)
+		return;
+	dropped = conv_state_prune(st, realtime_usec() / 1000, d->conf->privacy_history_retention_ms);
+	if (dropped > 0) {
+		const char *argv[3];
+		pruned = json_dumps(st, JSON_COMPACT);
+		argv[0] = key;
+		argv[1] = reply->element[1]->str;
+		argv[2] = pruned;
+		d->privacy.pruned_messages += dropped;
+		rconn_eval(d->redis, &prune_script, on_pruned, d, 1, 3, argv, NULL);
+		free(pruned);
+	}
+	json_decref(st);
+}
+
+static void
+on_scan(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct daemon *d = pd;
+	redisReply *reply = r;
+	size_t i;
+
+	sweep.busy = false;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+		return;
+	snprintf(sweep.cursor, sizeof(sweep.cursor), "%s", reply->element[0]->str);
+	for (i = 0; i < reply->element[1]->elements; i++) {
+		const char *k = reply->element[1]->element[i]->str;
+		rconn_command(d->redis, on_state, d, "EVAL %s 1 %s", "return {KEYS[1], redis.call('GET', KEYS[1])}", k);
+	}
+	if (strcmp(sweep.cursor, "0") != 0)
+		sweep_step(d);
+	else
+		d->privacy.sweeps++;
+}
+
+static void
+sweep_step(struct daemon *d)
+{
+	char *match;
+
+	if (d->redis == NULL || rconn_state(d->redis) != RCONN_UP || sweep.busy)
+		return;
+	xasprintf(&match, "%s{+*}:conv", d->conf->redis_key_prefix);
+	sweep.busy = true;
+	if (rconn_command(d->redis, on_scan, d, "SCAN %s MATCH %s COUNT 500", sweep.cursor, match) < 0)
+		sweep.busy = false;
+	free(match);
+}
+
+void
+retention_sweep(struct daemon *d)
+{
+	if (d->conf->privacy_history_retention_ms == 0 || sweep.busy)
+		return;
+	if (prune_script.text == NULL) {
+		rscript_init(&erase_script, erase_text);
+		rscript_init(&prune_script, prune_text);
+	}
+	snprintf(sweep.cursor, sizeof(sweep.cursor), "0");
+	sweep_step(d);
+}

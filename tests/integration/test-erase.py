@@ -1,0 +1,202 @@
+"""Erasure and retention (#11), end to end with the real daemon, a real redis-server and the doubles.
+
+DELETE /api/conversation/{phone} (and crmbridgectl erase PHONE) removes everything kept about the phone: after
+it, no Redis key or value and no file in the state directory holds the number or the customer's words, while
+other customers' data is untouched; with privacy.erase_odoo the Odoo lead loses its WhatsApp fields and gets a
+note. Without Odoo the lead journal loses the phone's records. History older than privacy.history_retention
+goes from conversations that are still alive (the sweep, and each turn).
+"""
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Daemon, Redis, control, done, form, free_port, get, is_eq, ok, sign, skip_all, start_fake, wait_for, workdir, write_config  # noqa
+
+if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
+    skip_all("redis-server not installed")
+
+CTL = os.environ.get("CRMBRIDGECTL") or os.path.join(os.environ.get("TOP_BUILDDIR") or ".", "crmbridgectl")
+TOKEN = "12345"
+SID = "AC" + "0" * 32
+wd = workdir()
+redis = Redis(wd)
+redis.start()
+port = free_port()
+PUBLIC = "http://127.0.0.1:%d" % port
+twilio, tport = start_fake("twilio.py", "--account-sid", SID, "--auth-token", TOKEN)
+odoo, oport = start_fake("odoo.py", "--x-fields")
+state_dir = os.path.join(wd, "state")
+
+
+def config(with_odoo, retention="0"):
+    conf = os.path.join(wd, "crmbridge-%s.conf" % ("odoo" if with_odoo else "journal"))
+    odoo_sec = f"""[odoo]
+url = http://127.0.0.1:{oport}
+db = crmfix
+username = admin
+password = admin
+""" if with_odoo else ""
+    write_config(conf, f"""[server]
+listen = 127.0.0.1:{port}
+public_url = {PUBLIC}
+state_dir = {state_dir}
+[redis]
+url = {redis.url}
+[engine]
+coalesce_window = 200ms
+[twilio]
+account_sid = {SID}
+auth_token = {TOKEN}
+whatsapp_from = whatsapp:+14155238886
+api_base = http://127.0.0.1:{tport}
+{odoo_sec}[privacy]
+erase_odoo = yes
+history_retention = {retention}
+sweep_interval = 1s
+""")
+    return conf
+
+
+seq = [0]
+
+
+def post(phone, body):
+    seq[0] += 1
+    msid = "SM%032x" % (0x0E5000 + seq[0])
+    p = [("MessageSid", msid), ("From", "whatsapp:" + phone), ("To", "whatsapp:+14155238886"), ("Body", body),
+         ("NumMedia", "0"), ("ProfileName", "Cliente"), ("AccountSid", SID)]
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", "/api/webhook/whatsapp", body=form(p).encode(),
+              headers={"Content-Type": "application/x-www-form-urlencoded", "I-Twilio-Idempotency-Token": "idem-%d" %
+                       seq[0], "X-Twilio-Signature": sign(TOKEN, PUBLIC + "/api/webhook/whatsapp", p)})
+    r = c.getresponse()
+    r.read()
+    return r.status
+
+
+def sent_to(phone):
+    return [e for e in get(tport, "/_log") if e["form"].get("To") == "whatsapp:" + phone and e["answer"] == 201]
+
+
+def redis_dump():
+    """Every key with its value, as text: what a search for a number would find."""
+    out = []
+    for k in redis.cli("--scan").split():
+        t = redis.cli("TYPE", k).strip()
+        cmd = {"string": ["GET", k], "hash": ["HGETALL", k], "list": ["LRANGE", k, "0", "-1"],
+               "set": ["SMEMBERS", k], "zset": ["ZRANGE", k, "0", "-1"], "stream": ["XRANGE", k, "-", "+"]}.get(t)
+        out.append(k + " " + (redis.cli(*cmd) if cmd else ""))
+    return "\n".join(out)
+
+
+def disk_dump():
+    out = []
+    for root, _, files in os.walk(state_dir):
+        for f in files:
+            with open(os.path.join(root, f), "rb") as fh:
+                out.append(f + " " + fh.read().decode("utf-8", "replace"))
+    return "\n".join(out)
+
+
+def erase(d, phone):
+    st, _, data = d.request("DELETE", "/api/conversation/%s" % urllib.parse.quote(phone, safe=""), timeout=20)
+    try:
+        return st, json.loads(data)
+    except ValueError:
+        return st, data
+
+
+# ---- 1. with Odoo: erase, the lead anonymised ----
+d = Daemon(wd, config(True))
+ok(d.wait_notify("READY=1", 15) is not None, "daemon ready")
+P1, P2 = "+573003330001", "+573003330002"
+post(P1, "Hola, buenas tardes")
+ok(wait_for(lambda: len(sent_to(P1)) >= 1, 15), "P1 answered")
+post(P1, "Soy Ana Ruiz, quiero un sofá de 3 puestos, presupuesto $2000, ana.ruiz@example.com, en Medellín")
+ok(wait_for(lambda: len(get(oport, "/_leads")) >= 1, 15), "P1's lead in Odoo")
+ok(wait_for(lambda: len(sent_to(P1)) >= 2, 15), "P1's confirmation")
+post(P1, "STOP")
+ok(wait_for(lambda: len(sent_to(P1)) >= 3, 15), "P1 opted out (the confirmation)")
+post(P2, "Hola, soy Beto, busco una mesa de comedor")
+ok(wait_for(lambda: len(sent_to(P2)) >= 1, 15), "P2 answered (another customer, kept)")
+time.sleep(0.5)
+before = redis_dump()
+ok("573003330001" in before and "Ana Ruiz" in before, "before: Redis holds P1's number and words")
+
+st, ans = erase(d, P1[1:])  # digits, as an admin may type them
+is_eq(st, 200, "DELETE /api/conversation/{phone}: 200")
+ok(isinstance(ans, dict) and ans.get("erased") is True and ans["redis"]["conversation_keys"] >= 2
+   and ans["redis"]["intake_messages"] == 3 and ans["redis"]["opt_out"] == 1,
+   "the answer says what was removed", ans)
+ok(ans.get("odoo", {}).get("anonymised") is True, "the Odoo lead was anonymised", ans.get("odoo"))
+after = redis_dump()
+ok("573003330001" not in after, "after: no Redis key or value holds P1's number",
+   [l[:200] for l in after.splitlines() if "573003330001" in l][:5])
+ok("Ana Ruiz" not in after and "ana.ruiz" not in after, "nor P1's words")
+ok("573003330002" in after and "Beto" in after, "P2's conversation is untouched")
+ok("573003330001" not in disk_dump(), "nothing on disk holds P1's number")
+lead = get(oport, "/_leads")[0]
+ok(lead.get("phone") in (False, None, "") and lead.get("email_from") in (False, None, "")
+   and lead.get("contact_name") in (False, None, "") and lead.get("x_product_interest") in (False, None, ""),
+   "the lead's WhatsApp fields are cleared", lead)
+is_eq(lead.get("name"), "WhatsApp lead (erased)", "and it is named so")
+notes = [m for m in get(oport, "/_messages") if m.get("res_id") == lead["id"] and "erased at their request"
+         in str(m.get("body"))]
+is_eq(len(notes), 1, "a note on the lead says the data was erased")
+st, _ = d.get_json("/api/conversation/%s/status" % urllib.parse.quote(P1, safe=""))
+is_eq(st, 404, "the conversation is gone")
+is_eq(erase(d, P1)[0], 200, "erasing again is harmless (200, nothing left)")
+st, _ = erase(d, "not-a-phone")
+is_eq(st, 400, "a bad phone: 400")
+st, _, _ = d.request("DELETE", "/api/conversation/%2B573003330002", headers={"Authorization": "Bearer wrong"})
+is_eq(st, 401, "a wrong admin token: 401")
+# The customer writes again after the erase: a new conversation, no memory of the old one.
+post(P1, "Hola otra vez")
+ok(wait_for(lambda: len(sent_to(P1)) >= 4, 15), "after the erase the customer is answered afresh (no opt-out kept)")
+h = d.get_json("/api/conversation/%s/history" % urllib.parse.quote(P1, safe=""))[1]["history"]
+is_eq([e["text"] for e in h if e["dir"] == "in"], ["Hola otra vez"], "with none of the old history")
+m = d.request("GET", "/metrics")[2].decode()
+ok('crmbridge_privacy_total{event="erased"} 2' in m and 'crmbridge_privacy_total{event="odoo_anonymised"} 1' in m,
+   "metrics count erasures and anonymisations")
+d.signal(15)
+is_eq(d.wait(20), 0, "clean exit")
+d.kill()
+
+# ---- 2. without Odoo: the lead journal, crmbridgectl erase, retention ----
+conf = config(False, retention="6s")
+d = Daemon(wd, conf)
+ok(d.wait_notify("READY=1", 15) is not None, "daemon ready (no Odoo: the lead journal; retention 6 s)")
+P3, P4 = "+573003330003", "+573003330004"
+post(P3, "Soy Carla Gómez, busco un comedor de 6 puestos, presupuesto $3000, carla@example.com, urgente")
+jpath = os.path.join(state_dir, "leads.jsonl")
+ok(wait_for(lambda: os.path.exists(jpath) and "573003330003" in open(jpath).read(), 15), "P3's lead in the journal")
+p = subprocess.run([CTL, "-c", conf, "erase", P3], capture_output=True, text=True, timeout=30)
+is_eq(p.returncode, 0, "crmbridgectl erase PHONE")
+ok("erased everything kept about +573003330003" in p.stdout and "lead journal records      1" in p.stdout,
+   "prints what was removed", p.stdout + p.stderr)
+ok("573003330003" not in open(jpath).read(), "the journal no longer has P3")
+ok("573003330003" not in redis_dump() and "573003330003" not in disk_dump(), "nor Redis, nor any file")
+
+post(P4, "Hola, busco una cama")
+ok(wait_for(lambda: len(sent_to(P4)) >= 1, 15), "P4 answered")
+t0 = time.time()
+ok(wait_for(lambda: not d.get_json("/api/conversation/%s/history" % urllib.parse.quote(P4, safe=""))[1]["history"],
+            20, step=0.5), "history older than the retention is swept from a live conversation (%.0f s)"
+   % (time.time() - t0))
+st = d.get_json("/api/conversation/%s/status" % urllib.parse.quote(P4, safe=""))[1]
+ok(st and st.get("fields", {}).get("product_interest"), "the conversation itself (fields, stage) stays", st)
+ok('crmbridge_privacy_total{event="history_pruned_messages"}' in d.request("GET", "/metrics")[2].decode(),
+   "metrics count the pruned messages")
+d.signal(15)
+is_eq(d.wait(20), 0, "clean exit")
+d.kill()
+for pr in (twilio, odoo):
+    pr.terminate()
+redis.stop()
+done()
