@@ -92,6 +92,7 @@ analysis_copy(struct analysis *dst, const struct analysis *src)
 		dst->fields[i] = src->fields[i] != NULL ? xstrdup(src->fields[i]) : NULL;
 	dst->reply = src->reply != NULL ? xstrdup(src->reply) : NULL;
 	dst->reasoning = src->reasoning != NULL ? xstrdup(src->reasoning) : NULL;
+	dst->transcript = src->transcript != NULL ? xstrdup(src->transcript) : NULL;
 }
 
 void
@@ -103,6 +104,7 @@ analysis_clear(struct analysis *a)
 		free(a->fields[i]);
 	free(a->reply);
 	free(a->reasoning);
+	free(a->transcript);
 	memset(a, 0, sizeof(*a));
 }
 

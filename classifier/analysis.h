@@ -28,6 +28,13 @@ struct conv_msg {
 	char *text;
 };
 
+/* A voice note or image of the customer's, for the length of one turn (never stored). */
+struct conv_media {
+	const char *mime; /* "audio/ogg", "image/jpeg", ... */
+	const unsigned char *data;
+	size_t len;
+};
+
 /* A conversation as the classifier sees it: the last messages and what is already known. */
 struct conversation {
 	struct conv_msg *msg;
@@ -35,6 +42,11 @@ struct conversation {
 	char *known[F_COUNT]; /* fields extracted in earlier turns, or NULL */
 	char lang[3]; /* a hint ("es"), or "" to detect */
 	char *context; /* what our side knows beyond the chat (a phone call before it), or NULL */
+	/* Media of one user message (msg[media_at]), borrowed from the caller for this call only; media_at -1
+	   (or nmedia 0): none. Copies of a conversation keep media_at, not the media. */
+	const struct conv_media *media;
+	size_t nmedia;
+	int media_at;
 };
 
 struct analysis {
@@ -55,6 +67,7 @@ struct analysis {
 	bool manipulation; /* the user tried to instruct the bot */
 	bool fallback; /* the model was asked and failed: the rules answered */
 	unsigned tokens; /* model tokens spent on this answer */
+	char *transcript; /* the words of the customer's voice note (or what their image shows), from the model */
 };
 
 /* Names on the wire. */

@@ -94,6 +94,7 @@ classify_merge(const struct lexicon *lx, const struct policy *p, const struct co
 		policy_reply(lx, conversation_last_bot(c), a);
 	}
 	a->reasoning = xstrdup(advice->reasoning != NULL ? advice->reasoning : "");
+	a->transcript = advice->transcript != NULL ? xstrdup(advice->transcript) : NULL;
 	a->source = advice->source != NULL ? advice->source : "gemini";
 }
 
@@ -102,6 +103,7 @@ struct classifier {
 	struct policy p;
 	struct gemini *g;
 	bool allow_links;
+	bool media; /* voice notes and images go to the model */
 	struct classifier_stats st;
 };
 
@@ -120,6 +122,12 @@ on_gemini(enum gemini_outcome o, const struct analysis *advice, int model_action
 
 	if (o == GEM_OK && advice != NULL) {
 		r->cl->st.by_gemini++;
+		/* The rules' signals read a voice note's words too, not its placeholder. */
+		if (advice->transcript != NULL && r->conv.nmedia > 0 && r->conv.media_at >= 0 &&
+		    (size_t)r->conv.media_at < r->conv.n) {
+			free(r->conv.msg[r->conv.media_at].text);
+			r->conv.msg[r->conv.media_at].text = xstrdup(advice->transcript);
+		}
 		classify_merge(r->cl->lx, &r->cl->p, &r->conv, advice, model_action, r->cl->allow_links, &a);
 	} else {
 		/* Any failure: the offline rules answer, and the reason is counted. */
@@ -162,6 +170,8 @@ classifier_run(struct classifier *cl, const struct conversation *c, classifier_d
 	memcpy(r->conv.lang, c->lang, sizeof(r->conv.lang));
 	if (c->context != NULL)
 		r->conv.context = xstrdup(c->context);
+	r->conv.media_at = c->media_at;
+	r->conv.nmedia = c->nmedia;
 	gemini_classify(cl->g, c, on_gemini, r);
 }
 
@@ -174,7 +184,20 @@ classifier_new(const struct lexicon *lx, const struct policy *p, struct gemini *
 	cl->p = *p;
 	cl->g = g;
 	cl->allow_links = allow_links;
+	cl->media = true;
 	return cl;
+}
+
+void
+classifier_set_media(struct classifier *cl, bool on)
+{
+	cl->media = on;
+}
+
+bool
+classifier_accepts_media(const struct classifier *cl, const char *mime)
+{
+	return cl->g != NULL && cl->media && model_accepts_media(gemini_provider(cl->g), mime);
 }
 
 void

@@ -41,6 +41,10 @@ typedef void (*classifier_done_fn)(const struct analysis *a, void *arg);
 /* A classifier over lx (borrowed) and, when g is not NULL, Gemini (borrowed). */
 struct classifier *classifier_new(const struct lexicon *lx, const struct policy *p, struct gemini *g, bool allow_links);
 void classifier_free(struct classifier *cl);
+/* Whether voice notes and images go to the model (on by default). */
+void classifier_set_media(struct classifier *cl, bool on);
+/* True when a model is configured, media is on and the provider takes mime inline. */
+bool classifier_accepts_media(const struct classifier *cl, const char *mime);
 /* Classifies c; done is called once (at once for the rules, later for Gemini). */
 void classifier_run(struct classifier *cl, const struct conversation *c, classifier_done_fn done, void *arg);
 void classifier_get_stats(const struct classifier *cl, struct classifier_stats *st);

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "common/base64.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -36,7 +38,10 @@ static const char system_instruction[] =
     "language, short, friendly, asking for at most one missing piece of information and never for something the "
     "customer already gave; no links.\n"
     "language: the customer's language as a two-letter ISO code. reasoning: one or two sentences for the sales "
-    "team.";
+    "team.\n"
+    "transcript: when the customer's message carries a voice note, the words spoken, verbatim; for an image, "
+    "one short sentence on what it shows; read that like the customer's text (its facts may fill fields). "
+    "Otherwise null.";
 
 static const char *const reasons[] = {
     "purchase", "pricing", "complaint", "warranty", "delivery", "refund", "human", "greeting", "unclear", "other"};
@@ -50,6 +55,26 @@ gemini_outcome_name(enum gemini_outcome o)
 }
 
 /* ---- request ---- */
+
+bool
+model_accepts_media(enum model_provider p, const char *mime)
+{
+	static const char *const gem[] = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif",
+	    "audio/ogg", "audio/opus", "audio/mpeg", "audio/mp3", "audio/wav", "audio/x-wav", "audio/aac", "audio/mp4",
+	    "audio/amr", "audio/flac", "audio/aiff", NULL};
+	static const char *const oai[] = {"image/png", "image/jpeg", "image/webp", "image/gif", "audio/wav",
+	    "audio/x-wav", "audio/mpeg", "audio/mp3", NULL};
+	const char *const *l = p == PROVIDER_OPENAI ? oai : gem;
+	size_t n;
+
+	if (mime == NULL)
+		return false;
+	n = strcspn(mime, "; "); /* "audio/ogg; codecs=opus" */
+	for (; *l != NULL; l++)
+		if (strlen(*l) == n && strncasecmp(mime, *l, n) == 0)
+			return true;
+	return false;
+}
 
 const char *
 model_provider_name(enum model_provider p)
@@ -113,6 +138,16 @@ schema(bool strict)
 	return s;
 }
 
+/* base64 of len bytes; caller frees. */
+static char *
+b64(const unsigned char *data, size_t len)
+{
+	char *out = xmalloc(base64_encoded_size(len));
+
+	base64_encode(data, len, out);
+	return out;
+}
+
 /* The instruction, with our side's context (a call before the chat): ours, not the customer's. Caller frees. */
 static char *
 instruction(const struct conversation *c)
@@ -145,6 +180,14 @@ gemini_request_body(const struct conversation *c, unsigned max_output_tokens)
 			cur_role = role;
 		}
 		json_array_append_new(json_object_get(cur, "parts"), json_pack("{s:s}", "text", c->msg[i].text));
+		if (c->media != NULL && c->nmedia > 0 && (int)i == c->media_at)
+			for (size_t k = 0; k < c->nmedia; k++) {
+				char *enc = b64(c->media[k].data, c->media[k].len);
+				json_array_append_new(json_object_get(cur, "parts"),
+				    json_pack(
+				        "{s:{s:s, s:s}}", "inlineData", "mimeType", c->media[k].mime, "data", enc));
+				free(enc);
+			}
 	}
 	char *sys = instruction(c);
 	body = json_pack("{s:{s:[{s:s}]}, s:o, s:{s:s, s:o, s:i, s:{s:s}}}", "systemInstruction", "parts", "text", sys,
@@ -169,9 +212,31 @@ openai_request_body(
 	json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", sys));
 	free(sys);
 	/* The customer's words only ever as user messages; the bot's as assistant messages. */
-	for (i = 0; i < c->n; i++)
-		json_array_append_new(msgs,
-		    json_pack("{s:s, s:s}", "role", c->msg[i].user ? "user" : "assistant", "content", c->msg[i].text));
+	for (i = 0; i < c->n; i++) {
+		json_t *content = json_string(c->msg[i].text);
+		if (c->media != NULL && c->nmedia > 0 && (int)i == c->media_at) {
+			json_decref(content);
+			content = json_pack("[{s:s, s:s}]", "type", "text", "text", c->msg[i].text);
+			for (size_t k = 0; k < c->nmedia; k++) {
+				const char *mt = c->media[k].mime;
+				char *enc = b64(c->media[k].data, c->media[k].len), *url;
+				if (strncmp(mt, "image/", 6) == 0) {
+					xasprintf(&url, "data:%s;base64,%s", mt, enc);
+					json_array_append_new(content,
+					    json_pack("{s:s, s:{s:s}}", "type", "image_url", "image_url", "url", url));
+					free(url);
+				} else {
+					/* input_audio takes wav or mp3 (model_accepts_media lets nothing else through). */
+					json_array_append_new(content,
+					    json_pack("{s:s, s:{s:s, s:s}}", "type", "input_audio", "input_audio",
+					        "data", enc, "format", strstr(mt, "wav") != NULL ? "wav" : "mp3"));
+				}
+				free(enc);
+			}
+		}
+		json_array_append_new(
+		    msgs, json_pack("{s:s, s:o}", "role", c->msg[i].user ? "user" : "assistant", "content", content));
+	}
 	body = json_pack("{s:s, s:o, s:{s:s, s:{s:s, s:b, s:o}}}", "model", model, "messages", msgs, "response_format",
 	    "type", "json_schema", "json_schema", "name", "lead", "strict", 1, "schema", schema(true));
 	json_object_set_new(body,
@@ -446,6 +511,8 @@ gemini_validate(const char *text, const struct conversation *c, struct analysis 
 	const char *s, *key;
 	double d;
 	int r = -1;
+	struct conversation ground;
+	struct conv_msg *gm = NULL;
 
 	analysis_clear(a);
 	*model_action = -1;
@@ -498,6 +565,17 @@ gemini_validate(const char *text, const struct conversation *c, struct analysis 
 	a->lang[1] = (char)tolower((unsigned char)s[1]);
 	s = json_string_value(json_object_get(doc, "reasoning"));
 	a->reasoning = xstrndup(s != NULL ? s : "", 1000);
+	/* A voice note's words count as the customer's own: grounding reads them in place of the placeholder. */
+	ground = *c;
+	s = json_string_value(json_object_get(doc, "transcript"));
+	if (s != NULL && *s != '\0' && c->nmedia > 0 && c->media_at >= 0 && (size_t)c->media_at < c->n) {
+		a->transcript = xstrndup(s, 2000);
+		gm = xcalloc(c->n, sizeof(*gm));
+		memcpy(gm, c->msg, c->n * sizeof(*gm));
+		gm[c->media_at].text = a->transcript;
+		ground.msg = gm;
+	}
+	c = &ground;
 	fields = json_object_get(doc, "fields");
 	if (!json_is_object(fields)) {
 		*why = "fields is not an object";
@@ -527,6 +605,7 @@ gemini_validate(const char *text, const struct conversation *c, struct analysis 
 	a->source = "gemini";
 	r = 0;
 out:
+	free(gm);
 	json_decref(doc);
 	if (r < 0)
 		analysis_clear(a);
@@ -801,6 +880,8 @@ gemini_classify(struct gemini *g, const struct conversation *c, gemini_done_fn d
 	for (i = 0; i < c->n; i++)
 		conversation_add(&q->conv, c->msg[i].user, c->msg[i].text);
 	memcpy(q->conv.lang, c->lang, sizeof(q->conv.lang));
+	q->conv.media_at = c->media_at;
+	q->conv.nmedia = c->nmedia; /* not the media: the request below is built now */
 	q->next = g->reqs;
 	if (g->reqs != NULL)
 		g->reqs->prev = q;
@@ -882,6 +963,12 @@ gemini_free(struct gemini *g)
 	free(g->model);
 	sd_event_unref(g->event);
 	free(g);
+}
+
+enum model_provider
+gemini_provider(const struct gemini *g)
+{
+	return g->o.provider;
 }
 
 void

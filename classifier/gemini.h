@@ -44,6 +44,9 @@ enum model_provider {
 	PROVIDER_OPENAI, /* OpenAI-compatible chat/completions: OpenAI, Gemini's compatible endpoint, local servers */
 };
 const char *model_provider_name(enum model_provider p);
+/* Whether the provider's API takes this media type inline (Gemini: images and audio incl. WhatsApp's ogg/opus;
+   OpenAI's chat/completions: images, and audio as wav or mp3 only). */
+bool model_accepts_media(enum model_provider p, const char *mime);
 /* "gemini" or "openai"; -1 if neither. */
 int model_provider_from_name(const char *s);
 
@@ -138,6 +141,7 @@ void gemini_free(struct gemini *g);
 /* Classifies c (copied) and calls done once, from the loop. */
 void gemini_classify(struct gemini *g, const struct conversation *c, gemini_done_fn done, void *arg);
 void gemini_get_stats(const struct gemini *g, struct gemini_stats *st);
+enum model_provider gemini_provider(const struct gemini *g);
 const char *gemini_outcome_name(enum gemini_outcome o);
 
 #endif

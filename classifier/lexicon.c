@@ -17,7 +17,7 @@
 
 static const char *const qkey_names[QK_COUNT] = {"ask_interest", "ask_name", "ask_budget", "ask_city", "ask_email",
     "clarify", "support", "human", "lead_created", "lead_created_noname", "opt_out_confirm", "opt_in_confirm",
-    "followup", "booking", "payment"};
+    "followup", "booking", "payment", "media_unreadable"};
 
 static int
 cmp_len_desc(const void *a, const void *b)

@@ -70,6 +70,7 @@ enum qkey {
 	QK_FOLLOWUP, /* {question}: the question left unanswered */
 	QK_BOOKING, /* {url} */
 	QK_PAYMENT, /* {url} */
+	QK_MEDIA, /* a voice note or image the bot cannot read: please write */
 	QK_COUNT
 };
 

@@ -144,6 +144,8 @@ static const struct key conf_keys[] = {
     {"classifier", "provider", "CRMBRIDGE_CLASSIFIER_PROVIDER", NULL, K_STR, 0, 0, 0, "gemini",
         OFF(classifier_provider), check_provider},
 
+    {"twilio", "media_max", NULL, NULL, K_SIZE, 0, 1024, 20LL * 1048576, "16MiB", OFF(twilio_media_max), NULL},
+    {"classifier", "media", NULL, NULL, K_BOOL, 0, 0, 0, "yes", OFF(classifier_media), NULL},
     {"privacy", "erase_odoo", NULL, NULL, K_BOOL, 0, 0, 0, "no", OFF(privacy_erase_odoo), NULL},
     {"privacy", "history_retention", NULL, NULL, K_DURATION, 0, 0, SEC(3650LL * 86400), "0",
         OFF(privacy_history_retention_ms), NULL},

@@ -76,6 +76,8 @@ struct conf {
 	char *openai_max_tokens_param;
 	/* [privacy] */
 	bool privacy_erase_odoo;
+	uint64_t twilio_media_max; /* bytes of one inbound media file fetched for the model */
+	bool classifier_media; /* voice notes and images go to the model */
 	uint64_t privacy_history_retention_ms; /* 0: as long as the conversation */
 	uint64_t privacy_sweep_interval_ms;
 

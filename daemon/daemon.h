@@ -73,6 +73,7 @@ struct daemon {
 	struct stripe *stripe; /* NULL without a Stripe key */
 	struct outreach_stats outreach;
 	struct privacy_stats privacy;
+	struct media_options media; /* inbound media: from Twilio, with its credentials (points into conf) */
 	sd_event_source *retention_timer;
 	struct daemon_metrics m;
 	sd_event_source *stats_timer;

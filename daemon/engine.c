@@ -143,6 +143,13 @@ struct turn {
 	int lead;
 	char lead_quality[8];
 	uint64_t started_usec, classify_start, classify_usec;
+	/* A voice note or image of this turn, in memory until the turn ends. */
+	struct conv_media media[3];
+	unsigned char *media_buf[3];
+	char *media_mime[3];
+	size_t nmedia, media_wanted, media_done;
+	const char *media_sid;
+	bool media_only, media_failed;
 	sd_event_source *renew;
 	struct turn *prev, *next;
 };
@@ -342,6 +349,29 @@ route_entry(struct engine *en, redisReply *entry)
 	{
 		json_t *m = json_pack("{s:s, s:s, s:s, s:s?}", "sid", sid, "text", text, "t_ms", ms ? ms : "0",
 		    "profile", form_get(&f, "ProfileName"));
+		long long nm = 0;
+		/* Voice notes and images: their addresses, for the turn to fetch (the bytes are never stored). */
+		if (parse_ll(form_get(&f, "NumMedia") ?: "0", 0, 10, &nm) == 0 && nm > 0) {
+			json_t *media = json_array();
+			char k[32];
+			for (long long mi = 0; mi < nm && mi < 3; mi++) {
+				const char *u, *ty;
+				snprintf(k, sizeof(k), "MediaUrl%lld", mi);
+				u = form_get(&f, k);
+				snprintf(k, sizeof(k), "MediaContentType%lld", mi);
+				ty = form_get(&f, k);
+				if (u != NULL && ty != NULL &&
+				    (strncmp(ty, "audio/", 6) == 0 || strncmp(ty, "image/", 6) == 0))
+					json_array_append_new(media, json_pack("{s:s, s:s}", "url", u, "type", ty));
+			}
+			if (json_array_size(media) > 0) {
+				json_object_set_new(m, "media", media);
+				const char *b = form_get(&f, "Body");
+				json_object_set_new(m, "media_only", json_boolean(b == NULL || *b == '\0'));
+			} else {
+				json_decref(media);
+			}
+		}
 		json = json_dumps(m, JSON_COMPACT);
 		json_decref(m);
 	}
@@ -477,6 +507,13 @@ turn_free(struct turn *t)
 	free(t->reply);
 	free(t->turn_key);
 	analysis_clear(&t->a);
+	/* The media goes with the turn: nothing of it is kept. */
+	for (size_t i = 0; i < t->nmedia; i++) {
+		if (t->media_buf[i] != NULL)
+			explicit_bzero(t->media_buf[i], t->media[i].len);
+		free(t->media_buf[i]);
+		free(t->media_mime[i]);
+	}
 	free(t);
 }
 
@@ -997,6 +1034,8 @@ write_lead_as(struct turn *t, bool support)
 		lead_upsert(lx, &in, on_lead, t);
 }
 
+static void ask_to_write(struct turn *t, const char *why);
+
 static void
 on_classified(const struct analysis *a, void *arg)
 {
@@ -1012,6 +1051,26 @@ on_classified(const struct analysis *a, void *arg)
 	}
 	analysis_copy(&t->a, a);
 	t->classify_usec = now_usec() - t->classify_start;
+	if (a->transcript != NULL && t->media_sid != NULL) {
+		/* What the voice note said (or the image showed) is kept as the message's text; the media is not. */
+		json_t *h = json_object_get(t->state, "history"), *e;
+		size_t i;
+		json_array_foreach(
+		    h, i, e) if (strcmp(json_string_value(json_object_get(e, "sid")) ?: "", t->media_sid) == 0)
+		{
+			char *txt;
+			xasprintf(&txt, "[%s] %s",
+			    t->nmedia > 0 && strncmp(t->media[0].mime, "image/", 6) == 0 ? "image" : "voice note",
+			    a->transcript);
+			json_object_set_new(e, "text", json_string(txt));
+			free(txt);
+		}
+		en->st.media_transcribed++;
+	} else if (t->nmedia > 0 && t->media_only && strcmp(a->source ?: "rules", "rules") == 0) {
+		/* The model failed and the rules cannot hear a voice note: ask for text instead of guessing. */
+		ask_to_write(t, "the model did not answer");
+		return;
+	}
 	conv_state_merge(t->state, a, last_sid, realtime_usec() / 1000);
 	t->reply = a->reply != NULL ? xstrdup(a->reply) : NULL;
 	if (strcmp(conv_state_stage(t->state), "new") == 0 || strcmp(conv_state_stage(t->state), "contacted") == 0)
@@ -1261,11 +1320,132 @@ opt(struct turn *t, bool out, const char *word_lang)
 	sender_send(s, &m, on_opt_queued, t);
 }
 
+/* Runs the classifier on the conversation, with the turn's media when it has some. */
+static void
+classify(struct turn *t)
+{
+	struct engine *en = t->en;
+	struct conversation c = {0};
+
+	conv_state_conversation(t->state, en->o.context_messages, &c);
+	c.context = outbound_call_context(t->state);
+	c.media_at = -1;
+	if (t->nmedia > 0 && t->media_sid != NULL) {
+		json_t *h = json_object_get(t->state, "history");
+		size_t n = json_array_size(h), from = n > en->o.context_messages ? n - en->o.context_messages : 0, i;
+		for (i = n; i-- > from;)
+			if (strcmp(json_string_value(json_object_get(json_array_get(h, i), "sid")) ?: "",
+			        t->media_sid) == 0) {
+				c.media_at = (int)(i - from);
+				c.media = t->media;
+				c.nmedia = t->nmedia;
+				break;
+			}
+	}
+	en->refs++;
+	t->classify_start = now_usec();
+	classifier_run(*en->d.classifier, &c, on_classified, t);
+	conversation_clear(&c);
+}
+
+/* The customer sent only a voice note or image that cannot be read: the bot asks them to write. */
+static void
+ask_to_write(struct turn *t, const char *why)
+{
+	struct engine *en = t->en;
+	struct lexicon *lx = en->d.lexicon != NULL ? *en->d.lexicon : NULL;
+	const char *q = lx != NULL ? lexicon_question(lx, outbound_lang(lx, t->state), QK_MEDIA, 0) : NULL;
+	char ph[32];
+
+	en->st.media_unread++;
+	log_info(
+	    "engine: %s: media not read (%s): asking the customer to write", log_phone(t->phone, ph, sizeof(ph)), why);
+	t->reply = xstrdup(q != NULL ? q : "Please write your message as text.");
+	reply(t);
+}
+
+static void
+on_media(int r, const char *why, const char *mime, const unsigned char *data, size_t len, void *arg)
+{
+	struct turn *t = arg;
+	struct engine *en = t->en;
+	char ph[32];
+
+	if (gone(en)) {
+		if (++t->media_done == t->media_wanted) {
+			turn_free(t);
+			settle(en);
+		}
+		return;
+	}
+	if (r == 0 && t->nmedia < 3 && classifier_accepts_media(*en->d.classifier, mime)) {
+		size_t i = t->nmedia++;
+		t->media_buf[i] = xmalloc(len > 0 ? len : 1);
+		memcpy(t->media_buf[i], data, len);
+		t->media_mime[i] = xstrdup(mime);
+		t->media[i].data = t->media_buf[i];
+		t->media[i].len = len;
+		t->media[i].mime = t->media_mime[i];
+		en->st.media_fetched++;
+	} else {
+		t->media_failed = true;
+		en->st.media_failed++;
+		log_warnx("engine: %s: media not fetched: %s", log_phone(t->phone, ph, sizeof(ph)),
+		    r == 0 ? "a type the model does not take" : why);
+	}
+	if (++t->media_done < t->media_wanted)
+		return;
+	if (t->nmedia == 0 && t->media_only) {
+		ask_to_write(t, "it could not be fetched");
+		return;
+	}
+	classify(t);
+}
+
+/*
+ * Voice notes and images of the turn's last message that has some: fetched
+ * from Twilio for the model when it takes them (true: the turn goes on from
+ * on_media), the customer asked to write when it does not and the message
+ * is nothing else (true), or the text classified without them (false).
+ */
+static bool
+media_start(struct turn *t)
+{
+	struct engine *en = t->en;
+	json_t *m = NULL, *e, *media;
+	size_t i;
+	bool all_ok = true;
+
+	json_array_foreach(t->inbox, i, e) if (json_array_size(json_object_get(e, "media")) > 0) m = e;
+	if (m == NULL)
+		return false;
+	media = json_object_get(m, "media");
+	t->media_only = json_is_true(json_object_get(m, "media_only"));
+	t->media_sid = json_string_value(json_object_get(m, "sid"));
+	json_array_foreach(media, i, e) all_ok &=
+	    classifier_accepts_media(*en->d.classifier, json_string_value(json_object_get(e, "type")));
+	if (!all_ok || en->d.media == NULL || en->d.curl == NULL || *en->d.curl == NULL) {
+		if (t->media_only) {
+			ask_to_write(t, "the classifier has no model that takes this media");
+			return true;
+		}
+		return false; /* a caption: the text is read, the media is not */
+	}
+	t->media_wanted = json_array_size(media);
+	t->media_done = 0;
+	json_array_foreach(media, i, e)
+	{
+		en->refs++;
+		media_fetch(*en->d.curl, en->d.media, json_string_value(json_object_get(e, "url")),
+		    json_string_value(json_object_get(e, "type")), on_media, t);
+	}
+	return true;
+}
+
 static void
 turn_loaded(struct turn *t)
 {
 	struct engine *en = t->en;
-	struct conversation c = {0};
 	struct lexicon *lx = en->d.lexicon != NULL ? *en->d.lexicon : NULL;
 	size_t i;
 	json_t *m, *call;
@@ -1323,12 +1503,9 @@ turn_loaded(struct turn *t)
 		commit(t);
 		return;
 	}
-	conv_state_conversation(t->state, en->o.context_messages, &c);
-	c.context = outbound_call_context(t->state);
-	en->refs++;
-	t->classify_start = now_usec();
-	classifier_run(*en->d.classifier, &c, on_classified, t);
-	conversation_clear(&c);
+	if (media_start(t))
+		return;
+	classify(t);
 }
 
 static void

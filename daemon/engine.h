@@ -8,6 +8,7 @@
 #ifndef CRMB_ENGINE_H
 #define CRMB_ENGINE_H
 
+#include "media.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -54,6 +55,7 @@ struct engine_stats {
 	uint64_t opt_outs, opt_ins, blacklist_ok, blacklist_failed, silenced; /* silenced: messages while paused/out */
 	uint64_t handoffs, handoff_notes_failed, followups_sent, followups_templates, window_templates, window_skipped;
 	uint64_t links_booking, links_payment, links_payment_failed;
+	uint64_t media_fetched, media_failed, media_unread, media_transcribed;
 	unsigned in_flight;
 	long long queue_depth, odoo_pending, dead_letter_list; /* sampled every second; -1 until known */
 };
@@ -83,6 +85,8 @@ struct engine_deps {
 	struct journal **journal; /* where leads go without Odoo; may be NULL */
 	struct lexicon **lexicon; /* the texts of confirmations and follow-ups */
 	struct stripe **stripe; /* *stripe may be NULL: no payment links */
+	struct curlev **curl; /* for media (voice notes, images); may be NULL */
+	const struct media_options *media; /* where media may come from, with which credentials; NULL: no media */
 	engine_report_fn report; /* told each committed turn; may be NULL */
 	void *report_arg;
 };

@@ -57,6 +57,8 @@ print_errors(struct conf_errors *errs)
 		log_error("%s", errs->msg[i]);
 }
 
+static void daemon_media_options(struct daemon *d);
+
 /* Says, once at start, what the daemon does for each service that is not configured. */
 static void
 announce_services(const struct conf *c)
@@ -287,6 +289,7 @@ reload(struct daemon *d)
 	}
 	conf_free(d->conf);
 	d->conf = c;
+	daemon_media_options(d);
 	if (admin_token_init(d) < 0)
 		log_error("reload: no admin token; admin endpoints refuse everyone until one is set");
 	d->reload_ok = true;
@@ -313,6 +316,17 @@ on_drain(sd_event_source *es, uint64_t usec, void *arg)
 	}
 	sd_event_source_set_time(es, now_usec() + 50000);
 	return 0;
+}
+
+/* Where inbound media may be fetched from, and with which credentials (from d->conf). */
+static void
+daemon_media_options(struct daemon *d)
+{
+	d->media.api_base = d->conf->twilio_api_base;
+	d->media.account_sid = d->conf->twilio_account_sid;
+	d->media.auth_token = d->conf->twilio_auth_token;
+	d->media.max_bytes = (size_t)d->conf->twilio_media_max;
+	d->media.timeout_ms = 20000;
 }
 
 static int
@@ -518,7 +532,8 @@ main(int argc, char *argv[])
 	{
 		/* The engine reads its collaborators through these pointers, so a reload can swap them. */
 		struct engine_deps deps = {&d.redis, &d.classifier, &d.sender, &d.leads, &d.journal, &d.lexicon,
-		    &d.stripe, daemon_on_turn, &d};
+		    &d.stripe, &d.curl, &d.media, daemon_on_turn, &d};
+		daemon_media_options(&d);
 		struct engine_options eo = {
 		    .key_prefix = d.conf->redis_key_prefix,
 		    .consumer = d.consumer,

@@ -276,6 +276,13 @@ write_metrics(FILE *f, struct daemon *d)
 		prom_sample(f, "crmbridge_outreach_total", L("result", "opted_out"), (double)d->outreach.opted_out);
 		prom_sample(f, "crmbridge_outreach_total", L("result", "sent"), (double)d->outreach.sent);
 		prom_sample(f, "crmbridge_outreach_total", L("result", "failed"), (double)d->outreach.failed);
+		prom_family(f, "crmbridge_media_total", "counter",
+		    "Inbound voice notes and images: fetched for the model, failed, read by it, or the customer asked "
+		    "to write.");
+		prom_sample(f, "crmbridge_media_total", L("result", "fetched"), (double)es.media_fetched);
+		prom_sample(f, "crmbridge_media_total", L("result", "failed"), (double)es.media_failed);
+		prom_sample(f, "crmbridge_media_total", L("result", "transcribed"), (double)es.media_transcribed);
+		prom_sample(f, "crmbridge_media_total", L("result", "asked_to_write"), (double)es.media_unread);
 		prom_family(f, "crmbridge_privacy_total", "counter",
 		    "Erasures (DELETE /api/conversation/{phone}), Odoo anonymisations, history retention.");
 		prom_sample(f, "crmbridge_privacy_total", L("event", "erased"), (double)d->privacy.erased);

@@ -70,5 +70,6 @@ daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, s
 		*g = gemini_new(d->event, d->curl, &o);
 	}
 	*cl = classifier_new(*lx, &p, *g, c->classifier_allow_links);
+	classifier_set_media(*cl, c->classifier_media);
 	return 0;
 }

@@ -20,6 +20,10 @@ Knobs, over HTTP on the same port:
                   63016 in its status callbacks, as WhatsApp does outside the 24-hour window; templates pass
                   script entries answer the next requests in turn, then normal service resumes;
                   "drop" closes the connection without an answer.
+                  "media": {"ME...": {"type": "audio/ogg", "b64": "..."}}, "media_redirect": "URL"
+  GET  /2010-04-01/Accounts/{sid}/Messages/MM.../Media/ME...  an inbound message's media: Basic auth, then
+                  307 to the CDN (/_cdn/ME... on this host, or media_redirect), which serves the bytes
+  GET  /_media_log  the media requests (path, whether credentials came with them)
   GET  /_log      JSON list of every message request received (accepted or not)
   GET  /2010-04-01/Accounts/{sid}/Messages.json?To=&From=&PageSize=  Twilio's list of the messages
                   created, newest first (what the sender reads after an interrupted attempt)
@@ -106,6 +110,43 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_log":
             with LOCK:
                 return self.reply(200, STATE["log"])
+        if self.path == "/_media_log":
+            with LOCK:
+                return self.reply(200, STATE.setdefault("media_log", []))
+        # Media of inbound messages: Basic auth, then a redirect to the CDN (here /_cdn on this host, or
+        # wherever "media_redirect" says), which serves the bytes without credentials.
+        mm = re.fullmatch(r"/2010-04-01/Accounts/([^/]+)/Messages/(MM\w+)/Media/(ME\w+)", self.path)
+        if mm:
+            auth = self.headers.get("Authorization", "")
+            want = "Basic " + base64.b64encode(("%s:%s" % (ARGS.account_sid, ARGS.auth_token)).encode()).decode()
+            with LOCK:
+                STATE.setdefault("media_log", []).append({"path": self.path, "auth": bool(auth)})
+                item = STATE.setdefault("media", {}).get(mm.group(3))
+                redirect = STATE.get("media_redirect")
+            if not hmac.compare_digest(auth, want) or mm.group(1) != ARGS.account_sid:
+                return self.reply(*twilio_error(20003, "Authentication Error - invalid username", 401))
+            if item is None:
+                return self.reply(*twilio_error(20404, "The requested resource %s was not found" % self.path, 404))
+            self.send_response(307)
+            self.send_header("Location", redirect or "http://%s/_cdn/%s" % (self.headers.get("Host"), mm.group(3)))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        cdn = re.fullmatch(r"/_cdn/(ME\w+)", self.path)
+        if cdn:
+            with LOCK:
+                STATE.setdefault("media_log", []).append({"path": self.path,
+                                                          "auth": bool(self.headers.get("Authorization"))})
+                item = STATE.setdefault("media", {}).get(cdn.group(1))
+            if item is None:
+                return self.reply(404, {"message": "not found"})
+            data = base64.b64decode(item["b64"])
+            self.send_response(200)
+            self.send_header("Content-Type", item["type"])
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
         # Twilio's message list: newest first, filtered by To and From, PageSize at most 1000.
         u = urllib.parse.urlsplit(self.path)
         m = re.fullmatch(r"/2010-04-01/Accounts/([^/]+)/Messages\.json", u.path)
@@ -138,6 +179,10 @@ class Handler(BaseHTTPRequestHandler):
                     STATE["contents"] = dict(ctl["contents"])
                 if "window_closed" in ctl:
                     STATE["window_closed"] = set(ctl["window_closed"])
+                if "media" in ctl:
+                    STATE.setdefault("media", {}).update(ctl["media"])
+                if "media_redirect" in ctl:
+                    STATE["media_redirect"] = ctl["media_redirect"]
                 for k in ("latency_ms", "script", "callbacks"):
                     if k in ctl:
                         STATE[k] = ctl[k]
