@@ -328,10 +328,21 @@ cmd_analytics(struct ctl *c, unsigned days)
 	    i_of(d, "cold"));
 	x = json_object_get(j, "support_transfers");
 	printf("support        %lld transfers (%lld to a person)\n", i_of(x, "total"), i_of(x, "to_a_person"));
+	x = json_object_get(j, "outbound");
+	if (json_is_object(x)) {
+		json_t *f = json_object_get(x, "followups"), *o = json_object_get(x, "opt_outs");
+		printf(
+		    "outbound       %lld started after a call; follow-ups %lld sent (%lld as templates), %lld answered "
+		    "(%.0f%%)\n",
+		    i_of(x, "outreach_started"), i_of(f, "sent"), i_of(f, "as_template"), i_of(f, "answered"),
+		    100.0 * json_number_value(json_object_get(f, "answer_rate")));
+		printf("opt-outs       %lld out, %lld back in; %lld messages kept unanswered (opted out or with a "
+		       "person)\n",
+		    i_of(o, "out"), i_of(o, "back_in"), i_of(x, "messages_not_answered"));
+	}
 	x = json_object_get(j, "classifier");
-	printf(
-	    "classifier     %lld turns: Gemini %lld (%.0f%%), rules %lld; %lld Gemini failures, %lld invented values "
-	    "dropped, mean confidence %.2f, %lld tokens\n",
+	printf("classifier     %lld turns: model %lld (%.0f%%), rules %lld; %lld model failures, %lld invented values "
+	       "dropped, mean confidence %.2f, %lld tokens\n",
 	    i_of(x, "classified"), i_of(x, "by_gemini"), 100.0 * json_number_value(json_object_get(x, "gemini_share")),
 	    i_of(x, "by_rules"), i_of(x, "gemini_failures"), i_of(x, "invented_fields_dropped"),
 	    json_number_value(json_object_get(x, "mean_confidence")), i_of(x, "tokens"));

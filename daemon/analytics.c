@@ -103,6 +103,42 @@ add(struct args *a, const char *field, long long n)
 	a->v[a->n++] = a->num[a->nn++];
 }
 
+/* The record script's keys and leading arguments: totals, the day, the active set; phone, now, ttl, oldest. */
+static void
+begin(struct analytics *an, struct args *a, char **dkey, const char *phone, uint64_t now_ms)
+{
+	char day[11];
+
+	day_name(now_ms, day);
+	xasprintf(dkey, "%s%s", an->k_dayprefix, day);
+	snprintf(a->num[a->nn++], sizeof(a->num[0]), "%" PRIu64, now_ms);
+	snprintf(a->num[a->nn++], sizeof(a->num[0]), "%d", DAY_TTL_S);
+	snprintf(a->num[a->nn++], sizeof(a->num[0]), "%" PRIu64,
+	    now_ms > an->conversation_ttl_ms ? now_ms - an->conversation_ttl_ms : 0);
+	a->v[a->n++] = an->k_totals;
+	a->v[a->n++] = *dkey;
+	a->v[a->n++] = an->k_active;
+	a->v[a->n++] = phone != NULL ? phone : "";
+	a->v[a->n++] = a->num[0];
+	a->v[a->n++] = a->num[1];
+	a->v[a->n++] = a->num[2];
+}
+
+void
+analytics_outreach(struct analytics *an, struct rconn *rc, uint64_t now_ms)
+{
+	struct args a = {0};
+	char *dkey;
+
+	if (rc == NULL)
+		return;
+	begin(an, &a, &dkey, NULL, now_ms);
+	add(&a, "conversations", 1);
+	add(&a, "outreach", 1);
+	rconn_eval(rc, &an->record, NULL, NULL, 3, a.n, a.v, NULL);
+	free(dkey);
+}
+
 void
 analytics_record(struct analytics *an, struct rconn *rc, const struct turn_report *r)
 {
@@ -111,44 +147,36 @@ analytics_record(struct analytics *an, struct rconn *rc, const struct turn_repor
 	static const char *const ttl_sums[NTTL + 1] = {"ttl_s0", "ttl_s1", "ttl_s2", "ttl_s3", "ttl_s4", "ttl_s5",
 	    "ttl_s6", "ttl_s7", "ttl_s8", "ttl_s9", "ttl_s10", "ttl_s11"};
 	struct args a = {0};
-	char day[11], *dkey, now[24], ttl[24], oldest[24];
+	char *dkey;
 
 	if (rc == NULL)
 		return;
-	day_name(r->now_ms, day);
-	xasprintf(&dkey, "%s%s", an->k_dayprefix, day);
-	snprintf(now, sizeof(now), "%" PRIu64, r->now_ms);
-	snprintf(ttl, sizeof(ttl), "%d", DAY_TTL_S);
-	snprintf(oldest, sizeof(oldest), "%" PRIu64,
-	    r->now_ms > an->conversation_ttl_ms ? r->now_ms - an->conversation_ttl_ms : 0);
-	a.v[a.n++] = an->k_totals;
-	a.v[a.n++] = dkey;
-	a.v[a.n++] = an->k_active;
-	a.v[a.n++] = r->classified ? r->phone : "";
-	a.v[a.n++] = now;
-	a.v[a.n++] = ttl;
-	a.v[a.n++] = oldest;
-	if (r->classified) {
+	begin(an, &a, &dkey, r->customer ? r->phone : NULL, r->now_ms);
+	if (r->customer) {
 		add(&a, "turns", 1);
 		add(&a, "conversations", r->new_conversation);
 		add(&a, "messages_in", r->messages_in);
 		add(&a, "replies", r->replied);
 		add(&a, "support", r->support);
 		add(&a, "human", r->human);
-		if (r->a != NULL) {
-			const char *src = r->a->source != NULL ? r->a->source : "rules";
-			add(&a, strcmp(src, "rules") != 0 ? "by_gemini" : "by_rules",
-			    1); /* by_gemini: the model, whichever provider */
-			add(&a, "fallbacks", r->a->fallback);
-			add(&a, "invented", r->a->invented);
-			add(&a, "conf_milli", (long long)llround(r->a->confidence * 1000.0));
-			add(&a, "tokens", r->a->tokens);
-			add(&a,
-			    r->a->quality == Q_HOT        ? "turn_hot"
-			        : r->a->quality == Q_WARM ? "turn_warm"
-			                                  : "turn_cold",
-			    1);
-		}
+		add(&a, "silenced", r->silenced ? r->messages_in : 0);
+		add(&a, "opt_outs", r->opt > 0);
+		add(&a, "opt_ins", r->opt < 0);
+		add(&a, "followup_answered", r->after_followup);
+	}
+	if (r->followup > 0) {
+		add(&a, "followups", 1);
+		add(&a, "followup_templates", r->followup == 2);
+	}
+	if (r->classified) {
+		const char *src = r->a->source != NULL ? r->a->source : "rules";
+		add(&a, strcmp(src, "rules") != 0 ? "by_gemini" : "by_rules",
+		    1); /* by_gemini: the model, whichever provider */
+		add(&a, "fallbacks", r->a->fallback);
+		add(&a, "invented", r->a->invented);
+		add(&a, "conf_milli", (long long)llround(r->a->confidence * 1000.0));
+		add(&a, "tokens", r->a->tokens);
+		add(&a, r->a->quality == Q_HOT ? "turn_hot" : r->a->quality == Q_WARM ? "turn_warm" : "turn_cold", 1);
 	}
 	if (r->lead == 1) {
 		add(&a, "leads_created", 1);
@@ -284,6 +312,13 @@ figures(const redisReply *t, long long active, long long open)
 	json_object_set_new(j, "support_transfers",
 	    json_pack(
 	        "{s:I, s:I}", "total", (json_int_t)hget(t, "support"), "to_a_person", (json_int_t)hget(t, "human")));
+	json_object_set_new(j, "outbound",
+	    json_pack("{s:I, s:{s:I, s:I, s:I, s:o}, s:{s:I, s:I}, s:I}", "outreach_started",
+	        (json_int_t)hget(t, "outreach"), "followups", "sent", (json_int_t)hget(t, "followups"), "as_template",
+	        (json_int_t)hget(t, "followup_templates"), "answered", (json_int_t)hget(t, "followup_answered"),
+	        "answer_rate", round3(ratio(hget(t, "followup_answered"), hget(t, "followups"))), "opt_outs", "out",
+	        (json_int_t)hget(t, "opt_outs"), "back_in", (json_int_t)hget(t, "opt_ins"), "messages_not_answered",
+	        (json_int_t)hget(t, "silenced")));
 	json_object_set_new(j, "classifier",
 	    json_pack("{s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:I, s:{s:I, s:I, s:I}}", "classified",
 	        (json_int_t)classified, "by_gemini", (json_int_t)gem, "by_rules", (json_int_t)rules, "gemini_share",
@@ -316,13 +351,15 @@ on_read(redisAsyncContext *ac, void *r, void *pd)
 		long long conv = hget(h, "conversations"), created = hget(h, "leads_created");
 		day_name(rd->now_ms - (uint64_t)(rd->days - 1 - i) * 86400000ULL, day);
 		json_array_append_new(daily,
-		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I}, s:I, s:I, s:I}", "date", day,
-		        "conversations", (json_int_t)conv, "messages_in", (json_int_t)hget(h, "messages_in"),
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I}", "date",
+		        day, "conversations", (json_int_t)conv, "messages_in", (json_int_t)hget(h, "messages_in"),
 		        "leads_created", (json_int_t)created, "leads_updated", (json_int_t)hget(h, "leads_updated"),
 		        "conversion_rate", round3(ratio(created, conv)), "quality", "hot",
 		        (json_int_t)hget(h, "lead_hot"), "warm", (json_int_t)hget(h, "lead_warm"), "cold",
 		        (json_int_t)hget(h, "lead_cold"), "support_transfers", (json_int_t)hget(h, "support"),
-		        "by_gemini", (json_int_t)hget(h, "by_gemini"), "by_rules", (json_int_t)hget(h, "by_rules")));
+		        "by_gemini", (json_int_t)hget(h, "by_gemini"), "by_rules", (json_int_t)hget(h, "by_rules"),
+		        "outreach_started", (json_int_t)hget(h, "outreach"), "followups",
+		        (json_int_t)hget(h, "followups"), "opt_outs", (json_int_t)hget(h, "opt_outs")));
 	}
 	json_object_set_new(j, "daily", daily);
 	rd->done(j, rd->arg);

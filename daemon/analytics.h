@@ -22,6 +22,9 @@ void analytics_free(struct analytics *an);
 /* Records a committed turn (one Redis round trip, not waited for). */
 void analytics_record(struct analytics *an, struct rconn *rc, const struct turn_report *r);
 
+/* Counts a conversation started from our side (POST /api/call-completed). */
+void analytics_outreach(struct analytics *an, struct rconn *rc, uint64_t now_ms);
+
 /* Told the figures (owned by the callee, NULL when Redis failed). */
 typedef void (*analytics_fn)(json_t *figures, void *arg);
 /* Reads the figures for the last `days` days (1-40) with one script call. */

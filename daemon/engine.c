@@ -139,7 +139,8 @@ struct turn {
 	json_t *ctl_set, *ctl_del; /* changes to it, committed with the state */
 	bool silenced, handoff, schedule_followup;
 	/* For the turn report. */
-	bool fresh, replied, support, human;
+	bool fresh, replied, support, human, classified, after_followup;
+	int opt, followup_sent;
 	int lead;
 	char lead_quality[8];
 	uint64_t started_usec, classify_start, classify_usec;
@@ -574,11 +575,16 @@ report(struct turn *t)
 	if (en->d.report == NULL)
 		return;
 	r.phone = t->phone;
-	r.classified = !t->odoo_retry;
-	r.new_conversation = t->fresh;
+	r.customer = !t->odoo_retry && !t->followup;
+	r.classified = t->classified;
+	r.new_conversation = t->fresh && r.customer;
 	r.messages_in = (unsigned)t->taken;
-	r.replied = t->replied;
-	r.a = t->odoo_retry ? NULL : &t->a;
+	r.replied = t->replied && r.customer;
+	r.a = t->classified ? &t->a : NULL;
+	r.opt = t->opt;
+	r.silenced = t->silenced;
+	r.after_followup = t->after_followup;
+	r.followup = t->followup_sent;
 	r.lead = t->lead;
 	r.quality = t->lead_quality[0] != '\0' ? t->lead_quality : NULL;
 	r.support = t->support;
@@ -1050,6 +1056,7 @@ on_classified(const struct analysis *a, void *arg)
 		return;
 	}
 	analysis_copy(&t->a, a);
+	t->classified = true;
 	t->classify_usec = now_usec() - t->classify_start;
 	if (a->transcript != NULL && t->media_sid != NULL) {
 		/* What the voice note said (or the image showed) is kept as the message's text; the media is not. */
@@ -1126,6 +1133,7 @@ on_followup_queued(int parts, void *arg)
 		return;
 	} else {
 		en->st.followups_sent++;
+		t->followup_sent = 1;
 	}
 	commit(t);
 }
@@ -1170,6 +1178,7 @@ followup(struct turn *t, size_t waiting)
 		if (send_template(
 		        t, en->o.followup_content_sid, en->o.followup_variables, t->turn_key, "a follow-up is")) {
 			en->st.followups_templates++;
+			t->followup_sent = 2;
 			return;
 		}
 		t->schedule_followup = false; /* nothing more can go out until the customer writes */
@@ -1294,12 +1303,14 @@ opt(struct turn *t, bool out, const char *word_lang)
 			json_object_set_new(t->state, "stage_before_opt_out", json_string(conv_state_stage(t->state)));
 		conv_state_set_stage(t->state, "opted_out");
 		en->st.opt_outs++;
+		t->opt = 1;
 	} else {
 		const char *before = json_string_value(json_object_get(t->state, "stage_before_opt_out"));
 		conv_state_set_stage(
 		    t->state, before != NULL && strcmp(before, "opted_out") != 0 ? before : "gathering_info");
 		json_object_del(t->state, "stage_before_opt_out");
 		en->st.opt_ins++;
+		t->opt = -1;
 	}
 	json_object_set_new(t->state, "opted_out", json_boolean(out));
 	json_object_set_new(t->state, "opt_changed_ms", json_integer((json_int_t)(realtime_usec() / 1000)));
@@ -1476,6 +1487,7 @@ turn_loaded(struct turn *t)
 	/* The customer wrote: the window is open again, and the follow-ups start over from this message. */
 	if (json_object_get(t->ctl, "window_closed_ms") != NULL)
 		ctl_del(t, "window_closed_ms");
+	t->after_followup = json_integer_value(json_object_get(t->state, "followups_sent")) > 0;
 	json_object_set_new(t->state, "followups_sent", json_integer(0));
 	/* The context of the call this conversation follows (stored by POST /api/call-completed). */
 	if ((call = json_loads(json_string_value(json_object_get(t->ctl, "call")) ?: "", 0, NULL)) != NULL) {

@@ -63,11 +63,16 @@ struct engine_stats {
 /* What a committed turn did, for analytics and metrics. */
 struct turn_report {
 	const char *phone;
-	bool classified; /* a customer turn (false: a background lead retry) */
+	bool customer; /* the turn took the customer's messages (false: a lead retry, a follow-up) */
+	bool classified; /* the classifier analysed them: a is set */
 	bool new_conversation; /* the conversation started with this turn */
 	unsigned messages_in;
-	bool replied;
+	bool replied; /* answered the customer's messages */
 	const struct analysis *a; /* when classified */
+	int opt; /* 1 opted out, -1 opted back in, 0 neither */
+	bool silenced; /* kept, not answered: the phone opted out or a person has it */
+	bool after_followup; /* the customer wrote after one or more follow-ups */
+	int followup; /* a follow-up went out: 1 as text, 2 as a template */
 	int lead; /* 0 no write, 1 created, 2 updated or unchanged, -1 deferred */
 	const char *quality; /* of the lead written: "hot", "warm", "cold" */
 	bool support, human; /* handed to support, or to a person */

@@ -31,9 +31,10 @@ daemon_on_turn(const struct turn_report *r, void *arg)
 	struct daemon *d = arg;
 	int q = r->quality == NULL ? 1 : strcmp(r->quality, "hot") == 0 ? 2 : strcmp(r->quality, "cold") == 0 ? 0 : 1;
 
-	if (r->classified) {
+	if (r->customer)
 		prom_hist_observe(&d->m.turn, (double)r->turn_usec / 1e6);
-		if (r->a != NULL && r->a->source != NULL && strcmp(r->a->source, "rules") != 0)
+	if (r->classified) {
+		if (r->a->source != NULL && strcmp(r->a->source, "rules") != 0)
 			prom_hist_observe(&d->m.classify_gemini, (double)r->classify_usec / 1e6);
 		else
 			prom_hist_observe(&d->m.classify_rules, (double)r->classify_usec / 1e6);

@@ -28,11 +28,11 @@
 
 static const char store_call_text[] =
     /* KEYS: conv, ctl; ARGV: fresh state json, call json, ttl. The call's context is kept for the next turn;
-       a conversation that does not exist yet starts with it. Returns the state. */
+       a conversation that does not exist yet starts with it. Returns {1 if it started now, the state}. */
     "redis.call('HSET', KEYS[2], 'call', ARGV[2])\n"
     "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3])\n"
-    "return redis.call('GET', KEYS[1])\n";
+    "local new = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3])\n"
+    "return {new and 1 or 0, redis.call('GET', KEYS[1])}\n";
 static struct rscript store_call;
 
 struct waiter {
@@ -197,7 +197,10 @@ on_call_stored(redisAsyncContext *ac, void *r, void *pd)
 	const char *why, *k;
 	struct sender_msg m = {0};
 
-	if (w->req == NULL || reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+	    reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1 && d->analytics != NULL)
+		analytics_outreach(d->analytics, d->redis, realtime_usec() / 1000); /* a conversation started */
+	if (w->req == NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
 		if (w->req != NULL)
 			http_reply_error(w->req, 503, "Redis unavailable: the call was not recorded");
 		waiter_free(w);
@@ -205,8 +208,8 @@ on_call_stored(redisAsyncContext *ac, void *r, void *pd)
 		free(op);
 		return;
 	}
-	if (reply->type == REDIS_REPLY_STRING)
-		st = conv_state_parse(reply->str, reply->len, &why);
+	if (reply->element[1]->type == REDIS_REPLY_STRING)
+		st = conv_state_parse(reply->element[1]->str, reply->element[1]->len, &why);
 	fields = json_object();
 	json_object_foreach(json_object_get(st, "fields"), k, f)
 	    json_object_set(fields, k, json_object_get(f, "value"));

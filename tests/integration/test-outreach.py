@@ -357,6 +357,31 @@ ok(conf_msg and "checkout.stripe.com" not in conf_msg[0], "Stripe failing: the c
 metrics = d.request("GET", "/metrics")[2].decode()
 ok('crmbridge_links_total{link="payment",result="failed"} 1' in metrics, "metrics count the failed link")
 
+# ---- 7. the analytics count what happened (in Redis: across the restarts above) ----
+st, an = d.get_json("/api/analytics/conversations?days=2")
+ob = an["outbound"]
+is_eq(ob["outreach_started"], 1, "analytics: one conversation started after a call (the repeat and the 409 not counted)")
+is_eq(ob["opt_outs"], {"out": 2, "back_in": 1}, "analytics: two opt-outs (BAJA, STOP), one back in (ALTA)")
+is_eq(ob["messages_not_answered"], 3, "analytics: 3 messages kept unanswered (1 opted out, 2 with a person)")
+f = ob["followups"]
+ok(f["sent"] >= 4 and f["as_template"] >= 2 and f["answered"] >= 1 and f["answer_rate"] == round(
+   f["answered"] / f["sent"], 3), "analytics: follow-ups sent, as templates, answered", f)
+c, cl = an["conversations"], an["classifier"]
+is_eq(c["turns"] - cl["classified"], 6,
+      "analytics: STOP, ALTA and the 3 unanswered messages were not classified (and not counted as rules' answers)")
+ok(cl["classified"] == cl["by_rules"] + cl["by_gemini"] and cl["mean_confidence"] >= 0.3,
+   "analytics: the mean confidence is over classified turns only", cl)
+ok(c["started"] == 9 and c["started"] == sum(x["conversations"] for x in an["daily"]),
+   "analytics: 9 conversations started (8 by the customer, 1 by the call), each counted once", c)
+today = an["daily"][-1]
+ok(today["opt_outs"] == 2 and today["outreach_started"] == 1 and today["followups"] == f["sent"] - sum(
+   x["followups"] for x in an["daily"][:-1]), "analytics: today's outreach, opt-outs and follow-ups", today)
+rc_ = __import__("subprocess").run([os.environ["CRMBRIDGECTL"], "--url", "http://127.0.0.1:%d" % port, "--token",
+                                   d.generated_token() or "", "analytics"], capture_output=True, text=True,
+                                  timeout=30)
+ok(rc_.returncode == 0 and "1 started after a call" in rc_.stdout and "2 out, 1 back in" in rc_.stdout and
+   "3 messages kept unanswered" in rc_.stdout, "crmbridgectl analytics: outbound and opt-out lines", rc_.stdout)
+
 d.signal(signal.SIGTERM)
 is_eq(d.wait(20), 0, "clean exit")
 d.kill()
