@@ -86,12 +86,26 @@ outbound_template_vars(const json_t *st, const json_t *src, const char *mapping,
 	return out;
 }
 
+char *
+outbound_template_text(char *rendered, const char *sid, const char *vars)
+{
+	char *text;
+
+	if (rendered != NULL)
+		xasprintf(&text, "[WhatsApp template] %s", rendered);
+	else
+		xasprintf(&text, "[WhatsApp template %s %s]", sid, vars != NULL ? vars : "{}");
+	free(rendered);
+	return text;
+}
+
 void
 outbound_merge_call(json_t *st, const json_t *call, unsigned history_cap)
 {
 	const char *rid = json_string_value(json_object_get(call, "recipient_id"));
 	const char *agent = json_string_value(json_object_get(call, "agent_name"));
 	const char *client = json_string_value(json_object_get(call, "client_name"));
+	const char *msg = json_string_value(json_object_get(call, "message")); /* the template's text, if known */
 	json_t *h = json_object_get(st, "history"), *e;
 	char sid[96], *text;
 	size_t i;
@@ -107,8 +121,8 @@ outbound_merge_call(json_t *st, const json_t *call, unsigned history_cap)
 		seen |= s != NULL && strcmp(s, sid) == 0;
 	}
 	if (!seen) {
-		xasprintf(&text, "[WhatsApp template sent after a phone call%s%s]", agent ? " with " : "",
-		    agent ? agent : "");
+		xasprintf(&text, "[WhatsApp template sent after a phone call%s%s]%s%s", agent ? " with " : "",
+		    agent ? agent : "", msg != NULL ? " " : "", msg != NULL ? msg : "");
 		conv_state_add(
 		    st, "out", text, (uint64_t)json_integer_value(json_object_get(call, "at_ms")), sid, history_cap);
 		free(text);

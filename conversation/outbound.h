@@ -35,6 +35,13 @@ uint64_t outbound_window_closes(const json_t *st, uint64_t margin_ms);
 char *outbound_template_vars(const json_t *st, const json_t *src, const char *mapping, char missing[32]);
 
 /*
+ * The history's line for a template sent: "[WhatsApp template] <its text>"
+ * when rendered (taken: freed here) is its text, else a placeholder naming
+ * the SID and the variables. Caller frees.
+ */
+char *outbound_template_text(char *rendered, const char *sid, const char *vars);
+
+/*
  * Merges the context of a call (what POST /api/call-completed stored) into
  * the state: state.call, one history entry for the template sent after it,
  * and the client's name when the conversation does not know one. Idempotent.

@@ -171,6 +171,8 @@ static const struct key conf_keys[] = {
         OFF(twilio_messaging_service_sid), check_service_sid},
     {"twilio", "api_base", "TWILIO_API_BASE", NULL, K_STR, K_URLCRED, 0, 0, "https://api.twilio.com",
         OFF(twilio_api_base), check_http_url},
+    {"twilio", "content_api_base", "TWILIO_CONTENT_API_BASE", NULL, K_STR, K_URLCRED, 0, 0,
+        "https://content.twilio.com", OFF(twilio_content_api_base), check_http_url},
 
     {"twilio", "send_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(120), "15s", OFF(twilio_send_timeout_ms), NULL},
     {"twilio", "max_attempts", NULL, NULL, K_INT, 0, 1, 100, "10", OFF(twilio_max_attempts), NULL},

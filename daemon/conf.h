@@ -88,6 +88,7 @@ struct conf {
 	char *twilio_whatsapp_from;
 	char *twilio_messaging_service_sid;
 	char *twilio_api_base;
+	char *twilio_content_api_base;
 	uint64_t twilio_send_timeout_ms;
 	long long twilio_max_attempts;
 	long long twilio_max_in_flight;

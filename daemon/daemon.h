@@ -22,6 +22,7 @@
 #include "odoo/lead.h"
 #include "sender.h"
 #include "stripe.h"
+#include "content.h"
 #include "redis.h"
 
 /* Webhook outcomes, for the status endpoint and later the metrics. */
@@ -71,6 +72,7 @@ struct daemon {
 	struct journal *journal; /* leads without Odoo */
 	struct analytics *analytics;
 	struct stripe *stripe; /* NULL without a Stripe key */
+	struct content *content; /* the templates' text (Twilio's Content API); NULL without templates */
 	struct outreach_stats outreach;
 	struct privacy_stats privacy;
 	struct media_options media; /* inbound media: from Twilio, with its credentials (points into conf) */
@@ -146,6 +148,7 @@ void outreach_cancel_pauses(void);
 void daemon_outbound_options(const struct conf *c, struct engine_options *eo);
 /* A Stripe client for c (NULL without a key). */
 struct stripe *daemon_stripe(struct daemon *d, const struct conf *c);
+struct content *daemon_content(struct daemon *d, const struct conf *c);
 
 /* Cancels the admin requests waiting for Redis (before the HTTP server stops). */
 void routes_cancel(void);

@@ -38,6 +38,7 @@
 #include "engine.h"
 #include "journal.h"
 #include "stripe.h"
+#include "content.h"
 
 static const char route_text[] =
     /* KEYS: inbox, routed; ARGV: entry id, message json, ttl */
@@ -752,7 +753,8 @@ send_template(struct turn *t, const char *content_sid, const char *mapping, cons
 		    log_phone(t->phone, ph, sizeof(ph)), why, missing);
 		return false;
 	}
-	xasprintf(&text, "[WhatsApp template %s %s]", content_sid, vars);
+	text = outbound_template_text(
+	    en->d.content != NULL ? content_render(*en->d.content, content_sid, vars) : NULL, content_sid, vars);
 	conv_state_add(t->state, "out", text, realtime_usec() / 1000, NULL, en->o.history_cap);
 	conv_state_count(t->state, "out", 1);
 	free(text);

@@ -94,6 +94,7 @@ struct engine_deps {
 	const struct media_options *media; /* where media may come from, with which credentials; NULL: no media */
 	engine_report_fn report; /* told each committed turn; may be NULL */
 	void *report_arg;
+	struct content **content; /* the templates' text; may be NULL */
 };
 
 struct engine *engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_options *o);

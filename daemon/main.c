@@ -282,6 +282,8 @@ reload(struct daemon *d)
 	d->sender = sender_start(d, c);
 	stripe_free(d->stripe);
 	d->stripe = daemon_stripe(d, c);
+	content_free(d->content);
+	d->content = daemon_content(d, c);
 	{
 		struct engine_options eo = {0};
 		daemon_outbound_options(c, &eo);
@@ -526,13 +528,14 @@ main(int argc, char *argv[])
 	intake_set_redis(d.intake, d.redis);
 	d.sender = sender_start(&d, d.conf);
 	d.stripe = daemon_stripe(&d, d.conf);
+	d.content = daemon_content(&d, d.conf);
 	daemon_metrics_init(&d);
 	d.analytics = analytics_new(d.conf->redis_key_prefix, d.conf->engine_conversation_ttl_ms);
 	odoo_start(&d, d.conf);
 	{
 		/* The engine reads its collaborators through these pointers, so a reload can swap them. */
 		struct engine_deps deps = {&d.redis, &d.classifier, &d.sender, &d.leads, &d.journal, &d.lexicon,
-		    &d.stripe, &d.curl, &d.media, daemon_on_turn, &d};
+		    &d.stripe, &d.curl, &d.media, daemon_on_turn, &d, &d.content};
 		daemon_media_options(&d);
 		struct engine_options eo = {
 		    .key_prefix = d.conf->redis_key_prefix,
@@ -593,6 +596,7 @@ main(int argc, char *argv[])
 	odoo_stop(&d);
 	gemini_free(d.gemini);
 	d.gemini = NULL;
+	content_free(d.content); /* before its transfers are aborted: nothing to report then */
 	curlev_free(d.curl); /* aborts sends in flight; their leases bring them back */
 	sender_free(d.sender);
 	stripe_free(d.stripe);

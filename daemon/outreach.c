@@ -430,6 +430,17 @@ post_call_completed(struct http_request *req, void *arg)
 		return;
 	}
 	json_decref(src);
+	{
+		/* What the customer will read, when the Content API told us the template's text. */
+		char *msg = content_render(d->content, d->conf->outreach_content_sid, vars);
+		if (msg != NULL) {
+			json_object_set_new(call, "message", json_string(msg));
+			free(msg);
+			json_decref(st);
+			st = conv_state_new(phone, realtime_usec() / 1000);
+			outbound_merge_call(st, call, (unsigned)d->conf->engine_history);
+		}
+	}
 	w = xcalloc(1, sizeof(*w));
 	w->req = req;
 	w->d = d;
@@ -661,6 +672,22 @@ daemon_outbound_options(const struct conf *c, struct engine_options *eo)
 	eo->followup_content_sid = c->followup_content_sid;
 	eo->followup_variables = c->followup_content_variables;
 	eo->booking_url = c->links_booking_url;
+}
+
+/* The templates this configuration sends, so that their text is known before the first one goes. */
+struct content *
+daemon_content(struct daemon *d, const struct conf *c)
+{
+	struct content_options co = {0};
+
+	co.api_base = c->twilio_content_api_base;
+	co.account_sid = c->twilio_account_sid;
+	co.auth_token = c->twilio_auth_token;
+	co.sids[0] = c->outreach_content_sid;
+	co.sids[1] = c->window_content_sid;
+	co.sids[2] = c->followup_content_sid;
+	co.timeout_ms = c->twilio_send_timeout_ms;
+	return content_new(d->event, d->curl, &co);
 }
 
 struct stripe *

@@ -222,6 +222,8 @@ get_system_status(struct http_request *req, void *arg)
 	} else {
 		json_object_set_new(j, "sender", json_null());
 	}
+	/* The configured WhatsApp templates and whether Twilio's Content API told us their text. */
+	json_object_set_new(j, "templates", content_status(d->content));
 	http_reply_json(req, 200, j);
 }
 

@@ -24,6 +24,10 @@ Knobs, over HTTP on the same port:
   GET  /2010-04-01/Accounts/{sid}/Messages/MM.../Media/ME...  an inbound message's media: Basic auth, then
                   307 to the CDN (/_cdn/ME... on this host, or media_redirect), which serves the bytes
   GET  /_media_log  the media requests (path, whether credentials came with them)
+  GET  /v1/Content/HX...  the Content API (content.twilio.com): Basic auth, the template as Twilio describes it
+                  ("types": {"twilio/text": {"body": ...}}, "variables", ...); a "contents" value that is an
+                  object is served as the template's "types"; 404 code 20404 for an unknown SID
+  GET  /_content_log  the Content API requests (SID, whether the credentials were right)
   GET  /_log      JSON list of every message request received (accepted or not)
   GET  /2010-04-01/Accounts/{sid}/Messages.json?To=&From=&PageSize=  Twilio's list of the messages
                   created, newest first (what the sender reads after an interrupted attempt)
@@ -53,6 +57,17 @@ STATE = {"latency_ms": 0, "script": [], "opted_out": set(), "callbacks": [], "lo
          "contents": {}, "window_closed": set()}
 LOCK = threading.Lock()
 ARGS = None
+
+
+def content_body(c):
+    """The text of a template: a string, or the first body among its types (as the daemon reads it)."""
+    if isinstance(c, str):
+        return c
+    for t in ("twilio/text", "twilio/media", "twilio/quick-reply", "twilio/call-to-action", "twilio/list-picker",
+              "whatsapp/card"):
+        if isinstance(c.get(t), dict) and isinstance(c[t].get("body"), str):
+            return c[t]["body"]
+    return ""
 
 
 def twilio_error(code, message, status):
@@ -113,6 +128,30 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_media_log":
             with LOCK:
                 return self.reply(200, STATE.setdefault("media_log", []))
+        if self.path == "/_content_log":
+            with LOCK:
+                return self.reply(200, STATE.setdefault("content_log", []))
+        cm = re.fullmatch(r"/v1/Content/([^/?]+)", self.path)
+        if cm:
+            auth = self.headers.get("Authorization", "")
+            want = "Basic " + base64.b64encode(("%s:%s" % (ARGS.account_sid, ARGS.auth_token)).encode()).decode()
+            ok_auth = hmac.compare_digest(auth, want)
+            with LOCK:
+                STATE.setdefault("content_log", []).append({"sid": cm.group(1), "auth_ok": ok_auth})
+                c = STATE["contents"].get(cm.group(1))
+            if not ok_auth:
+                return self.reply(*twilio_error(20003, "Authentication Error - invalid username", 401))
+            if c is None:
+                return self.reply(*twilio_error(20404, "The requested resource /v1/Content/%s was not found"
+                                                % cm.group(1), 404))
+            url = "https://content.twilio.com/v1/Content/" + cm.group(1)
+            return self.reply(200, {
+                "sid": cm.group(1), "account_sid": ARGS.account_sid, "friendly_name": "crmbridge_test",
+                "language": "es", "variables": {"1": "Cliente"},
+                "types": {"twilio/text": {"body": c}} if isinstance(c, str) else c,
+                "url": url, "date_created": "2026-11-01T10:00:00Z", "date_updated": "2026-11-01T10:00:00Z",
+                "links": {"approval_fetch": url + "/ApprovalRequests",
+                          "approval_create": url + "/ApprovalRequests/whatsapp"}})
         # Media of inbound messages: Basic auth, then a redirect to the CDN (here /_cdn on this host, or
         # wherever "media_redirect" says), which serves the bytes without credentials.
         mm = re.fullmatch(r"/2010-04-01/Accounts/([^/]+)/Messages/(MM\w+)/Media/(ME\w+)", self.path)
@@ -174,7 +213,7 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 if ctl.get("reset"):
                     STATE.update(latency_ms=0, script=[], opted_out=set(), callbacks=[], log=[], messages=[], lists=0,
-                                 contents={}, window_closed=set())
+                                 contents={}, window_closed=set(), content_log=[])
                 if "contents" in ctl:
                     STATE["contents"] = dict(ctl["contents"])
                 if "window_closed" in ctl:
@@ -243,7 +282,7 @@ class Handler(BaseHTTPRequestHandler):
             except (ValueError, AssertionError):
                 entry["answer"] = 21656
                 return self.reply(*twilio_error(21656, "The ContentVariables Parameter is invalid.", 400))
-            body = contents.get(csid, "")
+            body = content_body(contents.get(csid, ""))
             for k, v in cvars.items():
                 body = body.replace("{{%s}}" % k, v)
         if len(form.get("Body", "")) > 1600:

@@ -51,6 +51,7 @@ account_sid = {SID}
 auth_token = {TOKEN}
 whatsapp_from = whatsapp:+14155238886
 api_base = http://127.0.0.1:{tport}
+content_api_base = http://127.0.0.1:{tport}
 [odoo]
 url = http://127.0.0.1:{oport}
 db = crmfix
@@ -83,6 +84,7 @@ stripe_api_base = http://127.0.0.1:{sport}
 d = Daemon(wd, conf)
 ok(d.wait_notify("READY=1", 15) is not None, "daemon ready")
 seq = [0]
+starts = [1]
 
 
 def post(phone, body):
@@ -185,6 +187,8 @@ wait_for(lambda: status(P1)["counters"]["turns"] >= 1, 5)
 h = d.get_json("/api/conversation/%s/history" % P1)[1]["history"]
 ok(h[0]["dir"] == "out" and "Laura" in h[0]["text"] and h[1]["dir"] == "in", "history: the template, then the answer",
    h[:2])
+is_eq(h[0]["text"], "[WhatsApp template sent after a phone call with Laura] Hola María Gómez, gracias por la llamada. "
+      "¿Seguimos por aquí?", "history: the template's text as the customer read it (Twilio's Content API)")
 s = status(P1)
 ok(s["window"]["open"] is True and s["fields"].get("name") == "María Gómez", "window open, name kept", s)
 
@@ -301,6 +305,9 @@ ok(len(msgs) == 2 and msgs[1]["form"].get("ContentSid") == FOLLOW_HX and "Body" 
    "a follow-up outside the window goes as the follow-up template", [m["form"] for m in msgs])
 is_eq(json.loads(msgs[1]["form"]["ContentVariables"]), {"1": "Cliente WA"},
       "template variable from the WhatsApp profile name")
+h = d.get_json("/api/conversation/%s/history" % P6)[1]["history"]
+ok(any(e["dir"] == "out" and e["text"] == "[WhatsApp template] Hola Cliente WA, ¿sigues interesado?" for e in h),
+   "history: the follow-up template's text", [e["text"] for e in h])
 control(tport, {"window_closed": []})
 post(P6, "sí, sigo interesado")
 wait_for(lambda: status(P6)["window"]["open"], 5)
@@ -381,6 +388,26 @@ rc_ = __import__("subprocess").run([os.environ["CRMBRIDGECTL"], "--url", "http:/
                                   timeout=30)
 ok(rc_.returncode == 0 and "1 started after a call" in rc_.stdout and "2 out, 1 back in" in rc_.stdout and
    "3 messages kept unanswered" in rc_.stdout, "crmbridgectl analytics: outbound and opt-out lines", rc_.stdout)
+
+# ---- 8. the templates' text comes from Twilio's Content API, fetched once per template, not per message ----
+tm = d.get_json("/system/status")[1]["templates"]
+ok(set(tm) == {OUTREACH_HX, WINDOW_HX, FOLLOW_HX} and all(v["known"] and v["types"] == ["twilio/text"] and
+                                                          v["error"] is None for v in tm.values()),
+   "status: the three configured templates, known", tm)
+clog = get(tport, "/_content_log")
+ok(len(clog) == 9 and all(e["auth_ok"] for e in clog), "the Content API asked 3 times per start (3 starts), with "
+   "Basic auth, whatever the number of messages (%d)" % len(clog), clog)
+# A template SID the account does not have: said in the status, and the history falls back to a placeholder.
+BAD_HX = "HX" + "d4" * 16
+with open(conf) as fh:
+    text = fh.read()
+write_config(conf, text.replace("[window]\ncontent_sid = %s" % WINDOW_HX, "[window]\ncontent_sid = %s" % BAD_HX))
+d.signal(signal.SIGHUP)
+ok(wait_for(lambda: (d.get_json("/system/status")[1]["templates"].get(BAD_HX) or {}).get("error"), 10),
+   "reloaded with an unknown template SID")
+bad = d.get_json("/system/status")[1]["templates"][BAD_HX]
+ok(bad["known"] is False and "404" in bad["error"] and "20404" in bad["error"], "status: the Content API's 404", bad)
+ok(wait_for(lambda: "template %s: HTTP 404" % BAD_HX in d.logtext(), 5), "the log says so")
 
 d.signal(signal.SIGTERM)
 is_eq(d.wait(20), 0, "clean exit")
