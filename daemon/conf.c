@@ -202,6 +202,8 @@ static const struct key conf_keys[] = {
         check_content_sid},
     {"outreach", "content_variables", NULL, NULL, K_STR, 0, 0, 0, "1=client_name", OFF(outreach_content_variables),
         check_variables},
+    {"outreach", "skip_statuses", NULL, NULL, K_STR, 0, 0, 0,
+        "failed,cancelled,canceled,busy,no-answer,no_answer,voicemail,unreachable", OFF(outreach_skip_statuses), NULL},
     {"outreach", "wait", NULL, NULL, K_DURATION, 0, 0, SEC(60), "10s", OFF(outreach_wait_ms), NULL},
 
     {"window", "margin", NULL, NULL, K_DURATION, 0, 0, SEC(12 * 3600), "1h", OFF(window_margin_ms), NULL},

@@ -113,6 +113,7 @@ struct conf {
 	char *outreach_service_token;
 	char *outreach_content_sid;
 	char *outreach_content_variables; /* "1=client_name,2=agent_name" */
+	char *outreach_skip_statuses; /* recipient.status values that mean no call took place */
 	uint64_t outreach_wait_ms;
 
 	/* [window] */

@@ -34,7 +34,7 @@ struct webhook_stats {
 
 /* POST /api/call-completed outcomes. */
 struct outreach_stats {
-	uint64_t requests, accepted, duplicates, rejected, unauthorized, opted_out, sent, failed;
+	uint64_t requests, accepted, duplicates, rejected, unauthorized, opted_out, sent, failed, skipped;
 };
 
 /* Erasure and retention (erase.c). */

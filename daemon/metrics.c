@@ -277,6 +277,7 @@ write_metrics(FILE *f, struct daemon *d)
 		prom_sample(f, "crmbridge_outreach_total", L("result", "opted_out"), (double)d->outreach.opted_out);
 		prom_sample(f, "crmbridge_outreach_total", L("result", "sent"), (double)d->outreach.sent);
 		prom_sample(f, "crmbridge_outreach_total", L("result", "failed"), (double)d->outreach.failed);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "skipped"), (double)d->outreach.skipped);
 		prom_family(f, "crmbridge_media_total", "counter",
 		    "Inbound voice notes and images: fetched for the model, failed, read by it, or the customer asked "
 		    "to write.");

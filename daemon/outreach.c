@@ -245,6 +245,28 @@ str_member(json_t *obj, const char *key, char *out, size_t size, bool required)
 	return required && out[0] == '\0' ? -1 : 0;
 }
 
+/* Whether s is one of the comma-separated words of list (case and surrounding spaces ignored). */
+static bool
+in_list(const char *list, const char *s)
+{
+	size_t n = s != NULL ? strlen(s) : 0;
+
+	while (list != NULL && *list != '\0' && n > 0) {
+		const char *e = strchr(list, ','), *b = list;
+		size_t len;
+		if (e == NULL)
+			e = list + strlen(list);
+		while (b < e && *b == ' ')
+			b++;
+		for (len = (size_t)(e - b); len > 0 && b[len - 1] == ' '; len--)
+			;
+		if (len == n && strncasecmp(b, s, n) == 0)
+			return true;
+		list = *e == ',' ? e + 1 : e;
+	}
+	return false;
+}
+
 static bool
 safe_id(const char *s)
 {
@@ -415,6 +437,20 @@ post_call_completed(struct http_request *req, void *arg)
 		    d->sender == NULL
 		        ? "Twilio is not configured: nothing can be sent"
 		        : "no outreach template: set CRMBRIDGE_OUTREACH_CONTENT_SID (outreach.content_sid)");
+		return;
+	}
+	/* A call that did not take place (nobody answered, it failed): no "thanks for the call" message. */
+	if (in_list(d->conf->outreach_skip_statuses, json_string_value(json_object_get(call, "status")))) {
+		d->outreach.skipped++;
+		log_info("outreach: call %s not answered (%s): nothing sent to %s",
+		    json_string_value(json_object_get(call, "recipient_id")),
+		    json_string_value(json_object_get(call, "status")), log_phone(phone, ph, sizeof(ph)));
+		http_reply_json(req, 200,
+		    json_pack("{s:s, s:O, s:b, s:s}", "phone", phone, "recipient_id",
+		        json_object_get(call, "recipient_id"), "skipped", 1, "reason",
+		        "recipient.status is in outreach.skip_statuses: the call did not take place"));
+		json_decref(call);
+		json_decref(src);
 		return;
 	}
 	/* The conversation as it will start: fresh, with the call merged (kept if one exists). */

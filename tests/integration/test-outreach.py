@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -160,6 +161,19 @@ st, body = call_completed(bad)
 ok(st == 422 and "client_name" in body["error"]["message"], "a template variable without a value: 422", body)
 is_eq(len(sent_to("+573001110009")), 0, "... and nothing was sent")
 is_eq(len(sent_to(P1)), 0, "nothing sent by the refused requests")
+
+# A call nobody answered: no "thanks for the call" message, no conversation, and the platform gets a 200.
+P0 = "+573001110000"
+for status_ in ("failed", "No-Answer", "voicemail"):
+    pl = call_payload("rcp_000_" + status_, P0)
+    pl["recipient"]["status"] = status_
+    st, body = call_completed(pl)
+    ok(st == 200 and body.get("skipped") is True and "skip_statuses" in body.get("reason", ""),
+       "recipient.status %s: 200, skipped" % status_, body)
+is_eq(len(sent_to(P0)), 0, "nothing sent for calls that did not take place")
+is_eq(d.request("GET", "/api/conversation/%s/status" % P0)[0], 404, "... and no conversation started")
+ok('crmbridge_outreach_total{result="skipped"} 3' in d.request("GET", "/metrics")[2].decode(),
+   "metrics count the skipped calls")
 
 st, body = call_completed(call_payload("rcp_001", P1))
 is_eq(st, 200, "call-completed: 200 once Twilio accepted the template")
@@ -383,9 +397,9 @@ ok(c["started"] == 9 and c["started"] == sum(x["conversations"] for x in an["dai
 today = an["daily"][-1]
 ok(today["opt_outs"] == 2 and today["outreach_started"] == 1 and today["followups"] == f["sent"] - sum(
    x["followups"] for x in an["daily"][:-1]), "analytics: today's outreach, opt-outs and follow-ups", today)
-rc_ = __import__("subprocess").run([os.environ["CRMBRIDGECTL"], "--url", "http://127.0.0.1:%d" % port, "--token",
-                                   d.generated_token() or "", "analytics"], capture_output=True, text=True,
-                                  timeout=30)
+CTL = os.environ.get("CRMBRIDGECTL") or os.path.join(os.environ.get("TOP_BUILDDIR") or ".", "crmbridgectl")
+rc_ = subprocess.run([CTL, "--url", "http://127.0.0.1:%d" % port, "--token", d.generated_token() or "", "analytics"],
+                     capture_output=True, text=True, timeout=30)
 ok(rc_.returncode == 0 and "1 started after a call" in rc_.stdout and "2 out, 1 back in" in rc_.stdout and
    "3 messages kept unanswered" in rc_.stdout, "crmbridgectl analytics: outbound and opt-out lines", rc_.stdout)
 
