@@ -158,6 +158,12 @@ static const struct key conf_keys[] = {
     {"openai", "model", "OPENAI_MODEL", NULL, K_STR, 0, 0, 0, "gpt-4o-mini", OFF(openai_model), check_model},
     {"openai", "max_tokens_param", NULL, NULL, K_STR, 0, 0, 0, "max_completion_tokens", OFF(openai_max_tokens_param),
         check_max_tokens_param},
+    /* Its own limits: a model on one's own server is often slower than Gemini's or OpenAI's. */
+    {"openai", "timeout", NULL, NULL, K_DURATION, 0, 100, SEC(300), "30s", OFF(openai_timeout_ms), NULL},
+    {"openai", "max_output_tokens", NULL, NULL, K_INT, 0, 64, 8192, "1024", OFF(openai_max_output_tokens), NULL},
+    {"openai", "max_attempts", NULL, NULL, K_INT, 0, 1, 10, "3", OFF(openai_max_attempts), NULL},
+    {"openai", "breaker_failures", NULL, NULL, K_INT, 0, 1, 100, "5", OFF(openai_breaker_failures), NULL},
+    {"openai", "breaker_open", NULL, NULL, K_DURATION, 0, SEC(1), SEC(3600), "60s", OFF(openai_breaker_open_ms), NULL},
 
     {"twilio", "account_sid", "TWILIO_ACCOUNT_SID", NULL, K_STR, 0, 0, 0, NULL, OFF(twilio_account_sid),
         check_account_sid},

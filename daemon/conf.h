@@ -74,6 +74,9 @@ struct conf {
 	char *openai_api_base;
 	char *openai_model;
 	char *openai_max_tokens_param;
+	uint64_t openai_timeout_ms;
+	long long openai_max_output_tokens, openai_max_attempts, openai_breaker_failures;
+	uint64_t openai_breaker_open_ms;
 	/* [privacy] */
 	bool privacy_erase_odoo;
 	uint64_t twilio_media_max; /* bytes of one inbound media file fetched for the model */

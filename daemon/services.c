@@ -61,11 +61,11 @@ daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, s
 		    .model = oa ? c->openai_model : c->gemini_model,
 		    .api_key = oa ? c->openai_api_key : c->gemini_api_key,
 		    .max_tokens_param = c->openai_max_tokens_param,
-		    .timeout_ms = c->gemini_timeout_ms,
-		    .max_attempts = (unsigned)c->gemini_max_attempts,
-		    .max_output_tokens = (unsigned)c->gemini_max_output_tokens,
-		    .breaker_threshold = (unsigned)c->gemini_breaker_failures,
-		    .breaker_open_ms = c->gemini_breaker_open_ms,
+		    .timeout_ms = oa ? c->openai_timeout_ms : c->gemini_timeout_ms,
+		    .max_attempts = (unsigned)(oa ? c->openai_max_attempts : c->gemini_max_attempts),
+		    .max_output_tokens = (unsigned)(oa ? c->openai_max_output_tokens : c->gemini_max_output_tokens),
+		    .breaker_threshold = (unsigned)(oa ? c->openai_breaker_failures : c->gemini_breaker_failures),
+		    .breaker_open_ms = oa ? c->openai_breaker_open_ms : c->gemini_breaker_open_ms,
 		};
 		*g = gemini_new(d->event, d->curl, &o);
 	}

@@ -105,9 +105,10 @@ provider = openai
 api_key = {OKEY}
 api_base = http://127.0.0.1:{oport}/v1
 model = gpt-4o-mini
-[gemini]
 max_attempts = 2
 breaker_failures = 50
+[gemini]
+max_attempts = 7
 """)
 d = Daemon(wd, conf)
 ok(d.wait_notify("READY=1", 15) is not None, "daemon ready with provider = openai")
@@ -161,7 +162,7 @@ an = d.get_json("/api/analytics/conversations")[1]["classifier"]
 ok(an["by_rules"] == 1 and an["gemini_failures"] == 1, "from the rules, counted as a model failure", an)
 log = [e for e in get(oport, "/_log") if P2[1:] in json.dumps(e["body"]) or "cama doble" in json.dumps(e["body"],
                                                                                                    ensure_ascii=False)]
-is_eq(len(log), 2, "after gemini.max_attempts (2) tries")
+is_eq(len(log), 2, "after openai.max_attempts (2) tries, not gemini.max_attempts (7)")
 
 d.signal(15)
 is_eq(d.wait(20), 0, "clean exit")
