@@ -8,7 +8,9 @@
  * spooled messages on disk and its records in the lead journal; with
  * privacy.erase_odoo the Odoo lead's WhatsApp fields are cleared and a note
  * says so. It waits for a turn in flight for the phone to end (the turn's
- * lease), so nothing is written back after it.
+ * lease), so nothing is written back after it. The phone's own keys go in
+ * one atomic script; the intake stream and the key space are then walked
+ * one short script call at a time, so Redis serves everyone else meanwhile.
  *
  * Retention: history entries older than privacy.history_retention are
  * dropped from every conversation by a sweep (SCAN, one script per key), so
@@ -28,19 +30,24 @@
 #include "conversation/state.h"
 #include "daemon.h"
 
+/* The phone inside a key or a record, not as the start of a longer number: "%+573001112233%f[^%d]". */
+#define PHONE_PATTERN "local pat = (string.gsub(ARGV[1], '%+', '%%+')) .. '%f[^%d]'\n"
+
 static const char erase_text[] =
     /* KEYS: 1 conv, 2 inbox, 3 routed, 4 ctl, 5 turns:due, 6 turns:first, 7 turns:lease, 8 turns:attempts,
        9 odoo:pending, 10 followup:due, 11 engine:dead, 12 intake:stream, 13 outbox:q:<phone>, 14 outbox:due,
        15 outbox:optout, 16 outbox:dead, 17 stats:active;
-       ARGV: 1 phone, 2 whatsapp:phone, 3 outbox job prefix, 4 outbox deadbody prefix, 5 outbox msg pattern,
-       6 intake sid prefix, 7 intake idem prefix, 8 now ms, 9 the prefix's pattern (prefix*).
+       ARGV: 1 phone, 2 outbox job prefix, 3 outbox deadbody prefix, 4 intake sid prefix, 5 now ms.
+       The atomic part: everything under the phone's own keys and in the shared schedules. The intake stream
+       and the key space are walked afterwards in batches (erase_stream_text, erase_scan_text), so a large
+       Redis is not held for the whole walk.
        Returns {"busy"} while a turn or a send for the phone is under way, else
-       {lead_id or -1, keys, schedules, dead letters, outbox jobs, opt-out, stream entries, dedupe keys, msgs}. */
-    "local now = tonumber(ARGV[8])\n"
+       {lead_id or -1, keys, schedules, dead letters, outbox jobs, opt-out, dedupe keys, the stream's last id}. */
+    "local now = tonumber(ARGV[5])\n"
     "local l = redis.call('HGET', KEYS[7], ARGV[1])\n"
     "if l and tonumber(l) > now then return {'busy'} end\n"
     "local od = redis.call('ZSCORE', KEYS[14], ARGV[1])\n"
-    "if od and tonumber(od) > now and redis.call('LLEN', KEYS[13]) > 0 then return {'busy'} end\n"
+    "if od and tonumber(od) > now and redis.call('LLEN', KEYS[13]) > 0 then return {'busy'} end\n" PHONE_PATTERN
     "local lead, sids = -1, {}\n"
     "local conv = redis.call('GET', KEYS[1])\n"
     "if conv then\n"
@@ -69,54 +76,64 @@ static const char erase_text[] =
     "local dead = 0\n"
     "for _, k in ipairs({KEYS[11], KEYS[16]}) do\n"
     "  for _, e in ipairs(redis.call('LRANGE', k, 0, -1)) do\n"
-    "    if string.find(e, ARGV[1], 1, true) then\n"
+    "    if string.find(e, pat) then\n"
     "      dead = dead + redis.call('LREM', k, 0, e)\n"
     "      local ok, j = pcall(cjson.decode, e)\n"
-    "      if ok and type(j) == 'table' and type(j.job) == 'string' then redis.call('DEL', ARGV[4] .. j.job) end\n"
+    "      if ok and type(j) == 'table' and type(j.job) == 'string' then redis.call('DEL', ARGV[3] .. j.job) end\n"
     "    end\n"
     "  end\n"
     "end\n"
     "local jobs = 0\n"
-    "for _, id in ipairs(redis.call('LRANGE', KEYS[13], 0, -1)) do jobs = jobs + redis.call('DEL', ARGV[3] .. id) end\n"
+    "for _, id in ipairs(redis.call('LRANGE', KEYS[13], 0, -1)) do jobs = jobs + redis.call('DEL', ARGV[2] .. id) end\n"
     "redis.call('DEL', KEYS[13])\n"
     "redis.call('ZREM', KEYS[14], ARGV[1])\n"
     "local optout = redis.call('SREM', KEYS[15], ARGV[1])\n"
-    "local stream, start = 0, '-'\n"
+    "local dedupe = 0\n"
+    "for _, s in ipairs(sids) do dedupe = dedupe + redis.call('DEL', ARGV[4] .. s) end\n"
+    "local last = ''\n"
     "if redis.call('EXISTS', KEYS[12]) == 1 then\n"
-    "  while true do\n"
-    "    local batch = redis.call('XRANGE', KEYS[12], start, '+', 'COUNT', 500)\n"
-    "    if #batch == 0 then break end\n"
-    "    for _, e in ipairs(batch) do\n"
-    "      local f, from, sid, idem = e[2], nil, nil, nil\n"
-    "      for i = 1, #f, 2 do\n"
-    "        if f[i] == 'from' then from = f[i + 1] elseif f[i] == 'sid' then sid = f[i + 1]\n"
-    "        elseif f[i] == 'idem' then idem = f[i + 1] end\n"
-    "      end\n"
-    "      if from == ARGV[2] then\n"
-    "        stream = stream + redis.call('XDEL', KEYS[12], e[1])\n"
-    "        if sid then sids[#sids + 1] = sid end\n"
-    "        if idem and idem ~= '' then redis.call('DEL', ARGV[7] .. idem) end\n"
-    "      end\n"
-    "    end\n"
-    "    start = '(' .. batch[#batch][1]\n"
+    "  local r = redis.call('XREVRANGE', KEYS[12], '+', '-', 'COUNT', 1)\n"
+    "  if #r > 0 then last = r[1][1] end\n"
+    "end\n"
+    "return {lead, keys, sched, dead, jobs, optout, dedupe, last}\n";
+
+static const char erase_stream_text[] =
+    /* KEYS: intake stream; ARGV: 1 whatsapp:phone, 2 start, 3 end (the last id when the erasure began: what
+       the customer sends meanwhile is a new conversation and kept), 4 count, 5 sid prefix, 6 idem prefix.
+       Returns {the next start or "", entries deleted, dedupe keys deleted}. */
+    "local batch = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[3], 'COUNT', ARGV[4])\n"
+    "local n, dd = 0, 0\n"
+    "for _, e in ipairs(batch) do\n"
+    "  local f, from, sid, idem = e[2], nil, nil, nil\n"
+    "  for i = 1, #f, 2 do\n"
+    "    if f[i] == 'from' then from = f[i + 1] elseif f[i] == 'sid' then sid = f[i + 1]\n"
+    "    elseif f[i] == 'idem' then idem = f[i + 1] end\n"
+    "  end\n"
+    "  if from == ARGV[1] then\n"
+    "    n = n + redis.call('XDEL', KEYS[1], e[1])\n"
+    "    if sid then dd = dd + redis.call('DEL', ARGV[5] .. sid) end\n"
+    "    if idem and idem ~= '' then dd = dd + redis.call('DEL', ARGV[6] .. idem) end\n"
     "  end\n"
     "end\n"
-    "local dedupe = 0\n"
-    "for _, s in ipairs(sids) do dedupe = dedupe + redis.call('DEL', ARGV[6] .. s) end\n"
-    "local msgs, cur = 0, '0'\n"
-    /* One pass over our keys: outbound message records sent to the phone, and any key named after it
-       (the outbox's once-keys, ...). */
-    "repeat\n"
-    "  local r = redis.call('SCAN', cur, 'MATCH', ARGV[9], 'COUNT', 1000)\n"
-    "  cur = r[1]\n"
-    "  for _, k in ipairs(r[2]) do\n"
-    "    if string.find(k, ARGV[1], 1, true) then msgs = msgs + redis.call('DEL', k)\n"
-    "    elseif string.sub(k, 1, #ARGV[5]) == ARGV[5] and redis.call('HGET', k, 'to') == ARGV[1] then\n"
-    "      msgs = msgs + redis.call('DEL', k)\n"
-    "    end\n"
-    "  end\n"
-    "until cur == '0'\n"
-    "return {lead, keys, sched, dead, jobs, optout, stream, dedupe, msgs}\n";
+    "if #batch < tonumber(ARGV[4]) then return {'', n, dd} end\n"
+    "return {'(' .. batch[#batch][1], n, dd}\n";
+
+static const char erase_scan_text[] =
+    /* ARGV: 1 phone, 2 cursor, 3 the prefix's pattern (prefix*), 4 outbound record prefix, 5 the phone's own
+       key prefix (prefix{phone}:, erased already: anything there now is newer), 6 count.
+       One SCAN step: keys named after the phone (the outbox's once-keys, ...) and outbound message records
+       sent to it. Returns {next cursor, keys deleted}. */
+    PHONE_PATTERN "local r = redis.call('SCAN', ARGV[2], 'MATCH', ARGV[3], 'COUNT', ARGV[6])\n"
+                  "local n = 0\n"
+                  "for _, k in ipairs(r[2]) do\n"
+                  "  if string.sub(k, 1, #ARGV[5]) ~= ARGV[5] then\n"
+                  "    if string.find(k, pat) then n = n + redis.call('DEL', k)\n"
+                  "    elseif string.sub(k, 1, #ARGV[4]) == ARGV[4] and redis.call('HGET', k, 'to') == ARGV[1] then\n"
+                  "      n = n + redis.call('DEL', k)\n"
+                  "    end\n"
+                  "  end\n"
+                  "end\n"
+                  "return {r[1], n}\n";
 
 static const char prune_text[] =
     /* KEYS: conv; ARGV: the state as read, the state pruned. Writes it back unless a turn changed it since. */
@@ -124,13 +141,27 @@ static const char prune_text[] =
     "redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')\n"
     "return 1\n";
 
-static struct rscript erase_script, prune_script;
+static struct rscript erase_script, erase_stream, erase_scan, prune_script;
+
+static void
+scripts_init(void)
+{
+	if (erase_script.text != NULL)
+		return;
+	rscript_init(&erase_script, erase_text);
+	rscript_init(&erase_stream, erase_stream_text);
+	rscript_init(&erase_scan, erase_scan_text);
+	rscript_init(&prune_script, prune_text);
+}
 
 struct erase_op {
 	struct http_request *req; /* NULL once cancelled */
 	struct daemon *d;
 	char phone[17];
-	json_t *answer;
+	json_t *answer, *redis; /* what went, so far */
+	long long lead;
+	char from_id[48], last[48]; /* the stream walk: from, up to */
+	char cursor[32]; /* the key space walk */
 	uint64_t deadline;
 	sd_event_source *timer;
 	struct erase_op *next;
@@ -150,6 +181,7 @@ erase_free(struct erase_op *op)
 		}
 	sd_event_source_disable_unref(op->timer);
 	json_decref(op->answer);
+	json_decref(op->redis);
 	free(op);
 }
 
@@ -210,52 +242,15 @@ on_retry(sd_event_source *s, uint64_t usec, void *arg)
 	return 0;
 }
 
+/* The Redis part is done: the lead journal, then the Odoo lead, then the answer. */
 static void
-on_erased(redisAsyncContext *ac, void *r, void *pd)
+erase_finish(struct erase_op *op)
 {
-	struct erase_op *op = pd;
 	struct daemon *d = op->d;
-	redisReply *reply = r;
-	static const char *const names[] = {"lead_id", "conversation_keys", "schedules", "dead_letters",
-	    "queued_replies", "opt_out", "intake_messages", "dedupe_keys", "outbound_records"};
-	json_t *redis;
-	long long lead;
-	size_t i;
+	long long lead = op->lead;
 	int n;
 
-	if (op->req == NULL) {
-		erase_free(op);
-		return;
-	}
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-		http_reply_error(op->req, 503, "Redis unavailable; nothing was erased there (try again)");
-		erase_free(op);
-		return;
-	}
-	if (reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "busy") == 0) {
-		/* A turn or a send for this phone is under way: erased once it ends, so nothing is written back. */
-		if (now_usec() > op->deadline) {
-			http_reply_error(op->req, 503, "a turn for this phone is in progress; try again in a minute");
-			erase_free(op);
-			return;
-		}
-		if (sd_event_add_time(d->event, &op->timer, CLOCK_MONOTONIC, now_usec() + 200000, 10000, on_retry, op) <
-		    0) {
-			http_reply_error(op->req, 503, "cannot wait for the turn in progress");
-			erase_free(op);
-		}
-		return;
-	}
-	if (reply->elements != 9) {
-		http_reply_error(op->req, 500, "unexpected answer from the erase script");
-		erase_free(op);
-		return;
-	}
-	redis = json_object();
-	for (i = 1; i < 9; i++)
-		json_object_set_new(redis, names[i], json_integer(reply->element[i]->integer));
-	lead = reply->element[0]->integer;
-	json_object_set_new(op->answer, "redis", redis);
+	json_object_set(op->answer, "redis", op->redis);
 	/* The lead journal (leads kept without Odoo). */
 	if (d->journal != NULL) {
 		n = journal_erase(d->journal, op->phone);
@@ -285,12 +280,177 @@ on_erased(redisAsyncContext *ac, void *r, void *pd)
 }
 
 static void
+count(struct erase_op *op, const char *what, long long n)
+{
+	json_object_set_new(op->redis, what, json_integer(json_integer_value(json_object_get(op->redis, what)) + n));
+}
+
+/* A step of a walk failed: what went is gone, the rest is there; the erasure can simply be asked again. */
+static bool
+walk_failed(struct erase_op *op, const redisReply *reply, size_t elements)
+{
+	if (op->req == NULL) {
+		erase_free(op);
+		return true;
+	}
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != elements ||
+	    reply->element[0]->type != REDIS_REPLY_STRING) {
+		http_reply_error(op->req, 503, "Redis failed during the erasure; part of it is done: ask again");
+		erase_free(op);
+		return true;
+	}
+	return false;
+}
+
+static void walk_keys(struct erase_op *op);
+static void walk_stream(struct erase_op *op);
+
+static void
+on_scan_step(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct erase_op *op = pd;
+	redisReply *reply = r;
+
+	if (walk_failed(op, reply, 2))
+		return;
+	count(op, "outbound_records", reply->element[1]->integer);
+	snprintf(op->cursor, sizeof(op->cursor), "%s", reply->element[0]->str);
+	if (strcmp(op->cursor, "0") == 0)
+		erase_finish(op);
+	else
+		walk_keys(op);
+}
+
+/* One SCAN step per call: other clients are served between the steps. */
+static void
+walk_keys(struct erase_op *op)
+{
+	struct daemon *d = op->d;
+	const char *p = d->conf->redis_key_prefix;
+	char *pattern, *msg, *own;
+
+	xasprintf(&pattern, "%s*", p);
+	xasprintf(&msg, "%s{outbox}:msg:", p);
+	xasprintf(&own, "%s{%s}:", p, op->phone);
+	{
+		const char *argv[6] = {op->phone, op->cursor, pattern, msg, own, "1000"};
+		if (d->redis == NULL || rconn_eval(d->redis, &erase_scan, on_scan_step, op, 0, 6, argv, NULL) < 0) {
+			if (op->req != NULL)
+				http_reply_error(
+				    op->req, 503, "Redis failed during the erasure; part of it is done: ask again");
+			erase_free(op);
+		}
+	}
+	free(pattern);
+	free(msg);
+	free(own);
+}
+
+static void
+on_stream_step(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct erase_op *op = pd;
+	redisReply *reply = r;
+
+	if (walk_failed(op, reply, 3))
+		return;
+	count(op, "intake_messages", reply->element[1]->integer);
+	count(op, "dedupe_keys", reply->element[2]->integer);
+	snprintf(op->from_id, sizeof(op->from_id), "%s", reply->element[0]->str);
+	if (op->from_id[0] == '\0') {
+		snprintf(op->cursor, sizeof(op->cursor), "0");
+		walk_keys(op);
+	} else {
+		walk_stream(op);
+	}
+}
+
+/* The intake stream, 500 entries per call, up to the entry that was last when the erasure began. */
+static void
+walk_stream(struct erase_op *op)
+{
+	struct daemon *d = op->d;
+	const char *p = d->conf->redis_key_prefix;
+	char *stream, *from, *sid, *idem;
+
+	xasprintf(&stream, "%s{intake}:stream", p);
+	xasprintf(&from, "whatsapp:%s", op->phone);
+	xasprintf(&sid, "%s{intake}:sid:", p);
+	xasprintf(&idem, "%s{intake}:idem:", p);
+	{
+		const char *argv[7] = {stream, from, op->from_id, op->last, "500", sid, idem};
+		if (d->redis == NULL || rconn_eval(d->redis, &erase_stream, on_stream_step, op, 1, 7, argv, NULL) < 0) {
+			if (op->req != NULL)
+				http_reply_error(
+				    op->req, 503, "Redis failed during the erasure; part of it is done: ask again");
+			erase_free(op);
+		}
+	}
+	free(stream);
+	free(from);
+	free(sid);
+	free(idem);
+}
+
+static void
+on_erased(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct erase_op *op = pd;
+	struct daemon *d = op->d;
+	redisReply *reply = r;
+	static const char *const names[] = {
+	    "lead_id", "conversation_keys", "schedules", "dead_letters", "queued_replies", "opt_out", "dedupe_keys"};
+	size_t i;
+
+	if (op->req == NULL) {
+		erase_free(op);
+		return;
+	}
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+		http_reply_error(op->req, 503, "Redis unavailable; nothing was erased there (try again)");
+		erase_free(op);
+		return;
+	}
+	if (reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "busy") == 0) {
+		/* A turn or a send for this phone is under way: erased once it ends, so nothing is written back. */
+		if (now_usec() > op->deadline) {
+			http_reply_error(op->req, 503, "a turn for this phone is in progress; try again in a minute");
+			erase_free(op);
+			return;
+		}
+		if (sd_event_add_time(d->event, &op->timer, CLOCK_MONOTONIC, now_usec() + 200000, 10000, on_retry, op) <
+		    0) {
+			http_reply_error(op->req, 503, "cannot wait for the turn in progress");
+			erase_free(op);
+		}
+		return;
+	}
+	if (reply->elements != 8 || reply->element[7]->type != REDIS_REPLY_STRING) {
+		http_reply_error(op->req, 500, "unexpected answer from the erase script");
+		erase_free(op);
+		return;
+	}
+	op->redis = json_pack("{s:i, s:i}", "intake_messages", 0, "outbound_records", 0);
+	for (i = 1; i < 7; i++)
+		json_object_set_new(op->redis, names[i], json_integer(reply->element[i]->integer));
+	op->lead = reply->element[0]->integer;
+	snprintf(op->last, sizeof(op->last), "%s", reply->element[7]->str);
+	snprintf(op->from_id, sizeof(op->from_id), "-");
+	if (op->last[0] != '\0') {
+		walk_stream(op);
+	} else {
+		snprintf(op->cursor, sizeof(op->cursor), "0");
+		walk_keys(op);
+	}
+}
+
+static void
 run_erase(struct erase_op *op)
 {
 	struct daemon *d = op->d;
 	const char *p = d->conf->redis_key_prefix;
-	char *k[17], *a[9], now[24];
-	const char *argv[26];
+	char *k[17], *a[4], now[24];
+	const char *argv[22];
 	int i, n = 0;
 
 	xasprintf(&k[0], "%s{%s}:conv", p, op->phone);
@@ -310,20 +470,16 @@ run_erase(struct erase_op *op)
 	xasprintf(&k[14], "%s{outbox}:optout", p);
 	xasprintf(&k[15], "%s{outbox}:dead", p);
 	xasprintf(&k[16], "%s{stats}:active", p);
-	xasprintf(&a[0], "%s", op->phone);
-	xasprintf(&a[1], "whatsapp:%s", op->phone);
-	xasprintf(&a[2], "%s{outbox}:job:", p);
-	xasprintf(&a[3], "%s{outbox}:deadbody:", p);
-	xasprintf(&a[4], "%s{outbox}:msg:", p);
-	xasprintf(&a[5], "%s{intake}:sid:", p);
-	xasprintf(&a[6], "%s{intake}:idem:", p);
+	xasprintf(&a[0], "%s{outbox}:job:", p);
+	xasprintf(&a[1], "%s{outbox}:deadbody:", p);
+	xasprintf(&a[2], "%s{intake}:sid:", p);
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
-	a[7] = now;
-	xasprintf(&a[8], "%s*", p);
 	for (i = 0; i < 17; i++)
 		argv[n++] = k[i];
-	for (i = 0; i < 9; i++)
+	argv[n++] = op->phone;
+	for (i = 0; i < 3; i++)
 		argv[n++] = a[i];
+	argv[n++] = now;
 	if (d->redis == NULL || rconn_eval(d->redis, &erase_script, on_erased, op, 17, n, argv, NULL) < 0) {
 		if (op->req != NULL)
 			http_reply_error(op->req, 503, "Redis unavailable; nothing was erased there (try again)");
@@ -331,9 +487,8 @@ run_erase(struct erase_op *op)
 	}
 	for (i = 0; i < 17; i++)
 		free(k[i]);
-	for (i = 0; i < 7; i++)
+	for (i = 0; i < 3; i++)
 		free(a[i]);
-	free(a[8]);
 }
 
 void
@@ -355,10 +510,7 @@ delete_conversation(struct http_request *req, void *arg)
 		http_reply_error(req, 503, "Redis unavailable; nothing was erased (try again)");
 		return;
 	}
-	if (erase_script.text == NULL) {
-		rscript_init(&erase_script, erase_text);
-		rscript_init(&prune_script, prune_text);
-	}
+	scripts_init();
 	/* The spool first: a message waiting there would otherwise land in Redis after the erase. */
 	snprintf(from, sizeof(from), "whatsapp:%s", phone);
 	if (d->intake != NULL && (spooled = intake_spool_erase(d->intake, from)) < 0) {
@@ -469,10 +621,7 @@ retention_sweep(struct daemon *d)
 {
 	if (d->conf->privacy_history_retention_ms == 0 || sweep.busy)
 		return;
-	if (prune_script.text == NULL) {
-		rscript_init(&erase_script, erase_text);
-		rscript_init(&prune_script, prune_text);
-	}
+	scripts_init();
 	snprintf(sweep.cursor, sizeof(sweep.cursor), "0");
 	sweep_step(d);
 }

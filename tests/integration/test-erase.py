@@ -10,6 +10,7 @@ goes from conversations that are still alive (the sweep, and each turn).
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -125,6 +126,10 @@ post(P1, "STOP")
 ok(wait_for(lambda: len(sent_to(P1)) >= 3, 15), "P1 opted out (the confirmation)")
 post(P2, "Hola, soy Beto, busco una mesa de comedor")
 ok(wait_for(lambda: len(sent_to(P2)) >= 1, 15), "P2 answered (another customer, kept)")
+# A number that begins with P1's digits (another country's longer number): not P1, kept whole.
+P1X = P1 + "4"
+post(P1X, "Hola, soy Xavi, busco una lámpara")
+ok(wait_for(lambda: len(sent_to(P1X)) >= 1, 15), "P1X answered (a longer number starting with P1's digits)")
 time.sleep(0.5)
 before = redis_dump()
 ok("573003330001" in before and "Ana Ruiz" in before, "before: Redis holds P1's number and words")
@@ -136,11 +141,14 @@ ok(isinstance(ans, dict) and ans.get("erased") is True and ans["redis"]["convers
    "the answer says what was removed", ans)
 ok(ans.get("odoo", {}).get("anonymised") is True, "the Odoo lead was anonymised", ans.get("odoo"))
 after = redis_dump()
-ok("573003330001" not in after, "after: no Redis key or value holds P1's number",
-   [l[:200] for l in after.splitlines() if "573003330001" in l][:5])
+ok(not re.search(r"573003330001(?!\d)", after), "after: no Redis key or value holds P1's number",
+   [l[:200] for l in after.splitlines() if re.search(r"573003330001(?!\d)", l)][:5])
+ok("5730033300014" in after and "Xavi" in after and d.get_json(
+   "/api/conversation/%s/status" % urllib.parse.quote(P1X, safe=""))[0] == 200,
+   "the longer number that starts with P1's digits is untouched")
 ok("Ana Ruiz" not in after and "ana.ruiz" not in after, "nor P1's words")
 ok("573003330002" in after and "Beto" in after, "P2's conversation is untouched")
-ok("573003330001" not in disk_dump(), "nothing on disk holds P1's number")
+ok(not re.search(r"573003330001(?!\d)", disk_dump()), "nothing on disk holds P1's number")
 lead = get(oport, "/_leads")[0]
 ok(lead.get("phone") in (False, None, "") and lead.get("email_from") in (False, None, "")
    and lead.get("contact_name") in (False, None, "") and lead.get("x_product_interest") in (False, None, ""),
