@@ -853,12 +853,7 @@ send_req(struct greq *q)
 		curl_easy_setopt(q->easy, CURLOPT_URL, g->url);
 		curl_easy_setopt(q->easy, CURLOPT_HTTPHEADER, q->hdrs);
 		curl_easy_setopt(q->easy, CURLOPT_POSTFIELDS, q->body);
-		curl_easy_setopt(q->easy, CURLOPT_TIMEOUT_MS, (long)g->o.timeout_ms);
-		curl_easy_setopt(q->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-		curl_easy_setopt(q->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-		curl_easy_setopt(q->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
-		curl_easy_setopt(q->easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
-		curl_easy_setopt(q->easy, CURLOPT_WRITEDATA, &q->resp);
+		curlev_defaults(q->easy, &q->resp, g->o.timeout_ms);
 	}
 	if (curlev_add(g->cv, q->easy, on_done, q) < 0) {
 		snprintf(g->st.last_error, sizeof(g->st.last_error), "cannot start a transfer");

@@ -136,6 +136,17 @@ timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+void
+curlev_defaults(CURL *easy, struct curlbuf *body, uint64_t timeout_ms)
+{
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms < 5000 ? timeout_ms : 5000));
+}
+
 size_t
 curlbuf_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {

@@ -7,6 +7,7 @@
 #define CRMB_CURLEV_H
 
 #include <curl/curl.h>
+#include <stdint.h>
 #include <systemd/sd-event.h>
 
 struct curlev;
@@ -25,6 +26,13 @@ struct curlbuf {
 size_t curlbuf_write(char *ptr, size_t size, size_t nmemb, void *ud);
 /* Frees the data and empties the buffer (max is kept). */
 void curlbuf_reset(struct curlbuf *b);
+
+/*
+ * What every request of ours sets on its easy handle: http and https only,
+ * crmbridge's User-Agent, the answer collected into body, a total timeout and
+ * a connect timeout of at most 5 s.
+ */
+void curlev_defaults(CURL *easy, struct curlbuf *body, uint64_t timeout_ms);
 
 /* A new multi handle on e. NULL on failure. */
 struct curlev *curlev_new(sd_event *e);

@@ -177,11 +177,7 @@ fetch(struct tmpl *t)
 	free(url);
 	curl_easy_setopt(r->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 	curl_easy_setopt(r->easy, CURLOPT_USERPWD, c->userpwd);
-	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
-	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
-	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, &r->resp);
+	curlev_defaults(r->easy, &r->resp, c->timeout_ms);
 	t->req = r;
 	if (curlev_add(c->cv, r->easy, on_fetched, r) < 0) {
 		t->req = NULL;

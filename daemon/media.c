@@ -225,13 +225,8 @@ start(struct fetch *f)
 		curl_easy_setopt(f->easy, CURLOPT_USERPWD, f->userpwd);
 	}
 	curl_easy_setopt(f->easy, CURLOPT_FOLLOWLOCATION, 0L); /* each hop is checked here */
-	curl_easy_setopt(f->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(f->easy, CURLOPT_TIMEOUT_MS, (long)f->o.timeout_ms);
-	curl_easy_setopt(f->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curlev_defaults(f->easy, &f->body, f->o.timeout_ms);
 	curl_easy_setopt(f->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->o.max_bytes);
-	curl_easy_setopt(f->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
-	curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
-	curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, &f->body);
 	if (curlev_add(f->cv, f->easy, on_done, f) < 0)
 		fetch_end(f, -1, "cannot start a transfer");
 }

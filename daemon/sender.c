@@ -729,11 +729,7 @@ reconcile(struct job *j)
 	curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER, j->hdrs);
 	curl_easy_setopt(j->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 	curl_easy_setopt(j->easy, CURLOPT_USERPWD, s->userpwd);
-	curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, (long)s->o.timeout_ms);
-	curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
-	curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
-	curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, &j->resp);
+	curlev_defaults(j->easy, &j->resp, s->o.timeout_ms);
 	free(url);
 	return curlev_add(s->cv, j->easy, on_listed, j);
 }
@@ -785,12 +781,7 @@ send_post(struct job *j)
 	curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER, j->hdrs);
 	curl_easy_setopt(j->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 	curl_easy_setopt(j->easy, CURLOPT_USERPWD, s->userpwd);
-	curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, (long)s->o.timeout_ms);
-	curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(s->o.timeout_ms < 5000 ? s->o.timeout_ms : 5000));
-	curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
-	curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
-	curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, &j->resp);
+	curlev_defaults(j->easy, &j->resp, s->o.timeout_ms);
 	curl_easy_setopt(j->easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(j->easy, CURLOPT_HEADERDATA, j);
 	if (curlev_add(s->cv, j->easy, on_sent, j) < 0) {

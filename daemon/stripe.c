@@ -153,11 +153,7 @@ stripe_checkout(struct stripe *s, const char *ref, const char *idem, stripe_done
 	curl_easy_setopt(r->easy, CURLOPT_URL, s->url);
 	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->post);
 	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->hdrs);
-	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
-	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
-	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
-	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, &r->resp);
+	curlev_defaults(r->easy, &r->resp, s->timeout_ms);
 	r->next = s->reqs;
 	if (s->reqs != NULL)
 		s->reqs->prev = r;

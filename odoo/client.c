@@ -510,12 +510,7 @@ start(struct ocall *c)
 	curl_easy_setopt(c->easy, CURLOPT_URL, url);
 	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
 	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->hdrs);
-	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)o->o.timeout_ms);
-	curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "crmbridge/" PACKAGE_VERSION);
-	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, curlbuf_write);
-	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, &c->resp);
+	curlev_defaults(c->easy, &c->resp, o->o.timeout_ms);
 	c->next = o->flight;
 	c->prev = NULL;
 	if (o->flight != NULL)
