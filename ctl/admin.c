@@ -275,6 +275,18 @@ cmd_status(struct ctl *c)
 	} else {
 		printf("%-12s %-14s %s\n", "twilio", "not set", "replies are recorded, not sent");
 	}
+	{
+		/* The configured WhatsApp templates: is their text known (Twilio's Content API)? */
+		const char *sid;
+		json_t *t;
+		json_object_foreach(json_object_get(j, "templates"), sid, t)
+		{
+			snprintf(detail, sizeof(detail), "%s%s%s", sid,
+			    json_is_string(json_object_get(t, "error")) ? ": " : "", s_or(t, "error", ""));
+			printf("%-12s %-14s %s\n", "template",
+			    json_is_true(json_object_get(t, "known")) ? "known" : "unknown", detail);
+		}
+	}
 	x = json_object_get(j, "queues");
 	printf("\n%-22s %s\n", "QUEUE", "DEPTH");
 	{

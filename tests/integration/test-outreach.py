@@ -422,6 +422,12 @@ ok(wait_for(lambda: (d.get_json("/system/status")[1]["templates"].get(BAD_HX) or
 bad = d.get_json("/system/status")[1]["templates"][BAD_HX]
 ok(bad["known"] is False and "404" in bad["error"] and "20404" in bad["error"], "status: the Content API's 404", bad)
 ok(wait_for(lambda: "template %s: HTTP 404" % BAD_HX in d.logtext(), 5), "the log says so")
+rc_ = subprocess.run([CTL, "--url", "http://127.0.0.1:%d" % port, "--token", d.generated_token() or "", "status"],
+                     capture_output=True, text=True, timeout=30)
+tl = [ln.split() for ln in rc_.stdout.splitlines() if ln.startswith("template")]
+ok(rc_.returncode == 0 and ["template", "unknown", BAD_HX + ":", "HTTP", "404"] in [x[:5] for x in tl]
+   and ["template", "known", OUTREACH_HX] in tl, "crmbridgectl status: a line per template, the unknown one says why",
+   rc_.stdout)
 
 d.signal(signal.SIGTERM)
 is_eq(d.wait(20), 0, "clean exit")
