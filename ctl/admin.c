@@ -362,18 +362,20 @@ cmd_analytics(struct ctl *c, unsigned days)
 	if (json_is_object(x))
 		printf("lead store     %s: %lld lead%s in all\n", s_or(x, "store", "?"), i_of(x, "total"),
 		    i_of(x, "total") == 1 ? "" : "s");
-	printf("\n%-10s %6s %6s %6s %6s %4s %4s %4s %7s\n", "DATE", "CONV", "MSGS", "LEADS", "CONV%", "HOT", "WARM",
-	    "COLD", "SUPPORT");
+	printf("\n%-10s %6s %6s %6s %6s %4s %4s %4s %7s %5s %5s\n", "DATE", "CONV", "MSGS", "LEADS", "CONV%", "HOT",
+	    "WARM", "COLD", "SUPPORT", "FOLUP", "STOP");
 	json_array_foreach(json_object_get(j, "daily"), i, d)
 	{
 		json_t *q = json_object_get(d, "quality");
-		if (i_of(d, "conversations") + i_of(d, "messages_in") + i_of(d, "leads_created") == 0)
+		if (i_of(d, "conversations") + i_of(d, "messages_in") + i_of(d, "leads_created") +
+		        i_of(d, "followups") ==
+		    0)
 			continue;
 		any = true;
-		printf("%-10s %6lld %6lld %6lld %5.0f%% %4lld %4lld %4lld %7lld\n", s_or(d, "date", "?"),
+		printf("%-10s %6lld %6lld %6lld %5.0f%% %4lld %4lld %4lld %7lld %5lld %5lld\n", s_or(d, "date", "?"),
 		    i_of(d, "conversations"), i_of(d, "messages_in"), i_of(d, "leads_created"),
 		    100.0 * json_number_value(json_object_get(d, "conversion_rate")), i_of(q, "hot"), i_of(q, "warm"),
-		    i_of(q, "cold"), i_of(d, "support_transfers"));
+		    i_of(q, "cold"), i_of(d, "support_transfers"), i_of(d, "followups"), i_of(d, "opt_outs"));
 	}
 	if (!any)
 		printf("(no activity in the last %u days)\n", days);
