@@ -160,8 +160,11 @@ struct erase_op {
 	char phone[17];
 	json_t *answer, *redis; /* what went, so far */
 	long long lead;
-	char from_id[48], last[48]; /* the stream walk: from, up to */
+	char from_id[48], last[48]; /* the stream walk: from ("" once done), up to */
 	char cursor[32]; /* the key space walk */
+	/* Names the walks use at every step, made once: the stream, whatsapp:phone, the dedupe key prefixes, the
+	   pattern of all our keys, the outbound record prefix, the phone's own key prefix. */
+	char *k_stream, *from, *p_sid, *p_idem, *p_all, *p_msg, *p_own;
 	uint64_t deadline;
 	sd_event_source *timer;
 	struct erase_op *next;
@@ -182,6 +185,13 @@ erase_free(struct erase_op *op)
 	sd_event_source_disable_unref(op->timer);
 	json_decref(op->answer);
 	json_decref(op->redis);
+	free(op->k_stream);
+	free(op->from);
+	free(op->p_sid);
+	free(op->p_idem);
+	free(op->p_all);
+	free(op->p_msg);
+	free(op->p_own);
 	free(op);
 }
 
@@ -302,94 +312,55 @@ walk_failed(struct erase_op *op, const redisReply *reply, size_t elements)
 	return false;
 }
 
-static void walk_keys(struct erase_op *op);
-static void walk_stream(struct erase_op *op);
+static void walk(struct erase_op *op);
 
 static void
-on_scan_step(redisAsyncContext *ac, void *r, void *pd)
+on_step(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct erase_op *op = pd;
 	redisReply *reply = r;
+	bool stream = op->from_id[0] != '\0';
 
-	if (walk_failed(op, reply, 2))
+	if (walk_failed(op, reply, stream ? 3 : 2))
 		return;
-	count(op, "outbound_records", reply->element[1]->integer);
-	snprintf(op->cursor, sizeof(op->cursor), "%s", reply->element[0]->str);
-	if (strcmp(op->cursor, "0") == 0)
-		erase_finish(op);
-	else
-		walk_keys(op);
-}
-
-/* One SCAN step per call: other clients are served between the steps. */
-static void
-walk_keys(struct erase_op *op)
-{
-	struct daemon *d = op->d;
-	const char *p = d->conf->redis_key_prefix;
-	char *pattern, *msg, *own;
-
-	xasprintf(&pattern, "%s*", p);
-	xasprintf(&msg, "%s{outbox}:msg:", p);
-	xasprintf(&own, "%s{%s}:", p, op->phone);
-	{
-		const char *argv[6] = {op->phone, op->cursor, pattern, msg, own, "1000"};
-		if (d->redis == NULL || rconn_eval(d->redis, &erase_scan, on_scan_step, op, 0, 6, argv, NULL) < 0) {
-			if (op->req != NULL)
-				http_reply_error(
-				    op->req, 503, "Redis failed during the erasure; part of it is done: ask again");
-			erase_free(op);
-		}
-	}
-	free(pattern);
-	free(msg);
-	free(own);
-}
-
-static void
-on_stream_step(redisAsyncContext *ac, void *r, void *pd)
-{
-	struct erase_op *op = pd;
-	redisReply *reply = r;
-
-	if (walk_failed(op, reply, 3))
-		return;
-	count(op, "intake_messages", reply->element[1]->integer);
-	count(op, "dedupe_keys", reply->element[2]->integer);
-	snprintf(op->from_id, sizeof(op->from_id), "%s", reply->element[0]->str);
-	if (op->from_id[0] == '\0') {
-		snprintf(op->cursor, sizeof(op->cursor), "0");
-		walk_keys(op);
+	if (stream) {
+		/* {the next start or "" when the stream is done, entries deleted, dedupe keys deleted} */
+		count(op, "intake_messages", reply->element[1]->integer);
+		count(op, "dedupe_keys", reply->element[2]->integer);
+		snprintf(op->from_id, sizeof(op->from_id), "%s", reply->element[0]->str);
 	} else {
-		walk_stream(op);
-	}
-}
-
-/* The intake stream, 500 entries per call, up to the entry that was last when the erasure began. */
-static void
-walk_stream(struct erase_op *op)
-{
-	struct daemon *d = op->d;
-	const char *p = d->conf->redis_key_prefix;
-	char *stream, *from, *sid, *idem;
-
-	xasprintf(&stream, "%s{intake}:stream", p);
-	xasprintf(&from, "whatsapp:%s", op->phone);
-	xasprintf(&sid, "%s{intake}:sid:", p);
-	xasprintf(&idem, "%s{intake}:idem:", p);
-	{
-		const char *argv[7] = {stream, from, op->from_id, op->last, "500", sid, idem};
-		if (d->redis == NULL || rconn_eval(d->redis, &erase_stream, on_stream_step, op, 1, 7, argv, NULL) < 0) {
-			if (op->req != NULL)
-				http_reply_error(
-				    op->req, 503, "Redis failed during the erasure; part of it is done: ask again");
-			erase_free(op);
+		/* {the next cursor, keys deleted}: cursor 0 again is the end of the key space */
+		count(op, "outbound_records", reply->element[1]->integer);
+		snprintf(op->cursor, sizeof(op->cursor), "%s", reply->element[0]->str);
+		if (strcmp(op->cursor, "0") == 0) {
+			erase_finish(op);
+			return;
 		}
 	}
-	free(stream);
-	free(from);
-	free(sid);
-	free(idem);
+	walk(op);
+}
+
+/*
+ * The next step of the walks, one short script call each so that Redis
+ * serves everyone else in between: the intake stream (500 entries a call, up
+ * to the entry that was last when the erasure began) while from_id is set,
+ * then the key space (one SCAN step of 1000) until its cursor is 0 again.
+ */
+static void
+walk(struct erase_op *op)
+{
+	struct daemon *d = op->d;
+	int r;
+
+	if (op->from_id[0] != '\0') {
+		const char *argv[7] = {op->k_stream, op->from, op->from_id, op->last, "500", op->p_sid, op->p_idem};
+		r = d->redis == NULL ? -1 : rconn_eval(d->redis, &erase_stream, on_step, op, 1, 7, argv, NULL);
+	} else {
+		const char *argv[6] = {op->phone, op->cursor, op->p_all, op->p_msg, op->p_own, "1000"};
+		r = d->redis == NULL ? -1 : rconn_eval(d->redis, &erase_scan, on_step, op, 0, 6, argv, NULL);
+	}
+	if (r < 0)
+		walk_failed(op, NULL, 0);
 }
 
 static void
@@ -435,13 +406,9 @@ on_erased(redisAsyncContext *ac, void *r, void *pd)
 		json_object_set_new(op->redis, names[i], json_integer(reply->element[i]->integer));
 	op->lead = reply->element[0]->integer;
 	snprintf(op->last, sizeof(op->last), "%s", reply->element[7]->str);
-	snprintf(op->from_id, sizeof(op->from_id), "-");
-	if (op->last[0] != '\0') {
-		walk_stream(op);
-	} else {
-		snprintf(op->cursor, sizeof(op->cursor), "0");
-		walk_keys(op);
-	}
+	snprintf(op->from_id, sizeof(op->from_id), "%s", op->last[0] != '\0' ? "-" : ""); /* an empty stream: no walk */
+	snprintf(op->cursor, sizeof(op->cursor), "0");
+	walk(op);
 }
 
 static void
@@ -449,7 +416,7 @@ run_erase(struct erase_op *op)
 {
 	struct daemon *d = op->d;
 	const char *p = d->conf->redis_key_prefix;
-	char *k[17], *a[4], now[24];
+	char *k[17], *a[2], now[24];
 	const char *argv[22];
 	int i, n = 0;
 
@@ -472,13 +439,13 @@ run_erase(struct erase_op *op)
 	xasprintf(&k[16], "%s{stats}:active", p);
 	xasprintf(&a[0], "%s{outbox}:job:", p);
 	xasprintf(&a[1], "%s{outbox}:deadbody:", p);
-	xasprintf(&a[2], "%s{intake}:sid:", p);
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
 	for (i = 0; i < 17; i++)
 		argv[n++] = k[i];
 	argv[n++] = op->phone;
-	for (i = 0; i < 3; i++)
-		argv[n++] = a[i];
+	argv[n++] = a[0];
+	argv[n++] = a[1];
+	argv[n++] = op->p_sid;
 	argv[n++] = now;
 	if (d->redis == NULL || rconn_eval(d->redis, &erase_script, on_erased, op, 17, n, argv, NULL) < 0) {
 		if (op->req != NULL)
@@ -487,8 +454,8 @@ run_erase(struct erase_op *op)
 	}
 	for (i = 0; i < 17; i++)
 		free(k[i]);
-	for (i = 0; i < 3; i++)
-		free(a[i]);
+	free(a[0]);
+	free(a[1]);
 }
 
 void
@@ -522,6 +489,13 @@ delete_conversation(struct http_request *req, void *arg)
 	op->req = req;
 	op->d = d;
 	snprintf(op->phone, sizeof(op->phone), "%s", phone);
+	xasprintf(&op->k_stream, "%s{intake}:stream", d->conf->redis_key_prefix);
+	xasprintf(&op->from, "whatsapp:%s", phone);
+	xasprintf(&op->p_sid, "%s{intake}:sid:", d->conf->redis_key_prefix);
+	xasprintf(&op->p_idem, "%s{intake}:idem:", d->conf->redis_key_prefix);
+	xasprintf(&op->p_all, "%s*", d->conf->redis_key_prefix);
+	xasprintf(&op->p_msg, "%s{outbox}:msg:", d->conf->redis_key_prefix);
+	xasprintf(&op->p_own, "%s{%s}:", d->conf->redis_key_prefix, phone);
 	op->answer = json_pack("{s:s, s:b, s:i}", "phone", phone, "erased", 1, "spool_files", spooled);
 	op->deadline = now_usec() + 15000000;
 	op->next = erase_ops;

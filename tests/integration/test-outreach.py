@@ -128,6 +128,15 @@ def status(phone):
     return d.get_json("/api/conversation/%s/status" % phone)[1]
 
 
+CTL = os.environ.get("CRMBRIDGECTL") or os.path.join(os.environ.get("TOP_BUILDDIR") or ".", "crmbridgectl")
+
+
+def ctl(*args):
+    """crmbridgectl against the running daemon, with the admin token it generated."""
+    return subprocess.run([CTL, "--url", "http://127.0.0.1:%d" % port, "--token", d.generated_token() or ""]
+                          + list(args), capture_output=True, text=True, timeout=30)
+
+
 def call_payload(rid, phone, name="María Gómez"):
     return {"batch_id": "btcal_01", "agent_id": "agent_7", "agent_name": "Laura", "phone_number_id": "pn_1",
             "batch_name": "Campaña sofás noviembre",
@@ -397,9 +406,7 @@ ok(c["started"] == 9 and c["started"] == sum(x["conversations"] for x in an["dai
 today = an["daily"][-1]
 ok(today["opt_outs"] == 2 and today["outreach_started"] == 1 and today["followups"] == f["sent"] - sum(
    x["followups"] for x in an["daily"][:-1]), "analytics: today's outreach, opt-outs and follow-ups", today)
-CTL = os.environ.get("CRMBRIDGECTL") or os.path.join(os.environ.get("TOP_BUILDDIR") or ".", "crmbridgectl")
-rc_ = subprocess.run([CTL, "--url", "http://127.0.0.1:%d" % port, "--token", d.generated_token() or "", "analytics"],
-                     capture_output=True, text=True, timeout=30)
+rc_ = ctl("analytics")
 ok(rc_.returncode == 0 and "1 started after a call" in rc_.stdout and "2 out, 1 back in" in rc_.stdout and
    "3 messages kept unanswered" in rc_.stdout, "crmbridgectl analytics: outbound and opt-out lines", rc_.stdout)
 
@@ -422,8 +429,7 @@ ok(wait_for(lambda: (d.get_json("/system/status")[1]["templates"].get(BAD_HX) or
 bad = d.get_json("/system/status")[1]["templates"][BAD_HX]
 ok(bad["known"] is False and "404" in bad["error"] and "20404" in bad["error"], "status: the Content API's 404", bad)
 ok(wait_for(lambda: "template %s: HTTP 404" % BAD_HX in d.logtext(), 5), "the log says so")
-rc_ = subprocess.run([CTL, "--url", "http://127.0.0.1:%d" % port, "--token", d.generated_token() or "", "status"],
-                     capture_output=True, text=True, timeout=30)
+rc_ = ctl("status")
 tl = [ln.split() for ln in rc_.stdout.splitlines() if ln.startswith("template")]
 ok(rc_.returncode == 0 and ["template", "unknown", BAD_HX + ":", "HTTP", "404"] in [x[:5] for x in tl]
    and ["template", "known", OUTREACH_HX] in tl, "crmbridgectl status: a line per template, the unknown one says why",
