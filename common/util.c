@@ -208,3 +208,74 @@ random_below(uint64_t bound)
 	while (v >= limit);
 	return v % bound;
 }
+
+/* Folds the Latin letters with accents that UTF-8 writes in two bytes (U+00C0..U+00FF) to ASCII. */
+static char
+fold_latin1(unsigned char b2)
+{
+	static const char map[] = "aaaaaaaceeeeiiiidnooooo/ouuuuyty"; /* U+00E0..U+00FF, and U+00C0.. the same */
+	return map[(b2 - 0x80) & 31];
+}
+
+/* Splits s into normalised words, each ending in a space: "Sofás de 3" -> "sofa de 3 ". */
+static void
+text_words(const char *s, char *out, size_t size)
+{
+	size_t n = 0, start = 0;
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (;; p++) {
+		char c = 0;
+		if (*p == 0xc3 && p[1] >= 0x80 && p[1] <= 0xbf) {
+			c = fold_latin1(p[1]);
+			p++;
+		} else if (isalnum(*p)) {
+			c = (char)tolower(*p);
+		}
+		if (c != 0 && c != '/' && n + 2 < size) {
+			out[n++] = c;
+			continue;
+		}
+		if (n > start) {
+			/* The word ends: a plural s or es goes ("sofas" -> "sofa", "colores" -> "color"). */
+			size_t len = n - start;
+			if (len > 4 && out[n - 1] == 's' && out[n - 2] == 'e' && strchr("aeiou", out[n - 3]) == NULL)
+				n -= 2;
+			else if (len > 3 && out[n - 1] == 's' && !isdigit((unsigned char)out[n - 2]))
+				n--;
+			out[n++] = ' ';
+			start = n;
+		}
+		if (*p == '\0' || n + 2 >= size)
+			break;
+	}
+	out[n] = '\0';
+}
+
+bool
+text_vaguer(const char *newer, const char *older)
+{
+	char a[512], b[512], w[128];
+	const char *p, *sp;
+	size_t na = 0, nb = 0;
+
+	if (newer == NULL || older == NULL)
+		return false;
+	text_words(newer, a, sizeof(a));
+	text_words(older, b + 1, sizeof(b) - 1);
+	b[0] = ' ';
+	for (p = a; *p != '\0'; p = sp + 1) {
+		sp = strchr(p, ' ');
+		if ((size_t)(sp - p) + 3 > sizeof(w))
+			return false;
+		w[0] = ' ';
+		memcpy(w + 1, p, (size_t)(sp - p) + 1);
+		w[(sp - p) + 2] = '\0';
+		if (strstr(b, w) == NULL)
+			return false;
+		na++;
+	}
+	for (p = b + 1; *p != '\0'; p++)
+		nb += *p == ' ';
+	return na > 0 && na < nb;
+}

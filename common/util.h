@@ -42,5 +42,12 @@ uint64_t realtime_usec(void);
 int crypto_init(void);
 /* A uniformly distributed random value in [0, bound) from libgcrypt's nonce generator. */
 uint64_t random_below(uint64_t bound);
+/*
+ * Whether newer says less than older about the same thing: every word of
+ * newer (case, accents and a plural s/es ignored) is among older's words, and
+ * older has more ("sofás" against "sofá de 3 puestos"). A value that says
+ * less never replaces one that says more.
+ */
+bool text_vaguer(const char *newer, const char *older);
 
 #endif

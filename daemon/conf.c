@@ -191,7 +191,8 @@ static const struct key conf_keys[] = {
     {"odoo", "password", "ODOO_PASSWORD", "odoo_password", K_STR, K_SECRET, 0, 0, NULL, OFF(odoo_password), NULL},
     {"odoo", "timeout", NULL, NULL, K_DURATION, 0, 100, SEC(300), "30s", OFF(odoo_timeout_ms), NULL},
     {"odoo", "protocol", "ODOO_PROTOCOL", NULL, K_STR, 0, 0, 0, "auto", OFF(odoo_protocol), check_protocol},
-    {"odoo", "lead_type", NULL, NULL, K_STR, 0, 0, 0, "lead", OFF(odoo_lead_type), check_lead_type},
+    {"odoo", "lead_type", NULL, NULL, K_STR, 0, 0, 0, "auto", OFF(odoo_lead_type), check_lead_type},
+    {"odoo", "create_patience", NULL, NULL, K_DURATION, 0, 0, SEC(3600), "120s", OFF(odoo_create_patience_ms), NULL},
     {"odoo", "name_template", NULL, NULL, K_STR, 0, 0, 0, "{contact} - {interest}", OFF(odoo_name_template), NULL},
     {"odoo", "priority_hot", NULL, NULL, K_STR, 0, 0, 0, "2", OFF(odoo_priority_hot), check_priority},
     {"odoo", "priority_warm", NULL, NULL, K_STR, 0, 0, 0, "1", OFF(odoo_priority_warm), check_priority},
@@ -525,7 +526,9 @@ check_protocol(const char *v)
 static const char *
 check_lead_type(const char *v)
 {
-	return strcmp(v, "lead") == 0 || strcmp(v, "opportunity") == 0 ? NULL : "must be lead or opportunity";
+	return strcmp(v, "auto") == 0 || strcmp(v, "lead") == 0 || strcmp(v, "opportunity") == 0
+	    ? NULL
+	    : "must be auto, lead or opportunity";
 }
 
 static const char *

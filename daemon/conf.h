@@ -111,6 +111,7 @@ struct conf {
 	char *odoo_tags;
 	char *odoo_default_country_code;
 	long long odoo_max_attempts;
+	uint64_t odoo_create_patience_ms;
 
 	/* [outreach] */
 	char *outreach_service_token;

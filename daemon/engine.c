@@ -139,6 +139,8 @@ struct turn {
 	json_t *ctl; /* the phone's control hash as loaded */
 	json_t *ctl_set, *ctl_del; /* changes to it, committed with the state */
 	bool silenced, handoff, schedule_followup;
+	/* The lead is written once the reply is queued: a slow Odoo never delays the customer's answer. */
+	bool lead_after_reply;
 	/* For the turn report. */
 	bool fresh, replied, support, human, classified, after_followup;
 	int opt, followup_sent;
@@ -704,6 +706,20 @@ ctl_ms(const struct turn *t, const char *field)
 	return (uint64_t)v;
 }
 
+static void write_lead_as(struct turn *t, bool support);
+
+/* The reply is queued (or there is none): the lead is written now, then the turn is committed. */
+static void
+after_reply(struct turn *t)
+{
+	if (t->lead_after_reply) {
+		t->lead_after_reply = false;
+		write_lead_as(t, t->support);
+		return;
+	}
+	commit(t);
+}
+
 static void
 on_queued_reply(int parts, void *arg)
 {
@@ -725,7 +741,7 @@ on_queued_reply(int parts, void *arg)
 		t->en->st.replies++;
 		t->replied = true;
 	}
-	commit(t);
+	after_reply(t);
 }
 
 /*
@@ -782,7 +798,7 @@ reply(struct turn *t)
 	uint64_t now = realtime_usec() / 1000;
 
 	if (t->reply == NULL || *t->reply == '\0' || strcmp(conv_state_stage(t->state), "opted_out") == 0) {
-		commit(t);
+		after_reply(t);
 		return;
 	}
 	if (!outbound_window_open(t->state, now, en->o.window_margin_ms, ctl_ms(t, "window_closed_ms"))) {
@@ -791,7 +807,7 @@ reply(struct turn *t)
 			en->st.window_templates++;
 			return;
 		}
-		commit(t);
+		after_reply(t);
 		return;
 	}
 	json_object_set_new(t->state, "last_question", json_string(t->reply));
@@ -802,7 +818,7 @@ reply(struct turn *t)
 		    log_phone(t->phone, ph, sizeof(ph)), strlen(t->reply));
 		en->st.replies++;
 		t->replied = true;
-		commit(t);
+		after_reply(t);
 		return;
 	}
 	en->refs++;
@@ -829,7 +845,7 @@ on_handoff_noted(const struct odoo_error *e, void *arg)
 		log_warnx("engine: %s: hand-off note or assignment failed (%s error: %s)",
 		    log_phone(t->phone, ph, sizeof(ph)), odoo_kind_name(e->kind), e->message);
 	}
-	reply(t);
+	commit(t);
 }
 
 static void
@@ -843,7 +859,7 @@ handoff_note(struct turn *t, int lead_id)
 
 	/* A helpdesk ticket has its own team; the journal has no one to assign to. */
 	if (lx == NULL || lead_ctx_has_helpdesk(lx)) {
-		reply(t);
+		commit(t);
 		return;
 	}
 	gmtime_r(&u, &tm);
@@ -894,9 +910,14 @@ on_checkout(const char *url, const char *error, void *arg)
 	reply(t);
 }
 
-/* The confirmation of a new lead carries the booking link and a Stripe Checkout link when configured. */
+/*
+ * The confirmation of a new lead carries the booking link and a Stripe
+ * Checkout link when configured. It goes before the lead is written, so the
+ * Checkout session is named after the conversation (phone and start), not
+ * after the Odoo lead.
+ */
 static void
-add_links(struct turn *t, int lead_id)
+add_links(struct turn *t)
 {
 	struct engine *en = t->en;
 	struct stripe *st = en->d.stripe != NULL ? *en->d.stripe : NULL;
@@ -917,8 +938,9 @@ add_links(struct turn *t, int lead_id)
 		return;
 	}
 	/* The same key for a turn redone after a crash: Stripe answers with the same session. */
-	snprintf(ref, sizeof(ref), "lead-%d", lead_id);
-	snprintf(idem, sizeof(idem), "crmbridge-%s-%d", t->phone + 1, lead_id);
+	snprintf(ref, sizeof(ref), "wa-%s", t->phone + 1);
+	snprintf(idem, sizeof(idem), "crmbridge-%s-%lld", t->phone + 1,
+	    (long long)json_integer_value(json_object_get(t->state, "created_ms")));
 	en->refs++;
 	stripe_checkout(st, ref, idem, on_checkout, t);
 }
@@ -938,6 +960,9 @@ on_lead(const struct lead_result *r, void *arg)
 	if (r->err.kind == ODOO_OK) {
 		json_object_set_new(t->state, "lead_id", json_integer(r->lead_id));
 		json_object_set_new(t->state, "lead_pending", json_false());
+		json_object_del(t->state, "lead_create_unknown_ms");
+		if (r->written != NULL)
+			json_object_set(t->state, "lead_written", r->written);
 		/* A support or human hand-off keeps its stage; the team works it from Odoo. */
 		if (strcmp(conv_state_stage(t->state), "support") != 0 &&
 		    strcmp(conv_state_stage(t->state), "human") != 0)
@@ -961,6 +986,12 @@ on_lead(const struct lead_result *r, void *arg)
 		uint64_t delay = 5000 << (t->attempts > 6 ? 6 : t->attempts);
 		char when[24];
 		json_object_set_new(t->state, "lead_pending", json_true());
+		if (r->create_unknown && json_object_get(t->state, "lead_create_unknown_ms") == NULL) {
+			/* The create may still commit: the retries look for it before they create anything. */
+			json_object_set_new(
+			    t->state, "lead_create_unknown_ms", json_integer((json_int_t)(realtime_usec() / 1000)));
+			en->st.odoo_create_unknown++;
+		}
 		snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + (delay > 600000 ? 600000 : delay));
 		if (rc(en) != NULL)
 			rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
@@ -969,29 +1000,14 @@ on_lead(const struct lead_result *r, void *arg)
 		log_warnx("engine: %s: lead write deferred (%s error: %s)", log_phone(t->phone, ph, sizeof(ph)),
 		    odoo_kind_name(r->err.kind), r->err.message);
 	}
-	if (t->odoo_retry) {
-		commit(t);
-		return;
-	}
-	if (r->err.kind == ODOO_OK && t->handoff) {
+	if (!t->odoo_retry && r->err.kind == ODOO_OK && t->handoff) {
 		handoff_note(t, r->lead_id);
 		return;
 	}
-	if (r->err.kind == ODOO_OK && r->created && !t->support)
-		add_links(t, r->lead_id);
-	else
-		reply(t);
+	commit(t); /* the reply went before the lead */
 }
 
 /* Writes the lead from the conversation's fields. */
-static void write_lead_as(struct turn *t, bool support);
-
-static void
-write_lead(struct turn *t)
-{
-	write_lead_as(t, false);
-}
-
 static void
 write_lead_as(struct turn *t, bool support)
 {
@@ -1000,21 +1016,23 @@ write_lead_as(struct turn *t, bool support)
 	struct journal *jr = en->d.journal != NULL ? *en->d.journal : NULL;
 	json_t *h = json_object_get(t->state, "history"), *q;
 	const char *last[6];
+	bool out[6];
 	size_t n = 0, i, from;
 	struct lead_input in = {0};
+	json_int_t unknown = json_integer_value(json_object_get(t->state, "lead_create_unknown_ms"));
 
 	if (lx == NULL && jr == NULL) {
 		if (strcmp(conv_state_stage(t->state), "support") != 0)
 			conv_state_set_stage(t->state, "qualified");
-		if (t->odoo_retry)
-			commit(t);
-		else
-			reply(t);
+		commit(t);
 		return;
 	}
 	from = json_array_size(h) > 6 ? json_array_size(h) - 6 : 0;
-	for (i = from; i < json_array_size(h); i++)
-		last[n++] = json_string_value(json_object_get(json_array_get(h, i), "text"));
+	for (i = from; i < json_array_size(h); i++) {
+		json_t *e = json_array_get(h, i);
+		out[n] = strcmp(json_string_value(json_object_get(e, "dir")) ?: "in", "out") == 0;
+		last[n++] = json_string_value(json_object_get(e, "text"));
+	}
 	q = json_array_get(
 	    json_object_get(t->state, "quality"), json_array_size(json_object_get(t->state, "quality")) - 1);
 	in.phone = t->phone;
@@ -1031,8 +1049,11 @@ write_lead_as(struct turn *t, bool support)
 	in.intent = t->odoo_retry ? "sales" : intent_name(t->a.intent);
 	in.reasoning = t->a.reasoning;
 	in.last_messages = last;
+	in.last_outbound = out;
 	in.nlast = n;
 	in.post_note = true;
+	in.written = json_object_get(t->state, "lead_written");
+	in.create_after_ms = unknown > 0 ? (uint64_t)unknown + en->o.odoo_create_patience_ms : 0;
 	en->refs++;
 	if (lx == NULL)
 		journal_upsert(jr, &in, support, on_lead, t); /* answers at once */
@@ -1102,12 +1123,17 @@ on_classified(const struct analysis *a, void *arg)
 		ctl_set(t, "pause_by", "bot");
 		t->handoff = true;
 		en->st.handoffs++;
-		write_lead_as(t, true); /* a helpdesk ticket, or the lead tagged for support */
+		t->lead_after_reply = true; /* a helpdesk ticket, or the lead tagged for support */
+		reply(t);
 		return;
 	}
 	/* A lead is written when the policy says so, and kept up to date once it exists (never a second one). */
 	if (a->action == A_CREATE_LEAD || has_lead) {
-		write_lead(t);
+		t->lead_after_reply = true;
+		if (!has_lead && a->action == A_CREATE_LEAD)
+			add_links(t); /* then the reply */
+		else
+			reply(t);
 		return;
 	}
 	reply(t);
@@ -1241,7 +1267,7 @@ on_blacklisted(const struct odoo_error *e, void *arg)
 		    log_phone(t->phone, ph, sizeof(ph)), odoo_kind_name(e->kind), e->message);
 	}
 	if (t->odoo_retry && json_is_true(json_object_get(t->state, "lead_pending"))) {
-		write_lead(t);
+		write_lead_as(t, false);
 		return;
 	}
 	if (t->odoo_retry && e->kind == ODOO_OK && rc(en) != NULL)
@@ -1570,7 +1596,7 @@ on_loaded(redisAsyncContext *ac, void *r, void *pd)
 			return;
 		}
 		en->st.odoo_retried++;
-		write_lead(t);
+		write_lead_as(t, false);
 		return;
 	}
 	if (t->followup) {

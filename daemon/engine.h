@@ -42,6 +42,8 @@ struct engine_options {
 	const char *window_content_sid, *window_variables; /* the template outside the window, or NULL: nothing */
 	bool optout_blacklist; /* STOP also adds the number to Odoo's phone.blacklist */
 	uint64_t handoff_pause_ms; /* the bot stays quiet this long after handing over to a person */
+	/* After a crm.lead create that got no answer, no second create for this long (it may still commit). */
+	uint64_t odoo_create_patience_ms;
 	int handoff_team_id, handoff_user_id; /* the lead is assigned to these on a hand-off (0: as is) */
 	uint64_t followup_delays[8]; /* after the customer's last message; 0 ends the list */
 	unsigned nfollowups;
@@ -52,6 +54,7 @@ struct engine_options {
 struct engine_stats {
 	uint64_t routed, turns, turns_failed, replies, leads_created, leads_updated, support, dead_letters;
 	uint64_t odoo_deferred, odoo_retried, odoo_recovered, state_reset;
+	uint64_t odoo_create_unknown; /* creates that got no answer: looked for before any new create */
 	uint64_t opt_outs, opt_ins, blacklist_ok, blacklist_failed, silenced; /* silenced: messages while paused/out */
 	uint64_t handoffs, handoff_notes_failed, followups_sent, followups_templates, window_templates, window_skipped;
 	uint64_t links_booking, links_payment, links_payment_failed;

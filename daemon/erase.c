@@ -217,11 +217,12 @@ erase_answer(struct erase_op *op)
 }
 
 static void
-on_odoo_erased(const struct odoo_error *e, void *arg)
+on_odoo_erased(const struct odoo_error *e, json_t *report, void *arg)
 {
 	struct erase_op *op = arg;
 	json_t *o = json_object_get(op->answer, "odoo");
 
+	json_object_update(o, report);
 	if (e->kind == ODOO_OK) {
 		json_object_set_new(o, "anonymised", json_true());
 		op->d->privacy.odoo_anonymised++;
@@ -268,18 +269,11 @@ erase_finish(struct erase_op *op)
 		    op->answer, "journal_records", n >= 0 ? json_integer(n) : json_string(strerror(-n)));
 	}
 	d->privacy.erased++;
-	if (lead > 0 && d->leads != NULL && d->conf->privacy_erase_odoo) {
-		char note[200], day[32];
-		time_t t = time(NULL);
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(day, sizeof(day), "%Y-%m-%d %H:%M UTC", &tm);
-		snprintf(note, sizeof(note),
-		    "The customer's WhatsApp data was erased at their request on %s: phone, name, e-mail, city, "
-		    "interest, budget and the conversation summary.",
-		    day);
-		json_object_set_new(op->answer, "odoo", json_pack("{s:I}", "lead_id", (json_int_t)lead));
-		lead_erase(d->leads, (int)lead, note, on_odoo_erased, op);
+	if (d->leads != NULL && d->conf->privacy_erase_odoo) {
+		/* Every lead of the phone, not only the one this conversation wrote: older, lost and won ones too. */
+		json_object_set_new(op->answer, "odoo",
+		    lead > 0 ? json_pack("{s:I}", "lead_id", (json_int_t)lead) : json_pack("{s:n}", "lead_id"));
+		lead_erase(d->leads, op->phone, NULL, lead > 0 ? (int)lead : 0, on_odoo_erased, op);
 		return;
 	}
 	json_object_set_new(op->answer, "odoo",

@@ -708,6 +708,7 @@ daemon_outbound_options(const struct conf *c, struct engine_options *eo)
 	eo->followup_content_sid = c->followup_content_sid;
 	eo->followup_variables = c->followup_content_variables;
 	eo->booking_url = c->links_booking_url;
+	eo->odoo_create_patience_ms = c->odoo_create_patience_ms;
 }
 
 /* The templates this configuration sends, so that their text is known before the first one goes. */

@@ -70,6 +70,19 @@ odoo_protocol_name(enum odoo_protocol p)
 	return p == ODOO_XMLRPC ? "xmlrpc" : p == ODOO_JSON2 ? "json2" : "auto";
 }
 
+bool
+odoo_method_idempotent(const char *method)
+{
+	static const char *const same[] = {"search", "search_read", "search_count", "read", "fields_get", "read_group",
+	    "formatted_read_group", "check_access_rights", "has_access", "has_group", "context_get", "write", NULL};
+	size_t i;
+
+	for (i = 0; same[i] != NULL; i++)
+		if (strcmp(method, same[i]) == 0)
+			return true;
+	return false;
+}
+
 int
 odoo_protocol_from_name(const char *s)
 {
@@ -109,6 +122,13 @@ odoo_json2_body(const char *method, const json_t *args, const json_t *kwargs)
 	} else if (strcmp(method, "fields_get") == 0) {
 		if (a0 != NULL)
 			json_object_set(b, "allfields", a0);
+	} else if (strcmp(method, "default_get") == 0) {
+		json_object_set(b, "fields", a0); /* fields_list before Odoo 18 */
+	} else if (strcmp(method, "check_object_reference") == 0) {
+		json_object_set(b, "module", a0);
+		json_object_set(b, "xml_id", a1);
+	} else if (strcmp(method, "has_access") == 0) {
+		json_object_set(b, "operation", a0);
 	} else if (strcmp(method, "message_post") == 0 || strcmp(method, "action_set_lost") == 0 ||
 	    strcmp(method, "unlink") == 0 || strcmp(method, "check_access_rights") == 0) {
 		if (strcmp(method, "check_access_rights") == 0)
@@ -272,12 +292,23 @@ on_retry(sd_event_source *s, uint64_t usec, void *arg)
 	return 0;
 }
 
-/* Retries a transient failure with backoff, or reports it. */
+/*
+ * Retries a transient failure with backoff, or reports it. unknown: the
+ * request reached Odoo and may have been carried out; a call that is not
+ * idempotent is then reported at once instead of being sent again.
+ */
 static void
-transient(struct ocall *c, long status, const char *what)
+transient(struct ocall *c, long status, bool unknown, const char *what)
 {
 	struct odoo *o = c->o;
 
+	if (unknown && !c->internal && !odoo_method_idempotent(c->method)) {
+		struct odoo_error e = {.kind = ODOO_TRANSIENT, .http_status = status, .unknown = true};
+		snprintf(e.message, sizeof(e.message), "%s.%s: %s; it may have been carried out, so it is not resent",
+		    c->model, c->method, what);
+		finish(c, NULL, &e);
+		return;
+	}
 	if (c->attempt < o->o.max_attempts) {
 		uint64_t ms = o->o.backoff_ms << (c->attempt - 1);
 		ms = ms / 2 + random_below(ms / 2 + 1);
@@ -289,7 +320,18 @@ transient(struct ocall *c, long status, const char *what)
 			fatalx("odoo: sd_event_add_time failed");
 		return;
 	}
-	fail(c, ODOO_TRANSIENT, 0, status, "%s", what);
+	{
+		struct odoo_error e = {.kind = ODOO_TRANSIENT, .http_status = status, .unknown = unknown};
+		snprintf(e.message, sizeof(e.message), "%s", what);
+		finish(c, NULL, &e);
+	}
+}
+
+/* A proxy's 502 or 504, or a server error without Odoo's own answer: the request may have run. */
+static bool
+status_unknown(long status)
+{
+	return status == 500 || status == 502 || status == 504;
 }
 
 /* Classifies an XML-RPC fault. */
@@ -320,17 +362,20 @@ on_xmlrpc_done(struct ocall *c, long status)
 	int r;
 
 	if (status >= 500 || status == 0) {
-		transient(c, status, status ? "HTTP 5xx" : "no answer");
+		char what[160];
+		snprintf(what, sizeof(what), "HTTP %ld from %s/xmlrpc/2", status, o->base);
+		transient(c, status, status_unknown(status), what);
 		return;
 	}
 	if (status != 200) {
-		fail(c, ODOO_CONFIG, 0, status, "HTTP %ld from %s (is odoo.url right?)", status, o->base);
+		fail(c, ODOO_CONFIG, 0, status, "HTTP %ld from %s/xmlrpc/2/%s (is odoo.url right?)", status, o->base,
+		    c->internal ? "common" : "object");
 		return;
 	}
 	r = xmlrpc_decode_response(c->resp.data, c->resp.len, &result, &f, &why);
 	if (r < 0) {
-		/* A proxy's error page or a cut-off answer: try again. */
-		transient(c, status, why);
+		/* A proxy's error page or a cut-off answer: the call may have run. */
+		transient(c, status, true, why);
 		return;
 	}
 	if (r == 1) {
@@ -368,6 +413,7 @@ odoo_json2_answer(const char *method, const json_t *args, long status, const cha
 {
 	json_t *doc = body != NULL ? json_loadb(body, len, JSON_DECODE_ANY, NULL) : NULL;
 	const char *msg = json_string_value(json_object_get(doc, "message"));
+	const char *name = json_string_value(json_object_get(doc, "name"));
 	int r;
 
 	*result = NULL;
@@ -384,16 +430,32 @@ odoo_json2_answer(const char *method, const json_t *args, long status, const cha
 		r = 0;
 	} else if (status == 0 || status >= 502 || (status == 500 && msg == NULL) || status == 409 ||
 	    (status == 200 && doc == NULL)) {
+		/* 409: Odoo's serialization failure, rolled back; 503: not served. The rest may have run. */
 		e->kind = ODOO_TRANSIENT;
-		snprintf(e->message, sizeof(e->message), "%s",
-		    status == 200 ? "a cut-off or non-JSON answer"
-		        : status  ? "HTTP error"
-		                  : "no answer");
+		e->unknown = status == 200 || status == 500 || status == 502 || status == 504;
+		if (status == 200)
+			snprintf(e->message, sizeof(e->message), "a cut-off or non-JSON answer");
+		else if (status != 0)
+			snprintf(
+			    e->message, sizeof(e->message), "HTTP %ld%s%s", status, msg ? ": " : "", msg ? msg : "");
+		else
+			snprintf(e->message, sizeof(e->message), "no answer");
 		r = 1;
 	} else {
+		/*
+		 * 401, 403, 404 (an unknown database, model or method), 400 and 415 (a request Odoo cannot read),
+		 * and an unknown field (500 ValueError "Invalid field" on 19) are the set-up's fault; a validation
+		 * error (422, or 500 UserError/ValidationError) is the data's.
+		 */
 		e->kind = status == 422 || status == 500 ? ODOO_DATA : ODOO_CONFIG;
+		if (msg != NULL && (strstr(msg, "Invalid field") != NULL || strstr(msg, "does not exist") != NULL))
+			e->kind = ODOO_CONFIG;
 		e->fault_code = status == 401 ? 3 : status == 403 ? 4 : 0;
-		snprintf(e->message, sizeof(e->message), "%s", msg ? msg : "HTTP error");
+		if (msg != NULL)
+			snprintf(e->message, sizeof(e->message), "%s (HTTP %ld%s%s)", msg, status, name ? ", " : "",
+			    name ? name : "");
+		else
+			snprintf(e->message, sizeof(e->message), "HTTP %ld", status);
 		r = -1;
 	}
 	json_decref(doc);
@@ -403,18 +465,59 @@ odoo_json2_answer(const char *method, const json_t *args, long status, const cha
 static void
 on_json2_done(struct ocall *c, long status)
 {
+	struct odoo *o = c->o;
 	json_t *result;
 	struct odoo_error e;
 	int r = odoo_json2_answer(c->method, c->args, status, c->resp.data, c->resp.len, &result, &e);
+	bool json = e.message[0] != 'H'; /* Odoo's own JSON error, not a bare status */
 
 	if (r == 0) {
 		finish(c, result, &e);
 		json_decref(result);
 	} else if (r == 1) {
-		transient(c, status, e.message);
+		transient(c, status, e.unknown, e.message);
+	} else if (status == 404 && !json && o->info.major > 0 && o->info.major < 19) {
+		fail(c, ODOO_CONFIG, 0, status,
+		    "%s answered HTTP 404 to JSON-2 (/json/2/%s/%s): it is Odoo %s, and JSON-2 needs Odoo 19 or later; "
+		    "set odoo.protocol = xmlrpc (or auto)",
+		    o->base, c->model, c->method, o->info.version);
+	} else if (status == 404 && !json) {
+		fail(c, ODOO_CONFIG, 0, status,
+		    "%s answered HTTP 404 (not Odoo's JSON) to /json/2/%s/%s for database '%s': the database does not "
+		    "exist or the server's dbfilter hides it; check odoo.db and the server's dbfilter/db_name",
+		    o->base, c->model, c->method, o->o.db);
+	} else if (status == 401) {
+		fail(c, ODOO_CONFIG, 3, status,
+		    "%s refused the API key of user %s on database '%s' (HTTP 401): odoo.password must hold an API key "
+		    "of that user (Preferences > Account Security > New API Key); %s",
+		    o->base, o->o.username, o->o.db, e.message);
 	} else {
-		fail(c, e.kind, e.fault_code, status, "%s", e.message);
+		fail(c, e.kind, e.fault_code, status, "%s.%s: %s", c->model, c->method, e.message);
 	}
+}
+
+/* GET /json/version: Odoo 19 and later answer it; 17 and 18 answer 404. */
+static void
+on_jversion_done(struct ocall *c, long status)
+{
+	json_t *doc = status == 200 ? json_loadb(c->resp.data ?: "", c->resp.len, 0, NULL) : NULL;
+	struct odoo_error e = {.kind = ODOO_OK, .http_status = status};
+
+	if (json_is_array(json_object_get(doc, "version_info"))) {
+		finish(c, doc, &e);
+		json_decref(doc);
+		return;
+	}
+	json_decref(doc);
+	if (status >= 500) {
+		char what[160];
+		snprintf(what, sizeof(what), "HTTP %ld from %s/json/version", status, c->o->base);
+		transient(c, status, false, what);
+		return;
+	}
+	e.kind = ODOO_CONFIG;
+	snprintf(e.message, sizeof(e.message), "HTTP %ld from %s/json/version", status, c->o->base);
+	finish(c, NULL, &e);
 }
 
 static void
@@ -433,14 +536,23 @@ on_done(CURL *easy, CURLcode res, void *arg)
 		return;
 	}
 	if (res != CURLE_OK) {
-		char what[160];
-		snprintf(what, sizeof(what), "network: %s", curl_easy_strerror(res));
+		char what[200];
+		long sent = 0;
+		/* Bytes of the request that went out: none means Odoo never saw it (no connection). */
+		curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent);
+		if (res == CURLE_OPERATION_TIMEDOUT && sent > 0)
+			snprintf(what, sizeof(what), "no answer from %s within %llu ms", c->o->base,
+			    (unsigned long long)c->o->o.timeout_ms);
+		else
+			snprintf(what, sizeof(what), "network: %s (%s)", curl_easy_strerror(res), c->o->base);
 		curlbuf_reset(&c->resp);
-		transient(c, 0, what);
+		transient(c, 0, sent > 0, what);
 		return;
 	}
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-	if (c->o->info.protocol == ODOO_JSON2 && !c->internal)
+	if (c->internal && c->kind == 3)
+		on_jversion_done(c, status);
+	else if (c->o->info.protocol == ODOO_JSON2 && !c->internal)
 		on_json2_done(c, status);
 	else
 		on_xmlrpc_done(c, status);
@@ -467,7 +579,9 @@ start(struct ocall *c)
 		setup(o);
 		return;
 	}
-	if (c->internal || o->info.protocol == ODOO_XMLRPC) {
+	if (c->internal && c->kind == 3) {
+		snprintf(url, sizeof(url), "%s/json/version", o->base);
+	} else if (c->internal || o->info.protocol == ODOO_XMLRPC) {
 		if (c->internal && c->kind == 1)
 			params = json_array();
 		else if (c->internal)
@@ -508,7 +622,10 @@ start(struct ocall *c)
 			fatalx("odoo: curl_easy_init failed");
 	}
 	curl_easy_setopt(c->easy, CURLOPT_URL, url);
-	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
+	if (c->body != NULL)
+		curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
+	else
+		curl_easy_setopt(c->easy, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->hdrs);
 	curlev_defaults(c->easy, &c->resp, o->o.timeout_ms);
 	c->next = o->flight;
@@ -517,7 +634,7 @@ start(struct ocall *c)
 		o->flight->prev = c;
 	o->flight = c;
 	if (curlev_add(o->cv, c->easy, on_done, c) < 0)
-		transient(c, 0, "cannot start a transfer");
+		transient(c, 0, false, "cannot start a transfer");
 }
 
 /* ---- set-up: protocol and uid ---- */
@@ -553,12 +670,47 @@ internal_call(struct odoo *o, int kind, odoo_done_fn done)
 	c->o = o;
 	c->internal = true;
 	c->kind = kind;
-	c->method = xstrdup(kind == 1 ? "version" : "authenticate");
+	c->method = xstrdup(kind == 2 ? "authenticate" : "version");
 	c->done = done;
 	c->arg = o;
 	start(c);
 }
 
+/* The version is known: the protocol follows, then the uid for XML-RPC. */
+static void
+version_known(struct odoo *o)
+{
+	if (o->o.protocol == ODOO_AUTO)
+		o->info.protocol = o->info.major >= 19 ? ODOO_JSON2 : ODOO_XMLRPC;
+	if (o->info.protocol == ODOO_JSON2 && o->info.major < 19) {
+		struct odoo_error e = {.kind = ODOO_CONFIG, .http_status = 404};
+		snprintf(e.message, sizeof(e.message),
+		    "%s is Odoo %s, which has no JSON-2 (/json/2 needs Odoo 19 or later): set odoo.protocol = xmlrpc "
+		    "(or auto)",
+		    o->base, o->info.version);
+		o->state = OS_NEW;
+		o->info.last_error = e;
+		fail_queue(o, &e);
+		return;
+	}
+	if (o->info.protocol == ODOO_JSON2) {
+		o->state = OS_READY;
+		run_queue(o);
+	} else {
+		o->state = OS_AUTHENTICATING;
+		internal_call(o, 2, on_authenticated);
+	}
+}
+
+static void
+setup_failed(struct odoo *o, const struct odoo_error *e)
+{
+	o->state = OS_NEW;
+	o->info.last_error = *e;
+	fail_queue(o, e);
+}
+
+/* XML-RPC common.version(): Odoo 8 to 21. */
 static void
 on_version(json_t *r, const struct odoo_error *e, void *arg)
 {
@@ -570,23 +722,36 @@ on_version(json_t *r, const struct odoo_error *e, void *arg)
 		snprintf(o->info.version, sizeof(o->info.version), "%s",
 		    json_string_value(json_object_get(r, "server_version")) ?: "?");
 	} else if (e->kind == ODOO_CONFIG && e->http_status == 404) {
-		/* No XML-RPC (Odoo 22 and later): JSON-2 is the way. */
-		o->info.major = 22;
-		snprintf(o->info.version, sizeof(o->info.version), "22+ (no XML-RPC)");
+		struct odoo_error err = *e;
+		snprintf(err.message, sizeof(err.message),
+		    "%s answered HTTP 404 to both /json/version and /xmlrpc/2/common: is odoo.url the address of the "
+		    "Odoo server (without /odoo or /web)?",
+		    o->base);
+		setup_failed(o, &err);
+		return;
 	} else {
-		o->state = OS_NEW;
-		o->info.last_error = *e;
-		fail_queue(o, e);
+		setup_failed(o, e);
 		return;
 	}
-	if (o->o.protocol == ODOO_AUTO)
-		o->info.protocol = o->info.major >= 19 ? ODOO_JSON2 : ODOO_XMLRPC;
-	if (o->info.protocol == ODOO_JSON2) {
-		o->state = OS_READY;
-		run_queue(o);
+	version_known(o);
+}
+
+/* GET /json/version: Odoo 19 and later, without the deprecated XML-RPC; a 404 means an older Odoo. */
+static void
+on_jversion(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct odoo *o = arg;
+	json_t *vi = json_object_get(r, "version_info");
+
+	if (e->kind == ODOO_OK) {
+		o->info.major = (int)json_integer_value(json_array_get(vi, 0));
+		snprintf(o->info.version, sizeof(o->info.version), "%s",
+		    json_string_value(json_object_get(r, "version")) ?: "?");
+		version_known(o);
+	} else if (e->kind == ODOO_CONFIG) {
+		internal_call(o, 1, on_version);
 	} else {
-		o->state = OS_AUTHENTICATING;
-		internal_call(o, 2, on_authenticated);
+		setup_failed(o, e);
 	}
 }
 
@@ -595,14 +760,11 @@ setup(struct odoo *o)
 {
 	if (o->state != OS_NEW)
 		return;
-	if (o->o.protocol == ODOO_JSON2) {
-		o->info.protocol = ODOO_JSON2;
-		o->state = OS_READY;
-		run_queue(o);
-		return;
-	}
 	o->state = OS_PROBING;
-	internal_call(o, 1, on_version);
+	if (o->o.protocol == ODOO_XMLRPC)
+		internal_call(o, 1, on_version);
+	else
+		internal_call(o, 3, on_jversion);
 }
 
 static void

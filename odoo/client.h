@@ -23,6 +23,13 @@ struct odoo_error {
 	enum odoo_kind kind;
 	int fault_code; /* XML-RPC fault code, 0 if none */
 	long http_status; /* 0 for a network error */
+	/*
+	 * The request reached the server but no answer came back (a timeout or a
+	 * cut-off answer after it was sent, a proxy's 502/504): Odoo may have
+	 * carried it out. A call that is not idempotent (create, message_post) is
+	 * then never resent by the client; the caller finds out what happened.
+	 */
+	bool unknown;
 	char message[256]; /* the fault's last line or the server's message */
 };
 
@@ -73,6 +80,11 @@ void odoo_call(
 void odoo_get_info(const struct odoo *o, struct odoo_info *info);
 const char *odoo_kind_name(enum odoo_kind k);
 const char *odoo_protocol_name(enum odoo_protocol p);
+/*
+ * True for the methods that may be sent twice with the same effect (reads,
+ * write with absolute values): the client resends those after a timeout.
+ */
+bool odoo_method_idempotent(const char *method);
 /* Parses "auto", "xmlrpc" or "json2"; -1 if none. */
 int odoo_protocol_from_name(const char *s);
 

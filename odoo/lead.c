@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/log.h"
 #include "common/phone.h"
 #include "common/template.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "lead.h"
 
@@ -28,6 +30,11 @@ struct lead_ctx {
 	char *name_template, *lead_type, *prio[3], *source, *cc, *tags;
 	int team_id, user_id;
 	bool probed, has_x, has_mobile, has_sanitized;
+	char type[16]; /* what new leads get: "lead" or "opportunity"; "" until probed */
+	char type_why[160];
+	int note_subtype; /* mail.mt_note's id, for notes created as mail.message on Odoo 19+; 0 unknown */
+	int team_auto; /* without odoo.team_id: the first sales team, so the lead shows in a team's pipeline */
+	char team_name[64];
 	bool utm_done, tags_done;
 	int helpdesk; /* 0 unknown, 1 present, -1 absent */
 	int source_id, medium_id;
@@ -38,6 +45,10 @@ struct up {
 	struct lead_ctx *x;
 	int extra_tag_id;
 	bool extra_done;
+	json_t *written; /* what crmbridge has written on the lead (a copy of in.written, then updated) */
+	json_t *changes; /* for the note: [label, value] pairs of what this write filled or changed */
+	json_t *kept; /* for the note: [label, customer's value, lead's value] of what a person changed */
+	bool quality_changed;
 	struct lead_input in;
 	char e164[17];
 	lead_done_fn done;
@@ -92,7 +103,7 @@ lead_ctx_new(struct odoo *o, const struct lead_options *opt)
 
 	x->o = o;
 	x->name_template = dup_or(opt->name_template, "{contact} - {interest}");
-	x->lead_type = dup_or(opt->lead_type, "lead");
+	x->lead_type = dup_or(opt->lead_type, "auto");
 	x->prio[0] = dup_or(opt->priority_cold, "0");
 	x->prio[1] = dup_or(opt->priority_warm, "1");
 	x->prio[2] = dup_or(opt->priority_hot, "2");
@@ -108,6 +119,10 @@ void
 lead_ctx_reset(struct lead_ctx *x)
 {
 	x->probed = x->utm_done = x->tags_done = false;
+	x->type[0] = '\0';
+	x->note_subtype = 0;
+	x->team_auto = 0;
+	x->team_name[0] = '\0';
 	x->source_id = x->medium_id = 0;
 	json_decref(x->tag_ids);
 	x->tag_ids = NULL;
@@ -152,8 +167,13 @@ up_finish(struct up *u)
 	size_t i;
 
 	u->r.degraded = u->x->probed && !u->x->has_x;
+	u->r.written = u->r.err.kind == ODOO_OK ? u->written : NULL;
 	u->done(&u->r, u->arg);
 	json_decref(u->found);
+	json_decref(u->written);
+	json_decref(u->changes);
+	json_decref(u->kept);
+	free((void *)(uintptr_t)u->in.last_outbound);
 	for (i = 0; i < u->ncopies; i++)
 		free(u->copies[i]);
 	free(u->copies);
@@ -168,8 +188,106 @@ failed(struct up *u, const struct odoo_error *e)
 	if (e->kind == ODOO_OK)
 		return false;
 	u->r.err = *e;
+	u->r.create_unknown = e->unknown && u->r.created; /* the create may exist: look for it before another */
 	up_finish(u);
 	return true;
+}
+
+static void
+on_note_subtype(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct up *u = arg;
+
+	if (failed(u, e))
+		return;
+	u->x->note_subtype = (int)json_integer_value(json_array_get(r, 1));
+	u->x->probed = true;
+	step(u);
+}
+
+static void on_team(json_t *r, const struct odoo_error *e, void *arg);
+static void probe_subtype(struct up *u);
+
+static void
+on_default_type(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct up *u = arg;
+	struct lead_ctx *x = u->x;
+	const char *server = json_string_value(json_object_get(r, "type"));
+
+	if (failed(u, e))
+		return;
+	if (server == NULL || (strcmp(server, "lead") != 0 && strcmp(server, "opportunity") != 0))
+		server = "opportunity";
+	bool leads_on = strcmp(server, "lead") == 0;
+	if (strcmp(x->lead_type, "auto") == 0) {
+		snprintf(x->type, sizeof(x->type), "%s", server);
+		snprintf(x->type_why, sizeof(x->type_why), "%s",
+		    leads_on ? "the Leads setting is on: new leads go to CRM > Leads"
+		             : "the Leads setting is off: new leads go to the CRM pipeline as opportunities");
+	} else {
+		snprintf(x->type, sizeof(x->type), "%s", x->lead_type);
+		if (strcmp(x->lead_type, "lead") == 0 && !leads_on)
+			snprintf(x->type_why, sizeof(x->type_why), "%s",
+			    "odoo.lead_type = lead, but the Leads setting is off: the sales team will NOT see these "
+			    "leads (CRM > Leads is hidden); use auto or turn the setting on");
+		else
+			snprintf(x->type_why, sizeof(x->type_why), "odoo.lead_type = %s (the Leads setting is %s)",
+			    x->lead_type, leads_on ? "on" : "off");
+	}
+	if (x->team_id == 0) {
+		/* No salesperson is set (the team picks the lead up), so no team would follow from one: the first. */
+		odoo_call(x->o, "crm.team", "search_read", json_pack("[[]]"),
+		    json_pack("{s:[s, s], s:s, s:i}", "fields", "id", "name", "order", "sequence, id", "limit", 1),
+		    on_team, u);
+		return;
+	}
+	probe_subtype(u);
+}
+
+static void
+on_team(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct up *u = arg;
+	json_t *t = json_array_get(r, 0);
+
+	if (failed(u, e))
+		return;
+	u->x->team_auto = (int)json_integer_value(json_object_get(t, "id"));
+	snprintf(u->x->team_name, sizeof(u->x->team_name), "%s", json_string_value(json_object_get(t, "name")) ?: "");
+	probe_subtype(u);
+}
+
+static void
+probe_subtype(struct up *u)
+{
+	struct lead_ctx *x = u->x;
+	struct odoo_info info;
+
+	odoo_get_info(x->o, &info);
+	if (info.major >= 19 && x->note_subtype == 0) {
+		/* Notes go in as mail.message records there (see post_note): the Note subtype's id. */
+		odoo_call(x->o, "ir.model.data", "check_object_reference", json_pack("[s, s]", "mail", "mt_note"), NULL,
+		    on_note_subtype, u);
+		return;
+	}
+	x->probed = true;
+	step(u);
+}
+
+const char *
+lead_ctx_team(const struct lead_ctx *x, int *id)
+{
+	*id = x->team_id > 0 ? x->team_id : x->team_auto;
+	return x->team_id > 0 ? NULL : x->team_name;
+}
+
+const char *
+lead_ctx_lead_type(const struct lead_ctx *x, const char **why)
+{
+	if (why != NULL)
+		*why = x->type_why;
+	return x->probed && x->type[0] != '\0' ? x->type : NULL;
 }
 
 static void
@@ -183,12 +301,12 @@ on_probe(json_t *r, const struct odoo_error *e, void *arg)
 	for (i = 0; i < NX; i++)
 		n += json_object_get(r, x_names[i]) != NULL;
 	u->x->has_x = n == NX;
-	u->x->has_mobile = json_object_get(r, "mobile") != NULL;
+	u->x->has_mobile = json_object_get(r, "mobile") != NULL; /* gone in Odoo 19 */
 	u->x->has_sanitized = json_object_get(r, "phone_sanitized") != NULL;
-	u->x->probed = true;
 	if (!u->x->has_x)
 		log_debug("odoo: crm.lead lacks %d of the x_ fields: degraded mode", NX - n);
-	step(u);
+	/* Where would Odoo put a lead of crmbridge's user? crm.lead's default type follows the Leads setting. */
+	odoo_call(u->x->o, "crm.lead", "default_get", json_pack("[[s]]", "type"), NULL, on_default_type, u);
 }
 
 /* Finds or creates a record by name in a simple model (utm.source, utm.medium, crm.tag). */
@@ -373,19 +491,59 @@ on_found(json_t *r, const struct odoo_error *e, void *arg)
 	step(u);
 }
 
-static void
-search(struct up *u)
+/* Escapes the LIKE wildcards of a value for =ilike ("%" and "_" match themselves, not anything). */
+static char *
+like_escape(const char *v)
 {
-	json_t *terms = json_array(), *domain = json_array(), *fields;
-	size_t i, n;
+	char *out = xmalloc(2 * strlen(v) + 1), *o = out;
 
-	if (u->x->has_sanitized)
-		json_array_append_new(terms, json_pack("[s, s, s]", "phone_sanitized", "=", u->e164));
-	json_array_append_new(terms, json_pack("[s, s, s]", "phone", "=", u->e164));
-	if (u->x->has_mobile)
-		json_array_append_new(terms, json_pack("[s, s, s]", "mobile", "=", u->e164));
-	if (u->in.email != NULL)
-		json_array_append_new(terms, json_pack("[s, s, s]", "email_from", "=ilike", u->in.email));
+	for (; *v != '\0'; v++) {
+		if (*v == '%' || *v == '_' || *v == '\\')
+			*o++ = '\\';
+		*o++ = *v;
+	}
+	*o = '\0';
+	return out;
+}
+
+/* "%3%0%0%1%1%1%2%2%3%3": the national digits with anything between them, for numbers Odoo could not sanitize. */
+static char *
+digits_pattern(const char *digits)
+{
+	char *out = xmalloc(2 * strlen(digits) + 1), *o = out;
+
+	for (; *digits != '\0'; digits++) {
+		*o++ = '%';
+		*o++ = *digits;
+	}
+	*o = '\0';
+	return out;
+}
+
+/* The search domain: this phone however it was typed, or this exact e-mail; archived leads included. */
+static json_t *
+match_domain(const struct lead_ctx *x, const char *e164, const char *email)
+{
+	json_t *terms = json_array(), *domain = json_array();
+	size_t i, n, cl = phone_cc_len(e164);
+	char *pat = digits_pattern(e164 + 1 + cl);
+
+	if (x->has_sanitized)
+		json_array_append_new(terms, json_pack("[s, s, s]", "phone_sanitized", "=", e164));
+	json_array_append_new(terms, json_pack("[s, s, s]", "phone", "=", e164));
+	/* Typed by hand in a national form ("300 111 2233") where the company has no country: Odoo could not
+	   sanitize it. The pattern finds candidates; lead_matches() keeps only the same number. */
+	json_array_append_new(terms, json_pack("[s, s, s]", "phone", "=ilike", pat));
+	if (x->has_mobile) {
+		json_array_append_new(terms, json_pack("[s, s, s]", "mobile", "=", e164));
+		json_array_append_new(terms, json_pack("[s, s, s]", "mobile", "=ilike", pat));
+	}
+	if (email != NULL) {
+		char *esc = like_escape(email);
+		json_array_append_new(terms, json_pack("[s, s, s]", "email_from", "=ilike", esc));
+		free(esc);
+	}
+	free(pat);
 	/* Prefix notation: n-1 ORs, then the terms; archived (lost) leads included. */
 	n = json_array_size(terms);
 	for (i = 1; i < n; i++)
@@ -393,13 +551,76 @@ search(struct up *u)
 	json_array_extend(domain, terms);
 	json_decref(terms);
 	json_array_append_new(domain, json_pack("[s, s, [b, b]]", "active", "in", 1, 0));
-	fields = json_pack("[s, s, s, s, s, s, s, s]", "id", "name", "active", "probability", "contact_name",
-	    "email_from", "city", "phone");
+	return domain;
+}
+
+/* Whether a lead the search found is this customer's: the same number (any form) or the same e-mail. */
+static bool
+lead_matches(json_t *rec, const char *e164, const char *email)
+{
+	static const char *const ph[] = {"phone_sanitized", "phone", "mobile"};
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		if ((v = json_string_value(json_object_get(rec, ph[i]))) != NULL && phone_same(v, e164))
+			return true;
+	v = json_string_value(json_object_get(rec, "email_from"));
+	return email != NULL && v != NULL && strcasecmp(v, email) == 0;
+}
+
+static void
+search(struct up *u)
+{
+	json_t *fields;
+	size_t i;
+
+	fields = json_pack("[s, s, s, s, s, s, s, s, s]", "id", "name", "active", "probability", "contact_name",
+	    "email_from", "city", "phone", "phone_sanitized");
+	if (u->x->has_mobile)
+		json_array_append_new(fields, json_string("mobile"));
 	if (u->x->has_x)
 		for (i = 0; i < NX; i++)
 			json_array_append_new(fields, json_string(x_names[i]));
-	odoo_call(u->x->o, "crm.lead", "search_read", json_pack("[o]", domain),
-	    json_pack("{s:o, s:s, s:i}", "fields", fields, "order", "id desc", "limit", 10), on_found, u);
+	odoo_call(u->x->o, "crm.lead", "search_read", json_pack("[o]", match_domain(u->x, u->e164, u->in.email)),
+	    json_pack("{s:o, s:s, s:i}", "fields", fields, "order", "id desc", "limit", 20), on_found, u);
+}
+
+/*
+ * One field crmbridge may write on an open lead: value is what the customer
+ * said. Odoo's current value wins when a person changed it (it is neither
+ * empty nor what crmbridge last wrote): the customer's differing value is
+ * then kept for the note, once. A vaguer value never replaces a more
+ * specific one.
+ */
+static void
+own_field(struct up *u, json_t *open, json_t *vals, const char *field, const char *label, const char *value)
+{
+	const char *cur = str(open, field);
+	const char *mine = json_string_value(json_object_get(u->written, field));
+
+	if (value == NULL || (cur != NULL && strcmp(cur, value) == 0))
+		return;
+	if (cur == NULL || (mine != NULL && strcmp(cur, mine) == 0)) {
+		if (cur != NULL && text_vaguer(value, cur))
+			return; /* "sofás" after "sofá de 3 puestos": the lead keeps the more specific one */
+		json_object_set_new(vals, field, json_string(value));
+		json_object_set_new(u->written, field, json_string(value));
+		if (label != NULL)
+			json_array_append_new(u->changes, json_pack("[s, s]", label, value));
+		return;
+	}
+	/* A person changed it. Say so once for each thing the customer says (mine then holds it). */
+	if (mine != NULL && strcmp(mine, value) == 0)
+		return;
+	if (text_vaguer(value, cur)) {
+		json_object_set_new(u->written, field, json_string(value));
+		return;
+	}
+	json_object_set_new(u->written, field, json_string(value));
+	if (label != NULL)
+		json_array_append_new(u->kept, json_pack("[s, s, s]", label, value, cur));
+	u->r.kept++;
 }
 
 static void
@@ -414,6 +635,8 @@ save(struct up *u)
 	{
 		bool active = json_is_true(json_object_get(rec, "active"));
 		double p = json_number_value(json_object_get(rec, "probability"));
+		if (!lead_matches(rec, u->e164, u->in.email))
+			continue; /* the pattern's near miss: another number with the same digits inside */
 		if (active && p < 100) {
 			open = rec;
 			break;
@@ -423,35 +646,53 @@ save(struct up *u)
 	}
 	snprintf(conf, sizeof(conf), "%.2f", u->in.confidence);
 	if (open != NULL) {
-		/* Fill what is empty; refresh the AI's own fields; leave the rest to the sales team. */
+		/* Fill what is empty, update what crmbridge wrote and nobody changed since; leave the rest. */
+		const char *q0 = json_string_value(json_object_get(u->written, "x_quality_score"));
 		u->r.lead_id = (int)json_integer_value(json_object_get(open, "id"));
-		if (str(open, "contact_name") == NULL && u->in.contact_name != NULL)
-			json_object_set_new(vals, "contact_name", json_string(u->in.contact_name));
-		if (str(open, "email_from") == NULL && u->in.email != NULL)
-			json_object_set_new(vals, "email_from", json_string(u->in.email));
-		if (str(open, "city") == NULL && u->in.city != NULL)
-			json_object_set_new(vals, "city", json_string(u->in.city));
-		if (str(open, "phone") == NULL)
+		own_field(u, open, vals, "contact_name", "Name", u->in.contact_name);
+		own_field(u, open, vals, "email_from", "E-mail", u->in.email);
+		own_field(u, open, vals, "city", "City", u->in.city);
+		if (str(open, "phone") == NULL && str(open, "mobile") == NULL)
 			json_object_set_new(vals, "phone", json_string(u->e164));
 		if (x->has_x) {
-			if (u->in.quality != NULL &&
-			    (str(open, "x_quality_score") == NULL ||
-			        strcmp(str(open, "x_quality_score"), u->in.quality) != 0))
-				json_object_set_new(vals, "x_quality_score", json_string(u->in.quality));
-			if (fabs(json_number_value(json_object_get(open, "x_ai_confidence")) - u->in.confidence) >
-			    0.005)
-				json_object_set_new(vals, "x_ai_confidence", json_real(atof(conf)));
-			if (u->in.product != NULL &&
-			    (str(open, "x_product_interest") == NULL ||
-			        strcmp(str(open, "x_product_interest"), u->in.product) != 0))
-				json_object_set_new(vals, "x_product_interest", json_string(u->in.product));
-			if (u->in.budget != NULL &&
-			    (str(open, "x_budget_range") == NULL ||
-			        strcmp(str(open, "x_budget_range"), u->in.budget) != 0))
-				json_object_set_new(vals, "x_budget_range", json_string(u->in.budget));
+			char *q = q0 != NULL ? xstrdup(q0) : NULL;
+			own_field(u, open, vals, "x_product_interest", "Interest", u->in.product);
+			own_field(u, open, vals, "x_budget_range", "Budget", u->in.budget);
+			own_field(u, open, vals, "x_quality_score", NULL, u->in.quality);
+			u->quality_changed = u->in.quality != NULL && (q == NULL || strcmp(q, u->in.quality) != 0);
+			free(q);
+			if (json_object_get(vals, "x_quality_score") != NULL ||
+			    json_object_get(u->written, "_conf") == NULL ||
+			    fabs(json_number_value(json_object_get(open, "x_ai_confidence")) -
+			        json_number_value(json_object_get(u->written, "_conf"))) < 0.005) {
+				if (fabs(json_number_value(json_object_get(open, "x_ai_confidence")) - atof(conf)) >
+				    0.005)
+					json_object_set_new(vals, "x_ai_confidence", json_real(atof(conf)));
+				json_object_set_new(u->written, "_conf", json_real(atof(conf)));
+			}
 			if (str(open, "x_source") == NULL)
 				json_object_set_new(vals, "x_source", json_string(x->source));
+		} else {
+			const char *q = json_string_value(json_object_get(u->written, "_quality"));
+			u->quality_changed = u->in.quality != NULL && (q == NULL || strcmp(q, u->in.quality) != 0);
+			if (u->in.product != NULL &&
+			    !text_vaguer(u->in.product, json_string_value(json_object_get(u->written, "_product")))) {
+				if (json_string_value(json_object_get(u->written, "_product")) == NULL ||
+				    strcmp(json_string_value(json_object_get(u->written, "_product")), u->in.product) !=
+				        0)
+					json_array_append_new(
+					    u->changes, json_pack("[s, s]", "Interest", u->in.product));
+				json_object_set_new(u->written, "_product", json_string(u->in.product));
+			}
+			if (u->in.budget != NULL &&
+			    (json_string_value(json_object_get(u->written, "_budget")) == NULL ||
+			        strcmp(json_string_value(json_object_get(u->written, "_budget")), u->in.budget) != 0)) {
+				json_array_append_new(u->changes, json_pack("[s, s]", "Budget", u->in.budget));
+				json_object_set_new(u->written, "_budget", json_string(u->in.budget));
+			}
 		}
+		if (u->in.quality != NULL)
+			json_object_set_new(u->written, "_quality", json_string(u->in.quality));
 		if (u->extra_tag_id > 0)
 			json_object_set_new(vals, "tag_ids", json_pack("[[i, i]]", 4, u->extra_tag_id));
 		if (json_object_size(vals) == 0) {
@@ -463,12 +704,26 @@ save(struct up *u)
 		odoo_call(x->o, "crm.lead", "write", json_pack("[[i], o]", u->r.lead_id, vals), NULL, on_saved, u);
 		return;
 	}
+	if (u->in.create_after_ms > 0 && realtime_usec() / 1000 < u->in.create_after_ms) {
+		/* An earlier create got no answer and has not shown up yet: it may still be committing. */
+		json_decref(vals);
+		u->r.err.kind = ODOO_TRANSIENT;
+		u->r.create_unknown = true;
+		snprintf(u->r.err.message, sizeof(u->r.err.message),
+		    "an earlier crm.lead create got no answer and its lead has not shown up yet; no second lead is "
+		    "created before %llu s have passed",
+		    (unsigned long long)((u->in.create_after_ms - realtime_usec() / 1000 + 999) / 1000));
+		up_finish(u);
+		return;
+	}
 	{
 		char *name = lead_name(u), *desc;
 		bool won = prev != NULL && json_number_value(json_object_get(prev, "probability")) >= 100;
 		u->r.previous_id = prev != NULL ? (int)json_integer_value(json_object_get(prev, "id")) : 0;
 		desc = description(u, u->r.previous_id, won);
-		json_object_set_new(vals, "type", json_string(x->lead_type));
+		json_decref(u->written);
+		u->written = json_object(); /* a new lead: what crmbridge knows of it starts here */
+		json_object_set_new(vals, "type", json_string(x->type[0] != '\0' ? x->type : "opportunity"));
 		json_object_set_new(vals, "name", json_string(name));
 		json_object_set_new(vals, "phone", json_string(u->e164));
 		if (u->in.contact_name != NULL)
@@ -486,13 +741,28 @@ save(struct up *u)
 			if (u->in.budget != NULL)
 				json_object_set_new(vals, "x_budget_range", json_string(u->in.budget));
 			json_object_set_new(vals, "x_ai_confidence", json_real(atof(conf)));
+			json_object_set_new(u->written, "_conf", json_real(atof(conf)));
 			if (u->in.quality != NULL)
 				json_object_set_new(vals, "x_quality_score", json_string(u->in.quality));
+		} else {
+			if (u->in.product != NULL)
+				json_object_set_new(u->written, "_product", json_string(u->in.product));
+			if (u->in.budget != NULL)
+				json_object_set_new(u->written, "_budget", json_string(u->in.budget));
 		}
-		if (x->team_id > 0)
-			json_object_set_new(vals, "team_id", json_integer(x->team_id));
-		if (x->user_id > 0)
-			json_object_set_new(vals, "user_id", json_integer(x->user_id));
+		if (u->in.quality != NULL)
+			json_object_set_new(u->written, "_quality", json_string(u->in.quality));
+		{
+			static const char *const owned[] = {"contact_name", "email_from", "city", "x_product_interest",
+			    "x_budget_range", "x_quality_score", NULL};
+			for (i = 0; owned[i] != NULL; i++)
+				if (json_is_string(json_object_get(vals, owned[i])))
+					json_object_set(u->written, owned[i], json_object_get(vals, owned[i]));
+		}
+		if (x->team_id > 0 || x->team_auto > 0)
+			json_object_set_new(vals, "team_id", json_integer(x->team_id > 0 ? x->team_id : x->team_auto));
+		/* Unassigned unless configured: Odoo would make crmbridge's own user the salesperson. */
+		json_object_set_new(vals, "user_id", x->user_id > 0 ? json_integer(x->user_id) : json_false());
 		if (x->source_id > 0)
 			json_object_set_new(vals, "source_id", json_integer(x->source_id));
 		if (x->medium_id > 0)
@@ -515,7 +785,9 @@ save(struct up *u)
 /*
  * Posts html to a lead's chatter as an internal note. From 17 message_post
  * escapes a body unless body_is_html says it is HTML; before 17 a body is
- * HTML already and the flag does not exist.
+ * HTML already and the flag does not exist; from 19 the flag logs a warning
+ * on every call (Odoo wants a Markup, which RPC cannot send), so the note is
+ * created as a mail.message of subtype Note, as message_post would store it.
  */
 static void
 post_note(struct lead_ctx *x, int lead_id, const char *html, odoo_done_fn done, void *arg)
@@ -523,7 +795,12 @@ post_note(struct lead_ctx *x, int lead_id, const char *html, odoo_done_fn done, 
 	struct odoo_info info;
 
 	odoo_get_info(x->o, &info);
-	if (info.major == 0 || info.major >= 17)
+	if (info.major >= 19 && x->note_subtype > 0)
+		odoo_call(x->o, "mail.message", "create",
+		    json_pack("[{s:s, s:i, s:s, s:s, s:i}]", "model", "crm.lead", "res_id", lead_id, "body", html,
+		        "message_type", "comment", "subtype_id", x->note_subtype),
+		    NULL, done, arg);
+	else if (info.major == 0 || info.major >= 17)
 		odoo_call(x->o, "crm.lead", "message_post", json_pack("[[i]]", lead_id),
 		    json_pack("{s:s, s:b, s:s, s:s}", "body", html, "body_is_html", 1, "message_type", "comment",
 		        "subtype_xmlid", "mail.mt_note"),
@@ -535,42 +812,94 @@ post_note(struct lead_ctx *x, int lead_id, const char *html, odoo_done_fn done, 
 		    done, arg);
 }
 
+/* A note is worth a salesperson's attention when the lead is new, its quality moved, or a field changed. */
+static bool
+note_needed(const struct up *u)
+{
+	return u->r.created || u->quality_changed || json_array_size(u->changes) > 0 || json_array_size(u->kept) > 0;
+}
+
 static void
 note(struct up *u)
 {
 	char *h, *n, conf[32];
 	size_t i;
+	json_t *c;
 
 	snprintf(conf, sizeof(conf), "%.2f", u->in.confidence);
 	{
 		char *q = html_escape(u->in.quality ? u->in.quality : "?"),
 		     *it = html_escape(u->in.intent ? u->in.intent : "?");
-		xasprintf(&h, "<p><b>AI analysis (crmbridge)</b>: quality <b>%s</b>, confidence %s, intent %s</p><ul>",
-		    q, conf, it);
+		xasprintf(&h, "<p><b>AI analysis (crmbridge)</b>%s: quality <b>%s</b>, confidence %s, intent %s</p>",
+		    u->r.created ? ", new lead" : "", q, conf, it);
 		free(q);
 		free(it);
 	}
-	li(&h, "Name", u->in.contact_name);
-	li(&h, "E-mail", u->in.email);
-	li(&h, "Phone", u->e164);
-	li(&h, "City", u->in.city);
-	li(&h, "Interest", u->in.product);
-	li(&h, "Specific need", u->in.need);
-	li(&h, "Budget", u->in.budget);
-	li(&h, "Urgency", u->in.urgency);
+	if (u->r.created) {
+		xasprintf(&n, "%s<ul>", h);
+		free(h);
+		h = n;
+		li(&h, "Name", u->in.contact_name);
+		li(&h, "E-mail", u->in.email);
+		li(&h, "Phone", u->e164);
+		li(&h, "City", u->in.city);
+		li(&h, "Interest", u->in.product);
+		li(&h, "Specific need", u->in.need);
+		li(&h, "Budget", u->in.budget);
+		li(&h, "Urgency", u->in.urgency);
+	} else {
+		xasprintf(&n, "%s<p>What changed:</p><ul>", h);
+		free(h);
+		h = n;
+		json_array_foreach(u->changes, i, c)
+		    li(&h, json_string_value(json_array_get(c, 0)), json_string_value(json_array_get(c, 1)));
+		if (json_array_size(u->changes) == 0 && u->quality_changed)
+			li(&h, "Quality", u->in.quality);
+	}
 	li(&h, "Missing", u->in.missing);
 	li(&h, "Reasoning", u->in.reasoning);
 	xasprintf(&n, "%s</ul>", h);
 	free(h);
 	h = n;
+	if (json_array_size(u->kept) > 0) {
+		/* A person changed these on the lead: the customer's words are here for them to judge. */
+		xasprintf(&n, "%s<p>Not changed on the lead (edited by your team); the customer now says:</p><ul>", h);
+		free(h);
+		h = n;
+		json_array_foreach(u->kept, i, c)
+		{
+			char *v, *lv, *line;
+			v = html_escape(json_string_value(json_array_get(c, 1)));
+			lv = html_escape(json_string_value(json_array_get(c, 2)));
+			xasprintf(&line, "%s<li><b>%s</b>: %s (the lead says: %s)</li>", h,
+			    json_string_value(json_array_get(c, 0)), v, lv);
+			free(h);
+			h = line;
+			free(v);
+			free(lv);
+		}
+		xasprintf(&n, "%s</ul>", h);
+		free(h);
+		h = n;
+	}
 	if (u->in.nlast > 0) {
 		xasprintf(&n, "%s<p>Last messages:</p><ul>", h);
 		free(h);
 		h = n;
 		for (i = 0; i < u->in.nlast; i++) {
-			char cut[304];
+			char cut[304], who[96];
+			bool out = u->in.last_outbound != NULL && u->in.last_outbound[i];
 			snprintf(cut, sizeof(cut), "%.300s", u->in.last_messages[i]);
-			li(&h, "·", cut);
+			if (out)
+				snprintf(who, sizeof(who), "Bot");
+			else
+				snprintf(who, sizeof(who), "Customer%s%.60s%s", u->in.contact_name ? " (" : "",
+				    u->in.contact_name ? u->in.contact_name : "", u->in.contact_name ? ")" : "");
+			{
+				char *ew = html_escape(who);
+				li(&h, ew, cut);
+				free(ew);
+			}
 		}
 		xasprintf(&n, "%s</ul>", h);
 		free(h);
@@ -653,7 +982,7 @@ step(struct up *u)
 			return;
 		case 6: save(u); return;
 		case 7:
-			if (u->in.post_note && u->r.lead_id > 0) {
+			if (u->in.post_note && u->r.lead_id > 0 && note_needed(u)) {
 				note(u);
 				return;
 			}
@@ -700,13 +1029,22 @@ up_new(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, void 
 		u->in.extra_tag = keep(u, in->extra_tag);
 		if (in->nlast > 0) {
 			const char **lm = xcalloc(in->nlast, sizeof(char *));
-			for (i = 0; i < in->nlast; i++)
+			bool *lo = xcalloc(in->nlast, sizeof(bool));
+			for (i = 0; i < in->nlast; i++) {
 				lm[i] = keep(u, in->last_messages[i]) ?: "";
+				lo[i] = in->last_outbound != NULL && in->last_outbound[i];
+			}
 			u->in.last_messages = lm;
+			u->in.last_outbound = lo;
 		} else {
 			u->in.last_messages = NULL;
+			u->in.last_outbound = NULL;
 		}
+		u->in.written = NULL;
 	}
+	u->written = in != NULL && json_is_object(in->written) ? json_deep_copy(in->written) : json_object();
+	u->changes = json_array();
+	u->kept = json_array();
 	return u;
 }
 
@@ -1121,48 +1459,220 @@ lead_handoff(
 	odoo_call(x->o, "crm.lead", "write", json_pack("[[i], o]", lead_id, vals), NULL, on_handoff_assigned, sm);
 }
 
-static void
-on_erase_x(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct odoo_error ok = {.kind = ODOO_OK};
+/* ---- erasure ---- */
 
-	/* A database without the custom fields says so: nothing of them to clear. */
-	on_handoff_assigned(r, &ok, arg);
+struct erasure {
+	struct lead_ctx *x;
+	char e164[17];
+	char *email;
+	int lead_id, uid;
+	lead_erase_fn done;
+	void *arg;
+	json_t *ids, *report;
+	size_t noted;
+};
+
+static void
+erasure_end(struct erasure *er, const struct odoo_error *e)
+{
+	er->done(e, er->report, er->arg);
+	json_decref(er->ids);
+	json_decref(er->report);
+	free(er->email);
+	free(er);
+}
+
+static bool
+erasure_failed(struct erasure *er, const struct odoo_error *e, const char *step)
+{
+	struct odoo_error err;
+
+	if (e->kind == ODOO_OK)
+		return false;
+	err = *e;
+	snprintf(err.message, sizeof(err.message), "%s: %.200s", step, e->message);
+	erasure_end(er, &err);
+	return true;
 }
 
 static void
-on_erase_std(json_t *r, const struct odoo_error *e, void *arg)
+on_erase_noted(json_t *r, const struct odoo_error *e, void *arg)
 {
-	struct small *sm = arg;
+	struct erasure *er = arg;
+	char note[400];
+	time_t t = time(NULL);
+	struct tm tm;
+	char day[32];
+
+	if (erasure_failed(er, e, "the erasure note"))
+		return;
+	if (er->noted >= json_array_size(er->ids)) {
+		struct odoo_error ok = {.kind = ODOO_OK};
+		erasure_end(er, &ok);
+		return;
+	}
+	gmtime_r(&t, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d %H:%M UTC", &tm);
+	/* Says what was done, and holds nothing of the person. */
+	snprintf(note, sizeof(note),
+	    "<p><b>crmbridge</b>: the customer's WhatsApp data was erased at their request on %s: the lead's name, "
+	    "contact name, phone, e-mail, city, description, interest and budget were cleared, and %lld chatter "
+	    "messages written by crmbridge were deleted. Messages and edits by other users are not touched.</p>",
+	    day, json_integer_value(json_object_get(er->report, "messages_deleted")));
+	post_note(er->x, (int)json_integer_value(json_array_get(er->ids, er->noted++)), note, on_erase_noted, er);
+}
+
+static void
+on_erase_unlinked(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct erasure *er = arg;
 
 	if (e->kind != ODOO_OK) {
-		small_end(sm, e);
+		if (e->kind == ODOO_TRANSIENT) {
+			erasure_failed(er, e, "deleting crmbridge's chatter messages");
+			return;
+		}
+		/* Odoo refused (rights): the fields are cleared, the messages stay; the answer says so. */
+		json_object_set_new(er->report, "messages_deleted", json_integer(0));
+		json_object_set_new(er->report, "messages_refused", json_string(e->message));
+	}
+	on_erase_noted(NULL, e->kind == ODOO_TRANSIENT ? e : &(struct odoo_error){.kind = ODOO_OK}, er);
+}
+
+static void
+on_erase_messages(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct erasure *er = arg;
+	json_t *ids = json_array(), *m;
+	size_t i;
+
+	if (erasure_failed(er, e, "finding crmbridge's chatter messages")) {
+		json_decref(ids);
 		return;
 	}
-	if (sm->x->probed && !sm->x->has_x) {
-		on_handoff_assigned(r, e, sm);
+	json_array_foreach(r, i, m)
+	    json_array_append_new(ids, json_integer(json_integer_value(json_object_get(m, "id"))));
+	json_object_set_new(er->report, "messages_deleted", json_integer((json_int_t)json_array_size(ids)));
+	if (json_array_size(ids) == 0) {
+		json_decref(ids);
+		on_erase_noted(NULL, e, er);
 		return;
 	}
-	odoo_call(sm->x->o, "crm.lead", "write",
-	    json_pack("[[i], {s:b, s:b}]", sm->lead_id, "x_product_interest", 0, "x_budget_range", 0), NULL, on_erase_x,
-	    sm);
+	/* The notes and the tracking messages of crmbridge's writes; their tracking values go with them. */
+	odoo_call(er->x->o, "mail.message", "unlink", json_pack("[o]", ids), NULL, on_erase_unlinked, er);
+}
+
+static void
+on_erase_written(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct erasure *er = arg;
+
+	if (erasure_failed(er, e, "clearing the leads"))
+		return;
+	odoo_call(er->x->o, "mail.message", "search_read",
+	    json_pack("[[[s, s, s], [s, s, O], [s, s, i]]]", "model", "=", "crm.lead", "res_id", "in", er->ids,
+	        "create_uid", "=", er->uid),
+	    json_pack("{s:[s]}", "fields", "id"), on_erase_messages, er);
+}
+
+static void
+on_erase_found(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct erasure *er = arg;
+	struct lead_ctx *x = er->x;
+	json_t *rec, *vals;
+	size_t i;
+
+	if (erasure_failed(er, e, "finding the leads"))
+		return;
+	json_array_foreach(r, i, rec)
+	{
+		int id = (int)json_integer_value(json_object_get(rec, "id"));
+		if (id == er->lead_id || lead_matches(rec, er->e164, er->email))
+			json_array_append_new(er->ids, json_integer(id));
+	}
+	json_object_set(er->report, "leads", er->ids);
+	if (json_array_size(er->ids) == 0) {
+		struct odoo_error ok = {.kind = ODOO_OK};
+		erasure_end(er, &ok);
+		return;
+	}
+	/* What came from WhatsApp about the person; the leads, their stages and scores stay for the team. */
+	vals = json_pack("{s:s, s:b, s:b, s:b, s:b, s:s}", "name", "WhatsApp lead (erased)", "phone", 0, "contact_name",
+	    0, "email_from", 0, "city", 0, "description", "<p>Erased at the customer's request.</p>");
+	if (x->has_mobile)
+		json_object_set_new(vals, "mobile", json_false());
+	if (x->has_x) {
+		json_object_set_new(vals, "x_product_interest", json_false());
+		json_object_set_new(vals, "x_budget_range", json_false());
+	}
+	/* Without tracking: Odoo would otherwise keep the old values in the chatter ("Phone +57... -> False"). */
+	odoo_call(x->o, "crm.lead", "write", json_pack("[O, o]", er->ids, vals),
+	    json_pack("{s:{s:b, s:b}}", "context", "tracking_disable", 1, "mail_notrack", 1), on_erase_written, er);
+}
+
+static void
+on_erase_uid(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct erasure *er = arg;
+	struct lead_ctx *x = er->x;
+	json_t *domain, *fields;
+
+	if (erasure_failed(er, e, "reading crmbridge's own user"))
+		return;
+	er->uid = (int)json_integer_value(json_object_get(r, "uid"));
+	domain = match_domain(x, er->e164, er->email);
+	if (er->lead_id > 0) {
+		/* ["|", ["id", "=", lead], <the phone's domain>] */
+		json_t *d2 = json_pack("[s, [s, s, i]]", "|", "id", "=", er->lead_id);
+		json_t *active = json_array_get(domain, json_array_size(domain) - 1);
+		json_incref(active);
+		json_array_remove(domain, json_array_size(domain) - 1);
+		json_array_extend(d2, domain);
+		json_decref(domain);
+		domain = json_pack("[s]", "&");
+		json_array_append_new(domain, active);
+		json_array_extend(domain, d2);
+		json_decref(d2);
+	}
+	fields = json_pack("[s, s, s, s]", "id", "phone", "phone_sanitized", "email_from");
+	if (x->has_mobile)
+		json_array_append_new(fields, json_string("mobile"));
+	odoo_call(x->o, "crm.lead", "search_read", json_pack("[o]", domain),
+	    json_pack("{s:o, s:i}", "fields", fields, "limit", 200), on_erase_found, er);
+}
+
+static void
+on_erase_probed(const struct lead_result *r, void *arg)
+{
+	struct erasure *er = arg;
+
+	if (erasure_failed(er, &r->err, "reading crm.lead's fields"))
+		return;
+	odoo_call(er->x->o, "res.users", "context_get", json_array(), NULL, on_erase_uid, er);
 }
 
 void
-lead_erase(struct lead_ctx *x, int lead_id, const char *note, lead_simple_fn done, void *arg)
+lead_erase(struct lead_ctx *x, const char *phone, const char *email, int lead_id, lead_erase_fn done, void *arg)
 {
-	struct small *sm = xcalloc(1, sizeof(*sm));
-	json_t *vals;
+	struct erasure *er = xcalloc(1, sizeof(*er));
 
-	sm->x = x;
-	sm->lead_id = lead_id;
-	sm->note = xstrdup(note);
-	sm->done = done;
-	sm->arg = arg;
-	/* What came from WhatsApp about the person goes; the lead, its stage and its scores stay for the team. */
-	vals = json_pack("{s:s, s:b, s:b, s:b, s:b, s:s}", "name", "WhatsApp lead (erased)", "phone", 0, "contact_name",
-	    0, "email_from", 0, "city", 0, "description", "Erased at the customer's request.");
-	if (x->has_mobile)
-		json_object_set_new(vals, "mobile", json_false());
-	odoo_call(x->o, "crm.lead", "write", json_pack("[[i], o]", lead_id, vals), NULL, on_erase_std, sm);
+	er->x = x;
+	er->lead_id = lead_id;
+	er->email = email != NULL && *email != '\0' ? xstrdup(email) : NULL;
+	er->done = done;
+	er->arg = arg;
+	er->ids = json_array();
+	er->report = json_object();
+	if (phone_e164(phone, x->cc, er->e164) < 0) {
+		struct odoo_error e = {.kind = ODOO_DATA};
+		snprintf(e.message, sizeof(e.message), "the phone number is not a valid international number");
+		erasure_end(er, &e);
+		return;
+	}
+	if (!x->probed) {
+		lead_probe(x, on_erase_probed, er);
+		return;
+	}
+	odoo_call(x->o, "res.users", "context_get", json_array(), NULL, on_erase_uid, er);
 }

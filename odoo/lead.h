@@ -1,10 +1,13 @@
 /*
- * One crm.lead per customer: find by phone (phone_sanitized, phone, mobile)
- * or e-mail, including archived leads; update an open lead without
- * overwriting what a salesperson typed; create a new lead (mentioning the
- * old one) when the match was won, lost or archived; post the analysis to
- * the chatter. Works without the x_ fields (their values go to the
- * description). Also: custom field set-up, checks and lead statistics.
+ * One crm.lead per customer: find by phone (phone_sanitized, phone, mobile,
+ * a number typed in national form) or e-mail, including archived leads;
+ * update an open lead without overwriting what a salesperson changed;
+ * create a new lead (mentioning the old one) when the match was won, lost or
+ * archived, never a second one while an earlier create's outcome is unknown;
+ * post the analysis to the chatter when something a salesperson cares about
+ * changed. Works without the x_ fields (their values go to the description).
+ * Also: custom field set-up, checks, lead statistics, erasure.
+ * docs/ODOO.md says what crmbridge writes and owns.
  */
 #ifndef CRMB_ODOO_LEAD_H
 #define CRMB_ODOO_LEAD_H
@@ -22,14 +25,28 @@ struct lead_input {
 	const char *missing; /* "email, city" */
 	const char *reasoning;
 	const char *const *last_messages; /* for the chatter note, oldest first */
+	const bool
+	    *last_outbound; /* per message: the bot's (true) or the customer's (false); NULL: all the customer's */
 	size_t nlast;
+	/*
+	 * What crmbridge last wrote on the lead ({"contact_name": "...", ...}, as
+	 * lead_result.written gave it), or NULL: a field whose value in Odoo is no
+	 * longer that value was changed by a person and is not overwritten.
+	 */
+	const json_t *written;
+	/*
+	 * A create whose outcome was unknown (lead_result.create_unknown) may
+	 * still show up: until this time (ms since the epoch) no lead is created
+	 * if the search finds none; the call fails as transient instead. 0: none.
+	 */
+	uint64_t create_after_ms;
 	bool post_note;
 	const char *extra_tag; /* a crm.tag name added to this lead ("Support"), or NULL */
 };
 
 struct lead_options {
 	const char *name_template; /* "{contact} - {interest}" */
-	const char *lead_type; /* "lead" or "opportunity" */
+	const char *lead_type; /* "auto" (what the server's Leads setting gives), "lead" or "opportunity" */
 	const char *priority_hot, *priority_warm, *priority_cold; /* '0'..'3' */
 	const char *source_name; /* x_source and the utm.source/medium name: "WhatsApp" */
 	const char *default_cc; /* country code for national numbers, or NULL */
@@ -44,6 +61,10 @@ struct lead_result {
 	int previous_id; /* a won/lost/archived lead this one follows */
 	int note_id;
 	bool degraded; /* the x_ fields are missing */
+	bool create_unknown; /* a create was sent and no answer came: it may exist (err is transient) */
+	/* What crmbridge has written on the lead, to give back as lead_input.written; borrowed, NULL on error. */
+	json_t *written;
+	unsigned kept; /* fields a person changed that the customer said otherwise: noted, not overwritten */
 };
 
 typedef void (*lead_done_fn)(const struct lead_result *r, void *arg);
@@ -59,6 +80,17 @@ void lead_ctx_reset(struct lead_ctx *x);
 /* True once probed and the five x_ fields exist. */
 bool lead_ctx_has_x_fields(const struct lead_ctx *x);
 bool lead_ctx_probed(const struct lead_ctx *x);
+/*
+ * The type new leads get ("lead" or "opportunity") and why, once probed:
+ * with lead_type auto, what Odoo's crm.lead.default_get gives crmbridge's
+ * user (the "Leads" setting, crm.group_use_lead). NULL before the probe.
+ */
+const char *lead_ctx_lead_type(const struct lead_ctx *x, const char **why);
+/*
+ * The sales team new leads go to: odoo.team_id (returns NULL), or without it
+ * the first team by sequence (returns its name). *id is 0 when there is none.
+ */
+const char *lead_ctx_team(const struct lead_ctx *x, int *id);
 
 /* Creates or updates the customer's lead. in is copied. */
 void lead_upsert(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, void *arg);
@@ -94,11 +126,17 @@ void lead_handoff(
     struct lead_ctx *x, int lead_id, int team_id, int user_id, const char *note, lead_simple_fn done, void *arg);
 
 /*
- * Erasure: clears what came from WhatsApp about the person on lead_id (name,
- * phone, mobile, contact name, e-mail, city, description, product interest
- * and budget) and posts note to its chatter.
+ * Erasure of a person from Odoo: every lead of phone (and email, and
+ * lead_id), archived, won and lost included, loses what came from WhatsApp
+ * (name, phone, mobile, contact name, e-mail, city, description, product
+ * interest, budget), written without tracking; the chatter messages
+ * crmbridge's user wrote on those leads (its notes, and the tracking
+ * messages of its writes) are deleted; then a note without personal data
+ * says what was done. report (a JSON object, caller owns) says which leads,
+ * how many messages went and what Odoo refused.
  */
-void lead_erase(struct lead_ctx *x, int lead_id, const char *note, lead_simple_fn done, void *arg);
+typedef void (*lead_erase_fn)(const struct odoo_error *e, json_t *report, void *arg);
+void lead_erase(struct lead_ctx *x, const char *phone, const char *email, int lead_id, lead_erase_fn done, void *arg);
 
 /* Escapes text for Odoo's HTML fields; caller frees. */
 char *html_escape(const char *s);
