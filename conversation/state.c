@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "state.h"
 
 const char *const conv_stages[] = {
@@ -68,8 +69,8 @@ conv_state_merge(json_t *st, const struct analysis *a, const char *sid, uint64_t
 		if (v == NULL)
 			continue; /* a known field is never lost */
 		old = json_string_value(json_object_get(json_object_get(fields, field_name((enum field)i)), "value"));
-		if (old != NULL && strcmp(old, v) == 0)
-			continue;
+		if (old != NULL && (strcmp(old, v) == 0 || text_vaguer(v, old)))
+			continue; /* "sofás" after "sofá de 3 puestos" says less: the more specific one stays */
 		json_object_set_new(fields, field_name((enum field)i),
 		    json_pack("{s:s, s:s?, s:I}", "value", v, "sid", sid, "at_ms", (json_int_t)now_ms));
 	}

@@ -243,6 +243,46 @@ cmd_odoo_setup(void)
 	return rc;
 }
 
+/*
+ * Odoo sanitizes a number typed without "+" with the company's country: without one, a lead typed by hand
+ * as "300 111 2233" has no phone_sanitized. crmbridge still finds it by its digits; the admin should know.
+ */
+static void
+check_company_country(struct odoo_run *orun)
+{
+	json_t *rec;
+	int uid, company;
+
+	odoo_call(orun->o, "res.users", "context_get", json_array(), NULL, on_odoo, orun);
+	odoo_wait(orun);
+	uid = (int)json_integer_value(json_object_get(orun->r, "uid"));
+	if (orun->e.kind != ODOO_OK || uid <= 0)
+		return;
+	odoo_call(orun->o, "res.users", "read", json_pack("[[i], [s]]", uid, "company_id"), NULL, on_odoo, orun);
+	odoo_wait(orun);
+	rec = json_array_get(orun->r, 0);
+	company = (int)json_integer_value(json_array_get(json_object_get(rec, "company_id"), 0));
+	if (orun->e.kind != ODOO_OK || company <= 0)
+		return;
+	odoo_call(orun->o, "res.company", "read", json_pack("[[i], [s, s]]", company, "name", "country_id"), NULL,
+	    on_odoo, orun);
+	odoo_wait(orun);
+	rec = json_array_get(orun->r, 0);
+	if (orun->e.kind != ODOO_OK || rec == NULL)
+		return;
+	if (json_is_array(json_object_get(rec, "country_id")))
+		printf("company        %s, country %s\n", json_string_value(json_object_get(rec, "name")) ?: "?",
+		    json_string_value(json_array_get(json_object_get(rec, "country_id"), 1)) ?: "?");
+	else
+		printf(
+		    "company        WARNING: %s has no country: Odoo cannot sanitize numbers typed without \"+\" "
+		    "(phone_sanitized stays empty); crmbridge still matches them by their digits. Set the country in "
+		    "Settings > Companies%s\n",
+		    json_string_value(json_object_get(rec, "name")) ?: "the company",
+		    orun->conf->odoo_default_country_code == NULL ? ", and odoo.default_country_code for crmbridge"
+		                                                  : "");
+}
+
 static int
 cmd_odoo_check(void)
 {
@@ -266,8 +306,11 @@ cmd_odoo_check(void)
 	}
 	printf("login          ok\n");
 	printf("read crm.lead  ok (%lld leads)\n", (long long)json_integer_value(orun.r));
-	odoo_call(orun.o, "crm.lead", "check_access_rights", json_pack("[s]", "create"),
-	    json_pack("{s:b}", "raise_exception", 0), on_odoo, &orun);
+	if (info.major >= 18) /* check_access_rights is deprecated there */
+		odoo_call(orun.o, "crm.lead", "has_access", json_pack("[s]", "create"), NULL, on_odoo, &orun);
+	else
+		odoo_call(orun.o, "crm.lead", "check_access_rights", json_pack("[s]", "create"),
+		    json_pack("{s:b}", "raise_exception", 0), on_odoo, &orun);
 	odoo_wait(&orun);
 	if (orun.e.kind != ODOO_OK || !json_is_true(orun.r)) {
 		printf("create rights  MISSING: the user cannot create leads (%s)\n",
@@ -283,11 +326,29 @@ cmd_odoo_check(void)
 		problems++;
 	} else if (orun.lr.degraded) {
 		printf("fields         the x_ fields are missing: leads would get the AI values in their description "
-		       "(orun crmbridgectl odoo-setup)\n");
+		       "(run crmbridgectl odoo-setup)\n");
 	} else {
 		printf(
 		    "fields         x_source, x_product_interest, x_budget_range, x_ai_confidence, x_quality_score\n");
 	}
+	if (orun.e.kind == ODOO_OK) {
+		const char *why, *type = lead_ctx_lead_type(orun.leads, &why);
+		int team;
+		const char *tname = lead_ctx_team(orun.leads, &team);
+		printf("where leads go %s: %s\n", type, why);
+		if (strstr(why, "NOT") != NULL)
+			problems++;
+		if (team > 0 && tname != NULL)
+			printf(
+			    "sales team     %d (%s, the first team; set odoo.team_id to choose), no salesperson until "
+			    "someone takes it\n",
+			    team, tname);
+		else if (team > 0)
+			printf("sales team     %d (odoo.team_id)\n", team);
+		else
+			printf("sales team     none: this Odoo has no sales team, so leads have none\n");
+	}
+	check_company_country(&orun);
 	printf("a new lead     type %s, name \"%s\", priority hot=%s warm=%s cold=%s, source WhatsApp\n",
 	    orun.conf->odoo_lead_type, orun.conf->odoo_name_template, orun.conf->odoo_priority_hot,
 	    orun.conf->odoo_priority_warm, orun.conf->odoo_priority_cold);

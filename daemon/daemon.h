@@ -80,6 +80,7 @@ struct daemon {
 	struct daemon_metrics m;
 	sd_event_source *stats_timer;
 	bool lead_stats_busy;
+	uint64_t lead_writes, lead_stats_writes; /* leads written by this instance; as of the cached figures */
 	char consumer[96];
 	bool odoo_probe_ok;
 	struct odoo_error odoo_probe_error;

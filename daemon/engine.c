@@ -963,6 +963,10 @@ on_lead(const struct lead_result *r, void *arg)
 		json_object_del(t->state, "lead_create_unknown_ms");
 		if (r->written != NULL)
 			json_object_set(t->state, "lead_written", r->written);
+		if (r->note_error.kind != ODOO_OK)
+			log_warnx("engine: %s: lead %d written, its chatter note not (%s error: %s)",
+			    log_phone(t->phone, ph, sizeof(ph)), r->lead_id, odoo_kind_name(r->note_error.kind),
+			    r->note_error.message);
 		/* A support or human hand-off keeps its stage; the team works it from Odoo. */
 		if (strcmp(conv_state_stage(t->state), "support") != 0 &&
 		    strcmp(conv_state_stage(t->state), "human") != 0)

@@ -223,7 +223,10 @@ on_odoo_erased(const struct odoo_error *e, json_t *report, void *arg)
 	json_t *o = json_object_get(op->answer, "odoo");
 
 	json_object_update(o, report);
-	if (e->kind == ODOO_OK) {
+	if (e->kind == ODOO_OK && json_array_size(json_object_get(report, "leads")) == 0) {
+		json_object_set_new(o, "anonymised", json_false());
+		json_object_set_new(o, "why", json_string("no lead of this phone in Odoo"));
+	} else if (e->kind == ODOO_OK) {
 		json_object_set_new(o, "anonymised", json_true());
 		op->d->privacy.odoo_anonymised++;
 	} else {

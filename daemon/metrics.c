@@ -39,9 +39,10 @@ daemon_on_turn(const struct turn_report *r, void *arg)
 		else
 			prom_hist_observe(&d->m.classify_rules, (double)r->classify_usec / 1e6);
 	}
-	if (r->lead == 1 || r->lead == 2)
+	if (r->lead == 1 || r->lead == 2) {
 		d->m.leads[r->lead - 1][q]++;
-	else if (r->lead == -1)
+		d->lead_writes++;
+	} else if (r->lead == -1)
 		d->m.leads_deferred++;
 	if (d->analytics != NULL)
 		analytics_record(
@@ -77,12 +78,15 @@ daemon_refresh_lead_stats(struct daemon *d)
 {
 	uint64_t at;
 
-	/* At most once a minute: the figures are a cache, not a way to load Odoo. */
+	/* At most once a minute, or sooner when this instance wrote leads since: the figures are a cache, not a way
+	   to load Odoo. */
 	if (d->analytics == NULL || d->lead_stats_busy ||
-	    (analytics_leads(d->analytics, &at) != NULL && realtime_usec() - at < 60 * 1000000ULL))
+	    (analytics_leads(d->analytics, &at) != NULL && realtime_usec() - at < 60 * 1000000ULL &&
+	        (d->lead_writes == d->lead_stats_writes || realtime_usec() - at < 5 * 1000000ULL)))
 		return;
 	if (d->leads != NULL && d->odoo_probe_ok) {
 		d->lead_stats_busy = true;
+		d->lead_stats_writes = d->lead_writes;
 		lead_stats(d->leads, 30, on_lead_stats, d);
 	} else if (d->leads == NULL && d->journal != NULL) {
 		json_t *s = journal_stats(d->journal, 30);

@@ -144,13 +144,18 @@ get_system_status(struct http_request *req, void *arg)
 		/* The probe's own failure counts too: it is not a user call. */
 		if (oi.last_error.kind == ODOO_OK && d->odoo_probe_error.kind != ODOO_OK)
 			oi.last_error = d->odoo_probe_error;
+		/* Reachable: Odoo answered, even if only to refuse the login; ready: the probe went through. */
+		bool reachable = d->odoo_probe_ok || oi.major > 0 ||
+		    (d->odoo_probe_error.kind != ODOO_OK && d->odoo_probe_error.kind != ODOO_TRANSIENT);
+		const char *why = NULL, *type = lead_ctx_lead_type(d->leads, &why);
 		json_object_set_new(j, "odoo",
-		    json_pack("{s:s, s:s, s:s, s:i, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "url", url,
-		        "version", oi.version[0] ? oi.version : "unknown", "protocol", odoo_protocol_name(oi.protocol),
-		        "uid", oi.uid, "reachable", d->odoo_probe_ok, "x_fields", lead_ctx_has_x_fields(d->leads),
-		        "calls", (json_int_t)oi.calls, "ok", (json_int_t)oi.ok, "transient", (json_int_t)oi.transient,
-		        "config_errors", (json_int_t)oi.config, "data_errors", (json_int_t)oi.data, "retries",
-		        (json_int_t)oi.retries, "last_error",
+		    json_pack("{s:s, s:s, s:s, s:i, s:b, s:b, s:b, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+		        "url", url, "version", oi.version[0] ? oi.version : "unknown", "protocol",
+		        odoo_protocol_name(oi.protocol), "uid", oi.uid, "reachable", reachable, "ready",
+		        d->odoo_probe_ok, "x_fields", lead_ctx_has_x_fields(d->leads), "lead_type", type,
+		        "lead_type_why", type ? why : NULL, "calls", (json_int_t)oi.calls, "ok", (json_int_t)oi.ok,
+		        "transient", (json_int_t)oi.transient, "config_errors", (json_int_t)oi.config, "data_errors",
+		        (json_int_t)oi.data, "retries", (json_int_t)oi.retries, "last_error",
 		        oi.last_error.kind != ODOO_OK
 		            ? json_pack("{s:s, s:s}", "kind", odoo_kind_name(oi.last_error.kind), "message",
 		                  oi.last_error.message)

@@ -106,6 +106,10 @@ odoo_json2_body(const char *method, const json_t *args, const json_t *kwargs)
 	if (strcmp(method, "search") == 0 || strcmp(method, "search_read") == 0 ||
 	    strcmp(method, "search_count") == 0) {
 		json_object_set(b, "domain", a0 != NULL ? a0 : json_array());
+	} else if (strcmp(method, "formatted_read_group") == 0) {
+		json_object_set(b, "domain", a0);
+		json_object_set(b, "groupby", a1);
+		json_object_set(b, "aggregates", a2);
 	} else if (strcmp(method, "read_group") == 0) {
 		json_object_set(b, "domain", a0);
 		json_object_set(b, "fields", a1);

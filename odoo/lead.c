@@ -189,6 +189,11 @@ failed(struct up *u, const struct odoo_error *e)
 		return false;
 	u->r.err = *e;
 	u->r.create_unknown = e->unknown && u->r.created; /* the create may exist: look for it before another */
+	if (e->kind == ODOO_CONFIG && strstr(e->message, "Invalid field") != NULL) {
+		/* A field went away (uninstalled, renamed): probe again, and write without it meanwhile. */
+		u->x->probed = false;
+		u->x->has_x = false;
+	}
 	up_finish(u);
 	return true;
 }
@@ -265,7 +270,7 @@ probe_subtype(struct up *u)
 	struct odoo_info info;
 
 	odoo_get_info(x->o, &info);
-	if (info.major >= 19 && x->note_subtype == 0) {
+	if (info.major >= 17 && x->note_subtype == 0) {
 		/* Notes go in as mail.message records there (see post_note): the Note subtype's id. */
 		odoo_call(x->o, "ir.model.data", "check_object_reference", json_pack("[s, s]", "mail", "mt_note"), NULL,
 		    on_note_subtype, u);
@@ -474,8 +479,15 @@ on_note(json_t *r, const struct odoo_error *e, void *arg)
 {
 	struct up *u = arg;
 
-	if (failed(u, e))
+	if (e->kind != ODOO_OK) {
+		/*
+		 * The lead is written; only its note failed. Redoing the upsert would post the note again if this one
+		 * went through unanswered: a missing note is better than two. The caller hears of it.
+		 */
+		u->r.note_error = *e;
+		step(u);
 		return;
+	}
 	u->r.note_id = json_is_integer(r) ? (int)json_integer_value(r) : (int)json_integer_value(json_array_get(r, 0));
 	step(u);
 }
@@ -784,10 +796,11 @@ save(struct up *u)
 
 /*
  * Posts html to a lead's chatter as an internal note. From 17 message_post
- * escapes a body unless body_is_html says it is HTML; before 17 a body is
- * HTML already and the flag does not exist; from 19 the flag logs a warning
- * on every call (Odoo wants a Markup, which RPC cannot send), so the note is
- * created as a mail.message of subtype Note, as message_post would store it.
+ * escapes a body unless body_is_html says it is HTML, and the flag logs a
+ * warning on every call (Odoo wants a Markup, which RPC cannot send; seen on
+ * real 17.0 and 19.0 servers), so the note is created as a mail.message of
+ * subtype Note, which is what message_post stores for a note (no one is
+ * notified of a note). Before 17 a body is HTML already: message_post.
  */
 static void
 post_note(struct lead_ctx *x, int lead_id, const char *html, odoo_done_fn done, void *arg)
@@ -795,7 +808,7 @@ post_note(struct lead_ctx *x, int lead_id, const char *html, odoo_done_fn done, 
 	struct odoo_info info;
 
 	odoo_get_info(x->o, &info);
-	if (info.major >= 19 && x->note_subtype > 0)
+	if (info.major >= 17 && x->note_subtype > 0)
 		odoo_call(x->o, "mail.message", "create",
 		    json_pack("[{s:s, s:i, s:s, s:s, s:i}]", "model", "crm.lead", "res_id", lead_id, "body", html,
 		        "message_type", "comment", "subtype_id", x->note_subtype),
@@ -1137,9 +1150,14 @@ struct setup {
 	int model_id;
 	json_t *created, *present;
 	int i;
+	bool relabel; /* x_source still has the label "Source", the same as Odoo's own UTM source_id */
 };
 
+/* x_source's label; "Source" was the first one, which Odoo warns is the same as source_id's. */
+#define X_SOURCE_LABEL "Lead source (crmbridge)"
+
 static void setup_next(struct setup *s);
+static void on_relabel_found(json_t *r, const struct odoo_error *e, void *arg);
 
 static void
 setup_end(struct setup *s, const struct odoo_error *e)
@@ -1169,7 +1187,7 @@ setup_next(struct setup *s)
 {
 	static const char *const ttype[] = {"char", "char", "char", "float", "selection"};
 	static const char *const label[] = {
-	    "Source", "Product interest", "Budget range", "AI confidence", "Quality score"};
+	    X_SOURCE_LABEL, "Product interest", "Budget range", "AI confidence", "Quality score"};
 	struct odoo_error ok = {.kind = ODOO_OK};
 
 	for (; s->i < NX; s->i++) {
@@ -1189,8 +1207,43 @@ setup_next(struct setup *s)
 		odoo_call(s->x->o, "ir.model.fields", "create", json_pack("[o]", vals), NULL, on_field_created, s);
 		return;
 	}
+	if (s->relabel) {
+		s->relabel = false;
+		odoo_call(s->x->o, "ir.model.fields", "search_read",
+		    json_pack("[[[s, s, s], [s, s, s]]]", "model", "=", "crm.lead", "name", "=", "x_source"),
+		    json_pack("{s:[s]}", "fields", "id"), on_relabel_found, s);
+		return;
+	}
 	s->x->probed = false; /* the next upsert sees the new fields */
 	setup_end(s, &ok);
+}
+
+static void
+on_relabelled(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct setup *s = arg;
+
+	if (e->kind != ODOO_OK) {
+		setup_end(s, e);
+		return;
+	}
+	setup_next(s);
+}
+
+static void
+on_relabel_found(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct setup *s = arg;
+	json_t *f = json_array_get(r, 0);
+
+	if (e->kind != ODOO_OK || f == NULL) {
+		setup_next(s); /* nothing to relabel after all */
+		return;
+	}
+	odoo_call(s->x->o, "ir.model.fields", "write",
+	    json_pack(
+	        "[[I], {s:s}]", json_integer_value(json_object_get(f, "id")), "field_description", X_SOURCE_LABEL),
+	    NULL, on_relabelled, s);
 }
 
 static void
@@ -1206,6 +1259,8 @@ on_fields(json_t *r, const struct odoo_error *e, void *arg)
 	for (i = 0; i < NX; i++)
 		if (json_object_get(r, x_names[i]) != NULL)
 			json_array_append_new(s->present, json_string(x_names[i]));
+	s->relabel =
+	    strcmp(json_string_value(json_object_get(json_object_get(r, "x_source"), "string")) ?: "", "Source") == 0;
 	setup_next(s);
 }
 
@@ -1231,7 +1286,7 @@ on_model(json_t *r, const struct odoo_error *e, void *arg)
 	for (i = 0; i < NX; i++)
 		json_array_append_new(names, json_string(x_names[i]));
 	odoo_call(s->x->o, "crm.lead", "fields_get", json_pack("[o]", names),
-	    json_pack("{s:[s]}", "attributes", "type"), on_fields, s);
+	    json_pack("{s:[s, s]}", "attributes", "type", "string"), on_fields, s);
 }
 
 void
@@ -1315,9 +1370,44 @@ on_groups(json_t *r, const struct odoo_error *e, void *arg)
 	json_object_set_new(st->out, "by_quality", byq);
 	gmtime_r(&t, &tm);
 	strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", &tm);
+	/* Without the x_ fields, crmbridge's leads are the ones of the UTM source it sets. */
 	odoo_call(st->x->o, "crm.lead", "search_read",
-	    json_pack("[[[s, s, s], [s, s, s]]]", "x_source", "=", st->x->source, "create_date", ">=", since),
+	    st->x->has_x
+	        ? json_pack("[[[s, s, s], [s, s, s]]]", "x_source", "=", st->x->source, "create_date", ">=", since)
+	        : json_pack(
+	              "[[[s, s, s], [s, s, s]]]", "source_id.name", "=", st->x->source, "create_date", ">=", since),
 	    json_pack("{s:[s], s:i}", "fields", "create_date", "limit", 10000), on_days, st);
+}
+
+static void
+stats_start(const struct lead_result *r, void *arg)
+{
+	struct stats *st = arg;
+	struct lead_ctx *x = st->x;
+	struct odoo_info info;
+
+	if (r != NULL && r->err.kind != ODOO_OK) {
+		stats_end(st, &r->err);
+		return;
+	}
+	if (!x->has_x) {
+		/* No x_quality_score to group by (and no "Invalid field" at every refresh): by day only. */
+		struct odoo_error ok = {.kind = ODOO_OK};
+		json_t *none = json_array();
+		on_groups(none, &ok, st);
+		json_decref(none);
+		return;
+	}
+	odoo_get_info(x->o, &info);
+	if (info.major >= 19) /* read_group is deprecated there and logs a warning at every call */
+		odoo_call(x->o, "crm.lead", "formatted_read_group",
+		    json_pack("[[[s, s, s]], [s], [s]]", "x_source", "=", x->source, "x_quality_score", "__count"),
+		    NULL, on_groups, st);
+	else
+		odoo_call(x->o, "crm.lead", "read_group",
+		    json_pack(
+		        "[[[s, s, s]], [s], [s]]", "x_source", "=", x->source, "x_quality_score", "x_quality_score"),
+		    json_pack("{s:b}", "lazy", 0), on_groups, st);
 }
 
 void
@@ -1330,9 +1420,11 @@ lead_stats(struct lead_ctx *x, unsigned days, lead_stats_fn done, void *arg)
 	st->arg = arg;
 	st->days = days;
 	st->out = json_object();
-	odoo_call(x->o, "crm.lead", "read_group",
-	    json_pack("[[[s, s, s]], [s], [s]]", "x_source", "=", x->source, "x_quality_score", "x_quality_score"),
-	    json_pack("{s:b}", "lazy", 0), on_groups, st);
+	if (!x->probed) {
+		lead_probe(x, stats_start, st);
+		return;
+	}
+	stats_start(NULL, st);
 }
 
 /* ---- the phone blacklist and hand-offs ---- */

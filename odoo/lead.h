@@ -65,6 +65,7 @@ struct lead_result {
 	/* What crmbridge has written on the lead, to give back as lead_input.written; borrowed, NULL on error. */
 	json_t *written;
 	unsigned kept; /* fields a person changed that the customer said otherwise: noted, not overwritten */
+	struct odoo_error note_error; /* the note alone failed (kind ODOO_OK if not): not posted again */
 };
 
 typedef void (*lead_done_fn)(const struct lead_result *r, void *arg);

@@ -140,10 +140,24 @@ test_template(void)
 	free(r);
 }
 
+static void
+test_vaguer(void)
+{
+	ok(text_vaguer("sofás", "sofá de 3 puestos"), "\"sofás\" says less than \"sofá de 3 puestos\"");
+	ok(text_vaguer("Sofa", "sofá de 3 puestos"), "  case and accents ignored");
+	ok(!text_vaguer("sofá de 3 puestos", "sofás"), "the specific one is not vaguer");
+	ok(!text_vaguer("mesa", "sofá de 3 puestos"), "another thing is not vaguer");
+	ok(!text_vaguer("sofás", "sofás"), "the same is not vaguer");
+	ok(text_vaguer("2 millones", "entre 2 y 3 millones"), "\"2 millones\" within \"entre 2 y 3 millones\"");
+	ok(!text_vaguer("3 millones", "$2000"), "a new amount is not vaguer");
+	ok(!text_vaguer(NULL, "x") && !text_vaguer("x", NULL), "NULL is never vaguer");
+}
+
 int
 main(void)
 {
 	test_template();
+	test_vaguer();
 	test_parse_ll();
 	test_durations_sizes();
 	test_bool_and_compare();
