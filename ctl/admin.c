@@ -435,10 +435,23 @@ cmd_erase(struct ctl *c, const char *phone)
 	if (json_object_get(j, "journal_records") != NULL)
 		printf("  lead journal records      %lld\n", i_of(j, "journal_records"));
 	o = json_object_get(j, "odoo");
-	if (json_is_object(o))
-		printf("  odoo lead %lld             %s%s%s\n", i_of(o, "lead_id"),
-		    json_is_true(json_object_get(o, "anonymised")) ? "anonymised, note posted" : "NOT anonymised: ",
-		    json_is_true(json_object_get(o, "anonymised")) ? "" : s_or(o, "error", s_or(o, "why", "")), "");
+	if (json_is_object(o)) {
+		json_t *ids = json_object_get(o, "leads");
+		size_t i;
+		printf("  odoo leads               ");
+		json_array_foreach(ids, i, v) printf(" %lld", (long long)json_integer_value(v));
+		if (json_array_size(ids) == 0)
+			printf(" (none found; the conversation's was %lld)", i_of(o, "lead_id"));
+		printf("\n  odoo                      %s%s\n",
+		    json_is_true(json_object_get(o, "anonymised")) ? "cleared without tracking, note posted"
+		                                                   : "NOT cleared: ",
+		    json_is_true(json_object_get(o, "anonymised")) ? "" : s_or(o, "error", s_or(o, "why", "")));
+		if (json_object_get(o, "messages_deleted") != NULL)
+			printf("  odoo messages deleted     %lld (crmbridge's own notes and tracking)\n",
+			    i_of(o, "messages_deleted"));
+		if (json_object_get(o, "messages_refused") != NULL)
+			printf("  odoo messages NOT deleted: %s\n", s_or(o, "messages_refused", ""));
+	}
 	json_decref(j);
 	return 0;
 }

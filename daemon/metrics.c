@@ -315,6 +315,13 @@ write_metrics(FILE *f, struct daemon *d)
 			    L("action", k == 0 ? "created" : "updated", "quality", qn[i]), (double)d->m.leads[k][i]);
 	counter(f, "crmbridge_lead_writes_deferred_total", "Lead writes kept for a background retry.",
 	    (double)d->m.leads_deferred);
+	if (d->engine != NULL) {
+		struct engine_stats es;
+		engine_get_stats(d->engine, &es);
+		counter(f, "crmbridge_odoo_create_unknown_total",
+		    "crm.lead creates that got no answer in time: never resent, looked for before any new create.",
+		    (double)es.odoo_create_unknown);
+	}
 }
 
 void

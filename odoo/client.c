@@ -433,7 +433,8 @@ odoo_json2_answer(const char *method, const json_t *args, long status, const cha
 		*result = json_incref(v != NULL ? v : json_null());
 		r = 0;
 	} else if (status == 0 || status >= 502 || (status == 500 && msg == NULL) || status == 409 ||
-	    (status == 200 && doc == NULL)) {
+	    (status == 200 && doc == NULL) ||
+	    (status == 500 && name != NULL && strstr(name, "SerializationFailure") != NULL)) {
 		/* 409: Odoo's serialization failure, rolled back; 503: not served. The rest may have run. */
 		e->kind = ODOO_TRANSIENT;
 		e->unknown = status == 200 || status == 500 || status == 502 || status == 504;
@@ -447,13 +448,18 @@ odoo_json2_answer(const char *method, const json_t *args, long status, const cha
 		r = 1;
 	} else {
 		/*
-		 * 401, 403, 404 (an unknown database, model or method), 400 and 415 (a request Odoo cannot read),
-		 * and an unknown field (500 ValueError "Invalid field" on 19) are the set-up's fault; a validation
-		 * error (422, or 500 UserError/ValidationError) is the data's.
+		 * As a real Odoo 19 answers (tests/data/odoo19): 401, 403, 404 (an unknown database, model or
+		 * method), 400 and 415 (a request Odoo cannot read), 422 UnprocessableEntity (arguments the method
+		 * does not take) and an unknown field (500 ValueError "Invalid field") are the set-up's fault; a
+		 * validation error (422 ValidationError/UserError, 500 otherwise) or a deleted record (404
+		 * MissingError) is the data's. 500 SerializationFailure was rolled back: tried again.
 		 */
 		e->kind = status == 422 || status == 500 ? ODOO_DATA : ODOO_CONFIG;
-		if (msg != NULL && (strstr(msg, "Invalid field") != NULL || strstr(msg, "does not exist") != NULL))
-			e->kind = ODOO_CONFIG;
+		if (name != NULL && strcmp(name, "odoo.exceptions.MissingError") == 0)
+			e->kind = ODOO_DATA; /* a record deleted meanwhile (404 on 19) */
+		else if ((msg != NULL && strstr(msg, "Invalid field") != NULL) ||
+		    (name != NULL && strcmp(name, "werkzeug.exceptions.UnprocessableEntity") == 0))
+			e->kind = ODOO_CONFIG; /* an unknown field, or a call this Odoo's methods do not take */
 		e->fault_code = status == 401 ? 3 : status == 403 ? 4 : 0;
 		if (msg != NULL)
 			snprintf(e->message, sizeof(e->message), "%s (HTTP %ld%s%s)", msg, status, name ? ", " : "",

@@ -25,7 +25,9 @@ Knobs, POST /_control JSON: {"reset": true, "x_fields": true|false, "version": 1
 calling code: national numbers are then sanitized with it),
 "create_delay_ms": N (a crm.lead create is committed at once and answered N ms later: a slow Odoo),
 "lock_ms": N (from now, every crm.lead create/write/unlink/message_post waits N ms before it runs, as behind a
-long transaction's lock; reads go on; the writes run when it ends, even if their client has given up) }.
+long transaction's row locks; reads go on; the writes run when it ends, even if their client has given up),
+"lock_reads": true (with lock_ms: every crm.lead call waits, reads too, as behind LOCK TABLE crm_lead IN ACCESS
+EXCLUSIVE MODE; other tables answer) }.
 GET /_log lists the calls; GET /_leads dumps crm.lead, /_messages mail.message, /_tracking mail.tracking.value.
 Prints "PORT <n>".
 """
@@ -39,6 +41,8 @@ import threading
 import time
 import xmlrpc.client
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import odoo_json2
 
 LOCK = threading.Lock()
 ARGS = None
@@ -88,7 +92,7 @@ LEAD_FIELDS = {
     "write_date": {"type": "datetime", "string": "Last Updated on", "required": False},
 }
 X_FIELDS = {
-    "x_source": {"type": "char", "string": "Source", "required": False},
+    "x_source": {"type": "char", "string": "Lead source (crmbridge)", "required": False},
     "x_product_interest": {"type": "char", "string": "Product interest", "required": False},
     "x_budget_range": {"type": "char", "string": "Budget range", "required": False},
     "x_ai_confidence": {"type": "float", "string": "AI confidence", "required": False},
@@ -96,7 +100,7 @@ X_FIELDS = {
                         "selection": [["hot", "Hot"], ["warm", "Warm"], ["cold", "Cold"]]},
 }
 MODEL_NAMES = {"crm.lead": "Lead/Opportunity", "phone.blacklist": "Phone Blacklist", "utm.source": "Source", "utm.medium": "Medium", "crm.tag": "Tag", "crm.team": "Sales Team",
-               "mail.message": "Message", "ir.model": "Models", "ir.model.fields": "Fields", "res.users": "User",
+               "mail.message": "Message", "ir.model": "Models", "res.company": "Companies", "ir.model.fields": "Fields", "res.users": "User",
                "ir.model.data": "Model Data", "helpdesk.ticket": None, "mail.tracking.value": "Mail Tracking Value"}
 HELPDESK = {"on": False}
 
@@ -137,7 +141,7 @@ class State:
         self.seq = {"crm.lead": 0, "utm.source": 9, "utm.medium": 9, "crm.tag": 0, "mail.message": 7,
                     "ir.model.fields": 3724, "res.users": 5, "helpdesk.ticket": 0, "phone.blacklist": 0,
                     "mail.tracking.value": 0}
-        self.users = {2: {"login": "admin", "password": ARGS.password, "crm": True}}
+        self.users = {2: {"login": "admin", "name": "Administrator", "password": ARGS.password, "crm": True}}
         self.log = []
         self.latency_ms = 0
         self.down = False
@@ -149,6 +153,7 @@ class State:
         self.company_cc = None
         self.create_delay_ms = 0
         self.lock_until = 0.0
+        self.lock_reads = False
 
     def next_id(self, model, step=1):
         self.seq[model] += step
@@ -163,7 +168,8 @@ def check_fields(model, vals):
         return
     for k, v in vals.items():
         if k not in S.fields:
-            raise OdooError(1, "ValueError: Invalid field %r on model 'crm.lead'" % k, traceback=True, http=422,
+            where = "in 'crm.lead'" if S.version >= 19 else "on model 'crm.lead'"
+            raise OdooError(1, "ValueError: Invalid field %r %s" % (k, where), traceback=True, http=422,
                             name="builtins.ValueError")
         f = S.fields[k]
         if f["type"] == "selection" and v is not False and v not in [s[0] for s in f["selection"]]:
@@ -173,7 +179,11 @@ def check_fields(model, vals):
 
 def match(rec, term):
     field, op, value = term
-    v = rec.get(field, False)
+    if field == "source_id.name":  # a related path: the UTM source's name
+        sid = rec.get("source_id")
+        v = S.records["utm.source"].get(sid[0] if isinstance(sid, list) else sid, {}).get("name", False)
+    else:
+        v = rec.get(field, False)
     if isinstance(v, list) and len(v) == 2 and isinstance(v[0], int):
         v = v[0]
     if op == "=":
@@ -224,12 +234,27 @@ def evaluate(rec, domain):
     return all(stack)
 
 
+def user_name(uid):
+    u = S.users.get(uid, {})
+    return u.get("name") or u.get("login", "?")
+
+
+STAGES = [[1, "New"], [2, "Qualified"], [3, "Proposition"], [4, "Won"]]  # what crm installs
+
+
+def m2o_key(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
 def search(model, domain, order=None, limit=None, offset=0):
     recs = list(S.records[model].values())
     if model == "crm.lead" and not any(isinstance(t, (list, tuple)) and t[0] == "active" for t in domain):
         recs = [r for r in recs if r.get("active", True)]  # archived leads are hidden by default
     recs = [r for r in recs if evaluate(r, domain)]
-    recs.sort(key=lambda r: r["id"], reverse=bool(order and "desc" in order))
+    if model == "crm.lead" and not order:  # crm.lead's _order
+        recs.sort(key=lambda r: (-int(r.get("priority") or 0), -r["id"]))
+    else:
+        recs.sort(key=lambda r: r["id"], reverse=bool(order and "desc" in order))
     recs = recs[offset:]
     return recs[:limit] if limit else recs
 
@@ -251,8 +276,8 @@ def post_message(uid, res_id, body, message_type="notification", subtype=(2, "No
     mid = S.next_id("mail.message")
     S.records["mail.message"][mid] = {"id": mid, "model": model, "res_id": res_id, "body": body,
                                       "message_type": message_type, "subtype_id": list(subtype) if subtype else False,
-                                      "create_uid": [uid, S.users.get(uid, {}).get("login", "?")],
-                                      "author_id": [uid + 1000, S.users.get(uid, {}).get("login", "?")],
+                                      "create_uid": [uid, user_name(uid)],
+                                      "author_id": [uid + 1000, user_name(uid)],
                                       "tracking_value_ids": []}
     return mid
 
@@ -284,9 +309,9 @@ def lead_create(vals, uid=2):
     rid = S.next_id("crm.lead")
     # Odoo's defaults: the type the Leads setting gives, the creating user as salesperson and its team, and
     # the team's first stage.
-    rec = {"id": rid, "_model": "crm.lead", "active": True, "probability": 10.0,
+    rec = {"id": rid, "_model": "crm.lead", "active": True, "probability": 0.0,
            "type": "lead" if S.leads_setting else "opportunity", "priority": "0", "create_date": now(),
-           "write_date": now(), "tag_ids": [], "user_id": [uid, S.users.get(uid, {}).get("login", "?")]}
+           "write_date": now(), "tag_ids": [], "user_id": [uid, user_name(uid)]}
     for k in S.fields:
         rec.setdefault(k, False)
     rec.update(vals)
@@ -365,12 +390,18 @@ def execute(uid, model, method, args, kw):
         return fid
     if model == "ir.model.fields" and method == "search_read":
         out = []
-        for name, meta in S.fields.items():
-            rec = {"id": 0, "name": name, "ttype": meta["type"], "model": "crm.lead", "state": "manual" if
-                   name.startswith("x_") else "base"}
+        for n, (name, meta) in enumerate(S.fields.items()):
+            rec = {"id": 5000 + n, "name": name, "ttype": meta["type"], "model": "crm.lead", "state": "manual" if
+                   name.startswith("x_") else "base", "field_description": meta["string"]}
             if evaluate(rec, args[0] if args else kw.get("domain", [])):
                 out.append({k: rec[k] for k in (kw.get("fields") or rec)} | {"id": rec["id"]})
         return out
+    if model == "ir.model.fields" and method == "write":
+        names = list(S.fields)
+        for i in args[0]:
+            if 0 <= i - 5000 < len(names) and "field_description" in args[1]:
+                S.fields[names[i - 5000]] = dict(S.fields[names[i - 5000]], string=args[1]["field_description"])
+        return True
     if model == "res.users" and method == "create":
         v = args[0]
         uid2 = S.next_id("res.users")
@@ -379,6 +410,13 @@ def execute(uid, model, method, args, kw):
         return uid2
     if model == "crm.lead":
         return lead_method(method, args, kw, uid)
+    if model == "res.users" and method == "read":
+        return [{"id": i, "company_id": [1, "My Company"], "login": S.users[i]["login"]} for i in args[0]
+                if i in S.users]
+    if model == "res.company" and method == "read":
+        country = [49, "Colombia"] if S.company_cc == "57" else [1, "Country +%s" % S.company_cc] if S.company_cc \
+            else False
+        return [{"id": 1, "name": "My Company", "country_id": country}] if 1 in args[0] else []
     if model == "res.users" and method == "context_get":
         return {"lang": "en_US", "tz": False, "uid": uid}
     if model == "res.users" and method == "has_group":
@@ -406,6 +444,11 @@ def execute(uid, model, method, args, kw):
                                    (sub, "Note" if sub == 2 else "Discussions") if sub else None, v.get("model"))
                 out.append(mid)
             return out if isinstance(args[0], list) else out[0]
+        if method == "write":
+            for i in args[0]:
+                if i in S.records["mail.message"]:
+                    S.records["mail.message"][i].update({k: v for k, v in args[1].items() if k == "body"})
+            return True
         if method == "unlink":
             for i in args[0]:
                 m = S.records["mail.message"].get(i)
@@ -529,13 +572,51 @@ def lead_method(method, args, kw, uid=2):
     if method == "read_group":
         domain, fields, groupby = args[0], args[1], args[2]
         g = groupby[0] if isinstance(groupby, list) else groupby
+        lazy = kw.get("lazy", True)
         rows = {}
+        if g == "stage_id":  # crm.lead's stages are expanded: empty ones are listed too
+            rows = {m2o_key(st): 0 for st in STAGES}
         for r in search("crm.lead", domain):
-            rows.setdefault(r.get(g, False), 0)
-            rows[r.get(g, False)] += 1
-        return [{g: k, "__count": n, "__domain": ["&"] + domain + [[g, "=", k]]} for k, n in rows.items()]
+            rows[m2o_key(r.get(g, False))] = rows.get(m2o_key(r.get(g, False)), 0) + 1
+        out = []
+        for k, n in rows.items():
+            v = list(k) if isinstance(k, tuple) else k
+            leaf = [g, "=", v[0] if isinstance(v, list) else v]
+            row = {g: v, ("%s_count" % g if lazy else "__count"): n,
+                   "__domain": (["&"] + domain + [leaf]) if domain else [leaf]}
+            if g == "stage_id":
+                row["__fold"] = False
+            out.append(row)
+        return out
     if method == "check_access_rights":
+        return True if kw.get("raise_exception") is False or (len(args) > 1 and args[1] is False) else None
+    if method == "has_access":
+        if S.version < 18:
+            raise OdooError(1, "AttributeError: The method 'has_access' does not exist on the model 'crm.lead'",
+                            traceback=True, http=404, name="builtins.AttributeError")
         return True
+    if method == "formatted_read_group":
+        if S.version < 19:
+            raise OdooError(1, "AttributeError: The method 'formatted_read_group' does not exist on the model "
+                               "'crm.lead'", traceback=True, http=404, name="builtins.AttributeError")
+        domain = args[0] if args else kw.get("domain", [])
+        groupby = (args[1] if len(args) > 1 else kw.get("groupby")) or []
+        aggs = (args[2] if len(args) > 2 else kw.get("aggregates")) or []
+        groups = {}
+        for r in search("crm.lead", domain):
+            groups.setdefault(tuple(m2o_key(r.get(g, False)) for g in groupby), []).append(r)
+        out = []
+        for key, recs in groups.items():
+            row = {g: (list(k) if isinstance(k, tuple) else k) for g, k in zip(groupby, key)}
+            leaves = [[g, "=", k[0] if isinstance(k, tuple) else k] for g, k in zip(groupby, key)]
+            row["__extra_domain"] = (["&"] * (len(leaves) - 1)) + leaves
+            for a in aggs:
+                if a == "__count":
+                    row[a] = len(recs)
+                elif a.endswith(":sum"):
+                    row[a] = float(sum(r.get(a[:-4]) or 0 for r in recs))
+            out.append(row)
+        return out
     if method == "action_set_lost":
         for i in args[0]:
             recs[i]["active"] = False
@@ -587,6 +668,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send(200, body, "text/xml; charset=utf-8")  # dumps() writes the XML declaration
 
     def do_GET(self):
+        if self.path == "/json/2" or self.path.startswith("/json/2/"):
+            return self.json2(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
         with LOCK:
             if self.path == "/_log":
                 return self.send(200, json.dumps(S.log), "application/json")
@@ -603,14 +686,15 @@ class Handler(BaseHTTPRequestHandler):
                                  "application/json")
             if self.path in ("/json/version", "/web/version") and S.version >= 19:
                 return self.send(200, json.dumps({"version_info": [S.version, 0, 0, "final", 0, ""],
-                                                  "version": "%d.0" % S.version}), "application/json")
+                                                  "version": "%d.0" % S.version}),
+                                 "application/json; charset=utf-8")
         self.send(404, "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n"
                        "<p>The requested URL was not found on the server.</p>\n", "text/html; charset=utf-8")
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n)
-        if self.path != "/_control" and S.lock_until > time.time() and self.lead_write(raw):
+        if self.path != "/_control" and S.lock_until > time.time() and self.locked(raw):
             time.sleep(max(0.0, S.lock_until - time.time()))  # behind the lock: it runs when it is released
         self.hold, self.held, self.delay_after = True, None, 0
         self.post(raw)
@@ -620,8 +704,9 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(self.delay_after / 1000.0)
             self.send(*self.held)
 
-    def lead_write(self, raw):
-        """A crm.lead create/write/unlink/message_post: what a long transaction's locks hold up (reads pass)."""
+    def locked(self, raw):
+        """Whether the lock holds this call up: a crm.lead create/write/unlink/message_post (row locks), or any
+        crm.lead call (lock_reads: a table lock). Calls on other tables go on, as in PostgreSQL."""
         try:
             if self.path.startswith("/json/2/"):
                 model, meth = self.path.split("/")[3:5]
@@ -632,7 +717,7 @@ class Handler(BaseHTTPRequestHandler):
                 return False
         except Exception:
             return False
-        return model == "crm.lead" and meth in ("create", "write", "unlink", "message_post")
+        return model == "crm.lead" and (S.lock_reads or meth in ("create", "write", "unlink", "message_post"))
 
     def post(self, raw):
         global S
@@ -648,11 +733,12 @@ class Handler(BaseHTTPRequestHandler):
                     if k in ctl:
                         setattr(S, k, ctl[k])
                 if "company_country" in ctl:
-                    S.company_cc = ctl["company_country"]
-                    for r in S.records["crm.lead"].values():
-                        r["phone_sanitized"] = sanitize(r.get("phone")) or sanitize(r.get("mobile"))
+                    S.company_cc = ctl["company_country"]  # existing leads keep theirs until written, as in Odoo
+                if "x_source_label" in ctl and "x_source" in S.fields:
+                    S.fields["x_source"] = dict(S.fields["x_source"], string=ctl["x_source_label"])
                 if "lock_ms" in ctl:
                     S.lock_until = time.time() + ctl["lock_ms"] / 1000.0
+                    S.lock_reads = bool(ctl.get("lock_reads"))
                 if "version" in ctl:
                     S.version = ctl["version"]
             return self.send(200, '{"ok": true}', "application/json")
@@ -667,7 +753,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(503, "<html><body><h1>503 Service Unavailable</h1></body></html>", "text/html")
         if failing:
             return self.send(500, "<html><body><h1>500 Internal Server Error</h1></body></html>", "text/html")
-        if self.path.startswith("/json/2/"):
+        if self.path == "/json/2" or self.path.startswith("/json/2/"):
             return self.json2(raw)
         if self.path not in ("/xmlrpc/2/common", "/xmlrpc/2/object"):
             return self.send(404, "<html><title>404 Not Found</title></html>", "text/html")
@@ -718,59 +804,22 @@ class Handler(BaseHTTPRequestHandler):
                 return self.xml(fault=OdooError(1, "%s: %s" % (type(e).__name__, e), traceback=True))
 
     def json2(self, raw):
-        m = re.fullmatch(r"/json/2/([\w.]+)/(\w+)", self.path)
-        auth = self.headers.get("Authorization", "")
+        """JSON-2 (Odoo 19 and later): odoo_json2 answers as Odoo's endpoint does and runs the calls with execute()."""
         if S.version < 19:
             return self.send(404, "<html><title>404 Not Found</title></html>", "text/html")
+
+        def call(model, method, args, kw):
+            if (model, method) == ("crm.lead", "create"):
+                self.delay_after = S.create_delay_ms  # committed now, answered late
+            return execute(2, model, method, args, kw)
+
+        def log(model, method, body):
+            S.log.append({"path": self.path, "method": method, "params": body})
+
+        models = [m for m, label in MODEL_NAMES.items() if label] + (["helpdesk.ticket"] if HELPDESK["on"] else [])
         with LOCK:
-            try:
-                if not m:
-                    raise OdooError(2, "Not found", http=404)
-                if not auth.lower().startswith("bearer ") or auth[7:] != ARGS.password:
-                    raise OdooError(3, "Invalid apikey", http=401, name="odoo.exceptions.AccessDenied")
-                model, meth = m.group(1), m.group(2)
-                body = json.loads(raw or b"{}")
-                S.log.append({"path": self.path, "method": meth, "params": body})
-                ids = body.pop("ids", None)
-                if meth in ("search", "search_read", "search_count", "read_group"):
-                    args = [body.pop("domain", [])]
-                    if meth == "read_group":
-                        args += [body.pop("fields", []), body.pop("groupby", [])]
-                elif meth == "create":
-                    # JSON-2's create takes a list and answers a list of ids.
-                    vals_list = body.pop("vals_list")
-                    res = [execute(2, model, "create", [v], body) for v in vals_list]
-                    if model == "crm.lead":
-                        self.delay_after = S.create_delay_ms
-                    return self.send(200, json.dumps(res), "application/json")
-                elif meth == "write":
-                    args = [ids, body.pop("vals")]
-                elif meth == "read":
-                    args = [ids, body.pop("fields", None)]
-                elif meth in ("message_post", "action_set_lost", "unlink", "has_group"):
-                    args = [ids]
-                    if meth == "has_group":
-                        args = [ids, body.pop("group_ext_id")]
-                elif meth == "default_get":
-                    args = [body.pop("fields")]
-                elif meth == "check_object_reference":
-                    args = [body.pop("module"), body.pop("xml_id")]
-                elif meth == "fields_get":
-                    args = [body.pop("allfields", None)]
-                else:
-                    args = [ids] if ids is not None else []
-                res = execute(2, model, meth, args, body)
-                if meth == "message_post" and not isinstance(res, list):
-                    res = [res]
-                return self.send(200, json.dumps(res), "application/json")
-            except (KeyError, IndexError, TypeError) as e:
-                return self.send(500, json.dumps({"name": "builtins." + type(e).__name__, "message": str(e),
-                                                  "arguments": [str(e)], "context": {}, "debug": repr(e)}),
-                                 "application/json")
-            except OdooError as e:
-                return self.send(e.http if e.code != 3 else 401, json.dumps(
-                    {"name": e.name, "message": e.message, "arguments": [e.message], "context": {},
-                     "debug": e.fault_string()}), "application/json")
+            self.send(*odoo_json2.serve(self.command, self.path, self.headers, raw, db=ARGS.db, key=ARGS.password,
+                                        models=models, call=call, log=log, fault=OdooError))
 
 
 def main():

@@ -157,6 +157,16 @@ is_eq(lead.get("name"), "WhatsApp lead (erased)", "and it is named so")
 notes = [m for m in get(oport, "/_messages") if m.get("res_id") == lead["id"] and "erased at their request"
          in str(m.get("body"))]
 is_eq(len(notes), 1, "a note on the lead says the data was erased")
+# Issue #17: nothing crmbridge wrote in the chatter still holds the customer (its notes quoted her words), no
+# tracking value keeps the old phone or name (the erase wrote without tracking), and the note holds nothing.
+held = [m for m in get(oport, "/_messages") if m.get("res_id") == lead["id"] and
+        any(w in str(m.get("body")) for w in ("Ana Ruiz", "3003330001", "ana.ruiz", "sofá"))]
+ok(not held, "no chatter message on the lead holds her name, number, e-mail or words", held)
+trk = [t for t in get(oport, "/_tracking") if any(w in json.dumps(t, ensure_ascii=False)
+                                                  for w in ("Ana Ruiz", "3003330001", "ana.ruiz"))]
+ok(not trk, "no tracking value holds them", trk)
+ok(ans["odoo"].get("leads") == [lead["id"]] and ans["odoo"].get("messages_deleted", 0) >= 1,
+   "the answer lists the lead and the messages deleted", ans["odoo"])
 st, _ = d.get_json("/api/conversation/%s/status" % urllib.parse.quote(P1, safe=""))
 is_eq(st, 404, "the conversation is gone")
 is_eq(erase(d, P1)[0], 200, "erasing again is harmless (200, nothing left)")
