@@ -452,7 +452,8 @@ rscript_init(struct rscript *sc, const char *text)
 /* One EVALSHA in flight, with what is needed to send it again as EVAL. */
 struct evalreq {
 	struct rconn *rc;
-	const struct rscript *sc;
+	/* The script's text (a string literal): its rscript may be freed (a reload) while the call is in flight. */
+	const char *text;
 	redisCallbackFn *fn;
 	void *privdata;
 	int argc; /* including the command, the script and numkeys */
@@ -485,8 +486,8 @@ on_eval(redisAsyncContext *ac, void *r, void *privdata)
 		e->full = true;
 		e->argv[0] = "EVAL";
 		e->argl[0] = 4;
-		e->argv[1] = e->sc->text;
-		e->argl[1] = strlen(e->sc->text);
+		e->argv[1] = e->text;
+		e->argl[1] = strlen(e->text);
 		if (redisAsyncCommandArgv(ac, on_eval, e, e->argc, e->argv, e->argl) == REDIS_OK)
 			return;
 		reply = NULL;
@@ -508,7 +509,7 @@ rconn_eval(struct rconn *rc, const struct rscript *sc, redisCallbackFn *fn, void
 		return -ENOTCONN;
 	e = xcalloc(1, sizeof(*e));
 	e->rc = rc;
-	e->sc = sc;
+	e->text = sc->text;
 	e->fn = fn;
 	e->privdata = privdata;
 	e->argc = argc + 3;

@@ -493,18 +493,11 @@ tracking_holds(const char *needle)
 	return r;
 }
 
-static struct {
-	bool done;
-	struct odoo_error e;
-	json_t *report;
-} er;
-
+/* An erasure's outcome, in st like the statistics' (its report in st.stats). */
 static void
 on_erased(const struct odoo_error *e, json_t *report, void *arg)
 {
-	er.done = true;
-	er.e = *e;
-	er.report = json_incref(report);
+	on_stats(e, report, arg);
 }
 
 /* What the sales team meets on a real Odoo (issue #17), against the double that now behaves like one. */
@@ -698,11 +691,11 @@ test_sales_team(enum odoo_protocol proto, int version)
 	ok(r->created && r->lead_id != id, "%d: erase: a lost lead and a new one for the same phone", version);
 	call(o, "crm.lead", "write", json_pack("[[i], {s:s}]", r->lead_id, "phone", "+57 300 555 6677"), NULL);
 	ok(tracking_holds("María Fernanda") || version >= 0, "  (the chatter holds the name before)");
-	memset(&er, 0, sizeof(er));
+	memset(&st, 0, sizeof(st));
 	lead_erase(x, "+573005556677", NULL, r->lead_id, on_erased, NULL);
-	wait_done(&er.done);
-	ok(er.e.kind == ODOO_OK && json_array_size(json_object_get(er.report, "leads")) == 2,
-	    "  both leads erased (%s)", er.e.message);
+	wait_done(&st.done);
+	ok(st.e.kind == ODOO_OK && json_array_size(json_object_get(st.stats, "leads")) == 2, "  both leads erased (%s)",
+	    st.e.message);
 	l = lead(id);
 	ok(json_is_false(json_object_get(l, "phone")) && json_is_false(json_object_get(l, "contact_name")),
 	    "  the lost one too");
@@ -713,10 +706,22 @@ test_sales_team(enum odoo_protocol proto, int version)
 	ok(!tracking_holds("María Fernanda") && !tracking_holds("5556677"),
 	    "  no tracking value holds them (the erase wrote without tracking)");
 	ok(messages_by(r->lead_id, 2, "erased at their request") == 1 &&
-	        json_integer_value(json_object_get(er.report, "messages_deleted")) > 0,
+	        json_integer_value(json_object_get(st.stats, "messages_deleted")) > 0,
 	    "  one honest note says what was done (%lld messages deleted)",
-	    json_integer_value(json_object_get(er.report, "messages_deleted")));
-	json_decref(er.report);
+	    json_integer_value(json_object_get(st.stats, "messages_deleted")));
+	json_decref(st.stats);
+
+	/* 7. The old x_source label "Source" (the same as UTM's source_id: Odoo warns at every start) is renamed. */
+	json_decref(dbl("/_control", "{\"x_source_label\": \"Source\"}"));
+	memset(&st, 0, sizeof(st));
+	lead_setup_fields(x, on_setup, NULL);
+	wait_done(&st.done);
+	call(o, "crm.lead", "fields_get", json_pack("[[s]]", "x_source"), json_pack("{s:[s]}", "attributes", "string"));
+	ok(st.e.kind == ODOO_OK &&
+	        strcmp(json_string_value(json_object_get(json_object_get(got.r, "x_source"), "string")) ?: "",
+	            "Lead source (crmbridge)") == 0,
+	    "%d: odoo-setup renames x_source's label \"Source\"", version);
+	json_decref(st.created);
 
 	lead_ctx_free(x);
 	odoo_free(o);
@@ -755,6 +760,22 @@ test_unknown_outcome(void)
 	c0 = calls("version");
 	is_int(call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_OK, "Odoo 19, auto");
 	is_int(calls("version"), c0, "  known from GET /json/version, not the deprecated XML-RPC version()");
+	odoo_free(o);
+	o = client("nosuchdb", "admin", ODOO_AUTO);
+	is_int(call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_CONFIG, "19: an unknown database");
+	ok(strstr(got.e.message, "HTTP 404") != NULL && strstr(got.e.message, "'nosuchdb'") != NULL &&
+	        strstr(got.e.message, "dbfilter") != NULL,
+	    "  names the status, the database and what to check: %s", got.e.message);
+	odoo_free(o);
+	o = client("crmfix", "not-the-key", ODOO_AUTO);
+	is_int(call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_CONFIG, "19: a wrong API key");
+	ok(got.e.fault_code == 3 && strstr(got.e.message, "HTTP 401") != NULL &&
+	        strstr(got.e.message, "API key") != NULL,
+	    "  says the key was refused and where to make one: %s", got.e.message);
+	odoo_free(o);
+	o = client("crmfix", "admin", ODOO_AUTO);
+	is_int(call(o, "crm.lead", "write", json_pack("[[i], {s:s}]", 1, "x_nosuch", "v"), NULL), ODOO_CONFIG,
+	    "19: an unknown field (500 ValueError) is a configuration error, as over XML-RPC");
 	odoo_free(o);
 	{
 		char url[64];
