@@ -635,6 +635,33 @@ own_field(struct up *u, json_t *open, json_t *vals, const char *field, const cha
 	u->r.kept++;
 }
 
+/* The AI's confidence follows its quality, unless a person changed it since crmbridge wrote it. */
+static void
+own_confidence(struct up *u, json_t *open, json_t *vals, double conf)
+{
+	double cur = json_number_value(json_object_get(open, "x_ai_confidence"));
+	json_t *mine = json_object_get(u->written, "_conf");
+
+	if (json_object_get(vals, "x_quality_score") == NULL && mine != NULL &&
+	    fabs(cur - json_number_value(mine)) >= 0.005)
+		return;
+	if (fabs(cur - conf) > 0.005)
+		json_object_set_new(vals, "x_ai_confidence", json_real(conf));
+	json_object_set_new(u->written, "_conf", json_real(conf));
+}
+
+/* Without the x_ fields: a value the notes report when it is new and not vaguer than the last one. */
+static void
+noted_value(struct up *u, const char *key, const char *label, const char *value)
+{
+	const char *last = json_string_value(json_object_get(u->written, key));
+
+	if (value == NULL || (last != NULL && (strcmp(last, value) == 0 || text_vaguer(value, last))))
+		return;
+	json_array_append_new(u->changes, json_pack("[s, s]", label, value));
+	json_object_set_new(u->written, key, json_string(value));
+}
+
 static void
 save(struct up *u)
 {
@@ -659,7 +686,8 @@ save(struct up *u)
 	snprintf(conf, sizeof(conf), "%.2f", u->in.confidence);
 	if (open != NULL) {
 		/* Fill what is empty, update what crmbridge wrote and nobody changed since; leave the rest. */
-		const char *q0 = json_string_value(json_object_get(u->written, "x_quality_score"));
+		const char *q = json_string_value(json_object_get(u->written, "_quality"));
+		u->quality_changed = u->in.quality != NULL && (q == NULL || strcmp(q, u->in.quality) != 0);
 		u->r.lead_id = (int)json_integer_value(json_object_get(open, "id"));
 		own_field(u, open, vals, "contact_name", "Name", u->in.contact_name);
 		own_field(u, open, vals, "email_from", "E-mail", u->in.email);
@@ -667,41 +695,16 @@ save(struct up *u)
 		if (str(open, "phone") == NULL && str(open, "mobile") == NULL)
 			json_object_set_new(vals, "phone", json_string(u->e164));
 		if (x->has_x) {
-			char *q = q0 != NULL ? xstrdup(q0) : NULL;
 			own_field(u, open, vals, "x_product_interest", "Interest", u->in.product);
 			own_field(u, open, vals, "x_budget_range", "Budget", u->in.budget);
 			own_field(u, open, vals, "x_quality_score", NULL, u->in.quality);
-			u->quality_changed = u->in.quality != NULL && (q == NULL || strcmp(q, u->in.quality) != 0);
-			free(q);
-			if (json_object_get(vals, "x_quality_score") != NULL ||
-			    json_object_get(u->written, "_conf") == NULL ||
-			    fabs(json_number_value(json_object_get(open, "x_ai_confidence")) -
-			        json_number_value(json_object_get(u->written, "_conf"))) < 0.005) {
-				if (fabs(json_number_value(json_object_get(open, "x_ai_confidence")) - atof(conf)) >
-				    0.005)
-					json_object_set_new(vals, "x_ai_confidence", json_real(atof(conf)));
-				json_object_set_new(u->written, "_conf", json_real(atof(conf)));
-			}
+			own_confidence(u, open, vals, atof(conf));
 			if (str(open, "x_source") == NULL)
 				json_object_set_new(vals, "x_source", json_string(x->source));
 		} else {
-			const char *q = json_string_value(json_object_get(u->written, "_quality"));
-			u->quality_changed = u->in.quality != NULL && (q == NULL || strcmp(q, u->in.quality) != 0);
-			if (u->in.product != NULL &&
-			    !text_vaguer(u->in.product, json_string_value(json_object_get(u->written, "_product")))) {
-				if (json_string_value(json_object_get(u->written, "_product")) == NULL ||
-				    strcmp(json_string_value(json_object_get(u->written, "_product")), u->in.product) !=
-				        0)
-					json_array_append_new(
-					    u->changes, json_pack("[s, s]", "Interest", u->in.product));
-				json_object_set_new(u->written, "_product", json_string(u->in.product));
-			}
-			if (u->in.budget != NULL &&
-			    (json_string_value(json_object_get(u->written, "_budget")) == NULL ||
-			        strcmp(json_string_value(json_object_get(u->written, "_budget")), u->in.budget) != 0)) {
-				json_array_append_new(u->changes, json_pack("[s, s]", "Budget", u->in.budget));
-				json_object_set_new(u->written, "_budget", json_string(u->in.budget));
-			}
+			/* No x_ fields to hold them: the notes carry what changed. */
+			noted_value(u, "_product", "Interest", u->in.product);
+			noted_value(u, "_budget", "Budget", u->in.budget);
 		}
 		if (u->in.quality != NULL)
 			json_object_set_new(u->written, "_quality", json_string(u->in.quality));
