@@ -980,11 +980,14 @@ on_lead(const struct lead_result *r, void *arg)
 			en->st.odoo_recovered++;
 			rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
 		}
-		log_info("engine: %s: lead %d %s %s", log_phone(t->phone, ph, sizeof(ph)), r->lead_id,
+		log_info("engine: %s: lead %d %s %s%s", log_phone(t->phone, ph, sizeof(ph)), r->lead_id,
 		    r->created       ? "created"
 		        : r->updated ? "updated"
 		                     : "unchanged",
-		    en->d.leads != NULL && *en->d.leads != NULL ? "in Odoo" : "in the lead journal");
+		    en->d.leads != NULL && *en->d.leads != NULL ? "in Odoo" : "in the lead journal",
+		    r->kept > 0          ? ", a note for the team (the customer contradicts what it set)"
+		        : r->note_id > 0 ? ", with a note"
+		                         : "");
 	} else {
 		/* Odoo down or refusing: the conversation goes on; the write is kept and retried in the background. */
 		uint64_t delay = 5000 << (t->attempts > 6 ? 6 : t->attempts);

@@ -142,8 +142,8 @@ on_odoo_probe(const struct lead_result *r, void *arg)
 		const char *why, *type = lead_ctx_lead_type(d->leads, &why);
 		int team;
 		const char *tname = lead_ctx_team(d->leads, &team);
-		log_info("odoo: new leads are %ss (%s), team %d%s%s%s", type ? type : "?", why, team, tname ? " (" : "",
-		    tname ? tname : "", tname ? ", the first sales team" : "");
+		log_info("odoo: new leads: type %s (%s); sales team %d%s%s%s", type ? type : "?", why, team,
+		    tname ? " (" : "", tname ? tname : "", tname ? ", the first sales team)" : "");
 		if (type != NULL && strstr(why, "NOT") != NULL)
 			log_warnx("odoo: %s", why);
 		daemon_refresh_lead_stats(d); /* the first analytics call has Odoo's figures */

@@ -49,6 +49,7 @@ struct up {
 	json_t *changes; /* for the note: [label, value] pairs of what this write filled or changed */
 	json_t *kept; /* for the note: [label, customer's value, lead's value] of what a person changed */
 	bool quality_changed;
+	bool adopted; /* the lead an unanswered create made, found by a later attempt: a new lead all the same */
 	struct lead_input in;
 	char e164[17];
 	lead_done_fn done;
@@ -168,6 +169,7 @@ up_finish(struct up *u)
 
 	u->r.degraded = u->x->probed && !u->x->has_x;
 	u->r.written = u->r.err.kind == ODOO_OK ? u->written : NULL;
+	u->r.created |= u->adopted && u->r.err.kind == ODOO_OK; /* it was created, by the unanswered call */
 	u->done(&u->r, u->arg);
 	json_decref(u->found);
 	json_decref(u->written);
@@ -635,6 +637,29 @@ own_field(struct up *u, json_t *open, json_t *vals, const char *field, const cha
 	u->r.kept++;
 }
 
+/*
+ * An earlier create got no answer, so there was no open lead before it: the open lead found now is the one it
+ * made. What it holds is what crmbridge wrote, and it gets the new lead's note.
+ */
+static void
+adopt(struct up *u, json_t *open)
+{
+	static const char *const owned[] = {
+	    "contact_name", "email_from", "city", "x_product_interest", "x_budget_range", "x_quality_score", NULL};
+	size_t i;
+
+	u->adopted = true;
+	json_decref(u->written);
+	u->written = json_object();
+	for (i = 0; owned[i] != NULL; i++)
+		if (str(open, owned[i]) != NULL)
+			json_object_set_new(u->written, owned[i], json_string(str(open, owned[i])));
+	if (json_is_number(json_object_get(open, "x_ai_confidence")))
+		json_object_set(u->written, "_conf", json_object_get(open, "x_ai_confidence"));
+	if (str(open, "x_quality_score") != NULL)
+		json_object_set_new(u->written, "_quality", json_string(str(open, "x_quality_score")));
+}
+
 /* The AI's confidence follows its quality, unless a person changed it since crmbridge wrote it. */
 static void
 own_confidence(struct up *u, json_t *open, json_t *vals, double conf)
@@ -686,7 +711,10 @@ save(struct up *u)
 	snprintf(conf, sizeof(conf), "%.2f", u->in.confidence);
 	if (open != NULL) {
 		/* Fill what is empty, update what crmbridge wrote and nobody changed since; leave the rest. */
-		const char *q = json_string_value(json_object_get(u->written, "_quality"));
+		const char *q;
+		if (u->in.create_after_ms > 0)
+			adopt(u, open);
+		q = json_string_value(json_object_get(u->written, "_quality"));
 		u->quality_changed = u->in.quality != NULL && (q == NULL || strcmp(q, u->in.quality) != 0);
 		u->r.lead_id = (int)json_integer_value(json_object_get(open, "id"));
 		own_field(u, open, vals, "contact_name", "Name", u->in.contact_name);
@@ -832,7 +860,19 @@ post_note(struct lead_ctx *x, int lead_id, const char *html, odoo_done_fn done, 
 static bool
 note_needed(const struct up *u)
 {
-	return u->r.created || u->quality_changed || json_array_size(u->changes) > 0 || json_array_size(u->kept) > 0;
+	return u->r.created || u->adopted || u->quality_changed || json_array_size(u->changes) > 0 ||
+	    json_array_size(u->kept) > 0;
+}
+
+/* Appends s to *h. */
+static void
+cat(char **h, const char *s)
+{
+	char *n;
+
+	xasprintf(&n, "%s%s", *h, s);
+	free(*h);
+	*h = n;
 }
 
 static void
@@ -841,20 +881,19 @@ note(struct up *u)
 	char *h, *n, conf[32];
 	size_t i;
 	json_t *c;
+	bool fresh = u->r.created || u->adopted;
 
 	snprintf(conf, sizeof(conf), "%.2f", u->in.confidence);
 	{
 		char *q = html_escape(u->in.quality ? u->in.quality : "?"),
 		     *it = html_escape(u->in.intent ? u->in.intent : "?");
 		xasprintf(&h, "<p><b>AI analysis (crmbridge)</b>%s: quality <b>%s</b>, confidence %s, intent %s</p>",
-		    u->r.created ? ", new lead" : "", q, conf, it);
+		    fresh ? ", new lead" : "", q, conf, it);
 		free(q);
 		free(it);
 	}
-	if (u->r.created) {
-		xasprintf(&n, "%s<ul>", h);
-		free(h);
-		h = n;
+	if (fresh) {
+		cat(&h, "<ul>");
 		li(&h, "Name", u->in.contact_name);
 		li(&h, "E-mail", u->in.email);
 		li(&h, "Phone", u->e164);
@@ -863,20 +902,26 @@ note(struct up *u)
 		li(&h, "Specific need", u->in.need);
 		li(&h, "Budget", u->in.budget);
 		li(&h, "Urgency", u->in.urgency);
+		li(&h, "Missing", u->in.missing);
+		li(&h, "Reasoning", u->in.reasoning);
+		cat(&h, "</ul>");
 	} else {
-		xasprintf(&n, "%s<p>What changed:</p><ul>", h);
-		free(h);
-		h = n;
-		json_array_foreach(u->changes, i, c)
-		    li(&h, json_string_value(json_array_get(c, 0)), json_string_value(json_array_get(c, 1)));
-		if (json_array_size(u->changes) == 0 && u->quality_changed)
-			li(&h, "Quality", u->in.quality);
+		/* Only what changed is listed as such; the rest of the analysis follows apart. */
+		if (json_array_size(u->changes) > 0 || u->quality_changed) {
+			cat(&h, "<p>What changed:</p><ul>");
+			json_array_foreach(u->changes, i, c)
+			    li(&h, json_string_value(json_array_get(c, 0)), json_string_value(json_array_get(c, 1)));
+			if (u->quality_changed)
+				li(&h, "Quality", u->in.quality);
+			cat(&h, "</ul>");
+		}
+		if (u->in.missing != NULL || u->in.reasoning != NULL) {
+			cat(&h, "<ul>");
+			li(&h, "Missing", u->in.missing);
+			li(&h, "Reasoning", u->in.reasoning);
+			cat(&h, "</ul>");
+		}
 	}
-	li(&h, "Missing", u->in.missing);
-	li(&h, "Reasoning", u->in.reasoning);
-	xasprintf(&n, "%s</ul>", h);
-	free(h);
-	h = n;
 	if (json_array_size(u->kept) > 0) {
 		/* A person changed these on the lead: the customer's words are here for them to judge. */
 		xasprintf(&n, "%s<p>Not changed on the lead (edited by your team); the customer now says:</p><ul>", h);
@@ -1564,6 +1609,7 @@ struct erasure {
 	lead_erase_fn done;
 	void *arg;
 	json_t *ids, *report;
+	json_t *deleted; /* lead id -> how many of its messages went */
 	size_t noted;
 };
 
@@ -1573,6 +1619,7 @@ erasure_end(struct erasure *er, const struct odoo_error *e)
 	er->done(e, er->report, er->arg);
 	json_decref(er->ids);
 	json_decref(er->report);
+	json_decref(er->deleted);
 	free(er->email);
 	free(er);
 }
@@ -1608,13 +1655,78 @@ on_erase_noted(json_t *r, const struct odoo_error *e, void *arg)
 	}
 	gmtime_r(&t, &tm);
 	strftime(day, sizeof(day), "%Y-%m-%d %H:%M UTC", &tm);
-	/* Says what was done, and holds nothing of the person. */
-	snprintf(note, sizeof(note),
-	    "<p><b>crmbridge</b>: the customer's WhatsApp data was erased at their request on %s: the lead's name, "
-	    "contact name, phone, e-mail, city, description, interest and budget were cleared, and %lld chatter "
-	    "messages written by crmbridge were deleted. Messages and edits by other users are not touched.</p>",
-	    day, json_integer_value(json_object_get(er->report, "messages_deleted")));
-	post_note(er->x, (int)json_integer_value(json_array_get(er->ids, er->noted++)), note, on_erase_noted, er);
+	{
+		/* Says what was done on this lead, and holds nothing of the person. */
+		int id = (int)json_integer_value(json_array_get(er->ids, er->noted++));
+		char key[24];
+		snprintf(key, sizeof(key), "%d", id);
+		snprintf(note, sizeof(note),
+		    "<p><b>crmbridge</b>: the customer's WhatsApp data was erased at their request on %s: the lead's "
+		    "name, contact name, phone, e-mail, city, description, interest and budget were cleared, and %lld "
+		    "chatter messages written by crmbridge on this lead were deleted. Messages and edits by other "
+		    "users "
+		    "are not touched.</p>",
+		    day, json_integer_value(json_object_get(er->deleted, key)));
+		post_note(er->x, id, note, on_erase_noted, er);
+	}
+}
+
+static void
+on_record_names_cleared(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct erasure *er = arg;
+
+	if (e->kind != ODOO_OK && e->kind != ODOO_TRANSIENT) {
+		json_object_set_new(er->report, "record_names_refused", json_string(e->message));
+		on_erase_noted(NULL, &(struct odoo_error){.kind = ODOO_OK}, er);
+		return;
+	}
+	on_erase_noted(NULL, e, er);
+}
+
+static void
+on_record_names(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct erasure *er = arg;
+	json_t *ids, *m;
+	size_t i;
+
+	if (e->kind != ODOO_OK) {
+		on_record_names_cleared(NULL, e, er);
+		return;
+	}
+	ids = json_array();
+	json_array_foreach(r, i, m)
+	    json_array_append_new(ids, json_integer(json_integer_value(json_object_get(m, "id"))));
+	json_object_set_new(er->report, "record_names_cleared", json_integer((json_int_t)json_array_size(ids)));
+	if (json_array_size(ids) == 0) {
+		json_decref(ids);
+		on_erase_noted(NULL, e, er);
+		return;
+	}
+	odoo_call(er->x->o, "mail.message", "write",
+	    json_pack("[o, {s:s}]", ids, "record_name", "WhatsApp lead (erased)"), NULL, on_record_names_cleared, er);
+}
+
+/*
+ * Up to Odoo 18 every message keeps a copy of its lead's name as it was when posted (mail.message.record_name,
+ * stored), the salesperson's messages too: the old name stays there after the lead is renamed. The copies
+ * are rewritten (any user who can write the lead may); 19 computes record_name from the lead.
+ */
+static void
+clear_record_names(struct erasure *er)
+{
+	struct odoo_info info;
+
+	odoo_get_info(er->x->o, &info);
+	if (info.major >= 19) {
+		on_erase_noted(NULL, &(struct odoo_error){.kind = ODOO_OK}, er);
+		return;
+	}
+	odoo_call(er->x->o, "mail.message", "search_read",
+	    json_pack("[[[s, s, s], [s, s, O], [s, s, s]]]", "model", "=", "crm.lead", "res_id", "in", er->ids,
+	        "record_name", "!=", "WhatsApp lead (erased)"),
+	    json_pack("{s:[s]}", "fields", "id"), on_record_names, er);
 }
 
 static void
@@ -1630,8 +1742,9 @@ on_erase_unlinked(json_t *r, const struct odoo_error *e, void *arg)
 		/* Odoo refused (rights): the fields are cleared, the messages stay; the answer says so. */
 		json_object_set_new(er->report, "messages_deleted", json_integer(0));
 		json_object_set_new(er->report, "messages_refused", json_string(e->message));
+		json_object_clear(er->deleted);
 	}
-	on_erase_noted(NULL, e->kind == ODOO_TRANSIENT ? e : &(struct odoo_error){.kind = ODOO_OK}, er);
+	clear_record_names(er);
 }
 
 static void
@@ -1646,11 +1759,17 @@ on_erase_messages(json_t *r, const struct odoo_error *e, void *arg)
 		return;
 	}
 	json_array_foreach(r, i, m)
-	    json_array_append_new(ids, json_integer(json_integer_value(json_object_get(m, "id"))));
+	{
+		char key[24];
+		snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(json_object_get(m, "res_id")));
+		json_object_set_new(
+		    er->deleted, key, json_integer(json_integer_value(json_object_get(er->deleted, key)) + 1));
+		json_array_append_new(ids, json_integer(json_integer_value(json_object_get(m, "id"))));
+	}
 	json_object_set_new(er->report, "messages_deleted", json_integer((json_int_t)json_array_size(ids)));
 	if (json_array_size(ids) == 0) {
 		json_decref(ids);
-		on_erase_noted(NULL, e, er);
+		clear_record_names(er);
 		return;
 	}
 	/* The notes and the tracking messages of crmbridge's writes; their tracking values go with them. */
@@ -1667,7 +1786,7 @@ on_erase_written(json_t *r, const struct odoo_error *e, void *arg)
 	odoo_call(er->x->o, "mail.message", "search_read",
 	    json_pack("[[[s, s, s], [s, s, O], [s, s, i]]]", "model", "=", "crm.lead", "res_id", "in", er->ids,
 	        "create_uid", "=", er->uid),
-	    json_pack("{s:[s]}", "fields", "id"), on_erase_messages, er);
+	    json_pack("{s:[s, s]}", "fields", "id", "res_id"), on_erase_messages, er);
 }
 
 static void
@@ -1759,6 +1878,7 @@ lead_erase(struct lead_ctx *x, const char *phone, const char *email, int lead_id
 	er->arg = arg;
 	er->ids = json_array();
 	er->report = json_object();
+	er->deleted = json_object();
 	if (phone_e164(phone, x->cc, er->e164) < 0) {
 		struct odoo_error e = {.kind = ODOO_DATA};
 		snprintf(e.message, sizeof(e.message), "the phone number is not a valid international number");

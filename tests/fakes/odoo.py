@@ -279,6 +279,9 @@ def post_message(uid, res_id, body, message_type="notification", subtype=(2, "No
                                       "create_uid": [uid, user_name(uid)],
                                       "author_id": [uid + 1000, user_name(uid)],
                                       "tracking_value_ids": []}
+    if S.version < 19 and model == "crm.lead":
+        # Up to 18 a message stores its document's name as it was when posted (record_name); 19 computes it.
+        S.records["mail.message"][mid]["record_name"] = S.records["crm.lead"].get(res_id, {}).get("name", False)
     return mid
 
 
@@ -447,7 +450,8 @@ def execute(uid, model, method, args, kw):
         if method == "write":
             for i in args[0]:
                 if i in S.records["mail.message"]:
-                    S.records["mail.message"][i].update({k: v for k, v in args[1].items() if k == "body"})
+                    S.records["mail.message"][i].update(
+                        {k: v for k, v in args[1].items() if k == "body" or (k == "record_name" and S.version < 19)})
             return True
         if method == "unlink":
             for i in args[0]:

@@ -511,6 +511,7 @@ test_sales_team(enum odoo_protocol proto, int version)
 	json_t *l;
 	const char *why, *type;
 	int id, hand;
+	size_t on_lost;
 	char ctl[160];
 
 	snprintf(ctl, sizeof(ctl), "{\"reset\": true, \"version\": %d, \"x_fields\": true}", version);
@@ -568,9 +569,10 @@ test_sales_team(enum odoo_protocol proto, int version)
 		is_int(calls("create") - c0, 1, "  and not resent by the client");
 		json_decref(dbl("/_control", "{\"create_delay_ms\": 0}"));
 		next.create_after_ms = realtime_usec() / 1000 + 60000;
-		r = upsert(x, "+573001115555", "Lento", "hot", 0.9, false);
-		ok(r->err.kind == ODOO_OK && !r->created && nleads() == n0 + 1,
-		    "  the retry finds the lead it made: exactly one (%zu)", nleads() - n0);
+		r = upsert(x, "+573001115555", "Lento", "hot", 0.9, true);
+		ok(r->err.kind == ODOO_OK && r->created && nleads() == n0 + 1,
+		    "  the retry finds the lead it made, a new lead all the same: exactly one (%zu)", nleads() - n0);
+		ok(messages_by(r->lead_id, 2, "new lead") == 1, "  with the new lead's note");
 	}
 	/* Behind a table lock: the create waits, the client gives up, Odoo commits it later. */
 	{
@@ -691,6 +693,7 @@ test_sales_team(enum odoo_protocol proto, int version)
 	ok(r->created && r->lead_id != id, "%d: erase: a lost lead and a new one for the same phone", version);
 	call(o, "crm.lead", "write", json_pack("[[i], {s:s}]", r->lead_id, "phone", "+57 300 555 6677"), NULL);
 	ok(tracking_holds("María Fernanda") || version >= 0, "  (the chatter holds the name before)");
+	on_lost = messages_by(id, 2, NULL);
 	memset(&st, 0, sizeof(st));
 	lead_erase(x, "+573005556677", NULL, r->lead_id, on_erased, NULL);
 	wait_done(&st.done);
@@ -705,8 +708,22 @@ test_sales_team(enum odoo_protocol proto, int version)
 	    "  no crmbridge message holds the name or the phone");
 	ok(!tracking_holds("María Fernanda") && !tracking_holds("5556677"),
 	    "  no tracking value holds them (the erase wrote without tracking)");
-	ok(messages_by(r->lead_id, 2, "erased at their request") == 1 &&
-	        json_integer_value(json_object_get(st.stats, "messages_deleted")) > 0,
+	{
+		/* Up to 18 every message keeps its lead's old name (record_name), other users' messages too. */
+		json_t *m = dbl("/_messages", NULL), *e;
+		size_t i, held = 0;
+		json_array_foreach(m, i, e)
+		{
+			json_int_t on = json_integer_value(json_object_get(e, "res_id"));
+			held += (on == id || on == r->lead_id) &&
+			    strstr(json_string_value(json_object_get(e, "record_name")) ?: "", "María") != NULL;
+		}
+		json_decref(m);
+		ok(held == 0, "  no message keeps the lead's old name (record_name, stored up to 18): %zu", held);
+	}
+	snprintf(ctl, sizeof(ctl), "and %zu chatter messages written by crmbridge on this lead", on_lost);
+	ok(messages_by(r->lead_id, 2, "erased at their request") == 1 && messages_by(id, 2, ctl) == 1 &&
+	        json_integer_value(json_object_get(st.stats, "messages_deleted")) > (json_int_t)on_lost,
 	    "  one honest note says what was done (%lld messages deleted)",
 	    json_integer_value(json_object_get(st.stats, "messages_deleted")));
 	json_decref(st.stats);
