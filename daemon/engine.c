@@ -13,6 +13,7 @@
  *   P{+E164}:ctl             hash: pause_until/pause_reason/pause_by (a hand-off), call (the context of a
  *                            sales call, merged by the next turn), window_closed_ms (Twilio's 63016)
  *   P{followup}:due          sorted set: phones whose next follow-up is due, by time
+ *   P{+E164}:odoo            a lead write for the phone is under way (its job holds it, renewed; any instance)
  * Every script touches keys of one hash tag only, so each step is atomic on its own and a crash between
  * steps leaves something the next claim redoes: routing is idempotent, a turn's reply is queued once
  * per turn key, and the Odoo upsert finds the lead it may already have created.
@@ -141,6 +142,14 @@ struct turn {
 	bool silenced, handoff, schedule_followup;
 	/* The lead is written once the reply is queued: a slow Odoo never delays the customer's answer. */
 	bool lead_after_reply;
+	/*
+	 * The lead write runs after the turn's commit, as a job that holds P{+E164}:odoo instead of the turn's
+	 * lease, so the customer's next message is answered meanwhile; the job then merges what it learnt.
+	 */
+	bool lead_job, in_job;
+	json_int_t job_gen; /* the state's lead_gen the job writes */
+	unsigned merge_tries;
+	sd_event_source *merge_timer;
 	/* For the turn report. */
 	bool fresh, replied, support, human, classified, after_followup;
 	int opt, followup_sent;
@@ -503,6 +512,7 @@ turn_free(struct turn *t)
 		t->next->prev = t->prev;
 	en->st.in_flight--;
 	sd_event_source_disable_unref(t->renew);
+	sd_event_source_disable_unref(t->merge_timer);
 	json_decref(t->state);
 	json_decref(t->inbox);
 	json_decref(t->ctl);
@@ -528,13 +538,21 @@ on_renew(sd_event_source *s, uint64_t usec, void *arg)
 	struct engine *en = t->en;
 	char until[24];
 
-	/* A long turn (a slow model, Odoo retries) keeps its phone. */
+	/* A long turn (a slow model) keeps its phone; a lead job keeps the phone's lead write. */
 	snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.turn_lease_ms);
-	if (rc(en) != NULL)
+	if (rc(en) != NULL && t->in_job) {
+		char *key = pkey(en, t->phone, "odoo");
+		rconn_command(rc(en), NULL, NULL, "PEXPIRE %s %" PRIu64, key, en->o.turn_lease_ms);
+		free(key);
+	} else if (rc(en) != NULL) {
 		rconn_command(rc(en), NULL, NULL, "HSET %s %s %s", en->k_lease, t->phone, until);
+	}
 	sd_event_source_set_time(s, now_usec() + en->o.turn_lease_ms * 1000 / 3);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT); /* a time source is off once it has fired */
 	return 0;
 }
+
+static void job_start(struct turn *t);
 
 static void
 on_released(redisAsyncContext *ac, void *r, void *pd)
@@ -547,8 +565,12 @@ on_released(redisAsyncContext *ac, void *r, void *pd)
 		settle(en);
 		return;
 	}
-	turn_free(t);
 	poll_now(en);
+	if (t->lead_job) {
+		job_start(t); /* the phone is free for the next turn; its lead is written meanwhile */
+		return;
+	}
+	turn_free(t);
 }
 
 static void
@@ -636,10 +658,17 @@ schedule_followups(struct turn *t)
 		rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_followup, t->phone);
 }
 
+static void job_merge(struct turn *t);
+
 static void
 commit(struct turn *t)
 {
 	struct engine *en = t->en;
+
+	if (t->in_job) {
+		job_merge(t); /* a lead job: only what it learnt goes into the stored state */
+		return;
+	}
 	char *conv = pkey(en, t->phone, "conv"), *inbox = pkey(en, t->phone, "inbox"), *ctl = pkey(en, t->phone, "ctl");
 	char *state, taken[24], ttl[24], nset[16];
 	const char **a;
@@ -708,14 +737,39 @@ ctl_ms(const struct turn *t, const char *field)
 
 static void write_lead_as(struct turn *t, bool support);
 
+/*
+ * The turn wants its lead written: the state says so (lead_pending, a new lead_gen) when it is committed,
+ * and a retry is scheduled in case this process stops before the job is done; the job starts after the
+ * commit and the release.
+ */
+static void
+lead_job_due(struct turn *t)
+{
+	struct engine *en = t->en;
+	char when[24];
+
+	t->job_gen = json_integer_value(json_object_get(t->state, "lead_gen")) + 1;
+	json_object_set_new(t->state, "lead_gen", json_integer(t->job_gen));
+	json_object_set_new(t->state, "lead_pending", json_true());
+	t->lead_job = true;
+	snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + 3 * en->o.turn_lease_ms);
+	if (rc(en) != NULL)
+		rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+}
+
 /* The reply is queued (or there is none): the lead is written now, then the turn is committed. */
 static void
 after_reply(struct turn *t)
 {
+	struct engine *en = t->en;
+
 	if (t->lead_after_reply) {
 		t->lead_after_reply = false;
-		write_lead_as(t, t->support);
-		return;
+		if (en->d.leads == NULL || *en->d.leads == NULL) {
+			write_lead_as(t, t->support); /* the journal answers at once */
+			return;
+		}
+		lead_job_due(t);
 	}
 	commit(t);
 }
@@ -1144,6 +1198,229 @@ on_classified(const struct analysis *a, void *arg)
 		return;
 	}
 	reply(t);
+}
+
+/* ---- the lead job: the lead write after the turn, without the turn's lease ---- */
+
+static void
+job_end(struct turn *t)
+{
+	struct engine *en = t->en;
+	char *key = pkey(en, t->phone, "odoo");
+
+	if (rc(en) != NULL)
+		rconn_command(rc(en), NULL, NULL, "DEL %s", key);
+	free(key);
+	turn_free(t);
+	poll_now(en);
+}
+
+static void
+on_job_lock(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct turn *t = pd;
+	struct engine *en = t->en;
+	redisReply *reply = r;
+	char when[24];
+
+	if (gone(en)) {
+		turn_free(t);
+		settle(en);
+		return;
+	}
+	if (reply != NULL && reply->type == REDIS_REPLY_STATUS) {
+		write_lead_as(t, t->support);
+		return;
+	}
+	/* Another job writes this phone's lead (or Redis is away): a retry comes after it. */
+	snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + 10000);
+	if (rc(en) != NULL)
+		rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+	turn_free(t);
+	poll_now(en);
+}
+
+/* After the turn's release: one lead write per phone at a time, held as P{+E164}:odoo and renewed. */
+static void
+job_start(struct turn *t)
+{
+	struct engine *en = t->en;
+	char *key = pkey(en, t->phone, "odoo");
+
+	t->in_job = true;
+	sd_event_source_set_time(t->renew, now_usec() + en->o.turn_lease_ms * 1000 / 3);
+	sd_event_source_set_enabled(t->renew, SD_EVENT_ONESHOT);
+	en->refs++;
+	if (rc(en) == NULL ||
+	    rconn_command(rc(en), on_job_lock, t, "SET %s %s NX PX %" PRIu64, key,
+	        en->o.consumer ? en->o.consumer : "crmbridged", en->o.turn_lease_ms) < 0) {
+		en->refs--;
+		turn_free(t);
+	}
+	free(key);
+}
+
+/* Copies what the lead write learnt into the state stored now (a later turn may have changed the rest). */
+static void
+job_apply(struct turn *t, json_t *cur)
+{
+	static const char *const keys[] = {"lead_id", "lead_written", "lead_create_unknown_ms", NULL};
+	const char *stage = conv_state_stage(cur);
+	size_t i;
+
+	for (i = 0; keys[i] != NULL; i++) {
+		json_t *v = json_object_get(t->state, keys[i]);
+		if (v != NULL)
+			json_object_set(cur, keys[i], v);
+		else
+			json_object_del(cur, keys[i]);
+	}
+	/* A newer turn asked for another write meanwhile: still pending, its retry follows. */
+	json_object_set_new(cur, "lead_pending",
+	    json_boolean(json_is_true(json_object_get(t->state, "lead_pending")) ||
+	        json_integer_value(json_object_get(cur, "lead_gen")) != t->job_gen));
+	if (strcmp(conv_state_stage(t->state), "lead_created") == 0 &&
+	    (strcmp(stage, "new") == 0 || strcmp(stage, "contacted") == 0 || strcmp(stage, "gathering_info") == 0 ||
+	        strcmp(stage, "qualified") == 0))
+		conv_state_set_stage(cur, "lead_created");
+}
+
+static void
+on_merge_set(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct turn *t = pd;
+	struct engine *en = t->en;
+
+	if (gone(en)) {
+		turn_free(t);
+		settle(en);
+		return;
+	}
+	if (rc(en) != NULL)
+		rconn_command(rc(en), NULL, NULL, "HDEL %s %s", en->k_lease, t->phone);
+	/* Reported like a background lead write: the customer's turn was reported at its commit. */
+	t->odoo_retry = true;
+	t->classified = t->replied = t->fresh = t->support = t->human = t->silenced = t->after_followup = false;
+	t->taken = 0;
+	t->opt = t->followup_sent = 0;
+	report(t);
+	job_end(t);
+}
+
+static void
+on_merge_get(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct turn *t = pd;
+	struct engine *en = t->en;
+	redisReply *reply = r;
+	json_t *cur;
+	const char *why;
+	char *conv, *state, ttl[24];
+
+	if (gone(en)) {
+		turn_free(t);
+		settle(en);
+		return;
+	}
+	if (reply == NULL || reply->type != REDIS_REPLY_STRING ||
+	    (cur = conv_state_parse(reply->str, reply->len, &why)) == NULL) {
+		/* Erased or reset meanwhile (or Redis away): nothing to merge into. */
+		if (rc(en) != NULL)
+			rconn_command(rc(en), NULL, NULL, "HDEL %s %s", en->k_lease, t->phone);
+		job_end(t);
+		return;
+	}
+	job_apply(t, cur);
+	if (!json_is_true(json_object_get(cur, "lead_pending")) && rc(en) != NULL)
+		rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
+	else if (json_integer_value(json_object_get(cur, "lead_gen")) != t->job_gen && rc(en) != NULL)
+		rconn_command(
+		    rc(en), NULL, NULL, "ZADD %s %" PRIu64 " %s", en->k_pending, realtime_usec() / 1000, t->phone);
+	state = json_dumps(cur, JSON_COMPACT);
+	json_decref(cur);
+	conv = pkey(en, t->phone, "conv");
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
+	en->refs++;
+	if (rconn_command(rc(en), on_merge_set, t, "SET %s %s EX %s", conv, state, ttl) < 0) {
+		en->refs--;
+		job_end(t);
+	}
+	free(conv);
+	free(state);
+}
+
+static void job_merge(struct turn *t);
+
+static int
+on_merge_retry(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct turn *t = arg;
+	struct engine *en = t->en;
+
+	t->merge_timer = sd_event_source_disable_unref(t->merge_timer);
+	if (gone(en)) {
+		turn_free(t);
+		settle(en);
+		return 0;
+	}
+	job_merge(t);
+	return 0;
+}
+
+static void
+on_merge_lease(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct turn *t = pd;
+	struct engine *en = t->en;
+	redisReply *reply = r;
+	char *conv;
+
+	if (gone(en)) {
+		turn_free(t);
+		settle(en);
+		return;
+	}
+	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+		conv = pkey(en, t->phone, "conv");
+		en->refs++;
+		if (rconn_command(rc(en), on_merge_get, t, "GET %s", conv) < 0) {
+			en->refs--;
+			rconn_command(rc(en), NULL, NULL, "HDEL %s %s", en->k_lease, t->phone);
+			job_end(t);
+		}
+		free(conv);
+		return;
+	}
+	if (++t->merge_tries > 400) {
+		/* A turn has held the phone for 20 s: the retry will find the lead by its phone and record it. */
+		char when[24];
+		snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000);
+		if (rc(en) != NULL)
+			rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+		job_end(t);
+		return;
+	}
+	en->refs++; /* held while the timer waits, so the engine outlives it */
+	if (sd_event_add_time(
+	        en->event, &t->merge_timer, CLOCK_MONOTONIC, now_usec() + 50000, 10000, on_merge_retry, t) < 0)
+		fatalx("engine: sd_event_add_time failed");
+}
+
+/* The write is done (or failed): its outcome goes into the state under the phone's lease, held a moment. */
+static void
+job_merge(struct turn *t)
+{
+	struct engine *en = t->en;
+	char now[24], until[24];
+	const char *a[4] = {en->k_lease, t->phone, now, until};
+
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.turn_lease_ms);
+	en->refs++;
+	if (eval(en, &en->lease_one, on_merge_lease, t, 1, a, 4) < 0) {
+		en->refs--;
+		job_end(t);
+	}
 }
 
 /* ---- follow-ups ---- */
@@ -1603,7 +1880,10 @@ on_loaded(redisAsyncContext *ac, void *r, void *pd)
 			return;
 		}
 		en->st.odoo_retried++;
-		write_lead_as(t, false);
+		/* Written by a job after the release, so the customer's turns go on meanwhile. */
+		t->lead_job = true;
+		t->job_gen = json_integer_value(json_object_get(t->state, "lead_gen"));
+		release(t, true);
 		return;
 	}
 	if (t->followup) {

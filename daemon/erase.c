@@ -36,7 +36,7 @@
 static const char erase_text[] =
     /* KEYS: 1 conv, 2 inbox, 3 routed, 4 ctl, 5 turns:due, 6 turns:first, 7 turns:lease, 8 turns:attempts,
        9 odoo:pending, 10 followup:due, 11 engine:dead, 12 intake:stream, 13 outbox:q:<phone>, 14 outbox:due,
-       15 outbox:optout, 16 outbox:dead, 17 stats:active;
+       15 outbox:optout, 16 outbox:dead, 17 stats:active, 18 the phone's lead job (odoo);
        ARGV: 1 phone, 2 outbox job prefix, 3 outbox deadbody prefix, 4 intake sid prefix, 5 now ms.
        The atomic part: everything under the phone's own keys and in the shared schedules. The intake stream
        and the key space are walked afterwards in batches (erase_stream_text, erase_scan_text), so a large
@@ -47,8 +47,9 @@ static const char erase_text[] =
     "local l = redis.call('HGET', KEYS[7], ARGV[1])\n"
     "if l and tonumber(l) > now then return {'busy'} end\n"
     "local od = redis.call('ZSCORE', KEYS[14], ARGV[1])\n"
-    "if od and tonumber(od) > now and redis.call('LLEN', KEYS[13]) > 0 then return {'busy'} end\n" PHONE_PATTERN
-    "local lead, sids = -1, {}\n"
+    "if od and tonumber(od) > now and redis.call('LLEN', KEYS[13]) > 0 then return {'busy'} end\n"
+    /* A lead write under way would write the customer back into the state and Odoo after the erasure. */
+    "if redis.call('EXISTS', KEYS[18]) == 1 then return {'busy'} end\n" PHONE_PATTERN "local lead, sids = -1, {}\n"
     "local conv = redis.call('GET', KEYS[1])\n"
     "if conv then\n"
     "  local ok, st = pcall(cjson.decode, conv)\n"
@@ -413,8 +414,8 @@ run_erase(struct erase_op *op)
 {
 	struct daemon *d = op->d;
 	const char *p = d->conf->redis_key_prefix;
-	char *k[17], *a[2], now[24];
-	const char *argv[22];
+	char *k[18], *a[2], now[24];
+	const char *argv[23];
 	int i, n = 0;
 
 	xasprintf(&k[0], "%s{%s}:conv", p, op->phone);
@@ -434,22 +435,23 @@ run_erase(struct erase_op *op)
 	xasprintf(&k[14], "%s{outbox}:optout", p);
 	xasprintf(&k[15], "%s{outbox}:dead", p);
 	xasprintf(&k[16], "%s{stats}:active", p);
+	xasprintf(&k[17], "%s{%s}:odoo", p, op->phone);
 	xasprintf(&a[0], "%s{outbox}:job:", p);
 	xasprintf(&a[1], "%s{outbox}:deadbody:", p);
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
-	for (i = 0; i < 17; i++)
+	for (i = 0; i < 18; i++)
 		argv[n++] = k[i];
 	argv[n++] = op->phone;
 	argv[n++] = a[0];
 	argv[n++] = a[1];
 	argv[n++] = op->p_sid;
 	argv[n++] = now;
-	if (d->redis == NULL || rconn_eval(d->redis, &erase_script, on_erased, op, 17, n, argv, NULL) < 0) {
+	if (d->redis == NULL || rconn_eval(d->redis, &erase_script, on_erased, op, 18, n, argv, NULL) < 0) {
 		if (op->req != NULL)
 			http_reply_error(op->req, 503, "Redis unavailable; nothing was erased there (try again)");
 		erase_free(op);
 	}
-	for (i = 0; i < 17; i++)
+	for (i = 0; i < 18; i++)
 		free(k[i]);
 	free(a[0]);
 	free(a[1]);

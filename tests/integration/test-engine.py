@@ -179,8 +179,8 @@ try:
     # The reply went before the lead: the write (and the client's retries) finishes after it.
     ok(wait_for(lambda: d.get_json("/api/conversation/%s/status" % down)[1].get("lead_pending") is True, 20),
        "the lead write is pending")
-    st, sysbody = d.get_json("/system/status")
-    ok(sysbody["engine"]["odoo_deferred"] >= 1, "and counted in the status")
+    ok(wait_for(lambda: d.get_json("/system/status")[1]["engine"]["odoo_deferred"] >= 1, 20),
+       "and counted in the status")
     control(oport, {"down": False})
     ok(wait_for(lambda: len(leads(down)) == 1, 40), "Odoo back: the lead appears")
     time.sleep(3)
@@ -198,6 +198,15 @@ try:
     ok(wait_for(lambda: len(replies(slow)) > n_before, 8), "a slow Odoo: the customer is answered")
     took = time.monotonic() - t0
     ok(took < 5, "  without waiting for Odoo's 14 s create (%.1f s)" % took)
+    # The customer writes again while that create is still in Odoo: answered at once too (the lead job does
+    # not hold the phone's turn).
+    time.sleep(1)
+    n2 = len(replies(slow))
+    t1 = time.monotonic()
+    post(d, slow, "Y también quiero ver sillas")
+    ok(wait_for(lambda: len(replies(slow)) > n2, 8), "  the next message, during the slow create, is answered")
+    took = time.monotonic() - t1
+    ok(took < 5, "  also without waiting for Odoo (%.1f s)" % took)
     ok(wait_for(lambda: d.get_json("/system/status")[1]["engine"].get("odoo_create_unknown", 0) >= 1, 20),
        "  the create got no answer in time: its outcome is unknown, it is not resent")
     control(oport, {"create_delay_ms": 0})
