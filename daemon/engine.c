@@ -510,7 +510,10 @@ turn_free(struct turn *t)
 		en->turns = t->next;
 	if (t->next != NULL)
 		t->next->prev = t->prev;
-	en->st.in_flight--;
+	if (t->in_job)
+		en->st.lead_jobs--;
+	else
+		en->st.in_flight--;
 	sd_event_source_disable_unref(t->renew);
 	sd_event_source_disable_unref(t->merge_timer);
 	json_decref(t->state);
@@ -1245,9 +1248,22 @@ static void
 job_start(struct turn *t)
 {
 	struct engine *en = t->en;
-	char *key = pkey(en, t->phone, "odoo");
+	char *key;
 
+	if (en->st.lead_jobs >= 2 * en->o.max_turns) {
+		/* Odoo is slow for many at once: this one waits in the retry schedule instead of in memory. */
+		char when[24];
+		snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + 10000);
+		if (rc(en) != NULL)
+			rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+		turn_free(t);
+		return;
+	}
+	/* No longer a turn: the phone's next turn may start, and the job does not take a turn's place. */
+	en->st.in_flight--;
+	en->st.lead_jobs++;
 	t->in_job = true;
+	key = pkey(en, t->phone, "odoo");
 	sd_event_source_set_time(t->renew, now_usec() + en->o.turn_lease_ms * 1000 / 3);
 	sd_event_source_set_enabled(t->renew, SD_EVENT_ONESHOT);
 	en->refs++;
@@ -1551,10 +1567,10 @@ on_blacklisted(const struct odoo_error *e, void *arg)
 		    log_phone(t->phone, ph, sizeof(ph)), odoo_kind_name(e->kind), e->message);
 	}
 	if (t->odoo_retry && json_is_true(json_object_get(t->state, "lead_pending"))) {
-		write_lead_as(t, false);
-		return;
-	}
-	if (t->odoo_retry && e->kind == ODOO_OK && rc(en) != NULL)
+		/* The lead waits too: written by a job once this is committed and the phone released. */
+		t->lead_job = true;
+		t->job_gen = json_integer_value(json_object_get(t->state, "lead_gen"));
+	} else if (t->odoo_retry && e->kind == ODOO_OK && rc(en) != NULL)
 		rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
 	opt_done(t);
 }

@@ -55,6 +55,7 @@ struct engine_stats {
 	uint64_t routed, turns, turns_failed, replies, leads_created, leads_updated, support, dead_letters;
 	uint64_t odoo_deferred, odoo_retried, odoo_recovered, state_reset;
 	uint64_t odoo_create_unknown; /* creates that got no answer: looked for before any new create */
+	unsigned lead_jobs; /* lead writes under way after their turn (not counted in in_flight) */
 	uint64_t opt_outs, opt_ins, blacklist_ok, blacklist_failed, silenced; /* silenced: messages while paused/out */
 	uint64_t handoffs, handoff_notes_failed, followups_sent, followups_templates, window_templates, window_skipped;
 	uint64_t links_booking, links_payment, links_payment_failed;

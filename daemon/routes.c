@@ -171,16 +171,16 @@ get_system_status(struct http_request *req, void *arg)
 		struct engine_stats es;
 		engine_get_stats(d->engine, &es);
 		json_object_set_new(j, "engine",
-		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:I, s:I}",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:I, s:I, s:I}",
 		        "routed", (json_int_t)es.routed, "turns", (json_int_t)es.turns, "turns_failed",
 		        (json_int_t)es.turns_failed, "replies", (json_int_t)es.replies, "leads_created",
 		        (json_int_t)es.leads_created, "leads_updated", (json_int_t)es.leads_updated,
 		        "support_transfers", (json_int_t)es.support, "dead_letters", (json_int_t)es.dead_letters,
 		        "odoo_deferred", (json_int_t)es.odoo_deferred, "odoo_create_unknown",
 		        (json_int_t)es.odoo_create_unknown, "odoo_recovered", (json_int_t)es.odoo_recovered,
-		        "state_reset", (json_int_t)es.state_reset, "turns_in_flight", (int)es.in_flight, "queue_depth",
-		        (json_int_t)es.queue_depth, "odoo_pending_writes", (json_int_t)es.odoo_pending,
-		        "dead_letter_list", (json_int_t)es.dead_letter_list));
+		        "state_reset", (json_int_t)es.state_reset, "turns_in_flight", (int)es.in_flight, "lead_jobs",
+		        (int)es.lead_jobs, "queue_depth", (json_int_t)es.queue_depth, "odoo_pending_writes",
+		        (json_int_t)es.odoo_pending, "dead_letter_list", (json_int_t)es.dead_letter_list));
 	}
 	{
 		struct engine_stats es = {0};
