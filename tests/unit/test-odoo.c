@@ -89,6 +89,22 @@ client(const char *db, const char *pw, enum odoo_protocol proto)
 	return odoo_new(ev, cv, &o);
 }
 
+/* A client of a port where nothing listens. */
+static struct odoo *
+dead_client(unsigned max_attempts)
+{
+	struct odoo_options o = {.url = "http://127.0.0.1:1",
+	    .db = "crmfix",
+	    .username = "admin",
+	    .password = "admin",
+	    .protocol = ODOO_XMLRPC,
+	    .timeout_ms = 1000,
+	    .max_attempts = max_attempts,
+	    .backoff_ms = 50};
+
+	return odoo_new(ev, cv, &o);
+}
+
 /* ---- one call, run to completion ---- */
 
 static struct {
@@ -292,18 +308,7 @@ test_client(void)
 	odoo_free(o);
 	o = client("crmfix", "admin", ODOO_XMLRPC);
 	{
-		char url[64];
-		struct odoo_options oo = {.url = url,
-		    .db = "crmfix",
-		    .username = "admin",
-		    .password = "admin",
-		    .protocol = ODOO_XMLRPC,
-		    .timeout_ms = 1000,
-		    .max_attempts = 2,
-		    .backoff_ms = 50};
-		struct odoo *dead;
-		snprintf(url, sizeof(url), "http://127.0.0.1:1");
-		dead = odoo_new(ev, cv, &oo);
+		struct odoo *dead = dead_client(2);
 		is_int(call(dead, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_TRANSIENT,
 		    "nothing listening: a transient error");
 		odoo_free(dead);
@@ -795,17 +800,7 @@ test_unknown_outcome(void)
 	    "19: an unknown field (500 ValueError) is a configuration error, as over XML-RPC");
 	odoo_free(o);
 	{
-		char url[64];
-		struct odoo_options oo = {.url = url,
-		    .db = "crmfix",
-		    .username = "admin",
-		    .password = "admin",
-		    .protocol = ODOO_XMLRPC,
-		    .timeout_ms = 1000,
-		    .max_attempts = 1,
-		    .backoff_ms = 50};
-		snprintf(url, sizeof(url), "http://127.0.0.1:1");
-		o = odoo_new(ev, cv, &oo);
+		o = dead_client(1);
 		call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL);
 		ok(strstr(got.e.message, "http://127.0.0.1:1") != NULL, "a refused connection names the URL: %s",
 		    got.e.message);
