@@ -1038,7 +1038,8 @@ on_lead(const struct lead_result *r, void *arg)
 			rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
 		}
 		log_info("engine: %s: lead %d %s %s%s", log_phone(t->phone, ph, sizeof(ph)), r->lead_id,
-		    r->created       ? "created"
+		    r->adopted       ? "created (by the create that got no answer: found, not made again)"
+		        : r->created ? "created"
 		        : r->updated ? "updated"
 		                     : "unchanged",
 		    en->d.leads != NULL && *en->d.leads != NULL ? "in Odoo" : "in the lead journal",

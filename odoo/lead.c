@@ -170,6 +170,7 @@ up_finish(struct up *u)
 	u->r.degraded = u->x->probed && !u->x->has_x;
 	u->r.written = u->r.err.kind == ODOO_OK ? u->written : NULL;
 	u->r.created |= u->adopted && u->r.err.kind == ODOO_OK; /* it was created, by the unanswered call */
+	u->r.adopted = u->adopted && u->r.err.kind == ODOO_OK;
 	u->done(&u->r, u->arg);
 	json_decref(u->found);
 	json_decref(u->written);
@@ -712,8 +713,17 @@ save(struct up *u)
 	if (open != NULL) {
 		/* Fill what is empty, update what crmbridge wrote and nobody changed since; leave the rest. */
 		const char *q;
-		if (u->in.create_after_ms > 0)
+		if (u->in.create_after_ms > 0) {
+			/* Its name and description were made from the conversation as it was then: made again. */
+			char *name, *desc;
 			adopt(u, open);
+			name = lead_name(u);
+			desc = description(u, 0, false);
+			json_object_set_new(vals, "name", json_string(name));
+			json_object_set_new(vals, "description", json_string(desc));
+			free(name);
+			free(desc);
+		}
 		q = json_string_value(json_object_get(u->written, "_quality"));
 		u->quality_changed = u->in.quality != NULL && (q == NULL || strcmp(q, u->in.quality) != 0);
 		u->r.lead_id = (int)json_integer_value(json_object_get(open, "id"));
@@ -915,7 +925,8 @@ note(struct up *u)
 				li(&h, "Quality", u->in.quality);
 			cat(&h, "</ul>");
 		}
-		if (u->in.missing != NULL || u->in.reasoning != NULL) {
+		if ((json_array_size(u->changes) > 0 || u->quality_changed) &&
+		    (u->in.missing != NULL || u->in.reasoning != NULL)) {
 			cat(&h, "<ul>");
 			li(&h, "Missing", u->in.missing);
 			li(&h, "Reasoning", u->in.reasoning);

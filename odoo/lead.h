@@ -62,6 +62,7 @@ struct lead_result {
 	int note_id;
 	bool degraded; /* the x_ fields are missing */
 	bool create_unknown; /* a create was sent and no answer came: it may exist (err is transient) */
+	bool adopted; /* created is true because an earlier unanswered create made it, found now */
 	/* What crmbridge has written on the lead, to give back as lead_input.written; borrowed, NULL on error. */
 	json_t *written;
 	unsigned kept; /* fields a person changed that the customer said otherwise: noted, not overwritten */

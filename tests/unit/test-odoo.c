@@ -574,7 +574,14 @@ test_sales_team(enum odoo_protocol proto, int version)
 		is_int(calls("create") - c0, 1, "  and not resent by the client");
 		json_decref(dbl("/_control", "{\"create_delay_ms\": 0}"));
 		next.create_after_ms = realtime_usec() / 1000 + 60000;
+		next.product = "sillas"; /* the conversation went on meanwhile */
 		r = upsert(x, "+573001115555", "Lento", "hot", 0.9, true);
+		next.product = "sofá de 3 puestos";
+		l = lead(r->lead_id);
+		ok(r->adopted && strcmp(json_string_value(json_object_get(l, "name")) ?: "", "Lento - sillas") == 0 &&
+		        strstr(json_string_value(json_object_get(l, "description")) ?: "", "sillas") != NULL,
+		    "  adopted: its name and description made again from the conversation as it is now");
+		json_decref(l);
 		ok(r->err.kind == ODOO_OK && r->created && nleads() == n0 + 1,
 		    "  the retry finds the lead it made, a new lead all the same: exactly one (%zu)", nleads() - n0);
 		ok(messages_by(r->lead_id, 2, "new lead") == 1, "  with the new lead's note");
