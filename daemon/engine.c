@@ -603,6 +603,15 @@ report(struct turn *t)
 	if (en->d.report == NULL)
 		return;
 	r.phone = t->phone;
+	r.now_ms = realtime_usec() / 1000;
+	r.created_ms = json_is_integer(c) ? (uint64_t)json_integer_value(c) : 0;
+	r.lead = t->lead;
+	r.quality = t->lead_quality[0] != '\0' ? t->lead_quality : NULL;
+	if (t->in_job) {
+		/* A lead job reports its lead only: the customer's turn was reported at its commit. */
+		en->d.report(&r, en->d.report_arg);
+		return;
+	}
 	r.customer = !t->odoo_retry && !t->followup;
 	r.classified = t->classified;
 	r.new_conversation = t->fresh && r.customer;
@@ -613,12 +622,8 @@ report(struct turn *t)
 	r.silenced = t->silenced;
 	r.after_followup = t->after_followup;
 	r.followup = t->followup_sent;
-	r.lead = t->lead;
-	r.quality = t->lead_quality[0] != '\0' ? t->lead_quality : NULL;
 	r.support = t->support;
 	r.human = t->human;
-	r.created_ms = json_is_integer(c) ? (uint64_t)json_integer_value(c) : 0;
-	r.now_ms = realtime_usec() / 1000;
 	r.turn_usec = now_usec() - t->started_usec;
 	r.classify_usec = t->classify_usec;
 	en->d.report(&r, en->d.report_arg);
@@ -1033,10 +1038,8 @@ on_lead(const struct lead_result *r, void *arg)
 		else
 			en->st.leads_updated++;
 		t->lead = r->created ? 1 : 2;
-		if (t->odoo_retry) {
-			en->st.odoo_recovered++;
-			rconn_command(rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
-		}
+		if (t->odoo_retry)
+			en->st.odoo_recovered++; /* the merge takes it off the retry schedule */
 		log_info("engine: %s: lead %d %s %s%s", log_phone(t->phone, ph, sizeof(ph)), r->lead_id,
 		    r->adopted       ? "created (by the create that got no answer: found, not made again)"
 		        : r->created ? "created"
@@ -1118,6 +1121,7 @@ write_lead_as(struct turn *t, bool support)
 	in.nlast = n;
 	in.post_note = true;
 	in.written = json_object_get(t->state, "lead_written");
+	in.lead_id = (int)json_integer_value(json_object_get(t->state, "lead_id"));
 	in.create_after_ms = unknown > 0 ? (uint64_t)unknown + en->o.odoo_create_patience_ms : 0;
 	en->refs++;
 	if (lx == NULL)
@@ -1315,11 +1319,6 @@ on_merge_set(redisAsyncContext *ac, void *r, void *pd)
 	}
 	if (rc(en) != NULL)
 		rconn_command(rc(en), NULL, NULL, "HDEL %s %s", en->k_lease, t->phone);
-	/* Reported like a background lead write: the customer's turn was reported at its commit. */
-	t->odoo_retry = true;
-	t->classified = t->replied = t->fresh = t->support = t->human = t->silenced = t->after_followup = false;
-	t->taken = 0;
-	t->opt = t->followup_sent = 0;
 	report(t);
 	job_end(t);
 }

@@ -243,6 +243,10 @@ write_metrics(FILE *f, struct daemon *d)
 		counter(
 		    f, "crmbridge_turns_failed_total", "Turns that failed and were redone.", (double)es.turns_failed);
 		gauge(f, "crmbridge_turns_in_flight", "Turns being processed now.", (double)es.in_flight);
+		gauge(f, "crmbridge_lead_jobs", "Lead writes under way after their turn.", (double)es.lead_jobs);
+		counter(f, "crmbridge_odoo_create_unknown_total",
+		    "crm.lead creates that got no answer in time: never resent, looked for before any new create.",
+		    (double)es.odoo_create_unknown);
 		counter(f, "crmbridge_support_transfers_total", "Conversations handed to support or a person.",
 		    (double)es.support);
 		prom_family(
@@ -315,13 +319,6 @@ write_metrics(FILE *f, struct daemon *d)
 			    L("action", k == 0 ? "created" : "updated", "quality", qn[i]), (double)d->m.leads[k][i]);
 	counter(f, "crmbridge_lead_writes_deferred_total", "Lead writes kept for a background retry.",
 	    (double)d->m.leads_deferred);
-	if (d->engine != NULL) {
-		struct engine_stats es;
-		engine_get_stats(d->engine, &es);
-		counter(f, "crmbridge_odoo_create_unknown_total",
-		    "crm.lead creates that got no answer in time: never resent, looked for before any new create.",
-		    (double)es.odoo_create_unknown);
-	}
 }
 
 void

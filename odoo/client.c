@@ -466,7 +466,7 @@ odoo_json2_answer(const char *method, const json_t *args, long status, const cha
 			    name ? name : "");
 		else
 			snprintf(e->message, sizeof(e->message), "HTTP %ld", status);
-		r = -1;
+		r = doc != NULL ? -1 : -2;
 	}
 	json_decref(doc);
 	return r;
@@ -479,7 +479,7 @@ on_json2_done(struct ocall *c, long status)
 	json_t *result;
 	struct odoo_error e;
 	int r = odoo_json2_answer(c->method, c->args, status, c->resp.data, c->resp.len, &result, &e);
-	bool json = e.message[0] != 'H'; /* Odoo's own JSON error, not a bare status */
+	bool json = r != -2; /* Odoo's own JSON error, not a server's or a proxy's page */
 
 	if (r == 0) {
 		finish(c, result, &e);
@@ -686,6 +686,14 @@ internal_call(struct odoo *o, int kind, odoo_done_fn done)
 	start(c);
 }
 
+static void
+setup_failed(struct odoo *o, const struct odoo_error *e)
+{
+	o->state = OS_NEW;
+	o->info.last_error = *e;
+	fail_queue(o, e);
+}
+
 /* The version is known: the protocol follows, then the uid for XML-RPC. */
 static void
 version_known(struct odoo *o)
@@ -698,9 +706,7 @@ version_known(struct odoo *o)
 		    "%s is Odoo %s, which has no JSON-2 (/json/2 needs Odoo 19 or later): set odoo.protocol = xmlrpc "
 		    "(or auto)",
 		    o->base, o->info.version);
-		o->state = OS_NEW;
-		o->info.last_error = e;
-		fail_queue(o, &e);
+		setup_failed(o, &e);
 		return;
 	}
 	if (o->info.protocol == ODOO_JSON2) {
@@ -710,14 +716,6 @@ version_known(struct odoo *o)
 		o->state = OS_AUTHENTICATING;
 		internal_call(o, 2, on_authenticated);
 	}
-}
-
-static void
-setup_failed(struct odoo *o, const struct odoo_error *e)
-{
-	o->state = OS_NEW;
-	o->info.last_error = *e;
-	fail_queue(o, e);
 }
 
 /* XML-RPC common.version(): Odoo 8 to 21. */

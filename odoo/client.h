@@ -96,7 +96,8 @@ int odoo_protocol_from_name(const char *s);
 /*
  * Interprets a JSON-2 answer to model/method(args): 0 and the result in
  * *result (a new reference); 1 when it is worth retrying (e holds why);
- * -1 for an error that is not (e holds its kind and message).
+ * -1 for an error that is not (e holds its kind and message), -2 for the
+ * same when the answer is not Odoo's JSON (a web server's or proxy's page).
  */
 int odoo_json2_answer(const char *method, const json_t *args, long status, const char *body, size_t len,
     json_t **result, struct odoo_error *e);

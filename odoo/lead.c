@@ -1,9 +1,11 @@
 /*
- * Lead upsert as a chain of Odoo calls: probe (once) -> UTM source/medium
- * and tags (once) -> search by phone or e-mail, archived included ->
- * write the differences, or create -> chatter note. Nothing a salesperson
- * typed is overwritten: standard fields are only filled when empty, and the
- * AI's own x_ fields are refreshed.
+ * Lead upsert as a chain of Odoo calls: probe (once: fields, the type the
+ * Leads setting gives, the first team, the Note subtype) -> UTM source/medium
+ * and tags (once) -> search (the conversation's lead by id, or the phone in
+ * any form or the e-mail, archived included) -> write what crmbridge owns and
+ * nobody changed, or create -> a chatter note when something changed.
+ * Set-up and statistics are in lead-setup.c, the blacklist and hand-off in
+ * lead-writes.c, erasure in lead-erase.c.
  */
 #include "config.h"
 
@@ -19,27 +21,14 @@
 #include "common/template.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "lead.h"
+#include "lead-private.h"
 
-static const char *const x_names[] = {
+const char *const lead_x_names[NX] = {
     "x_source", "x_product_interest", "x_budget_range", "x_ai_confidence", "x_quality_score"};
-#define NX 5
 
-struct lead_ctx {
-	struct odoo *o;
-	char *name_template, *lead_type, *prio[3], *source, *cc, *tags;
-	int team_id, user_id;
-	bool probed, has_x, has_mobile, has_sanitized;
-	char type[16]; /* what new leads get: "lead" or "opportunity"; "" until probed */
-	char type_why[160];
-	int note_subtype; /* mail.mt_note's id, for notes created as mail.message on Odoo 19+; 0 unknown */
-	int team_auto; /* without odoo.team_id: the first sales team, so the lead shows in a team's pipeline */
-	char team_name[64];
-	bool utm_done, tags_done;
-	int helpdesk; /* 0 unknown, 1 present, -1 absent */
-	int source_id, medium_id;
-	json_t *tag_ids; /* resolved tag ids, or NULL */
-};
+/* The fields whose value crmbridge writes from the conversation and remembers writing (docs/ODOO.md). */
+static const char *const owned[] = {
+    "contact_name", "email_from", "city", "x_product_interest", "x_budget_range", "x_quality_score", NULL};
 
 struct up {
 	struct lead_ctx *x;
@@ -307,7 +296,7 @@ on_probe(json_t *r, const struct odoo_error *e, void *arg)
 	if (failed(u, e))
 		return;
 	for (i = 0; i < NX; i++)
-		n += json_object_get(r, x_names[i]) != NULL;
+		n += json_object_get(r, lead_x_names[i]) != NULL;
 	u->x->has_x = n == NX;
 	u->x->has_mobile = json_object_get(r, "mobile") != NULL; /* gone in Odoo 19 */
 	u->x->has_sanitized = json_object_get(r, "phone_sanitized") != NULL;
@@ -536,8 +525,8 @@ digits_pattern(const char *digits)
 }
 
 /* The search domain: this phone however it was typed, or this exact e-mail; archived leads included. */
-static json_t *
-match_domain(const struct lead_ctx *x, const char *e164, const char *email)
+json_t *
+lead_match_domain(const struct lead_ctx *x, const char *e164, const char *email)
 {
 	json_t *terms = json_array(), *domain = json_array();
 	size_t i, n, cl = phone_cc_len(e164);
@@ -570,7 +559,7 @@ match_domain(const struct lead_ctx *x, const char *e164, const char *email)
 }
 
 /* Whether a lead the search found is this customer's: the same number (any form) or the same e-mail. */
-static bool
+bool
 lead_matches(json_t *rec, const char *e164, const char *email)
 {
 	static const char *const ph[] = {"phone_sanitized", "phone", "mobile"};
@@ -582,6 +571,21 @@ lead_matches(json_t *rec, const char *e164, const char *email)
 			return true;
 	v = json_string_value(json_object_get(rec, "email_from"));
 	return email != NULL && v != NULL && strcasecmp(v, email) == 0;
+}
+
+/*
+ * Once the conversation has its lead, that lead by id, or a lead of the exact number (both indexed); before,
+ * the number in every form it may have been typed in, or the e-mail.
+ */
+static json_t *
+search_domain(const struct up *u)
+{
+	if (u->in.lead_id <= 0)
+		return lead_match_domain(u->x, u->e164, u->in.email);
+	if (!u->x->has_sanitized)
+		return json_pack("[[s, s, i], [s, s, [b, b]]]", "id", "=", u->in.lead_id, "active", "in", 1, 0);
+	return json_pack("[s, [s, s, i], [s, s, s], [s, s, [b, b]]]", "|", "id", "=", u->in.lead_id, "phone_sanitized",
+	    "=", u->e164, "active", "in", 1, 0);
 }
 
 static void
@@ -596,8 +600,8 @@ search(struct up *u)
 		json_array_append_new(fields, json_string("mobile"));
 	if (u->x->has_x)
 		for (i = 0; i < NX; i++)
-			json_array_append_new(fields, json_string(x_names[i]));
-	odoo_call(u->x->o, "crm.lead", "search_read", json_pack("[o]", match_domain(u->x, u->e164, u->in.email)),
+			json_array_append_new(fields, json_string(lead_x_names[i]));
+	odoo_call(u->x->o, "crm.lead", "search_read", json_pack("[o]", search_domain(u)),
 	    json_pack("{s:o, s:s, s:i}", "fields", fields, "order", "id desc", "limit", 20), on_found, u);
 }
 
@@ -628,11 +632,9 @@ own_field(struct up *u, json_t *open, json_t *vals, const char *field, const cha
 	/* A person changed it. Say so once for each thing the customer says (mine then holds it). */
 	if (mine != NULL && strcmp(mine, value) == 0)
 		return;
-	if (text_vaguer(value, cur)) {
-		json_object_set_new(u->written, field, json_string(value));
-		return;
-	}
 	json_object_set_new(u->written, field, json_string(value));
+	if (text_vaguer(value, cur))
+		return; /* says less than what the team set: nothing to point out */
 	if (label != NULL)
 		json_array_append_new(u->kept, json_pack("[s, s, s]", label, value, cur));
 	u->r.kept++;
@@ -645,8 +647,6 @@ own_field(struct up *u, json_t *open, json_t *vals, const char *field, const cha
 static void
 adopt(struct up *u, json_t *open)
 {
-	static const char *const owned[] = {
-	    "contact_name", "email_from", "city", "x_product_interest", "x_budget_range", "x_quality_score", NULL};
 	size_t i;
 
 	u->adopted = true;
@@ -700,7 +700,8 @@ save(struct up *u)
 	{
 		bool active = json_is_true(json_object_get(rec, "active"));
 		double p = json_number_value(json_object_get(rec, "probability"));
-		if (!lead_matches(rec, u->e164, u->in.email))
+		if (!lead_matches(rec, u->e164, u->in.email) &&
+		    json_integer_value(json_object_get(rec, "id")) != u->in.lead_id)
 			continue; /* the pattern's near miss: another number with the same digits inside */
 		if (active && p < 100) {
 			open = rec;
@@ -806,8 +807,6 @@ save(struct up *u)
 		if (u->in.quality != NULL)
 			json_object_set_new(u->written, "_quality", json_string(u->in.quality));
 		{
-			static const char *const owned[] = {"contact_name", "email_from", "city", "x_product_interest",
-			    "x_budget_range", "x_quality_score", NULL};
 			for (i = 0; owned[i] != NULL; i++)
 				if (json_is_string(json_object_get(vals, owned[i])))
 					json_object_set(u->written, owned[i], json_object_get(vals, owned[i]));
@@ -843,8 +842,8 @@ save(struct up *u)
  * subtype Note, which is what message_post stores for a note (no one is
  * notified of a note). Before 17 a body is HTML already: message_post.
  */
-static void
-post_note(struct lead_ctx *x, int lead_id, const char *html, odoo_done_fn done, void *arg)
+void
+lead_post_note(struct lead_ctx *x, int lead_id, const char *html, odoo_done_fn done, void *arg)
 {
 	struct odoo_info info;
 
@@ -888,7 +887,7 @@ cat(char **h, const char *s)
 static void
 note(struct up *u)
 {
-	char *h, *n, conf[32];
+	char *h, conf[32];
 	size_t i;
 	json_t *c;
 	bool fresh = u->r.created || u->adopted;
@@ -935,49 +934,38 @@ note(struct up *u)
 	}
 	if (json_array_size(u->kept) > 0) {
 		/* A person changed these on the lead: the customer's words are here for them to judge. */
-		xasprintf(&n, "%s<p>Not changed on the lead (edited by your team); the customer now says:</p><ul>", h);
-		free(h);
-		h = n;
+		cat(&h, "<p>Not changed on the lead (edited by your team); the customer now says:</p><ul>");
 		json_array_foreach(u->kept, i, c)
 		{
-			char *v, *lv, *line;
-			v = html_escape(json_string_value(json_array_get(c, 1)));
-			lv = html_escape(json_string_value(json_array_get(c, 2)));
-			xasprintf(&line, "%s<li><b>%s</b>: %s (the lead says: %s)</li>", h,
+			char *v = html_escape(json_string_value(json_array_get(c, 1))),
+			     *lv = html_escape(json_string_value(json_array_get(c, 2))), *line;
+			xasprintf(&line, "<li><b>%s</b>: %s (the lead says: %s)</li>",
 			    json_string_value(json_array_get(c, 0)), v, lv);
-			free(h);
-			h = line;
+			cat(&h, line);
+			free(line);
 			free(v);
 			free(lv);
 		}
-		xasprintf(&n, "%s</ul>", h);
-		free(h);
-		h = n;
+		cat(&h, "</ul>");
 	}
 	if (u->in.nlast > 0) {
-		xasprintf(&n, "%s<p>Last messages:</p><ul>", h);
-		free(h);
-		h = n;
+		cat(&h, "<p>Last messages:</p><ul>");
 		for (i = 0; i < u->in.nlast; i++) {
-			char cut[304], who[96];
-			bool out = u->in.last_outbound != NULL && u->in.last_outbound[i];
+			char cut[304], who[96], *ew;
 			snprintf(cut, sizeof(cut), "%.300s", u->in.last_messages[i]);
-			if (out)
+			if (u->in.last_outbound != NULL && u->in.last_outbound[i])
 				snprintf(who, sizeof(who), "Bot");
+			else if (u->in.contact_name != NULL)
+				snprintf(who, sizeof(who), "Customer (%.60s)", u->in.contact_name);
 			else
-				snprintf(who, sizeof(who), "Customer%s%.60s%s", u->in.contact_name ? " (" : "",
-				    u->in.contact_name ? u->in.contact_name : "", u->in.contact_name ? ")" : "");
-			{
-				char *ew = html_escape(who);
-				li(&h, ew, cut);
-				free(ew);
-			}
+				snprintf(who, sizeof(who), "Customer");
+			ew = html_escape(who);
+			li(&h, ew, cut);
+			free(ew);
 		}
-		xasprintf(&n, "%s</ul>", h);
-		free(h);
-		h = n;
+		cat(&h, "</ul>");
 	}
-	post_note(u->x, u->r.lead_id, h, on_note, u);
+	lead_post_note(u->x, u->r.lead_id, h, on_note, u);
 	free(h);
 }
 
@@ -994,7 +982,7 @@ step(struct up *u)
 				json_t *names = json_pack("[s, s, s, s, s, s]", "name", "phone", "mobile",
 				    "phone_sanitized", "email_from", "contact_name");
 				for (int i = 0; i < NX; i++)
-					json_array_append_new(names, json_string(x_names[i]));
+					json_array_append_new(names, json_string(lead_x_names[i]));
 				odoo_call(x->o, "crm.lead", "fields_get", json_pack("[o]", names),
 				    json_pack("{s:[s]}", "attributes", "type"), on_probe, u);
 				return;
@@ -1198,707 +1186,4 @@ lead_probe(struct lead_ctx *x, lead_done_fn done, void *arg)
 
 	x->probed = false;
 	step(u);
-}
-
-/* ---- set-up of the custom fields ---- */
-
-struct setup {
-	struct lead_ctx *x;
-	lead_setup_fn done;
-	void *arg;
-	int model_id;
-	json_t *created, *present;
-	int i;
-	bool relabel; /* x_source still has the label "Source", the same as Odoo's own UTM source_id */
-};
-
-/* x_source's label; "Source" was the first one, which Odoo warns is the same as source_id's. */
-#define X_SOURCE_LABEL "Lead source (crmbridge)"
-
-static void setup_next(struct setup *s);
-static void on_relabel_found(json_t *r, const struct odoo_error *e, void *arg);
-
-static void
-setup_end(struct setup *s, const struct odoo_error *e)
-{
-	s->done(e, s->created, s->present, s->arg);
-	json_decref(s->created);
-	json_decref(s->present);
-	free(s);
-}
-
-static void
-on_field_created(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct setup *s = arg;
-
-	if (e->kind != ODOO_OK) {
-		setup_end(s, e);
-		return;
-	}
-	json_array_append_new(s->created, json_string(x_names[s->i]));
-	s->i++;
-	setup_next(s);
-}
-
-static void
-setup_next(struct setup *s)
-{
-	static const char *const ttype[] = {"char", "char", "char", "float", "selection"};
-	static const char *const label[] = {
-	    X_SOURCE_LABEL, "Product interest", "Budget range", "AI confidence", "Quality score"};
-	struct odoo_error ok = {.kind = ODOO_OK};
-
-	for (; s->i < NX; s->i++) {
-		bool have = false;
-		size_t k;
-		json_t *v;
-		json_array_foreach(s->present, k, v) have |= strcmp(json_string_value(v), x_names[s->i]) == 0;
-		if (have)
-			continue;
-		json_t *vals = json_pack("{s:i, s:s, s:s, s:s, s:s}", "model_id", s->model_id, "name", x_names[s->i],
-		    "ttype", ttype[s->i], "field_description", label[s->i], "state", "manual");
-		if (strcmp(ttype[s->i], "selection") == 0)
-			json_object_set_new(vals, "selection_ids",
-			    json_pack("[[i,i,{s:s,s:s,s:i}], [i,i,{s:s,s:s,s:i}], [i,i,{s:s,s:s,s:i}]]", 0, 0, "value",
-			        "hot", "name", "Hot", "sequence", 1, 0, 0, "value", "warm", "name", "Warm", "sequence",
-			        2, 0, 0, "value", "cold", "name", "Cold", "sequence", 3));
-		odoo_call(s->x->o, "ir.model.fields", "create", json_pack("[o]", vals), NULL, on_field_created, s);
-		return;
-	}
-	if (s->relabel) {
-		s->relabel = false;
-		odoo_call(s->x->o, "ir.model.fields", "search_read",
-		    json_pack("[[[s, s, s], [s, s, s]]]", "model", "=", "crm.lead", "name", "=", "x_source"),
-		    json_pack("{s:[s]}", "fields", "id"), on_relabel_found, s);
-		return;
-	}
-	s->x->probed = false; /* the next upsert sees the new fields */
-	setup_end(s, &ok);
-}
-
-static void
-on_relabelled(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct setup *s = arg;
-
-	if (e->kind != ODOO_OK) {
-		setup_end(s, e);
-		return;
-	}
-	setup_next(s);
-}
-
-static void
-on_relabel_found(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct setup *s = arg;
-	json_t *f = json_array_get(r, 0);
-
-	if (e->kind != ODOO_OK || f == NULL) {
-		setup_next(s); /* nothing to relabel after all */
-		return;
-	}
-	odoo_call(s->x->o, "ir.model.fields", "write",
-	    json_pack(
-	        "[[I], {s:s}]", json_integer_value(json_object_get(f, "id")), "field_description", X_SOURCE_LABEL),
-	    NULL, on_relabelled, s);
-}
-
-static void
-on_fields(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct setup *s = arg;
-	int i;
-
-	if (e->kind != ODOO_OK) {
-		setup_end(s, e);
-		return;
-	}
-	for (i = 0; i < NX; i++)
-		if (json_object_get(r, x_names[i]) != NULL)
-			json_array_append_new(s->present, json_string(x_names[i]));
-	s->relabel =
-	    strcmp(json_string_value(json_object_get(json_object_get(r, "x_source"), "string")) ?: "", "Source") == 0;
-	setup_next(s);
-}
-
-static void
-on_model(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct setup *s = arg;
-	json_t *names = json_array();
-	int i;
-
-	if (e->kind != ODOO_OK || json_array_size(r) == 0) {
-		struct odoo_error err = *e;
-		if (e->kind == ODOO_OK) {
-			err.kind = ODOO_CONFIG;
-			snprintf(
-			    err.message, sizeof(err.message), "the model crm.lead does not exist (is CRM installed?)");
-		}
-		json_decref(names);
-		setup_end(s, &err);
-		return;
-	}
-	s->model_id = (int)json_integer_value(json_array_get(r, 0));
-	for (i = 0; i < NX; i++)
-		json_array_append_new(names, json_string(x_names[i]));
-	odoo_call(s->x->o, "crm.lead", "fields_get", json_pack("[o]", names),
-	    json_pack("{s:[s, s]}", "attributes", "type", "string"), on_fields, s);
-}
-
-void
-lead_setup_fields(struct lead_ctx *x, lead_setup_fn done, void *arg)
-{
-	struct setup *s = xcalloc(1, sizeof(*s));
-
-	s->x = x;
-	s->done = done;
-	s->arg = arg;
-	s->created = json_array();
-	s->present = json_array();
-	odoo_call(x->o, "ir.model", "search", json_pack("[[[s, s, s]]]", "model", "=", "crm.lead"), NULL, on_model, s);
-}
-
-/* ---- statistics ---- */
-
-struct stats {
-	struct lead_ctx *x;
-	lead_stats_fn done;
-	void *arg;
-	json_t *out;
-	unsigned days;
-};
-
-static void
-stats_end(struct stats *st, const struct odoo_error *e)
-{
-	st->done(e, e->kind == ODOO_OK ? st->out : NULL, st->arg);
-	json_decref(st->out);
-	free(st);
-}
-
-static void
-on_days(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct stats *st = arg;
-	json_t *by_day = json_object(), *rec;
-	size_t i;
-
-	if (e->kind != ODOO_OK) {
-		json_decref(by_day);
-		stats_end(st, e);
-		return;
-	}
-	json_array_foreach(r, i, rec)
-	{
-		const char *d = json_string_value(json_object_get(rec, "create_date"));
-		char day[11];
-		if (d == NULL || strlen(d) < 10)
-			continue;
-		snprintf(day, sizeof(day), "%.10s", d);
-		json_object_set_new(by_day, day, json_integer(json_integer_value(json_object_get(by_day, day)) + 1));
-	}
-	json_object_set_new(st->out, "by_day", by_day);
-	json_object_set_new(st->out, "total_recent", json_integer((json_int_t)json_array_size(r)));
-	stats_end(st, e);
-}
-
-static void
-on_groups(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct stats *st = arg;
-	json_t *byq = json_object(), *row;
-	size_t i;
-	char since[32];
-	time_t t = time(NULL) - (time_t)st->days * 86400;
-	struct tm tm;
-
-	if (e->kind != ODOO_OK) {
-		json_decref(byq);
-		stats_end(st, e);
-		return;
-	}
-	json_array_foreach(r, i, row)
-	{
-		const char *q = json_string_value(json_object_get(row, "x_quality_score"));
-		json_object_set_new(
-		    byq, q != NULL ? q : "unset", json_integer(json_integer_value(json_object_get(row, "__count"))));
-	}
-	json_object_set_new(st->out, "by_quality", byq);
-	gmtime_r(&t, &tm);
-	strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", &tm);
-	/* Without the x_ fields, crmbridge's leads are the ones of the UTM source it sets. */
-	odoo_call(st->x->o, "crm.lead", "search_read",
-	    st->x->has_x
-	        ? json_pack("[[[s, s, s], [s, s, s]]]", "x_source", "=", st->x->source, "create_date", ">=", since)
-	        : json_pack(
-	              "[[[s, s, s], [s, s, s]]]", "source_id.name", "=", st->x->source, "create_date", ">=", since),
-	    json_pack("{s:[s], s:i}", "fields", "create_date", "limit", 10000), on_days, st);
-}
-
-static void
-stats_start(const struct lead_result *r, void *arg)
-{
-	struct stats *st = arg;
-	struct lead_ctx *x = st->x;
-	struct odoo_info info;
-
-	if (r != NULL && r->err.kind != ODOO_OK) {
-		stats_end(st, &r->err);
-		return;
-	}
-	if (!x->has_x) {
-		/* No x_quality_score to group by (and no "Invalid field" at every refresh): by day only. */
-		struct odoo_error ok = {.kind = ODOO_OK};
-		json_t *none = json_array();
-		on_groups(none, &ok, st);
-		json_decref(none);
-		return;
-	}
-	odoo_get_info(x->o, &info);
-	if (info.major >= 19) /* read_group is deprecated there and logs a warning at every call */
-		odoo_call(x->o, "crm.lead", "formatted_read_group",
-		    json_pack("[[[s, s, s]], [s], [s]]", "x_source", "=", x->source, "x_quality_score", "__count"),
-		    NULL, on_groups, st);
-	else
-		odoo_call(x->o, "crm.lead", "read_group",
-		    json_pack(
-		        "[[[s, s, s]], [s], [s]]", "x_source", "=", x->source, "x_quality_score", "x_quality_score"),
-		    json_pack("{s:b}", "lazy", 0), on_groups, st);
-}
-
-void
-lead_stats(struct lead_ctx *x, unsigned days, lead_stats_fn done, void *arg)
-{
-	struct stats *st = xcalloc(1, sizeof(*st));
-
-	st->x = x;
-	st->done = done;
-	st->arg = arg;
-	st->days = days;
-	st->out = json_object();
-	if (!x->probed) {
-		lead_probe(x, stats_start, st);
-		return;
-	}
-	stats_start(NULL, st);
-}
-
-/* ---- the phone blacklist and hand-offs ---- */
-
-struct small {
-	struct lead_ctx *x;
-	char e164[17];
-	bool add;
-	int lead_id;
-	char *note;
-	lead_simple_fn done;
-	void *arg;
-};
-
-static void
-small_end(struct small *sm, const struct odoo_error *e)
-{
-	sm->done(e, sm->arg);
-	free(sm->note);
-	free(sm);
-}
-
-static void
-on_bl_saved(json_t *r, const struct odoo_error *e, void *arg)
-{
-	small_end(arg, e);
-}
-
-static void
-on_bl_found(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct small *sm = arg;
-	json_t *rec = json_array_get(r, 0);
-	struct odoo_error ok = {.kind = ODOO_OK};
-
-	if (e->kind != ODOO_OK) {
-		small_end(sm, e);
-		return;
-	}
-	if (rec == NULL) {
-		if (!sm->add) {
-			small_end(sm, &ok); /* not blacklisted: nothing to remove */
-			return;
-		}
-		/* Odoo sanitises the number itself and answers with the existing entry when there is one. */
-		odoo_call(sm->x->o, "phone.blacklist", "create", json_pack("[{s:s}]", "number", sm->e164), NULL,
-		    on_bl_saved, sm);
-		return;
-	}
-	if (json_is_true(json_object_get(rec, "active")) == sm->add) {
-		small_end(sm, &ok);
-		return;
-	}
-	/* An archived entry is how Odoo records an unblacklisting: (re)activate or archive it. */
-	odoo_call(sm->x->o, "phone.blacklist", "write",
-	    json_pack("[[I], {s:b}]", json_integer_value(json_object_get(rec, "id")), "active", sm->add), NULL,
-	    on_bl_saved, sm);
-}
-
-void
-lead_blacklist(struct lead_ctx *x, const char *phone, bool add, lead_simple_fn done, void *arg)
-{
-	struct small *sm = xcalloc(1, sizeof(*sm));
-
-	sm->x = x;
-	sm->add = add;
-	sm->done = done;
-	sm->arg = arg;
-	if (phone_e164(phone, x->cc, sm->e164) < 0) {
-		struct odoo_error e = {.kind = ODOO_DATA};
-		snprintf(e.message, sizeof(e.message), "the phone number is not a valid international number");
-		small_end(sm, &e);
-		return;
-	}
-	odoo_call(x->o, "phone.blacklist", "search_read", json_pack("[[[s, s, s]]]", "number", "=", sm->e164),
-	    json_pack("{s:[s, s], s:{s:b}}", "fields", "id", "active", "context", "active_test", 0), on_bl_found, sm);
-}
-
-static void
-on_handoff_noted(json_t *r, const struct odoo_error *e, void *arg)
-{
-	small_end(arg, e);
-}
-
-static void
-on_handoff_assigned(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct small *sm = arg;
-	char *esc, *body;
-
-	if (e->kind != ODOO_OK) {
-		small_end(sm, e);
-		return;
-	}
-	esc = html_escape(sm->note);
-	xasprintf(&body, "<p><b>crmbridge</b>: %s</p>", esc);
-	post_note(sm->x, sm->lead_id, body, on_handoff_noted, sm);
-	free(esc);
-	free(body);
-}
-
-void
-lead_handoff(
-    struct lead_ctx *x, int lead_id, int team_id, int user_id, const char *note, lead_simple_fn done, void *arg)
-{
-	struct small *sm = xcalloc(1, sizeof(*sm));
-	struct odoo_error ok = {.kind = ODOO_OK};
-	json_t *vals = json_object();
-
-	sm->x = x;
-	sm->lead_id = lead_id;
-	sm->note = xstrdup(note);
-	sm->done = done;
-	sm->arg = arg;
-	if (team_id > 0)
-		json_object_set_new(vals, "team_id", json_integer(team_id));
-	if (user_id > 0)
-		json_object_set_new(vals, "user_id", json_integer(user_id));
-	if (json_object_size(vals) == 0) {
-		json_decref(vals);
-		on_handoff_assigned(NULL, &ok, sm);
-		return;
-	}
-	odoo_call(x->o, "crm.lead", "write", json_pack("[[i], o]", lead_id, vals), NULL, on_handoff_assigned, sm);
-}
-
-/* ---- erasure ---- */
-
-struct erasure {
-	struct lead_ctx *x;
-	char e164[17];
-	char *email;
-	int lead_id, uid;
-	lead_erase_fn done;
-	void *arg;
-	json_t *ids, *report;
-	json_t *deleted; /* lead id -> how many of its messages went */
-	size_t noted;
-};
-
-static void
-erasure_end(struct erasure *er, const struct odoo_error *e)
-{
-	er->done(e, er->report, er->arg);
-	json_decref(er->ids);
-	json_decref(er->report);
-	json_decref(er->deleted);
-	free(er->email);
-	free(er);
-}
-
-static bool
-erasure_failed(struct erasure *er, const struct odoo_error *e, const char *step)
-{
-	struct odoo_error err;
-
-	if (e->kind == ODOO_OK)
-		return false;
-	err = *e;
-	snprintf(err.message, sizeof(err.message), "%s: %.200s", step, e->message);
-	erasure_end(er, &err);
-	return true;
-}
-
-static void
-on_erase_noted(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct erasure *er = arg;
-	char note[400];
-	time_t t = time(NULL);
-	struct tm tm;
-	char day[32];
-
-	if (erasure_failed(er, e, "the erasure note"))
-		return;
-	if (er->noted >= json_array_size(er->ids)) {
-		struct odoo_error ok = {.kind = ODOO_OK};
-		erasure_end(er, &ok);
-		return;
-	}
-	gmtime_r(&t, &tm);
-	strftime(day, sizeof(day), "%Y-%m-%d %H:%M UTC", &tm);
-	{
-		/* Says what was done on this lead, and holds nothing of the person. */
-		int id = (int)json_integer_value(json_array_get(er->ids, er->noted++));
-		char key[24];
-		snprintf(key, sizeof(key), "%d", id);
-		snprintf(note, sizeof(note),
-		    "<p><b>crmbridge</b>: the customer's WhatsApp data was erased at their request on %s: the lead's "
-		    "name, contact name, phone, e-mail, city, description, interest and budget were cleared, and %lld "
-		    "chatter messages written by crmbridge on this lead were deleted. Messages and edits by other "
-		    "users "
-		    "are not touched.</p>",
-		    day, json_integer_value(json_object_get(er->deleted, key)));
-		post_note(er->x, id, note, on_erase_noted, er);
-	}
-}
-
-static void
-on_record_names_cleared(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct erasure *er = arg;
-
-	if (e->kind != ODOO_OK && e->kind != ODOO_TRANSIENT) {
-		json_object_set_new(er->report, "record_names_refused", json_string(e->message));
-		on_erase_noted(NULL, &(struct odoo_error){.kind = ODOO_OK}, er);
-		return;
-	}
-	on_erase_noted(NULL, e, er);
-}
-
-static void
-on_record_names(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct erasure *er = arg;
-	json_t *ids, *m;
-	size_t i;
-
-	if (e->kind != ODOO_OK) {
-		on_record_names_cleared(NULL, e, er);
-		return;
-	}
-	ids = json_array();
-	json_array_foreach(r, i, m)
-	    json_array_append_new(ids, json_integer(json_integer_value(json_object_get(m, "id"))));
-	json_object_set_new(er->report, "record_names_cleared", json_integer((json_int_t)json_array_size(ids)));
-	if (json_array_size(ids) == 0) {
-		json_decref(ids);
-		on_erase_noted(NULL, e, er);
-		return;
-	}
-	odoo_call(er->x->o, "mail.message", "write",
-	    json_pack("[o, {s:s}]", ids, "record_name", "WhatsApp lead (erased)"), NULL, on_record_names_cleared, er);
-}
-
-/*
- * Up to Odoo 18 every message keeps a copy of its lead's name as it was when posted (mail.message.record_name,
- * stored), the salesperson's messages too: the old name stays there after the lead is renamed. The copies
- * are rewritten (any user who can write the lead may); 19 computes record_name from the lead.
- */
-static void
-clear_record_names(struct erasure *er)
-{
-	struct odoo_info info;
-
-	odoo_get_info(er->x->o, &info);
-	if (info.major >= 19) {
-		on_erase_noted(NULL, &(struct odoo_error){.kind = ODOO_OK}, er);
-		return;
-	}
-	odoo_call(er->x->o, "mail.message", "search_read",
-	    json_pack("[[[s, s, s], [s, s, O], [s, s, s]]]", "model", "=", "crm.lead", "res_id", "in", er->ids,
-	        "record_name", "!=", "WhatsApp lead (erased)"),
-	    json_pack("{s:[s]}", "fields", "id"), on_record_names, er);
-}
-
-static void
-on_erase_unlinked(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct erasure *er = arg;
-
-	if (e->kind != ODOO_OK) {
-		if (e->kind == ODOO_TRANSIENT) {
-			erasure_failed(er, e, "deleting crmbridge's chatter messages");
-			return;
-		}
-		/* Odoo refused (rights): the fields are cleared, the messages stay; the answer says so. */
-		json_object_set_new(er->report, "messages_deleted", json_integer(0));
-		json_object_set_new(er->report, "messages_refused", json_string(e->message));
-		json_object_clear(er->deleted);
-	}
-	clear_record_names(er);
-}
-
-static void
-on_erase_messages(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct erasure *er = arg;
-	json_t *ids = json_array(), *m;
-	size_t i;
-
-	if (erasure_failed(er, e, "finding crmbridge's chatter messages")) {
-		json_decref(ids);
-		return;
-	}
-	json_array_foreach(r, i, m)
-	{
-		char key[24];
-		snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(json_object_get(m, "res_id")));
-		json_object_set_new(
-		    er->deleted, key, json_integer(json_integer_value(json_object_get(er->deleted, key)) + 1));
-		json_array_append_new(ids, json_integer(json_integer_value(json_object_get(m, "id"))));
-	}
-	json_object_set_new(er->report, "messages_deleted", json_integer((json_int_t)json_array_size(ids)));
-	if (json_array_size(ids) == 0) {
-		json_decref(ids);
-		clear_record_names(er);
-		return;
-	}
-	/* The notes and the tracking messages of crmbridge's writes; their tracking values go with them. */
-	odoo_call(er->x->o, "mail.message", "unlink", json_pack("[o]", ids), NULL, on_erase_unlinked, er);
-}
-
-static void
-on_erase_written(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct erasure *er = arg;
-
-	if (erasure_failed(er, e, "clearing the leads"))
-		return;
-	odoo_call(er->x->o, "mail.message", "search_read",
-	    json_pack("[[[s, s, s], [s, s, O], [s, s, i]]]", "model", "=", "crm.lead", "res_id", "in", er->ids,
-	        "create_uid", "=", er->uid),
-	    json_pack("{s:[s, s]}", "fields", "id", "res_id"), on_erase_messages, er);
-}
-
-static void
-on_erase_found(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct erasure *er = arg;
-	struct lead_ctx *x = er->x;
-	json_t *rec, *vals;
-	size_t i;
-
-	if (erasure_failed(er, e, "finding the leads"))
-		return;
-	json_array_foreach(r, i, rec)
-	{
-		int id = (int)json_integer_value(json_object_get(rec, "id"));
-		if (id == er->lead_id || lead_matches(rec, er->e164, er->email))
-			json_array_append_new(er->ids, json_integer(id));
-	}
-	json_object_set(er->report, "leads", er->ids);
-	if (json_array_size(er->ids) == 0) {
-		struct odoo_error ok = {.kind = ODOO_OK};
-		erasure_end(er, &ok);
-		return;
-	}
-	/* What came from WhatsApp about the person; the leads, their stages and scores stay for the team. */
-	vals = json_pack("{s:s, s:b, s:b, s:b, s:b, s:s}", "name", "WhatsApp lead (erased)", "phone", 0, "contact_name",
-	    0, "email_from", 0, "city", 0, "description", "<p>Erased at the customer's request.</p>");
-	if (x->has_mobile)
-		json_object_set_new(vals, "mobile", json_false());
-	if (x->has_x) {
-		json_object_set_new(vals, "x_product_interest", json_false());
-		json_object_set_new(vals, "x_budget_range", json_false());
-	}
-	/* Without tracking: Odoo would otherwise keep the old values in the chatter ("Phone +57... -> False"). */
-	odoo_call(x->o, "crm.lead", "write", json_pack("[O, o]", er->ids, vals),
-	    json_pack("{s:{s:b, s:b}}", "context", "tracking_disable", 1, "mail_notrack", 1), on_erase_written, er);
-}
-
-static void
-on_erase_uid(json_t *r, const struct odoo_error *e, void *arg)
-{
-	struct erasure *er = arg;
-	struct lead_ctx *x = er->x;
-	json_t *domain, *fields;
-
-	if (erasure_failed(er, e, "reading crmbridge's own user"))
-		return;
-	er->uid = (int)json_integer_value(json_object_get(r, "uid"));
-	domain = match_domain(x, er->e164, er->email);
-	if (er->lead_id > 0) {
-		/* ["|", ["id", "=", lead], <the phone's domain>] */
-		json_t *d2 = json_pack("[s, [s, s, i]]", "|", "id", "=", er->lead_id);
-		json_t *active = json_array_get(domain, json_array_size(domain) - 1);
-		json_incref(active);
-		json_array_remove(domain, json_array_size(domain) - 1);
-		json_array_extend(d2, domain);
-		json_decref(domain);
-		domain = json_pack("[s]", "&");
-		json_array_append_new(domain, active);
-		json_array_extend(domain, d2);
-		json_decref(d2);
-	}
-	fields = json_pack("[s, s, s, s]", "id", "phone", "phone_sanitized", "email_from");
-	if (x->has_mobile)
-		json_array_append_new(fields, json_string("mobile"));
-	odoo_call(x->o, "crm.lead", "search_read", json_pack("[o]", domain),
-	    json_pack("{s:o, s:i}", "fields", fields, "limit", 200), on_erase_found, er);
-}
-
-static void
-on_erase_probed(const struct lead_result *r, void *arg)
-{
-	struct erasure *er = arg;
-
-	if (erasure_failed(er, &r->err, "reading crm.lead's fields"))
-		return;
-	odoo_call(er->x->o, "res.users", "context_get", json_array(), NULL, on_erase_uid, er);
-}
-
-void
-lead_erase(struct lead_ctx *x, const char *phone, const char *email, int lead_id, lead_erase_fn done, void *arg)
-{
-	struct erasure *er = xcalloc(1, sizeof(*er));
-
-	er->x = x;
-	er->lead_id = lead_id;
-	er->email = email != NULL && *email != '\0' ? xstrdup(email) : NULL;
-	er->done = done;
-	er->arg = arg;
-	er->ids = json_array();
-	er->report = json_object();
-	er->deleted = json_object();
-	if (phone_e164(phone, x->cc, er->e164) < 0) {
-		struct odoo_error e = {.kind = ODOO_DATA};
-		snprintf(e.message, sizeof(e.message), "the phone number is not a valid international number");
-		erasure_end(er, &e);
-		return;
-	}
-	if (!x->probed) {
-		lead_probe(x, on_erase_probed, er);
-		return;
-	}
-	odoo_call(x->o, "res.users", "context_get", json_array(), NULL, on_erase_uid, er);
 }

@@ -40,6 +40,12 @@ struct lead_input {
 	 * if the search finds none; the call fails as transient instead. 0: none.
 	 */
 	uint64_t create_after_ms;
+	/*
+	 * The lead this conversation already has (0: none yet): looked up by id
+	 * (and the exact phone) instead of by every form of the number, which
+	 * scans crm_lead; kept even if a person changed its phone since.
+	 */
+	int lead_id;
 	bool post_note;
 	const char *extra_tag; /* a crm.tag name added to this lead ("Support"), or NULL */
 };

@@ -41,6 +41,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 1:
 	case -1:
+	case -2:
 		if (result != NULL || e.kind == ODOO_OK)
 			__builtin_trap();
 		break;
