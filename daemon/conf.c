@@ -97,7 +97,9 @@ static const struct key conf_keys[] = {
     {"server", "log_level", "CRMBRIDGE_LOG_LEVEL", NULL, K_LOGLEVEL, 0, 0, 0, "info", OFF(log_level), NULL},
 
     {"http", "max_body", NULL, NULL, K_SIZE, 0, 1024, 65536, "64KiB", OFF(http_max_body), NULL},
+    {"http", "max_uri", NULL, NULL, K_SIZE, 0, 256, 1048576, "8KiB", OFF(http_max_uri), NULL},
     {"http", "max_connections", NULL, NULL, K_INT, 0, 1, 65536, "1024", OFF(http_max_connections), NULL},
+    {"http", "max_connections_per_address", NULL, NULL, K_INT, 0, 0, 65536, "64", OFF(http_max_per_address), NULL},
     {"http", "idle_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(3600), "30s", OFF(http_idle_timeout_ms), NULL},
     {"http", "request_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(600), "10s", OFF(http_request_timeout_ms), NULL},
     {"http", "connection_memory", NULL, NULL, K_SIZE, 0, 8192, 1048576, "32KiB", OFF(http_connection_memory), NULL},
@@ -954,6 +956,10 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 		conf_error(errs, "key 'twilio.auth_token': required when twilio.auth_token_secondary is set");
 	if (c->http_body_memory < c->http_max_body)
 		conf_error(errs, "key 'http.body_memory': must be at least http.max_body");
+	if (c->http_max_uri * 2 > c->http_connection_memory)
+		conf_error(errs,
+		    "key 'http.max_uri': must be at most half of http.connection_memory (the request line and headers "
+		    "share it): lower max_uri or raise connection_memory");
 	if (c->links_stripe_secret_key != NULL &&
 	    (c->links_stripe_price == NULL || c->links_stripe_success_url == NULL))
 		conf_error(errs,

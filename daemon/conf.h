@@ -25,7 +25,9 @@ struct conf {
 
 	/* [http] */
 	uint64_t http_max_body;
+	uint64_t http_max_uri;
 	long long http_max_connections;
+	long long http_max_per_address;
 	uint64_t http_idle_timeout_ms;
 	uint64_t http_request_timeout_ms;
 	uint64_t http_connection_memory;

@@ -4,7 +4,13 @@
  * whole daemon is one thread. On top of MHD this adds what it lacks: a total
  * deadline for receiving a request (MHD only has an idle timeout, which a
  * client sending a byte a second never trips), a global memory budget for
- * request bodies, routing with 404/405, and JSON error bodies.
+ * request bodies counted as their bytes arrive, a limit on the request
+ * target (414), routing with 404/405, and JSON error bodies.
+ *
+ * Every request is also tied to its connection: libmicrohttpd drops a
+ * request it cannot parse (a query of 20,000 '&' overflows its per-connection
+ * pool) without the completion callback, so what on_uri allocated is freed
+ * when the connection closes.
  */
 #include "config.h"
 
@@ -36,12 +42,14 @@ struct hconn {
 	struct http_server *srv;
 	int fd;
 	uint64_t deadline; /* 0: none (a request is being handled) */
+	struct http_request *req; /* the request on it, until completed */
 	struct hconn *prev, *next;
 };
 
 struct http_request {
 	struct http_server *srv;
 	struct MHD_Connection *conn;
+	struct hconn *hc; /* its connection, or NULL */
 	char *raw_uri;
 	const char *query; /* points into raw_uri */
 	const char *method;
@@ -52,9 +60,10 @@ struct http_request {
 	bool dispatched; /* the handler has been called */
 	bool suspended;
 	bool too_large;
-	unsigned reject; /* an early answer (413/503) decided before the body */
+	unsigned reject; /* an early answer (414, 503) decided before the body */
 	char *body;
 	size_t body_len, body_cap, reserved;
+	size_t body_expect; /* the Content-Length, 0 when none */
 	char *params[HTTP_MAX_PARAMS];
 	struct MHD_Response *response;
 	unsigned status;
@@ -72,13 +81,15 @@ struct http_server {
 	const struct http_route *routes;
 	size_t nroutes;
 	void *arg;
-	size_t body_bytes; /* reserved for bodies in memory */
+	size_t body_bytes; /* body bytes held in memory, all requests together */
 	struct hconn *conns;
 	struct http_request *suspended;
 	struct http_stats st;
+	bool rerun; /* run libmicrohttpd again: it has a connection to close */
 };
 
 static void http_run(struct http_server *s);
+static void request_drop(struct http_request *r);
 
 /* ---- addresses ---- */
 
@@ -184,6 +195,7 @@ status_name(unsigned status)
 	case 408: return "request_timeout";
 	case 409: return "conflict";
 	case 413: return "payload_too_large";
+	case 414: return "uri_too_long";
 	case 415: return "unsupported_media_type";
 	case 422: return "unprocessable_entity";
 	case 429: return "too_many_requests";
@@ -443,6 +455,8 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum M
 		h = *socket_context;
 		if (h == NULL)
 			return;
+		if (h->req != NULL)
+			request_drop(h->req);
 		if (h->prev != NULL)
 			h->prev->next = h->next;
 		else
@@ -455,22 +469,6 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum M
 	}
 }
 
-/* Called when the request line has been read: we keep the raw URI for signature checks. */
-static void *
-on_uri(void *cls, const char *uri, struct MHD_Connection *c)
-{
-	struct http_request *r = xcalloc(1, sizeof(*r));
-	char *q;
-
-	r->srv = cls;
-	r->conn = c;
-	r->raw_uri = xstrdup(uri);
-	r->start = now_usec();
-	if ((q = strchr(r->raw_uri, '?')) != NULL)
-		r->query = q + 1;
-	return r;
-}
-
 static void
 request_free(struct http_request *r)
 {
@@ -478,6 +476,8 @@ request_free(struct http_request *r)
 
 	if (r == NULL)
 		return;
+	if (r->hc != NULL && r->hc->req == r)
+		r->hc->req = NULL;
 	r->srv->body_bytes -= r->reserved;
 	for (i = 0; i < HTTP_MAX_PARAMS; i++)
 		free(r->params[i]);
@@ -490,6 +490,54 @@ request_free(struct http_request *r)
 	free(r->body);
 	free(r->raw_uri);
 	free(r);
+}
+
+/*
+ * A request libmicrohttpd gave up on without completing it (it closed the
+ * connection, or started the next request line): nobody else will free it.
+ * One a handler holds (dispatched) is left alone: its answer is still owed.
+ */
+static void
+request_drop(struct http_request *r)
+{
+	if (r->dispatched) {
+		log_warnx("http: a connection closed under a request being answered");
+		r->hc->req = NULL;
+		r->hc = NULL;
+		return;
+	}
+	r->srv->st.closed_early++;
+	request_free(r);
+}
+
+/* Called when the request line has been read: we keep the raw URI for signature checks. */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct http_server *s = cls;
+	struct http_request *r = xcalloc(1, sizeof(*r));
+	struct hconn *h = conn_of(c);
+	char *q;
+
+	r->srv = s;
+	r->conn = c;
+	r->start = now_usec();
+	if (strlen(uri) > s->lim.max_uri) {
+		/* Refused before it costs more: neither copied nor routed. */
+		r->reject = 414;
+		r->raw_uri = xstrdup("");
+	} else {
+		r->raw_uri = xstrdup(uri);
+		if ((q = strchr(r->raw_uri, '?')) != NULL)
+			r->query = q + 1;
+	}
+	if (h != NULL) {
+		if (h->req != NULL)
+			request_drop(h->req);
+		h->req = r;
+		r->hc = h;
+	}
+	return r;
 }
 
 static void
@@ -525,6 +573,8 @@ queue_response(struct http_request *r)
 		s->st.status_2xx++;
 	if (r->status == 413)
 		s->st.too_large++;
+	else if (r->status == 414)
+		s->st.too_long++;
 	/* Paths may carry a phone number: the access log names the route instead. */
 	log_debug("http: %s %s %u %.1f ms", r->method != NULL ? r->method : "-",
 	    r->pattern != NULL ? r->pattern : "(no route)", r->status, (double)(now_usec() - r->start) / 1000.0);
@@ -566,6 +616,18 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		r->started = true;
 		r->method = method;
 		r->path = url;
+		if (r->reject == 414) {
+			http_reply_error(r, 414, "request target longer than %zu bytes", s->lim.max_uri);
+			return queue_response(r);
+		}
+		if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL &&
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH) != NULL) {
+			/* RFC 9112 6.1: the framing is ambiguous (a smuggling attempt): answer and close. */
+			s->st.conflicting_length++;
+			http_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+			http_reply_error(r, 400, "both Content-Length and Transfer-Encoding: send one of them");
+			return queue_response(r);
+		}
 		route = route_find(s, r, allow, sizeof(allow), &path_found);
 		if (route == NULL) {
 			if (path_found) {
@@ -587,11 +649,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 				http_reply_error(r, 413, "body larger than %zu bytes", s->lim.max_body);
 				return queue_response(r);
 			}
-			if (n > 0 && !body_reserve(r, (size_t)n + 1)) { /* + NUL */
-				http_add_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-				http_reply_error(r, 503, "too many requests in progress, retry");
-				return queue_response(r);
-			}
+			/* Nothing is reserved yet: the budget counts bytes as they arrive, so connections that
+			   announce a body and send none cost nothing. The length only sizes the buffer. */
+			r->body_expect = (size_t)n;
 		}
 		return MHD_YES;
 	}
@@ -610,9 +670,12 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 			size_t cap = r->body_cap == 0 ? 1024 : r->body_cap;
 			while (cap < r->body_len + n + 1)
 				cap *= 2;
+			/* With a Content-Length, no more than it needs; chunked bodies grow by doubling. */
+			if (r->body_expect > 0 && r->body_len + n <= r->body_expect && cap > r->body_expect + 1)
+				cap = r->body_expect + 1;
 			if (cap > s->lim.max_body + 1)
 				cap = s->lim.max_body + 1;
-			/* Chunked bodies have no Content-Length: reserve as they grow. */
+			/* Reserved as the buffer grows, that is as the bytes arrive. */
 			if (cap > r->reserved && !body_reserve(r, cap - r->reserved)) {
 				r->reject = 503;
 				return MHD_YES;
@@ -678,9 +741,14 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char buf[256];
 
+	struct http_server *s = cls;
+
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
 	log_debug("http: libmicrohttpd: %s", buf);
+	/* It gave up on a request (malformed, over its memory): it closes the connection on its next run. */
+	if (strstr(buf, "Closing connection") != NULL)
+		s->rerun = true;
 }
 
 /* ---- loop integration ---- */
@@ -699,9 +767,10 @@ http_run(struct http_server *s)
 	 * connection, a response to write): run it again at once rather than
 	 * through a timer, which sd-event may coalesce by its accuracy.
 	 */
-	do
+	do {
+		s->rerun = false;
 		MHD_run(s->mhd);
-	while (MHD_get_timeout(s->mhd, &to) == MHD_YES && to == 0 && ++rounds < 8);
+	} while ((s->rerun || (MHD_get_timeout(s->mhd, &to) == MHD_YES && to == 0)) && ++rounds < 8);
 	if (MHD_get_timeout(s->mhd, &to) == MHD_YES) {
 		sd_event_source_set_time(s->timer, now_usec() + (uint64_t)to * 1000);
 		sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
@@ -767,9 +836,10 @@ http_new(sd_event *e, int listen_fd, const struct http_limits *lim, const struct
 	s->listen_fd = listen_fd;
 	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 	    on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
-	    MHD_OPTION_CONNECTION_LIMIT, lim->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, lim->connection_memory, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_END);
+	    MHD_OPTION_CONNECTION_LIMIT, lim->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->max_per_address,
+	    MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    lim->connection_memory, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_END);
 	if (s->mhd == NULL) {
 		log_warnx("http: libmicrohttpd failed to start");
 		goto fail;
@@ -809,8 +879,9 @@ http_quiesce(struct http_server *s)
 void
 http_set_limits(struct http_server *s, const struct http_limits *lim)
 {
-	/* MHD fixes connection limits, idle timeout and pool size at start. */
+	/* MHD fixes connection limits (total and per address), idle timeout and pool size at start. */
 	s->lim.max_body = lim->max_body;
+	s->lim.max_uri = lim->max_uri;
 	s->lim.request_timeout_ms = lim->request_timeout_ms;
 	s->lim.body_memory = lim->body_memory;
 }

@@ -28,17 +28,23 @@ struct http_route {
 
 struct http_limits {
 	size_t max_body; /* larger bodies get 413 */
+	size_t max_uri; /* longer request targets (path and query) get 414 */
 	unsigned max_connections; /* further connections are refused */
+	unsigned max_per_address; /* further connections from one address are refused; 0: no limit */
 	unsigned idle_timeout_s; /* an idle connection is closed after this */
 	uint64_t request_timeout_ms; /* a request must arrive whole within this */
 	size_t connection_memory; /* per-connection memory for headers */
-	size_t body_memory; /* all buffered bodies together; beyond: 503 */
+	size_t body_memory; /* all body bytes received and not yet answered; beyond: 503 */
 };
 
 struct http_stats {
 	uint64_t requests;
 	uint64_t status_2xx, status_3xx, status_4xx, status_5xx;
 	uint64_t too_large; /* 413 answers */
+	uint64_t too_long; /* 414 answers */
+	uint64_t closed_early; /* requests libmicrohttpd dropped before they were whole (malformed, over its memory) */
+	uint64_t
+	    conflicting_length; /* requests with both Content-Length and Transfer-Encoding, answered 400 and closed */
 	uint64_t slow_clients; /* connections cut for not sending a request in time */
 	uint64_t connections; /* open now */
 	uint64_t in_flight; /* requests received and not yet answered */

@@ -41,7 +41,9 @@ void
 daemon_http_limits(const struct conf *c, struct http_limits *lim)
 {
 	lim->max_body = c->http_max_body;
+	lim->max_uri = c->http_max_uri;
 	lim->max_connections = (unsigned)c->http_max_connections;
+	lim->max_per_address = (unsigned)c->http_max_per_address;
 	lim->idle_timeout_s = (unsigned)((c->http_idle_timeout_ms + 999) / 1000);
 	lim->request_timeout_ms = c->http_request_timeout_ms;
 	lim->connection_memory = c->http_connection_memory;

@@ -136,6 +136,14 @@ write_metrics(FILE *f, struct daemon *d)
 	prom_sample(f, "crmbridge_http_responses_total", L("class", "4xx"), (double)hs.status_4xx);
 	prom_sample(f, "crmbridge_http_responses_total", L("class", "5xx"), (double)hs.status_5xx);
 	gauge(f, "crmbridge_http_connections", "Open HTTP connections on the main listener.", (double)hs.connections);
+	prom_family(f, "crmbridge_http_refused_total", "counter",
+	    "HTTP requests refused before a handler saw them, by reason (main listener).");
+	prom_sample(f, "crmbridge_http_refused_total", L("reason", "body_too_large"), (double)hs.too_large);
+	prom_sample(f, "crmbridge_http_refused_total", L("reason", "uri_too_long"), (double)hs.too_long);
+	prom_sample(
+	    f, "crmbridge_http_refused_total", L("reason", "conflicting_length"), (double)hs.conflicting_length);
+	prom_sample(f, "crmbridge_http_refused_total", L("reason", "closed_early"), (double)hs.closed_early);
+	prom_sample(f, "crmbridge_http_refused_total", L("reason", "slow_client"), (double)hs.slow_clients);
 	counter(f, "crmbridge_admin_auth_failures_total", "Admin requests refused for a missing or wrong token.",
 	    (double)d->auth_failures);
 

@@ -89,7 +89,9 @@ server_thread(void *arg)
 {
 	struct http_limits lim = {
 	    .max_body = 65536,
+	    .max_uri = 4096,
 	    .max_connections = 8,
+	    .max_per_address = 6,
 	    .idle_timeout_s = 30,
 	    .request_timeout_ms = 2000,
 	    .connection_memory = 32768,
@@ -110,16 +112,27 @@ server_thread(void *arg)
 
 /* ---- a raw client ---- */
 
+/* Connects from 127.0.0.<from> (every loopback address is local), so tests can be several clients. */
 static int
-dial(void)
+dial_from(unsigned from)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in src = {.sin_family = AF_INET};
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
+	src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + from - 1);
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0)
+		abort();
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
 		abort();
 	return fd;
+}
+
+static int
+dial(void)
+{
+	return dial_from(1);
 }
 
 static void
@@ -325,7 +338,7 @@ test_connection_limit(void)
 	const char *req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
 	for (i = 0; i < 8; i++)
-		fds[i] = dial();
+		fds[i] = dial_from(2 + (unsigned)i % 4); /* two from each of four addresses */
 	usleep(200000);
 	/* The ninth waits in the kernel's backlog: MHD stops accepting at the limit. */
 	extra = dial();
@@ -346,22 +359,28 @@ test_body_budget(void)
 	int fds[4], i;
 	struct resp r;
 	const char *head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\nConnection: close\r\n\r\n";
+	const char *small =
+	    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789";
 	static char big[65536];
 
-	/* Four 64 KiB uploads in progress take the whole budget. */
+	/* Four connections announce 64 KiB bodies and send none: the budget counts bytes received, not promised. */
 	for (i = 0; i < 4; i++) {
-		fds[i] = dial();
+		fds[i] = dial_from(2);
 		send_all(fds[i], head, strlen(head));
 		send_all(fds[i], "abc", 3);
 	}
 	usleep(200000);
-	is_int(request("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\n", &r), 503,
-	    "when buffered bodies reach http.body_memory, a new upload gets 503");
+	is_int(request(small, &r), 200, "connections that announce big bodies and send none do not hold the budget");
+	/* Four 64 KiB uploads that did arrive take it all. */
+	memset(big, 'b', sizeof(big));
+	for (i = 0; i < 4; i++)
+		send_all(fds[i], big, 65000);
+	usleep(300000);
+	is_int(request(small, &r), 503, "when received bodies reach http.body_memory, a new upload gets 503");
 	ok(strcasestr(r.head, "Retry-After: 1") != NULL, "with Retry-After");
 	is_int(request("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r), 200,
 	    "requests without a body are still served");
-	memset(big, 'b', sizeof(big));
-	send_all(fds[0], big, 65536 - 3);
+	send_all(fds[0], big, 65536 - 65003);
 	is_int(read_resp(fds[0], &r, 5000), 200, "the uploads in progress complete");
 	for (i = 0; i < 4; i++)
 		close(fds[i]);
@@ -371,6 +390,80 @@ test_body_budget(void)
 	               "234567890123456789",
 	           &r),
 	    200, "and once they end, the budget is free again");
+}
+
+/* A query of 20,000 '&' overflows libmicrohttpd's per-connection pool: it drops the request and closes. */
+static void
+test_query_flood(void)
+{
+	static char req[20100];
+	struct resp r;
+	int i, closed = 0, st;
+	size_t n;
+
+	n = (size_t)snprintf(req, sizeof(req), "GET /health?");
+	memset(req + n, '&', 20000);
+	n += 20000;
+	n += (size_t)snprintf(req + n, sizeof(req) - n, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	for (i = 0; i < 500; i++)
+		if ((st = request(req, &r)) == 0 || st == 414 || st == 431)
+			closed++;
+	is_int(closed, 500, "500 requests with 20,000 '&' in the query are refused or closed");
+	is_int(request("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r), 200,
+	    "and the server still answers");
+}
+
+static void
+test_long_target(void)
+{
+	static char req[8192];
+	struct resp r;
+	size_t n = (size_t)snprintf(req, sizeof(req), "GET /health?a=");
+
+	memset(req + n, 'x', 5000);
+	n += 5000;
+	snprintf(req + n, sizeof(req) - n, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	is_int(request(req, &r), 414, "a request target longer than max_uri gets 414");
+	ok(strstr(r.body, "\"status\":\"uri_too_long\"") != NULL, "414 has a JSON error body");
+	memset(req + 14, 'x', 3000);
+	snprintf(req + 14 + 3000, sizeof(req) - 14 - 3000, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	is_int(request(req, &r), 200, "one within it is served");
+}
+
+/* RFC 9112 6.1: Content-Length with Transfer-Encoding is how requests are smuggled past a proxy. */
+static void
+test_conflicting_length(void)
+{
+	const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                  "5\r\nhello\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct resp r;
+	int fd = dial();
+
+	send_all(fd, req, strlen(req));
+	is_int(read_resp(fd, &r, 5000), 400, "a request with both Content-Length and Transfer-Encoding gets 400");
+	ok(strcasestr(r.head, "Connection: close") != NULL, "with Connection: close");
+	ok(wait_closed(fd, 3000, NULL) >= 0, "and the connection is closed: nothing after it is read as a request");
+	close(fd);
+}
+
+/* One address may hold max_per_address connections; others are still served. */
+static void
+test_per_address(void)
+{
+	int fds[6], extra, i;
+	struct resp r;
+	const char *req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+	for (i = 0; i < 6; i++)
+		fds[i] = dial_from(9);
+	usleep(200000);
+	extra = dial_from(9);
+	send_all(extra, req, strlen(req));
+	is_int(read_resp(extra, &r, 2000), 0, "a seventh connection from one address is closed at once");
+	close(extra);
+	is_int(request(req, &r), 200, "while another address is served");
+	for (i = 0; i < 6; i++)
+		close(fds[i]);
 }
 
 int
@@ -400,6 +493,10 @@ main(void)
 	test_body_budget();
 	test_slow_clients();
 	test_connection_limit();
+	test_query_flood();
+	test_long_target();
+	test_conflicting_length();
+	test_per_address();
 
 	if (write(stop_fd, &one, sizeof(one)) != sizeof(one))
 		abort();
@@ -408,6 +505,10 @@ main(void)
 	ok(st.too_large >= 2, "413 answers are counted (%llu)", (unsigned long long)st.too_large);
 	ok(st.slow_clients >= 3, "cut slow clients are counted (%llu)", (unsigned long long)st.slow_clients);
 	ok(st.status_4xx >= 6, "4xx answers are counted (%llu)", (unsigned long long)st.status_4xx);
+	ok(st.closed_early >= 500, "requests libmicrohttpd dropped are counted (%llu)",
+	    (unsigned long long)st.closed_early);
+	is_int((int)st.too_long, 1, "so are 414 answers");
+	is_int((int)st.conflicting_length, 1, "and requests with conflicting lengths");
 	http_free(srv);
 	sd_event_unref(ev);
 	close(stop_fd);
