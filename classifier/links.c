@@ -21,6 +21,7 @@
 struct norm {
 	char *lo, *cs;
 	size_t n;
+	size_t clean_to; /* the path up to here was read by climbs() and found clean */
 };
 
 /* A configured URL, split for comparison; the pointers point into the caller's string. */
@@ -358,12 +359,16 @@ prefix_ci(const char *s, size_t n, const char *p, size_t pn)
 /*
  * Whether the path that goes on at nm[pos] (after a configured prefix)
  * climbs out of it: a segment that starts with '.' or "%2e", or a backslash.
+ * A path already read clean is not read again, so configured URLs run
+ * together ("https://a.example/https://a.example/...") stay linear.
  */
 static bool
-climbs(const struct norm *nm, size_t pos, bool at_segment)
+climbs(struct norm *nm, size_t pos, bool at_segment)
 {
 	size_t k;
 
+	if (pos < nm->clean_to)
+		return false;
 	for (k = pos; k < nm->n && !endc(nm->lo[k]) && nm->lo[k] != '?' && nm->lo[k] != '#'; k++) {
 		if (nm->lo[k] == '\\')
 			return true;
@@ -371,12 +376,13 @@ climbs(const struct norm *nm, size_t pos, bool at_segment)
 			if (nm->lo[k] == '.' || strncmp(nm->lo + k, "%2e", 3) == 0)
 				return true;
 	}
+	nm->clean_to = k;
 	return false;
 }
 
 /* Where the configured URL al ends in the link at nm[i], or 0 when the link is not al. */
 static size_t
-allowed_match(const struct norm *nm, size_t i, enum link_kind kind, const struct allowed *al)
+allowed_match(struct norm *nm, size_t i, enum link_kind kind, const struct allowed *al)
 {
 	const char *lo = nm->lo;
 	size_t m = nm->n, pos = i;

@@ -255,6 +255,13 @@ main(void)
 		for (k = 0; k + 30 < n; k += 31)
 			memcpy(big + k, "https://cal.com/muebles/visita", 30);
 		ok(!check(big, shop, NSHOP), "configured links run together");
+		{
+			const char *root[] = {"https://a.example.com/"};
+			for (k = 0; k + 22 <= n; k += 22)
+				memcpy(big + k, "https://a.example.com/", 22);
+			big[k] = '\0';
+			ok(check(big, root, 1), "a megabyte of links under a configured root, each path read once");
+		}
 		free(big);
 	}
 	return done_testing();
