@@ -1,7 +1,6 @@
 /* The offline classification: rules, then policy, then the question. */
 #include "config.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +110,8 @@ struct classifier {
 	const struct lexicon *lx;
 	struct policy p;
 	struct gemini *g;
-	struct reply_links links; /* urls owned */
+	struct reply_links links; /* links.urls is urls */
+	char **urls;
 	bool media; /* voice notes and images go to the model */
 	struct classifier_stats st;
 };
@@ -198,13 +198,14 @@ classifier_new(const struct lexicon *lx, const struct policy *p, struct gemini *
 }
 
 static void
-links_clear(struct reply_links *l)
+urls_free(struct classifier *cl)
 {
-	for (size_t i = 0; i < l->n; i++)
-		free((char *)(uintptr_t)l->urls[i]);
-	free((void *)(uintptr_t)l->urls);
-	l->urls = NULL;
-	l->n = 0;
+	for (size_t i = 0; i < cl->links.n; i++)
+		free(cl->urls[i]);
+	free(cl->urls);
+	cl->urls = NULL;
+	cl->links.urls = NULL;
+	cl->links.n = 0;
 }
 
 void
@@ -216,7 +217,8 @@ classifier_set_links(struct classifier *cl, const char *const *urls, size_t n)
 	for (i = 0; i < n; i++)
 		if (urls[i] != NULL)
 			copy[k++] = xstrdup(urls[i]);
-	links_clear(&cl->links);
+	urls_free(cl);
+	cl->urls = copy;
 	cl->links.urls = (const char *const *)copy;
 	cl->links.n = k;
 }
@@ -237,7 +239,7 @@ void
 classifier_free(struct classifier *cl)
 {
 	if (cl != NULL)
-		links_clear(&cl->links);
+		urls_free(cl);
 	free(cl);
 }
 

@@ -76,6 +76,18 @@ test_reply_links(void)
 	r = merged_reply(text, evil, &any);
 	is_str(r, evil, "classifier.allow_links = yes lets any link through");
 	free(r);
+
+	/* The classifier keeps its own copy of the URLs, replaced as a whole (LeakSanitizer checks the frees). */
+	{
+		struct classifier *cl = classifier_new(lx, &pol, NULL, false);
+		char url[] = "https://cal.com/muebles/visita";
+		classifier_set_links(cl, (const char *const[]){url, NULL}, 2);
+		url[0] = 'X';
+		classifier_set_links(cl, (const char *const[]){NULL}, 1);
+		classifier_set_links(cl, NULL, 0);
+		classifier_free(cl);
+		ok(1, "classifier_set_links copies, replaces and frees its URLs");
+	}
 }
 
 static void
