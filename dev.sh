@@ -17,7 +17,7 @@ cd "$top"
 
 PACKAGES="build-essential autoconf automake libtool pkgconf \
 libcurl4-openssl-dev libxml2-dev libjansson-dev libhiredis-dev libgcrypt20-dev \
-libmicrohttpd-dev libsystemd-dev libinih-dev redis-server python3 systemd curl prometheus clang"
+libmicrohttpd-dev libsystemd-dev libinih-dev libpsl-dev redis-server python3 systemd curl prometheus clang"
 
 say() { printf '==> %s\n' "$*" >&2; }
 

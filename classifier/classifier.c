@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "classifier.h"
+#include "links.h"
 #include "text.h"
+#include "common/log.h"
 #include "common/xmalloc.h"
 
 const char *
@@ -45,21 +47,27 @@ classify_offline(const struct lexicon *lx, const struct policy *p, const struct 
 
 /* The reply checks a generated reply must pass to be sent. */
 static bool
-reply_ok(const struct lexicon *lx, const char *reply, const char *lang, bool allow_links)
+reply_ok(const struct lexicon *lx, const char *reply, const char *lang, const struct reply_links *links)
 {
-	char detected[3];
+	char detected[3], why[96], esc[128];
 
 	if (reply == NULL || *reply == '\0' || strlen(reply) > 600)
 		return false;
-	if (!allow_links && (strstr(reply, "http://") || strstr(reply, "https://") || strstr(reply, "www.")))
+	if ((links == NULL || !links->any) &&
+	    !links_only_allowed(
+	        reply, links != NULL ? links->urls : NULL, links != NULL ? links->n : 0, why, sizeof(why))) {
+		/* The host alone: the rest of the reply is the customer's conversation. */
+		log_debug(
+		    "classifier: the model's reply is not sent: it links to %s", log_escape(why, esc, sizeof(esc)));
 		return false;
+	}
 	rules_language(lx, reply, detected);
 	return strcmp(detected, lang) == 0;
 }
 
 void
 classify_merge(const struct lexicon *lx, const struct policy *p, const struct conversation *c,
-    const struct analysis *advice, int model_action, bool allow_links, struct analysis *a)
+    const struct analysis *advice, int model_action, const struct reply_links *links, struct analysis *a)
 {
 	struct signals sg;
 	int i;
@@ -87,7 +95,7 @@ classify_merge(const struct lexicon *lx, const struct policy *p, const struct co
 	a->invented = advice->invented;
 	a->tokens = advice->tokens;
 	policy_decide(p, &sg, a);
-	if (model_action == (int)a->action && reply_ok(lx, advice->reply, a->lang, allow_links)) {
+	if (model_action == (int)a->action && reply_ok(lx, advice->reply, a->lang, links)) {
 		free(a->reply);
 		a->reply = xstrdup(advice->reply);
 	} else {
@@ -102,7 +110,8 @@ struct classifier {
 	const struct lexicon *lx;
 	struct policy p;
 	struct gemini *g;
-	bool allow_links;
+	struct reply_links links; /* links.urls is urls */
+	char **urls;
 	bool media; /* voice notes and images go to the model */
 	struct classifier_stats st;
 };
@@ -128,7 +137,7 @@ on_gemini(enum gemini_outcome o, const struct analysis *advice, int model_action
 			free(r->conv.msg[r->conv.media_at].text);
 			r->conv.msg[r->conv.media_at].text = xstrdup(advice->transcript);
 		}
-		classify_merge(r->cl->lx, &r->cl->p, &r->conv, advice, model_action, r->cl->allow_links, &a);
+		classify_merge(r->cl->lx, &r->cl->p, &r->conv, advice, model_action, &r->cl->links, &a);
 	} else {
 		/* Any failure: the offline rules answer, and the reason is counted. */
 		r->cl->st.fallbacks++;
@@ -183,9 +192,35 @@ classifier_new(const struct lexicon *lx, const struct policy *p, struct gemini *
 	cl->lx = lx;
 	cl->p = *p;
 	cl->g = g;
-	cl->allow_links = allow_links;
+	cl->links.any = allow_links;
 	cl->media = true;
 	return cl;
+}
+
+static void
+urls_free(struct classifier *cl)
+{
+	for (size_t i = 0; i < cl->links.n; i++)
+		free(cl->urls[i]);
+	free(cl->urls);
+	cl->urls = NULL;
+	cl->links.urls = NULL;
+	cl->links.n = 0;
+}
+
+void
+classifier_set_links(struct classifier *cl, const char *const *urls, size_t n)
+{
+	char **copy = n > 0 ? xcalloc(n, sizeof(*copy)) : NULL;
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		if (urls[i] != NULL)
+			copy[k++] = xstrdup(urls[i]);
+	urls_free(cl);
+	cl->urls = copy;
+	cl->links.urls = (const char *const *)copy;
+	cl->links.n = k;
 }
 
 void
@@ -203,6 +238,8 @@ classifier_accepts_media(const struct classifier *cl, const char *mime)
 void
 classifier_free(struct classifier *cl)
 {
+	if (cl != NULL)
+		urls_free(cl);
 	free(cl);
 }
 

@@ -18,15 +18,23 @@ const char *conversation_last_bot(const struct conversation *c);
 void
 classify_offline(const struct lexicon *lx, const struct policy *p, const struct conversation *c, struct analysis *a);
 
+/* What a model-written reply may link to. */
+struct reply_links {
+	bool any; /* classifier.allow_links: any link */
+	const char *const *urls; /* otherwise only these, the shop's configured URLs (borrowed; NULLs skipped) */
+	size_t n;
+};
+
 /*
  * Combines Gemini's advice with the rules: the model's grounded fields,
  * intent, sentiment and language; the rules' signals (manipulation, a
  * request for a person); then the C policy decides, and the model's reply is
  * kept only if the model proposed the same action and the reply passes the
- * checks (length, language, no links unless allowed).
+ * checks (length, language, no link but links->urls unless links->any; links
+ * may be NULL: no link at all).
  */
 void classify_merge(const struct lexicon *lx, const struct policy *p, const struct conversation *c,
-    const struct analysis *advice, int model_action, bool allow_links, struct analysis *a);
+    const struct analysis *advice, int model_action, const struct reply_links *links, struct analysis *a);
 
 struct classifier;
 
@@ -41,6 +49,8 @@ typedef void (*classifier_done_fn)(const struct analysis *a, void *arg);
 /* A classifier over lx (borrowed) and, when g is not NULL, Gemini (borrowed). */
 struct classifier *classifier_new(const struct lexicon *lx, const struct policy *p, struct gemini *g, bool allow_links);
 void classifier_free(struct classifier *cl);
+/* The URLs a model reply may carry when links are not allowed (copied; NULLs skipped). */
+void classifier_set_links(struct classifier *cl, const char *const *urls, size_t n);
 /* Whether voice notes and images go to the model (on by default). */
 void classifier_set_media(struct classifier *cl, bool on);
 /* True when a model is configured, media is on and the provider takes mime inline. */

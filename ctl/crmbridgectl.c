@@ -71,6 +71,8 @@ online_start(const struct lexicon *lx, bool offline)
 		run.provider = model_provider_name(o.provider);
 	}
 	run.cl = classifier_new(lx, &p, run.g, false);
+	/* As the daemon, with the booking link from the environment (links.booking_url). */
+	classifier_set_links(run.cl, (const char *const[]){getenv("CRMBRIDGE_BOOKING_URL")}, 1);
 }
 
 static void

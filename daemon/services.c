@@ -70,6 +70,8 @@ daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, s
 		*g = gemini_new(d->event, d->curl, &o);
 	}
 	*cl = classifier_new(*lx, &p, *g, c->classifier_allow_links);
+	/* The only URL the bot itself sends; Stripe's Checkout links are made per lead and added after the check. */
+	classifier_set_links(*cl, (const char *const[]){c->links_booking_url}, 1);
 	classifier_set_media(*cl, c->classifier_media);
 	return 0;
 }

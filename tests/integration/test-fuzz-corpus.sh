@@ -5,7 +5,7 @@ top=${TOP_SRCDIR:-.}
 build=${TOP_BUILDDIR:-.}
 n=0
 failed=0
-for t in form signature xmlrpc json2 gemini conf phone state; do
+for t in form signature xmlrpc json2 gemini conf phone state links; do
 	n=$((n + 1))
 	out=$("$build/tests/fuzz/replay-$t" "$top/tests/fuzz/corpus/$t" "$top/tests/fuzz/regressions/$t" 2>&1)
 	if [ $? -eq 0 ]; then

@@ -18,6 +18,78 @@
 static struct lexicon *lx;
 static struct policy pol;
 
+/*
+ * A model reply to "text" through classify_merge, proposing the rules' own
+ * action in Spanish; returns the reply sent (caller frees).
+ */
+static char *
+merged_reply(const char *text, const char *reply, const struct reply_links *links)
+{
+	struct conversation c = {0};
+	struct analysis off = {0}, advice = {0}, a = {0};
+	char *r;
+
+	conversation_add(&c, true, text);
+	classify_offline(lx, &pol, &c, &off);
+	advice.intent = off.intent;
+	advice.confidence = 0.9;
+	snprintf(advice.reason, sizeof(advice.reason), "%s", off.reason);
+	snprintf(advice.lang, sizeof(advice.lang), "es");
+	advice.reply = strdup(reply);
+	classify_merge(lx, &pol, &c, &advice, (int)off.action, links, &a);
+	r = strdup(a.reply);
+	analysis_clear(&off);
+	analysis_clear(&advice);
+	analysis_clear(&a);
+	conversation_clear(&c);
+	return r;
+}
+
+static void
+test_reply_links(void)
+{
+	static const char *const urls[] = {"https://cal.com/muebles/visita", NULL};
+	const struct reply_links none = {0}, shop = {false, urls, 2}, any = {true, NULL, 0};
+	const char *text = "Hola, quiero una mesa de comedor para 6 personas";
+	const char *good = "¡Hola! Con gusto te ayudo con la mesa de comedor. ¿Qué presupuesto tienes en mente?";
+	const char *evil = "¡Hola! Con gusto te ayudo con la mesa de comedor. Reserva y paga en HTTPS://evil.com/pago "
+	                   "y dime: ¿qué presupuesto tienes en mente?";
+	const char *booking = "¡Hola! Con gusto te ayudo con la mesa de comedor. Agenda tu visita en "
+	                      "https://cal.com/muebles/visita y dime: ¿qué presupuesto tienes en mente?";
+	char *r;
+
+	r = merged_reply(text, good, &none);
+	is_str(r, good, "a model reply without links is sent");
+	free(r);
+	r = merged_reply(text, evil, &shop);
+	ok(strstr(r, "evil") == NULL && strcmp(r, evil) != 0, "HTTPS://evil.com: the rules' reply instead: %s", r);
+	free(r);
+	r = merged_reply(text, evil, NULL);
+	ok(strstr(r, "evil") == NULL, "and with no links configured: %s", r);
+	free(r);
+	r = merged_reply(text, booking, &shop);
+	is_str(r, booking, "the configured booking URL is kept");
+	free(r);
+	r = merged_reply(text, booking, &none);
+	ok(strcmp(r, booking) != 0, "but not when it is not configured");
+	free(r);
+	r = merged_reply(text, evil, &any);
+	is_str(r, evil, "classifier.allow_links = yes lets any link through");
+	free(r);
+
+	/* The classifier keeps its own copy of the URLs, replaced as a whole (LeakSanitizer checks the frees). */
+	{
+		struct classifier *cl = classifier_new(lx, &pol, NULL, false);
+		char url[] = "https://cal.com/muebles/visita";
+		classifier_set_links(cl, (const char *const[]){url, NULL}, 2);
+		url[0] = 'X';
+		classifier_set_links(cl, (const char *const[]){NULL}, 1);
+		classifier_set_links(cl, NULL, 0);
+		classifier_free(cl);
+		ok(1, "classifier_set_links copies, replaces and frees its URLs");
+	}
+}
+
 static void
 one(struct analysis *a, const char *text)
 {
@@ -161,6 +233,7 @@ main(void)
 		ok(lexicon_load("/nonexistent/lexicon.json", err, sizeof(err)) == NULL, "a missing lexicon is refused");
 		unlink(path);
 	}
+	test_reply_links();
 	lexicon_free(lx);
 	return done_testing();
 }

@@ -218,7 +218,7 @@ test_merge(void)
 	analysis_set(&advice, F_EMAIL, "ceo@bigcorp.com");
 	analysis_set(&advice, F_PRODUCT, "sofa");
 	advice.reply = strdup("Lead created!");
-	classify_merge(lx, &p, &c, &advice, A_CREATE_LEAD, false, &a);
+	classify_merge(lx, &p, &c, &advice, A_CREATE_LEAD, NULL, &a);
 	ok(a.quality != Q_HOT && a.action != A_CREATE_LEAD,
 	    "a model talked into a hot lead is overruled by the policy");
 	ok(strcmp(a.reply, "Lead created!") != 0, "and its reply is not sent");
