@@ -2,7 +2,7 @@
  * Lead upsert as a chain of Odoo calls: probe (once: fields, the type the
  * Leads setting gives, the first team, the Note subtype) -> UTM source/medium
  * and tags (once) -> search (the conversation's lead by id, or the phone in
- * any form or the e-mail, archived included) -> write what crmbridge owns and
+ * any form, never the e-mail; archived included) -> write what crmbridge owns and
  * nobody changed, or create -> a chatter note when something changed.
  * Set-up and statistics are in lead-setup.c, the blacklist and hand-off in
  * lead-writes.c, erasure in lead-erase.c.

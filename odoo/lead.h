@@ -1,6 +1,7 @@
 /*
  * One crm.lead per customer: find by phone (phone_sanitized, phone, mobile,
- * a number typed in national form) or e-mail, including archived leads;
+ * a number typed in national form), never by a typed e-mail, including
+ * archived leads;
  * update an open lead without overwriting what a salesperson changed;
  * create a new lead (mentioning the old one) when the match was won, lost or
  * archived, never a second one while an earlier create's outcome is unknown;

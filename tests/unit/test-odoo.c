@@ -4,8 +4,9 @@
  * authentication and its faults, transient errors and retries, custom field
  * set-up, one lead per customer however the phone is written, no write when
  * nothing changed, nothing a salesperson typed overwritten, a new lead after
- * a lost one, degraded mode without the x_ fields, the chatter note,
- * statistics, and the same over JSON-2 (Odoo 19).
+ * a lost one, a typed e-mail that never finds another customer's lead (nor
+ * their erasure), degraded mode without the x_ fields, the chatter note (cut
+ * at a UTF-8 character), statistics, and the same over JSON-2 (Odoo 19).
  */
 #include "config.h"
 
