@@ -55,6 +55,21 @@ utf8_valid(const char *str, size_t len)
 	return 1;
 }
 
+size_t
+utf8_cut(const char *str, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n = strnlen(str, max), k;
+
+	/* s[n] is the first byte left out: while it continues a character (at most 3 bytes), that character is
+	   cut. */
+	if (n < max || s[n] == '\0')
+		return n;
+	for (k = 0; k < 3 && n > 0 && (s[n] & 0xc0) == 0x80; k++)
+		n--;
+	return (s[n] & 0xc0) == 0x80 ? strnlen(str, max) : n;
+}
+
 static int
 hexval(char c)
 {

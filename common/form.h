@@ -34,5 +34,12 @@ void form_clear(struct form *f);
 const char *form_get(const struct form *f, const char *name);
 /* True if s (len bytes) is valid UTF-8 without overlongs or surrogates. */
 int utf8_valid(const char *s, size_t len);
+/*
+ * How many bytes of s to keep to cut it to at most max bytes without
+ * splitting a character: a cut that ends inside a multi-byte sequence
+ * ("ñ", "á", an emoji) steps back to the character's first byte. Use as
+ * "%.*s", (int)utf8_cut(s, max), s.
+ */
+size_t utf8_cut(const char *s, size_t max);
 
 #endif

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/form.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -233,7 +234,10 @@ on_odoo_erased(const struct odoo_error *e, json_t *report, void *arg)
 	} else {
 		/* The rest is gone already; the lead's id is in the answer for a person to finish by hand. */
 		char msg[300];
-		snprintf(msg, sizeof(msg), "%s error: %.250s", odoo_kind_name(e->kind), e->message);
+		/* Cut at a character: Odoo's message may quote the customer's words, and json_string() refuses half an
+		   "ñ". */
+		snprintf(msg, sizeof(msg), "%s error: %.*s", odoo_kind_name(e->kind), (int)utf8_cut(e->message, 250),
+		    e->message);
 		json_object_set_new(o, "anonymised", json_false());
 		json_object_set_new(o, "error", json_string(msg));
 		op->d->privacy.odoo_failed++;
@@ -277,7 +281,7 @@ erase_finish(struct erase_op *op)
 		/* Every lead of the phone, not only the one this conversation wrote: older, lost and won ones too. */
 		json_object_set_new(op->answer, "odoo",
 		    lead > 0 ? json_pack("{s:I}", "lead_id", (json_int_t)lead) : json_pack("{s:n}", "lead_id"));
-		lead_erase(d->leads, op->phone, NULL, lead > 0 ? (int)lead : 0, on_odoo_erased, op);
+		lead_erase(d->leads, op->phone, lead > 0 ? (int)lead : 0, on_odoo_erased, op);
 		return;
 	}
 	json_object_set_new(op->answer, "odoo",

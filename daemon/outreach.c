@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/form.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -571,8 +572,8 @@ on_pause_noted(const struct odoo_error *e, void *arg)
 		pause_answer(op, op->pause ? "lead assigned and noted" : "noted");
 		return;
 	}
-	snprintf(msg, sizeof(msg), "the lead note failed (%s error: %.200s); the pause itself stands",
-	    odoo_kind_name(e->kind), e->message);
+	snprintf(msg, sizeof(msg), "the lead note failed (%s error: %.*s); the pause itself stands",
+	    odoo_kind_name(e->kind), (int)utf8_cut(e->message, 200), e->message); /* at a character */
 	pause_answer(op, msg);
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/form.h"
 #include "common/log.h"
 #include "common/phone.h"
 #include "common/xmalloc.h"
@@ -22,7 +23,6 @@
 struct erasure {
 	struct lead_ctx *x;
 	char e164[17];
-	char *email;
 	int lead_id, uid;
 	lead_erase_fn done;
 	void *arg;
@@ -42,7 +42,6 @@ erasure_end(struct erasure *er, const struct odoo_error *e)
 	json_decref(er->report);
 	json_decref(er->deleted);
 	json_decref(er->renamed);
-	free(er->email);
 	free(er);
 }
 
@@ -54,7 +53,8 @@ erasure_failed(struct erasure *er, const struct odoo_error *e, const char *step)
 	if (e->kind == ODOO_OK)
 		return false;
 	err = *e;
-	snprintf(err.message, sizeof(err.message), "%s: %.200s", step, e->message);
+	/* Odoo's message may quote a customer's value: cut at a character, not inside one. */
+	snprintf(err.message, sizeof(err.message), "%s: %.*s", step, (int)utf8_cut(e->message, 200), e->message);
 	erasure_end(er, &err);
 	return true;
 }
@@ -211,7 +211,7 @@ on_erase_found(json_t *r, const struct odoo_error *e, void *arg)
 	json_array_foreach(r, i, rec)
 	{
 		int id = (int)json_integer_value(json_object_get(rec, "id"));
-		if (id == er->lead_id || lead_matches(rec, er->e164, er->email))
+		if (id == er->lead_id || lead_matches(rec, er->e164))
 			json_array_append_new(er->ids, json_integer(id));
 	}
 	json_object_set(er->report, "leads", er->ids);
@@ -244,7 +244,7 @@ on_erase_uid(json_t *r, const struct odoo_error *e, void *arg)
 	if (erasure_failed(er, e, "reading crmbridge's own user"))
 		return;
 	er->uid = (int)json_integer_value(json_object_get(r, "uid"));
-	domain = lead_match_domain(x, er->e164, er->email);
+	domain = lead_match_domain(x, er->e164);
 	if (er->lead_id > 0) {
 		/* ["|", ["id", "=", lead], <the phone's domain>] */
 		json_t *d2 = json_pack("[s, [s, s, i]]", "|", "id", "=", er->lead_id);
@@ -258,7 +258,7 @@ on_erase_uid(json_t *r, const struct odoo_error *e, void *arg)
 		json_array_extend(domain, d2);
 		json_decref(d2);
 	}
-	fields = json_pack("[s, s, s, s]", "id", "phone", "phone_sanitized", "email_from");
+	fields = json_pack("[s, s, s]", "id", "phone", "phone_sanitized");
 	if (x->has_mobile)
 		json_array_append_new(fields, json_string("mobile"));
 	odoo_call(x->o, "crm.lead", "search_read", json_pack("[o]", domain),
@@ -276,13 +276,12 @@ on_erase_probed(const struct lead_result *r, void *arg)
 }
 
 void
-lead_erase(struct lead_ctx *x, const char *phone, const char *email, int lead_id, lead_erase_fn done, void *arg)
+lead_erase(struct lead_ctx *x, const char *phone, int lead_id, lead_erase_fn done, void *arg)
 {
 	struct erasure *er = xcalloc(1, sizeof(*er));
 
 	er->x = x;
 	er->lead_id = lead_id;
-	er->email = email != NULL && *email != '\0' ? xstrdup(email) : NULL;
 	er->done = done;
 	er->arg = arg;
 	er->ids = json_array();

@@ -30,9 +30,9 @@ struct lead_ctx {
 
 /* Posts html to a lead's chatter as an internal note (see lead.c for how, by version). */
 void lead_post_note(struct lead_ctx *x, int lead_id, const char *html, odoo_done_fn done, void *arg);
-/* The search domain: this phone however it was typed, or this exact e-mail; archived leads included (new). */
-json_t *lead_match_domain(const struct lead_ctx *x, const char *e164, const char *email);
-/* Whether a lead the search found is this customer's: the same number (any form) or the same e-mail. */
-bool lead_matches(json_t *rec, const char *e164, const char *email);
+/* The search domain: this phone however it was typed, never a typed e-mail; archived leads included (new). */
+json_t *lead_match_domain(const struct lead_ctx *x, const char *e164);
+/* Whether a lead the search found is this customer's: the same number, in any form. */
+bool lead_matches(json_t *rec, const char *e164);
 
 #endif

@@ -2,7 +2,7 @@
  * Lead upsert as a chain of Odoo calls: probe (once: fields, the type the
  * Leads setting gives, the first team, the Note subtype) -> UTM source/medium
  * and tags (once) -> search (the conversation's lead by id, or the phone in
- * any form or the e-mail, archived included) -> write what crmbridge owns and
+ * any form, never the e-mail; archived included) -> write what crmbridge owns and
  * nobody changed, or create -> a chatter note when something changed.
  * Set-up and statistics are in lead-setup.c, the blacklist and hand-off in
  * lead-writes.c, erasure in lead-erase.c.
@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/form.h"
 #include "common/log.h"
 #include "common/phone.h"
 #include "common/template.h"
@@ -495,21 +496,6 @@ on_found(json_t *r, const struct odoo_error *e, void *arg)
 	step(u);
 }
 
-/* Escapes the LIKE wildcards of a value for =ilike ("%" and "_" match themselves, not anything). */
-static char *
-like_escape(const char *v)
-{
-	char *out = xmalloc(2 * strlen(v) + 1), *o = out;
-
-	for (; *v != '\0'; v++) {
-		if (*v == '%' || *v == '_' || *v == '\\')
-			*o++ = '\\';
-		*o++ = *v;
-	}
-	*o = '\0';
-	return out;
-}
-
 /* "%3%0%0%1%1%1%2%2%3%3": the national digits with anything between them, for numbers Odoo could not sanitize. */
 static char *
 digits_pattern(const char *digits)
@@ -524,9 +510,14 @@ digits_pattern(const char *digits)
 	return out;
 }
 
-/* The search domain: this phone however it was typed, or this exact e-mail; archived leads included. */
+/*
+ * The search domain: this phone however it was typed; archived leads included. Only the number WhatsApp
+ * verified says whose lead it is: an e-mail the sender typed proves nothing (anyone can type anyone's), so it
+ * never finds a lead. Odoo's own "Similar Leads" (duplicate_lead_ids: the same e-mail, or its company
+ * domain) shows the salesperson a lead with the same address.
+ */
 json_t *
-lead_match_domain(const struct lead_ctx *x, const char *e164, const char *email)
+lead_match_domain(const struct lead_ctx *x, const char *e164)
 {
 	json_t *terms = json_array(), *domain = json_array();
 	size_t i, n, cl = phone_cc_len(e164);
@@ -536,16 +527,12 @@ lead_match_domain(const struct lead_ctx *x, const char *e164, const char *email)
 		json_array_append_new(terms, json_pack("[s, s, s]", "phone_sanitized", "=", e164));
 	json_array_append_new(terms, json_pack("[s, s, s]", "phone", "=", e164));
 	/* Typed by hand in a national form ("300 111 2233") where the company has no country: Odoo could not
-	   sanitize it. The pattern finds candidates; lead_matches() keeps only the same number. */
+	   sanitize it. The pattern (digits only: nothing of the sender's text) finds candidates; lead_matches()
+	   keeps only the same number. */
 	json_array_append_new(terms, json_pack("[s, s, s]", "phone", "=ilike", pat));
 	if (x->has_mobile) {
 		json_array_append_new(terms, json_pack("[s, s, s]", "mobile", "=", e164));
 		json_array_append_new(terms, json_pack("[s, s, s]", "mobile", "=ilike", pat));
-	}
-	if (email != NULL) {
-		char *esc = like_escape(email);
-		json_array_append_new(terms, json_pack("[s, s, s]", "email_from", "=ilike", esc));
-		free(esc);
 	}
 	free(pat);
 	/* Prefix notation: n-1 ORs, then the terms; archived (lost) leads included. */
@@ -558,9 +545,9 @@ lead_match_domain(const struct lead_ctx *x, const char *e164, const char *email)
 	return domain;
 }
 
-/* Whether a lead the search found is this customer's: the same number (any form) or the same e-mail. */
+/* Whether a lead the search found is this customer's: the same number, in any form. */
 bool
-lead_matches(json_t *rec, const char *e164, const char *email)
+lead_matches(json_t *rec, const char *e164)
 {
 	static const char *const ph[] = {"phone_sanitized", "phone", "mobile"};
 	const char *v;
@@ -569,19 +556,18 @@ lead_matches(json_t *rec, const char *e164, const char *email)
 	for (i = 0; i < 3; i++)
 		if ((v = json_string_value(json_object_get(rec, ph[i]))) != NULL && phone_same(v, e164))
 			return true;
-	v = json_string_value(json_object_get(rec, "email_from"));
-	return email != NULL && v != NULL && strcasecmp(v, email) == 0;
+	return false;
 }
 
 /*
  * Once the conversation has its lead, that lead by id, or a lead of the exact number (both indexed); before,
- * the number in every form it may have been typed in, or the e-mail.
+ * the number in every form it may have been typed in. Never the e-mail (see lead_match_domain).
  */
 static json_t *
 search_domain(const struct up *u)
 {
 	if (u->in.lead_id <= 0)
-		return lead_match_domain(u->x, u->e164, u->in.email);
+		return lead_match_domain(u->x, u->e164);
 	if (!u->x->has_sanitized)
 		return json_pack("[[s, s, i], [s, s, [b, b]]]", "id", "=", u->in.lead_id, "active", "in", 1, 0);
 	return json_pack("[s, [s, s, i], [s, s, s], [s, s, [b, b]]]", "|", "id", "=", u->in.lead_id, "phone_sanitized",
@@ -700,8 +686,7 @@ save(struct up *u)
 	{
 		bool active = json_is_true(json_object_get(rec, "active"));
 		double p = json_number_value(json_object_get(rec, "probability"));
-		if (!lead_matches(rec, u->e164, u->in.email) &&
-		    json_integer_value(json_object_get(rec, "id")) != u->in.lead_id)
+		if (!lead_matches(rec, u->e164) && json_integer_value(json_object_get(rec, "id")) != u->in.lead_id)
 			continue; /* the pattern's near miss: another number with the same digits inside */
 		if (active && p < 100) {
 			open = rec;
@@ -952,11 +937,14 @@ note(struct up *u)
 		cat(&h, "<p>Last messages:</p><ul>");
 		for (i = 0; i < u->in.nlast; i++) {
 			char cut[304], who[96], *ew;
-			snprintf(cut, sizeof(cut), "%.300s", u->in.last_messages[i]);
+			/* Cut at a character: half an "ñ" is invalid UTF-8, which jansson (and Odoo) refuse. */
+			snprintf(cut, sizeof(cut), "%.*s", (int)utf8_cut(u->in.last_messages[i], 300),
+			    u->in.last_messages[i]);
 			if (u->in.last_outbound != NULL && u->in.last_outbound[i])
 				snprintf(who, sizeof(who), "Bot");
 			else if (u->in.contact_name != NULL)
-				snprintf(who, sizeof(who), "Customer (%.60s)", u->in.contact_name);
+				snprintf(who, sizeof(who), "Customer (%.*s)", (int)utf8_cut(u->in.contact_name, 60),
+				    u->in.contact_name);
 			else
 				snprintf(who, sizeof(who), "Customer");
 			ew = html_escape(who);

@@ -1,6 +1,7 @@
 /*
  * One crm.lead per customer: find by phone (phone_sanitized, phone, mobile,
- * a number typed in national form) or e-mail, including archived leads;
+ * a number typed in national form), never by a typed e-mail, including
+ * archived leads;
  * update an open lead without overwriting what a salesperson changed;
  * create a new lead (mentioning the old one) when the match was won, lost or
  * archived, never a second one while an earlier create's outcome is unknown;
@@ -134,8 +135,9 @@ void lead_handoff(
     struct lead_ctx *x, int lead_id, int team_id, int user_id, const char *note, lead_simple_fn done, void *arg);
 
 /*
- * Erasure of a person from Odoo: every lead of phone (and email, and
- * lead_id), archived, won and lost included, loses what came from WhatsApp
+ * Erasure of a person from Odoo: every lead of phone (and lead_id, the
+ * conversation's lead), archived, won and lost included, never a lead found
+ * by e-mail (a typed address proves nothing), loses what came from WhatsApp
  * (name, phone, mobile, contact name, e-mail, city, description, product
  * interest, budget), written without tracking; the chatter messages
  * crmbridge's user wrote on those leads (its notes, and the tracking
@@ -144,7 +146,7 @@ void lead_handoff(
  * how many messages went and what Odoo refused.
  */
 typedef void (*lead_erase_fn)(const struct odoo_error *e, json_t *report, void *arg);
-void lead_erase(struct lead_ctx *x, const char *phone, const char *email, int lead_id, lead_erase_fn done, void *arg);
+void lead_erase(struct lead_ctx *x, const char *phone, int lead_id, lead_erase_fn done, void *arg);
 
 /* Escapes text for Odoo's HTML fields; caller frees. */
 char *html_escape(const char *s);

@@ -186,6 +186,52 @@ d.signal(15)
 is_eq(d.wait(20), 0, "clean exit")
 d.kill()
 
+# ---- 1b. a typed e-mail is not proof of identity (security item 2) ----
+# The victim's lead has phone P5 and v@example.com; P6 types that address (exactly, in capitals, and with LIKE
+# wildcards): P6 gets a lead of its own, the victim's lead keeps its fields and chatter, and erasing P6 leaves it.
+d = Daemon(wd, config(True))
+ok(d.wait_notify("READY=1", 15) is not None, "daemon ready (e-mail takeover)")
+P5, P6 = "+573003330005", "+573003330006"
+
+
+def lead_of(phone):
+    ls = [l for l in get(oport, "/_leads") if l.get("phone") == phone]
+    return ls[0] if ls else None
+
+
+def snapshot(lead_id):
+    l = [l for l in get(oport, "/_leads") if l["id"] == lead_id][0]
+    l.pop("write_date", None)
+    return l, len([m for m in get(oport, "/_messages") if m.get("res_id") == lead_id])
+
+
+post(P5, "Soy Vera Díaz, quiero un sofá de 3 puestos, presupuesto $2000, v@example.com, en Cali")
+ok(wait_for(lambda: lead_of(P5) is not None and lead_of(P5).get("email_from") == "v@example.com", 15),
+   "the victim's lead (P5, v@example.com)", lead_of(P5))
+ok(wait_for(lambda: len(sent_to(P5)) >= 1, 15), "P5 answered")
+victim = lead_of(P5)["id"]
+time.sleep(1)
+before = snapshot(victim)
+n = 0
+for typed in ("v@example.com", "V@EXAMPLE.COM", "%@example.com", "_@example.com"):
+    n += 1
+    post(P6, "Soy Mallory, busco una mesa de comedor, presupuesto $50, mi correo es " + typed)
+    ok(wait_for(lambda: len(sent_to(P6)) >= n, 15), "P6 answered (typed %s)" % typed)
+ok(wait_for(lambda: lead_of(P6) is not None, 15), "P6 has a lead of its own", lead_of(P6))
+time.sleep(1.5)  # the lead jobs of P6's later messages
+after = snapshot(victim)
+ok(after == before, "the victim's lead is unchanged: fields and chatter", (before, after))
+mine = lead_of(P6)
+ok(mine is not None and mine["id"] != victim, "P6's lead is not the victim's", mine)
+st, ans = erase(d, P6)
+is_eq(st, 200, "erase P6: 200")
+ok(ans.get("odoo", {}).get("leads") == [mine["id"]], "erasing P6 touches P6's lead only", ans.get("odoo"))
+after = snapshot(victim)
+ok(after == before, "the victim's lead is unchanged after P6's erasure", (before, after))
+d.signal(15)
+is_eq(d.wait(20), 0, "clean exit")
+d.kill()
+
 # ---- 2. without Odoo: the lead journal, crmbridgectl erase, retention ----
 conf = config(False, retention="6s")
 d = Daemon(wd, conf)

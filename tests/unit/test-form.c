@@ -74,6 +74,13 @@ main(void)
 		free(many);
 	}
 
+	/* Cuts at a character: "mañana" is m a 0xc3 0xb1 a n a. */
+	is_int((int)utf8_cut("mañana", 3), 2, "utf8_cut: a cut inside \"ñ\" keeps the bytes before it");
+	is_int((int)utf8_cut("mañana", 4), 4, "utf8_cut: a cut after \"ñ\" keeps it");
+	is_int((int)utf8_cut("mañana", 100), 7, "utf8_cut: a short string whole");
+	is_int((int)utf8_cut("ab\xf0\x9f\x98\x80", 5), 2, "utf8_cut: a cut inside a 4-byte emoji drops it whole");
+	is_int((int)utf8_cut("abc", 3), 3, "utf8_cut: exactly max bytes");
+	ok(utf8_valid("mañana", utf8_cut("mañana", 3)), "utf8_cut: what is kept is valid UTF-8");
 	is_int(base64_encode("hello", 5, buf), 8, "base64 length");
 	is_str(buf, "aGVsbG8=", "base64 encode with padding");
 	n = base64_decode("aGVs\nbG8=", 9, buf);

@@ -4,8 +4,9 @@
  * authentication and its faults, transient errors and retries, custom field
  * set-up, one lead per customer however the phone is written, no write when
  * nothing changed, nothing a salesperson typed overwritten, a new lead after
- * a lost one, degraded mode without the x_ fields, the chatter note,
- * statistics, and the same over JSON-2 (Odoo 19).
+ * a lost one, a typed e-mail that never finds another customer's lead (nor
+ * their erasure), degraded mode without the x_ fields, the chatter note (cut
+ * at a UTF-8 character), statistics, and the same over JSON-2 (Odoo 19).
  */
 #include "config.h"
 
@@ -163,13 +164,14 @@ on_up(const struct lead_result *r, void *arg)
 static struct {
 	const char *product, *budget, *email;
 	uint64_t create_after_ms;
-} next = {"sofá de 3 puestos", "$2000", NULL, 0};
+	const char *last; /* the customer's last message, when not the usual one */
+} next = {"sofá de 3 puestos", "$2000", NULL, 0, NULL};
 
 static struct lead_result *
 upsert(struct lead_ctx *x, const char *phone, const char *name, const char *quality, double conf, bool note)
 {
-	static const char *last[] = {
-	    "Hola <b>buenos</b> días", "¿Qué buscas?", "Busco un sofá de 3 puestos & una mesa"};
+	const char *last[] = {"Hola <b>buenos</b> días", "¿Qué buscas?",
+	    next.last != NULL ? next.last : "Busco un sofá de 3 puestos & una mesa"};
 	static const bool out[] = {false, true, false};
 	static char key[17];
 	struct lead_input in = {.phone = phone,
@@ -505,6 +507,126 @@ on_erased(const struct odoo_error *e, json_t *report, void *arg)
 	on_stats(e, report, arg);
 }
 
+/* The victim's lead as the test compares it: its fields, without the write date. */
+static char *
+lead_dump(int id)
+{
+	json_t *l = lead(id);
+	char *s;
+
+	json_object_del(l, "write_date");
+	s = json_dumps(l, JSON_SORT_KEYS);
+	json_decref(l);
+	return s;
+}
+
+/*
+ * A typed e-mail is not proof of identity: another sender who types the
+ * victim's exact address (any case, or with LIKE wildcards) gets a lead of
+ * their own, the victim's lead keeps its fields and chatter, and erasing the
+ * attacker's number leaves the victim's lead alone.
+ */
+static void
+test_email_takeover(struct odoo *o, struct lead_ctx *x, int version)
+{
+	static const char *const typed[] = {"v@example.com", "V@EXAMPLE.COM", "%@example.com", "_@example.com"};
+	struct lead_result *r;
+	int victim, mine = 0;
+	size_t i, nmsg;
+	char *before, *after;
+	json_t *l;
+
+	next.email = "v@example.com";
+	next.product = "sofá de 3 puestos";
+	next.budget = "$2000";
+	r = upsert(x, "+573004440001", "Víctor Víctima", "hot", 0.9, true);
+	victim = r->lead_id;
+	ok(r->err.kind == ODOO_OK && r->created, "%d: the victim's lead (phone A, v@example.com)", version);
+	before = lead_dump(victim);
+	nmsg = messages_by(victim, 0, NULL);
+	next.product = "mesa de comedor";
+	next.budget = "$50";
+	for (i = 0; i < sizeof(typed) / sizeof(typed[0]); i++) {
+		next.email = typed[i];
+		r = upsert(x, "+573004440002", "Mallory", "warm", 0.7, true);
+		ok(r->err.kind == ODOO_OK && r->lead_id > 0 && r->lead_id != victim,
+		    "  B types \"%s\": B's own lead (%d), not the victim's (%d)", typed[i], r->lead_id, victim);
+		if (mine == 0)
+			mine = r->lead_id;
+		ok(r->lead_id == mine, "  and always the same one of B's");
+	}
+	after = lead_dump(victim);
+	ok(before != NULL && after != NULL && strcmp(before, after) == 0, "  the victim's lead is unchanged");
+	if (before != NULL && after != NULL && strcmp(before, after) != 0)
+		diag("before %s\n after %s", before, after);
+	free(after);
+	is_int((int)messages_by(victim, 0, NULL), (int)nmsg, "  and has no new chatter message");
+	l = lead(mine);
+	is_str(json_string_value(json_object_get(l, "phone")), "+573004440002", "  B's lead holds B's number");
+	json_decref(l);
+	memset(&st, 0, sizeof(st));
+	lead_erase(x, "+573004440002", mine, on_erased, NULL);
+	wait_done(&st.done);
+	ok(st.e.kind == ODOO_OK && json_array_size(json_object_get(st.stats, "leads")) == 1 &&
+	        json_integer_value(json_array_get(json_object_get(st.stats, "leads"), 0)) == mine,
+	    "  erasing B touches B's lead only (%s)", st.e.message);
+	json_decref(st.stats);
+	st.stats = NULL;
+	after = lead_dump(victim);
+	ok(strcmp(before, after) == 0, "  the victim's lead is unchanged after B's erasure");
+	is_int((int)messages_by(victim, 0, NULL), (int)nmsg, "  and so is its chatter");
+	free(after);
+	free(before);
+	next.email = NULL;
+	next.product = "sofá de 3 puestos";
+	next.budget = "$2000";
+	(void)o;
+}
+
+/*
+ * The note quotes the last messages cut to 300 bytes and the contact's name
+ * to 60: a cut inside a character ("ñ", "á") would make the note invalid
+ * UTF-8, which jansson refuses, and the note would be lost.
+ */
+static void
+test_utf8_cut(struct lead_ctx *x, int version)
+{
+	static const char para[] = "Quiero un sofá de 3 puestos para la sala y una mesa de comedor. ";
+	char msg[400], name[80], want[64];
+	size_t n = 0;
+	struct lead_result *r;
+	json_t *m, *e;
+	size_t i, found = 0;
+
+	while (n + sizeof(para) - 1 < 299) {
+		memcpy(msg + n, para, sizeof(para) - 1);
+		n += sizeof(para) - 1;
+	}
+	while (n < 299)
+		msg[n++] = '.';
+	snprintf(msg + n, sizeof(msg) - n, "ñ mañana, por favor");
+	/* Byte 300 (the 300th byte, index 299..300) falls inside "ñ". */
+	ok((unsigned char)msg[299] == 0xc3 && (unsigned char)msg[300] == 0xb1, "%d: byte 300 is inside \"ñ\"", version);
+	memset(name, 'a', 59);
+	snprintf(name + 59, sizeof(name) - 59, "á Pérez");
+	next.last = msg;
+	r = upsert(x, "+573004440003", name, "hot", 0.9, true);
+	next.last = NULL;
+	ok(r->err.kind == ODOO_OK && r->created && r->note_id > 0, "  the lead and its note (%s)", r->err.message);
+	snprintf(want, sizeof(want), "%.40s", msg);
+	m = dbl("/_messages", NULL);
+	json_array_foreach(m, i, e)
+	{
+		const char *b = json_string_value(json_object_get(e, "body")) ?: "";
+		if (json_integer_value(json_object_get(e, "res_id")) == r->lead_id &&
+		    strstr(b, "AI analysis") != NULL && strstr(b, want) != NULL && strstr(b, "......</li>") != NULL &&
+		    strstr(b, "aaaa)") != NULL)
+			found++;
+	}
+	json_decref(m);
+	is_int((int)found, 1, "  the note quotes the message and the name, cut before the split character");
+}
+
 /* What the sales team meets on a real Odoo (issue #17), against the double that now behaves like one. */
 static void
 test_sales_team(enum odoo_protocol proto, int version)
@@ -695,6 +817,8 @@ test_sales_team(enum odoo_protocol proto, int version)
 		ok(r->created && nleads() == n0 + 1, "%d: \"%%@example.com\" does not take over another lead", version);
 		next.email = NULL;
 	}
+	test_email_takeover(o, x, version);
+	test_utf8_cut(x, version);
 
 	/* 4. Erase: every lead of the phone, no data left in crmbridge's chatter messages or tracking. */
 	next.email = NULL;
@@ -707,7 +831,7 @@ test_sales_team(enum odoo_protocol proto, int version)
 	ok(tracking_holds("María Fernanda") || version >= 0, "  (the chatter holds the name before)");
 	on_lost = messages_by(id, 2, NULL);
 	memset(&st, 0, sizeof(st));
-	lead_erase(x, "+573005556677", NULL, r->lead_id, on_erased, NULL);
+	lead_erase(x, "+573005556677", r->lead_id, on_erased, NULL);
 	wait_done(&st.done);
 	ok(st.e.kind == ODOO_OK && json_array_size(json_object_get(st.stats, "leads")) == 2, "  both leads erased (%s)",
 	    st.e.message);
