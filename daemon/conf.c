@@ -358,6 +358,8 @@ check_whatsapp_from(const char *v)
 		v += 9;
 	if (*v++ != '+')
 		return "must be whatsapp:+<E.164 number>";
+	if (*v == '0')
+		return "must be whatsapp:+<E.164 number> (an E.164 number never starts with 0)";
 	for (; *v != '\0'; v++, n++)
 		if (!isdigit((unsigned char)*v))
 			return "must be whatsapp:+<E.164 number>";

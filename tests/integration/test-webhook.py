@@ -142,6 +142,8 @@ try:
     is_eq(post(d, message(phone="573001112233"))[0], 403 if False else 400, "From without whatsapp:+: 400")
     is_eq(post(d, [(k, "whatsapp:+57abc") if k == "From" else (k, v) for k, v in message()])[0], 400,
           "From that is not E.164: 400")
+    st, ct, data = post(d, message(phone="+0573001112233"))
+    ok(st == 400 and b"E.164" in data, "From with a leading 0 (E.164 never starts with 0): 400, saying why", (st, data))
     is_eq(post(d, message(msid="SMshort"))[0], 400, "malformed MessageSid: 400")
     is_eq(post(d, [(k, v) for k, v in message() if k != "MessageSid"])[0], 400, "no MessageSid: 400")
     is_eq(post(d, message(body=""))[0], 400, "an empty text with nothing else: 400")
