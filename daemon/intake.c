@@ -110,6 +110,28 @@ write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Creates the temporary file anew (O_EXCL | O_NOFOLLOW), so whatever is at its name (a file left by a crash,
+ * a symlink someone planted) is never followed or written through: it is unlinked (the link, not its target)
+ * and the create tried once more. -1 with errno on failure.
+ */
+static int
+spool_create(struct intake *in, const char *tmp)
+{
+	int fd, tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		fd = openat(in->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+		if (unlinkat(in->dirfd, tmp, 0) < 0 && errno != ENOENT)
+			return -1;
+		log_warnx("intake: removed %s/%s, which was in the way of a spool file", in->spool_dir, tmp);
+	}
+	errno = EEXIST;
+	return -1;
+}
+
 /* Writes one message durably: temporary file, fsync, rename, fsync of the directory. */
 static int
 spool_write(struct intake *in, const struct op *m)
@@ -124,7 +146,7 @@ spool_write(struct intake *in, const struct op *m)
 	    m->sid, m->from, m->idem != NULL ? m->idem : "", m->received_ms, m->len);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -EINVAL;
-	if ((fd = openat(in->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+	if ((fd = spool_create(in, tmp)) < 0)
 		return -errno;
 	if (write_all(fd, head, (size_t)n) < 0 || write_all(fd, m->body, m->len) < 0 || fsync(fd) < 0)
 		goto fail;
@@ -163,9 +185,9 @@ spool_read(struct intake *in, uint64_t seq)
 	int fd;
 
 	spool_path(in, seq, name, sizeof(name));
-	if ((fd = openat(in->dirfd, name, O_RDONLY | O_CLOEXEC)) < 0)
+	if ((fd = openat(in->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		return NULL;
-	if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > SPOOL_MAX)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > SPOOL_MAX)
 		goto out;
 	buf = xmalloc((size_t)st.st_size + 1);
 	while (got < (size_t)st.st_size) {

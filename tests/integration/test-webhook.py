@@ -14,8 +14,8 @@ import time
 import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Daemon, Redis, done, form, is_eq, ok, resp, sign, skip_all, wait_for,  # noqa: E402
-                     workdir, write_config)
+from harness import (Daemon, Redis, done, form, get, is_eq, ok, resp, sign, skip_all, start_fake,  # noqa: E402
+                     wait_for, workdir, write_config)
 
 if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
     skip_all("redis-server not installed")
@@ -278,6 +278,51 @@ try:
     ok("Hola" not in log and "burst" not in log and "msg 1" not in log, "no message body in the log")
     ok("+573001112233" not in log and "573001112233" not in log, "no full phone number in the log")
     ok(TOKEN not in log.replace("12345678", ""), "no token in the log")
+
+    # ---- the spool with a fresh state directory: a planted symlink ----
+    twilio, tport = start_fake("twilio.py", "--account-sid", "AC" + "0" * 32, "--auth-token", TOKEN)
+    state2 = os.path.join(wd, "state2")
+    conf2 = os.path.join(wd, "crmbridge2.conf")
+    write_config(conf2, f"""[server]
+listen = 127.0.0.1:0
+public_url = {PUBLIC}
+state_dir = {state2}
+[redis]
+url = {redis.url}
+[engine]
+coalesce_window = 100ms
+[twilio]
+account_sid = AC00000000000000000000000000000000
+auth_token = {TOKEN}
+whatsapp_from = whatsapp:+14155238886
+api_base = http://127.0.0.1:{tport}
+status_callback = no
+""")
+    d.kill()
+    d = Daemon(wd, conf2, env={"CRMBRIDGE_STATE_DIR": state2})
+    ok(d.wait_notify("READY=1", 10) is not None, "a daemon with a fresh state directory and the Twilio double")
+
+    def replies_to(phone):
+        return [e for e in get(tport, "/_log") if e["form"].get("To") == "whatsapp:" + phone]
+
+    # Someone who can write to the spool directory plants symlinks where the temporary files will go.
+    victim = os.path.join(wd, "victim.txt")
+    with open(victim, "w") as f:
+        f.write("not the daemon's\n")
+    spool2 = os.path.join(state2, "spool")
+    for i in range(4):
+        os.symlink(victim, os.path.join(spool2, ".tmp-%020d.msg" % i))
+    redis.stop()
+    sym = message(phone="+573005550001", body="Hola, ¿tienen sillas?")
+    st = post(d, sym)[0]
+    is_eq(open(victim).read(), "not the daemon's\n", "a symlink at the spool's temporary name is not followed")
+    is_eq(st, 200, "and the message is still spooled (200)")
+    redis.start()
+    ok(wait_for(lambda: dict(sym)["MessageSid"] in [s for s, _ in stream_sids()], 15),
+       "and reaches Redis once it is back")
+    ok(wait_for(lambda: replies_to("+573005550001"), 10), "and is answered")
+
+    twilio.terminate()
 finally:
     d.kill()
     redis.stop()
