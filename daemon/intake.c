@@ -342,11 +342,24 @@ answer(struct op *op, enum intake_result r)
 	op->cb(r, op->arg);
 }
 
-/* Spools a direct submission that Redis did not take, and answers it. */
+static void replay_next(struct intake *in);
+
+static void
+schedule_retry(struct intake *in)
+{
+	sd_event_source_set_time(in->retry, now_usec() + 1000000);
+	sd_event_source_set_enabled(in->retry, SD_EVENT_ONESHOT);
+}
+
+/*
+ * Spools a direct submission that Redis did not take, and answers it. A replay is tried within a second even
+ * when the connection never dropped (a stall shorter than the PING timeout, an OOM or READONLY refusal), so
+ * the message does not wait for the next webhook or a reconnection.
+ */
 static void
 fallback_to_spool(struct intake *in, struct op *op)
 {
-	int r;
+	int r, enabled;
 	char ph[32];
 
 	if (op->answered)
@@ -362,15 +375,8 @@ fallback_to_spool(struct intake *in, struct op *op)
 	log_info("intake: MessageSid=%s from=%s spooled (%zu waiting for Redis)", op->sid,
 	    log_phone(op->from, ph, sizeof(ph)), spool_count(in));
 	answer(op, INTAKE_SPOOLED);
-}
-
-static void replay_next(struct intake *in);
-
-static void
-schedule_retry(struct intake *in)
-{
-	sd_event_source_set_time(in->retry, now_usec() + 1000000);
-	sd_event_source_set_enabled(in->retry, SD_EVENT_ONESHOT);
+	if (sd_event_source_get_enabled(in->retry, &enabled) >= 0 && enabled == SD_EVENT_OFF)
+		schedule_retry(in);
 }
 
 static void
@@ -425,6 +431,9 @@ on_reply(redisAsyncContext *ac, void *r, void *privdata)
 		fallback_to_spool(in, op);
 	}
 	op_free(op);
+	/* Redis answers again (a late answer after a stall): move what was spooled meanwhile now. */
+	if (ok && spool_count(in) > 0)
+		replay_next(in);
 }
 
 static int

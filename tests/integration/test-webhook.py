@@ -279,10 +279,12 @@ try:
     ok("+573001112233" not in log and "573001112233" not in log, "no full phone number in the log")
     ok(TOKEN not in log.replace("12345678", ""), "no token in the log")
 
-    # ---- the spool with a fresh state directory: a planted symlink ----
+    # ---- the spool with a fresh state directory: a planted symlink, a short Redis stall ----
     twilio, tport = start_fake("twilio.py", "--account-sid", "AC" + "0" * 32, "--auth-token", TOKEN)
     state2 = os.path.join(wd, "state2")
     conf2 = os.path.join(wd, "crmbridge2.conf")
+    # Default Redis timeouts: a webhook waits 1 s for Redis, a PING 2 s, so a 1.5 s stall spools the
+    # message without the connection ever being declared down.
     write_config(conf2, f"""[server]
 listen = 127.0.0.1:0
 public_url = {PUBLIC}
@@ -321,6 +323,38 @@ status_callback = no
     ok(wait_for(lambda: dict(sym)["MessageSid"] in [s for s, _ in stream_sids()], 15),
        "and reaches Redis once it is back")
     ok(wait_for(lambda: replies_to("+573005550001"), 10), "and is answered")
+
+    # Redis up but refusing writes for a while (out of memory; MISCONF and READONLY are alike): the message
+    # is spooled and must go on its own once Redis takes writes again.
+    refused = message(phone="+573005550003", body="Hola, busco una cama doble")
+    resp(redis.port, "CONFIG", "SET", "maxmemory-policy", "noeviction")
+    resp(redis.port, "CONFIG", "SET", "maxmemory", "1")
+    try:
+        st = post(d, refused)[0]
+        time.sleep(0.5)
+    finally:
+        resp(redis.port, "CONFIG", "SET", "maxmemory", "0")
+    is_eq(st, 200, "a webhook while Redis refuses writes: 200 (spooled)")
+    ok(wait_for(lambda: replies_to("+573005550003"), 5),
+       "with no further webhook, it is stored and answered within 5 s of Redis taking writes again",
+       (d.get_json("/system/status")[1]["intake"], d.logtext()[-1500:]))
+    ok(wait_for(lambda: d.get_json("/system/status")[1]["intake"]["spool_depth"] == 0, 5), "the spool is empty")
+    # A stall shorter than the PING timeout: the connection never drops, so no reconnection says "Redis is up".
+    stall = message(phone="+573005550002", body="Hola, busco un escritorio")
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        st = post(d, stall)[0]
+        waited = time.monotonic() - t0
+        time.sleep(max(0, 1.4 - waited))
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    is_eq(st, 200, "a webhook during a short Redis stall: 200 (%.1f s)" % waited)
+    ok(d.get_json("/system/status")[1]["intake"]["spooled"] >= 2, "it went to the spool")
+    ok(wait_for(lambda: replies_to("+573005550002"), 5), "it is answered (Redis ran the late command)")
+    ok(wait_for(lambda: d.get_json("/system/status")[1]["intake"]["spool_depth"] == 0, 5),
+       "with no further webhook, the spool is replayed as soon as Redis answers again",
+       d.get_json("/system/status")[1]["intake"])
 
     twilio.terminate()
 finally:
