@@ -369,7 +369,9 @@ check_whatsapp_from(const char *v)
 static const char *
 check_admin_token(const char *v)
 {
-	return strlen(v) >= 16 ? NULL : "too short (at least 16 characters)";
+	if (strlen(v) < 16)
+		return "too short (at least 16 characters)";
+	return strlen(v) <= ADMIN_TOKEN_MAX ? NULL : "too long (at most 1024 characters)";
 }
 
 static const char *
