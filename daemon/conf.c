@@ -1036,6 +1036,12 @@ conf_redact_url(const char *url)
 	CURLU *h;
 	char *pw = NULL, *out = NULL, *copy;
 
+	/*
+	 * A socket URL (unix://PATH[?db=N], common/redis_url.c) holds no credentials, and curl would read
+	 * PATH's first segment as a host and print unix:///run/x.sock as unix://run/x.sock: shown as written.
+	 */
+	if (strncmp(url, "unix:", 5) == 0 && strchr(url, '@') == NULL)
+		return xstrdup(url);
 	if ((h = curl_url()) == NULL)
 		return xstrdup("<redacted>");
 	if (curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {

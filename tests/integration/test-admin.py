@@ -129,6 +129,16 @@ d2.signal(15)
 d2.wait(20)
 d2.kill()
 
+# ---- /system/config shows a unix:// Redis URL as configured ----
+sock = os.path.join(wd, "no-redis-here", "redis.sock")
+d3 = Daemon(wd, conf_run, env={"CRMBRIDGE_STATE_DIR": os.path.join(wd, "state-unix"), "REDIS_URL": "unix://%s?db=3" % sock,
+                               "CRMBRIDGE_ADMIN_TOKEN": "configured-admin-token-42"})
+ok(d3.wait_notify("STATUS=Listening", 20), "a daemon with a unix:// Redis URL", d3.logtext())
+st, hd, raw = d3.request("GET", "/system/config", headers={"Authorization": "Bearer configured-admin-token-42"})
+is_eq(json.loads(raw)["config"]["redis"]["url"] if st == 200 else raw, "unix://%s?db=3" % sock,
+      "/system/config: the unix:// Redis URL exactly as configured")
+d3.kill()
+
 # ---- a long admin token is compared whole; a kept token that is too long or unusable stops the start ----
 long_tok = "L" * 40 + "0123456789" * 6  # 100 bytes: more than the 79 that used to be kept
 d3 = Daemon(wd, conf_run, env={"CRMBRIDGE_STATE_DIR": os.path.join(wd, "state3"), "CRMBRIDGE_ADMIN_TOKEN": long_tok})
