@@ -229,13 +229,11 @@ near_before(const char *s, size_t pos, const struct phrases *ph, size_t dist)
 			from = i;
 			break;
 		}
+	/* Only the window is searched (text_find would go on to the end of s: quadratic over many numbers). */
 	for (i = 0; i < ph->n; i++) {
-		long at = (long)from - 1, p;
-		while ((p = text_find(s, (size_t)(at + 1), ph->p[i])) >= 0 && (size_t)p < pos) {
-			at = p;
-			if ((size_t)p + strlen(ph->p[i]) <= pos)
-				return true;
-		}
+		size_t len = strlen(ph->p[i]);
+		if (pos >= from + len && text_find_within(s, from, pos - len, ph->p[i]) >= 0)
+			return true;
 	}
 	return false;
 }
@@ -362,11 +360,12 @@ find_budget(const struct lexicon *lx, const struct folded *f)
 			}
 		}
 		/* A budget word shortly before: "presupuesto es de 3000", "hasta 5 millones". */
+		/* The word must start at most its length + 16 before the number: only that window is searched, so
+		   a text of many numbers costs linear time (searching from the text's start for each was quadratic). */
 		for (size_t b = 0; b < lx->budget_words.n && !ctx; b++) {
-			long at = -1, p;
-			while ((p = text_find(s, (size_t)(at + 1), lx->budget_words.p[b])) >= 0 && (size_t)p < start)
-				at = p;
-			if (at >= 0 && start - (size_t)at <= strlen(lx->budget_words.p[b]) + 16)
+			size_t reach = strlen(lx->budget_words.p[b]) + 16;
+			size_t lo = start > reach ? start - reach : 0;
+			if (start > 0 && text_find_within(s, lo, start - 1, lx->budget_words.p[b]) >= 0)
 				ctx = true;
 		}
 		/* A range: "entre 2 y 3 millones", "$1500 - $2000". */

@@ -81,22 +81,49 @@ text_isword(char c)
 	return isalnum((unsigned char)c) != 0;
 }
 
+unsigned long long text_find_work;
+
+/* A whole-word match: the phrase's edges that are word characters do not continue a word of hay. */
+static bool
+whole_word(const char *hay, size_t at, const char *phrase, size_t pl)
+{
+	bool left = at == 0 || !text_isword(hay[at - 1]) || !text_isword(phrase[0]);
+	bool right = !text_isword(hay[at + pl]) || !text_isword(phrase[pl - 1]);
+
+	return left && right;
+}
+
 long
 text_find(const char *hay, size_t from, const char *phrase)
 {
 	size_t pl = strlen(phrase);
-	const char *p = hay + from;
+	const char *p = hay + from, *q;
 
 	if (pl == 0)
 		return -1;
-	while ((p = strstr(p, phrase)) != NULL) {
-		size_t at = (size_t)(p - hay);
-		bool left = at == 0 || !text_isword(hay[at - 1]) || !text_isword(phrase[0]);
-		bool right = !text_isword(hay[at + pl]) || !text_isword(phrase[pl - 1]);
+	while ((q = strstr(p, phrase)) != NULL) {
+		size_t at = (size_t)(q - hay);
 
-		if (left && right)
+		text_find_work += (size_t)(q - p) + 1;
+		if (whole_word(hay, at, phrase, pl))
 			return (long)at;
-		p++;
+		p = q + 1;
+	}
+	text_find_work += strlen(p);
+	return -1;
+}
+
+long
+text_find_within(const char *hay, size_t from, size_t last, const char *phrase)
+{
+	size_t pl = strlen(phrase), at;
+
+	if (pl == 0)
+		return -1;
+	for (at = from; at <= last && hay[at] != '\0'; at++) {
+		text_find_work++;
+		if (hay[at] == phrase[0] && strncmp(hay + at, phrase, pl) == 0 && whole_word(hay, at, phrase, pl))
+			return (long)at;
 	}
 	return -1;
 }

@@ -29,6 +29,10 @@ bool text_isword(char c);
  * Returns the offset, or -1.
  */
 long text_find(const char *hay, size_t from, const char *phrase);
+/* Like text_find, for a phrase starting at from..last only (last below hay's length): bounded work. */
+long text_find_within(const char *hay, size_t from, size_t last, const char *phrase);
+/* Characters the text_find functions have stepped over since the start: lets tests bound the work. */
+extern unsigned long long text_find_work;
 /* Copies the original bytes behind folded [a, b) into a new trimmed string (caller frees). */
 char *text_span(const struct folded *f, size_t a, size_t b);
 

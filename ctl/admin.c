@@ -39,7 +39,7 @@ struct ctl {
 	struct conf *conf;
 	char base[256]; /* http://address:port of the admin endpoints */
 	char webhook_base[256]; /* http://address:port of the webhooks */
-	char token[128];
+	char token[ADMIN_TOKEN_MAX + 2]; /* one more byte than a token may have: longer is refused, never cut */
 	bool json;
 };
 
@@ -81,6 +81,12 @@ ctl_open(struct ctl *c, const struct ctl_options *o)
 			snprintf(c->webhook_base, sizeof(c->webhook_base), "%s", o->url);
 	}
 	if (o->token != NULL) {
+		if (strlen(o->token) > ADMIN_TOKEN_MAX) {
+			fprintf(stderr, "crmbridgectl: --token: longer than %d bytes\n", ADMIN_TOKEN_MAX);
+			conf_free(c->conf);
+			c->conf = NULL;
+			return -1;
+		}
 		snprintf(c->token, sizeof(c->token), "%s", o->token);
 	} else if (c->conf->admin_token != NULL) {
 		snprintf(c->token, sizeof(c->token), "%s", c->conf->admin_token);
@@ -93,6 +99,13 @@ ctl_open(struct ctl *c, const struct ctl_options *o)
 			if (fgets(c->token, sizeof(c->token), f) != NULL)
 				c->token[strcspn(c->token, "\r\n")] = '\0';
 			fclose(f);
+			if (strlen(c->token) > ADMIN_TOKEN_MAX) {
+				fprintf(stderr, "crmbridgectl: the admin token in %s is longer than %d bytes\n", p,
+				    ADMIN_TOKEN_MAX);
+				conf_free(c->conf);
+				c->conf = NULL;
+				return -1;
+			}
 		}
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -114,7 +127,7 @@ ctl_request(struct ctl *c, const char *method, const char *base, const char *pat
 	CURL *e = curl_easy_init();
 	struct curlbuf buf = {0};
 	struct curl_slist *h = NULL;
-	char url[1024], auth[200];
+	char url[1024], auth[ADMIN_TOKEN_MAX + 32];
 	long status = 0;
 	CURLcode res;
 	size_t i;

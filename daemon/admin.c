@@ -19,57 +19,100 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "common/xmalloc.h"
+#include "conf.h"
 #include "daemon.h"
 
 #define TOKEN_FILE "admin.token"
 
-/* Reads a token from path into out; 0, or -1 when missing or unusable. */
+/*
+ * Reads the token kept in path into *out (caller frees). Returns 0; -ENOENT when there is no file (one is
+ * made then); another -errno when the file is there but unusable, logged with the file's name and what to do,
+ * because replacing it would silently lock out whoever holds the token written there.
+ */
 static int
-read_token(const char *path, char *out, size_t size)
+read_token(const char *path, char **out)
 {
-	char buf[256];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	char buf[ADMIN_TOKEN_MAX + 2];
+	const char *fix = "fix or remove it (a new one is made when none is there), or set CRMBRIDGE_ADMIN_TOKEN";
+	size_t got = 0, len;
 	struct stat st;
+	int fd, r;
 
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
-		log_warnx("admin: %s is not a private regular file; ignoring it", path);
-		close(fd);
-		return -1;
+	*out = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		if (errno == ENOENT)
+			return -ENOENT;
+		r = -errno;
+		log_error("admin: cannot read the admin token in %s: %s; %s", path, strerror(-r), fix);
+		return r;
 	}
-	n = read(fd, buf, sizeof(buf) - 1);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+		log_error("admin: %s is not a private regular file (mode 0600); chmod 600 it, or %s", path, fix);
+		close(fd);
+		return -EPERM;
+	}
+	/* One byte more than a token may have: a longer one is refused, never cut. */
+	while (got < sizeof(buf) - 1) {
+		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			log_error("admin: cannot read the admin token in %s: %s; %s", path, strerror(-r), fix);
+			close(fd);
+			return r;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
 	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (strlen(buf) < 16 || strlen(buf) >= size)
-		return -1;
-	snprintf(out, size, "%s", buf);
+	buf[got] = '\0';
+	len = strcspn(buf, "\r\n");
+	buf[len] = '\0';
+	if (memchr(buf, '\0', len) != NULL || strlen(buf) < 16 || len > ADMIN_TOKEN_MAX) {
+		log_error("admin: the admin token in %s is %s; %s", path,
+		    len > ADMIN_TOKEN_MAX ? "longer than 1024 bytes" : "shorter than 16 characters, or not text", fix);
+		explicit_bzero(buf, sizeof(buf));
+		return -EINVAL;
+	}
+	*out = xstrdup(buf);
+	explicit_bzero(buf, sizeof(buf));
 	return 0;
+}
+
+static void
+set_token(struct daemon *d, char *tok, bool generated)
+{
+	if (d->admin_token != NULL) {
+		explicit_bzero(d->admin_token, strlen(d->admin_token));
+		free(d->admin_token);
+	}
+	d->admin_token = tok;
+	d->admin_token_generated = generated;
 }
 
 int
 admin_token_init(struct daemon *d)
 {
-	char path[4096], tmp[4100], hex[65];
+	char path[4096], tmp[4100], hex[65], *tok;
 	unsigned char raw[32];
 	size_t i;
-	int fd;
+	int fd, r;
 
 	if (d->conf->admin_token != NULL) {
-		snprintf(d->admin_token, sizeof(d->admin_token), "%s", d->conf->admin_token);
-		d->admin_token_generated = false;
+		set_token(d, xstrdup(d->conf->admin_token), false);
 		return 0;
 	}
 	snprintf(path, sizeof(path), "%s/" TOKEN_FILE, d->conf->state_dir);
-	if (read_token(path, d->admin_token, sizeof(d->admin_token)) == 0) {
-		d->admin_token_generated = true;
+	if ((r = read_token(path, &tok)) == 0) {
+		set_token(d, tok, true);
 		log_notice("admin: using the admin token in %s (CRMBRIDGE_ADMIN_TOKEN not set)", path);
 		return 0;
 	}
+	if (r != -ENOENT)
+		goto fail;
 	gcry_randomize(raw, sizeof(raw), GCRY_STRONG_RANDOM);
 	for (i = 0; i < sizeof(raw); i++)
 		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
@@ -77,17 +120,25 @@ admin_token_init(struct daemon *d)
 	unlink(tmp);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
 		log_error("admin: cannot create %s: %s", tmp, strerror(errno));
-		return -1;
+		goto fail;
 	}
 	if (dprintf(fd, "%s\n", hex) < 0 || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
 		log_error("admin: cannot write %s: %s", path, strerror(errno));
 		unlink(tmp);
-		return -1;
+		goto fail;
 	}
-	snprintf(d->admin_token, sizeof(d->admin_token), "%s", hex);
-	d->admin_token_generated = true;
+	set_token(d, xstrdup(hex), true);
 	log_notice("admin: CRMBRIDGE_ADMIN_TOKEN not set; generated one in %s (crmbridgectl reads it there)", path);
 	return 0;
+fail:
+	set_token(d, NULL, false);
+	return -1;
+}
+
+void
+admin_token_free(struct daemon *d)
+{
+	set_token(d, NULL, false);
 }
 
 bool
@@ -95,7 +146,8 @@ admin_allowed(struct http_request *req, struct daemon *d)
 {
 	const char *auth = http_req_header(req, "Authorization");
 
-	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 && d->admin_token[0] != '\0' &&
+	/* The whole token, in constant time: timingsafe_streq compares lengths too, so a prefix is refused. */
+	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 && d->admin_token != NULL &&
 	    timingsafe_streq(auth + 7, d->admin_token))
 		return true;
 	d->auth_failures++;

@@ -360,6 +360,8 @@ check_whatsapp_from(const char *v)
 		v += 9;
 	if (*v++ != '+')
 		return "must be whatsapp:+<E.164 number>";
+	if (*v == '0')
+		return "must be whatsapp:+<E.164 number> (an E.164 number never starts with 0)";
 	for (; *v != '\0'; v++, n++)
 		if (!isdigit((unsigned char)*v))
 			return "must be whatsapp:+<E.164 number>";
@@ -369,7 +371,9 @@ check_whatsapp_from(const char *v)
 static const char *
 check_admin_token(const char *v)
 {
-	return strlen(v) >= 16 ? NULL : "too short (at least 16 characters)";
+	if (strlen(v) < 16)
+		return "too short (at least 16 characters)";
+	return strlen(v) <= ADMIN_TOKEN_MAX ? NULL : "too long (at most 1024 characters)";
 }
 
 static const char *
@@ -1038,6 +1042,12 @@ conf_redact_url(const char *url)
 	CURLU *h;
 	char *pw = NULL, *out = NULL, *copy;
 
+	/*
+	 * A socket URL (unix://PATH[?db=N], common/redis_url.c) holds no credentials, and curl would read
+	 * PATH's first segment as a host and print unix:///run/x.sock as unix://run/x.sock: shown as written.
+	 */
+	if (strncmp(url, "unix:", 5) == 0 && strchr(url, '@') == NULL)
+		return xstrdup(url);
 	if ((h = curl_url()) == NULL)
 		return xstrdup("<redacted>");
 	if (curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {

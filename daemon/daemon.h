@@ -56,7 +56,7 @@ struct daemon {
 	bool conf_required;
 	struct http_server *http;
 	struct http_server *admin_http; /* NULL: admin endpoints on http */
-	char admin_token[80]; /* the effective admin token */
+	char *admin_token; /* the effective admin token (owned); NULL: admin endpoints refuse everyone */
 	bool admin_token_generated; /* kept in state_dir/admin.token */
 	uint64_t auth_failures;
 	struct rconn *redis;
@@ -104,8 +104,13 @@ struct daemon {
 extern const struct http_route daemon_routes[], daemon_public_routes[], daemon_admin_routes[];
 extern const size_t daemon_nroutes, daemon_npublic_routes, daemon_nadmin_routes;
 
-/* Sets d->admin_token: the configured one, or one kept in state_dir (made if needed). 0 or -1. */
+/*
+ * Sets d->admin_token: the configured one, or the one kept in state_dir (made if there is none). 0, or -1
+ * (logged, naming the file and what to do) when the kept one is unusable; d->admin_token is then NULL.
+ */
 int admin_token_init(struct daemon *d);
+/* Wipes and frees d->admin_token. */
+void admin_token_free(struct daemon *d);
 /* True when req carries the admin token; otherwise answers 401 and returns false. */
 bool admin_allowed(struct http_request *req, struct daemon *d);
 

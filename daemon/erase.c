@@ -3,7 +3,10 @@
  *
  * DELETE /api/conversation/{phone} removes everything crmbridge keeps about
  * one phone: its conversation, inbox, control hash and schedules, its
- * messages in the intake stream and their dedupe keys, its queued and
+ * messages in the intake stream (their dedupe keys, named after the
+ * MessageSid and Twilio's idempotency token only, stay until their TTL with
+ * the value "erased", so a captured webhook replayed after the erasure is
+ * still refused as a duplicate instead of bringing the message back), its queued and
  * given-up replies, its outbound message records, its analytics entry, the
  * spooled messages on disk and its records in the lead journal; with
  * privacy.erase_odoo the Odoo lead's WhatsApp fields are cleared and a note
@@ -43,7 +46,7 @@ static const char erase_text[] =
        and the key space are walked afterwards in batches (erase_stream_text, erase_scan_text), so a large
        Redis is not held for the whole walk.
        Returns {"busy"} while a turn or a send for the phone is under way, else
-       {lead_id or -1, keys, schedules, dead letters, outbox jobs, opt-out, dedupe keys, the stream's last id}. */
+       {lead_id or -1, keys, schedules, dead letters, outbox jobs, opt-out, dedupe keys emptied, the stream's last id}. */
     "local now = tonumber(ARGV[5])\n"
     "local l = redis.call('HGET', KEYS[7], ARGV[1])\n"
     "if l and tonumber(l) > now then return {'busy'} end\n"
@@ -91,7 +94,9 @@ static const char erase_text[] =
     "redis.call('ZREM', KEYS[14], ARGV[1])\n"
     "local optout = redis.call('SREM', KEYS[15], ARGV[1])\n"
     "local dedupe = 0\n"
-    "for _, s in ipairs(sids) do dedupe = dedupe + redis.call('DEL', ARGV[4] .. s) end\n"
+    "for _, s in ipairs(sids) do\n"
+    "  if redis.call('SET', ARGV[4] .. s, 'erased', 'XX', 'KEEPTTL') then dedupe = dedupe + 1 end\n"
+    "end\n"
     "local last = ''\n"
     "if redis.call('EXISTS', KEYS[12]) == 1 then\n"
     "  local r = redis.call('XREVRANGE', KEYS[12], '+', '-', 'COUNT', 1)\n"
@@ -102,7 +107,7 @@ static const char erase_text[] =
 static const char erase_stream_text[] =
     /* KEYS: intake stream; ARGV: 1 whatsapp:phone, 2 start, 3 end (the last id when the erasure began: what
        the customer sends meanwhile is a new conversation and kept), 4 count, 5 sid prefix, 6 idem prefix.
-       Returns {the next start or "", entries deleted, dedupe keys deleted}. */
+       Returns {the next start or "", entries deleted, dedupe keys emptied}. */
     "local batch = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[3], 'COUNT', ARGV[4])\n"
     "local n, dd = 0, 0\n"
     "for _, e in ipairs(batch) do\n"
@@ -113,8 +118,10 @@ static const char erase_stream_text[] =
     "  end\n"
     "  if from == ARGV[1] then\n"
     "    n = n + redis.call('XDEL', KEYS[1], e[1])\n"
-    "    if sid then dd = dd + redis.call('DEL', ARGV[5] .. sid) end\n"
-    "    if idem and idem ~= '' then dd = dd + redis.call('DEL', ARGV[6] .. idem) end\n"
+    "    if sid and redis.call('SET', ARGV[5] .. sid, 'erased', 'XX', 'KEEPTTL') then dd = dd + 1 end\n"
+    "    if idem and idem ~= '' and redis.call('SET', ARGV[6] .. idem, 'erased', 'XX', 'KEEPTTL') then\n"
+    "      dd = dd + 1\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "if #batch < tonumber(ARGV[4]) then return {'', n, dd} end\n"
@@ -326,7 +333,7 @@ on_step(redisAsyncContext *ac, void *r, void *pd)
 	if (walk_failed(op, reply, stream ? 3 : 2))
 		return;
 	if (stream) {
-		/* {the next start or "" when the stream is done, entries deleted, dedupe keys deleted} */
+		/* {the next start or "" when the stream is done, entries deleted, dedupe keys emptied} */
 		count(op, "intake_messages", reply->element[1]->integer);
 		count(op, "dedupe_keys", reply->element[2]->integer);
 		snprintf(op->from_id, sizeof(op->from_id), "%s", reply->element[0]->str);

@@ -110,6 +110,28 @@ write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Creates the temporary file anew (O_EXCL | O_NOFOLLOW), so whatever is at its name (a file left by a crash,
+ * a symlink someone planted) is never followed or written through: it is unlinked (the link, not its target)
+ * and the create tried once more. -1 with errno on failure.
+ */
+static int
+spool_create(struct intake *in, const char *tmp)
+{
+	int fd, tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		fd = openat(in->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+		if (unlinkat(in->dirfd, tmp, 0) < 0 && errno != ENOENT)
+			return -1;
+		log_warnx("intake: removed %s/%s, which was in the way of a spool file", in->spool_dir, tmp);
+	}
+	errno = EEXIST;
+	return -1;
+}
+
 /* Writes one message durably: temporary file, fsync, rename, fsync of the directory. */
 static int
 spool_write(struct intake *in, const struct op *m)
@@ -124,7 +146,7 @@ spool_write(struct intake *in, const struct op *m)
 	    m->sid, m->from, m->idem != NULL ? m->idem : "", m->received_ms, m->len);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -EINVAL;
-	if ((fd = openat(in->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+	if ((fd = spool_create(in, tmp)) < 0)
 		return -errno;
 	if (write_all(fd, head, (size_t)n) < 0 || write_all(fd, m->body, m->len) < 0 || fsync(fd) < 0)
 		goto fail;
@@ -163,9 +185,9 @@ spool_read(struct intake *in, uint64_t seq)
 	int fd;
 
 	spool_path(in, seq, name, sizeof(name));
-	if ((fd = openat(in->dirfd, name, O_RDONLY | O_CLOEXEC)) < 0)
+	if ((fd = openat(in->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		return NULL;
-	if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > SPOOL_MAX)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > SPOOL_MAX)
 		goto out;
 	buf = xmalloc((size_t)st.st_size + 1);
 	while (got < (size_t)st.st_size) {
@@ -320,11 +342,24 @@ answer(struct op *op, enum intake_result r)
 	op->cb(r, op->arg);
 }
 
-/* Spools a direct submission that Redis did not take, and answers it. */
+static void replay_next(struct intake *in);
+
+static void
+schedule_retry(struct intake *in)
+{
+	sd_event_source_set_time(in->retry, now_usec() + 1000000);
+	sd_event_source_set_enabled(in->retry, SD_EVENT_ONESHOT);
+}
+
+/*
+ * Spools a direct submission that Redis did not take, and answers it. A replay is tried within a second even
+ * when the connection never dropped (a stall shorter than the PING timeout, an OOM or READONLY refusal), so
+ * the message does not wait for the next webhook or a reconnection.
+ */
 static void
 fallback_to_spool(struct intake *in, struct op *op)
 {
-	int r;
+	int r, enabled;
 	char ph[32];
 
 	if (op->answered)
@@ -340,15 +375,8 @@ fallback_to_spool(struct intake *in, struct op *op)
 	log_info("intake: MessageSid=%s from=%s spooled (%zu waiting for Redis)", op->sid,
 	    log_phone(op->from, ph, sizeof(ph)), spool_count(in));
 	answer(op, INTAKE_SPOOLED);
-}
-
-static void replay_next(struct intake *in);
-
-static void
-schedule_retry(struct intake *in)
-{
-	sd_event_source_set_time(in->retry, now_usec() + 1000000);
-	sd_event_source_set_enabled(in->retry, SD_EVENT_ONESHOT);
+	if (sd_event_source_get_enabled(in->retry, &enabled) >= 0 && enabled == SD_EVENT_OFF)
+		schedule_retry(in);
 }
 
 static void
@@ -403,6 +431,9 @@ on_reply(redisAsyncContext *ac, void *r, void *privdata)
 		fallback_to_spool(in, op);
 	}
 	op_free(op);
+	/* Redis answers again (a late answer after a stall): move what was spooled meanwhile now. */
+	if (ok && spool_count(in) > 0)
+		replay_next(in);
 }
 
 static int

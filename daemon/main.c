@@ -505,7 +505,7 @@ main(int argc, char *argv[])
 	}
 	daemon_http_limits(d.conf, &lim);
 	if (admin_token_init(&d) < 0)
-		fatalx("admin: no admin token (set CRMBRIDGE_ADMIN_TOKEN, or make the state directory writable)");
+		fatalx("admin: no usable admin token (see the error above; CRMBRIDGE_ADMIN_TOKEN sets one)");
 	if (d.conf->admin_listen != NULL) {
 		/* Admin endpoints on their own address (a loopback or management network); webhooks on the main one. */
 		int afd = http_listen_socket(d.conf->admin_listen, d.admin_bound, sizeof(d.admin_bound));
@@ -620,6 +620,7 @@ main(int argc, char *argv[])
 	sd_event_source_disable_unref(d.drain);
 	sd_event_unref(d.event);
 	conf_free(d.conf);
+	admin_token_free(&d);
 	curl_global_cleanup();
 	log_info("stopped");
 	return r < 0 ? 1 : 0;

@@ -23,13 +23,13 @@
 
 static const char twiml_empty[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";
 
-/* True for whatsapp:+ followed by 7 to 15 digits. */
+/* True for whatsapp:+ followed by 7 to 15 digits, the first not 0 (no country code starts with 0). */
 bool
 webhook_valid_from(const char *s)
 {
 	size_t n = 0;
 
-	if (s == NULL || strncmp(s, "whatsapp:+", 10) != 0)
+	if (s == NULL || strncmp(s, "whatsapp:+", 10) != 0 || s[10] == '0')
 		return false;
 	for (s += 10; *s != '\0'; s++, n++)
 		if (!isdigit((unsigned char)*s))
@@ -288,7 +288,10 @@ webhook_whatsapp(struct http_request *req, void *arg)
 	idem = http_req_header(req, "I-Twilio-Idempotency-Token");
 	if (!webhook_valid_from(from)) {
 		d->wh.bad_request++;
-		http_reply_error(req, 400, "From must be whatsapp:+<E.164 number>");
+		http_reply_error(req, 400,
+		    from != NULL && strncmp(from, "whatsapp:+0", 11) == 0
+		        ? "From must be whatsapp:+<E.164 number>; an E.164 number never starts with 0"
+		        : "From must be whatsapp:+<E.164 number>");
 		goto out;
 	}
 	if (!webhook_valid_sid(sid)) {

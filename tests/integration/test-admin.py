@@ -129,6 +129,63 @@ d2.signal(15)
 d2.wait(20)
 d2.kill()
 
+# ---- /system/config shows a unix:// Redis URL as configured ----
+sock = os.path.join(wd, "no-redis-here", "redis.sock")
+d3 = Daemon(wd, conf_run, env={"CRMBRIDGE_STATE_DIR": os.path.join(wd, "state-unix"), "REDIS_URL": "unix://%s?db=3" % sock,
+                               "CRMBRIDGE_ADMIN_TOKEN": "configured-admin-token-42"})
+ok(d3.wait_notify("STATUS=Listening", 20), "a daemon with a unix:// Redis URL", d3.logtext())
+st, hd, raw = d3.request("GET", "/system/config", headers={"Authorization": "Bearer configured-admin-token-42"})
+is_eq(json.loads(raw)["config"]["redis"]["url"] if st == 200 else raw, "unix://%s?db=3" % sock,
+      "/system/config: the unix:// Redis URL exactly as configured")
+d3.kill()
+
+# ---- a long admin token is compared whole; a kept token that is too long or unusable stops the start ----
+long_tok = "L" * 40 + "0123456789" * 6  # 100 bytes: more than the 79 that used to be kept
+d3 = Daemon(wd, conf_run, env={"CRMBRIDGE_STATE_DIR": os.path.join(wd, "state3"), "CRMBRIDGE_ADMIN_TOKEN": long_tok})
+ok(d3.wait_notify("STATUS=Listening", 20), "a daemon with a 100-byte admin token", d3.logtext())
+st, _, _ = d3.request("GET", "/system/status", headers={"Authorization": "Bearer " + long_tok})
+is_eq(st, 200, "the whole 100-byte token: 200")
+for cut in (79, 80, 99):
+    st, _, _ = d3.request("GET", "/system/status", headers={"Authorization": "Bearer " + long_tok[:cut]})
+    is_eq(st, 401, "its first %d characters: 401" % cut)
+d3.kill()
+d3 = Daemon(wd, conf_run, env={"CRMBRIDGE_STATE_DIR": os.path.join(wd, "state3"), "CRMBRIDGE_ADMIN_TOKEN": "t" * 1025})
+ok(d3.wait(20) not in (0, None) and "admin_token" in d3.logtext() and "too long" in d3.logtext(),
+   "a configured token longer than 1024 bytes: refused at start, saying so", d3.logtext())
+d3.kill()
+
+
+def kept_token(text, mode=0o600):
+    sdir = os.path.join(wd, "state-tok-%d" % free_port())
+    os.makedirs(sdir, mode=0o700)
+    path = os.path.join(sdir, "admin.token")
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return sdir, path
+
+
+sdir, path = kept_token("k" * 200 + "\n")
+d3 = Daemon(wd, conf_run, env={"CRMBRIDGE_STATE_DIR": sdir})
+ok(d3.wait_notify("STATUS=Listening", 20), "a daemon with a 200-byte token kept in state_dir", d3.logtext())
+st, _, _ = d3.request("GET", "/system/status", headers={"Authorization": "Bearer " + "k" * 200})
+is_eq(st, 200, "the whole kept token: 200")
+st, _, _ = d3.request("GET", "/system/status", headers={"Authorization": "Bearer " + "k" * 79})
+is_eq(st, 401, "its first 79 characters: 401")
+d3.kill()
+for what, text, mode, says in [("longer than 1024 bytes", "k" * 1500 + "\n", 0o600, "longer than 1024"),
+                               ("readable by others", "k" * 64 + "\n", 0o644, "not a private regular file"),
+                               ("too short", "Zq7xW\n", 0o600, "shorter than 16")]:
+    sdir, path = kept_token(text, mode)
+    d3 = Daemon(wd, conf_run, env={"CRMBRIDGE_STATE_DIR": sdir})
+    rc = d3.wait(20)
+    log = d3.logtext()
+    ok(rc not in (0, None) and path in log and says in log and "CRMBRIDGE_ADMIN_TOKEN" in log,
+       "a kept token %s: the daemon stops, naming the file and what to do" % what, log)
+    is_eq(open(path).read(), text, "and the file is not replaced")
+    ok(text.strip() not in log, "nor its content logged")
+    d3.kill()
+
 # ---- a conversation through crmbridgectl replay: replies come back through the reply sink ----
 case = os.path.join(TOP, "tests", "data", "conversations", "es-sofa-complete.json")
 rc, out, err = ctl("--url", url, "replay", "--reset", "--phone", "+573001112233", case)

@@ -65,6 +65,15 @@ sweep_interval = 1s
 
 
 seq = [0]
+captured = []  # every signed request sent, as an attacker on the path would have captured it
+
+
+def send(body, headers):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", "/api/webhook/whatsapp", body=body, headers=headers)
+    r = c.getresponse()
+    r.read()
+    return r.status
 
 
 def post(phone, body):
@@ -72,13 +81,10 @@ def post(phone, body):
     msid = "SM%032x" % (0x0E5000 + seq[0])
     p = [("MessageSid", msid), ("From", "whatsapp:" + phone), ("To", "whatsapp:+14155238886"), ("Body", body),
          ("NumMedia", "0"), ("ProfileName", "Cliente"), ("AccountSid", SID)]
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request("POST", "/api/webhook/whatsapp", body=form(p).encode(),
-              headers={"Content-Type": "application/x-www-form-urlencoded", "I-Twilio-Idempotency-Token": "idem-%d" %
-                       seq[0], "X-Twilio-Signature": sign(TOKEN, PUBLIC + "/api/webhook/whatsapp", p)})
-    r = c.getresponse()
-    r.read()
-    return r.status
+    req = (form(p).encode(), {"Content-Type": "application/x-www-form-urlencoded", "I-Twilio-Idempotency-Token":
+                              "idem-%d" % seq[0], "X-Twilio-Signature": sign(TOKEN, PUBLIC + "/api/webhook/whatsapp", p)})
+    captured.append((phone, body, req))
+    return send(*req)
 
 
 def sent_to(phone):
@@ -169,6 +175,18 @@ ok(ans["odoo"].get("leads") == [lead["id"]] and ans["odoo"].get("messages_delete
    "the answer lists the lead and the messages deleted", ans["odoo"])
 st, _ = d.get_json("/api/conversation/%s/status" % urllib.parse.quote(P1, safe=""))
 is_eq(st, 404, "the conversation is gone")
+# A captured signed webhook replayed after the erasure must not bring the customer's message back.
+stream_before = redis.cli("XLEN", "crmbridge:{intake}:stream").strip()
+replies_before = len(sent_to(P1))
+for ph, text, req in captured:
+    if ph == P1:
+        is_eq(send(*req), 200, "a replayed webhook of the erased customer (%s...): 200, as for any duplicate" % text[:12])
+time.sleep(1.5)
+is_eq(redis.cli("XLEN", "crmbridge:{intake}:stream").strip(), stream_before, "the replays store nothing")
+is_eq(d.get_json("/api/conversation/%s/status" % urllib.parse.quote(P1, safe=""))[0], 404,
+      "no conversation comes back from the replays")
+is_eq(len(sent_to(P1)), replies_before, "and nothing is sent to the erased customer")
+ok(not re.search(r"573003330001(?!\d)", redis_dump()), "what refuses the replays holds no trace of the number")
 is_eq(erase(d, P1)[0], 200, "erasing again is harmless (200, nothing left)")
 st, _ = erase(d, "not-a-phone")
 is_eq(st, 400, "a bad phone: 400")

@@ -18,6 +18,14 @@ for kv in Type=notify WatchdogSec= 'ExecReload=/bin/kill -HUP $MAINPID' DynamicU
 done
 grep -q '^ExecStart=/.*/crmbridged$' "$unit"
 ok $? "ExecStart points at the installed daemon"
+# A leak or a flood is contained by the cgroup: MemoryHigh= (reclaim and throttle) below MemoryMax= (OOM kill,
+# then Restart=on-failure), both in M so they compare.
+high=$(sed -n 's/^MemoryHigh=\([0-9][0-9]*\)M$/\1/p' "$unit")
+max=$(sed -n 's/^MemoryMax=\([0-9][0-9]*\)M$/\1/p' "$unit")
+[ -n "$max" ] && [ "$max" -ge 128 ]
+ok $? "unit has MemoryMax= (${max:-none}M, at least 128M)"
+[ -n "$high" ] && [ -n "$max" ] && [ "$high" -lt "$max" ]
+ok $? "and MemoryHigh= below it (${high:-none}M)"
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
 	echo "# systemd-analyze not installed (apt-get install systemd)"

@@ -14,8 +14,8 @@ import time
 import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Daemon, Redis, done, form, is_eq, ok, resp, sign, skip_all, wait_for,  # noqa: E402
-                     workdir, write_config)
+from harness import (Daemon, Redis, done, form, get, is_eq, ok, resp, sign, skip_all, start_fake,  # noqa: E402
+                     wait_for, workdir, write_config)
 
 if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
     skip_all("redis-server not installed")
@@ -142,6 +142,8 @@ try:
     is_eq(post(d, message(phone="573001112233"))[0], 403 if False else 400, "From without whatsapp:+: 400")
     is_eq(post(d, [(k, "whatsapp:+57abc") if k == "From" else (k, v) for k, v in message()])[0], 400,
           "From that is not E.164: 400")
+    st, ct, data = post(d, message(phone="+0573001112233"))
+    ok(st == 400 and b"E.164" in data, "From with a leading 0 (E.164 never starts with 0): 400, saying why", (st, data))
     is_eq(post(d, message(msid="SMshort"))[0], 400, "malformed MessageSid: 400")
     is_eq(post(d, [(k, v) for k, v in message() if k != "MessageSid"])[0], 400, "no MessageSid: 400")
     is_eq(post(d, message(body=""))[0], 400, "an empty text with nothing else: 400")
@@ -276,6 +278,85 @@ try:
     ok("Hola" not in log and "burst" not in log and "msg 1" not in log, "no message body in the log")
     ok("+573001112233" not in log and "573001112233" not in log, "no full phone number in the log")
     ok(TOKEN not in log.replace("12345678", ""), "no token in the log")
+
+    # ---- the spool with a fresh state directory: a planted symlink, a short Redis stall ----
+    twilio, tport = start_fake("twilio.py", "--account-sid", "AC" + "0" * 32, "--auth-token", TOKEN)
+    state2 = os.path.join(wd, "state2")
+    conf2 = os.path.join(wd, "crmbridge2.conf")
+    # Default Redis timeouts: a webhook waits 1 s for Redis, a PING 2 s, so a 1.5 s stall spools the
+    # message without the connection ever being declared down.
+    write_config(conf2, f"""[server]
+listen = 127.0.0.1:0
+public_url = {PUBLIC}
+state_dir = {state2}
+[redis]
+url = {redis.url}
+[engine]
+coalesce_window = 100ms
+[twilio]
+account_sid = AC00000000000000000000000000000000
+auth_token = {TOKEN}
+whatsapp_from = whatsapp:+14155238886
+api_base = http://127.0.0.1:{tport}
+status_callback = no
+""")
+    d.kill()
+    d = Daemon(wd, conf2, env={"CRMBRIDGE_STATE_DIR": state2})
+    ok(d.wait_notify("READY=1", 10) is not None, "a daemon with a fresh state directory and the Twilio double")
+
+    def replies_to(phone):
+        return [e for e in get(tport, "/_log") if e["form"].get("To") == "whatsapp:" + phone]
+
+    # Someone who can write to the spool directory plants symlinks where the temporary files will go.
+    victim = os.path.join(wd, "victim.txt")
+    with open(victim, "w") as f:
+        f.write("not the daemon's\n")
+    spool2 = os.path.join(state2, "spool")
+    for i in range(4):
+        os.symlink(victim, os.path.join(spool2, ".tmp-%020d.msg" % i))
+    redis.stop()
+    sym = message(phone="+573005550001", body="Hola, ¿tienen sillas?")
+    st = post(d, sym)[0]
+    is_eq(open(victim).read(), "not the daemon's\n", "a symlink at the spool's temporary name is not followed")
+    is_eq(st, 200, "and the message is still spooled (200)")
+    redis.start()
+    ok(wait_for(lambda: dict(sym)["MessageSid"] in [s for s, _ in stream_sids()], 15),
+       "and reaches Redis once it is back")
+    ok(wait_for(lambda: replies_to("+573005550001"), 10), "and is answered")
+
+    # Redis up but refusing writes for a while (out of memory; MISCONF and READONLY are alike): the message
+    # is spooled and must go on its own once Redis takes writes again.
+    refused = message(phone="+573005550003", body="Hola, busco una cama doble")
+    resp(redis.port, "CONFIG", "SET", "maxmemory-policy", "noeviction")
+    resp(redis.port, "CONFIG", "SET", "maxmemory", "1")
+    try:
+        st = post(d, refused)[0]
+        time.sleep(0.5)
+    finally:
+        resp(redis.port, "CONFIG", "SET", "maxmemory", "0")
+    is_eq(st, 200, "a webhook while Redis refuses writes: 200 (spooled)")
+    ok(wait_for(lambda: replies_to("+573005550003"), 5),
+       "with no further webhook, it is stored and answered within 5 s of Redis taking writes again",
+       (d.get_json("/system/status")[1]["intake"], d.logtext()[-1500:]))
+    ok(wait_for(lambda: d.get_json("/system/status")[1]["intake"]["spool_depth"] == 0, 5), "the spool is empty")
+    # A stall shorter than the PING timeout: the connection never drops, so no reconnection says "Redis is up".
+    stall = message(phone="+573005550002", body="Hola, busco un escritorio")
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        st = post(d, stall)[0]
+        waited = time.monotonic() - t0
+        time.sleep(max(0, 1.4 - waited))
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    is_eq(st, 200, "a webhook during a short Redis stall: 200 (%.1f s)" % waited)
+    ok(d.get_json("/system/status")[1]["intake"]["spooled"] >= 2, "it went to the spool")
+    ok(wait_for(lambda: replies_to("+573005550002"), 5), "it is answered (Redis ran the late command)")
+    ok(wait_for(lambda: d.get_json("/system/status")[1]["intake"]["spool_depth"] == 0, 5),
+       "with no further webhook, the spool is replayed as soon as Redis answers again",
+       d.get_json("/system/status")[1]["intake"])
+
+    twilio.terminate()
 finally:
     d.kill()
     redis.stop()

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "classifier/classifier.h"
+#include "classifier/text.h"
 #include "tests/tap.h"
 
 static struct lexicon *lx;
@@ -234,6 +235,33 @@ main(void)
 		unlink(path);
 	}
 	test_reply_links();
+	/*
+	 * Long inputs cost linear work: text_find_work counts the characters the searches step over, so
+	 * ten times the text must cost about ten times the work (a search from the start for every number made
+	 * 60 KB of "1 1 1 ..." cost 0.9 s). Work, not time: the same figures on any machine.
+	 */
+	{
+		static const char *const units[] = {"1 ", "$1 ", "dos mil ", "presupuesto 1 ", "cuesta $1. "};
+		for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+			unsigned long long work[2];
+			for (int k = 0; k < 2; k++) {
+				size_t want = k == 0 ? 6000 : 60000, ul = strlen(units[u]), n = 0;
+				char *t = malloc(want + 1);
+				while (n + ul <= want) {
+					memcpy(t + n, units[u], ul);
+					n += ul;
+				}
+				t[n] = '\0';
+				text_find_work = 0;
+				one(&a, t);
+				work[k] = text_find_work;
+				analysis_clear(&a);
+				free(t);
+			}
+			ok(work[1] < 15 * work[0], "60 KB of \"%s...\": %.1f times the work of 6 KB (linear: 10)",
+			    units[u], (double)work[1] / (double)work[0]);
+		}
+	}
 	lexicon_free(lx);
 	return done_testing();
 }

@@ -362,6 +362,23 @@ test_credentials(void)
 	clear_env();
 }
 
+/* The effective configuration shows a URL as it was written, its password alone hidden. */
+static void
+test_redact_url(void)
+{
+	char *r;
+
+	r = conf_redact_url("unix:///run/redis/redis.sock?db=2");
+	is_str(r, "unix:///run/redis/redis.sock?db=2", "a unix:// Redis URL is shown as written (not unix://run/...)");
+	free(r);
+	r = conf_redact_url("unix:///run/redis/redis.sock");
+	is_str(r, "unix:///run/redis/redis.sock", "without a database too");
+	free(r);
+	r = conf_redact_url("redis://:s3cret@127.0.0.1:6379/1");
+	is_str(r, "redis://:<redacted>@127.0.0.1:6379/1", "a redis:// URL: the password redacted, the rest kept");
+	free(r);
+}
+
 int
 main(void)
 {
@@ -374,6 +391,7 @@ main(void)
 	test_secret_modes();
 	test_env();
 	test_credentials();
+	test_redact_url();
 	{
 		char cmd[600];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
