@@ -65,6 +65,8 @@ def build(c):
         return c["raw"].encode("latin-1"), c.get("hold", False)
     body = body_of(c)
     path = c["path"].replace("{TOKEN}", ADMIN)
+    if "query_repeat" in c:
+        path += "?" + c["query_repeat"]["unit"] * c["query_repeat"]["times"]
     method = c.get("method", "POST" if body or c.get("headers") is not None and "Content-Type" in c["headers"]
                    else "GET")
     hdrs = dict(c.get("headers", {}))
