@@ -68,13 +68,14 @@ def dial(d, src="127.0.0.1"):
     return s
 
 
-def exchange(d, data, src="127.0.0.1"):
-    """Sends data on a new connection; the answer's status, or "closed"."""
+def converse(d, data, src="127.0.0.1", whole=False):
+    """Sends data on a new connection; what came back: the first answer's head, or (whole) all until the
+    server closed."""
     s = dial(d, src)
     got = b""
     try:
         s.sendall(data)
-        while b"\r\n\r\n" not in got:
+        while whole or b"\r\n\r\n" not in got:
             chunk = s.recv(4096)
             if not chunk:
                 break
@@ -82,6 +83,12 @@ def exchange(d, data, src="127.0.0.1"):
     except OSError:
         pass
     s.close()
+    return got
+
+
+def exchange(d, data, src="127.0.0.1"):
+    """Sends data on a new connection; the answer's status, or "closed"."""
+    got = converse(d, data, src)
     return int(got.split(b" ")[1]) if got.startswith(b"HTTP/1.") else "closed"
 
 

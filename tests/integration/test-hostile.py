@@ -7,7 +7,6 @@ both Content-Length and Transfer-Encoding is refused and its connection closed. 
 same measurements on any builds side by side and prints the figures."""
 
 import os
-import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -48,19 +47,8 @@ is_eq(o["closed_at_once"], 300 - 64, "beyond http.max_connections_per_address (6
 is_eq(o["health"], 10, "while /health answers 10 probes in 10 from another address")
 is_eq(o["webhook"], 200, "and a webhook gets 200")
 
-s = h.dial(d)
-s.sendall(b"POST /api/webhook/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
-          b"0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-got = b""
-try:
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        got += chunk
-except OSError:
-    pass
-s.close()
+got = h.converse(d, b"POST /api/webhook/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n", whole=True)
 ok(got.startswith(b"HTTP/1.1 400") and got.count(b"HTTP/1.1") == 1,
    "Content-Length with Transfer-Encoding: 400, the connection closed, the request behind it never answered",
    got[:400])
