@@ -150,12 +150,12 @@ def idle_bodies(d, conns=256, webhooks=40):
     return out
 
 
-def one_address(d, conns=300):
+def one_address(d, conns=300, src="127.0.0.20"):
     """How many of conns connections from one address are closed at once; /health meanwhile."""
     held, closed = [], 0
     for _ in range(conns):
         try:
-            held.append(dial(d, "127.0.0.20"))
+            held.append(dial(d, src))
         except OSError:
             closed += 1
     time.sleep(0.5)

@@ -57,6 +57,7 @@ struct key {
 };
 
 static const char *check_listen(const char *);
+static const char *check_addresses(const char *);
 static const char *check_http_url(const char *);
 static const char *check_public_url(const char *);
 static const char *check_redis_url(const char *);
@@ -100,6 +101,8 @@ static const struct key conf_keys[] = {
     {"http", "max_uri", NULL, NULL, K_SIZE, 0, 256, 1048576, "8KiB", OFF(http_max_uri), NULL},
     {"http", "max_connections", NULL, NULL, K_INT, 0, 1, 65536, "1024", OFF(http_max_connections), NULL},
     {"http", "max_connections_per_address", NULL, NULL, K_INT, 0, 0, 65536, "64", OFF(http_max_per_address), NULL},
+    {"http", "proxy_addresses", "CRMBRIDGE_PROXY_ADDRESSES", NULL, K_STR, 0, 0, 0, "127.0.0.1 ::1",
+        OFF(http_proxy_addresses), check_addresses},
     {"http", "idle_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(3600), "30s", OFF(http_idle_timeout_ms), NULL},
     {"http", "request_timeout", NULL, NULL, K_DURATION, 0, SEC(1), SEC(600), "10s", OFF(http_request_timeout_ms), NULL},
     {"http", "connection_memory", NULL, NULL, K_SIZE, 0, 8192, 1048576, "32KiB", OFF(http_connection_memory), NULL},
@@ -259,6 +262,16 @@ check_listen(const char *v)
 	return listen_parse(v, &ss, &len) == 0
 	    ? NULL
 	    : "must be ADDRESS:PORT with a numeric address (127.0.0.1:8080, [::1]:8080, 0.0.0.0:0)";
+}
+
+static const char *
+check_addresses(const char *v)
+{
+	struct in6_addr a[HTTP_MAX_PROXIES];
+
+	return http_parse_addresses(v, a, HTTP_MAX_PROXIES) >= 0
+	    ? NULL
+	    : "must be up to 8 numeric IPv4 or IPv6 addresses separated by spaces (127.0.0.1 ::1)";
 }
 
 /* Parses an http(s) URL with curl; returns a reason or NULL. Sets *path_out if asked. */

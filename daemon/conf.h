@@ -31,6 +31,7 @@ struct conf {
 	uint64_t http_max_uri;
 	long long http_max_connections;
 	long long http_max_per_address;
+	char *http_proxy_addresses; /* spared from the per-address limit */
 	uint64_t http_idle_timeout_ms;
 	uint64_t http_request_timeout_ms;
 	uint64_t http_connection_memory;

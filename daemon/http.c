@@ -43,6 +43,8 @@ struct hconn {
 	int fd;
 	uint64_t deadline; /* 0: none (a request is being handled) */
 	struct http_request *req; /* the request on it, until completed */
+	struct in6_addr addr; /* the client's (IPv4 as ::ffff:a.b.c.d) */
+	bool counted; /* in the per-address counts */
 	struct hconn *prev, *next;
 };
 
@@ -83,6 +85,11 @@ struct http_server {
 	void *arg;
 	size_t body_bytes; /* body bytes held in memory, all requests together */
 	struct hconn *conns;
+	struct addr_count {
+		struct in6_addr addr;
+		unsigned n;
+	} * per_addr; /* open connections of each client address (those counted) */
+	size_t nper_addr, cap_per_addr;
 	struct http_request *suspended;
 	struct http_stats st;
 	bool rerun; /* run libmicrohttpd again: it has a connection to close */
@@ -142,6 +149,36 @@ listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 		*len = sizeof(*a);
 	}
 	return 0;
+}
+
+int
+http_parse_addresses(const char *s, struct in6_addr *out, unsigned max)
+{
+	char one[INET6_ADDRSTRLEN];
+	unsigned n = 0;
+
+	while (s != NULL && *s != '\0') {
+		size_t len = strcspn(s, " ,\t");
+		struct in_addr a4;
+
+		if (len > 0) {
+			if (len >= sizeof(one) || n >= max)
+				return -1;
+			memcpy(one, s, len);
+			one[len] = '\0';
+			if (inet_pton(AF_INET, one, &a4) == 1) {
+				memset(&out[n], 0, sizeof(out[n]));
+				out[n].s6_addr[10] = out[n].s6_addr[11] = 0xff;
+				memcpy(&out[n].s6_addr[12], &a4, 4);
+			} else if (inet_pton(AF_INET6, one, &out[n]) != 1) {
+				return -1;
+			}
+			n++;
+		}
+		s += len;
+		s += strspn(s, " ,\t");
+	}
+	return (int)n;
 }
 
 int
@@ -425,6 +462,69 @@ route_find(struct http_server *s, struct http_request *r, char *allow, size_t al
 
 /* ---- MHD callbacks ---- */
 
+/* ---- connections per client address ---- */
+
+static struct addr_count *
+per_addr_find(struct http_server *s, const struct in6_addr *a)
+{
+	size_t i;
+
+	for (i = 0; i < s->nper_addr; i++)
+		if (memcmp(&s->per_addr[i].addr, a, sizeof(*a)) == 0)
+			return &s->per_addr[i];
+	return NULL;
+}
+
+/*
+ * Counts a new connection of h's address; false when that address already
+ * holds max_per_address. A reverse proxy's address (http.proxy_addresses)
+ * is not counted: all its clients arrive from it.
+ */
+static bool
+per_addr_admit(struct http_server *s, struct hconn *h, const struct sockaddr *sa)
+{
+	struct addr_count *ac;
+	unsigned i;
+
+	if (s->lim.max_per_address == 0 || sa == NULL)
+		return true;
+	if (sa->sa_family == AF_INET) {
+		memset(&h->addr, 0, sizeof(h->addr));
+		h->addr.s6_addr[10] = h->addr.s6_addr[11] = 0xff;
+		memcpy(&h->addr.s6_addr[12], &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		h->addr = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+	} else {
+		return true;
+	}
+	for (i = 0; i < s->lim.nproxies; i++)
+		if (memcmp(&s->lim.proxies[i], &h->addr, sizeof(h->addr)) == 0)
+			return true;
+	if ((ac = per_addr_find(s, &h->addr)) == NULL) {
+		if (s->nper_addr == s->cap_per_addr) {
+			s->cap_per_addr = s->cap_per_addr == 0 ? 16 : s->cap_per_addr * 2;
+			s->per_addr = xreallocarray(s->per_addr, s->cap_per_addr, sizeof(*s->per_addr));
+		}
+		ac = &s->per_addr[s->nper_addr++];
+		ac->addr = h->addr;
+		ac->n = 0;
+	}
+	ac->n++;
+	h->counted = true;
+	return ac->n <= s->lim.max_per_address;
+}
+
+static void
+per_addr_release(struct http_server *s, struct hconn *h)
+{
+	struct addr_count *ac;
+
+	if (!h->counted || (ac = per_addr_find(s, &h->addr)) == NULL)
+		return;
+	if (--ac->n == 0)
+		*ac = s->per_addr[--s->nper_addr];
+}
+
 static struct hconn *
 conn_of(struct MHD_Connection *c)
 {
@@ -441,9 +541,16 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum M
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *ca = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		h = xcalloc(1, sizeof(*h));
 		h->srv = s;
 		h->fd = ci != NULL ? ci->connect_fd : -1;
+		if (!per_addr_admit(s, h, ca != NULL ? ca->client_addr : NULL) && h->fd >= 0) {
+			/* Over its address's share: closed before it is read (MHD sees the end and drops it). */
+			shutdown(h->fd, SHUT_RDWR);
+			s->st.per_address_closed++;
+			s->rerun = true;
+		}
 		h->deadline = now_usec() + s->lim.request_timeout_ms * 1000;
 		h->next = s->conns;
 		if (s->conns != NULL)
@@ -457,6 +564,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum M
 			return;
 		if (h->req != NULL)
 			request_drop(h->req);
+		per_addr_release(s, h);
 		if (h->prev != NULL)
 			h->prev->next = h->next;
 		else
@@ -836,10 +944,9 @@ http_new(sd_event *e, int listen_fd, const struct http_limits *lim, const struct
 	s->listen_fd = listen_fd;
 	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 	    on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
-	    MHD_OPTION_CONNECTION_LIMIT, lim->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->max_per_address,
-	    MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    lim->connection_memory, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_END);
+	    MHD_OPTION_CONNECTION_LIMIT, lim->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, lim->connection_memory, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_END);
 	if (s->mhd == NULL) {
 		log_warnx("http: libmicrohttpd failed to start");
 		goto fail;
@@ -879,8 +986,12 @@ http_quiesce(struct http_server *s)
 void
 http_set_limits(struct http_server *s, const struct http_limits *lim)
 {
-	/* MHD fixes connection limits (total and per address), idle timeout and pool size at start. */
+	/* MHD fixes the connection limit, idle timeout and pool size at start; one address's share (and the
+	   proxies spared from it) apply to new connections. */
 	s->lim.max_body = lim->max_body;
+	s->lim.max_per_address = lim->max_per_address;
+	memcpy(s->lim.proxies, lim->proxies, sizeof(s->lim.proxies));
+	s->lim.nproxies = lim->nproxies;
 	s->lim.max_uri = lim->max_uri;
 	s->lim.request_timeout_ms = lim->request_timeout_ms;
 	s->lim.body_memory = lim->body_memory;
@@ -910,5 +1021,6 @@ http_free(struct http_server *s)
 	sd_event_source_disable_unref(s->timer);
 	sd_event_source_disable_unref(s->sweep);
 	sd_event_unref(s->event);
+	free(s->per_addr);
 	free(s);
 }

@@ -11,8 +11,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
+
+#define HTTP_MAX_PROXIES 8
 
 struct http_server;
 struct http_request;
@@ -30,7 +33,9 @@ struct http_limits {
 	size_t max_body; /* larger bodies get 413 */
 	size_t max_uri; /* longer request targets (path and query) get 414 */
 	unsigned max_connections; /* further connections are refused */
-	unsigned max_per_address; /* further connections from one address are refused; 0: no limit */
+	unsigned max_per_address; /* further connections from one address are closed at once; 0: no limit */
+	struct in6_addr proxies[HTTP_MAX_PROXIES]; /* addresses the per-address limit spares (IPv4 as ::ffff:a.b.c.d) */
+	unsigned nproxies;
 	unsigned idle_timeout_s; /* an idle connection is closed after this */
 	uint64_t request_timeout_ms; /* a request must arrive whole within this */
 	size_t connection_memory; /* per-connection memory for headers */
@@ -45,6 +50,7 @@ struct http_stats {
 	uint64_t closed_early; /* requests libmicrohttpd dropped before they were whole (malformed, over its memory) */
 	uint64_t
 	    conflicting_length; /* requests with both Content-Length and Transfer-Encoding, answered 400 and closed */
+	uint64_t per_address_closed; /* connections closed for being over max_per_address */
 	uint64_t slow_clients; /* connections cut for not sending a request in time */
 	uint64_t connections; /* open now */
 	uint64_t in_flight; /* requests received and not yet answered */
@@ -55,6 +61,12 @@ struct http_stats {
  * Returns 0 or -EINVAL.
  */
 int listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+/*
+ * Parses numeric IPv4 and IPv6 addresses separated by spaces or commas into
+ * out (IPv4 as ::ffff:a.b.c.d). Returns how many, or -1 when one is not an
+ * address or there are more than max.
+ */
+int http_parse_addresses(const char *s, struct in6_addr *out, unsigned max);
 /*
  * Creates a listening TCP socket for "ADDRESS:PORT" (port 0 picks a free
  * one) and writes the address it got into bound. Returns the fd or -errno.

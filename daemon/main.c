@@ -40,10 +40,14 @@ usage(FILE *f)
 void
 daemon_http_limits(const struct conf *c, struct http_limits *lim)
 {
+	int n;
+
 	lim->max_body = c->http_max_body;
 	lim->max_uri = c->http_max_uri;
 	lim->max_connections = (unsigned)c->http_max_connections;
 	lim->max_per_address = (unsigned)c->http_max_per_address;
+	n = http_parse_addresses(c->http_proxy_addresses, lim->proxies, HTTP_MAX_PROXIES);
+	lim->nproxies = n > 0 ? (unsigned)n : 0; /* validated with the configuration */
 	lim->idle_timeout_s = (unsigned)((c->http_idle_timeout_ms + 999) / 1000);
 	lim->request_timeout_ms = c->http_request_timeout_ms;
 	lim->connection_memory = c->http_connection_memory;

@@ -143,6 +143,7 @@ write_metrics(FILE *f, struct daemon *d)
 	prom_sample(
 	    f, "crmbridge_http_refused_total", L("reason", "conflicting_length"), (double)hs.conflicting_length);
 	prom_sample(f, "crmbridge_http_refused_total", L("reason", "closed_early"), (double)hs.closed_early);
+	prom_sample(f, "crmbridge_http_refused_total", L("reason", "per_address"), (double)hs.per_address_closed);
 	prom_sample(f, "crmbridge_http_refused_total", L("reason", "slow_client"), (double)hs.slow_clients);
 	counter(f, "crmbridge_admin_auth_failures_total", "Admin requests refused for a missing or wrong token.",
 	    (double)d->auth_failures);

@@ -75,12 +75,13 @@ get_system_status(struct http_request *req, void *arg)
 	    (json_int_t)((now_usec() - d->started) / 1000000), "started_at", iso_time(d->started_rt), "listen",
 	    d->bound, "redis", redis);
 	json_object_set_new(j, "http",
-	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)hs.requests,
-	        "status_2xx", (json_int_t)hs.status_2xx, "status_4xx", (json_int_t)hs.status_4xx, "status_5xx",
-	        (json_int_t)hs.status_5xx, "too_large", (json_int_t)hs.too_large, "too_long", (json_int_t)hs.too_long,
-	        "conflicting_length", (json_int_t)hs.conflicting_length, "closed_early", (json_int_t)hs.closed_early,
-	        "slow_clients_cut", (json_int_t)hs.slow_clients, "connections", (json_int_t)hs.connections, "in_flight",
-	        (json_int_t)hs.in_flight));
+	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests",
+	        (json_int_t)hs.requests, "status_2xx", (json_int_t)hs.status_2xx, "status_4xx",
+	        (json_int_t)hs.status_4xx, "status_5xx", (json_int_t)hs.status_5xx, "too_large",
+	        (json_int_t)hs.too_large, "too_long", (json_int_t)hs.too_long, "conflicting_length",
+	        (json_int_t)hs.conflicting_length, "closed_early", (json_int_t)hs.closed_early, "per_address_closed",
+	        (json_int_t)hs.per_address_closed, "slow_clients_cut", (json_int_t)hs.slow_clients, "connections",
+	        (json_int_t)hs.connections, "in_flight", (json_int_t)hs.in_flight));
 	json_object_set_new(j, "services",
 	    json_pack("{s:o, s:o, s:o}", "classifier",
 	        service_json(conf_model_on(c), conf_model_provider(c) == 1 ? "openai" : "gemini", "offline rules"),

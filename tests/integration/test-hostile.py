@@ -46,6 +46,8 @@ print("# one address opened %d connections: %d closed at once" % (o["connections
 is_eq(o["closed_at_once"], 300 - 64, "beyond http.max_connections_per_address (64) its connections are closed")
 is_eq(o["health"], 10, "while /health answers 10 probes in 10 from another address")
 is_eq(o["webhook"], 200, "and a webhook gets 200")
+o = h.one_address(d, 100, "127.0.0.1")
+is_eq(o["closed_at_once"], 0, "a reverse proxy's address (http.proxy_addresses: 127.0.0.1) keeps its 100 connections")
 
 got = h.converse(d, b"POST /api/webhook/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
                  b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n", whole=True)

@@ -92,6 +92,8 @@ server_thread(void *arg)
 	    .max_uri = 4096,
 	    .max_connections = 8,
 	    .max_per_address = 6,
+	    .proxies = {{.s6_addr = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1}}}, /* a local proxy */
+	    .nproxies = 1,
 	    .idle_timeout_s = 30,
 	    .request_timeout_ms = 2000,
 	    .connection_memory = 32768,
@@ -464,6 +466,23 @@ test_per_address(void)
 	is_int(request(req, &r), 200, "while another address is served");
 	for (i = 0; i < 6; i++)
 		close(fds[i]);
+	usleep(100000);
+	/* A reverse proxy's address (here 127.0.0.1) is spared: all its clients come from it. */
+	for (i = 0; i < 6; i++)
+		fds[i] = dial();
+	usleep(200000);
+	is_int(request(req, &r), 200, "a proxy's address may hold more (a seventh is served)");
+	for (i = 0; i < 6; i++)
+		close(fds[i]);
+	{
+		struct in6_addr a[8];
+		is_int(http_parse_addresses("127.0.0.1 ::1,10.0.0.5", a, 8), 3,
+		    "proxy addresses parse (IPv4, IPv6, commas)");
+		ok(a[0].s6_addr[10] == 0xff && a[0].s6_addr[12] == 127 && a[2].s6_addr[15] == 5,
+		    "IPv4 as ::ffff:a.b.c.d");
+		is_int(http_parse_addresses("127.0.0.1 proxy.example", a, 8), -1, "a name is refused");
+		is_int(http_parse_addresses("1.1.1.1 2.2.2.2 3.3.3.3", a, 2), -1, "so are too many");
+	}
 }
 
 int
@@ -509,6 +528,8 @@ main(void)
 	    (unsigned long long)st.closed_early);
 	is_int((int)st.too_long, 1, "so are 414 answers");
 	is_int((int)st.conflicting_length, 1, "and requests with conflicting lengths");
+	ok(st.per_address_closed >= 1, "and connections over an address's share (%llu)",
+	    (unsigned long long)st.per_address_closed);
 	http_free(srv);
 	sd_event_unref(ev);
 	close(stop_fd);
