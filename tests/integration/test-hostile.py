@@ -41,7 +41,7 @@ is_eq(i["idle"], 256, "256 connections announcing 64 KiB bodies are held")
 is_eq(i["webhooks_200"], i["webhooks"], "every signed webhook gets 200 meanwhile")
 is_eq(i["health"], 10, "and /health answers 10 probes in 10")
 
-o = h.one_address(d)
+o = h.one_address(d, 300)
 print("# one address opened %d connections: %d closed at once" % (o["connections"], o["closed_at_once"]))
 is_eq(o["closed_at_once"], 300 - 64, "beyond http.max_connections_per_address (64) its connections are closed")
 is_eq(o["health"], 10, "while /health answers 10 probes in 10 from another address")
