@@ -32,6 +32,7 @@
 #include "common/form.h"
 #include "common/template.h"
 #include "common/log.h"
+#include "common/pace.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "conversation/outbound.h"
@@ -121,9 +122,13 @@ struct engine {
 	struct turn *turns;
 	unsigned refs; /* callbacks in flight that point at us */
 	bool dying; /* engine_free was called: destroyed when refs reach 0 */
-	unsigned tick;
-	long long *depth; /* queue depths, sampled every second */
+	struct pace pace; /* the poll's: 50 ms while there is work, up to ENGINE_IDLE_POLL_MS when there is none */
+	uint64_t next_chores; /* lead retries, follow-ups, queue depths: every second, every 10 s when idle */
+	long long *depth; /* queue depths, sampled every second (every 10 s when idle) */
 };
+
+/* The longest the loop sleeps without being told of work: how late it sees another instance's. */
+#define ENGINE_IDLE_POLL_MS 2000
 
 struct turn {
 	struct engine *en;
@@ -290,6 +295,12 @@ on_route(redisAsyncContext *ac, void *r, void *pd)
 	}
 	if (op->step == 0 && ((redisReply *)r)->type == REDIS_REPLY_INTEGER && ((redisReply *)r)->integer == 1)
 		op->en->st.routed++;
+	/* The schedule's answer: when the phone's turn falls due (its coalescing window): poll then. */
+	if (op->step == 1 && ((redisReply *)r)->type == REDIS_REPLY_INTEGER && ((redisReply *)r)->integer > 0) {
+		uint64_t due = (uint64_t)((redisReply *)r)->integer, now = realtime_usec() / 1000;
+		pace_due(&op->en->pace, due);
+		pace_sooner(op->en->poll, now_usec() + (due > now ? due - now : 0) * 1000);
+	}
 	op->step++;
 	route_step(op);
 }
@@ -441,6 +452,8 @@ on_read(redisAsyncContext *ac, void *r, void *pd)
 		entries = reply->element[1];
 	if (entries == NULL || entries->type != REDIS_REPLY_ARRAY)
 		return;
+	if (entries->elements > 0)
+		en->pace.found = true;
 	for (i = 0; i < entries->elements; i++)
 		route_entry(en, entries->element[i]);
 }
@@ -2007,6 +2020,8 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 		return;
 	}
 	en->claiming = false;
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
+		en->pace.found = true;
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY)
 		for (i = 0; i + 2 < reply->elements; i += 3)
 			turn_start(
@@ -2178,26 +2193,40 @@ sample_depths(struct engine *en)
 	rconn_command(rc(en), on_depth, &en->depth[2], "LLEN %s", en->k_dead);
 }
 
+/*
+ * The loop: read the intake and claim due turns every poll_ms while there is work; with none, poll less
+ * and less often (up to ENGINE_IDLE_POLL_MS), but at the time a scheduled turn falls due; a webhook, a
+ * routed message or a finished turn polls at once. Lead retries, follow-ups and queue depths every second,
+ * every ten while idle.
+ */
 static int
 on_poll(sd_event_source *s, uint64_t usec, void *arg)
 {
 	struct engine *en = arg;
+	bool busy = en->st.in_flight > 0;
+	uint64_t now = now_usec();
+
 	read_intake(en);
 	claim_turns(en);
-	if (++en->tick % 20 == 0) {
+	if (now >= en->next_chores) {
 		retry_pending(en);
 		due_followups(en);
 		sample_depths(en);
+		en->next_chores = now + (busy || en->pace.quiet < 8 ? 1000000 : 10000000);
 	}
-	sd_event_source_set_time(s, now_usec() + en->o.poll_ms * 1000);
+	sd_event_source_set_time(
+	    s, now + pace_next(&en->pace, en->o.poll_ms, ENGINE_IDLE_POLL_MS, busy, realtime_usec() / 1000) * 1000);
 	return 0;
 }
 
 static void
 poll_now(struct engine *en)
 {
+	en->pace.found = true; /* told of work: the next polls are quick again */
 	read_intake(en);
 	claim_turns(en);
+	/* A poll sleeping up to ENGINE_IDLE_POLL_MS comes back at the quick pace from now. */
+	pace_sooner(en->poll, now_usec() + en->o.poll_ms * 1000);
 }
 
 void
@@ -2299,6 +2328,7 @@ destroy(struct engine *en)
 	free(en->k_pending);
 	free(en->k_dead);
 	free(en->k_followup);
+	pace_free(&en->pace);
 	free(en);
 }
 
@@ -2417,6 +2447,8 @@ engine_poke(struct engine *en)
 {
 	if (en == NULL || en->dying)
 		return;
+	en->pace.found = true;
+	pace_sooner(en->poll, now_usec() + en->o.poll_ms * 1000);
 	if (en->reading)
 		en->poked = true;
 	else

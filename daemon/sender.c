@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/pace.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "sender.h"
@@ -147,12 +148,16 @@ struct sender {
 	struct alive *alive;
 	bool claiming, tick_again;
 	sd_event_source *poll;
+	struct pace pace; /* poll_ms while replies flow, up to SENDER_IDLE_POLL_MS when none; at each retry's time */
 	unsigned in_flight;
 	struct job *jobs; /* in flight */
 	struct sender_stats st;
 };
 
 static void sender_tick(struct sender *s);
+
+/* The longest the outbox goes unread when nothing is queued here: how late another instance's reply is seen. */
+#define SENDER_IDLE_POLL_MS 2000
 
 static void *
 hold(struct sender *s)
@@ -266,6 +271,7 @@ on_enqueued(redisAsyncContext *ac, void *r, void *pd)
 		res = -EIO;
 	if (res > 0 && s != NULL) {
 		s->st.queued += (uint64_t)res;
+		s->pace.found = true;
 		sender_tick(s);
 	}
 	if (e->fn != NULL)
@@ -495,6 +501,8 @@ job_retry(struct job *j, const char *why)
 	log_info("sender: reply %s to %s: %s; retry %u in %" PRIu64 " ms", j->id, log_phone(j->to, ph, sizeof(ph)), why,
 	    j->attempts, d);
 	due = realtime_usec() / 1000 + d;
+	pace_due(&s->pace, due);
+	pace_sooner(s->poll, now_usec() + d * 1000);
 	snprintf(when, sizeof(when), "%" PRIu64, due);
 	snprintf(att, sizeof(att), "%u", j->attempts);
 	job = key2(s->k_jobprefix, j->id);
@@ -856,6 +864,8 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 		    e[6]->type == REDIS_REPLY_STRING ? e[6]->str : NULL,
 		    e[7]->type == REDIS_REPLY_STRING ? e[7]->str : NULL);
 	}
+	if (reply->elements > 0)
+		s->pace.found = true;
 	/* A full batch may mean more are due; a reply queued meanwhile is due now. */
 	if (reply->elements > 0 || s->tick_again) {
 		s->tick_again = false;
@@ -896,7 +906,10 @@ on_poll(sd_event_source *es, uint64_t usec, void *arg)
 	struct sender *s = arg;
 
 	sender_tick(s);
-	sd_event_source_set_time(es, now_usec() + s->o.poll_ms * 1000);
+	sd_event_source_set_time(es,
+	    now_usec() +
+	        pace_next(&s->pace, s->o.poll_ms, SENDER_IDLE_POLL_MS, s->in_flight > 0, realtime_usec() / 1000) *
+	            1000);
 	return 0;
 }
 
@@ -1014,6 +1027,7 @@ sender_free(struct sender *s)
 	free(s->k_deadbody);
 	free(s->k_msgprefix);
 	free(s->k_result);
+	pace_free(&s->pace);
 	free(s);
 }
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Daemon, Redis, done, is_eq, ok, skip_all, wait_for, workdir, write_config  # noqa: E402
+from harness import Daemon, Redis, done, is_eq, ok, resp, skip_all, wait_for, workdir, write_config  # noqa: E402
 
 SECRET_TOKEN = "twilio-secret-7f3a9c"
 SECRET_PW = "odoo-secret-pw-91b2"
@@ -121,6 +121,22 @@ try:
     ok(st == 405 and "GET" in hd.get("Allow", ""), "wrong method: 405 with Allow")
     st, hd, data = d.request("POST", "/health", body=b"x" * 70000)
     ok(st in (405, 413), "a 70 KB body is refused (%d)" % st)
+
+    # ---- idle: the engine and the sender back off instead of polling Redis twenty times a second ----
+    def redis_calls():
+        info = resp(redis.port, "INFO", "commandstats")
+        info = info.decode() if isinstance(info, bytes) else info
+        return {line.split(":")[0][8:]: int(line.split("calls=")[1].split(",")[0]) for line in info.splitlines()
+                if line.startswith("cmdstat_")}
+    time.sleep(6)  # the pace slows down after a few quiet polls
+    c0 = redis_calls()
+    time.sleep(10)
+    c1 = redis_calls()
+    by = {k: (v - c0.get(k, 0)) / 10.0 for k, v in c1.items() if v != c0.get(k, 0)}
+    # Less the health PINGs this test asks for every 300 ms (the default is one every 5 s) and our INFO.
+    rate = (sum(c1.values()) - sum(c0.values()) - 1) / 10.0 - by.get("ping", 0)
+    print("# idle: %.1f Redis commands a second besides PING: %s" % (rate, by))
+    ok(rate <= 5, "idle, the daemon sends Redis at most 5 commands a second (%.1f; it was 58)" % rate, by)
 
     # ---- watchdog ----
     d.clear()

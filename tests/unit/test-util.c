@@ -8,6 +8,7 @@
 
 #include "common/redis_url.h"
 #include "common/template.h"
+#include "common/pace.h"
 #include "common/util.h"
 #include "tests/tap.h"
 
@@ -153,6 +154,37 @@ test_vaguer(void)
 	ok(!text_vaguer(NULL, "x") && !text_vaguer("x", NULL), "NULL is never vaguer");
 }
 
+/* The poll's pace: quick while there is work, slower and slower without, never past a known due time. */
+static void
+test_pace(void)
+{
+	struct pace p = {0};
+	uint64_t w[8];
+	int i;
+
+	for (i = 0; i < 8; i++)
+		w[i] = pace_next(&p, 50, 2000, false, 1000000);
+	ok(w[0] == 50 && w[1] == 100 && w[2] == 200 && w[5] == 1600 && w[6] == 2000 && w[7] == 2000,
+	    "quiet polls: 50, 100, 200 … up to the 2000 ms ceiling (%llu %llu %llu %llu)", (unsigned long long)w[0],
+	    (unsigned long long)w[1], (unsigned long long)w[5], (unsigned long long)w[7]);
+	p.found = true;
+	is_int((int)pace_next(&p, 50, 2000, false, 1000000), 50, "a poll that found work: back to the base");
+	is_int((int)pace_next(&p, 50, 2000, true, 1000000), 50, "busy: the base");
+	for (i = 0; i < 8; i++)
+		pace_next(&p, 50, 2000, false, 1000000);
+	pace_due(&p, 1000700);
+	pace_due(&p, 1000300);
+	pace_due(&p, 1005000);
+	is_int((int)pace_next(&p, 50, 2000, false, 1000000), 300, "quiet, but a turn falls due in 300 ms: poll then");
+	is_int((int)pace_next(&p, 50, 2000, false, 1000300), 400, "then at the next one");
+	is_int((int)pace_next(&p, 50, 2000, false, 1000700), 2000, "one beyond the ceiling waits for the ceiling");
+	is_int((int)pace_next(&p, 50, 2000, false, 1004000), 1000, "and is met on time");
+	for (i = 0; i < 5000; i++)
+		pace_due(&p, 2000000 + (uint64_t)(i * 7919 % 5000));
+	is_int((int)pace_next(&p, 50, 2000, false, 1999000), 1000, "the earliest of thousands of due times");
+	pace_free(&p);
+}
+
 int
 main(void)
 {
@@ -163,5 +195,6 @@ main(void)
 	test_bool_and_compare();
 	test_random();
 	test_redis_url();
+	test_pace();
 	return done_testing();
 }
