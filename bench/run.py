@@ -66,7 +66,15 @@ def redis_commands(port):
     return 0
 
 
-def one_run(name, customers, rate, duration, model_ms, jitter_ms, odoo_ms=50, twilio_ms=80):
+def idle_commands(port, settle, window):
+    """Redis commands a second once the daemon has nothing to do (less the INFO calls measuring it)."""
+    time.sleep(settle)
+    c0 = redis_commands(port)
+    time.sleep(window)
+    return (redis_commands(port) - c0 - 1) / window
+
+
+def one_run(name, customers, rate, duration, model_ms, jitter_ms, odoo_ms=50, twilio_ms=80, idle_window=10):
     wd = workdir()
     redis = Redis(wd)
     redis.start()
@@ -124,6 +132,7 @@ password = admin
                     "--sink-port", str(sink), "--sink-latency-ms", str(twilio_ms), "--json", out], check=True)
     cpu1, rss, hwm = proc_stat(d.proc.pid)
     cmd1 = redis_commands(redis.port)
+    idle = idle_commands(redis.port, 6, idle_window)
     with open(out) as f:
         lg = json.load(f)
     gst = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/_stats" % gport).read())
@@ -146,13 +155,13 @@ password = admin
          "rss_peak_mb": hwm / 1024.0, "cpu_s_per_1000": (cpu1 - cpu0) * 1000.0 / msgs,
          "cpu_ms_per_msg": (cpu1 - cpu0) * 1000.0 / msgs, "redis_cmds_per_msg": (cmd1 - cmd0) / msgs,
          "sent": lg["sent"], "acked": lg["acked"], "failed": lg["failed"], "replies": lg["replies"],
-         "unanswered": lg["unanswered"]}
+         "unanswered": lg["unanswered"], "idle_redis_cmds_s": idle}
     print("%-22s %6d cust %4d/s  ack p50 %.2f p99 %.2f p99.9 %.2f ms | turn p50 %.0f p99 %.0f ms, own p50 %.0f "
           "p99 %.0f ms | %.0f msg/s, model in flight %d | RSS %.1f MB, CPU %.3f ms/msg, Redis %.1f cmd/msg | "
-          "unanswered %d" % (name, customers, rate, r["ack_p50_ms"], r["ack_p99_ms"], r["ack_p999_ms"],
+          "unanswered %d | idle Redis %.1f cmd/s" % (name, customers, rate, r["ack_p50_ms"], r["ack_p99_ms"], r["ack_p999_ms"],
                              r["turn_p50_ms"], r["turn_p99_ms"], r["overhead_p50_ms"], r["overhead_p99_ms"],
                              r["sustained_msg_s"], r["model_in_flight_max"], r["rss_peak_mb"], r["cpu_ms_per_msg"],
-                             r["redis_cmds_per_msg"], r["unanswered"]), flush=True)
+                             r["redis_cmds_per_msg"], r["unanswered"], r["idle_redis_cmds_s"]), flush=True)
     return r
 
 
@@ -163,7 +172,7 @@ def main():
     a = ap.parse_args()
     runs = []
     if a.quick:
-        runs.append(one_run("smoke", 50, 20, 3, 100, 20))
+        runs.append(one_run("smoke", 50, 20, 3, 100, 20, idle_window=4))
     else:
         runs.append(one_run("500/s, model 1 s", 10000, 500, 20, 1000, 0))
         runs.append(one_run("500/s, model 0.8±0.2 s", 10000, 500, 20, 800, 200))
