@@ -123,7 +123,8 @@ struct engine {
 	unsigned refs; /* callbacks in flight that point at us */
 	bool dying; /* engine_free was called: destroyed when refs reach 0 */
 	struct pace pace; /* the poll's: 50 ms while there is work, up to ENGINE_IDLE_POLL_MS when there is none */
-	uint64_t next_chores; /* lead retries, follow-ups, queue depths: every second, every 10 s when idle */
+	uint64_t next_chores; /* lead retries and follow-ups: every second (every poll when idle) */
+	uint64_t next_depths; /* queue depths for the status: every second, every 10 s when idle */
 	long long *depth; /* queue depths, sampled every second (every 10 s when idle) */
 };
 
@@ -2196,8 +2197,8 @@ sample_depths(struct engine *en)
 /*
  * The loop: read the intake and claim due turns every poll_ms while there is work; with none, poll less
  * and less often (up to ENGINE_IDLE_POLL_MS), but at the time a scheduled turn falls due; a webhook, a
- * routed message or a finished turn polls at once. Lead retries, follow-ups and queue depths every second,
- * every ten while idle.
+ * routed message or a finished turn polls at once. Lead retries and follow-ups every second (with each poll
+ * once idle), the queue depths every second (every ten once idle).
  */
 static int
 on_poll(sd_event_source *s, uint64_t usec, void *arg)
@@ -2211,8 +2212,11 @@ on_poll(sd_event_source *s, uint64_t usec, void *arg)
 	if (now >= en->next_chores) {
 		retry_pending(en);
 		due_followups(en);
+		en->next_chores = now + 1000000;
+	}
+	if (now >= en->next_depths) {
 		sample_depths(en);
-		en->next_chores = now + (busy || en->pace.quiet < 8 ? 1000000 : 10000000);
+		en->next_depths = now + (busy || en->pace.quiet < 8 ? 1000000 : 10000000);
 	}
 	sd_event_source_set_time(
 	    s, now + pace_next(&en->pace, en->o.poll_ms, ENGINE_IDLE_POLL_MS, busy, realtime_usec() / 1000) * 1000);

@@ -120,8 +120,11 @@ try:
     is_eq(lead.get("x_budget_range"), "$2000", "x_budget_range $2000")
     is_eq(lead.get("x_quality_score"), "hot", "x_quality_score hot")
     is_eq(lead.get("x_source"), "WhatsApp", "x_source WhatsApp")
-    notes = [m for m in get(oport, "/_messages") if m.get("res_id") == lead.get("id") and "AI analysis" in m["body"]]
-    ok(len(notes) == 1 and notes[0]["subtype_id"][0] == 2, "a chatter note (a Note) on that lead")
+    def ai_notes():
+        return [m for m in get(oport, "/_messages") if m.get("res_id") == lead.get("id") and "AI analysis" in m["body"]]
+    wait_for(lambda: ai_notes(), 10)  # the note is posted after the lead's create answered
+    notes = ai_notes()
+    ok(len(notes) == 1 and notes[0]["subtype_id"][0] == 2, "a chatter note (a Note) on that lead", notes)
     # The lead job merges the lead's id into the conversation after Odoo answered: wait for it, not just the lead.
     ok(wait_for(lambda: (d.get_json("/api/conversation/%s/status" % es)[1] or {}).get("lead_id") == lead.get("id"), 10),
        "the conversation's status: lead_created, with the lead id")
