@@ -1,4 +1,4 @@
--- engine-claim: claims up to ARGV[3] * 3 due phones whose turn lease is free, for this instance's turns.
+-- engine-claim: claims up to ARGV[3] due phones whose turn lease is free, for this instance's turns.
 --
 -- KEYS[1]  P{turns}:due       sorted set: phone -> when its turn may start (ms)
 -- KEYS[2]  P{turns}:lease     hash: phone -> until when a turn holds it (ms)
@@ -6,7 +6,8 @@
 -- KEYS[4]  P{turns}:attempts  hash: phone -> consecutive turns started without success
 -- ARGV[1]  now (ms)
 -- ARGV[2]  the lease's end (ms)
--- ARGV[3]  how many turns the caller wants (it looks at four times as many candidates)
+-- ARGV[3]  how many phones at most (it looks at four times as many candidates; out holds three values a
+--          phone, hence the * 3 below)
 --
 -- Returns a flat array: phone, its new due score (the lease's end), its attempt count; per phone claimed.
 -- A phone whose lease has not ended is skipped. A claimed phone is due again when its lease ends, so a
