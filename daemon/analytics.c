@@ -18,30 +18,13 @@
 #include "analytics.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "redis/scripts.h"
 
 /* Time from a conversation's first message to its lead, in seconds: bucket upper bounds. */
 static const double ttl_bounds[] = {60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800};
 #define NTTL (sizeof(ttl_bounds) / sizeof(ttl_bounds[0]))
 #define DAY_TTL_S (40 * 86400)
 #define MAX_DAYS 40
-
-static const char record_text[] =
-    /* KEYS: totals, day, active; ARGV: phone or "", now ms, day ttl, oldest kept ms, field, n, field, n, ... */
-    "for i = 5, #ARGV, 2 do\n"
-    "  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])\n"
-    "  redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])\n"
-    "end\n"
-    "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
-    "if ARGV[1] ~= '' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1]) end\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[4])\n"
-    "return 1\n";
-
-static const char read_text[] =
-    /* KEYS: totals, active, day keys...; ARGV: since 24 h (ms). Returns totals, active 24 h, open, days... */
-    "local out = {redis.call('HGETALL', KEYS[1]), redis.call('ZCOUNT', KEYS[2], ARGV[1], '+inf'),\n"
-    "  redis.call('ZCARD', KEYS[2])}\n"
-    "for i = 3, #KEYS do table.insert(out, redis.call('HGETALL', KEYS[i])) end\n"
-    "return out\n";
 
 struct analytics {
 	char *k_totals, *k_active, *k_dayprefix;
@@ -60,8 +43,8 @@ analytics_new(const char *key_prefix, uint64_t conversation_ttl_ms)
 	xasprintf(&an->k_active, "%s{stats}:active", key_prefix);
 	xasprintf(&an->k_dayprefix, "%s{stats}:day:", key_prefix);
 	an->conversation_ttl_ms = conversation_ttl_ms;
-	rscript_init(&an->record, record_text);
-	rscript_init(&an->read, read_text);
+	rscript_init(&an->record, redis_script_analytics_record);
+	rscript_init(&an->read, redis_script_analytics_read);
 	return an;
 }
 

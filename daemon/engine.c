@@ -39,75 +39,9 @@
 #include "conversation/state.h"
 #include "engine.h"
 #include "journal.h"
+#include "redis/scripts.h"
 #include "stripe.h"
 #include "content.h"
-
-static const char route_text[] =
-    /* KEYS: inbox, routed; ARGV: entry id, message json, ttl */
-    "if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end\n"
-    "redis.call('RPUSH', KEYS[1], ARGV[2])\n"
-    "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
-    "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
-    "return 1\n";
-
-static const char schedule_text[] =
-    /* KEYS: due, first; ARGV: phone, now, window, cap */
-    "local now = tonumber(ARGV[2])\n"
-    "redis.call('HSETNX', KEYS[2], ARGV[1], now)\n"
-    "local first = tonumber(redis.call('HGET', KEYS[2], ARGV[1]))\n"
-    "local due = math.min(now + tonumber(ARGV[3]), first + tonumber(ARGV[4]))\n"
-    "redis.call('ZADD', KEYS[1], due, ARGV[1])\n"
-    "return due\n";
-
-static const char claim_text[] =
-    /* KEYS: due, lease, first, attempts; ARGV: now, lease_until, max. Returns phone, due score, attempts... */
-    "local out = {}\n"
-    "local now = tonumber(ARGV[1])\n"
-    "local cand = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]) * 4)\n"
-    "for i = 1, #cand, 2 do\n"
-    "  local p = cand[i]\n"
-    "  local l = redis.call('HGET', KEYS[2], p)\n"
-    "  if (not l or tonumber(l) <= now) and #out < tonumber(ARGV[3]) * 3 then\n"
-    "    redis.call('HSET', KEYS[2], p, ARGV[2])\n"
-    "    redis.call('HDEL', KEYS[3], p)\n"
-    /* Due again when the lease ends (a crashed turn is redone then): claims no longer wade through
-       the phones being worked on. A message arriving meanwhile makes it due earlier, and release keeps it. */
-    "    redis.call('ZADD', KEYS[1], ARGV[2], p)\n"
-    "    local a = redis.call('HINCRBY', KEYS[4], p, 1)\n"
-    "    table.insert(out, p); table.insert(out, ARGV[2]); table.insert(out, a)\n"
-    "  end\n"
-    "end\n"
-    "return out\n";
-
-static const char release_text[] =
-    /* KEYS: due, lease, attempts; ARGV: phone, claimed due score, succeeded (1/0), now */
-    "redis.call('HDEL', KEYS[2], ARGV[1])\n"
-    "if ARGV[3] == '1' then redis.call('HDEL', KEYS[3], ARGV[1]) end\n"
-    /* A failed turn is due again now, not when its lease would have ended. */
-    "if ARGV[3] == '0' and redis.call('ZSCORE', KEYS[1], ARGV[1]) then\n"
-    "  redis.call('ZADD', KEYS[1], 'LT', ARGV[4], ARGV[1])\n"
-    "end\n"
-    "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
-    "if ARGV[3] == '1' and s and tonumber(s) == tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end\n"
-    "return 1\n";
-
-static const char commit_text[] =
-    /* KEYS: conv, inbox, ctl; ARGV: state json, messages taken, ttl, n, n field/value pairs to set in ctl,
-       then fields to delete from it */
-    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])\n"
-    "redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)\n"
-    "local n = tonumber(ARGV[4])\n"
-    "for i = 0, n - 1 do redis.call('HSET', KEYS[3], ARGV[5 + 2 * i], ARGV[6 + 2 * i]) end\n"
-    "for i = 5 + 2 * n, #ARGV do redis.call('HDEL', KEYS[3], ARGV[i]) end\n"
-    "if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end\n"
-    "return redis.call('LLEN', KEYS[2])\n";
-
-static const char lease_one_text[] =
-    /* KEYS: lease; ARGV: phone, now, until: takes one phone's lease if free */
-    "local l = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "if l and tonumber(l) > tonumber(ARGV[2]) then return 0 end\n"
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n"
-    "return 1\n";
 
 struct engine {
 	sd_event *event;
@@ -2298,12 +2232,12 @@ engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_opti
 	xasprintf(&en->k_pending, "%s{odoo}:pending", p);
 	xasprintf(&en->k_dead, "%s{engine}:dead", p);
 	xasprintf(&en->k_followup, "%s{followup}:due", p);
-	rscript_init(&en->route, route_text);
-	rscript_init(&en->schedule, schedule_text);
-	rscript_init(&en->claim, claim_text);
-	rscript_init(&en->release, release_text);
-	rscript_init(&en->commit, commit_text);
-	rscript_init(&en->lease_one, lease_one_text);
+	rscript_init(&en->route, redis_script_engine_route);
+	rscript_init(&en->schedule, redis_script_engine_schedule);
+	rscript_init(&en->claim, redis_script_engine_claim);
+	rscript_init(&en->release, redis_script_engine_release);
+	rscript_init(&en->commit, redis_script_engine_commit);
+	rscript_init(&en->lease_one, redis_script_engine_lease_one);
 	{
 		/* Answers may come back after the engine is freed: one engine per process, static slots. */
 		static long long slots[3] = {-1, -1, -1};

@@ -33,122 +33,7 @@
 #include "common/xmalloc.h"
 #include "conversation/state.h"
 #include "daemon.h"
-
-/* The phone inside a key or a record, not as the start of a longer number: "%+573001112233%f[^%d]". */
-#define PHONE_PATTERN "local pat = (string.gsub(ARGV[1], '%+', '%%+')) .. '%f[^%d]'\n"
-
-static const char erase_text[] =
-    /* KEYS: 1 conv, 2 inbox, 3 routed, 4 ctl, 5 turns:due, 6 turns:first, 7 turns:lease, 8 turns:attempts,
-       9 odoo:pending, 10 followup:due, 11 engine:dead, 12 intake:stream, 13 outbox:q:<phone>, 14 outbox:due,
-       15 outbox:optout, 16 outbox:dead, 17 stats:active, 18 the phone's lead job (odoo);
-       ARGV: 1 phone, 2 outbox job prefix, 3 outbox deadbody prefix, 4 intake sid prefix, 5 now ms.
-       The atomic part: everything under the phone's own keys and in the shared schedules. The intake stream
-       and the key space are walked afterwards in batches (erase_stream_text, erase_scan_text), so a large
-       Redis is not held for the whole walk.
-       Returns {"busy"} while a turn or a send for the phone is under way, else
-       {lead_id or -1, keys, schedules, dead letters, outbox jobs, opt-out, dedupe keys emptied, the stream's last id}. */
-    "local now = tonumber(ARGV[5])\n"
-    "local l = redis.call('HGET', KEYS[7], ARGV[1])\n"
-    "if l and tonumber(l) > now then return {'busy'} end\n"
-    "local od = redis.call('ZSCORE', KEYS[14], ARGV[1])\n"
-    "if od and tonumber(od) > now and redis.call('LLEN', KEYS[13]) > 0 then return {'busy'} end\n"
-    /* A lead write under way would write the customer back into the state and Odoo after the erasure. */
-    "if redis.call('EXISTS', KEYS[18]) == 1 then return {'busy'} end\n" PHONE_PATTERN "local lead, sids = -1, {}\n"
-    "local conv = redis.call('GET', KEYS[1])\n"
-    "if conv then\n"
-    "  local ok, st = pcall(cjson.decode, conv)\n"
-    "  if ok and type(st) == 'table' then\n"
-    "    if type(st.lead_id) == 'number' then lead = st.lead_id end\n"
-    "    if type(st.history) == 'table' then\n"
-    "      for _, h in ipairs(st.history) do\n"
-    "        if type(h) == 'table' and type(h.sid) == 'string' then sids[#sids + 1] = h.sid end\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "for _, m in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do\n"
-    "  local ok, j = pcall(cjson.decode, m)\n"
-    "  if ok and type(j) == 'table' and type(j.sid) == 'string' then sids[#sids + 1] = j.sid end\n"
-    "end\n"
-    "local keys = 0\n"
-    "for i = 1, 4 do keys = keys + redis.call('DEL', KEYS[i]) end\n"
-    "local sched = 0\n"
-    "for _, i in ipairs({5, 6, 7, 8, 9, 10, 17}) do\n"
-    "  local t = redis.call('TYPE', KEYS[i]).ok\n"
-    "  if t == 'zset' then sched = sched + redis.call('ZREM', KEYS[i], ARGV[1])\n"
-    "  elseif t == 'hash' then sched = sched + redis.call('HDEL', KEYS[i], ARGV[1]) end\n"
-    "end\n"
-    "local dead = 0\n"
-    "for _, k in ipairs({KEYS[11], KEYS[16]}) do\n"
-    "  for _, e in ipairs(redis.call('LRANGE', k, 0, -1)) do\n"
-    "    if string.find(e, pat) then\n"
-    "      dead = dead + redis.call('LREM', k, 0, e)\n"
-    "      local ok, j = pcall(cjson.decode, e)\n"
-    "      if ok and type(j) == 'table' and type(j.job) == 'string' then redis.call('DEL', ARGV[3] .. j.job) end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "local jobs = 0\n"
-    "for _, id in ipairs(redis.call('LRANGE', KEYS[13], 0, -1)) do jobs = jobs + redis.call('DEL', ARGV[2] .. id) end\n"
-    "redis.call('DEL', KEYS[13])\n"
-    "redis.call('ZREM', KEYS[14], ARGV[1])\n"
-    "local optout = redis.call('SREM', KEYS[15], ARGV[1])\n"
-    "local dedupe = 0\n"
-    "for _, s in ipairs(sids) do\n"
-    "  if redis.call('SET', ARGV[4] .. s, 'erased', 'XX', 'KEEPTTL') then dedupe = dedupe + 1 end\n"
-    "end\n"
-    "local last = ''\n"
-    "if redis.call('EXISTS', KEYS[12]) == 1 then\n"
-    "  local r = redis.call('XREVRANGE', KEYS[12], '+', '-', 'COUNT', 1)\n"
-    "  if #r > 0 then last = r[1][1] end\n"
-    "end\n"
-    "return {lead, keys, sched, dead, jobs, optout, dedupe, last}\n";
-
-static const char erase_stream_text[] =
-    /* KEYS: intake stream; ARGV: 1 whatsapp:phone, 2 start, 3 end (the last id when the erasure began: what
-       the customer sends meanwhile is a new conversation and kept), 4 count, 5 sid prefix, 6 idem prefix.
-       Returns {the next start or "", entries deleted, dedupe keys emptied}. */
-    "local batch = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[3], 'COUNT', ARGV[4])\n"
-    "local n, dd = 0, 0\n"
-    "for _, e in ipairs(batch) do\n"
-    "  local f, from, sid, idem = e[2], nil, nil, nil\n"
-    "  for i = 1, #f, 2 do\n"
-    "    if f[i] == 'from' then from = f[i + 1] elseif f[i] == 'sid' then sid = f[i + 1]\n"
-    "    elseif f[i] == 'idem' then idem = f[i + 1] end\n"
-    "  end\n"
-    "  if from == ARGV[1] then\n"
-    "    n = n + redis.call('XDEL', KEYS[1], e[1])\n"
-    "    if sid and redis.call('SET', ARGV[5] .. sid, 'erased', 'XX', 'KEEPTTL') then dd = dd + 1 end\n"
-    "    if idem and idem ~= '' and redis.call('SET', ARGV[6] .. idem, 'erased', 'XX', 'KEEPTTL') then\n"
-    "      dd = dd + 1\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "if #batch < tonumber(ARGV[4]) then return {'', n, dd} end\n"
-    "return {'(' .. batch[#batch][1], n, dd}\n";
-
-static const char erase_scan_text[] =
-    /* ARGV: 1 phone, 2 cursor, 3 the prefix's pattern (prefix*), 4 outbound record prefix, 5 the phone's own
-       key prefix (prefix{phone}:, erased already: anything there now is newer), 6 count.
-       One SCAN step: keys named after the phone (the outbox's once-keys, ...) and outbound message records
-       sent to it. Returns {next cursor, keys deleted}. */
-    PHONE_PATTERN "local r = redis.call('SCAN', ARGV[2], 'MATCH', ARGV[3], 'COUNT', ARGV[6])\n"
-                  "local n = 0\n"
-                  "for _, k in ipairs(r[2]) do\n"
-                  "  if string.sub(k, 1, #ARGV[5]) ~= ARGV[5] then\n"
-                  "    if string.find(k, pat) then n = n + redis.call('DEL', k)\n"
-                  "    elseif string.sub(k, 1, #ARGV[4]) == ARGV[4] and redis.call('HGET', k, 'to') == ARGV[1] then\n"
-                  "      n = n + redis.call('DEL', k)\n"
-                  "    end\n"
-                  "  end\n"
-                  "end\n"
-                  "return {r[1], n}\n";
-
-static const char prune_text[] =
-    /* KEYS: conv; ARGV: the state as read, the state pruned. Writes it back unless a turn changed it since. */
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')\n"
-    "return 1\n";
+#include "redis/scripts.h"
 
 static struct rscript erase_script, erase_stream, erase_scan, prune_script;
 
@@ -157,10 +42,10 @@ scripts_init(void)
 {
 	if (erase_script.text != NULL)
 		return;
-	rscript_init(&erase_script, erase_text);
-	rscript_init(&erase_stream, erase_stream_text);
-	rscript_init(&erase_scan, erase_scan_text);
-	rscript_init(&prune_script, prune_text);
+	rscript_init(&erase_script, redis_script_erase_phone);
+	rscript_init(&erase_stream, redis_script_erase_stream);
+	rscript_init(&erase_scan, redis_script_erase_scan);
+	rscript_init(&prune_script, redis_script_erase_prune);
 }
 
 struct erase_op {

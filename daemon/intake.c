@@ -25,18 +25,11 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "intake.h"
+#include "redis/scripts.h"
 
 #define SPOOL_MAGIC "CRMBSPOOL1\n"
 #define SPOOL_MAX (FORM_BODY_MAX + 4096)
 #define FORM_BODY_MAX (1024 * 1024)
-
-static const char intake_script_text[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('GET', KEYS[1])} end\n"
-    "if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then return {0, redis.call('GET', KEYS[2])} end\n"
-    "local id = redis.call('XADD', KEYS[3], '*', unpack(ARGV, 2))\n"
-    "redis.call('SET', KEYS[1], id, 'EX', ARGV[1])\n"
-    "if KEYS[2] ~= KEYS[1] then redis.call('SET', KEYS[2], id, 'EX', ARGV[1]) end\n"
-    "return {1, id}\n";
 
 struct op {
 	struct intake *in; /* NULL once orphaned by intake_free */
@@ -622,7 +615,7 @@ intake_new(sd_event *e, struct rconn *rc, const struct intake_options *o)
 	in->prefix = xstrdup(o->key_prefix);
 	xasprintf(&in->stream_key, "%s{intake}:stream", o->key_prefix);
 	xasprintf(&in->spool_dir, "%s/spool", o->state_dir);
-	rscript_init(&in->script, intake_script_text);
+	rscript_init(&in->script, redis_script_intake_store);
 	if (mkdir(in->spool_dir, 0700) < 0 && errno != EEXIST)
 		goto fail;
 	if ((in->dirfd = open(in->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)

@@ -26,14 +26,8 @@
 #include "conversation/outbound.h"
 #include "conversation/state.h"
 #include "daemon.h"
+#include "redis/scripts.h"
 
-static const char store_call_text[] =
-    /* KEYS: conv, ctl; ARGV: fresh state json, call json, ttl. The call's context is kept for the next turn;
-       a conversation that does not exist yet starts with it. Returns {1 if it started now, the state}. */
-    "redis.call('HSET', KEYS[2], 'call', ARGV[2])\n"
-    "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
-    "local new = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3])\n"
-    "return {new and 1 or 0, redis.call('GET', KEYS[1])}\n";
 static struct rscript store_call;
 
 struct waiter {
@@ -500,7 +494,7 @@ post_call_completed(struct http_request *req, void *arg)
 	conv = engine_conv_key(d->engine, phone);
 	ctl = engine_ctl_key(d->engine, phone);
 	if (store_call.text == NULL)
-		rscript_init(&store_call, store_call_text);
+		rscript_init(&store_call, redis_script_outreach_store_call);
 	{
 		const char *a[5] = {conv, ctl, fresh, calltxt, ttl};
 		if (rconn_eval(d->redis, &store_call, on_call_stored, op, 2, 5, a, NULL) < 0) {

@@ -15,6 +15,7 @@
 #include "conversation/outbound.h"
 #include "conversation/state.h"
 #include "daemon.h"
+#include "redis/scripts.h"
 #include "webhook.h"
 
 static json_t *
@@ -548,16 +549,6 @@ dead_letters(struct http_request *req, struct daemon *d, int what)
 {
 	struct admin_op *op;
 	char *rkey;
-	/* Both lists, and each reply's text (kept apart from the list, under {outbox}:deadbody:<job>). */
-	static const char script[] =
-	    "local t = redis.call('LRANGE', KEYS[1], 0, 999)\n"
-	    "local r = redis.call('LRANGE', KEYS[2], 0, 999)\n"
-	    "local b = {}\n"
-	    "for i, rec in ipairs(r) do\n"
-	    "  local ok, v = pcall(cjson.decode, rec)\n"
-	    "  b[i] = (ok and type(v) == 'table' and v.job and redis.call('GET', ARGV[1] .. v.job)) or ''\n"
-	    "end\n"
-	    "return {t, r, b}\n";
 
 	if (!admin_allowed(req, d))
 		return;
@@ -566,8 +557,9 @@ dead_letters(struct http_request *req, struct daemon *d, int what)
 		return;
 	}
 	rkey = replies_dead_key(d);
-	if (rconn_command(d->redis, on_dead, op, "EVAL %s 2 %s %s %s{outbox}:deadbody:", script,
-	        engine_key(d->engine, "dead"), rkey, d->conf->redis_key_prefix) < 0) {
+	/* Both lists, and each reply's text (kept apart from the list, under {outbox}:deadbody:<job>). */
+	if (rconn_command(d->redis, on_dead, op, "EVAL %s 2 %s %s %s{outbox}:deadbody:",
+	        redis_script_routes_dead_letters, engine_key(d->engine, "dead"), rkey, d->conf->redis_key_prefix) < 0) {
 		admin_op_free(op);
 		http_reply_error(req, 503, "Redis unavailable");
 	}

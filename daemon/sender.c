@@ -28,83 +28,12 @@
 #include "common/pace.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "redis/scripts.h"
 #include "sender.h"
 
 #define MAX_PARTS 16
 #define MSG_TTL_S (7 * 86400)
 #define DEAD_KEEP 1000
-
-static const char enqueue_text[] =
-    /* KEYS: seq, due, q, optout, once; ARGV: jobprefix, to, created_ms, now_ms, once_ttl, content_sid,
-       content_vars, tag, opt ("", "out", "in"), part... */
-    /* The once-key is checked first and set last: Redis does not undo a script that fails half-way. */
-    "if KEYS[5] ~= KEYS[4] and redis.call('EXISTS', KEYS[5]) == 1 then return 0 end\n"
-    "if ARGV[9] == 'out' then\n"
-    /* Opting out: nothing queued goes out any more; only this confirmation. */
-    "  redis.call('SADD', KEYS[4], ARGV[2])\n"
-    "  for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do redis.call('DEL', ARGV[1] .. id) end\n"
-    "  redis.call('DEL', KEYS[3])\n"
-    "  redis.call('ZREM', KEYS[2], ARGV[2])\n"
-    "elseif ARGV[9] == 'in' then\n"
-    "  redis.call('SREM', KEYS[4], ARGV[2])\n"
-    "elseif redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then\n"
-    "  return -1\n"
-    "end\n"
-    "local parts = #ARGV - 9\n"
-    "for i = 10, #ARGV do\n"
-    "  local id = redis.call('INCR', KEYS[1])\n"
-    "  redis.call('HSET', ARGV[1] .. id, 'to', ARGV[2], 'body', ARGV[i], 'attempts', 0,\n"
-    "             'created_ms', ARGV[3], 'part', i - 9, 'parts', parts)\n"
-    "  if ARGV[6] ~= '' then redis.call('HSET', ARGV[1] .. id, 'content_sid', ARGV[6], 'content_vars', ARGV[7]) end\n"
-    "  if ARGV[8] ~= '' and i == #ARGV then redis.call('HSET', ARGV[1] .. id, 'tag', ARGV[8]) end\n"
-    "  redis.call('RPUSH', KEYS[3], id)\n"
-    "end\n"
-    "if not redis.call('ZSCORE', KEYS[2], ARGV[2]) then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2]) end\n"
-    "if KEYS[5] ~= KEYS[4] then redis.call('SET', KEYS[5], '1', 'EX', tonumber(ARGV[5])) end\n"
-    "return parts\n";
-
-static const char claim_text[] =
-    /* KEYS: due; ARGV: qprefix, jobprefix, now_ms, lease_until_ms, max.
-       Returns id, to, body, attempts, sent_ms, content_sid, content_vars, tag per job. */
-    "local out = {}\n"
-    "local tos = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[5]))\n"
-    "for _, to in ipairs(tos) do\n"
-    "  local id = redis.call('LINDEX', ARGV[1] .. to, 0)\n"
-    "  while id and redis.call('EXISTS', ARGV[2] .. id) == 0 do\n"
-    "    redis.call('LPOP', ARGV[1] .. to)\n"
-    "    id = redis.call('LINDEX', ARGV[1] .. to, 0)\n"
-    "  end\n"
-    "  if not id then\n"
-    "    redis.call('ZREM', KEYS[1], to)\n"
-    "  else\n"
-    "    redis.call('ZADD', KEYS[1], ARGV[4], to)\n"
-    /* sent_ms marks an attempt under way; still set at the next claim, its outcome is unknown. */
-    "    local h = redis.call('HMGET', ARGV[2] .. id, 'body', 'attempts', 'sent_ms', 'content_sid', 'content_vars', "
-    "'tag')\n"
-    "    redis.call('HSET', ARGV[2] .. id, 'sent_ms', ARGV[3])\n"
-    "    table.insert(out, id); table.insert(out, to); table.insert(out, h[1]); table.insert(out, h[2])\n"
-    "    table.insert(out, h[3] or ''); table.insert(out, h[4] or ''); table.insert(out, h[5] or '')\n"
-    "    table.insert(out, h[6] or '')\n"
-    "  end\n"
-    "end\n"
-    "return out\n";
-
-static const char done_text[] =
-    /* KEYS: due, q, job; ARGV: to, id, now_ms */
-    "if redis.call('LINDEX', KEYS[2], 0) == ARGV[2] then redis.call('LPOP', KEYS[2]) end\n"
-    "redis.call('DEL', KEYS[3])\n"
-    "if redis.call('LLEN', KEYS[2]) > 0 then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])\n"
-    "else redis.call('ZREM', KEYS[1], ARGV[1]) end\n"
-    "return 1\n";
-
-static const char optout_text[] =
-    /* KEYS: due, q, optout; ARGV: to, jobprefix — drops everything queued for to */
-    "redis.call('SADD', KEYS[3], ARGV[1])\n"
-    "local ids = redis.call('LRANGE', KEYS[2], 0, -1)\n"
-    "for _, id in ipairs(ids) do redis.call('DEL', ARGV[2] .. id) end\n"
-    "redis.call('DEL', KEYS[2])\n"
-    "redis.call('ZREM', KEYS[1], ARGV[1])\n"
-    "return #ids\n";
 
 struct job {
 	struct sender *s; /* NULL once the sender is gone */
@@ -981,10 +910,10 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 	xasprintf(&s->k_deadbody, "%s{outbox}:deadbody:", o->key_prefix);
 	xasprintf(&s->k_msgprefix, "%s{outbox}:msg:", o->key_prefix);
 	xasprintf(&s->k_result, "%s{outbox}:result:", o->key_prefix);
-	rscript_init(&s->enqueue, enqueue_text);
-	rscript_init(&s->claim, claim_text);
-	rscript_init(&s->done, done_text);
-	rscript_init(&s->optout, optout_text);
+	rscript_init(&s->enqueue, redis_script_sender_enqueue);
+	rscript_init(&s->claim, redis_script_sender_claim);
+	rscript_init(&s->done, redis_script_sender_done);
+	rscript_init(&s->optout, redis_script_sender_optout);
 	if (sd_event_add_time(e, &s->poll, CLOCK_MONOTONIC, now_usec() + s->o.poll_ms * 1000, 10000, on_poll, s) < 0)
 		fatalx("sender: sd_event_add_time failed");
 	sd_event_source_set_enabled(s->poll, SD_EVENT_ON);
