@@ -186,8 +186,9 @@ struct req {
 	CURL *e;
 	struct curl_slist *h;
 	char *body;
-	uint64_t t0;
+	uint64_t t0; /* when its client sent it */
 	struct customer *c;
+	struct req *next; /* waiting for a free client */
 };
 
 static size_t
@@ -253,6 +254,7 @@ main(int argc, char **argv)
 	struct MHD_Daemon *mhd;
 	struct sockaddr_in sa = {0};
 	CURLM *m;
+	struct req *wait_head = NULL, *wait_tail = NULL;
 	uint64_t start, end, next;
 	unsigned open = 0, ci = 0, i;
 	int ch, still;
@@ -301,6 +303,11 @@ main(int argc, char **argv)
 	}
 	m = curl_multi_init();
 	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)opt.max_open);
+	/*
+	 * At most max_open requests at once, like as many clients each sending its next message when the last
+	 * one is answered: the rest wait here, so that an acknowledgement is timed from when its client sent it,
+	 * not from when it was generated (curl would otherwise queue it and count the wait).
+	 */
 	start = now_usec();
 	end = start + (uint64_t)(opt.duration * 1e6);
 	next = start;
@@ -319,10 +326,20 @@ main(int argc, char **argv)
 			sent++;
 			pthread_mutex_unlock(&mu);
 			r = make_request(c);
-			r->t0 = now;
+			if (wait_tail != NULL)
+				wait_tail->next = r;
+			else
+				wait_head = r;
+			wait_tail = r;
+			next += (uint64_t)(1e6 / opt.rate);
+		}
+		while (wait_head != NULL && open < opt.max_open) {
+			struct req *r = wait_head;
+			if ((wait_head = r->next) == NULL)
+				wait_tail = NULL;
+			r->t0 = now_usec();
 			curl_multi_add_handle(m, r->e);
 			open++;
-			next += (uint64_t)(1e6 / opt.rate);
 		}
 		curl_multi_perform(m, &still);
 		while ((msg = curl_multi_info_read(m, &left)) != NULL) {
@@ -347,7 +364,7 @@ main(int argc, char **argv)
 			free(r);
 			open--;
 		}
-		if (now >= end && open == 0)
+		if (now >= end && open == 0 && wait_head == NULL)
 			break;
 		curl_multi_poll(m, NULL, 0, now >= end ? 50 : (int)((next > now ? next - now : 0) / 1000), NULL);
 	}

@@ -74,7 +74,8 @@ def idle_commands(port, settle, window):
     return (redis_commands(port) - c0 - 1) / window
 
 
-def one_run(name, customers, rate, duration, model_ms, jitter_ms, odoo_ms=50, twilio_ms=80, idle_window=10):
+def one_run(name, customers, rate, duration, model_ms, jitter_ms, odoo_ms=50, twilio_ms=80, idle_window=10,
+            max_turns=2048, clients=512):
     wd = workdir()
     redis = Redis(wd)
     redis.start()
@@ -94,7 +95,7 @@ max_connections = 4096
 url = {redis.url}
 [engine]
 coalesce_window = 0
-max_turns = 2048
+max_turns = {max_turns}
 turn_lease = 120s
 [gemini]
 api_key = bench-key
@@ -129,7 +130,8 @@ password = admin
                     "--target", "http://127.0.0.1:%d" % d.port, "--public-url", PUBLIC, "--auth-token", TOKEN,
                     "--account-sid", SID, "--customers", str(customers), "--rate", str(rate),
                     "--duration", str(duration), "--drain", str(max(20, model_ms * 4 / 1000)),
-                    "--sink-port", str(sink), "--sink-latency-ms", str(twilio_ms), "--json", out], check=True)
+                    "--sink-port", str(sink), "--sink-latency-ms", str(twilio_ms), "--max-open", str(clients),
+                    "--json", out], check=True)
     cpu1, rss, hwm = proc_stat(d.proc.pid)
     cmd1 = redis_commands(redis.port)
     idle = idle_commands(redis.port, 6, idle_window)
@@ -169,17 +171,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a smoke run: small and short")
     ap.add_argument("--json")
+    ap.add_argument("--only", help="run only the runs whose name contains this")
     a = ap.parse_args()
     runs = []
     if a.quick:
         runs.append(one_run("smoke", 50, 20, 3, 100, 20, idle_window=4))
     else:
-        runs.append(one_run("500/s, model 1 s", 10000, 500, 20, 1000, 0))
-        runs.append(one_run("500/s, model 0.8±0.2 s", 10000, 500, 20, 800, 200))
-        runs.append(one_run("200/s, model 3 s", 10000, 200, 20, 3000, 0))
-        runs.append(one_run("100 conversations", 100, 200, 20, 800, 200))
-        runs.append(one_run("1,000 conversations", 1000, 200, 20, 800, 200))
-        runs.append(one_run("10,000 conversations", 10000, 200, 20, 800, 200))
+        standard = [("500/s, model 1 s", (10000, 500, 20, 1000, 0), {}),
+                    ("500/s, model 0.8±0.2 s", (10000, 500, 20, 800, 200), {}),
+                    ("200/s, model 3 s", (10000, 200, 20, 3000, 0), {}),
+                    ("100 conversations", (100, 200, 20, 800, 200), {}),
+                    ("1,000 conversations", (1000, 200, 20, 800, 200), {}),
+                    ("10,000 conversations", (10000, 200, 20, 800, 200), {}),
+                    # 1,500 customers at once from 48 clients (Twilio's burst), the default 256 turns in flight.
+                    ("burst 1,500 / 48 clients", (1500, 150000, 0.01, 1000, 0), {"max_turns": 256, "clients": 48})]
+        for name, args, kw in standard:
+            if a.only is None or a.only in name:
+                runs.append(one_run(name, *args, **kw))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(runs, f, indent=1)
