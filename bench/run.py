@@ -67,7 +67,9 @@ def redis_commands(port):
 
 
 def idle_commands(port, settle, window):
-    """Redis commands a second once the daemon has nothing to do (less the INFO calls measuring it)."""
+    """Redis commands a second while the daemon has nothing to do (less the INFO calls measuring it): measured
+    before the load (after it, replies to the load generator's stopped sink are still being retried), settle
+    seconds for the polls to slow down, then counted over window seconds."""
     time.sleep(settle)
     c0 = redis_commands(port)
     time.sleep(window)
@@ -123,6 +125,7 @@ password = admin
         d.kill()
         raise RuntimeError(d.logtext())
     time.sleep(1)  # the Odoo probe
+    idle = idle_commands(redis.port, 6, idle_window)
     cpu0, _, _ = proc_stat(d.proc.pid)
     cmd0 = redis_commands(redis.port)
     out = os.path.join(wd, "loadgen.json")
@@ -134,7 +137,6 @@ password = admin
                     "--json", out], check=True)
     cpu1, rss, hwm = proc_stat(d.proc.pid)
     cmd1 = redis_commands(redis.port)
-    idle = idle_commands(redis.port, 6, idle_window)
     with open(out) as f:
         lg = json.load(f)
     gst = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/_stats" % gport).read())

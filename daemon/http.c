@@ -963,13 +963,6 @@ http_new(sd_event *e, int listen_fd, const struct http_limits *lim, const struct
 		goto fail;
 	}
 	sd_event_source_set_enabled(s->sweep, SD_EVENT_ON);
-	/*
-	 * Requests before turn work: when the loop has both a socket event of ours and Redis answers or model
-	 * calls to process, the webhook is read (and its intake sent) first, so an acknowledgement does not
-	 * wait behind a burst of turns.
-	 */
-	sd_event_source_set_priority(s->io, SD_EVENT_PRIORITY_IMPORTANT);
-	sd_event_source_set_priority(s->timer, SD_EVENT_PRIORITY_IMPORTANT);
 	http_run(s);
 	return s;
 fail:
