@@ -482,6 +482,30 @@ turn_free(struct turn *t)
 	free(t);
 }
 
+/* In a turn's callback: true, with the turn freed, when the engine is going away (its last callback frees it). */
+static bool
+turn_dropped(struct turn *t)
+{
+	struct engine *en = t->en;
+
+	if (!gone(en))
+		return false;
+	turn_free(t);
+	settle(en);
+	return true;
+}
+
+/* The phone's lead write is retried in the background delay_ms from now (the retry schedule). */
+static void
+retry_lead_in(struct engine *en, const char *phone, uint64_t delay_ms)
+{
+	char when[24];
+
+	snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + delay_ms);
+	if (rc(en) != NULL)
+		rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, phone);
+}
+
 static int
 on_renew(sd_event_source *s, uint64_t usec, void *arg)
 {
@@ -511,11 +535,8 @@ on_released(redisAsyncContext *ac, void *r, void *pd)
 	struct turn *t = pd;
 	struct engine *en = t->en;
 
-	if (gone(en)) {
-		turn_free(t);
-		settle(en);
+	if (turn_dropped(t))
 		return;
-	}
 	poll_now(en);
 	if (t->lead_job) {
 		job_start(t); /* the phone is free for the next turn; its lead is written meanwhile */
@@ -583,12 +604,8 @@ on_committed(redisAsyncContext *ac, void *r, void *pd)
 	struct turn *t = pd;
 	redisReply *reply = r;
 
-	if (gone(t->en)) {
-		struct engine *en0 = t->en;
-		turn_free(t);
-		settle(en0);
+	if (turn_dropped(t))
 		return;
-	}
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
 		turn_finish(t, false, "commit failed");
 		return;
@@ -702,15 +719,12 @@ static void
 lead_job_due(struct turn *t)
 {
 	struct engine *en = t->en;
-	char when[24];
 
 	t->job_gen = json_integer_value(json_object_get(t->state, "lead_gen")) + 1;
 	json_object_set_new(t->state, "lead_gen", json_integer(t->job_gen));
 	json_object_set_new(t->state, "lead_pending", json_true());
 	t->lead_job = true;
-	snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + 3 * en->o.turn_lease_ms);
-	if (rc(en) != NULL)
-		rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+	retry_lead_in(en, t->phone, 3 * en->o.turn_lease_ms);
 }
 
 /* The reply is queued (or there is none): the lead is written now, then the turn is committed. */
@@ -735,12 +749,8 @@ on_queued_reply(int parts, void *arg)
 {
 	struct turn *t = arg;
 
-	if (gone(t->en)) {
-		struct engine *en0 = t->en;
-		turn_free(t);
-		settle(en0);
+	if (turn_dropped(t))
 		return;
-	}
 	if (parts == -EPERM) {
 		conv_state_set_stage(t->state, "opted_out");
 	} else if (parts < 0) {
@@ -843,12 +853,8 @@ on_handoff_noted(const struct odoo_error *e, void *arg)
 	struct turn *t = arg;
 	char ph[32];
 
-	if (gone(t->en)) {
-		struct engine *en0 = t->en;
-		turn_free(t);
-		settle(en0);
+	if (turn_dropped(t))
 		return;
-	}
 	if (e->kind != ODOO_OK) {
 		/* The hand-off itself stands (the bot is paused, the lead is written); only the note is missing. */
 		t->en->st.handoff_notes_failed++;
@@ -904,12 +910,8 @@ on_checkout(const char *url, const char *error, void *arg)
 {
 	struct turn *t = arg;
 
-	if (gone(t->en)) {
-		struct engine *en0 = t->en;
-		turn_free(t);
-		settle(en0);
+	if (turn_dropped(t))
 		return;
-	}
 	if (url != NULL) {
 		append_link(t, QK_PAYMENT, url);
 		json_object_set_new(json_object_get(t->state, "links"), "payment", json_string(url));
@@ -962,11 +964,8 @@ on_lead(const struct lead_result *r, void *arg)
 	struct engine *en = t->en;
 	char ph[32];
 
-	if (gone(en)) {
-		turn_free(t);
-		settle(en);
+	if (turn_dropped(t))
 		return;
-	}
 	if (r->err.kind == ODOO_OK) {
 		json_object_set_new(t->state, "lead_id", json_integer(r->lead_id));
 		json_object_set_new(t->state, "lead_pending", json_false());
@@ -1000,7 +999,6 @@ on_lead(const struct lead_result *r, void *arg)
 	} else {
 		/* Odoo down or refusing: the conversation goes on; the write is kept and retried in the background. */
 		uint64_t delay = 5000 << (t->attempts > 6 ? 6 : t->attempts);
-		char when[24];
 		json_object_set_new(t->state, "lead_pending", json_true());
 		if (r->create_unknown && json_object_get(t->state, "lead_create_unknown_ms") == NULL) {
 			/* The create may still commit: the retries look for it before they create anything. */
@@ -1008,9 +1006,7 @@ on_lead(const struct lead_result *r, void *arg)
 			    t->state, "lead_create_unknown_ms", json_integer((json_int_t)(realtime_usec() / 1000)));
 			en->st.odoo_create_unknown++;
 		}
-		snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + (delay > 600000 ? 600000 : delay));
-		if (rc(en) != NULL)
-			rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+		retry_lead_in(en, t->phone, delay > 600000 ? 600000 : delay);
 		en->st.odoo_deferred++;
 		t->lead = -1;
 		log_warnx("engine: %s: lead write deferred (%s error: %s)", log_phone(t->phone, ph, sizeof(ph)),
@@ -1090,11 +1086,8 @@ on_classified(const struct analysis *a, void *arg)
 	const char *last_sid = json_string_value(json_object_get(json_array_get(t->inbox, t->taken - 1), "sid"));
 	bool has_lead = json_is_integer(json_object_get(t->state, "lead_id"));
 
-	if (gone(en)) {
-		turn_free(t);
-		settle(en);
+	if (turn_dropped(t))
 		return;
-	}
 	analysis_copy(&t->a, a);
 	t->classified = true;
 	t->classify_usec = now_usec() - t->classify_start;
@@ -1177,21 +1170,15 @@ on_job_lock(redisAsyncContext *ac, void *r, void *pd)
 	struct turn *t = pd;
 	struct engine *en = t->en;
 	redisReply *reply = r;
-	char when[24];
 
-	if (gone(en)) {
-		turn_free(t);
-		settle(en);
+	if (turn_dropped(t))
 		return;
-	}
 	if (reply != NULL && reply->type == REDIS_REPLY_STATUS) {
 		write_lead_as(t, t->support);
 		return;
 	}
 	/* Another job writes this phone's lead (or Redis is away): a retry comes after it. */
-	snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + 10000);
-	if (rc(en) != NULL)
-		rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+	retry_lead_in(en, t->phone, 10000);
 	turn_free(t);
 	poll_now(en);
 }
@@ -1205,10 +1192,7 @@ job_start(struct turn *t)
 
 	if (en->st.lead_jobs >= 2 * en->o.max_turns) {
 		/* Odoo is slow for many at once: this one waits in the retry schedule instead of in memory. */
-		char when[24];
-		snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + 10000);
-		if (rc(en) != NULL)
-			rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+		retry_lead_in(en, t->phone, 10000);
 		turn_free(t);
 		return;
 	}
@@ -1260,11 +1244,8 @@ on_merge_set(redisAsyncContext *ac, void *r, void *pd)
 	struct turn *t = pd;
 	struct engine *en = t->en;
 
-	if (gone(en)) {
-		turn_free(t);
-		settle(en);
+	if (turn_dropped(t))
 		return;
-	}
 	if (rc(en) != NULL)
 		rconn_command(rc(en), NULL, NULL, "HDEL %s %s", en->k_lease, t->phone);
 	report(t);
@@ -1281,11 +1262,8 @@ on_merge_get(redisAsyncContext *ac, void *r, void *pd)
 	const char *why;
 	char *conv, *state, ttl[24];
 
-	if (gone(en)) {
-		turn_free(t);
-		settle(en);
+	if (turn_dropped(t))
 		return;
-	}
 	if (reply == NULL || reply->type != REDIS_REPLY_STRING ||
 	    (cur = conv_state_parse(reply->str, reply->len, &why)) == NULL) {
 		/* Erased or reset meanwhile (or Redis away): nothing to merge into. */
@@ -1339,11 +1317,8 @@ on_merge_lease(redisAsyncContext *ac, void *r, void *pd)
 	redisReply *reply = r;
 	char *conv;
 
-	if (gone(en)) {
-		turn_free(t);
-		settle(en);
+	if (turn_dropped(t))
 		return;
-	}
 	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
 		conv = pkey(en, t->phone, "conv");
 		en->refs++;
@@ -1357,10 +1332,7 @@ on_merge_lease(redisAsyncContext *ac, void *r, void *pd)
 	}
 	if (++t->merge_tries > 400) {
 		/* A turn has held the phone for 20 s: the retry will find the lead by its phone and record it. */
-		char when[24];
-		snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000);
-		if (rc(en) != NULL)
-			rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+		retry_lead_in(en, t->phone, 0);
 		job_end(t);
 		return;
 	}
@@ -1395,11 +1367,8 @@ on_followup_queued(int parts, void *arg)
 	struct turn *t = arg;
 	struct engine *en = t->en;
 
-	if (gone(en)) {
-		turn_free(t);
-		settle(en);
+	if (turn_dropped(t))
 		return;
-	}
 	if (parts == -EPERM) {
 		json_object_set_new(t->state, "opted_out", json_true());
 		conv_state_set_stage(t->state, "opted_out");
@@ -1492,11 +1461,8 @@ on_blacklisted(const struct odoo_error *e, void *arg)
 	char ph[32];
 	bool out = json_is_true(json_object_get(t->state, "opted_out"));
 
-	if (gone(en)) {
-		turn_free(t);
-		settle(en);
+	if (turn_dropped(t))
 		return;
-	}
 	if (e->kind == ODOO_OK) {
 		en->st.blacklist_ok++;
 		json_object_del(t->state, "blacklist_pending");
@@ -1505,12 +1471,9 @@ on_blacklisted(const struct odoo_error *e, void *arg)
 		    out ? "added to" : "removed from");
 	} else {
 		/* Retried in the background with the lead writes. */
-		char when[24];
 		en->st.blacklist_failed++;
 		json_object_set_new(t->state, "blacklist_pending", json_string(out ? "add" : "remove"));
-		snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + 30000);
-		if (rc(en) != NULL)
-			rconn_command(rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, t->phone);
+		retry_lead_in(en, t->phone, 30000);
 		log_warnx("engine: %s: phone blacklist update deferred (%s error: %s)",
 		    log_phone(t->phone, ph, sizeof(ph)), odoo_kind_name(e->kind), e->message);
 	}
@@ -1543,12 +1506,8 @@ on_opt_queued(int parts, void *arg)
 {
 	struct turn *t = arg;
 
-	if (gone(t->en)) {
-		struct engine *en0 = t->en;
-		turn_free(t);
-		settle(en0);
+	if (turn_dropped(t))
 		return;
-	}
 	if (parts < 0 && parts != -EPERM) {
 		turn_finish(t, false, "the opt-out confirmation could not be queued");
 		return;
@@ -1805,11 +1764,8 @@ on_loaded(redisAsyncContext *ac, void *r, void *pd)
 	const char *why;
 	size_t i;
 
-	if (gone(en)) {
-		turn_free(t);
-		settle(en);
+	if (turn_dropped(t))
 		return;
-	}
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
 		turn_finish(t, false, "Redis unavailable at load");
 		return;

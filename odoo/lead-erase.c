@@ -279,6 +279,7 @@ void
 lead_erase(struct lead_ctx *x, const char *phone, int lead_id, lead_erase_fn done, void *arg)
 {
 	struct erasure *er = xcalloc(1, sizeof(*er));
+	struct odoo_error e;
 
 	er->x = x;
 	er->lead_id = lead_id;
@@ -288,9 +289,7 @@ lead_erase(struct lead_ctx *x, const char *phone, int lead_id, lead_erase_fn don
 	er->report = json_object();
 	er->deleted = json_object();
 	er->renamed = json_array();
-	if (phone_e164(phone, x->cc, er->e164) < 0) {
-		struct odoo_error e = {.kind = ODOO_DATA};
-		snprintf(e.message, sizeof(e.message), "the phone number is not a valid international number");
+	if (lead_e164(x, phone, er->e164, &e) < 0) {
 		erasure_end(er, &e);
 		return;
 	}

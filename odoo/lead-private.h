@@ -34,5 +34,8 @@ void lead_post_note(struct lead_ctx *x, int lead_id, const char *html, odoo_done
 json_t *lead_match_domain(const struct lead_ctx *x, const char *e164);
 /* Whether a lead the search found is this customer's: the same number, in any form. */
 bool lead_matches(json_t *rec, const char *e164);
+/* The phone as E.164 into e164 (17 bytes; a national number in the company's country); -1 with e set to the
+   data error to report when it is none. */
+int lead_e164(const struct lead_ctx *x, const char *phone, char *e164, struct odoo_error *e);
 
 #endif

@@ -35,8 +35,9 @@ small_end(struct small *sm, const struct odoo_error *e)
 	free(sm);
 }
 
+/* The last call of a blacklist update or a hand-off: its outcome is the operation's. */
 static void
-on_bl_saved(json_t *r, const struct odoo_error *e, void *arg)
+on_small_done(json_t *r, const struct odoo_error *e, void *arg)
 {
 	small_end(arg, e);
 }
@@ -59,7 +60,7 @@ on_bl_found(json_t *r, const struct odoo_error *e, void *arg)
 		}
 		/* Odoo sanitises the number itself and answers with the existing entry when there is one. */
 		odoo_call(sm->x->o, "phone.blacklist", "create", json_pack("[{s:s}]", "number", sm->e164), NULL,
-		    on_bl_saved, sm);
+		    on_small_done, sm);
 		return;
 	}
 	if (json_is_true(json_object_get(rec, "active")) == sm->add) {
@@ -69,32 +70,25 @@ on_bl_found(json_t *r, const struct odoo_error *e, void *arg)
 	/* An archived entry is how Odoo records an unblacklisting: (re)activate or archive it. */
 	odoo_call(sm->x->o, "phone.blacklist", "write",
 	    json_pack("[[I], {s:b}]", json_integer_value(json_object_get(rec, "id")), "active", sm->add), NULL,
-	    on_bl_saved, sm);
+	    on_small_done, sm);
 }
 
 void
 lead_blacklist(struct lead_ctx *x, const char *phone, bool add, lead_simple_fn done, void *arg)
 {
 	struct small *sm = xcalloc(1, sizeof(*sm));
+	struct odoo_error e;
 
 	sm->x = x;
 	sm->add = add;
 	sm->done = done;
 	sm->arg = arg;
-	if (phone_e164(phone, x->cc, sm->e164) < 0) {
-		struct odoo_error e = {.kind = ODOO_DATA};
-		snprintf(e.message, sizeof(e.message), "the phone number is not a valid international number");
+	if (lead_e164(x, phone, sm->e164, &e) < 0) {
 		small_end(sm, &e);
 		return;
 	}
 	odoo_call(x->o, "phone.blacklist", "search_read", json_pack("[[[s, s, s]]]", "number", "=", sm->e164),
 	    json_pack("{s:[s, s], s:{s:b}}", "fields", "id", "active", "context", "active_test", 0), on_bl_found, sm);
-}
-
-static void
-on_handoff_noted(json_t *r, const struct odoo_error *e, void *arg)
-{
-	small_end(arg, e);
 }
 
 static void
@@ -109,7 +103,7 @@ on_handoff_assigned(json_t *r, const struct odoo_error *e, void *arg)
 	}
 	esc = html_escape(sm->note);
 	xasprintf(&body, "<p><b>crmbridge</b>: %s</p>", esc);
-	lead_post_note(sm->x, sm->lead_id, body, on_handoff_noted, sm);
+	lead_post_note(sm->x, sm->lead_id, body, on_small_done, sm);
 	free(esc);
 	free(body);
 }

@@ -545,6 +545,17 @@ lead_match_domain(const struct lead_ctx *x, const char *e164)
 	return domain;
 }
 
+int
+lead_e164(const struct lead_ctx *x, const char *phone, char *e164, struct odoo_error *e)
+{
+	if (phone != NULL && phone_e164(phone, x->cc, e164) == 0)
+		return 0;
+	memset(e, 0, sizeof(*e));
+	e->kind = ODOO_DATA;
+	snprintf(e->message, sizeof(e->message), "the phone number is not a valid international number");
+	return -1;
+}
+
 /* Whether a lead the search found is this customer's: the same number, in any form. */
 bool
 lead_matches(json_t *rec, const char *e164)
@@ -1101,10 +1112,7 @@ lead_upsert(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, 
 {
 	struct up *u = up_new(x, in, done, arg);
 
-	if (u->in.phone == NULL || phone_e164(u->in.phone, x->cc, u->e164) < 0) {
-		u->r.err.kind = ODOO_DATA;
-		snprintf(
-		    u->r.err.message, sizeof(u->r.err.message), "the phone number is not a valid international number");
+	if (lead_e164(x, u->in.phone, u->e164, &u->r.err) < 0) {
 		up_finish(u);
 		return;
 	}
@@ -1146,10 +1154,7 @@ lead_support(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done,
 	struct odoo_error none = {.kind = ODOO_CONFIG};
 	char *desc, *name;
 
-	if (u->in.phone == NULL || phone_e164(u->in.phone, x->cc, u->e164) < 0) {
-		u->r.err.kind = ODOO_DATA;
-		snprintf(
-		    u->r.err.message, sizeof(u->r.err.message), "the phone number is not a valid international number");
+	if (lead_e164(x, u->in.phone, u->e164, &u->r.err) < 0) {
 		up_finish(u);
 		return;
 	}
