@@ -30,7 +30,7 @@
 #include "common/form.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "daemon/signature.h"
+#include "twilio/signature.h"
 
 static const char *const script[] = {
     "Hola, buenos días",

@@ -33,7 +33,7 @@
 #include "common/xmalloc.h"
 #include "ctl.h"
 #include "daemon/conf.h"
-#include "daemon/signature.h"
+#include "twilio/signature.h"
 
 struct ctl {
 	struct conf *conf;

@@ -18,7 +18,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "ctl.h"
-#include "daemon.h"
+#include "daemon/daemon.h"
 
 static const char *lexicon_path;
 

@@ -23,8 +23,8 @@
 #include "common/redis_url.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "conf.h"
-#include "http.h"
+#include "daemon/conf.h"
+#include "common/http.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"

@@ -9,21 +9,21 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "conf.h"
-#include "http.h"
+#include "daemon/conf.h"
+#include "common/http.h"
 #include "classifier/classifier.h"
 #include "common/curlev.h"
-#include "analytics.h"
+#include "admin/analytics.h"
 #include "common/prom.h"
-#include "engine.h"
-#include "journal.h"
-#include "intake.h"
+#include "daemon/engine.h"
+#include "admin/journal.h"
+#include "twilio/intake.h"
 #include "odoo/client.h"
 #include "odoo/lead.h"
-#include "sender.h"
-#include "stripe.h"
-#include "content.h"
-#include "redis.h"
+#include "twilio/sender.h"
+#include "stripe/stripe.h"
+#include "twilio/content.h"
+#include "common/redis.h"
 
 /* Webhook outcomes, for the status endpoint and later the metrics. */
 struct webhook_stats {

@@ -37,11 +37,11 @@
 #include "common/xmalloc.h"
 #include "conversation/outbound.h"
 #include "conversation/state.h"
-#include "engine.h"
-#include "journal.h"
+#include "daemon/engine.h"
+#include "admin/journal.h"
 #include "redis/scripts.h"
-#include "stripe.h"
-#include "content.h"
+#include "stripe/stripe.h"
+#include "twilio/content.h"
 
 struct engine {
 	sd_event *event;

@@ -8,7 +8,7 @@
 #ifndef CRMB_ENGINE_H
 #define CRMB_ENGINE_H
 
-#include "media.h"
+#include "twilio/media.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,8 +16,8 @@
 
 #include "classifier/classifier.h"
 #include "odoo/lead.h"
-#include "redis.h"
-#include "sender.h"
+#include "common/redis.h"
+#include "twilio/sender.h"
 
 struct engine;
 struct journal;

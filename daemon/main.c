@@ -21,7 +21,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "common/util.h"
-#include "daemon.h"
+#include "daemon/daemon.h"
 
 static void
 usage(FILE *f)

@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include "daemon.h"
+#include "daemon/daemon.h"
 
 struct odoo *
 daemon_odoo(sd_event *e, struct curlev *cv, const struct conf *c, struct lead_ctx **leads)

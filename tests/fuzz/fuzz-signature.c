@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/form.h"
-#include "daemon/signature.h"
+#include "twilio/signature.h"
 #include "fuzz.h"
 
 int

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "conf.h"
+#include "daemon/conf.h"
 #include "tests/tap.h"
 
 static char dir[] = "/tmp/crmb-conf-XXXXXX";

@@ -1,5 +1,5 @@
 /*
- * WhatsApp templates' text (daemon/content.c): which text of a Content API
+ * WhatsApp templates' text (twilio/content.c): which text of a Content API
  * resource is the message, {{placeholders}} filled from ContentVariables
  * and the template's defaults, and the history's line for a template.
  */
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "conversation/outbound.h"
-#include "daemon/content.h"
+#include "twilio/content.h"
 #include "tests/tap.h"
 
 static void

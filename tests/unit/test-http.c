@@ -1,5 +1,5 @@
 /*
- * Tests for daemon/http.c over real sockets: routing (404/405 as JSON), the
+ * Tests for common/http.c over real sockets: routing (404/405 as JSON), the
  * body limit (413, by Content-Length and by chunked length), asynchronous
  * answers, the connection limit, and the request deadline that cuts a
  * client sending one byte a second.
@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "http.h"
+#include "common/http.h"
 #include "tests/tap.h"
 
 static int port;

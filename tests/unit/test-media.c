@@ -1,5 +1,5 @@
 /*
- * Where inbound media may come from (daemon/media.c), the media types each
+ * Where inbound media may come from (twilio/media.c), the media types each
  * provider takes (classifier/gemini.c), history retention
  * (conversation/state.c), and a voice note's transcript in grounding.
  */
@@ -11,7 +11,7 @@
 
 #include "classifier/gemini.h"
 #include "conversation/state.h"
-#include "daemon/media.h"
+#include "twilio/media.h"
 #include "tests/tap.h"
 
 #define API "https://api.twilio.com"

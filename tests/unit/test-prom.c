@@ -13,8 +13,8 @@
 
 #include "../tap.h"
 #include "common/prom.h"
-#include "daemon/analytics.h"
-#include "daemon/journal.h"
+#include "admin/analytics.h"
+#include "admin/journal.h"
 
 static char *
 render(void (*fn)(FILE *, void *), void *arg)

@@ -1,5 +1,5 @@
 /*
- * Tests for daemon/redis.c against a real redis-server started here: the
+ * Tests for common/redis.c against a real redis-server started here: the
  * connection comes up, carries commands, notices the server going away or
  * hanging, and comes back by itself; AUTH and SELECT from the URL work.
  */
@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "redis.h"
+#include "common/redis.h"
 #include "tests/tap.h"
 #include "tests/testutil.h"
 

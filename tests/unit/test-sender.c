@@ -23,8 +23,8 @@
 
 #include "common/curlev.h"
 #include "common/util.h"
-#include "redis.h"
-#include "sender.h"
+#include "common/redis.h"
+#include "twilio/sender.h"
 #include "tests/tap.h"
 #include "tests/testutil.h"
 

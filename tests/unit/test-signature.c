@@ -10,7 +10,7 @@
 
 #include "common/form.h"
 #include "common/util.h"
-#include "signature.h"
+#include "twilio/signature.h"
 #include "tests/tap.h"
 
 #define U "https://mycompany.com/myapp.php?foo=1&bar=2"

@@ -32,7 +32,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "http.h"
+#include "common/http.h"
 
 #define HTTP_MAX_PARAMS 4
 #define HTTP_MAX_HEADERS 8

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "redis.h"
+#include "common/redis.h"
 
 struct intake;
 

@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "content.h"
+#include "twilio/content.h"
 
 #define REFRESH_MS (12ULL * 3600 * 1000)
 #define BACKOFF_MIN_MS (30ULL * 1000)

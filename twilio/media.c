@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "media.h"
+#include "twilio/media.h"
 
 #define MAX_REDIRECTS 3
 

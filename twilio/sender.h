@@ -15,7 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "common/curlev.h"
-#include "redis.h"
+#include "common/redis.h"
 
 struct sender;
 

@@ -14,7 +14,7 @@
 
 #include "common/base64.h"
 #include "common/util.h"
-#include "signature.h"
+#include "twilio/signature.h"
 
 static int
 cmp_param(const void *a, const void *b)

@@ -16,10 +16,10 @@
 #include "common/log.h"
 #include "conversation/state.h"
 #include "common/util.h"
-#include "daemon.h"
-#include "sender.h"
-#include "signature.h"
-#include "webhook.h"
+#include "daemon/daemon.h"
+#include "twilio/sender.h"
+#include "twilio/signature.h"
+#include "twilio/webhook.h"
 
 static const char twiml_empty[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";
 

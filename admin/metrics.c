@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "common/prom.h"
 #include "common/util.h"
-#include "daemon.h"
+#include "daemon/daemon.h"
 
 #define L(...) ((const char *const[]){__VA_ARGS__, NULL})
 

@@ -29,7 +29,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "redis/scripts.h"
-#include "sender.h"
+#include "twilio/sender.h"
 
 #define MAX_PARTS 16
 #define MSG_TTL_S (7 * 86400)

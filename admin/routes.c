@@ -14,9 +14,9 @@
 #include "common/xmalloc.h"
 #include "conversation/outbound.h"
 #include "conversation/state.h"
-#include "daemon.h"
+#include "daemon/daemon.h"
 #include "redis/scripts.h"
-#include "webhook.h"
+#include "twilio/webhook.h"
 
 static json_t *
 iso_time(uint64_t realtime_usec_v)

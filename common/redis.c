@@ -18,7 +18,7 @@
 #include "common/redis_url.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "redis.h"
+#include "common/redis.h"
 
 struct rconn {
 	sd_event *event;

@@ -20,8 +20,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "conf.h"
-#include "daemon.h"
+#include "daemon/conf.h"
+#include "daemon/daemon.h"
 
 #define TOKEN_FILE "admin.token"
 

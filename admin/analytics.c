@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "analytics.h"
+#include "admin/analytics.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "redis/scripts.h"

@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-#include "http.h"
+#include "common/http.h"
 
 /* POST /api/webhook/whatsapp and /webhook/twilio/incoming. */
 void webhook_whatsapp(struct http_request *req, void *arg);

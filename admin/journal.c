@@ -18,7 +18,7 @@
 #include "common/template.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "journal.h"
+#include "admin/journal.h"
 
 struct journal {
 	struct journal_options o;

@@ -11,8 +11,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "engine.h"
-#include "redis.h"
+#include "daemon/engine.h"
+#include "common/redis.h"
 
 struct analytics;
 

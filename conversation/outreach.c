@@ -25,7 +25,7 @@
 #include "common/xmalloc.h"
 #include "conversation/outbound.h"
 #include "conversation/state.h"
-#include "daemon.h"
+#include "daemon/daemon.h"
 #include "redis/scripts.h"
 
 static struct rscript store_call;

@@ -32,7 +32,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "conversation/state.h"
-#include "daemon.h"
+#include "daemon/daemon.h"
 #include "redis/scripts.h"
 
 static struct rscript erase_script, erase_stream, erase_scan, prune_script;

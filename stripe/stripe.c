@@ -10,7 +10,7 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
-#include "stripe.h"
+#include "stripe/stripe.h"
 
 struct sreq {
 	struct stripe *s; /* NULL once the client is gone */

@@ -24,7 +24,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "intake.h"
+#include "twilio/intake.h"
 #include "redis/scripts.h"
 
 #define SPOOL_MAGIC "CRMBSPOOL1\n"
