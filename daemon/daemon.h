@@ -15,7 +15,7 @@
 #include "common/curlev.h"
 #include "admin/analytics.h"
 #include "common/prom.h"
-#include "daemon/engine.h"
+#include "conversation/engine.h"
 #include "admin/journal.h"
 #include "twilio/intake.h"
 #include "odoo/client.h"

@@ -1,0 +1,864 @@
+/*
+ * The conversation engine. Redis layout (P = key prefix):
+ *   P{intake}:stream         the intake (consumer group "engine", one consumer per instance)
+ *   P{+E164}:inbox           list of routed messages not yet taken by a turn
+ *   P{+E164}:routed          set of stream ids already routed (a re-delivered entry is routed once)
+ *   P{+E164}:conv            the conversation state (conversation/state.c), expiring after silence
+ *   P{turns}:due             sorted set: phones with messages, by when their turn may start
+ *   P{turns}:first           hash: phone -> when its current burst began (the coalescing cap)
+ *   P{turns}:lease           hash: phone -> until when a turn holds it (one turn per phone, any instance)
+ *   P{turns}:attempts        hash: phone -> consecutive failed turns
+ *   P{odoo}:pending          sorted set: phones whose lead write waits for Odoo, by retry time
+ *   P{engine}:dead           list of turns given up on, with the reason
+ *   P{+E164}:ctl             hash: pause_until/pause_reason/pause_by (a hand-off), call (the context of a
+ *                            sales call, merged by the next turn), window_closed_ms (Twilio's 63016)
+ *   P{followup}:due          sorted set: phones whose next follow-up is due, by time
+ *   P{+E164}:odoo            a lead write for the phone is under way (its job holds it, renewed; any instance)
+ * Every script touches keys of one hash tag only, so each step is atomic on its own and a crash between
+ * steps leaves something the next claim redoes: routing is idempotent, a turn's reply is queued once
+ * per turn key, and the Odoo upsert finds the lead it may already have created.
+ *
+ * This file is the engine around the turns: it routes the intake to the phones' inboxes, claims due turns
+ * (and lead retries and follow-ups), paces its polls, and answers the admin API's requests on a phone.
+ * A turn itself is a state machine: conversation/turn.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/form.h"
+#include "common/log.h"
+#include "common/pace.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "conversation/state.h"
+#include "conversation/turn.h"
+#include "redis/scripts.h"
+
+static void read_intake(struct engine *en);
+static void claim_turns(struct engine *en);
+static void destroy(struct engine *en);
+
+/*
+ * Every callback that holds a reference starts here: drops it, and when the
+ * engine is being freed, says so (the caller then only cleans up its own).
+ */
+bool
+engine_gone(struct engine *en)
+{
+	en->refs--;
+	return en->dying;
+}
+
+/* After a dying callback has cleaned up its own object: the last one frees the engine. */
+void
+engine_settle(struct engine *en)
+{
+	if (en->dying && en->refs == 0)
+		destroy(en);
+}
+struct rconn *
+engine_rc(struct engine *en)
+{
+	struct rconn *r = *en->d.redis;
+	return r != NULL && rconn_state(r) == RCONN_UP ? r : NULL;
+}
+
+char *
+engine_pkey(struct engine *en, const char *phone, const char *what)
+{
+	char *k;
+
+	xasprintf(&k, "%s{%s}:%s", en->o.key_prefix, phone, what);
+	return k;
+}
+
+char *
+engine_conv_key(const struct engine *en, const char *phone)
+{
+	return engine_pkey((struct engine *)(uintptr_t)en, phone, "conv");
+}
+
+const char *
+engine_key(const struct engine *en, const char *what)
+{
+	if (strcmp(what, "due") == 0)
+		return en->k_due;
+	if (strcmp(what, "pending") == 0)
+		return en->k_pending;
+	if (strcmp(what, "dead") == 0)
+		return en->k_dead;
+	return en->k_lease;
+}
+
+int
+engine_eval(
+    struct engine *en, const struct rscript *sc, redisCallbackFn *fn, void *pd, int nkeys, const char **argv, int argc)
+{
+	return engine_rc(en) != NULL ? rconn_eval(engine_rc(en), sc, fn, pd, nkeys, argc, argv, NULL) : -ENOTCONN;
+}
+
+/* ---- routing: intake stream -> per-phone inboxes ---- */
+
+struct route_op {
+	struct engine *en;
+	char *id, *phone;
+	int step;
+};
+
+/* The text a message stands for in the history: its body, or what it carries. */
+static char *
+message_text(const struct form *f)
+{
+	const char *body = form_get(f, "Body"), *v;
+	char *t;
+
+	if (body != NULL && *body != '\0')
+		return xstrdup(body);
+	if ((v = form_get(f, "ButtonText")) != NULL && *v != '\0')
+		return xstrdup(v);
+	if ((v = form_get(f, "Latitude")) != NULL) {
+		xasprintf(&t, "[location %s,%s%s%s]", v, form_get(f, "Longitude") ?: "?",
+		    form_get(f, "Address") ? " " : "", form_get(f, "Address") ?: "");
+		return t;
+	}
+	if ((v = form_get(f, "MediaContentType0")) != NULL) {
+		xasprintf(&t, "[%s]", v);
+		return t;
+	}
+	xasprintf(&t, "[%s]", form_get(f, "MessageType") ?: "message");
+	return t;
+}
+
+static void route_step(struct route_op *op);
+
+static void
+route_free(struct route_op *op)
+{
+	free(op->id);
+	free(op->phone);
+	free(op);
+}
+
+static void
+on_route(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct route_op *op = pd;
+	struct engine *en = op->en;
+
+	if (engine_gone(en)) {
+		route_free(op);
+		engine_settle(en);
+		return;
+	}
+	if (r == NULL || ((redisReply *)r)->type == REDIS_REPLY_ERROR) {
+		/* Not acknowledged: the entry stays pending and is claimed again later. */
+		route_free(op);
+		return;
+	}
+	if (op->step == 0 && ((redisReply *)r)->type == REDIS_REPLY_INTEGER && ((redisReply *)r)->integer == 1)
+		op->en->st.routed++;
+	/* The schedule's answer: when the phone's turn falls due (its coalescing window): poll then. */
+	if (op->step == 1 && ((redisReply *)r)->type == REDIS_REPLY_INTEGER && ((redisReply *)r)->integer > 0) {
+		uint64_t due = (uint64_t)((redisReply *)r)->integer, now = realtime_usec() / 1000;
+		pace_due(&op->en->pace, due);
+		pace_sooner(op->en->poll, now_usec() + (due > now ? due - now : 0) * 1000);
+	}
+	op->step++;
+	route_step(op);
+}
+
+static void
+route_step(struct route_op *op)
+{
+	struct engine *en = op->en;
+	char now[24], win[24], cap[24];
+
+	switch (op->step) {
+	case 1: {
+		const char *a[6] = {en->k_due, en->k_first, op->phone, now, win, cap};
+		snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+		snprintf(win, sizeof(win), "%" PRIu64, en->o.coalesce_window_ms);
+		snprintf(cap, sizeof(cap), "%" PRIu64, en->o.coalesce_max_ms);
+		en->refs++;
+		if (engine_eval(en, &en->schedule, on_route, op, 2, a, 6) < 0) {
+			en->refs--;
+			route_free(op);
+		}
+		return;
+	}
+	case 2:
+		en->refs++;
+		if (engine_rc(en) == NULL ||
+		    rconn_command(engine_rc(en), on_route, op, "XACK %s engine %s", en->k_stream, op->id) < 0) {
+			en->refs--;
+			route_free(op);
+		}
+		return;
+	default: route_free(op); engine_poll_now(en);
+	}
+}
+
+static void
+route_entry(struct engine *en, redisReply *entry)
+{
+	redisReply *fields;
+	const char *sid = NULL, *from = NULL, *form = NULL, *ms = NULL;
+	size_t formlen = 0, i;
+	struct form f;
+	const char *why;
+	char phone[17], *text, *json, *inbox, *routed, ttl[24];
+	struct route_op *op;
+
+	if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING ||
+	    (fields = entry->element[1])->type != REDIS_REPLY_ARRAY)
+		return;
+	for (i = 0; i + 1 < fields->elements; i += 2) {
+		const char *k = fields->element[i]->str;
+		redisReply *v = fields->element[i + 1];
+		if (strcmp(k, "sid") == 0)
+			sid = v->str;
+		else if (strcmp(k, "from") == 0)
+			from = v->str;
+		else if (strcmp(k, "form") == 0)
+			form = v->str, formlen = v->len;
+		else if (strcmp(k, "received_ms") == 0)
+			ms = v->str;
+	}
+	if (sid == NULL || from == NULL || form == NULL || conv_phone_param(from, phone) < 0 ||
+	    form_parse(form, formlen, &f, &why) < 0) {
+		/* The intake checked all this; a bad entry is acknowledged and logged, not retried forever. */
+		log_error("engine: intake entry %s is malformed; acknowledged without a turn", entry->element[0]->str);
+		rconn_command(engine_rc(en), NULL, NULL, "XACK %s engine %s", en->k_stream, entry->element[0]->str);
+		return;
+	}
+	text = message_text(&f);
+	{
+		json_t *m = json_pack("{s:s, s:s, s:s, s:s?}", "sid", sid, "text", text, "t_ms", ms ? ms : "0",
+		    "profile", form_get(&f, "ProfileName"));
+		long long nm = 0;
+		/* Voice notes and images: their addresses, for the turn to fetch (the bytes are never stored). */
+		if (parse_ll(form_get(&f, "NumMedia") ?: "0", 0, 10, &nm) == 0 && nm > 0) {
+			json_t *media = json_array();
+			char k[32];
+			for (long long mi = 0; mi < nm && mi < 3; mi++) {
+				const char *u, *ty;
+				snprintf(k, sizeof(k), "MediaUrl%lld", mi);
+				u = form_get(&f, k);
+				snprintf(k, sizeof(k), "MediaContentType%lld", mi);
+				ty = form_get(&f, k);
+				if (u != NULL && ty != NULL &&
+				    (strncmp(ty, "audio/", 6) == 0 || strncmp(ty, "image/", 6) == 0))
+					json_array_append_new(media, json_pack("{s:s, s:s}", "url", u, "type", ty));
+			}
+			if (json_array_size(media) > 0) {
+				json_object_set_new(m, "media", media);
+				const char *b = form_get(&f, "Body");
+				json_object_set_new(m, "media_only", json_boolean(b == NULL || *b == '\0'));
+			} else {
+				json_decref(media);
+			}
+		}
+		json = json_dumps(m, JSON_COMPACT);
+		json_decref(m);
+	}
+	form_clear(&f);
+	free(text);
+	inbox = engine_pkey(en, phone, "inbox");
+	routed = engine_pkey(en, phone, "routed");
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
+	op = xcalloc(1, sizeof(*op));
+	op->en = en;
+	op->id = xstrdup(entry->element[0]->str);
+	op->phone = xstrdup(phone);
+	en->refs++;
+	{
+		const char *a[5] = {inbox, routed, op->id, json, ttl};
+		if (engine_eval(en, &en->route, on_route, op, 2, a, 5) < 0) {
+			en->refs--;
+			route_free(op);
+		}
+	}
+	free(inbox);
+	free(routed);
+	free(json);
+}
+
+static void
+on_read(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct engine *en = pd;
+	redisReply *reply = r, *entries = NULL;
+	size_t i;
+
+	if (engine_gone(en)) {
+		engine_settle(en);
+		return;
+	}
+	en->reading = false;
+	if (en->poked) {
+		/* A message was stored while this read was under way: read again now, not at the next poll. */
+		en->poked = false;
+		read_intake(en);
+	}
+	if (reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		if (strncmp(reply->str, "NOGROUP", 7) == 0)
+			en->group_ready = false;
+		return;
+	}
+	/* XREADGROUP: [[stream, [entries]]]; XAUTOCLAIM: [cursor, [entries], [deleted]]. */
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 && reply->element[0]->type == REDIS_REPLY_ARRAY)
+		entries = reply->element[0]->elements == 2 ? reply->element[0]->element[1] : NULL;
+	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
+		entries = reply->element[1];
+	if (entries == NULL || entries->type != REDIS_REPLY_ARRAY)
+		return;
+	if (entries->elements > 0)
+		en->pace.found = true;
+	for (i = 0; i < entries->elements; i++)
+		route_entry(en, entries->element[i]);
+}
+
+static void
+on_group(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct engine *en = pd;
+	redisReply *reply = r;
+
+	if (engine_gone(en)) {
+		engine_settle(en);
+		return;
+	}
+	if (reply != NULL &&
+	    (reply->type == REDIS_REPLY_STATUS ||
+	        (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) == 0)))
+		en->group_ready = true;
+}
+
+static void
+read_intake(struct engine *en)
+{
+	uint64_t now = now_usec();
+
+	if (en->reading || engine_rc(en) == NULL)
+		return;
+	if (!en->group_ready) {
+		/* From the start of the stream: messages stored before the first run are not skipped. */
+		en->refs++;
+		if (rconn_command(engine_rc(en), on_group, en, "XGROUP CREATE %s engine 0 MKSTREAM", en->k_stream) < 0)
+			en->refs--;
+		return;
+	}
+	en->reading = true;
+	en->refs++;
+	/* Entries another (dead) instance read but never acknowledged are taken over after 30 s. */
+	if (now - en->last_reclaim > 10000000) {
+		en->last_reclaim = now;
+		if (rconn_command(engine_rc(en), on_read, en, "XAUTOCLAIM %s engine %s 30000 0-0 COUNT 64",
+		        en->k_stream, en->o.consumer) < 0) {
+			en->refs--;
+			en->reading = false;
+		}
+		return;
+	}
+	if (rconn_command(engine_rc(en), on_read, en, "XREADGROUP GROUP engine %s COUNT 64 STREAMS %s >",
+	        en->o.consumer, en->k_stream) < 0) {
+		en->refs--;
+		en->reading = false;
+	}
+}
+
+/* The phone's lead write is retried in the background delay_ms from now (the retry schedule). */
+void
+engine_retry_lead_in(struct engine *en, const char *phone, uint64_t delay_ms)
+{
+	char when[24];
+
+	snprintf(when, sizeof(when), "%" PRIu64, realtime_usec() / 1000 + delay_ms);
+	if (engine_rc(en) != NULL)
+		rconn_command(engine_rc(en), NULL, NULL, "ZADD %s %s %s", en->k_pending, when, phone);
+}
+
+static void
+on_claimed(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct engine *en = pd;
+	redisReply *reply = r;
+	size_t i;
+
+	if (engine_gone(en)) {
+		engine_settle(en);
+		return;
+	}
+	en->claiming = false;
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
+		en->pace.found = true;
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY)
+		for (i = 0; i + 2 < reply->elements; i += 3)
+			turn_start(en, reply->element[i]->str, reply->element[i + 1]->str,
+			    reply->element[i + 2]->integer, TURN_KIND_CUSTOMER);
+	if (en->claim_again) {
+		en->claim_again = false;
+		claim_turns(en);
+	}
+}
+
+static void
+claim_turns(struct engine *en)
+{
+	char now[24], until[24], max[16];
+	unsigned room;
+
+	if (en->claiming) {
+		en->claim_again = true; /* a turn may have become due since that claim was sent */
+		return;
+	}
+	if (engine_rc(en) == NULL || en->st.in_flight >= en->o.max_turns)
+		return;
+	room = en->o.max_turns - en->st.in_flight;
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.turn_lease_ms);
+	snprintf(max, sizeof(max), "%u", room < 3 ? 1 : room / 3);
+	en->claiming = true;
+	en->refs++;
+	{
+		const char *a[7] = {en->k_due, en->k_lease, en->k_first, en->k_attempts, now, until, max};
+		if (engine_eval(en, &en->claim, on_claimed, en, 4, a, 7) < 0) {
+			en->refs--;
+			en->claiming = false;
+		}
+	}
+}
+
+/* ---- background retries of lead writes ---- */
+
+struct pend {
+	struct engine *en;
+	char phone[17];
+	enum turn_kind kind; /* TURN_KIND_LEAD_RETRY or TURN_KIND_FOLLOWUP */
+};
+
+static void
+on_pend_lease(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct pend *p = pd;
+	redisReply *reply = r;
+
+	if (engine_gone(p->en)) {
+		struct engine *en0 = p->en;
+		free(p);
+		engine_settle(en0);
+		return;
+	}
+	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
+		turn_start(p->en, p->phone, "0", 1, p->kind);
+	free(p);
+}
+
+static void lease_and_start(struct engine *en, redisReply *reply, enum turn_kind kind);
+
+static void
+on_pending(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct engine *en = pd;
+
+	if (engine_gone(en)) {
+		engine_settle(en);
+		return;
+	}
+	en->pending_busy = false;
+	lease_and_start(en, r, TURN_KIND_LEAD_RETRY);
+}
+
+static void
+on_followups(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct engine *en = pd;
+
+	if (engine_gone(en)) {
+		engine_settle(en);
+		return;
+	}
+	en->followup_busy = false;
+	lease_and_start(en, r, TURN_KIND_FOLLOWUP);
+}
+
+/* Takes each phone's lease (skipping one a turn holds) and starts a background turn of this kind. */
+static void
+lease_and_start(struct engine *en, redisReply *reply, enum turn_kind kind)
+{
+	size_t i;
+	char now[24], until[24];
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+		return;
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.turn_lease_ms);
+	for (i = 0; i < reply->elements && en->st.in_flight < en->o.max_turns; i++) {
+		struct pend *p = xcalloc(1, sizeof(*p));
+		const char *a[4];
+		p->en = en;
+		p->kind = kind;
+		snprintf(p->phone, sizeof(p->phone), "%s", reply->element[i]->str);
+		a[0] = en->k_lease;
+		a[1] = p->phone;
+		a[2] = now;
+		a[3] = until;
+		en->refs++;
+		if (engine_eval(en, &en->lease_one, on_pend_lease, p, 1, a, 4) < 0) {
+			en->refs--;
+			free(p);
+		}
+	}
+}
+
+/* Asks for up to 8 phones due in the sorted set key; fn gets them (busy stops a second ask meanwhile). */
+static void
+ask_due(struct engine *en, const char *key, bool *busy, redisCallbackFn *fn)
+{
+	if (*busy || engine_rc(en) == NULL)
+		return;
+	*busy = true;
+	en->refs++;
+	if (rconn_command(engine_rc(en), fn, en, "ZRANGEBYSCORE %s -inf %" PRIu64 " LIMIT 0 8", key,
+	        realtime_usec() / 1000) < 0) {
+		en->refs--;
+		*busy = false;
+	}
+}
+
+static void
+retry_pending(struct engine *en)
+{
+	if ((en->d.leads != NULL && *en->d.leads != NULL) || (en->d.journal != NULL && *en->d.journal != NULL))
+		ask_due(en, en->k_pending, &en->pending_busy, on_pending);
+}
+
+static void
+due_followups(struct engine *en)
+{
+	if (en->o.nfollowups > 0)
+		ask_due(en, en->k_followup, &en->followup_busy, on_followups);
+}
+
+/* ---- the loop ---- */
+
+static void
+on_depth(redisAsyncContext *ac, void *r, void *pd)
+{
+	long long *slot = pd;
+	redisReply *reply = r;
+
+	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+		*slot = reply->integer;
+}
+
+/* Queue depths for the status endpoint (fire and forget: the slots live as long as the process). */
+static void
+sample_depths(struct engine *en)
+{
+	if (engine_rc(en) == NULL)
+		return;
+	rconn_command(engine_rc(en), on_depth, &en->depth[0], "ZCARD %s", en->k_due);
+	rconn_command(engine_rc(en), on_depth, &en->depth[1], "ZCARD %s", en->k_pending);
+	rconn_command(engine_rc(en), on_depth, &en->depth[2], "LLEN %s", en->k_dead);
+}
+
+/*
+ * The loop: read the intake and claim due turns every poll_ms while there is work; with none, poll less
+ * and less often (up to ENGINE_IDLE_POLL_MS), but at the time a scheduled turn falls due; a webhook, a
+ * routed message or a finished turn polls at once. Lead retries and follow-ups every second (with each poll
+ * once idle), the queue depths every second (every ten once idle).
+ */
+static int
+on_poll(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct engine *en = arg;
+	bool busy = en->st.in_flight > 0;
+	uint64_t now = now_usec();
+
+	read_intake(en);
+	claim_turns(en);
+	if (now >= en->next_chores) {
+		retry_pending(en);
+		due_followups(en);
+		en->next_chores = now + 1000000;
+	}
+	if (now >= en->next_depths) {
+		sample_depths(en);
+		en->next_depths = now + (busy || en->pace.quiet < 8 ? 1000000 : 10000000);
+	}
+	sd_event_source_set_time(
+	    s, now + pace_next(&en->pace, en->o.poll_ms, ENGINE_IDLE_POLL_MS, busy, realtime_usec() / 1000) * 1000);
+	return 0;
+}
+
+void
+engine_poll_now(struct engine *en)
+{
+	en->pace.found = true; /* told of work: the next polls are quick again */
+	read_intake(en);
+	claim_turns(en);
+	/* A poll sleeping up to ENGINE_IDLE_POLL_MS comes back at the quick pace from now. */
+	pace_sooner(en->poll, now_usec() + en->o.poll_ms * 1000);
+}
+
+void
+engine_redis_up(struct engine *en)
+{
+	en->group_ready = false;
+	en->reading = en->claiming = en->pending_busy = en->followup_busy = false;
+	read_intake(en);
+}
+
+static void
+free_outbound(struct engine *en)
+{
+	free((void *)(uintptr_t)en->o.window_content_sid);
+	free((void *)(uintptr_t)en->o.window_variables);
+	free((void *)(uintptr_t)en->o.followup_content_sid);
+	free((void *)(uintptr_t)en->o.followup_variables);
+	free((void *)(uintptr_t)en->o.booking_url);
+}
+
+static const char *
+dup0(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+void
+engine_set_outbound(struct engine *en, const struct engine_options *o)
+{
+	free_outbound(en);
+	en->o.window_margin_ms = o->window_margin_ms;
+	en->o.window_content_sid = dup0(o->window_content_sid);
+	en->o.window_variables = dup0(o->window_variables ? o->window_variables : "1=name");
+	en->o.optout_blacklist = o->optout_blacklist;
+	en->o.handoff_pause_ms = o->handoff_pause_ms > 0 ? o->handoff_pause_ms : 86400000;
+	en->o.handoff_team_id = o->handoff_team_id;
+	en->o.handoff_user_id = o->handoff_user_id;
+	memcpy(en->o.followup_delays, o->followup_delays, sizeof(en->o.followup_delays));
+	en->o.nfollowups = o->nfollowups;
+	en->o.followup_content_sid = dup0(o->followup_content_sid);
+	en->o.followup_variables = dup0(o->followup_variables ? o->followup_variables : "1=name");
+	en->o.booking_url = dup0(o->booking_url);
+	en->o.history_retention_ms = o->history_retention_ms;
+}
+
+struct engine *
+engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_options *o)
+{
+	struct engine *en = xcalloc(1, sizeof(*en));
+	const char *p = o->key_prefix;
+
+	en->event = sd_event_ref(e);
+	en->d = *deps;
+	en->o = *o;
+	en->o.key_prefix = xstrdup(p);
+	en->o.consumer = xstrdup(o->consumer);
+	en->o.window_content_sid = en->o.window_variables = en->o.followup_content_sid = en->o.followup_variables =
+	    en->o.booking_url = NULL;
+	engine_set_outbound(en, o);
+	xasprintf(&en->k_stream, "%s{intake}:stream", p);
+	xasprintf(&en->k_due, "%s{turns}:due", p);
+	xasprintf(&en->k_first, "%s{turns}:first", p);
+	xasprintf(&en->k_lease, "%s{turns}:lease", p);
+	xasprintf(&en->k_attempts, "%s{turns}:attempts", p);
+	xasprintf(&en->k_pending, "%s{odoo}:pending", p);
+	xasprintf(&en->k_dead, "%s{engine}:dead", p);
+	xasprintf(&en->k_followup, "%s{followup}:due", p);
+	rscript_init(&en->route, redis_script_engine_route);
+	rscript_init(&en->schedule, redis_script_engine_schedule);
+	rscript_init(&en->claim, redis_script_engine_claim);
+	rscript_init(&en->release, redis_script_engine_release);
+	rscript_init(&en->commit, redis_script_engine_commit);
+	rscript_init(&en->lease_one, redis_script_engine_lease_one);
+	{
+		/* Answers may come back after the engine is freed: one engine per process, static slots. */
+		static long long slots[3] = {-1, -1, -1};
+		en->depth = slots;
+	}
+	if (sd_event_add_time(e, &en->poll, CLOCK_MONOTONIC, now_usec() + o->poll_ms * 1000, 5000, on_poll, en) < 0)
+		fatalx("engine: sd_event_add_time failed");
+	sd_event_source_set_enabled(en->poll, SD_EVENT_ON);
+	return en;
+}
+
+static void
+destroy(struct engine *en)
+{
+	while (en->turns != NULL)
+		turn_free(en->turns);
+	sd_event_unref(en->event);
+	free((void *)(uintptr_t)en->o.key_prefix);
+	free((void *)(uintptr_t)en->o.consumer);
+	free_outbound(en);
+	free(en->k_stream);
+	free(en->k_due);
+	free(en->k_first);
+	free(en->k_lease);
+	free(en->k_attempts);
+	free(en->k_pending);
+	free(en->k_dead);
+	free(en->k_followup);
+	pace_free(&en->pace);
+	free(en);
+}
+
+void
+engine_free(struct engine *en)
+{
+	struct turn *t;
+
+	if (en == NULL)
+		return;
+	/*
+	 * Turns in flight are abandoned (their leases expire and another run
+	 * redoes them); the engine lives on until every callback holding it has
+	 * come back, each cleaning up after itself.
+	 */
+	en->dying = true;
+	en->poll = sd_event_source_disable_unref(en->poll);
+	for (t = en->turns; t != NULL; t = t->next)
+		t->renew = sd_event_source_disable_unref(t->renew);
+	if (en->refs == 0)
+		destroy(en);
+}
+
+void
+engine_get_stats(const struct engine *en, struct engine_stats *st)
+{
+	*st = en->st;
+	st->queue_depth = en->depth[0];
+	st->odoo_pending = en->depth[1];
+	st->dead_letter_list = en->depth[2];
+}
+
+struct reset_op {
+	struct engine *en;
+	void (*done)(int, void *);
+	void *arg;
+	int left, failed;
+};
+
+static void
+on_reset(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct reset_op *op = pd;
+	struct engine *en = op->en;
+	bool dying = engine_gone(en);
+
+	if (r == NULL || ((redisReply *)r)->type == REDIS_REPLY_ERROR)
+		op->failed = 1;
+	if (--op->left == 0) {
+		if (!dying)
+			op->done(op->failed ? -1 : 0, op->arg);
+		free(op);
+	}
+	engine_settle(en);
+}
+
+void
+engine_reset_phone(struct engine *en, const char *phone, void (*done)(int, void *), void *arg)
+{
+	struct reset_op *op = xcalloc(1, sizeof(*op));
+	char *conv = engine_pkey(en, phone, "conv"), *inbox = engine_pkey(en, phone, "inbox"),
+	     *routed = engine_pkey(en, phone, "routed");
+	char *ctl = engine_pkey(en, phone, "ctl");
+
+	op->en = en;
+	op->done = done;
+	op->arg = arg;
+	op->left = 4;
+	/* Commands pipelined on one connection: they all come back, or all fail together. */
+	if (engine_rc(en) == NULL ||
+	    rconn_command(engine_rc(en), on_reset, op, "DEL %s %s %s %s", conv, inbox, routed, ctl) < 0) {
+		free(op);
+		done(-1, arg);
+	} else {
+		en->refs += 4;
+		rconn_command(engine_rc(en), on_reset, op, "ZREM %s %s", en->k_due, phone);
+		rconn_command(engine_rc(en), on_reset, op, "ZREM %s %s", en->k_pending, phone);
+		rconn_command(engine_rc(en), on_reset, op, "ZREM %s %s", en->k_followup, phone);
+	}
+	free(conv);
+	free(inbox);
+	free(routed);
+	free(ctl);
+}
+
+int
+engine_requeue(struct engine *en, const char *phone, json_t *messages)
+{
+	char *inbox, ttl[24], now[24], win[24], cap[24];
+	size_t i;
+
+	if (engine_rc(en) == NULL || !json_is_array(messages) || json_array_size(messages) == 0)
+		return -1;
+	inbox = engine_pkey(en, phone, "inbox");
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
+	/* In front, oldest first: they came before anything that arrived since. */
+	for (i = json_array_size(messages); i-- > 0;) {
+		char *m = json_dumps(json_array_get(messages, i), JSON_COMPACT);
+		if (m != NULL)
+			rconn_command(engine_rc(en), NULL, NULL, "LPUSH %s %s", inbox, m);
+		free(m);
+	}
+	rconn_command(engine_rc(en), NULL, NULL, "EXPIRE %s %s", inbox, ttl);
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	snprintf(win, sizeof(win), "%d", 0);
+	snprintf(cap, sizeof(cap), "%d", 0);
+	{
+		const char *a[6] = {en->k_due, en->k_first, phone, now, win, cap};
+		engine_eval(en, &en->schedule, NULL, NULL, 2, a, 6);
+	}
+	free(inbox);
+	engine_poll_now(en);
+	return 0;
+}
+
+void
+engine_poke(struct engine *en)
+{
+	if (en == NULL || en->dying)
+		return;
+	en->pace.found = true;
+	pace_sooner(en->poll, now_usec() + en->o.poll_ms * 1000);
+	if (en->reading)
+		en->poked = true;
+	else
+		read_intake(en);
+}
+
+char *
+engine_ctl_key(const struct engine *en, const char *phone)
+{
+	return engine_pkey((struct engine *)(uintptr_t)en, phone, "ctl");
+}
+
+void
+engine_window_closed(struct engine *en, const char *phone)
+{
+	char *ctl = engine_pkey(en, phone, "ctl");
+
+	if (engine_rc(en) != NULL) {
+		rconn_command(
+		    engine_rc(en), NULL, NULL, "HSET %s window_closed_ms %" PRIu64, ctl, realtime_usec() / 1000);
+		rconn_command(engine_rc(en), NULL, NULL, "EXPIRE %s %" PRIu64, ctl, en->o.conversation_ttl_s);
+	}
+	free(ctl);
+}
+
+void
+engine_cancel_followups(struct engine *en, const char *phone)
+{
+	if (engine_rc(en) != NULL)
+		rconn_command(engine_rc(en), NULL, NULL, "ZREM %s %s", en->k_followup, phone);
+}
