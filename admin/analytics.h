@@ -11,7 +11,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "daemon/engine.h"
+#include "conversation/engine.h"
 #include "common/redis.h"
 
 struct analytics;
