@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "admin/journal.h"
+#include "conversation/journal.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "conversation/state.h"

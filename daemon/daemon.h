@@ -16,7 +16,7 @@
 #include "admin/analytics.h"
 #include "common/prom.h"
 #include "conversation/engine.h"
-#include "admin/journal.h"
+#include "conversation/journal.h"
 #include "twilio/intake.h"
 #include "odoo/client.h"
 #include "odoo/lead.h"

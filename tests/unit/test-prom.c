@@ -14,7 +14,7 @@
 #include "../tap.h"
 #include "common/prom.h"
 #include "admin/analytics.h"
-#include "admin/journal.h"
+#include "conversation/journal.h"
 
 static char *
 render(void (*fn)(FILE *, void *), void *arg)

@@ -18,7 +18,7 @@
 #include "common/template.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "admin/journal.h"
+#include "conversation/journal.h"
 
 struct journal {
 	struct journal_options o;
