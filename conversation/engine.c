@@ -677,6 +677,7 @@ engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_opti
 	rscript_init(&en->route, redis_script_engine_route);
 	rscript_init(&en->schedule, redis_script_engine_schedule);
 	rscript_init(&en->claim, redis_script_engine_claim);
+	rscript_init(&en->load, redis_script_engine_load);
 	rscript_init(&en->release, redis_script_engine_release);
 	rscript_init(&en->commit, redis_script_engine_commit);
 	rscript_init(&en->lease_one, redis_script_engine_lease_one);

@@ -285,15 +285,11 @@ turn_load(struct turn *t)
 	struct engine *en = t->en;
 	char *conv = engine_pkey(en, t->phone, "conv"), *inbox = engine_pkey(en, t->phone, "inbox");
 	char *ctl = engine_pkey(en, t->phone, "ctl");
-	/* One round trip: the state, the messages and the control hash (all in the phone's slot). */
-	const char *script = "return {redis.call('GET', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 99), "
-	                     "redis.call('HGETALL', KEYS[3])}";
+	const char *a[3] = {conv, inbox, ctl};
 	int r;
 
 	en->refs++;
-	r = engine_rc(en) != NULL
-	    ? rconn_command(engine_rc(en), on_loaded, t, "EVAL %s 3 %s %s %s", script, conv, inbox, ctl)
-	    : -1;
+	r = engine_eval(en, &en->load, on_loaded, t, 3, a, 3); /* one round trip, all in the phone's slot */
 	free(conv);
 	free(inbox);
 	free(ctl);

@@ -29,7 +29,7 @@ struct engine {
 	struct engine_deps d;
 	struct engine_options o;
 	char *k_stream, *k_due, *k_first, *k_lease, *k_attempts, *k_pending, *k_dead, *k_followup;
-	struct rscript route, schedule, claim, release, commit, lease_one;
+	struct rscript route, schedule, claim, load, release, commit, lease_one;
 	bool group_ready, reading, claiming, reclaiming, pending_busy, poked, claim_again, followup_busy;
 	sd_event_source *poll, *reclaim_timer;
 	uint64_t last_reclaim;

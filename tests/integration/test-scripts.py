@@ -143,6 +143,18 @@ try:
     is_eq(hget(lease, PH), "5000", "lease-one: a refused take changes nothing")
     is_eq(ev("engine-lease-one", [lease], [PH, 5000, 9000]), 1, "lease-one: taken again once it ended")
 
+    # ---- engine-load ----
+    r("FLUSHALL")
+    is_eq(s(ev("engine-load", [conv, inbox, ctl], [])), [None, [], []], "load: a new phone: no state, no messages")
+    r("SET", conv, '{"stage":"new"}')
+    r("RPUSH", inbox, "m1", "m2")
+    r("HSET", ctl, "pause_until", "7")
+    got = s(ev("engine-load", [conv, inbox, ctl], []))
+    is_eq(got, ['{"stage":"new"}', ["m1", "m2"], ["pause_until", "7"]], "load: state, messages, control hash")
+    is_eq(s(r("LRANGE", inbox, 0, -1)), ["m1", "m2"], "load: the messages stay until the commit (a crash redoes them)")
+    r("RPUSH", inbox, *["x%d" % i for i in range(150)])
+    is_eq(len(s(ev("engine-load", [conv, inbox, ctl], []))[1]), 100, "load: at most 100 messages a turn")
+
     # ---- intake-store ----
     r("FLUSHALL")
     stream = k("{intake}:stream")
