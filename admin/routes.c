@@ -517,7 +517,8 @@ on_dead_turns(redisAsyncContext *ac, void *r, void *pd)
 		const char *phone = json_string_value(json_object_get(rec, "phone"));
 		if (phone != NULL && d->engine != NULL &&
 		    engine_requeue(d->engine, phone, json_object_get(rec, "messages")) == 0) {
-			rconn_command(d->redis, NULL, NULL, "LREM %s 1 %b", engine_key(d->engine, "dead"), e->str, e->len);
+			rconn_command(
+			    d->redis, NULL, NULL, "LREM %s 1 %b", engine_key(d->engine, "dead"), e->str, e->len);
 			op->nt++;
 		} else {
 			op->skipped++;
@@ -598,8 +599,8 @@ on_dead_replies(redisAsyncContext *ac, void *r, void *pd)
 		return;
 	}
 	if (op->what == 3) {
-		http_reply_json(op->req, 200,
-		    json_pack("{s:O, s:o}", "turns", op->turns, "replies", parse_list(reply)));
+		http_reply_json(
+		    op->req, 200, json_pack("{s:O, s:o}", "turns", op->turns, "replies", parse_list(reply)));
 		admin_op_free(op);
 		return;
 	}

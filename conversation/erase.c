@@ -37,8 +37,8 @@
 #include "daemon/daemon.h"
 #include "redis/scripts.h"
 
-static struct rscript s_read, s_turns, s_outbox, s_dead_find, s_dead, s_intake, s_stream_find, s_stream, s_scan,
-    s_keys, s_phone, prune_script;
+static struct rscript s_read, s_turns, s_outbox, s_dead_find, s_dead, s_intake, s_stream_find, s_stream, s_scan, s_keys,
+    s_phone, prune_script;
 
 static void
 scripts_init(void)
@@ -419,8 +419,7 @@ take(struct erase_op *op, const redisReply *r)
 	case ST_PHONE: /* {keys deleted} */
 		count(op, "conversation_keys", int_at(r, 0));
 		return r->type == REDIS_REPLY_ARRAY && r->elements == 1;
-	case ST_DONE:
-		break;
+	case ST_DONE: break;
 	}
 	return false;
 }
@@ -430,22 +429,14 @@ static enum erase_step
 next_step(const struct erase_op *op)
 {
 	switch (op->step) {
-	case ST_EDEAD_FIND:
-		return op->args.n > 0 ? ST_EDEAD : ST_ODEAD_FIND;
-	case ST_ODEAD_FIND:
-		return op->args.n > 0 ? ST_ODEAD : ST_INTAKE;
-	case ST_INTAKE:
-		return op->from_id[0] != '\0' ? ST_STREAM_FIND : ST_SCAN;
-	case ST_STREAM_FIND:
-		return op->args.n > 0 ? ST_STREAM : op->from_id[0] != '\0' ? ST_STREAM_FIND : ST_SCAN;
-	case ST_STREAM:
-		return op->from_id[0] != '\0' ? ST_STREAM_FIND : ST_SCAN;
-	case ST_SCAN:
-		return op->keys.n > 0 ? ST_KEYS : strcmp(op->cursor, "0") != 0 ? ST_SCAN : ST_PHONE;
-	case ST_KEYS:
-		return strcmp(op->cursor, "0") != 0 ? ST_SCAN : ST_PHONE;
-	default:
-		return op->step + 1;
+	case ST_EDEAD_FIND: return op->args.n > 0 ? ST_EDEAD : ST_ODEAD_FIND;
+	case ST_ODEAD_FIND: return op->args.n > 0 ? ST_ODEAD : ST_INTAKE;
+	case ST_INTAKE: return op->from_id[0] != '\0' ? ST_STREAM_FIND : ST_SCAN;
+	case ST_STREAM_FIND: return op->args.n > 0 ? ST_STREAM : op->from_id[0] != '\0' ? ST_STREAM_FIND : ST_SCAN;
+	case ST_STREAM: return op->from_id[0] != '\0' ? ST_STREAM_FIND : ST_SCAN;
+	case ST_SCAN: return op->keys.n > 0 ? ST_KEYS : strcmp(op->cursor, "0") != 0 ? ST_SCAN : ST_PHONE;
+	case ST_KEYS: return strcmp(op->cursor, "0") != 0 ? ST_SCAN : ST_PHONE;
+	default: return op->step + 1;
 	}
 }
 
@@ -645,9 +636,7 @@ run_step(struct erase_op *op)
 		argv[4] = "500";
 		step_send(op, &s_stream_find, 1, 5, argv, NULL);
 		break;
-	case ST_STREAM:
-		send_found(op, &s_stream, op->k_stream);
-		break;
+	case ST_STREAM: send_found(op, &s_stream, op->k_stream); break;
 	case ST_SCAN:
 		argv[0] = op->phone;
 		argv[1] = op->cursor;
@@ -657,9 +646,7 @@ run_step(struct erase_op *op)
 		argv[5] = "1000";
 		step_send(op, &s_scan, 0, 6, argv, NULL);
 		break;
-	case ST_KEYS:
-		send_keys(op);
-		break;
+	case ST_KEYS: send_keys(op); break;
 	case ST_PHONE:
 		xasprintf(&k[0], "%s{%s}:conv", p, op->phone);
 		xasprintf(&k[1], "%s{%s}:inbox", p, op->phone);
@@ -670,8 +657,7 @@ run_step(struct erase_op *op)
 			argv[i] = k[i];
 		step_send(op, &s_phone, 5, 5, argv, NULL);
 		break;
-	case ST_DONE:
-		break;
+	case ST_DONE: break;
 	}
 	for (i = 0; i < 5; i++)
 		free(k[i]);
