@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -243,6 +244,10 @@ struct admin_op {
 	struct daemon *d;
 	char phone[17];
 	int what; /* 0 status, 1 history */
+	json_t *turns, *replies; /* dead letters: the turn records (GET), the reply records as read (retry) */
+	size_t nt, skipped; /* dead letters retried: turns requeued, records left */
+	bool failed; /* a dead-letter list could not be read */
+	bool alone; /* the replies' list could not be asked for: on_dead_turns is the last answer */
 	struct admin_op *next;
 };
 
@@ -274,6 +279,8 @@ admin_op_free(struct admin_op *op)
 			*pp = op->next;
 			break;
 		}
+	json_decref(op->turns);
+	json_decref(op->replies);
 	free(op);
 }
 
@@ -477,71 +484,156 @@ parse_list(const redisReply *r)
 	return list;
 }
 
-/* Both dead-letter lists in one reply: {turns, replies}. */
+/*
+ * The dead letters are read in three calls, each on one hash slot: the
+ * turns ({engine}:dead), the replies ({outbox}:dead), then for a retry the
+ * replies' texts, named after each record's "job" ({outbox}:deadbody:<job>).
+ * Retrying, each record is requeued, then removed (a crash in between
+ * retries it twice, never loses it).
+ */
 static void
-on_dead(redisAsyncContext *ac, void *r, void *pd)
+on_dead_turns(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct admin_op *op = pd;
 	redisReply *reply = r;
 	struct daemon *d = op->d;
+	size_t i;
+
+	if (op->alone) {
+		admin_op_free(op);
+		return;
+	}
+	if (op->req == NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+		op->failed = true;
+		return;
+	}
+	if (op->what == 3) {
+		op->turns = parse_list(reply);
+		return;
+	}
+	for (i = 0; i < reply->elements; i++) {
+		const redisReply *e = reply->element[i];
+		json_t *rec = e->type == REDIS_REPLY_STRING ? json_loads(e->str, 0, NULL) : NULL;
+		const char *phone = json_string_value(json_object_get(rec, "phone"));
+		if (phone != NULL && d->engine != NULL &&
+		    engine_requeue(d->engine, phone, json_object_get(rec, "messages")) == 0) {
+			rconn_command(
+			    d->redis, NULL, NULL, "LREM %s 1 %b", engine_key(d->engine, "dead"), e->str, e->len);
+			op->nt++;
+		} else {
+			op->skipped++;
+		}
+		json_decref(rec);
+	}
+}
+
+static void
+dead_letters_answer(struct admin_op *op, size_t nr)
+{
+	log_notice("admin: dead letters retried: %zu turns, %zu replies, %zu left", op->nt, nr, op->skipped);
+	http_reply_json(op->req, 200,
+	    json_pack("{s:I, s:I, s:I}", "turns_requeued", (json_int_t)op->nt, "replies_requeued", (json_int_t)nr,
+	        "left", (json_int_t)op->skipped));
+}
+
+/* A retry's reply texts, in the order of op->replies. */
+static void
+on_dead_bodies(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct admin_op *op = pd;
+	redisReply *reply = r;
+	struct daemon *d = op->d;
+	char *rkey;
+	size_t i, nr = 0;
+	json_t *raw;
 
 	if (op->req == NULL) {
 		admin_op_free(op);
 		return;
 	}
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+		http_reply_error(op->req, 503, "Redis unavailable");
+		admin_op_free(op);
+		return;
+	}
+	rkey = replies_dead_key(d);
+	json_array_foreach(op->replies, i, raw)
+	{
+		json_t *rec = json_loads(json_string_value(raw), 0, NULL);
+		const char *to = json_string_value(json_object_get(rec, "to"));
+		const redisReply *b = i < reply->elements ? reply->element[i] : NULL;
+		const char *body = b != NULL && b->type == REDIS_REPLY_STRING ? b->str : NULL;
+		if (to != NULL && body != NULL && *body != '\0' && d->sender != NULL) {
+			sender_enqueue(d->sender, to, body, NULL, NULL);
+			rconn_command(d->redis, NULL, NULL, "LREM %s 1 %b", rkey, json_string_value(raw),
+			    json_string_length(raw));
+			rconn_command(d->redis, NULL, NULL, "DEL %s{outbox}:deadbody:%s", d->conf->redis_key_prefix,
+			    json_string_value(json_object_get(rec, "job")));
+			nr++;
+		} else {
+			op->skipped++;
+		}
+		json_decref(rec);
+	}
+	free(rkey);
+	dead_letters_answer(op, nr);
+	admin_op_free(op);
+}
+
+static void
+on_dead_replies(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct admin_op *op = pd;
+	redisReply *reply = r;
+	struct daemon *d = op->d;
+	const char **argv;
+	size_t i, n = 0;
+
+	if (op->req == NULL) {
+		admin_op_free(op);
+		return;
+	}
+	if (op->failed || reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
 		http_reply_error(op->req, 503, "Redis unavailable");
 		admin_op_free(op);
 		return;
 	}
 	if (op->what == 3) {
-		json_t *turns = parse_list(reply->element[0]), *replies = parse_list(reply->element[1]);
-		http_reply_json(op->req, 200, json_pack("{s:o, s:o}", "turns", turns, "replies", replies));
-	} else {
-		/* Retry: each record is requeued, then removed (a crash in between retries it twice, never loses it). */
-		size_t i, nt = 0, nr = 0, skipped = 0;
-		char *rkey = replies_dead_key(d);
-		for (i = 0; reply->element[0]->type == REDIS_REPLY_ARRAY && i < reply->element[0]->elements; i++) {
-			const redisReply *e = reply->element[0]->element[i];
-			json_t *rec = json_loads(e->str, 0, NULL);
-			const char *phone = json_string_value(json_object_get(rec, "phone"));
-			if (phone != NULL && d->engine != NULL &&
-			    engine_requeue(d->engine, phone, json_object_get(rec, "messages")) == 0) {
-				rconn_command(d->redis, NULL, NULL, "LREM %s 1 %b", engine_key(d->engine, "dead"),
-				    e->str, e->len);
-				nt++;
-			} else {
-				skipped++;
-			}
-			json_decref(rec);
-		}
-		for (i = 0; reply->element[1]->type == REDIS_REPLY_ARRAY && i < reply->element[1]->elements; i++) {
-			const redisReply *e = reply->element[1]->element[i];
-			json_t *rec = json_loads(e->str, 0, NULL);
-			const char *to = json_string_value(json_object_get(rec, "to"));
-			const redisReply *b =
-			    reply->element[2]->type == REDIS_REPLY_ARRAY && i < reply->element[2]->elements
-			    ? reply->element[2]->element[i]
-			    : NULL;
-			const char *body = b != NULL && b->type == REDIS_REPLY_STRING ? b->str : NULL;
-			if (to != NULL && body != NULL && *body != '\0' && d->sender != NULL) {
-				sender_enqueue(d->sender, to, body, NULL, NULL);
-				rconn_command(d->redis, NULL, NULL, "LREM %s 1 %b", rkey, e->str, e->len);
-				rconn_command(d->redis, NULL, NULL, "DEL %s{outbox}:deadbody:%s",
-				    d->conf->redis_key_prefix, json_string_value(json_object_get(rec, "job")) ?: "");
-				nr++;
-			} else {
-				skipped++;
-			}
-			json_decref(rec);
-		}
-		free(rkey);
-		log_notice("admin: dead letters retried: %zu turns, %zu replies, %zu left", nt, nr, skipped);
-		http_reply_json(op->req, 200,
-		    json_pack("{s:I, s:I, s:I}", "turns_requeued", (json_int_t)nt, "replies_requeued", (json_int_t)nr,
-		        "left", (json_int_t)skipped));
+		http_reply_json(
+		    op->req, 200, json_pack("{s:O, s:o}", "turns", op->turns, "replies", parse_list(reply)));
+		admin_op_free(op);
+		return;
 	}
-	admin_op_free(op);
+	/* Only the records with a job can have a text: MGET names those (all in {outbox}: one slot). */
+	op->replies = json_array();
+	argv = xreallocarray(NULL, reply->elements + 1, sizeof(*argv));
+	argv[n++] = "MGET";
+	for (i = 0; i < reply->elements; i++) {
+		const redisReply *e = reply->element[i];
+		json_t *rec = e->type == REDIS_REPLY_STRING ? json_loads(e->str, 0, NULL) : NULL;
+		const char *job = json_string_value(json_object_get(rec, "job"));
+		json_t *raw = rec != NULL ? json_stringn(e->str, e->len) : NULL;
+		if (job != NULL && raw != NULL) {
+			char *k;
+			xasprintf(&k, "%s{outbox}:deadbody:%s", d->conf->redis_key_prefix, job);
+			argv[n++] = k;
+			json_array_append(op->replies, raw);
+		} else {
+			op->skipped++;
+		}
+		json_decref(raw);
+		json_decref(rec);
+	}
+	if (n == 1) {
+		dead_letters_answer(op, 0);
+		admin_op_free(op);
+	} else if (rconn_command_argv(d->redis, on_dead_bodies, op, (int)n, argv, NULL) < 0) {
+		http_reply_error(op->req, 503, "Redis unavailable");
+		admin_op_free(op);
+	}
+	for (i = 1; i < n; i++)
+		free((char *)(uintptr_t)argv[i]);
+	free(argv);
 }
 
 static void
@@ -557,10 +649,12 @@ dead_letters(struct http_request *req, struct daemon *d, int what)
 		return;
 	}
 	rkey = replies_dead_key(d);
-	/* Both lists, and each reply's text (kept apart from the list, under {outbox}:deadbody:<job>). */
-	if (rconn_command(d->redis, on_dead, op, "EVAL %s 2 %s %s %s{outbox}:deadbody:",
-	        redis_script_routes_dead_letters, engine_key(d->engine, "dead"), rkey, d->conf->redis_key_prefix) < 0) {
+	/* Answered in order on one connection: on_dead_replies runs last and answers. */
+	if (rconn_command(d->redis, on_dead_turns, op, "LRANGE %s 0 999", engine_key(d->engine, "dead")) < 0) {
 		admin_op_free(op);
+		http_reply_error(req, 503, "Redis unavailable");
+	} else if (rconn_command(d->redis, on_dead_replies, op, "LRANGE %s 0 999", rkey) < 0) {
+		op->alone = true;
 		http_reply_error(req, 503, "Redis unavailable");
 	}
 	free(rkey);

@@ -11,9 +11,11 @@
  * spooled messages on disk and its records in the lead journal; with
  * privacy.erase_odoo the Odoo lead's WhatsApp fields are cleared and a note
  * says so. It waits for a turn in flight for the phone to end (the turn's
- * lease), so nothing is written back after it. The phone's own keys go in
- * one atomic script; the intake stream and the key space are then walked
- * one short script call at a time, so Redis serves everyone else meanwhile.
+ * lease), so nothing is written back after it. It is a row of short
+ * scripts, each on one hash slot and given every key it touches; the intake
+ * stream and the key space are walked one short step at a time, so Redis
+ * serves everyone else meanwhile. The phone's own keys go last, so an
+ * erasure interrupted anywhere is finished by asking for it again.
  *
  * Retention: history entries older than privacy.history_retention are
  * dropped from every conversation by a sweep (SCAN, one script per key), so
@@ -35,17 +37,99 @@
 #include "daemon/daemon.h"
 #include "redis/scripts.h"
 
-static struct rscript erase_script, erase_stream, erase_scan, prune_script;
+static struct rscript s_read, s_turns, s_outbox, s_dead_find, s_dead, s_intake, s_stream_find, s_stream, s_scan, s_keys,
+    s_phone, prune_script;
 
 static void
 scripts_init(void)
 {
-	if (erase_script.text != NULL)
+	if (s_read.text != NULL)
 		return;
-	rscript_init(&erase_script, redis_script_erase_phone);
-	rscript_init(&erase_stream, redis_script_erase_stream);
-	rscript_init(&erase_scan, redis_script_erase_scan);
+	rscript_init(&s_read, redis_script_erase_read);
+	rscript_init(&s_turns, redis_script_erase_turns);
+	rscript_init(&s_outbox, redis_script_erase_outbox);
+	rscript_init(&s_dead_find, redis_script_erase_dead_find);
+	rscript_init(&s_dead, redis_script_erase_dead);
+	rscript_init(&s_intake, redis_script_erase_intake);
+	rscript_init(&s_stream_find, redis_script_erase_stream_find);
+	rscript_init(&s_stream, redis_script_erase_stream);
+	rscript_init(&s_scan, redis_script_erase_scan);
+	rscript_init(&s_keys, redis_script_erase_keys);
+	rscript_init(&s_phone, redis_script_erase_phone);
 	rscript_init(&prune_script, redis_script_erase_prune);
+}
+
+/*
+ * The steps of an erasure, in order, each one script (or a few pipelined)
+ * on one hash slot. What a later step needs is read from the phone's own
+ * keys, and those go last, so an erasure interrupted anywhere (a crash,
+ * Redis down) is finished by asking for it again; every step is idempotent.
+ * Keys found by reading (reply texts, dedupe claims, SCAN's finds) come back
+ * to C from one script and go to the next as KEYS.
+ */
+enum erase_step {
+	ST_READ, /* {+E164}: lead id, MessageSids; busy while a lead write runs */
+	ST_TURNS, /* {turns}: busy while a turn runs */
+	ST_OUTBOX, /* {outbox}: queued replies, opt-out; busy while a send runs */
+	ST_SCHED, /* {odoo}:pending, {followup}:due, {stats}:active: plain ZREMs */
+	ST_EDEAD_FIND, /* {engine}:dead */
+	ST_EDEAD,
+	ST_ODEAD_FIND, /* {outbox}:dead and the reply texts */
+	ST_ODEAD,
+	ST_INTAKE, /* {intake}: the history's claims, the stream's last id */
+	ST_STREAM_FIND, /* the stream walk, 500 entries a step */
+	ST_STREAM,
+	ST_SCAN, /* the key space walk, one SCAN step of 1000 */
+	ST_KEYS,
+	ST_PHONE, /* {+E164}: the phone's own keys; busy while a lead write runs */
+	ST_DONE
+};
+
+/* A list of binary-safe strings, kept between two steps. */
+struct strv {
+	char **v;
+	size_t *len, n, cap;
+};
+
+static void
+strv_add(struct strv *sv, const char *s, size_t len)
+{
+	if (sv->n == sv->cap) {
+		sv->cap = sv->cap ? sv->cap * 2 : 16;
+		sv->v = xreallocarray(sv->v, sv->cap, sizeof(*sv->v));
+		sv->len = xreallocarray(sv->len, sv->cap, sizeof(*sv->len));
+	}
+	sv->v[sv->n] = xmalloc(len + 1);
+	memcpy(sv->v[sv->n], s, len);
+	sv->v[sv->n][len] = '\0';
+	sv->len[sv->n++] = len;
+}
+
+/* Adds a and b joined (a key prefix and a name). */
+static void
+strv_add2(struct strv *sv, const char *a, const char *b)
+{
+	char *s;
+
+	xasprintf(&s, "%s%s", a, b);
+	strv_add(sv, s, strlen(s));
+	free(s);
+}
+
+static void
+strv_clear(struct strv *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	sv->n = 0;
+}
+
+static void
+strv_free(struct strv *sv)
+{
+	strv_clear(sv);
+	free(sv->v);
+	free(sv->len);
 }
 
 struct erase_op {
@@ -54,11 +138,16 @@ struct erase_op {
 	char phone[17];
 	json_t *answer, *redis; /* what went, so far */
 	long long lead;
+	enum erase_step step;
+	unsigned pending; /* answers awaited in this step */
+	bool failed; /* one of them was not what it should be */
+	bool busy; /* one of them says the phone is busy: start over */
 	char from_id[48], last[48]; /* the stream walk: from ("" once done), up to */
 	char cursor[32]; /* the key space walk */
+	struct strv sids, keys, args; /* the history's MessageSids; what the next step is given */
 	/* Names the walks use at every step, made once: the stream, whatsapp:phone, the dedupe key prefixes, the
 	   pattern of all our keys, the outbound record prefix, the phone's own key prefix. */
-	char *k_stream, *from, *p_sid, *p_idem, *p_all, *p_msg, *p_own;
+	char *k_stream, *from, *p_sid, *p_idem, *p_all, *p_msg, *p_own, *p_deadbody;
 	uint64_t deadline;
 	sd_event_source *timer;
 	struct erase_op *next;
@@ -79,6 +168,9 @@ erase_free(struct erase_op *op)
 	sd_event_source_disable_unref(op->timer);
 	json_decref(op->answer);
 	json_decref(op->redis);
+	strv_free(&op->sids);
+	strv_free(&op->keys);
+	strv_free(&op->args);
 	free(op->k_stream);
 	free(op->from);
 	free(op->p_sid);
@@ -86,6 +178,7 @@ erase_free(struct erase_op *op)
 	free(op->p_all);
 	free(op->p_msg);
 	free(op->p_own);
+	free(op->p_deadbody);
 	free(op);
 }
 
@@ -137,7 +230,7 @@ on_odoo_erased(const struct odoo_error *e, json_t *report, void *arg)
 	erase_answer(op);
 }
 
-static void run_erase(struct erase_op *op);
+static void run_step(struct erase_op *op);
 
 static int
 on_retry(sd_event_source *s, uint64_t usec, void *arg)
@@ -149,7 +242,9 @@ on_retry(sd_event_source *s, uint64_t usec, void *arg)
 		erase_free(op);
 		return 0;
 	}
-	run_erase(op);
+	op->step = ST_READ;
+	snprintf(op->cursor, sizeof(op->cursor), "0");
+	run_step(op);
 	return 0;
 }
 
@@ -189,168 +284,387 @@ count(struct erase_op *op, const char *what, long long n)
 	json_object_set_new(op->redis, what, json_integer(json_integer_value(json_object_get(op->redis, what)) + n));
 }
 
-/* A step of a walk failed: what went is gone, the rest is there; the erasure can simply be asked again. */
-static bool
-walk_failed(struct erase_op *op, const redisReply *reply, size_t elements)
+/* Redis failed at a step: what went is gone, the rest is there; the erasure can simply be asked again. */
+static void
+step_failed(struct erase_op *op)
 {
-	if (op->req == NULL) {
+	if (op->req != NULL)
+		http_reply_error(op->req, 503,
+		    op->step == ST_READ ? "Redis unavailable; nothing was erased there (try again)"
+		                        : "Redis failed during the erasure; part of it is done: ask again");
+	erase_free(op);
+}
+
+/* A step's script says a turn, a send or a lead write for the phone is under way: the erasure starts over. */
+static void
+step_busy(struct erase_op *op)
+{
+	if (now_usec() > op->deadline) {
+		http_reply_error(op->req, 503, "a turn for this phone is in progress; try again in a minute");
 		erase_free(op);
+		return;
+	}
+	if (sd_event_add_time(op->d->event, &op->timer, CLOCK_MONOTONIC, now_usec() + 200000, 10000, on_retry, op) <
+	    0) {
+		http_reply_error(op->req, 503, "cannot wait for the turn in progress");
+		erase_free(op);
+	}
+}
+
+static bool
+is_busy(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_STRING &&
+	    strcmp(r->element[0]->str, "busy") == 0;
+}
+
+static long long
+int_at(const redisReply *r, size_t i)
+{
+	return r->type == REDIS_REPLY_ARRAY && i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER
+	    ? r->element[i]->integer
+	    : 0;
+}
+
+/* Takes in one answer of the current step; false when it is not what the step expects. */
+static bool
+take(struct erase_op *op, const redisReply *r)
+{
+	size_t i;
+
+	switch (op->step) {
+	case ST_READ: /* {lead_id or -1, sids...} */
+		if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER)
+			return false;
+		op->lead = r->element[0]->integer;
+		strv_clear(&op->sids);
+		for (i = 1; i < r->elements; i++)
+			if (r->element[i]->type == REDIS_REPLY_STRING)
+				strv_add(&op->sids, r->element[i]->str, r->element[i]->len);
+		return true;
+	case ST_TURNS: /* {entries removed} */
+	case ST_SCHED: /* ZREM's count */
+		count(op, "schedules", r->type == REDIS_REPLY_INTEGER ? r->integer : int_at(r, 0));
+		return r->type == REDIS_REPLY_INTEGER || r->type == REDIS_REPLY_ARRAY;
+	case ST_OUTBOX: /* {queued jobs, opt-out} */
+		count(op, "queued_replies", int_at(r, 0));
+		count(op, "opt_out", int_at(r, 1));
+		return r->type == REDIS_REPLY_ARRAY && r->elements == 2;
+	case ST_EDEAD_FIND:
+	case ST_ODEAD_FIND: { /* {records..., "", jobs...} */
+		bool jobs = false;
+		if (r->type != REDIS_REPLY_ARRAY)
+			return false;
+		strv_clear(&op->keys);
+		strv_clear(&op->args);
+		for (i = 0; i < r->elements; i++) {
+			const redisReply *e = r->element[i];
+			if (e->type != REDIS_REPLY_STRING)
+				continue;
+			if (!jobs && e->len == 0)
+				jobs = true;
+			else if (!jobs)
+				strv_add(&op->args, e->str, e->len);
+			else if (op->step == ST_ODEAD_FIND)
+				strv_add2(&op->keys, op->p_deadbody, e->str);
+		}
 		return true;
 	}
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != elements ||
-	    reply->element[0]->type != REDIS_REPLY_STRING) {
-		http_reply_error(op->req, 503, "Redis failed during the erasure; part of it is done: ask again");
-		erase_free(op);
+	case ST_EDEAD:
+	case ST_ODEAD:
+		count(op, "dead_letters", r->type == REDIS_REPLY_INTEGER ? r->integer : 0);
+		return r->type == REDIS_REPLY_INTEGER;
+	case ST_INTAKE: /* {claims marked, the stream's last id} */
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_STRING)
+			return false;
+		count(op, "dedupe_keys", int_at(r, 0));
+		snprintf(op->last, sizeof(op->last), "%s", r->element[1]->str);
+		/* An empty stream: no walk. */
+		snprintf(op->from_id, sizeof(op->from_id), "%s", op->last[0] != '\0' ? "-" : "");
 		return true;
+	case ST_STREAM_FIND: /* {next start or "", then id, sid, idem per entry of the phone} */
+		if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_STRING)
+			return false;
+		snprintf(op->from_id, sizeof(op->from_id), "%s", r->element[0]->str);
+		strv_clear(&op->keys);
+		strv_clear(&op->args);
+		for (i = 1; i + 2 < r->elements; i += 3) {
+			redisReply **e = r->element + i;
+			if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
+			    e[2]->type != REDIS_REPLY_STRING)
+				continue;
+			strv_add(&op->args, e[0]->str, e[0]->len);
+			if (e[1]->len > 0)
+				strv_add2(&op->keys, op->p_sid, e[1]->str);
+			if (e[2]->len > 0)
+				strv_add2(&op->keys, op->p_idem, e[2]->str);
+		}
+		return true;
+	case ST_STREAM: /* {entries deleted, claims marked} */
+		count(op, "intake_messages", int_at(r, 0));
+		count(op, "dedupe_keys", int_at(r, 1));
+		return r->type == REDIS_REPLY_ARRAY && r->elements == 2;
+	case ST_SCAN: /* {next cursor, keys found...} */
+		if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_STRING)
+			return false;
+		snprintf(op->cursor, sizeof(op->cursor), "%s", r->element[0]->str);
+		strv_clear(&op->keys);
+		for (i = 1; i < r->elements; i++)
+			if (r->element[i]->type == REDIS_REPLY_STRING)
+				strv_add(&op->keys, r->element[i]->str, r->element[i]->len);
+		return true;
+	case ST_KEYS:
+		count(op, "outbound_records", r->type == REDIS_REPLY_INTEGER ? r->integer : 0);
+		return r->type == REDIS_REPLY_INTEGER;
+	case ST_PHONE: /* {keys deleted} */
+		count(op, "conversation_keys", int_at(r, 0));
+		return r->type == REDIS_REPLY_ARRAY && r->elements == 1;
+	case ST_DONE: break;
 	}
 	return false;
 }
 
-static void walk(struct erase_op *op);
+/* The step after the current one, skipping the walk steps that have nothing to do. */
+static enum erase_step
+next_step(const struct erase_op *op)
+{
+	switch (op->step) {
+	case ST_EDEAD_FIND: return op->args.n > 0 ? ST_EDEAD : ST_ODEAD_FIND;
+	case ST_ODEAD_FIND: return op->args.n > 0 ? ST_ODEAD : ST_INTAKE;
+	case ST_INTAKE: return op->from_id[0] != '\0' ? ST_STREAM_FIND : ST_SCAN;
+	case ST_STREAM_FIND: return op->args.n > 0 ? ST_STREAM : op->from_id[0] != '\0' ? ST_STREAM_FIND : ST_SCAN;
+	case ST_STREAM: return op->from_id[0] != '\0' ? ST_STREAM_FIND : ST_SCAN;
+	case ST_SCAN: return op->keys.n > 0 ? ST_KEYS : strcmp(op->cursor, "0") != 0 ? ST_SCAN : ST_PHONE;
+	case ST_KEYS: return strcmp(op->cursor, "0") != 0 ? ST_SCAN : ST_PHONE;
+	default: return op->step + 1;
+	}
+}
 
 static void
 on_step(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct erase_op *op = pd;
 	redisReply *reply = r;
-	bool stream = op->from_id[0] != '\0';
 
-	if (walk_failed(op, reply, stream ? 3 : 2))
-		return;
-	if (stream) {
-		/* {the next start or "" when the stream is done, entries deleted, dedupe keys emptied} */
-		count(op, "intake_messages", reply->element[1]->integer);
-		count(op, "dedupe_keys", reply->element[2]->integer);
-		snprintf(op->from_id, sizeof(op->from_id), "%s", reply->element[0]->str);
-	} else {
-		/* {the next cursor, keys deleted}: cursor 0 again is the end of the key space */
-		count(op, "outbound_records", reply->element[1]->integer);
-		snprintf(op->cursor, sizeof(op->cursor), "%s", reply->element[0]->str);
-		if (strcmp(op->cursor, "0") == 0) {
-			erase_finish(op);
-			return;
-		}
-	}
-	walk(op);
-}
-
-/*
- * The next step of the walks, one short script call each so that Redis
- * serves everyone else in between: the intake stream (500 entries a call, up
- * to the entry that was last when the erasure began) while from_id is set,
- * then the key space (one SCAN step of 1000) until its cursor is 0 again.
- */
-static void
-walk(struct erase_op *op)
-{
-	struct daemon *d = op->d;
-	int r;
-
-	if (op->from_id[0] != '\0') {
-		const char *argv[7] = {op->k_stream, op->from, op->from_id, op->last, "500", op->p_sid, op->p_idem};
-		r = d->redis == NULL ? -1 : rconn_eval(d->redis, &erase_stream, on_step, op, 1, 7, argv, NULL);
-	} else {
-		const char *argv[6] = {op->phone, op->cursor, op->p_all, op->p_msg, op->p_own, "1000"};
-		r = d->redis == NULL ? -1 : rconn_eval(d->redis, &erase_scan, on_step, op, 0, 6, argv, NULL);
-	}
-	if (r < 0)
-		walk_failed(op, NULL, 0);
-}
-
-static void
-on_erased(redisAsyncContext *ac, void *r, void *pd)
-{
-	struct erase_op *op = pd;
-	struct daemon *d = op->d;
-	redisReply *reply = r;
-	static const char *const names[] = {
-	    "lead_id", "conversation_keys", "schedules", "dead_letters", "queued_replies", "opt_out", "dedupe_keys"};
-	size_t i;
-
+	op->pending--;
 	if (op->req == NULL) {
-		erase_free(op);
-		return;
-	}
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-		http_reply_error(op->req, 503, "Redis unavailable; nothing was erased there (try again)");
-		erase_free(op);
-		return;
-	}
-	if (reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "busy") == 0) {
-		/* A turn or a send for this phone is under way: erased once it ends, so nothing is written back. */
-		if (now_usec() > op->deadline) {
-			http_reply_error(op->req, 503, "a turn for this phone is in progress; try again in a minute");
+		if (op->pending == 0)
 			erase_free(op);
-			return;
-		}
-		if (sd_event_add_time(d->event, &op->timer, CLOCK_MONOTONIC, now_usec() + 200000, 10000, on_retry, op) <
-		    0) {
-			http_reply_error(op->req, 503, "cannot wait for the turn in progress");
-			erase_free(op);
-		}
 		return;
 	}
-	if (reply->elements != 8 || reply->element[7]->type != REDIS_REPLY_STRING) {
-		http_reply_error(op->req, 500, "unexpected answer from the erase script");
-		erase_free(op);
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR || (!is_busy(reply) && !take(op, reply)))
+		op->failed = true;
+	else if (is_busy(reply))
+		op->busy = true;
+	if (op->pending > 0)
+		return;
+	if (op->failed) {
+		step_failed(op);
 		return;
 	}
-	op->redis = json_pack("{s:i, s:i}", "intake_messages", 0, "outbound_records", 0);
-	for (i = 1; i < 7; i++)
-		json_object_set_new(op->redis, names[i], json_integer(reply->element[i]->integer));
-	op->lead = reply->element[0]->integer;
-	snprintf(op->last, sizeof(op->last), "%s", reply->element[7]->str);
-	snprintf(op->from_id, sizeof(op->from_id), "%s", op->last[0] != '\0' ? "-" : ""); /* an empty stream: no walk */
-	snprintf(op->cursor, sizeof(op->cursor), "0");
-	walk(op);
+	if (op->busy) {
+		op->busy = false;
+		step_busy(op);
+		return;
+	}
+	op->step = next_step(op);
+	run_step(op);
+}
+
+/* Sends one script call of the step; argv holds nkeys keys, then the other arguments. */
+static void
+step_send(struct erase_op *op, const struct rscript *sc, int nkeys, int argc, const char **argv, const size_t *argvlen)
+{
+	if (op->d->redis != NULL && rconn_eval(op->d->redis, sc, on_step, op, nkeys, argc, argv, argvlen) == 0)
+		op->pending++;
+	else
+		op->failed = true;
+}
+
+/* The hash tag of a key (what decides its slot), or the whole key when it has none. */
+static void
+key_tag(const char *k, size_t len, const char **tag, size_t *tlen)
+{
+	const char *o = memchr(k, '{', len), *c = o != NULL ? memchr(o + 1, '}', len - (size_t)(o + 1 - k)) : NULL;
+
+	if (o != NULL && c != NULL && c > o + 1) {
+		*tag = o + 1;
+		*tlen = (size_t)(c - o - 1);
+	} else {
+		*tag = k;
+		*tlen = len;
+	}
+}
+
+/* erase-keys on the keys SCAN found, one call per hash tag (so per slot), pipelined. */
+static void
+send_keys(struct erase_op *op)
+{
+	size_t n = op->keys.n, i, j, m;
+	const char **argv = xreallocarray(NULL, n + 2, sizeof(*argv));
+	size_t *lens = xreallocarray(NULL, n + 2, sizeof(*lens));
+	bool *sent = xcalloc(n, sizeof(*sent));
+
+	for (i = 0; i < n; i++) {
+		const char *t, *u;
+		size_t tl, ul;
+		if (sent[i])
+			continue;
+		key_tag(op->keys.v[i], op->keys.len[i], &t, &tl);
+		for (m = 0, j = i; j < n; j++) {
+			key_tag(op->keys.v[j], op->keys.len[j], &u, &ul);
+			if (!sent[j] && ul == tl && memcmp(t, u, tl) == 0) {
+				sent[j] = true;
+				argv[m] = op->keys.v[j];
+				lens[m++] = op->keys.len[j];
+			}
+		}
+		argv[m] = op->phone;
+		lens[m] = strlen(op->phone);
+		argv[m + 1] = op->p_msg;
+		lens[m + 1] = strlen(op->p_msg);
+		step_send(op, &s_keys, (int)m, (int)m + 2, argv, lens);
+	}
+	free(sent);
+	free(lens);
+	free(argv);
+}
+
+/* sc on key first, then op->keys as keys, then op->args (erase-dead, erase-stream). */
+static void
+send_found(struct erase_op *op, const struct rscript *sc, const char *first)
+{
+	size_t n = 1 + op->keys.n + op->args.n, i, a = 0;
+	const char **argv = xreallocarray(NULL, n, sizeof(*argv));
+	size_t *lens = xreallocarray(NULL, n, sizeof(*lens));
+
+	argv[a] = first;
+	lens[a++] = strlen(first);
+	for (i = 0; i < op->keys.n; i++, a++)
+		argv[a] = op->keys.v[i], lens[a] = op->keys.len[i];
+	for (i = 0; i < op->args.n; i++, a++)
+		argv[a] = op->args.v[i], lens[a] = op->args.len[i];
+	step_send(op, sc, 1 + (int)op->keys.n, (int)n, argv, lens);
+	free(lens);
+	free(argv);
 }
 
 static void
-run_erase(struct erase_op *op)
+run_step(struct erase_op *op)
 {
-	struct daemon *d = op->d;
-	const char *p = d->conf->redis_key_prefix;
-	char *k[18], *a[2], now[24];
-	const char *argv[23];
-	int i, n = 0;
+	const char *p = op->d->conf->redis_key_prefix;
+	char *k[5] = {NULL}, now[24];
+	const char *argv[7];
+	int i;
 
-	xasprintf(&k[0], "%s{%s}:conv", p, op->phone);
-	xasprintf(&k[1], "%s{%s}:inbox", p, op->phone);
-	xasprintf(&k[2], "%s{%s}:routed", p, op->phone);
-	xasprintf(&k[3], "%s{%s}:ctl", p, op->phone);
-	xasprintf(&k[4], "%s{turns}:due", p);
-	xasprintf(&k[5], "%s{turns}:first", p);
-	xasprintf(&k[6], "%s{turns}:lease", p);
-	xasprintf(&k[7], "%s{turns}:attempts", p);
-	xasprintf(&k[8], "%s{odoo}:pending", p);
-	xasprintf(&k[9], "%s{followup}:due", p);
-	xasprintf(&k[10], "%s{engine}:dead", p);
-	xasprintf(&k[11], "%s{intake}:stream", p);
-	xasprintf(&k[12], "%s{outbox}:q:%s", p, op->phone);
-	xasprintf(&k[13], "%s{outbox}:due", p);
-	xasprintf(&k[14], "%s{outbox}:optout", p);
-	xasprintf(&k[15], "%s{outbox}:dead", p);
-	xasprintf(&k[16], "%s{stats}:active", p);
-	xasprintf(&k[17], "%s{%s}:odoo", p, op->phone);
-	xasprintf(&a[0], "%s{outbox}:job:", p);
-	xasprintf(&a[1], "%s{outbox}:deadbody:", p);
+	op->failed = false;
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
-	for (i = 0; i < 18; i++)
-		argv[n++] = k[i];
-	argv[n++] = op->phone;
-	argv[n++] = a[0];
-	argv[n++] = a[1];
-	argv[n++] = op->p_sid;
-	argv[n++] = now;
-	if (d->redis == NULL || rconn_eval(d->redis, &erase_script, on_erased, op, 18, n, argv, NULL) < 0) {
-		if (op->req != NULL)
-			http_reply_error(op->req, 503, "Redis unavailable; nothing was erased there (try again)");
-		erase_free(op);
+	switch (op->step) {
+	case ST_READ:
+		xasprintf(&k[0], "%s{%s}:conv", p, op->phone);
+		xasprintf(&k[1], "%s{%s}:inbox", p, op->phone);
+		xasprintf(&k[2], "%s{%s}:odoo", p, op->phone);
+		for (i = 0; i < 3; i++)
+			argv[i] = k[i];
+		step_send(op, &s_read, 3, 3, argv, NULL);
+		break;
+	case ST_TURNS:
+		xasprintf(&k[0], "%s{turns}:due", p);
+		xasprintf(&k[1], "%s{turns}:first", p);
+		xasprintf(&k[2], "%s{turns}:lease", p);
+		xasprintf(&k[3], "%s{turns}:attempts", p);
+		for (i = 0; i < 4; i++)
+			argv[i] = k[i];
+		argv[4] = op->phone;
+		argv[5] = now;
+		step_send(op, &s_turns, 4, 6, argv, NULL);
+		break;
+	case ST_OUTBOX:
+		xasprintf(&k[0], "%s{outbox}:due", p);
+		xasprintf(&k[1], "%s{outbox}:q:%s", p, op->phone);
+		xasprintf(&k[2], "%s{outbox}:optout", p);
+		for (i = 0; i < 3; i++)
+			argv[i] = k[i];
+		argv[3] = op->phone;
+		argv[4] = now;
+		step_send(op, &s_outbox, 3, 5, argv, NULL);
+		break;
+	case ST_SCHED: {
+		static const char *const zsets[] = {"{odoo}:pending", "{followup}:due", "{stats}:active"};
+		for (i = 0; i < 3; i++) {
+			if (op->d->redis != NULL &&
+			    rconn_command(op->d->redis, on_step, op, "ZREM %s%s %s", p, zsets[i], op->phone) == 0)
+				op->pending++;
+			else
+				op->failed = true;
+		}
+		break;
 	}
-	for (i = 0; i < 18; i++)
+	case ST_EDEAD_FIND:
+	case ST_ODEAD_FIND:
+		xasprintf(&k[0], "%s%s", p, op->step == ST_EDEAD_FIND ? "{engine}:dead" : "{outbox}:dead");
+		argv[0] = k[0];
+		argv[1] = op->phone;
+		step_send(op, &s_dead_find, 1, 2, argv, NULL);
+		break;
+	case ST_EDEAD:
+	case ST_ODEAD:
+		xasprintf(&k[0], "%s%s", p, op->step == ST_EDEAD ? "{engine}:dead" : "{outbox}:dead");
+		send_found(op, &s_dead, k[0]);
+		break;
+	case ST_INTAKE: {
+		size_t n = 1 + op->sids.n, j;
+		const char **v = xreallocarray(NULL, n, sizeof(*v));
+		char **ks = xreallocarray(NULL, n, sizeof(*ks));
+		v[0] = op->k_stream;
+		for (j = 0; j < op->sids.n; j++) {
+			xasprintf(&ks[j], "%s%s", op->p_sid, op->sids.v[j]);
+			v[j + 1] = ks[j];
+		}
+		step_send(op, &s_intake, (int)n, (int)n, v, NULL);
+		for (j = 0; j < op->sids.n; j++)
+			free(ks[j]);
+		free(ks);
+		free(v);
+		break;
+	}
+	case ST_STREAM_FIND:
+		argv[0] = op->k_stream;
+		argv[1] = op->from;
+		argv[2] = op->from_id;
+		argv[3] = op->last;
+		argv[4] = "500";
+		step_send(op, &s_stream_find, 1, 5, argv, NULL);
+		break;
+	case ST_STREAM: send_found(op, &s_stream, op->k_stream); break;
+	case ST_SCAN:
+		argv[0] = op->phone;
+		argv[1] = op->cursor;
+		argv[2] = op->p_all;
+		argv[3] = op->p_msg;
+		argv[4] = op->p_own;
+		argv[5] = "1000";
+		step_send(op, &s_scan, 0, 6, argv, NULL);
+		break;
+	case ST_KEYS: send_keys(op); break;
+	case ST_PHONE:
+		xasprintf(&k[0], "%s{%s}:conv", p, op->phone);
+		xasprintf(&k[1], "%s{%s}:inbox", p, op->phone);
+		xasprintf(&k[2], "%s{%s}:routed", p, op->phone);
+		xasprintf(&k[3], "%s{%s}:ctl", p, op->phone);
+		xasprintf(&k[4], "%s{%s}:odoo", p, op->phone);
+		for (i = 0; i < 5; i++)
+			argv[i] = k[i];
+		step_send(op, &s_phone, 5, 5, argv, NULL);
+		break;
+	case ST_DONE: break;
+	}
+	for (i = 0; i < 5; i++)
 		free(k[i]);
-	free(a[0]);
-	free(a[1]);
+	if (op->step == ST_DONE)
+		erase_finish(op);
+	else if (op->pending == 0)
+		step_failed(op);
 }
 
 void
@@ -391,11 +705,17 @@ delete_conversation(struct http_request *req, void *arg)
 	xasprintf(&op->p_all, "%s*", d->conf->redis_key_prefix);
 	xasprintf(&op->p_msg, "%s{outbox}:msg:", d->conf->redis_key_prefix);
 	xasprintf(&op->p_own, "%s{%s}:", d->conf->redis_key_prefix, phone);
+	xasprintf(&op->p_deadbody, "%s{outbox}:deadbody:", d->conf->redis_key_prefix);
 	op->answer = json_pack("{s:s, s:b, s:i}", "phone", phone, "erased", 1, "spool_files", spooled);
+	op->redis = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "conversation_keys", 0, "schedules", 0,
+	    "dead_letters", 0, "queued_replies", 0, "opt_out", 0, "dedupe_keys", 0, "intake_messages", 0,
+	    "outbound_records", 0);
+	snprintf(op->cursor, sizeof(op->cursor), "0");
 	op->deadline = now_usec() + 15000000;
 	op->next = erase_ops;
 	erase_ops = op;
-	run_erase(op);
+	op->step = ST_READ;
+	run_step(op);
 }
 
 /* ---- retention ---- */

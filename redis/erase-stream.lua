@@ -1,31 +1,16 @@
--- erase-stream: one step of an erasure's walk of the intake stream: deletes the phone's entries among the
--- next ARGV[4] and marks their dedupe claims "erased" (kept until their TTL, so a replay stays a duplicate).
+-- erase-stream: deletes intake stream entries found by erase-stream-find and marks their dedupe claims
+-- "erased" (kept until their TTL, so a replay stays a duplicate; none is created).
 --
--- KEYS[1]  P{intake}:stream  the intake stream
--- ARGV[1]  the sender as the stream holds it (whatsapp:+E164)
--- ARGV[2]  where to start (an id, "-", or "(" and an id)
--- ARGV[3]  where to end: the last id when the erasure began (what the customer sends meanwhile is a new
---          conversation and kept)
--- ARGV[4]  how many entries to read
--- ARGV[5]  the MessageSid claim prefix, P{intake}:sid: (claims named from the entries' "sid")
--- ARGV[6]  the idempotency token claim prefix, P{intake}:idem: (named from the entries' "idem")
+-- KEYS[1]   P{intake}:stream                              the intake stream
+-- KEYS[2..] P{intake}:sid:<sid>, P{intake}:idem:<token>   the entries' claims
+-- ARGV[1..] the entries' ids
 --
--- Returns {the next start, or "" at the end, entries deleted, claims marked}.
-local batch = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[3], 'COUNT', ARGV[4])
-local n, dd = 0, 0
-for _, e in ipairs(batch) do
-  local f, from, sid, idem = e[2], nil, nil, nil
-  for i = 1, #f, 2 do
-    if f[i] == 'from' then from = f[i + 1] elseif f[i] == 'sid' then sid = f[i + 1]
-    elseif f[i] == 'idem' then idem = f[i + 1] end
-  end
-  if from == ARGV[1] then
-    n = n + redis.call('XDEL', KEYS[1], e[1])
-    if sid and redis.call('SET', ARGV[5] .. sid, 'erased', 'XX', 'KEEPTTL') then dd = dd + 1 end
-    if idem and idem ~= '' and redis.call('SET', ARGV[6] .. idem, 'erased', 'XX', 'KEEPTTL') then
-      dd = dd + 1
-    end
-  end
+-- Returns {entries deleted, claims marked}. The claims are marked before the entries go, so a step
+-- interrupted half-way is found again and finished by the next erasure.
+local dd = 0
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], 'erased', 'XX', 'KEEPTTL') then dd = dd + 1 end
 end
-if #batch < tonumber(ARGV[4]) then return {'', n, dd} end
-return {'(' .. batch[#batch][1], n, dd}
+local n = 0
+if #ARGV > 0 then n = redis.call('XDEL', KEYS[1], unpack(ARGV)) end
+return {n, dd}

@@ -1,8 +1,9 @@
 /*
  * The reply sender. Outbox layout in Redis, all under the {outbox} hash tag:
  *   P{outbox}:seq            job id counter
- *   P{outbox}:job:<id>       hash: to, body, attempts, created_ms, part, parts
- *   P{outbox}:q:<to>         list of job ids for one recipient, oldest first
+ *   P{outbox}:q:<to>         list of one recipient's jobs, oldest first, each a JSON object (id, body,
+ *                            attempts, created_ms, part, parts, ...): a job has no key of its own, so every
+ *                            script is given all the keys it touches
  *   P{outbox}:due            sorted set: recipients whose head job is due, by time (ms)
  *   P{outbox}:optout         set of recipients who opted out (Twilio 21610)
  *   P{outbox}:dead           list of JSON records of replies given up on
@@ -72,10 +73,12 @@ struct sender {
 	struct sender_options o;
 	char *url;
 	char *userpwd;
-	char *k_seq, *k_due, *k_qprefix, *k_jobprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody, *k_result;
-	struct rscript enqueue, claim, done, optout;
+	char *k_seq, *k_due, *k_qprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody, *k_result;
+	struct rscript enqueue, claim, done, optout, retry;
 	struct alive *alive;
 	bool claiming, tick_again;
+	unsigned claims; /* per-recipient claims not answered yet */
+	bool claimed; /* one of them handed out a job */
 	sd_event_source *poll;
 	struct pace pace; /* poll_ms while replies flow, up to SENDER_IDLE_POLL_MS when none; at each retry's time */
 	unsigned in_flight;
@@ -229,7 +232,7 @@ sender_send(struct sender *s, const struct sender_msg *m, sender_queued_fn fn, v
 	size_t off[MAX_PARTS], len[MAX_PARTS], n, i;
 	char *norm = normalise_to(m->to), *q = NULL, *oncekey = NULL, created[24], now[24];
 	char *parts[MAX_PARTS];
-	const char *argv[14 + MAX_PARTS];
+	const char *argv[13 + MAX_PARTS];
 	struct enq *e;
 	int argc = 0, r;
 	bool tpl = m->content_sid != NULL && *m->content_sid != '\0';
@@ -259,7 +262,6 @@ sender_send(struct sender *s, const struct sender_msg *m, sender_queued_fn fn, v
 	if (m->once != NULL)
 		xasprintf(&oncekey, "%s{outbox}:once:%s", s->o.key_prefix_copy, m->once);
 	argv[argc++] = oncekey != NULL ? oncekey : s->k_optout; /* the same key as optout: no once-check */
-	argv[argc++] = s->k_jobprefix;
 	argv[argc++] = norm;
 	argv[argc++] = created;
 	argv[argc++] = now;
@@ -358,19 +360,17 @@ static void
 job_done(struct job *j)
 {
 	struct sender *s = j->s;
-	char *q = key2(s->k_qprefix, j->to), *job = key2(s->k_jobprefix, j->id), now[24];
-	const char *argv[6];
+	char *q = key2(s->k_qprefix, j->to), now[24];
+	const char *argv[5];
 
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
 	argv[0] = s->k_due;
 	argv[1] = q;
-	argv[2] = job;
-	argv[3] = j->to;
-	argv[4] = j->id;
-	argv[5] = now;
-	call(s, &s->done, on_redis_done, 3, argv, 6);
+	argv[2] = j->to;
+	argv[3] = j->id;
+	argv[4] = now;
+	call(s, &s->done, on_redis_done, 2, argv, 5);
 	free(q);
-	free(job);
 }
 
 static void
@@ -407,7 +407,8 @@ job_retry(struct job *j, const char *why)
 	struct sender *s = j->s;
 	uint64_t d = s->o.backoff_min_ms, due;
 	unsigned i;
-	char ph[32], *job, when[24], att[16];
+	char ph[32], *q, when[24], att[16];
+	const char *argv[7];
 
 	if (j->attempts >= s->o.max_attempts) {
 		char reason[160];
@@ -434,17 +435,17 @@ job_retry(struct job *j, const char *why)
 	pace_sooner(s->poll, now_usec() + d * 1000);
 	snprintf(when, sizeof(when), "%" PRIu64, due);
 	snprintf(att, sizeof(att), "%u", j->attempts);
-	job = key2(s->k_jobprefix, j->id);
-	if (s->rc != NULL) {
-		rconn_command(s->rc, NULL, NULL, "HSET %s attempts %s", job, att);
-		/* Twilio answered (429, 5xx) or nothing left us: this attempt created nothing. */
-		if (!j->ambiguous)
-			rconn_command(s->rc, NULL, NULL, "HDEL %s sent_ms", job);
-		void *pd = hold(s);
-		if (rconn_command(s->rc, on_redis_done, pd, "ZADD %s %s %s", s->k_due, when, j->to) < 0)
-			release(pd);
-	}
-	free(job);
+	q = key2(s->k_qprefix, j->to);
+	argv[0] = s->k_due;
+	argv[1] = q;
+	argv[2] = j->to;
+	argv[3] = j->id;
+	argv[4] = att;
+	/* Twilio answered (429, 5xx) or nothing left us: this attempt created nothing, its sent_ms goes. */
+	argv[5] = j->ambiguous ? "1" : "0";
+	argv[6] = when;
+	call(s, &s->retry, on_redis_done, 2, argv, 7);
+	free(q);
 }
 
 static void
@@ -452,12 +453,12 @@ job_opted_out(struct job *j)
 {
 	struct sender *s = j->s;
 	char ph[32], *q = key2(s->k_qprefix, j->to);
-	const char *argv[5] = {s->k_due, q, s->k_optout, j->to, s->k_jobprefix};
+	const char *argv[4] = {s->k_due, q, s->k_optout, j->to};
 
 	s->st.opted_out++;
 	log_notice(
 	    "sender: %s has opted out (21610): nothing more will be sent to it", log_phone(j->to, ph, sizeof(ph)));
-	call(s, &s->optout, on_redis_done, 3, argv, 5);
+	call(s, &s->optout, on_redis_done, 3, argv, 4);
 	free(q);
 }
 
@@ -764,26 +765,35 @@ start_job(struct sender *s, const char *id, const char *to, const char *body, un
 
 /* ---- claiming due replies ---- */
 
+/* All the claims of a tick are answered: the next tick may start. */
+static void
+claims_done(struct sender *s)
+{
+	s->claiming = false;
+	if (s->claimed)
+		s->pace.found = true;
+	/* Some were handed out: more may be due; a reply queued meanwhile is due now. */
+	if (s->claimed || s->tick_again) {
+		s->claimed = false;
+		s->tick_again = false;
+		sender_tick(s);
+	}
+}
+
+/* One recipient's claim: {id, to, body, attempts, sent_ms, content_sid, content_vars, tag}, or nil. */
 static void
 on_claimed(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct sender *s = release(pd);
-	redisReply *reply = r;
-	size_t i;
+	redisReply *reply = r, **e;
+	long long att = 0, unsure = 0;
 
 	if (s == NULL)
 		return;
-	s->claiming = false;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
-		return;
-	for (i = 0; i + 7 < reply->elements; i += 8) {
-		redisReply **e = reply->element + i;
-		long long att = 0;
-
-		if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
-		    e[2]->type != REDIS_REPLY_STRING)
-			continue;
-		long long unsure = 0;
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 8 &&
+	    reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING &&
+	    reply->element[2]->type == REDIS_REPLY_STRING) {
+		e = reply->element;
 		if (e[3]->type == REDIS_REPLY_STRING)
 			parse_ll(e[3]->str, 0, 1000000, &att);
 		if (e[4]->type == REDIS_REPLY_STRING && e[4]->len > 0)
@@ -792,22 +802,61 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 		    e[5]->type == REDIS_REPLY_STRING ? e[5]->str : NULL,
 		    e[6]->type == REDIS_REPLY_STRING ? e[6]->str : NULL,
 		    e[7]->type == REDIS_REPLY_STRING ? e[7]->str : NULL);
+		s->claimed = true;
 	}
-	if (reply->elements > 0)
-		s->pace.found = true;
-	/* A full batch may mean more are due; a reply queued meanwhile is due now. */
-	if (reply->elements > 0 || s->tick_again) {
-		s->tick_again = false;
-		sender_tick(s);
+	/* After sender_set_redis() the old connection's claims answer NULL with the count already reset. */
+	if (s->claims > 0 && --s->claims == 0)
+		claims_done(s);
+}
+
+/*
+ * The due recipients (a plain ZRANGEBYSCORE: nothing due costs one command),
+ * then one claim script per recipient, given its queue's key, all pipelined.
+ */
+static void
+on_due(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct sender *s = release(pd);
+	redisReply *reply = r;
+	char now[24], until[24];
+	const char *argv[5];
+	uint64_t t;
+	size_t i;
+
+	if (s == NULL)
+		return;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
+		claims_done(s);
+		return;
 	}
+	t = realtime_usec() / 1000;
+	snprintf(now, sizeof(now), "%" PRIu64, t);
+	snprintf(until, sizeof(until), "%" PRIu64, t + s->o.lease_ms);
+	s->claims = 1; /* held until every claim is sent */
+	for (i = 0; i < reply->elements; i++) {
+		char *q;
+
+		if (reply->element[i]->type != REDIS_REPLY_STRING)
+			continue;
+		q = key2(s->k_qprefix, reply->element[i]->str);
+		argv[0] = s->k_due;
+		argv[1] = q;
+		argv[2] = reply->element[i]->str;
+		argv[3] = now;
+		argv[4] = until;
+		if (call(s, &s->claim, on_claimed, 2, argv, 5) == 0)
+			s->claims++;
+		free(q);
+	}
+	if (--s->claims == 0)
+		claims_done(s);
 }
 
 static void
 sender_tick(struct sender *s)
 {
-	char now[24], until[24], max[16];
-	const char *argv[6];
-	uint64_t t;
+	char now[24], max[16];
+	void *pd;
 
 	if (s->claiming) {
 		s->tick_again = true; /* a reply may have been queued after that claim was sent */
@@ -815,18 +864,13 @@ sender_tick(struct sender *s)
 	}
 	if (s->rc == NULL || rconn_state(s->rc) != RCONN_UP || s->in_flight >= s->o.max_in_flight)
 		return;
-	t = realtime_usec() / 1000;
-	snprintf(now, sizeof(now), "%" PRIu64, t);
-	snprintf(until, sizeof(until), "%" PRIu64, t + s->o.lease_ms);
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
 	snprintf(max, sizeof(max), "%u", s->o.max_in_flight - s->in_flight);
-	argv[0] = s->k_due;
-	argv[1] = s->k_qprefix;
-	argv[2] = s->k_jobprefix;
-	argv[3] = now;
-	argv[4] = until;
-	argv[5] = max;
-	if (call(s, &s->claim, on_claimed, 1, argv, 6) == 0)
+	pd = hold(s);
+	if (rconn_command(s->rc, on_due, pd, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %s", s->k_due, now, max) == 0)
 		s->claiming = true;
+	else
+		release(pd);
 }
 
 static int
@@ -904,7 +948,6 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 	xasprintf(&s->k_seq, "%s{outbox}:seq", o->key_prefix);
 	xasprintf(&s->k_due, "%s{outbox}:due", o->key_prefix);
 	xasprintf(&s->k_qprefix, "%s{outbox}:q:", o->key_prefix);
-	xasprintf(&s->k_jobprefix, "%s{outbox}:job:", o->key_prefix);
 	xasprintf(&s->k_optout, "%s{outbox}:optout", o->key_prefix);
 	xasprintf(&s->k_dead, "%s{outbox}:dead", o->key_prefix);
 	xasprintf(&s->k_deadbody, "%s{outbox}:deadbody:", o->key_prefix);
@@ -914,6 +957,7 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 	rscript_init(&s->claim, redis_script_sender_claim);
 	rscript_init(&s->done, redis_script_sender_done);
 	rscript_init(&s->optout, redis_script_sender_optout);
+	rscript_init(&s->retry, redis_script_sender_retry);
 	if (sd_event_add_time(e, &s->poll, CLOCK_MONOTONIC, now_usec() + s->o.poll_ms * 1000, 10000, on_poll, s) < 0)
 		fatalx("sender: sd_event_add_time failed");
 	sd_event_source_set_enabled(s->poll, SD_EVENT_ON);
@@ -925,6 +969,8 @@ sender_set_redis(struct sender *s, struct rconn *rc)
 {
 	s->rc = rc;
 	s->claiming = false;
+	s->claims = 0;
+	s->claimed = false;
 }
 
 void
@@ -950,7 +996,6 @@ sender_free(struct sender *s)
 	free(s->k_seq);
 	free(s->k_due);
 	free(s->k_qprefix);
-	free(s->k_jobprefix);
 	free(s->k_optout);
 	free(s->k_dead);
 	free(s->k_deadbody);

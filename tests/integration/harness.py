@@ -65,11 +65,12 @@ def wait_for(pred, timeout, step=0.05):
 class Redis:
     """A redis-server of our own on a free port in a temporary directory."""
 
-    def __init__(self, workdir, port=None, aof=False, password=None):
+    def __init__(self, workdir, port=None, aof=False, password=None, args=(), name="redis"):
         self.aof = aof
+        self.args = list(args)
         self.password = password
         self.bin = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.dir = os.path.join(workdir, "redis")
+        self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or free_port()
         self.proc = None
@@ -79,7 +80,7 @@ class Redis:
             [self.bin, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
              "--save", "", "--logfile", os.path.join(self.dir, "redis.log")]
             + (["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"])
-            + (["--requirepass", self.password] if self.password else []),
+            + (["--requirepass", self.password] if self.password else []) + self.args,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_for(self.ping, 10):
             raise RuntimeError("redis-server did not start")

@@ -1,10 +1,16 @@
-"""Every Redis script in redis/*.lua, run with EVAL against a real redis-server on crafted keys.
+"""Every Redis script in redis/*.lua, run against real redis-servers on crafted keys.
 
 Each script is loaded from the source tree (TOP_SRCDIR), as the daemon compiles it in, and checked for its
 answer and for the keys it leaves, including the crash and retry cases it exists for: a claim never takes a
 phone whose lease has not ended and makes what it claims due again at the lease's end, a release keeps a phone
 rescheduled meanwhile, the intake stores a MessageSid once, the sender hands out one job per recipient per
-lease and remembers an attempt whose outcome is unknown, erasure refuses while a turn is under way.
+lease and remembers an attempt whose outcome is unknown, erasure refuses while a turn is under way and an
+erasure interrupted after any of its steps is finished by running it again.
+
+Everything runs twice: on a plain redis-server, and on a single-node Redis Cluster (all 16384 slots on one
+node). Each script is sent with a "#!lua" shebang, so on the cluster Redis itself refuses a script whose keys
+are in more than one slot; and each is wrapped in a check that makes redis.call/redis.pcall fail when a key
+argument (by the command's key positions, from COMMAND) is not one of the script's KEYS.
 """
 
 import json
@@ -17,21 +23,63 @@ from harness import Redis, done, is_eq, ok, resp, skip_all, workdir  # noqa
 if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
     skip_all("redis-server not installed")
 
-SRC = os.path.join(os.environ.get("TOP_SRCDIR") or os.path.join(os.path.dirname(__file__), "..", ".."), "redis")
-redis = Redis(workdir())
-redis.start()
+SRC = os.environ.get("SCRIPTS_DIR") or os.path.join(
+    os.environ.get("TOP_SRCDIR") or os.path.join(os.path.dirname(__file__), "..", ".."), "redis")
+wd = workdir()
+plain = Redis(wd, name="redis-plain")
+cluster = Redis(wd, name="redis-cluster",
+                args=["--cluster-enabled", "yes", "--cluster-config-file", os.path.join(wd, "nodes.conf")])
 P = "t:"  # the key prefix
 PH = "+573001112233"
+port = None  # the server the checks run on now
 
 
 def r(*args):
-    return resp(redis.port, *args)
+    return resp(port, *args)
+
+
+# The key positions of every command (first, last, step; last < 0 counts from the end), as Redis lists them.
+KEYSPEC = None
+
+CHECK = """local __spec = {%s}
+local __decl = {}
+for _, k in ipairs(KEYS) do __decl[k] = true end
+local function __chk(...)
+  local a = {...}
+  local s = __spec[string.lower(a[1])]
+  if s then
+    local last = s[2]
+    if last < 0 then last = #a + last end
+    for i = s[1], last, s[3] do
+      if not __decl[a[i + 1]] then error('undeclared key ' .. tostring(a[i + 1]) .. ' in ' .. a[1]) end
+    end
+  end
+end
+local function __call(...) __chk(...) return redis.call(...) end
+local function __pcall(...) __chk(...) return redis.pcall(...) end
+"""
+
+
+def keyspec():
+    spec = {}
+    for c in resp(plain.port, "COMMAND"):
+        name, first, last, step = c[0], c[3], c[4], c[5]
+        name = name.decode() if isinstance(name, bytes) else name
+        if first > 0 and "|" not in name:
+            spec[name] = (first, last, step)
+    return ", ".join('["%s"] = {%d, %d, %d}' % (n, f, l, st) for n, (f, l, st) in sorted(spec.items()))
+
+
+def wrapped(text):
+    """The script as the checks send it: a shebang, the key check, redis.call/pcall through it."""
+    body = text.replace(b"redis.call(", b"__call(").replace(b"redis.pcall(", b"__pcall(")
+    return b"#!lua\n" + (CHECK % KEYSPEC).encode() + body
 
 
 def ev(name, keys, args):
     with open(os.path.join(SRC, name + ".lua"), "rb") as f:
         text = f.read()
-    return r("EVAL", text, len(keys), *keys, *args)
+    return r("EVAL", wrapped(text), len(keys), *keys, *args)
 
 
 def k(s):
@@ -56,14 +104,16 @@ def zscore(key, member):
     return None if v is None else float(v)
 
 
-try:
-    every = sorted(f[:-4] for f in os.listdir(SRC) if f.endswith(".lua"))
-    for name in every:
-        with open(os.path.join(SRC, name + ".lua")) as f:
-            head = f.read().split("\n")
-        ok(head[0].startswith("-- " + name + ": ") and any(h.startswith("-- Returns") for h in head),
-           "%s.lua opens with its purpose and says what it returns" % name)
+def fails(name, keys, args):
+    """The error a script run ends with, or None."""
+    try:
+        ev(name, keys, args)
+        return None
+    except RuntimeError as e:
+        return str(e)
 
+
+def suite(where):
     # ---- engine-route ----
     r("FLUSHALL")
     inbox, routed = k("{%s}:inbox" % PH), k("{%s}:routed" % PH)
@@ -182,136 +232,258 @@ try:
     # ---- sender-enqueue ----
     r("FLUSHALL")
     seq, odue, q, optout = k("{outbox}:seq"), k("{outbox}:due"), k("{outbox}:q:" + PH), k("{outbox}:optout")
-    jp, qp = k("{outbox}:job:"), k("{outbox}:q:")
+    qp = k("{outbox}:q:")
     once = k("{outbox}:once:turn1")
 
-    def enqueue(once_key, opt, *parts, tag="", sid="", vars_=""):
-        return ev("sender-enqueue", [seq, odue, q, optout, once_key],
-                  [jp, PH, 111, 1000, 600, sid, vars_, tag, opt] + list(parts))
+    def enqueue(once_key, opt, *parts, tag="", sid="", vars_="", to=PH):
+        return ev("sender-enqueue", [seq, odue, qp + to, optout, once_key],
+                  [to, 111, 1000, 600, sid, vars_, tag, opt] + list(parts))
+
+    def jobs(key=q):
+        return [json.loads(x) for x in s(r("LRANGE", key, 0, -1))]
 
     is_eq(enqueue(once, "", "part one", "part two", tag="T1"), 2, "enqueue: two parts queued")
-    is_eq(s(r("LRANGE", q, 0, -1)), ["1", "2"], "enqueue: the recipient's queue holds both, in order")
-    j1, j2 = s(r("HGETALL", jp + "1")), s(r("HGETALL", jp + "2"))
-    is_eq(dict(zip(j1[::2], j1[1::2])), {"to": PH, "body": "part one", "attempts": "0", "created_ms": "111",
-                                          "part": "1", "parts": "2"}, "enqueue: the first job")
-    is_eq(dict(zip(j2[::2], j2[1::2])).get("tag"), "T1", "enqueue: the tag is on the last part")
+    got = jobs()
+    is_eq(got[0], {"id": "1", "body": "part one", "attempts": 0, "created_ms": "111", "part": 1, "parts": 2},
+          "enqueue: the first job, in the recipient's queue")
+    ok(got[1]["id"] == "2" and got[1].get("tag") == "T1", "enqueue: the second, in order, with the tag", got)
     is_eq(zscore(odue, PH), 1000.0, "enqueue: the recipient is due now")
     ok(0 < r("TTL", once) <= 600, "enqueue: the once-key is set with its TTL")
     is_eq(enqueue(once, "", "again"), 0, "enqueue: a message with a known once-key is not queued again")
     r("ZADD", odue, 5000, PH)
     enqueue(optout, "", "three", sid="HX1", vars_='{"1":"a"}')
     is_eq(zscore(odue, PH), 5000.0, "enqueue: a due time already set stays")
-    is_eq(hget(jp + "3", "content_sid"), "HX1", "enqueue: a template's content_sid")
+    is_eq((jobs()[2]["content_sid"], jobs()[2]["content_vars"]), ("HX1", '{"1":"a"}'), "enqueue: a template")
     is_eq(enqueue(optout, "out", "bye"), 1, "enqueue: STOP queues its confirmation")
-    ok(r("SISMEMBER", optout, PH) == 1 and s(r("LRANGE", q, 0, -1)) == ["4"] and r("EXISTS", jp + "1") == 0,
+    ok(r("SISMEMBER", optout, PH) == 1 and [j["body"] for j in jobs()] == ["bye"],
        "enqueue: STOP opts out and drops what was queued")
     is_eq(enqueue(optout, "", "late reply"), -1, "enqueue: nothing else goes to an opted-out phone")
     is_eq(enqueue(optout, "in", "welcome"), 1, "enqueue: START opts in and queues its welcome")
     is_eq(r("SISMEMBER", optout, PH), 0, "enqueue: START removes the opt-out")
+    is_eq(jobs()[-1]["id"], "5", "enqueue: ids keep counting in {outbox}:seq")
+    r("SET", seq, "x")
+    ok(fails("sender-enqueue", [seq, odue, q, optout, k("{outbox}:once:t9")],
+             [PH, 1, 1, 600, "", "", "", "", "p"]) is not None and r("EXISTS", k("{outbox}:once:t9")) == 0,
+       "enqueue: a failure leaves the once-key unset (the reply can be queued again)")
 
-    # ---- sender-claim and sender-done ----
+    # ---- sender-claim, sender-retry and sender-done ----
     r("FLUSHALL")
-    enqueue(optout, "", "a1", "a2")
     other = "+15550001111"
-    ev("sender-enqueue", [seq, odue, qp + other, optout, optout], [jp, other, 111, 1000, 600, "", "", "", "", "b1"])
+    enqueue(optout, "", "a1", "a2")
+    enqueue(optout, "", "b1", to=other)
 
-    def claim(now, until, most=10):
-        return s(ev("sender-claim", [odue], [qp, jp, now, until, most]))
+    def claim(to, now, until):
+        return s(ev("sender-claim", [odue, qp + to], [to, now, until]))
 
-    got = claim(2000, 32000)
-    is_eq(got, ["3", other, "b1", "0", "", "", "", "", "1", PH, "a1", "0", "", "", "", ""],
-          "claim: the head job of each due recipient")
-    is_eq(hget(jp + "1", "sent_ms"), "2000", "claim: the attempt under way is marked (sent_ms)")
+    is_eq(sorted(s(r("ZRANGEBYSCORE", odue, "-inf", 2000))), sorted([PH, other]),
+          "claim: the due recipients (read first)")
+    is_eq(claim(PH, 2000, 32000), ["1", PH, "a1", "0", "", "", "", ""], "claim: the recipient's head job")
+    is_eq(claim(other, 2000, 32000), ["3", other, "b1", "0", "", "", "", ""], "claim: each recipient's own")
+    is_eq(jobs()[0].get("sent_ms"), "2000", "claim: the attempt under way is marked (sent_ms)")
     is_eq(zscore(odue, PH), 32000.0, "claim: the recipient is due again at the lease's end")
-    is_eq(claim(3000, 33000), [], "claim: one job per recipient while its lease runs")
-    got = claim(32000, 62000)
-    is_eq(got[8:13], ["1", PH, "a1", "0", "2000"],
-          "claim: after a crash the job comes back with its unknown attempt's sent_ms")
-    is_eq(ev("sender-done", [odue, q, jp + "1"], [PH, "1", 40000]), 1, "done: the sent job")
-    ok(s(r("LRANGE", q, 0, -1)) == ["2"] and r("EXISTS", jp + "1") == 0, "done: the job leaves queue and store")
-    is_eq(zscore(odue, PH), 40000.0, "done: the next job is due now")
-    ev("sender-done", [odue, q, jp + "1"], [PH, "1", 41000])
-    is_eq(s(r("LRANGE", q, 0, -1)), ["2"], "done: repeated, it does not pop another job")
-    r("DEL", jp + "2")
-    is_eq(claim(50000, 80000, 1), [], "claim: a head job that is gone is dropped")
+    is_eq(claim(PH, 3000, 33000), None, "claim: one job per recipient while its lease runs (another instance)")
+    got = claim(PH, 32000, 62000)
+    is_eq(got[:5], ["1", PH, "a1", "0", "2000"], "claim: after a crash the job comes back with its unknown "
+          "attempt's sent_ms")
+    is_eq(ev("sender-retry", [odue, q], [PH, "1", 1, "0", 70000]), 1, "retry: recorded")
+    ok(jobs()[0]["attempts"] == 1 and "sent_ms" not in jobs()[0] and zscore(odue, PH) == 70000.0,
+       "retry: attempts kept, a failed attempt's sent_ms dropped, due at the retry's time")
+    claim(PH, 70000, 100000)
+    ev("sender-retry", [odue, q], [PH, "1", 2, "1", 110000])
+    is_eq(jobs()[0].get("sent_ms"), "70000", "retry: an attempt that may have reached Twilio keeps its sent_ms")
+    is_eq(ev("sender-retry", [odue, q], [PH, "99", 2, "0", 1]), 0, "retry: not the head job: nothing changes")
+    is_eq(zscore(odue, PH), 110000.0, "retry: (the due time stays)")
+    is_eq(ev("sender-done", [odue, q], [PH, "1", 120000]), 1, "done: the sent job")
+    is_eq([j["id"] for j in jobs()], ["2"], "done: the job leaves the queue")
+    is_eq(zscore(odue, PH), 120000.0, "done: the next job is due now")
+    ev("sender-done", [odue, q], [PH, "1", 121000])
+    is_eq([j["id"] for j in jobs()], ["2"], "done: repeated, it does not pop another job")
+    r("LSET", q, 0, "not a job")
+    is_eq(claim(PH, 130000, 160000), None, "claim: a head that is not a job is dropped")
     ok(r("EXISTS", q) == 0 and zscore(odue, PH) is None, "claim: a recipient with nothing left leaves the due set")
-    ev("sender-done", [odue, qp + other, jp + "3"], [other, "3", 50000])
+    ev("sender-done", [odue, qp + other], [other, "3", 50000])
     is_eq(zscore(odue, other), None, "done: the last job leaves the due set")
 
     # ---- sender-optout ----
     r("FLUSHALL")
     enqueue(optout, "", "x1", "x2")
-    is_eq(ev("sender-optout", [odue, q, optout], [PH, jp]), 2, "optout: both queued jobs are dropped")
-    ok(r("SISMEMBER", optout, PH) == 1 and r("EXISTS", q) == 0 and r("EXISTS", jp + "1") == 0
-       and zscore(odue, PH) is None, "optout: opted out, queue, jobs and due entry gone")
+    is_eq(ev("sender-optout", [odue, q, optout], [PH]), 2, "optout: both queued jobs are dropped")
+    ok(r("SISMEMBER", optout, PH) == 1 and r("EXISTS", q) == 0 and zscore(odue, PH) is None,
+       "optout: opted out, queue and due entry gone")
 
-    # ---- erase-phone ----
-    r("FLUSHALL")
+    # ---- the erasure's steps ----
     longer = PH + "4"
-    ekeys = [k("{%s}:conv" % PH), inbox, routed, k("{%s}:ctl" % PH), due, first, lease, attempts,
-             k("{odoo}:pending"), k("{followup}:due"), k("{engine}:dead"), stream, q, odue, optout,
-             k("{outbox}:dead"), k("{stats}:active"), k("{%s}:odoo" % PH)]
-    eargs = [PH, jp, k("{outbox}:deadbody:"), k("{intake}:sid:"), 10000]
-    r("SET", ekeys[0], json.dumps({"lead_id": 42, "history": [{"sid": "SM1"}, {"sid": "SMgone"}]}))
-    r("RPUSH", inbox, json.dumps({"sid": "SM2"}))
-    r("SADD", routed, "1-1")
-    r("HSET", ekeys[3], "call", "{}")
-    for z in (due, k("{odoo}:pending"), k("{followup}:due"), k("{stats}:active")):
-        r("ZADD", z, 1, PH, 1, longer)
-    for h in (first, attempts):
-        r("HSET", h, PH, 1, longer, 1)
-    r("HSET", lease, PH, 20000)
-    is_eq(s(ev("erase-phone", ekeys, eargs)), ["busy"], "erase: refused while the phone's turn lease runs")
-    r("HSET", lease, PH, 9000)
-    r("SET", ekeys[17], "1")
-    is_eq(s(ev("erase-phone", ekeys, eargs)), ["busy"], "erase: refused while a lead write is under way")
-    r("DEL", ekeys[17])
-    r("RPUSH", q, "7")
-    r("HSET", jp + "7", "to", PH)
-    r("ZADD", odue, 20000, PH)
-    is_eq(s(ev("erase-phone", ekeys, eargs)), ["busy"], "erase: refused while a send is under way")
-    r("ZADD", odue, 5000, PH)
-    r("RPUSH", k("{engine}:dead"), json.dumps({"phone": PH}), json.dumps({"phone": longer}))
-    r("RPUSH", k("{outbox}:dead"), json.dumps({"to": PH, "job": "9"}))
-    r("SET", k("{outbox}:deadbody:9"), "text")
-    r("SADD", optout, PH)
-    r("SET", k("{intake}:sid:SM1"), "1-1", "EX", 500)
-    r("SET", k("{intake}:sid:SM2"), "1-2")
-    last = s(r("XADD", stream, "*", "from", "whatsapp:" + PH))
-    got = s(ev("erase-phone", ekeys, eargs))
-    is_eq(got, [42, 4, 7, 2, 1, 1, 2, last], "erase: lead id, keys, schedules, dead letters, jobs, opt-out, "
-          "dedupe keys, the stream's last id")
-    ok(all(r("EXISTS", x) == 0 for x in ekeys[:4] + [q, jp + "7", k("{outbox}:deadbody:9")]),
-       "erase: the phone's keys, jobs and reply texts are gone")
-    ok(all(zscore(z, longer) == 1.0 for z in (due, k("{odoo}:pending"))) and hget(first, longer) == "1"
-       and s(r("LRANGE", k("{engine}:dead"), 0, -1)) == [json.dumps({"phone": longer})],
-       "erase: a longer number that starts with the phone is kept")
-    ok(s(r("GET", k("{intake}:sid:SM1"))) == "erased" and 0 < r("TTL", k("{intake}:sid:SM1")) <= 500
-       and r("EXISTS", k("{intake}:sid:SMgone")) == 0,
-       "erase: dedupe keys say erased and keep their TTL; none is created")
+    conv, ctl, odoo = k("{%s}:conv" % PH), k("{%s}:ctl" % PH), k("{%s}:odoo" % PH)
+    edead, odead = k("{engine}:dead"), k("{outbox}:dead")
+    tkeys = [due, first, lease, attempts]
 
-    # ---- erase-stream ----
+    names = {PH: "A", longer: "B", "+15550001111": "C"}  # MessageSids and tokens are not named after phones
+
+    def fill(ph):
+        """Everything crmbridge keeps about a phone, in every slot."""
+        t = names[ph]
+        r("SET", k("{%s}:conv" % ph), json.dumps({"lead_id": 42, "history": [{"sid": "SM1" + t},
+                                                                             {"sid": "SMgone"}]}))
+        r("RPUSH", k("{%s}:inbox" % ph), json.dumps({"sid": "SM2" + t}))
+        r("SADD", k("{%s}:routed" % ph), "1-1")
+        r("HSET", k("{%s}:ctl" % ph), "call", "{}")
+        for z in (due, k("{odoo}:pending"), k("{followup}:due"), k("{stats}:active")):
+            r("ZADD", z, 1, ph)
+        for h in (first, attempts, lease):
+            r("HSET", h, ph, 1)
+        enqueue(optout, "", "queued text", to=ph)
+        r("SADD", optout, ph)
+        r("RPUSH", edead, json.dumps({"phone": ph}))
+        r("RPUSH", odead, json.dumps({"to": ph, "job": "9" + ph}))
+        r("SET", k("{outbox}:deadbody:9" + ph), "text")
+        for sid in ("SM1", "SM2", "SM3"):
+            r("SET", k("{intake}:sid:%s%s" % (sid, t)), "1-1", "EX", 500)
+        r("SET", k("{intake}:idem:tk" + t), "1-1")
+        r("XADD", stream, "*", "sid", "SM3" + t, "from", "whatsapp:" + ph, "idem", "tk" + t)
+        r("SET", k("{outbox}:once:follow:%s:1" % ph), "1")
+        r("HSET", k("{outbox}:msg:SMo" + ph), "to", ph)
+
+    def erase(ph, stop=None):
+        """The erasure's steps in erase.c's order (enum erase_step); stop after that many. None when done."""
+        n = [0]
+
+        def step(name, keys, args):
+            if stop is not None and n[0] >= stop:
+                raise StopIteration
+            n[0] += 1
+            got = s(ev(name, keys, args))
+            if got == ["busy"]:
+                raise RuntimeError("busy")
+            return got
+
+        try:
+            got = step("erase-read", [k("{%s}:conv" % ph), k("{%s}:inbox" % ph), k("{%s}:odoo" % ph)], [])
+            sids = got[1:]
+            step("erase-turns", tkeys, [ph, 10000])
+            step("erase-outbox", [odue, qp + ph, optout], [ph, 10000])
+            for z in (k("{odoo}:pending"), k("{followup}:due"), k("{stats}:active")):
+                if stop is not None and n[0] >= stop:
+                    raise StopIteration
+                n[0] += 1
+                r("ZREM", z, ph)
+            for lst in (edead, odead):
+                got = step("erase-dead-find", [lst], [ph])
+                recs, jobs_ = got[:got.index("")], got[got.index("") + 1:]
+                if recs:
+                    step("erase-dead", [lst] + [k("{outbox}:deadbody:" + j) for j in jobs_], recs)
+            got = step("erase-intake", [stream] + [k("{intake}:sid:" + x) for x in sids], [])
+            last, start = got[1], "-"
+            while last != "":
+                got = step("erase-stream-find", [stream], ["whatsapp:" + ph, start, last, 2])
+                start, found = got[0], got[1:]
+                if found:
+                    claims = [k("{intake}:sid:" + x) for x in found[1::3] if x] + \
+                             [k("{intake}:idem:" + x) for x in found[2::3] if x]
+                    step("erase-stream", [stream] + claims, found[0::3])
+                if start == "":
+                    break
+            cur = "0"
+            while True:
+                got = step("erase-scan", [], [ph, cur, P + "*", k("{outbox}:msg:"), k("{%s}:" % ph), 5])
+                cur, found = got[0], got[1:]
+                tags = {}
+                for key in found:
+                    tags.setdefault(key[key.index("{"):key.index("}")] if "{" in key else key, []).append(key)
+                for keys in tags.values():
+                    step("erase-keys", keys, [ph, k("{outbox}:msg:")])
+                if cur == "0":
+                    break
+            step("erase-phone", [k("{%s}:%s" % (ph, x)) for x in ("conv", "inbox", "routed", "ctl", "odoo")], [])
+        except StopIteration:
+            pass
+        return n[0]
+
+    def dump():
+        """Every key and its value, as text (stream entries without their ids, jobs without theirs)."""
+        out = {}
+        for key in sorted(s(r("KEYS", "*"))):
+            if key == seq:
+                continue
+            t = r("TYPE", key)
+            v = {"string": lambda: r("GET", key), "list": lambda: r("LRANGE", key, 0, -1),
+                 "set": lambda: sorted(r("SMEMBERS", key)), "zset": lambda: r("ZRANGE", key, 0, -1),
+                 "hash": lambda: r("HGETALL", key), "stream": lambda: r("XRANGE", key, "-", "+")}[t]()
+            out[key] = s(v)
+            if t == "stream":
+                out[key] = [e[1] for e in out[key]]
+            elif key.startswith(qp):
+                out[key] = [json.loads(j)["body"] for j in out[key]]
+        return out
+
+    # What erasing one phone must leave: a run on the other phones only, compared against it.
+    r("FLUSHALL")
+    fill(longer)
+    fill("+15550001111")
+    kept = dump()
+    r("FLUSHALL")
+    fill(PH)
+    fill(longer)
+    fill("+15550001111")
+    r("HSET", lease, PH, 20000)
+    try:
+        erase(PH, stop=10 ** 6)
+        ok(False, "erase: refused while the phone's turn lease runs")
+    except RuntimeError:
+        ok(True, "erase: refused while the phone's turn lease runs")
+    r("HSET", lease, PH, 9000)
+    r("SET", odoo, "1")
+    is_eq(s(ev("erase-read", [conv, inbox, odoo], [])), ["busy"], "erase-read: refused while a lead write runs")
+    is_eq(s(ev("erase-phone", [conv, inbox, routed, ctl, odoo], [])), ["busy"],
+          "erase-phone: so is the last step")
+    r("DEL", odoo)
+    r("ZADD", odue, 20000, PH)
+    is_eq(s(ev("erase-outbox", [odue, q, optout], [PH, 10000])), ["busy"], "erase-outbox: refused while a send "
+          "to the phone is under way")
+    r("ZADD", odue, 1, PH)
+    is_eq(s(ev("erase-read", [conv, inbox, odoo], [])), [42, "SM1A", "SMgone", "SM2A"],
+          "erase-read: the lead id and the history's and inbox's MessageSids")
+    steps = erase(PH)
+    after = dump()
+    ok(not any(PH in key and longer not in key for key in after), "erase: no key of the phone is left",
+       [key for key in after if PH in key])
+    ok(not any(PH in json.dumps(v).replace(longer, "") for v in after.values()),
+       "erase: no value holds the phone")
+    is_eq([s(r("GET", k("{intake}:%s" % x))) for x in ("sid:SM1A", "sid:SM2A", "sid:SM3A", "idem:tkA")],
+          ["erased"] * 4, "erase: the claims of the history, the inbox and the stream entries say erased")
+    ok(0 < r("TTL", k("{intake}:sid:SM1A")) <= 500 and r("EXISTS", k("{intake}:sid:SMgone")) == 0,
+       "erase: claims keep their TTL; none is created")
+    others = {key: v for key, v in after.items() if not (key.startswith(k("{intake}:")) and key.endswith("A"))}
+    is_eq(others, kept, "erase: the other phones' keys and values (a longer number among them) are untouched")
+
+    # Interrupted after each step, then asked again: the same result.
+    ok(steps >= 14, "erase: %d steps to interrupt" % steps)
+    for stop in range(1, steps):
+        r("FLUSHALL")
+        fill(PH)
+        fill(longer)
+        fill("+15550001111")
+        erase(PH, stop=stop)
+        erase(PH)
+        if dump() != after:
+            ok(False, "erase: interrupted after step %d, then run again: the same as one run" % stop)
+            break
+    else:
+        ok(True, "erase: interrupted after any step, then run again: the same as one run")
+
+    # ---- erase-stream-find and erase-stream: the walk's batches ----
     r("FLUSHALL")
     ids = []
     for i in range(5):
         frm = "whatsapp:" + (PH if i % 2 == 0 else longer)
         ids.append(s(r("XADD", stream, "*", "sid", "SM%d" % i, "from", frm, "idem", "tk%d" % i)))
-        r("SET", k("{intake}:sid:SM%d" % i), ids[-1])
-        r("SET", k("{intake}:idem:tk%d" % i), ids[-1])
-    sargs = ["whatsapp:" + PH, "-", ids[3], 2, k("{intake}:sid:"), k("{intake}:idem:")]
-    got = s(ev("erase-stream", [stream], sargs))
-    is_eq(got, ["(" + ids[1], 1, 2], "erase-stream: a full batch answers where to go on")
-    n = dd = 0
-    while got[0] != "":
-        got = s(ev("erase-stream", [stream], sargs[:1] + [got[0]] + sargs[2:]))
-        n, dd = n + got[1], dd + got[2]
-    is_eq([n, dd], [1, 2], "erase-stream: a short batch ends the walk")
-    is_eq([e[0] for e in s(r("XRANGE", stream, "-", "+"))], [ids[1], ids[3], ids[4]],
-          "erase-stream: only the phone's entries up to the end id are deleted")
-    ok(s(r("GET", k("{intake}:sid:SM2"))) == "erased" and s(r("GET", k("{intake}:idem:tk2"))) == "erased"
-       and s(r("GET", k("{intake}:sid:SM1"))) == ids[1], "erase-stream: only their dedupe keys say erased")
+    got = s(ev("erase-stream-find", [stream], ["whatsapp:" + PH, "-", ids[3], 2]))
+    is_eq(got, ["(" + ids[1], ids[0], "SM0", "tk0"], "erase-stream-find: a full batch answers where to go on")
+    got = s(ev("erase-stream-find", [stream], ["whatsapp:" + PH, got[0], ids[3], 2]))
+    is_eq(got, ["(" + ids[3], ids[2], "SM2", "tk2"], "erase-stream-find: the next batch")
+    got = s(ev("erase-stream-find", [stream], ["whatsapp:" + PH, got[0], ids[3], 2]))
+    is_eq(got, [""], "erase-stream-find: a short batch ends the walk; the end id bounds it")
 
-    # ---- erase-scan ----
+    # ---- erase-scan and erase-keys ----
     r("FLUSHALL")
     r("SET", k("{outbox}:once:follow:%s:1" % PH), "1")
     r("SET", k("{outbox}:once:follow:%s:1" % longer), "1")
@@ -319,16 +491,14 @@ try:
     r("HSET", k("{outbox}:msg:SMb"), "to", longer)
     r("SET", k("{%s}:conv" % PH), "new")
     r("SET", "other:" + PH, "1")
-    cur, n = "0", 0
-    while True:
-        cur, d = s(ev("erase-scan", [], [PH, cur, P + "*", k("{outbox}:msg:"), k("{%s}:" % PH), 10]))
-        n += d
-        if cur == "0":
-            break
-    is_eq(n, 2, "erase-scan: the keys named after the phone and its outbound records")
+    got = s(ev("erase-scan", [], [PH, "0", P + "*", k("{outbox}:msg:"), k("{%s}:" % PH), 1000]))
+    is_eq(sorted(got[1:]), sorted([k("{outbox}:once:follow:%s:1" % PH), k("{outbox}:msg:SMa"),
+                                   k("{outbox}:msg:SMb")]),
+          "erase-scan: the keys named after the phone and the outbound records; not its own, nor other prefixes")
+    is_eq(ev("erase-keys", got[1:], [PH, k("{outbox}:msg:")]), 2, "erase-keys: the phone's keys and records")
     is_eq(sorted(s(r("KEYS", "*"))), sorted([k("{outbox}:once:follow:%s:1" % longer), k("{outbox}:msg:SMb"),
                                              k("{%s}:conv" % PH), "other:" + PH]),
-          "erase-scan: a longer number, the phone's new keys and other prefixes are kept")
+          "erase-keys: a longer number's keys and records are kept")
 
     # ---- erase-prune ----
     r("SET", conv, "old", "EX", 100)
@@ -356,14 +526,50 @@ try:
     is_eq(got, [0, '{"fresh":1}'], "store-call: an existing conversation is kept")
     ok(hget(ctl, "call") == '{"call":2}' and 0 < r("TTL", ctl) <= 100, "store-call: the call waits in ctl")
 
-    # ---- routes-dead-letters ----
-    r("FLUSHALL")
-    r("RPUSH", k("{engine}:dead"), "turn1")
-    r("RPUSH", k("{outbox}:dead"), json.dumps({"job": "5"}), "not json", json.dumps({"job": "6"}))
-    r("SET", k("{outbox}:deadbody:5"), "the text")
-    got = s(ev("routes-dead-letters", [k("{engine}:dead"), k("{outbox}:dead")], [k("{outbox}:deadbody:")]))
-    is_eq(got, [["turn1"], [json.dumps({"job": "5"}), "not json", json.dumps({"job": "6"})], ["the text", "", ""]],
-          "dead-letters: both lists and each reply's text")
+
+
+try:
+    every = sorted(f[:-4] for f in os.listdir(SRC) if f.endswith(".lua"))
+    for name in every:
+        with open(os.path.join(SRC, name + ".lua")) as f:
+            head = f.read().split("\n")
+        ok(head[0].startswith("-- " + name + ": ") and any(h.startswith("-- Returns") for h in head),
+           "%s.lua opens with its purpose and says what it returns" % name)
+    plain.start()
+    cluster.start()
+    resp(cluster.port, "CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+    import time
+    for _ in range(100):
+        if "cluster_state:ok" in s(resp(cluster.port, "CLUSTER", "INFO")):
+            break
+        time.sleep(0.1)
+    KEYSPEC = keyspec()
+
+    # The checks themselves: an undeclared key and keys in two slots are refused.
+    port = cluster.port
+    try:
+        r("EVAL", wrapped(b"return redis.call('GET', 'x')"), 0)
+        ok(False, "check: an undeclared key is refused")
+    except RuntimeError as e:
+        ok("undeclared key x in GET" in str(e), "check: an undeclared key is refused", str(e))
+    try:
+        r("EVAL", b"#!lua\nreturn redis.call('SET', 'zzz', 1)", 1, "{a}k")
+        ok(False, "check: the cluster refuses a key of another slot than the declared one")
+    except RuntimeError as e:
+        ok("do not hash to the same slot" in str(e),
+           "check: the cluster refuses a key of another slot than the declared one", str(e))
+    try:
+        r("EVAL", b"#!lua\nreturn 1", 2, "{a}k", "{b}k")
+        ok(False, "check: the cluster refuses declared keys in two slots")
+    except RuntimeError as e:
+        ok("CROSSSLOT" in str(e), "check: the cluster refuses declared keys in two slots", str(e))
+    is_eq(r("EVAL", wrapped(b"return redis.call('DEL', KEYS[1], KEYS[2])"), 2, "{a}1", "{a}2"), 0,
+          "check: declared keys of one slot pass")
+
+    for where, srv in (("plain", plain), ("cluster", cluster)):
+        port = srv.port
+        suite(where)
 finally:
-    redis.stop()
+    plain.stop()
+    cluster.stop()
 done()
