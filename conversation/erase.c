@@ -31,8 +31,11 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "common/redis.h"
+#include "conversation/erase.h"
 #include "conversation/state.h"
-#include "daemon/daemon.h"
+#include "odoo/lead.h"
+#include "twilio/intake.h"
 #include "redis/scripts.h"
 
 static struct rscript erase_script, erase_stream, erase_scan, prune_script;
@@ -50,7 +53,7 @@ scripts_init(void)
 
 struct erase_op {
 	struct http_request *req; /* NULL once cancelled */
-	struct daemon *d;
+	struct erase_ctx *x;
 	char phone[17];
 	json_t *answer, *redis; /* what went, so far */
 	long long lead;
@@ -122,7 +125,7 @@ on_odoo_erased(const struct odoo_error *e, json_t *report, void *arg)
 		json_object_set_new(o, "why", json_string("no lead of this phone in Odoo"));
 	} else if (e->kind == ODOO_OK) {
 		json_object_set_new(o, "anonymised", json_true());
-		op->d->privacy.odoo_anonymised++;
+		op->x->stats.odoo_anonymised++;
 	} else {
 		/* The rest is gone already; the lead's id is in the answer for a person to finish by hand. */
 		char msg[300];
@@ -132,7 +135,7 @@ on_odoo_erased(const struct odoo_error *e, json_t *report, void *arg)
 		    e->message);
 		json_object_set_new(o, "anonymised", json_false());
 		json_object_set_new(o, "error", json_string(msg));
-		op->d->privacy.odoo_failed++;
+		op->x->stats.odoo_failed++;
 	}
 	erase_answer(op);
 }
@@ -157,28 +160,28 @@ on_retry(sd_event_source *s, uint64_t usec, void *arg)
 static void
 erase_finish(struct erase_op *op)
 {
-	struct daemon *d = op->d;
+	struct erase_ctx *x = op->x;
 	long long lead = op->lead;
 	int n;
 
 	json_object_set(op->answer, "redis", op->redis);
 	/* The lead journal (leads kept without Odoo). */
-	if (d->journal != NULL) {
-		n = journal_erase(d->journal, op->phone);
+	if (x->journal_erase != NULL) {
+		n = x->journal_erase(op->phone, x->journal_arg);
 		json_object_set_new(
 		    op->answer, "journal_records", n >= 0 ? json_integer(n) : json_string(strerror(-n)));
 	}
-	d->privacy.erased++;
-	if (d->leads != NULL && d->conf->privacy_erase_odoo) {
+	x->stats.erased++;
+	if (x->leads != NULL && x->erase_odoo) {
 		/* Every lead of the phone, not only the one this conversation wrote: older, lost and won ones too. */
 		json_object_set_new(op->answer, "odoo",
 		    lead > 0 ? json_pack("{s:I}", "lead_id", (json_int_t)lead) : json_pack("{s:n}", "lead_id"));
-		lead_erase(d->leads, op->phone, lead > 0 ? (int)lead : 0, on_odoo_erased, op);
+		lead_erase(x->leads, op->phone, lead > 0 ? (int)lead : 0, on_odoo_erased, op);
 		return;
 	}
 	json_object_set_new(op->answer, "odoo",
 	    lead > 0 ? json_pack("{s:I, s:b, s:s}", "lead_id", (json_int_t)lead, "anonymised", 0, "why",
-	                   d->leads == NULL ? "no Odoo configured" : "privacy.erase_odoo is off")
+	                   x->leads == NULL ? "no Odoo configured" : "privacy.erase_odoo is off")
 	             : json_null());
 	erase_answer(op);
 }
@@ -243,15 +246,15 @@ on_step(redisAsyncContext *ac, void *r, void *pd)
 static void
 walk(struct erase_op *op)
 {
-	struct daemon *d = op->d;
+	struct erase_ctx *x = op->x;
 	int r;
 
 	if (op->from_id[0] != '\0') {
 		const char *argv[7] = {op->k_stream, op->from, op->from_id, op->last, "500", op->p_sid, op->p_idem};
-		r = d->redis == NULL ? -1 : rconn_eval(d->redis, &erase_stream, on_step, op, 1, 7, argv, NULL);
+		r = x->redis == NULL ? -1 : rconn_eval(x->redis, &erase_stream, on_step, op, 1, 7, argv, NULL);
 	} else {
 		const char *argv[6] = {op->phone, op->cursor, op->p_all, op->p_msg, op->p_own, "1000"};
-		r = d->redis == NULL ? -1 : rconn_eval(d->redis, &erase_scan, on_step, op, 0, 6, argv, NULL);
+		r = x->redis == NULL ? -1 : rconn_eval(x->redis, &erase_scan, on_step, op, 0, 6, argv, NULL);
 	}
 	if (r < 0)
 		walk_failed(op, NULL, 0);
@@ -261,7 +264,7 @@ static void
 on_erased(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct erase_op *op = pd;
-	struct daemon *d = op->d;
+	struct erase_ctx *x = op->x;
 	redisReply *reply = r;
 	static const char *const names[] = {
 	    "lead_id", "conversation_keys", "schedules", "dead_letters", "queued_replies", "opt_out", "dedupe_keys"};
@@ -283,7 +286,7 @@ on_erased(redisAsyncContext *ac, void *r, void *pd)
 			erase_free(op);
 			return;
 		}
-		if (sd_event_add_time(d->event, &op->timer, CLOCK_MONOTONIC, now_usec() + 200000, 10000, on_retry, op) <
+		if (sd_event_add_time(x->event, &op->timer, CLOCK_MONOTONIC, now_usec() + 200000, 10000, on_retry, op) <
 		    0) {
 			http_reply_error(op->req, 503, "cannot wait for the turn in progress");
 			erase_free(op);
@@ -308,8 +311,8 @@ on_erased(redisAsyncContext *ac, void *r, void *pd)
 static void
 run_erase(struct erase_op *op)
 {
-	struct daemon *d = op->d;
-	const char *p = d->conf->redis_key_prefix;
+	struct erase_ctx *x = op->x;
+	const char *p = x->key_prefix;
 	char *k[18], *a[2], now[24];
 	const char *argv[23];
 	int i, n = 0;
@@ -342,7 +345,7 @@ run_erase(struct erase_op *op)
 	argv[n++] = a[1];
 	argv[n++] = op->p_sid;
 	argv[n++] = now;
-	if (d->redis == NULL || rconn_eval(d->redis, &erase_script, on_erased, op, 18, n, argv, NULL) < 0) {
+	if (x->redis == NULL || rconn_eval(x->redis, &erase_script, on_erased, op, 18, n, argv, NULL) < 0) {
 		if (op->req != NULL)
 			http_reply_error(op->req, 503, "Redis unavailable; nothing was erased there (try again)");
 		erase_free(op);
@@ -354,43 +357,41 @@ run_erase(struct erase_op *op)
 }
 
 void
-delete_conversation(struct http_request *req, void *arg)
+erase_delete_conversation(struct http_request *req, void *arg)
 {
-	struct daemon *d = arg;
+	struct erase_ctx *x = arg;
 	const char *p = http_req_param(req, 0);
 	char phone[17], from[32];
 	struct erase_op *op;
 	int spooled = 0;
 
-	if (!admin_allowed(req, d))
-		return;
 	if (p == NULL || conv_phone_param(p, phone) < 0) {
 		http_reply_error(req, 400, "the phone must be +E164, whatsapp:+E164 or digits");
 		return;
 	}
-	if (d->redis == NULL || rconn_state(d->redis) != RCONN_UP) {
+	if (x->redis == NULL || rconn_state(x->redis) != RCONN_UP) {
 		http_reply_error(req, 503, "Redis unavailable; nothing was erased (try again)");
 		return;
 	}
 	scripts_init();
 	/* The spool first: a message waiting there would otherwise land in Redis after the erase. */
 	snprintf(from, sizeof(from), "whatsapp:%s", phone);
-	if (d->intake != NULL && (spooled = intake_spool_erase(d->intake, from)) < 0) {
+	if (x->intake != NULL && (spooled = intake_spool_erase(x->intake, from)) < 0) {
 		http_reply_error(
 		    req, 503, "a message from this phone is being moved from the spool into Redis; try again");
 		return;
 	}
 	op = xcalloc(1, sizeof(*op));
 	op->req = req;
-	op->d = d;
+	op->x = x;
 	snprintf(op->phone, sizeof(op->phone), "%s", phone);
-	xasprintf(&op->k_stream, "%s{intake}:stream", d->conf->redis_key_prefix);
+	xasprintf(&op->k_stream, "%s{intake}:stream", x->key_prefix);
 	xasprintf(&op->from, "whatsapp:%s", phone);
-	xasprintf(&op->p_sid, "%s{intake}:sid:", d->conf->redis_key_prefix);
-	xasprintf(&op->p_idem, "%s{intake}:idem:", d->conf->redis_key_prefix);
-	xasprintf(&op->p_all, "%s*", d->conf->redis_key_prefix);
-	xasprintf(&op->p_msg, "%s{outbox}:msg:", d->conf->redis_key_prefix);
-	xasprintf(&op->p_own, "%s{%s}:", d->conf->redis_key_prefix, phone);
+	xasprintf(&op->p_sid, "%s{intake}:sid:", x->key_prefix);
+	xasprintf(&op->p_idem, "%s{intake}:idem:", x->key_prefix);
+	xasprintf(&op->p_all, "%s*", x->key_prefix);
+	xasprintf(&op->p_msg, "%s{outbox}:msg:", x->key_prefix);
+	xasprintf(&op->p_own, "%s{%s}:", x->key_prefix, phone);
 	op->answer = json_pack("{s:s, s:b, s:i}", "phone", phone, "erased", 1, "spool_files", spooled);
 	op->deadline = now_usec() + 15000000;
 	op->next = erase_ops;
@@ -401,29 +402,28 @@ delete_conversation(struct http_request *req, void *arg)
 /* ---- retention ---- */
 
 struct sweep {
-	struct daemon *d;
 	char cursor[32];
 	bool busy;
 };
 
 static struct sweep sweep;
 
-static void sweep_step(struct daemon *d);
+static void sweep_step(struct erase_ctx *x);
 
 static void
 on_pruned(redisAsyncContext *ac, void *r, void *pd)
 {
-	struct daemon *d = pd;
+	struct erase_ctx *x = pd;
 	redisReply *reply = r;
 
 	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
-		d->privacy.pruned_conversations++;
+		x->stats.pruned_conversations++;
 }
 
 static void
 on_state(redisAsyncContext *ac, void *r, void *pd)
 {
-	struct daemon *d = pd;
+	struct erase_ctx *x = pd;
 	redisReply *reply = r;
 	const char *why;
 	json_t *st;
@@ -436,15 +436,15 @@ on_state(redisAsyncContext *ac, void *r, void *pd)
 	key = reply->element[0]->str;
 	if ((st = conv_state_parse(reply->element[1]->str, reply->element[1]->len, &why)) == NULL)
 		return;
-	dropped = conv_state_prune(st, realtime_usec() / 1000, d->conf->privacy_history_retention_ms);
+	dropped = conv_state_prune(st, realtime_usec() / 1000, x->history_retention_ms);
 	if (dropped > 0) {
 		const char *argv[3];
 		pruned = json_dumps(st, JSON_COMPACT);
 		argv[0] = key;
 		argv[1] = reply->element[1]->str;
 		argv[2] = pruned;
-		d->privacy.pruned_messages += dropped;
-		rconn_eval(d->redis, &prune_script, on_pruned, d, 1, 3, argv, NULL);
+		x->stats.pruned_messages += dropped;
+		rconn_eval(x->redis, &prune_script, on_pruned, x, 1, 3, argv, NULL);
 		free(pruned);
 	}
 	json_decref(st);
@@ -453,7 +453,7 @@ on_state(redisAsyncContext *ac, void *r, void *pd)
 static void
 on_scan(redisAsyncContext *ac, void *r, void *pd)
 {
-	struct daemon *d = pd;
+	struct erase_ctx *x = pd;
 	redisReply *reply = r;
 	size_t i;
 
@@ -463,34 +463,34 @@ on_scan(redisAsyncContext *ac, void *r, void *pd)
 	snprintf(sweep.cursor, sizeof(sweep.cursor), "%s", reply->element[0]->str);
 	for (i = 0; i < reply->element[1]->elements; i++) {
 		const char *k = reply->element[1]->element[i]->str;
-		rconn_command(d->redis, on_state, d, "EVAL %s 1 %s", "return {KEYS[1], redis.call('GET', KEYS[1])}", k);
+		rconn_command(x->redis, on_state, x, "EVAL %s 1 %s", "return {KEYS[1], redis.call('GET', KEYS[1])}", k);
 	}
 	if (strcmp(sweep.cursor, "0") != 0)
-		sweep_step(d);
+		sweep_step(x);
 	else
-		d->privacy.sweeps++;
+		x->stats.sweeps++;
 }
 
 static void
-sweep_step(struct daemon *d)
+sweep_step(struct erase_ctx *x)
 {
 	char *match;
 
-	if (d->redis == NULL || rconn_state(d->redis) != RCONN_UP || sweep.busy)
+	if (x->redis == NULL || rconn_state(x->redis) != RCONN_UP || sweep.busy)
 		return;
-	xasprintf(&match, "%s{+*}:conv", d->conf->redis_key_prefix);
+	xasprintf(&match, "%s{+*}:conv", x->key_prefix);
 	sweep.busy = true;
-	if (rconn_command(d->redis, on_scan, d, "SCAN %s MATCH %s COUNT 500", sweep.cursor, match) < 0)
+	if (rconn_command(x->redis, on_scan, x, "SCAN %s MATCH %s COUNT 500", sweep.cursor, match) < 0)
 		sweep.busy = false;
 	free(match);
 }
 
 void
-retention_sweep(struct daemon *d)
+erase_retention_sweep(struct erase_ctx *x)
 {
-	if (d->conf->privacy_history_retention_ms == 0 || sweep.busy)
+	if (x->history_retention_ms == 0 || sweep.busy)
 		return;
 	scripts_init();
 	snprintf(sweep.cursor, sizeof(sweep.cursor), "0");
-	sweep_step(d);
+	sweep_step(x);
 }
