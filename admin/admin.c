@@ -20,8 +20,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "daemon/conf.h"
-#include "daemon/daemon.h"
+#include "admin/admin.h"
 
 #define TOKEN_FILE "admin.token"
 
@@ -83,31 +82,31 @@ read_token(const char *path, char **out)
 }
 
 static void
-set_token(struct daemon *d, char *tok, bool generated)
+set_token(struct admin_ctx *x, char *tok, bool generated)
 {
-	if (d->admin_token != NULL) {
-		explicit_bzero(d->admin_token, strlen(d->admin_token));
-		free(d->admin_token);
+	if (x->token != NULL) {
+		explicit_bzero(x->token, strlen(x->token));
+		free(x->token);
 	}
-	d->admin_token = tok;
-	d->admin_token_generated = generated;
+	x->token = tok;
+	x->token_generated = generated;
 }
 
 int
-admin_token_init(struct daemon *d)
+admin_token_init(struct admin_ctx *x, const char *configured, const char *state_dir)
 {
 	char path[4096], tmp[4100], hex[65], *tok;
 	unsigned char raw[32];
 	size_t i;
 	int fd, r;
 
-	if (d->conf->admin_token != NULL) {
-		set_token(d, xstrdup(d->conf->admin_token), false);
+	if (configured != NULL) {
+		set_token(x, xstrdup(configured), false);
 		return 0;
 	}
-	snprintf(path, sizeof(path), "%s/" TOKEN_FILE, d->conf->state_dir);
+	snprintf(path, sizeof(path), "%s/" TOKEN_FILE, state_dir);
 	if ((r = read_token(path, &tok)) == 0) {
-		set_token(d, tok, true);
+		set_token(x, tok, true);
 		log_notice("admin: using the admin token in %s (CRMBRIDGE_ADMIN_TOKEN not set)", path);
 		return 0;
 	}
@@ -127,32 +126,56 @@ admin_token_init(struct daemon *d)
 		unlink(tmp);
 		goto fail;
 	}
-	set_token(d, xstrdup(hex), true);
+	set_token(x, xstrdup(hex), true);
 	log_notice("admin: CRMBRIDGE_ADMIN_TOKEN not set; generated one in %s (crmbridgectl reads it there)", path);
 	return 0;
 fail:
-	set_token(d, NULL, false);
+	set_token(x, NULL, false);
 	return -1;
 }
 
 void
-admin_token_free(struct daemon *d)
+admin_ctx_clear(struct admin_ctx *x)
 {
-	set_token(d, NULL, false);
+	set_token(x, NULL, false);
+	free(x->odoo_url);
+	x->odoo_url = NULL;
 }
 
 bool
-admin_allowed(struct http_request *req, struct daemon *d)
+admin_allowed(struct http_request *req, struct admin_ctx *x)
 {
 	const char *auth = http_req_header(req, "Authorization");
 
 	/* The whole token, in constant time: timingsafe_streq compares lengths too, so a prefix is refused. */
-	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 && d->admin_token != NULL &&
-	    timingsafe_streq(auth + 7, d->admin_token))
+	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 && x->token != NULL &&
+	    timingsafe_streq(auth + 7, x->token))
 		return true;
-	d->auth_failures++;
+	x->auth_failures++;
 	http_add_header(req, "WWW-Authenticate", "Bearer realm=\"crmbridge\"");
 	http_reply_error(
 	    req, 401, auth == NULL ? "this endpoint needs Authorization: Bearer <admin token>" : "wrong bearer token");
 	return false;
+}
+
+bool
+admin_allow(struct http_request *req, void *arg)
+{
+	return admin_allowed(req, arg);
+}
+
+bool
+admin_allow_health(struct http_request *req, void *arg)
+{
+	struct admin_ctx *x = arg;
+
+	return x->health_public || admin_allowed(req, x);
+}
+
+bool
+admin_allow_metrics(struct http_request *req, void *arg)
+{
+	struct admin_ctx *x = arg;
+
+	return x->metrics_public || admin_allowed(req, x);
 }

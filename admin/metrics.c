@@ -13,40 +13,51 @@
 #include "common/log.h"
 #include "common/prom.h"
 #include "common/util.h"
-#include "daemon/daemon.h"
+#include "admin/admin.h"
+#include "admin/analytics.h"
+#include "conversation/journal.h"
+#include "classifier/classifier.h"
+#include "common/redis.h"
+#include "conversation/erase.h"
+#include "conversation/outreach.h"
+#include "conversation/engine.h"
+#include "odoo/lead.h"
+#include "twilio/intake.h"
+#include "twilio/sender.h"
+#include "twilio/webhook.h"
 
 #define L(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 void
-daemon_metrics_init(struct daemon *d)
+admin_metrics_init(struct admin_ctx *x)
 {
-	prom_hist_init(&d->m.turn, prom_latency_bounds, prom_latency_nbounds);
-	prom_hist_init(&d->m.classify_gemini, prom_latency_bounds, prom_latency_nbounds);
-	prom_hist_init(&d->m.classify_rules, prom_latency_bounds, prom_latency_nbounds);
+	prom_hist_init(&x->m.turn, prom_latency_bounds, prom_latency_nbounds);
+	prom_hist_init(&x->m.classify_gemini, prom_latency_bounds, prom_latency_nbounds);
+	prom_hist_init(&x->m.classify_rules, prom_latency_bounds, prom_latency_nbounds);
 }
 
 void
-daemon_on_turn(const struct turn_report *r, void *arg)
+admin_on_turn(const struct turn_report *r, void *arg)
 {
-	struct daemon *d = arg;
+	struct admin_ctx *x = arg;
 	int q = r->quality == NULL ? 1 : strcmp(r->quality, "hot") == 0 ? 2 : strcmp(r->quality, "cold") == 0 ? 0 : 1;
 
 	if (r->customer)
-		prom_hist_observe(&d->m.turn, (double)r->turn_usec / 1e6);
+		prom_hist_observe(&x->m.turn, (double)r->turn_usec / 1e6);
 	if (r->classified) {
 		if (r->a->source != NULL && strcmp(r->a->source, "rules") != 0)
-			prom_hist_observe(&d->m.classify_gemini, (double)r->classify_usec / 1e6);
+			prom_hist_observe(&x->m.classify_gemini, (double)r->classify_usec / 1e6);
 		else
-			prom_hist_observe(&d->m.classify_rules, (double)r->classify_usec / 1e6);
+			prom_hist_observe(&x->m.classify_rules, (double)r->classify_usec / 1e6);
 	}
 	if (r->lead == 1 || r->lead == 2) {
-		d->m.leads[r->lead - 1][q]++;
-		d->lead_writes++;
+		x->m.leads[r->lead - 1][q]++;
+		x->lead_writes++;
 	} else if (r->lead == -1)
-		d->m.leads_deferred++;
-	if (d->analytics != NULL)
+		x->m.leads_deferred++;
+	if (x->analytics != NULL)
 		analytics_record(
-		    d->analytics, d->redis != NULL && rconn_state(d->redis) == RCONN_UP ? d->redis : NULL, r);
+		    x->analytics, x->redis != NULL && rconn_state(x->redis) == RCONN_UP ? x->redis : NULL, r);
 }
 
 /* ---- lead figures, cached for the analytics ---- */
@@ -54,9 +65,9 @@ daemon_on_turn(const struct turn_report *r, void *arg)
 static void
 on_lead_stats(const struct odoo_error *e, json_t *stats, void *arg)
 {
-	struct daemon *d = arg;
+	struct admin_ctx *x = arg;
 
-	d->lead_stats_busy = false;
+	x->lead_stats_busy = false;
 	if (e != NULL && e->kind != ODOO_OK) {
 		log_info("analytics: Odoo lead figures not refreshed: %s", e->message);
 		return;
@@ -69,28 +80,28 @@ on_lead_stats(const struct odoo_error *e, json_t *stats, void *arg)
 		if (json_object_get(stats, "total") == NULL)
 			json_object_set_new(stats, "total", json_integer(total));
 		json_object_set_new(stats, "store", json_string("odoo"));
-		analytics_set_leads(d->analytics, stats, realtime_usec());
+		analytics_set_leads(x->analytics, stats, realtime_usec());
 	}
 }
 
 void
-daemon_refresh_lead_stats(struct daemon *d)
+admin_refresh_lead_stats(struct admin_ctx *x)
 {
 	uint64_t at;
 
 	/* At most once a minute, or sooner when this instance wrote leads since: the figures are a cache, not a way
 	   to load Odoo. */
-	if (d->analytics == NULL || d->lead_stats_busy ||
-	    (analytics_leads(d->analytics, &at) != NULL && realtime_usec() - at < 60 * 1000000ULL &&
-	        (d->lead_writes == d->lead_stats_writes || realtime_usec() - at < 5 * 1000000ULL)))
+	if (x->analytics == NULL || x->lead_stats_busy ||
+	    (analytics_leads(x->analytics, &at) != NULL && realtime_usec() - at < 60 * 1000000ULL &&
+	        (x->lead_writes == x->lead_stats_writes || realtime_usec() - at < 5 * 1000000ULL)))
 		return;
-	if (d->leads != NULL && d->odoo_probe_ok) {
-		d->lead_stats_busy = true;
-		d->lead_stats_writes = d->lead_writes;
-		lead_stats(d->leads, 30, on_lead_stats, d);
-	} else if (d->leads == NULL && d->journal != NULL) {
-		json_t *s = journal_stats(d->journal, 30);
-		analytics_set_leads(d->analytics, s, realtime_usec());
+	if (x->leads != NULL && x->odoo_ok) {
+		x->lead_stats_busy = true;
+		x->lead_stats_writes = x->lead_writes;
+		lead_stats(x->leads, 30, on_lead_stats, x);
+	} else if (x->leads == NULL && x->journal != NULL) {
+		json_t *s = journal_stats(x->journal, 30);
+		analytics_set_leads(x->analytics, s, realtime_usec());
 		json_decref(s);
 	}
 }
@@ -112,7 +123,7 @@ gauge(FILE *f, const char *name, const char *help, double v)
 }
 
 static void
-write_metrics(FILE *f, struct daemon *d)
+write_metrics(FILE *f, struct admin_ctx *x)
 {
 	static const char *const qn[3] = {"cold", "warm", "hot"};
 	struct http_stats hs;
@@ -125,11 +136,11 @@ write_metrics(FILE *f, struct daemon *d)
 	prom_family(f, "crmbridge_build_info", "gauge", "Version of crmbridged; always 1.");
 	prom_sample(f, "crmbridge_build_info", L("version", PACKAGE_VERSION), 1);
 	gauge(f, "crmbridge_start_time_seconds", "When this process started (Unix time).",
-	    (double)(d->started_rt / 1000000));
+	    (double)(x->started_rt / 1000000));
 	gauge(f, "crmbridge_uptime_seconds", "Seconds since this process started.",
-	    (double)((now_usec() - d->started) / 1000000));
+	    (double)((now_usec() - x->started) / 1000000));
 
-	http_get_stats(d->http, &hs);
+	http_get_stats(x->http, &hs);
 	prom_family(f, "crmbridge_http_responses_total", "counter", "HTTP responses on the main listener, by class.");
 	prom_sample(f, "crmbridge_http_responses_total", L("class", "2xx"), (double)hs.status_2xx);
 	prom_sample(f, "crmbridge_http_responses_total", L("class", "3xx"), (double)hs.status_3xx);
@@ -146,47 +157,48 @@ write_metrics(FILE *f, struct daemon *d)
 	prom_sample(f, "crmbridge_http_refused_total", L("reason", "per_address"), (double)hs.per_address_closed);
 	prom_sample(f, "crmbridge_http_refused_total", L("reason", "slow_client"), (double)hs.slow_clients);
 	counter(f, "crmbridge_admin_auth_failures_total", "Admin requests refused for a missing or wrong token.",
-	    (double)d->auth_failures);
+	    (double)x->auth_failures);
 
 	prom_family(f, "crmbridge_webhook_requests_total", "counter", "Twilio message webhooks, by result.");
-	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "accepted"), (double)d->wh.accepted);
-	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "duplicate"), (double)d->wh.duplicates);
-	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "spooled"), (double)d->wh.spooled);
-	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "failed"), (double)d->wh.failed);
-	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "bad_request"), (double)d->wh.bad_request);
+	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "accepted"), (double)x->webhook->accepted);
+	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "duplicate"), (double)x->webhook->duplicates);
+	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "spooled"), (double)x->webhook->spooled);
+	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "failed"), (double)x->webhook->failed);
+	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "bad_request"), (double)x->webhook->bad_request);
 	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "signature_rejected"),
-	    (double)(d->wh.sig_missing + d->wh.sig_invalid + d->wh.sig_unconfigured));
+	    (double)(x->webhook->sig_missing + x->webhook->sig_invalid + x->webhook->sig_unconfigured));
 	prom_family(f, "crmbridge_webhook_signature_rejects_total", "counter", "Webhooks refused for their signature.");
-	prom_sample(f, "crmbridge_webhook_signature_rejects_total", L("reason", "missing"), (double)d->wh.sig_missing);
-	prom_sample(f, "crmbridge_webhook_signature_rejects_total", L("reason", "invalid"), (double)d->wh.sig_invalid);
+	prom_sample(
+	    f, "crmbridge_webhook_signature_rejects_total", L("reason", "missing"), (double)x->webhook->sig_missing);
+	prom_sample(
+	    f, "crmbridge_webhook_signature_rejects_total", L("reason", "invalid"), (double)x->webhook->sig_invalid);
 	prom_sample(f, "crmbridge_webhook_signature_rejects_total", L("reason", "unconfigured"),
-	    (double)d->wh.sig_unconfigured);
+	    (double)x->webhook->sig_unconfigured);
 	counter(f, "crmbridge_webhook_duplicates_total", "Webhooks for a MessageSid already stored (Twilio retries).",
-	    (double)d->wh.duplicates);
+	    (double)x->webhook->duplicates);
 	counter(f, "crmbridge_status_callbacks_total", "Twilio delivery status callbacks received.",
-	    (double)d->wh.status_callbacks);
+	    (double)x->webhook->status_callbacks);
 
-	intake_get_stats(d->intake, &is);
+	intake_get_stats(x->intake, &is);
 	gauge(f, "crmbridge_spool_depth", "Messages waiting in the disk spool for Redis.", (double)is.spool_depth);
 
-	rconn_get_info(d->redis, &ri);
+	rconn_get_info(x->redis, &ri);
 	gauge(f, "crmbridge_redis_up", "1 when the Redis connection is up.", ri.state == RCONN_UP ? 1 : 0);
 	counter(f, "crmbridge_redis_reconnects_total", "Redis reconnections.", (double)ri.reconnects);
 
 	prom_family(f, "crmbridge_turn_duration_seconds", "histogram",
 	    "From a turn's claim to its commit: classification, lead write, reply queued.");
-	prom_hist_write(f, "crmbridge_turn_duration_seconds", NULL, &d->m.turn);
+	prom_hist_write(f, "crmbridge_turn_duration_seconds", NULL, &x->m.turn);
 	prom_family(f, "crmbridge_classifier_duration_seconds", "histogram", "Classification time, by who answered.");
-	prom_hist_write(f, "crmbridge_classifier_duration_seconds",
-	    L("source", model_provider_name((enum model_provider)conf_model_provider(d->conf))), &d->m.classify_gemini);
-	prom_hist_write(f, "crmbridge_classifier_duration_seconds", L("source", "rules"), &d->m.classify_rules);
+	prom_hist_write(f, "crmbridge_classifier_duration_seconds", L("source", model_provider_name(x->provider)),
+	    &x->m.classify_gemini);
+	prom_hist_write(f, "crmbridge_classifier_duration_seconds", L("source", "rules"), &x->m.classify_rules);
 
-	classifier_get_stats(d->classifier, &cs);
+	classifier_get_stats(x->classifier, &cs);
 	prom_family(f, "crmbridge_classifier_outcomes_total", "counter",
 	    "Classifications, by who answered and why the rules answered for Gemini.");
 	prom_sample(f, "crmbridge_classifier_outcomes_total",
-	    L("source", model_provider_name((enum model_provider)conf_model_provider(d->conf)), "outcome", "ok"),
-	    (double)cs.by_gemini);
+	    L("source", model_provider_name(x->provider), "outcome", "ok"), (double)cs.by_gemini);
 	prom_sample(f, "crmbridge_classifier_outcomes_total", L("source", "rules", "outcome", "no_model"),
 	    (double)(cs.by_rules - cs.fallbacks));
 	for (i = 1; i <= GEM_TIMEOUT; i++)
@@ -194,9 +206,9 @@ write_metrics(FILE *f, struct daemon *d)
 			prom_sample(f, "crmbridge_classifier_outcomes_total",
 			    L("source", "rules", "outcome", gemini_outcome_name((enum gemini_outcome)i)),
 			    (double)cs.fallback_reason[i]);
-	if (d->gemini != NULL) {
+	if (x->gemini != NULL) {
 		struct gemini_stats gs;
-		gemini_get_stats(d->gemini, &gs);
+		gemini_get_stats(x->gemini, &gs);
 		gauge(f, "crmbridge_gemini_breaker_open", "1 while the Gemini circuit breaker is open.",
 		    gs.breaker == BREAKER_OPEN ? 1 : 0);
 		counter(f, "crmbridge_gemini_retries_total", "Gemini calls retried.", (double)gs.retries);
@@ -209,9 +221,9 @@ write_metrics(FILE *f, struct daemon *d)
 	}
 
 	prom_family(f, "crmbridge_odoo_calls_total", "counter", "Odoo calls, by method and result.");
-	if (d->odoo != NULL) {
+	if (x->odoo != NULL) {
 		struct odoo_info oi;
-		odoo_get_info(d->odoo, &oi);
+		odoo_get_info(x->odoo, &oi);
 		for (i = 0; i < ODOO_METHOD_SLOTS && oi.methods[i].method[0] != '\0'; i++)
 			for (k = 0; k < 4; k++)
 				if (oi.methods[i].by_kind[k] > 0)
@@ -223,12 +235,12 @@ write_metrics(FILE *f, struct daemon *d)
 		    (double)oi.retries);
 	}
 	gauge(f, "crmbridge_odoo_up", "1 when Odoo answered the last probe (0 also when not configured).",
-	    d->odoo != NULL && d->odoo_probe_ok ? 1 : 0);
+	    x->odoo != NULL && x->odoo_ok ? 1 : 0);
 
 	prom_family(f, "crmbridge_twilio_sends_total", "counter", "Replies sent to Twilio, by result and error code.");
-	if (d->sender != NULL) {
+	if (x->sender != NULL) {
 		struct sender_stats ss;
-		sender_get_stats(d->sender, &ss);
+		sender_get_stats(x->sender, &ss);
 		for (i = 0; i < SENDER_RESULT_SLOTS && ss.results[i].result[0] != '\0'; i++) {
 			snprintf(num, sizeof(num), "%ld", ss.results[i].code);
 			prom_sample(f, "crmbridge_twilio_sends_total", L("result", ss.results[i].result, "code", num),
@@ -245,9 +257,9 @@ write_metrics(FILE *f, struct daemon *d)
 		    "Replies refused for being outside WhatsApp's 24-hour window (63016).", (double)ss.window_closed);
 	}
 
-	if (d->engine != NULL) {
+	if (x->engine != NULL) {
 		struct engine_stats es;
-		engine_get_stats(d->engine, &es);
+		engine_get_stats(x->engine, &es);
 		counter(f, "crmbridge_turns_total", "Conversation turns started.", (double)es.turns);
 		counter(
 		    f, "crmbridge_turns_failed_total", "Turns that failed and were redone.", (double)es.turns_failed);
@@ -286,15 +298,15 @@ write_metrics(FILE *f, struct daemon *d)
 		prom_sample(f, "crmbridge_links_total", L("link", "payment", "result", "failed"),
 		    (double)es.links_payment_failed);
 		prom_family(f, "crmbridge_outreach_total", "counter", "POST /api/call-completed by outcome.");
-		prom_sample(f, "crmbridge_outreach_total", L("result", "accepted"), (double)d->outreach.accepted);
-		prom_sample(f, "crmbridge_outreach_total", L("result", "duplicate"), (double)d->outreach.duplicates);
-		prom_sample(f, "crmbridge_outreach_total", L("result", "rejected"), (double)d->outreach.rejected);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "accepted"), (double)x->outreach->accepted);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "duplicate"), (double)x->outreach->duplicates);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "rejected"), (double)x->outreach->rejected);
 		prom_sample(
-		    f, "crmbridge_outreach_total", L("result", "unauthorized"), (double)d->outreach.unauthorized);
-		prom_sample(f, "crmbridge_outreach_total", L("result", "opted_out"), (double)d->outreach.opted_out);
-		prom_sample(f, "crmbridge_outreach_total", L("result", "sent"), (double)d->outreach.sent);
-		prom_sample(f, "crmbridge_outreach_total", L("result", "failed"), (double)d->outreach.failed);
-		prom_sample(f, "crmbridge_outreach_total", L("result", "skipped"), (double)d->outreach.skipped);
+		    f, "crmbridge_outreach_total", L("result", "unauthorized"), (double)x->outreach->unauthorized);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "opted_out"), (double)x->outreach->opted_out);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "sent"), (double)x->outreach->sent);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "failed"), (double)x->outreach->failed);
+		prom_sample(f, "crmbridge_outreach_total", L("result", "skipped"), (double)x->outreach->skipped);
 		prom_family(f, "crmbridge_media_total", "counter",
 		    "Inbound voice notes and images: fetched for the model, failed, read by it, or the customer asked "
 		    "to write.");
@@ -304,13 +316,13 @@ write_metrics(FILE *f, struct daemon *d)
 		prom_sample(f, "crmbridge_media_total", L("result", "asked_to_write"), (double)es.media_unread);
 		prom_family(f, "crmbridge_privacy_total", "counter",
 		    "Erasures (DELETE /api/conversation/{phone}), Odoo anonymisations, history retention.");
-		prom_sample(f, "crmbridge_privacy_total", L("event", "erased"), (double)d->privacy.erased);
+		prom_sample(f, "crmbridge_privacy_total", L("event", "erased"), (double)x->privacy->erased);
 		prom_sample(
-		    f, "crmbridge_privacy_total", L("event", "odoo_anonymised"), (double)d->privacy.odoo_anonymised);
-		prom_sample(f, "crmbridge_privacy_total", L("event", "odoo_failed"), (double)d->privacy.odoo_failed);
+		    f, "crmbridge_privacy_total", L("event", "odoo_anonymised"), (double)x->privacy->odoo_anonymised);
+		prom_sample(f, "crmbridge_privacy_total", L("event", "odoo_failed"), (double)x->privacy->odoo_failed);
 		prom_sample(f, "crmbridge_privacy_total", L("event", "history_pruned_messages"),
-		    (double)d->privacy.pruned_messages);
-		prom_sample(f, "crmbridge_privacy_total", L("event", "retention_sweeps"), (double)d->privacy.sweeps);
+		    (double)x->privacy->pruned_messages);
+		prom_sample(f, "crmbridge_privacy_total", L("event", "retention_sweeps"), (double)x->privacy->sweeps);
 		prom_family(f, "crmbridge_queue_depth", "gauge", "Items waiting, by queue (sampled every second).");
 		prom_sample(
 		    f, "crmbridge_queue_depth", L("queue", "turns"), (double)(es.queue_depth < 0 ? 0 : es.queue_depth));
@@ -325,26 +337,24 @@ write_metrics(FILE *f, struct daemon *d)
 	for (k = 0; k < 2; k++)
 		for (i = 0; i < 3; i++)
 			prom_sample(f, "crmbridge_leads_total",
-			    L("action", k == 0 ? "created" : "updated", "quality", qn[i]), (double)d->m.leads[k][i]);
+			    L("action", k == 0 ? "created" : "updated", "quality", qn[i]), (double)x->m.leads[k][i]);
 	counter(f, "crmbridge_lead_writes_deferred_total", "Lead writes kept for a background retry.",
-	    (double)d->m.leads_deferred);
+	    (double)x->m.leads_deferred);
 }
 
 void
-get_metrics(struct http_request *req, void *arg)
+admin_get_metrics(struct http_request *req, void *arg)
 {
-	struct daemon *d = arg;
+	struct admin_ctx *x = arg;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f;
 
-	if (!d->conf->metrics_public && !admin_allowed(req, d))
-		return;
 	if ((f = open_memstream(&buf, &len)) == NULL) {
 		http_reply_error(req, 503, "out of memory");
 		return;
 	}
-	write_metrics(f, d);
+	write_metrics(f, x);
 	fclose(f);
 	http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
 	free(buf);

@@ -1,6 +1,8 @@
 /*
- * crmbridged's HTTP endpoints and its routing table. Each handler reads the
- * daemon state and answers JSON; none of them blocks.
+ * The admin endpoints: health, the status of every service, conversations,
+ * dead letters, analytics and the lead journal. Each handler reads its
+ * struct admin_ctx and answers JSON; none of them blocks. daemon/ puts them
+ * in its routing table, behind the admin token.
  */
 #include "config.h"
 
@@ -15,8 +17,17 @@
 #include "common/xmalloc.h"
 #include "conversation/outbound.h"
 #include "conversation/state.h"
-#include "daemon/daemon.h"
+#include "admin/admin.h"
+#include "admin/analytics.h"
+#include "conversation/journal.h"
+#include "classifier/classifier.h"
+#include "common/redis.h"
+#include "conversation/engine.h"
+#include "odoo/lead.h"
 #include "redis/scripts.h"
+#include "twilio/content.h"
+#include "twilio/intake.h"
+#include "twilio/sender.h"
 #include "twilio/webhook.h"
 
 static json_t *
@@ -31,20 +42,18 @@ iso_time(uint64_t realtime_usec_v)
 	return json_string(buf);
 }
 
-static void
-get_health(struct http_request *req, void *arg)
+void
+admin_get_health(struct http_request *req, void *arg)
 {
-	struct daemon *d = arg;
+	struct admin_ctx *x = arg;
 
-	if (!d->conf->health_public && !admin_allowed(req, d))
-		return;
-	if (d->stopping) {
+	if (x->stopping) {
 		http_reply_json(req, 503, json_pack("{s:s}", "status", "stopping"));
 		return;
 	}
 	http_reply_json(req, 200,
 	    json_pack("{s:s, s:s, s:I}", "status", "ok", "version", PACKAGE_VERSION, "uptime_s",
-	        (json_int_t)((now_usec() - d->started) / 1000000)));
+	        (json_int_t)((now_usec() - x->started) / 1000000)));
 }
 
 static json_t *
@@ -53,29 +62,26 @@ service_json(bool configured, const char *configured_text, const char *otherwise
 	return json_pack("{s:b, s:s}", "configured", configured, "mode", configured ? configured_text : otherwise);
 }
 
-static void
-get_system_status(struct http_request *req, void *arg)
+void
+admin_get_system_status(struct http_request *req, void *arg)
 {
-	struct daemon *d = arg;
+	struct admin_ctx *x = arg;
 	struct rconn_info ri;
 	struct http_stats hs;
-	const struct conf *c = d->conf;
 	json_t *j, *redis;
 	const char *verdict;
 
-	if (!admin_allowed(req, d))
-		return;
-	rconn_get_info(d->redis, &ri);
-	http_get_stats(d->http, &hs);
+	rconn_get_info(x->redis, &ri);
+	http_get_stats(x->http, &hs);
 	redis = json_pack("{s:s, s:s, s:i, s:I, s:I}", "state", rconn_state_name(ri.state), "endpoint", ri.endpoint,
 	    "db", ri.db, "reconnects", (json_int_t)ri.reconnects, "failures", (json_int_t)ri.failures);
 	if (ri.state == RCONN_UP)
 		json_object_set_new(redis, "ping_ms", json_real((double)ri.ping_rtt_usec / 1000.0));
 	json_object_set_new(redis, "last_error", ri.last_error[0] != '\0' ? json_string(ri.last_error) : json_null());
-	verdict = d->stopping ? "stopping" : ri.state == RCONN_UP ? "ok" : "degraded";
+	verdict = x->stopping ? "stopping" : ri.state == RCONN_UP ? "ok" : "degraded";
 	j = json_pack("{s:s, s:s, s:I, s:o, s:s, s:o}", "status", verdict, "version", PACKAGE_VERSION, "uptime_s",
-	    (json_int_t)((now_usec() - d->started) / 1000000), "started_at", iso_time(d->started_rt), "listen",
-	    d->bound, "redis", redis);
+	    (json_int_t)((now_usec() - x->started) / 1000000), "started_at", iso_time(x->started_rt), "listen",
+	    x->listen, "redis", redis);
 	json_object_set_new(j, "http",
 	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests",
 	        (json_int_t)hs.requests, "status_2xx", (json_int_t)hs.status_2xx, "status_4xx",
@@ -86,45 +92,46 @@ get_system_status(struct http_request *req, void *arg)
 	        (json_int_t)hs.connections, "in_flight", (json_int_t)hs.in_flight));
 	json_object_set_new(j, "services",
 	    json_pack("{s:o, s:o, s:o}", "classifier",
-	        service_json(conf_model_on(c), conf_model_provider(c) == 1 ? "openai" : "gemini", "offline rules"),
-	        "odoo", service_json(c->odoo_url != NULL, "odoo", "not configured"), "twilio",
-	        service_json(c->twilio_auth_token != NULL, "signed webhooks", "not configured")));
+	        service_json(x->model_on, x->provider == PROVIDER_OPENAI ? "openai" : "gemini", "offline rules"),
+	        "odoo", service_json(x->odoo_url != NULL, "odoo", "not configured"), "twilio",
+	        service_json(x->twilio_configured, "signed webhooks", "not configured")));
 	json_object_set_new(j, "config",
-	    json_pack("{s:o, s:I, s:o}", "path", c->path != NULL ? json_string(c->path) : json_null(), "reloads",
-	        (json_int_t)d->reloads, "last_reload",
-	        d->reload_at == 0 ? json_null()
-	                          : json_pack("{s:o, s:b, s:i}", "at", iso_time(d->reload_at), "ok", d->reload_ok,
-	                                "errors", (int)d->reload_errors)));
+	    json_pack("{s:o, s:I, s:o}", "path", x->conf_path != NULL ? json_string(x->conf_path) : json_null(),
+	        "reloads", (json_int_t)x->reloads, "last_reload",
+	        x->reload_at == 0 ? json_null()
+	                          : json_pack("{s:o, s:b, s:i}", "at", iso_time(x->reload_at), "ok", x->reload_ok,
+	                                "errors", (int)x->reload_errors)));
 	{
 		struct intake_stats is;
-		intake_get_stats(d->intake, &is);
+		intake_get_stats(x->intake, &is);
 		json_object_set_new(j, "intake",
 		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "stored", (json_int_t)is.stored, "duplicates",
 		        (json_int_t)is.duplicates, "spooled", (json_int_t)is.spooled, "replayed_from_spool",
 		        (json_int_t)is.replayed, "spool_depth", (json_int_t)is.spool_depth, "failed",
 		        (json_int_t)is.failed));
 		json_object_set_new(j, "webhook",
-		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)d->wh.requests,
-		        "accepted", (json_int_t)d->wh.accepted, "duplicates", (json_int_t)d->wh.duplicates, "spooled",
-		        (json_int_t)d->wh.spooled, "failed", (json_int_t)d->wh.failed, "bad_request",
-		        (json_int_t)d->wh.bad_request, "signature_missing", (json_int_t)d->wh.sig_missing,
-		        "signature_invalid", (json_int_t)(d->wh.sig_invalid + d->wh.sig_unconfigured)));
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)x->webhook->requests,
+		        "accepted", (json_int_t)x->webhook->accepted, "duplicates", (json_int_t)x->webhook->duplicates,
+		        "spooled", (json_int_t)x->webhook->spooled, "failed", (json_int_t)x->webhook->failed,
+		        "bad_request", (json_int_t)x->webhook->bad_request, "signature_missing",
+		        (json_int_t)x->webhook->sig_missing, "signature_invalid",
+		        (json_int_t)(x->webhook->sig_invalid + x->webhook->sig_unconfigured)));
 	}
 	{
 		struct classifier_stats cs;
 		json_t *cj;
-		classifier_get_stats(d->classifier, &cs);
+		classifier_get_stats(x->classifier, &cs);
 		cj = json_pack("{s:s, s:I, s:I, s:I}", "mode",
-		    d->gemini != NULL ? (conf_model_provider(c) == 1 ? "openai" : "gemini") : "offline rules",
+		    x->gemini != NULL ? (x->provider == PROVIDER_OPENAI ? "openai" : "gemini") : "offline rules",
 		    "by_gemini", (json_int_t)cs.by_gemini, "by_rules", (json_int_t)cs.by_rules, "fallbacks",
 		    (json_int_t)cs.fallbacks);
-		if (d->gemini != NULL) {
+		if (x->gemini != NULL) {
 			struct gemini_stats gs;
-			gemini_get_stats(d->gemini, &gs);
+			gemini_get_stats(x->gemini, &gs);
 			json_object_set_new(cj, "gemini",
 			    json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:{s:I, s:I, "
 			              "s:I, s:I}, s:o}",
-			        "model", d->conf->gemini_model, "breaker", breaker_state_name(gs.breaker), "calls",
+			        "model", x->gemini_model, "breaker", breaker_state_name(gs.breaker), "calls",
 			        (json_int_t)gs.calls, "ok", (json_int_t)gs.ok, "retries", (json_int_t)gs.retries,
 			        "failures", (json_int_t)gs.failures, "config_errors", (json_int_t)gs.config_errors,
 			        "timeouts", (json_int_t)gs.timeouts, "blocked", (json_int_t)gs.blocked, "malformed",
@@ -141,39 +148,38 @@ get_system_status(struct http_request *req, void *arg)
 		}
 		json_object_set_new(j, "classifier", cj);
 	}
-	if (d->odoo != NULL) {
+	if (x->odoo != NULL) {
 		struct odoo_info oi;
-		char *url = conf_redact_url(d->conf->odoo_url);
-		odoo_get_info(d->odoo, &oi);
+		const char *url = x->odoo_url;
+		odoo_get_info(x->odoo, &oi);
 		/* The probe's own failure counts too: it is not a user call. */
-		if (oi.last_error.kind == ODOO_OK && d->odoo_probe_error.kind != ODOO_OK)
-			oi.last_error = d->odoo_probe_error;
+		if (oi.last_error.kind == ODOO_OK && x->odoo_error.kind != ODOO_OK)
+			oi.last_error = x->odoo_error;
 		/* Reachable: Odoo answered, even if only to refuse the login; ready: the probe went through. */
-		bool reachable = d->odoo_probe_ok || oi.major > 0 ||
-		    (d->odoo_probe_error.kind != ODOO_OK && d->odoo_probe_error.kind != ODOO_TRANSIENT);
-		const char *why = NULL, *type = lead_ctx_lead_type(d->leads, &why);
+		bool reachable = x->odoo_ok || oi.major > 0 ||
+		    (x->odoo_error.kind != ODOO_OK && x->odoo_error.kind != ODOO_TRANSIENT);
+		const char *why = NULL, *type = lead_ctx_lead_type(x->leads, &why);
 		json_object_set_new(j, "odoo",
 		    json_pack("{s:s, s:s, s:s, s:i, s:b, s:b, s:b, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 		        "url", url, "version", oi.version[0] ? oi.version : "unknown", "protocol",
-		        odoo_protocol_name(oi.protocol), "uid", oi.uid, "reachable", reachable, "ready",
-		        d->odoo_probe_ok, "x_fields", lead_ctx_has_x_fields(d->leads), "lead_type", type,
-		        "lead_type_why", type ? why : NULL, "calls", (json_int_t)oi.calls, "ok", (json_int_t)oi.ok,
-		        "transient", (json_int_t)oi.transient, "config_errors", (json_int_t)oi.config, "data_errors",
+		        odoo_protocol_name(oi.protocol), "uid", oi.uid, "reachable", reachable, "ready", x->odoo_ok,
+		        "x_fields", lead_ctx_has_x_fields(x->leads), "lead_type", type, "lead_type_why",
+		        type ? why : NULL, "calls", (json_int_t)oi.calls, "ok", (json_int_t)oi.ok, "transient",
+		        (json_int_t)oi.transient, "config_errors", (json_int_t)oi.config, "data_errors",
 		        (json_int_t)oi.data, "retries", (json_int_t)oi.retries, "last_error",
 		        oi.last_error.kind != ODOO_OK
 		            ? json_pack("{s:s, s:s}", "kind", odoo_kind_name(oi.last_error.kind), "message",
 		                  oi.last_error.message)
 		            : json_null()));
-		free(url);
-		if (!d->odoo_probe_ok || !lead_ctx_has_x_fields(d->leads))
-			verdict = d->stopping ? "stopping" : "degraded";
+		if (!x->odoo_ok || !lead_ctx_has_x_fields(x->leads))
+			verdict = x->stopping ? "stopping" : "degraded";
 		json_object_set_new(j, "status", json_string(verdict));
 	} else {
 		json_object_set_new(j, "odoo", json_null());
 	}
-	if (d->engine != NULL) {
+	if (x->engine != NULL) {
 		struct engine_stats es;
-		engine_get_stats(d->engine, &es);
+		engine_get_stats(x->engine, &es);
 		json_object_set_new(j, "engine",
 		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:I, s:I, s:I}",
 		        "routed", (json_int_t)es.routed, "turns", (json_int_t)es.turns, "turns_failed",
@@ -190,39 +196,39 @@ get_system_status(struct http_request *req, void *arg)
 		struct engine_stats es = {0};
 		struct intake_stats is;
 		struct sender_stats ss = {0};
-		if (d->engine != NULL)
-			engine_get_stats(d->engine, &es);
+		if (x->engine != NULL)
+			engine_get_stats(x->engine, &es);
 		else
 			es.queue_depth = es.odoo_pending = es.dead_letter_list = -1;
-		if (d->sender != NULL)
-			sender_get_stats(d->sender, &ss);
-		intake_get_stats(d->intake, &is);
+		if (x->sender != NULL)
+			sender_get_stats(x->sender, &ss);
+		intake_get_stats(x->intake, &is);
 		json_object_set_new(j, "queues",
 		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "spool", (json_int_t)is.spool_depth, "turns_due",
 		        (json_int_t)es.queue_depth, "turns_in_flight", (json_int_t)es.in_flight, "lead_writes_pending",
 		        (json_int_t)es.odoo_pending, "dead_turns", (json_int_t)es.dead_letter_list, "replies_in_flight",
 		        (json_int_t)ss.in_flight));
 		json_object_set_new(j, "lead_store",
-		    d->leads != NULL ? json_pack("{s:s}", "kind", "odoo")
-		        : d->journal != NULL
-		        ? json_pack("{s:s, s:I}", "kind", "journal", "leads", (json_int_t)journal_count(d->journal))
+		    x->leads != NULL ? json_pack("{s:s}", "kind", "odoo")
+		        : x->journal != NULL
+		        ? json_pack("{s:s, s:I}", "kind", "journal", "leads", (json_int_t)journal_count(x->journal))
 		        : json_pack("{s:s}", "kind", "none"));
 		json_object_set_new(j, "admin",
 		    json_pack("{s:s, s:o, s:I, s:b, s:b}", "token",
-		        d->admin_token_generated ? "generated (state_dir/admin.token)" : "configured", "admin_listen",
-		        d->admin_http != NULL ? json_string(d->admin_bound) : json_null(), "auth_failures",
-		        (json_int_t)d->auth_failures, "health_public", d->conf->health_public, "metrics_public",
-		        d->conf->metrics_public));
+		        x->token_generated ? "generated (state_dir/admin.token)" : "configured", "admin_listen",
+		        x->admin_listen != NULL ? json_string(x->admin_listen) : json_null(), "auth_failures",
+		        (json_int_t)x->auth_failures, "health_public", x->health_public, "metrics_public",
+		        x->metrics_public));
 	}
-	if (d->sender != NULL) {
+	if (x->sender != NULL) {
 		struct sender_stats ss;
-		sender_get_stats(d->sender, &ss);
+		sender_get_stats(x->sender, &ss);
 		json_object_set_new(j, "sender",
 		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:i, s:i, s:o}",
 		        "queued", (json_int_t)ss.queued, "sent", (json_int_t)ss.sent, "retries", (json_int_t)ss.retries,
 		        "dead_letters", (json_int_t)ss.dead, "opted_out", (json_int_t)ss.opted_out, "in_flight",
-		        (json_int_t)ss.in_flight, "status_callbacks", (json_int_t)d->wh.status_callbacks, "delivery",
-		        "delivered", (json_int_t)ss.delivered, "read", (json_int_t)ss.read, "undelivered",
+		        (json_int_t)ss.in_flight, "status_callbacks", (json_int_t)x->webhook->status_callbacks,
+		        "delivery", "delivered", (json_int_t)ss.delivered, "read", (json_int_t)ss.read, "undelivered",
 		        (json_int_t)ss.undelivered, "failed", (json_int_t)ss.failed, "outside_24h_window",
 		        (json_int_t)ss.window_closed, "last_http_status", (int)ss.last_http_status, "last_error_code",
 		        (int)ss.last_error_code, "last_error",
@@ -233,7 +239,7 @@ get_system_status(struct http_request *req, void *arg)
 		json_object_set_new(j, "sender", json_null());
 	}
 	/* The configured WhatsApp templates and whether Twilio's Content API told us their text. */
-	json_object_set_new(j, "templates", content_status(d->content));
+	json_object_set_new(j, "templates", content_status(x->content));
 	http_reply_json(req, 200, j);
 }
 
@@ -241,7 +247,7 @@ get_system_status(struct http_request *req, void *arg)
 
 struct admin_op {
 	struct http_request *req; /* NULL once cancelled (the server is stopping) */
-	struct daemon *d;
+	struct admin_ctx *x;
 	char phone[17];
 	int what; /* 0 status, 1 history */
 	json_t *turns, *replies; /* dead letters: the turn records (GET), the reply records as read (retry) */
@@ -254,14 +260,14 @@ struct admin_op {
 static struct admin_op *admin_ops;
 
 static struct admin_op *
-admin_op_new(struct http_request *req, struct daemon *d, const char *phone, int what)
+admin_op_new(struct http_request *req, struct admin_ctx *x, const char *phone, int what)
 {
 	struct admin_op *op = calloc(1, sizeof(*op));
 
 	if (op == NULL)
 		return NULL;
 	op->req = req;
-	op->d = d;
+	op->x = x;
 	op->what = what;
 	snprintf(op->phone, sizeof(op->phone), "%s", phone ? phone : "");
 	op->next = admin_ops;
@@ -285,7 +291,7 @@ admin_op_free(struct admin_op *op)
 }
 
 void
-routes_cancel(void)
+admin_cancel(void)
 {
 	struct admin_op *op;
 
@@ -308,7 +314,7 @@ phone_param(struct http_request *req, char out[17])
 
 /* What may go out to this customer now: the window, opt-out, a hand-off's pause, follow-ups, a call. */
 static void
-outbound_status(struct daemon *d, json_t *st, redisReply *ctlr, json_t *out)
+outbound_status(struct admin_ctx *x, json_t *st, redisReply *ctlr, json_t *out)
 {
 	json_t *ctl = json_object(), *w;
 	uint64_t now = realtime_usec() / 1000, closed = 0, until = 0;
@@ -322,11 +328,11 @@ outbound_status(struct daemon *d, json_t *st, redisReply *ctlr, json_t *out)
 		closed = (uint64_t)v;
 	if (parse_ll(json_string_value(json_object_get(ctl, "pause_until")) ?: "0", 0, INT64_MAX, &v) == 0)
 		until = (uint64_t)v;
-	w = json_pack("{s:b, s:O}", "open", outbound_window_open(st, now, d->conf->window_margin_ms, closed),
+	w = json_pack("{s:b, s:O}", "open", outbound_window_open(st, now, x->window_margin_ms, closed),
 	    "last_inbound_ms", json_object_get(st, "last_inbound_ms"));
-	if (outbound_window_closes(st, d->conf->window_margin_ms) > 0)
-		json_object_set_new(w, "free_text_until_ms",
-		    json_integer((json_int_t)outbound_window_closes(st, d->conf->window_margin_ms)));
+	if (outbound_window_closes(st, x->window_margin_ms) > 0)
+		json_object_set_new(
+		    w, "free_text_until_ms", json_integer((json_int_t)outbound_window_closes(st, x->window_margin_ms)));
 	json_object_set_new(w, "closed_by_twilio_ms", closed > 0 ? json_integer((json_int_t)closed) : json_null());
 	json_object_set_new(out, "window", w);
 	json_object_set_new(out, "opted_out", json_boolean(json_is_true(json_object_get(st, "opted_out"))));
@@ -384,7 +390,7 @@ on_conv(redisAsyncContext *ac, void *r, void *pd)
 			    json_object_get(st, "counters"), "created_ms", json_object_get(st, "created_ms"),
 			    "updated_ms", json_object_get(st, "updated_ms"), "messages",
 			    (json_int_t)json_array_size(json_object_get(st, "history")));
-			outbound_status(op->d, st, reply->element[1], out);
+			outbound_status(op->x, st, reply->element[1], out);
 		}
 		json_decref(st);
 		http_reply_json(op->req, 200, out);
@@ -393,22 +399,22 @@ on_conv(redisAsyncContext *ac, void *r, void *pd)
 }
 
 static void
-conversation_get(struct http_request *req, struct daemon *d, int what)
+conversation_get(struct http_request *req, struct admin_ctx *x, int what)
 {
 	char phone[17], *key, *ctl;
 	struct admin_op *op;
 
-	if (!admin_allowed(req, d) || phone_param(req, phone) < 0)
+	if (phone_param(req, phone) < 0)
 		return;
-	if ((op = admin_op_new(req, d, phone, what)) == NULL) {
+	if ((op = admin_op_new(req, x, phone, what)) == NULL) {
 		http_reply_error(req, 503, "out of memory");
 		return;
 	}
-	key = engine_conv_key(d->engine, phone);
-	ctl = engine_ctl_key(d->engine, phone);
+	key = engine_conv_key(x->engine, phone);
+	ctl = engine_ctl_key(x->engine, phone);
 	/* The state and the control hash (pause, call, window report) in one round trip: one slot. */
-	if (d->redis == NULL ||
-	    rconn_command(d->redis, on_conv, op, "EVAL %s 2 %s %s",
+	if (x->redis == NULL ||
+	    rconn_command(x->redis, on_conv, op, "EVAL %s 2 %s %s",
 	        "return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}", key, ctl) < 0) {
 		admin_op_free(op);
 		http_reply_error(req, 503, "Redis unavailable");
@@ -417,14 +423,14 @@ conversation_get(struct http_request *req, struct daemon *d, int what)
 	free(ctl);
 }
 
-static void
-get_conversation_status(struct http_request *req, void *arg)
+void
+admin_get_conversation_status(struct http_request *req, void *arg)
 {
 	conversation_get(req, arg, 0);
 }
 
-static void
-get_conversation_history(struct http_request *req, void *arg)
+void
+admin_get_conversation_history(struct http_request *req, void *arg)
 {
 	conversation_get(req, arg, 1);
 }
@@ -443,30 +449,30 @@ on_reset(int r, void *arg)
 	admin_op_free(op);
 }
 
-static void
-post_conversation_reset(struct http_request *req, void *arg)
+void
+admin_post_conversation_reset(struct http_request *req, void *arg)
 {
-	struct daemon *d = arg;
+	struct admin_ctx *x = arg;
 	char phone[17], ph[32];
 	struct admin_op *op;
 
-	if (!admin_allowed(req, d) || phone_param(req, phone) < 0)
+	if (phone_param(req, phone) < 0)
 		return;
-	if ((op = admin_op_new(req, d, phone, 2)) == NULL) {
+	if ((op = admin_op_new(req, x, phone, 2)) == NULL) {
 		http_reply_error(req, 503, "out of memory");
 		return;
 	}
 	log_notice("admin: conversation %s reset", log_phone(phone, ph, sizeof(ph)));
-	engine_reset_phone(d->engine, phone, on_reset, op);
+	engine_reset_phone(x->engine, phone, on_reset, op);
 }
 
 /* The sender's list of replies given up (the same key whether or not a sender runs now). */
 static char *
-replies_dead_key(const struct daemon *d)
+replies_dead_key(const struct admin_ctx *x)
 {
 	char *k;
 
-	xasprintf(&k, "%s{outbox}:dead", d->conf->redis_key_prefix);
+	xasprintf(&k, "%s{outbox}:dead", x->key_prefix);
 	return k;
 }
 
@@ -496,7 +502,7 @@ on_dead_turns(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct admin_op *op = pd;
 	redisReply *reply = r;
-	struct daemon *d = op->d;
+	struct admin_ctx *x = op->x;
 	size_t i;
 
 	if (op->alone) {
@@ -515,10 +521,10 @@ on_dead_turns(redisAsyncContext *ac, void *r, void *pd)
 		const redisReply *e = reply->element[i];
 		json_t *rec = e->type == REDIS_REPLY_STRING ? json_loads(e->str, 0, NULL) : NULL;
 		const char *phone = json_string_value(json_object_get(rec, "phone"));
-		if (phone != NULL && d->engine != NULL &&
-		    engine_requeue(d->engine, phone, json_object_get(rec, "messages")) == 0) {
+		if (phone != NULL && x->engine != NULL &&
+		    engine_requeue(x->engine, phone, json_object_get(rec, "messages")) == 0) {
 			rconn_command(
-			    d->redis, NULL, NULL, "LREM %s 1 %b", engine_key(d->engine, "dead"), e->str, e->len);
+			    x->redis, NULL, NULL, "LREM %s 1 %b", engine_key(x->engine, "dead"), e->str, e->len);
 			op->nt++;
 		} else {
 			op->skipped++;
@@ -542,7 +548,7 @@ on_dead_bodies(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct admin_op *op = pd;
 	redisReply *reply = r;
-	struct daemon *d = op->d;
+	struct admin_ctx *x = op->x;
 	char *rkey;
 	size_t i, nr = 0;
 	json_t *raw;
@@ -556,18 +562,18 @@ on_dead_bodies(redisAsyncContext *ac, void *r, void *pd)
 		admin_op_free(op);
 		return;
 	}
-	rkey = replies_dead_key(d);
+	rkey = replies_dead_key(x);
 	json_array_foreach(op->replies, i, raw)
 	{
 		json_t *rec = json_loads(json_string_value(raw), 0, NULL);
 		const char *to = json_string_value(json_object_get(rec, "to"));
 		const redisReply *b = i < reply->elements ? reply->element[i] : NULL;
 		const char *body = b != NULL && b->type == REDIS_REPLY_STRING ? b->str : NULL;
-		if (to != NULL && body != NULL && *body != '\0' && d->sender != NULL) {
-			sender_enqueue(d->sender, to, body, NULL, NULL);
-			rconn_command(d->redis, NULL, NULL, "LREM %s 1 %b", rkey, json_string_value(raw),
+		if (to != NULL && body != NULL && *body != '\0' && x->sender != NULL) {
+			sender_enqueue(x->sender, to, body, NULL, NULL);
+			rconn_command(x->redis, NULL, NULL, "LREM %s 1 %b", rkey, json_string_value(raw),
 			    json_string_length(raw));
-			rconn_command(d->redis, NULL, NULL, "DEL %s{outbox}:deadbody:%s", d->conf->redis_key_prefix,
+			rconn_command(x->redis, NULL, NULL, "DEL %s{outbox}:deadbody:%s", x->key_prefix,
 			    json_string_value(json_object_get(rec, "job")));
 			nr++;
 		} else {
@@ -585,7 +591,7 @@ on_dead_replies(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct admin_op *op = pd;
 	redisReply *reply = r;
-	struct daemon *d = op->d;
+	struct admin_ctx *x = op->x;
 	const char **argv;
 	size_t i, n = 0;
 
@@ -615,7 +621,7 @@ on_dead_replies(redisAsyncContext *ac, void *r, void *pd)
 		json_t *raw = rec != NULL ? json_stringn(e->str, e->len) : NULL;
 		if (job != NULL && raw != NULL) {
 			char *k;
-			xasprintf(&k, "%s{outbox}:deadbody:%s", d->conf->redis_key_prefix, job);
+			xasprintf(&k, "%s{outbox}:deadbody:%s", x->key_prefix, job);
 			argv[n++] = k;
 			json_array_append(op->replies, raw);
 		} else {
@@ -627,7 +633,7 @@ on_dead_replies(redisAsyncContext *ac, void *r, void *pd)
 	if (n == 1) {
 		dead_letters_answer(op, 0);
 		admin_op_free(op);
-	} else if (rconn_command_argv(d->redis, on_dead_bodies, op, (int)n, argv, NULL) < 0) {
+	} else if (rconn_command_argv(x->redis, on_dead_bodies, op, (int)n, argv, NULL) < 0) {
 		http_reply_error(op->req, 503, "Redis unavailable");
 		admin_op_free(op);
 	}
@@ -637,48 +643,46 @@ on_dead_replies(redisAsyncContext *ac, void *r, void *pd)
 }
 
 static void
-dead_letters(struct http_request *req, struct daemon *d, int what)
+dead_letters(struct http_request *req, struct admin_ctx *x, int what)
 {
 	struct admin_op *op;
 	char *rkey;
 
-	if (!admin_allowed(req, d))
-		return;
-	if ((op = admin_op_new(req, d, NULL, what)) == NULL) {
+	if ((op = admin_op_new(req, x, NULL, what)) == NULL) {
 		http_reply_error(req, 503, "out of memory");
 		return;
 	}
-	rkey = replies_dead_key(d);
+	rkey = replies_dead_key(x);
 	/* Answered in order on one connection: on_dead_replies runs last and answers. */
-	if (rconn_command(d->redis, on_dead_turns, op, "LRANGE %s 0 999", engine_key(d->engine, "dead")) < 0) {
+	if (rconn_command(x->redis, on_dead_turns, op, "LRANGE %s 0 999", engine_key(x->engine, "dead")) < 0) {
 		admin_op_free(op);
 		http_reply_error(req, 503, "Redis unavailable");
-	} else if (rconn_command(d->redis, on_dead_replies, op, "LRANGE %s 0 999", rkey) < 0) {
+	} else if (rconn_command(x->redis, on_dead_replies, op, "LRANGE %s 0 999", rkey) < 0) {
 		op->alone = true;
 		http_reply_error(req, 503, "Redis unavailable");
 	}
 	free(rkey);
 }
 
-static void
-get_dead_letters(struct http_request *req, void *arg)
+void
+admin_get_dead_letters(struct http_request *req, void *arg)
 {
 	dead_letters(req, arg, 3);
 }
 
-static void
-post_dead_letters_retry(struct http_request *req, void *arg)
+void
+admin_post_dead_letters_retry(struct http_request *req, void *arg)
 {
 	dead_letters(req, arg, 4);
 }
 
-/* ---- analytics, configuration, leads ---- */
+/* ---- analytics, leads ---- */
 
 static void
 on_analytics(json_t *fig, void *arg)
 {
 	struct admin_op *op = arg;
-	struct daemon *d = op->d;
+	struct admin_ctx *x = op->x;
 
 	if (op->req == NULL) {
 		json_decref(fig);
@@ -689,112 +693,59 @@ on_analytics(json_t *fig, void *arg)
 		http_reply_error(op->req, 503, "Redis unavailable");
 	} else {
 		uint64_t at;
-		json_t *leads = analytics_leads(d->analytics, &at);
+		json_t *leads = analytics_leads(x->analytics, &at);
 		json_object_set_new(fig, "generated_at", iso_time(realtime_usec()));
 		json_object_set_new(fig, "lead_store",
 		    leads != NULL ? json_pack("{s:O, s:o}", "figures", leads, "as_of", iso_time(at))
-		                  : json_pack("{s:s, s:n}", "store", d->leads != NULL ? "odoo" : "journal", "figures"));
+		                  : json_pack("{s:s, s:n}", "store", x->leads != NULL ? "odoo" : "journal", "figures"));
 		http_reply_json(op->req, 200, fig);
 	}
 	admin_op_free(op);
 }
 
-static void
-get_analytics(struct http_request *req, void *arg)
+void
+admin_get_analytics(struct http_request *req, void *arg)
 {
-	struct daemon *d = arg;
+	struct admin_ctx *x = arg;
 	struct admin_op *op;
 	long long days = 30;
 	const char *q = http_req_query(req);
 
-	if (!admin_allowed(req, d))
-		return;
 	if (strncmp(q, "days=", 5) == 0 && parse_ll(q + 5, 1, 40, &days) < 0) {
 		http_reply_error(req, 400, "days must be a number from 1 to 40");
 		return;
 	}
-	if ((op = admin_op_new(req, d, NULL, 5)) == NULL) {
+	if ((op = admin_op_new(req, x, NULL, 5)) == NULL) {
 		http_reply_error(req, 503, "out of memory");
 		return;
 	}
-	daemon_refresh_lead_stats(d); /* for the next read; this one answers from the cache */
-	if (analytics_read(d->analytics, rconn_state(d->redis) == RCONN_UP ? d->redis : NULL, (unsigned)days,
+	admin_refresh_lead_stats(x); /* for the next read; this one answers from the cache */
+	if (analytics_read(x->analytics, rconn_state(x->redis) == RCONN_UP ? x->redis : NULL, (unsigned)days,
 	        on_analytics, op) < 0) {
 		admin_op_free(op);
 		http_reply_error(req, 503, "Redis unavailable");
 	}
 }
 
-static void
-get_system_config(struct http_request *req, void *arg)
+void
+admin_get_leads(struct http_request *req, void *arg)
 {
-	struct daemon *d = arg;
-	json_t *j;
-
-	if (!admin_allowed(req, d))
-		return;
-	j = conf_to_json(d->conf);
-	http_reply_json(req, 200,
-	    json_pack("{s:o, s:o, s:s}", "config", j, "path", d->conf->path ? json_string(d->conf->path) : json_null(),
-	        "admin_token", d->admin_token_generated ? "generated (state_dir/admin.token)" : "configured"));
-}
-
-static void
-get_leads(struct http_request *req, void *arg)
-{
-	struct daemon *d = arg;
+	struct admin_ctx *x = arg;
 	long long limit = 100;
 	const char *q = http_req_query(req);
 
-	if (!admin_allowed(req, d))
-		return;
 	if (strncmp(q, "limit=", 6) == 0 && parse_ll(q + 6, 1, 10000, &limit) < 0) {
 		http_reply_error(req, 400, "limit must be a number from 1 to 10000");
 		return;
 	}
-	if (d->leads != NULL) {
-		char *url = conf_redact_url(d->conf->odoo_url);
-		http_reply_error(req, 409, "leads are written to Odoo (%s): look there", url);
-		free(url);
+	if (x->leads != NULL) {
+		http_reply_error(req, 409, "leads are written to Odoo (%s): look there", x->odoo_url);
 		return;
 	}
-	if (d->journal == NULL) {
+	if (x->journal == NULL) {
 		http_reply_error(req, 503, "the lead journal is not open");
 		return;
 	}
 	http_reply_json(
-	    req, 200, json_pack("{s:s, s:o}", "store", "journal", "leads", journal_leads(d->journal, (size_t)limit)));
+	    req, 200, json_pack("{s:s, s:o}", "store", "journal", "leads", journal_leads(x->journal, (size_t)limit)));
 }
-
-#define PUBLIC_ROUTES \
-	{"GET", "/health", get_health}, {"GET", "/metrics", get_metrics}, \
-	    {"POST", "/api/webhook/whatsapp", webhook_whatsapp}, \
-	    {"POST", "/webhook/twilio/incoming", webhook_whatsapp}, \
-	    {"POST", "/api/call-completed", post_call_completed}, \
-	{ \
-		"POST", "/api/webhook/status", webhook_status \
-	}
-#define ADMIN_ROUTES \
-	{"GET", "/system/status", get_system_status}, {"GET", "/system/config", get_system_config}, \
-	    {"GET", "/api/analytics/conversations", get_analytics}, {"GET", "/api/stats", get_analytics}, \
-	    {"GET", "/api/conversation/{phone}/status", get_conversation_status}, \
-	    {"GET", "/api/conversation/{phone}/history", get_conversation_history}, \
-	    {"POST", "/api/conversation/{phone}/reset", post_conversation_reset}, \
-	    {"DELETE", "/api/conversation/{phone}", delete_conversation}, \
-	    {"POST", "/api/conversation/{phone}/pause", post_conversation_pause}, \
-	    {"POST", "/api/conversation/{phone}/resume", post_conversation_resume}, \
-	    {"GET", "/api/conversations/{phone}", get_conversation_status}, \
-	    {"GET", "/api/dead-letters", get_dead_letters}, \
-	    {"POST", "/api/dead-letters/retry", post_dead_letters_retry}, \
-	{ \
-		"GET", "/api/leads", get_leads \
-	}
-
-const struct http_route daemon_routes[] = {PUBLIC_ROUTES, ADMIN_ROUTES};
-const size_t daemon_nroutes = sizeof(daemon_routes) / sizeof(daemon_routes[0]);
-const struct http_route daemon_public_routes[] = {PUBLIC_ROUTES};
-const size_t daemon_npublic_routes = sizeof(daemon_public_routes) / sizeof(daemon_public_routes[0]);
-/* The admin listener also answers /health and /metrics, for probes that reach only it. */
-const struct http_route daemon_admin_routes[] = {
-    {"GET", "/health", get_health}, {"GET", "/metrics", get_metrics}, ADMIN_ROUTES};
-const size_t daemon_nadmin_routes = sizeof(daemon_admin_routes) / sizeof(daemon_admin_routes[0]);

@@ -57,6 +57,7 @@ struct http_request {
 	const char *method;
 	const char *path;
 	const char *pattern; /* the matched route, logged instead of the path */
+	void *arg; /* what the handler was given */
 	uint64_t start;
 	bool started; /* the first access-handler call has happened */
 	bool dispatched; /* the handler has been called */
@@ -337,7 +338,7 @@ http_req_target(const struct http_request *r)
 void *
 http_req_arg(const struct http_request *r)
 {
-	return r->srv->arg;
+	return r->arg;
 }
 
 const char *
@@ -831,7 +832,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	r->pattern = route->pattern;
 	r->dispatched = true;
 	s->st.in_flight++;
-	route->fn(r, s->arg);
+	r->arg = route->arg != NULL ? route->arg : s->arg;
+	if (route->allow == NULL || route->allow(r, s->arg))
+		route->fn(r, r->arg);
 	if (r->response != NULL)
 		return queue_response(r);
 	/* The handler answers later: park the connection. */

@@ -23,10 +23,18 @@ struct http_request;
 /* Called once the whole request has arrived; must answer now or later with http_reply*. */
 typedef void (*http_handler_fn)(struct http_request *req, void *arg);
 
+/*
+ * Says whether a request may reach its handler; a refusal must answer (401, ...) before returning false.
+ * Called with the server's arg.
+ */
+typedef bool (*http_allow_fn)(struct http_request *req, void *arg);
+
 struct http_route {
 	const char *method; /* "GET" (also serves HEAD), "POST", ... */
 	const char *pattern; /* "/health", "/api/conversation/{phone}/status" */
 	http_handler_fn fn;
+	void *arg; /* passed to fn; NULL: the server's arg */
+	http_allow_fn allow; /* run before fn; NULL: everyone may */
 };
 
 struct http_limits {
@@ -75,7 +83,8 @@ int http_listen_socket(const char *listen, char *bound, size_t size);
 
 /*
  * Starts serving on listen_fd (which the server then owns). routes and arg
- * are borrowed for the server's lifetime; arg is passed to every handler.
+ * are borrowed for the server's lifetime; arg is passed to every route's
+ * allow function, and to its handler unless the route has an arg of its own.
  * Returns NULL and logs why on failure.
  */
 struct http_server *http_new(sd_event *e, int listen_fd, const struct http_limits *lim, const struct http_route *routes,
@@ -95,7 +104,7 @@ const char *http_req_method(const struct http_request *r);
 const char *http_req_path(const struct http_request *r);
 /* The request target (path and query) exactly as received, for signatures. */
 const char *http_req_target(const struct http_request *r);
-/* The arg given to http_new. */
+/* The arg the request's handler was given (the route's, or the one given to http_new). */
 void *http_req_arg(const struct http_request *r);
 /* The query string exactly as received (without '?'), or "" when none. */
 const char *http_req_query(const struct http_request *r);

@@ -33,8 +33,11 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "common/redis.h"
+#include "conversation/erase.h"
 #include "conversation/state.h"
-#include "daemon/daemon.h"
+#include "odoo/lead.h"
+#include "twilio/intake.h"
 #include "redis/scripts.h"
 
 static struct rscript s_read, s_turns, s_outbox, s_dead_find, s_dead, s_intake, s_stream_find, s_stream, s_scan, s_keys,
@@ -134,7 +137,7 @@ strv_free(struct strv *sv)
 
 struct erase_op {
 	struct http_request *req; /* NULL once cancelled */
-	struct daemon *d;
+	struct erase_ctx *x;
 	char phone[17];
 	json_t *answer, *redis; /* what went, so far */
 	long long lead;
@@ -215,7 +218,7 @@ on_odoo_erased(const struct odoo_error *e, json_t *report, void *arg)
 		json_object_set_new(o, "why", json_string("no lead of this phone in Odoo"));
 	} else if (e->kind == ODOO_OK) {
 		json_object_set_new(o, "anonymised", json_true());
-		op->d->privacy.odoo_anonymised++;
+		op->x->stats.odoo_anonymised++;
 	} else {
 		/* The rest is gone already; the lead's id is in the answer for a person to finish by hand. */
 		char msg[300];
@@ -225,7 +228,7 @@ on_odoo_erased(const struct odoo_error *e, json_t *report, void *arg)
 		    e->message);
 		json_object_set_new(o, "anonymised", json_false());
 		json_object_set_new(o, "error", json_string(msg));
-		op->d->privacy.odoo_failed++;
+		op->x->stats.odoo_failed++;
 	}
 	erase_answer(op);
 }
@@ -252,28 +255,28 @@ on_retry(sd_event_source *s, uint64_t usec, void *arg)
 static void
 erase_finish(struct erase_op *op)
 {
-	struct daemon *d = op->d;
+	struct erase_ctx *x = op->x;
 	long long lead = op->lead;
 	int n;
 
 	json_object_set(op->answer, "redis", op->redis);
 	/* The lead journal (leads kept without Odoo). */
-	if (d->journal != NULL) {
-		n = journal_erase(d->journal, op->phone);
+	if (x->journal_erase != NULL) {
+		n = x->journal_erase(op->phone, x->journal_arg);
 		json_object_set_new(
 		    op->answer, "journal_records", n >= 0 ? json_integer(n) : json_string(strerror(-n)));
 	}
-	d->privacy.erased++;
-	if (d->leads != NULL && d->conf->privacy_erase_odoo) {
+	x->stats.erased++;
+	if (x->leads != NULL && x->erase_odoo) {
 		/* Every lead of the phone, not only the one this conversation wrote: older, lost and won ones too. */
 		json_object_set_new(op->answer, "odoo",
 		    lead > 0 ? json_pack("{s:I}", "lead_id", (json_int_t)lead) : json_pack("{s:n}", "lead_id"));
-		lead_erase(d->leads, op->phone, lead > 0 ? (int)lead : 0, on_odoo_erased, op);
+		lead_erase(x->leads, op->phone, lead > 0 ? (int)lead : 0, on_odoo_erased, op);
 		return;
 	}
 	json_object_set_new(op->answer, "odoo",
 	    lead > 0 ? json_pack("{s:I, s:b, s:s}", "lead_id", (json_int_t)lead, "anonymised", 0, "why",
-	                   d->leads == NULL ? "no Odoo configured" : "privacy.erase_odoo is off")
+	                   x->leads == NULL ? "no Odoo configured" : "privacy.erase_odoo is off")
 	             : json_null());
 	erase_answer(op);
 }
@@ -304,7 +307,7 @@ step_busy(struct erase_op *op)
 		erase_free(op);
 		return;
 	}
-	if (sd_event_add_time(op->d->event, &op->timer, CLOCK_MONOTONIC, now_usec() + 200000, 10000, on_retry, op) <
+	if (sd_event_add_time(op->x->event, &op->timer, CLOCK_MONOTONIC, now_usec() + 200000, 10000, on_retry, op) <
 	    0) {
 		http_reply_error(op->req, 503, "cannot wait for the turn in progress");
 		erase_free(op);
@@ -475,7 +478,7 @@ on_step(redisAsyncContext *ac, void *r, void *pd)
 static void
 step_send(struct erase_op *op, const struct rscript *sc, int nkeys, int argc, const char **argv, const size_t *argvlen)
 {
-	if (op->d->redis != NULL && rconn_eval(op->d->redis, sc, on_step, op, nkeys, argc, argv, argvlen) == 0)
+	if (op->x->redis != NULL && rconn_eval(op->x->redis, sc, on_step, op, nkeys, argc, argv, argvlen) == 0)
 		op->pending++;
 	else
 		op->failed = true;
@@ -552,7 +555,7 @@ send_found(struct erase_op *op, const struct rscript *sc, const char *first)
 static void
 run_step(struct erase_op *op)
 {
-	const char *p = op->d->conf->redis_key_prefix;
+	const char *p = op->x->key_prefix;
 	char *k[5] = {NULL}, now[24];
 	const char *argv[7];
 	int i;
@@ -592,8 +595,8 @@ run_step(struct erase_op *op)
 	case ST_SCHED: {
 		static const char *const zsets[] = {"{odoo}:pending", "{followup}:due", "{stats}:active"};
 		for (i = 0; i < 3; i++) {
-			if (op->d->redis != NULL &&
-			    rconn_command(op->d->redis, on_step, op, "ZREM %s%s %s", p, zsets[i], op->phone) == 0)
+			if (op->x->redis != NULL &&
+			    rconn_command(op->x->redis, on_step, op, "ZREM %s%s %s", p, zsets[i], op->phone) == 0)
 				op->pending++;
 			else
 				op->failed = true;
@@ -668,44 +671,42 @@ run_step(struct erase_op *op)
 }
 
 void
-delete_conversation(struct http_request *req, void *arg)
+erase_delete_conversation(struct http_request *req, void *arg)
 {
-	struct daemon *d = arg;
+	struct erase_ctx *x = arg;
 	const char *p = http_req_param(req, 0);
 	char phone[17], from[32];
 	struct erase_op *op;
 	int spooled = 0;
 
-	if (!admin_allowed(req, d))
-		return;
 	if (p == NULL || conv_phone_param(p, phone) < 0) {
 		http_reply_error(req, 400, "the phone must be +E164, whatsapp:+E164 or digits");
 		return;
 	}
-	if (d->redis == NULL || rconn_state(d->redis) != RCONN_UP) {
+	if (x->redis == NULL || rconn_state(x->redis) != RCONN_UP) {
 		http_reply_error(req, 503, "Redis unavailable; nothing was erased (try again)");
 		return;
 	}
 	scripts_init();
 	/* The spool first: a message waiting there would otherwise land in Redis after the erase. */
 	snprintf(from, sizeof(from), "whatsapp:%s", phone);
-	if (d->intake != NULL && (spooled = intake_spool_erase(d->intake, from)) < 0) {
+	if (x->intake != NULL && (spooled = intake_spool_erase(x->intake, from)) < 0) {
 		http_reply_error(
 		    req, 503, "a message from this phone is being moved from the spool into Redis; try again");
 		return;
 	}
 	op = xcalloc(1, sizeof(*op));
 	op->req = req;
-	op->d = d;
+	op->x = x;
 	snprintf(op->phone, sizeof(op->phone), "%s", phone);
-	xasprintf(&op->k_stream, "%s{intake}:stream", d->conf->redis_key_prefix);
+	xasprintf(&op->k_stream, "%s{intake}:stream", x->key_prefix);
 	xasprintf(&op->from, "whatsapp:%s", phone);
-	xasprintf(&op->p_sid, "%s{intake}:sid:", d->conf->redis_key_prefix);
-	xasprintf(&op->p_idem, "%s{intake}:idem:", d->conf->redis_key_prefix);
-	xasprintf(&op->p_all, "%s*", d->conf->redis_key_prefix);
-	xasprintf(&op->p_msg, "%s{outbox}:msg:", d->conf->redis_key_prefix);
-	xasprintf(&op->p_own, "%s{%s}:", d->conf->redis_key_prefix, phone);
-	xasprintf(&op->p_deadbody, "%s{outbox}:deadbody:", d->conf->redis_key_prefix);
+	xasprintf(&op->p_sid, "%s{intake}:sid:", x->key_prefix);
+	xasprintf(&op->p_idem, "%s{intake}:idem:", x->key_prefix);
+	xasprintf(&op->p_all, "%s*", x->key_prefix);
+	xasprintf(&op->p_msg, "%s{outbox}:msg:", x->key_prefix);
+	xasprintf(&op->p_own, "%s{%s}:", x->key_prefix, phone);
+	xasprintf(&op->p_deadbody, "%s{outbox}:deadbody:", x->key_prefix);
 	op->answer = json_pack("{s:s, s:b, s:i}", "phone", phone, "erased", 1, "spool_files", spooled);
 	op->redis = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "conversation_keys", 0, "schedules", 0,
 	    "dead_letters", 0, "queued_replies", 0, "opt_out", 0, "dedupe_keys", 0, "intake_messages", 0,
@@ -721,29 +722,28 @@ delete_conversation(struct http_request *req, void *arg)
 /* ---- retention ---- */
 
 struct sweep {
-	struct daemon *d;
 	char cursor[32];
 	bool busy;
 };
 
 static struct sweep sweep;
 
-static void sweep_step(struct daemon *d);
+static void sweep_step(struct erase_ctx *x);
 
 static void
 on_pruned(redisAsyncContext *ac, void *r, void *pd)
 {
-	struct daemon *d = pd;
+	struct erase_ctx *x = pd;
 	redisReply *reply = r;
 
 	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
-		d->privacy.pruned_conversations++;
+		x->stats.pruned_conversations++;
 }
 
 static void
 on_state(redisAsyncContext *ac, void *r, void *pd)
 {
-	struct daemon *d = pd;
+	struct erase_ctx *x = pd;
 	redisReply *reply = r;
 	const char *why;
 	json_t *st;
@@ -756,15 +756,15 @@ on_state(redisAsyncContext *ac, void *r, void *pd)
 	key = reply->element[0]->str;
 	if ((st = conv_state_parse(reply->element[1]->str, reply->element[1]->len, &why)) == NULL)
 		return;
-	dropped = conv_state_prune(st, realtime_usec() / 1000, d->conf->privacy_history_retention_ms);
+	dropped = conv_state_prune(st, realtime_usec() / 1000, x->history_retention_ms);
 	if (dropped > 0) {
 		const char *argv[3];
 		pruned = json_dumps(st, JSON_COMPACT);
 		argv[0] = key;
 		argv[1] = reply->element[1]->str;
 		argv[2] = pruned;
-		d->privacy.pruned_messages += dropped;
-		rconn_eval(d->redis, &prune_script, on_pruned, d, 1, 3, argv, NULL);
+		x->stats.pruned_messages += dropped;
+		rconn_eval(x->redis, &prune_script, on_pruned, x, 1, 3, argv, NULL);
 		free(pruned);
 	}
 	json_decref(st);
@@ -773,7 +773,7 @@ on_state(redisAsyncContext *ac, void *r, void *pd)
 static void
 on_scan(redisAsyncContext *ac, void *r, void *pd)
 {
-	struct daemon *d = pd;
+	struct erase_ctx *x = pd;
 	redisReply *reply = r;
 	size_t i;
 
@@ -783,34 +783,34 @@ on_scan(redisAsyncContext *ac, void *r, void *pd)
 	snprintf(sweep.cursor, sizeof(sweep.cursor), "%s", reply->element[0]->str);
 	for (i = 0; i < reply->element[1]->elements; i++) {
 		const char *k = reply->element[1]->element[i]->str;
-		rconn_command(d->redis, on_state, d, "EVAL %s 1 %s", "return {KEYS[1], redis.call('GET', KEYS[1])}", k);
+		rconn_command(x->redis, on_state, x, "EVAL %s 1 %s", "return {KEYS[1], redis.call('GET', KEYS[1])}", k);
 	}
 	if (strcmp(sweep.cursor, "0") != 0)
-		sweep_step(d);
+		sweep_step(x);
 	else
-		d->privacy.sweeps++;
+		x->stats.sweeps++;
 }
 
 static void
-sweep_step(struct daemon *d)
+sweep_step(struct erase_ctx *x)
 {
 	char *match;
 
-	if (d->redis == NULL || rconn_state(d->redis) != RCONN_UP || sweep.busy)
+	if (x->redis == NULL || rconn_state(x->redis) != RCONN_UP || sweep.busy)
 		return;
-	xasprintf(&match, "%s{+*}:conv", d->conf->redis_key_prefix);
+	xasprintf(&match, "%s{+*}:conv", x->key_prefix);
 	sweep.busy = true;
-	if (rconn_command(d->redis, on_scan, d, "SCAN %s MATCH %s COUNT 500", sweep.cursor, match) < 0)
+	if (rconn_command(x->redis, on_scan, x, "SCAN %s MATCH %s COUNT 500", sweep.cursor, match) < 0)
 		sweep.busy = false;
 	free(match);
 }
 
 void
-retention_sweep(struct daemon *d)
+erase_retention_sweep(struct erase_ctx *x)
 {
-	if (d->conf->privacy_history_retention_ms == 0 || sweep.busy)
+	if (x->history_retention_ms == 0 || sweep.busy)
 		return;
 	scripts_init();
 	snprintf(sweep.cursor, sizeof(sweep.cursor), "0");
-	sweep_step(d);
+	sweep_step(x);
 }

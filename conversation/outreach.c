@@ -24,15 +24,20 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "conversation/outbound.h"
+#include "common/redis.h"
+#include "conversation/outreach.h"
 #include "conversation/state.h"
-#include "daemon/daemon.h"
+#include "conversation/engine.h"
+#include "odoo/lead.h"
+#include "twilio/content.h"
+#include "twilio/sender.h"
 #include "redis/scripts.h"
 
 static struct rscript store_call;
 
 struct waiter {
 	struct http_request *req; /* NULL once the request is gone */
-	struct daemon *d;
+	struct outreach_ctx *x;
 	char tag[96];
 	json_t *answer; /* what is known besides Twilio's answer */
 	sd_event_source *timer;
@@ -72,10 +77,10 @@ answer(struct waiter *w, json_t *res)
 		json_object_set(w->answer, "twilio", res);
 		if (st != NULL && strcmp(st, "sent") == 0) {
 			code = 200;
-			w->d->outreach.sent++;
+			w->x->stats.sent++;
 		} else {
 			code = 502; /* Twilio refused the template: retrying the call report will not change that */
-			w->d->outreach.failed++;
+			w->x->stats.failed++;
 		}
 	}
 	http_reply_json(w->req, code, json_incref(w->answer));
@@ -113,9 +118,9 @@ on_wait_timeout(sd_event_source *s, uint64_t usec, void *arg)
 static void
 wait_for_twilio(struct waiter *w)
 {
-	if (w->d->conf->outreach_wait_ms == 0 ||
-	    sd_event_add_time(w->d->event, &w->timer, CLOCK_MONOTONIC, now_usec() + w->d->conf->outreach_wait_ms * 1000,
-	        10000, on_wait_timeout, w) < 0)
+	if (w->x->wait_ms == 0 ||
+	    sd_event_add_time(w->x->event, &w->timer, CLOCK_MONOTONIC, now_usec() + w->x->wait_ms * 1000, 10000,
+	        on_wait_timeout, w) < 0)
 		answer(w, NULL);
 }
 
@@ -149,7 +154,7 @@ on_template_queued(int parts, void *arg)
 		return;
 	}
 	if (parts == -EPERM) {
-		w->d->outreach.opted_out++;
+		w->x->stats.opted_out++;
 		json_object_set_new(w->answer, "error",
 		    json_pack("{s:i, s:s, s:s}", "code", 409, "status", "opted_out", "message",
 		        "the recipient has opted out of WhatsApp messages (STOP): nothing was sent"));
@@ -167,10 +172,10 @@ on_template_queued(int parts, void *arg)
 		return;
 	}
 	/* Already queued for this recipient.id: the same answer as the first time. */
-	w->d->outreach.duplicates++;
+	w->x->stats.duplicates++;
 	json_object_set_new(w->answer, "duplicate", json_true());
-	k = sender_result_key(w->d->sender, w->tag);
-	if (w->d->redis == NULL || rconn_command(w->d->redis, on_result_read, w, "GET %s", k) < 0)
+	k = sender_result_key(w->x->sender, w->tag);
+	if (w->x->redis == NULL || rconn_command(w->x->redis, on_result_read, w, "GET %s", k) < 0)
 		wait_for_twilio(w);
 	free(k);
 }
@@ -187,14 +192,14 @@ on_call_stored(redisAsyncContext *ac, void *r, void *pd)
 	struct call_op *op = pd;
 	struct waiter *w = op->w;
 	redisReply *reply = r;
-	struct daemon *d = w->d;
+	struct outreach_ctx *x = w->x;
 	json_t *st = NULL, *fields, *f;
 	const char *why, *k;
 	struct sender_msg m = {0};
 
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-	    reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1 && d->analytics != NULL)
-		analytics_outreach(d->analytics, d->redis, realtime_usec() / 1000); /* a conversation started */
+	    reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1 && x->started != NULL)
+		x->started(x->started_arg); /* a conversation started */
 	if (w->req == NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
 		if (w->req != NULL)
 			http_reply_error(w->req, 503, "Redis unavailable: the call was not recorded");
@@ -213,11 +218,11 @@ on_call_stored(redisAsyncContext *ac, void *r, void *pd)
 	        "messages", (json_int_t)json_array_size(json_object_get(st, "history"))));
 	json_decref(st);
 	m.to = op->phone;
-	m.content_sid = d->conf->outreach_content_sid;
+	m.content_sid = x->content_sid;
 	m.content_vars = op->vars;
 	m.once = w->tag;
 	m.tag = w->tag;
-	sender_send(d->sender, &m, on_template_queued, w);
+	sender_send(x->sender, &m, on_template_queued, w);
 	free(op->vars);
 	free(op);
 }
@@ -385,9 +390,9 @@ bad:
 }
 
 void
-post_call_completed(struct http_request *req, void *arg)
+outreach_call_completed(struct http_request *req, void *arg)
 {
-	struct daemon *d = arg;
+	struct outreach_ctx *x = arg;
 	const char *tok = http_req_header(req, "X-Service-Token"), *ct = http_req_header(req, "Content-Type"), *body;
 	size_t len;
 	json_t *doc, *call, *src = NULL, *st;
@@ -396,47 +401,47 @@ post_call_completed(struct http_request *req, void *arg)
 	struct waiter *w;
 	struct call_op *op;
 
-	d->outreach.requests++;
-	if (d->conf->outreach_service_token == NULL) {
+	x->stats.requests++;
+	if (x->service_token == NULL) {
 		http_reply_error(
 		    req, 503, "outreach is not configured: set CRMBRIDGE_SERVICE_TOKEN (outreach.service_token)");
 		return;
 	}
-	if (tok == NULL || !timingsafe_streq(tok, d->conf->outreach_service_token)) {
-		d->outreach.unauthorized++;
+	if (tok == NULL || !timingsafe_streq(tok, x->service_token)) {
+		x->stats.unauthorized++;
 		http_reply_error(req, 401, tok == NULL ? "this endpoint needs X-Service-Token" : "wrong service token");
 		return;
 	}
 	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0) {
-		d->outreach.rejected++;
+		x->stats.rejected++;
 		http_reply_error(req, 415, "the body must be application/json");
 		return;
 	}
 	body = http_req_body(req, &len);
 	if ((doc = json_loadb(body != NULL ? body : "", len, 0, &je)) == NULL) {
-		d->outreach.rejected++;
+		x->stats.rejected++;
 		http_reply_error(req, 400, "malformed JSON at line %d, column %d", je.line, je.column);
 		return;
 	}
 	if ((call = parse_call(doc, phone, &src, why, sizeof(why))) == NULL) {
 		json_decref(doc);
-		d->outreach.rejected++;
+		x->stats.rejected++;
 		http_reply_error(req, 422, "%s", why);
 		return;
 	}
 	json_decref(doc);
-	if (d->sender == NULL || d->conf->outreach_content_sid == NULL || d->redis == NULL) {
+	if (x->sender == NULL || x->content_sid == NULL || x->redis == NULL) {
 		json_decref(call);
 		json_decref(src);
 		http_reply_error(req, 503, "%s",
-		    d->sender == NULL
+		    x->sender == NULL
 		        ? "Twilio is not configured: nothing can be sent"
 		        : "no outreach template: set CRMBRIDGE_OUTREACH_CONTENT_SID (outreach.content_sid)");
 		return;
 	}
 	/* A call that did not take place (nobody answered, it failed): no "thanks for the call" message. */
-	if (in_list(d->conf->outreach_skip_statuses, json_string_value(json_object_get(call, "status")))) {
-		d->outreach.skipped++;
+	if (in_list(x->skip_statuses, json_string_value(json_object_get(call, "status")))) {
+		x->stats.skipped++;
 		log_info("outreach: call %s not answered (%s): nothing sent to %s",
 		    json_string_value(json_object_get(call, "recipient_id")),
 		    json_string_value(json_object_get(call, "status")), log_phone(phone, ph, sizeof(ph)));
@@ -450,12 +455,12 @@ post_call_completed(struct http_request *req, void *arg)
 	}
 	/* The conversation as it will start: fresh, with the call merged (kept if one exists). */
 	st = conv_state_new(phone, realtime_usec() / 1000);
-	outbound_merge_call(st, call, (unsigned)d->conf->engine_history);
-	if ((vars = outbound_template_vars(st, src, d->conf->outreach_content_variables, missing)) == NULL) {
+	outbound_merge_call(st, call, x->history_cap);
+	if ((vars = outbound_template_vars(st, src, x->content_variables, missing)) == NULL) {
 		json_decref(st);
 		json_decref(call);
 		json_decref(src);
-		d->outreach.rejected++;
+		x->stats.rejected++;
 		http_reply_error(
 		    req, 422, "template variable %s has no value in the payload (outreach.content_variables)", missing);
 		return;
@@ -463,24 +468,24 @@ post_call_completed(struct http_request *req, void *arg)
 	json_decref(src);
 	{
 		/* What the customer will read, when the Content API told us the template's text. */
-		char *msg = content_render(d->content, d->conf->outreach_content_sid, vars);
+		char *msg = content_render(x->content, x->content_sid, vars);
 		if (msg != NULL) {
 			json_object_set_new(call, "message", json_string(msg));
 			free(msg);
 			json_decref(st);
 			st = conv_state_new(phone, realtime_usec() / 1000);
-			outbound_merge_call(st, call, (unsigned)d->conf->engine_history);
+			outbound_merge_call(st, call, x->history_cap);
 		}
 	}
 	w = xcalloc(1, sizeof(*w));
 	w->req = req;
-	w->d = d;
+	w->x = x;
 	snprintf(w->tag, sizeof(w->tag), "outreach:%s", json_string_value(json_object_get(call, "recipient_id")));
 	w->answer = json_pack("{s:s, s:O, s:b, s:O}", "phone", phone, "recipient_id",
 	    json_object_get(call, "recipient_id"), "duplicate", 0, "call", call);
 	w->next = waiters;
 	waiters = w;
-	d->outreach.accepted++;
+	x->stats.accepted++;
 	log_info("outreach: call %s ended (%s); template to %s",
 	    json_string_value(json_object_get(call, "recipient_id")),
 	    json_string_value(json_object_get(call, "status")), log_phone(phone, ph, sizeof(ph)));
@@ -490,14 +495,14 @@ post_call_completed(struct http_request *req, void *arg)
 	snprintf(op->phone, sizeof(op->phone), "%s", phone);
 	fresh = json_dumps(st, JSON_COMPACT);
 	calltxt = json_dumps(call, JSON_COMPACT);
-	snprintf(ttl, sizeof(ttl), "%" PRIu64, d->conf->engine_conversation_ttl_ms / 1000);
-	conv = engine_conv_key(d->engine, phone);
-	ctl = engine_ctl_key(d->engine, phone);
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, x->conversation_ttl_ms / 1000);
+	conv = engine_conv_key(x->engine, phone);
+	ctl = engine_ctl_key(x->engine, phone);
 	if (store_call.text == NULL)
 		rscript_init(&store_call, redis_script_outreach_store_call);
 	{
 		const char *a[5] = {conv, ctl, fresh, calltxt, ttl};
-		if (rconn_eval(d->redis, &store_call, on_call_stored, op, 2, 5, a, NULL) < 0) {
+		if (rconn_eval(x->redis, &store_call, on_call_stored, op, 2, 5, a, NULL) < 0) {
 			http_reply_error(req, 503, "Redis unavailable: the call was not recorded");
 			waiter_free(w);
 			free(op->vars);
@@ -516,7 +521,7 @@ post_call_completed(struct http_request *req, void *arg)
 
 struct pause_op {
 	struct http_request *req;
-	struct daemon *d;
+	struct outreach_ctx *x;
 	char phone[17];
 	bool pause;
 	uint64_t until_ms;
@@ -576,7 +581,7 @@ on_paused(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct pause_op *op = pd;
 	redisReply *reply = r;
-	struct daemon *d = op->d;
+	struct outreach_ctx *x = op->x;
 	json_t *st = NULL, *lead;
 	const char *why;
 	char note[256], until[32];
@@ -594,9 +599,9 @@ on_paused(redisAsyncContext *ac, void *r, void *pd)
 		st = conv_state_parse(reply->str, reply->len, &why);
 	lead = json_object_get(st, "lead_id");
 	json_object_set(op->answer, "lead_id", lead != NULL ? lead : json_null());
-	if (d->leads == NULL || !json_is_integer(lead) || lead_ctx_has_helpdesk(d->leads)) {
+	if (x->leads == NULL || !json_is_integer(lead) || lead_ctx_has_helpdesk(x->leads)) {
 		json_decref(st);
-		pause_answer(op, d->leads == NULL ? "no Odoo configured" : "no lead yet");
+		pause_answer(op, x->leads == NULL ? "no Odoo configured" : "no lead yet");
 		return;
 	}
 	if (op->pause) {
@@ -611,21 +616,19 @@ on_paused(redisAsyncContext *ac, void *r, void *pd)
 	} else {
 		snprintf(note, sizeof(note), "Resumed by an admin: the WhatsApp bot answers this customer again.");
 	}
-	lead_handoff(d->leads, (int)json_integer_value(lead), op->pause ? (int)d->conf->handoff_team_id : 0,
-	    op->pause ? (int)d->conf->handoff_user_id : 0, note, on_pause_noted, op);
+	lead_handoff(x->leads, (int)json_integer_value(lead), op->pause ? x->handoff_team_id : 0,
+	    op->pause ? x->handoff_user_id : 0, note, on_pause_noted, op);
 	json_decref(st);
 }
 
 static void
-pause_or_resume(struct http_request *req, struct daemon *d, bool pause)
+pause_or_resume(struct http_request *req, struct outreach_ctx *x, bool pause)
 {
 	const char *p = http_req_param(req, 0), *q = http_req_query(req);
 	char phone[17], ph[32], *conv, *ctl, ttl[24];
-	uint64_t dur = d->conf->handoff_pause_ms;
+	uint64_t dur = x->pause_ms;
 	struct pause_op *op;
 
-	if (!admin_allowed(req, d))
-		return;
 	if (p == NULL || conv_phone_param(p, phone) < 0) {
 		http_reply_error(req, 400, "the phone must be +E164, whatsapp:+E164 or digits");
 		return;
@@ -635,13 +638,13 @@ pause_or_resume(struct http_request *req, struct daemon *d, bool pause)
 		http_reply_error(req, 400, "for must be a duration from 1m to 30d (2h, 90m, 3d)");
 		return;
 	}
-	if (d->redis == NULL || rconn_state(d->redis) != RCONN_UP) {
+	if (x->redis == NULL || rconn_state(x->redis) != RCONN_UP) {
 		http_reply_error(req, 503, "Redis unavailable");
 		return;
 	}
 	op = xcalloc(1, sizeof(*op));
 	op->req = req;
-	op->d = d;
+	op->x = x;
 	op->pause = pause;
 	op->until_ms = realtime_usec() / 1000 + dur;
 	snprintf(op->phone, sizeof(op->phone), "%s", phone);
@@ -650,20 +653,19 @@ pause_or_resume(struct http_request *req, struct daemon *d, bool pause)
 	                   : json_pack("{s:s, s:b}", "phone", phone, "paused", 0);
 	op->next = pause_ops;
 	pause_ops = op;
-	conv = engine_conv_key(d->engine, phone);
-	ctl = engine_ctl_key(d->engine, phone);
+	conv = engine_conv_key(x->engine, phone);
+	ctl = engine_ctl_key(x->engine, phone);
 	/* The hash outlives the conversation when the pause is longer. */
-	snprintf(ttl, sizeof(ttl), "%" PRIu64,
-	    (dur > d->conf->engine_conversation_ttl_ms ? dur : d->conf->engine_conversation_ttl_ms) / 1000);
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, (dur > x->conversation_ttl_ms ? dur : x->conversation_ttl_ms) / 1000);
 	if (pause) {
-		rconn_command(d->redis, NULL, NULL, "HSET %s pause_until %" PRIu64 " pause_reason admin pause_by admin",
+		rconn_command(x->redis, NULL, NULL, "HSET %s pause_until %" PRIu64 " pause_reason admin pause_by admin",
 		    ctl, op->until_ms);
-		rconn_command(d->redis, NULL, NULL, "EXPIRE %s %s", ctl, ttl);
-		engine_cancel_followups(d->engine, phone);
+		rconn_command(x->redis, NULL, NULL, "EXPIRE %s %s", ctl, ttl);
+		engine_cancel_followups(x->engine, phone);
 	} else {
-		rconn_command(d->redis, NULL, NULL, "HDEL %s pause_until pause_reason pause_by", ctl);
+		rconn_command(x->redis, NULL, NULL, "HDEL %s pause_until pause_reason pause_by", ctl);
 	}
-	if (rconn_command(d->redis, on_paused, op, "GET %s", conv) < 0) {
+	if (rconn_command(x->redis, on_paused, op, "GET %s", conv) < 0) {
 		http_reply_error(req, 503, "Redis unavailable");
 		pause_free(op);
 	}
@@ -673,66 +675,13 @@ pause_or_resume(struct http_request *req, struct daemon *d, bool pause)
 }
 
 void
-post_conversation_pause(struct http_request *req, void *arg)
+outreach_pause(struct http_request *req, void *arg)
 {
 	pause_or_resume(req, arg, true);
 }
 
 void
-post_conversation_resume(struct http_request *req, void *arg)
+outreach_resume(struct http_request *req, void *arg)
 {
 	pause_or_resume(req, arg, false);
-}
-
-void
-daemon_outbound_options(const struct conf *c, struct engine_options *eo)
-{
-	int n;
-
-	eo->window_margin_ms = c->window_margin_ms;
-	eo->history_retention_ms = c->privacy_history_retention_ms;
-	eo->window_content_sid = c->window_content_sid;
-	eo->window_variables = c->window_content_variables;
-	eo->optout_blacklist = c->optout_odoo_blacklist;
-	eo->handoff_pause_ms = c->handoff_pause_ms;
-	eo->handoff_team_id = (int)c->handoff_team_id;
-	eo->handoff_user_id = (int)c->handoff_user_id;
-	memset(eo->followup_delays, 0, sizeof(eo->followup_delays));
-	n = c->followup_delays != NULL ? conf_parse_delays(c->followup_delays, eo->followup_delays, 8) : 0;
-	eo->nfollowups = n > 0 ? (unsigned)n : 0;
-	eo->followup_content_sid = c->followup_content_sid;
-	eo->followup_variables = c->followup_content_variables;
-	eo->booking_url = c->links_booking_url;
-	eo->odoo_create_patience_ms = c->odoo_create_patience_ms;
-}
-
-/* The templates this configuration sends, so that their text is known before the first one goes. */
-struct content *
-daemon_content(struct daemon *d, const struct conf *c)
-{
-	struct content_options co = {0};
-
-	co.api_base = c->twilio_content_api_base;
-	co.account_sid = c->twilio_account_sid;
-	co.auth_token = c->twilio_auth_token;
-	co.sids[0] = c->outreach_content_sid;
-	co.sids[1] = c->window_content_sid;
-	co.sids[2] = c->followup_content_sid;
-	co.timeout_ms = c->twilio_send_timeout_ms;
-	return content_new(d->event, d->curl, &co);
-}
-
-struct stripe *
-daemon_stripe(struct daemon *d, const struct conf *c)
-{
-	struct stripe_options so = {0};
-
-	if (c->links_stripe_secret_key == NULL)
-		return NULL;
-	so.api_base = c->links_stripe_api_base;
-	so.secret_key = c->links_stripe_secret_key;
-	so.price = c->links_stripe_price;
-	so.success_url = c->links_stripe_success_url;
-	so.timeout_ms = c->links_stripe_timeout_ms;
-	return stripe_new(d->curl, &so);
 }

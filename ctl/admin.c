@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "common/base64.h"
 #include "common/curlev.h"
 #include "common/form.h"

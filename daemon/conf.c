@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "common/log.h"
 #include "common/redis_url.h"
 #include "common/util.h"

@@ -11,9 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The longest admin (or outreach service) token accepted, in bytes; the shortest is 16. */
-#define ADMIN_TOKEN_MAX 1024
-
 struct conf {
 	char *path; /* the file that was read, or NULL */
 

@@ -105,7 +105,7 @@ on_redis_state(struct rconn *rc, enum rconn_state state, void *arg)
 		intake_redis_up(d->intake);
 	if (state == RCONN_UP && d->engine != NULL)
 		engine_redis_up(d->engine);
-	if (state == RCONN_UP && !d->ready_sent && !d->stopping) {
+	if (state == RCONN_UP && !d->ready_sent && !d->admin.stopping) {
 		d->ready_sent = true;
 		sd_notifyf(0, "READY=1\nSTATUS=Listening on %s; Redis up", d->bound);
 		log_notice("ready: listening on %s", d->bound);
@@ -135,8 +135,8 @@ on_odoo_probe(const struct lead_result *r, void *arg)
 {
 	struct daemon *d = arg;
 
-	d->odoo_probe_ok = r->err.kind == ODOO_OK;
-	d->odoo_probe_error = r->err;
+	d->admin.odoo_ok = r->err.kind == ODOO_OK;
+	d->admin.odoo_error = r->err;
 	if (r->err.kind != ODOO_OK)
 		log_warnx("odoo: %s error: %s; leads will be retried", odoo_kind_name(r->err.kind), r->err.message);
 	else if (r->degraded)
@@ -152,7 +152,7 @@ on_odoo_probe(const struct lead_result *r, void *arg)
 		    tname ? " (" : "", tname ? tname : "", tname ? ", the first sales team)" : "");
 		if (type != NULL && strstr(why, "NOT") != NULL)
 			log_warnx("odoo: %s", why);
-		daemon_refresh_lead_stats(d); /* the first analytics call has Odoo's figures */
+		admin_refresh_lead_stats(&d->admin); /* the first analytics call has Odoo's figures */
 	}
 }
 
@@ -160,7 +160,7 @@ static void
 odoo_start(struct daemon *d, const struct conf *c)
 {
 	d->odoo = daemon_odoo(d->event, d->curl, c, &d->leads);
-	d->odoo_probe_ok = false;
+	d->admin.odoo_ok = false;
 	if (d->leads == NULL && d->journal == NULL) {
 		/* No Odoo: leads go to the embedded journal, listed by crmbridgectl leads. */
 		struct journal_options jo = {.name_template = c->odoo_name_template,
@@ -176,7 +176,7 @@ odoo_start(struct daemon *d, const struct conf *c)
 			log_notice("odoo: ODOO_URL not set: leads go to the lead journal %s", path);
 		free(path);
 	}
-	memset(&d->odoo_probe_error, 0, sizeof(d->odoo_probe_error));
+	memset(&d->admin.odoo_error, 0, sizeof(d->admin.odoo_error));
 	if (d->leads != NULL)
 		lead_probe(d->leads, on_odoo_probe, d);
 }
@@ -221,7 +221,7 @@ sender_start(struct daemon *d, const struct conf *c)
 	so.backoff_min_ms = 1000;
 	so.backoff_max_ms = 60000; /* a customer waits for the answer: a minute at most between tries */
 	so.on_result = outreach_on_result;
-	so.result_arg = d;
+	so.result_arg = &d->outreach;
 	s = sender_new(d->event, d->curl, d->redis, &so);
 	free(cb);
 	return s;
@@ -235,14 +235,14 @@ reload(struct daemon *d)
 	struct http_limits lim;
 
 	sd_notify(0, "RELOADING=1\nSTATUS=Reloading configuration");
-	d->reload_at = realtime_usec();
-	d->reloads++;
+	d->admin.reload_at = realtime_usec();
+	d->admin.reloads++;
 	c = conf_load(d->conf_path, d->conf_required, &errs);
 	if (c == NULL) {
 		print_errors(&errs);
 		log_error("reload: %zu error%s; keeping the running configuration", errs.n, errs.n == 1 ? "" : "s");
-		d->reload_ok = false;
-		d->reload_errors = (unsigned)errs.n;
+		d->admin.reload_ok = false;
+		d->admin.reload_errors = (unsigned)errs.n;
 		conf_errors_clear(&errs);
 		sd_notify(0, "READY=1");
 		notify_status(d);
@@ -257,8 +257,8 @@ reload(struct daemon *d)
 		if (daemon_classifier(d, c, &lx, &g, &cl, err, sizeof(err)) < 0) {
 			log_error("reload: classifier.lexicon: %s; keeping the running configuration", err);
 			conf_free(c);
-			d->reload_ok = false;
-			d->reload_errors = 1;
+			d->admin.reload_ok = false;
+			d->admin.reload_errors = 1;
 			sd_notify(0, "READY=1");
 			notify_status(d);
 			return;
@@ -308,10 +308,11 @@ reload(struct daemon *d)
 	conf_free(d->conf);
 	d->conf = c;
 	daemon_media_options(d);
-	if (admin_token_init(d) < 0)
+	daemon_wire(d);
+	if (admin_token_init(&d->admin, c->admin_token, c->state_dir) < 0)
 		log_error("reload: no admin token; admin endpoints refuse everyone until one is set");
-	d->reload_ok = true;
-	d->reload_errors = 0;
+	d->admin.reload_ok = true;
+	d->admin.reload_errors = 0;
 	log_notice("reload: configuration reloaded%s%s", c->path ? " from " : "", c->path ? c->path : "");
 	announce_services(c);
 	sd_notify(0, "READY=1");
@@ -352,7 +353,7 @@ on_retention(sd_event_source *es, uint64_t usec, void *arg)
 {
 	struct daemon *d = arg;
 
-	retention_sweep(d);
+	erase_retention_sweep(&d->erase);
 	sd_event_source_set_time(es, now_usec() + d->conf->privacy_sweep_interval_ms * 1000);
 	sd_event_source_set_enabled(es, SD_EVENT_ON);
 	return 0;
@@ -365,16 +366,16 @@ on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *arg)
 	int r;
 
 	if (si->ssi_signo == SIGHUP) {
-		if (!d->stopping)
+		if (!d->admin.stopping)
 			reload(d);
 		return 0;
 	}
-	if (d->stopping) {
+	if (d->admin.stopping) {
 		log_notice("shutdown: second signal, stopping now");
 		sd_event_exit(d->event, 0);
 		return 0;
 	}
-	d->stopping = true;
+	d->admin.stopping = true;
 	log_notice("shutdown: %s received, draining for up to %llu ms", strsignal((int)si->ssi_signo),
 	    (unsigned long long)d->conf->shutdown_timeout_ms);
 	sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
@@ -496,8 +497,8 @@ main(int argc, char *argv[])
 	if ((r = sd_event_set_watchdog(d.event, 1)) < 0)
 		fatalx("sd_event_set_watchdog: %s", strerror(-r));
 
-	d.started = now_usec();
-	d.started_rt = realtime_usec();
+	d.admin.started = now_usec();
+	d.admin.started_rt = realtime_usec();
 	log_info("crmbridged %s starting%s%s", PACKAGE_VERSION, d.conf->path ? ", configuration " : "",
 	    d.conf->path ? d.conf->path : "");
 	announce_services(d.conf);
@@ -508,7 +509,8 @@ main(int argc, char *argv[])
 		fatal("http: cannot listen on %s", d.conf->listen);
 	}
 	daemon_http_limits(d.conf, &lim);
-	if (admin_token_init(&d) < 0)
+	daemon_routes(&d);
+	if (admin_token_init(&d.admin, d.conf->admin_token, d.conf->state_dir) < 0)
 		fatalx("admin: no usable admin token (see the error above; CRMBRIDGE_ADMIN_TOKEN sets one)");
 	if (d.conf->admin_listen != NULL) {
 		/* Admin endpoints on their own address (a loopback or management network); webhooks on the main one. */
@@ -517,13 +519,12 @@ main(int argc, char *argv[])
 			errno = -afd;
 			fatal("http: cannot listen on %s (server.admin_listen)", d.conf->admin_listen);
 		}
-		if ((d.http = http_new(d.event, fd, &lim, daemon_public_routes, daemon_npublic_routes, &d)) == NULL ||
-		    (d.admin_http = http_new(d.event, afd, &lim, daemon_admin_routes, daemon_nadmin_routes, &d)) ==
-		        NULL)
+		if ((d.http = http_new(d.event, fd, &lim, d.public_routes, d.npublic_routes, &d.admin)) == NULL ||
+		    (d.admin_http = http_new(d.event, afd, &lim, d.admin_routes, d.nadmin_routes, &d.admin)) == NULL)
 			fatalx("http: cannot start the server");
 		log_notice("http: listening on %s; admin endpoints on %s", d.bound, d.admin_bound);
 	} else {
-		if ((d.http = http_new(d.event, fd, &lim, daemon_routes, daemon_nroutes, &d)) == NULL)
+		if ((d.http = http_new(d.event, fd, &lim, d.routes, d.nroutes, &d.admin)) == NULL)
 			fatalx("http: cannot start the server");
 		log_notice("http: listening on %s", d.bound);
 	}
@@ -545,13 +546,13 @@ main(int argc, char *argv[])
 	d.sender = sender_start(&d, d.conf);
 	d.stripe = daemon_stripe(&d, d.conf);
 	d.content = daemon_content(&d, d.conf);
-	daemon_metrics_init(&d);
+	admin_metrics_init(&d.admin);
 	d.analytics = analytics_new(d.conf->redis_key_prefix, d.conf->engine_conversation_ttl_ms);
 	odoo_start(&d, d.conf);
 	{
 		/* The engine reads its collaborators through these pointers, so a reload can swap them. */
 		struct engine_deps deps = {&d.redis, &d.classifier, &d.sender, &d.leads, &d.journal, &d.lexicon,
-		    &d.stripe, &d.curl, &d.media, daemon_on_turn, &d, &d.content};
+		    &d.stripe, &d.curl, &d.media, admin_on_turn, &d.admin, &d.content};
 		daemon_media_options(&d);
 		struct engine_options eo = {
 		    .key_prefix = d.conf->redis_key_prefix,
@@ -581,6 +582,7 @@ main(int argc, char *argv[])
 		if (daemon_classifier(&d, d.conf, &d.lexicon, &d.gemini, &d.classifier, err, sizeof(err)) < 0)
 			fatalx("classifier.lexicon: %s", err);
 	}
+	daemon_wire(&d); /* every service is there: the folders' contexts can point at them */
 	if (rconn_state(d.redis) == RCONN_UP)
 		intake_redis_up(d.intake);
 	if (!d.ready_sent)
@@ -602,7 +604,7 @@ main(int argc, char *argv[])
 	 */
 	engine_free(d.engine);
 	intake_free(d.intake);
-	routes_cancel();
+	admin_cancel();
 	outreach_cancel();
 	outreach_cancel_pauses();
 	erase_cancel();
@@ -624,7 +626,7 @@ main(int argc, char *argv[])
 	sd_event_source_disable_unref(d.drain);
 	sd_event_unref(d.event);
 	conf_free(d.conf);
-	admin_token_free(&d);
+	admin_ctx_clear(&d.admin);
 	curl_global_cleanup();
 	log_info("stopped");
 	return r < 0 ? 1 : 0;

@@ -1,8 +1,11 @@
 /*
- * Building the daemon's service clients (classifier, Odoo) from the configuration, shared by
- * crmbridged and crmbridgectl so both talk to Odoo the same way.
+ * Building the daemon's service clients (classifier, Odoo, Stripe, the templates' text) and the engine's
+ * outbound rules from the configuration, shared by crmbridged and crmbridgectl so both talk to Odoo the
+ * same way.
  */
 #include "config.h"
+
+#include <string.h>
 
 #include "daemon/daemon.h"
 
@@ -74,4 +77,57 @@ daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, s
 	classifier_set_links(*cl, (const char *const[]){c->links_booking_url}, 1);
 	classifier_set_media(*cl, c->classifier_media);
 	return 0;
+}
+
+void
+daemon_outbound_options(const struct conf *c, struct engine_options *eo)
+{
+	int n;
+
+	eo->window_margin_ms = c->window_margin_ms;
+	eo->history_retention_ms = c->privacy_history_retention_ms;
+	eo->window_content_sid = c->window_content_sid;
+	eo->window_variables = c->window_content_variables;
+	eo->optout_blacklist = c->optout_odoo_blacklist;
+	eo->handoff_pause_ms = c->handoff_pause_ms;
+	eo->handoff_team_id = (int)c->handoff_team_id;
+	eo->handoff_user_id = (int)c->handoff_user_id;
+	memset(eo->followup_delays, 0, sizeof(eo->followup_delays));
+	n = c->followup_delays != NULL ? conf_parse_delays(c->followup_delays, eo->followup_delays, 8) : 0;
+	eo->nfollowups = n > 0 ? (unsigned)n : 0;
+	eo->followup_content_sid = c->followup_content_sid;
+	eo->followup_variables = c->followup_content_variables;
+	eo->booking_url = c->links_booking_url;
+	eo->odoo_create_patience_ms = c->odoo_create_patience_ms;
+}
+
+/* The templates this configuration sends, so that their text is known before the first one goes. */
+struct content *
+daemon_content(struct daemon *d, const struct conf *c)
+{
+	struct content_options co = {0};
+
+	co.api_base = c->twilio_content_api_base;
+	co.account_sid = c->twilio_account_sid;
+	co.auth_token = c->twilio_auth_token;
+	co.sids[0] = c->outreach_content_sid;
+	co.sids[1] = c->window_content_sid;
+	co.sids[2] = c->followup_content_sid;
+	co.timeout_ms = c->twilio_send_timeout_ms;
+	return content_new(d->event, d->curl, &co);
+}
+
+struct stripe *
+daemon_stripe(struct daemon *d, const struct conf *c)
+{
+	struct stripe_options so = {0};
+
+	if (c->links_stripe_secret_key == NULL)
+		return NULL;
+	so.api_base = c->links_stripe_api_base;
+	so.secret_key = c->links_stripe_secret_key;
+	so.price = c->links_stripe_price;
+	so.success_url = c->links_stripe_success_url;
+	so.timeout_ms = c->links_stripe_timeout_ms;
+	return stripe_new(d->curl, &so);
 }

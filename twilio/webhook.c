@@ -14,9 +14,8 @@
 
 #include "common/form.h"
 #include "common/log.h"
-#include "conversation/state.h"
 #include "common/util.h"
-#include "daemon/daemon.h"
+#include "twilio/intake.h"
 #include "twilio/sender.h"
 #include "twilio/signature.h"
 #include "twilio/webhook.h"
@@ -111,25 +110,26 @@ static void
 on_stored(enum intake_result res, void *arg)
 {
 	struct http_request *req = arg;
-	struct daemon *d = http_req_arg(req);
+	struct webhook_ctx *w = http_req_arg(req);
 
 	switch (res) {
 	case INTAKE_STORED:
-		d->wh.accepted++;
+		w->stats.accepted++;
 		reply_twiml(req);
-		engine_poke(d->engine);
+		if (w->stored != NULL)
+			w->stored(w->arg);
 		break;
 	case INTAKE_SPOOLED:
-		d->wh.accepted++;
-		d->wh.spooled++;
+		w->stats.accepted++;
+		w->stats.spooled++;
 		reply_twiml(req);
 		break;
 	case INTAKE_DUPLICATE:
-		d->wh.duplicates++;
+		w->stats.duplicates++;
 		reply_twiml(req);
 		break;
 	default:
-		d->wh.failed++;
+		w->stats.failed++;
 		http_add_header(req, "Retry-After", "5");
 		http_reply_error(req, 503, "the message could not be stored");
 		break;
@@ -141,13 +141,13 @@ on_stored(enum intake_result res, void *arg)
  * dropped) followed by the request target exactly as received.
  */
 static void
-signed_url(const struct conf *c, const struct http_request *req, char *buf, size_t size)
+signed_url(const char *public_url, const struct http_request *req, char *buf, size_t size)
 {
-	size_t n = strlen(c->public_url);
+	size_t n = strlen(public_url);
 
-	if (n > 0 && c->public_url[n - 1] == '/')
+	if (n > 0 && public_url[n - 1] == '/')
 		n--;
-	snprintf(buf, size, "%.*s%s", (int)n, c->public_url, http_req_target(req));
+	snprintf(buf, size, "%.*s%s", (int)n, public_url, http_req_target(req));
 }
 
 /*
@@ -155,30 +155,29 @@ signed_url(const struct conf *c, const struct http_request *req, char *buf, size
  * when it does not hold (or cannot be checked), counting why.
  */
 static bool
-verified(struct daemon *d, struct http_request *req, const struct form *f)
+verified(struct webhook_ctx *w, struct http_request *req, const struct form *f)
 {
-	const struct conf *c = d->conf;
-	const char *tokens[2] = {c->twilio_auth_token, c->twilio_auth_token_secondary};
+	const char *tokens[2] = {w->auth_token, w->auth_token_secondary};
 	const char *sig;
 	char url[8192];
 
-	if (!c->webhook_verify_signature)
+	if (!w->verify_signature)
 		return true;
-	if (c->public_url == NULL || c->twilio_auth_token == NULL) {
-		d->wh.sig_unconfigured++;
+	if (w->public_url == NULL || w->auth_token == NULL) {
+		w->stats.sig_unconfigured++;
 		log_error("webhook: refused: %s is not set, so the signature cannot be checked",
-		    c->public_url == NULL ? "CRMBRIDGE_PUBLIC_URL" : "TWILIO_AUTH_TOKEN");
+		    w->public_url == NULL ? "CRMBRIDGE_PUBLIC_URL" : "TWILIO_AUTH_TOKEN");
 		http_reply_error(req, 403, "signature check not configured");
 		return false;
 	}
 	if ((sig = http_req_header(req, "X-Twilio-Signature")) == NULL) {
-		d->wh.sig_missing++;
+		w->stats.sig_missing++;
 		http_reply_error(req, 400, "missing X-Twilio-Signature");
 		return false;
 	}
-	signed_url(c, req, url, sizeof(url));
+	signed_url(w->public_url, req, url, sizeof(url));
 	if (!twsig_valid(tokens, 2, url, f, sig)) {
-		d->wh.sig_invalid++;
+		w->stats.sig_invalid++;
 		log_warnx(
 		    "webhook: signature mismatch, request refused (check that CRMBRIDGE_PUBLIC_URL matches the URL "
 		    "configured in Twilio)");
@@ -190,19 +189,19 @@ verified(struct daemon *d, struct http_request *req, const struct form *f)
 
 /* Decodes the form body of a Twilio request; answers 415/400 and returns -1 when it cannot. */
 static int
-read_form(struct daemon *d, struct http_request *req, struct form *f)
+read_form(struct webhook_ctx *w, struct http_request *req, struct form *f)
 {
 	const char *body, *why;
 	size_t len;
 
 	if (!form_content_type(http_req_header(req, "Content-Type"))) {
-		d->wh.bad_request++;
+		w->stats.bad_request++;
 		http_reply_error(req, 415, "expected application/x-www-form-urlencoded");
 		return -1;
 	}
 	body = http_req_body(req, &len);
 	if (form_parse(body, len, f, &why) < 0) {
-		d->wh.bad_request++;
+		w->stats.bad_request++;
 		http_reply_error(req, 400, "malformed form body: %s", why);
 		return -1;
 	}
@@ -212,7 +211,7 @@ read_form(struct daemon *d, struct http_request *req, struct form *f)
 void
 webhook_status(struct http_request *req, void *arg)
 {
-	struct daemon *d = arg;
+	struct webhook_ctx *w = arg;
 	struct form f = {0};
 	const char *sid, *status, *code;
 	long long ec = 0;
@@ -221,10 +220,10 @@ webhook_status(struct http_request *req, void *arg)
 	size_t i;
 	bool ok = false;
 
-	d->wh.status_callbacks++;
-	if (read_form(d, req, &f) < 0)
+	w->stats.status_callbacks++;
+	if (read_form(w, req, &f) < 0)
 		return;
-	if (!verified(d, req, &f))
+	if (!verified(w, req, &f))
 		goto out;
 	sid = form_get(&f, "MessageSid");
 	status = form_get(&f, "MessageStatus");
@@ -232,18 +231,17 @@ webhook_status(struct http_request *req, void *arg)
 	for (i = 0; status != NULL && i < sizeof(known) / sizeof(known[0]); i++)
 		ok |= strcmp(status, known[i]) == 0;
 	if (!webhook_valid_sid(sid) || !ok || (code != NULL && *code != '\0' && parse_ll(code, 0, 999999, &ec) < 0)) {
-		d->wh.bad_request++;
+		w->stats.bad_request++;
 		http_reply_error(req, 400, "MessageSid, MessageStatus or ErrorCode malformed");
 		goto out;
 	}
-	if (d->sender != NULL)
-		sender_record_status(d->sender, sid, status, (long)ec);
+	if (w->sender != NULL)
+		sender_record_status(w->sender, sid, status, (long)ec);
 	if (ec == 63016) {
 		/* Free text was refused: the window is closed until the customer writes again. */
-		char phone[17];
 		const char *to = form_get(&f, "To");
-		if (to != NULL && conv_phone_param(to, phone) == 0 && d->engine != NULL)
-			engine_window_closed(d->engine, phone);
+		if (to != NULL && w->window_closed != NULL)
+			w->window_closed(to, w->arg);
 	}
 	if (ec != 0)
 		log_info("webhook: MessageSid=%s %s with Twilio error %lld%s", sid, status, ec,
@@ -256,18 +254,18 @@ out:
 void
 webhook_whatsapp(struct http_request *req, void *arg)
 {
-	struct daemon *d = arg;
+	struct webhook_ctx *w = arg;
 	const char *from, *sid, *idem;
 	const char *body;
 	struct form f = {0};
 	struct intake_msg m;
 	size_t len;
 
-	d->wh.requests++;
-	if (read_form(d, req, &f) < 0)
+	w->stats.requests++;
+	if (read_form(w, req, &f) < 0)
 		return;
 	body = http_req_body(req, &len);
-	if (!verified(d, req, &f))
+	if (!verified(w, req, &f))
 		goto out;
 	{
 		/* Twilio sends each of these once: a repeated one makes the message ambiguous. */
@@ -277,7 +275,7 @@ webhook_whatsapp(struct http_request *req, void *arg)
 			for (j = 0, n = 0; j < f.n; j++)
 				n += strcmp(f.p[j].name, single[i]) == 0;
 			if (n > 1) {
-				d->wh.bad_request++;
+				w->stats.bad_request++;
 				http_reply_error(req, 400, "parameter %s repeated", single[i]);
 				goto out;
 			}
@@ -287,7 +285,7 @@ webhook_whatsapp(struct http_request *req, void *arg)
 	sid = form_get(&f, "MessageSid");
 	idem = http_req_header(req, "I-Twilio-Idempotency-Token");
 	if (!webhook_valid_from(from)) {
-		d->wh.bad_request++;
+		w->stats.bad_request++;
 		http_reply_error(req, 400,
 		    from != NULL && strncmp(from, "whatsapp:+0", 11) == 0
 		        ? "From must be whatsapp:+<E.164 number>; an E.164 number never starts with 0"
@@ -295,22 +293,22 @@ webhook_whatsapp(struct http_request *req, void *arg)
 		goto out;
 	}
 	if (!webhook_valid_sid(sid)) {
-		d->wh.bad_request++;
+		w->stats.bad_request++;
 		http_reply_error(req, 400, "MessageSid missing or malformed");
 		goto out;
 	}
 	if (idem != NULL && !valid_token(idem)) {
-		d->wh.bad_request++;
+		w->stats.bad_request++;
 		http_reply_error(req, 400, "malformed I-Twilio-Idempotency-Token");
 		goto out;
 	}
 	if (!has_content(&f)) {
-		d->wh.bad_request++;
+		w->stats.bad_request++;
 		http_reply_error(req, 400, "message has no body, media, location, button or contacts");
 		goto out;
 	}
-	if (d->intake == NULL) {
-		d->wh.failed++;
+	if (w->intake == NULL) {
+		w->stats.failed++;
 		http_reply_error(req, 503, "intake not ready");
 		goto out;
 	}
@@ -320,7 +318,7 @@ webhook_whatsapp(struct http_request *req, void *arg)
 	m.body = body;
 	m.len = len;
 	m.received_ms = realtime_usec() / 1000;
-	intake_submit(d->intake, &m, on_stored, req);
+	intake_submit(w->intake, &m, on_stored, req);
 out:
 	form_clear(&f);
 }
