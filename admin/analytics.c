@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "admin/analytics.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "redis/scripts.h"
@@ -26,16 +27,32 @@ static const double ttl_bounds[] = {60, 300, 900, 1800, 3600, 7200, 14400, 43200
 #define DAY_TTL_S (40 * 86400)
 #define MAX_DAYS 40
 
+/* Phones noted active in one flush at most (the script's ZADD takes them as arguments). */
+#define FLUSH_PHONES 500
+
 struct analytics {
 	char *k_totals, *k_active, *k_dayprefix;
 	uint64_t conversation_ttl_ms;
 	struct rscript record, read;
 	json_t *leads;
 	uint64_t leads_at;
+	/*
+	 * Counts not yet in Redis: summed here and written by one script call a second (sooner when many
+	 * phones wait, and before every read and at shutdown), instead of one call with ~20 commands a turn.
+	 */
+	sd_event *event;
+	sd_event_source *timer; /* armed while something waits */
+	struct rconn *rc; /* the connection the counts came with */
+	char day[11]; /* the UTC day of the counts waiting */
+	json_t *pend; /* field -> increment */
+	json_t *active; /* phone -> last customer turn (ms) */
+	uint64_t now_ms; /* the latest report's time */
+	unsigned in_flight; /* flushes sent and not answered */
+	uint64_t flushes, lost; /* flushes written; and not answered (their counts may be lost, never doubled) */
 };
 
 struct analytics *
-analytics_new(const char *key_prefix, uint64_t conversation_ttl_ms)
+analytics_new(sd_event *e, const char *key_prefix, uint64_t conversation_ttl_ms)
 {
 	struct analytics *an = xcalloc(1, sizeof(*an));
 
@@ -45,6 +62,9 @@ analytics_new(const char *key_prefix, uint64_t conversation_ttl_ms)
 	an->conversation_ttl_ms = conversation_ttl_ms;
 	rscript_init(&an->record, redis_script_analytics_record);
 	rscript_init(&an->read, redis_script_analytics_read);
+	an->event = e != NULL ? sd_event_ref(e) : NULL;
+	an->pend = json_object();
+	an->active = json_object();
 	return an;
 }
 
@@ -53,10 +73,14 @@ analytics_free(struct analytics *an)
 {
 	if (an == NULL)
 		return;
+	sd_event_source_disable_unref(an->timer);
+	sd_event_unref(an->event);
 	free(an->k_totals);
 	free(an->k_active);
 	free(an->k_dayprefix);
 	json_decref(an->leads);
+	json_decref(an->pend);
+	json_decref(an->active);
 	free(an);
 }
 
@@ -70,56 +94,171 @@ day_name(uint64_t ms, char out[11])
 	strftime(out, 11, "%Y-%m-%d", &tm);
 }
 
-struct args {
-	const char *v[96];
-	char num[48][24];
-	int n, nn;
-};
-
 static void
-add(struct args *a, const char *field, long long n)
+on_flushed(redisAsyncContext *ac, void *r, void *pd)
 {
-	if (n == 0 || a->n + 2 > (int)(sizeof(a->v) / sizeof(a->v[0])) || a->nn >= 48)
-		return;
-	snprintf(a->num[a->nn], sizeof(a->num[0]), "%lld", n);
-	a->v[a->n++] = field;
-	a->v[a->n++] = a->num[a->nn++];
+	struct analytics *an = pd;
+
+	an->in_flight--;
+	if (r == NULL || ((redisReply *)r)->type == REDIS_REPLY_ERROR)
+		an->lost++; /* applied or not: not sent again, so never counted twice */
 }
 
-/* The record script's keys and leading arguments: totals, the day, the active set; phone, now, ttl, oldest. */
+/* Writes what waits, in one script call (several when many phones wait); kept while Redis is away. */
 static void
-begin(struct analytics *an, struct args *a, char **dkey, const char *phone, uint64_t now_ms)
+flush(struct analytics *an)
+{
+	const char **argv;
+	char *dkey, **num;
+	size_t nf = json_object_size(an->pend), np = json_object_size(an->active), n = 0, nn = 0, i;
+	const char *k;
+	json_t *v, *tmp;
+	void *it;
+
+	if ((nf == 0 && np == 0) || an->rc == NULL || rconn_state(an->rc) != RCONN_UP)
+		return;
+	if (np > FLUSH_PHONES)
+		np = FLUSH_PHONES;
+	argv = xreallocarray(NULL, 7 + 2 * np + 2 * nf, sizeof(*argv));
+	num = xreallocarray(NULL, 4 + np + nf, sizeof(*num));
+	xasprintf(&dkey, "%s%s", an->k_dayprefix, an->day);
+	argv[n++] = an->k_totals;
+	argv[n++] = dkey;
+	argv[n++] = an->k_active;
+	xasprintf(&num[nn], "%" PRIu64, an->now_ms);
+	argv[n++] = num[nn++];
+	xasprintf(&num[nn], "%d", DAY_TTL_S);
+	argv[n++] = num[nn++];
+	xasprintf(
+	    &num[nn], "%" PRIu64, an->now_ms > an->conversation_ttl_ms ? an->now_ms - an->conversation_ttl_ms : 0);
+	argv[n++] = num[nn++];
+	xasprintf(&num[nn], "%zu", np);
+	argv[n++] = num[nn++];
+	/* The phones go out in batches of FLUSH_PHONES; the counters with the last one. */
+	tmp = json_object();
+	for (it = json_object_iter(an->active), i = 0; it != NULL && i < np;
+	     it = json_object_iter_next(an->active, it), i++) {
+		xasprintf(&num[nn], "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_iter_value(it)));
+		argv[n++] = num[nn++];
+		argv[n++] = json_object_iter_key(it);
+		json_object_set(tmp, json_object_iter_key(it), json_object_iter_value(it));
+	}
+	if (np == json_object_size(an->active)) {
+		json_object_foreach(an->pend, k, v)
+		{
+			xasprintf(&num[nn], "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+			argv[n++] = k;
+			argv[n++] = num[nn++];
+		}
+	}
+	if (rconn_eval(an->rc, &an->record, on_flushed, an, 3, (int)n, argv, NULL) == 0) {
+		an->in_flight++;
+		an->flushes++;
+		if (np == json_object_size(an->active))
+			json_object_clear(an->pend);
+		json_object_foreach(tmp, k, v) json_object_del(an->active, k);
+	}
+	json_decref(tmp);
+	for (i = 0; i < nn; i++)
+		free(num[i]);
+	free(num);
+	free(argv);
+	free(dkey);
+	if (json_object_size(an->active) > 0 && rconn_state(an->rc) == RCONN_UP)
+		flush(an);
+}
+
+static int
+on_timer(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct analytics *an = arg;
+
+	flush(an);
+	if (json_object_size(an->pend) > 0 || json_object_size(an->active) > 0) {
+		/* Redis is away: the counts wait for it. */
+		sd_event_source_set_time(s, now_usec() + 1000000);
+		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	}
+	return 0;
+}
+
+/* Starts a report's counts: the day they belong to (another day's waiting counts are written first). */
+static void
+begin(struct analytics *an, struct rconn *rc, uint64_t now_ms)
 {
 	char day[11];
 
 	day_name(now_ms, day);
-	xasprintf(dkey, "%s%s", an->k_dayprefix, day);
-	snprintf(a->num[a->nn++], sizeof(a->num[0]), "%" PRIu64, now_ms);
-	snprintf(a->num[a->nn++], sizeof(a->num[0]), "%d", DAY_TTL_S);
-	snprintf(a->num[a->nn++], sizeof(a->num[0]), "%" PRIu64,
-	    now_ms > an->conversation_ttl_ms ? now_ms - an->conversation_ttl_ms : 0);
-	a->v[a->n++] = an->k_totals;
-	a->v[a->n++] = *dkey;
-	a->v[a->n++] = an->k_active;
-	a->v[a->n++] = phone != NULL ? phone : "";
-	a->v[a->n++] = a->num[0];
-	a->v[a->n++] = a->num[1];
-	a->v[a->n++] = a->num[2];
+	if (an->day[0] != '\0' && strcmp(day, an->day) != 0)
+		flush(an);
+	if (rc != NULL)
+		an->rc = rc;
+	if (json_object_size(an->pend) == 0 && json_object_size(an->active) == 0)
+		memcpy(an->day, day, sizeof(day));
+	if (now_ms > an->now_ms)
+		an->now_ms = now_ms;
+}
+
+static void
+add(struct analytics *an, const char *field, long long n)
+{
+	if (n != 0)
+		json_object_set_new(an->pend, field,
+		    json_integer(json_integer_value(json_object_get(an->pend, field)) + (json_int_t)n));
+}
+
+/* The counts wait a second at most; many phones waiting are written at once. */
+static void
+arm(struct analytics *an)
+{
+	if (json_object_size(an->active) >= FLUSH_PHONES || an->event == NULL) {
+		flush(an);
+		return;
+	}
+	if (an->timer == NULL) {
+		if (sd_event_add_time(
+		        an->event, &an->timer, CLOCK_MONOTONIC, now_usec() + 1000000, 100000, on_timer, an) < 0)
+			fatalx("analytics: sd_event_add_time failed");
+		return;
+	}
+	int en = SD_EVENT_OFF;
+	sd_event_source_get_enabled(an->timer, &en);
+	if (en == SD_EVENT_OFF) {
+		sd_event_source_set_time(an->timer, now_usec() + 1000000);
+		sd_event_source_set_enabled(an->timer, SD_EVENT_ONESHOT);
+	}
+}
+
+void
+analytics_forget(struct analytics *an, const char *phone)
+{
+	if (an != NULL)
+		json_object_del(an->active, phone);
+}
+
+void
+analytics_flush(struct analytics *an)
+{
+	if (an != NULL)
+		flush(an);
+}
+
+bool
+analytics_busy(const struct analytics *an)
+{
+	return an != NULL &&
+	    (an->in_flight > 0 ||
+	        ((json_object_size(an->pend) > 0 || json_object_size(an->active) > 0) && an->rc != NULL &&
+	            rconn_state(an->rc) == RCONN_UP));
 }
 
 void
 analytics_outreach(struct analytics *an, struct rconn *rc, uint64_t now_ms)
 {
-	struct args a = {0};
-	char *dkey;
-
-	if (rc == NULL)
-		return;
-	begin(an, &a, &dkey, NULL, now_ms);
-	add(&a, "conversations", 1);
-	add(&a, "outreach", 1);
-	rconn_eval(rc, &an->record, NULL, NULL, 3, a.n, a.v, NULL);
-	free(dkey);
+	begin(an, rc, now_ms);
+	add(an, "conversations", 1);
+	add(an, "outreach", 1);
+	arm(an);
 }
 
 void
@@ -129,63 +268,58 @@ analytics_record(struct analytics *an, struct rconn *rc, const struct turn_repor
 	    "ttl_b6", "ttl_b7", "ttl_b8", "ttl_b9", "ttl_b10", "ttl_b11"};
 	static const char *const ttl_sums[NTTL + 1] = {"ttl_s0", "ttl_s1", "ttl_s2", "ttl_s3", "ttl_s4", "ttl_s5",
 	    "ttl_s6", "ttl_s7", "ttl_s8", "ttl_s9", "ttl_s10", "ttl_s11"};
-	struct args a = {0};
-	char *dkey;
-
-	if (rc == NULL)
-		return;
-	begin(an, &a, &dkey, r->customer ? r->phone : NULL, r->now_ms);
+	begin(an, rc, r->now_ms);
 	if (r->customer) {
-		add(&a, "turns", 1);
-		add(&a, "conversations", r->new_conversation);
-		add(&a, "messages_in", r->messages_in);
-		add(&a, "replies", r->replied);
-		add(&a, "support", r->support);
-		add(&a, "human", r->human);
-		add(&a, "silenced", r->silenced ? r->messages_in : 0);
-		add(&a, "opt_outs", r->opt > 0);
-		add(&a, "opt_ins", r->opt < 0);
-		add(&a, "followup_answered", r->after_followup);
+		json_object_set_new(an->active, r->phone, json_integer((json_int_t)r->now_ms));
+		add(an, "turns", 1);
+		add(an, "conversations", r->new_conversation);
+		add(an, "messages_in", r->messages_in);
+		add(an, "replies", r->replied);
+		add(an, "support", r->support);
+		add(an, "human", r->human);
+		add(an, "silenced", r->silenced ? r->messages_in : 0);
+		add(an, "opt_outs", r->opt > 0);
+		add(an, "opt_ins", r->opt < 0);
+		add(an, "followup_answered", r->after_followup);
 	}
 	if (r->followup > 0) {
-		add(&a, "followups", 1);
-		add(&a, "followup_templates", r->followup == 2);
+		add(an, "followups", 1);
+		add(an, "followup_templates", r->followup == 2);
 	}
 	if (r->classified) {
 		const char *src = r->a->source != NULL ? r->a->source : "rules";
-		add(&a, strcmp(src, "rules") != 0 ? "by_gemini" : "by_rules",
+		add(an, strcmp(src, "rules") != 0 ? "by_gemini" : "by_rules",
 		    1); /* by_gemini: the model, whichever provider */
-		add(&a, "fallbacks", r->a->fallback);
-		add(&a, "invented", r->a->invented);
-		add(&a, "conf_milli", (long long)llround(r->a->confidence * 1000.0));
-		add(&a, "tokens", r->a->tokens);
-		add(&a, r->a->quality == Q_HOT ? "turn_hot" : r->a->quality == Q_WARM ? "turn_warm" : "turn_cold", 1);
+		add(an, "fallbacks", r->a->fallback);
+		add(an, "invented", r->a->invented);
+		add(an, "conf_milli", (long long)llround(r->a->confidence * 1000.0));
+		add(an, "tokens", r->a->tokens);
+		add(an, r->a->quality == Q_HOT ? "turn_hot" : r->a->quality == Q_WARM ? "turn_warm" : "turn_cold", 1);
 	}
 	if (r->lead == 1) {
-		add(&a, "leads_created", 1);
+		add(an, "leads_created", 1);
 		if (r->quality != NULL && strcmp(r->quality, "hot") == 0)
-			add(&a, "lead_hot", 1);
+			add(an, "lead_hot", 1);
 		else if (r->quality != NULL && strcmp(r->quality, "cold") == 0)
-			add(&a, "lead_cold", 1);
+			add(an, "lead_cold", 1);
 		else
-			add(&a, "lead_warm", 1);
+			add(an, "lead_warm", 1);
 		if (r->created_ms > 0 && r->now_ms >= r->created_ms) {
 			uint64_t ms = r->now_ms - r->created_ms;
 			size_t b;
 			for (b = 0; b < NTTL && (double)ms / 1000.0 > ttl_bounds[b]; b++)
 				;
-			add(&a, "ttl_ms", (long long)ms);
-			add(&a, "ttl_n", 1);
-			add(&a, ttl_fields[b], 1);
-			add(&a, ttl_sums[b], (long long)ms);
+			add(an, "ttl_ms", (long long)ms);
+			add(an, "ttl_n", 1);
+			add(an, ttl_fields[b], 1);
+			add(an, ttl_sums[b], (long long)ms);
 		}
 	} else if (r->lead == 2) {
-		add(&a, "leads_updated", 1);
+		add(an, "leads_updated", 1);
 	} else if (r->lead == -1) {
-		add(&a, "leads_deferred", 1);
+		add(an, "leads_deferred", 1);
 	}
-	rconn_eval(rc, &an->record, NULL, NULL, 3, a.n, a.v, NULL);
-	free(dkey);
+	arm(an);
 }
 
 double
@@ -360,6 +494,9 @@ analytics_read(struct analytics *an, struct rconn *rc, unsigned days, analytics_
 
 	if (rc == NULL)
 		return -1;
+	/* What this process counted is written first: the read, on the same connection, comes after it. */
+	an->rc = rc;
+	flush(an);
 	if (days < 1)
 		days = 1;
 	if (days > MAX_DAYS)

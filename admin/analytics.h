@@ -9,21 +9,36 @@
 #define CRMB_ANALYTICS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "conversation/engine.h"
 #include "common/redis.h"
 
 struct analytics;
 
-struct analytics *analytics_new(const char *key_prefix, uint64_t conversation_ttl_ms);
+/* e: where the counts wait (a second at most) before they are written; NULL writes each report at once. */
+struct analytics *analytics_new(sd_event *e, const char *key_prefix, uint64_t conversation_ttl_ms);
 void analytics_free(struct analytics *an);
 
-/* Records a committed turn (one Redis round trip, not waited for). */
+/*
+ * Records a committed turn: its counts are added in memory and written with others, one script call a
+ * second (sooner when 500 phones wait, and before every read): a crash loses a second of counts at most,
+ * and a write whose answer is lost is not sent again, so nothing is counted twice. rc may be NULL (Redis
+ * away): the counts wait for it.
+ */
 void analytics_record(struct analytics *an, struct rconn *rc, const struct turn_report *r);
 
-/* Counts a conversation started from our side (POST /api/call-completed). */
+/* Counts a conversation started from our side (POST /api/call-completed); written as above. */
 void analytics_outreach(struct analytics *an, struct rconn *rc, uint64_t now_ms);
+
+/* An erased phone: its activity waiting in memory is dropped (not written after the erasure). */
+void analytics_forget(struct analytics *an, const char *phone);
+/* Writes the counts waiting now (shutdown). */
+void analytics_flush(struct analytics *an);
+/* True while counts are on their way to Redis (or wait with Redis up): the drain waits for them. */
+bool analytics_busy(const struct analytics *an);
 
 /* Told the figures (owned by the callee, NULL when Redis failed). */
 typedef void (*analytics_fn)(json_t *figures, void *arg);

@@ -695,6 +695,9 @@ erase_delete_conversation(struct http_request *req, void *arg)
 		    req, 503, "a message from this phone is being moved from the spool into Redis; try again");
 		return;
 	}
+	/* Before the Redis steps: what waits in memory would otherwise be written back after them. */
+	if (x->forget != NULL)
+		x->forget(phone, x->forget_arg);
 	op = xcalloc(1, sizeof(*op));
 	op->req = req;
 	op->x = x;

@@ -26,6 +26,9 @@ struct erase_ctx {
 	/* Removes phone's records from the lead journal: how many, or -errno. NULL when there is no journal. */
 	int (*journal_erase)(const char *phone, void *arg);
 	void *journal_arg;
+	/* Drops what this process holds of phone in memory before it reaches Redis (analytics counts); may be NULL. */
+	void (*forget)(const char *phone, void *arg);
+	void *forget_arg;
 	/* Configuration (borrowed; the caller refreshes it when it changes). */
 	const char *key_prefix;
 	bool erase_odoo; /* privacy.erase_odoo: anonymise the phone's Odoo leads */

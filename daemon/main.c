@@ -326,7 +326,9 @@ on_drain(sd_event_source *es, uint64_t usec, void *arg)
 	struct http_stats st;
 
 	http_get_stats(d->http, &st);
-	if (st.in_flight == 0 || now_usec() >= d->stop_deadline) {
+	/* The turns' counts waiting in memory are written before the process goes. */
+	analytics_flush(d->analytics);
+	if ((st.in_flight == 0 && !analytics_busy(d->analytics)) || now_usec() >= d->stop_deadline) {
 		if (st.in_flight > 0)
 			log_warnx("shutdown: %llu request(s) still in progress after the drain timeout",
 			    (unsigned long long)st.in_flight);
@@ -334,6 +336,7 @@ on_drain(sd_event_source *es, uint64_t usec, void *arg)
 		return 0;
 	}
 	sd_event_source_set_time(es, now_usec() + 50000);
+	sd_event_source_set_enabled(es, SD_EVENT_ONESHOT); /* a time source is off once it has fired */
 	return 0;
 }
 
@@ -547,7 +550,7 @@ main(int argc, char *argv[])
 	d.stripe = daemon_stripe(&d, d.conf);
 	d.content = daemon_content(&d, d.conf);
 	admin_metrics_init(&d.admin);
-	d.analytics = analytics_new(d.conf->redis_key_prefix, d.conf->engine_conversation_ttl_ms);
+	d.analytics = analytics_new(d.event, d.conf->redis_key_prefix, d.conf->engine_conversation_ttl_ms);
 	odoo_start(&d, d.conf);
 	{
 		/* The engine reads its collaborators through these pointers, so a reload can swap them. */

@@ -51,6 +51,14 @@ erase_journal(const char *phone, void *arg)
 	return journal_erase(d->journal, phone);
 }
 
+static void
+erase_forget(const char *phone, void *arg)
+{
+	struct daemon *d = arg;
+
+	analytics_forget(d->analytics, phone);
+}
+
 void
 daemon_wire(struct daemon *d)
 {
@@ -95,6 +103,8 @@ daemon_wire(struct daemon *d)
 	e->leads = d->leads;
 	e->journal_erase = d->journal != NULL ? erase_journal : NULL;
 	e->journal_arg = d;
+	e->forget = erase_forget;
+	e->forget_arg = d;
 	e->key_prefix = c->redis_key_prefix;
 	e->erase_odoo = c->privacy_erase_odoo;
 	e->history_retention_ms = c->privacy_history_retention_ms;

@@ -9,10 +9,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Daemon, Redis, done, is_eq, ok, resp, skip_all, wait_for, workdir, write_config  # noqa: E402
+from harness import Daemon, Redis, done, form, is_eq, ok, resp, sign, skip_all, wait_for, workdir, write_config  # noqa: E402
 
 SECRET_TOKEN = "twilio-secret-7f3a9c"
 SECRET_PW = "odoo-secret-pw-91b2"
@@ -208,15 +209,31 @@ try:
     ok(SECRET_TOKEN.encode() not in data and SECRET_PW.encode() not in data and ADMIN.encode() not in data,
        "no secret in the status")
 
-    # ---- SIGTERM ----
+    # ---- SIGTERM, with a request in flight: the drain lets it finish, then stops ----
     d.clear()
+    answer = {}
+
+    def slow_request():
+        # A webhook: it is answered once stored (Redis, or the spool when Redis does not answer in time).
+        params = [("MessageSid", "SM" + "d" * 32), ("AccountSid", "AC" + "1" * 32), ("From", "whatsapp:+573001234567"),
+                  ("To", "whatsapp:+14155238886"), ("Body", "Hola")]
+        url = "https://bot.example.com/api/webhook/whatsapp"
+        answer["status"] = d.request("POST", "/api/webhook/whatsapp", body=form(params), timeout=10, headers={
+            "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sign(SECRET_TOKEN, url, params)})[0]
+
+    resp(redis.port, "CLIENT", "PAUSE", "1500", "ALL")  # the webhook's store waits 1.5 s
+    th = threading.Thread(target=slow_request)
+    th.start()
+    time.sleep(0.3)
     t0 = time.monotonic()
     d.signal(signal.SIGTERM)
     rc = d.wait(10)
     elapsed = time.monotonic() - t0
+    th.join(10)
     time.sleep(0.2)
     is_eq(rc, 0, "SIGTERM: exit status 0")
-    ok(elapsed < 5, "within the drain bound (%.2f s)" % elapsed)
+    is_eq(answer.get("status"), 200, "the request in flight at SIGTERM was answered before the stop")
+    ok(0.3 < elapsed < 5, "within the drain bound, after the request (%.2f s)" % elapsed)
     ok(d.seen("STOPPING=1"), "STOPPING=1 was sent")
     ok("stopped" in d.logtext(), "and it logged its stop", d.logtext())
 finally:

@@ -200,6 +200,15 @@ is_eq([e["text"] for e in h if e["dir"] == "in"], ["Hola otra vez"], "with none 
 m = d.request("GET", "/metrics")[2].decode()
 ok('crmbridge_privacy_total{event="erased"} 2' in m and 'crmbridge_privacy_total{event="odoo_anonymised"} 1' in m,
    "metrics count erasures and anonymisations")
+# A turn's analytics counts wait in memory up to a second before they are written: an erasure right after
+# the turn must drop them, or the number comes back in {stats}:active a moment later.
+P7 = "+573003330007"
+post(P7, "Hola, busco una silla")
+ok(wait_for(lambda: len(sent_to(P7)) >= 1, 15), "P7 answered")
+is_eq(erase(d, P7)[0], 200, "P7 erased right after its turn")
+time.sleep(1.5)
+ok(not re.search(r"573003330007(?!\d)", redis_dump()), "a second later still no trace of P7 (its waiting counts dropped)",
+   [l[:200] for l in redis_dump().splitlines() if "573003330007" in l][:3])
 d.signal(15)
 is_eq(d.wait(20), 0, "clean exit")
 d.kill()

@@ -510,11 +510,19 @@ def suite(where):
     r("FLUSHALL")
     tot, day, act = k("{stats}:totals"), k("{stats}:day:2024-01-02"), k("{stats}:active")
     r("ZADD", act, 10, "+1old")
-    ev("analytics-record", [tot, day, act], [PH, 5000, 3456000, 100, "turns", 1, "leads", 2])
-    ev("analytics-record", [tot, day, act], ["", 6000, 3456000, 100, "turns", 1])
+    # A second's turns in one call: two phones active, the counters summed by the daemon.
+    ev("analytics-record", [tot, day, act], [6000, 3456000, 100, 2, 5000, PH, 5500, "+15550001111", "turns", 2, "leads", 2])
+    ev("analytics-record", [tot, day, act], [6000, 3456000, 100, 0])  # nothing counted: no change, no TTL reset
     ok(hget(tot, "turns") == "2" and hget(day, "leads") == "2" and 0 < r("TTL", day) <= 3456000,
        "record: totals and the day count, the day expires")
-    is_eq(s(r("ZRANGE", act, 0, -1, "WITHSCORES")), [PH, "5000"], "record: activity noted, the stale trimmed")
+    is_eq(s(r("ZRANGE", act, 0, -1, "WITHSCORES")), [PH, "5000", "+15550001111", "5500"],
+          "record: each phone's activity noted, the stale trimmed")
+    ev("analytics-record", [tot, day, act], [7000, 3456000, 100, 1, 7000, PH, "turns", 1, "leads", -1])
+    ok(hget(tot, "turns") == "3" and hget(day, "leads") == "1" and zscore(act, PH) == 7000,
+       "record: a later call adds up and moves the phone's activity")
+    r("HSET", tot, "turns", 2, "leads", 2)
+    r("HSET", day, "turns", 2, "leads", 2)
+    r("ZREM", act, "+15550001111")
     got = s(ev("analytics-read", [tot, act, day, k("{stats}:day:2024-01-01")], [4000]))
     is_eq(got, [["turns", "2", "leads", "2"], 1, 1, ["turns", "2", "leads", "2"], []], "read: totals, active, days")
 
