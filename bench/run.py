@@ -77,7 +77,7 @@ def idle_commands(port, settle, window):
 
 
 def one_run(name, customers, rate, duration, model_ms, jitter_ms, odoo_ms=50, twilio_ms=80, idle_window=10,
-            max_turns=2048, clients=512):
+            max_turns=2048, clients=512, model=True):
     wd = workdir()
     redis = Redis(wd)
     redis.start()
@@ -87,6 +87,13 @@ def one_run(name, customers, rate, duration, model_ms, jitter_ms, odoo_ms=50, tw
     control(oport, {"latency_ms": odoo_ms})
     sink = free_port()
     conf = os.path.join(wd, "crmbridge.conf")
+    # Without the model section the turns are classified by the offline rules alone.
+    model_section = f"""[gemini]
+api_key = bench-key
+api_base = http://127.0.0.1:{gport}
+timeout = 30s
+breaker_failures = 100
+""" if model else ""
     write_config(conf, f"""[server]
 listen = 127.0.0.1:0
 public_url = {PUBLIC}
@@ -99,12 +106,7 @@ url = {redis.url}
 coalesce_window = 0
 max_turns = {max_turns}
 turn_lease = 120s
-[gemini]
-api_key = bench-key
-api_base = http://127.0.0.1:{gport}
-timeout = 30s
-breaker_failures = 100
-[twilio]
+{model_section}[twilio]
 account_sid = {SID}
 auth_token = {TOKEN}
 whatsapp_from = whatsapp:+14155238886
@@ -151,7 +153,8 @@ password = admin
     # The model's own latency at the same percentile (uniform in [model - jitter, model + jitter]).
     m50 = model_ms
     m99 = model_ms + jitter_ms * 0.98
-    r = {"run": name, "customers": customers, "rate": rate, "model_ms": "%d±%d" % (model_ms, jitter_ms),
+    r = {"run": name, "customers": customers, "rate": rate,
+         "model_ms": "%d±%d" % (model_ms, jitter_ms) if model else "offline rules",
          "ack_p50_ms": lg["ack_ms"]["p50"], "ack_p99_ms": lg["ack_ms"]["p99"], "ack_p999_ms": lg["ack_ms"]["p999"],
          "turn_p50_ms": lg["turn_ms"]["p50"], "turn_p99_ms": lg["turn_ms"]["p99"],
          "overhead_p50_ms": lg["turn_ms"]["p50"] - m50, "overhead_p99_ms": lg["turn_ms"]["p99"] - m99,
@@ -186,7 +189,10 @@ def main():
                     ("1,000 conversations", (1000, 200, 20, 800, 200), {}),
                     ("10,000 conversations", (10000, 200, 20, 800, 200), {}),
                     # 1,500 customers at once from 48 clients (Twilio's burst), the default 256 turns in flight.
-                    ("burst 1,500 / 48 clients", (1500, 150000, 0.01, 1000, 0), {"max_turns": 256, "clients": 48})]
+                    ("burst 1,500 / 48 clients", (1500, 150000, 0.01, 1000, 0), {"max_turns": 256, "clients": 48}),
+                    # #19's per-message figures: 600 customers x 1 message at once, offline rules (no model).
+                    ("burst 600, offline rules", (600, 60000, 0.01, 0, 0),
+                     {"max_turns": 256, "clients": 48, "model": False})]
         for name, args, kw in standard:
             if a.only is None or a.only in name:
                 runs.append(one_run(name, *args, **kw))

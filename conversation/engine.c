@@ -104,8 +104,17 @@ engine_eval(
 
 /* ---- routing: intake stream -> per-phone inboxes ---- */
 
+/* One XREADGROUP's entries: acknowledged together (one XACK) once each is routed and scheduled. */
+struct route_batch {
+	struct engine *en;
+	unsigned left; /* entries still being routed */
+	const char **argv; /* "XACK", the stream, "engine", then the ids routed */
+	size_t n;
+};
+
 struct route_op {
 	struct engine *en;
+	struct route_batch *batch;
 	char *id, *phone;
 	int step;
 };
@@ -136,12 +145,41 @@ message_text(const struct form *f)
 
 static void route_step(struct route_op *op);
 
+/*
+ * An entry is done: acked with the batch when it was routed and scheduled (done), else left pending and
+ * claimed again later. The batch's last entry sends the one XACK and polls for the turns it made due.
+ */
+/* The batch's last entry (or its reader, done with it) sends the one XACK and polls for the turns now due. */
 static void
-route_free(struct route_op *op)
+batch_end(struct route_batch *b)
 {
-	free(op->id);
+	struct engine *en = b->en;
+
+	if (--b->left > 0)
+		return;
+	if (b->n > 3 && !en->dying && engine_rc(en) != NULL)
+		rconn_command_argv(engine_rc(en), NULL, NULL, (int)b->n, b->argv, NULL);
+	for (size_t i = 3; i < b->n; i++)
+		free((char *)(uintptr_t)b->argv[i]);
+	free(b->argv);
+	free(b);
+	if (!en->dying)
+		engine_poll_now(en);
+}
+
+/* An entry is done: acked with its batch when it was routed and scheduled, else left pending (claimed again). */
+static void
+route_free(struct route_op *op, bool done)
+{
+	struct route_batch *b = op->batch;
+
+	if (done)
+		b->argv[b->n++] = op->id;
+	else
+		free(op->id);
 	free(op->phone);
 	free(op);
+	batch_end(b);
 }
 
 static void
@@ -151,13 +189,13 @@ on_route(redisAsyncContext *ac, void *r, void *pd)
 	struct engine *en = op->en;
 
 	if (engine_gone(en)) {
-		route_free(op);
+		route_free(op, false);
 		engine_settle(en);
 		return;
 	}
 	if (r == NULL || ((redisReply *)r)->type == REDIS_REPLY_ERROR) {
 		/* Not acknowledged: the entry stays pending and is claimed again later. */
-		route_free(op);
+		route_free(op, false);
 		return;
 	}
 	if (op->step == 0 && ((redisReply *)r)->type == REDIS_REPLY_INTEGER && ((redisReply *)r)->integer == 1)
@@ -187,24 +225,16 @@ route_step(struct route_op *op)
 		en->refs++;
 		if (engine_eval(en, &en->schedule, on_route, op, 2, a, 6) < 0) {
 			en->refs--;
-			route_free(op);
+			route_free(op, false);
 		}
 		return;
 	}
-	case 2:
-		en->refs++;
-		if (engine_rc(en) == NULL ||
-		    rconn_command(engine_rc(en), on_route, op, "XACK %s engine %s", en->k_stream, op->id) < 0) {
-			en->refs--;
-			route_free(op);
-		}
-		return;
-	default: route_free(op); engine_poll_now(en);
+	default: route_free(op, true); /* routed and scheduled: acknowledged with its batch */
 	}
 }
 
 static void
-route_entry(struct engine *en, redisReply *entry)
+route_entry(struct engine *en, struct route_batch *b, redisReply *entry)
 {
 	redisReply *fields;
 	const char *sid = NULL, *from = NULL, *form = NULL, *ms = NULL;
@@ -257,8 +287,8 @@ route_entry(struct engine *en, redisReply *entry)
 			}
 			if (json_array_size(media) > 0) {
 				json_object_set_new(m, "media", media);
-				const char *b = form_get(&f, "Body");
-				json_object_set_new(m, "media_only", json_boolean(b == NULL || *b == '\0'));
+				const char *body = form_get(&f, "Body");
+				json_object_set_new(m, "media_only", json_boolean(body == NULL || *body == '\0'));
 			} else {
 				json_decref(media);
 			}
@@ -273,6 +303,8 @@ route_entry(struct engine *en, redisReply *entry)
 	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
 	op = xcalloc(1, sizeof(*op));
 	op->en = en;
+	op->batch = b;
+	b->left++;
 	op->id = xstrdup(entry->element[0]->str);
 	op->phone = xstrdup(phone);
 	en->refs++;
@@ -280,7 +312,7 @@ route_entry(struct engine *en, redisReply *entry)
 		const char *a[5] = {inbox, routed, op->id, json, ttl};
 		if (engine_eval(en, &en->route, on_route, op, 2, a, 5) < 0) {
 			en->refs--;
-			route_free(op);
+			route_free(op, false);
 		}
 	}
 	free(inbox);
@@ -293,6 +325,7 @@ on_read(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct engine *en = pd;
 	redisReply *reply = r, *entries = NULL;
+	struct route_batch *b;
 	size_t i;
 
 	if (engine_gone(en)) {
@@ -319,10 +352,19 @@ on_read(redisAsyncContext *ac, void *r, void *pd)
 		entries = reply->element[1];
 	if (entries == NULL || entries->type != REDIS_REPLY_ARRAY)
 		return;
-	if (entries->elements > 0)
-		en->pace.found = true;
+	if (entries->elements == 0)
+		return;
+	en->pace.found = true;
+	b = xcalloc(1, sizeof(*b));
+	b->en = en;
+	b->left = 1; /* this reader's own hold, so that an entry done at once does not end the batch */
+	b->argv = xreallocarray(NULL, entries->elements + 3, sizeof(*b->argv));
+	b->argv[b->n++] = "XACK";
+	b->argv[b->n++] = en->k_stream;
+	b->argv[b->n++] = "engine";
 	for (i = 0; i < entries->elements; i++)
-		route_entry(en, entries->element[i]);
+		route_entry(en, b, entries->element[i]);
+	batch_end(b);
 }
 
 static void
@@ -399,6 +441,9 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 	en->claiming = false;
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
 		en->pace.found = true;
+	/* A full answer: more phones may be due than one call takes. */
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 * en->claim_asked)
+		en->claim_again = true;
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY)
 		for (i = 0; i + 2 < reply->elements; i += 3)
 			turn_start(en, reply->element[i]->str, reply->element[i + 1]->str,
@@ -424,7 +469,9 @@ claim_turns(struct engine *en)
 	room = en->o.max_turns - en->st.in_flight;
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
 	snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.turn_lease_ms);
-	snprintf(max, sizeof(max), "%u", room < 3 ? 1 : room / 3);
+	/* As many as there is room for (64 at most a call, so that one script never holds Redis long). */
+	en->claim_asked = room > 64 ? 64 : room;
+	snprintf(max, sizeof(max), "%u", en->claim_asked);
 	en->claiming = true;
 	en->refs++;
 	{

@@ -33,6 +33,7 @@ struct engine {
 	bool group_ready, reading, claiming, reclaiming, pending_busy, poked, claim_again, followup_busy;
 	sd_event_source *poll, *reclaim_timer;
 	uint64_t last_reclaim;
+	unsigned claim_asked; /* phones the claim under way asked for */
 	struct engine_stats st;
 	struct turn *turns;
 	unsigned refs; /* callbacks in flight that point at us */

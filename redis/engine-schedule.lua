@@ -9,8 +9,8 @@
 --
 -- Returns the due time written (ms).
 local now = tonumber(ARGV[2])
-redis.call('HSETNX', KEYS[2], ARGV[1], now)
-local first = tonumber(redis.call('HGET', KEYS[2], ARGV[1]))
+local first = now
+if redis.call('HSETNX', KEYS[2], ARGV[1], now) == 0 then first = tonumber(redis.call('HGET', KEYS[2], ARGV[1])) end
 local due = math.min(now + tonumber(ARGV[3]), first + tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[1], due, ARGV[1])
 return due

@@ -150,6 +150,14 @@ def suite(where):
         r("ZADD", due, 100, "+2%d" % i)
     is_eq(len(ev("engine-claim", [due, lease, first, attempts], [1000, 2000, 2])), 6,
           "claim: at most as many phones as asked (three values each)")
+    # Two phones in flight (a message made them due again) ahead of free ones: skipped, and the claim stops
+    # once it has the phones it was asked for.
+    r("FLUSHALL")
+    r("ZADD", due, 100, "+3a", 100, "+3b", 200, "+3c", 300, "+3d")
+    r("HSET", lease, "+3a", 9999, "+3b", 9999)
+    is_eq(s(ev("engine-claim", [due, lease, first, attempts], [1000, 2000, 1]))[0::3], ["+3c"],
+          "claim: phones in flight are skipped, the free one behind them claimed, and no more")
+    is_eq(zscore(due, "+3d"), 300.0, "claim: the phone beyond what was asked for stays due")
 
     # ---- engine-release ----
     r("FLUSHALL")
@@ -178,13 +186,14 @@ def suite(where):
     r("RPUSH", inbox, "m1", "m2", "m3")
     r("HSET", ctl, "call", "{}", "window_closed_ms", "5")
     got = ev("engine-commit", [conv, inbox, ctl], ['{"stage":"x"}', 2, 100, 1, "pause_until", "99", "call"])
-    is_eq(got, 1, "commit: answers the messages left")
+    is_eq(got, 1, "commit: done")
     is_eq(s(r("LRANGE", inbox, 0, -1)), ["m3"], "commit: the messages taken leave the inbox")
     is_eq(s(r("GET", conv)), '{"stage":"x"}', "commit: the state is stored")
     ok(0 < r("TTL", conv) <= 100 and 0 < r("TTL", ctl) <= 100, "commit: state and control hash expire")
     is_eq(s(r("HGETALL", ctl)), ["window_closed_ms", "5", "pause_until", "99"], "commit: ctl fields set and deleted")
     ev("engine-commit", [conv, inbox, ctl], ["{}", 0, 100, 0, "window_closed_ms", "pause_until"])
     is_eq(r("EXISTS", ctl), 0, "commit: an emptied control hash is gone")
+    is_eq(s(r("LRANGE", inbox, 0, -1)), ["m3"], "commit: a turn that took nothing leaves the inbox as it is")
 
     # ---- engine-lease-one ----
     r("FLUSHALL")
