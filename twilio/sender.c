@@ -7,12 +7,20 @@
  *   P{outbox}:due            sorted set: recipients whose head job is due, by time (ms)
  *   P{outbox}:optout         set of recipients who opted out (Twilio 21610)
  *   P{outbox}:dead           list of JSON records of replies given up on
- *   P{outbox}:msg:<sid>      hash: to, status, error_code (7 days), for status callbacks
+ *   P{outbox}:msg:<sid>      hash: to, job, status, error_code (7 days), only with status callbacks on
  *   P{outbox}:result:<tag>   JSON outcome of a tagged message (sent + sid, or failed + error), 7 days
  *   P{outbox}:once:<key>     a message queued at most once per key (a week)
+ *   P{outbox}:upgraded       set once the walk below has converted the previous release's jobs
  * A job holds either a body or a template (content_sid + content_vars).
  * A claim moves the recipient's due time a lease ahead, so one instance
  * sends a recipient's replies one at a time and a crash only delays them.
+ * Most jobs are not claimed: the enqueue script hands out a reply to a
+ * recipient with nothing under way, and the done script the recipient's
+ * next job, each in the same way as a claim; the poll takes retries, a
+ * crashed sender's jobs and what waited for room. The previous release kept
+ * bare ids in the queues and each job in a hash P{outbox}:job:<id>: a walk
+ * at the first connection converts them, and a claim that meets one leaves
+ * it for the sender to convert on the spot.
  */
 #include "config.h"
 
@@ -60,10 +68,21 @@ struct alive {
 	unsigned refs;
 };
 
+/* A pending enqueue or done: who to tell, and whether it holds a slot for a job it may hand out. */
 struct enq {
 	struct alive *alive;
 	sender_queued_fn fn;
 	void *arg;
+	bool reserved;
+};
+
+/* The upgrade walk's state. */
+enum upgrade { UPG_NONE, UPG_WALKING, UPG_DONE };
+
+/* A pending step of the upgrade walk: the recipient or the job id it is about. */
+struct upg {
+	struct alive *alive;
+	char *name;
 };
 
 struct sender {
@@ -74,19 +93,32 @@ struct sender {
 	char *url;
 	char *userpwd;
 	char *k_seq, *k_due, *k_qprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody, *k_result;
-	struct rscript enqueue, claim, done, optout, retry;
+	char *k_jobprefix, *k_upgraded, *upg_match;
+	struct rscript enqueue, claim, done, optout, retry, upgrade;
 	struct alive *alive;
 	bool claiming, tick_again;
 	unsigned claims; /* per-recipient claims not answered yet */
 	bool claimed; /* one of them handed out a job */
+	bool backlog; /* a job may be due that no hand-off takes (it waited for room): tick when a send ends */
+	bool starved; /* a hand-off was refused for room since the last tick was sent */
+	unsigned limit; /* how many recipients the last tick asked for */
+	unsigned reserved; /* slots held for claims, enqueues and dones that may hand out a job */
+	enum upgrade upg;
+	char *upg_cursor;
+	unsigned upg_pending; /* walk steps not answered yet */
+	bool upg_failed; /* one was lost: walk again later */
+	long long upg_counts[3]; /* hashes in no queue dropped, ids without a hash dropped, jobs converted */
 	sd_event_source *poll;
-	struct pace pace; /* poll_ms while replies flow, up to SENDER_IDLE_POLL_MS when none; at each retry's time */
+	struct pace pace; /* poll_ms while replies wait for room, up to SENDER_IDLE_POLL_MS; at each retry's time */
 	unsigned in_flight;
 	struct job *jobs; /* in flight */
 	struct sender_stats st;
 };
 
 static void sender_tick(struct sender *s);
+static void upgrade_start(struct sender *s);
+static bool start_from_reply(struct sender *s, redisReply **e, size_t n);
+static int convert_legacy(struct sender *s, const char *to, const char *id, redisCallbackFn *fn, void *pd);
 
 /* The longest the outbox goes unread when nothing is queued here: how late another instance's reply is seen. */
 #define SENDER_IDLE_POLL_MS 2000
@@ -170,6 +202,32 @@ key2(const char *prefix, const char *suffix)
 	return k;
 }
 
+/* Holds a slot for a job a script may hand out; false when the sender has none free. */
+static bool
+reserve(struct sender *s)
+{
+	if (s->in_flight + s->reserved >= s->o.max_in_flight) {
+		s->backlog = s->starved = true;
+		return false;
+	}
+	s->reserved++;
+	return true;
+}
+
+static void
+unreserve(struct sender *s, bool reserved)
+{
+	if (s != NULL && reserved && s->reserved > 0)
+		s->reserved--;
+}
+
+/* The lease's end for a job handed out now, as text. */
+static void
+lease_end(const struct sender *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "%" PRIu64, realtime_usec() / 1000 + s->o.lease_ms);
+}
+
 /* Normalises whatsapp:+E164 or +E164 to +E164; NULL if it is neither. */
 static char *
 normalise_to(const char *to)
@@ -195,16 +253,23 @@ on_enqueued(redisAsyncContext *ac, void *r, void *pd)
 	redisReply *reply = r;
 	int res;
 
+	unreserve(s, e->reserved);
 	if (reply == NULL)
 		res = -ENOTCONN;
 	else if (reply->type == REDIS_REPLY_INTEGER)
 		res = reply->integer < 0 ? -EPERM : (int)reply->integer;
+	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 9 &&
+	    reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer > 0)
+		res = (int)reply->element[0]->integer; /* queued, and its first part handed to us */
 	else
 		res = -EIO;
 	if (res > 0 && s != NULL) {
 		s->st.queued += (uint64_t)res;
-		s->pace.found = true;
-		sender_tick(s);
+		/* Handed out: send it now. Else it waits behind a send under way (whose done hands it out), a retry
+		   (the poll), or for room (the backlog). */
+		if (reply->type != REDIS_REPLY_ARRAY || !start_from_reply(s, reply->element + 1, 8))
+			if (s->backlog)
+				sender_tick(s);
 	}
 	if (e->fn != NULL)
 		e->fn(res, e->arg);
@@ -230,9 +295,9 @@ void
 sender_send(struct sender *s, const struct sender_msg *m, sender_queued_fn fn, void *arg)
 {
 	size_t off[MAX_PARTS], len[MAX_PARTS], n, i;
-	char *norm = normalise_to(m->to), *q = NULL, *oncekey = NULL, created[24], now[24];
+	char *norm = normalise_to(m->to), *q = NULL, *oncekey = NULL, created[24], now[24], until[24];
 	char *parts[MAX_PARTS];
-	const char *argv[13 + MAX_PARTS];
+	const char *argv[15 + MAX_PARTS];
 	struct enq *e;
 	int argc = 0, r;
 	bool tpl = m->content_sid != NULL && *m->content_sid != '\0';
@@ -270,13 +335,19 @@ sender_send(struct sender *s, const struct sender_msg *m, sender_queued_fn fn, v
 	argv[argc++] = tpl && m->content_vars != NULL ? m->content_vars : "";
 	argv[argc++] = m->tag != NULL ? m->tag : "";
 	argv[argc++] = m->opt > 0 ? "out" : m->opt < 0 ? "in" : "";
+	e = xcalloc(1, sizeof(*e));
+	/* With a slot free, a recipient with nothing under way gets its reply without a claim. */
+	e->reserved = s->rc != NULL && rconn_state(s->rc) == RCONN_UP && reserve(s);
+	lease_end(s, until, sizeof(until));
+	argv[argc++] = e->reserved ? "1" : "0";
+	argv[argc++] = until;
 	for (i = 0; i < n; i++)
 		argv[argc++] = parts[i];
-	e = xcalloc(1, sizeof(*e));
 	e->alive = hold(s);
 	e->fn = fn;
 	e->arg = arg;
 	if ((r = eval(s, &s->enqueue, on_enqueued, e, 5, argv, argc)) < 0) {
+		unreserve(s, e->reserved);
 		release(e->alive);
 		free(e);
 		if (fn != NULL)
@@ -356,20 +427,63 @@ on_redis_done(redisAsyncContext *ac, void *r, void *pd)
 		sender_tick(s);
 }
 
+/* sender-done's answer: the recipient's next job handed out, or 1 (nothing to hand out), or 0. */
 static void
-job_done(struct job *j)
+on_done(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct enq *e = pd;
+	struct sender *s = release(e->alive);
+	redisReply *reply = r;
+
+	unreserve(s, e->reserved);
+	free(e);
+	if (s == NULL)
+		return;
+	/* A lost answer is harmless: a job handed out comes back after its lease. */
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || !start_from_reply(s, reply->element, reply->elements))
+		if (s->backlog)
+			sender_tick(s);
+}
+
+/*
+ * The job is finished (sent, given up, or found sent): it leaves its queue
+ * and the recipient's next job is handed out. sid is Twilio's MessageSid of
+ * a sent job, recorded for the delivery reports when they are asked for.
+ */
+static void
+job_done(struct job *j, const char *sid)
 {
 	struct sender *s = j->s;
-	char *q = key2(s->k_qprefix, j->to), now[24];
-	const char *argv[5];
+	char *q = key2(s->k_qprefix, j->to), *mk = NULL, now[24], until[24], ttl[16];
+	const char *argv[9];
+	struct enq *e = xcalloc(1, sizeof(*e));
+	int nkeys = 2, argc;
 
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	lease_end(s, until, sizeof(until));
+	e->reserved = reserve(s);
 	argv[0] = s->k_due;
 	argv[1] = q;
-	argv[2] = j->to;
-	argv[3] = j->id;
-	argv[4] = now;
-	call(s, &s->done, on_redis_done, 2, argv, 5);
+	/* Only a status callback reads the record (the erasure deletes it): without them it is not written. */
+	if (s->o.status_callback != NULL && sid != NULL && *sid != '\0') {
+		mk = key2(s->k_msgprefix, sid);
+		argv[nkeys++] = mk;
+	}
+	argc = nkeys;
+	argv[argc++] = j->to;
+	argv[argc++] = j->id;
+	argv[argc++] = now;
+	argv[argc++] = until;
+	argv[argc++] = e->reserved ? "1" : "0";
+	snprintf(ttl, sizeof(ttl), "%d", MSG_TTL_S);
+	argv[argc++] = ttl;
+	e->alive = hold(s);
+	if (eval(s, &s->done, on_done, e, nkeys, argv, argc) < 0) {
+		unreserve(s, e->reserved);
+		release(e->alive);
+		free(e);
+	}
+	free(mk);
 	free(q);
 }
 
@@ -398,7 +512,7 @@ job_dead(struct job *j, const char *reason)
 	}
 	free(rec);
 	record_result(s, j, NULL, reason, s->st.last_error_code);
-	job_done(j);
+	job_done(j, NULL);
 }
 
 static void
@@ -544,16 +658,10 @@ handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
 		s->st.sent++;
 		s->st.last_error[0] = '\0';
 		count_result(s, "sent", 0);
-		if (sid != NULL && s->rc != NULL) {
-			char *k = key2(s->k_msgprefix, sid);
-			rconn_command(s->rc, NULL, NULL, "HSET %s to %s status %s job %s", k, j->to, "queued", j->id);
-			rconn_command(s->rc, NULL, NULL, "EXPIRE %s %d", k, MSG_TTL_S);
-			free(k);
-		}
 		log_info("sender: %s %s to %s accepted by Twilio as %s", j->content_sid ? "template" : "reply", j->id,
 		    log_phone(j->to, ph, sizeof(ph)), sid != NULL ? sid : "(no sid)");
 		record_result(s, j, sid != NULL ? sid : "", NULL, 0);
-		job_done(j);
+		job_done(j, sid);
 	} else {
 		snprintf(why, sizeof(why), "HTTP %ld, Twilio error %ld", status, code);
 		snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
@@ -571,7 +679,6 @@ handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
 	}
 	json_decref(doc);
 	job_free(j);
-	sender_tick(s);
 }
 
 static void
@@ -634,10 +741,9 @@ on_listed(CURL *easy, CURLcode res, void *arg)
 		         "attempt); not sent again",
 		    j->id, log_phone(j->to, ph, sizeof(ph)), found);
 		record_result(s, j, found, NULL, 0);
-		job_done(j);
+		job_done(j, found);
 		job_free(j);
 		json_decref(doc);
-		sender_tick(s);
 		return;
 	}
 	if (res != CURLE_OK || status != 200)
@@ -763,6 +869,28 @@ start_job(struct sender *s, const char *id, const char *to, const char *body, un
 	send_post(j);
 }
 
+/*
+ * Starts the job a script handed out: e[0..n) is {id, to, body, attempts,
+ * sent_ms, content_sid, content_vars, tag}. False if that is not what it is.
+ */
+static bool
+start_from_reply(struct sender *s, redisReply **e, size_t n)
+{
+	long long att = 0, unsure = 0;
+
+	if (n != 8 || e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
+	    e[2]->type != REDIS_REPLY_STRING)
+		return false;
+	if (e[3]->type == REDIS_REPLY_STRING)
+		parse_ll(e[3]->str, 0, 1000000, &att);
+	if (e[4]->type == REDIS_REPLY_STRING && e[4]->len > 0)
+		parse_ll(e[4]->str, 0, INT64_MAX, &unsure);
+	start_job(s, e[0]->str, e[1]->str, e[2]->str, (unsigned)att, (uint64_t)unsure,
+	    e[5]->type == REDIS_REPLY_STRING ? e[5]->str : NULL, e[6]->type == REDIS_REPLY_STRING ? e[6]->str : NULL,
+	    e[7]->type == REDIS_REPLY_STRING ? e[7]->str : NULL);
+	return true;
+}
+
 /* ---- claiming due replies ---- */
 
 /* All the claims of a tick are answered: the next tick may start. */
@@ -772,37 +900,50 @@ claims_done(struct sender *s)
 	s->claiming = false;
 	if (s->claimed)
 		s->pace.found = true;
-	/* Some were handed out: more may be due; a reply queued meanwhile is due now. */
-	if (s->claimed || s->tick_again) {
+	/* The due list was full: more may be due; or one was asked for while this tick ran. */
+	if ((s->claimed && s->backlog) || s->tick_again) {
 		s->claimed = false;
 		s->tick_again = false;
 		sender_tick(s);
 	}
+	s->claimed = false;
 }
 
-/* One recipient's claim: {id, to, body, attempts, sent_ms, content_sid, content_vars, tag}, or nil. */
+/* A legacy head converted for a claim: claim again. */
+static void
+on_converted(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct sender *s = release(pd);
+	redisReply *reply = r;
+
+	/* An error is left to the next poll rather than claimed again at once. */
+	if (s != NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+		sender_tick(s);
+}
+
+/*
+ * One recipient's claim: {id, to, body, attempts, sent_ms, content_sid,
+ * content_vars, tag}, {"legacy", id, to} (a job of the previous release at
+ * the head, left in place), or nil.
+ */
 static void
 on_claimed(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct sender *s = release(pd);
-	redisReply *reply = r, **e;
-	long long att = 0, unsure = 0;
+	redisReply *reply = r;
 
 	if (s == NULL)
 		return;
-	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 8 &&
-	    reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING &&
-	    reply->element[2]->type == REDIS_REPLY_STRING) {
-		e = reply->element;
-		if (e[3]->type == REDIS_REPLY_STRING)
-			parse_ll(e[3]->str, 0, 1000000, &att);
-		if (e[4]->type == REDIS_REPLY_STRING && e[4]->len > 0)
-			parse_ll(e[4]->str, 0, INT64_MAX, &unsure);
-		start_job(s, e[0]->str, e[1]->str, e[2]->str, (unsigned)att, (uint64_t)unsure,
-		    e[5]->type == REDIS_REPLY_STRING ? e[5]->str : NULL,
-		    e[6]->type == REDIS_REPLY_STRING ? e[6]->str : NULL,
-		    e[7]->type == REDIS_REPLY_STRING ? e[7]->str : NULL);
-		s->claimed = true;
+	unreserve(s, true);
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
+		if (start_from_reply(s, reply->element, reply->elements))
+			s->claimed = true;
+		else if (reply->elements == 3 && reply->element[1]->type == REDIS_REPLY_STRING &&
+		    reply->element[2]->type == REDIS_REPLY_STRING) {
+			void *h = hold(s);
+			if (convert_legacy(s, reply->element[2]->str, reply->element[1]->str, on_converted, h) < 0)
+				release(h);
+		}
 	}
 	/* After sender_set_redis() the old connection's claims answer NULL with the count already reset. */
 	if (s->claims > 0 && --s->claims == 0)
@@ -825,6 +966,8 @@ on_due(redisAsyncContext *ac, void *r, void *pd)
 
 	if (s == NULL)
 		return;
+	/* Fewer due than asked for, and no hand-off refused since: none waits for room any more. */
+	s->backlog = s->starved || (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= s->limit);
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
 		claims_done(s);
 		return;
@@ -844,8 +987,11 @@ on_due(redisAsyncContext *ac, void *r, void *pd)
 		argv[2] = reply->element[i]->str;
 		argv[3] = now;
 		argv[4] = until;
+		s->reserved++; /* given back by on_claimed */
 		if (call(s, &s->claim, on_claimed, 2, argv, 5) == 0)
 			s->claims++;
+		else
+			s->reserved--;
 		free(q);
 	}
 	if (--s->claims == 0)
@@ -862,14 +1008,20 @@ sender_tick(struct sender *s)
 		s->tick_again = true; /* a reply may have been queued after that claim was sent */
 		return;
 	}
-	if (s->rc == NULL || rconn_state(s->rc) != RCONN_UP || s->in_flight >= s->o.max_in_flight)
+	if (s->rc == NULL || rconn_state(s->rc) != RCONN_UP)
 		return;
+	if (s->upg == UPG_NONE)
+		upgrade_start(s);
+	if (s->in_flight + s->reserved >= s->o.max_in_flight)
+		return;
+	s->limit = s->o.max_in_flight - s->in_flight - s->reserved;
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
-	snprintf(max, sizeof(max), "%u", s->o.max_in_flight - s->in_flight);
+	snprintf(max, sizeof(max), "%u", s->limit);
 	pd = hold(s);
-	if (rconn_command(s->rc, on_due, pd, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %s", s->k_due, now, max) == 0)
+	if (rconn_command(s->rc, on_due, pd, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %s", s->k_due, now, max) == 0) {
 		s->claiming = true;
-	else
+		s->starved = false;
+	} else
 		release(pd);
 }
 
@@ -879,11 +1031,266 @@ on_poll(sd_event_source *es, uint64_t usec, void *arg)
 	struct sender *s = arg;
 
 	sender_tick(s);
+	/* Replies in flight need no poll (their dones hand out what follows); replies waiting for room do. */
 	sd_event_source_set_time(es,
 	    now_usec() +
-	        pace_next(&s->pace, s->o.poll_ms, SENDER_IDLE_POLL_MS, s->in_flight > 0, realtime_usec() / 1000) *
-	            1000);
+	        pace_next(&s->pace, s->o.poll_ms, SENDER_IDLE_POLL_MS, s->backlog, realtime_usec() / 1000) * 1000);
 	return 0;
+}
+
+/* ---- the upgrade from the previous release's jobs ---- */
+
+/* Runs sender-upgrade on the legacy job id queued for to; 0 or -ENOTCONN (then fn is not called). */
+static int
+convert_legacy(struct sender *s, const char *to, const char *id, redisCallbackFn *fn, void *pd)
+{
+	char *q = key2(s->k_qprefix, to), *jk = key2(s->k_jobprefix, id);
+	const char *argv[3] = {q, jk, id};
+	int r = eval(s, &s->upgrade, fn, pd, 2, argv, 3);
+
+	free(jk);
+	free(q);
+	return r;
+}
+
+static bool
+all_digits(const char *p)
+{
+	if (*p == '\0')
+		return false;
+	for (; *p != '\0'; p++)
+		if (!isdigit((unsigned char)*p))
+			return false;
+	return true;
+}
+
+/* A walk step sent: it holds the sender and names the recipient or the job it is about. */
+static struct upg *
+upg_new(struct sender *s, const char *name)
+{
+	struct upg *u = xcalloc(1, sizeof(*u));
+
+	u->alive = hold(s);
+	u->name = name != NULL ? xstrdup(name) : NULL;
+	s->upg_pending++;
+	return u;
+}
+
+/* A walk step answered: the sender, or NULL if it is gone. Call upg_settle() once its own steps are sent. */
+static struct sender *
+upg_answered(struct upg *u, const redisReply *reply)
+{
+	struct sender *s = release(u->alive);
+
+	if (s != NULL && (reply == NULL || reply->type == REDIS_REPLY_ERROR))
+		s->upg_failed = true;
+	return s;
+}
+
+static void upg_scan(struct sender *s);
+
+/* One step fewer under way; with none left, the next SCAN step, or the end of the walk. */
+static void
+upg_settle(struct sender *s)
+{
+	if (--s->upg_pending > 0)
+		return;
+	if (s->upg_failed) {
+		/* Redis went away or refused: the walk starts again from the beginning at a later tick. */
+		s->upg = UPG_NONE;
+		return;
+	}
+	if (s->upg_cursor == NULL || strcmp(s->upg_cursor, "0") != 0) {
+		upg_scan(s);
+		return;
+	}
+	s->upg = UPG_DONE;
+	rconn_command(s->rc, NULL, NULL, "SET %s 1", s->k_upgraded);
+	if (s->upg_counts[0] + s->upg_counts[1] + s->upg_counts[2] > 0)
+		log_notice(
+		    "sender: outbox upgraded: %lld queued replies converted, %lld ids without a job and %lld jobs "
+		    "in no queue dropped",
+		    s->upg_counts[2], s->upg_counts[1], s->upg_counts[0]);
+}
+
+/* sender-upgrade's answer for one job: 1 converted, 0 an id without a job, -1 a job in no queue. */
+static void
+on_upg_one(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct upg *u = pd;
+	redisReply *reply = r;
+	struct sender *s = upg_answered(u, reply);
+
+	if (s != NULL) {
+		if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer >= -1 && reply->integer <= 1)
+			s->upg_counts[reply->integer + 1]++;
+		upg_settle(s);
+	}
+	free(u->name);
+	free(u);
+}
+
+static void
+upg_convert(struct sender *s, const char *to, const char *id)
+{
+	struct upg *c = upg_new(s, NULL);
+
+	if (convert_legacy(s, to, id, on_upg_one, c) < 0) {
+		s->upg_failed = true;
+		release(c->alive);
+		free(c);
+		upg_settle(s);
+	}
+}
+
+static void on_upg_queue(redisAsyncContext *ac, void *r, void *pd);
+static void on_upg_job(redisAsyncContext *ac, void *r, void *pd);
+
+/* Reads a queue found by the walk (LRANGE; name is its recipient), or a legacy job's recipient (name: its id). */
+static void
+upg_read(struct sender *s, const char *name, const char *key, bool queue)
+{
+	struct upg *u = upg_new(s, name);
+
+	if (rconn_command(s->rc, queue ? on_upg_queue : on_upg_job, u, queue ? "LRANGE %s 0 -1" : "HGET %s to", key) <
+	    0) {
+		s->upg_failed = true;
+		s->upg_pending--;
+		release(u->alive);
+		free(u->name);
+		free(u);
+	}
+}
+
+/* A queue's entries (u->name is the recipient): each bare id is a legacy job. */
+static void
+on_upg_queue(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct upg *u = pd;
+	redisReply *reply = r;
+	struct sender *s = upg_answered(u, reply);
+	size_t i;
+
+	if (s != NULL) {
+		for (i = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
+			if (reply->element[i]->type == REDIS_REPLY_STRING && all_digits(reply->element[i]->str))
+				upg_convert(s, u->name, reply->element[i]->str);
+		upg_settle(s);
+	}
+	free(u->name);
+	free(u);
+}
+
+/* A legacy job's recipient (u->name is its id): converted into its queue, or dropped if in none. */
+static void
+on_upg_job(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct upg *u = pd;
+	redisReply *reply = r;
+	struct sender *s = upg_answered(u, reply);
+
+	if (s != NULL) {
+		if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
+			upg_convert(s, reply->str, u->name);
+		} else if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
+			/* Converted meanwhile (gone), or a hash without a recipient: nothing can send it. */
+			char *jk = key2(s->k_jobprefix, u->name);
+			rconn_command(s->rc, NULL, NULL, "DEL %s", jk);
+			free(jk);
+		}
+		upg_settle(s);
+	}
+	free(u->name);
+	free(u);
+}
+
+/* One SCAN step: {cursor, keys}, the keys being queues and legacy jobs. */
+static void
+on_upg_scan(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct upg *u = pd;
+	redisReply *reply = r, *keys;
+	struct sender *s = upg_answered(u, reply);
+	size_t i, nq = strlen(s != NULL ? s->k_qprefix : ""), nj = strlen(s != NULL ? s->k_jobprefix : "");
+
+	if (s != NULL) {
+		if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+		    reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_ARRAY) {
+			free(s->upg_cursor);
+			s->upg_cursor = xstrdup(reply->element[0]->str);
+			keys = reply->element[1];
+			for (i = 0; i < keys->elements; i++) {
+				const char *k =
+				    keys->element[i]->type == REDIS_REPLY_STRING ? keys->element[i]->str : "";
+				if (strncmp(k, s->k_qprefix, nq) == 0 && k[nq] == '+')
+					upg_read(s, k + nq, k, true);
+				else if (strncmp(k, s->k_jobprefix, nj) == 0 && all_digits(k + nj))
+					upg_read(s, k + nj, k, false);
+			}
+		} else
+			s->upg_failed = true;
+		upg_settle(s);
+	}
+	free(u->name);
+	free(u);
+}
+
+static void
+upg_scan(struct sender *s)
+{
+	struct upg *u = upg_new(s, NULL);
+
+	if (rconn_command(s->rc, on_upg_scan, u, "SCAN %s MATCH %s COUNT 1000", s->upg_cursor ? s->upg_cursor : "0",
+	        s->upg_match) < 0) {
+		s->upg_failed = true;
+		release(u->alive);
+		free(u);
+		upg_settle(s);
+	}
+}
+
+/* The marker: set once a walk finished, so later starts skip it. */
+static void
+on_upg_marker(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct upg *u = pd;
+	redisReply *reply = r;
+	struct sender *s = upg_answered(u, reply);
+
+	if (s != NULL) {
+		if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
+			s->upg_pending--;
+			s->upg = UPG_DONE;
+		} else
+			upg_settle(s);
+	}
+	free(u);
+}
+
+/*
+ * Converts the previous release's outbox (bare ids in the queues, each job
+ * in a hash P{outbox}:job:<id>): at the first connection, a SCAN of the
+ * queues and job hashes, one step at a time, each legacy job converted in
+ * place by sender-upgrade. Sending goes on meanwhile: a claim that meets a
+ * legacy head leaves it, and on_claimed converts it at once.
+ */
+static void
+upgrade_start(struct sender *s)
+{
+	struct upg *u;
+
+	s->upg = UPG_WALKING;
+	s->upg_failed = false;
+	s->upg_pending = 0;
+	free(s->upg_cursor);
+	s->upg_cursor = NULL;
+	u = upg_new(s, NULL);
+	if (rconn_command(s->rc, on_upg_marker, u, "GET %s", s->k_upgraded) < 0) {
+		release(u->alive);
+		free(u);
+		s->upg_pending = 0;
+		s->upg = UPG_NONE;
+	}
 }
 
 /* ---- status callbacks ---- */
@@ -953,11 +1360,27 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 	xasprintf(&s->k_deadbody, "%s{outbox}:deadbody:", o->key_prefix);
 	xasprintf(&s->k_msgprefix, "%s{outbox}:msg:", o->key_prefix);
 	xasprintf(&s->k_result, "%s{outbox}:result:", o->key_prefix);
+	xasprintf(&s->k_jobprefix, "%s{outbox}:job:", o->key_prefix);
+	xasprintf(&s->k_upgraded, "%s{outbox}:upgraded", o->key_prefix);
+	{
+		/* SCAN's pattern: the prefix with its glob characters escaped, then the queues and the jobs. */
+		size_t i, np = strlen(o->key_prefix);
+		static const char tail[] = "{outbox}:[qj]*";
+		char *m = xmalloc(2 * np + sizeof(tail)), *p = m;
+		for (i = 0; i < np; i++) {
+			if (strchr("*?[]\\", o->key_prefix[i]) != NULL)
+				*p++ = '\\';
+			*p++ = o->key_prefix[i];
+		}
+		memcpy(p, tail, sizeof(tail));
+		s->upg_match = m;
+	}
 	rscript_init(&s->enqueue, redis_script_sender_enqueue);
 	rscript_init(&s->claim, redis_script_sender_claim);
 	rscript_init(&s->done, redis_script_sender_done);
 	rscript_init(&s->optout, redis_script_sender_optout);
 	rscript_init(&s->retry, redis_script_sender_retry);
+	rscript_init(&s->upgrade, redis_script_sender_upgrade);
 	if (sd_event_add_time(e, &s->poll, CLOCK_MONOTONIC, now_usec() + s->o.poll_ms * 1000, 10000, on_poll, s) < 0)
 		fatalx("sender: sd_event_add_time failed");
 	sd_event_source_set_enabled(s->poll, SD_EVENT_ON);
@@ -1001,6 +1424,10 @@ sender_free(struct sender *s)
 	free(s->k_deadbody);
 	free(s->k_msgprefix);
 	free(s->k_result);
+	free(s->k_jobprefix);
+	free(s->k_upgraded);
+	free(s->upg_match);
+	free(s->upg_cursor);
 	pace_free(&s->pace);
 	free(s);
 }

@@ -126,8 +126,9 @@ on_queued(int parts, void *arg)
 	queued_result = parts;
 }
 
+/* A sender polling every poll_ms, asking for status callbacks or not. */
 static struct sender *
-new_sender(const char *token, uint64_t lease_ms)
+new_sender_opt(const char *token, uint64_t lease_ms, uint64_t poll_ms, int callbacks)
 {
 	char base[64];
 	struct sender_options o = {
@@ -135,7 +136,7 @@ new_sender(const char *token, uint64_t lease_ms)
 	    .account_sid = SID,
 	    .auth_token = token,
 	    .from = "whatsapp:+14155238886",
-	    .status_callback = "https://bot.example.com/api/webhook/status",
+	    .status_callback = callbacks ? "https://bot.example.com/api/webhook/status" : NULL,
 	    .key_prefix = "t:",
 	    .timeout_ms = 3000,
 	    .max_attempts = 4,
@@ -143,11 +144,17 @@ new_sender(const char *token, uint64_t lease_ms)
 	    .lease_ms = lease_ms,
 	    .backoff_min_ms = 200,
 	    .backoff_max_ms = 800,
-	    .poll_ms = 100,
+	    .poll_ms = poll_ms,
 	};
 
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", twilio_port);
 	return sender_new(ev, cv, rc, &o);
+}
+
+static struct sender *
+new_sender(const char *token, uint64_t lease_ms)
+{
+	return new_sender_opt(token, lease_ms, 100, 1);
 }
 
 static long long
@@ -172,6 +179,44 @@ redis_str(const char *fmt, const char *arg)
 	freeReplyObject(r);
 	redisFree(c);
 	return v;
+}
+
+/*
+ * Redis commands run since the last CONFIG RESETSTAT (INFO commandstats: calls,
+ * those inside scripts included), leaving out the test's own INFO and CONFIG
+ * and the connection's PING health check; what they were goes into what.
+ */
+static long long
+redis_calls(char *what, size_t len)
+{
+	redisContext *c = redisConnect("127.0.0.1", redis_port);
+	redisReply *r = redisCommand(c, "INFO commandstats");
+	long long n = 0, calls;
+	char name[64];
+	const char *p;
+	size_t w = 0;
+
+	what[0] = '\0';
+	for (p = r != NULL && r->type == REDIS_REPLY_STRING ? r->str : ""; (p = strstr(p, "cmdstat_")) != NULL; p++) {
+		if (sscanf(p, "cmdstat_%63[^:]:calls=%lld", name, &calls) != 2 || strcmp(name, "info") == 0 ||
+		    strncmp(name, "config", 6) == 0 || strcmp(name, "ping") == 0)
+			continue;
+		n += calls;
+		if (w < len)
+			w += (size_t)snprintf(what + w, len - w, " %s=%lld", name, calls);
+	}
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
+static void
+redis_resetstat(void)
+{
+	redisContext *c = redisConnect("127.0.0.1", redis_port);
+
+	freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+	redisFree(c);
 }
 
 int
@@ -414,6 +459,33 @@ main(void)
 	sender_get_stats(s, &st);
 	is_int(st.reconciled, 0, "an ordinary send does not look anything up");
 	sender_free(s);
+
+	/*
+	 * ---- Redis commands per reply ----
+	 * Counted with INFO commandstats (commands inside scripts included), with the timed poll out of the way
+	 * (a minute): what one reply of one and of two parts costs, with status callbacks on and off.
+	 */
+	for (int cb = 1; cb >= 0; cb--) {
+		s = new_sender_opt(TOKEN, 30000, 60000, cb);
+		for (int parts = 1; parts <= 2; parts++) {
+			char text[2400], what[512];
+			long long n;
+
+			memset(text, 'a', sizeof(text));
+			text[parts == 1 ? 100 : 2000] = '\0';
+			ctl("{\"reset\": true}");
+			redis_resetstat();
+			sender_enqueue(s, "+573001110000", text, NULL, NULL);
+			RUN_UNTIL(count_201() == (size_t)parts, 4000);
+			run_ms(300);
+			n = redis_calls(what, sizeof(what));
+			diag("a reply of %d part(s), status callbacks %s: %lld commands:%s", parts, cb ? "on" : "off",
+			    n, what);
+			is_int(count_201(), parts, "a reply of %d part(s) is sent (status callbacks %s)", parts,
+			    cb ? "on" : "off");
+		}
+		sender_free(s);
+	}
 
 	curlev_free(cv);
 	rconn_free(rc);
