@@ -19,8 +19,8 @@
  * next job, each in the same way as a claim; the poll takes retries, a
  * crashed sender's jobs and what waited for room. The previous release kept
  * bare ids in the queues and each job in a hash P{outbox}:job:<id>: a walk
- * at the first connection converts them, and a claim that meets one leaves
- * it for the sender to convert on the spot.
+ * at the first connection converts them (sender-upgrade.c), and a claim
+ * that meets one leaves it for the sender to convert on the spot.
  */
 #include "config.h"
 
@@ -38,6 +38,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "redis/scripts.h"
+#include "twilio/sender-upgrade.h"
 #include "twilio/sender.h"
 
 #define MAX_PARTS 16
@@ -76,15 +77,6 @@ struct enq {
 	bool reserved;
 };
 
-/* The upgrade walk's state. */
-enum upgrade { UPG_NONE, UPG_WALKING, UPG_DONE };
-
-/* A pending step of the upgrade walk: the recipient or the job id it is about. */
-struct upg {
-	struct alive *alive;
-	char *name;
-};
-
 struct sender {
 	sd_event *event;
 	struct curlev *cv;
@@ -93,8 +85,8 @@ struct sender {
 	char *url;
 	char *userpwd;
 	char *k_seq, *k_due, *k_qprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody, *k_result;
-	char *k_jobprefix, *k_upgraded, *upg_match;
-	struct rscript enqueue, claim, done, optout, retry, upgrade;
+	struct rscript enqueue, claim, done, optout, retry;
+	struct sender_upgrade *upgrade; /* the walk converting the previous release's jobs */
 	struct alive *alive;
 	bool claiming, tick_again;
 	unsigned claims; /* per-recipient claims not answered yet */
@@ -103,11 +95,6 @@ struct sender {
 	bool starved; /* a hand-off was refused for room since the last tick was sent */
 	unsigned limit; /* how many recipients the last tick asked for */
 	unsigned reserved; /* slots held for claims, enqueues and dones that may hand out a job */
-	enum upgrade upg;
-	char *upg_cursor;
-	unsigned upg_pending; /* walk steps not answered yet */
-	bool upg_failed; /* one was lost: walk again later */
-	long long upg_counts[3]; /* hashes in no queue dropped, ids without a hash dropped, jobs converted */
 	sd_event_source *poll;
 	struct pace pace; /* poll_ms while replies wait for room, up to SENDER_IDLE_POLL_MS; at each retry's time */
 	unsigned in_flight;
@@ -116,9 +103,7 @@ struct sender {
 };
 
 static void sender_tick(struct sender *s);
-static void upgrade_start(struct sender *s);
 static bool start_from_reply(struct sender *s, redisReply **e, size_t n);
-static int convert_legacy(struct sender *s, const char *to, const char *id, redisCallbackFn *fn, void *pd);
 
 /* The longest the outbox goes unread when nothing is queued here: how late another instance's reply is seen. */
 #define SENDER_IDLE_POLL_MS 2000
@@ -941,7 +926,8 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 		else if (reply->elements == 3 && reply->element[1]->type == REDIS_REPLY_STRING &&
 		    reply->element[2]->type == REDIS_REPLY_STRING) {
 			void *h = hold(s);
-			if (convert_legacy(s, reply->element[2]->str, reply->element[1]->str, on_converted, h) < 0)
+			if (sender_upgrade_one(
+			        s->upgrade, reply->element[2]->str, reply->element[1]->str, on_converted, h) < 0)
 				release(h);
 		}
 	}
@@ -1010,8 +996,7 @@ sender_tick(struct sender *s)
 	}
 	if (s->rc == NULL || rconn_state(s->rc) != RCONN_UP)
 		return;
-	if (s->upg == UPG_NONE)
-		upgrade_start(s);
+	sender_upgrade_walk(s->upgrade);
 	if (s->in_flight + s->reserved >= s->o.max_in_flight)
 		return;
 	s->limit = s->o.max_in_flight - s->in_flight - s->reserved;
@@ -1036,261 +1021,6 @@ on_poll(sd_event_source *es, uint64_t usec, void *arg)
 	    now_usec() +
 	        pace_next(&s->pace, s->o.poll_ms, SENDER_IDLE_POLL_MS, s->backlog, realtime_usec() / 1000) * 1000);
 	return 0;
-}
-
-/* ---- the upgrade from the previous release's jobs ---- */
-
-/* Runs sender-upgrade on the legacy job id queued for to; 0 or -ENOTCONN (then fn is not called). */
-static int
-convert_legacy(struct sender *s, const char *to, const char *id, redisCallbackFn *fn, void *pd)
-{
-	char *q = key2(s->k_qprefix, to), *jk = key2(s->k_jobprefix, id);
-	const char *argv[3] = {q, jk, id};
-	int r = eval(s, &s->upgrade, fn, pd, 2, argv, 3);
-
-	free(jk);
-	free(q);
-	return r;
-}
-
-static bool
-all_digits(const char *p)
-{
-	if (*p == '\0')
-		return false;
-	for (; *p != '\0'; p++)
-		if (!isdigit((unsigned char)*p))
-			return false;
-	return true;
-}
-
-/* A walk step sent: it holds the sender and names the recipient or the job it is about. */
-static struct upg *
-upg_new(struct sender *s, const char *name)
-{
-	struct upg *u = xcalloc(1, sizeof(*u));
-
-	u->alive = hold(s);
-	u->name = name != NULL ? xstrdup(name) : NULL;
-	s->upg_pending++;
-	return u;
-}
-
-/* A walk step answered: the sender, or NULL if it is gone. Call upg_settle() once its own steps are sent. */
-static struct sender *
-upg_answered(struct upg *u, const redisReply *reply)
-{
-	struct sender *s = release(u->alive);
-
-	if (s != NULL && (reply == NULL || reply->type == REDIS_REPLY_ERROR))
-		s->upg_failed = true;
-	return s;
-}
-
-static void upg_scan(struct sender *s);
-
-/* One step fewer under way; with none left, the next SCAN step, or the end of the walk. */
-static void
-upg_settle(struct sender *s)
-{
-	if (--s->upg_pending > 0)
-		return;
-	if (s->upg_failed) {
-		/* Redis went away or refused: the walk starts again from the beginning at a later tick. */
-		s->upg = UPG_NONE;
-		return;
-	}
-	if (s->upg_cursor == NULL || strcmp(s->upg_cursor, "0") != 0) {
-		upg_scan(s);
-		return;
-	}
-	s->upg = UPG_DONE;
-	rconn_command(s->rc, NULL, NULL, "SET %s 1", s->k_upgraded);
-	if (s->upg_counts[0] + s->upg_counts[1] + s->upg_counts[2] > 0)
-		log_notice(
-		    "sender: outbox upgraded: %lld queued replies converted, %lld ids without a job and %lld jobs "
-		    "in no queue dropped",
-		    s->upg_counts[2], s->upg_counts[1], s->upg_counts[0]);
-}
-
-/* sender-upgrade's answer for one job: 1 converted, 0 an id without a job, -1 a job in no queue. */
-static void
-on_upg_one(redisAsyncContext *ac, void *r, void *pd)
-{
-	struct upg *u = pd;
-	redisReply *reply = r;
-	struct sender *s = upg_answered(u, reply);
-
-	if (s != NULL) {
-		if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer >= -1 && reply->integer <= 1)
-			s->upg_counts[reply->integer + 1]++;
-		upg_settle(s);
-	}
-	free(u->name);
-	free(u);
-}
-
-static void
-upg_convert(struct sender *s, const char *to, const char *id)
-{
-	struct upg *c = upg_new(s, NULL);
-
-	if (convert_legacy(s, to, id, on_upg_one, c) < 0) {
-		s->upg_failed = true;
-		release(c->alive);
-		free(c);
-		upg_settle(s);
-	}
-}
-
-static void on_upg_queue(redisAsyncContext *ac, void *r, void *pd);
-static void on_upg_job(redisAsyncContext *ac, void *r, void *pd);
-
-/* Reads a queue found by the walk (LRANGE; name is its recipient), or a legacy job's recipient (name: its id). */
-static void
-upg_read(struct sender *s, const char *name, const char *key, bool queue)
-{
-	struct upg *u = upg_new(s, name);
-
-	if (rconn_command(s->rc, queue ? on_upg_queue : on_upg_job, u, queue ? "LRANGE %s 0 -1" : "HGET %s to", key) <
-	    0) {
-		s->upg_failed = true;
-		s->upg_pending--;
-		release(u->alive);
-		free(u->name);
-		free(u);
-	}
-}
-
-/* A queue's entries (u->name is the recipient): each bare id is a legacy job. */
-static void
-on_upg_queue(redisAsyncContext *ac, void *r, void *pd)
-{
-	struct upg *u = pd;
-	redisReply *reply = r;
-	struct sender *s = upg_answered(u, reply);
-	size_t i;
-
-	if (s != NULL) {
-		for (i = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
-			if (reply->element[i]->type == REDIS_REPLY_STRING && all_digits(reply->element[i]->str))
-				upg_convert(s, u->name, reply->element[i]->str);
-		upg_settle(s);
-	}
-	free(u->name);
-	free(u);
-}
-
-/* A legacy job's recipient (u->name is its id): converted into its queue, or dropped if in none. */
-static void
-on_upg_job(redisAsyncContext *ac, void *r, void *pd)
-{
-	struct upg *u = pd;
-	redisReply *reply = r;
-	struct sender *s = upg_answered(u, reply);
-
-	if (s != NULL) {
-		if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
-			upg_convert(s, reply->str, u->name);
-		} else if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
-			/* Converted meanwhile (gone), or a hash without a recipient: nothing can send it. */
-			char *jk = key2(s->k_jobprefix, u->name);
-			rconn_command(s->rc, NULL, NULL, "DEL %s", jk);
-			free(jk);
-		}
-		upg_settle(s);
-	}
-	free(u->name);
-	free(u);
-}
-
-/* One SCAN step: {cursor, keys}, the keys being queues and legacy jobs. */
-static void
-on_upg_scan(redisAsyncContext *ac, void *r, void *pd)
-{
-	struct upg *u = pd;
-	redisReply *reply = r, *keys;
-	struct sender *s = upg_answered(u, reply);
-	size_t i, nq = strlen(s != NULL ? s->k_qprefix : ""), nj = strlen(s != NULL ? s->k_jobprefix : "");
-
-	if (s != NULL) {
-		if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-		    reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_ARRAY) {
-			free(s->upg_cursor);
-			s->upg_cursor = xstrdup(reply->element[0]->str);
-			keys = reply->element[1];
-			for (i = 0; i < keys->elements; i++) {
-				const char *k =
-				    keys->element[i]->type == REDIS_REPLY_STRING ? keys->element[i]->str : "";
-				if (strncmp(k, s->k_qprefix, nq) == 0 && k[nq] == '+')
-					upg_read(s, k + nq, k, true);
-				else if (strncmp(k, s->k_jobprefix, nj) == 0 && all_digits(k + nj))
-					upg_read(s, k + nj, k, false);
-			}
-		} else
-			s->upg_failed = true;
-		upg_settle(s);
-	}
-	free(u->name);
-	free(u);
-}
-
-static void
-upg_scan(struct sender *s)
-{
-	struct upg *u = upg_new(s, NULL);
-
-	if (rconn_command(s->rc, on_upg_scan, u, "SCAN %s MATCH %s COUNT 1000", s->upg_cursor ? s->upg_cursor : "0",
-	        s->upg_match) < 0) {
-		s->upg_failed = true;
-		release(u->alive);
-		free(u);
-		upg_settle(s);
-	}
-}
-
-/* The marker: set once a walk finished, so later starts skip it. */
-static void
-on_upg_marker(redisAsyncContext *ac, void *r, void *pd)
-{
-	struct upg *u = pd;
-	redisReply *reply = r;
-	struct sender *s = upg_answered(u, reply);
-
-	if (s != NULL) {
-		if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
-			s->upg_pending--;
-			s->upg = UPG_DONE;
-		} else
-			upg_settle(s);
-	}
-	free(u);
-}
-
-/*
- * Converts the previous release's outbox (bare ids in the queues, each job
- * in a hash P{outbox}:job:<id>): at the first connection, a SCAN of the
- * queues and job hashes, one step at a time, each legacy job converted in
- * place by sender-upgrade. Sending goes on meanwhile: a claim that meets a
- * legacy head leaves it, and on_claimed converts it at once.
- */
-static void
-upgrade_start(struct sender *s)
-{
-	struct upg *u;
-
-	s->upg = UPG_WALKING;
-	s->upg_failed = false;
-	s->upg_pending = 0;
-	free(s->upg_cursor);
-	s->upg_cursor = NULL;
-	u = upg_new(s, NULL);
-	if (rconn_command(s->rc, on_upg_marker, u, "GET %s", s->k_upgraded) < 0) {
-		release(u->alive);
-		free(u);
-		s->upg_pending = 0;
-		s->upg = UPG_NONE;
-	}
 }
 
 /* ---- status callbacks ---- */
@@ -1360,27 +1090,12 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 	xasprintf(&s->k_deadbody, "%s{outbox}:deadbody:", o->key_prefix);
 	xasprintf(&s->k_msgprefix, "%s{outbox}:msg:", o->key_prefix);
 	xasprintf(&s->k_result, "%s{outbox}:result:", o->key_prefix);
-	xasprintf(&s->k_jobprefix, "%s{outbox}:job:", o->key_prefix);
-	xasprintf(&s->k_upgraded, "%s{outbox}:upgraded", o->key_prefix);
-	{
-		/* SCAN's pattern: the prefix with its glob characters escaped, then the queues and the jobs. */
-		size_t i, np = strlen(o->key_prefix);
-		static const char tail[] = "{outbox}:[qj]*";
-		char *m = xmalloc(2 * np + sizeof(tail)), *p = m;
-		for (i = 0; i < np; i++) {
-			if (strchr("*?[]\\", o->key_prefix[i]) != NULL)
-				*p++ = '\\';
-			*p++ = o->key_prefix[i];
-		}
-		memcpy(p, tail, sizeof(tail));
-		s->upg_match = m;
-	}
 	rscript_init(&s->enqueue, redis_script_sender_enqueue);
 	rscript_init(&s->claim, redis_script_sender_claim);
 	rscript_init(&s->done, redis_script_sender_done);
 	rscript_init(&s->optout, redis_script_sender_optout);
 	rscript_init(&s->retry, redis_script_sender_retry);
-	rscript_init(&s->upgrade, redis_script_sender_upgrade);
+	s->upgrade = sender_upgrade_new(o->key_prefix, &s->rc);
 	if (sd_event_add_time(e, &s->poll, CLOCK_MONOTONIC, now_usec() + s->o.poll_ms * 1000, 10000, on_poll, s) < 0)
 		fatalx("sender: sd_event_add_time failed");
 	sd_event_source_set_enabled(s->poll, SD_EVENT_ON);
@@ -1424,10 +1139,7 @@ sender_free(struct sender *s)
 	free(s->k_deadbody);
 	free(s->k_msgprefix);
 	free(s->k_result);
-	free(s->k_jobprefix);
-	free(s->k_upgraded);
-	free(s->upg_match);
-	free(s->upg_cursor);
+	sender_upgrade_free(s->upgrade);
 	pace_free(&s->pace);
 	free(s);
 }
