@@ -15,13 +15,13 @@
 -- {id, to, body, attempts, sent_ms, content_sid, content_vars, tag} (missing fields as ""). sent_ms marks an
 -- attempt under way: still set at the next claim, that attempt's outcome is unknown (the sender then looks at
 -- Twilio before sending again). A head that is a bare job id, queued by a release before the JSON jobs (its
--- job in the hash P{outbox}:job:<id>), is left in place and answered {"legacy", id}: the sender converts it
+-- job in the hash P{outbox}:job:<id>), is left in place and answered {"legacy", id, to}: the sender converts it
 -- with sender-upgrade, then claims again.
 local at = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not at or tonumber(at) > tonumber(ARGV[2]) then return nil end
 local head, j = redis.call('LINDEX', KEYS[2], 0), nil
 while head do
-  if string.match(head, '^%d+$') then return {'legacy', head} end
+  if string.match(head, '^%d+$') then return {'legacy', head, ARGV[1]} end
   local ok, v = pcall(cjson.decode, head)
   if ok and type(v) == 'table' and v.id ~= nil then j = v; break end
   redis.call('LPOP', KEYS[2])

@@ -7,15 +7,16 @@
 -- KEYS[2]  P{outbox}:job:<id>   the legacy job's hash
 -- ARGV[1]  the job id
 --
--- Returns 1 when the entry was converted, 0 when its hash was gone (the id is removed from the queue), -1 when
--- the hash was in no queue (a reply already dropped, or opted out or erased: the hash and its text go).
--- Converting keeps sent_ms, so an attempt whose outcome is unknown is still looked up before sending again;
--- run twice, the second run finds nothing to do (0).
+-- Returns 1 when the entry was converted, -2 when its hash was gone (the id is removed from the queue), -1 when
+-- the hash was in no queue (a reply already dropped, or opted out or erased: the hash and its text go), 0 when
+-- there was nothing to do (converted already). Converting keeps sent_ms, so an attempt whose outcome is unknown
+-- is still looked up before sending again.
 local h = redis.call('HGETALL', KEYS[2])
 local pos = redis.call('LPOS', KEYS[1], ARGV[1])
 if #h == 0 then
-  if pos then redis.call('LREM', KEYS[1], 0, ARGV[1]) end
-  return 0
+  if not pos then return 0 end
+  redis.call('LREM', KEYS[1], 0, ARGV[1])
+  return -2
 end
 redis.call('DEL', KEYS[2])
 if not pos then return -1 end

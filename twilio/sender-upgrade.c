@@ -29,7 +29,7 @@ struct sender_upgrade {
 	char *cursor; /* NULL before the first SCAN step */
 	unsigned pending; /* steps not answered yet */
 	bool failed; /* one was lost or refused: walk again later */
-	long long counts[3]; /* jobs in no queue dropped, ids without a job dropped, jobs converted */
+	long long counts[4]; /* by sender-upgrade's answer + 2: ids without a job, jobs in no queue, none, converted */
 };
 
 /* What a pending call holds instead of the walker. */
@@ -153,14 +153,14 @@ upg_settle(struct sender_upgrade *w)
 	w->walk = WALK_DONE;
 	if (conn(w) != NULL)
 		rconn_command(conn(w), NULL, NULL, "SET %s 1", w->k_marker);
-	if (w->counts[0] + w->counts[1] + w->counts[2] > 0)
+	if (w->counts[0] + w->counts[1] + w->counts[3] > 0)
 		log_notice(
 		    "sender: outbox upgraded: %lld queued replies converted, %lld ids without a job and %lld jobs "
 		    "in no queue dropped",
-		    w->counts[2], w->counts[1], w->counts[0]);
+		    w->counts[3], w->counts[0], w->counts[1]);
 }
 
-/* sender-upgrade's answer for one job: 1 converted, 0 an id without a job, -1 a job in no queue. */
+/* sender-upgrade's answer for one job: 1 converted, -2 an id without a job, -1 a job in no queue, 0 none. */
 static void
 on_upg_one(redisAsyncContext *ac, void *r, void *pd)
 {
@@ -169,8 +169,8 @@ on_upg_one(redisAsyncContext *ac, void *r, void *pd)
 	struct sender_upgrade *w = upg_answered(u, reply);
 
 	if (w != NULL) {
-		if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer >= -1 && reply->integer <= 1)
-			w->counts[reply->integer + 1]++;
+		if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer >= -2 && reply->integer <= 1)
+			w->counts[reply->integer + 2]++;
 		upg_settle(w);
 	}
 	free(u->name);

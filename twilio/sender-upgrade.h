@@ -28,7 +28,8 @@ void sender_upgrade_walk(struct sender_upgrade *u);
 bool sender_upgrade_done(const struct sender_upgrade *u);
 /*
  * Converts the legacy job id queued for to (+E164); fn gets the script's
- * answer (1 converted, 0 an id without a job, -1 a job in no queue), or
+ * answer (1 converted, -2 an id without a job, -1 a job in no queue, 0
+ * nothing to do), or
  * NULL. Returns 0, or -ENOTCONN (fn is then not called).
  */
 int sender_upgrade_one(struct sender_upgrade *u, const char *to, const char *id, redisCallbackFn *fn, void *pd);

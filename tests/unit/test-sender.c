@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,48 @@ redis_str(const char *fmt, const char *arg)
 	freeReplyObject(r);
 	redisFree(c);
 	return v;
+}
+
+/* Runs one command on a connection of its own, ignoring the answer. */
+static void __attribute__((format(printf, 1, 2))) redis_do(const char *fmt, ...)
+{
+	redisContext *c = redisConnect("127.0.0.1", redis_port);
+	va_list ap;
+
+	va_start(ap, fmt);
+	freeReplyObject(redisvCommand(c, fmt, ap));
+	va_end(ap);
+	redisFree(c);
+}
+
+/* The number of keys matching pattern. */
+static size_t
+redis_count_keys(const char *pattern)
+{
+	redisContext *c = redisConnect("127.0.0.1", redis_port);
+	redisReply *r = redisCommand(c, "KEYS %s", pattern);
+	size_t n = r != NULL && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
+/* The Body of every request the double answered with 201, joined with '|'. */
+static void
+bodies_201(char *out, size_t len)
+{
+	json_t *l = twlog(), *e;
+	size_t i, w = 0;
+
+	out[0] = '\0';
+	json_array_foreach(l, i, e)
+	{
+		if (json_integer_value(json_object_get(e, "answer")) == 201 && w < len)
+			w += (size_t)snprintf(out + w, len - w, "%s%s", w > 0 ? "|" : "",
+			    json_string_value(json_object_get(json_object_get(e, "form"), "Body")) ?: "?");
+	}
+	json_decref(l);
 }
 
 /*
@@ -458,6 +501,53 @@ main(void)
 	RUN_UNTIL(count_201() == 1, 4000);
 	sender_get_stats(s, &st);
 	is_int(st.reconciled, 0, "an ordinary send does not look anything up");
+	sender_free(s);
+
+	/*
+	 * ---- the upgrade from the previous release's outbox ----
+	 * It kept bare job ids in the queues and each job in a hash {outbox}:job:<id>. Written here by hand as it
+	 * wrote them: each reply must go out once, in order, and no job hash may be left (they hold the text).
+	 */
+	ctl("{\"reset\": true}");
+	redis_do("DEL t:{outbox}:upgraded");
+	redis_do(
+	    "HSET t:{outbox}:job:901 to +573001120001 body %s attempts 0 created_ms 1 part 1 parts 2", "legacy one");
+	redis_do(
+	    "HSET t:{outbox}:job:902 to +573001120001 body %s attempts 0 created_ms 1 part 2 parts 2", "legacy two");
+	redis_do("RPUSH t:{outbox}:q:+573001120001 901 902");
+	redis_do("ZADD t:{outbox}:due 1 +573001120001");
+	redis_do("RPUSH t:{outbox}:q:+573001120002 903"); /* its hash is gone */
+	redis_do("ZADD t:{outbox}:due 1 +573001120002");
+	redis_do(
+	    "HSET t:{outbox}:job:904 to +573001120003 body %s attempts 0 created_ms 1 part 1 parts 1", "in no queue");
+	s = new_sender(TOKEN, 2000);
+	RUN_UNTIL(count_201() >= 2 && redis_count_keys("t:{outbox}:job:*") == 0 &&
+	        redis_int("EXISTS %s", "t:{outbox}:upgraded") == 1,
+	    5000);
+	run_ms(500);
+	{
+		char b[256];
+		bodies_201(b, sizeof(b));
+		is_str(b, "legacy one|legacy two", "replies queued before the upgrade go out once each, in order");
+	}
+	is_int((long long)redis_count_keys("t:{outbox}:job:*"), 0, "no legacy job hash is left");
+	ok(redis_int("EXISTS %s", "t:{outbox}:q:+573001120001") == 0 &&
+	        redis_int("EXISTS %s", "t:{outbox}:q:+573001120002") == 0,
+	    "the queues are done, an id without its job dropped");
+	is_int(redis_int("EXISTS %s", "t:{outbox}:upgraded"), 1, "the walk is marked done");
+	sender_free(s);
+
+	/* A legacy job a claim meets (an older instance still queueing, the walk done): converted, not dropped. */
+	ctl("{\"reset\": true}");
+	redis_do("HSET t:{outbox}:job:905 to +573001120004 body %s attempts 0 created_ms 1 part 1 parts 1 sent_ms %s",
+	    "legacy in flight", "1");
+	redis_do("RPUSH t:{outbox}:q:+573001120004 905");
+	redis_do("ZADD t:{outbox}:due 1 +573001120004");
+	s = new_sender(TOKEN, 2000);
+	RUN_UNTIL(count_201() == 1 && redis_int("EXISTS %s", "t:{outbox}:q:+573001120004") == 0, 5000);
+	run_ms(300);
+	is_int(count_201(), 1, "a legacy head met by a claim is converted and sent once");
+	is_int((long long)redis_count_keys("t:{outbox}:job:*"), 0, "and its hash is gone");
 	sender_free(s);
 
 	/*
