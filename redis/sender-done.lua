@@ -1,18 +1,50 @@
--- sender-done: removes a finished job (sent, or given up) and makes the recipient's next job due now.
+-- sender-done: removes a finished job (sent, or given up) and hands out the recipient's next job at once when
+-- the caller has room for it (as sender-claim would: sent_ms set, the recipient due again at the lease's end),
+-- so the parts of a reply go out one after the other without a claim each; else the next job is due now.
+-- With status callbacks on, it also records the message's SID for the delivery reports.
 --
--- KEYS[1]  P{outbox}:due     sorted set: recipients whose head job is due, by time (ms)
--- KEYS[2]  P{outbox}:q:<to>  the recipient's queue of JSON jobs
+-- KEYS[1]  P{outbox}:due        sorted set: recipients whose head job is due, by time (ms)
+-- KEYS[2]  P{outbox}:q:<to>     the recipient's queue of JSON jobs
+-- KEYS[3]  P{outbox}:msg:<sid>  optional: the sent message's record (hash: to, job; the status callbacks add
+--                               status, error_code), kept ARGV[6] seconds
 -- ARGV[1]  the recipient (+E164)
 -- ARGV[2]  the job id
 -- ARGV[3]  now (ms)
+-- ARGV[4]  the lease's end (ms), for a hand-off
+-- ARGV[5]  "1" when the caller may start one more send now, else "0"
+-- ARGV[6]  with KEYS[3]: the record's TTL in seconds
 --
--- Returns 1. The job leaves the queue only if it is still its head (a repeated call changes nothing more);
--- a recipient with nothing left leaves the due set.
-local head = redis.call('LINDEX', KEYS[2], 0)
+-- Returns {id, to, body, attempts, sent_ms, content_sid, content_vars, tag} (as sender-claim) when the next
+-- job is handed out, 1 when it is not, 0 when the finished job was not the queue's head (a repeated call, or
+-- the queue was replaced meanwhile: nothing changes but a due time for what is queued).
+if KEYS[3] then
+  redis.call('HSET', KEYS[3], 'to', ARGV[1], 'job', ARGV[2])
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
+end
+local head = redis.call('LPOP', KEYS[2])
 if head then
   local ok, j = pcall(cjson.decode, head)
-  if ok and type(j) == 'table' and tostring(j.id) == ARGV[2] then redis.call('LPOP', KEYS[2]) end
+  if not (ok and type(j) == 'table' and tostring(j.id) == ARGV[2]) then
+    -- Not this job (should not happen): put it back, keep its due time (a send of it may be under way).
+    redis.call('LPUSH', KEYS[2], head)
+    redis.call('ZADD', KEYS[1], 'NX', ARGV[3], ARGV[1])
+    return 0
+  end
 end
-if redis.call('LLEN', KEYS[2]) > 0 then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-else redis.call('ZREM', KEYS[1], ARGV[1]) end
-return 1
+local nxt = redis.call('LINDEX', KEYS[2], 0)
+if not nxt then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+local ok, j = pcall(cjson.decode, nxt)
+if ARGV[5] ~= '1' or not (ok and type(j) == 'table' and j.id ~= nil) then
+  -- No room here, or not a JSON job (a legacy id: sender-claim reports it for its conversion).
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+local sent = j.sent_ms or ''
+j.sent_ms = ARGV[3]
+redis.call('LSET', KEYS[2], 0, cjson.encode(j))
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+return {tostring(j.id), ARGV[1], j.body or '', tostring(j.attempts or 0), sent, j.content_sid or '',
+        j.content_vars or '', j.tag or ''}

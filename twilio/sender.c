@@ -7,12 +7,20 @@
  *   P{outbox}:due            sorted set: recipients whose head job is due, by time (ms)
  *   P{outbox}:optout         set of recipients who opted out (Twilio 21610)
  *   P{outbox}:dead           list of JSON records of replies given up on
- *   P{outbox}:msg:<sid>      hash: to, status, error_code (7 days), for status callbacks
+ *   P{outbox}:msg:<sid>      hash: to, job, status, error_code (7 days), only with status callbacks on
  *   P{outbox}:result:<tag>   JSON outcome of a tagged message (sent + sid, or failed + error), 7 days
  *   P{outbox}:once:<key>     a message queued at most once per key (a week)
+ *   P{outbox}:upgraded       set once the walk below has converted the previous release's jobs
  * A job holds either a body or a template (content_sid + content_vars).
  * A claim moves the recipient's due time a lease ahead, so one instance
  * sends a recipient's replies one at a time and a crash only delays them.
+ * Most jobs are not claimed: the enqueue script hands out a reply to a
+ * recipient with nothing under way, and the done script the recipient's
+ * next job, each in the same way as a claim; the poll takes retries, a
+ * crashed sender's jobs and what waited for room. The previous release kept
+ * bare ids in the queues and each job in a hash P{outbox}:job:<id>: a walk
+ * at the first connection converts them (sender-upgrade.c), and a claim
+ * that meets one leaves it for the sender to convert on the spot.
  */
 #include "config.h"
 
@@ -30,6 +38,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "redis/scripts.h"
+#include "twilio/sender-upgrade.h"
 #include "twilio/sender.h"
 
 #define MAX_PARTS 16
@@ -60,10 +69,12 @@ struct alive {
 	unsigned refs;
 };
 
+/* A pending enqueue or done: who to tell, and whether it holds a slot for a job it may hand out. */
 struct enq {
 	struct alive *alive;
 	sender_queued_fn fn;
 	void *arg;
+	bool reserved;
 };
 
 struct sender {
@@ -75,18 +86,24 @@ struct sender {
 	char *userpwd;
 	char *k_seq, *k_due, *k_qprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody, *k_result;
 	struct rscript enqueue, claim, done, optout, retry;
+	struct sender_upgrade *upgrade; /* the walk converting the previous release's jobs */
 	struct alive *alive;
 	bool claiming, tick_again;
 	unsigned claims; /* per-recipient claims not answered yet */
 	bool claimed; /* one of them handed out a job */
+	bool backlog; /* a job may be due that no hand-off takes (it waited for room): tick when a send ends */
+	bool starved; /* a hand-off was refused for room since the last tick was sent */
+	unsigned limit; /* how many recipients the last tick asked for */
+	unsigned reserved; /* slots held for claims, enqueues and dones that may hand out a job */
 	sd_event_source *poll;
-	struct pace pace; /* poll_ms while replies flow, up to SENDER_IDLE_POLL_MS when none; at each retry's time */
+	struct pace pace; /* poll_ms while replies wait for room, up to SENDER_IDLE_POLL_MS; at each retry's time */
 	unsigned in_flight;
 	struct job *jobs; /* in flight */
 	struct sender_stats st;
 };
 
 static void sender_tick(struct sender *s);
+static bool start_from_reply(struct sender *s, redisReply **e, size_t n);
 
 /* The longest the outbox goes unread when nothing is queued here: how late another instance's reply is seen. */
 #define SENDER_IDLE_POLL_MS 2000
@@ -170,6 +187,32 @@ key2(const char *prefix, const char *suffix)
 	return k;
 }
 
+/* Holds a slot for a job a script may hand out; false when the sender has none free. */
+static bool
+reserve(struct sender *s)
+{
+	if (s->in_flight + s->reserved >= s->o.max_in_flight) {
+		s->backlog = s->starved = true;
+		return false;
+	}
+	s->reserved++;
+	return true;
+}
+
+static void
+unreserve(struct sender *s, bool reserved)
+{
+	if (s != NULL && reserved && s->reserved > 0)
+		s->reserved--;
+}
+
+/* The lease's end for a job handed out now, as text. */
+static void
+lease_end(const struct sender *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "%" PRIu64, realtime_usec() / 1000 + s->o.lease_ms);
+}
+
 /* Normalises whatsapp:+E164 or +E164 to +E164; NULL if it is neither. */
 static char *
 normalise_to(const char *to)
@@ -195,16 +238,23 @@ on_enqueued(redisAsyncContext *ac, void *r, void *pd)
 	redisReply *reply = r;
 	int res;
 
+	unreserve(s, e->reserved);
 	if (reply == NULL)
 		res = -ENOTCONN;
 	else if (reply->type == REDIS_REPLY_INTEGER)
 		res = reply->integer < 0 ? -EPERM : (int)reply->integer;
+	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 9 &&
+	    reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer > 0)
+		res = (int)reply->element[0]->integer; /* queued, and its first part handed to us */
 	else
 		res = -EIO;
 	if (res > 0 && s != NULL) {
 		s->st.queued += (uint64_t)res;
-		s->pace.found = true;
-		sender_tick(s);
+		/* Handed out: send it now. Else it waits behind a send under way (whose done hands it out), a retry
+		   (the poll), or for room (the backlog). */
+		if (reply->type != REDIS_REPLY_ARRAY || !start_from_reply(s, reply->element + 1, 8))
+			if (s->backlog)
+				sender_tick(s);
 	}
 	if (e->fn != NULL)
 		e->fn(res, e->arg);
@@ -230,9 +280,9 @@ void
 sender_send(struct sender *s, const struct sender_msg *m, sender_queued_fn fn, void *arg)
 {
 	size_t off[MAX_PARTS], len[MAX_PARTS], n, i;
-	char *norm = normalise_to(m->to), *q = NULL, *oncekey = NULL, created[24], now[24];
+	char *norm = normalise_to(m->to), *q = NULL, *oncekey = NULL, created[24], now[24], until[24];
 	char *parts[MAX_PARTS];
-	const char *argv[13 + MAX_PARTS];
+	const char *argv[15 + MAX_PARTS];
 	struct enq *e;
 	int argc = 0, r;
 	bool tpl = m->content_sid != NULL && *m->content_sid != '\0';
@@ -270,13 +320,19 @@ sender_send(struct sender *s, const struct sender_msg *m, sender_queued_fn fn, v
 	argv[argc++] = tpl && m->content_vars != NULL ? m->content_vars : "";
 	argv[argc++] = m->tag != NULL ? m->tag : "";
 	argv[argc++] = m->opt > 0 ? "out" : m->opt < 0 ? "in" : "";
+	e = xcalloc(1, sizeof(*e));
+	/* With a slot free, a recipient with nothing under way gets its reply without a claim. */
+	e->reserved = s->rc != NULL && rconn_state(s->rc) == RCONN_UP && reserve(s);
+	lease_end(s, until, sizeof(until));
+	argv[argc++] = e->reserved ? "1" : "0";
+	argv[argc++] = until;
 	for (i = 0; i < n; i++)
 		argv[argc++] = parts[i];
-	e = xcalloc(1, sizeof(*e));
 	e->alive = hold(s);
 	e->fn = fn;
 	e->arg = arg;
 	if ((r = eval(s, &s->enqueue, on_enqueued, e, 5, argv, argc)) < 0) {
+		unreserve(s, e->reserved);
 		release(e->alive);
 		free(e);
 		if (fn != NULL)
@@ -356,20 +412,63 @@ on_redis_done(redisAsyncContext *ac, void *r, void *pd)
 		sender_tick(s);
 }
 
+/* sender-done's answer: the recipient's next job handed out, or 1 (nothing to hand out), or 0. */
 static void
-job_done(struct job *j)
+on_done(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct enq *e = pd;
+	struct sender *s = release(e->alive);
+	redisReply *reply = r;
+
+	unreserve(s, e->reserved);
+	free(e);
+	if (s == NULL)
+		return;
+	/* A lost answer is harmless: a job handed out comes back after its lease. */
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || !start_from_reply(s, reply->element, reply->elements))
+		if (s->backlog)
+			sender_tick(s);
+}
+
+/*
+ * The job is finished (sent, given up, or found sent): it leaves its queue
+ * and the recipient's next job is handed out. sid is Twilio's MessageSid of
+ * a sent job, recorded for the delivery reports when they are asked for.
+ */
+static void
+job_done(struct job *j, const char *sid)
 {
 	struct sender *s = j->s;
-	char *q = key2(s->k_qprefix, j->to), now[24];
-	const char *argv[5];
+	char *q = key2(s->k_qprefix, j->to), *mk = NULL, now[24], until[24], ttl[16];
+	const char *argv[9];
+	struct enq *e = xcalloc(1, sizeof(*e));
+	int nkeys = 2, argc;
 
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	lease_end(s, until, sizeof(until));
+	e->reserved = reserve(s);
 	argv[0] = s->k_due;
 	argv[1] = q;
-	argv[2] = j->to;
-	argv[3] = j->id;
-	argv[4] = now;
-	call(s, &s->done, on_redis_done, 2, argv, 5);
+	/* Only a status callback reads the record (the erasure deletes it): without them it is not written. */
+	if (s->o.status_callback != NULL && sid != NULL && *sid != '\0') {
+		mk = key2(s->k_msgprefix, sid);
+		argv[nkeys++] = mk;
+	}
+	argc = nkeys;
+	argv[argc++] = j->to;
+	argv[argc++] = j->id;
+	argv[argc++] = now;
+	argv[argc++] = until;
+	argv[argc++] = e->reserved ? "1" : "0";
+	snprintf(ttl, sizeof(ttl), "%d", MSG_TTL_S);
+	argv[argc++] = ttl;
+	e->alive = hold(s);
+	if (eval(s, &s->done, on_done, e, nkeys, argv, argc) < 0) {
+		unreserve(s, e->reserved);
+		release(e->alive);
+		free(e);
+	}
+	free(mk);
 	free(q);
 }
 
@@ -398,7 +497,7 @@ job_dead(struct job *j, const char *reason)
 	}
 	free(rec);
 	record_result(s, j, NULL, reason, s->st.last_error_code);
-	job_done(j);
+	job_done(j, NULL);
 }
 
 static void
@@ -544,16 +643,10 @@ handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
 		s->st.sent++;
 		s->st.last_error[0] = '\0';
 		count_result(s, "sent", 0);
-		if (sid != NULL && s->rc != NULL) {
-			char *k = key2(s->k_msgprefix, sid);
-			rconn_command(s->rc, NULL, NULL, "HSET %s to %s status %s job %s", k, j->to, "queued", j->id);
-			rconn_command(s->rc, NULL, NULL, "EXPIRE %s %d", k, MSG_TTL_S);
-			free(k);
-		}
 		log_info("sender: %s %s to %s accepted by Twilio as %s", j->content_sid ? "template" : "reply", j->id,
 		    log_phone(j->to, ph, sizeof(ph)), sid != NULL ? sid : "(no sid)");
 		record_result(s, j, sid != NULL ? sid : "", NULL, 0);
-		job_done(j);
+		job_done(j, sid);
 	} else {
 		snprintf(why, sizeof(why), "HTTP %ld, Twilio error %ld", status, code);
 		snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
@@ -571,7 +664,6 @@ handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
 	}
 	json_decref(doc);
 	job_free(j);
-	sender_tick(s);
 }
 
 static void
@@ -634,10 +726,9 @@ on_listed(CURL *easy, CURLcode res, void *arg)
 		         "attempt); not sent again",
 		    j->id, log_phone(j->to, ph, sizeof(ph)), found);
 		record_result(s, j, found, NULL, 0);
-		job_done(j);
+		job_done(j, found);
 		job_free(j);
 		json_decref(doc);
-		sender_tick(s);
 		return;
 	}
 	if (res != CURLE_OK || status != 200)
@@ -763,6 +854,28 @@ start_job(struct sender *s, const char *id, const char *to, const char *body, un
 	send_post(j);
 }
 
+/*
+ * Starts the job a script handed out: e[0..n) is {id, to, body, attempts,
+ * sent_ms, content_sid, content_vars, tag}. False if that is not what it is.
+ */
+static bool
+start_from_reply(struct sender *s, redisReply **e, size_t n)
+{
+	long long att = 0, unsure = 0;
+
+	if (n != 8 || e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
+	    e[2]->type != REDIS_REPLY_STRING)
+		return false;
+	if (e[3]->type == REDIS_REPLY_STRING)
+		parse_ll(e[3]->str, 0, 1000000, &att);
+	if (e[4]->type == REDIS_REPLY_STRING && e[4]->len > 0)
+		parse_ll(e[4]->str, 0, INT64_MAX, &unsure);
+	start_job(s, e[0]->str, e[1]->str, e[2]->str, (unsigned)att, (uint64_t)unsure,
+	    e[5]->type == REDIS_REPLY_STRING ? e[5]->str : NULL, e[6]->type == REDIS_REPLY_STRING ? e[6]->str : NULL,
+	    e[7]->type == REDIS_REPLY_STRING ? e[7]->str : NULL);
+	return true;
+}
+
 /* ---- claiming due replies ---- */
 
 /* All the claims of a tick are answered: the next tick may start. */
@@ -772,37 +885,51 @@ claims_done(struct sender *s)
 	s->claiming = false;
 	if (s->claimed)
 		s->pace.found = true;
-	/* Some were handed out: more may be due; a reply queued meanwhile is due now. */
-	if (s->claimed || s->tick_again) {
+	/* The due list was full: more may be due; or one was asked for while this tick ran. */
+	if ((s->claimed && s->backlog) || s->tick_again) {
 		s->claimed = false;
 		s->tick_again = false;
 		sender_tick(s);
 	}
+	s->claimed = false;
 }
 
-/* One recipient's claim: {id, to, body, attempts, sent_ms, content_sid, content_vars, tag}, or nil. */
+/* A legacy head converted for a claim: claim again. */
+static void
+on_converted(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct sender *s = release(pd);
+	redisReply *reply = r;
+
+	/* An error is left to the next poll rather than claimed again at once. */
+	if (s != NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+		sender_tick(s);
+}
+
+/*
+ * One recipient's claim: {id, to, body, attempts, sent_ms, content_sid,
+ * content_vars, tag}, {"legacy", id, to} (a job of the previous release at
+ * the head, left in place), or nil.
+ */
 static void
 on_claimed(redisAsyncContext *ac, void *r, void *pd)
 {
 	struct sender *s = release(pd);
-	redisReply *reply = r, **e;
-	long long att = 0, unsure = 0;
+	redisReply *reply = r;
 
 	if (s == NULL)
 		return;
-	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 8 &&
-	    reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING &&
-	    reply->element[2]->type == REDIS_REPLY_STRING) {
-		e = reply->element;
-		if (e[3]->type == REDIS_REPLY_STRING)
-			parse_ll(e[3]->str, 0, 1000000, &att);
-		if (e[4]->type == REDIS_REPLY_STRING && e[4]->len > 0)
-			parse_ll(e[4]->str, 0, INT64_MAX, &unsure);
-		start_job(s, e[0]->str, e[1]->str, e[2]->str, (unsigned)att, (uint64_t)unsure,
-		    e[5]->type == REDIS_REPLY_STRING ? e[5]->str : NULL,
-		    e[6]->type == REDIS_REPLY_STRING ? e[6]->str : NULL,
-		    e[7]->type == REDIS_REPLY_STRING ? e[7]->str : NULL);
-		s->claimed = true;
+	unreserve(s, true);
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
+		if (start_from_reply(s, reply->element, reply->elements))
+			s->claimed = true;
+		else if (reply->elements == 3 && reply->element[1]->type == REDIS_REPLY_STRING &&
+		    reply->element[2]->type == REDIS_REPLY_STRING) {
+			void *h = hold(s);
+			if (sender_upgrade_one(
+			        s->upgrade, reply->element[2]->str, reply->element[1]->str, on_converted, h) < 0)
+				release(h);
+		}
 	}
 	/* After sender_set_redis() the old connection's claims answer NULL with the count already reset. */
 	if (s->claims > 0 && --s->claims == 0)
@@ -825,6 +952,8 @@ on_due(redisAsyncContext *ac, void *r, void *pd)
 
 	if (s == NULL)
 		return;
+	/* Fewer due than asked for, and no hand-off refused since: none waits for room any more. */
+	s->backlog = s->starved || (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= s->limit);
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
 		claims_done(s);
 		return;
@@ -844,8 +973,11 @@ on_due(redisAsyncContext *ac, void *r, void *pd)
 		argv[2] = reply->element[i]->str;
 		argv[3] = now;
 		argv[4] = until;
+		s->reserved++; /* given back by on_claimed */
 		if (call(s, &s->claim, on_claimed, 2, argv, 5) == 0)
 			s->claims++;
+		else
+			s->reserved--;
 		free(q);
 	}
 	if (--s->claims == 0)
@@ -862,14 +994,19 @@ sender_tick(struct sender *s)
 		s->tick_again = true; /* a reply may have been queued after that claim was sent */
 		return;
 	}
-	if (s->rc == NULL || rconn_state(s->rc) != RCONN_UP || s->in_flight >= s->o.max_in_flight)
+	if (s->rc == NULL || rconn_state(s->rc) != RCONN_UP)
 		return;
+	sender_upgrade_walk(s->upgrade);
+	if (s->in_flight + s->reserved >= s->o.max_in_flight)
+		return;
+	s->limit = s->o.max_in_flight - s->in_flight - s->reserved;
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
-	snprintf(max, sizeof(max), "%u", s->o.max_in_flight - s->in_flight);
+	snprintf(max, sizeof(max), "%u", s->limit);
 	pd = hold(s);
-	if (rconn_command(s->rc, on_due, pd, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %s", s->k_due, now, max) == 0)
+	if (rconn_command(s->rc, on_due, pd, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %s", s->k_due, now, max) == 0) {
 		s->claiming = true;
-	else
+		s->starved = false;
+	} else
 		release(pd);
 }
 
@@ -879,10 +1016,10 @@ on_poll(sd_event_source *es, uint64_t usec, void *arg)
 	struct sender *s = arg;
 
 	sender_tick(s);
+	/* Replies in flight need no poll (their dones hand out what follows); replies waiting for room do. */
 	sd_event_source_set_time(es,
 	    now_usec() +
-	        pace_next(&s->pace, s->o.poll_ms, SENDER_IDLE_POLL_MS, s->in_flight > 0, realtime_usec() / 1000) *
-	            1000);
+	        pace_next(&s->pace, s->o.poll_ms, SENDER_IDLE_POLL_MS, s->backlog, realtime_usec() / 1000) * 1000);
 	return 0;
 }
 
@@ -958,6 +1095,7 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 	rscript_init(&s->done, redis_script_sender_done);
 	rscript_init(&s->optout, redis_script_sender_optout);
 	rscript_init(&s->retry, redis_script_sender_retry);
+	s->upgrade = sender_upgrade_new(o->key_prefix, &s->rc);
 	if (sd_event_add_time(e, &s->poll, CLOCK_MONOTONIC, now_usec() + s->o.poll_ms * 1000, 10000, on_poll, s) < 0)
 		fatalx("sender: sd_event_add_time failed");
 	sd_event_source_set_enabled(s->poll, SD_EVENT_ON);
@@ -1001,6 +1139,7 @@ sender_free(struct sender *s)
 	free(s->k_deadbody);
 	free(s->k_msgprefix);
 	free(s->k_result);
+	sender_upgrade_free(s->upgrade);
 	pace_free(&s->pace);
 	free(s);
 }

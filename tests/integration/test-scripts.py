@@ -18,7 +18,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Redis, done, is_eq, ok, resp, skip_all, workdir  # noqa
+from harness import Redis, done, free_port, is_eq, ok, resp, skip_all, workdir  # noqa
 
 if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
     skip_all("redis-server not installed")
@@ -27,7 +27,11 @@ SRC = os.environ.get("SCRIPTS_DIR") or os.path.join(
     os.environ.get("TOP_SRCDIR") or os.path.join(os.path.dirname(__file__), "..", ".."), "redis")
 wd = workdir()
 plain = Redis(wd, name="redis-plain")
-cluster = Redis(wd, name="redis-cluster",
+# A cluster node also listens on its port + 10000, so its port must be 55535 or less.
+cport = free_port()
+while cport > 55535:
+    cport = free_port()
+cluster = Redis(wd, name="redis-cluster", port=cport,
                 args=["--cluster-enabled", "yes", "--cluster-config-file", os.path.join(wd, "nodes.conf")])
 P = "t:"  # the key prefix
 PH = "+573001112233"
@@ -244,9 +248,9 @@ def suite(where):
     qp = k("{outbox}:q:")
     once = k("{outbox}:once:turn1")
 
-    def enqueue(once_key, opt, *parts, tag="", sid="", vars_="", to=PH):
+    def enqueue(once_key, opt, *parts, tag="", sid="", vars_="", to=PH, room=0, now=1000, until=31000):
         return ev("sender-enqueue", [seq, odue, qp + to, optout, once_key],
-                  [to, 111, 1000, 600, sid, vars_, tag, opt] + list(parts))
+                  [to, 111, now, 600, sid, vars_, tag, opt, room, until] + list(parts))
 
     def jobs(key=q):
         return [json.loads(x) for x in s(r("LRANGE", key, 0, -1))]
@@ -272,8 +276,99 @@ def suite(where):
     is_eq(jobs()[-1]["id"], "5", "enqueue: ids keep counting in {outbox}:seq")
     r("SET", seq, "x")
     ok(fails("sender-enqueue", [seq, odue, q, optout, k("{outbox}:once:t9")],
-             [PH, 1, 1, 600, "", "", "", "", "p"]) is not None and r("EXISTS", k("{outbox}:once:t9")) == 0,
+             [PH, 1, 1, 600, "", "", "", "", 0, 1, "p"]) is not None and r("EXISTS", k("{outbox}:once:t9")) == 0,
        "enqueue: a failure leaves the once-key unset (the reply can be queued again)")
+
+    # ---- hand-offs: sender-enqueue and sender-done hand jobs out themselves ----
+    r("FLUSHALL")
+    got = s(enqueue(optout, "", "h1", "h2", room=1, tag="T"))
+    is_eq(got, [2, "1", PH, "h1", "0", "", "", "", ""],
+          "enqueue: nothing queued or under way, room: the first part is handed out")
+    is_eq(jobs()[0].get("sent_ms"), "1000", "enqueue: a hand-off marks its attempt, as a claim does")
+    ok("sent_ms" not in jobs()[1], "enqueue: only the first part is handed out")
+    is_eq(zscore(odue, PH), 31000.0, "enqueue: a hand-off makes the recipient due at the lease's end")
+    is_eq(enqueue(optout, "", "h3", room=1), 1, "enqueue: with a job under way, no hand-off")
+    ok("sent_ms" not in jobs()[2] and zscore(odue, PH) == 31000.0, "enqueue: it waits, unmarked; the lease stays")
+    is_eq(s(ev("sender-claim", [odue, q], [PH, 2000, 32000])), None, "claim: not while the hand-off's lease runs")
+    got = s(ev("sender-done", [odue, q], [PH, "1", 5000, 35000, "1"]))
+    is_eq(got, ["2", PH, "h2", "0", "", "", "", "T"], "done: the next part is handed out")
+    ok(jobs()[0].get("sent_ms") == "5000" and zscore(odue, PH) == 35000.0,
+       "done: marked, and due at its lease's end")
+    is_eq(s(ev("sender-done", [odue, q], [PH, "1", 5100, 35100, "1"])), 0,
+          "done: repeated, it pops and hands out nothing more")
+    ok([j["id"] for j in jobs()] == ["2", "3"] and zscore(odue, PH) == 35000.0, "done: (queue and lease unchanged)")
+    is_eq(s(ev("sender-done", [odue, q], [PH, "2", 6000, 36000, "0"])), 1, "done: no room: nothing handed out")
+    ok("sent_ms" not in jobs()[0] and zscore(odue, PH) == 6000.0, "done: the next job is due now for a claim")
+    is_eq(s(ev("sender-claim", [odue, q], [PH, 6000, 36000]))[:3], ["3", PH, "h3"], "claim: takes it")
+    is_eq(s(ev("sender-done", [odue, q], [PH, "3", 7000, 37000, "1"])), 1, "done: the last job")
+    ok(r("EXISTS", q) == 0 and zscore(odue, PH) is None, "done: nothing left, the recipient leaves the due set")
+    # No hand-off without room, nor while a retry waits, nor behind jobs due but not yet claimed.
+    is_eq(enqueue(optout, "", "n1", room=0), 1, "enqueue: no room: queued only")
+    ok("sent_ms" not in jobs()[0] and zscore(odue, PH) == 1000.0, "enqueue: due now, for a claim")
+    is_eq(enqueue(optout, "", "n2", room=1), 1, "enqueue: behind a job due but not claimed: no hand-off")
+    ok(all("sent_ms" not in j for j in jobs()) and zscore(odue, PH) == 1000.0,
+       "enqueue: the waiting jobs stay unmarked and due")
+    r("FLUSHALL")
+    r("ZADD", odue, 9000, PH)  # a stale due time ahead (a retry's wait), nothing queued
+    is_eq(enqueue(optout, "", "w1", room=1), 1, "enqueue: a due time ahead: no hand-off")
+    is_eq(zscore(odue, PH), 9000.0, "enqueue: (it stays)")
+    r("FLUSHALL")
+    got = s(enqueue(optout, "", "c1", room=1))
+    ok(isinstance(got, list), "enqueue: handed out; then the sender crashes before its POST")
+    is_eq(s(ev("sender-claim", [odue, q], [PH, 30999, 61000])), None, "crash: nothing is claimed before the lease ends")
+    got = s(ev("sender-claim", [odue, q], [PH, 31000, 61000]))
+    is_eq(got[:5], ["1", PH, "c1", "0", "1000"], "crash: after the lease the job is claimed again with its sent_ms "
+          "(the reconciliation looks at Twilio first)")
+    r("FLUSHALL")
+    enqueue(optout, "", "d1", "d2", room=1)
+    s(ev("sender-done", [odue, q], [PH, "1", 2000, 32000, "1"]))
+    got = s(ev("sender-claim", [odue, q], [PH, 32000, 62000]))
+    is_eq(got[:5], ["2", PH, "d2", "0", "2000"], "crash: a part handed out by a done is claimed again after its "
+          "lease, with its sent_ms")
+    r("FLUSHALL")
+    enqueue(optout, "", "o1", room=1)
+    is_eq(s(enqueue(optout, "out", "bye", room=1))[:4], [1, "2", PH, "bye"],
+          "enqueue: STOP's confirmation replaces the queue and is handed out")
+    msg = k("{outbox}:msg:SMx")
+    got = s(ev("sender-done", [odue, q, msg], [PH, "2", 3000, 33000, "1", 600]))
+    ok(got == 1 and s(r("HGETALL", msg)) == ["to", PH, "job", "2"] and 0 < r("TTL", msg) <= 600,
+       "done: with status callbacks, the SID's record (to, job), with its TTL", got)
+
+    # ---- sender-upgrade: the previous release's bare ids and job hashes ----
+    r("FLUSHALL")
+    j1, j2, j3 = k("{outbox}:job:11"), k("{outbox}:job:12"), k("{outbox}:job:14")
+    r("HSET", j1, "to", PH, "body", "old one", "attempts", "2", "created_ms", "5", "part", "1", "parts", "2",
+      "sent_ms", "777", "tag", "")
+    r("HSET", j2, "to", PH, "body", "", "attempts", "0", "created_ms", "5", "part", "2", "parts", "2",
+      "content_sid", "HX9", "content_vars", '{"1":"a"}', "tag", "T2")
+    r("HSET", j3, "to", PH, "body", "orphan")
+    r("RPUSH", q, "11", "13", "12")
+    r("ZADD", odue, 1, PH)
+    is_eq(s(ev("sender-claim", [odue, q], [PH, 2000, 32000])), ["legacy", "11", PH],
+          "claim: a legacy head is reported with its recipient")
+    ok(s(r("LRANGE", q, 0, -1)) == ["11", "13", "12"] and zscore(odue, PH) == 1.0,
+       "claim: and left in place (not dropped), the recipient still due")
+    is_eq(ev("sender-upgrade", [q, j1], ["11"]), 1, "upgrade: a legacy job is converted")
+    is_eq(jobs()[0], {"id": "11", "body": "old one", "attempts": 2, "created_ms": "5", "part": 1, "parts": 2,
+                      "sent_ms": "777"}, "upgrade: in place, with its fields and its unknown attempt's sent_ms")
+    is_eq(r("EXISTS", j1), 0, "upgrade: its hash (with the text) is gone")
+    is_eq(ev("sender-upgrade", [q, j1], ["11"]), 0, "upgrade: run again, nothing to do")
+    is_eq(ev("sender-upgrade", [q, k("{outbox}:job:13")], ["13"]), -2, "upgrade: an id without its job is removed")
+    is_eq(ev("sender-upgrade", [q, j2], ["12"]), 1, "upgrade: a template job")
+    is_eq(jobs()[1], {"id": "12", "body": "", "attempts": 0, "created_ms": "5", "part": 2, "parts": 2,
+                      "content_sid": "HX9", "content_vars": '{"1":"a"}', "tag": "T2"}, "upgrade: its template and tag")
+    is_eq(ev("sender-upgrade", [q, j3], ["14"]), -1, "upgrade: a job in no queue is dropped")
+    is_eq(s(r("KEYS", k("{outbox}:job:*"))), [], "upgrade: no job hash is left")
+    got = s(ev("sender-claim", [odue, q], [PH, 2000, 32000]))
+    is_eq(got[:5], ["11", PH, "old one", "2", "777"], "claim: the converted job, its unknown attempt looked up first")
+    is_eq(s(ev("sender-done", [odue, q], [PH, "11", 3000, 33000, "1"]))[:3], ["12", PH, ""],
+          "done: hands out the next converted job")
+    r("FLUSHALL")
+    r("RPUSH", q, json.dumps({"id": "20", "body": "new"}), "21")
+    r("ZADD", odue, 32000, PH)
+    is_eq(s(ev("sender-done", [odue, q], [PH, "20", 3000, 33000, "1"])), 1,
+          "done: a legacy id next (an older instance queued it) is not handed out")
+    ok(s(r("LRANGE", q, 0, -1)) == ["21"] and zscore(odue, PH) == 3000.0, "done: it is due now, for a claim")
 
     # ---- sender-claim, sender-retry and sender-done ----
     r("FLUSHALL")
@@ -302,15 +397,15 @@ def suite(where):
     is_eq(jobs()[0].get("sent_ms"), "70000", "retry: an attempt that may have reached Twilio keeps its sent_ms")
     is_eq(ev("sender-retry", [odue, q], [PH, "99", 2, "0", 1]), 0, "retry: not the head job: nothing changes")
     is_eq(zscore(odue, PH), 110000.0, "retry: (the due time stays)")
-    is_eq(ev("sender-done", [odue, q], [PH, "1", 120000]), 1, "done: the sent job")
+    is_eq(ev("sender-done", [odue, q], [PH, "1", 120000, 150000, "0"]), 1, "done: the sent job (no room: no hand-off)")
     is_eq([j["id"] for j in jobs()], ["2"], "done: the job leaves the queue")
     is_eq(zscore(odue, PH), 120000.0, "done: the next job is due now")
-    ev("sender-done", [odue, q], [PH, "1", 121000])
+    ev("sender-done", [odue, q], [PH, "1", 121000, 151000, "0"])
     is_eq([j["id"] for j in jobs()], ["2"], "done: repeated, it does not pop another job")
     r("LSET", q, 0, "not a job")
-    is_eq(claim(PH, 130000, 160000), None, "claim: a head that is not a job is dropped")
+    is_eq(claim(PH, 130000, 160000), None, "claim: a head that is neither a job nor a job id is dropped")
     ok(r("EXISTS", q) == 0 and zscore(odue, PH) is None, "claim: a recipient with nothing left leaves the due set")
-    ev("sender-done", [odue, qp + other], [other, "3", 50000])
+    ev("sender-done", [odue, qp + other], [other, "3", 50000, 80000, "0"])
     is_eq(zscore(odue, other), None, "done: the last job leaves the due set")
 
     # ---- sender-optout ----

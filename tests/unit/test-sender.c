@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,8 +127,9 @@ on_queued(int parts, void *arg)
 	queued_result = parts;
 }
 
+/* A sender polling every poll_ms, asking for status callbacks or not. */
 static struct sender *
-new_sender(const char *token, uint64_t lease_ms)
+new_sender_opt(const char *token, uint64_t lease_ms, uint64_t poll_ms, int callbacks)
 {
 	char base[64];
 	struct sender_options o = {
@@ -135,7 +137,7 @@ new_sender(const char *token, uint64_t lease_ms)
 	    .account_sid = SID,
 	    .auth_token = token,
 	    .from = "whatsapp:+14155238886",
-	    .status_callback = "https://bot.example.com/api/webhook/status",
+	    .status_callback = callbacks ? "https://bot.example.com/api/webhook/status" : NULL,
 	    .key_prefix = "t:",
 	    .timeout_ms = 3000,
 	    .max_attempts = 4,
@@ -143,11 +145,17 @@ new_sender(const char *token, uint64_t lease_ms)
 	    .lease_ms = lease_ms,
 	    .backoff_min_ms = 200,
 	    .backoff_max_ms = 800,
-	    .poll_ms = 100,
+	    .poll_ms = poll_ms,
 	};
 
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", twilio_port);
 	return sender_new(ev, cv, rc, &o);
+}
+
+static struct sender *
+new_sender(const char *token, uint64_t lease_ms)
+{
+	return new_sender_opt(token, lease_ms, 100, 1);
 }
 
 static long long
@@ -172,6 +180,86 @@ redis_str(const char *fmt, const char *arg)
 	freeReplyObject(r);
 	redisFree(c);
 	return v;
+}
+
+/* Runs one command on a connection of its own, ignoring the answer. */
+static void __attribute__((format(printf, 1, 2))) redis_do(const char *fmt, ...)
+{
+	redisContext *c = redisConnect("127.0.0.1", redis_port);
+	va_list ap;
+
+	va_start(ap, fmt);
+	freeReplyObject(redisvCommand(c, fmt, ap));
+	va_end(ap);
+	redisFree(c);
+}
+
+/* The number of keys matching pattern. */
+static size_t
+redis_count_keys(const char *pattern)
+{
+	redisContext *c = redisConnect("127.0.0.1", redis_port);
+	redisReply *r = redisCommand(c, "KEYS %s", pattern);
+	size_t n = r != NULL && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
+/* The Body of every request the double answered with 201, joined with '|'. */
+static void
+bodies_201(char *out, size_t len)
+{
+	json_t *l = twlog(), *e;
+	size_t i, w = 0;
+
+	out[0] = '\0';
+	json_array_foreach(l, i, e)
+	{
+		if (json_integer_value(json_object_get(e, "answer")) == 201 && w < len)
+			w += (size_t)snprintf(out + w, len - w, "%s%s", w > 0 ? "|" : "",
+			    json_string_value(json_object_get(json_object_get(e, "form"), "Body")) ?: "?");
+	}
+	json_decref(l);
+}
+
+/*
+ * Redis commands run since the last CONFIG RESETSTAT (INFO commandstats: calls,
+ * those inside scripts included), leaving out the test's own INFO and CONFIG
+ * and the connection's PING health check; what they were goes into what.
+ */
+static long long
+redis_calls(char *what, size_t len)
+{
+	redisContext *c = redisConnect("127.0.0.1", redis_port);
+	redisReply *r = redisCommand(c, "INFO commandstats");
+	long long n = 0, calls;
+	char name[64];
+	const char *p;
+	size_t w = 0;
+
+	what[0] = '\0';
+	for (p = r != NULL && r->type == REDIS_REPLY_STRING ? r->str : ""; (p = strstr(p, "cmdstat_")) != NULL; p++) {
+		if (sscanf(p, "cmdstat_%63[^:]:calls=%lld", name, &calls) != 2 || strcmp(name, "info") == 0 ||
+		    strncmp(name, "config", 6) == 0 || strcmp(name, "ping") == 0)
+			continue;
+		n += calls;
+		if (w < len)
+			w += (size_t)snprintf(what + w, len - w, " %s=%lld", name, calls);
+	}
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
+static void
+redis_resetstat(void)
+{
+	redisContext *c = redisConnect("127.0.0.1", redis_port);
+
+	freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+	redisFree(c);
 }
 
 int
@@ -414,6 +502,85 @@ main(void)
 	sender_get_stats(s, &st);
 	is_int(st.reconciled, 0, "an ordinary send does not look anything up");
 	sender_free(s);
+
+	/*
+	 * ---- the upgrade from the previous release's outbox ----
+	 * It kept bare job ids in the queues and each job in a hash {outbox}:job:<id>. Written here by hand as it
+	 * wrote them: each reply must go out once, in order, and no job hash may be left (they hold the text).
+	 */
+	ctl("{\"reset\": true}");
+	redis_do("DEL t:{outbox}:upgraded");
+	redis_do(
+	    "HSET t:{outbox}:job:901 to +573001120001 body %s attempts 0 created_ms 1 part 1 parts 2", "legacy one");
+	redis_do(
+	    "HSET t:{outbox}:job:902 to +573001120001 body %s attempts 0 created_ms 1 part 2 parts 2", "legacy two");
+	redis_do("RPUSH t:{outbox}:q:+573001120001 901 902");
+	redis_do("ZADD t:{outbox}:due 1 +573001120001");
+	redis_do("RPUSH t:{outbox}:q:+573001120002 903"); /* its hash is gone */
+	redis_do("ZADD t:{outbox}:due 1 +573001120002");
+	redis_do(
+	    "HSET t:{outbox}:job:904 to +573001120003 body %s attempts 0 created_ms 1 part 1 parts 1", "in no queue");
+	s = new_sender(TOKEN, 2000);
+	RUN_UNTIL(count_201() >= 2 && redis_count_keys("t:{outbox}:job:*") == 0 &&
+	        redis_int("EXISTS %s", "t:{outbox}:upgraded") == 1,
+	    5000);
+	run_ms(500);
+	{
+		char b[256];
+		bodies_201(b, sizeof(b));
+		is_str(b, "legacy one|legacy two", "replies queued before the upgrade go out once each, in order");
+	}
+	is_int((long long)redis_count_keys("t:{outbox}:job:*"), 0, "no legacy job hash is left");
+	ok(redis_int("EXISTS %s", "t:{outbox}:q:+573001120001") == 0 &&
+	        redis_int("EXISTS %s", "t:{outbox}:q:+573001120002") == 0,
+	    "the queues are done, an id without its job dropped");
+	is_int(redis_int("EXISTS %s", "t:{outbox}:upgraded"), 1, "the walk is marked done");
+	sender_free(s);
+
+	/* A legacy job a claim meets (an older instance still queueing, the walk done): converted, not dropped. */
+	ctl("{\"reset\": true}");
+	redis_do("HSET t:{outbox}:job:905 to +573001120004 body %s attempts 0 created_ms 1 part 1 parts 1 sent_ms %s",
+	    "legacy in flight", "1");
+	redis_do("RPUSH t:{outbox}:q:+573001120004 905");
+	redis_do("ZADD t:{outbox}:due 1 +573001120004");
+	s = new_sender(TOKEN, 2000);
+	RUN_UNTIL(count_201() == 1 && redis_int("EXISTS %s", "t:{outbox}:q:+573001120004") == 0, 5000);
+	run_ms(300);
+	is_int(count_201(), 1, "a legacy head met by a claim is converted and sent once");
+	is_int((long long)redis_count_keys("t:{outbox}:job:*"), 0, "and its hash is gone");
+	sender_free(s);
+
+	/*
+	 * ---- Redis commands per reply ----
+	 * Counted with INFO commandstats (commands inside scripts included), with the timed poll out of the way
+	 * (a minute): what one reply of one and of two parts costs, with status callbacks on and off.
+	 */
+	for (int cb = 1; cb >= 0; cb--) {
+		s = new_sender_opt(TOKEN, 30000, 60000, cb);
+		run_ms(300); /* what the last sender left in the connection's buffer */
+		for (int parts = 1; parts <= 2; parts++) {
+			char text[2400], what[512];
+			long long n;
+
+			memset(text, 'a', sizeof(text));
+			text[parts == 1 ? 100 : 2000] = '\0';
+			ctl("{\"reset\": true}");
+			redis_resetstat();
+			sender_enqueue(s, "+573001110000", text, NULL, NULL);
+			RUN_UNTIL(count_201() == (size_t)parts, 4000);
+			run_ms(300);
+			n = redis_calls(what, sizeof(what));
+			diag("a reply of %d part(s), status callbacks %s: %lld commands:%s", parts, cb ? "on" : "off",
+			    n, what);
+			is_int(count_201(), parts, "a reply of %d part(s) is sent (status callbacks %s)", parts,
+			    cb ? "on" : "off");
+			/* Handed out by the enqueue and the done, no claim: 10 + 5 a further part, +2 a part for the
+			   SID record with status callbacks (before the hand-offs: 21 + 14). */
+			ok(n <= (cb ? 12 : 10) + (parts - 1) * (cb ? 7 : 5), "at most %d commands for it",
+			    (cb ? 12 : 10) + (parts - 1) * (cb ? 7 : 5));
+		}
+		sender_free(s);
+	}
 
 	curlev_free(cv);
 	rconn_free(rc);
