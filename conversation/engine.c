@@ -583,7 +583,7 @@ ask_due(struct engine *en, const char *key, bool *busy, redisCallbackFn *fn)
 static void
 retry_pending(struct engine *en)
 {
-	if ((en->d.leads != NULL && *en->d.leads != NULL) || (en->d.journal != NULL && *en->d.journal != NULL))
+	if (engine_leads(en) != NULL || engine_journal(en) != NULL)
 		ask_due(en, en->k_pending, &en->pending_busy, on_pending);
 }
 

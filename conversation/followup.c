@@ -59,8 +59,8 @@ enum turn_step
 turn_followup(struct turn *t)
 {
 	struct engine *en = t->en;
-	struct sender *s = en->d.sender != NULL ? *en->d.sender : NULL;
-	struct lexicon *lx = en->d.lexicon != NULL ? *en->d.lexicon : NULL;
+	struct sender *s = engine_sender(en);
+	struct lexicon *lx = engine_lexicon(en);
 	json_int_t sent = json_integer_value(json_object_get(t->state, "followups_sent"));
 	uint64_t now = realtime_usec() / 1000;
 	char ph[32], *text;

@@ -51,7 +51,7 @@ turn_lead(struct turn *t)
 	if (!t->lead_after_reply)
 		return TURN_COMMIT;
 	t->lead_after_reply = false;
-	if (en->d.leads == NULL || *en->d.leads == NULL)
+	if (engine_leads(en) == NULL)
 		return TURN_WRITE_LEAD; /* the journal answers at once */
 	/*
 	 * The state says so (lead_pending, a new lead_gen) when it is committed, and a retry is scheduled in
@@ -100,7 +100,7 @@ on_lead(const struct lead_result *r, void *arg)
 		        : r->created ? "created"
 		        : r->updated ? "updated"
 		                     : "unchanged",
-		    en->d.leads != NULL && *en->d.leads != NULL ? "in Odoo" : "in the lead journal",
+		    engine_leads(en) != NULL ? "in Odoo" : "in the lead journal",
 		    r->kept > 0          ? ", a note for the team (the customer contradicts what it set)"
 		        : r->note_id > 0 ? ", with a note"
 		                         : "");
@@ -129,8 +129,8 @@ enum turn_step
 turn_write_lead(struct turn *t)
 {
 	struct engine *en = t->en;
-	struct lead_ctx *lx = en->d.leads != NULL ? *en->d.leads : NULL;
-	struct journal *jr = en->d.journal != NULL ? *en->d.journal : NULL;
+	struct lead_ctx *lx = engine_leads(en);
+	struct journal *jr = engine_journal(en);
 	json_t *h = json_object_get(t->state, "history"), *q;
 	const char *last[6];
 	bool out[6];
@@ -203,7 +203,7 @@ enum turn_step
 turn_handoff(struct turn *t)
 {
 	struct engine *en = t->en;
-	struct lead_ctx *lx = en->d.leads != NULL ? *en->d.leads : NULL;
+	struct lead_ctx *lx = engine_leads(en);
 	char note[256], until[32];
 	time_t u = (time_t)((realtime_usec() / 1000 + en->o.handoff_pause_ms) / 1000);
 	struct tm tm;

@@ -35,8 +35,8 @@ enum turn_step
 turn_opt(struct turn *t)
 {
 	struct engine *en = t->en;
-	struct sender *s = en->d.sender != NULL ? *en->d.sender : NULL;
-	struct lexicon *lx = en->d.lexicon != NULL ? *en->d.lexicon : NULL;
+	struct sender *s = engine_sender(en);
+	struct lexicon *lx = engine_lexicon(en);
 	bool out = t->opt_word > 0;
 	const char *lang = json_string_value(json_object_get(t->state, "lang")) ?: t->opt_lang;
 	const char *text = lx != NULL ? lexicon_question(lx, lang, out ? QK_OPT_OUT : QK_OPT_IN, 0) : NULL;
@@ -112,7 +112,7 @@ enum turn_step
 turn_blacklist(struct turn *t)
 {
 	struct engine *en = t->en;
-	struct lead_ctx *lx = en->d.leads != NULL ? *en->d.leads : NULL;
+	struct lead_ctx *lx = engine_leads(en);
 
 	if (!en->o.optout_blacklist || lx == NULL) {
 		json_object_del(t->state, "blacklist_pending");

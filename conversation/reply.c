@@ -25,7 +25,7 @@
 static void
 append_link(struct turn *t, enum qkey key, const char *url)
 {
-	struct lexicon *lx = t->en->d.lexicon != NULL ? *t->en->d.lexicon : NULL;
+	struct lexicon *lx = engine_lexicon(t->en);
 	const char *tpl = lx != NULL ? lexicon_question(lx, outbound_lang(lx, t->state), key, 0) : NULL;
 	const char *keys[] = {"url"}, *vals[] = {url};
 	char *line, *n;
@@ -65,7 +65,7 @@ enum turn_step
 turn_links(struct turn *t)
 {
 	struct engine *en = t->en;
-	struct stripe *st = en->d.stripe != NULL ? *en->d.stripe : NULL;
+	struct stripe *st = engine_stripe(en);
 	char ref[32], idem[64];
 
 	if (json_object_get(t->state, "links") != NULL || t->reply == NULL)
@@ -112,7 +112,7 @@ turn_send_template(
     struct turn *t, const char *content_sid, const char *mapping, const char *why, enum turn_step otherwise)
 {
 	struct engine *en = t->en;
-	struct sender *s = en->d.sender != NULL ? *en->d.sender : NULL;
+	struct sender *s = engine_sender(en);
 	char missing[32], ph[32], *vars, *text;
 	struct sender_msg m = {0};
 
@@ -152,7 +152,7 @@ enum turn_step
 turn_reply(struct turn *t)
 {
 	struct engine *en = t->en;
-	struct sender *s = en->d.sender != NULL ? *en->d.sender : NULL;
+	struct sender *s = engine_sender(en);
 	char ph[32];
 	uint64_t now = realtime_usec() / 1000;
 	enum turn_step next;
@@ -187,7 +187,7 @@ enum turn_step
 turn_ask_to_write(struct turn *t, const char *why)
 {
 	struct engine *en = t->en;
-	struct lexicon *lx = en->d.lexicon != NULL ? *en->d.lexicon : NULL;
+	struct lexicon *lx = engine_lexicon(en);
 	const char *q = lx != NULL ? lexicon_question(lx, outbound_lang(lx, t->state), QK_MEDIA, 0) : NULL;
 	char ph[32];
 

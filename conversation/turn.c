@@ -340,7 +340,7 @@ enum turn_step
 turn_history(struct turn *t)
 {
 	struct engine *en = t->en;
-	struct lexicon *lx = en->d.lexicon != NULL ? *en->d.lexicon : NULL;
+	struct lexicon *lx = engine_lexicon(en);
 	size_t i;
 	json_t *m, *call;
 	uint64_t now = realtime_usec() / 1000;

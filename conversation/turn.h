@@ -132,6 +132,33 @@ struct turn {
 
 /* ---- the engine's plumbing (engine.c) ---- */
 
+/* The collaborators as they are now (a reload may swap them); NULL when not configured. */
+static inline struct sender *
+engine_sender(const struct engine *en)
+{
+	return en->d.sender != NULL ? *en->d.sender : NULL;
+}
+static inline struct lexicon *
+engine_lexicon(const struct engine *en)
+{
+	return en->d.lexicon != NULL ? *en->d.lexicon : NULL;
+}
+static inline struct lead_ctx *
+engine_leads(const struct engine *en)
+{
+	return en->d.leads != NULL ? *en->d.leads : NULL;
+}
+static inline struct journal *
+engine_journal(const struct engine *en)
+{
+	return en->d.journal != NULL ? *en->d.journal : NULL;
+}
+static inline struct stripe *
+engine_stripe(const struct engine *en)
+{
+	return en->d.stripe != NULL ? *en->d.stripe : NULL;
+}
+
 /* Every callback that holds a reference starts here: drops it; true when the engine is being freed. */
 bool engine_gone(struct engine *en);
 /* After a dying callback has cleaned up its own object: the last one frees the engine. */
