@@ -143,8 +143,8 @@ ok("573003330001" in before and "Ana Ruiz" in before, "before: Redis holds P1's 
 st, ans = erase(d, P1[1:])  # digits, as an admin may type them
 is_eq(st, 200, "DELETE /api/conversation/{phone}: 200")
 ok(isinstance(ans, dict) and ans.get("erased") is True and ans["redis"]["conversation_keys"] >= 2
-   and ans["redis"]["intake_messages"] == 3 and ans["redis"]["opt_out"] == 1,
-   "the answer says what was removed", ans)
+   and ans["redis"]["intake_messages"] == 3 and ans["redis"]["opt_out"] == 1 and ans["redis"]["dedupe_keys"] == 6,
+   "the answer says what was removed (dedupe keys: a MessageSid and an idempotency token each, counted once)", ans)
 ok(ans.get("odoo", {}).get("anonymised") is True, "the Odoo lead was anonymised", ans.get("odoo"))
 after = redis_dump()
 ok(not re.search(r"573003330001(?!\d)", after), "after: no Redis key or value holds P1's number",

@@ -50,6 +50,7 @@ long=
 for f in daemon/*.[ch] admin/*.[ch] conversation/*.[ch] twilio/*.[ch] stripe/*.[ch] odoo/*.[ch] classifier/*.[ch] \
 	common/*.[ch] ctl/*.[ch]; do
 	[ -f "$f" ] || continue
+	case $f in classifier/lexicon-data.c) continue ;; esac # generated from lexicon.json (a dist tarball has it)
 	l=$(wc -l <"$f")
 	[ "$l" -gt 1200 ] && long="$long $f ($l)"
 done
