@@ -35,6 +35,7 @@
 #include "common/xmalloc.h"
 #include "common/redis.h"
 #include "conversation/erase.h"
+#include "conversation/journal.h"
 #include "conversation/state.h"
 #include "odoo/lead.h"
 #include "twilio/intake.h"
@@ -261,8 +262,8 @@ erase_finish(struct erase_op *op)
 
 	json_object_set(op->answer, "redis", op->redis);
 	/* The lead journal (leads kept without Odoo). */
-	if (x->journal_erase != NULL) {
-		n = x->journal_erase(op->phone, x->journal_arg);
+	if (x->journal != NULL) {
+		n = journal_erase(x->journal, op->phone);
 		json_object_set_new(
 		    op->answer, "journal_records", n >= 0 ? json_integer(n) : json_string(strerror(-n)));
 	}

@@ -9,6 +9,7 @@
 #include "common/http.h"
 
 struct intake;
+struct journal;
 struct lead_ctx;
 struct rconn;
 
@@ -23,9 +24,7 @@ struct erase_ctx {
 	struct rconn *redis; /* NULL: 503 */
 	struct intake *intake; /* its spool is cleaned too; NULL: none */
 	struct lead_ctx *leads; /* NULL without Odoo */
-	/* Removes phone's records from the lead journal: how many, or -errno. NULL when there is no journal. */
-	int (*journal_erase)(const char *phone, void *arg);
-	void *journal_arg;
+	struct journal *journal; /* the lead journal (leads without Odoo); NULL: none */
 	/* Drops what this process holds of phone in memory before it reaches Redis (analytics counts); may be NULL. */
 	void (*forget)(const char *phone, void *arg);
 	void *forget_arg;

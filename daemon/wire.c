@@ -43,14 +43,6 @@ on_outreach_started(void *arg)
 		analytics_outreach(d->analytics, d->redis, realtime_usec() / 1000);
 }
 
-static int
-erase_journal(const char *phone, void *arg)
-{
-	struct daemon *d = arg;
-
-	return journal_erase(d->journal, phone);
-}
-
 static void
 erase_forget(const char *phone, void *arg)
 {
@@ -101,8 +93,7 @@ daemon_wire(struct daemon *d)
 	e->redis = d->redis;
 	e->intake = d->intake;
 	e->leads = d->leads;
-	e->journal_erase = d->journal != NULL ? erase_journal : NULL;
-	e->journal_arg = d;
+	e->journal = d->journal;
 	e->forget = erase_forget;
 	e->forget_arg = d;
 	e->key_prefix = c->redis_key_prefix;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alive.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "redis/scripts.h"
@@ -33,11 +34,6 @@ struct sender_upgrade {
 };
 
 /* What a pending call holds instead of the walker. */
-struct alive {
-	struct sender_upgrade *u; /* NULL once freed */
-	unsigned refs;
-};
-
 /* A step under way: the recipient or the job id it is about. */
 struct upg {
 	struct alive *alive;
@@ -47,20 +43,14 @@ struct upg {
 static void *
 hold(struct sender_upgrade *w)
 {
-	w->alive->refs++;
-	return w->alive;
+	return alive_hold(w->alive);
 }
 
 /* Drops one reference; returns the walker, or NULL if it is gone. */
 static struct sender_upgrade *
 release(void *pd)
 {
-	struct alive *a = pd;
-	struct sender_upgrade *w = a->u;
-
-	if (--a->refs == 0)
-		free(a);
-	return w;
+	return alive_release(pd);
 }
 
 /* The connection, when it is up. */
@@ -353,9 +343,7 @@ sender_upgrade_new(const char *key_prefix, struct rconn *const *rcp)
 	char *p;
 
 	w->rcp = rcp;
-	w->alive = xcalloc(1, sizeof(*w->alive));
-	w->alive->u = w;
-	w->alive->refs = 1;
+	w->alive = alive_new(w);
 	xasprintf(&w->k_qprefix, "%s{outbox}:q:", key_prefix);
 	xasprintf(&w->k_jobprefix, "%s{outbox}:job:", key_prefix);
 	xasprintf(&w->k_marker, "%s{outbox}:upgraded", key_prefix);
@@ -376,8 +364,7 @@ sender_upgrade_free(struct sender_upgrade *w)
 {
 	if (w == NULL)
 		return;
-	w->alive->u = NULL;
-	release(w->alive);
+	alive_end(w->alive);
 	free(w->k_qprefix);
 	free(w->k_jobprefix);
 	free(w->k_marker);

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/alive.h"
 #include "common/log.h"
 #include "common/pace.h"
 #include "common/util.h"
@@ -64,11 +65,6 @@ struct job {
  * Redis answers can arrive after the sender is gone (a reload replaces it):
  * every pending Redis call holds this token instead of the sender itself.
  */
-struct alive {
-	struct sender *s; /* NULL once freed */
-	unsigned refs;
-};
-
 /* A pending enqueue or done: who to tell, and whether it holds a slot for a job it may hand out. */
 struct enq {
 	struct alive *alive;
@@ -111,20 +107,14 @@ static bool start_from_reply(struct sender *s, redisReply **e, size_t n);
 static void *
 hold(struct sender *s)
 {
-	s->alive->refs++;
-	return s->alive;
+	return alive_hold(s->alive);
 }
 
 /* Drops one reference; returns the sender, or NULL if it is gone. */
 static struct sender *
 release(void *pd)
 {
-	struct alive *a = pd;
-	struct sender *s = a->s;
-
-	if (--a->refs == 0)
-		free(a);
-	return s;
+	return alive_release(pd);
 }
 
 /* ---- splitting ---- */
@@ -1058,9 +1048,7 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 	size_t n;
 
 	s->event = sd_event_ref(e);
-	s->alive = xcalloc(1, sizeof(*s->alive));
-	s->alive->s = s;
-	s->alive->refs = 1;
+	s->alive = alive_new(s);
 	s->cv = cv;
 	s->rc = rc;
 	s->o = *o;
@@ -1118,8 +1106,7 @@ sender_free(struct sender *s)
 		return;
 	for (struct job *j = s->jobs; j != NULL; j = j->next)
 		j->s = NULL;
-	s->alive->s = NULL;
-	release(s->alive);
+	alive_end(s->alive);
 	sd_event_source_disable_unref(s->poll);
 	sd_event_unref(s->event);
 	if (s->userpwd != NULL)
