@@ -1,13 +1,14 @@
 /*
  * The conversation engine. Redis layout (P = key prefix):
- *   P{intake}:stream         the intake (consumer group "engine", one consumer per instance)
- *   P{+E164}:inbox           list of routed messages not yet taken by a turn
- *   P{+E164}:routed          set of stream ids already routed (a re-delivered entry is routed once)
+ *   P{+E164}:inbox           list of messages not yet taken by a turn (twilio/intake.c appends them)
+ *   P{intake}:stream         the intake of the releases before (consumer group "engine"): routed to the
+ *                            inboxes, as then, until it is drained, then deleted (engine-drain)
+ *   P{+E164}:routed          set of that stream's ids already routed (a re-delivered entry is routed once)
  *   P{+E164}:conv            the conversation state (conversation/state.c), expiring after silence
  *   P{turns}:due             sorted set: phones with messages, by when their turn may start
  *   P{turns}:first           hash: phone -> when its current burst began (the coalescing cap)
- *   P{turns}:lease           hash: phone -> until when a turn holds it (one turn per phone, any instance)
- *   P{turns}:attempts        hash: phone -> consecutive failed turns
+ *   P{turns}:lease           hash: phone -> "<until>:<attempts>": until when a turn holds it (one turn per
+ *                            phone, any instance), and the turns started since its last success
  *   P{odoo}:pending          sorted set: phones whose lead write waits for Odoo, by retry time
  *   P{engine}:dead           list of turns given up on, with the reason
  *   P{+E164}:ctl             hash: pause_until/pause_reason/pause_by (a hand-off), call (the context of a
@@ -15,11 +16,12 @@
  *   P{followup}:due          sorted set: phones whose next follow-up is due, by time
  *   P{+E164}:odoo            a lead write for the phone is under way (its job holds it, renewed; any instance)
  * Every script touches keys of one hash tag only, so each step is atomic on its own and a crash between
- * steps leaves something the next claim redoes: routing is idempotent, a turn's reply is queued once
- * per turn key, and the Odoo upsert finds the lead it may already have created.
+ * steps leaves something the next claim redoes: a phone is made due before its message is stored, a turn's
+ * reply is queued once per turn key, and the Odoo upsert finds the lead it may already have created.
  *
- * This file is the engine around the turns: it routes the intake to the phones' inboxes, claims due turns
- * (and lead retries and follow-ups), paces its polls, and answers the admin API's requests on a phone.
+ * This file is the engine around the turns: it schedules the phones the intake stores messages for, claims
+ * due turns (and lead retries and follow-ups), paces its polls, drains the old intake stream after an
+ * upgrade, and answers the admin API's requests on a phone.
  * A turn itself is a state machine: conversation/turn.h.
  */
 #include "config.h"
@@ -30,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/form.h"
 #include "common/log.h"
 #include "common/pace.h"
 #include "common/util.h"
@@ -38,8 +39,8 @@
 #include "conversation/state.h"
 #include "conversation/turn.h"
 #include "redis/scripts.h"
+#include "twilio/intake.h"
 
-static void read_intake(struct engine *en);
 static void claim_turns(struct engine *en);
 static void destroy(struct engine *en);
 
@@ -102,318 +103,19 @@ engine_eval(
 	return engine_rc(en) != NULL ? rconn_eval(engine_rc(en), sc, fn, pd, nkeys, argc, argv, NULL) : -ENOTCONN;
 }
 
-/* ---- routing: intake stream -> per-phone inboxes ---- */
-
-/* One XREADGROUP's entries: acknowledged together (one XACK) once each is routed and scheduled. */
-struct route_batch {
-	struct engine *en;
-	unsigned left; /* entries still being routed */
-	const char **argv; /* "XACK", the stream, "engine", then the ids routed */
-	size_t n;
-};
-
-struct route_op {
-	struct engine *en;
-	struct route_batch *batch;
-	char *id, *phone;
-	int step;
-};
-
-/* The text a message stands for in the history: its body, or what it carries. */
-static char *
-message_text(const struct form *f)
+void
+engine_due(struct engine *en, uint64_t due)
 {
-	const char *body = form_get(f, "Body"), *v;
-	char *t;
+	uint64_t now = realtime_usec() / 1000;
 
-	if (body != NULL && *body != '\0')
-		return xstrdup(body);
-	if ((v = form_get(f, "ButtonText")) != NULL && *v != '\0')
-		return xstrdup(v);
-	if ((v = form_get(f, "Latitude")) != NULL) {
-		xasprintf(&t, "[location %s,%s%s%s]", v, form_get(f, "Longitude") ?: "?",
-		    form_get(f, "Address") ? " " : "", form_get(f, "Address") ?: "");
-		return t;
-	}
-	if ((v = form_get(f, "MediaContentType0")) != NULL) {
-		xasprintf(&t, "[%s]", v);
-		return t;
-	}
-	xasprintf(&t, "[%s]", form_get(f, "MessageType") ?: "message");
-	return t;
-}
-
-static void route_step(struct route_op *op);
-
-/*
- * An entry is done: acked with the batch when it was routed and scheduled (done), else left pending and
- * claimed again later. The batch's last entry sends the one XACK and polls for the turns it made due.
- */
-/* The batch's last entry (or its reader, done with it) sends the one XACK and polls for the turns now due. */
-static void
-batch_end(struct route_batch *b)
-{
-	struct engine *en = b->en;
-
-	if (--b->left > 0)
+	if (en == NULL || en->dying)
 		return;
-	if (b->n > 3 && !en->dying && engine_rc(en) != NULL)
-		rconn_command_argv(engine_rc(en), NULL, NULL, (int)b->n, b->argv, NULL);
-	for (size_t i = 3; i < b->n; i++)
-		free((char *)(uintptr_t)b->argv[i]);
-	free(b->argv);
-	free(b);
-	if (!en->dying)
+	/* When the phone's turn falls due (its coalescing window): claim then. */
+	pace_due(&en->pace, due);
+	if (due <= now)
 		engine_poll_now(en);
-}
-
-/* An entry is done: acked with its batch when it was routed and scheduled, else left pending (claimed again). */
-static void
-route_free(struct route_op *op, bool done)
-{
-	struct route_batch *b = op->batch;
-
-	if (done)
-		b->argv[b->n++] = op->id;
 	else
-		free(op->id);
-	free(op->phone);
-	free(op);
-	batch_end(b);
-}
-
-static void
-on_route(redisAsyncContext *ac, void *r, void *pd)
-{
-	struct route_op *op = pd;
-	struct engine *en = op->en;
-
-	if (engine_gone(en)) {
-		route_free(op, false);
-		engine_settle(en);
-		return;
-	}
-	if (r == NULL || ((redisReply *)r)->type == REDIS_REPLY_ERROR) {
-		/* Not acknowledged: the entry stays pending and is claimed again later. */
-		route_free(op, false);
-		return;
-	}
-	if (op->step == 0 && ((redisReply *)r)->type == REDIS_REPLY_INTEGER && ((redisReply *)r)->integer == 1)
-		op->en->st.routed++;
-	/* The schedule's answer: when the phone's turn falls due (its coalescing window): poll then. */
-	if (op->step == 1 && ((redisReply *)r)->type == REDIS_REPLY_INTEGER && ((redisReply *)r)->integer > 0) {
-		uint64_t due = (uint64_t)((redisReply *)r)->integer, now = realtime_usec() / 1000;
-		pace_due(&op->en->pace, due);
-		pace_sooner(op->en->poll, now_usec() + (due > now ? due - now : 0) * 1000);
-	}
-	op->step++;
-	route_step(op);
-}
-
-static void
-route_step(struct route_op *op)
-{
-	struct engine *en = op->en;
-	char now[24], win[24], cap[24];
-
-	switch (op->step) {
-	case 1: {
-		const char *a[6] = {en->k_due, en->k_first, op->phone, now, win, cap};
-		snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
-		snprintf(win, sizeof(win), "%" PRIu64, en->o.coalesce_window_ms);
-		snprintf(cap, sizeof(cap), "%" PRIu64, en->o.coalesce_max_ms);
-		en->refs++;
-		if (engine_eval(en, &en->schedule, on_route, op, 2, a, 6) < 0) {
-			en->refs--;
-			route_free(op, false);
-		}
-		return;
-	}
-	default: route_free(op, true); /* routed and scheduled: acknowledged with its batch */
-	}
-}
-
-static void
-route_entry(struct engine *en, struct route_batch *b, redisReply *entry)
-{
-	redisReply *fields;
-	const char *sid = NULL, *from = NULL, *form = NULL, *ms = NULL;
-	size_t formlen = 0, i;
-	struct form f;
-	const char *why;
-	char phone[17], *text, *json, *inbox, *routed, ttl[24];
-	struct route_op *op;
-
-	if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING ||
-	    (fields = entry->element[1])->type != REDIS_REPLY_ARRAY)
-		return;
-	for (i = 0; i + 1 < fields->elements; i += 2) {
-		const char *k = fields->element[i]->str;
-		redisReply *v = fields->element[i + 1];
-		if (strcmp(k, "sid") == 0)
-			sid = v->str;
-		else if (strcmp(k, "from") == 0)
-			from = v->str;
-		else if (strcmp(k, "form") == 0)
-			form = v->str, formlen = v->len;
-		else if (strcmp(k, "received_ms") == 0)
-			ms = v->str;
-	}
-	if (sid == NULL || from == NULL || form == NULL || conv_phone_param(from, phone) < 0 ||
-	    form_parse(form, formlen, &f, &why) < 0) {
-		/* The intake checked all this; a bad entry is acknowledged and logged, not retried forever. */
-		log_error("engine: intake entry %s is malformed; acknowledged without a turn", entry->element[0]->str);
-		rconn_command(engine_rc(en), NULL, NULL, "XACK %s engine %s", en->k_stream, entry->element[0]->str);
-		return;
-	}
-	text = message_text(&f);
-	{
-		json_t *m = json_pack("{s:s, s:s, s:s, s:s?}", "sid", sid, "text", text, "t_ms", ms ? ms : "0",
-		    "profile", form_get(&f, "ProfileName"));
-		long long nm = 0;
-		/* Voice notes and images: their addresses, for the turn to fetch (the bytes are never stored). */
-		if (parse_ll(form_get(&f, "NumMedia") ?: "0", 0, 10, &nm) == 0 && nm > 0) {
-			json_t *media = json_array();
-			char k[32];
-			for (long long mi = 0; mi < nm && mi < 3; mi++) {
-				const char *u, *ty;
-				snprintf(k, sizeof(k), "MediaUrl%lld", mi);
-				u = form_get(&f, k);
-				snprintf(k, sizeof(k), "MediaContentType%lld", mi);
-				ty = form_get(&f, k);
-				if (u != NULL && ty != NULL &&
-				    (strncmp(ty, "audio/", 6) == 0 || strncmp(ty, "image/", 6) == 0))
-					json_array_append_new(media, json_pack("{s:s, s:s}", "url", u, "type", ty));
-			}
-			if (json_array_size(media) > 0) {
-				json_object_set_new(m, "media", media);
-				const char *body = form_get(&f, "Body");
-				json_object_set_new(m, "media_only", json_boolean(body == NULL || *body == '\0'));
-			} else {
-				json_decref(media);
-			}
-		}
-		json = json_dumps(m, JSON_COMPACT);
-		json_decref(m);
-	}
-	form_clear(&f);
-	free(text);
-	inbox = engine_pkey(en, phone, "inbox");
-	routed = engine_pkey(en, phone, "routed");
-	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
-	op = xcalloc(1, sizeof(*op));
-	op->en = en;
-	op->batch = b;
-	b->left++;
-	op->id = xstrdup(entry->element[0]->str);
-	op->phone = xstrdup(phone);
-	en->refs++;
-	{
-		const char *a[5] = {inbox, routed, op->id, json, ttl};
-		if (engine_eval(en, &en->route, on_route, op, 2, a, 5) < 0) {
-			en->refs--;
-			route_free(op, false);
-		}
-	}
-	free(inbox);
-	free(routed);
-	free(json);
-}
-
-static void
-on_read(redisAsyncContext *ac, void *r, void *pd)
-{
-	struct engine *en = pd;
-	redisReply *reply = r, *entries = NULL;
-	struct route_batch *b;
-	size_t i;
-
-	if (engine_gone(en)) {
-		engine_settle(en);
-		return;
-	}
-	en->reading = false;
-	if (en->poked) {
-		/* A message was stored while this read was under way: read again now, not at the next poll. */
-		en->poked = false;
-		read_intake(en);
-	}
-	if (reply == NULL)
-		return;
-	if (reply->type == REDIS_REPLY_ERROR) {
-		if (strncmp(reply->str, "NOGROUP", 7) == 0)
-			en->group_ready = false;
-		return;
-	}
-	/* XREADGROUP: [[stream, [entries]]]; XAUTOCLAIM: [cursor, [entries], [deleted]]. */
-	if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 && reply->element[0]->type == REDIS_REPLY_ARRAY)
-		entries = reply->element[0]->elements == 2 ? reply->element[0]->element[1] : NULL;
-	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
-		entries = reply->element[1];
-	if (entries == NULL || entries->type != REDIS_REPLY_ARRAY)
-		return;
-	if (entries->elements == 0)
-		return;
-	en->pace.found = true;
-	b = xcalloc(1, sizeof(*b));
-	b->en = en;
-	b->left = 1; /* this reader's own hold, so that an entry done at once does not end the batch */
-	b->argv = xreallocarray(NULL, entries->elements + 3, sizeof(*b->argv));
-	b->argv[b->n++] = "XACK";
-	b->argv[b->n++] = en->k_stream;
-	b->argv[b->n++] = "engine";
-	for (i = 0; i < entries->elements; i++)
-		route_entry(en, b, entries->element[i]);
-	batch_end(b);
-}
-
-static void
-on_group(redisAsyncContext *ac, void *r, void *pd)
-{
-	struct engine *en = pd;
-	redisReply *reply = r;
-
-	if (engine_gone(en)) {
-		engine_settle(en);
-		return;
-	}
-	if (reply != NULL &&
-	    (reply->type == REDIS_REPLY_STATUS ||
-	        (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) == 0)))
-		en->group_ready = true;
-}
-
-static void
-read_intake(struct engine *en)
-{
-	uint64_t now = now_usec();
-
-	if (en->reading || engine_rc(en) == NULL)
-		return;
-	if (!en->group_ready) {
-		/* From the start of the stream: messages stored before the first run are not skipped. */
-		en->refs++;
-		if (rconn_command(engine_rc(en), on_group, en, "XGROUP CREATE %s engine 0 MKSTREAM", en->k_stream) < 0)
-			en->refs--;
-		return;
-	}
-	en->reading = true;
-	en->refs++;
-	/* Entries another (dead) instance read but never acknowledged are taken over after 30 s. */
-	if (now - en->last_reclaim > 10000000) {
-		en->last_reclaim = now;
-		if (rconn_command(engine_rc(en), on_read, en, "XAUTOCLAIM %s engine %s 30000 0-0 COUNT 64",
-		        en->k_stream, en->o.consumer) < 0) {
-			en->refs--;
-			en->reading = false;
-		}
-		return;
-	}
-	if (rconn_command(engine_rc(en), on_read, en, "XREADGROUP GROUP engine %s COUNT 64 STREAMS %s >",
-	        en->o.consumer, en->k_stream) < 0) {
-		en->refs--;
-		en->reading = false;
-	}
+		pace_sooner(en->poll, now_usec() + (due - now) * 1000);
 }
 
 /* The phone's lead write is retried in the background delay_ms from now (the retry schedule). */
@@ -433,6 +135,7 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 	struct engine *en = pd;
 	redisReply *reply = r;
 	size_t i;
+	unsigned got;
 
 	if (engine_gone(en)) {
 		engine_settle(en);
@@ -441,13 +144,18 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 	en->claiming = false;
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
 		en->pace.found = true;
+	/* Per phone: phone, due, attempts, n, then its n messages. */
+	for (i = 0, got = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY && i + 3 < reply->elements; got++) {
+		redisReply **e = reply->element + i;
+		size_t n = e[3]->type == REDIS_REPLY_INTEGER && e[3]->integer > 0 ? (size_t)e[3]->integer : 0;
+		if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING || i + 4 + n > reply->elements)
+			break;
+		turn_start(en, e[0]->str, e[1]->str, e[2]->integer, TURN_KIND_CUSTOMER, e + 4, n, 0);
+		i += 4 + n;
+	}
 	/* A full answer: more phones may be due than one call takes. */
-	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 * en->claim_asked)
+	if (got >= en->claim_asked)
 		en->claim_again = true;
-	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY)
-		for (i = 0; i + 2 < reply->elements; i += 3)
-			turn_start(en, reply->element[i]->str, reply->element[i + 1]->str,
-			    reply->element[i + 2]->integer, TURN_KIND_CUSTOMER);
 	if (en->claim_again) {
 		en->claim_again = false;
 		claim_turns(en);
@@ -475,8 +183,9 @@ claim_turns(struct engine *en)
 	en->claiming = true;
 	en->refs++;
 	{
-		const char *a[7] = {en->k_due, en->k_lease, en->k_first, en->k_attempts, now, until, max};
-		if (engine_eval(en, &en->claim, on_claimed, en, 4, a, 7) < 0) {
+		const char *a[9] = {en->k_due, en->k_lease, en->k_first, en->k_in, now, until, max,
+		    en->o.coalesce_window_ms > 0 ? "1" : "0", TURN_MAX_TAKEN_S};
+		if (engine_eval(en, &en->claim, on_claimed, en, 4, a, 9) < 0) {
 			en->refs--;
 			en->claiming = false;
 		}
@@ -503,8 +212,10 @@ on_pend_lease(redisAsyncContext *ac, void *r, void *pd)
 		engine_settle(en0);
 		return;
 	}
-	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
-		turn_start(p->en, p->phone, "0", 1, p->kind);
+	/* 1 + the messages waiting for the phone's turn (a follow-up is not sent to a customer who just wrote). */
+	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1) {
+		turn_start(p->en, p->phone, "0", 1, p->kind, NULL, 0, (size_t)(reply->integer - 1));
+	}
 	free(p);
 }
 
@@ -549,16 +260,17 @@ lease_and_start(struct engine *en, redisReply *reply, enum turn_kind kind)
 	snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.turn_lease_ms);
 	for (i = 0; i < reply->elements && en->st.in_flight < en->o.max_turns; i++) {
 		struct pend *p = xcalloc(1, sizeof(*p));
-		const char *a[4];
+		const char *a[5];
 		p->en = en;
 		p->kind = kind;
 		snprintf(p->phone, sizeof(p->phone), "%s", reply->element[i]->str);
 		a[0] = en->k_lease;
-		a[1] = p->phone;
-		a[2] = now;
-		a[3] = until;
+		a[1] = en->k_in;
+		a[2] = p->phone;
+		a[3] = now;
+		a[4] = until;
 		en->refs++;
-		if (engine_eval(en, &en->lease_one, on_pend_lease, p, 1, a, 4) < 0) {
+		if (engine_eval(en, &en->lease_one, on_pend_lease, p, 2, a, 5) < 0) {
 			en->refs--;
 			free(p);
 		}
@@ -630,7 +342,7 @@ on_poll(sd_event_source *s, uint64_t usec, void *arg)
 	bool busy = en->st.in_flight > 0;
 	uint64_t now = now_usec();
 
-	read_intake(en);
+	upgrade_poll(en);
 	claim_turns(en);
 	if (now >= en->next_chores) {
 		retry_pending(en);
@@ -650,7 +362,6 @@ void
 engine_poll_now(struct engine *en)
 {
 	en->pace.found = true; /* told of work: the next polls are quick again */
-	read_intake(en);
 	claim_turns(en);
 	/* A poll sleeping up to ENGINE_IDLE_POLL_MS comes back at the quick pace from now. */
 	pace_sooner(en->poll, now_usec() + en->o.poll_ms * 1000);
@@ -659,9 +370,8 @@ engine_poll_now(struct engine *en)
 void
 engine_redis_up(struct engine *en)
 {
-	en->group_ready = false;
-	en->reading = en->claiming = en->pending_busy = en->followup_busy = false;
-	read_intake(en);
+	en->claiming = en->pending_busy = en->followup_busy = false;
+	upgrade_redis_up(en);
 }
 
 static void
@@ -717,12 +427,13 @@ engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_opti
 	xasprintf(&en->k_due, "%s{turns}:due", p);
 	xasprintf(&en->k_first, "%s{turns}:first", p);
 	xasprintf(&en->k_lease, "%s{turns}:lease", p);
-	xasprintf(&en->k_attempts, "%s{turns}:attempts", p);
 	xasprintf(&en->k_pending, "%s{odoo}:pending", p);
 	xasprintf(&en->k_dead, "%s{engine}:dead", p);
 	xasprintf(&en->k_followup, "%s{followup}:due", p);
-	rscript_init(&en->route, redis_script_engine_route);
-	rscript_init(&en->schedule, redis_script_engine_schedule);
+	xasprintf(&en->k_in, "%s{turns}:in", p);
+	rscript_init(&en->store, redis_script_intake_store);
+	rscript_init(&en->drain, redis_script_engine_drain);
+	en->up.stream = en->up.walk = -1;
 	rscript_init(&en->claim, redis_script_engine_claim);
 	rscript_init(&en->load, redis_script_engine_load);
 	rscript_init(&en->release, redis_script_engine_release);
@@ -752,10 +463,10 @@ destroy(struct engine *en)
 	free(en->k_due);
 	free(en->k_first);
 	free(en->k_lease);
-	free(en->k_attempts);
 	free(en->k_pending);
 	free(en->k_dead);
 	free(en->k_followup);
+	free(en->k_in);
 	pace_free(&en->pace);
 	free(en);
 }
@@ -824,14 +535,15 @@ engine_reset_phone(struct engine *en, const char *phone, void (*done)(int, void 
 	op->en = en;
 	op->done = done;
 	op->arg = arg;
-	op->left = 4;
+	op->left = 5;
 	/* Commands pipelined on one connection: they all come back, or all fail together. */
 	if (engine_rc(en) == NULL ||
 	    rconn_command(engine_rc(en), on_reset, op, "DEL %s %s %s %s", conv, inbox, routed, ctl) < 0) {
 		free(op);
 		done(-1, arg);
 	} else {
-		en->refs += 4;
+		en->refs += 5;
+		rconn_command(engine_rc(en), on_reset, op, "ZREMRANGEBYLEX %s [%s| (%s}", en->k_in, phone, phone);
 		rconn_command(engine_rc(en), on_reset, op, "ZREM %s %s", en->k_due, phone);
 		rconn_command(engine_rc(en), on_reset, op, "ZREM %s %s", en->k_pending, phone);
 		rconn_command(engine_rc(en), on_reset, op, "ZREM %s %s", en->k_followup, phone);
@@ -845,44 +557,26 @@ engine_reset_phone(struct engine *en, const char *phone, void (*done)(int, void 
 int
 engine_requeue(struct engine *en, const char *phone, json_t *messages)
 {
-	char *inbox, ttl[24], now[24], win[24], cap[24];
 	size_t i;
 
 	if (engine_rc(en) == NULL || !json_is_array(messages) || json_array_size(messages) == 0)
 		return -1;
-	inbox = engine_pkey(en, phone, "inbox");
-	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
-	/* In front, oldest first: they came before anything that arrived since. */
-	for (i = json_array_size(messages); i-- > 0;) {
-		char *m = json_dumps(json_array_get(messages, i), JSON_COMPACT);
-		if (m != NULL)
-			rconn_command(engine_rc(en), NULL, NULL, "LPUSH %s %s", inbox, m);
+	/* Back among the arrivals in the order they first came (their receive time), before anything since. */
+	for (i = 0; i < json_array_size(messages); i++) {
+		json_t *e = json_array_get(messages, i);
+		char *j = json_dumps(e, JSON_COMPACT), *m;
+		long long ms = 0;
+		if (j == NULL)
+			continue;
+		parse_ll(json_string_value(json_object_get(e, "t_ms")) ?: "0", 0, INT64_MAX, &ms);
+		m = intake_member(phone, (uint64_t)ms, (unsigned)i, j);
+		rconn_command(engine_rc(en), NULL, NULL, "ZADD %s 0 %s", en->k_in, m);
 		free(m);
+		free(j);
 	}
-	rconn_command(engine_rc(en), NULL, NULL, "EXPIRE %s %s", inbox, ttl);
-	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
-	snprintf(win, sizeof(win), "%d", 0);
-	snprintf(cap, sizeof(cap), "%d", 0);
-	{
-		const char *a[6] = {en->k_due, en->k_first, phone, now, win, cap};
-		engine_eval(en, &en->schedule, NULL, NULL, 2, a, 6);
-	}
-	free(inbox);
+	rconn_command(engine_rc(en), NULL, NULL, "ZADD %s LT %" PRIu64 " %s", en->k_due, realtime_usec() / 1000, phone);
 	engine_poll_now(en);
 	return 0;
-}
-
-void
-engine_poke(struct engine *en)
-{
-	if (en == NULL || en->dying)
-		return;
-	en->pace.found = true;
-	pace_sooner(en->poll, now_usec() + en->o.poll_ms * 1000);
-	if (en->reading)
-		en->poked = true;
-	else
-		read_intake(en);
 }
 
 char *

@@ -103,10 +103,10 @@ struct engine_deps {
 
 struct engine *engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_options *o);
 void engine_free(struct engine *en);
-/* Redis is (back) up: create the consumer group if needed and start polling. */
+/* Redis is (back) up: look for the old intake stream again and start polling. */
 void engine_redis_up(struct engine *en);
-/* A message was just stored in the intake by this process: look now rather than at the next poll. */
-void engine_poke(struct engine *en);
+/* A message was stored and its phone's turn is due at due_ms (realtime): claim now, or poll then. */
+void engine_due(struct engine *en, uint64_t due_ms);
 void engine_get_stats(const struct engine *en, struct engine_stats *st);
 /* Key of a phone's conversation state; caller frees. */
 char *engine_conv_key(const struct engine *en, const char *phone);

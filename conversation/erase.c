@@ -73,14 +73,14 @@ scripts_init(void)
  */
 enum erase_step {
 	ST_READ, /* {+E164}: lead id, MessageSids; busy while a lead write runs */
-	ST_TURNS, /* {turns}: busy while a turn runs */
+	ST_TURNS, /* {turns}: schedule, arrivals, the history's claims; busy while a turn runs */
 	ST_OUTBOX, /* {outbox}: queued replies, opt-out; busy while a send runs */
 	ST_SCHED, /* {odoo}:pending, {followup}:due, {stats}:active: plain ZREMs */
 	ST_EDEAD_FIND, /* {engine}:dead */
 	ST_EDEAD,
 	ST_ODEAD_FIND, /* {outbox}:dead and the reply texts */
 	ST_ODEAD,
-	ST_INTAKE, /* {intake}: the history's claims, the stream's last id */
+	ST_INTAKE, /* {intake} (the release before): the history's claims, the stream's last id */
 	ST_STREAM_FIND, /* the stream walk, 500 entries a step */
 	ST_STREAM,
 	ST_SCAN, /* the key space walk, one SCAN step of 1000 */
@@ -346,7 +346,10 @@ take(struct erase_op *op, const redisReply *r)
 			if (r->element[i]->type == REDIS_REPLY_STRING)
 				strv_add(&op->sids, r->element[i]->str, r->element[i]->len);
 		return true;
-	case ST_TURNS: /* {entries removed} */
+	case ST_TURNS: /* {entries removed, claims marked} */
+		count(op, "schedules", int_at(r, 0));
+		count(op, "dedupe_keys", int_at(r, 1));
+		return r->type == REDIS_REPLY_ARRAY && r->elements == 2;
 	case ST_SCHED: /* ZREM's count */
 		count(op, "schedules", r->type == REDIS_REPLY_INTEGER ? r->integer : int_at(r, 0));
 		return r->type == REDIS_REPLY_INTEGER || r->type == REDIS_REPLY_ARRAY;
@@ -572,17 +575,26 @@ run_step(struct erase_op *op)
 			argv[i] = k[i];
 		step_send(op, &s_read, 3, 3, argv, NULL);
 		break;
-	case ST_TURNS:
-		xasprintf(&k[0], "%s{turns}:due", p);
-		xasprintf(&k[1], "%s{turns}:first", p);
-		xasprintf(&k[2], "%s{turns}:lease", p);
-		xasprintf(&k[3], "%s{turns}:attempts", p);
-		for (i = 0; i < 4; i++)
-			argv[i] = k[i];
-		argv[4] = op->phone;
-		argv[5] = now;
-		step_send(op, &s_turns, 4, 6, argv, NULL);
+	case ST_TURNS: {
+		static const char *const tk[] = {"due", "first", "lease", "attempts", "in"};
+		size_t n = 5 + op->sids.n + 2, j, a = 0;
+		const char **v = xreallocarray(NULL, n, sizeof(*v));
+		char **ks = xreallocarray(NULL, 5 + op->sids.n, sizeof(*ks));
+		for (j = 0; j < 5; j++)
+			xasprintf(&ks[j], "%s{turns}:%s", p, tk[j]);
+		for (j = 0; j < op->sids.n; j++)
+			xasprintf(&ks[5 + j], "%s{turns}:sid:%s", p, op->sids.v[j]);
+		for (j = 0; j < 5 + op->sids.n; j++)
+			v[a++] = ks[j];
+		v[a++] = op->phone;
+		v[a++] = now;
+		step_send(op, &s_turns, (int)(5 + op->sids.n), (int)n, v, NULL);
+		for (j = 0; j < 5 + op->sids.n; j++)
+			free(ks[j]);
+		free(ks);
+		free(v);
 		break;
+	}
 	case ST_OUTBOX:
 		xasprintf(&k[0], "%s{outbox}:due", p);
 		xasprintf(&k[1], "%s{outbox}:q:%s", p, op->phone);

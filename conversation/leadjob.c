@@ -385,7 +385,7 @@ on_merge_lease(redisAsyncContext *ac, void *r, void *pd)
 
 	if (turn_dropped(t))
 		return;
-	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1) { /* 1 + messages waiting */
 		conv = engine_pkey(en, t->phone, "conv");
 		en->refs++;
 		rr = engine_rc(en) != NULL ? rconn_command(engine_rc(en), on_merge_get, t, "GET %s", conv) : -1;
@@ -415,12 +415,12 @@ turn_merge(struct turn *t)
 {
 	struct engine *en = t->en;
 	char now[24], until[24];
-	const char *a[4] = {en->k_lease, t->phone, now, until};
+	const char *a[5] = {en->k_lease, en->k_in, t->phone, now, until};
 
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
 	snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.turn_lease_ms);
 	en->refs++;
-	if (engine_eval(en, &en->lease_one, on_merge_lease, t, 1, a, 4) < 0) {
+	if (engine_eval(en, &en->lease_one, on_merge_lease, t, 2, a, 5) < 0) {
 		en->refs--;
 		return TURN_JOB_END;
 	}

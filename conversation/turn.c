@@ -88,6 +88,7 @@ turn_free(struct turn *t)
 	sd_event_source_disable_unref(t->merge_timer);
 	json_decref(t->state);
 	json_decref(t->inbox);
+	free(t->last_member);
 	json_decref(t->ctl);
 	json_decref(t->ctl_set);
 	json_decref(t->ctl_del);
@@ -197,7 +198,9 @@ on_renew(sd_event_source *s, uint64_t usec, void *arg)
 		rconn_command(engine_rc(en), NULL, NULL, "PEXPIRE %s %" PRIu64, key, en->o.turn_lease_ms);
 		free(key);
 	} else if (engine_rc(en) != NULL) {
-		rconn_command(engine_rc(en), NULL, NULL, "HSET %s %s %s", en->k_lease, t->phone, until);
+		/* The lease's value: "<until>:<attempts>" (engine-claim). */
+		rconn_command(engine_rc(en), NULL, NULL, "HSET %s %s %s:%lld", en->k_lease, t->phone, until,
+		    t->kind == TURN_KIND_CUSTOMER ? t->attempts : 0);
 	}
 	sd_event_source_set_time(s, now_usec() + en->o.turn_lease_ms * 1000 / 3);
 	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT); /* a time source is off once it has fired */
@@ -205,12 +208,29 @@ on_renew(sd_event_source *s, uint64_t usec, void *arg)
 }
 
 void
-turn_start(struct engine *en, const char *phone, const char *due, long long attempts, enum turn_kind kind)
+turn_start(struct engine *en, const char *phone, const char *due, long long attempts, enum turn_kind kind,
+    redisReply **msgs, size_t n, size_t waiting)
 {
 	struct turn *t = xcalloc(1, sizeof(*t));
+	size_t i;
 
 	t->en = en;
 	t->kind = kind;
+	t->waiting = waiting;
+	if (kind == TURN_KIND_CUSTOMER) {
+		/* The messages the claim took from the arrivals: "<+E164>|<order>|<JSON>" each. */
+		t->inbox = json_array();
+		for (i = 0; i < n; i++) {
+			const char *m = msgs[i]->type == REDIS_REPLY_STRING ? msgs[i]->str : "", *j = strchr(m, '|');
+			json_t *e = NULL;
+			if (j != NULL && (j = strchr(j + 1, '|')) != NULL)
+				e = json_loads(j + 1, 0, NULL);
+			json_array_append_new(t->inbox, e != NULL ? e : json_pack("{s:s}", "text", ""));
+		}
+		if (n > 0)
+			t->last_member = xstrdup(msgs[n - 1]->type == REDIS_REPLY_STRING ? msgs[n - 1]->str : "");
+		t->full = n >= TURN_MAX_TAKEN;
+	}
 	snprintf(t->phone, sizeof(t->phone), "%s", phone);
 	snprintf(t->due, sizeof(t->due), "%s", due);
 	t->attempts = attempts;
@@ -230,6 +250,36 @@ turn_start(struct engine *en, const char *phone, const char *due, long long atte
 
 /* ---- load ---- */
 
+/*
+ * A turn redone after a crash between its commit and its release finds messages its history already has
+ * (the commit stores the state in the phone's slot, the release takes the messages out of the arrivals in the
+ * turns' slot): those are left out, and taken out of the arrivals with the rest by this turn's release.
+ */
+static void
+turn_skip_done(struct turn *t)
+{
+	json_t *h = json_object_get(t->state, "history"), *e;
+	size_t i = 0, j;
+
+	while (i < json_array_size(t->inbox)) {
+		const char *sid = json_string_value(json_object_get(json_array_get(t->inbox, i), "sid"));
+		bool seen = false;
+		json_array_foreach(h, j, e)
+		{
+			const char *hs = json_string_value(json_object_get(e, "sid"));
+			if (sid != NULL && hs != NULL && strcmp(sid, hs) == 0) {
+				seen = true;
+				break;
+			}
+		}
+		if (seen)
+			json_array_remove(t->inbox, i);
+		else
+			i++;
+	}
+	t->taken = json_array_size(t->inbox);
+}
+
 static void
 on_loaded(redisAsyncContext *ac, void *r, void *pd)
 {
@@ -241,16 +291,16 @@ on_loaded(redisAsyncContext *ac, void *r, void *pd)
 
 	if (turn_dropped(t))
 		return;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
 		turn_run(t, turn_fail(t, "Redis unavailable at load"));
 		return;
 	}
 	t->ctl = json_object();
-	if (reply->element[2]->type == REDIS_REPLY_ARRAY)
-		for (i = 0; i + 1 < reply->element[2]->elements; i += 2)
-			json_object_set_new(t->ctl, reply->element[2]->element[i]->str,
+	if (reply->element[1]->type == REDIS_REPLY_ARRAY)
+		for (i = 0; i + 1 < reply->element[1]->elements; i += 2)
+			json_object_set_new(t->ctl, reply->element[1]->element[i]->str,
 			    json_stringn(
-			        reply->element[2]->element[i + 1]->str, reply->element[2]->element[i + 1]->len));
+			        reply->element[1]->element[i + 1]->str, reply->element[1]->element[i + 1]->len));
 	if (reply->element[0]->type == REDIS_REPLY_STRING) {
 		t->state = conv_state_parse(reply->element[0]->str, reply->element[0]->len, &why);
 		if (t->state == NULL) {
@@ -264,15 +314,8 @@ on_loaded(redisAsyncContext *ac, void *r, void *pd)
 		t->state = conv_state_new(t->phone, realtime_usec() / 1000);
 		t->fresh = true;
 	}
-	t->waiting = reply->element[1]->type == REDIS_REPLY_ARRAY ? reply->element[1]->elements : 0;
-	if (t->kind == TURN_KIND_CUSTOMER) {
-		t->inbox = json_array();
-		for (i = 0; i < t->waiting; i++) {
-			json_t *m = json_loads(reply->element[1]->element[i]->str, 0, NULL);
-			json_array_append_new(t->inbox, m != NULL ? m : json_pack("{s:s}", "text", ""));
-		}
-		t->taken = json_array_size(t->inbox);
-	}
+	if (t->kind == TURN_KIND_CUSTOMER)
+		turn_skip_done(t);
 	turn_run(t,
 	    t->kind == TURN_KIND_LEAD_RETRY     ? TURN_RETRY
 	        : t->kind == TURN_KIND_FOLLOWUP ? TURN_FOLLOWUP
@@ -283,15 +326,13 @@ enum turn_step
 turn_load(struct turn *t)
 {
 	struct engine *en = t->en;
-	char *conv = engine_pkey(en, t->phone, "conv"), *inbox = engine_pkey(en, t->phone, "inbox");
-	char *ctl = engine_pkey(en, t->phone, "ctl");
-	const char *a[3] = {conv, inbox, ctl};
+	char *conv = engine_pkey(en, t->phone, "conv"), *ctl = engine_pkey(en, t->phone, "ctl");
+	const char *a[2] = {conv, ctl};
 	int r;
 
 	en->refs++;
-	r = engine_eval(en, &en->load, on_loaded, t, 3, a, 3); /* one round trip, all in the phone's slot */
+	r = engine_eval(en, &en->load, on_loaded, t, 2, a, 2); /* one round trip, both in the phone's slot */
 	free(conv);
-	free(inbox);
 	free(ctl);
 	if (r < 0) {
 		en->refs--;
@@ -319,7 +360,7 @@ turn_give_up(struct turn *t)
 	struct engine *en = t->en;
 	json_t *rec = json_pack("{s:s, s:O, s:I, s:s}", "phone", t->phone, "messages", t->inbox, "at_ms",
 	    (json_int_t)(realtime_usec() / 1000), "reason", "the turn failed repeatedly");
-	char *s = json_dumps(rec, JSON_COMPACT), ph[32], *inbox, n[24];
+	char *s = json_dumps(rec, JSON_COMPACT), ph[32];
 
 	rconn_command(engine_rc(en), NULL, NULL, "LPUSH %s %s", en->k_dead, s);
 	rconn_command(engine_rc(en), NULL, NULL, "LTRIM %s 0 999", en->k_dead);
@@ -328,11 +369,7 @@ turn_give_up(struct turn *t)
 	en->st.dead_letters++;
 	log_error("engine: %s: turn given up after %lld attempts; in the dead-letter list",
 	    log_phone(t->phone, ph, sizeof(ph)), t->attempts - 1);
-	/* The stored state stays; only the messages taken are dropped. */
-	inbox = engine_pkey(en, t->phone, "inbox");
-	snprintf(n, sizeof(n), "%zu", t->taken);
-	rconn_command(engine_rc(en), NULL, NULL, "LTRIM %s %s -1", inbox, n);
-	free(inbox);
+	/* The stored state stays; only the messages taken are dropped (the release takes them out). */
 	return TURN_RELEASE;
 }
 
@@ -419,9 +456,8 @@ enum turn_step
 turn_commit(struct turn *t)
 {
 	struct engine *en = t->en;
-	char *conv = engine_pkey(en, t->phone, "conv"), *inbox = engine_pkey(en, t->phone, "inbox");
-	char *ctl = engine_pkey(en, t->phone, "ctl");
-	char *state, taken[24], ttl[24], nset[16];
+	char *conv = engine_pkey(en, t->phone, "conv"), *ctl = engine_pkey(en, t->phone, "ctl");
+	char *state, ttl[24], nset[16];
 	const char **a;
 	size_t n = 0, i;
 	const char *k;
@@ -431,15 +467,12 @@ turn_commit(struct turn *t)
 	json_object_set_new(t->state, "updated_ms", json_integer((json_int_t)(realtime_usec() / 1000)));
 	conv_state_prune(t->state, realtime_usec() / 1000, en->o.history_retention_ms);
 	state = json_dumps(t->state, JSON_COMPACT);
-	snprintf(taken, sizeof(taken), "%zu", t->taken);
 	snprintf(ttl, sizeof(ttl), "%" PRIu64, en->o.conversation_ttl_s);
 	snprintf(nset, sizeof(nset), "%zu", json_object_size(t->ctl_set));
-	a = xcalloc(7 + 2 * json_object_size(t->ctl_set) + json_array_size(t->ctl_del), sizeof(*a));
+	a = xcalloc(5 + 2 * json_object_size(t->ctl_set) + json_array_size(t->ctl_del), sizeof(*a));
 	a[n++] = conv;
-	a[n++] = inbox;
 	a[n++] = ctl;
 	a[n++] = state;
-	a[n++] = taken;
 	a[n++] = ttl;
 	a[n++] = nset;
 	json_object_foreach(t->ctl_set, k, v)
@@ -449,12 +482,11 @@ turn_commit(struct turn *t)
 	}
 	json_array_foreach(t->ctl_del, i, v) a[n++] = json_string_value(v);
 	en->refs++;
-	r = engine_eval(en, &en->commit, on_committed, t, 3, a, (int)n);
+	r = engine_eval(en, &en->commit, on_committed, t, 2, a, (int)n);
 	if (r >= 0)
 		turn_schedule_followups(t);
 	free(a);
 	free(conv);
-	free(inbox);
 	free(ctl);
 	free(state);
 	if (r < 0) {
@@ -480,12 +512,18 @@ enum turn_step
 turn_release(struct turn *t)
 {
 	struct engine *en = t->en;
-	char now[24];
-	const char *a[7] = {en->k_due, en->k_lease, en->k_attempts, t->phone, t->due, t->failed ? "0" : "1", now};
+	char now[24], attempts[24] = "";
+	/* The messages dealt with leave the arrivals: a failed turn's stay, to be redone. */
+	const char *last = !t->failed && t->last_member != NULL ? t->last_member : "";
+	const char *a[10] = {en->k_due, en->k_lease, en->k_in, t->phone, t->due, t->failed ? "0" : "1", now, attempts,
+	    last, t->full ? "1" : "0"};
 
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	/* A background turn's (lead retry, follow-up) count is not the customer turns': it keeps the phone's. */
+	if (t->kind == TURN_KIND_CUSTOMER)
+		snprintf(attempts, sizeof(attempts), "%lld", t->attempts);
 	en->refs++;
-	if (engine_eval(en, &en->release, on_released, t, 3, a, 7) < 0) {
+	if (engine_eval(en, &en->release, on_released, t, 3, a, 10) < 0) {
 		/* Redis went away: the lease expires by itself and the turn is redone. */
 		en->refs--;
 		return TURN_DONE;

@@ -21,6 +21,10 @@
 #include "common/redis.h"
 #include "conversation/engine.h"
 
+/* The most messages one turn takes (the rest wait for the next turn); as text for the claim script. */
+#define TURN_MAX_TAKEN 100
+#define TURN_MAX_TAKEN_S "100"
+
 /* The longest the loop sleeps without being told of work: how late it sees another instance's. */
 #define ENGINE_IDLE_POLL_MS 2000
 
@@ -28,11 +32,21 @@ struct engine {
 	sd_event *event;
 	struct engine_deps d;
 	struct engine_options o;
-	char *k_stream, *k_due, *k_first, *k_lease, *k_attempts, *k_pending, *k_dead, *k_followup;
-	struct rscript route, schedule, claim, load, release, commit, lease_one;
-	bool group_ready, reading, claiming, reclaiming, pending_busy, poked, claim_again, followup_busy;
-	sd_event_source *poll, *reclaim_timer;
-	uint64_t last_reclaim;
+	char *k_stream, *k_due, *k_first, *k_lease, *k_pending, *k_dead, *k_followup, *k_in;
+	struct rscript store, drain, claim, load, release, commit, lease_one;
+	bool claiming, pending_busy, claim_again, followup_busy;
+	sd_event_source *poll;
+	/* The upgrade from the releases before the arrivals (upgrade.c). */
+	struct {
+		int stream; /* the old intake stream holds messages to move: -1 not known yet, 1 yes, 0 no */
+		bool group_ready, reading, draining;
+		uint64_t last_reclaim, last_drain;
+		int walk; /* the old inboxes: -1 to look, 2 asking for the marker, 1 walking, 0 done */
+		bool walk_started, walk_failed, moved_any;
+		unsigned walk_pending;
+		uint64_t last_walk;
+		char cursor[32];
+	} up;
 	unsigned claim_asked; /* phones the claim under way asked for */
 	struct engine_stats st;
 	struct turn *turns;
@@ -95,6 +109,8 @@ struct turn {
 	json_t *state;
 	json_t *inbox; /* the messages taken */
 	size_t taken;
+	char *last_member; /* the last of them as the arrivals hold it: the release takes it and those before out */
+	bool full; /* the claim gave as many as a turn takes (TURN_MAX_TAKEN): more may wait */
 	size_t waiting; /* a follow-up: messages in the inbox (the customer wrote: no follow-up) */
 	int opt_word; /* the burst's last STOP (1) or START (-1) */
 	char opt_lang[3];
@@ -131,6 +147,11 @@ struct turn {
 };
 
 /* ---- the engine's plumbing (engine.c) ---- */
+
+/* The upgrade (upgrade.c): the old intake stream and inboxes moved into the arrivals; with each poll. */
+void upgrade_poll(struct engine *en);
+/* Redis is (back) up: look again. */
+void upgrade_redis_up(struct engine *en);
 
 /* The collaborators as they are now (a reload may swap them); NULL when not configured. */
 static inline struct sender *
@@ -176,7 +197,13 @@ void engine_retry_lead_in(struct engine *en, const char *phone, uint64_t delay_m
 
 /* ---- the turn (turn.c) ---- */
 
-void turn_start(struct engine *en, const char *phone, const char *due, long long attempts, enum turn_kind kind);
+/*
+ * Starts a turn for phone under the lease the claim (or engine-lease-one) took: due is the due score the claim
+ * wrote ("0" for none), msgs the n messages it took from the arrivals (a customer's turn), waiting how many the
+ * phone has waiting (a follow-up's).
+ */
+void turn_start(struct engine *en, const char *phone, const char *due, long long attempts, enum turn_kind kind,
+    redisReply **msgs, size_t n, size_t waiting);
 /* Enters step s and goes on until a step waits or the turn is done. */
 void turn_run(struct turn *t, enum turn_step s);
 /* The step that ends a failed turn (logged, counted, released as failed). */

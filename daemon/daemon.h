@@ -82,6 +82,8 @@ struct daemon {
  * swapped them, before anything can use the contexts again.
  */
 void daemon_wire(struct daemon *d);
+/* The intake's hook for a stored message (struct intake_options): arg is the daemon. */
+void daemon_intake_stored(uint64_t due_ms, void *arg);
 /* Assembles d's routing tables from the folders' handlers (the server's arg is &d->admin). */
 void daemon_routes(struct daemon *d);
 

@@ -538,6 +538,10 @@ main(int argc, char *argv[])
 		    .key_prefix = d.conf->redis_key_prefix,
 		    .dedupe_ttl_s = d.conf->webhook_dedupe_ttl_ms / 1000,
 		    .redis_timeout_ms = d.conf->webhook_redis_timeout_ms,
+		    .coalesce_window_ms = d.conf->engine_coalesce_window_ms,
+		    .coalesce_max_ms = d.conf->engine_coalesce_max_ms,
+		    .stored = daemon_intake_stored,
+		    .stored_arg = &d,
 		};
 		if ((d.intake = intake_new(d.event, NULL, &io)) == NULL)
 			fatal("intake: cannot open the spool under %s", d.conf->state_dir);

@@ -13,13 +13,14 @@
 #include "conversation/state.h"
 #include "daemon/daemon.h"
 
-/* A message is in Redis: the engine takes it now instead of at its next poll. */
-static void
-on_webhook_stored(void *arg)
+/* The intake stored a message: its phone's turn is due at due_ms; the engine claims it then. */
+void
+daemon_intake_stored(uint64_t due_ms, void *arg)
 {
 	struct daemon *d = arg;
 
-	engine_poke(d->engine);
+	if (d->engine != NULL)
+		engine_due(d->engine, due_ms);
 }
 
 /* Twilio refused free text (63016): the window stays closed until the customer writes again. */
@@ -62,7 +63,6 @@ daemon_wire(struct daemon *d)
 
 	w->intake = d->intake;
 	w->sender = d->sender;
-	w->stored = on_webhook_stored;
 	w->window_closed = on_window_closed;
 	w->arg = d;
 	w->verify_signature = c->webhook_verify_signature;

@@ -1,17 +1,38 @@
--- intake-store: claims a webhook's MessageSid (and idempotency token) and appends it to the intake stream,
--- atomically, so a message is never claimed without being stored; a replayed message is a no-op.
+-- intake-store: claims a webhook's MessageSid (and idempotency token), adds the message to the arrivals and
+-- makes its phone's turn due, atomically: a message is never claimed without being stored, a stored message
+-- always has a turn due, and a replayed message (or one of an erased conversation) is a no-op.
 --
--- KEYS[1]  P{intake}:sid:<MessageSid>  the claim of the MessageSid: the stream entry id, or "erased"
--- KEYS[2]  P{intake}:idem:<token>      the claim of Twilio's I-Twilio-Idempotency-Token; KEYS[1] again when
---                                      the webhook had none
--- KEYS[3]  P{intake}:stream            the intake stream
--- ARGV[1]  the claims' TTL, in seconds (intake.dedupe_ttl)
--- ARGV[2..]  the stream entry's field/value pairs: sid, from, idem, received_ms, via, form
+-- KEYS[1]  P{turns}:sid:<MessageSid>  the claim of the MessageSid ("1", or "erased" by an erasure)
+-- KEYS[2]  P{turns}:idem:<token>      the claim of Twilio's I-Twilio-Idempotency-Token; KEYS[1] again when
+--                                     the webhook had none
+-- KEYS[3]  P{turns}:in                sorted set, every score 0: the messages no turn has taken yet, as
+--                                     "<+E164>|<order>|<JSON>", so one phone's are a range in arrival order
+-- KEYS[4]  P{turns}:due               sorted set: phone -> when its turn may start (ms)
+-- KEYS[5]  P{turns}:first             hash: phone -> when its current burst began (ms); only with a window
+-- ARGV[1]  the claims' TTL, in seconds (webhook.dedupe_ttl)
+-- ARGV[2]  the phone (+E164)
+-- ARGV[3]  the member: "<+E164>|<order>|<JSON>" (order: the receive time in ms, 13 digits, "." and a 6-digit
+--          sequence; JSON: sid, text, t_ms, profile, media)
+-- ARGV[4]  now (ms)
+-- ARGV[5]  the coalescing window (ms): the turn waits this long after the last message; 0: due now
+-- ARGV[6]  the cap (ms): a burst never waits longer than this after its first message
 --
--- Returns {1, the new entry id} when stored, {0, the stored claim's value} for a duplicate.
-if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('GET', KEYS[1])} end
-if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then return {0, redis.call('GET', KEYS[2])} end
-local id = redis.call('XADD', KEYS[3], '*', unpack(ARGV, 2))
-redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
-if KEYS[2] ~= KEYS[1] then redis.call('SET', KEYS[2], id, 'EX', ARGV[1]) end
-return {1, id}
+-- Returns the phone's due time (ms) when stored, 0 for a duplicate. The first write is the claim's SET NX:
+-- under maxmemory Redis refuses a script's first write and lets the later ones through, so it stores all or
+-- nothing.
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if KEYS[2] ~= KEYS[1] and not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  -- The same delivery under another MessageSid: not a message of its own.
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('ZADD', KEYS[3], 0, ARGV[3])
+local now, win = tonumber(ARGV[4]), tonumber(ARGV[5])
+local due = now
+if win > 0 then
+  local first = now
+  if redis.call('HSETNX', KEYS[5], ARGV[2], now) == 0 then first = tonumber(redis.call('HGET', KEYS[5], ARGV[2])) end
+  due = math.min(now + win, first + tonumber(ARGV[6]))
+end
+redis.call('ZADD', KEYS[4], due, ARGV[2])
+return due

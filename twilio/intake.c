@@ -1,9 +1,10 @@
 /*
  * Durable intake. The Redis path runs one Lua script that checks the
- * MessageSid (and idempotency token) claims and appends the message to the
- * intake stream atomically, so a message is never claimed without being
- * stored. When Redis is down, slow or refuses, the message goes to the
- * spool: one file per message, fsynced with its directory before Twilio
+ * MessageSid (and idempotency token) claims, adds the message to the
+ * arrivals (P{turns}:in) and makes its phone's turn due, atomically, so a
+ * message is never claimed without being stored and a stored message always
+ * has a turn due. When Redis is down, slow or refuses, the message goes to
+ * the spool: one file per message, fsynced with its directory before Twilio
  * gets its 200. While the spool holds anything, new messages queue behind
  * it, so per-phone order survives; the spool drains head first through the
  * same script, whose claims make a replay of an already stored message a
@@ -21,10 +22,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "common/form.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "twilio/intake.h"
+#include "twilio/webhook.h"
 #include "redis/scripts.h"
 
 #define SPOOL_MAGIC "CRMBSPOOL1\n"
@@ -49,7 +54,8 @@ struct intake {
 	sd_event *event;
 	struct rconn *rc;
 	struct intake_options o;
-	char *prefix, *stream_key, *spool_dir;
+	char *prefix, *spool_dir, *k_in, *k_due, *k_first;
+	unsigned seq; /* the order of messages received in the same millisecond */
 	struct rscript script;
 	int dirfd;
 	uint64_t *seqs; /* spool files, oldest first */
@@ -384,10 +390,12 @@ on_reply(redisAsyncContext *ac, void *r, void *privdata)
 		op_free(op);
 		return;
 	}
-	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-	    reply->element[0]->type == REDIS_REPLY_INTEGER) {
+	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
 		ok = true;
-		dup = reply->element[0]->integer == 0;
+		dup = reply->integer == 0;
+		/* Stored: its phone's turn is due at that time (ms). */
+		if (!dup && in->o.stored != NULL)
+			in->o.stored((uint64_t)reply->integer, in->o.stored_arg);
 	} else if (reply != NULL) {
 		in->st.redis_errors++;
 		log_warnx("intake: Redis refused the message: %s",
@@ -440,44 +448,126 @@ on_timeout(sd_event_source *s, uint64_t usec, void *arg)
 	return 0;
 }
 
+/* The text a message stands for in the history: its body, or what it carries. */
+static char *
+message_text(const struct form *f)
+{
+	const char *body = form_get(f, "Body"), *v;
+	char *t;
+
+	if (body != NULL && *body != '\0')
+		return xstrdup(body);
+	if ((v = form_get(f, "ButtonText")) != NULL && *v != '\0')
+		return xstrdup(v);
+	if ((v = form_get(f, "Latitude")) != NULL) {
+		xasprintf(&t, "[location %s,%s%s%s]", v, form_get(f, "Longitude") ?: "?",
+		    form_get(f, "Address") ? " " : "", form_get(f, "Address") ?: "");
+		return t;
+	}
+	if ((v = form_get(f, "MediaContentType0")) != NULL) {
+		xasprintf(&t, "[%s]", v);
+		return t;
+	}
+	xasprintf(&t, "[%s]", form_get(f, "MessageType") ?: "message");
+	return t;
+}
+
+char *
+intake_entry_json(const char *sid, const char *form, size_t len, uint64_t received_ms)
+{
+	struct form f;
+	const char *why, *body;
+	char *text, *json, ms[24];
+	long long nm = 0;
+	json_t *m;
+
+	if (form_parse(form, len, &f, &why) < 0)
+		return NULL;
+	text = message_text(&f);
+	snprintf(ms, sizeof(ms), "%" PRIu64, received_ms);
+	m = json_pack(
+	    "{s:s, s:s, s:s, s:s?}", "sid", sid, "text", text, "t_ms", ms, "profile", form_get(&f, "ProfileName"));
+	/* Voice notes and images: their addresses, for the turn to fetch (the bytes are never stored). */
+	if (parse_ll(form_get(&f, "NumMedia") ?: "0", 0, 10, &nm) == 0 && nm > 0) {
+		json_t *media = json_array();
+		char k[32];
+		for (long long i = 0; i < nm && i < 3; i++) {
+			const char *u, *ty;
+			snprintf(k, sizeof(k), "MediaUrl%lld", i);
+			u = form_get(&f, k);
+			snprintf(k, sizeof(k), "MediaContentType%lld", i);
+			ty = form_get(&f, k);
+			if (u != NULL && ty != NULL && (strncmp(ty, "audio/", 6) == 0 || strncmp(ty, "image/", 6) == 0))
+				json_array_append_new(media, json_pack("{s:s, s:s}", "url", u, "type", ty));
+		}
+		if (json_array_size(media) > 0) {
+			json_object_set_new(m, "media", media);
+			body = form_get(&f, "Body");
+			json_object_set_new(m, "media_only", json_boolean(body == NULL || *body == '\0'));
+		} else {
+			json_decref(media);
+		}
+	}
+	json = json_dumps(m, JSON_COMPACT);
+	json_decref(m);
+	form_clear(&f);
+	free(text);
+	return json;
+}
+
+/* Runs intake-store for op: -EINVAL for a message that cannot be stored (a malformed form or From: the
+ * webhook checked both, so only a damaged spool file), -ENOTCONN without Redis. */
 static int
 send_op(struct intake *in, struct op *op)
 {
-	char k1[256], k2[256], ttl[24], ms[24];
-	const char *argv[20];
-	size_t argl[20];
-	int argc = 0;
+	char k1[256], k2[256], ttl[24], now[24], win[24], cap[24];
+	const char *phone, *argv[11];
+	char *entry, *member;
+	int r;
 
-#define ARG(s, l) (argv[argc] = (s), argl[argc] = (l), argc++)
-#define ARGS(s) ARG(s, strlen(s))
-	snprintf(k1, sizeof(k1), "%s{intake}:sid:%s", in->prefix, op->sid);
+	if (!webhook_valid_from(op->from))
+		return -EINVAL;
+	phone = op->from + strlen("whatsapp:");
+	if ((entry = intake_entry_json(op->sid, op->body, op->len, op->received_ms)) == NULL)
+		return -EINVAL;
+	if (in->rc == NULL) {
+		free(entry);
+		return -ENOTCONN;
+	}
+	member = intake_member(phone, op->received_ms, in->seq++ % 1000000, entry);
+	snprintf(k1, sizeof(k1), "%s{turns}:sid:%s", in->prefix, op->sid);
 	if (op->idem != NULL)
-		snprintf(k2, sizeof(k2), "%s{intake}:idem:%s", in->prefix, op->idem);
+		snprintf(k2, sizeof(k2), "%s{turns}:idem:%s", in->prefix, op->idem);
 	else
 		snprintf(k2, sizeof(k2), "%s", k1);
 	snprintf(ttl, sizeof(ttl), "%" PRIu64, in->o.dedupe_ttl_s);
-	snprintf(ms, sizeof(ms), "%" PRIu64, op->received_ms);
-	ARGS(k1);
-	ARGS(k2);
-	ARGS(in->stream_key);
-	ARGS(ttl);
-	ARGS("sid");
-	ARGS(op->sid);
-	ARGS("from");
-	ARGS(op->from);
-	ARGS("idem");
-	ARGS(op->idem != NULL ? op->idem : "");
-	ARGS("received_ms");
-	ARGS(ms);
-	ARGS("via");
-	ARGS(op->replay ? "spool" : "direct");
-	ARGS("form");
-	ARG(op->body, op->len);
-#undef ARG
-#undef ARGS
-	if (in->rc == NULL)
-		return -ENOTCONN;
-	return rconn_eval(in->rc, &in->script, on_reply, op, 3, argc, argv, argl);
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	snprintf(win, sizeof(win), "%" PRIu64, in->o.coalesce_window_ms);
+	snprintf(cap, sizeof(cap), "%" PRIu64, in->o.coalesce_max_ms);
+	argv[0] = k1;
+	argv[1] = k2;
+	argv[2] = in->k_in;
+	argv[3] = in->k_due;
+	argv[4] = in->k_first;
+	argv[5] = ttl;
+	argv[6] = phone;
+	argv[7] = member;
+	argv[8] = now;
+	argv[9] = win;
+	argv[10] = cap;
+	r = rconn_eval(in->rc, &in->script, on_reply, op, 5, 11, argv, NULL);
+	free(member);
+	free(entry);
+	return r;
+}
+
+char *
+intake_member(const char *phone, uint64_t received_ms, unsigned seq, const char *entry)
+{
+	char *m;
+
+	xasprintf(&m, "%s|%013" PRIu64 ".%06u|%s", phone, received_ms, seq, entry);
+	return m;
 }
 
 static void
@@ -496,8 +586,16 @@ replay_next(struct intake *in)
 	while (!in->replaying && spool_count(in) > 0 && in->rc != NULL && rconn_state(in->rc) == RCONN_UP) {
 		uint64_t seq = in->seqs[in->headseq];
 		struct op *op = spool_read(in, seq);
+		int r = 0;
 
-		if (op == NULL) {
+		if (op != NULL) {
+			op_link(in, op);
+			r = send_op(in, op);
+		}
+		if (op == NULL || r == -EINVAL) {
+			/* Unreadable, or not a message Redis can take: set aside, the queue goes on. */
+			if (op != NULL)
+				op_free(op);
 			spool_quarantine(in, seq);
 			in->headseq++;
 			if (in->headseq == in->nseq)
@@ -505,8 +603,7 @@ replay_next(struct intake *in)
 			in->st.spool_depth = spool_count(in);
 			continue;
 		}
-		op_link(in, op);
-		if (send_op(in, op) < 0) {
+		if (r < 0) {
 			op_free(op);
 			schedule_retry(in);
 			return;
@@ -613,7 +710,9 @@ intake_new(sd_event *e, struct rconn *rc, const struct intake_options *o)
 	in->o = *o;
 	in->dirfd = -1;
 	in->prefix = xstrdup(o->key_prefix);
-	xasprintf(&in->stream_key, "%s{intake}:stream", o->key_prefix);
+	xasprintf(&in->k_in, "%s{turns}:in", o->key_prefix);
+	xasprintf(&in->k_due, "%s{turns}:due", o->key_prefix);
+	xasprintf(&in->k_first, "%s{turns}:first", o->key_prefix);
 	xasprintf(&in->spool_dir, "%s/spool", o->state_dir);
 	rscript_init(&in->script, redis_script_intake_store);
 	if (mkdir(in->spool_dir, 0700) < 0 && errno != EEXIST)
@@ -669,7 +768,9 @@ intake_free(struct intake *in)
 	sd_event_unref(in->event);
 	free(in->seqs);
 	free(in->prefix);
-	free(in->stream_key);
+	free(in->k_in);
+	free(in->k_due);
+	free(in->k_first);
 	free(in->spool_dir);
 	free(in);
 }
@@ -678,10 +779,4 @@ void
 intake_get_stats(const struct intake *in, struct intake_stats *st)
 {
 	*st = in->st;
-}
-
-const char *
-intake_stream_key(const struct intake *in)
-{
-	return in->stream_key;
 }

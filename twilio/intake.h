@@ -1,9 +1,10 @@
 /*
  * The durable intake of inbound WhatsApp messages. A message is claimed by
- * its MessageSid (and idempotency token) and appended to a Redis stream in
- * one atomic script; when Redis cannot take it, it is written and fsynced to
- * a spool directory and moved to Redis, in order, once Redis is back. The
- * conversation engine consumes the stream.
+ * its MessageSid (and idempotency token), added to the arrivals
+ * (P{turns}:in) and its phone's turn made due, in one atomic script; when
+ * Redis cannot take it, it is written and fsynced to a spool directory and
+ * moved to Redis, in order, once Redis is back. The conversation engine
+ * claims the due turn with the phone's arrivals.
  */
 #ifndef CRMB_INTAKE_H
 #define CRMB_INTAKE_H
@@ -39,6 +40,11 @@ struct intake_options {
 	const char *key_prefix; /* e.g. "crmbridge:" */
 	uint64_t dedupe_ttl_s; /* how long a MessageSid stays claimed */
 	uint64_t redis_timeout_ms; /* after this the message is spooled instead */
+	uint64_t coalesce_window_ms; /* a turn waits this long after its phone's last message (0: due at once) */
+	uint64_t coalesce_max_ms; /* and never longer than this after the burst's first */
+	/* A message was stored (not spooled, not a duplicate): its phone's turn is due at due_ms. NULL: none. */
+	void (*stored)(uint64_t due_ms, void *arg);
+	void *stored_arg;
 };
 
 struct intake_stats {
@@ -64,8 +70,16 @@ void intake_get_stats(const struct intake *in, struct intake_stats *st);
  * right now (try again in a moment).
  */
 int intake_spool_erase(struct intake *in, const char *from);
-/* The Redis stream key (borrowed), e.g. "crmbridge:{intake}:stream". */
-const char *intake_stream_key(const struct intake *in);
+/*
+ * The inbox entry (JSON, to free) of a webhook's form: sid, text (the body, or what the message carries),
+ * t_ms, profile, and media (up to 3 voice notes or images) with media_only. NULL if the form is malformed.
+ */
+char *intake_entry_json(const char *sid, const char *form, size_t len, uint64_t received_ms);
+/*
+ * A member of the arrivals (to free): "<+E164>|<order>|<entry>", the order being the receive time (13 digits)
+ * and seq (6), so that one phone's messages are a range of the sorted set, in the order they came.
+ */
+char *intake_member(const char *phone, uint64_t received_ms, unsigned seq, const char *entry);
 /* A result's name: "stored", "duplicate", "spooled", "failed". */
 const char *intake_result_name(enum intake_result r);
 

@@ -116,8 +116,6 @@ on_stored(enum intake_result res, void *arg)
 	case INTAKE_STORED:
 		w->stats.accepted++;
 		reply_twiml(req);
-		if (w->stored != NULL)
-			w->stored(w->arg);
 		break;
 	case INTAKE_SPOOLED:
 		w->stats.accepted++;

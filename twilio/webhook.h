@@ -21,11 +21,9 @@ struct webhook_stats {
 struct webhook_ctx {
 	struct intake *intake; /* where messages are stored; NULL: 503 */
 	struct sender *sender; /* told the delivery reports; NULL without Twilio credentials */
-	/* A message was stored in Redis (not spooled): the work on it can start now. */
-	void (*stored)(void *arg);
 	/* Twilio refused free text (error 63016) to `to`, the report's To as received: the 24-hour window is closed. */
 	void (*window_closed)(const char *to, void *arg);
-	void *arg; /* for stored and window_closed */
+	void *arg; /* for window_closed */
 	/* Configuration (borrowed; the caller refreshes it when it changes). */
 	bool verify_signature;
 	const char *public_url; /* the URL Twilio signs is this plus the request target; NULL: cannot check */

@@ -118,129 +118,192 @@ def fails(name, keys, args):
 
 
 def suite(where):
-    # ---- engine-route ----
+    # ---- intake-store: the claim, the arrival and the schedule in one script ----
     r("FLUSHALL")
-    inbox, routed = k("{%s}:inbox" % PH), k("{%s}:routed" % PH)
-    is_eq(ev("engine-route", [inbox, routed], ["1-1", '{"sid":"SM1"}', 100]), 1, "route: a new entry is routed")
-    is_eq(ev("engine-route", [inbox, routed], ["1-1", '{"sid":"SM1"}', 100]), 0, "route: a re-delivered entry is not")
-    is_eq(s(r("LRANGE", inbox, 0, -1)), ['{"sid":"SM1"}'], "route: the inbox holds the message once")
-    ok(0 < r("TTL", inbox) <= 100 and 0 < r("TTL", routed) <= 100, "route: inbox and routed expire")
+    due, first, lease, arr = k("{turns}:due"), k("{turns}:first"), k("{turns}:lease"), k("{turns}:in")
+    attempts = k("{turns}:attempts")  # the release before kept the attempts there (erase-turns still clears it)
+    inbox, routed = k("{%s}:inbox" % PH), k("{%s}:routed" % PH)  # the release before's; erase-phone deletes them
 
-    # ---- engine-schedule ----
-    due, first, lease, attempts = k("{turns}:due"), k("{turns}:first"), k("{turns}:lease"), k("{turns}:attempts")
-    is_eq(ev("engine-schedule", [due, first], [PH, 1000, 200, 1000]), 1200, "schedule: due after the window")
-    is_eq(ev("engine-schedule", [due, first], [PH, 1500, 200, 1000]), 1700, "schedule: a later message moves it")
-    is_eq(ev("engine-schedule", [due, first], [PH, 1900, 200, 1000]), 2000, "schedule: capped from the burst's start")
-    is_eq(hget(first, PH), "1000", "schedule: the burst's start stays")
+    def member(ph, ms, seq, sid, text="x"):
+        return "%s|%013d.%06d|%s" % (ph, ms, seq, json.dumps({"sid": sid, "text": text}, separators=(",", ":")))
 
-    # ---- engine-claim ----
+    def store(sid, ph=PH, ms=1000, seq=0, idem=None, now=1000, win=0, cap=0, text="x"):
+        sk = k("{turns}:sid:" + sid)
+        ik = k("{turns}:idem:" + idem) if idem else sk
+        return ev("intake-store", [sk, ik, arr, due, first], [3600, ph, member(ph, ms, seq, sid, text), now, win, cap])
+
+    def arrivals(ph=PH):
+        return [json.loads(m.split("|", 2)[2])["sid"] for m in s(r("ZRANGEBYLEX", arr, "[%s|" % ph, "(%s}" % ph))]
+
+    is_eq(store("SM1", idem="tok1"), 1000, "intake: a new message is stored; its phone is due now (no window)")
+    is_eq(arrivals(), ["SM1"], "intake: among the phone's arrivals")
+    is_eq(zscore(due, PH), 1000.0, "intake: the phone's turn is due in the same script")
+    ok(0 < r("TTL", k("{turns}:sid:SM1")) <= 3600 and 0 < r("TTL", k("{turns}:idem:tok1")) <= 3600,
+       "intake: the MessageSid and the token are claimed with a TTL")
+    is_eq(store("SM1", idem="tok1", ms=2000), 0, "intake: a repeated MessageSid is a duplicate")
+    is_eq(store("SM2", idem="tok1"), 0, "intake: a new MessageSid with a known idempotency token is a duplicate")
+    ok(arrivals() == ["SM1"] and r("EXISTS", k("{turns}:sid:SM2")) == 0,
+       "intake: duplicates store nothing and claim nothing")
+    store("SM3", ms=1500)
+    store("SM2", ms=1200)
+    store("SM4", ms=1500, seq=1)
+    store("SMo", ph=PH + "4", ms=1100)
+    is_eq(arrivals(), ["SM1", "SM2", "SM3", "SM4"], "intake: a phone's arrivals in the order they came")
+    is_eq(arrivals(PH + "4"), ["SMo"], "intake: a longer number's are not among them")
+    r("SET", k("{turns}:sid:SM9"), "erased")
+    is_eq(store("SM9"), 0, "intake: an erased message replayed stays a duplicate")
     r("FLUSHALL")
+    is_eq(store("SM1", now=1000, win=200, cap=1000), 1200, "intake: due after the coalescing window")
+    is_eq(store("SM2", now=1500, win=200, cap=1000), 1700, "intake: a later message moves it")
+    is_eq(store("SM3", now=1900, win=200, cap=1000), 2000, "intake: capped from the burst's start")
+    is_eq(hget(first, PH), "1000", "intake: the burst's start stays")
+    # Under maxmemory the claim, the script's first write, is refused: nothing is stored or claimed.
+    r("FLUSHALL")
+    r("CONFIG", "SET", "maxmemory", 1)
+    err = fails("intake-store", [k("{turns}:sid:SM1"), k("{turns}:sid:SM1"), arr, due, first],
+                [3600, PH, member(PH, 1, 0, "SM1"), 1000, 0, 0])
+    r("CONFIG", "SET", "maxmemory", 0)
+    ok(err is not None and "OOM" in err, "intake: Redis full: refused (the intake spools it)", err)
+    is_eq(s(r("KEYS", "*")), [], "intake: Redis full: nothing claimed, stored or scheduled")
+
+    # ---- engine-claim: due phones with a free lease, with their messages ----
+    r("FLUSHALL")
+
+    def claim(now, until, mx, coalesce=1, take=100):
+        got = s(ev("engine-claim", [due, lease, first, arr], [now, until, mx, coalesce, take]))
+        out, i = [], 0
+        while i < len(got):
+            n = got[i + 3]
+            out.append((got[i], got[i + 1], got[i + 2], [json.loads(m.split("|", 2)[2])["sid"]
+                                                         for m in got[i + 4:i + 4 + n]]))
+            i += 4 + n
+        return out
+
+    store("SMa1", ph="+1a", ms=50)
+    store("SMa2", ph="+1a", ms=60)
     r("ZADD", due, 100, "+1a", 100, "+1b", 5000, "+1c")
-    r("HSET", lease, "+1b", 9999)
+    r("HSET", lease, "+1b", "9999:1")
     r("HSET", first, "+1a", 90)
-    got = s(ev("engine-claim", [due, lease, first, attempts], [1000, 31000, 10]))
-    is_eq(got, ["+1a", "31000", 1], "claim: the due phone whose lease is free, with its attempt")
-    is_eq(hget(lease, "+1a"), "31000", "claim: the lease is taken until its end")
+    is_eq(claim(1000, 31000, 10), [("+1a", "31000", 1, ["SMa1", "SMa2"])],
+          "claim: the due phone whose lease is free, with its attempt and its messages")
+    is_eq(hget(lease, "+1a"), "31000:1", "claim: the lease is taken until its end, with the attempt")
     is_eq(zscore(due, "+1a"), 31000.0, "claim: the claimed phone is due again at its lease's end")
     is_eq(r("HEXISTS", first, "+1a"), 0, "claim: the burst's start is reset")
-    is_eq(hget(lease, "+1b"), "9999", "claim: a phone whose lease has not ended is not claimed")
-    is_eq(ev("engine-claim", [due, lease, first, attempts], [2000, 32000, 10]), [],
-          "claim: nothing while the claimed phone's lease runs")
-    got = s(ev("engine-claim", [due, lease, first, attempts], [31000, 61000, 10]))
-    is_eq(got, ["+1b", "61000", 1, "+1c", "61000", 1, "+1a", "61000", 2],
-          "claim: a crashed turn's phone is claimed again when its lease ends (attempt 2)")
+    is_eq(arrivals("+1a"), ["SMa1", "SMa2"], "claim: the messages stay until the release (a crash redoes them)")
+    is_eq(hget(lease, "+1b"), "9999:1", "claim: a phone whose lease has not ended is not claimed")
+    is_eq(claim(2000, 32000, 10), [], "claim: nothing while the claimed phone's lease runs")
+    is_eq(claim(31000, 61000, 10), [("+1b", "61000", 2, []), ("+1c", "61000", 1, []),
+                                    ("+1a", "61000", 2, ["SMa1", "SMa2"])],
+          "claim: a crashed turn's phone is claimed again when its lease ends (its attempts go on)")
+    r("FLUSHALL")
+    for i in range(5):
+        store("SMt%d" % i, ph="+1t", ms=i)
+    is_eq(claim(1000, 2000, 10, take=3)[0][3], ["SMt0", "SMt1", "SMt2"], "claim: at most as many messages as a "
+          "turn takes, the oldest")
+    r("FLUSHALL")
+    r("ZADD", due, 100, "+1e", 100, "+1f")
+    r("HSET", lease, "+1e", "900")  # a lease of the release before: no attempts in it
+    r("HSET", first, "+1f", 90)
+    is_eq(claim(1000, 2000, 10, coalesce=0), [("+1e", "2000", 1, []), ("+1f", "2000", 1, [])],
+          "claim: an old lease (no attempts) counts as none")
+    is_eq(hget(first, "+1f"), "90", "claim: without coalescing the burst starts are not touched")
     r("FLUSHALL")
     for i in range(6):
         r("ZADD", due, 100, "+2%d" % i)
-    is_eq(len(ev("engine-claim", [due, lease, first, attempts], [1000, 2000, 2])), 6,
-          "claim: at most as many phones as asked (three values each)")
+    is_eq(len(claim(1000, 2000, 2)), 2, "claim: at most as many phones as asked")
     # Two phones in flight (a message made them due again) ahead of free ones: skipped, and the claim stops
     # once it has the phones it was asked for.
     r("FLUSHALL")
     r("ZADD", due, 100, "+3a", 100, "+3b", 200, "+3c", 300, "+3d")
-    r("HSET", lease, "+3a", 9999, "+3b", 9999)
-    is_eq(s(ev("engine-claim", [due, lease, first, attempts], [1000, 2000, 1]))[0::3], ["+3c"],
+    r("HSET", lease, "+3a", "9999:1", "+3b", "9999:3")
+    is_eq([c[0] for c in claim(1000, 2000, 1)], ["+3c"],
           "claim: phones in flight are skipped, the free one behind them claimed, and no more")
     is_eq(zscore(due, "+3d"), 300.0, "claim: the phone beyond what was asked for stays due")
 
     # ---- engine-release ----
     r("FLUSHALL")
+
+    def release(ph, claimed, ok_, now, att, last="", full=0):
+        return ev("engine-release", [due, lease, arr], [ph, claimed, ok_, now, att, last, full])
+
+    for sid, ms in (("SMr1", 10), ("SMr2", 20), ("SMr3", 30)):
+        store(sid, ph="+1a", ms=ms)
+    store("SMx", ph="+1a4", ms=5)
+    r("ZREM", due, "+1a4")
     r("ZADD", due, 31000, "+1a", 31000, "+1b", 31000, "+1c")
-    r("HSET", lease, "+1a", 31000, "+1b", 31000, "+1c", 31000)
-    r("HSET", attempts, "+1a", 1, "+1b", 1, "+1c", 2)
-    is_eq(ev("engine-release", [due, lease, attempts], ["+1a", 31000, 1, 2000]), 1, "release: succeeded")
-    ok(r("HEXISTS", lease, "+1a") == 0 and r("HEXISTS", attempts, "+1a") == 0 and zscore(due, "+1a") is None,
-       "release: success drops the lease, the attempts and the due entry")
+    r("HSET", lease, "+1a", "31000:1", "+1b", "31000:1", "+1c", "31000:2")
+    is_eq(release("+1a", 31000, 1, 2000, 1, member("+1a", 20, 0, "SMr2")), 1, "release: succeeded")
+    ok(r("HEXISTS", lease, "+1a") == 0, "release: success drops the lease, its attempts with it")
+    is_eq(arrivals("+1a"), ["SMr3"], "release: the messages the turn dealt with leave the arrivals, not the later")
+    is_eq(arrivals("+1a4"), ["SMx"], "release: a longer number's stay")
+    is_eq(zscore(due, "+1a"), None, "release: ... and the phone leaves the due set when not rescheduled")
     r("ZADD", due, 2500, "+1b")  # a message arrived during the turn
-    ev("engine-release", [due, lease, attempts], ["+1b", 31000, 1, 2000])
+    release("+1b", 31000, 1, 2000, 1)
     is_eq(zscore(due, "+1b"), 2500.0, "release: a phone rescheduled since the claim stays due")
-    ev("engine-release", [due, lease, attempts], ["+1c", 31000, 0, 2000])
+    r("ZADD", due, 31000, "+1a")
+    release("+1a", 31000, 1, 2000, 1, member("+1a", 20, 0, "SMr2"), full=1)
+    is_eq(zscore(due, "+1a"), 2000.0, "release: a turn that took all it could, with more waiting: due again now")
+    release("+1c", 31000, 0, 2000, 2, member("+1a", 30, 0, "SMr3"))
     is_eq(zscore(due, "+1c"), 2000.0, "release: a failed turn is due again now, not at its lease's end")
-    is_eq(hget(attempts, "+1c"), "2", "release: a failed turn keeps its attempts")
-    is_eq(r("HEXISTS", lease, "+1c"), 0, "release: a failed turn drops its lease")
+    is_eq(hget(lease, "+1c"), "0:2", "release: a failed turn ends its lease and keeps its attempts")
+    is_eq(sorted(c[:3] for c in claim(2000, 40000, 10)), [("+1a", "40000", 1), ("+1c", "40000", 3)],
+          "release: the failed turn's phone is claimed again with its next attempt (and the one with more waiting)")
     r("ZADD", due, 1500, "+1c")
-    ev("engine-release", [due, lease, attempts], ["+1c", 31000, 0, 2000])
+    release("+1c", 40000, 0, 2000, "")
     is_eq(zscore(due, "+1c"), 1500.0, "release: failure keeps an earlier due time (LT)")
-    ev("engine-release", [due, lease, attempts], ["+1d", 31000, 0, 2000])
+    is_eq(hget(lease, "+1c"), "0:3", "release: a background turn's failure keeps the phone's attempts")
+    release("+1d", 31000, 0, 2000, 1)
     is_eq(zscore(due, "+1d"), None, "release: failure does not add a phone that is not due")
+
+    # ---- engine-lease-one ----
+    r("FLUSHALL")
+    r("HSET", lease, "+4a", "0:2", "+4b", "9000:1")
+    store("SMw", ph="+4a")
+    r("ZREM", due, "+4a")
+    is_eq(ev("engine-lease-one", [lease, arr], ["+4a", 1000, 5000]), 2,
+          "lease-one: a free phone's lease is taken (1 + its one message waiting)")
+    is_eq(hget(lease, "+4a"), "5000:2", "lease-one: the customer turns' attempts are kept")
+    is_eq(ev("engine-lease-one", [lease, arr], ["+4b", 1000, 5000]), 0, "lease-one: not while a turn holds it")
+    is_eq(ev("engine-lease-one", [lease, arr], ["+4c", 1000, 5000]), 1, "lease-one: a phone with no lease")
+    is_eq(hget(lease, "+4c"), "5000:0", "lease-one: no attempts yet")
 
     # ---- engine-commit ----
     r("FLUSHALL")
     conv, ctl = k("{%s}:conv" % PH), k("{%s}:ctl" % PH)
-    r("RPUSH", inbox, "m1", "m2", "m3")
     r("HSET", ctl, "call", "{}", "window_closed_ms", "5")
-    got = ev("engine-commit", [conv, inbox, ctl], ['{"stage":"x"}', 2, 100, 1, "pause_until", "99", "call"])
+    got = ev("engine-commit", [conv, ctl], ['{"stage":"x"}', 100, 1, "pause_until", "99", "call"])
     is_eq(got, 1, "commit: done")
-    is_eq(s(r("LRANGE", inbox, 0, -1)), ["m3"], "commit: the messages taken leave the inbox")
     is_eq(s(r("GET", conv)), '{"stage":"x"}', "commit: the state is stored")
     ok(0 < r("TTL", conv) <= 100 and 0 < r("TTL", ctl) <= 100, "commit: state and control hash expire")
     is_eq(s(r("HGETALL", ctl)), ["window_closed_ms", "5", "pause_until", "99"], "commit: ctl fields set and deleted")
-    ev("engine-commit", [conv, inbox, ctl], ["{}", 0, 100, 0, "window_closed_ms", "pause_until"])
+    ev("engine-commit", [conv, ctl], ["{}", 100, 0, "window_closed_ms", "pause_until"])
     is_eq(r("EXISTS", ctl), 0, "commit: an emptied control hash is gone")
-    is_eq(s(r("LRANGE", inbox, 0, -1)), ["m3"], "commit: a turn that took nothing leaves the inbox as it is")
-
-    # ---- engine-lease-one ----
-    r("FLUSHALL")
-    is_eq(ev("engine-lease-one", [lease], [PH, 1000, 5000]), 1, "lease-one: a free phone's lease is taken")
-    is_eq(ev("engine-lease-one", [lease], [PH, 2000, 6000]), 0, "lease-one: not while it runs")
-    is_eq(hget(lease, PH), "5000", "lease-one: a refused take changes nothing")
-    is_eq(ev("engine-lease-one", [lease], [PH, 5000, 9000]), 1, "lease-one: taken again once it ended")
 
     # ---- engine-load ----
     r("FLUSHALL")
-    is_eq(s(ev("engine-load", [conv, inbox, ctl], [])), [None, [], []], "load: a new phone: no state, no messages")
+    is_eq(s(ev("engine-load", [conv, ctl], [])), [None, []], "load: a new phone: no state")
     r("SET", conv, '{"stage":"new"}')
-    r("RPUSH", inbox, "m1", "m2")
     r("HSET", ctl, "pause_until", "7")
-    got = s(ev("engine-load", [conv, inbox, ctl], []))
-    is_eq(got, ['{"stage":"new"}', ["m1", "m2"], ["pause_until", "7"]], "load: state, messages, control hash")
-    is_eq(s(r("LRANGE", inbox, 0, -1)), ["m1", "m2"], "load: the messages stay until the commit (a crash redoes them)")
-    r("RPUSH", inbox, *["x%d" % i for i in range(150)])
-    is_eq(len(s(ev("engine-load", [conv, inbox, ctl], []))[1]), 100, "load: at most 100 messages a turn")
+    is_eq(s(ev("engine-load", [conv, ctl], [])), ['{"stage":"new"}', ["pause_until", "7"]],
+          "load: state, control hash")
 
-    # ---- intake-store ----
+    # ---- engine-drain (the intake stream of the release before) ----
     r("FLUSHALL")
     stream = k("{intake}:stream")
-    sid1, idem1 = k("{intake}:sid:SM1"), k("{intake}:idem:tok1")
-    fields = ["sid", "SM1", "from", "whatsapp:" + PH, "idem", "tok1", "received_ms", "1", "via", "direct", "form", "a=b"]
-    got = s(ev("intake-store", [sid1, idem1, stream], [3600] + fields))
-    ok(got[0] == 1 and "-" in got[1], "intake: a new message is stored", got)
-    stored = got[1]
-    is_eq(s(r("XRANGE", stream, "-", "+")), [[stored, fields]], "intake: the stream entry holds the fields")
-    ok(s(r("GET", sid1)) == stored and 0 < r("TTL", sid1) <= 3600, "intake: the MessageSid is claimed with a TTL")
-    is_eq(s(r("GET", idem1)), stored, "intake: so is the idempotency token")
-    is_eq(s(ev("intake-store", [sid1, idem1, stream], [3600] + fields)), [0, stored],
-          "intake: a repeated MessageSid is a duplicate (the stored id)")
-    sid2 = k("{intake}:sid:SM2")
-    is_eq(s(ev("intake-store", [sid2, idem1, stream], [3600] + fields)), [0, stored],
-          "intake: a new MessageSid with a known idempotency token is a duplicate")
-    is_eq(r("XLEN", stream), 1, "intake: duplicates are not stored")
-    is_eq(r("EXISTS", sid2), 0, "intake: a duplicate claims nothing")
-    got = s(ev("intake-store", [sid2, sid2, stream], [3600] + fields))
-    ok(got[0] == 1 and r("XLEN", stream) == 2, "intake: without a token the MessageSid alone counts")
-    r("SET", sid1, "erased")
-    is_eq(s(ev("intake-store", [sid1, sid1, stream], [3600] + fields)), [0, "erased"],
-          "intake: an erased message replayed stays a duplicate")
+    is_eq(ev("engine-drain", [stream], []), 1, "drain: no stream: nothing to move")
+    i1 = s(r("XADD", stream, "*", "sid", "SM1"))
+    is_eq(ev("engine-drain", [stream], []), 0, "drain: an entry no engine read yet is left to move")
+    r("XGROUP", "CREATE", stream, "engine", "0")
+    is_eq(ev("engine-drain", [stream], []), 0, "drain: ... with the group made, still")
+    r("XREADGROUP", "GROUP", "engine", "c1", "COUNT", 10, "STREAMS", stream, ">")
+    is_eq(ev("engine-drain", [stream], []), 0, "drain: read but not acknowledged (a reader that died): left")
+    r("XACK", stream, "engine", i1)
+    r("XADD", stream, "*", "sid", "SM2")
+    is_eq(ev("engine-drain", [stream], []), 0, "drain: an entry added since the last read is left")
+    r("XREADGROUP", "GROUP", "engine", "c1", "COUNT", 10, "STREAMS", stream, ">")
+    r("XACK", stream, "engine", s(r("XRANGE", stream, "-", "+"))[-1][0])
+    is_eq(ev("engine-drain", [stream], []), 1, "drain: all delivered and acknowledged: done")
+    is_eq(r("EXISTS", stream), 0, "drain: ... and the stream (messages' texts) is deleted")
 
     # ---- sender-enqueue ----
     r("FLUSHALL")
@@ -419,7 +482,7 @@ def suite(where):
     longer = PH + "4"
     conv, ctl, odoo = k("{%s}:conv" % PH), k("{%s}:ctl" % PH), k("{%s}:odoo" % PH)
     edead, odead = k("{engine}:dead"), k("{outbox}:dead")
-    tkeys = [due, first, lease, attempts]
+    tkeys = [due, first, lease, attempts, arr]
 
     names = {PH: "A", longer: "B", "+15550001111": "C"}  # MessageSids and tokens are not named after phones
 
@@ -428,12 +491,14 @@ def suite(where):
         t = names[ph]
         r("SET", k("{%s}:conv" % ph), json.dumps({"lead_id": 42, "history": [{"sid": "SM1" + t},
                                                                              {"sid": "SMgone"}]}))
-        r("RPUSH", k("{%s}:inbox" % ph), json.dumps({"sid": "SM2" + t}))
+        r("RPUSH", k("{%s}:inbox" % ph), json.dumps({"sid": "SM2" + t}))  # the release before's inbox
+        store("SM4" + t, ph=ph, ms=7)  # an arrival no turn took yet, and its claim
+        r("HSET", lease, ph, "1:1")
         r("SADD", k("{%s}:routed" % ph), "1-1")
         r("HSET", k("{%s}:ctl" % ph), "call", "{}")
         for z in (due, k("{odoo}:pending"), k("{followup}:due"), k("{stats}:active")):
             r("ZADD", z, 1, ph)
-        for h in (first, attempts, lease):
+        for h in (first, attempts):
             r("HSET", h, ph, 1)
         enqueue(optout, "", "queued text", to=ph)
         r("SADD", optout, ph)
@@ -442,6 +507,7 @@ def suite(where):
         r("SET", k("{outbox}:deadbody:9" + ph), "text")
         for sid in ("SM1", "SM2", "SM3"):
             r("SET", k("{intake}:sid:%s%s" % (sid, t)), "1-1", "EX", 500)
+            r("SET", k("{turns}:sid:%s%s" % (sid, t)), "1", "EX", 500)
         r("SET", k("{intake}:idem:tk" + t), "1-1")
         r("XADD", stream, "*", "sid", "SM3" + t, "from", "whatsapp:" + ph, "idem", "tk" + t)
         r("SET", k("{outbox}:once:follow:%s:1" % ph), "1")
@@ -463,7 +529,7 @@ def suite(where):
         try:
             got = step("erase-read", [k("{%s}:conv" % ph), k("{%s}:inbox" % ph), k("{%s}:odoo" % ph)], [])
             sids = got[1:]
-            step("erase-turns", tkeys, [ph, 10000])
+            step("erase-turns", tkeys + [k("{turns}:sid:" + x) for x in sids], [ph, 10000])
             step("erase-outbox", [odue, qp + ph, optout], [ph, 10000])
             for z in (k("{odoo}:pending"), k("{followup}:due"), k("{stats}:active")):
                 if stop is not None and n[0] >= stop:
@@ -528,13 +594,13 @@ def suite(where):
     fill(PH)
     fill(longer)
     fill("+15550001111")
-    r("HSET", lease, PH, 20000)
+    r("HSET", lease, PH, "20000:1")
     try:
         erase(PH, stop=10 ** 6)
         ok(False, "erase: refused while the phone's turn lease runs")
     except RuntimeError:
         ok(True, "erase: refused while the phone's turn lease runs")
-    r("HSET", lease, PH, 9000)
+    r("HSET", lease, PH, "9000:1")
     r("SET", odoo, "1")
     is_eq(s(ev("erase-read", [conv, inbox, odoo], [])), ["busy"], "erase-read: refused while a lead write runs")
     is_eq(s(ev("erase-phone", [conv, inbox, routed, ctl, odoo], [])), ["busy"],
@@ -553,10 +619,14 @@ def suite(where):
     ok(not any(PH in json.dumps(v).replace(longer, "") for v in after.values()),
        "erase: no value holds the phone")
     is_eq([s(r("GET", k("{intake}:%s" % x))) for x in ("sid:SM1A", "sid:SM2A", "sid:SM3A", "idem:tkA")],
-          ["erased"] * 4, "erase: the claims of the history, the inbox and the stream entries say erased")
-    ok(0 < r("TTL", k("{intake}:sid:SM1A")) <= 500 and r("EXISTS", k("{intake}:sid:SMgone")) == 0,
+          ["erased"] * 4, "erase: the old intake's claims of the history, the inbox and the stream entries say erased")
+    is_eq([s(r("GET", k("{turns}:sid:%s" % x))) for x in ("SM1A", "SM2A", "SM4A")], ["erased", "erased", "1"],
+          "erase: the claims of the history say erased; an arrival's stays (it names no phone either way)")
+    ok(0 < r("TTL", k("{intake}:sid:SM1A")) <= 500 and r("EXISTS", k("{intake}:sid:SMgone")) == 0 and
+       0 < r("TTL", k("{turns}:sid:SM1A")) <= 500 and r("EXISTS", k("{turns}:sid:SMgone")) == 0,
        "erase: claims keep their TTL; none is created")
-    others = {key: v for key, v in after.items() if not (key.startswith(k("{intake}:")) and key.endswith("A"))}
+    others = {key: v for key, v in after.items()
+              if not ((key.startswith(k("{intake}:")) or key.startswith(k("{turns}:sid:"))) and key.endswith("A"))}
     is_eq(others, kept, "erase: the other phones' keys and values (a longer number among them) are untouched")
 
     # Interrupted after each step, then asked again: the same result.
