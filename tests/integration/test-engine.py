@@ -293,6 +293,62 @@ try:
     r = converse(d, dl, ["Busco una biblioteca"])
     ok(len(r) == 1, "once the fault is gone, the conversation goes on", r)
 
+    # ---- a turn redone after a crash between its commit and its release ----
+    # Its state was stored with the message in its history, but the message is still among the arrivals and
+    # the phone still due (the release never ran): the redone turn leaves it out, sends nothing, takes it out.
+    redo = "+573001110009"
+    converse(d, redo, ["Hola, busco una lámpara"])
+    conv = json.loads(resp(redis.port, "GET", "crmbridge:{%s}:conv" % redo))
+    last = [h for h in conv["history"] if h["dir"] == "in"][-1]
+    entry = json.dumps({"sid": last["sid"], "text": last["text"], "t_ms": str(last["t_ms"])}, separators=(",", ":"))
+    resp(redis.port, "ZADD", "crmbridge:{turns}:in", 0, "%s|%013d.000000|%s" % (redo, last["t_ms"], entry))
+    resp(redis.port, "HSET", "crmbridge:{turns}:lease", redo, "1:1")  # the crashed turn's lease, ended
+    resp(redis.port, "ZADD", "crmbridge:{turns}:due", 1, redo)
+    ok(wait_for(lambda: resp(redis.port, "ZLEXCOUNT", "crmbridge:{turns}:in", "[%s|" % redo, "(%s}" % redo) == 0, 15),
+       "a redone turn takes the message its history has out of the arrivals")
+    time.sleep(1)
+    is_eq(len(replies(redo)), 1, "and replies nothing again")
+    again = json.loads(resp(redis.port, "GET", "crmbridge:{%s}:conv" % redo))
+    is_eq(len([h for h in again["history"] if h["dir"] == "in"]), 1, "nor adds it to the history twice")
+
+    # ---- an upgrade from the release with the intake stream and the per-phone inboxes ----
+    d.signal(signal.SIGTERM)
+    is_eq(d.wait(15), 0, "stopped for the upgrade")
+    d.kill()
+    up1, up2, up3 = "+573001110011", "+573001110012", "+573001110013"
+    stream = "crmbridge:{intake}:stream"
+    resp(redis.port, "XGROUP", "CREATE", stream, "engine", "0", "MKSTREAM")
+
+    def old_entry(phone, msid, body):
+        p_ = [("MessageSid", msid), ("From", "whatsapp:" + phone), ("To", "whatsapp:+14155238886"),
+              ("Body", body), ("NumMedia", "0"), ("ProfileName", "Antes")]
+        return resp(redis.port, "XADD", stream, "*", "sid", msid, "from", "whatsapp:" + phone, "idem", "",
+                    "received_ms", str(int(time.time() * 1000)), "via", "direct", "form", form(p_))
+    old_entry(up1, "SM%032x" % 0xA11, "Hola, busco un escritorio")
+    # One the old engine read and acknowledged (routed to its inbox, below), one it never read.
+    resp(redis.port, "XREADGROUP", "GROUP", "engine", "old-instance", "COUNT", 1, "STREAMS", stream, ">")
+    resp(redis.port, "XACK", stream, "engine", resp(redis.port, "XRANGE", stream, "-", "+")[0][0])
+    old_entry(up2, "SM%032x" % 0xA12, "Hola, busco una silla de oficina")
+    resp(redis.port, "RPUSH", "crmbridge:{%s}:inbox" % up1, json.dumps(
+        {"sid": "SM%032x" % 0xA11, "text": "Hola, busco un escritorio", "t_ms": str(int(time.time() * 1000)),
+         "profile": "Antes"}))
+    resp(redis.port, "RPUSH", "crmbridge:{%s}:inbox" % up3, json.dumps(
+        {"sid": "SM%032x" % 0xA13, "text": "Hola, busco una mesa de noche", "t_ms": str(int(time.time() * 1000)),
+         "profile": "Antes"}))
+    resp(redis.port, "ZADD", "crmbridge:{turns}:due", int(time.time() * 1000), up1)  # routed and scheduled
+    resp(redis.port, "HSET", "crmbridge:{turns}:lease", up3, "1000")  # an old lease value: no attempts in it
+    resp(redis.port, "HSET", "crmbridge:{turns}:attempts", up3, "2")
+    resp(redis.port, "DEL", "crmbridge:{turns}:inboxes-moved")  # the old release's Redis has no marker
+    d = Daemon(wd, conf)
+    ok(d.wait_notify("READY=1", 10) is not None, "the new release starts on the old release's Redis")
+    ok(wait_for(lambda: all(len(replies(p_)) >= 1 for p_ in (up1, up2, up3)), 30),
+       "the messages in the old stream and the old inboxes are answered", [replies(p_) for p_ in (up1, up2, up3)])
+    time.sleep(1)
+    is_eq([len(replies(p_)) for p_ in (up1, up2, up3)], [1, 1, 1], "each once")
+    ok(wait_for(lambda: resp(redis.port, "EXISTS", stream) == 0, 10), "the drained stream is deleted")
+    is_eq(resp(redis.port, "KEYS", "crmbridge:{+*}:inbox"), [], "the old inboxes are gone")
+    is_eq(resp(redis.port, "GET", "crmbridge:{turns}:inboxes-moved"), b"1", "and the walk is not run again")
+
     # ---- admin endpoints ----
     st, body = d.get_json("/api/conversation/not-a-phone/status")
     is_eq(st, 400, "a bad phone: 400")
