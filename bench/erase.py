@@ -2,7 +2,8 @@
 """How long an erasure holds Redis, as the key space grows (figures, not a test).
 
 Fills a real redis-server with N other customers' conversations (4 keys each: conv, ctl, an outbox once-key,
-an outbound message record) and N intake stream entries, gives the erased phone a conversation among them,
+an outbound message record) and N messages waiting for a turn (in P{turns}:in; before #19's third session, N
+intake stream entries), gives the erased phone a conversation among them,
 then times DELETE /api/conversation/{phone} while a second client PINGs Redis without pause: the longest
 PING is how long Redis was unavailable to everyone else (webhooks, turns) during the erasure.
 
@@ -67,14 +68,15 @@ url = {redis.url}
                  ["HSET", "crmbridge:{%s}:ctl" % ph, "last_inbound_ms", "1"],
                  ["SET", "crmbridge:{outbox}:once:%s:t1" % ph, "1"],
                  ["HSET", "crmbridge:{outbox}:msg:SM%032x" % i, "to", ph],
-                 ["XADD", "crmbridge:{intake}:stream", "*", "from", "whatsapp:" + ph, "sid", "SM%032x" % i]]
+                 ["ZADD", "crmbridge:{turns}:in", "0",
+                  '%s|0000000000001.000000|{"sid":"SM%032x","text":"x","t_ms":"1"}' % (ph, i)]]
         if len(cmds) >= 5000:
             pipeline(redis.port, cmds)
             cmds = []
     victim = "+573999999999"
     cmds += [["SET", "crmbridge:{%s}:conv" % victim, '{"phone":"%s","history":[]}' % victim],
              ["SET", "crmbridge:{outbox}:once:%s:t1" % victim, "1"],
-             ["XADD", "crmbridge:{intake}:stream", "*", "from", "whatsapp:" + victim, "sid", "SMv"]]
+             ["ZADD", "crmbridge:{turns}:in", "0", '%s|0000000000001.000000|{"sid":"SMv","text":"x","t_ms":"1"}' % victim]]
     pipeline(redis.port, cmds)
     stop, worst = threading.Event(), [0.0]
     th = threading.Thread(target=pinger, args=(redis.port, stop, worst))

@@ -110,6 +110,7 @@ engine_due(struct engine *en, uint64_t due)
 
 	if (en == NULL || en->dying)
 		return;
+	en->st.routed++; /* a message stored for a turn */
 	/* When the phone's turn falls due (its coalescing window): claim then. */
 	pace_due(&en->pace, due);
 	if (due <= now)

@@ -52,6 +52,7 @@ struct engine_options {
 };
 
 struct engine_stats {
+	/* routed: messages stored for a turn (by this instance's intake, or moved by the upgrade) */
 	uint64_t routed, turns, turns_failed, replies, leads_created, leads_updated, support, dead_letters;
 	uint64_t odoo_deferred, odoo_retried, odoo_recovered, state_reset;
 	uint64_t odoo_create_unknown; /* creates that got no answer: looked for before any new create */
@@ -112,8 +113,11 @@ void engine_get_stats(const struct engine *en, struct engine_stats *st);
 char *engine_conv_key(const struct engine *en, const char *phone);
 /* Keys of the engine's queues, for the status endpoint and resets. */
 const char *engine_key(const struct engine *en, const char *what); /* "due", "pending", "dead", "lease" */
-/* Forgets a phone: state, inbox, schedules. done(0/-1, arg) when finished. */
-/* Puts a dead-lettered turn's messages (a JSON array, borrowed) back in front of the phone's inbox. */
+/* Forgets a phone: state, messages waiting, schedules. done(0/-1, arg) when finished. */
+/*
+ * Puts a dead-lettered turn's messages (a JSON array, borrowed) back among the phone's arrivals, in the order they
+ * first came (before anything since), and makes its turn due.
+ */
 int engine_requeue(struct engine *en, const char *phone, json_t *messages);
 void engine_reset_phone(struct engine *en, const char *phone, void (*done)(int r, void *arg), void *arg);
 /* Takes the outbound rules (window, opt-out, hand-off, follow-ups, links) of o, after a reload. */

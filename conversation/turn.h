@@ -73,7 +73,7 @@ enum turn_kind {
  * finds the lead a lost create made, Stripe answers the same session for the same key.
  */
 enum turn_step {
-	TURN_LOAD, /* the state, the inbox and the control hash, in one script (then by kind:) */
+	TURN_LOAD, /* the state and the control hash, in one script; the messages came with the claim (then by kind:) */
 	TURN_RETRY, /* lead retry: a pending blacklist update first, then the lead as a job after the release */
 	TURN_FOLLOWUP, /* follow-up: the unanswered question again, if still warm and quiet; else nothing */
 	TURN_TAKE, /* customer: the messages taken; none: released; failed too often: TURN_GIVE_UP */
@@ -88,8 +88,8 @@ enum turn_step {
 	TURN_LEAD, /* the lead: with Odoo, marked pending for a job after the release; without, the journal now */
 	TURN_WRITE_LEAD, /* the upsert (Odoo or the journal); Odoo refusing: kept pending, retried later */
 	TURN_HANDOFF, /* a hand-off: the lead assigned and a note posted for the team */
-	TURN_COMMIT, /* the state, the inbox's taken messages and the control hash, in one script; reported */
-	TURN_RELEASE, /* the phone's lease given back (its due time kept if more came); then the job, if any */
+	TURN_COMMIT, /* the state and the control hash, in one script; reported */
+	TURN_RELEASE, /* the lease given back, the messages dealt with out of the arrivals (due kept if more came) */
 	TURN_JOB, /* the lead job: P{+E164}:odoo taken (one writer per phone), then TURN_WRITE_LEAD */
 	TURN_MERGE, /* what the write learnt merged into the state stored now, under the phone's lease */
 	TURN_JOB_END, /* P{+E164}:odoo given back */
@@ -111,7 +111,7 @@ struct turn {
 	size_t taken;
 	char *last_member; /* the last of them as the arrivals hold it: the release takes it and those before out */
 	bool full; /* the claim gave as many as a turn takes (TURN_MAX_TAKEN): more may wait */
-	size_t waiting; /* a follow-up: messages in the inbox (the customer wrote: no follow-up) */
+	size_t waiting; /* a follow-up: the phone's messages waiting (the customer wrote: no follow-up) */
 	int opt_word; /* the burst's last STOP (1) or START (-1) */
 	char opt_lang[3];
 	char *reply, *turn_key;
