@@ -299,8 +299,12 @@ def suite(where):
     if where == "plain":
         fresh()
         r("SADD", optout, "+15550001111")
+        r("RPUSH", k("{outbox}:q:+15550002222"), json.dumps({"id": "x.1"}), json.dumps({"id": "x.2"}))
+        r("ZADD", odue, 1, "+15550002222")
         with open(os.path.join(SRC, "sender-enqueue.lua"), "rb") as f:
             raw_enqueue = f.read()
+        with open(os.path.join(SRC, "sender-done.lua"), "rb") as f:
+            raw_done = f.read()
         r("CONFIG", "SET", "maxmemory-policy", "noeviction")
         r("CONFIG", "SET", "maxmemory", "1")
         try:
@@ -315,6 +319,10 @@ def suite(where):
             ok(r("EXISTS", once) == 0 and r("EXISTS", q) == 0 and zscore(odue, PH) is None,
                "enqueue, Redis full: nothing written, the once-key unset")
             is_eq(full("+15550001111", once), -1, "enqueue, Redis full: an opted-out phone is still answered")
+            got = s(r("EVAL", raw_done, 2, odue, k("{outbox}:q:+15550002222"), "+15550002222", "x.1", 2000, 32000,
+                      "1"))
+            ok(isinstance(got, list) and got[0] == "x.2" and [j["id"] for j in jobs(k("{outbox}:q:+15550002222"))]
+               == ["x.2"], "done, Redis full: the pop is let through, and the push back after it", got)
         finally:
             r("CONFIG", "SET", "maxmemory", "0")
 
@@ -342,6 +350,8 @@ def suite(where):
     is_eq(s(ev("sender-claim", [odue, q], [PH, 6000, 36000]))[:3], ["r2.1", PH, "h3"], "claim: takes it")
     is_eq(s(ev("sender-done", [odue, q], [PH, "r2.1", 7000, 37000, "1"])), 1, "done: the last job")
     ok(r("EXISTS", q) == 0 and zscore(odue, PH) is None, "done: nothing left, the recipient leaves the due set")
+    is_eq(s(ev("sender-done", [odue, q], [PH, "r2.1", 7100, 37100, "1"])), 1, "done: repeated on an empty queue")
+    ok(r("EXISTS", q) == 0 and zscore(odue, PH) is None, "done: (nothing is created)")
     # No hand-off without room, nor while a retry waits, nor behind jobs due but not yet claimed.
     is_eq(enqueue(optout, "", "n1", room=0), 1, "enqueue: no room: queued only")
     ok("sent_ms" not in jobs()[0] and zscore(odue, PH) == 1000.0, "enqueue: due now, for a claim")
@@ -426,6 +436,7 @@ def suite(where):
     is_eq(got[:5], ["11", PH, "old one", "2", "777"], "claim: the converted job, its unknown attempt looked up first")
     is_eq(s(ev("sender-done", [odue, q], [PH, "11", 3000, 33000, "1"]))[:3], ["12", PH, ""],
           "done: hands out the next converted job")
+    ok([j["id"] for j in jobs()] == ["12"] and jobs()[0]["sent_ms"] == "3000", "done: (marked, at the head)")
     r("FLUSHALL")
     r("RPUSH", q, json.dumps({"id": "20", "body": "new"}), "21")
     r("ZADD", odue, 32000, PH)
