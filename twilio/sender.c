@@ -1,6 +1,5 @@
 /*
  * The reply sender. Outbox layout in Redis, all under the {outbox} hash tag:
- *   P{outbox}:seq            job id counter
  *   P{outbox}:q:<to>         list of one recipient's jobs, oldest first, each a JSON object (id, body,
  *                            attempts, created_ms, part, parts, ...): a job has no key of its own, so every
  *                            script is given all the keys it touches
@@ -11,7 +10,9 @@
  *   P{outbox}:result:<tag>   JSON outcome of a tagged message (sent + sid, or failed + error), 7 days
  *   P{outbox}:once:<key>     a message queued at most once per key (a week)
  *   P{outbox}:upgraded       set once the walk below has converted the previous release's jobs
- * A job holds either a body or a template (content_sid + content_vars).
+ * A job holds either a body or a template (content_sid + content_vars). Its id
+ * is made here without asking Redis (job_id): the older releases' counter
+ * P{outbox}:seq is no longer written, and ids are opaque strings.
  * A claim moves the recipient's due time a lease ahead, so one instance
  * sends a recipient's replies one at a time and a crash only delays them.
  * Most jobs are not claimed: the enqueue script hands out a reply to a
@@ -80,10 +81,11 @@ struct sender {
 	struct sender_options o;
 	char *url;
 	char *userpwd;
-	char *k_seq, *k_due, *k_qprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody, *k_result;
+	char *k_due, *k_qprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody, *k_result;
 	struct rscript enqueue, claim, done, optout, retry;
 	struct sender_upgrade *upgrade; /* the walk converting the previous release's jobs */
 	struct alive *alive;
+	uint64_t id_nonce, id_count; /* job ids: this sender's random part, the replies it queued */
 	bool claiming, tick_again;
 	unsigned claims; /* per-recipient claims not answered yet */
 	bool claimed; /* one of them handed out a job */
@@ -220,6 +222,38 @@ normalise_to(const char *to)
 
 /* ---- enqueue ---- */
 
+/* Writes v in base 36 (0-9a-z) into buf, which holds 14 bytes. */
+static void
+base36(uint64_t v, char *buf)
+{
+	char tmp[14];
+	size_t n = 0;
+
+	do
+		tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
+	while ((v /= 36) > 0);
+	while (n > 0)
+		*buf++ = tmp[--n];
+	*buf = '\0';
+}
+
+/*
+ * A new reply's id, made without a Redis counter: 64 random bits drawn when
+ * the sender was made (no two senders of any instance, before or after a
+ * restart, are to be expected to draw the same), then the count of replies
+ * it queued, both in base 36: at most 27 characters of [0-9a-z-].
+ * sender-enqueue adds ".<part>" for each job.
+ */
+static void
+job_id(struct sender *s, char *buf, size_t len)
+{
+	char nonce[14], count[14];
+
+	base36(s->id_nonce, nonce);
+	base36(++s->id_count, count);
+	snprintf(buf, len, "%s-%s", nonce, count);
+}
+
 static void
 on_enqueued(redisAsyncContext *ac, void *r, void *pd)
 {
@@ -270,7 +304,7 @@ void
 sender_send(struct sender *s, const struct sender_msg *m, sender_queued_fn fn, void *arg)
 {
 	size_t off[MAX_PARTS], len[MAX_PARTS], n, i;
-	char *norm = normalise_to(m->to), *q = NULL, *oncekey = NULL, created[24], now[24], until[24];
+	char *norm = normalise_to(m->to), *q = NULL, *oncekey = NULL, created[24], now[24], until[24], id[32];
 	char *parts[MAX_PARTS];
 	const char *argv[15 + MAX_PARTS];
 	struct enq *e;
@@ -295,7 +329,6 @@ sender_send(struct sender *s, const struct sender_msg *m, sender_queued_fn fn, v
 	q = key2(s->k_qprefix, norm);
 	snprintf(created, sizeof(created), "%" PRIu64, realtime_usec() / 1000);
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
-	argv[argc++] = s->k_seq;
 	argv[argc++] = s->k_due;
 	argv[argc++] = q;
 	argv[argc++] = s->k_optout;
@@ -316,12 +349,14 @@ sender_send(struct sender *s, const struct sender_msg *m, sender_queued_fn fn, v
 	lease_end(s, until, sizeof(until));
 	argv[argc++] = e->reserved ? "1" : "0";
 	argv[argc++] = until;
+	job_id(s, id, sizeof(id));
+	argv[argc++] = id;
 	for (i = 0; i < n; i++)
 		argv[argc++] = parts[i];
 	e->alive = hold(s);
 	e->fn = fn;
 	e->arg = arg;
-	if ((r = eval(s, &s->enqueue, on_enqueued, e, 5, argv, argc)) < 0) {
+	if ((r = eval(s, &s->enqueue, on_enqueued, e, 4, argv, argc)) < 0) {
 		unreserve(s, e->reserved);
 		release(e->alive);
 		free(e);
@@ -1049,6 +1084,7 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 
 	s->event = sd_event_ref(e);
 	s->alive = alive_new(s);
+	s->id_nonce = random_below(UINT64_MAX);
 	s->cv = cv;
 	s->rc = rc;
 	s->o = *o;
@@ -1070,7 +1106,6 @@ sender_new(sd_event *e, struct curlev *cv, struct rconn *rc, const struct sender
 	xasprintf(&s->url, "%.*s/2010-04-01/Accounts/%s/Messages.json",
 	    (int)(n > 0 && o->api_base[n - 1] == '/' ? n - 1 : n), o->api_base, o->account_sid);
 	xasprintf(&s->userpwd, "%s:%s", o->account_sid, o->auth_token);
-	xasprintf(&s->k_seq, "%s{outbox}:seq", o->key_prefix);
 	xasprintf(&s->k_due, "%s{outbox}:due", o->key_prefix);
 	xasprintf(&s->k_qprefix, "%s{outbox}:q:", o->key_prefix);
 	xasprintf(&s->k_optout, "%s{outbox}:optout", o->key_prefix);
@@ -1118,7 +1153,6 @@ sender_free(struct sender *s)
 	free((void *)(uintptr_t)s->o.messaging_service_sid);
 	free((void *)(uintptr_t)s->o.status_callback);
 	free(s->o.key_prefix_copy);
-	free(s->k_seq);
 	free(s->k_due);
 	free(s->k_qprefix);
 	free(s->k_optout);

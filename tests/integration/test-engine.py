@@ -281,7 +281,7 @@ try:
 
     # ---- a turn that keeps failing goes to the dead-letter list, and the conversation goes on ----
     dl = "+573001110008"
-    resp(redis.port, "SET", "crmbridge:{outbox}:seq", "not-a-number")  # queuing any reply now fails
+    resp(redis.port, "SET", "crmbridge:{outbox}:optout", "not-a-set")  # queuing any reply now fails
     post(d, dl, "Hola, ¿tienen bibliotecas?")
     ok(wait_for(lambda: d.get_json("/api/dead-letters")[1]["turns"], 30),
        "a turn failing again and again is set aside")
@@ -289,7 +289,7 @@ try:
     ok(len(dead) == 1 and dead[0]["phone"] == dl and dead[0]["messages"][0]["text"] == "Hola, ¿tienen bibliotecas?"
        and dead[0]["reason"], "with its message and the reason", dead)
     ok(d.get_json("/system/status")[1]["engine"]["turns_failed"] >= 5, "the failures are counted")
-    resp(redis.port, "DEL", "crmbridge:{outbox}:seq")
+    resp(redis.port, "DEL", "crmbridge:{outbox}:optout")
     r = converse(d, dl, ["Busco una biblioteca"])
     ok(len(r) == 1, "once the fault is gone, the conversation goes on", r)
 

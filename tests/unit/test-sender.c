@@ -253,6 +253,25 @@ redis_calls(char *what, size_t len)
 	return n;
 }
 
+/* The "job" of every SID record ({outbox}:msg:<sid>), up to max; returns how many. */
+static size_t
+msg_jobs(char (*out)[48], size_t max)
+{
+	redisContext *c = redisConnect("127.0.0.1", redis_port);
+	redisReply *r = redisCommand(c, "KEYS t:{outbox}:msg:*");
+	size_t i, n = 0;
+
+	for (i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements && n < max; i++) {
+		redisReply *j = redisCommand(c, "HGET %s job", r->element[i]->str);
+		if (j != NULL && j->type == REDIS_REPLY_STRING)
+			snprintf(out[n++], 48, "%s", j->str);
+		freeReplyObject(j);
+	}
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
 static void
 redis_resetstat(void)
 {
@@ -551,33 +570,109 @@ main(void)
 	sender_free(s);
 
 	/*
+	 * A job an older release queued, with its numeric id from P{outbox}:seq, and this sender's reply behind
+	 * it: both go out once, in order (ids are opaque strings), and the counter is not written.
+	 */
+	ctl("{\"reset\": true}");
+	redis_do("RPUSH t:{outbox}:q:+573001120005 %s",
+	    "{\"id\":\"41\",\"body\":\"queued before\",\"attempts\":0,\"created_ms\":\"1\",\"part\":1,\"parts\":1}");
+	redis_do("ZADD t:{outbox}:due 1 +573001120005");
+	redis_do("SET t:{outbox}:seq 41");
+	s = new_sender(TOKEN, 2000);
+	sender_enqueue(s, "+573001120005", "queued now", NULL, NULL);
+	RUN_UNTIL(count_201() == 2 && redis_int("EXISTS %s", "t:{outbox}:q:+573001120005") == 0, 5000);
+	run_ms(300);
+	{
+		char b[256], *seq = redis_str("GET %s", "t:{outbox}:seq");
+		bodies_201(b, sizeof(b));
+		is_str(b, "queued before|queued now",
+		    "a job the previous release queued (its id from the counter) and a new one go out once, in order");
+		is_str(seq, "41", "the old counter is left as it was");
+		free(seq);
+	}
+	sender_free(s);
+	redis_do("DEL t:{outbox}:seq");
+
+	/*
+	 * Job ids are made in C: two senders at once (two instances) and one made after a restart never make
+	 * the same, and they are short, of [0-9a-z.-]. Read from the SID records (status callbacks on).
+	 */
+	ctl("{\"reset\": true}");
+	redis_do("EVAL %s 0", "for _, k in ipairs(redis.call('KEYS', 't:{outbox}:msg:*')) do redis.call('DEL', k) end");
+	{
+		struct sender *a = new_sender(TOKEN, 2000), *b = new_sender(TOKEN, 2000);
+		char ids[8][48], nonces[3][48];
+		size_t nid;
+
+		for (int k = 0; k < 2; k++) {
+			sender_enqueue(a, "+573001120006", "from a", NULL, NULL);
+			sender_enqueue(b, "+573001120007", "from b", NULL, NULL);
+		}
+		RUN_UNTIL(count_201() == 4, 5000);
+		sender_free(a); /* a restart */
+		a = new_sender(TOKEN, 2000);
+		sender_enqueue(a, "+573001120006", "from a again", NULL, NULL);
+		RUN_UNTIL(count_201() == 5 && redis_count_keys("t:{outbox}:msg:*") == 5, 5000);
+		nid = msg_jobs(ids, 8);
+		is_int(nid, 5, "five replies sent, five job ids recorded");
+		{
+			int distinct = 1, shaped = 1;
+			size_t nn = 0;
+			for (size_t x = 0; x < nid; x++) {
+				size_t len = strlen(ids[x]), dash = strcspn(ids[x], "-"), dot = strcspn(ids[x], ".");
+				int seen = 0;
+				shaped &= len <= 30 &&
+				    strspn(ids[x], "0123456789abcdefghijklmnopqrstuvwxyz.-") == len && dash > 0 &&
+				    dash < dot && dot < len;
+				for (size_t y = 0; y < x; y++)
+					distinct &= strcmp(ids[x], ids[y]) != 0;
+				for (size_t y = 0; y < nn; y++)
+					seen |= strncmp(nonces[y], ids[x], dash) == 0 && nonces[y][dash] == '\0';
+				if (!seen && nn < 3)
+					snprintf(nonces[nn++], sizeof(nonces[0]), "%.*s", (int)dash, ids[x]);
+			}
+			ok(distinct, "the job ids are all different");
+			ok(shaped, "each is <random>-<count>.<part>, at most 30 characters of [0-9a-z.-]");
+			is_int(nn, 3, "each sender (two at once, one after a restart) has a random part of its own");
+		}
+		is_int(redis_int("EXISTS %s", "t:{outbox}:seq"), 0, "no counter is written in Redis");
+		sender_free(a);
+		sender_free(b);
+	}
+
+	/*
 	 * ---- Redis commands per reply ----
 	 * Counted with INFO commandstats (commands inside scripts included), with the timed poll out of the way
-	 * (a minute): what one reply of one and of two parts costs, with status callbacks on and off.
+	 * (a minute): what one reply of one and of two parts costs, with status callbacks on and off, and a
+	 * reply with a once-key (a turn's).
 	 */
 	for (int cb = 1; cb >= 0; cb--) {
 		s = new_sender_opt(TOKEN, 30000, 60000, cb);
 		run_ms(300); /* what the last sender left in the connection's buffer */
-		for (int parts = 1; parts <= 2; parts++) {
-			char text[2400], what[512];
+		for (int parts = 1; parts <= 3; parts++) {
+			char text[2400], what[512], once[32];
+			int np = parts == 3 ? 1 : parts, most;
 			long long n;
 
 			memset(text, 'a', sizeof(text));
-			text[parts == 1 ? 100 : 2000] = '\0';
+			text[np == 1 ? 100 : 2000] = '\0';
+			snprintf(once, sizeof(once), "turn-count-%d", cb);
 			ctl("{\"reset\": true}");
 			redis_resetstat();
-			sender_enqueue(s, "+573001110000", text, NULL, NULL);
-			RUN_UNTIL(count_201() == (size_t)parts, 4000);
+			sender_enqueue_once(s, "+573001110000", text, parts == 3 ? once : NULL, NULL, NULL);
+			RUN_UNTIL(count_201() == (size_t)np, 4000);
 			run_ms(300);
 			n = redis_calls(what, sizeof(what));
-			diag("a reply of %d part(s), status callbacks %s: %lld commands:%s", parts, cb ? "on" : "off",
-			    n, what);
-			is_int(count_201(), parts, "a reply of %d part(s) is sent (status callbacks %s)", parts,
-			    cb ? "on" : "off");
-			/* Handed out by the enqueue and the done, no claim: 10 + 5 a further part, +2 a part for the
-			   SID record with status callbacks (before the hand-offs: 21 + 14). */
-			ok(n <= (cb ? 12 : 10) + (parts - 1) * (cb ? 7 : 5), "at most %d commands for it",
-			    (cb ? 12 : 10) + (parts - 1) * (cb ? 7 : 5));
+			diag("a reply of %d part(s)%s, status callbacks %s: %lld commands:%s", np,
+			    parts == 3 ? " with a once-key" : "", cb ? "on" : "off", n, what);
+			is_int(count_201(), np, "a reply of %d part(s)%s is sent (status callbacks %s)", np,
+			    parts == 3 ? " with a once-key" : "", cb ? "on" : "off");
+			/* Handed out by the enqueue (EVALSHA, SISMEMBER, RPUSH, ZADD; SET NX with a once-key) and the
+			   done (EVALSHA, LPOP, ZREM; a further part LPOP, LPUSH, ZADD), no claim: 7, +4 a further part,
+			   +1 with a once-key, +2 a part for the SID record with status callbacks. Was 10 (+5, +2, +2),
+			   and 21 (+14) before the hand-offs. */
+			most = (cb ? 9 : 7) + (np - 1) * (cb ? 6 : 4) + (parts == 3);
+			ok(n <= most, "at most %d commands for it", most);
 		}
 		sender_free(s);
 	}
