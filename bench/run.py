@@ -48,6 +48,18 @@ def proc_stat(pid):
     with open("/proc/%d/stat" % pid) as f:
         parts = f.read().rsplit(")", 1)[1].split()
     cpu = (int(parts[11]) + int(parts[12])) / CLK
+    # The scheduler's own count, in nanoseconds, summed over the process's threads: utime and stime above
+    # come in clock ticks (10 ms), a sixteenth of a millisecond a message on the 600-message burst.
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+        ns = 0
+        for t in tasks:
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                ns += int(f.read().split()[0])
+        # A thread that ended took its count with it; the ticks keep it (the daemon runs one thread).
+        cpu = ns / 1e9 if len(tasks) == 1 else cpu
+    except (OSError, ValueError, IndexError):
+        pass
     rss = hwm = 0
     with open("/proc/%d/status" % pid) as f:
         for line in f:

@@ -15,6 +15,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,30 +37,15 @@ static int
 move_one(struct engine *en, const char *phone, const char *sid, const char *entry, uint64_t t_ms, unsigned seq,
     redisCallbackFn *fn, void *pd)
 {
-	char *k1, *member, ttl[24], now[24];
-	const char *a[11];
-	int r;
+	char *member = intake_member(phone, t_ms, seq, entry);
+	struct intake_store_args a = {
+	    .prefix = en->o.key_prefix, .sid = sid, .phone = phone, .member = member, .claim_ttl_s = MOVED_CLAIM_TTL};
+	int r = -ENOTCONN;
 
-	xasprintf(&k1, "%s{turns}:sid:%s", en->o.key_prefix, sid);
-	member = intake_member(phone, t_ms, seq, entry);
-	snprintf(ttl, sizeof(ttl), "%d", MOVED_CLAIM_TTL);
-	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
-	a[0] = k1;
-	a[1] = k1;
-	a[2] = en->k_in;
-	a[3] = en->k_due;
-	a[4] = en->k_first;
-	a[5] = ttl;
-	a[6] = phone;
-	a[7] = member;
-	a[8] = now;
-	a[9] = "0"; /* due now */
-	a[10] = "0";
 	en->refs++;
-	if ((r = engine_eval(en, &en->store, fn, pd, 5, a, 11)) < 0)
+	if (engine_rc(en) == NULL || (r = intake_store(engine_rc(en), &en->store, &a, fn, pd)) < 0)
 		en->refs--;
 	free(member);
-	free(k1);
 	return r;
 }
 

@@ -54,7 +54,7 @@ struct intake {
 	sd_event *event;
 	struct rconn *rc;
 	struct intake_options o;
-	char *prefix, *spool_dir, *k_in, *k_due, *k_first;
+	char *prefix, *spool_dir;
 	unsigned seq; /* the order of messages received in the same millisecond */
 	struct rscript script;
 	int dirfd;
@@ -515,47 +515,65 @@ intake_entry_json(const char *sid, const char *form, size_t len, uint64_t receiv
 	return json;
 }
 
+int
+intake_store(
+    struct rconn *rc, const struct rscript *sc, const struct intake_store_args *a, redisCallbackFn *fn, void *pd)
+{
+	char *k[5], ttl[24], now[24], win[24], cap[24];
+	const char *argv[11];
+	int r, i;
+
+	xasprintf(&k[0], "%s{turns}:sid:%s", a->prefix, a->sid);
+	if (a->idem != NULL)
+		xasprintf(&k[1], "%s{turns}:idem:%s", a->prefix, a->idem);
+	else
+		k[1] = xstrdup(k[0]);
+	xasprintf(&k[2], "%s{turns}:in", a->prefix);
+	xasprintf(&k[3], "%s{turns}:due", a->prefix);
+	xasprintf(&k[4], "%s{turns}:first", a->prefix);
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, a->claim_ttl_s);
+	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
+	snprintf(win, sizeof(win), "%" PRIu64, a->window_ms);
+	snprintf(cap, sizeof(cap), "%" PRIu64, a->cap_ms);
+	for (i = 0; i < 5; i++)
+		argv[i] = k[i];
+	argv[5] = ttl;
+	argv[6] = a->phone;
+	argv[7] = a->member;
+	argv[8] = now;
+	argv[9] = win;
+	argv[10] = cap;
+	r = rconn_eval(rc, sc, fn, pd, 5, 11, argv, NULL);
+	for (i = 0; i < 5; i++)
+		free(k[i]);
+	return r;
+}
+
 /* Runs intake-store for op: -EINVAL for a message that cannot be stored (a malformed form or From: the
  * webhook checked both, so only a damaged spool file), -ENOTCONN without Redis. */
 static int
 send_op(struct intake *in, struct op *op)
 {
-	char k1[256], k2[256], ttl[24], now[24], win[24], cap[24];
-	const char *phone, *argv[11];
+	struct intake_store_args a = {.prefix = in->prefix,
+	    .sid = op->sid,
+	    .idem = op->idem,
+	    .claim_ttl_s = in->o.dedupe_ttl_s,
+	    .window_ms = in->o.coalesce_window_ms,
+	    .cap_ms = in->o.coalesce_max_ms};
 	char *entry, *member;
 	int r;
 
 	if (!webhook_valid_from(op->from))
 		return -EINVAL;
-	phone = op->from + strlen("whatsapp:");
+	a.phone = op->from + strlen("whatsapp:");
 	if ((entry = intake_entry_json(op->sid, op->body, op->len, op->received_ms)) == NULL)
 		return -EINVAL;
 	if (in->rc == NULL) {
 		free(entry);
 		return -ENOTCONN;
 	}
-	member = intake_member(phone, op->received_ms, in->seq++ % 1000000, entry);
-	snprintf(k1, sizeof(k1), "%s{turns}:sid:%s", in->prefix, op->sid);
-	if (op->idem != NULL)
-		snprintf(k2, sizeof(k2), "%s{turns}:idem:%s", in->prefix, op->idem);
-	else
-		snprintf(k2, sizeof(k2), "%s", k1);
-	snprintf(ttl, sizeof(ttl), "%" PRIu64, in->o.dedupe_ttl_s);
-	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
-	snprintf(win, sizeof(win), "%" PRIu64, in->o.coalesce_window_ms);
-	snprintf(cap, sizeof(cap), "%" PRIu64, in->o.coalesce_max_ms);
-	argv[0] = k1;
-	argv[1] = k2;
-	argv[2] = in->k_in;
-	argv[3] = in->k_due;
-	argv[4] = in->k_first;
-	argv[5] = ttl;
-	argv[6] = phone;
-	argv[7] = member;
-	argv[8] = now;
-	argv[9] = win;
-	argv[10] = cap;
-	r = rconn_eval(in->rc, &in->script, on_reply, op, 5, 11, argv, NULL);
+	a.member = member = intake_member(a.phone, op->received_ms, in->seq++ % 1000000, entry);
+	r = intake_store(in->rc, &in->script, &a, on_reply, op);
 	free(member);
 	free(entry);
 	return r;
@@ -710,9 +728,6 @@ intake_new(sd_event *e, struct rconn *rc, const struct intake_options *o)
 	in->o = *o;
 	in->dirfd = -1;
 	in->prefix = xstrdup(o->key_prefix);
-	xasprintf(&in->k_in, "%s{turns}:in", o->key_prefix);
-	xasprintf(&in->k_due, "%s{turns}:due", o->key_prefix);
-	xasprintf(&in->k_first, "%s{turns}:first", o->key_prefix);
 	xasprintf(&in->spool_dir, "%s/spool", o->state_dir);
 	rscript_init(&in->script, redis_script_intake_store);
 	if (mkdir(in->spool_dir, 0700) < 0 && errno != EEXIST)
@@ -768,9 +783,6 @@ intake_free(struct intake *in)
 	sd_event_unref(in->event);
 	free(in->seqs);
 	free(in->prefix);
-	free(in->k_in);
-	free(in->k_due);
-	free(in->k_first);
 	free(in->spool_dir);
 	free(in);
 }

@@ -80,6 +80,21 @@ char *intake_entry_json(const char *sid, const char *form, size_t len, uint64_t 
  * and seq (6), so that one phone's messages are a range of the sorted set, in the order they came.
  */
 char *intake_member(const char *phone, uint64_t received_ms, unsigned seq, const char *entry);
+
+/* What intake-store.lua is given (strings borrowed). */
+struct intake_store_args {
+	const char *prefix; /* the key prefix */
+	const char *sid, *idem; /* MessageSid; I-Twilio-Idempotency-Token or NULL */
+	const char *phone; /* +E164 */
+	const char *member; /* intake_member() */
+	uint64_t claim_ttl_s, window_ms, cap_ms; /* the claims' TTL; the coalescing window and cap (0, 0: due now) */
+};
+/*
+ * Runs intake-store (sc: its script) on rc: the claims, the arrival and the phone's turn due, in one script.
+ * fn gets the due time (ms), or 0 for a duplicate. A negative errno when it could not be sent.
+ */
+int intake_store(
+    struct rconn *rc, const struct rscript *sc, const struct intake_store_args *a, redisCallbackFn *fn, void *pd);
 /* A result's name: "stored", "duplicate", "spooled", "failed". */
 const char *intake_result_name(enum intake_result r);
 
