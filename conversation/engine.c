@@ -1,12 +1,10 @@
 /*
  * The conversation engine. Redis layout (P = key prefix):
- *   P{+E164}:inbox           list of messages not yet taken by a turn (twilio/intake.c appends them)
- *   P{intake}:stream         the intake of the releases before (consumer group "engine"): routed to the
- *                            inboxes, as then, until it is drained, then deleted (engine-drain)
- *   P{+E164}:routed          set of that stream's ids already routed (a re-delivered entry is routed once)
+ *   P{turns}:in              sorted set of "<+E164>|<order>|<JSON>", all at score 0: the messages no turn
+ *                            has taken yet, a phone's a range in arrival order (twilio/intake.c adds them)
+ *   P{turns}:sid:<sid>       the MessageSid's claim (and P{turns}:idem:<token>), webhook.dedupe_ttl
  *   P{+E164}:conv            the conversation state (conversation/state.c), expiring after silence
  *   P{turns}:due             sorted set: phones with messages, by when their turn may start
- *   P{turns}:first           hash: phone -> when its current burst began (the coalescing cap)
  *   P{turns}:lease           hash: phone -> "<until>:<attempts>": until when a turn holds it (one turn per
  *                            phone, any instance), and the turns started since its last success
  *   P{odoo}:pending          sorted set: phones whose lead write waits for Odoo, by retry time
@@ -15,6 +13,7 @@
  *                            sales call, merged by the next turn), window_closed_ms (Twilio's 63016)
  *   P{followup}:due          sorted set: phones whose next follow-up is due, by time
  *   P{+E164}:odoo            a lead write for the phone is under way (its job holds it, renewed; any instance)
+ * (An older release's P{intake}:stream and P{+E164}:inbox are moved into P{turns}:in by upgrade.c.)
  * Every script touches keys of one hash tag only, so each step is atomic on its own and a crash between
  * steps leaves something the next claim redoes: a phone is made due before its message is stored, a turn's
  * reply is queued once per turn key, and the Odoo upsert finds the lead it may already have created.
@@ -184,9 +183,8 @@ claim_turns(struct engine *en)
 	en->claiming = true;
 	en->refs++;
 	{
-		const char *a[9] = {en->k_due, en->k_lease, en->k_first, en->k_in, now, until, max,
-		    en->o.coalesce_window_ms > 0 ? "1" : "0", TURN_MAX_TAKEN_S};
-		if (engine_eval(en, &en->claim, on_claimed, en, 4, a, 9) < 0) {
+		const char *a[7] = {en->k_due, en->k_lease, en->k_in, now, until, max, TURN_MAX_TAKEN_S};
+		if (engine_eval(en, &en->claim, on_claimed, en, 3, a, 7) < 0) {
 			en->refs--;
 			en->claiming = false;
 		}
@@ -426,7 +424,6 @@ engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_opti
 	engine_set_outbound(en, o);
 	xasprintf(&en->k_stream, "%s{intake}:stream", p);
 	xasprintf(&en->k_due, "%s{turns}:due", p);
-	xasprintf(&en->k_first, "%s{turns}:first", p);
 	xasprintf(&en->k_lease, "%s{turns}:lease", p);
 	xasprintf(&en->k_pending, "%s{odoo}:pending", p);
 	xasprintf(&en->k_dead, "%s{engine}:dead", p);
@@ -462,7 +459,6 @@ destroy(struct engine *en)
 	free_outbound(en);
 	free(en->k_stream);
 	free(en->k_due);
-	free(en->k_first);
 	free(en->k_lease);
 	free(en->k_pending);
 	free(en->k_dead);

@@ -32,7 +32,7 @@ struct engine {
 	sd_event *event;
 	struct engine_deps d;
 	struct engine_options o;
-	char *k_stream, *k_due, *k_first, *k_lease, *k_pending, *k_dead, *k_followup, *k_in;
+	char *k_stream, *k_due, *k_lease, *k_pending, *k_dead, *k_followup, *k_in;
 	struct rscript store, drain, claim, load, release, commit, lease_one;
 	bool claiming, pending_busy, claim_again, followup_busy;
 	sd_event_source *poll;

@@ -7,8 +7,10 @@
  *  - the stream: read as before (consumer group "engine", one XACK a batch, XAUTOCLAIM of what a dead
  *    reader left) until engine-drain finds everything delivered and acknowledged and deletes it; looked at
  *    again once a minute (an old instance still running);
- *  - the inboxes: one walk of the key space (SCAN MATCH P{+*}:inbox), each inbox moved and then deleted,
- *    and the marker P{turns}:inboxes-moved set at its end so that later starts skip it (one GET).
+ *  - the inboxes: one walk of the key space (SCAN MATCH P{+*}:inbox), each inbox moved and then deleted;
+ *    at its end the old hashes P{turns}:first and P{turns}:attempts are deleted (the burst's start is now
+ *    the oldest message waiting, the attempts are in the lease) and the marker P{turns}:inboxes-moved set,
+ *    so that later starts skip the walk (one GET).
  *
  * Both go on while turns run; a phone whose old messages are moved later has them answered by the turn
  * they make due.
@@ -432,6 +434,9 @@ walk_step(struct engine *en)
 			en->up.last_walk = now_usec();
 			return;
 		}
+		/* The older release's hashes of burst starts and attempts: unused now, and full of phone numbers. */
+		rconn_command(engine_rc(en), NULL, NULL, "DEL %s{turns}:first %s{turns}:attempts", en->o.key_prefix,
+		    en->o.key_prefix);
 		rconn_command(engine_rc(en), NULL, NULL, "SET %s{turns}:inboxes-moved 1", en->o.key_prefix);
 		if (en->up.moved_any)
 			log_notice("engine: the inboxes of the release before are moved");

@@ -4,17 +4,15 @@
 -- KEYS[1]  P{turns}:due    sorted set: phone -> when its turn may start (ms)
 -- KEYS[2]  P{turns}:lease  hash: phone -> "<until ms>:<attempts>": until when a turn holds it, and how many
 --                          turns it started since its last success (a free phone: until in the past, or none)
--- KEYS[3]  P{turns}:first  hash: phone -> when its current burst began (cleared here when ARGV[4] is "1")
--- KEYS[4]  P{turns}:in     sorted set of "<+E164>|<order>|<JSON>": the messages no turn has taken yet
+-- KEYS[3]  P{turns}:in     sorted set of "<+E164>|<order>|<JSON>": the messages no turn has taken yet
 -- ARGV[1]  now (ms)
 -- ARGV[2]  the lease's end (ms)
 -- ARGV[3]  how many phones at most (it looks at up to twice as many candidates and 32 more, phones in flight
 --          that a message made due again being skipped, and stops once it has them)
--- ARGV[4]  "1" when turns coalesce (intake-store keeps the bursts' starts), "0" when they do not
--- ARGV[5]  how many messages a turn takes at most
+-- ARGV[4]  how many messages a turn takes at most
 --
 -- Returns a flat array, per phone claimed: the phone, its new due score (the lease's end), its attempt
--- count, n, then its first n waiting messages (members of KEYS[4], oldest first). A phone whose lease has not
+-- count, n, then its first n waiting messages (members of KEYS[3], oldest first). A phone whose lease has not
 -- ended is skipped. A claimed phone is due again when its lease ends, so a crashed turn is redone then (its
 -- messages are still there: engine-release takes them out) and later claims do not walk the phones in flight;
 -- a message arriving meanwhile makes it due earlier (intake-store), and engine-release keeps it due. A lease
@@ -29,10 +27,9 @@ for i = 1, #cand do
   if not untl or tonumber(untl) <= now then
     a = (tonumber(a) or 0) + 1
     redis.call('HSET', KEYS[2], p, ARGV[2] .. ':' .. a)
-    if ARGV[4] == '1' then redis.call('HDEL', KEYS[3], p) end
     redis.call('ZADD', KEYS[1], ARGV[2], p)
     -- "(+E164}" ends the range: "}" is the character after "|".
-    local m = redis.call('ZRANGEBYLEX', KEYS[4], '[' .. p .. '|', '(' .. p .. '}', 'LIMIT', 0, tonumber(ARGV[5]))
+    local m = redis.call('ZRANGEBYLEX', KEYS[3], '[' .. p .. '|', '(' .. p .. '}', 'LIMIT', 0, tonumber(ARGV[4]))
     out[#out + 1] = p; out[#out + 1] = ARGV[2]; out[#out + 1] = a; out[#out + 1] = #m
     for j = 1, #m do out[#out + 1] = m[j] end
     got = got + 1

@@ -8,14 +8,14 @@
 -- KEYS[3]  P{turns}:in                sorted set, every score 0: the messages no turn has taken yet, as
 --                                     "<+E164>|<order>|<JSON>", so one phone's are a range in arrival order
 -- KEYS[4]  P{turns}:due               sorted set: phone -> when its turn may start (ms)
--- KEYS[5]  P{turns}:first             hash: phone -> when its current burst began (ms); only with a window
 -- ARGV[1]  the claims' TTL, in seconds (webhook.dedupe_ttl)
 -- ARGV[2]  the phone (+E164)
 -- ARGV[3]  the member: "<+E164>|<order>|<JSON>" (order: the receive time in ms, 13 digits, "." and a 6-digit
 --          sequence; JSON: sid, text, t_ms, profile, media)
 -- ARGV[4]  now (ms)
 -- ARGV[5]  the coalescing window (ms): the turn waits this long after the last message; 0: due now
--- ARGV[6]  the cap (ms): a burst never waits longer than this after its first message
+-- ARGV[6]  the cap (ms): a burst never waits longer than this after its first message (the oldest of the
+--          phone's messages waiting: its order starts with its receive time)
 --
 -- Returns the phone's due time (ms) when stored, 0 for a duplicate. The first write is the claim's SET NX:
 -- under maxmemory Redis refuses a script's first write and lets the later ones through, so it stores all or
@@ -30,8 +30,8 @@ redis.call('ZADD', KEYS[3], 0, ARGV[3])
 local now, win = tonumber(ARGV[4]), tonumber(ARGV[5])
 local due = now
 if win > 0 then
-  local first = now
-  if redis.call('HSETNX', KEYS[5], ARGV[2], now) == 0 then first = tonumber(redis.call('HGET', KEYS[5], ARGV[2])) end
+  local m = redis.call('ZRANGEBYLEX', KEYS[3], '[' .. ARGV[2] .. '|', '(' .. ARGV[2] .. '}', 'LIMIT', 0, 1)
+  local first = tonumber(string.match(m[1] or '', '^[^|]*|(%d+)%.')) or now
   due = math.min(now + win, first + tonumber(ARGV[6]))
 end
 redis.call('ZADD', KEYS[4], due, ARGV[2])

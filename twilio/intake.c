@@ -519,8 +519,8 @@ int
 intake_store(
     struct rconn *rc, const struct rscript *sc, const struct intake_store_args *a, redisCallbackFn *fn, void *pd)
 {
-	char *k[5], ttl[24], now[24], win[24], cap[24];
-	const char *argv[11];
+	char *k[4], ttl[24], now[24], win[24], cap[24];
+	const char *argv[10];
 	int r, i;
 
 	xasprintf(&k[0], "%s{turns}:sid:%s", a->prefix, a->sid);
@@ -530,21 +530,20 @@ intake_store(
 		k[1] = xstrdup(k[0]);
 	xasprintf(&k[2], "%s{turns}:in", a->prefix);
 	xasprintf(&k[3], "%s{turns}:due", a->prefix);
-	xasprintf(&k[4], "%s{turns}:first", a->prefix);
 	snprintf(ttl, sizeof(ttl), "%" PRIu64, a->claim_ttl_s);
 	snprintf(now, sizeof(now), "%" PRIu64, realtime_usec() / 1000);
 	snprintf(win, sizeof(win), "%" PRIu64, a->window_ms);
 	snprintf(cap, sizeof(cap), "%" PRIu64, a->cap_ms);
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 4; i++)
 		argv[i] = k[i];
-	argv[5] = ttl;
-	argv[6] = a->phone;
-	argv[7] = a->member;
-	argv[8] = now;
-	argv[9] = win;
-	argv[10] = cap;
-	r = rconn_eval(rc, sc, fn, pd, 5, 11, argv, NULL);
-	for (i = 0; i < 5; i++)
+	argv[4] = ttl;
+	argv[5] = a->phone;
+	argv[6] = a->member;
+	argv[7] = now;
+	argv[8] = win;
+	argv[9] = cap;
+	r = rconn_eval(rc, sc, fn, pd, 4, 10, argv, NULL);
+	for (i = 0; i < 4; i++)
 		free(k[i]);
 	return r;
 }

@@ -130,7 +130,7 @@ def suite(where):
     def store(sid, ph=PH, ms=1000, seq=0, idem=None, now=1000, win=0, cap=0, text="x"):
         sk = k("{turns}:sid:" + sid)
         ik = k("{turns}:idem:" + idem) if idem else sk
-        return ev("intake-store", [sk, ik, arr, due, first], [3600, ph, member(ph, ms, seq, sid, text), now, win, cap])
+        return ev("intake-store", [sk, ik, arr, due], [3600, ph, member(ph, ms, seq, sid, text), now, win, cap])
 
     def arrivals(ph=PH):
         return [json.loads(m.split("|", 2)[2])["sid"] for m in s(r("ZRANGEBYLEX", arr, "[%s|" % ph, "(%s}" % ph))]
@@ -153,14 +153,18 @@ def suite(where):
     r("SET", k("{turns}:sid:SM9"), "erased")
     is_eq(store("SM9"), 0, "intake: an erased message replayed stays a duplicate")
     r("FLUSHALL")
-    is_eq(store("SM1", now=1000, win=200, cap=1000), 1200, "intake: due after the coalescing window")
-    is_eq(store("SM2", now=1500, win=200, cap=1000), 1700, "intake: a later message moves it")
-    is_eq(store("SM3", now=1900, win=200, cap=1000), 2000, "intake: capped from the burst's start")
-    is_eq(hget(first, PH), "1000", "intake: the burst's start stays")
+    is_eq(store("SM1", ms=1000, now=1000, win=200, cap=1000), 1200, "intake: due after the coalescing window")
+    is_eq(store("SM2", ms=1500, now=1500, win=200, cap=1000), 1700, "intake: a later message moves it")
+    is_eq(store("SM3", ms=1900, now=1900, win=200, cap=1000), 2000,
+          "intake: capped from the burst's start (its oldest message waiting)")
+    r("ZREMRANGEBYLEX", arr, "[%s|" % PH, "(%s}" % PH)  # a turn took them: the next message starts a burst
+    is_eq(store("SM4", ms=2500, now=2500, win=200, cap=1000), 2700, "intake: a new burst once they are taken")
+    is_eq(store("SM5", ms=1, now=3000, win=200, cap=1000), 1001, "intake: a message replayed from the spool "
+          "long after it came (its receive time) waits no more")
     # Under maxmemory the claim, the script's first write, is refused: nothing is stored or claimed.
     r("FLUSHALL")
     r("CONFIG", "SET", "maxmemory", 1)
-    err = fails("intake-store", [k("{turns}:sid:SM1"), k("{turns}:sid:SM1"), arr, due, first],
+    err = fails("intake-store", [k("{turns}:sid:SM1"), k("{turns}:sid:SM1"), arr, due],
                 [3600, PH, member(PH, 1, 0, "SM1"), 1000, 0, 0])
     r("CONFIG", "SET", "maxmemory", 0)
     ok(err is not None and "OOM" in err, "intake: Redis full: refused (the intake spools it)", err)
@@ -169,8 +173,8 @@ def suite(where):
     # ---- engine-claim: due phones with a free lease, with their messages ----
     r("FLUSHALL")
 
-    def claim(now, until, mx, coalesce=1, take=100):
-        got = s(ev("engine-claim", [due, lease, first, arr], [now, until, mx, coalesce, take]))
+    def claim(now, until, mx, take=100):
+        got = s(ev("engine-claim", [due, lease, arr], [now, until, mx, take]))
         out, i = [], 0
         while i < len(got):
             n = got[i + 3]
@@ -183,12 +187,10 @@ def suite(where):
     store("SMa2", ph="+1a", ms=60)
     r("ZADD", due, 100, "+1a", 100, "+1b", 5000, "+1c")
     r("HSET", lease, "+1b", "9999:1")
-    r("HSET", first, "+1a", 90)
     is_eq(claim(1000, 31000, 10), [("+1a", "31000", 1, ["SMa1", "SMa2"])],
           "claim: the due phone whose lease is free, with its attempt and its messages")
     is_eq(hget(lease, "+1a"), "31000:1", "claim: the lease is taken until its end, with the attempt")
     is_eq(zscore(due, "+1a"), 31000.0, "claim: the claimed phone is due again at its lease's end")
-    is_eq(r("HEXISTS", first, "+1a"), 0, "claim: the burst's start is reset")
     is_eq(arrivals("+1a"), ["SMa1", "SMa2"], "claim: the messages stay until the release (a crash redoes them)")
     is_eq(hget(lease, "+1b"), "9999:1", "claim: a phone whose lease has not ended is not claimed")
     is_eq(claim(2000, 32000, 10), [], "claim: nothing while the claimed phone's lease runs")
@@ -203,10 +205,8 @@ def suite(where):
     r("FLUSHALL")
     r("ZADD", due, 100, "+1e", 100, "+1f")
     r("HSET", lease, "+1e", "900")  # a lease of the release before: no attempts in it
-    r("HSET", first, "+1f", 90)
-    is_eq(claim(1000, 2000, 10, coalesce=0), [("+1e", "2000", 1, []), ("+1f", "2000", 1, [])],
+    is_eq(claim(1000, 2000, 10), [("+1e", "2000", 1, []), ("+1f", "2000", 1, [])],
           "claim: an old lease (no attempts) counts as none")
-    is_eq(hget(first, "+1f"), "90", "claim: without coalescing the burst starts are not touched")
     r("FLUSHALL")
     for i in range(6):
         r("ZADD", due, 100, "+2%d" % i)
