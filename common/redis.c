@@ -1,8 +1,9 @@
 /*
  * Redis connection manager. hiredis 0.14 (Debian 12) has no sd-event adapter
- * and no async timeouts, so both live here: an io source whose events follow
- * hiredis's add/del hooks, a timer that bounds connect, AUTH and PING, and a
- * retry timer with exponential backoff and jitter.
+ * and no async timeouts, so both live here: an io source for reading, a
+ * deferred source that writes what the loop's iteration queued in one write(),
+ * a timer that bounds connect, AUTH and PING, and a retry timer with
+ * exponential backoff and jitter.
  */
 #include "config.h"
 
@@ -30,6 +31,8 @@ struct rconn {
 	redisAsyncContext *ac;
 	sd_event_source *io;
 	uint32_t events;
+	sd_event_source *flush; /* a defer source: writes hiredis's output buffer once the pending events are handled */
+	bool flushing; /* inside flush(): hiredis asking for a write then means the socket is full */
 	sd_event_source *timer; /* connect deadline, ping interval, or retry */
 
 	enum rconn_state state;
@@ -85,14 +88,15 @@ arm_timer(struct rconn *rc, uint64_t ms)
 /* ---- the sd-event adapter for hiredis ---- */
 
 static void
-ev_update(struct rconn *rc)
+ev_update(struct rconn *rc, uint32_t events)
 {
-	if (rc->io == NULL)
+	if (rc->io == NULL || events == rc->events)
 		return;
-	if (rc->events == 0) {
+	rc->events = events;
+	if (events == 0) {
 		sd_event_source_set_enabled(rc->io, SD_EVENT_OFF);
 	} else {
-		sd_event_source_set_io_events(rc->io, rc->events);
+		sd_event_source_set_io_events(rc->io, events);
 		sd_event_source_set_enabled(rc->io, SD_EVENT_ON);
 	}
 }
@@ -101,29 +105,37 @@ static void
 ev_add_read(void *p)
 {
 	struct rconn *rc = p;
-	rc->events |= EPOLLIN;
-	ev_update(rc);
+	ev_update(rc, rc->events | EPOLLIN);
 }
 static void
 ev_del_read(void *p)
 {
 	struct rconn *rc = p;
-	rc->events &= ~(uint32_t)EPOLLIN;
-	ev_update(rc);
+	ev_update(rc, rc->events & ~(uint32_t)EPOLLIN);
 }
+
+/*
+ * hiredis asks for a write after every command it queues. Arming EPOLLOUT for
+ * that cost two epoll_ctl calls and a wake-up per batch; instead the deferred
+ * source writes the whole buffer once the events already pending are handled,
+ * and EPOLLOUT is armed only to learn that the connection is established, or
+ * when that write could not take everything (the socket is full).
+ */
 static void
 ev_add_write(void *p)
 {
 	struct rconn *rc = p;
-	rc->events |= EPOLLOUT;
-	ev_update(rc);
+
+	if (rc->flushing || rc->ac == NULL || !(rc->ac->c.flags & REDIS_CONNECTED))
+		ev_update(rc, rc->events | EPOLLOUT);
+	else if (!(rc->events & EPOLLOUT))
+		sd_event_source_set_enabled(rc->flush, SD_EVENT_ONESHOT);
 }
 static void
 ev_del_write(void *p)
 {
 	struct rconn *rc = p;
-	rc->events &= ~(uint32_t)EPOLLOUT;
-	ev_update(rc);
+	ev_update(rc, rc->events & ~(uint32_t)EPOLLOUT);
 }
 
 static void
@@ -133,6 +145,36 @@ ev_cleanup(void *p)
 
 	rc->io = sd_event_source_disable_unref(rc->io);
 	rc->events = 0;
+	sd_event_source_set_enabled(rc->flush, SD_EVENT_OFF);
+}
+
+/* Writes what hiredis holds, unless on_io will: EPOLLOUT is armed, or the socket is readable already. */
+static void
+flush(struct rconn *rc)
+{
+	redisAsyncContext *ac = rc->ac;
+
+	if (ac == NULL || !(ac->c.flags & REDIS_CONNECTED) || (rc->events & EPOLLOUT) || sdslen(ac->c.obuf) == 0)
+		return;
+	/* A write error frees ac in here (on_disconnect clears rc->ac); rc itself stays. */
+	rc->flushing = true;
+	redisAsyncHandleWrite(ac);
+	rc->flushing = false;
+}
+
+static int
+on_flush(sd_event_source *es, void *arg)
+{
+	struct rconn *rc = arg;
+
+	/*
+	 * Answers are waiting to be read: on_io runs in this round and writes
+	 * after reading, together with what their callbacks queue.
+	 */
+	if (rc->io != NULL && sd_event_source_get_pending(rc->io) > 0)
+		return 0;
+	flush(rc);
+	return 0;
 }
 
 static int
@@ -145,6 +187,7 @@ on_io(sd_event_source *es, int fd, uint32_t revents, void *arg)
 	/* The read may have ended the connection. */
 	if (rc->ac != NULL && (revents & (EPOLLOUT | EPOLLERR)))
 		redisAsyncHandleWrite(rc->ac);
+	flush(rc);
 	return 0;
 }
 
@@ -379,6 +422,9 @@ rconn_new(sd_event *e, const struct rconn_options *o, rconn_state_fn fn, void *a
 		snprintf(rc->info.endpoint, sizeof(rc->info.endpoint), "%s:%d", rc->url.host, rc->url.port);
 	if ((r = sd_event_add_time(e, &rc->timer, CLOCK_MONOTONIC, 0, 10000, on_timer, rc)) < 0)
 		fatalx("redis: sd_event_add_time: %s", strerror(-r));
+	if ((r = sd_event_add_defer(e, &rc->flush, on_flush, rc)) < 0)
+		fatalx("redis: sd_event_add_defer: %s", strerror(-r));
+	sd_event_source_set_enabled(rc->flush, SD_EVENT_OFF);
 	rc_connect(rc);
 	return rc;
 }
@@ -396,6 +442,7 @@ rconn_free(struct rconn *rc)
 		redisAsyncFree(ac);
 	}
 	rc->io = sd_event_source_disable_unref(rc->io);
+	sd_event_source_disable_unref(rc->flush);
 	sd_event_source_disable_unref(rc->timer);
 	sd_event_unref(rc->event);
 	redis_url_clear(&rc->url);

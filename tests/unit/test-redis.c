@@ -1,7 +1,8 @@
 /*
  * Tests for common/redis.c against a real redis-server started here: the
  * connection comes up, carries commands, notices the server going away or
- * hanging, and comes back by itself; AUTH and SELECT from the URL work.
+ * hanging, and comes back by itself; AUTH and SELECT from the URL work;
+ * commands are written once per loop iteration and none is ever left unsent.
  */
 #include "config.h"
 
@@ -26,6 +27,8 @@ static sd_event *ev;
 static char dir[] = "/tmp/crmb-redis-XXXXXX";
 static int port;
 static int ups, downs;
+static struct rconn *up_rc; /* set: on_state sends a command on it whenever it comes up */
+static int up_answers;
 
 static pid_t
 redis_start(const char *password)
@@ -57,12 +60,21 @@ redis_stop(pid_t pid)
 }
 
 static void
+on_up_answer(redisAsyncContext *ac, void *r, void *priv)
+{
+	if (r != NULL)
+		up_answers++;
+}
+
+static void
 on_state(struct rconn *rc, enum rconn_state s, void *arg)
 {
 	if (s == RCONN_UP)
 		ups++;
 	if (s == RCONN_DOWN)
 		downs++;
+	if (s == RCONN_UP && rc == up_rc)
+		rconn_command(rc, on_up_answer, NULL, "PING");
 }
 
 /* Runs the loop until rc reaches want or ms pass; true if it did. */
@@ -87,6 +99,70 @@ on_get(redisAsyncContext *ac, void *r, void *priv)
 	redisReply *reply = r;
 
 	snprintf(got, sizeof(got), "%s", reply != NULL && reply->type == REDIS_REPLY_STRING ? reply->str : "(none)");
+}
+
+/* A burst of RPUSHes of a 64 KiB value, far more than a socket's buffer takes in one write(). */
+#define BURST 256
+#define BURST_VALUE (64 * 1024)
+
+struct burst {
+	struct rconn *rc;
+	char *value;
+	int answers, nulls, errors;
+	long long len; /* LLEN once the burst is answered, -1 until then */
+};
+
+static void
+on_push(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct burst *b = priv;
+	redisReply *reply = r;
+
+	if (reply == NULL)
+		b->nulls++;
+	else if (reply->type != REDIS_REPLY_INTEGER)
+		b->errors++;
+	else
+		b->answers++;
+}
+
+static void
+on_len(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct burst *b = priv;
+	redisReply *reply = r;
+
+	b->len = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -2;
+}
+
+static void
+send_burst(struct burst *b)
+{
+	int i;
+
+	for (i = 0; i < BURST; i++)
+		if (rconn_command(b->rc, on_push, b, "RPUSH burst %b", b->value, (size_t)BURST_VALUE) < 0)
+			b->errors++;
+	if (rconn_command(b->rc, on_len, b, "LLEN burst") < 0)
+		b->len = -3;
+}
+
+/* Queues the burst from inside a reply callback, as the engine does. */
+static void
+on_burst_start(redisAsyncContext *ac, void *r, void *priv)
+{
+	if (r != NULL)
+		send_burst(priv);
+}
+
+static bool
+run_until(const int *flag, const long long *len, int ms)
+{
+	uint64_t end = now_usec() + (uint64_t)ms * 1000;
+
+	while (now_usec() < end && (flag == NULL || *flag == 0) && (len == NULL || *len == -1))
+		sd_event_run(ev, 50000);
+	return (flag == NULL || *flag != 0) && (len == NULL || *len != -1);
 }
 
 int
@@ -158,6 +234,54 @@ main(void)
 	ok(wait_state(rc, RCONN_DOWN, 3000), "a hung server (SIGSTOP) is noticed by the PING timeout");
 	kill(pid, SIGCONT);
 	ok(wait_state(rc, RCONN_UP, 5000), "and recovered from when it resumes");
+
+	{
+		struct burst b = {.rc = rc, .len = -1};
+
+		b.value = malloc(BURST_VALUE);
+		memset(b.value, 'v', BURST_VALUE);
+		rconn_command(rc, on_burst_start, &b, "DEL burst");
+		ok(run_until(NULL, &b.len, 20000), "a burst of %d x 64 KiB queued from a reply callback is answered",
+		    BURST);
+		ok(b.answers == BURST && b.nulls == 0 && b.errors == 0, "every command of it once (%d answers)",
+		    b.answers);
+		is_int((int)b.len, BURST, "and all of it reached Redis, the last command included");
+
+		/* Queued outside any Redis event, with nothing else pending: the loop's next iteration writes it. */
+		got[0] = '\0';
+		rconn_command(rc, NULL, NULL, "SET %s %s", "k", "from-main");
+		rconn_command(rc, on_get, NULL, "GET %s", "k");
+		sd_event_run(ev, 1000000);
+		sd_event_run(ev, 1000000);
+		sd_event_run(ev, 1000000);
+		is_str(got, "from-main", "a command queued from outside the loop is written without another event");
+
+		/* The connection lost with most of a burst still unsent (the server stopped, so the socket is full):
+		   every command is answered once, with NULL; what is queued on the new connection as it comes up (from
+		   the state callback, inside a reply callback) goes out. */
+		free(b.value);
+		memset(&b, 0, sizeof(b));
+		b.rc = rc;
+		b.len = -1;
+		b.value = malloc(BURST_VALUE);
+		memset(b.value, 'w', BURST_VALUE);
+		up_rc = rc;
+		kill(pid, SIGSTOP);
+		send_burst(&b);
+		end = now_usec() + 100000;
+		while (now_usec() < end)
+			sd_event_run(ev, 10000);
+		redis_stop(pid);
+		ok(run_until(NULL, &b.len, 5000),
+		    "the server killed with a burst unsent: its last command is answered");
+		ok(b.nulls == BURST && b.answers == 0 && b.errors == 0 && b.len == -2,
+		    "every command of it once, with NULL (%d of %d)", b.nulls, BURST);
+		pid = redis_start(NULL);
+		ok(wait_state(rc, RCONN_UP, 5000), "the server back: up");
+		ok(run_until(&up_answers, NULL, 3000), "a command queued as it came up is answered");
+		up_rc = NULL;
+		free(b.value);
+	}
 	rconn_free(rc);
 	redis_stop(pid);
 
