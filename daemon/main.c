@@ -22,6 +22,7 @@
 #include "common/xmalloc.h"
 #include "common/util.h"
 #include "daemon/daemon.h"
+#include "twilio/signature.h"
 
 static void
 usage(FILE *f)
@@ -630,6 +631,7 @@ main(int argc, char *argv[])
 	sd_event_unref(d.event);
 	conf_free(d.conf);
 	admin_ctx_clear(&d.admin);
+	twsig_forget();
 	curl_global_cleanup();
 	log_info("stopped");
 	return r < 0 ? 1 : 0;
