@@ -496,6 +496,76 @@ rscript_init(struct rscript *sc, const char *text)
 		snprintf(sc->sha + 2 * i, 3, "%02x", d[i]);
 }
 
+/*
+ * The commands of rconn_eval are written here in Redis's protocol, into one
+ * buffer of the exact size: hiredis's redisAsyncCommandArgv grows an sds
+ * argument by argument with sdscatfmt (and rconn_eval copied every argument
+ * first, to be able to send it again), which cost a tenth of the daemon's
+ * instructions. What goes over the wire is the same.
+ */
+static size_t
+dec_len(size_t n)
+{
+	size_t d = 1;
+
+	while (n >= 10) {
+		n /= 10;
+		d++;
+	}
+	return d;
+}
+
+static char *
+put_dec(char *p, size_t n)
+{
+	size_t d = dec_len(n), i;
+
+	for (i = d; i > 0; i--) {
+		p[i - 1] = (char)('0' + n % 10);
+		n /= 10;
+	}
+	return p + d;
+}
+
+/* The size of one argument as "$<len>\r\n<bytes>\r\n". */
+static size_t
+bulk_size(size_t n)
+{
+	return 1 + dec_len(n) + 2 + n + 2;
+}
+
+static char *
+put_bulk(char *p, const char *s, size_t n)
+{
+	*p++ = '$';
+	p = put_dec(p, n);
+	*p++ = '\r';
+	*p++ = '\n';
+	memcpy(p, s, n);
+	p += n;
+	*p++ = '\r';
+	*p++ = '\n';
+	return p;
+}
+
+/* "*<n>\r\n" followed by the command's name and the script (its SHA-1 or its text). */
+static char *
+put_head(char *p, int nargs, const char *name, const char *script, size_t scriptlen)
+{
+	*p++ = '*';
+	p = put_dec(p, (size_t)nargs);
+	*p++ = '\r';
+	*p++ = '\n';
+	p = put_bulk(p, name, strlen(name));
+	return put_bulk(p, script, scriptlen);
+}
+
+static size_t
+head_size(int nargs, const char *name, size_t scriptlen)
+{
+	return 1 + dec_len((size_t)nargs) + 2 + bulk_size(strlen(name)) + bulk_size(scriptlen);
+}
+
 /* One EVALSHA in flight, with what is needed to send it again as EVAL. */
 struct evalreq {
 	struct rconn *rc;
@@ -503,21 +573,17 @@ struct evalreq {
 	const char *text;
 	redisCallbackFn *fn;
 	void *privdata;
-	int argc; /* including the command, the script and numkeys */
-	const char **argv; /* [2..argc) are ours to free */
-	size_t *argl;
+	int nargs; /* including the command, the script and numkeys */
+	char *cmd; /* the EVALSHA as sent */
+	size_t len;
+	size_t head; /* where numkeys starts in cmd: what follows is the same for EVAL */
 	bool full;
 };
 
 static void
 evalreq_free(struct evalreq *e)
 {
-	int i;
-
-	for (i = 2; i < e->argc; i++) /* 0 and 1 are never ours */
-		free((void *)(uintptr_t)e->argv[i]);
-	free(e->argv);
-	free(e->argl);
+	free(e->cmd);
 	free(e);
 }
 
@@ -530,12 +596,17 @@ on_eval(redisAsyncContext *ac, void *r, void *privdata)
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 && !e->full &&
 	    e->rc->ac == ac) {
 		/* Redis restarted or flushed its scripts: send the text once; it is cached again. */
+		size_t tl = strlen(e->text), tail = e->len - e->head, hl = head_size(e->nargs, "EVAL", tl);
+		char *cmd = xmalloc(hl + tail), *p;
+
+		p = put_head(cmd, e->nargs, "EVAL", e->text, tl);
+		memcpy(p, e->cmd + e->head, tail);
+		free(e->cmd);
+		e->cmd = cmd;
+		e->len = hl + tail;
+		e->head = hl;
 		e->full = true;
-		e->argv[0] = "EVAL";
-		e->argl[0] = 4;
-		e->argv[1] = e->text;
-		e->argl[1] = strlen(e->text);
-		if (redisAsyncCommandArgv(ac, on_eval, e, e->argc, e->argv, e->argl) == REDIS_OK)
+		if (redisAsyncFormattedCommand(ac, on_eval, e, e->cmd, e->len) == REDIS_OK)
 			return;
 		reply = NULL;
 	}
@@ -549,7 +620,8 @@ rconn_eval(struct rconn *rc, const struct rscript *sc, redisCallbackFn *fn, void
     const char **argv, const size_t *argvlen)
 {
 	struct evalreq *e;
-	char nk[16];
+	char nk[24], *p;
+	size_t nkl, len;
 	int i;
 
 	if (rc->state != RCONN_UP || rc->ac == NULL)
@@ -559,25 +631,22 @@ rconn_eval(struct rconn *rc, const struct rscript *sc, redisCallbackFn *fn, void
 	e->text = sc->text;
 	e->fn = fn;
 	e->privdata = privdata;
-	e->argc = argc + 3;
-	e->argv = xcalloc((size_t)e->argc, sizeof(*e->argv));
-	e->argl = xcalloc((size_t)e->argc, sizeof(size_t));
-	snprintf(nk, sizeof(nk), "%d", nkeys);
-	e->argv[0] = "EVALSHA";
-	e->argl[0] = 7;
-	e->argv[1] = sc->sha;
-	e->argl[1] = 40;
-	e->argv[2] = xstrdup(nk);
-	e->argl[2] = strlen(nk);
-	for (i = 0; i < argc; i++) {
-		size_t len = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
-		char *copy = xmalloc(len + 1);
-		memcpy(copy, argv[i], len);
-		copy[len] = '\0';
-		e->argv[3 + i] = copy;
-		e->argl[3 + i] = len;
-	}
-	if (redisAsyncCommandArgv(rc->ac, on_eval, e, e->argc, e->argv, e->argl) != REDIS_OK) {
+	e->nargs = argc + 3;
+	if (nkeys >= 0)
+		nkl = (size_t)(put_dec(nk, (size_t)nkeys) - nk); /* snprintf cost more than the rest of the header */
+	else
+		nkl = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
+	e->head = head_size(e->nargs, "EVALSHA", 40);
+	len = e->head + bulk_size(nkl);
+	for (i = 0; i < argc; i++)
+		len += bulk_size(argvlen != NULL ? argvlen[i] : strlen(argv[i]));
+	e->cmd = xmalloc(len);
+	e->len = len;
+	p = put_head(e->cmd, e->nargs, "EVALSHA", sc->sha, 40);
+	p = put_bulk(p, nk, nkl);
+	for (i = 0; i < argc; i++)
+		p = put_bulk(p, argv[i], argvlen != NULL ? argvlen[i] : strlen(argv[i]));
+	if (redisAsyncFormattedCommand(rc->ac, on_eval, e, e->cmd, e->len) != REDIS_OK) {
 		evalreq_free(e);
 		return -ENOTCONN;
 	}

@@ -155,6 +155,38 @@ on_burst_start(redisAsyncContext *ac, void *r, void *priv)
 		send_burst(priv);
 }
 
+/* What a script answered: its array of strings joined with '|', "(null)" when the connection was lost. */
+static char evalgot[256];
+static size_t evalgot_len;
+static int evals;
+
+static void
+on_evalreply(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	size_t i, n = 0;
+
+	evals++;
+	evalgot_len = 0;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+		diag("eval: %s",
+		    reply == NULL                          ? "(null)"
+		        : reply->type == REDIS_REPLY_ERROR ? reply->str
+		                                           : "not an array");
+		return;
+	}
+	for (i = 0; i < reply->elements; i++) {
+		const redisReply *el = reply->element[i];
+		/* Room for the separator, the length, the colon and the bytes (which may hold a NUL). */
+		if (n + 24 + el->len >= sizeof(evalgot))
+			break;
+		n += (size_t)snprintf(evalgot + n, sizeof(evalgot) - n, "%s%zu:", i ? "|" : "", el->len);
+		memcpy(evalgot + n, el->str, el->len);
+		n += el->len;
+	}
+	evalgot_len = n;
+}
+
 static bool
 run_until(const int *flag, const long long *len, int ms)
 {
@@ -281,6 +313,46 @@ main(void)
 		ok(run_until(&up_answers, NULL, 3000), "a command queued as it came up is answered");
 		up_rc = NULL;
 		free(b.value);
+	}
+
+	{
+		/* rconn_eval writes EVALSHA itself: binary arguments, an empty one and a large one arrive intact; a
+		   script Redis does not know yet (or no longer, after SCRIPT FLUSH) is sent again whole, once. */
+		static const char text[] = "return {KEYS[1], ARGV[1], ARGV[2], tostring(#ARGV[3]), ARGV[3]:sub(-3)}";
+		struct rscript sc;
+		const char *argv[4];
+		size_t argl[4];
+		static const char want[] = "3:key|5:a\0\r\nb|0:|6:100000|3:end";
+		char *big = malloc(100000);
+		int n;
+
+		memset(big, 'b', 100000);
+		memcpy(big + 99997, "end", 3);
+		rscript_init(&sc, text);
+		argv[0] = "key";
+		argl[0] = 3;
+		argv[1] = "a\0\r\nb";
+		argl[1] = 5;
+		argv[2] = "";
+		argl[2] = 0;
+		argv[3] = big;
+		argl[3] = 100000;
+		for (n = 0; n < 3; n++) {
+			int before = evals;
+			evalgot_len = 0;
+			if (n == 2)
+				rconn_command(rc, NULL, NULL, "SCRIPT FLUSH");
+			ok(rconn_eval(rc, &sc, on_evalreply, NULL, 1, 4, argv, argl) == 0, "rconn_eval %d queued",
+			    n + 1);
+			end = now_usec() + 3000000;
+			while (evals == before && now_usec() < end)
+				sd_event_run(ev, 50000);
+			ok(evalgot_len == sizeof(want) - 1 && memcmp(evalgot, want, evalgot_len) == 0,
+			    n == 0 ? "a script Redis does not know: sent whole, answered with its arguments intact"
+			        : n == 1 ? "known now: EVALSHA, answered alike"
+			                 : "after SCRIPT FLUSH: sent whole again, answered alike");
+		}
+		free(big);
 	}
 	rconn_free(rc);
 	redis_stop(pid);
