@@ -21,6 +21,8 @@
 #include "common/xmalloc.h"
 #include "common/redis.h"
 
+#define RCONN_SCRIPTS 64
+
 struct rconn {
 	sd_event *event;
 	struct redis_url url;
@@ -34,6 +36,14 @@ struct rconn {
 	sd_event_source *flush; /* a defer source: writes hiredis's output buffer once the pending events are handled */
 	bool flushing; /* inside flush(): hiredis asking for a write then means the socket is full */
 	sd_event_source *timer; /* connect deadline, ping interval, or retry */
+	/*
+	 * The scripts (their texts) sent whole on this connection: Redis runs a
+	 * connection's commands in order, so every later EVALSHA of them finds
+	 * them. Without it, the EVALSHAs queued before the first NOSCRIPT came back
+	 * (hundreds in a burst after Redis restarted) were each refused and sent again.
+	 */
+	const char *sent_whole[RCONN_SCRIPTS];
+	unsigned nsent_whole;
 
 	enum rconn_state state;
 	unsigned attempt;
@@ -378,6 +388,7 @@ rc_connect(struct rconn *rc)
 	}
 	rc->ac = ac;
 	ac->data = rc;
+	rc->nsent_whole = 0;
 	if ((r = sd_event_add_io(rc->event, &rc->io, ac->c.fd, 0, on_io, rc)) < 0)
 		fatalx("redis: sd_event_add_io: %s", strerror(-r));
 	ac->ev.data = rc;
@@ -615,6 +626,21 @@ on_eval(redisAsyncContext *ac, void *r, void *privdata)
 	evalreq_free(e);
 }
 
+/* True if the script was sent whole on this connection already; else counts it as sent now, when there is room. */
+static bool
+known_script(struct rconn *rc, const char *text)
+{
+	unsigned i;
+
+	for (i = 0; i < rc->nsent_whole; i++)
+		if (rc->sent_whole[i] == text)
+			return true;
+	if (rc->nsent_whole == RCONN_SCRIPTS)
+		return true; /* no room to remember it: EVALSHA, and NOSCRIPT sends it whole */
+	rc->sent_whole[rc->nsent_whole++] = text;
+	return false;
+}
+
 int
 rconn_eval(struct rconn *rc, const struct rscript *sc, redisCallbackFn *fn, void *privdata, int nkeys, int argc,
     const char **argv, const size_t *argvlen)
@@ -632,17 +658,24 @@ rconn_eval(struct rconn *rc, const struct rscript *sc, redisCallbackFn *fn, void
 	e->fn = fn;
 	e->privdata = privdata;
 	e->nargs = argc + 3;
+	e->full = !known_script(rc, sc->text);
 	if (nkeys >= 0)
 		nkl = (size_t)(put_dec(nk, (size_t)nkeys) - nk); /* snprintf cost more than the rest of the header */
 	else
 		nkl = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
-	e->head = head_size(e->nargs, "EVALSHA", 40);
+	if (e->full)
+		e->head = head_size(e->nargs, "EVAL", strlen(sc->text));
+	else
+		e->head = head_size(e->nargs, "EVALSHA", 40);
 	len = e->head + bulk_size(nkl);
 	for (i = 0; i < argc; i++)
 		len += bulk_size(argvlen != NULL ? argvlen[i] : strlen(argv[i]));
 	e->cmd = xmalloc(len);
 	e->len = len;
-	p = put_head(e->cmd, e->nargs, "EVALSHA", sc->sha, 40);
+	if (e->full)
+		p = put_head(e->cmd, e->nargs, "EVAL", sc->text, strlen(sc->text));
+	else
+		p = put_head(e->cmd, e->nargs, "EVALSHA", sc->sha, 40);
 	p = put_bulk(p, nk, nkl);
 	for (i = 0; i < argc; i++)
 		p = put_bulk(p, argv[i], argvlen != NULL ? argvlen[i] : strlen(argv[i]));

@@ -187,6 +187,35 @@ on_evalreply(redisAsyncContext *ac, void *r, void *priv)
 	evalgot_len = n;
 }
 
+static int counted;
+
+static void
+on_count(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+
+	if (reply != NULL && reply->type == REDIS_REPLY_STRING)
+		counted++;
+}
+
+/* How many commands Redis refused with NOSCRIPT so far (INFO errorstats). */
+static long long
+noscripts(void)
+{
+	redisContext *c = redisConnect("127.0.0.1", port);
+	redisReply *r = c != NULL && !c->err ? redisCommand(c, "INFO errorstats") : NULL;
+	long long n = 0;
+	const char *p;
+
+	if (r != NULL && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "errorstat_NOSCRIPT:count=")) != NULL)
+		n = strtoll(p + strlen("errorstat_NOSCRIPT:count="), NULL, 10);
+	if (r != NULL)
+		freeReplyObject(r);
+	if (c != NULL)
+		redisFree(c);
+	return n;
+}
+
 static bool
 run_until(const int *flag, const long long *len, int ms)
 {
@@ -353,6 +382,25 @@ main(void)
 			                 : "after SCRIPT FLUSH: sent whole again, answered alike");
 		}
 		free(big);
+	}
+
+	{
+		/* A burst of a script new to this connection: the first call carries its text, so none of the others
+		   is refused with NOSCRIPT (each was, and was sent again whole, when all went as EVALSHA). */
+		static const char text2[] = "return ARGV[1]";
+		struct rscript sc2;
+		const char *argv[1] = {"x"};
+		long long before = noscripts();
+		int i;
+
+		rscript_init(&sc2, text2);
+		for (i = 0; i < 50; i++)
+			rconn_eval(rc, &sc2, on_count, NULL, 0, 1, argv, NULL);
+		end = now_usec() + 3000000;
+		while (counted < 50 && now_usec() < end)
+			sd_event_run(ev, 50000);
+		is_int(counted, 50, "50 calls of a script new to the connection, queued at once, are answered");
+		is_int((int)(noscripts() - before), 0, "and Redis refused none of them with NOSCRIPT");
 	}
 	rconn_free(rc);
 	redis_stop(pid);
