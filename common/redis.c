@@ -1,9 +1,9 @@
 /*
  * Redis connection manager. hiredis 0.14 (Debian 12) has no sd-event adapter
- * and no async timeouts, so both live here: an io source for reading, a
- * deferred source that writes what the loop's iteration queued in one write(),
- * a timer that bounds connect, AUTH and PING, and a retry timer with
- * exponential backoff and jitter.
+ * and no async timeouts, so both live here: an io source that reads, and
+ * writes what the loop's last dispatch queued in one write() before the loop
+ * polls again (its prepare callback), a timer that bounds connect, AUTH and
+ * PING, and a retry timer with exponential backoff and jitter.
  */
 #include "config.h"
 
@@ -33,7 +33,6 @@ struct rconn {
 	redisAsyncContext *ac;
 	sd_event_source *io;
 	uint32_t events;
-	sd_event_source *flush; /* a defer source: writes hiredis's output buffer once the pending events are handled */
 	bool flushing; /* inside flush(): hiredis asking for a write then means the socket is full */
 	sd_event_source *timer; /* connect deadline, ping interval, or retry */
 	/*
@@ -126,10 +125,11 @@ ev_del_read(void *p)
 
 /*
  * hiredis asks for a write after every command it queues. Arming EPOLLOUT for
- * that cost two epoll_ctl calls and a wake-up per batch; instead the deferred
- * source writes the whole buffer once the events already pending are handled,
- * and EPOLLOUT is armed only to learn that the connection is established, or
- * when that write could not take everything (the socket is full).
+ * that cost two epoll_ctl calls and a wake-up per batch; instead the io
+ * source's prepare callback writes the whole buffer before the loop polls
+ * again, and EPOLLOUT is armed only to learn that the connection is
+ * established, or when that write could not take everything (the socket is
+ * full).
  */
 static void
 ev_add_write(void *p)
@@ -138,8 +138,6 @@ ev_add_write(void *p)
 
 	if (rc->flushing || rc->ac == NULL || !(rc->ac->c.flags & REDIS_CONNECTED))
 		ev_update(rc, rc->events | EPOLLOUT);
-	else if (!(rc->events & EPOLLOUT))
-		sd_event_source_set_enabled(rc->flush, SD_EVENT_ONESHOT);
 }
 static void
 ev_del_write(void *p)
@@ -155,10 +153,9 @@ ev_cleanup(void *p)
 
 	rc->io = sd_event_source_disable_unref(rc->io);
 	rc->events = 0;
-	sd_event_source_set_enabled(rc->flush, SD_EVENT_OFF);
 }
 
-/* Writes what hiredis holds, unless on_io will: EPOLLOUT is armed, or the socket is readable already. */
+/* Writes what hiredis holds in one write(), unless EPOLLOUT is armed (on_io writes when the socket takes more). */
 static void
 flush(struct rconn *rc)
 {
@@ -172,18 +169,17 @@ flush(struct rconn *rc)
 	rc->flushing = false;
 }
 
+/*
+ * Before each poll. Answers waiting to be read (the io source pending): on_io
+ * writes after reading them, together with what their callbacks queue.
+ */
 static int
-on_flush(sd_event_source *es, void *arg)
+on_prepare(sd_event_source *es, void *arg)
 {
 	struct rconn *rc = arg;
 
-	/*
-	 * Answers are waiting to be read: on_io runs in this round and writes
-	 * after reading, together with what their callbacks queue.
-	 */
-	if (rc->io != NULL && sd_event_source_get_pending(rc->io) > 0)
-		return 0;
-	flush(rc);
+	if (sd_event_source_get_pending(es) == 0)
+		flush(rc); /* may free ac and unref es: sd-event keeps es until this returns */
 	return 0;
 }
 
@@ -391,6 +387,8 @@ rc_connect(struct rconn *rc)
 	rc->nsent_whole = 0;
 	if ((r = sd_event_add_io(rc->event, &rc->io, ac->c.fd, 0, on_io, rc)) < 0)
 		fatalx("redis: sd_event_add_io: %s", strerror(-r));
+	if ((r = sd_event_source_set_prepare(rc->io, on_prepare)) < 0)
+		fatalx("redis: sd_event_source_set_prepare: %s", strerror(-r));
 	ac->ev.data = rc;
 	ac->ev.addRead = ev_add_read;
 	ac->ev.delRead = ev_del_read;
@@ -433,9 +431,6 @@ rconn_new(sd_event *e, const struct rconn_options *o, rconn_state_fn fn, void *a
 		snprintf(rc->info.endpoint, sizeof(rc->info.endpoint), "%s:%d", rc->url.host, rc->url.port);
 	if ((r = sd_event_add_time(e, &rc->timer, CLOCK_MONOTONIC, 0, 10000, on_timer, rc)) < 0)
 		fatalx("redis: sd_event_add_time: %s", strerror(-r));
-	if ((r = sd_event_add_defer(e, &rc->flush, on_flush, rc)) < 0)
-		fatalx("redis: sd_event_add_defer: %s", strerror(-r));
-	sd_event_source_set_enabled(rc->flush, SD_EVENT_OFF);
 	rc_connect(rc);
 	return rc;
 }
@@ -453,7 +448,6 @@ rconn_free(struct rconn *rc)
 		redisAsyncFree(ac);
 	}
 	rc->io = sd_event_source_disable_unref(rc->io);
-	sd_event_source_disable_unref(rc->flush);
 	sd_event_source_disable_unref(rc->timer);
 	sd_event_unref(rc->event);
 	redis_url_clear(&rc->url);
