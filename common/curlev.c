@@ -22,6 +22,13 @@ struct xfer {
 	CURL *easy;
 };
 
+/*
+ * Easy handles given back, reset, for the next request: making one (a large
+ * zeroed struct, its buffers) and freeing it cost more than the reset. A
+ * burst's handles beyond this many are freed.
+ */
+#define EASY_SPARE 128
+
 struct curlev {
 	sd_event *event;
 	CURLM *multi;
@@ -29,6 +36,8 @@ struct curlev {
 	struct xfer *xfers;
 	unsigned running;
 	bool in_check; /* guards re-entry from a done callback */
+	CURL *spare[EASY_SPARE];
+	unsigned nspare;
 };
 
 static void
@@ -215,6 +224,31 @@ curlev_add(struct curlev *cv, CURL *easy, curlev_done_fn done, void *arg)
 	return 0;
 }
 
+CURL *
+curlev_easy(struct curlev *cv)
+{
+	CURL *easy;
+
+	if (cv->nspare > 0)
+		return cv->spare[--cv->nspare];
+	if ((easy = curl_easy_init()) == NULL)
+		fatalx("curl_easy_init failed");
+	return easy;
+}
+
+void
+curlev_easy_release(struct curlev *cv, CURL *easy)
+{
+	if (easy == NULL)
+		return;
+	if (cv == NULL || cv->nspare == EASY_SPARE) {
+		curl_easy_cleanup(easy);
+		return;
+	}
+	curl_easy_reset(easy);
+	cv->spare[cv->nspare++] = easy;
+}
+
 unsigned
 curlev_running(const struct curlev *cv)
 {
@@ -234,6 +268,8 @@ curlev_free(struct curlev *cv)
 		x->done(x->easy, CURLE_ABORTED_BY_CALLBACK, x->arg);
 		free(x);
 	}
+	while (cv->nspare > 0)
+		curl_easy_cleanup(cv->spare[--cv->nspare]);
 	if (cv->multi != NULL)
 		curl_multi_cleanup(cv->multi);
 	sd_event_source_disable_unref(cv->timer);

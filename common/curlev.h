@@ -40,6 +40,14 @@ struct curlev *curlev_new(sd_event *e);
 void curlev_free(struct curlev *cv);
 /* Starts easy; done is called later, never before this returns. Returns 0 or -EIO. */
 int curlev_add(struct curlev *cv, CURL *easy, curlev_done_fn done, void *arg);
+/* An easy handle as curl_easy_init() makes it, reused when one was given back. Aborts when out of memory. */
+CURL *curlev_easy(struct curlev *cv);
+/*
+ * Gives back an easy handle that is in no transfer (its done callback was
+ * called, or curlev_add refused it): reset and kept for curlev_easy, or freed.
+ * cv NULL frees it; easy NULL is fine.
+ */
+void curlev_easy_release(struct curlev *cv, CURL *easy);
 /* Transfers in progress. */
 unsigned curlev_running(const struct curlev *cv);
 

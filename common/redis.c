@@ -1,8 +1,9 @@
 /*
  * Redis connection manager. hiredis 0.14 (Debian 12) has no sd-event adapter
- * and no async timeouts, so both live here: an io source whose events follow
- * hiredis's add/del hooks, a timer that bounds connect, AUTH and PING, and a
- * retry timer with exponential backoff and jitter.
+ * and no async timeouts, so both live here: an io source that reads, and
+ * writes what the loop's last dispatch queued in one write() before the loop
+ * polls again (its prepare callback), a timer that bounds connect, AUTH and
+ * PING, and a retry timer with exponential backoff and jitter.
  */
 #include "config.h"
 
@@ -20,6 +21,8 @@
 #include "common/xmalloc.h"
 #include "common/redis.h"
 
+#define RCONN_SCRIPTS 64
+
 struct rconn {
 	sd_event *event;
 	struct redis_url url;
@@ -30,7 +33,16 @@ struct rconn {
 	redisAsyncContext *ac;
 	sd_event_source *io;
 	uint32_t events;
+	bool flushing; /* inside flush(): hiredis asking for a write then means the socket is full */
 	sd_event_source *timer; /* connect deadline, ping interval, or retry */
+	/*
+	 * The scripts (their texts) sent whole on this connection: Redis runs a
+	 * connection's commands in order, so every later EVALSHA of them finds
+	 * them. Without it, the EVALSHAs queued before the first NOSCRIPT came back
+	 * (hundreds in a burst after Redis restarted) were each refused and sent again.
+	 */
+	const char *sent_whole[RCONN_SCRIPTS];
+	unsigned nsent_whole;
 
 	enum rconn_state state;
 	unsigned attempt;
@@ -85,14 +97,15 @@ arm_timer(struct rconn *rc, uint64_t ms)
 /* ---- the sd-event adapter for hiredis ---- */
 
 static void
-ev_update(struct rconn *rc)
+ev_update(struct rconn *rc, uint32_t events)
 {
-	if (rc->io == NULL)
+	if (rc->io == NULL || events == rc->events)
 		return;
-	if (rc->events == 0) {
+	rc->events = events;
+	if (events == 0) {
 		sd_event_source_set_enabled(rc->io, SD_EVENT_OFF);
 	} else {
-		sd_event_source_set_io_events(rc->io, rc->events);
+		sd_event_source_set_io_events(rc->io, events);
 		sd_event_source_set_enabled(rc->io, SD_EVENT_ON);
 	}
 }
@@ -101,29 +114,36 @@ static void
 ev_add_read(void *p)
 {
 	struct rconn *rc = p;
-	rc->events |= EPOLLIN;
-	ev_update(rc);
+	ev_update(rc, rc->events | EPOLLIN);
 }
 static void
 ev_del_read(void *p)
 {
 	struct rconn *rc = p;
-	rc->events &= ~(uint32_t)EPOLLIN;
-	ev_update(rc);
+	ev_update(rc, rc->events & ~(uint32_t)EPOLLIN);
 }
+
+/*
+ * hiredis asks for a write after every command it queues. Arming EPOLLOUT for
+ * that cost two epoll_ctl calls and a wake-up per batch; instead the io
+ * source's prepare callback writes the whole buffer before the loop polls
+ * again, and EPOLLOUT is armed only to learn that the connection is
+ * established, or when that write could not take everything (the socket is
+ * full).
+ */
 static void
 ev_add_write(void *p)
 {
 	struct rconn *rc = p;
-	rc->events |= EPOLLOUT;
-	ev_update(rc);
+
+	if (rc->flushing || rc->ac == NULL || !(rc->ac->c.flags & REDIS_CONNECTED))
+		ev_update(rc, rc->events | EPOLLOUT);
 }
 static void
 ev_del_write(void *p)
 {
 	struct rconn *rc = p;
-	rc->events &= ~(uint32_t)EPOLLOUT;
-	ev_update(rc);
+	ev_update(rc, rc->events & ~(uint32_t)EPOLLOUT);
 }
 
 static void
@@ -133,6 +153,34 @@ ev_cleanup(void *p)
 
 	rc->io = sd_event_source_disable_unref(rc->io);
 	rc->events = 0;
+}
+
+/* Writes what hiredis holds in one write(), unless EPOLLOUT is armed (on_io writes when the socket takes more). */
+static void
+flush(struct rconn *rc)
+{
+	redisAsyncContext *ac = rc->ac;
+
+	if (ac == NULL || !(ac->c.flags & REDIS_CONNECTED) || (rc->events & EPOLLOUT) || sdslen(ac->c.obuf) == 0)
+		return;
+	/* A write error frees ac in here (on_disconnect clears rc->ac); rc itself stays. */
+	rc->flushing = true;
+	redisAsyncHandleWrite(ac);
+	rc->flushing = false;
+}
+
+/*
+ * Before each poll. Answers waiting to be read (the io source pending): on_io
+ * writes after reading them, together with what their callbacks queue.
+ */
+static int
+on_prepare(sd_event_source *es, void *arg)
+{
+	struct rconn *rc = arg;
+
+	if (sd_event_source_get_pending(es) == 0)
+		flush(rc); /* may free ac and unref es: sd-event keeps es until this returns */
+	return 0;
 }
 
 static int
@@ -145,6 +193,7 @@ on_io(sd_event_source *es, int fd, uint32_t revents, void *arg)
 	/* The read may have ended the connection. */
 	if (rc->ac != NULL && (revents & (EPOLLOUT | EPOLLERR)))
 		redisAsyncHandleWrite(rc->ac);
+	flush(rc);
 	return 0;
 }
 
@@ -335,8 +384,11 @@ rc_connect(struct rconn *rc)
 	}
 	rc->ac = ac;
 	ac->data = rc;
+	rc->nsent_whole = 0;
 	if ((r = sd_event_add_io(rc->event, &rc->io, ac->c.fd, 0, on_io, rc)) < 0)
 		fatalx("redis: sd_event_add_io: %s", strerror(-r));
+	if ((r = sd_event_source_set_prepare(rc->io, on_prepare)) < 0)
+		fatalx("redis: sd_event_source_set_prepare: %s", strerror(-r));
 	ac->ev.data = rc;
 	ac->ev.addRead = ev_add_read;
 	ac->ev.delRead = ev_del_read;
@@ -449,6 +501,76 @@ rscript_init(struct rscript *sc, const char *text)
 		snprintf(sc->sha + 2 * i, 3, "%02x", d[i]);
 }
 
+/*
+ * The commands of rconn_eval are written here in Redis's protocol, into one
+ * buffer of the exact size: hiredis's redisAsyncCommandArgv grows an sds
+ * argument by argument with sdscatfmt (and rconn_eval copied every argument
+ * first, to be able to send it again), which cost a tenth of the daemon's
+ * instructions. What goes over the wire is the same.
+ */
+static size_t
+dec_len(size_t n)
+{
+	size_t d = 1;
+
+	while (n >= 10) {
+		n /= 10;
+		d++;
+	}
+	return d;
+}
+
+static char *
+put_dec(char *p, size_t n)
+{
+	size_t d = dec_len(n), i;
+
+	for (i = d; i > 0; i--) {
+		p[i - 1] = (char)('0' + n % 10);
+		n /= 10;
+	}
+	return p + d;
+}
+
+/* The size of one argument as "$<len>\r\n<bytes>\r\n". */
+static size_t
+bulk_size(size_t n)
+{
+	return 1 + dec_len(n) + 2 + n + 2;
+}
+
+static char *
+put_bulk(char *p, const char *s, size_t n)
+{
+	*p++ = '$';
+	p = put_dec(p, n);
+	*p++ = '\r';
+	*p++ = '\n';
+	memcpy(p, s, n);
+	p += n;
+	*p++ = '\r';
+	*p++ = '\n';
+	return p;
+}
+
+/* "*<n>\r\n" followed by the command's name and the script (its SHA-1 or its text). */
+static char *
+put_head(char *p, int nargs, const char *name, const char *script, size_t scriptlen)
+{
+	*p++ = '*';
+	p = put_dec(p, (size_t)nargs);
+	*p++ = '\r';
+	*p++ = '\n';
+	p = put_bulk(p, name, strlen(name));
+	return put_bulk(p, script, scriptlen);
+}
+
+static size_t
+head_size(int nargs, const char *name, size_t scriptlen)
+{
+	return 1 + dec_len((size_t)nargs) + 2 + bulk_size(strlen(name)) + bulk_size(scriptlen);
+}
+
 /* One EVALSHA in flight, with what is needed to send it again as EVAL. */
 struct evalreq {
 	struct rconn *rc;
@@ -456,21 +578,17 @@ struct evalreq {
 	const char *text;
 	redisCallbackFn *fn;
 	void *privdata;
-	int argc; /* including the command, the script and numkeys */
-	const char **argv; /* [2..argc) are ours to free */
-	size_t *argl;
+	int nargs; /* including the command, the script and numkeys */
+	char *cmd; /* the EVALSHA as sent */
+	size_t len;
+	size_t head; /* where numkeys starts in cmd: what follows is the same for EVAL */
 	bool full;
 };
 
 static void
 evalreq_free(struct evalreq *e)
 {
-	int i;
-
-	for (i = 2; i < e->argc; i++) /* 0 and 1 are never ours */
-		free((void *)(uintptr_t)e->argv[i]);
-	free(e->argv);
-	free(e->argl);
+	free(e->cmd);
 	free(e);
 }
 
@@ -483,12 +601,17 @@ on_eval(redisAsyncContext *ac, void *r, void *privdata)
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 && !e->full &&
 	    e->rc->ac == ac) {
 		/* Redis restarted or flushed its scripts: send the text once; it is cached again. */
+		size_t tl = strlen(e->text), tail = e->len - e->head, hl = head_size(e->nargs, "EVAL", tl);
+		char *cmd = xmalloc(hl + tail), *p;
+
+		p = put_head(cmd, e->nargs, "EVAL", e->text, tl);
+		memcpy(p, e->cmd + e->head, tail);
+		free(e->cmd);
+		e->cmd = cmd;
+		e->len = hl + tail;
+		e->head = hl;
 		e->full = true;
-		e->argv[0] = "EVAL";
-		e->argl[0] = 4;
-		e->argv[1] = e->text;
-		e->argl[1] = strlen(e->text);
-		if (redisAsyncCommandArgv(ac, on_eval, e, e->argc, e->argv, e->argl) == REDIS_OK)
+		if (redisAsyncFormattedCommand(ac, on_eval, e, e->cmd, e->len) == REDIS_OK)
 			return;
 		reply = NULL;
 	}
@@ -497,12 +620,28 @@ on_eval(redisAsyncContext *ac, void *r, void *privdata)
 	evalreq_free(e);
 }
 
+/* True if the script was sent whole on this connection already; else counts it as sent now, when there is room. */
+static bool
+known_script(struct rconn *rc, const char *text)
+{
+	unsigned i;
+
+	for (i = 0; i < rc->nsent_whole; i++)
+		if (rc->sent_whole[i] == text)
+			return true;
+	if (rc->nsent_whole == RCONN_SCRIPTS)
+		return true; /* no room to remember it: EVALSHA, and NOSCRIPT sends it whole */
+	rc->sent_whole[rc->nsent_whole++] = text;
+	return false;
+}
+
 int
 rconn_eval(struct rconn *rc, const struct rscript *sc, redisCallbackFn *fn, void *privdata, int nkeys, int argc,
     const char **argv, const size_t *argvlen)
 {
 	struct evalreq *e;
-	char nk[16];
+	char nk[24], *p;
+	size_t nkl, len;
 	int i;
 
 	if (rc->state != RCONN_UP || rc->ac == NULL)
@@ -512,25 +651,29 @@ rconn_eval(struct rconn *rc, const struct rscript *sc, redisCallbackFn *fn, void
 	e->text = sc->text;
 	e->fn = fn;
 	e->privdata = privdata;
-	e->argc = argc + 3;
-	e->argv = xcalloc((size_t)e->argc, sizeof(*e->argv));
-	e->argl = xcalloc((size_t)e->argc, sizeof(size_t));
-	snprintf(nk, sizeof(nk), "%d", nkeys);
-	e->argv[0] = "EVALSHA";
-	e->argl[0] = 7;
-	e->argv[1] = sc->sha;
-	e->argl[1] = 40;
-	e->argv[2] = xstrdup(nk);
-	e->argl[2] = strlen(nk);
-	for (i = 0; i < argc; i++) {
-		size_t len = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
-		char *copy = xmalloc(len + 1);
-		memcpy(copy, argv[i], len);
-		copy[len] = '\0';
-		e->argv[3 + i] = copy;
-		e->argl[3 + i] = len;
-	}
-	if (redisAsyncCommandArgv(rc->ac, on_eval, e, e->argc, e->argv, e->argl) != REDIS_OK) {
+	e->nargs = argc + 3;
+	e->full = !known_script(rc, sc->text);
+	if (nkeys >= 0)
+		nkl = (size_t)(put_dec(nk, (size_t)nkeys) - nk); /* snprintf cost more than the rest of the header */
+	else
+		nkl = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
+	if (e->full)
+		e->head = head_size(e->nargs, "EVAL", strlen(sc->text));
+	else
+		e->head = head_size(e->nargs, "EVALSHA", 40);
+	len = e->head + bulk_size(nkl);
+	for (i = 0; i < argc; i++)
+		len += bulk_size(argvlen != NULL ? argvlen[i] : strlen(argv[i]));
+	e->cmd = xmalloc(len);
+	e->len = len;
+	if (e->full)
+		p = put_head(e->cmd, e->nargs, "EVAL", sc->text, strlen(sc->text));
+	else
+		p = put_head(e->cmd, e->nargs, "EVALSHA", sc->sha, 40);
+	p = put_bulk(p, nk, nkl);
+	for (i = 0; i < argc; i++)
+		p = put_bulk(p, argv[i], argvlen != NULL ? argvlen[i] : strlen(argv[i]));
+	if (redisAsyncFormattedCommand(rc->ac, on_eval, e, e->cmd, e->len) != REDIS_OK) {
 		evalreq_free(e);
 		return -ENOTCONN;
 	}

@@ -53,7 +53,7 @@ const char *rconn_state_name(enum rconn_state s);
  */
 int rconn_command(struct rconn *rc, redisCallbackFn *fn, void *privdata, const char *fmt, ...);
 
-/* A Lua script run by its SHA-1 (EVALSHA), sent whole only when Redis does not know it yet. */
+/* A Lua script: sent whole (EVAL) the first time on each connection and when Redis lost it (NOSCRIPT), else EVALSHA. */
 struct rscript {
 	const char *text;
 	char sha[41];

@@ -413,8 +413,8 @@ job_free(struct job *j)
 		if (j->next != NULL)
 			j->next->prev = j->prev;
 	}
-	if (j->easy != NULL)
-		curl_easy_cleanup(j->easy);
+	/* A job whose sender is gone (replaced by a reload) no longer knows the curlev: its handle is freed. */
+	curlev_easy_release(j->s != NULL ? j->s->cv : NULL, j->easy);
 	curl_slist_free_all(j->hdrs);
 	free(j->post);
 	curlbuf_reset(&j->resp);
@@ -737,7 +737,7 @@ on_listed(CURL *easy, CURLcode res, void *arg)
 			break;
 		}
 	}
-	curl_easy_cleanup(j->easy);
+	curlev_easy_release(s->cv, j->easy);
 	j->easy = NULL;
 	curl_slist_free_all(j->hdrs);
 	j->hdrs = NULL;
@@ -770,8 +770,7 @@ reconcile(struct job *j)
 	struct sender *s = j->s;
 	char *url, wto[64], *eto, *efrom;
 
-	if ((j->easy = curl_easy_init()) == NULL)
-		fatalx("sender: curl_easy_init failed");
+	j->easy = curlev_easy(s->cv);
 	snprintf(wto, sizeof(wto), "whatsapp:%s", j->to);
 	eto = curl_easy_escape(j->easy, wto, 0);
 	efrom = s->o.from != NULL ? curl_easy_escape(j->easy, s->o.from, 0) : NULL;
@@ -796,8 +795,7 @@ send_post(struct job *j)
 	char *eto, *ebody, *efrom = NULL, *ecb = NULL;
 	const char *to = j->to, *body = j->body;
 
-	if ((j->easy = curl_easy_init()) == NULL)
-		fatalx("sender: curl_easy_init failed");
+	j->easy = curlev_easy(s->cv);
 	{
 		char wto[64];
 		snprintf(wto, sizeof(wto), "whatsapp:%s", to);

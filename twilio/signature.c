@@ -1,7 +1,8 @@
 /*
  * Twilio request signatures with libgcrypt. The URL is used byte for byte
  * as configured (scheme, user info, host case, path, query): only the port
- * variants that Twilio's SDKs also try are derived from it.
+ * variants that Twilio's SDKs also try are derived from it. The HMAC handles
+ * are kept, one per token lately used, and reset for each signature.
  */
 #include "config.h"
 
@@ -25,39 +26,123 @@ cmp_param(const void *a, const void *b)
 	return c != 0 ? c : strcmp(x->value, y->value);
 }
 
-int
-twsig_compute(const char *token, const char *url, const struct form *params, char out[29])
+/*
+ * Opening an HMAC handle costs libgcrypt a random-pool poll (two getrusage
+ * calls and two clocks) and a setkey: per webhook that was a tenth of its
+ * CPU. A handle keyed with each token lately used is kept instead, found by
+ * the token's text, so a token changed by a reload gets a handle of its own
+ * and the oldest is closed. The daemon has one thread.
+ */
+#define HMAC_SLOTS 4
+
+static struct hmac_slot {
+	char *token; /* NULL: free */
+	gcry_mac_hd_t h;
+	unsigned long used;
+} hmacs[HMAC_SLOTS];
+static unsigned long hmac_clock;
+
+static void
+slot_clear(struct hmac_slot *sl)
 {
-	const struct form_param **sorted = NULL;
+	if (sl->token == NULL)
+		return;
+	gcry_mac_close(sl->h);
+	explicit_bzero(sl->token, strlen(sl->token));
+	free(sl->token);
+	sl->token = NULL;
+}
+
+/* A handle keyed with token, ready for a new MAC; NULL when out of memory. */
+static gcry_mac_hd_t
+hmac_for(const char *token)
+{
+	struct hmac_slot *sl, *oldest = &hmacs[0];
+	size_t i;
+
+	for (i = 0; i < HMAC_SLOTS; i++) {
+		sl = &hmacs[i];
+		if (sl->token != NULL && strcmp(sl->token, token) == 0) {
+			if (gcry_mac_reset(sl->h) != 0)
+				break;
+			sl->used = ++hmac_clock;
+			return sl->h;
+		}
+		if (sl->token == NULL || (oldest->token != NULL && sl->used < oldest->used))
+			oldest = sl;
+	}
+	if (i < HMAC_SLOTS) /* the reset failed: key a new handle in that slot */
+		oldest = sl;
+	slot_clear(oldest);
+	if (gcry_mac_open(&oldest->h, GCRY_MAC_HMAC_SHA1, 0, NULL) != 0)
+		return NULL;
+	if (gcry_mac_setkey(oldest->h, token, strlen(token)) != 0 || (oldest->token = strdup(token)) == NULL) {
+		gcry_mac_close(oldest->h);
+		return NULL;
+	}
+	oldest->used = ++hmac_clock;
+	return oldest->h;
+}
+
+void
+twsig_forget(void)
+{
+	size_t i;
+
+	for (i = 0; i < HMAC_SLOTS; i++)
+		slot_clear(&hmacs[i]);
+}
+
+/* Sorts params by name, then value, into a new array (n == 0: NULL). -ENOMEM on failure. */
+static int
+sort_params(const struct form *params, const struct form_param ***out)
+{
+	const struct form_param **sorted;
+	size_t i;
+
+	*out = NULL;
+	if (params == NULL || params->n == 0)
+		return 0;
+	if ((sorted = malloc(params->n * sizeof(*sorted))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < params->n; i++)
+		sorted[i] = &params->p[i];
+	qsort(sorted, params->n, sizeof(*sorted), cmp_param);
+	*out = sorted;
+	return 0;
+}
+
+static int
+compute_sorted(const char *token, const char *url, const struct form_param **sorted, size_t n, char out[29])
+{
 	gcry_mac_hd_t h;
 	unsigned char mac[20];
 	size_t i, maclen = sizeof(mac);
 
-	if (gcry_mac_open(&h, GCRY_MAC_HMAC_SHA1, 0, NULL) != 0)
+	if ((h = hmac_for(token)) == NULL)
 		return -ENOMEM;
-	if (gcry_mac_setkey(h, token, strlen(token)) != 0)
-		goto fail;
 	gcry_mac_write(h, url, strlen(url));
-	if (params != NULL && params->n > 0) {
-		if ((sorted = malloc(params->n * sizeof(*sorted))) == NULL)
-			goto fail;
-		for (i = 0; i < params->n; i++)
-			sorted[i] = &params->p[i];
-		qsort(sorted, params->n, sizeof(*sorted), cmp_param);
-		for (i = 0; i < params->n; i++) {
-			gcry_mac_write(h, sorted[i]->name, strlen(sorted[i]->name));
-			gcry_mac_write(h, sorted[i]->value, strlen(sorted[i]->value));
-		}
-		free(sorted);
+	for (i = 0; i < n; i++) {
+		gcry_mac_write(h, sorted[i]->name, strlen(sorted[i]->name));
+		gcry_mac_write(h, sorted[i]->value, strlen(sorted[i]->value));
 	}
 	if (gcry_mac_read(h, mac, &maclen) != 0 || maclen != sizeof(mac))
-		goto fail;
-	gcry_mac_close(h);
+		return -ENOMEM;
 	base64_encode(mac, sizeof(mac), out);
 	return 0;
-fail:
-	gcry_mac_close(h);
-	return -ENOMEM;
+}
+
+int
+twsig_compute(const char *token, const char *url, const struct form *params, char out[29])
+{
+	const struct form_param **sorted;
+	int r;
+
+	if (sort_params(params, &sorted) < 0)
+		return -ENOMEM;
+	r = compute_sorted(token, url, sorted, sorted != NULL ? params->n : 0, out);
+	free(sorted);
+	return r;
 }
 
 int
@@ -110,7 +195,8 @@ twsig_url_variant(const char *url, int add, char *out, size_t size)
 
 /* Checks one URL against every token. */
 static bool
-check_url(const char *const *tokens, size_t ntokens, const char *url, const struct form *params, const char *header)
+check_url(const char *const *tokens, size_t ntokens, const char *url, const struct form_param **sorted, size_t n,
+    const char *header)
 {
 	char sig[29];
 	bool good = false;
@@ -119,7 +205,7 @@ check_url(const char *const *tokens, size_t ntokens, const char *url, const stru
 	for (i = 0; i < ntokens; i++) {
 		if (tokens[i] == NULL || tokens[i][0] == '\0')
 			continue;
-		if (twsig_compute(tokens[i], url, params, sig) < 0)
+		if (compute_sorted(tokens[i], url, sorted, n, sig) < 0)
 			continue;
 		/* No early exit: every candidate costs the same. */
 		if (timingsafe_streq(header, sig))
@@ -131,16 +217,20 @@ check_url(const char *const *tokens, size_t ntokens, const char *url, const stru
 bool
 twsig_valid(const char *const *tokens, size_t ntokens, const char *url, const struct form *params, const char *header)
 {
+	const struct form_param **sorted;
 	char v[4096];
 	bool good = false;
+	size_t n;
 
-	if (header == NULL || url == NULL)
+	if (header == NULL || url == NULL || sort_params(params, &sorted) < 0)
 		return false;
-	good |= check_url(tokens, ntokens, url, params, header);
+	n = sorted != NULL ? params->n : 0;
+	good |= check_url(tokens, ntokens, url, sorted, n, header);
 	if (twsig_url_variant(url, 1, v, sizeof(v)) == 0 && strcmp(v, url) != 0)
-		good |= check_url(tokens, ntokens, v, params, header);
+		good |= check_url(tokens, ntokens, v, sorted, n, header);
 	if (twsig_url_variant(url, 0, v, sizeof(v)) == 0 && strcmp(v, url) != 0)
-		good |= check_url(tokens, ntokens, v, params, header);
+		good |= check_url(tokens, ntokens, v, sorted, n, header);
+	free(sorted);
 	return good;
 }
 

@@ -11,8 +11,13 @@
 
 #include "common/form.h"
 
-/* Writes the base64 signature (28 chars + NUL) of url + params into out[29]. Returns 0 or -ENOMEM. */
+/*
+ * Writes the base64 signature (28 chars + NUL) of url + params into out[29]. Returns 0 or -ENOMEM.
+ * The HMAC handle keyed with token is kept for the next call (a few tokens at a time; one thread only).
+ */
 int twsig_compute(const char *token, const char *url, const struct form *params, char out[29]);
+/* Closes the HMAC handles kept by twsig_compute and twsig_valid and wipes their tokens. */
+void twsig_forget(void);
 /*
  * True if header matches url + params for any of the tokens (NULL entries
  * skipped), for the URL as given, with the scheme's default port added, or

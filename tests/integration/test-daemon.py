@@ -179,6 +179,31 @@ try:
     d.get_json("/health")
     ok(wait_for(lambda: "<7>" in d.logtext(), 3), "the new log level (debug) took effect")
 
+    # ---- SIGHUP with a new Twilio token: the signature is checked with it, not with the old one ----
+    # (signature.c keeps an HMAC handle per token; one keyed with the old token must not be reused.)
+    def webhook(token, n):
+        params = [("MessageSid", "SM%032d" % n), ("AccountSid", "AC" + "0" * 32), ("From", "whatsapp:+573001234567"),
+                  ("To", "whatsapp:+14155238886"), ("Body", "Hola")]
+        url = "https://bot.example.com/api/webhook/whatsapp"
+        return d.request("POST", "/api/webhook/whatsapp", body=form(params), headers={
+            "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sign(token, url, params)})[0]
+
+    NEW_TOKEN = "twilio-rotated-51c2e8"
+    is_eq(webhook(SECRET_TOKEN, 1), 200, "a webhook signed with the token: accepted")
+    is_eq(webhook(NEW_TOKEN, 2), 403, "one signed with another token: refused")
+    write_config(conf, config(level="debug").replace(SECRET_TOKEN, NEW_TOKEN))
+    d.clear()
+    d.signal(signal.SIGHUP)
+    ok(d.wait_notify("READY=1", 5) is not None, "READY=1 after a reload changing the Twilio token")
+    is_eq(webhook(NEW_TOKEN, 3), 200, "after it, a webhook signed with the new token: accepted")
+    is_eq(webhook(SECRET_TOKEN, 4), 403, "and one signed with the old token: refused")
+    write_config(conf, config(level="debug"))
+    d.clear()
+    d.signal(signal.SIGHUP)
+    ok(d.wait_notify("READY=1", 5) is not None, "READY=1 after the token is changed back")
+    is_eq(webhook(SECRET_TOKEN, 5), 200, "the first token accepted again")
+    is_eq(webhook(NEW_TOKEN, 6), 403, "the second refused again")
+
     # ---- a daemon with a Gemini key shows the model and its breaker ----
     g = Daemon(wd, conf, env={"GOOGLE_API_KEY": "AIzaTEST", "GEMINI_API_BASE": "http://127.0.0.1:9",
                               "CRMBRIDGE_STATE_DIR": os.path.join(wd, "state-g")})

@@ -1,13 +1,16 @@
 /*
  * Every signature vector of PROTOCOLS.md section 2 (Twilio's official SDK
  * vectors and the WhatsApp ones), the negative ones too, plus token
- * rotation and the port variants.
+ * rotation, the port variants, and the HMAC handles kept per token.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <gcrypt.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "common/base64.h"
 #include "common/form.h"
 #include "common/util.h"
 #include "twilio/signature.h"
@@ -44,6 +47,23 @@ vector(const char *url, const char *body, const char *want)
 	is_str(sig, want, "signature of %s", url);
 	ok(twsig_valid(tok, 1, url, &f, want), "and it validates");
 	form_clear(&f);
+}
+
+/* The signature of url + body (a form already in Twilio's order), computed with a handle of its own. */
+static void
+reference(const char *token, const char *url, const char *sorted_pairs, char out[29])
+{
+	gcry_mac_hd_t h;
+	unsigned char mac[20];
+	size_t maclen = sizeof(mac);
+
+	gcry_mac_open(&h, GCRY_MAC_HMAC_SHA1, 0, NULL);
+	gcry_mac_setkey(h, token, strlen(token));
+	gcry_mac_write(h, url, strlen(url));
+	gcry_mac_write(h, sorted_pairs, strlen(sorted_pairs));
+	gcry_mac_read(h, mac, &maclen);
+	gcry_mac_close(h);
+	base64_encode(mac, sizeof(mac), out);
 }
 
 /* True if header is accepted when the configured URL is url. */
@@ -124,6 +144,49 @@ main(void)
 		ok(twsig_valid(both, 2, U, &f, "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
 		    "the secondary (old) token is accepted");
 		ok(!twsig_valid(newonly, 2, U, &f, "RSOYDt4T1cUTdK1PDd93/VVr8B8="), "and refused once removed");
+		form_clear(&f);
+	}
+
+	/*
+	 * The HMAC handles kept per token: found by the token's text, not its address, so a token changed in place
+	 * (a reload) is never signed with the old key; more tokens than handles take turns; each signature is
+	 * the same as a fresh handle's, whatever was signed before with the same handle.
+	 */
+	{
+		char token[32], sig[29], want[29], name[64];
+		const char *one[1] = {token};
+		struct form f;
+		const char *why;
+		bool same = true, valid = true;
+		int round, i;
+
+		form_parse("B=2&A=1", 7, &f, &why);
+		snprintf(token, sizeof(token), "%s", "token-before-reload");
+		twsig_compute(token, U, &f, sig);
+		reference("token-before-reload", U, "A1B2", want);
+		is_str(sig, want, "signed with a token");
+		snprintf(token, sizeof(token), "%s", "token-after-reload!");
+		twsig_compute(token, U, &f, sig);
+		reference("token-after-reload!", U, "A1B2", want);
+		is_str(sig, want, "the same buffer holding a new token (a reload): signed with the new one");
+		reference("token-before-reload", U, "A1B2", want);
+		ok(!twsig_valid(one, 1, U, &f, want), "and the old token's signature is refused");
+		for (round = 0; round < 3; round++)
+			for (i = 0; i < 7; i++) {
+				snprintf(token, sizeof(token), "rotating-token-%d", i);
+				snprintf(name, sizeof(name), "%s/%d", U, round);
+				twsig_compute(token, name, &f, sig);
+				reference(token, name, "A1B2", want);
+				same = same && strcmp(sig, want) == 0;
+				valid = valid && twsig_valid(one, 1, name, &f, want);
+			}
+		ok(same, "seven tokens in turn over four handles: every signature as a fresh handle's");
+		ok(valid, "and every one validates with its token");
+		twsig_forget();
+		twsig_compute(token, U, &f, sig);
+		reference(token, U, "A1B2", want);
+		is_str(sig, want, "after twsig_forget, a new handle is keyed");
+		twsig_forget();
 		form_clear(&f);
 	}
 
