@@ -89,7 +89,7 @@ url = {redis.url}
     stop.set()
     th.join()
     keys = int(redis.cli("DBSIZE").strip() or 0)
-    print("N=%7d  keys %7d  stream %7d  erase %7.1f ms  longest Redis stall %6.1f ms  (HTTP %d)"
+    print("N=%7d  keys %7d  waiting %7d  erase %7.1f ms  longest Redis stall %6.1f ms  (HTTP %d)"
           % (n, keys, n, took * 1000, worst[0] * 1000, st), flush=True)
     d.signal(15)
     d.wait(20)
