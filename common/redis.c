@@ -571,7 +571,7 @@ head_size(int nargs, const char *name, size_t scriptlen)
 	return 1 + dec_len((size_t)nargs) + 2 + bulk_size(strlen(name)) + bulk_size(scriptlen);
 }
 
-/* One EVALSHA in flight, with what is needed to send it again as EVAL. */
+/* One script call in flight, with what is needed to send it again as EVAL. */
 struct evalreq {
 	struct rconn *rc;
 	/* The script's text (a string literal): its rscript may be freed (a reload) while the call is in flight. */
@@ -579,7 +579,7 @@ struct evalreq {
 	redisCallbackFn *fn;
 	void *privdata;
 	int nargs; /* including the command, the script and numkeys */
-	char *cmd; /* the EVALSHA as sent */
+	char *cmd; /* the command as sent: EVALSHA, or EVAL when full */
 	size_t len;
 	size_t head; /* where numkeys starts in cmd: what follows is the same for EVAL */
 	bool full;
