@@ -204,6 +204,9 @@ def main():
                     ("burst 1,500 / 48 clients", (1500, 150000, 0.01, 1000, 0), {"max_turns": 256, "clients": 48}),
                     # #19's per-message figures: 600 customers x 1 message at once, offline rules (no model).
                     ("burst 600, offline rules", (600, 60000, 0.01, 0, 0),
+                     {"max_turns": 256, "clients": 48, "model": False}),
+                    # The same at a steady pace, where Redis's batches are small: 2,000 customers over 10 s.
+                    ("steady 200/s, offline rules", (2000, 200, 10, 0, 0),
                      {"max_turns": 256, "clients": 48, "model": False})]
         for name, args, kw in standard:
             if a.only is None or a.only in name:
