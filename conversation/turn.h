@@ -23,7 +23,9 @@
 
 /* The most messages one turn takes (the rest wait for the next turn); as text for the claim script. */
 #define TURN_MAX_TAKEN 100
-#define TURN_MAX_TAKEN_S "100"
+#define TURN_STR_(x) #x
+#define TURN_STR(x) TURN_STR_(x)
+#define TURN_MAX_TAKEN_S TURN_STR(TURN_MAX_TAKEN)
 
 /* The longest the loop sleeps without being told of work: how late it sees another instance's. */
 #define ENGINE_IDLE_POLL_MS 2000

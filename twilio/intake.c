@@ -41,6 +41,7 @@ struct op {
 	char *sid, *from, *idem, *body;
 	size_t len;
 	uint64_t received_ms;
+	char *entry; /* the inbox entry, made from the webhook's parsed form; NULL: from body (a spool file) */
 	intake_cb cb;
 	void *arg;
 	bool replay; /* moving a spool file; seq says which */
@@ -329,6 +330,7 @@ op_free(struct op *op)
 	free(op->from);
 	free(op->idem);
 	free(op->body);
+	free(op->entry);
 	free(op);
 }
 
@@ -473,36 +475,33 @@ message_text(const struct form *f)
 }
 
 char *
-intake_entry_json(const char *sid, const char *form, size_t len, uint64_t received_ms)
+intake_entry_of_form(const char *sid, const struct form *f, uint64_t received_ms)
 {
-	struct form f;
-	const char *why, *body;
+	const char *body;
 	char *text, *json, ms[24];
 	long long nm = 0;
 	json_t *m;
 
-	if (form_parse(form, len, &f, &why) < 0)
-		return NULL;
-	text = message_text(&f);
+	text = message_text(f);
 	snprintf(ms, sizeof(ms), "%" PRIu64, received_ms);
 	m = json_pack(
-	    "{s:s, s:s, s:s, s:s?}", "sid", sid, "text", text, "t_ms", ms, "profile", form_get(&f, "ProfileName"));
+	    "{s:s, s:s, s:s, s:s?}", "sid", sid, "text", text, "t_ms", ms, "profile", form_get(f, "ProfileName"));
 	/* Voice notes and images: their addresses, for the turn to fetch (the bytes are never stored). */
-	if (parse_ll(form_get(&f, "NumMedia") ?: "0", 0, 10, &nm) == 0 && nm > 0) {
+	if (parse_ll(form_get(f, "NumMedia") ?: "0", 0, 10, &nm) == 0 && nm > 0) {
 		json_t *media = json_array();
 		char k[32];
 		for (long long i = 0; i < nm && i < 3; i++) {
 			const char *u, *ty;
 			snprintf(k, sizeof(k), "MediaUrl%lld", i);
-			u = form_get(&f, k);
+			u = form_get(f, k);
 			snprintf(k, sizeof(k), "MediaContentType%lld", i);
-			ty = form_get(&f, k);
+			ty = form_get(f, k);
 			if (u != NULL && ty != NULL && (strncmp(ty, "audio/", 6) == 0 || strncmp(ty, "image/", 6) == 0))
 				json_array_append_new(media, json_pack("{s:s, s:s}", "url", u, "type", ty));
 		}
 		if (json_array_size(media) > 0) {
 			json_object_set_new(m, "media", media);
-			body = form_get(&f, "Body");
+			body = form_get(f, "Body");
 			json_object_set_new(m, "media_only", json_boolean(body == NULL || *body == '\0'));
 		} else {
 			json_decref(media);
@@ -510,8 +509,21 @@ intake_entry_json(const char *sid, const char *form, size_t len, uint64_t receiv
 	}
 	json = json_dumps(m, JSON_COMPACT);
 	json_decref(m);
-	form_clear(&f);
 	free(text);
+	return json;
+}
+
+char *
+intake_entry_json(const char *sid, const char *form, size_t len, uint64_t received_ms)
+{
+	struct form f;
+	const char *why;
+	char *json;
+
+	if (form_parse(form, len, &f, &why) < 0)
+		return NULL;
+	json = intake_entry_of_form(sid, &f, received_ms);
+	form_clear(&f);
 	return json;
 }
 
@@ -565,16 +577,15 @@ send_op(struct intake *in, struct op *op)
 	if (!webhook_valid_from(op->from))
 		return -EINVAL;
 	a.phone = op->from + strlen("whatsapp:");
-	if ((entry = intake_entry_json(op->sid, op->body, op->len, op->received_ms)) == NULL)
+	/* A direct submission's entry was made from the form the webhook parsed; a spool file's is parsed here. */
+	if (op->entry == NULL && (op->entry = intake_entry_json(op->sid, op->body, op->len, op->received_ms)) == NULL)
 		return -EINVAL;
-	if (in->rc == NULL) {
-		free(entry);
+	entry = op->entry;
+	if (in->rc == NULL)
 		return -ENOTCONN;
-	}
 	a.member = member = intake_member(a.phone, op->received_ms, in->seq++ % 1000000, entry);
 	r = intake_store(in->rc, &in->script, &a, on_reply, op);
 	free(member);
-	free(entry);
 	return r;
 }
 
@@ -690,6 +701,7 @@ intake_submit(struct intake *in, const struct intake_msg *m, intake_cb cb, void 
 	op->sid = xstrdup(m->sid);
 	op->from = xstrdup(m->from);
 	op->idem = m->idem != NULL ? xstrdup(m->idem) : NULL;
+	op->entry = m->form != NULL ? intake_entry_of_form(m->sid, m->form, m->received_ms) : NULL;
 	op->body = xmalloc(m->len + 1);
 	memcpy(op->body, m->body, m->len);
 	op->body[m->len] = '\0';

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "common/form.h"
 #include "common/redis.h"
 
 struct intake;
@@ -33,6 +34,7 @@ struct intake_msg {
 	const char *body; /* the form body exactly as received */
 	size_t len;
 	uint64_t received_ms; /* realtime */
+	const struct form *form; /* the body as the webhook parsed it (borrowed), or NULL: parsed again */
 };
 
 struct intake_options {
@@ -75,6 +77,8 @@ int intake_spool_erase(struct intake *in, const char *from);
  * t_ms, profile, and media (up to 3 voice notes or images) with media_only. NULL if the form is malformed.
  */
 char *intake_entry_json(const char *sid, const char *form, size_t len, uint64_t received_ms);
+/* The same from a parsed form. */
+char *intake_entry_of_form(const char *sid, const struct form *f, uint64_t received_ms);
 /*
  * A member of the arrivals (to free): "<+E164>|<order>|<entry>", the order being the receive time (13 digits)
  * and seq (6), so that one phone's messages are a range of the sorted set, in the order they came.

@@ -316,6 +316,7 @@ webhook_whatsapp(struct http_request *req, void *arg)
 	m.body = body;
 	m.len = len;
 	m.received_ms = realtime_usec() / 1000;
+	m.form = &f;
 	intake_submit(w->intake, &m, on_stored, req);
 out:
 	form_clear(&f);
