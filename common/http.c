@@ -1007,6 +1007,13 @@ http_get_stats(const struct http_server *s, struct http_stats *st)
 }
 
 void
+http_set_priority(struct http_server *s, int64_t priority)
+{
+	sd_event_source_set_priority(s->io, priority);
+	sd_event_source_set_priority(s->timer, priority);
+}
+
+void
 http_free(struct http_server *s)
 {
 	if (s == NULL)

@@ -89,6 +89,8 @@ int http_listen_socket(const char *listen, char *bound, size_t size);
  */
 struct http_server *http_new(sd_event *e, int listen_fd, const struct http_limits *lim, const struct http_route *routes,
     size_t nroutes, void *arg);
+/* The server's sd-event priority (lower is dispatched first): its requests go ahead of other ready work. */
+void http_set_priority(struct http_server *s, int64_t priority);
 /* Stops serving; suspended requests are answered 503 first. NULL is fine. */
 void http_free(struct http_server *s);
 /* Closes the listening socket; connections already open continue. */

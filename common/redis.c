@@ -214,7 +214,7 @@ schedule_retry(struct rconn *rc)
 	rc->attempt++;
 	rc->info.failures++;
 	set_state(rc, RCONN_DOWN);
-	log_debug("redis: retrying in %llu ms", (unsigned long long)d);
+	log_debug("%s: retrying in %llu ms", rc->o.name, (unsigned long long)d);
 	arm_timer(rc, d);
 }
 
@@ -230,7 +230,7 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	if (status != REDIS_OK)
 		set_error(rc, "connection lost", ac->errstr);
 	if (rc->state == RCONN_UP)
-		log_warnx("redis: connection to %s lost, reconnecting", rc->info.endpoint);
+		log_warnx("%s: connection to %s lost, reconnecting", rc->o.name, rc->info.endpoint);
 	schedule_retry(rc);
 }
 
@@ -252,7 +252,7 @@ drop(struct rconn *rc, const char *why)
 	redisAsyncFree(ac);
 	rc->ping_pending = false;
 	if (rc->state == RCONN_UP)
-		log_warnx("redis: %s: %s, reconnecting", rc->info.endpoint, why);
+		log_warnx("%s: %s: %s, reconnecting", rc->o.name, rc->info.endpoint, why);
 	schedule_retry(rc);
 }
 
@@ -281,7 +281,7 @@ on_ping(redisAsyncContext *ac, void *r, void *privdata)
 		rc->ever_up = true;
 		rc->attempt = 0;
 		rc->info.last_error[0] = '\0';
-		log_info("redis: connected to %s (db %d)", rc->info.endpoint, rc->url.db);
+		log_info("%s: connected to %s (db %d)", rc->o.name, rc->info.endpoint, rc->url.db);
 		set_state(rc, RCONN_UP);
 	}
 	arm_timer(rc, rc->o.ping_interval_ms);
@@ -301,7 +301,7 @@ on_setup(redisAsyncContext *ac, void *r, void *privdata)
 		snprintf(what, sizeof(what), "%s refused", (const char *)privdata);
 		rc->setup_failed = true;
 		set_error(rc, what, reply->str);
-		log_warnx("redis: %s: %s", rc->info.endpoint, rc->info.last_error);
+		log_warnx("%s: %s: %s", rc->o.name, rc->info.endpoint, rc->info.last_error);
 		redisAsyncDisconnect(ac);
 	}
 }
@@ -325,7 +325,7 @@ on_connect(const redisAsyncContext *cac, int status)
 	if (status != REDIS_OK) {
 		/* hiredis frees the context after this callback. */
 		set_error(rc, "connect", cac->errstr);
-		log_debug("redis: cannot connect to %s: %s", rc->info.endpoint, cac->errstr);
+		log_debug("%s: cannot connect to %s: %s", rc->o.name, rc->info.endpoint, cac->errstr);
 		rc->ac = NULL;
 		schedule_retry(rc);
 		return;
@@ -339,6 +339,9 @@ on_connect(const redisAsyncContext *cac, int status)
 	}
 	if (rc->url.db != 0)
 		redisAsyncCommand(rc->ac, on_setup, cmd_select, "SELECT %d", rc->url.db);
+	/* Only a label: a user whose ACL refuses it still gets a working connection. */
+	if (rc->o.client_name != NULL)
+		redisAsyncCommand(rc->ac, NULL, NULL, "CLIENT SETNAME %s", rc->o.client_name);
 	send_ping(rc);
 }
 
@@ -377,7 +380,7 @@ rc_connect(struct rconn *rc)
 		fatalx("redis: out of memory");
 	if (ac->err) {
 		set_error(rc, "connect", ac->errstr);
-		log_debug("redis: cannot connect to %s: %s", rc->info.endpoint, ac->errstr);
+		log_debug("%s: cannot connect to %s: %s", rc->o.name, rc->info.endpoint, ac->errstr);
 		redisAsyncFree(ac);
 		schedule_retry(rc);
 		return;
@@ -389,6 +392,8 @@ rc_connect(struct rconn *rc)
 		fatalx("redis: sd_event_add_io: %s", strerror(-r));
 	if ((r = sd_event_source_set_prepare(rc->io, on_prepare)) < 0)
 		fatalx("redis: sd_event_source_set_prepare: %s", strerror(-r));
+	if (rc->o.priority != 0 && (r = sd_event_source_set_priority(rc->io, rc->o.priority)) < 0)
+		fatalx("redis: sd_event_source_set_priority: %s", strerror(-r));
 	ac->ev.data = rc;
 	ac->ev.addRead = ev_add_read;
 	ac->ev.delRead = ev_del_read;
@@ -420,6 +425,8 @@ rconn_new(sd_event *e, const struct rconn_options *o, rconn_state_fn fn, void *a
 		rc->o.backoff_min_ms = 100;
 	if (rc->o.backoff_max_ms == 0)
 		rc->o.backoff_max_ms = 10000;
+	if (rc->o.name == NULL)
+		rc->o.name = "redis";
 	rc->fn = fn;
 	rc->arg = arg;
 	rc->info.db = rc->url.db;

@@ -24,6 +24,9 @@ struct rconn_options {
 	uint64_t ping_interval_ms; /* health check while connected */
 	uint64_t backoff_min_ms; /* first retry delay (0: 100 ms) */
 	uint64_t backoff_max_ms; /* longest retry delay (0: 10 s) */
+	const char *name; /* in log lines ("redis" when NULL); a string literal */
+	const char *client_name; /* CLIENT SETNAME, so that CLIENT LIST tells them apart (NULL: none); a literal */
+	int64_t priority; /* the socket's sd-event priority: lower is dispatched first (0: SD_EVENT_PRIORITY_NORMAL) */
 };
 
 struct rconn_info {

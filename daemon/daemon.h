@@ -33,6 +33,12 @@
 /* Room in each routing table. */
 #define DAEMON_MAX_ROUTES 32
 
+/*
+ * The webhook's sd-event priority: its HTTP server and the intake's Redis connection are dispatched before
+ * turn work that is ready at the same time, so that Twilio's acknowledgement does not wait behind it.
+ */
+#define DAEMON_PRIORITY_WEBHOOK SD_EVENT_PRIORITY_IMPORTANT
+
 struct daemon {
 	sd_event *event;
 	struct conf *conf;
@@ -41,6 +47,11 @@ struct daemon {
 	struct http_server *http;
 	struct http_server *admin_http; /* NULL: admin endpoints on http */
 	struct rconn *redis;
+	/*
+	 * The webhook intake's own connection, its socket dispatched before the others: a webhook's store
+	 * is not queued in Redis behind the turns' scripts, nor its answer read after theirs.
+	 */
+	struct rconn *intake_redis;
 	struct intake *intake;
 	struct curlev *curl;
 	struct sender *sender; /* NULL without Twilio credentials */

@@ -102,8 +102,6 @@ on_redis_state(struct rconn *rc, enum rconn_state state, void *arg)
 
 	if (d->redis == NULL)
 		d->redis = rc; /* first callback may come before rconn_new returns */
-	if (state == RCONN_UP && d->intake != NULL)
-		intake_redis_up(d->intake);
 	if (state == RCONN_UP && d->engine != NULL)
 		engine_redis_up(d->engine);
 	if (state == RCONN_UP && !d->ready_sent && !d->admin.stopping) {
@@ -116,19 +114,45 @@ on_redis_state(struct rconn *rc, enum rconn_state state, void *arg)
 		notify_status(d);
 }
 
-static struct rconn *
+static void
+on_intake_redis_state(struct rconn *rc, enum rconn_state state, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (state == RCONN_UP && d->intake != NULL)
+		intake_redis_up(d->intake);
+}
+
+/* The daemon's Redis connections: the one everything shares, and the webhook intake's own. */
+static void
 redis_start(struct daemon *d, const struct conf *c)
 {
 	struct rconn_options ro = {
 	    .url = c->redis_url,
 	    .connect_timeout_ms = c->redis_connect_timeout_ms,
 	    .ping_interval_ms = c->redis_ping_interval_ms,
+	    .client_name = "crmbridged",
 	};
-	struct rconn *rc = rconn_new(d->event, &ro, on_redis_state, d);
 
-	if (rc == NULL)
+	if ((d->redis = rconn_new(d->event, &ro, on_redis_state, d)) == NULL)
 		fatalx("redis: invalid REDIS_URL"); /* conf_load checked it already */
-	return rc;
+	ro.name = "redis (webhook intake)";
+	ro.client_name = "crmbridged-intake";
+	ro.priority = DAEMON_PRIORITY_WEBHOOK;
+	if ((d->intake_redis = rconn_new(d->event, &ro, on_intake_redis_state, d)) == NULL)
+		fatalx("redis: invalid REDIS_URL");
+	intake_set_redis(d->intake, d->intake_redis);
+}
+
+static void
+redis_stop(struct daemon *d)
+{
+	if (d->intake != NULL)
+		intake_set_redis(d->intake, NULL);
+	rconn_free(d->intake_redis);
+	d->intake_redis = NULL;
+	rconn_free(d->redis);
+	d->redis = NULL;
 }
 
 static void
@@ -283,11 +307,8 @@ reload(struct daemon *d)
 	    c->redis_connect_timeout_ms != d->conf->redis_connect_timeout_ms ||
 	    c->redis_ping_interval_ms != d->conf->redis_ping_interval_ms) {
 		log_notice("reload: Redis settings changed; reconnecting");
-		intake_set_redis(d->intake, NULL);
-		rconn_free(d->redis);
-		d->redis = NULL;
-		d->redis = redis_start(d, c);
-		intake_set_redis(d->intake, d->redis);
+		redis_stop(d);
+		redis_start(d, c);
 		if (d->sender != NULL)
 			sender_set_redis(d->sender, d->redis);
 	}
@@ -537,6 +558,7 @@ main(int argc, char *argv[])
 			fatalx("http: cannot start the server");
 		log_notice("http: listening on %s", d.bound);
 	}
+	http_set_priority(d.http, DAEMON_PRIORITY_WEBHOOK);
 
 	{
 		struct intake_options io = {
@@ -554,8 +576,7 @@ main(int argc, char *argv[])
 	}
 	if ((d.curl = curlev_new(d.event)) == NULL)
 		fatalx("libcurl: cannot create a multi handle");
-	d.redis = redis_start(&d, d.conf);
-	intake_set_redis(d.intake, d.redis);
+	redis_start(&d, d.conf);
 	d.sender = sender_start(&d, d.conf);
 	d.stripe = daemon_stripe(&d, d.conf);
 	d.content = daemon_content(&d, d.conf);
@@ -596,7 +617,7 @@ main(int argc, char *argv[])
 			fatalx("classifier.lexicon: %s", err);
 	}
 	daemon_wire(&d); /* every service is there: the folders' contexts can point at them */
-	if (rconn_state(d.redis) == RCONN_UP)
+	if (rconn_state(d.intake_redis) == RCONN_UP)
 		intake_redis_up(d.intake);
 	if (!d.ready_sent)
 		notify_status(&d);
@@ -617,6 +638,7 @@ main(int argc, char *argv[])
 	 */
 	engine_free(d.engine);
 	intake_free(d.intake);
+	d.intake = NULL;
 	admin_cancel();
 	outreach_cancel();
 	outreach_cancel_pauses();
@@ -633,7 +655,7 @@ main(int argc, char *argv[])
 	stripe_free(d.stripe);
 	classifier_free(d.classifier);
 	lexicon_free(d.lexicon);
-	rconn_free(d.redis);
+	redis_stop(&d);
 	journal_free(d.journal);
 	analytics_free(d.analytics);
 	sd_event_source_disable_unref(d.drain);

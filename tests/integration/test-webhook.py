@@ -195,6 +195,29 @@ try:
     e = [e for s_, _, e in stored() if s_ == dict(media)["MessageSid"]]
     ok(e and (e[0].get("text") == "[image/jpeg]"), "a media-only message stands for what it carries", e)
 
+    # ---- the intake's own Redis connection ----
+    def clients():
+        """The daemon's Redis connections by name (CLIENT SETNAME): name -> [client id]."""
+        out = {}
+        for line in resp(redis.port, "CLIENT", "LIST").decode().splitlines():
+            f = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+            if f.get("name", "").startswith("crmbridged"):
+                out.setdefault(f["name"], []).append(f["id"])
+        return out
+
+    c = clients()
+    is_eq(sorted((k, len(v)) for k, v in c.items()), [("crmbridged", 1), ("crmbridged-intake", 1)],
+          "two Redis connections, named: the intake's own, so that a webhook does not queue behind turns")
+    resp(redis.port, "CLIENT", "KILL", "ID", c["crmbridged-intake"][0])
+    n0 = xlen()
+    sts = [post(d, message(phone="+573001119%03d" % i, body="tras perder la conexión %d" % i))[0] for i in range(5)]
+    is_eq(sts, [200] * 5, "webhooks just after the intake's connection was cut: 200")
+    ok(wait_for(lambda: xlen() == n0 + 5, 10), "and all five stored once (spooled, then moved when it was back)",
+       xlen() - n0)
+    ok(wait_for(lambda: clients().get("crmbridged-intake", [c["crmbridged-intake"][0]]) != c["crmbridged-intake"],
+                10), "the intake connected again on its own")
+    is_eq(clients().get("crmbridged"), c["crmbridged"], "the turns' connection was not touched")
+
     # ---- SIGKILL right after a burst of 200 ----
     burst = [message(phone="+5730000%05d" % (i % 20), body="burst %d" % i) for i in range(200)]
     answered = [None] * 200
