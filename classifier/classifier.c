@@ -232,7 +232,7 @@ classifier_set_media(struct classifier *cl, bool on)
 bool
 classifier_accepts_media(const struct classifier *cl, const char *mime)
 {
-	return cl->g != NULL && cl->media && model_accepts_media(gemini_provider(cl->g), mime);
+	return cl->g != NULL && cl->media && gemini_accepts_media(cl->g, mime);
 }
 
 void

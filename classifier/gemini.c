@@ -59,9 +59,10 @@ gemini_outcome_name(enum gemini_outcome o)
 bool
 model_accepts_media(enum model_provider p, const char *mime)
 {
+	/* Gemini's lists (image and audio understanding), and names gemini_mime_type() turns into them. */
 	static const char *const gem[] = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif",
-	    "audio/ogg", "audio/opus", "audio/mpeg", "audio/mp3", "audio/wav", "audio/x-wav", "audio/aac", "audio/mp4",
-	    "audio/amr", "audio/flac", "audio/aiff", NULL};
+	    "audio/wav", "audio/mp3", "audio/aiff", "audio/aac", "audio/ogg", "audio/flac", "audio/x-wav", "audio/wave",
+	    "audio/mpeg", "audio/opus", "audio/x-aiff", "audio/x-flac", NULL};
 	static const char *const oai[] = {"image/png", "image/jpeg", "image/webp", "image/gif", "audio/wav",
 	    "audio/x-wav", "audio/mpeg", "audio/mp3", NULL};
 	const char *const *l = p == PROVIDER_OPENAI ? oai : gem;
@@ -74,6 +75,28 @@ model_accepts_media(enum model_provider p, const char *mime)
 		if (strlen(*l) == n && strncasecmp(mime, *l, n) == 0)
 			return true;
 	return false;
+}
+
+const char *
+gemini_mime_type(const char *mime)
+{
+	static const struct {
+		const char *from, *to;
+	} alias[] = {{"audio/x-wav", "audio/wav"}, {"audio/wave", "audio/wav"}, {"audio/mpeg", "audio/mp3"},
+	    {"audio/opus", "audio/ogg"}, /* WhatsApp's voice notes: Opus in an Ogg file */
+	    {"audio/x-aiff", "audio/aiff"}, {"audio/x-flac", "audio/flac"}};
+	static char plain[64];
+	size_t n = strcspn(mime, "; "), i;
+
+	for (i = 0; i < sizeof(alias) / sizeof(alias[0]); i++)
+		if (strlen(alias[i].from) == n && strncasecmp(mime, alias[i].from, n) == 0)
+			return alias[i].to;
+	if (n >= sizeof(plain))
+		n = sizeof(plain) - 1;
+	for (i = 0; i < n; i++)
+		plain[i] = (char)tolower((unsigned char)mime[i]);
+	plain[n] = '\0';
+	return plain; /* "audio/ogg; codecs=opus" -> "audio/ogg" */
 }
 
 const char *
@@ -162,16 +185,75 @@ instruction(const struct conversation *c)
 	return sys;
 }
 
-char *
-gemini_request_body(const struct conversation *c, unsigned max_output_tokens)
+/* Appends our messages msg[from, to) to *sys under a heading: the bot's words, never the customer's. */
+static void
+instruction_add_ours(char **sys, const struct conversation *c, size_t from, size_t to, const char *heading)
 {
-	json_t *contents = json_array(), *cur = NULL, *body;
-	const char *cur_role = NULL;
-	size_t i;
-	char *out;
+	char *n;
 
+	if (from >= to)
+		return;
+	xasprintf(&n, "%s\n\n%s", *sys, heading);
+	free(*sys);
+	*sys = n;
+	for (; from < to; from++) {
+		xasprintf(&n, "%s\n- %s", *sys, c->msg[from].text);
+		free(*sys);
+		*sys = n;
+	}
+}
+
+/*
+ * thinkingConfig by model family (PROTOCOLS.md, Google's thinking guide): Gemini 3 and later take thinkingLevel
+ * ("minimal" on Flash and Flash-Lite, "low" the least on Pro); 2.5 takes thinkingBudget (0 turns it off on Flash
+ * and Flash-Lite; Pro cannot turn it off, 128 is its least) and refuses thinkingLevel with 400; older models and
+ * names of another family (gemma-…, a tuned model) get none, since they do not think and may refuse it.
+ */
+json_t *
+gemini_thinking_config(const char *model)
+{
+	const char *m = model != NULL ? model : "";
+	bool pro = strstr(m, "-pro") != NULL;
+	char *end;
+	long major;
+
+	if (strncmp(m, "models/", 7) == 0)
+		m += 7;
+	if (strncmp(m, "gemini-", 7) != 0)
+		return NULL;
+	major = strtol(m + 7, &end, 10);
+	if (end == m + 7)
+		return NULL;
+	if (major >= 3)
+		return json_pack("{s:s}", "thinkingLevel", pro ? "low" : "minimal");
+	if (major == 2 && strncmp(end, ".5", 2) == 0)
+		return json_pack("{s:i}", "thinkingBudget", pro ? 128 : 0);
+	return NULL;
+}
+
+char *
+gemini_request_body(const struct conversation *c, const char *model, unsigned max_output_tokens)
+{
+	json_t *contents = json_array(), *cur = NULL, *body, *thinking;
+	const char *cur_role = NULL;
+	size_t i, first = 0, last = c->n;
+	char *out, *sys = instruction(c);
+
+	/*
+	 * Gemini takes contents that begin and end with a user turn (a last model turn is refused with 400): our
+	 * messages before the customer's first one here (a template that opened the chat) and after the last one
+	 * go in the instruction as what we said, the rest alternate, the customer's latest message last.
+	 */
+	while (first < c->n && !c->msg[first].user)
+		first++;
+	while (last > first && !c->msg[last - 1].user)
+		last--;
+	if (first == c->n)
+		first = last = 0; /* no customer message at all: sent as it is, for Gemini to refuse */
+	instruction_add_ours(&sys, c, 0, first, "Our messages before the customer's first message shown here:");
+	instruction_add_ours(&sys, c, last, c->n, "Our messages sent after the customer's last message:");
 	/* One content per turn; consecutive messages of one side become parts of one content. */
-	for (i = 0; i < c->n; i++) {
+	for (i = first; i < last; i++) {
 		const char *role = c->msg[i].user ? "user" : "model";
 
 		if (cur_role == NULL || strcmp(role, cur_role) != 0) {
@@ -184,15 +266,16 @@ gemini_request_body(const struct conversation *c, unsigned max_output_tokens)
 			for (size_t k = 0; k < c->nmedia; k++) {
 				char *enc = b64(c->media[k].data, c->media[k].len);
 				json_array_append_new(json_object_get(cur, "parts"),
-				    json_pack(
-				        "{s:{s:s, s:s}}", "inlineData", "mimeType", c->media[k].mime, "data", enc));
+				    json_pack("{s:{s:s, s:s}}", "inlineData", "mimeType",
+				        gemini_mime_type(c->media[k].mime), "data", enc));
 				free(enc);
 			}
 	}
-	char *sys = instruction(c);
-	body = json_pack("{s:{s:[{s:s}]}, s:o, s:{s:s, s:o, s:i, s:{s:s}}}", "systemInstruction", "parts", "text", sys,
+	body = json_pack("{s:{s:[{s:s}]}, s:o, s:{s:s, s:o, s:i}}", "systemInstruction", "parts", "text", sys,
 	    "contents", contents, "generationConfig", "responseMimeType", "application/json", "responseJsonSchema",
-	    schema(false), "maxOutputTokens", (int)max_output_tokens, "thinkingConfig", "thinkingLevel", "minimal");
+	    schema(false), "maxOutputTokens", (int)max_output_tokens);
+	if ((thinking = gemini_thinking_config(model)) != NULL)
+		json_object_set_new(json_object_get(body, "generationConfig"), "thinkingConfig", thinking);
 	out = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	free(sys);
@@ -408,7 +491,7 @@ content_text(json_t *content)
 }
 
 void
-openai_parse_response(long status, const char *body, size_t len, uint64_t retry_after_s, struct gemini_response *r)
+openai_parse_response(long status, const char *body, size_t len, uint64_t retry_after_ms, struct gemini_response *r)
 {
 	json_t *doc = body != NULL ? json_loadb(body, len, 0, NULL) : NULL, *err, *choice, *msg, *u, *code;
 	const char *m, *fin, *refusal;
@@ -433,7 +516,7 @@ openai_parse_response(long status, const char *body, size_t len, uint64_t retry_
 		if (status == 429) {
 			r->outcome = GEM_RETRY_LATER;
 			r->retry_after_ms =
-			    retry_after_s > 0 ? (retry_after_s > 86400 ? 86400 : retry_after_s) * 1000 : 2000;
+			    retry_after_ms > 0 ? (retry_after_ms > 86400000 ? 86400000 : retry_after_ms) : 2000;
 			/* Out of credit or a daily quota: not something a retry in seconds mends. */
 			if ((kind != NULL &&
 			        (strcmp(kind, "insufficient_quota") == 0 || strstr(kind, "PerDay") != NULL)) ||
@@ -673,6 +756,7 @@ struct greq {
 	sd_event_source *timer;
 	enum gemini_outcome pending; /* for a deferred answer */
 	unsigned tokens; /* spent over all attempts */
+	uint64_t retry_after_ms; /* OpenAI's retry-after-ms header of the last answer, 0 if none */
 	struct greq *prev, *next;
 };
 
@@ -681,6 +765,7 @@ struct gemini {
 	struct curlev *cv;
 	struct gemini_options o;
 	char *url, *keyhdr, *model;
+	char *audio_model; /* openai: the model a turn with a voice note goes to (input_audio); NULL: none */
 	struct breaker br;
 	struct greq *reqs;
 	struct gemini_stats st;
@@ -780,10 +865,12 @@ on_done(CURL *easy, CURLcode res, void *arg)
 		r.outcome = GEM_SERVER;
 		snprintf(r.error, sizeof(r.error), "network: %s", curl_easy_strerror(res));
 	} else if (g->o.provider == PROVIDER_OPENAI) {
+		/* retry-after-ms (OpenAI's, as its SDKs read it) before Retry-After in seconds. */
 		curl_off_t ra = 0;
 		if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra < 0)
 			ra = 0;
-		openai_parse_response(status, q->resp.data, q->resp.len, (uint64_t)ra, &r);
+		openai_parse_response(status, q->resp.data, q->resp.len,
+		    q->retry_after_ms > 0 ? q->retry_after_ms : (uint64_t)ra * 1000, &r);
 	} else {
 		gemini_parse_response(status, q->resp.data, q->resp.len, &r);
 	}
@@ -838,12 +925,36 @@ on_done(CURL *easy, CURLcode res, void *arg)
 	finish(q, r.outcome, NULL, -1);
 }
 
+/* CURLOPT_HEADERFUNCTION for OpenAI: keeps retry-after-ms. */
+static size_t
+on_header(char *buf, size_t size, size_t n, void *arg)
+{
+	struct greq *q = arg;
+	size_t len = size * n;
+	static const char name[] = "retry-after-ms:";
+	long long v;
+	char val[32];
+
+	if (len > sizeof(name) - 1 && strncasecmp(buf, name, sizeof(name) - 1) == 0) {
+		size_t i = sizeof(name) - 1, k = 0;
+		while (i < len && (buf[i] == ' ' || buf[i] == '\t'))
+			i++;
+		while (i < len && k + 1 < sizeof(val) && buf[i] >= '0' && buf[i] <= '9')
+			val[k++] = buf[i++];
+		val[k] = '\0';
+		if (k > 0 && parse_ll(val, 0, 86400000, &v) == 0)
+			q->retry_after_ms = (uint64_t)v;
+	}
+	return len;
+}
+
 static void
 send_req(struct greq *q)
 {
 	struct gemini *g = q->g;
 
 	q->attempt++;
+	q->retry_after_ms = 0;
 	if (q->easy == NULL) {
 		if ((q->easy = curl_easy_init()) == NULL)
 			fatalx("gemini: curl_easy_init failed");
@@ -854,11 +965,28 @@ send_req(struct greq *q)
 		curl_easy_setopt(q->easy, CURLOPT_HTTPHEADER, q->hdrs);
 		curl_easy_setopt(q->easy, CURLOPT_POSTFIELDS, q->body);
 		curlev_defaults(q->easy, &q->resp, g->o.timeout_ms);
+		if (g->o.provider == PROVIDER_OPENAI) {
+			curl_easy_setopt(q->easy, CURLOPT_HEADERFUNCTION, on_header);
+			curl_easy_setopt(q->easy, CURLOPT_HEADERDATA, q);
+		}
 	}
 	if (curlev_add(g->cv, q->easy, on_done, q) < 0) {
 		snprintf(g->st.last_error, sizeof(g->st.last_error), "cannot start a transfer");
 		finish(q, GEM_SERVER, NULL, -1);
 	}
+}
+
+/* The model an OpenAI request goes to: the audio model when the turn carries a voice note. */
+static const char *
+openai_model_for(const struct gemini *g, const struct conversation *c)
+{
+	size_t k;
+
+	if (g->audio_model != NULL && c->media != NULL)
+		for (k = 0; k < c->nmedia; k++)
+			if (strncasecmp(c->media[k].mime, "audio/", 6) == 0)
+				return g->audio_model;
+	return g->model;
 }
 
 void
@@ -890,8 +1018,8 @@ gemini_classify(struct gemini *g, const struct conversation *c, gemini_done_fn d
 		return;
 	}
 	q->body = g->o.provider == PROVIDER_OPENAI
-	    ? openai_request_body(c, g->model, g->o.max_output_tokens, g->o.max_tokens_param)
-	    : gemini_request_body(c, g->o.max_output_tokens);
+	    ? openai_request_body(c, openai_model_for(g, c), g->o.max_output_tokens, g->o.max_tokens_param)
+	    : gemini_request_body(c, g->model, g->o.max_output_tokens);
 	send_req(q);
 }
 
@@ -908,6 +1036,8 @@ gemini_new(sd_event *e, struct curlev *cv, const struct gemini_options *o)
 	g->o.max_tokens_param =
 	    o->max_tokens_param != NULL && strcmp(o->max_tokens_param, "max_tokens") == 0 ? "max_tokens" : NULL;
 	g->model = xstrdup(o->model);
+	g->audio_model = o->audio_model != NULL && *o->audio_model != '\0' ? xstrdup(o->audio_model) : NULL;
+	g->o.audio_model = NULL;
 	if (g->o.max_attempts == 0)
 		g->o.max_attempts = 3;
 	if (g->o.max_output_tokens == 0)
@@ -956,6 +1086,7 @@ gemini_free(struct gemini *g)
 	free(g->keyhdr);
 	free(g->url);
 	free(g->model);
+	free(g->audio_model);
 	sd_event_unref(g->event);
 	free(g);
 }
@@ -964,6 +1095,16 @@ enum model_provider
 gemini_provider(const struct gemini *g)
 {
 	return g->o.provider;
+}
+
+bool
+gemini_accepts_media(const struct gemini *g, const char *mime)
+{
+	/* OpenAI's input_audio needs an audio model (gpt-4o-mini, the default, takes text and images only). */
+	if (g->o.provider == PROVIDER_OPENAI && mime != NULL && strncasecmp(mime, "audio/", 6) == 0 &&
+	    g->audio_model == NULL)
+		return false;
+	return model_accepts_media(g->o.provider, mime);
 }
 
 void

@@ -8,6 +8,7 @@
 #ifndef CRMB_GEMINI_H
 #define CRMB_GEMINI_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
@@ -47,11 +48,21 @@ const char *model_provider_name(enum model_provider p);
 /* Whether the provider's API takes this media type inline (Gemini: images and audio incl. WhatsApp's ogg/opus;
    OpenAI's chat/completions: images, and audio as wav or mp3 only). */
 bool model_accepts_media(enum model_provider p, const char *mime);
+/*
+ * The name Gemini lists for a media type ("audio/x-wav" -> "audio/wav", "audio/mpeg" -> "audio/mp3",
+ * "audio/opus" -> "audio/ogg", parameters dropped); a static buffer, valid until the next call.
+ */
+const char *gemini_mime_type(const char *mime);
 /* "gemini" or "openai"; -1 if neither. */
 int model_provider_from_name(const char *s);
 
-/* Builds the generateContent body for c; caller frees. */
-char *gemini_request_body(const struct conversation *c, unsigned max_output_tokens);
+/*
+ * Builds the generateContent body for c, for model (its thinkingConfig depends on the family); the contents
+ * begin and end with the customer's turns. Caller frees.
+ */
+char *gemini_request_body(const struct conversation *c, const char *model, unsigned max_output_tokens);
+/* The generationConfig.thinkingConfig model takes, or NULL for none; caller owns it. */
+json_t *gemini_thinking_config(const char *model);
 /* Reads an HTTP answer (status, body) into r. */
 void gemini_parse_response(long status, const char *body, size_t len, struct gemini_response *r);
 /*
@@ -65,10 +76,10 @@ char *openai_request_body(
 /*
  * Reads a chat/completions answer into r: choices[0].message.content and
  * finish_reason, a refusal, usage; errors as {"error": {...}} or wrapped in
- * an array. retry_after_s: the Retry-After header in seconds (0 if none).
+ * an array. retry_after_ms: retry-after-ms, else Retry-After (seconds) in ms; 0 if neither.
  */
 void
-openai_parse_response(long status, const char *body, size_t len, uint64_t retry_after_s, struct gemini_response *r);
+openai_parse_response(long status, const char *body, size_t len, uint64_t retry_after_ms, struct gemini_response *r);
 /* Frees r's text. */
 void gemini_response_clear(struct gemini_response *r);
 /* Parses "42s", "1.5s", "500ms" into milliseconds; 0 if not a duration. */
@@ -114,6 +125,7 @@ struct gemini_options {
 	const char *model;
 	const char *api_key; /* may be NULL for openai (a local server without a key) */
 	const char *max_tokens_param; /* openai: "max_completion_tokens" (default) or "max_tokens" */
+	const char *audio_model; /* openai: the model a turn with a voice note goes to (input_audio); NULL: none */
 	uint64_t timeout_ms; /* one attempt */
 	unsigned max_attempts;
 	uint64_t max_retry_delay_ms; /* a longer retryDelay is not waited for */
@@ -142,6 +154,8 @@ void gemini_free(struct gemini *g);
 void gemini_classify(struct gemini *g, const struct conversation *c, gemini_done_fn done, void *arg);
 void gemini_get_stats(const struct gemini *g, struct gemini_stats *st);
 enum model_provider gemini_provider(const struct gemini *g);
+/* Whether the client sends this media type to its model (OpenAI: audio only with an audio_model). */
+bool gemini_accepts_media(const struct gemini *g, const char *mime);
 const char *gemini_outcome_name(enum gemini_outcome o);
 
 #endif

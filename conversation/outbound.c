@@ -123,7 +123,7 @@ outbound_merge_call(json_t *st, const json_t *call, unsigned history_cap)
 	if (!seen) {
 		xasprintf(&text, "[WhatsApp template sent after a phone call%s%s]%s%s", agent ? " with " : "",
 		    agent ? agent : "", msg != NULL ? " " : "", msg != NULL ? msg : "");
-		conv_state_add(
+		conv_state_insert(
 		    st, "out", text, (uint64_t)json_integer_value(json_object_get(call, "at_ms")), sid, history_cap);
 		free(text);
 	}

@@ -59,6 +59,20 @@ conv_state_add(json_t *st, const char *dir, const char *text, uint64_t t_ms, con
 }
 
 void
+conv_state_insert(json_t *st, const char *dir, const char *text, uint64_t t_ms, const char *sid, unsigned cap)
+{
+	json_t *h = json_object_get(st, "history");
+	size_t at = json_array_size(h);
+
+	while (at > 0 && (uint64_t)json_integer_value(json_object_get(json_array_get(h, at - 1), "t_ms")) > t_ms)
+		at--;
+	json_array_insert_new(
+	    h, at, json_pack("{s:s, s:s, s:I, s:s?}", "dir", dir, "text", text, "t_ms", (json_int_t)t_ms, "sid", sid));
+	while (json_array_size(h) > cap)
+		json_array_remove(h, 0);
+}
+
+void
 conv_state_merge(json_t *st, const struct analysis *a, const char *sid, uint64_t now_ms)
 {
 	json_t *fields = json_object_get(st, "fields");

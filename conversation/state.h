@@ -28,6 +28,12 @@ json_t *conv_state_parse(const char *text, size_t len, const char **why);
 /* Appends a history entry, keeping the last cap entries. dir is "in" or "out". */
 void conv_state_add(json_t *st, const char *dir, const char *text, uint64_t t_ms, const char *sid, unsigned cap);
 /*
+ * Like conv_state_add for an entry recorded after the fact (a call's template, merged by the turn after the
+ * customer's answer to it): placed before the entries of a later time, so the history reads in the order
+ * things happened (a model is given the template, then the answer).
+ */
+void conv_state_insert(json_t *st, const char *dir, const char *text, uint64_t t_ms, const char *sid, unsigned cap);
+/*
  * Merges an analysis' fields: a known field is never lost, a value the
  * customer stated anew replaces the old one (recorded with sid).
  */

@@ -66,6 +66,7 @@ online_start(const struct lexicon *lx, bool offline)
 		o.model = model != NULL && *model != '\0' ? model : oa ? "gpt-4o-mini" : "gemini-3.5-flash-lite";
 		o.api_key = key;
 		o.max_tokens_param = getenv("OPENAI_MAX_TOKENS_PARAM");
+		o.audio_model = oa ? getenv("OPENAI_AUDIO_MODEL") : NULL;
 		o.timeout_ms = 20000;
 		run.g = gemini_new(run.ev, run.cv, &o);
 		run.provider = model_provider_name(o.provider);

@@ -164,6 +164,8 @@ static const struct key conf_keys[] = {
     {"openai", "model", "OPENAI_MODEL", NULL, K_STR, 0, 0, 0, "gpt-4o-mini", OFF(openai_model), check_model},
     {"openai", "max_tokens_param", NULL, NULL, K_STR, 0, 0, 0, "max_completion_tokens", OFF(openai_max_tokens_param),
         check_max_tokens_param},
+    /* input_audio needs an audio model: gpt-4o-mini takes text and images only. */
+    {"openai", "audio_model", "OPENAI_AUDIO_MODEL", NULL, K_STR, 0, 0, 0, NULL, OFF(openai_audio_model), check_model},
     /* Its own limits: a model on one's own server is often slower than Gemini's or OpenAI's. */
     {"openai", "timeout", NULL, NULL, K_DURATION, 0, 100, SEC(300), "30s", OFF(openai_timeout_ms), NULL},
     {"openai", "max_output_tokens", NULL, NULL, K_INT, 0, 64, 8192, "1024", OFF(openai_max_output_tokens), NULL},

@@ -77,6 +77,7 @@ struct conf {
 	char *openai_api_base;
 	char *openai_model;
 	char *openai_max_tokens_param;
+	char *openai_audio_model; /* NULL: voice notes are not sent to the OpenAI-compatible model */
 	uint64_t openai_timeout_ms;
 	long long openai_max_output_tokens, openai_max_attempts, openai_breaker_failures;
 	uint64_t openai_breaker_open_ms;

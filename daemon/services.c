@@ -64,6 +64,7 @@ daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, s
 		    .model = oa ? c->openai_model : c->gemini_model,
 		    .api_key = oa ? c->openai_api_key : c->gemini_api_key,
 		    .max_tokens_param = c->openai_max_tokens_param,
+		    .audio_model = oa ? c->openai_audio_model : NULL,
 		    .timeout_ms = oa ? c->openai_timeout_ms : c->gemini_timeout_ms,
 		    .max_attempts = (unsigned)(oa ? c->openai_max_attempts : c->gemini_max_attempts),
 		    .max_output_tokens = (unsigned)(oa ? c->openai_max_output_tokens : c->gemini_max_output_tokens),

@@ -3,7 +3,11 @@
 
 POST /v1beta/models/{model}:generateContent with header x-goog-api-key.
 A wrong key answers 400 INVALID_ARGUMENT ("API key not valid"), a retired
-model 404 NOT_FOUND, a body without contents 400. Otherwise 200 with
+model 404 NOT_FOUND, a body without contents 400, and 400 what the real API
+refuses (refused()): contents that do not begin with a user turn, alternate
+and end with one; a media type Gemini does not list; a thinkingConfig the
+model's family does not take (thinkingLevel on 2.5, any on 2.0, both
+members, a budget of 0 on 2.5 Pro). Otherwise 200 with
 candidates[0].content.parts[].text = the analysis JSON, finishReason STOP,
 and usageMetadata.
 
@@ -56,6 +60,59 @@ def ok_body(text, finish="STOP", thought=None):
     parts = ([{"text": thought, "thought": True}] if thought else []) + [{"text": text}]
     return 200, {"candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": 0}],
                  "usageMetadata": USAGE, "modelVersion": ARGS.model}
+
+
+# Gemini's documented media types (image and audio understanding); anything else is refused with 400.
+MEDIA_TYPES = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif",
+               "audio/wav", "audio/mp3", "audio/aiff", "audio/aac", "audio/ogg", "audio/flac"}
+
+
+def family(model):
+    """(major, minor, pro) of a gemini-X.Y-… model name, or None for another family."""
+    name = model.split("/")[-1]
+    if not name.startswith("gemini-"):
+        return None
+    ver = name[7:].split("-", 1)[0]
+    try:
+        major, _, minor = ver.partition(".")
+        return int(major), int(minor or 0), "-pro" in name
+    except ValueError:
+        return None
+
+
+def refused(model, body):
+    """Why Gemini answers this request 400 (PROTOCOLS.md, the official docs and python-genai), or None.
+    The texts follow the API's own where they are known; the status is what the client acts on."""
+    contents = body.get("contents") or []
+    roles = [c.get("role") for c in contents]
+    if any(r not in ("user", "model") for r in roles):
+        return "* GenerateContentRequest.contents: role must be 'user' or 'model'"
+    if roles and roles[0] != "user":
+        return "Please ensure that multiturn requests alternate between user and model."
+    if any(a == b for a, b in zip(roles, roles[1:])):
+        return "Please ensure that multiturn requests alternate between user and model."
+    if roles and roles[-1] != "user":
+        # Gemini 3.5 Flash-Lite (the default) refuses a conversation that ends on the model's turn.
+        return "Please ensure that the last content has the role 'user' (the model cannot continue its own turn)."
+    for c in contents:
+        for part in c.get("parts") or []:
+            mt = (part.get("inlineData") or {}).get("mimeType")
+            if mt is not None and mt not in MEDIA_TYPES:
+                return "Unsupported MIME type: %s" % mt
+    tc = (body.get("generationConfig") or {}).get("thinkingConfig")
+    if tc is not None:
+        fam = family(model)
+        if "thinkingLevel" in tc and "thinkingBudget" in tc:
+            return "You can only set one of thinking budget and thinking level."
+        if fam is None or fam[0] < 2 or fam[:2] == (2, 0):
+            return "Thinking is not supported for this model."
+        if fam[:2] == (2, 5) and "thinkingLevel" in tc:
+            return "Thinking level is not supported for this model."
+        if fam[:2] == (2, 5) and fam[2] and tc.get("thinkingBudget") == 0:
+            return "Budget 0 is invalid. This model only works in thinking mode."
+        if fam[0] >= 3 and fam[2] and tc.get("thinkingLevel") in ("minimal", "medium"):
+            return "Thinking level %s is not supported for this model." % tc.get("thinkingLevel")
+    return None
 
 
 def user_view(contents):
@@ -142,6 +199,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(*err(404, "NOT_FOUND", "models/%s is not found for API version v1beta" % model))
         if not body or not body.get("contents"):
             return self.reply(*err(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified"))
+        why = refused(model, body)
+        if why is not None:
+            return self.reply(*err(400, "INVALID_ARGUMENT", why))
         if step == "400":
             return self.reply(*err(400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
         if step in ("429", "429-perday"):

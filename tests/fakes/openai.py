@@ -2,7 +2,9 @@
 """An OpenAI-compatible chat/completions double for crmbridge's tests (PROTOCOLS.md section 4, last point).
 
 POST {prefix}/chat/completions (any prefix: /v1, /v1beta/openai) with Authorization: Bearer KEY.
-As OpenAI answers: a wrong key 401 invalid_api_key; an unknown model 404 model_not_found; no messages 400; a
+As OpenAI answers: a wrong key 401 invalid_api_key; an unknown model 404 model_not_found; no messages 400;
+input_audio to a model that is not an audio one (gpt-4o-mini takes text and images) 400; a 429 with Retry-After
+and retry-after-ms; a
 response_format json_schema that is not strict-valid (an object without additionalProperties false, or a
 property missing from required) 400 with OpenAI's wording. Otherwise 200 with choices[0].message.content =
 the analysis JSON, finish_reason "stop", and usage.
@@ -156,6 +158,13 @@ class Handler(BaseHTTPRequestHandler):
         if model not in ARGS.model:
             return self.reply(*oa_err(404, "The model `%s` does not exist or you do not have access to it." % model,
                                       "invalid_request_error", "model_not_found"))
+        if "audio" not in model and any(isinstance(m.get("content"), list) and
+                                        any(isinstance(p, dict) and p.get("type") == "input_audio" for p in m["content"])
+                                        for m in body["messages"] if isinstance(m, dict)):
+            # gpt-4o-mini and the other text models take text and images: input_audio needs an audio model.
+            return self.reply(*oa_err(400, "Invalid content type. input_audio is only supported by audio models "
+                                      "(e.g. gpt-4o-audio-preview); `%s` does not accept audio input." % model,
+                                      "invalid_request_error", "invalid_value", "messages"))
         rf = body.get("response_format") or {}
         if rf.get("type") == "json_schema":
             js = rf.get("json_schema") or {}
@@ -165,7 +174,7 @@ class Handler(BaseHTTPRequestHandler):
                                           "invalid_request_error", "invalid_json_schema", "response_format"))
         if step == "429":
             return self.reply(*oa_err(429, "Rate limit reached for requests per min (RPM). Please try again in 1s.",
-                                      "requests", "rate_limit_exceeded"), {"Retry-After": "1"})
+                                      "requests", "rate_limit_exceeded"), {"Retry-After": "1", "retry-after-ms": "1000"})
         if step == "429-quota":
             return self.reply(*oa_err(429, "You exceeded your current quota, please check your plan and billing "
                                       "details.", "insufficient_quota", "insufficient_quota"))

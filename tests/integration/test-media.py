@@ -32,7 +32,8 @@ redis = Redis(wd)
 redis.start()
 twilio, tport = start_fake("twilio.py", "--account-sid", SID, "--auth-token", TOKEN)
 gem, gport = start_fake("gemini.py", "--toy", "--api-key", GKEY)
-oai, oport = start_fake("openai.py", "--toy", "--api-key", OKEY)
+oai, oport = start_fake("openai.py", "--toy", "--api-key", OKEY, "--model", "gpt-4o-mini",
+                        "--model", "gpt-4o-mini-audio-preview")
 other, otherport = start_fake("stripe.py", "--key", "sk_test_x")  # some other server, not Twilio
 
 # A "voice note": bytes the toy model knows the words of (OggS header, as WhatsApp's ogg/opus files start).
@@ -41,11 +42,15 @@ WORDS = "Hola, soy María Torres y busco un comedor de 6 puestos, presupuesto $3
 PHOTO = b"\xff\xd8\xff\xe0" + os.urandom(1024)
 PHOTO_SAYS = "A grey three-seat sofa in a living room"
 BIG = b"OggS" + os.urandom(300 * 1024)
+MP3 = b"ID3\x04\x00" + os.urandom(2048)  # a voice note sent as an mp3 (some WhatsApp clients, other channels)
+MP3_WORDS = "Buenas, soy Pedro Ruiz, quiero cotizar 20 sillas de oficina"
 media = {"ME" + "1" * 32: {"type": "audio/ogg", "b64": base64.b64encode(VOICE).decode()},
          "ME" + "2" * 32: {"type": "image/jpeg", "b64": base64.b64encode(PHOTO).decode()},
-         "ME" + "3" * 32: {"type": "audio/ogg", "b64": base64.b64encode(BIG).decode()}}
+         "ME" + "3" * 32: {"type": "audio/ogg", "b64": base64.b64encode(BIG).decode()},
+         "ME" + "4" * 32: {"type": "audio/mpeg", "b64": base64.b64encode(MP3).decode()}}
 control(tport, {"media": media})
-registry = {hashlib.sha256(VOICE).hexdigest(): WORDS, hashlib.sha256(PHOTO).hexdigest(): PHOTO_SAYS}
+registry = {hashlib.sha256(VOICE).hexdigest(): WORDS, hashlib.sha256(PHOTO).hexdigest(): PHOTO_SAYS,
+            hashlib.sha256(MP3).hexdigest(): MP3_WORDS}
 control(gport, {"media": registry})
 control(oport, {"media": registry})
 
@@ -56,8 +61,9 @@ TWILIO = "http://127.0.0.1:%d" % tport
 
 def config(model):
     conf = os.path.join(wd, "crmbridge-%s.conf" % model)
+    oa = f"[classifier]\nprovider = openai\n[openai]\napi_key = {OKEY}\napi_base = http://127.0.0.1:{oport}/v1\n"
     m = {"gemini": f"[gemini]\napi_key = {GKEY}\napi_base = http://127.0.0.1:{gport}\n",
-         "openai": f"[classifier]\nprovider = openai\n[openai]\napi_key = {OKEY}\napi_base = http://127.0.0.1:{oport}/v1\n",
+         "openai": oa, "openai-audio": oa + "audio_model = gpt-4o-mini-audio-preview\n",
          "rules": ""}[model]
     write_config(conf, f"""[server]
 listen = 127.0.0.1:{port}
@@ -99,6 +105,18 @@ def post(phone, body="", media_url=None, media_type=None):
 
 def murl(me, mm="MM" + "a" * 32):
     return "%s/2010-04-01/Accounts/%s/Messages/%s/Media/%s" % (TWILIO, SID, mm, me)
+
+
+def input_audio(body):
+    """The input_audio parts of a chat/completions request."""
+    return [p["input_audio"] for m_ in body["messages"] if isinstance(m_["content"], list) for p in m_["content"]
+            if p.get("type") == "input_audio"]
+
+
+def stop(d):
+    d.signal(15)
+    is_eq(d.wait(20), 0, "clean exit")
+    d.kill()
 
 
 def sent_to(phone):
@@ -182,9 +200,7 @@ is_eq(sent_to(P5)[0], ASK_ES, "by asking the customer to write")
 m = d.request("GET", "/metrics")[2].decode()
 ok('crmbridge_media_total{result="transcribed"} 2' in m and 'crmbridge_media_total{result="asked_to_write"} 3' in m,
    "metrics count media read and refused")
-d.signal(15)
-is_eq(d.wait(20), 0, "clean exit")
-d.kill()
+stop(d)
 
 # ---- 2. OpenAI: images yes, WhatsApp's ogg voice notes no (input_audio takes wav or mp3) ----
 d = Daemon(wd, config("openai"))
@@ -202,9 +218,25 @@ post(P7, "", murl("ME" + "1" * 32), "audio/ogg")
 ok(wait_for(lambda: len(sent_to(P7)) >= 1, 20), "an ogg voice note with the openai provider: answered")
 is_eq(sent_to(P7)[0], ASK_ES, "by asking the customer to write")
 is_eq(len(get(tport, "/_media_log")), before, "without fetching what the model cannot take")
-d.signal(15)
-is_eq(d.wait(20), 0, "clean exit")
-d.kill()
+P9 = "+573004440009"
+post(P9, "", murl("ME" + "4" * 32), "audio/mpeg")
+ok(wait_for(lambda: len(sent_to(P9)) >= 1, 20), "an mp3 voice note, no openai.audio_model: answered")
+is_eq(sent_to(P9)[0], ASK_ES, "by asking to write: gpt-4o-mini takes no input_audio (the double refuses it, as OpenAI)")
+ok(not any(input_audio(e["body"]) for e in get(oport, "/_log")), "and no input_audio was sent")
+stop(d)
+
+# ---- 2b. OpenAI with an audio model: a voice note goes to it as input_audio ----
+d = Daemon(wd, config("openai-audio"))
+ok(d.wait_notify("READY=1", 15) is not None, "daemon ready (OpenAI-compatible, openai.audio_model set)")
+P10 = "+573004440010"
+post(P10, "", murl("ME" + "4" * 32), "audio/mpeg")
+ok(wait_for(lambda: len(sent_to(P10)) >= 1, 20), "an mp3 voice note with openai.audio_model: answered")
+calls = [e["body"] for e in get(oport, "/_log") if input_audio(e["body"])]
+ok(calls and calls[-1]["model"] == "gpt-4o-mini-audio-preview", "the turn went to the audio model",
+   [c["model"] for c in calls])
+ok(calls and [a["format"] for a in input_audio(calls[-1])] == ["mp3"], "as input_audio, format mp3")
+is_eq(history(d, P10)[0]["text"], "[voice note] " + MP3_WORDS, "its words kept as the customer's text")
+stop(d)
 
 # ---- 3. The offline rules: the customer is asked to write ----
 d = Daemon(wd, config("rules"))
@@ -215,9 +247,7 @@ ok(wait_for(lambda: len(sent_to(P8)) >= 1, 20), "text first (Spanish)")
 post(P8, "", murl("ME" + "1" * 32), "audio/ogg")
 ok(wait_for(lambda: len(sent_to(P8)) >= 2, 20), "then a voice note")
 is_eq(sent_to(P8)[1], ASK_ES, "without a model the bot asks the customer to write, in their language")
-d.signal(15)
-is_eq(d.wait(20), 0, "clean exit")
-d.kill()
+stop(d)
 for p in (twilio, gem, oai, other):
     p.terminate()
 redis.stop()

@@ -216,6 +216,24 @@ s = status(P1)
 ok(s["window"]["open"] is True and s["fields"].get("name") == "María Gómez", "window open, name kept", s)
 
 # ---- 2. STOP / START and Odoo's blacklist ----
+# A call to a customer who had written before: the turn that merges the call's template puts it before the
+# customer's answer to it (appended after, a model read our template as the last word and Gemini refused it).
+P12 = "+573001110012"
+post(P12, "Hola, quiero información de un comedor")
+wait_sent(P12, 1)
+wait_for(lambda: status(P12)["counters"]["turns"] >= 1, 5)
+st, body = call_completed(call_payload("rcp_012", P12, name="Rosa Díaz"))
+is_eq(st, 200, "a call to a customer who wrote before: 200")
+wait_sent(P12, 2)
+post(P12, "Sí, gracias por llamar, sigo interesada")
+wait_sent(P12, 3)
+wait_for(lambda: status(P12)["counters"]["turns"] >= 2, 5)
+h = [e["text"] for e in d.get_json("/api/conversation/%s/history" % P12)[1]["history"]]
+tpl = [i for i, t in enumerate(h) if t.startswith("[WhatsApp template sent after a phone call")]
+ans = [i for i, t in enumerate(h) if t == "Sí, gracias por llamar, sigo interesada"]
+ok(len(tpl) == 1 and len(ans) == 1 and tpl[0] < ans[0] and tpl[0] > 0,
+   "history: the earlier chat, the call's template, then the customer's answer to it", h)
+
 P2 = "+573001110002"
 post(P2, "Hola, busco un comedor")
 wait_sent(P2, 1)
@@ -405,8 +423,8 @@ is_eq(c["turns"] - cl["classified"], 6,
       "analytics: STOP, ALTA and the 3 unanswered messages were not classified (and not counted as rules' answers)")
 ok(cl["classified"] == cl["by_rules"] + cl["by_gemini"] and cl["mean_confidence"] >= 0.3,
    "analytics: the mean confidence is over classified turns only", cl)
-ok(c["started"] == 9 and c["started"] == sum(x["conversations"] for x in an["daily"]),
-   "analytics: 9 conversations started (8 by the customer, 1 by the call), each counted once", c)
+ok(c["started"] == 10 and c["started"] == sum(x["conversations"] for x in an["daily"]),
+   "analytics: 10 conversations started (9 by the customer, 1 by the call), each counted once", c)
 today = an["daily"][-1]
 ok(today["opt_outs"] == 2 and today["outreach_started"] == 1 and today["followups"] == f["sent"] - sum(
    x["followups"] for x in an["daily"][:-1]), "analytics: today's outreach, opt-outs and follow-ups", today)

@@ -47,7 +47,7 @@ test_request(void)
 	json_t *j, *si, *contents;
 
 	conv_sofa(&c);
-	body = gemini_request_body(&c, 777);
+	body = gemini_request_body(&c, "gemini-3.5-flash-lite", 777);
 	j = json_loads(body, 0, NULL);
 	ok(j != NULL, "the request is JSON");
 	si = json_object_get(
@@ -74,6 +74,100 @@ test_request(void)
 	json_decref(j);
 	free(body);
 	conversation_clear(&c);
+}
+
+/* The roles of a request's contents, "user,model,user". */
+static void
+roles(const json_t *contents, char *out, size_t len)
+{
+	size_t i;
+
+	out[0] = '\0';
+	for (i = 0; i < json_array_size(contents); i++)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "",
+		    json_string_value(json_object_get(json_array_get(contents, i), "role")));
+}
+
+static void
+test_request_turns(void)
+{
+	struct conversation c;
+	char *body, r[128];
+	json_t *j, *contents;
+	const char *si;
+
+	/* An outreach: our template opened the chat, the customer answered. */
+	memset(&c, 0, sizeof(c));
+	conversation_add(
+	    &c, false, "[WhatsApp template sent after a phone call with Ana] Hola Juan, gracias por la llamada");
+	conversation_add(&c, true, "Hola Ana, sí me interesa la cotización");
+	body = gemini_request_body(&c, "gemini-3.5-flash-lite", 500);
+	j = json_loads(body, 0, NULL);
+	contents = json_object_get(j, "contents");
+	roles(contents, r, sizeof(r));
+	is_str(r, "user",
+	    "a chat our template opened: the contents start with the customer (Gemini refuses a first model turn)");
+	si = json_string_value(json_object_get(
+	    json_array_get(json_object_get(json_object_get(j, "systemInstruction"), "parts"), 0), "text"));
+	ok(si != NULL && strstr(si, "Our messages before the customer's first message") != NULL &&
+	        strstr(si, "gracias por la llamada") != NULL,
+	    "and the template is in the instruction as what we said first");
+	json_decref(j);
+	free(body);
+	conversation_clear(&c);
+
+	/* Our message after the customer's last one (never the model's turn to end on). */
+	memset(&c, 0, sizeof(c));
+	conversation_add(&c, true, "Busco un carro usado");
+	conversation_add(&c, false, "¿Qué presupuesto tienes?");
+	conversation_add(&c, true, "Unos 40 millones");
+	conversation_add(&c, false, "Gracias, ya te escribe un asesor");
+	body = gemini_request_body(&c, "gemini-3.5-flash-lite", 500);
+	j = json_loads(body, 0, NULL);
+	contents = json_object_get(j, "contents");
+	roles(contents, r, sizeof(r));
+	is_str(r, "user,model,user", "a last message of ours: the contents still end with the customer's turn");
+	is_str(json_string_value(
+	           json_object_get(json_array_get(json_object_get(json_array_get(contents, 2), "parts"), 0), "text")),
+	    "Unos 40 millones", "the customer's latest message last");
+	si = json_string_value(json_object_get(
+	    json_array_get(json_object_get(json_object_get(j, "systemInstruction"), "parts"), 0), "text"));
+	ok(si != NULL && strstr(si, "Gracias, ya te escribe un asesor") != NULL, "our last message in the instruction");
+	json_decref(j);
+	free(body);
+	conversation_clear(&c);
+}
+
+static void
+test_thinking(void)
+{
+	static const struct {
+		const char *model, *want;
+	} cases[] = {
+	    {"gemini-3.5-flash-lite", "{\"thinkingLevel\":\"minimal\"}"},
+	    {"gemini-3-flash-preview", "{\"thinkingLevel\":\"minimal\"}"},
+	    {"gemini-3-pro-preview", "{\"thinkingLevel\":\"low\"}"},
+	    {"models/gemini-3.5-flash", "{\"thinkingLevel\":\"minimal\"}"},
+	    {"gemini-2.5-flash", "{\"thinkingBudget\":0}"},
+	    {"gemini-2.5-flash-lite", "{\"thinkingBudget\":0}"},
+	    {"gemini-2.5-pro", "{\"thinkingBudget\":128}"},
+	    {"gemini-2.0-flash", NULL},
+	    {"gemini-1.5-pro", NULL},
+	    {"gemma-3-27b-it", NULL},
+	    {"gemini-flash-latest", NULL},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *t = gemini_thinking_config(cases[i].model);
+		char *got = t != NULL ? json_dumps(t, JSON_COMPACT) : NULL;
+		if (cases[i].want == NULL)
+			ok(got == NULL, "%s: no thinkingConfig", cases[i].model);
+		else
+			is_str(got, cases[i].want, "%s: %s", cases[i].model, cases[i].want);
+		free(got);
+		json_decref(t);
+	}
 }
 
 static enum gemini_outcome
@@ -359,6 +453,20 @@ test_double(void)
 	}
 	analysis_clear(&got.a);
 
+	/* Each family's thinkingConfig, which the double refuses as Gemini does when it is another family's. */
+	{
+		static const char *const models[] = {"gemini-2.5-pro", "gemini-2.0-flash", "gemini-3-pro-preview"};
+		for (k = 0; k < sizeof(models) / sizeof(models[0]); k++) {
+			struct gemini *g2 = client(cv, "test-gemini-key", models[k], 2000, 100);
+			struct classifier *cl2 = classifier_new(lx, &p, g2, false);
+			snprintf(ctl, sizeof(ctl), "{\"reset\": true, \"answer\": %s}", good_answer);
+			is_str(run(cl2, ctl, &got), "gemini", "%s: its thinkingConfig is accepted", models[k]);
+			analysis_clear(&got.a);
+			classifier_free(cl2);
+			gemini_free(g2);
+		}
+	}
+
 	snprintf(ctl, sizeof(ctl), "{\"reset\": true, \"answer\": %s, \"script\": [\"thought_first\"]}", good_answer);
 	is_str(run(cl, ctl, &got), "gemini", "a thought part before the answer is skipped");
 	analysis_clear(&got.a);
@@ -566,9 +674,11 @@ test_openai_parse(void)
 	is_int(oparse(429,
 	           "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\",\"param\":null,\"code\":"
 	           "\"rate_limit_exceeded\"}}",
-	           7, &r),
+	           7000, &r),
 	    GEM_RETRY_LATER, "openai 429: retry later");
-	is_int(r.retry_after_ms, 7000, "openai: after Retry-After");
+	is_int(r.retry_after_ms, 7000, "openai: after Retry-After (or retry-after-ms)");
+	oparse(429, "{\"error\":{\"message\":\"Rate limit\",\"code\":\"rate_limit_exceeded\"}}", 250, &r);
+	is_int(r.retry_after_ms, 250, "openai: retry-after-ms kept to the millisecond");
 	oparse(429, "{\"error\":{\"message\":\"Rate limit\",\"code\":\"rate_limit_exceeded\"}}", 0, &r);
 	is_int(r.retry_after_ms, 2000, "openai: 2 s without Retry-After");
 	oparse(429,
@@ -741,6 +851,8 @@ main(void)
 	crypto_init();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	test_request();
+	test_request_turns();
+	test_thinking();
 	test_parse();
 	test_validate();
 	test_breaker();

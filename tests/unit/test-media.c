@@ -69,6 +69,14 @@ test_types(void)
 	ok(model_accepts_media(PROVIDER_GEMINI, "image/jpeg") && !model_accepts_media(PROVIDER_GEMINI, "video/mp4") &&
 	        !model_accepts_media(PROVIDER_GEMINI, "application/pdf"),
 	    "Gemini: images yes; video and documents no");
+	ok(!model_accepts_media(PROVIDER_GEMINI, "audio/amr") && !model_accepts_media(PROVIDER_GEMINI, "audio/mp4"),
+	    "Gemini: AMR and MP4 audio no (its list: wav, mp3, aiff, aac, ogg, flac)");
+	is_str(gemini_mime_type("audio/x-wav"), "audio/wav", "audio/x-wav is sent as audio/wav");
+	is_str(gemini_mime_type("audio/mpeg"), "audio/mp3", "audio/mpeg is sent as audio/mp3");
+	is_str(
+	    gemini_mime_type("audio/opus"), "audio/ogg", "audio/opus (WhatsApp's Ogg voice note) is sent as audio/ogg");
+	is_str(gemini_mime_type("audio/ogg; codecs=opus"), "audio/ogg", "parameters are dropped");
+	is_str(gemini_mime_type("image/JPEG"), "image/jpeg", "in lower case");
 	ok(!model_accepts_media(PROVIDER_OPENAI, "audio/ogg") && model_accepts_media(PROVIDER_OPENAI, "audio/mpeg") &&
 	        model_accepts_media(PROVIDER_OPENAI, "image/png"),
 	    "OpenAI's chat/completions: images, and audio only as wav or mp3");
