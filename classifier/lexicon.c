@@ -17,7 +17,8 @@
 
 static const char *const qkey_names[QK_COUNT] = {"ask_interest", "ask_name", "ask_budget", "ask_city", "ask_email",
     "clarify", "support", "human", "lead_created", "lead_created_noname", "opt_out_confirm", "opt_in_confirm",
-    "followup", "booking", "payment", "media_unreadable"};
+    "followup", "booking", "payment", "media_unreadable", "after_lead_question", "after_lead_update",
+    "after_lead_thanks"};
 
 static int
 cmp_len_desc(const void *a, const void *b)

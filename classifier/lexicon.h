@@ -32,27 +32,6 @@ struct lang_phrases {
 	struct phrases words;
 };
 
-struct lang_questions {
-	char lang[3];
-	/* Each key holds up to two variants, so the same wording is not sent twice in a row. */
-	char *q[16][2];
-};
-
-struct lexicon {
-	char default_lang[3];
-	struct lang_phrases langs[LEX_MAX_LANGS], names[LEX_MAX_LANGS];
-	size_t nlangs, nnames;
-	struct phrases greetings, purchase, human, manipulation, urgency, need_markers, budget_words, amount_units,
-	    not_names, refusals, qualifier_stops, generic_products, positive, negative, name_question_words,
-	    not_phone_context, price_words, number_words, word_amount_units;
-	struct canon_list products, cities, support; /* support: reason -> words */
-	struct lang_questions questions[LEX_MAX_LANGS];
-	size_t nquestions;
-	/* Whole-message opt-out and opt-in words, per language (folded). */
-	struct lang_phrases optout[LEX_MAX_LANGS], optin[LEX_MAX_LANGS];
-	size_t noptout, noptin;
-};
-
 /* Question keys. */
 enum qkey {
 	QK_ASK_INTEREST,
@@ -71,7 +50,31 @@ enum qkey {
 	QK_BOOKING, /* {url} */
 	QK_PAYMENT, /* {url} */
 	QK_MEDIA, /* a voice note or image the bot cannot read: please write */
+	QK_AFTER_QUESTION, /* after the lead: a question, passed to the advisor (never answered by guessing) */
+	QK_AFTER_UPDATE, /* after the lead: new details, added to the request */
+	QK_AFTER_THANKS, /* after the lead: anything else (thanks, ok): a short acknowledgement */
 	QK_COUNT
+};
+
+struct lang_questions {
+	char lang[3];
+	/* Each key holds up to two variants, so the same wording is not sent twice in a row. */
+	char *q[QK_COUNT][2];
+};
+
+struct lexicon {
+	char default_lang[3];
+	struct lang_phrases langs[LEX_MAX_LANGS], names[LEX_MAX_LANGS];
+	size_t nlangs, nnames;
+	struct phrases greetings, purchase, human, manipulation, urgency, need_markers, budget_words, amount_units,
+	    not_names, refusals, qualifier_stops, generic_products, positive, negative, name_question_words,
+	    not_phone_context, price_words, number_words, word_amount_units;
+	struct canon_list products, cities, support; /* support: reason -> words */
+	struct lang_questions questions[LEX_MAX_LANGS];
+	size_t nquestions;
+	/* Whole-message opt-out and opt-in words, per language (folded). */
+	struct lang_phrases optout[LEX_MAX_LANGS], optin[LEX_MAX_LANGS];
+	size_t noptout, noptin;
 };
 
 /*

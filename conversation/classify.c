@@ -131,6 +131,49 @@ hand_off(struct turn *t, const struct analysis *a)
 	t->lead_after_reply = true; /* a helpdesk ticket, or the lead tagged for support */
 }
 
+/* The bot's last message in the history, or NULL. */
+static const char *
+last_out(const json_t *st)
+{
+	const json_t *h = json_object_get(st, "history");
+	size_t i;
+
+	for (i = json_array_size(h); i > 0; i--)
+		if (strcmp(json_string_value(json_object_get(json_array_get(h, i - 1), "dir")) ?: "", "out") == 0)
+			return json_string_value(json_object_get(json_array_get(h, i - 1), "text"));
+	return NULL;
+}
+
+/*
+ * After the lead the conversation goes on, never with the lead's confirmation again: a question is passed to
+ * the advisor (the lead's note carries the customer's last messages; nothing is answered by guessing), new
+ * details are acknowledged as added to the request (the lead is updated after the reply), anything else gets
+ * a short answer; not the same words as the bot's last message. A lexicon without these keeps the analysis'.
+ */
+static void
+after_lead_reply(struct turn *t, const struct analysis *a, int changed)
+{
+	struct lexicon *lx = engine_lexicon(t->en);
+	const char *prev = last_out(t->state), *r;
+	bool question = false;
+	enum qkey k;
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(t->inbox, i, m)
+	{
+		const char *text = json_string_value(json_object_get(m, "text")) ?: "";
+		question |= strchr(text, '?') != NULL || strstr(text, "\u00bf") != NULL;
+	}
+	k = question ? QK_AFTER_QUESTION : changed > 0 ? QK_AFTER_UPDATE : QK_AFTER_THANKS;
+	if (lx == NULL || (r = lexicon_question(lx, a->lang, k, 0)) == NULL)
+		return;
+	if (prev != NULL && strcmp(r, prev) == 0 && lexicon_question(lx, a->lang, k, 1) != NULL)
+		r = lexicon_question(lx, a->lang, k, 1);
+	free(t->reply);
+	t->reply = xstrdup(r);
+}
+
 /* The analysis decides the rest of the turn. */
 static enum turn_step
 classified(struct turn *t, const struct analysis *a)
@@ -146,8 +189,10 @@ classified(struct turn *t, const struct analysis *a)
 	else if (t->nmedia > 0 && t->media_only && strcmp(a->source ?: "rules", "rules") == 0)
 		/* The model failed and the rules cannot hear a voice note: ask for text instead of guessing. */
 		return turn_ask_to_write(t, "the model did not answer");
-	conv_state_merge(t->state, a, last_sid, realtime_usec() / 1000);
+	int changed = conv_state_merge(t->state, a, last_sid, realtime_usec() / 1000);
 	t->reply = a->reply != NULL ? xstrdup(a->reply) : NULL;
+	if (has_lead && a->action != A_TRANSFER_TO_SUPPORT)
+		after_lead_reply(t, a, changed);
 	if (strcmp(conv_state_stage(t->state), "new") == 0 || strcmp(conv_state_stage(t->state), "contacted") == 0)
 		conv_state_set_stage(t->state, "gathering_info");
 	if (a->lang[0] != '\0')

@@ -72,11 +72,11 @@ conv_state_insert(json_t *st, const char *dir, const char *text, uint64_t t_ms, 
 		json_array_remove(h, 0);
 }
 
-void
+int
 conv_state_merge(json_t *st, const struct analysis *a, const char *sid, uint64_t now_ms)
 {
 	json_t *fields = json_object_get(st, "fields");
-	int i;
+	int i, changed = 0;
 
 	for (i = 0; i < F_COUNT; i++) {
 		const char *old, *v = a->fields[i];
@@ -87,12 +87,14 @@ conv_state_merge(json_t *st, const struct analysis *a, const char *sid, uint64_t
 			continue; /* "sofás" after "sofá de 3 puestos" says less: the more specific one stays */
 		json_object_set_new(fields, field_name((enum field)i),
 		    json_pack("{s:s, s:s?, s:I}", "value", v, "sid", sid, "at_ms", (json_int_t)now_ms));
+		changed++;
 	}
 	json_array_append_new(json_object_get(st, "quality"),
 	    json_pack("{s:s, s:f, s:I}", "q", quality_name(a->quality), "confidence", a->confidence, "t_ms",
 	        (json_int_t)now_ms));
 	while (json_array_size(json_object_get(st, "quality")) > 20)
 		json_array_remove(json_object_get(st, "quality"), 0);
+	return changed;
 }
 
 void

@@ -35,9 +35,10 @@ void conv_state_add(json_t *st, const char *dir, const char *text, uint64_t t_ms
 void conv_state_insert(json_t *st, const char *dir, const char *text, uint64_t t_ms, const char *sid, unsigned cap);
 /*
  * Merges an analysis' fields: a known field is never lost, a value the
- * customer stated anew replaces the old one (recorded with sid).
+ * customer stated anew replaces the old one (recorded with sid). Returns
+ * how many fields it set or changed.
  */
-void conv_state_merge(json_t *st, const struct analysis *a, const char *sid, uint64_t now_ms);
+int conv_state_merge(json_t *st, const struct analysis *a, const char *sid, uint64_t now_ms);
 /* Fills c with the last n history entries and the known fields (c cleared first). */
 void conv_state_conversation(const json_t *st, unsigned n, struct conversation *c);
 /* The stage, and setting it. */

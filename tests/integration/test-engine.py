@@ -141,6 +141,26 @@ try:
        "John" in r[3], "English: the same questions in English, then the confirmation", r)
     ok(wait_for(lambda: len(leads(en)) == 1, 10) and leads(en)[0]["x_quality_score"] == "hot", "one hot lead for John")
 
+    # ---- after the lead the conversation goes on (#20): never the same confirmation again ----
+    ok(wait_for(lambda: (d.get_json("/api/conversation/%s/status" % en)[1] or {}).get("lead_id"), 10),
+       "John's conversation knows its lead")
+    after = []
+    for line in ["Do you deliver on weekends?", "My email is john.smith@example.com", "Thanks!"]:
+        n0 = len(replies(en))
+        post(d, en, line)
+        wait_for(lambda: len(replies(en)) > n0, 15)
+        after.append(replies(en)[-1] if len(replies(en)) > n0 else None)
+    is_eq(after[0], "Good question. I'll pass it to your advisor, who will answer you here.",
+          "a question after the lead: passed to the advisor, not answered by guessing, not the confirmation again")
+    is_eq(after[1], "Thanks, I've added that to your request. Your advisor will take it into account.",
+          "new details after the lead: said to be added")
+    ok(wait_for(lambda: (leads(en) or [{}])[0].get("email_from") == "john.smith@example.com", 10),
+       "and the lead has them", leads(en))
+    is_eq(after[2], "You're welcome! Your advisor will write to you here soon.", "thanks: a short answer")
+    ok(r[3] not in after and len(set(after)) == 3, "no reply repeats the confirmation or the one before it",
+       [r[3]] + after)
+    is_eq(len(leads(en)), 1, "still one lead")
+
     # ---- support: a helpdesk ticket when Helpdesk is installed, else a lead tagged for support ----
     control(oport, {"helpdesk": True})
     sp2 = "+573001110007"
