@@ -83,8 +83,12 @@ orig_upper(const struct folded *f, size_t i)
 
 /* ---- language ---- */
 
-void
-rules_language(const struct lexicon *lx, const char *text, char lang[3])
+/*
+ * The language of text by its words: the one with the most of them, at least min, when no other has as many.
+ * Returns false (lang untouched) otherwise.
+ */
+static bool
+language_of(const struct lexicon *lx, const char *text, size_t min, char lang[3])
 {
 	char *s = text_fold_str(text);
 	size_t i, best = 0, bestn = 0, second = 0;
@@ -106,11 +110,18 @@ rules_language(const struct lexicon *lx, const char *text, char lang[3])
 			second = n;
 		}
 	}
-	if (bestn == 0 || bestn == second)
-		memcpy(lang, lx->default_lang, 3);
-	else
-		memcpy(lang, lx->langs[best].lang, 3);
 	free(s);
+	if (bestn < min || bestn == second)
+		return false;
+	memcpy(lang, lx->langs[best].lang, 3);
+	return true;
+}
+
+void
+rules_language(const struct lexicon *lx, const char *text, char lang[3])
+{
+	if (!language_of(lx, text, 1, lang))
+		memcpy(lang, lx->default_lang, 3);
 }
 
 static bool near_before(const char *s, size_t pos, const struct phrases *ph, size_t dist);
@@ -794,7 +805,13 @@ rules_analyze(const struct lexicon *lx, const struct conversation *c, struct ana
 		text_folded_free(&f);
 	}
 
-	rules_language(lx, all, a->lang);
+	/*
+	 * The customer's language message by message: their last message's when it says it clearly (at least two
+	 * words of one language, more than of any other: "Hola, ¿hablan español?" in an English chat), else the
+	 * whole chat's.
+	 */
+	if (users == 0 || !language_of(lx, c->msg[last_user].text, 2, a->lang))
+		rules_language(lx, all, a->lang);
 	if (c->lang[0] != '\0' && strcmp(a->lang, lx->default_lang) == 0)
 		memcpy(a->lang, c->lang, 3);
 	a->sentiment = neg > pos ? (neg >= 2 ? -0.8 : -0.5) : pos > neg ? (pos >= 2 ? 0.7 : 0.4) : 0.0;

@@ -151,6 +151,23 @@ main(void)
 	ok(!rules_grounded(&c, F_CITY, "Medellín"), "a city never mentioned is not");
 	conversation_clear(&c);
 
+	/* The language follows the customer message by message (#20). */
+	conversation_add(&c, true, "Hi, I'm looking for a desk for my office");
+	conversation_add(&c, false, "Great! Could you tell me your name?");
+	conversation_add(&c, true, "Hola, ¿hablan español?");
+	classify_offline(lx, &pol, &c, &a);
+	is_str(a.lang, "es", "an English chat whose last message is clearly Spanish is answered in Spanish");
+	ok(a.reply != NULL && strstr(a.reply, "Could") == NULL && strstr(a.reply, "What") == NULL,
+	    "the reply is not English: %s", a.reply ? a.reply : "(none)");
+	analysis_clear(&a);
+	conversation_add(&c, false, "Claro, ¿cómo te llamas?");
+	conversation_add(&c, true, "ok");
+	classify_offline(lx, &pol, &c, &a);
+	ok(strcmp(a.lang, "es") == 0 || strcmp(a.lang, "en") == 0,
+	    "a last message that says nothing of its language: the chat's (%s)", a.lang);
+	analysis_clear(&a);
+	conversation_clear(&c);
+
 	/* Questions. */
 	conversation_add(&c, true, "Hola");
 	classify_offline(lx, &pol, &c, &a);
