@@ -139,6 +139,8 @@ try:
                          "My budget is $2000"])
     ok(len(r) == 4 and r[0] == "Hi! How can I help you today?" and "name" in r[1] and "budget" in r[2] and
        "John" in r[3], "English: the same questions in English, then the confirmation", r)
+    ok(len(r) == 4 and ("your interest: sofa" in r[3] or "your request (sofa" in r[3]) and "interest in" not in r[3],
+       "the confirmation names the interest without a missing article (not 'your interest in sofa')", r[3:])
     ok(wait_for(lambda: len(leads(en)) == 1, 10) and leads(en)[0]["x_quality_score"] == "hot", "one hot lead for John")
 
     # ---- after the lead the conversation goes on (#20): never the same confirmation again ----
