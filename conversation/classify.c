@@ -163,7 +163,13 @@ after_lead_reply(struct turn *t, const struct analysis *a, int changed)
 	json_array_foreach(t->inbox, i, m)
 	{
 		const char *text = json_string_value(json_object_get(m, "text")) ?: "";
-		question |= strchr(text, '?') != NULL || strstr(text, "\u00bf") != NULL;
+		if (strchr(text, '?') != NULL || strstr(text, "\u00bf") != NULL) {
+			char *n;
+			xasprintf(&n, "%s%s%s", question ? t->question : "", question ? " / " : "", text);
+			free(t->question);
+			t->question = n;
+			question = true;
+		}
 	}
 	k = question ? QK_AFTER_QUESTION : changed > 0 ? QK_AFTER_UPDATE : QK_AFTER_THANKS;
 	if (lx == NULL || (r = lexicon_question(lx, a->lang, k, 0)) == NULL)

@@ -164,6 +164,7 @@ turn_write_lead(struct turn *t)
 	in.confidence = json_number_value(json_object_get(q, "confidence"));
 	in.intent = t->kind == TURN_KIND_LEAD_RETRY ? "sales" : intent_name(t->a.intent);
 	in.reasoning = t->a.reasoning;
+	in.question = t->question;
 	in.last_messages = last;
 	in.last_outbound = out;
 	in.nlast = n;

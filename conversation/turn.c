@@ -93,6 +93,7 @@ turn_free(struct turn *t)
 	json_decref(t->ctl_set);
 	json_decref(t->ctl_del);
 	free(t->reply);
+	free(t->question);
 	free(t->turn_key);
 	analysis_clear(&t->a);
 	/* The media goes with the turn: nothing of it is kept. */

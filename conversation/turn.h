@@ -117,6 +117,7 @@ struct turn {
 	int opt_word; /* the burst's last STOP (1) or START (-1) */
 	char opt_lang[3];
 	char *reply, *turn_key;
+	char *question; /* after the lead: the customer's question(s), left to the salesperson and noted on the lead */
 	struct analysis a;
 	json_t *ctl; /* the phone's control hash as loaded */
 	json_t *ctl_set, *ctl_del; /* changes to it, committed with the state */

@@ -866,7 +866,7 @@ static bool
 note_needed(const struct up *u)
 {
 	return u->r.created || u->adopted || u->quality_changed || json_array_size(u->changes) > 0 ||
-	    json_array_size(u->kept) > 0;
+	    json_array_size(u->kept) > 0 || u->in.question != NULL;
 }
 
 /* Appends s to *h. */
@@ -896,6 +896,15 @@ note(struct up *u)
 		    fresh ? ", new lead" : "", q, conf, it);
 		free(q);
 		free(it);
+	}
+	if (u->in.question != NULL) {
+		char cut[504], *q;
+		snprintf(cut, sizeof(cut), "%.*s", (int)utf8_cut(u->in.question, 500), u->in.question);
+		q = html_escape(cut);
+		cat(&h, "<p><b>The customer asks</b> (the bot told them their advisor will answer): ");
+		cat(&h, q);
+		cat(&h, "</p>");
+		free(q);
 	}
 	if (fresh) {
 		cat(&h, "<ul>");
@@ -1085,6 +1094,7 @@ up_new(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, void 
 		u->in.intent = keep(u, in->intent);
 		u->in.missing = keep(u, in->missing);
 		u->in.reasoning = keep(u, in->reasoning);
+		u->in.question = keep(u, in->question);
 		u->in.extra_tag = keep(u, in->extra_tag);
 		if (in->nlast > 0) {
 			const char **lm = xcalloc(in->nlast, sizeof(char *));

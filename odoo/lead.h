@@ -25,6 +25,8 @@ struct lead_input {
 	const char *intent;
 	const char *missing; /* "email, city" */
 	const char *reasoning;
+	/* The customer's question after the lead, which the bot left to the salesperson: noted on the lead; NULL: none. */
+	const char *question;
 	const char *const *last_messages; /* for the chatter note, oldest first */
 	const bool
 	    *last_outbound; /* per message: the bot's (true) or the customer's (false); NULL: all the customer's */

@@ -154,6 +154,10 @@ try:
         after.append(replies(en)[-1] if len(replies(en)) > n0 else None)
     is_eq(after[0], "Good question. I'll pass it to your advisor, who will answer you here.",
           "a question after the lead: passed to the advisor, not answered by guessing, not the confirmation again")
+    jl = (leads(en) or [{}])[0].get("id")
+    ok(wait_for(lambda: any(m.get("res_id") == jl and "The customer asks" in m["body"] and
+                            "Do you deliver on weekends?" in m["body"] for m in get(oport, "/_messages")), 10),
+       "and the question is noted on the lead for the salesperson")
     is_eq(after[1], "Thanks, I've added that to your request. Your advisor will take it into account.",
           "new details after the lead: said to be added")
     ok(wait_for(lambda: (leads(en) or [{}])[0].get("email_from") == "john.smith@example.com", 10),
