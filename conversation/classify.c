@@ -186,6 +186,8 @@ classified(struct turn *t, const struct analysis *a)
 {
 	const char *last_sid = json_string_value(json_object_get(json_array_get(t->inbox, t->taken - 1), "sid"));
 	bool has_lead = json_is_integer(json_object_get(t->state, "lead_id"));
+	/* The customer was told the lead is made: what follows is "after the lead", whether Odoo answered yet or not. */
+	bool after = has_lead || json_is_true(json_object_get(t->state, "lead_confirmed"));
 
 	analysis_copy(&t->a, a);
 	t->classified = true;
@@ -197,7 +199,7 @@ classified(struct turn *t, const struct analysis *a)
 		return turn_ask_to_write(t, "the model did not answer");
 	int changed = conv_state_merge(t->state, a, last_sid, realtime_usec() / 1000);
 	t->reply = a->reply != NULL ? xstrdup(a->reply) : NULL;
-	if (has_lead && a->action != A_TRANSFER_TO_SUPPORT)
+	if (after && a->action != A_TRANSFER_TO_SUPPORT)
 		after_lead_reply(t, a, changed);
 	if (strcmp(conv_state_stage(t->state), "new") == 0 || strcmp(conv_state_stage(t->state), "contacted") == 0)
 		conv_state_set_stage(t->state, "gathering_info");
@@ -211,9 +213,12 @@ classified(struct turn *t, const struct analysis *a)
 		return TURN_REPLY;
 	}
 	/* A lead is written when the policy says so, and kept up to date once it exists (never a second one). */
-	if (a->action == A_CREATE_LEAD || has_lead) {
+	if (a->action == A_CREATE_LEAD || after) {
 		t->lead_after_reply = true;
-		return !has_lead && a->action == A_CREATE_LEAD ? TURN_LINKS : TURN_REPLY;
+		if (after || a->action != A_CREATE_LEAD)
+			return TURN_REPLY;
+		json_object_set_new(t->state, "lead_confirmed", json_true());
+		return TURN_LINKS;
 	}
 	return TURN_REPLY;
 }

@@ -4,7 +4,7 @@
  *    "fields":{"name":{"value":"María","sid":"SM...","at_ms":...}, ...},
  *    "history":[{"dir":"in","text":"...","t_ms":...,"sid":"SM..."}, ...],
  *    "lead_id":12|null, "quality":[{"q":"warm","t_ms":...}], "counters":{"in":3,"out":3,"turns":3},
- *    "last_inbound_ms":..., "lead_pending":false}
+ *    "last_inbound_ms":..., "lead_pending":false, "lead_confirmed":true (the confirmation was sent)}
  */
 #include "config.h"
 
