@@ -146,7 +146,7 @@ last_out(const json_t *st)
 
 /*
  * After the lead the conversation goes on, never with the lead's confirmation again: a question is passed to
- * the advisor (the lead's note carries the customer's last messages; nothing is answered by guessing), new
+ * the advisor (kept in t->question, which the lead job notes on the lead; nothing is answered by guessing), new
  * details are acknowledged as added to the request (the lead is updated after the reply), anything else gets
  * a short answer; not the same words as the bot's last message. A lexicon without these keeps the analysis'.
  */
