@@ -86,8 +86,9 @@ classify_merge(const struct lexicon *lx, const struct policy *p, const struct co
 				sg.product_specific = false;
 		free(n);
 	}
-	/* A request for a person and an attempt to instruct the bot stand, whatever the model says. */
-	a->intent = sg.human ? I_SUPPORT : advice->intent;
+	/* A request for a person and an attempt to instruct the bot stand, whatever the model says; a buyer who
+	   wants a person stays a buyer. */
+	a->intent = sg.human && advice->intent != I_SALES ? I_SUPPORT : advice->intent;
 	snprintf(a->reason, sizeof(a->reason), "%s", sg.human ? "human" : advice->reason);
 	a->sentiment = advice->sentiment;
 	memcpy(a->lang, advice->lang, sizeof(a->lang));

@@ -228,14 +228,9 @@ lexicon_load(const char *path, char *err, size_t errlen)
 	        json_object_get(doc, "language_words"), lx->langs, &lx->nlangs, "language_words", err, errlen) < 0 ||
 	    load_lang_map(json_object_get(doc, "name_phrases"), lx->names, &lx->nnames, "name_phrases", err, errlen) <
 	        0 ||
-	    PH("greetings", greetings) || PH("purchase", purchase) || PH("human", human) ||
-	    PH("manipulation", manipulation) || PH("urgency", urgency) || PH("need_markers", need_markers) ||
-	    PH("budget_words", budget_words) || PH("amount_units", amount_units) || PH("not_names", not_names) ||
-	    PH("refusals", refusals) || PH("product_qualifier_stops", qualifier_stops) ||
-	    PH("generic_products", generic_products) || PH("positive", positive) || PH("negative", negative) ||
-	    PH("name_question_words", name_question_words) || PH("not_phone_context", not_phone_context) ||
-	    PH("price_words", price_words) || PH("number_words", number_words) ||
-	    PH("word_amount_units", word_amount_units) ||
+#define LOAD_LIST(key, field) PH(key, field) ||
+	    LEX_PHRASE_LISTS(LOAD_LIST)
+#undef LOAD_LIST
 	    load_canon(json_object_get(doc, "products"), &lx->products, "products", err, errlen) < 0 ||
 	    load_canon(json_object_get(doc, "cities"), &lx->cities, "cities", err, errlen) < 0 ||
 	    load_canon(json_object_get(doc, "support"), &lx->support, "support", err, errlen) < 0 ||
@@ -275,25 +270,9 @@ lexicon_free(struct lexicon *lx)
 		free_phrases(&lx->optout[i].words);
 	for (i = 0; i < lx->noptin; i++)
 		free_phrases(&lx->optin[i].words);
-	free_phrases(&lx->greetings);
-	free_phrases(&lx->purchase);
-	free_phrases(&lx->human);
-	free_phrases(&lx->manipulation);
-	free_phrases(&lx->urgency);
-	free_phrases(&lx->need_markers);
-	free_phrases(&lx->budget_words);
-	free_phrases(&lx->amount_units);
-	free_phrases(&lx->not_names);
-	free_phrases(&lx->refusals);
-	free_phrases(&lx->qualifier_stops);
-	free_phrases(&lx->generic_products);
-	free_phrases(&lx->positive);
-	free_phrases(&lx->negative);
-	free_phrases(&lx->name_question_words);
-	free_phrases(&lx->not_phone_context);
-	free_phrases(&lx->price_words);
-	free_phrases(&lx->number_words);
-	free_phrases(&lx->word_amount_units);
+#define FREE_LIST(key, field) free_phrases(&lx->field);
+	LEX_PHRASE_LISTS(FREE_LIST)
+#undef FREE_LIST
 	free_canon(&lx->products);
 	free_canon(&lx->cities);
 	free_canon(&lx->support);

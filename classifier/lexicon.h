@@ -32,6 +32,52 @@ struct lang_phrases {
 	struct phrases words;
 };
 
+/*
+ * The lexicon's word lists: X(JSON key, struct field). A list missing from a lexicon file is empty. The lists the
+ * sentence-shape rules read (object_*, time_*, spam*, injection, city_preps, ...) are described in
+ * docs/CLASSIFIER.md.
+ */
+#define LEX_PHRASE_LISTS(X)                                                                                           \
+	X("greetings", greetings)                                                                                     \
+	X("purchase", purchase)                                                                                       \
+	X("human", human)                                                                                             \
+	X("manipulation", manipulation)                                                                               \
+	X("urgency", urgency)                                                                                         \
+	X("need_markers", need_markers)                                                                               \
+	X("budget_words", budget_words)                                                                               \
+	X("amount_units", amount_units)                                                                               \
+	X("not_names", not_names)                                                                                     \
+	X("refusals", refusals)                                                                                       \
+	X("product_qualifier_stops", qualifier_stops)                                                                 \
+	X("generic_products", generic_products)                                                                       \
+	X("positive", positive)                                                                                       \
+	X("negative", negative)                                                                                       \
+	X("name_question_words", name_question_words)                                                                 \
+	X("not_phone_context", not_phone_context)                                                                     \
+	X("price_words", price_words)                                                                                 \
+	X("number_words", number_words)                                                                               \
+	X("word_amount_units", word_amount_units)                                                                     \
+	X("object_triggers", object_triggers)                                                                         \
+	X("object_verbs", object_verbs)                                                                               \
+	X("object_not", object_not)                                                                                   \
+	X("object_stops", object_stops)                                                                               \
+	X("interest_question_words", interest_question_words)                                                         \
+	X("time_words", time_words)                                                                                   \
+	X("time_preps", time_preps)                                                                                   \
+	X("time_not_context", time_not_context)                                                                       \
+	X("spam", spam)                                                                                               \
+	X("spam_strong", spam_strong)                                                                                 \
+	X("injection", injection)                                                                                     \
+	X("new_need", new_need)                                                                                       \
+	X("own_order", own_order)                                                                                     \
+	X("city_preps", city_preps)                                                                                   \
+	X("city_question_words", city_question_words)                                                                 \
+	X("not_cities", not_cities)                                                                                   \
+	X("object_containers", object_containers)                                                                   \
+	X("object_determiners", object_determiners)                                                                 \
+	X("object_connectors", object_connectors)                                                                     \
+	X("count_nouns", count_nouns)
+
 /* Question keys. */
 enum qkey {
 	QK_ASK_INTEREST,
@@ -66,9 +112,10 @@ struct lexicon {
 	char default_lang[3];
 	struct lang_phrases langs[LEX_MAX_LANGS], names[LEX_MAX_LANGS];
 	size_t nlangs, nnames;
-	struct phrases greetings, purchase, human, manipulation, urgency, need_markers, budget_words, amount_units,
-	    not_names, refusals, qualifier_stops, generic_products, positive, negative, name_question_words,
-	    not_phone_context, price_words, number_words, word_amount_units;
+	struct phrases
+#define LEX_PHRASE_FIELD(key, field) field,
+	    LEX_PHRASE_LISTS(LEX_PHRASE_FIELD) phrases_end_; /* phrases_end_: unused, ends the list */
+#undef LEX_PHRASE_FIELD
 	struct canon_list products, cities, support; /* support: reason -> words */
 	struct lang_questions questions[LEX_MAX_LANGS];
 	size_t nquestions;

@@ -5,6 +5,8 @@
  *   minimum  = contact + interest + a sales intent (and no manipulation);
  *   hot      = contact + specific product + (budget or urgency);
  *   warm     = contact or a specific interest;  cold otherwise; support is cold.
+ * A request for a person hands the conversation over whatever the rest says;
+ * a buyer's keeps the sales intent and the quality of what they said.
  * The lead is created when the minimum holds and the lead is hot, or the
  * budget was asked for and refused, or the conversation is long enough.
  */
@@ -67,8 +69,8 @@ policy_decide(const struct policy *p, const struct signals *sg, struct analysis 
 		if (f[wanted[i]] == NULL)
 			a->missing |= 1u << wanted[i];
 
-	/* Action. */
-	if (a->intent == I_SUPPORT)
+	/* Action. A buyer who asked for a person is handed over too, a sales lead with the quality above. */
+	if (a->intent == I_SUPPORT || strcmp(a->reason, "human") == 0)
 		a->action = A_TRANSFER_TO_SUPPORT;
 	else if (a->manipulation)
 		a->action = interest ? A_GATHER_MORE_DETAILS : A_ASK_CLARIFYING_QUESTION;

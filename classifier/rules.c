@@ -13,6 +13,7 @@
 
 #include "common/xmalloc.h"
 #include "rules.h"
+#include "shape.h"
 #include "text.h"
 
 /* Earliest match of any phrase in hay from `from`; the longest wins a tie. Returns offset or -1. */
@@ -40,34 +41,6 @@ static bool
 has_any(const char *hay, const struct phrases *ph)
 {
 	return find_any(hay, 0, ph, NULL) >= 0;
-}
-
-static bool
-in_list(const char *word, const struct phrases *ph)
-{
-	size_t i;
-
-	for (i = 0; i < ph->n; i++)
-		if (strcmp(word, ph->p[i]) == 0)
-			return true;
-	return false;
-}
-
-/* The folded word starting at i: [*a, *b). Skips leading spaces. False at the end. */
-static bool
-next_word(const char *s, size_t i, size_t *a, size_t *b)
-{
-	while (s[i] == ' ')
-		i++;
-	if (!text_isword(s[i]))
-		return false;
-	*a = i;
-	while (text_isword(s[i]) ||
-	    ((s[i] == '.' || s[i] == ',') && isdigit((unsigned char)s[i + 1]) && i > *a &&
-	        isdigit((unsigned char)s[i - 1])))
-		i++;
-	*b = i;
-	return true;
 }
 
 /* True if the original character behind folded offset i is an upper-case letter. */
@@ -215,10 +188,10 @@ find_phone(const struct lexicon *lx, const struct folded *f)
 				continue;
 			if (money_grouping(s + a, s + b) && strchr(f->orig + f->map[a], '+') != f->orig + f->map[a])
 				continue;
-			if (next_word(s, b, &wa, &wb) && wb - wa < sizeof(w)) {
+			if (shape_next_word(s, b, &wa, &wb) && wb - wa < sizeof(w)) {
 				memcpy(w, s + wa, wb - wa);
 				w[wb - wa] = '\0';
-				if (in_list(w, &lx->amount_units))
+				if (shape_in_list(w, &lx->amount_units))
 					continue;
 			}
 		}
@@ -249,46 +222,53 @@ near_before(const char *s, size_t pos, const struct phrases *ph, size_t dist)
 	return false;
 }
 
-/* If a number starts at i, returns where it ends (digits with . , separators, optional k); else 0. */
-static size_t
-number_end(const char *s, size_t i)
+/* True if the unit is only a magnitude ("mil", "thousand"): an amount needs a budget word or question then. */
+static bool
+magnitude_only(const char *u)
 {
-	size_t j = i;
+	static const char *const m[] = {"mil", "millon", "millones", "million", "millions", "thousand", "hundred", "milhao",
+	    "milhoes", "millon y medio", "millones y medio"};
 
-	if (!isdigit((unsigned char)s[j]))
-		return 0;
-	while (isdigit((unsigned char)s[j]) || ((s[j] == '.' || s[j] == ',') && isdigit((unsigned char)s[j + 1])))
-		j++;
-	if (s[j] == 'k' && !text_isword(s[j + 1]))
-		j++;
-	return j;
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (strcmp(u, m[i]) == 0)
+			return true;
+	return false;
 }
 
-/* After a number ending at j: extends over an amount unit ("mil", "millones de pesos", "usd"); returns the end. */
-static size_t
-unit_end(const struct lexicon *lx, const char *s, size_t j, bool *has_unit)
+/* A currency sign right before folded offset i ("£1,200", "€ 500", "₹5 lakh", "S/ 800", "Rs. 50,000"): its offset. */
+static long
+currency_before(const struct folded *f, size_t i)
 {
-	size_t i, best = j, round;
+	const char *s = f->s;
+	size_t k = i;
 
-	*has_unit = s[j - 1] == 'k';
-	/* Up to two units in a row: "5 mil reais", "2 millones de pesos". */
-	for (round = 0; round < 2; round++) {
-		size_t from = best;
-		for (i = 0; i < lx->amount_units.n; i++) {
-			const char *u = lx->amount_units.p[i];
-			size_t k = best;
-			while (s[k] == ' ')
-				k++;
-			if (strncmp(s + k, u, strlen(u)) == 0 && !text_isword(s[k + strlen(u)]) &&
-			    k + strlen(u) > best) {
-				best = k + strlen(u);
-				*has_unit = true;
-			}
-		}
-		if (best == from)
-			break;
+	while (k > 0 && s[k - 1] == ' ') {
+		const char *o = f->orig + f->map[k - 1];
+		if (strncmp(o, "\xc2\xa3" /* £ */, 2) == 0 || strncmp(o, "\xe2\x82\xac" /* € */, 3) == 0 || strncmp(o, "\xe2\x82\xb9" /* ₹ */, 3) == 0)
+			return (long)(k - 1);
+		k--;
 	}
-	return best;
+	if (k >= 2 && s[k - 1] == '/' && s[k - 2] == 's' && (k == 2 || !text_isword(s[k - 3])))
+		return (long)(k - 2);
+	if (k > 0 && s[k - 1] == '.')
+		k--;
+	if (k >= 2 && s[k - 1] == 's' && s[k - 2] == 'r' && (k == 2 || !text_isword(s[k - 3])))
+		return (long)(k - 2);
+	return -1;
+}
+
+/* A currency sign right after folded offset j ("500€", "1.200 £"): the end past it, else j. */
+static size_t
+currency_after(const struct folded *f, size_t j)
+{
+	for (size_t k = j; k < f->n && (f->s[k] == ' ' || k == j); k++) {
+		const char *o = f->orig + f->map[k];
+		if (f->s[k] != ' ')
+			break;
+		if (strncmp(o, "\xc2\xa3" /* £ */, 2) == 0 || strncmp(o, "\xe2\x82\xac" /* € */, 3) == 0)
+			return k + 1;
+	}
+	return j;
 }
 
 /*
@@ -296,7 +276,7 @@ unit_end(const struct lexicon *lx, const char *s, size_t j, bool *has_unit)
  * dos millones", "about a thousand". Returns the span or NULL.
  */
 static char *
-find_word_budget(const struct lexicon *lx, const struct folded *f)
+find_word_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 {
 	size_t i, k;
 
@@ -322,7 +302,9 @@ find_word_budget(const struct lexicon *lx, const struct folded *f)
 						start = w - nl;
 				}
 			}
-			if (!num || !near_before(f->s, w, &lx->budget_words, 40))
+			/* A money word of its own ("pesos", "lucas", "dollars"), a budget word before, or an answer to
+			   "what is your budget?". */
+			if (!num || !(asked || !magnitude_only(u) || near_before(f->s, w, &lx->budget_words, 40)))
 				continue;
 			return text_span(f, start, (size_t)at - 1 + strlen(u));
 		}
@@ -331,7 +313,7 @@ find_word_budget(const struct lexicon *lx, const struct folded *f)
 }
 
 static char *
-find_budget(const struct lexicon *lx, const struct folded *f)
+find_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 {
 	const char *s = f->s;
 	size_t i;
@@ -344,17 +326,26 @@ find_budget(const struct lexicon *lx, const struct folded *f)
 			size_t k = s[i] == 'r' ? i + 2 : i + 1;
 			while (s[k] == ' ')
 				k++;
-			if ((ne = number_end(s, k)) == 0)
+			if ((ne = shape_number_end(s, k)) == 0)
 				continue;
 			cur = true;
 		} else if (isdigit((unsigned char)s[i]) && (i == 0 || !text_isword(s[i - 1])) &&
 		    s[i - (i > 0)] != '$') {
-			if ((ne = number_end(s, i)) == 0)
+			long sign = currency_before(f, i);
+			if ((ne = shape_number_end(s, i)) == 0)
 				continue;
+			if (sign >= 0) {
+				start = (size_t)sign;
+				cur = true;
+			}
 		} else {
 			continue;
 		}
-		end = unit_end(lx, s, ne, &unit);
+		end = shape_unit_end(lx, s, ne, &unit);
+		if (currency_after(f, end) > end) {
+			end = currency_after(f, end);
+			cur = true;
+		}
 		/* A currency code before the number: "USD 500", "COP 2.000.000". */
 		if (!cur && start >= 4) {
 			size_t k = start;
@@ -391,8 +382,8 @@ find_budget(const struct lexicon *lx, const struct folded *f)
 				bool u2;
 				while (s[m] == ' ' || s[m] == '$')
 					m++;
-				if ((me = number_end(s, m)) != 0) {
-					end = unit_end(lx, s, me, &u2);
+				if ((me = shape_number_end(s, m)) != 0) {
+					end = shape_unit_end(lx, s, me, &u2);
 					unit |= u2;
 				}
 			}
@@ -401,9 +392,20 @@ find_budget(const struct lexicon *lx, const struct folded *f)
 			size_t digits = 0, k;
 			for (k = start; k < ne; k++)
 				digits += isdigit((unsigned char)s[k]) != 0;
-			/* "Tengo 2 hijos" is not a budget: a bare number needs three digits. */
+			size_t wa, wb;
+			char w[24];
+			/* "Tengo 2 hijos" is not a budget: a bare number needs three digits. The answer to "what is your
+			   budget?" is one: "1500". "About 300 guests" counts guests, not money. */
 			if (!cur && !unit && digits < 3)
 				ctx = false;
+			else if (asked && digits >= 3)
+				ctx = true;
+			if (!cur && !unit && shape_next_word(s, end, &wa, &wb) && wb - wa < sizeof(w)) {
+				memcpy(w, s + wa, wb - wa);
+				w[wb - wa] = '\0';
+				if (shape_in_list(w, &lx->count_nouns))
+					ctx = false;
+			}
 		}
 		if (!(cur || unit || ctx) || (!ctx && near_before(s, start, &lx->price_words, 40))) {
 			/* "¿Cuesta más de $3.000.000?" asks a price; it states no budget. */
@@ -412,7 +414,7 @@ find_budget(const struct lexicon *lx, const struct folded *f)
 		}
 		return text_span(f, start, end);
 	}
-	return find_word_budget(lx, f);
+	return find_word_budget(lx, f, asked);
 }
 
 /* ---- name ---- */
@@ -429,22 +431,72 @@ acceptable_name_word(const struct lexicon *lx, const char *w)
 {
 	size_t i;
 
-	if (strlen(w) < 2 || strlen(w) > 24 || in_list(w, &lx->not_names) || in_list(w, &lx->greetings) ||
-	    in_list(w, &lx->qualifier_stops))
+	if (strlen(w) < 2 || strlen(w) > 24 || shape_in_list(w, &lx->not_names) || shape_in_list(w, &lx->greetings) ||
+	    shape_in_list(w, &lx->qualifier_stops) || shape_in_list(w, &lx->time_words) ||
+	    shape_in_list(w, &lx->urgency) || shape_in_list(w, &lx->generic_products))
 		return false;
 	for (i = 0; w[i] != '\0'; i++)
 		if (!isalpha((unsigned char)w[i]))
 			return false;
 	for (i = 0; i < lx->products.n; i++)
-		if (in_list(w, &lx->products.c[i].syn))
+		if (shape_in_list(w, &lx->products.c[i].syn))
 			return false;
 	return true;
+}
+
+/* A word of ordinary speech ("urgent", "interested", "here"): never a name written in lower case. */
+static bool
+common_word(const struct lexicon *lx, const char *w)
+{
+	for (size_t i = 0; i < lx->nlangs; i++)
+		if (shape_in_list(w, &lx->langs[i].words))
+			return true;
+	return shape_in_list(w, &lx->object_stops) || shape_in_list(w, &lx->object_not) ||
+	    shape_in_list(w, &lx->positive) || shape_in_list(w, &lx->negative) || shape_in_list(w, &lx->purchase) ||
+	    shape_in_list(w, &lx->count_nouns) || shape_in_list(w, &lx->object_verbs);
+}
+
+/* True if the message has no capital letter at all: its writer does not capitalise names either. */
+static bool
+all_lower(const char *orig)
+{
+	for (const unsigned char *p = (const unsigned char *)orig; *p != '\0'; p++)
+		if (isupper(*p) || (p[0] == 0xc3 && p[1] >= 0x80 && p[1] <= 0x9e))
+			return false;
+	return true;
+}
+
+/* The folded word [a, b) as a string in w (size n); false if it does not fit. */
+static bool
+word_copy(const struct folded *f, size_t a, size_t b, char *w, size_t n)
+{
+	if (b - a >= n)
+		return false;
+	memcpy(w, f->s + a, b - a);
+	w[b - a] = '\0';
+	return true;
+}
+
+/* Whether the word [a, b) may be a name here: capitalised, or a lower-case writer's uncommon word. */
+static bool
+name_word_at(const struct lexicon *lx, const struct folded *f, size_t a, size_t b, bool any_case)
+{
+	char w[32];
+	const char *after = f->orig + f->map[b];
+
+	if (!word_copy(f, a, b, w, sizeof(w)) || !acceptable_name_word(lx, w))
+		return false;
+	/* "Bella's owner": a possessive names someone else. */
+	if (strncmp(after, "'s", 2) == 0 || strncmp(after, "\xe2\x80\x99s", 4) == 0)
+		return false;
+	return orig_upper(f, a) || (any_case && !common_word(lx, w));
 }
 
 static char *
 find_name(const struct lexicon *lx, const struct folded *f, size_t *span_a, size_t *span_b)
 {
 	size_t li, k;
+	bool lower = all_lower(f->orig);
 
 	for (li = 0; li < lx->nnames; li++) {
 		for (k = 0; k < lx->names[li].words.n; k++) {
@@ -459,28 +511,19 @@ find_name(const struct lexicon *lx, const struct folded *f, size_t *span_a, size
 				at++;
 				while (f->s[i] == ' ' || f->s[i] == ',' || f->s[i] == ':')
 					i++;
-				if (!next_word(f->s, i, &a, &b) || b - a >= sizeof(w))
+				if (!shape_next_word(f->s, i, &a, &b) || !word_copy(f, a, b, w, sizeof(w)))
 					continue;
-				memcpy(w, f->s + a, b - a);
-				w[b - a] = '\0';
 				/* "Eu sou a Beatriz", "soy la Sra. ..." stop at the article unless a name follows it. */
-				if ((strcmp(w, "a") == 0 || strcmp(w, "o") == 0) && next_word(f->s, b, &a2, &b2) &&
+				if ((strcmp(w, "a") == 0 || strcmp(w, "o") == 0) && shape_next_word(f->s, b, &a2, &b2) &&
 				    orig_upper(f, a2) && b2 - a2 < sizeof(w)) {
 					a = a2;
 					b = b2;
-					memcpy(w, f->s + a, b - a);
-					w[b - a] = '\0';
 				}
-				if (!acceptable_name_word(lx, w) || (!strict && !orig_upper(f, a)))
+				if (!name_word_at(lx, f, a, b, strict || lower))
 					continue;
 				/* A second capitalised word belongs to the name: "María José", "Juan Pérez". */
-				if (next_word(f->s, b, &a2, &b2) && f->s[b] == ' ' && b2 - a2 < sizeof(w) &&
-				    orig_upper(f, a2)) {
-					memcpy(w, f->s + a2, b2 - a2);
-					w[b2 - a2] = '\0';
-					if (acceptable_name_word(lx, w))
-						b = b2;
-				}
+				if (shape_next_word(f->s, b, &a2, &b2) && f->s[b] == ' ' && name_word_at(lx, f, a2, b2, false))
+					b = b2;
 				*span_a = a;
 				*span_b = b;
 				return text_span(f, a, b);
@@ -491,32 +534,55 @@ find_name(const struct lexicon *lx, const struct folded *f, size_t *span_a, size
 }
 
 /*
- * A reply to "what is your name?" that is just a name: one to three words,
- * letters only, none of them a known word of another kind.
+ * A reply to "what is your name?" that starts with the name: one to three words that may be a name, then the
+ * end, punctuation or a number ("Jack Mitchell, 0412555019", "Thiago, thiago@…", "Martín").
  */
 static char *
 bare_name(const struct lexicon *lx, const struct folded *f)
 {
 	size_t i = 0, a, b, words = 0, first = 0, end = 0;
-	char w[32];
+	bool lower = all_lower(f->orig);
 
-	while (next_word(f->s, i, &a, &b)) {
-		if (b - a >= sizeof(w) || ++words > 3)
-			return NULL;
-		memcpy(w, f->s + a, b - a);
-		w[b - a] = '\0';
-		if (!acceptable_name_word(lx, w))
-			return NULL;
-		if (words == 1)
+	while (f->s[i] != '\0' && !text_isword(f->s[i]))
+		i++;
+	while (shape_next_word(f->s, i, &a, &b) && a == i) {
+		if (words == 3 || !name_word_at(lx, f, a, b, words == 0 || lower))
+			break;
+		if (words++ == 0)
 			first = a;
 		end = b;
 		i = b;
-		while (f->s[i] == ' ' || f->s[i] == '.' || f->s[i] == '!' || f->s[i] == ',')
+		while (f->s[i] == ' ')
 			i++;
-		if (f->s[i] != '\0' && !text_isword(f->s[i]))
-			return NULL;
 	}
-	return words > 0 ? text_span(f, first, end) : NULL;
+	if (words == 0)
+		return NULL;
+	/* What follows the name: nothing, punctuation, a number, or an e-mail. A word means a sentence. */
+	i = end;
+	while (f->s[i] == ' ')
+		i++;
+	if (text_isword(f->s[i]) && !isdigit((unsigned char)f->s[i]))
+		return NULL;
+	return text_span(f, first, end);
+}
+
+/*
+ * "Hola Carlos, ya te hice el pago": a message that opens by naming the person it is for. The name is the
+ * addressee's, not the customer's; with nothing to buy in it, the message was not meant for the business.
+ */
+static bool
+addressed_to_someone(const struct lexicon *lx, const struct folded *f)
+{
+	size_t i = 0, n = 0, a, b, k;
+
+	while (f->s[i] == ' ')
+		i++;
+	for (k = 0; k < lx->greetings.n && n == 0; k++) {
+		size_t l = strlen(lx->greetings.p[k]);
+		if (strncmp(f->s + i, lx->greetings.p[k], l) == 0 && !text_isword(f->s[i + l]))
+			n = l;
+	}
+	return n > 0 && shape_next_word(f->s, i + n, &a, &b) && f->s[i + n] == ' ' && name_word_at(lx, f, a, b, false);
 }
 
 /* ---- product, city, need, urgency ---- */
@@ -542,12 +608,12 @@ find_product(const struct lexicon *lx, const struct folded *f, bool *specific)
 		return NULL;
 	{
 		char *n = text_fold_str(lx->products.c[bi].name);
-		*specific = !in_list(n, &lx->generic_products);
+		*specific = !shape_in_list(n, &lx->generic_products);
 		free(n);
 	}
 	end = (size_t)best + bl;
 	/* Qualifiers: "de 3 puestos", "en L", "king", "de cuero" (up to five words). */
-	while (words < 5 && f->s[end] == ' ' && next_word(f->s, end, &a, &b)) {
+	while (words < 5 && f->s[end] == ' ' && shape_next_word(f->s, end, &a, &b)) {
 		char w[32];
 		size_t ne;
 		bool u;
@@ -555,9 +621,9 @@ find_product(const struct lexicon *lx, const struct folded *f, bool *specific)
 			break;
 		memcpy(w, f->s + a, b - a);
 		w[b - a] = '\0';
-		if (in_list(w, &lx->qualifier_stops) || in_list(w, &lx->budget_words))
+		if (shape_in_list(w, &lx->qualifier_stops) || shape_in_list(w, &lx->budget_words))
 			break;
-		if ((ne = number_end(f->s, a)) != 0 && unit_end(lx, f->s, ne, &u) && u)
+		if ((ne = shape_number_end(f->s, a)) != 0 && shape_unit_end(lx, f->s, ne, &u) && u)
 			break;
 		end = b;
 		words++;
@@ -605,13 +671,13 @@ find_span_after(const struct lexicon *lx, const struct folded *f, const struct p
 	if (at < 0)
 		return NULL;
 	end = (size_t)at + len;
-	while (words < maxwords && f->s[end] == ' ' && next_word(f->s, end, &a, &b)) {
+	while (words < maxwords && f->s[end] == ' ' && shape_next_word(f->s, end, &a, &b)) {
 		char w[32];
 		if (b - a >= sizeof(w))
 			break;
 		memcpy(w, f->s + a, b - a);
 		w[b - a] = '\0';
-		if (in_list(w, &lx->qualifier_stops) && strcmp(w, "mi") != 0 && strcmp(w, "my") != 0)
+		if (shape_in_list(w, &lx->qualifier_stops) && strcmp(w, "mi") != 0 && strcmp(w, "my") != 0)
 			break;
 		end = b;
 		words++;
@@ -691,14 +757,168 @@ greeting_only(const struct lexicon *lx, const char *folded)
 	return only;
 }
 
+/* What the user's messages add up to besides the fields. */
+struct reading {
+	bool support; /* in the last two user messages */
+	char reason[24]; /* its kind */
+	bool spam; /* a message was spam, a scam, a pitch, a wrong number or a job application */
+	bool greet; /* greetings only so far */
+	int pos, neg; /* sentiment words */
+};
+
+/* Whether the bot's message before user message i asks about one of ph's subjects (a question with its word). */
+static bool
+asked_about(const struct conversation *c, size_t i, const struct phrases *ph)
+{
+	char *pb;
+	bool r;
+
+	if (i == 0 || c->msg[i - 1].user || strchr(c->msg[i - 1].text, '?') == NULL)
+		return false;
+	pb = text_fold_str(c->msg[i - 1].text);
+	r = has_any(pb, ph);
+	free(pb);
+	return r;
+}
+
+/* Keeps v as field fl (v freed); NULL is nothing. */
+static void
+take(struct analysis *a, enum field fl, char *v)
+{
+	if (v != NULL)
+		analysis_set(a, fl, v);
+	free(v);
+}
+
+/* The product: the lexicon's, else the object of the sentence, else a short answer to "what are you looking for?". */
+static void
+read_product(const struct lexicon *lx, const struct conversation *c, size_t i, const struct folded *f,
+    struct analysis *a, struct signals *sg)
+{
+	bool spec = false, from_shape = false;
+	char *v = find_product(lx, f, &spec);
+
+	/* The lexicon's product wins; a sentence's object never replaces a specific product said before it
+	   ("mesa de comedor", then "quiero ver opciones"). */
+	if (v == NULL || !spec) {
+		bool spec2 = false;
+		char *w = shape_object(lx, f, &spec2);
+		if (w == NULL && asked_about(c, i, &lx->interest_question_words))
+			w = shape_bare_object(lx, f, &spec2);
+		if (w != NULL && (v == NULL || spec2)) {
+			free(v);
+			v = w;
+			spec = spec2;
+			from_shape = true;
+		} else {
+			free(w);
+		}
+	}
+	/* A vague mention never replaces a specific one. */
+	if (v != NULL && (spec || a->fields[F_PRODUCT] == NULL) && !(from_shape && sg->product_specific)) {
+		analysis_set(a, F_PRODUCT, v);
+		sg->product_specific = spec;
+	}
+	free(v);
+}
+
+/*
+ * Support in a message, with its reason; "" if none. Something broken is the business's to fix only when it
+ * was bought here ("mi pedido", "la garantía"): "se me dañó la nevera, necesito una nueva ya" is a purchase.
+ */
+static const char *
+support_reason(const struct lexicon *lx, const struct folded *f, struct signals *sg)
+{
+	for (size_t r = 0; r < lx->support.n; r++) {
+		if (!has_any(f->s, &lx->support.c[r].syn))
+			continue;
+		if (strcmp(lx->support.c[r].name, "warranty") == 0 && !has_any(f->s, &lx->own_order) &&
+		    (has_any(f->s, &lx->new_need) || has_any(f->s, &lx->urgency))) {
+			sg->purchase = true;
+			return "";
+		}
+		return lx->support.c[r].name;
+	}
+	return "";
+}
+
+/* What user message i adds: fields (a later message overrides an earlier one) and signals. */
+static void
+read_message(const struct lexicon *lx, const struct conversation *c, size_t i, bool recent, bool last,
+    struct analysis *a, struct signals *sg, struct reading *rd)
+{
+	const char *text = c->msg[i].text, *city, *why;
+	char *cut = NULL;
+	struct folded f;
+	size_t na = 0, nb = 0;
+	long inj;
+	char *v;
+
+	text_fold(text, &f);
+	if ((inj = shape_injection(lx, f.s)) >= 0) {
+		/* Nothing in a block dressed as the system's or as verified data is the customer's: only what
+		   comes before it is read. */
+		a->manipulation = true;
+		cut = xstrndup(text, f.map[inj]);
+		text_folded_free(&f);
+		text_fold(cut, &f);
+		text = cut;
+	}
+	if (shape_spam(lx, f.s) ||
+	    (addressed_to_someone(lx, &f) && !has_any(f.s, &lx->purchase) && !has_any(f.s, &lx->object_triggers))) {
+		/* A promotion's phone, amount and names are not a customer's. */
+		rd->spam = true;
+		rd->greet = false;
+		goto out;
+	}
+	take(a, F_EMAIL, find_email(text));
+	take(a, F_BUDGET, find_budget(lx, &f, asked_about(c, i, &lx->budget_words)));
+	take(a, F_PHONE, find_phone(lx, &f));
+	if ((v = find_name(lx, &f, &na, &nb)) != NULL ||
+	    (asked_about(c, i, &lx->name_question_words) && (v = bare_name(lx, &f)) != NULL))
+		take(a, F_NAME, v);
+	read_product(lx, c, i, &f, a, sg);
+	if ((city = find_city(lx, &f, na, nb)) != NULL)
+		analysis_set(a, F_CITY, city);
+	else if ((v = shape_city(lx, &f)) != NULL ||
+	    (asked_about(c, i, &lx->city_question_words) && (v = shape_bare_city(lx, &f)) != NULL))
+		take(a, F_CITY, v);
+	if ((v = find_span_after(lx, &f, &lx->urgency, 0)) != NULL || (v = shape_time(lx, &f)) != NULL)
+		take(a, F_URGENCY, v);
+	take(a, F_NEED, find_span_after(lx, &f, &lx->need_markers, 4));
+	if (has_any(f.s, &lx->manipulation))
+		a->manipulation = true;
+	if (has_any(f.s, &lx->human))
+		sg->human = true;
+	if (has_any(f.s, &lx->purchase))
+		sg->purchase = true;
+	/* Support counts in the last two user messages: an old complaint that was solved is history. */
+	if (recent && *(why = support_reason(lx, &f, sg)) != '\0') {
+		rd->support = true;
+		snprintf(rd->reason, sizeof(rd->reason), "%s", why);
+	}
+	if (last && sg->budget_asked && has_any(f.s, &lx->refusals))
+		sg->budget_refused = true;
+	for (size_t k = 0; k < lx->positive.n; k++)
+		if (text_find(f.s, 0, lx->positive.p[k]) >= 0)
+			rd->pos++;
+	for (size_t k = 0; k < lx->negative.n; k++)
+		if (text_find(f.s, 0, lx->negative.p[k]) >= 0)
+			rd->neg++;
+	if (!greeting_only(lx, f.s))
+		rd->greet = false;
+out:
+	text_folded_free(&f);
+	free(cut);
+}
+
 void
 rules_analyze(const struct lexicon *lx, const struct conversation *c, struct analysis *a, struct signals *sg)
 {
 	char all[8192] = "";
 	size_t i, last_user = 0, prev_user = 0, users = 0;
-	int pos = 0, neg = 0;
-	bool support = false, greet = true;
-	char reason[24] = "";
+	struct reading rd = {.greet = true};
+	bool buying;
 
 	memset(sg, 0, sizeof(*sg));
 	for (i = 0; i < F_COUNT; i++)
@@ -706,7 +926,7 @@ rules_analyze(const struct lexicon *lx, const struct conversation *c, struct ana
 			analysis_set(a, (enum field)i, c->known[i]);
 	if (a->fields[F_PRODUCT] != NULL) {
 		char *n = text_fold_str(a->fields[F_PRODUCT]);
-		sg->product_specific = !in_list(n, &lx->generic_products);
+		sg->product_specific = !shape_in_list(n, &lx->generic_products);
 		free(n);
 	}
 	for (i = 0; i < c->n; i++)
@@ -718,93 +938,20 @@ rules_analyze(const struct lexicon *lx, const struct conversation *c, struct ana
 	sg->user_turns = (unsigned)users;
 
 	for (i = 0; i < c->n; i++) {
-		struct folded f;
-		char *v;
-		const char *city;
-		bool asked_name = false;
-		size_t na = 0, nb = 0;
-		bool spec = false;
-
-		text_fold(c->msg[i].text, &f);
 		if (!c->msg[i].user) {
-			if (has_any(f.s, &lx->budget_words) && strchr(c->msg[i].text, '?') != NULL)
+			char *fb = text_fold_str(c->msg[i].text);
+			if (has_any(fb, &lx->budget_words) && strchr(c->msg[i].text, '?') != NULL)
 				sg->budget_asked = true;
-			text_folded_free(&f);
+			free(fb);
 			continue;
-		}
-		if (i > 0 && !c->msg[i - 1].user) {
-			char *pb = text_fold_str(c->msg[i - 1].text);
-			asked_name = has_any(pb, &lx->name_question_words) && strchr(c->msg[i - 1].text, '?') != NULL;
-			free(pb);
 		}
 		{
 			/* All user text, for language detection; cut when it fills the buffer. */
 			size_t used = strlen(all);
 			snprintf(all + used, sizeof(all) - used, "%s\n", c->msg[i].text);
 		}
-		if ((v = find_email(c->msg[i].text)) != NULL) {
-			analysis_set(a, F_EMAIL, v);
-			free(v);
-		}
-		if ((v = find_budget(lx, &f)) != NULL) {
-			analysis_set(a, F_BUDGET, v);
-			free(v);
-		}
-		if ((v = find_phone(lx, &f)) != NULL) {
-			analysis_set(a, F_PHONE, v);
-			free(v);
-		}
-		if ((v = find_name(lx, &f, &na, &nb)) != NULL || (asked_name && (v = bare_name(lx, &f)) != NULL)) {
-			analysis_set(a, F_NAME, v);
-			free(v);
-		}
-		if ((v = find_product(lx, &f, &spec)) != NULL) {
-			/* A vague mention never replaces a specific one. */
-			if (spec || a->fields[F_PRODUCT] == NULL) {
-				analysis_set(a, F_PRODUCT, v);
-				sg->product_specific = spec;
-			}
-			free(v);
-		}
-		if ((city = find_city(lx, &f, na, nb)) != NULL)
-			analysis_set(a, F_CITY, city);
-		if ((v = find_span_after(lx, &f, &lx->urgency, 0)) != NULL) {
-			analysis_set(a, F_URGENCY, v);
-			free(v);
-		}
-		if ((v = find_span_after(lx, &f, &lx->need_markers, 4)) != NULL) {
-			analysis_set(a, F_NEED, v);
-			free(v);
-		}
-		if (has_any(f.s, &lx->manipulation))
-			a->manipulation = true;
-		if (has_any(f.s, &lx->human))
-			sg->human = true;
-		if (has_any(f.s, &lx->purchase))
-			sg->purchase = true;
-		/* Support counts in the last two user messages: an old complaint that was solved is history. */
-		if (i >= prev_user) {
-			size_t r;
-			for (r = 0; r < lx->support.n; r++)
-				if (has_any(f.s, &lx->support.c[r].syn)) {
-					support = true;
-					snprintf(reason, sizeof(reason), "%s", lx->support.c[r].name);
-					break;
-				}
-		}
-		if (i == last_user && sg->budget_asked && has_any(f.s, &lx->refusals))
-			sg->budget_refused = true;
-		for (size_t k = 0; k < lx->positive.n; k++)
-			if (text_find(f.s, 0, lx->positive.p[k]) >= 0)
-				pos++;
-		for (size_t k = 0; k < lx->negative.n; k++)
-			if (text_find(f.s, 0, lx->negative.p[k]) >= 0)
-				neg++;
-		if (!greeting_only(lx, f.s))
-			greet = false;
-		text_folded_free(&f);
+		read_message(lx, c, i, i >= prev_user, i == last_user, a, sg, &rd);
 	}
-
 	/*
 	 * The customer's language message by message: their last message's when it says it clearly (at least two
 	 * words of one language, more than of any other: "Hola, ¿hablan español?" in an English chat), else the
@@ -814,21 +961,29 @@ rules_analyze(const struct lexicon *lx, const struct conversation *c, struct ana
 		rules_language(lx, all, a->lang);
 	if (c->lang[0] != '\0' && strcmp(a->lang, lx->default_lang) == 0)
 		memcpy(a->lang, c->lang, 3);
-	a->sentiment = neg > pos ? (neg >= 2 ? -0.8 : -0.5) : pos > neg ? (pos >= 2 ? 0.7 : 0.4) : 0.0;
+	a->sentiment = rd.neg > rd.pos ? (rd.neg >= 2 ? -0.8 : -0.5) : rd.pos > rd.neg ? (rd.pos >= 2 ? 0.7 : 0.4) : 0.0;
 
 	for (i = 0; i < F_COUNT; i++)
 		if (a->fields[i] != NULL)
 			sg->any_signal = true;
-	sg->any_signal |= sg->purchase || support || sg->human || a->manipulation;
-	sg->greeting_only = greet && !sg->any_signal;
+	sg->any_signal |= sg->purchase || rd.support || sg->human || a->manipulation || rd.spam;
+	sg->greeting_only = rd.greet && !sg->any_signal;
 
-	if (sg->human) {
+	buying = a->fields[F_PRODUCT] != NULL || sg->purchase || a->fields[F_BUDGET] != NULL;
+	if (rd.support) {
+		/* An amount in a complaint is a price paid or a refund, not a budget. */
+		if (c->known[F_BUDGET] == NULL)
+			analysis_set(a, F_BUDGET, NULL);
 		a->intent = I_SUPPORT;
+		snprintf(a->reason, sizeof(a->reason), "%s", rd.reason);
+	} else if (sg->human) {
+		/* A buyer who wants a person stays a buyer (the quality is what they said); the policy hands over. */
+		a->intent = buying ? I_SALES : I_SUPPORT;
 		snprintf(a->reason, sizeof(a->reason), "human");
-	} else if (support) {
-		a->intent = I_SUPPORT;
-		snprintf(a->reason, sizeof(a->reason), "%s", reason);
-	} else if (a->manipulation) {
+	} else if (rd.spam && !buying) {
+		a->intent = I_OTHER;
+		snprintf(a->reason, sizeof(a->reason), "spam");
+	} else if (a->manipulation && a->fields[F_PRODUCT] == NULL) {
 		a->intent = I_OTHER;
 		snprintf(a->reason, sizeof(a->reason), "manipulation");
 	} else if (a->fields[F_PRODUCT] != NULL || sg->purchase || a->fields[F_BUDGET] != NULL) {
