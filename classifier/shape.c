@@ -173,8 +173,6 @@ object_at(const struct lexicon *lx, const struct folded *f, size_t i, bool *spec
 	const char *s = f->s;
 	size_t start, end, words = 0, a, b, n;
 
-	if (phrase_at(s, skip_spaces(s, i), &lx->object_not) > 0)
-		return NULL;
 	i = skip_lead_in(lx, s, i);
 	/* "una cita para limpieza dental", "info sobre el plan anual": the object is after the container. */
 	if ((n = phrase_at(s, i, &lx->object_containers)) > 0) {
