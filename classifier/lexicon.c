@@ -93,7 +93,7 @@ add_plurals(json_t *all)
 	}
 }
 
-/* {"Canonical": ["synonym", ...]}; the canonical name is a synonym too. */
+/* {"Canonical": ["synonym", ...]}; the canonical name is a synonym too (a product's or a city's). */
 static int
 load_canon(json_t *obj, struct canon_list *cl, const char *what, char *err, size_t errlen)
 {
@@ -113,7 +113,9 @@ load_canon(json_t *obj, struct canon_list *cl, const char *what, char *err, size
 		json_t *all = json_array();
 
 		c->name = xstrdup(key);
-		json_array_append_new(all, json_string(key));
+		/* A support reason's name ("delivery") is a label, not a complaint: "delivery next month" buys. */
+		if (strcmp(what, "support") != 0)
+			json_array_append_new(all, json_string(key));
 		if (json_is_array(v))
 			json_array_extend(all, v);
 		if (strcmp(what, "products") == 0)

@@ -76,7 +76,8 @@ struct lang_phrases {
 	X("object_containers", object_containers)                                                                   \
 	X("object_determiners", object_determiners)                                                                 \
 	X("object_connectors", object_connectors)                                                                     \
-	X("count_nouns", count_nouns)
+	X("count_nouns", count_nouns)                                                                                 \
+	X("object_suffixes", object_suffixes)
 
 /* Question keys. */
 enum qkey {

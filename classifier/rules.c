@@ -271,6 +271,25 @@ currency_after(const struct folded *f, size_t j)
 	return j;
 }
 
+/* "dois mil e quinhentos", "two thousand and five hundred": the amount goes on after "e", "y", "and". */
+static size_t
+word_amount_end(const struct lexicon *lx, const char *s, size_t end)
+{
+	static const char *const joins[] = {" e ", " y ", " and "};
+
+	for (size_t j = 0; j < sizeof(joins) / sizeof(joins[0]); j++) {
+		size_t jl = strlen(joins[j]), a, b;
+		char w[24];
+		if (strncmp(s + end, joins[j], jl) != 0 || !shape_next_word(s, end + jl - 1, &a, &b) || b - a >= sizeof(w))
+			continue;
+		memcpy(w, s + a, b - a);
+		w[b - a] = '\0';
+		if (shape_in_list(w, &lx->number_words) && strcmp(w, "a") != 0 && strcmp(w, "el") != 0)
+			return b;
+	}
+	return end;
+}
+
 /*
  * An amount in words after a budget word: "ronda el millón y medio", "unos
  * dos millones", "about a thousand". Returns the span or NULL.
@@ -306,7 +325,7 @@ find_word_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 			   "what is your budget?". */
 			if (!num || !(asked || !magnitude_only(u) || near_before(f->s, w, &lx->budget_words, 40)))
 				continue;
-			return text_span(f, start, (size_t)at - 1 + strlen(u));
+			return text_span(f, start, word_amount_end(lx, f->s, (size_t)at - 1 + strlen(u)));
 		}
 	}
 	return NULL;
@@ -376,7 +395,8 @@ find_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 			while (s[k] == ' ')
 				k++;
 			if ((s[k] == '-' || strncmp(s + k, "a ", 2) == 0 || strncmp(s + k, "y ", 2) == 0 ||
-			        strncmp(s + k, "to ", 3) == 0 || strncmp(s + k, "e ", 2) == 0) &&
+			        strncmp(s + k, "to ", 3) == 0 || strncmp(s + k, "e ", 2) == 0 ||
+			        strncmp(s + k, "and ", 4) == 0) &&
 			    end == ne) {
 				size_t m = k + (s[k] == '-' ? 1 : s[k + 1] == ' ' ? 2 : 3), me;
 				bool u2;
@@ -396,7 +416,7 @@ find_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 			char w[24];
 			/* "Tengo 2 hijos" is not a budget: a bare number needs three digits. The answer to "what is your
 			   budget?" is one: "1500". "About 300 guests" counts guests, not money. */
-			if (!cur && !unit && digits < 3)
+			if (!cur && !unit && digits < 3 && !(s[ne - 1] == 'm' && ctx))
 				ctx = false;
 			else if (asked && digits >= 3)
 				ctx = true;
@@ -418,6 +438,18 @@ find_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 }
 
 /* ---- name ---- */
+
+/* Introductions that a writer who never capitalises still uses for their own name: "soy pedro", "this is marcus". */
+static bool
+lower_case_phrase(const char *p)
+{
+	static const char *const ok[] = {"soy", "sou", "eu sou", "this is", "i am", "i'm", "im"};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strcmp(p, ok[i]) == 0)
+			return true;
+	return false;
+}
 
 static bool
 strict_phrase(const char *p)
@@ -519,7 +551,7 @@ find_name(const struct lexicon *lx, const struct folded *f, size_t *span_a, size
 					a = a2;
 					b = b2;
 				}
-				if (!name_word_at(lx, f, a, b, strict || lower))
+				if (!name_word_at(lx, f, a, b, strict || (lower && lower_case_phrase(ph))))
 					continue;
 				/* A second capitalised word belongs to the name: "María José", "Juan Pérez". */
 				if (shape_next_word(f->s, b, &a2, &b2) && f->s[b] == ' ' && name_word_at(lx, f, a2, b2, false))
@@ -883,7 +915,8 @@ read_message(const struct lexicon *lx, const struct conversation *c, size_t i, b
 	else if ((v = shape_city(lx, &f)) != NULL ||
 	    (asked_about(c, i, &lx->city_question_words) && (v = shape_bare_city(lx, &f)) != NULL))
 		take(a, F_CITY, v);
-	if ((v = find_span_after(lx, &f, &lx->urgency, 0)) != NULL || (v = shape_time(lx, &f)) != NULL)
+	/* A time frame says more than an urgency word: "lo antes posible, ojalá la otra semana". */
+	if ((v = shape_time(lx, &f)) != NULL || (v = find_span_after(lx, &f, &lx->urgency, 0)) != NULL)
 		take(a, F_URGENCY, v);
 	take(a, F_NEED, find_span_after(lx, &f, &lx->need_markers, 4));
 	if (has_any(f.s, &lx->manipulation))

@@ -166,9 +166,9 @@ skip_lead_in(const struct lexicon *lx, const char *s, size_t i)
 	return i;
 }
 
-/* The object starting at i (after a trigger), or NULL. */
-static char *
-object_at(const struct lexicon *lx, const struct folded *f, size_t i, bool *specific)
+/* The object starting at i (after a trigger): its folded span [*from, *to). False if none. */
+static bool
+object_range(const struct lexicon *lx, const struct folded *f, size_t i, size_t *from, size_t *to, bool *specific)
 {
 	const char *s = f->s;
 	size_t start, end, words = 0, a, b, n;
@@ -180,7 +180,7 @@ object_at(const struct lexicon *lx, const struct folded *f, size_t i, bool *spec
 		if ((m = phrase_at(s, j, &lx->object_connectors)) == 0 && strncmp(s + j, "para ", 5) != 0 &&
 		    strncmp(s + j, "pra ", 4) != 0 && strncmp(s + j, "for ", 4) != 0 && strncmp(s + j, "sobre ", 6) != 0 &&
 		    strncmp(s + j, "about ", 6) != 0 && strncmp(s + j, "on ", 3) != 0)
-			return NULL;
+			return false;
 		if (m == 0)
 			m = (size_t)(strchr(s + j, ' ') - (s + j));
 		i = skip_lead_in(lx, s, j + m);
@@ -188,14 +188,14 @@ object_at(const struct lexicon *lx, const struct folded *f, size_t i, bool *spec
 	if (!shape_next_word(s, i, &a, &b) || a != skip_spaces(s, i) || phrase_at(s, a, &lx->object_not) > 0 ||
 	    phrase_at(s, a, &lx->object_stops) > 0 || phrase_at(s, a, &lx->time_words) > 0 ||
 	    phrase_at(s, a, &lx->greetings) > 0)
-		return NULL;
+		return false;
 	{
 		/* "tenerlo", "comprarla", "hacerme": a verb with its pronoun, not a thing. */
 		static const char *const clitic[] = {"rlo", "rla", "rlos", "rlas", "rle", "rles", "rme", "rte", "rse", "rnos"};
 		for (size_t k = 0; k < sizeof(clitic) / sizeof(clitic[0]); k++) {
 			size_t cl = strlen(clitic[k]);
 			if (b - a > cl + 2 && strncmp(s + b - cl, clitic[k], cl) == 0)
-				return NULL;
+				return false;
 		}
 	}
 	start = a;
@@ -225,14 +225,55 @@ object_at(const struct lexicon *lx, const struct folded *f, size_t i, bool *spec
 		words++;
 	}
 	if (words == 0)
-		return NULL;
+		return false;
 	{
 		/* A bare category of the lexicon's ("un carro", "seguros") is an interest, not a specific one. */
 		char *o = xstrndup(s + start, end - start);
 		*specific = !shape_in_list(o, &lx->generic_products);
 		free(o);
 	}
-	return text_span(f, start, end);
+	*from = start;
+	*to = end;
+	return true;
+}
+
+static char *
+object_at(const struct lexicon *lx, const struct folded *f, size_t i, bool *specific)
+{
+	size_t a, b;
+
+	return object_range(lx, f, i, &a, &b, specific) ? text_span(f, a, b) : NULL;
+}
+
+/*
+ * "La Pulsar NS 200 en cuánto está?", "¿qué seguros manejan?", "sofá cama tienen?": the object is the whole
+ * sentence before a price or stock question that ends it.
+ */
+static char *
+object_before(const struct lexicon *lx, const struct folded *f, bool *specific)
+{
+	static const char *const ask[] = {"que ", "qual ", "quais ", "what ", "which ", "cuales ", "cual "};
+	const char *s = f->s;
+
+	for (size_t i = 0; s[i] != '\0'; i++) {
+		size_t n, k, e, start, a, b;
+		if ((i > 0 && text_isword(s[i - 1])) || (n = phrase_at(s, i, &lx->object_suffixes)) == 0)
+			continue;
+		e = skip_spaces(s, i + n);
+		if (s[e] != '\0' && s[e] != '?' && s[e] != '.' && s[e] != '!' && s[e] != '\n')
+			continue;
+		for (k = i; k > 0 && strchr(".?!\n,", s[k - 1]) == NULL; k--)
+			;
+		start = skip_spaces(s, k);
+		while ((n = phrase_at(s, start, &lx->greetings)) > 0)
+			start = skip_spaces(s, start + n);
+		for (size_t q = 0; q < sizeof(ask) / sizeof(ask[0]); q++)
+			if (strncmp(s + start, ask[q], strlen(ask[q])) == 0)
+				start = skip_spaces(s, start + strlen(ask[q]));
+		if (start < i && object_range(lx, f, start, &a, &b, specific) && skip_spaces(s, b) == i)
+			return text_span(f, a, b);
+	}
+	return NULL;
 }
 
 char *
@@ -248,7 +289,7 @@ shape_object(const struct lexicon *lx, const struct folded *f, bool *specific)
 		if ((o = object_at(lx, f, i + n, specific)) != NULL)
 			return o;
 	}
-	return NULL;
+	return object_before(lx, f, specific);
 }
 
 char *
@@ -427,6 +468,16 @@ long
 shape_injection(const struct lexicon *lx, const char *s)
 {
 	long best = -1;
+
+	/* A markup tag ("<verified_customer_data>", "</conversation>") is no customer's way of writing. */
+	for (const char *p = strchr(s, '<'); p != NULL && best < 0; p = strchr(p + 1, '<')) {
+		const char *q = p + 1 + (p[1] == '/');
+		size_t n = 0;
+		while (isalpha((unsigned char)q[n]) || q[n] == '_' || q[n] == '-')
+			n++;
+		if (n >= 3 && (q[n] == '>' || q[n] == ' '))
+			best = (long)(p - s);
+	}
 
 	for (size_t k = 0; k < lx->injection.n; k++) {
 		long at = text_find(s, 0, lx->injection.p[k]);
