@@ -77,7 +77,8 @@ struct lang_phrases {
 	X("object_determiners", object_determiners)                                                                 \
 	X("object_connectors", object_connectors)                                                                     \
 	X("count_nouns", count_nouns)                                                                                 \
-	X("object_suffixes", object_suffixes)
+	X("object_suffixes", object_suffixes)                                                                         \
+	X("not_budget_context", not_budget_context)
 
 /* Question keys. */
 enum qkey {

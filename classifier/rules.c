@@ -420,12 +420,21 @@ find_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 				ctx = false;
 			else if (asked && digits >= 3)
 				ctx = true;
+			/* "mi gol 2015", "modelo 2024": a bare year is a model or a date, unless a budget word says so. */
+			if (!cur && !unit && ne - start == 4 && (strncmp(s + start, "19", 2) == 0 || strncmp(s + start, "20", 2) == 0) &&
+			    !near_before(s, start, &lx->budget_words, 14))
+				ctx = false;
 			if (!cur && !unit && shape_next_word(s, end, &wa, &wb) && wb - wa < sizeof(w)) {
 				memcpy(w, s + wa, wb - wa);
 				w[wb - wa] = '\0';
 				if (shape_in_list(w, &lx->count_nouns))
 					ctx = false;
 			}
+		}
+		/* "Mi recibo de luz llega de 4 mil", "paid $186": a bill or a price paid, not what they will spend. */
+		if (near_before(s, start, &lx->not_budget_context, 32) && !near_before(s, start, &lx->budget_words, 14)) {
+			i = ne - 1;
+			continue;
 		}
 		if (!(cur || unit || ctx) || (!ctx && near_before(s, start, &lx->price_words, 40))) {
 			/* "¿Cuesta más de $3.000.000?" asks a price; it states no budget. */
@@ -439,11 +448,14 @@ find_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 
 /* ---- name ---- */
 
-/* Introductions that a writer who never capitalises still uses for their own name: "soy pedro", "this is marcus". */
+/*
+ * An introduction that a writer who never capitalises still uses only for a name: "this is marcus" (but "soy
+ * estudiante", "i'm moving": a lower-case word after "soy" or "i'm" is rarely a name).
+ */
 static bool
 lower_case_phrase(const char *p)
 {
-	static const char *const ok[] = {"soy", "sou", "eu sou", "this is", "i am", "i'm", "im"};
+	static const char *const ok[] = {"this is", "its", "it's"};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		if (strcmp(p, ok[i]) == 0)
@@ -677,6 +689,32 @@ find_product(const struct lexicon *lx, const struct folded *f, bool *specific)
 	return text_span(f, (size_t)best, end);
 }
 
+/*
+ * "pasajes a Cusco", "a trip to Lisbon": where the customer wants to go, not where they are. A delivery ("envío a
+ * Cali", "deliver to Leeds") is where they are: the lexicon's city_preps say so.
+ */
+static bool
+destination(const struct lexicon *lx, const char *s, size_t at)
+{
+	static const char *const to[] = {" a", " to", " pra", " pro", " para", " hacia", " al"};
+	size_t k = at;
+
+	while (k > 0 && s[k - 1] == ' ')
+		k--;
+	for (size_t i = 0; i < sizeof(to) / sizeof(to[0]); i++) {
+		size_t l = strlen(to[i]);
+		if (k >= l && strncmp(s + k - l, to[i], l) == 0) {
+			for (size_t p = 0; p < lx->city_preps.n; p++) {
+				size_t pl = strlen(lx->city_preps.p[p]);
+				if (k >= pl && strncmp(s + k - pl, lx->city_preps.p[p], pl) == 0)
+					return false;
+			}
+			return true;
+		}
+	}
+	return false;
+}
+
 static const char *
 find_city(const struct lexicon *lx, const struct folded *f, size_t skip_a, size_t skip_b)
 {
@@ -686,7 +724,7 @@ find_city(const struct lexicon *lx, const struct folded *f, size_t skip_a, size_
 		for (k = 0; k < lx->cities.c[i].syn.n; k++) {
 			long at = 0;
 			while ((at = text_find(f->s, (size_t)at, lx->cities.c[i].syn.p[k])) >= 0) {
-				if (!((size_t)at >= skip_a && (size_t)at < skip_b))
+				if (!((size_t)at >= skip_a && (size_t)at < skip_b) && !destination(lx, f->s, (size_t)at))
 					return lx->cities.c[i].name;
 				at++;
 			}
@@ -904,7 +942,9 @@ read_message(const struct lexicon *lx, const struct conversation *c, size_t i, b
 		goto out;
 	}
 	take(a, F_EMAIL, find_email(text));
-	take(a, F_BUDGET, find_budget(lx, &f, asked_about(c, i, &lx->budget_words)));
+	/* An answer to "what is your budget?" is a budget, unless it says it does not know ("ainda não sei, depende
+	   do meu gol 2015"). */
+	take(a, F_BUDGET, find_budget(lx, &f, asked_about(c, i, &lx->budget_words) && !has_any(f.s, &lx->refusals)));
 	take(a, F_PHONE, find_phone(lx, &f));
 	if ((v = find_name(lx, &f, &na, &nb)) != NULL ||
 	    (asked_about(c, i, &lx->name_question_words) && (v = bare_name(lx, &f)) != NULL))

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,9 +167,10 @@ skip_lead_in(const struct lexicon *lx, const char *s, size_t i)
 	return i;
 }
 
-/* The object starting at i (after a trigger): its folded span [*from, *to). False if none. */
+/* The object starting at i (after a trigger), ending by limit: its folded span [*from, *to). False if none. */
 static bool
-object_range(const struct lexicon *lx, const struct folded *f, size_t i, size_t *from, size_t *to, bool *specific)
+object_range(const struct lexicon *lx, const struct folded *f, size_t i, size_t limit, size_t *from, size_t *to,
+    bool *specific)
 {
 	const char *s = f->s;
 	size_t start, end, words = 0, a, b, n;
@@ -200,7 +202,7 @@ object_range(const struct lexicon *lx, const struct folded *f, size_t i, size_t 
 	}
 	start = a;
 	end = a;
-	while (words < MAX_OBJECT_WORDS && shape_next_word(s, end, &a, &b)) {
+	while (words < MAX_OBJECT_WORDS && shape_next_word(s, end, &a, &b) && a < limit) {
 		size_t ne;
 		bool unit = false;
 		if (a != skip_spaces(s, end))
@@ -242,7 +244,7 @@ object_at(const struct lexicon *lx, const struct folded *f, size_t i, bool *spec
 {
 	size_t a, b;
 
-	return object_range(lx, f, i, &a, &b, specific) ? text_span(f, a, b) : NULL;
+	return object_range(lx, f, i, SIZE_MAX, &a, &b, specific) ? text_span(f, a, b) : NULL;
 }
 
 /*
@@ -270,7 +272,7 @@ object_before(const struct lexicon *lx, const struct folded *f, bool *specific)
 		for (size_t q = 0; q < sizeof(ask) / sizeof(ask[0]); q++)
 			if (strncmp(s + start, ask[q], strlen(ask[q])) == 0)
 				start = skip_spaces(s, start + strlen(ask[q]));
-		if (start < i && object_range(lx, f, start, &a, &b, specific) && skip_spaces(s, b) == i)
+		if (start < i && object_range(lx, f, start, i, &a, &b, specific) && skip_spaces(s, b) == i)
 			return text_span(f, a, b);
 	}
 	return NULL;
