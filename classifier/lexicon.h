@@ -78,7 +78,8 @@ struct lang_phrases {
 	X("object_connectors", object_connectors)                                                                     \
 	X("count_nouns", count_nouns)                                                                                 \
 	X("object_suffixes", object_suffixes)                                                                         \
-	X("not_budget_context", not_budget_context)
+	X("not_budget_context", not_budget_context)                                                                   \
+	X("other_phone_context", other_phone_context)
 
 /* Question keys. */
 enum qkey {

@@ -186,6 +186,9 @@ find_phone(const struct lexicon *lx, const struct folded *f)
 			/* "presupuesto es 3500000", "pedido 4587213": not phones. */
 			if (near_before(s, a, &lx->budget_words, 24) || near_before(s, a, &lx->not_phone_context, 28))
 				continue;
+			/* "el número de mi esposo es …", "call my assistant on …": someone else's phone. */
+			if (near_before(s, a, &lx->other_phone_context, 40))
+				continue;
 			if (money_grouping(s + a, s + b) && strchr(f->orig + f->map[a], '+') != f->orig + f->map[a])
 				continue;
 			if (shape_next_word(s, b, &wa, &wb) && wb - wa < sizeof(w)) {
