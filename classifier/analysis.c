@@ -93,6 +93,7 @@ analysis_copy(struct analysis *dst, const struct analysis *src)
 	dst->reply = src->reply != NULL ? xstrdup(src->reply) : NULL;
 	dst->reasoning = src->reasoning != NULL ? xstrdup(src->reasoning) : NULL;
 	dst->transcript = src->transcript != NULL ? xstrdup(src->transcript) : NULL;
+	dst->fact = src->fact != NULL ? xstrdup(src->fact) : NULL;
 }
 
 void
@@ -105,6 +106,7 @@ analysis_clear(struct analysis *a)
 	free(a->reply);
 	free(a->reasoning);
 	free(a->transcript);
+	free(a->fact);
 	memset(a, 0, sizeof(*a));
 }
 

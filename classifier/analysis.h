@@ -42,6 +42,7 @@ struct conversation {
 	char *known[F_COUNT]; /* fields extracted in earlier turns, or NULL */
 	char lang[3]; /* a hint ("es"), or "" to detect */
 	char *context; /* what our side knows beyond the chat (a phone call before it), or NULL */
+	const char *business; /* the business profile for a model's instruction, borrowed for one call, or NULL */
 	/* Media of one user message (msg[media_at]), borrowed from the caller for this call only; media_at -1
 	   (or nmedia 0): none. Copies of a conversation keep media_at, not the media. */
 	const struct conv_media *media;
@@ -68,6 +69,7 @@ struct analysis {
 	bool fallback; /* the model was asked and failed: the rules answered */
 	unsigned tokens; /* model tokens spent on this answer */
 	char *transcript; /* the words of the customer's voice note (or what their image shows), from the model */
+	char *fact; /* the business profile's answer to the customer's question, or NULL */
 };
 
 /* Names on the wire. */

@@ -7,6 +7,7 @@
 
 #include "classifier.h"
 #include "links.h"
+#include "profile.h"
 #include "text.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -33,6 +34,7 @@ classify_offline(const struct lexicon *lx, const struct policy *p, const struct 
 	rules_analyze(lx, c, a, &sg);
 	policy_decide(p, &sg, a);
 	policy_reply(lx, conversation_last_bot(c), a);
+	policy_answer(p, lx, c, a);
 	for (i = 0; i < F_COUNT; i++)
 		known += a->fields[i] != NULL;
 	/* Rules are sure of what they matched, less of what they did not see. */
@@ -101,6 +103,7 @@ classify_merge(const struct lexicon *lx, const struct policy *p, const struct co
 		a->reply = xstrdup(advice->reply);
 	} else {
 		policy_reply(lx, conversation_last_bot(c), a);
+		policy_answer(p, lx, c, a);
 	}
 	a->reasoning = xstrdup(advice->reasoning != NULL ? advice->reasoning : "");
 	a->transcript = advice->transcript != NULL ? xstrdup(advice->transcript) : NULL;
@@ -114,6 +117,7 @@ struct classifier {
 	struct reply_links links; /* links.urls is urls */
 	char **urls;
 	bool media; /* voice notes and images go to the model */
+	char *business; /* the profile as the model's instruction reads it, or NULL */
 	struct classifier_stats st;
 };
 
@@ -182,7 +186,12 @@ classifier_run(struct classifier *cl, const struct conversation *c, classifier_d
 		r->conv.context = xstrdup(c->context);
 	r->conv.media_at = c->media_at;
 	r->conv.nmedia = c->nmedia;
-	gemini_classify(cl->g, c, on_gemini, r);
+	{
+		/* The request is built from c at once: the profile goes in borrowed, for this call. */
+		struct conversation with = *c;
+		with.business = cl->business;
+		gemini_classify(cl->g, &with, on_gemini, r);
+	}
 }
 
 struct classifier *
@@ -225,6 +234,14 @@ classifier_set_links(struct classifier *cl, const char *const *urls, size_t n)
 }
 
 void
+classifier_set_profile(struct classifier *cl, const struct profile *p)
+{
+	free(cl->business);
+	cl->business = profile_instruction(p);
+	cl->p.profile = profile_empty(p) ? NULL : p;
+}
+
+void
 classifier_set_media(struct classifier *cl, bool on)
 {
 	cl->media = on;
@@ -239,8 +256,10 @@ classifier_accepts_media(const struct classifier *cl, const char *mime)
 void
 classifier_free(struct classifier *cl)
 {
-	if (cl != NULL)
+	if (cl != NULL) {
 		urls_free(cl);
+		free(cl->business);
+	}
 	free(cl);
 }
 

@@ -51,6 +51,10 @@ struct classifier *classifier_new(const struct lexicon *lx, const struct policy 
 void classifier_free(struct classifier *cl);
 /* The URLs a model reply may carry when links are not allowed (copied; NULLs skipped). */
 void classifier_set_links(struct classifier *cl, const char *const *urls, size_t n);
+struct profile;
+/* The business profile (borrowed, kept while set; NULL or empty: none): the model's instruction includes it, the
+   policy reads its hot rule and facts. */
+void classifier_set_profile(struct classifier *cl, const struct profile *p);
 /* Whether voice notes and images go to the model (on by default). */
 void classifier_set_media(struct classifier *cl, bool on);
 /* True when a model is configured, media is on and the provider takes mime inline. */

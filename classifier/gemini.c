@@ -182,6 +182,12 @@ instruction(const struct conversation *c)
 		    system_instruction, c->context);
 	else
 		sys = xstrdup(system_instruction);
+	if (c->business != NULL) {
+		char *n;
+		xasprintf(&n, "%s\n\n%s", sys, c->business);
+		free(sys);
+		sys = n;
+	}
 	return sys;
 }
 

@@ -93,6 +93,26 @@ add_plurals(json_t *all)
 	}
 }
 
+/* One canonical entry: its name and synonyms (the name too, but for support reasons; plurals for products). */
+static int
+canon_entry(struct canon *c, const char *key, json_t *v, const char *what, char *err, size_t errlen)
+{
+	json_t *all = json_array();
+	int r;
+
+	c->name = xstrdup(key);
+	/* A support reason's name ("delivery") is a label, not a complaint: "delivery next month" buys. */
+	if (strcmp(what, "support") != 0 && strcmp(what, "fact_topics") != 0)
+		json_array_append_new(all, json_string(key));
+	if (json_is_array(v))
+		json_array_extend(all, v);
+	if (strcmp(what, "products") == 0)
+		add_plurals(all);
+	r = load_phrases(all, &c->syn, what, err, errlen);
+	json_decref(all);
+	return r;
+}
+
 /* {"Canonical": ["synonym", ...]}; the canonical name is a synonym too (a product's or a city's). */
 static int
 load_canon(json_t *obj, struct canon_list *cl, const char *what, char *err, size_t errlen)
@@ -109,24 +129,36 @@ load_canon(json_t *obj, struct canon_list *cl, const char *what, char *err, size
 	cl->c = xcalloc(json_object_size(obj) + 1, sizeof(struct canon));
 	json_object_foreach(obj, key, v)
 	{
-		struct canon *c = &cl->c[cl->n++];
-		json_t *all = json_array();
-
-		c->name = xstrdup(key);
-		/* A support reason's name ("delivery") is a label, not a complaint: "delivery next month" buys. */
-		if (strcmp(what, "support") != 0)
-			json_array_append_new(all, json_string(key));
-		if (json_is_array(v))
-			json_array_extend(all, v);
-		if (strcmp(what, "products") == 0)
-			add_plurals(all);
-		if (load_phrases(all, &c->syn, what, err, errlen) < 0) {
-			json_decref(all);
+		if (canon_entry(&cl->c[cl->n++], key, v, what, err, errlen) < 0)
 			return -1;
-		}
-		json_decref(all);
 	}
 	return 0;
+}
+
+void
+lexicon_add(struct lexicon *lx, enum lexicon_list which, const char *name, const char *const *syn, size_t n)
+{
+	struct canon_list *cl = which == LEX_PRODUCTS ? &lx->products : &lx->cities;
+	json_t *v = json_array();
+	char err[128];
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(v, json_string(syn[i]));
+	if (which == LEX_GENERIC || which == LEX_UNITS) {
+		struct phrases *ph = which == LEX_UNITS ? &lx->amount_units : &lx->generic_products;
+		ph->p = xreallocarray(ph->p, ph->n + 1, sizeof(char *));
+		ph->p[ph->n++] = text_fold_str(name);
+		qsort(ph->p, ph->n, sizeof(char *), cmp_len_desc);
+		if (which == LEX_UNITS) {
+			json_decref(v);
+			return;
+		}
+	}
+	cl->c = xreallocarray(cl->c, cl->n + 1, sizeof(struct canon));
+	memset(&cl->c[cl->n], 0, sizeof(cl->c[cl->n]));
+	/* Strings only: nothing here can fail. */
+	(void)canon_entry(&cl->c[cl->n++], name, v, which == LEX_CITIES ? "cities" : "products", err, sizeof(err));
+	json_decref(v);
 }
 
 static void
@@ -233,9 +265,10 @@ lexicon_load(const char *path, char *err, size_t errlen)
 #define LOAD_LIST(key, field) PH(key, field) ||
 	    LEX_PHRASE_LISTS(LOAD_LIST)
 #undef LOAD_LIST
-	    load_canon(json_object_get(doc, "products"), &lx->products, "products", err, errlen) < 0 ||
+	            load_canon(json_object_get(doc, "products"), &lx->products, "products", err, errlen) < 0 ||
 	    load_canon(json_object_get(doc, "cities"), &lx->cities, "cities", err, errlen) < 0 ||
 	    load_canon(json_object_get(doc, "support"), &lx->support, "support", err, errlen) < 0 ||
+	    load_canon(json_object_get(doc, "fact_topics"), &lx->fact_topics, "fact_topics", err, errlen) < 0 ||
 	    load_questions(json_object_get(doc, "questions"), lx, err, errlen) < 0 ||
 	    load_lang_map(
 	        json_object_get(doc, "opt_out_words"), lx->optout, &lx->noptout, "opt_out_words", err, errlen) < 0 ||
@@ -278,6 +311,7 @@ lexicon_free(struct lexicon *lx)
 	free_canon(&lx->products);
 	free_canon(&lx->cities);
 	free_canon(&lx->support);
+	free_canon(&lx->fact_topics);
 	for (i = 0; i < lx->nquestions; i++)
 		for (k = 0; k < QK_COUNT; k++) {
 			free(lx->questions[i].q[k][0]);

@@ -37,48 +37,48 @@ struct lang_phrases {
  * sentence-shape rules read (object_*, time_*, spam*, injection, city_preps, ...) are described in
  * docs/CLASSIFIER.md.
  */
-#define LEX_PHRASE_LISTS(X)                                                                                           \
-	X("greetings", greetings)                                                                                     \
-	X("purchase", purchase)                                                                                       \
-	X("human", human)                                                                                             \
-	X("manipulation", manipulation)                                                                               \
-	X("urgency", urgency)                                                                                         \
-	X("need_markers", need_markers)                                                                               \
-	X("budget_words", budget_words)                                                                               \
-	X("amount_units", amount_units)                                                                               \
-	X("not_names", not_names)                                                                                     \
-	X("refusals", refusals)                                                                                       \
-	X("product_qualifier_stops", qualifier_stops)                                                                 \
-	X("generic_products", generic_products)                                                                       \
-	X("positive", positive)                                                                                       \
-	X("negative", negative)                                                                                       \
-	X("name_question_words", name_question_words)                                                                 \
-	X("not_phone_context", not_phone_context)                                                                     \
-	X("price_words", price_words)                                                                                 \
-	X("number_words", number_words)                                                                               \
-	X("word_amount_units", word_amount_units)                                                                     \
-	X("object_triggers", object_triggers)                                                                         \
-	X("object_verbs", object_verbs)                                                                               \
-	X("object_not", object_not)                                                                                   \
-	X("object_stops", object_stops)                                                                               \
-	X("interest_question_words", interest_question_words)                                                         \
-	X("time_words", time_words)                                                                                   \
-	X("time_preps", time_preps)                                                                                   \
-	X("time_not_context", time_not_context)                                                                       \
-	X("spam", spam)                                                                                               \
-	X("spam_strong", spam_strong)                                                                                 \
-	X("injection", injection)                                                                                     \
-	X("new_need", new_need)                                                                                       \
-	X("own_order", own_order)                                                                                     \
-	X("city_preps", city_preps)                                                                                   \
-	X("city_question_words", city_question_words)                                                                 \
-	X("not_cities", not_cities)                                                                                   \
-	X("object_containers", object_containers)                                                                   \
-	X("object_determiners", object_determiners)                                                                 \
-	X("object_connectors", object_connectors)                                                                     \
-	X("count_nouns", count_nouns)                                                                                 \
-	X("object_suffixes", object_suffixes)                                                                         \
-	X("not_budget_context", not_budget_context)                                                                   \
+#define LEX_PHRASE_LISTS(X) \
+	X("greetings", greetings) \
+	X("purchase", purchase) \
+	X("human", human) \
+	X("manipulation", manipulation) \
+	X("urgency", urgency) \
+	X("need_markers", need_markers) \
+	X("budget_words", budget_words) \
+	X("amount_units", amount_units) \
+	X("not_names", not_names) \
+	X("refusals", refusals) \
+	X("product_qualifier_stops", qualifier_stops) \
+	X("generic_products", generic_products) \
+	X("positive", positive) \
+	X("negative", negative) \
+	X("name_question_words", name_question_words) \
+	X("not_phone_context", not_phone_context) \
+	X("price_words", price_words) \
+	X("number_words", number_words) \
+	X("word_amount_units", word_amount_units) \
+	X("object_triggers", object_triggers) \
+	X("object_verbs", object_verbs) \
+	X("object_not", object_not) \
+	X("object_stops", object_stops) \
+	X("interest_question_words", interest_question_words) \
+	X("time_words", time_words) \
+	X("time_preps", time_preps) \
+	X("time_not_context", time_not_context) \
+	X("spam", spam) \
+	X("spam_strong", spam_strong) \
+	X("injection", injection) \
+	X("new_need", new_need) \
+	X("own_order", own_order) \
+	X("city_preps", city_preps) \
+	X("city_question_words", city_question_words) \
+	X("not_cities", not_cities) \
+	X("object_containers", object_containers) \
+	X("object_determiners", object_determiners) \
+	X("object_connectors", object_connectors) \
+	X("count_nouns", count_nouns) \
+	X("object_suffixes", object_suffixes) \
+	X("not_budget_context", not_budget_context) \
 	X("other_phone_context", other_phone_context)
 
 /* Question keys. */
@@ -120,6 +120,7 @@ struct lexicon {
 	    LEX_PHRASE_LISTS(LEX_PHRASE_FIELD) phrases_end_; /* phrases_end_: unused, ends the list */
 #undef LEX_PHRASE_FIELD
 	struct canon_list products, cities, support; /* support: reason -> words */
+	struct canon_list fact_topics; /* a business fact's topic -> the words of a question about it */
 	struct lang_questions questions[LEX_MAX_LANGS];
 	size_t nquestions;
 	/* Whole-message opt-out and opt-in words, per language (folded). */
@@ -142,6 +143,13 @@ const char *lexicon_question(const struct lexicon *lx, const char *lang, enum qk
  * lang (3 bytes) gets the language of the word matched.
  */
 int lexicon_opt_word(const struct lexicon *lx, const char *text, char lang[3]);
+enum lexicon_list { LEX_PRODUCTS, LEX_GENERIC, LEX_CITIES, LEX_UNITS };
+/*
+ * Adds an entry to a list, as a business profile does: a product (a specific one; plural forms added), a
+ * category (a product that is only a vague interest, like "muebles"), a city, with its synonyms, or a currency
+ * (an amount unit: "COP").
+ */
+void lexicon_add(struct lexicon *lx, enum lexicon_list which, const char *name, const char *const *syn, size_t n);
 /* The built-in lexicon's JSON text. */
 extern const char lexicon_builtin[];
 

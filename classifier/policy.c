@@ -19,12 +19,14 @@
 #include "common/template.h"
 #include "common/xmalloc.h"
 #include "policy.h"
+#include "profile.h"
 
 void
 policy_defaults(struct policy *p)
 {
 	p->lead_after_turns = 4;
 	p->create_on_minimum = false;
+	p->profile = NULL;
 }
 
 void
@@ -35,13 +37,20 @@ policy_decide(const struct policy *p, const struct signals *sg, struct analysis 
 	bool specific = (f[F_PRODUCT] && sg->product_specific) || f[F_NEED];
 	bool interest = specific || f[F_PRODUCT];
 	bool minimum = contact && specific && a->intent == I_SALES && !a->manipulation;
+	/* Budget or urgency, unless the business profile says what makes its leads hot. */
+	unsigned need = p->profile != NULL ? p->profile->hot_fields : (1u << F_BUDGET) | (1u << F_URGENCY), have = 0;
+	bool hot_extra;
 	int score = 0, i;
 	static const enum field wanted[] = {F_NAME, F_PRODUCT, F_BUDGET, F_CITY, F_EMAIL};
 
+	for (i = 0; i < F_COUNT; i++)
+		if (f[i] != NULL)
+			have |= 1u << i;
+	hot_extra = p->profile != NULL && p->profile->hot_all ? (have & need) == need : (have & need) != 0;
 	/* Quality. */
 	if (a->intent == I_SUPPORT)
 		a->quality = Q_COLD;
-	else if (contact && f[F_PRODUCT] && sg->product_specific && (f[F_BUDGET] || f[F_URGENCY]) && !a->manipulation)
+	else if (contact && f[F_PRODUCT] && sg->product_specific && hot_extra && !a->manipulation)
 		a->quality = Q_HOT;
 	else if (contact || specific)
 		a->quality = Q_WARM;
@@ -144,6 +153,29 @@ policy_reply(const struct lexicon *lx, const char *last_bot, struct analysis *a)
 			r = fill(t2, a);
 		}
 	}
+	free(a->reply);
+	a->reply = r;
+}
+
+void
+policy_answer(const struct policy *p, const struct lexicon *lx, const struct conversation *c, struct analysis *a)
+{
+	const char *last = NULL;
+	char *ans, *r;
+
+	for (size_t i = c->n; i > 0 && last == NULL; i--)
+		if (c->msg[i - 1].user)
+			last = c->msg[i - 1].text;
+	/* Only a question gets a fact: "¿Abren el domingo?", not "abro el local el domingo". */
+	if (p->profile == NULL || last == NULL || (strchr(last, '?') == NULL && strstr(last, "\u00bf") == NULL))
+		return;
+	if ((ans = profile_answer(p->profile, lx, last, a->lang)) == NULL)
+		return;
+	free(a->fact);
+	a->fact = ans;
+	if (a->action == A_TRANSFER_TO_SUPPORT || a->reply == NULL)
+		return;
+	xasprintf(&r, "%s %s", ans, a->reply);
 	free(a->reply);
 	a->reply = r;
 }

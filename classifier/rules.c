@@ -229,8 +229,8 @@ near_before(const char *s, size_t pos, const struct phrases *ph, size_t dist)
 static bool
 magnitude_only(const char *u)
 {
-	static const char *const m[] = {"mil", "millon", "millones", "million", "millions", "thousand", "hundred", "milhao",
-	    "milhoes", "millon y medio", "millones y medio"};
+	static const char *const m[] = {"mil", "millon", "millones", "million", "millions", "thousand", "hundred",
+	    "milhao", "milhoes", "millon y medio", "millones y medio"};
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
 		if (strcmp(u, m[i]) == 0)
@@ -247,7 +247,8 @@ currency_before(const struct folded *f, size_t i)
 
 	while (k > 0 && s[k - 1] == ' ') {
 		const char *o = f->orig + f->map[k - 1];
-		if (strncmp(o, "\xc2\xa3" /* £ */, 2) == 0 || strncmp(o, "\xe2\x82\xac" /* € */, 3) == 0 || strncmp(o, "\xe2\x82\xb9" /* ₹ */, 3) == 0)
+		if (strncmp(o, "\xc2\xa3" /* £ */, 2) == 0 || strncmp(o, "\xe2\x82\xac" /* € */, 3) == 0 ||
+		    strncmp(o, "\xe2\x82\xb9" /* ₹ */, 3) == 0)
 			return (long)(k - 1);
 		k--;
 	}
@@ -283,7 +284,8 @@ word_amount_end(const struct lexicon *lx, const char *s, size_t end)
 	for (size_t j = 0; j < sizeof(joins) / sizeof(joins[0]); j++) {
 		size_t jl = strlen(joins[j]), a, b;
 		char w[24];
-		if (strncmp(s + end, joins[j], jl) != 0 || !shape_next_word(s, end + jl - 1, &a, &b) || b - a >= sizeof(w))
+		if (strncmp(s + end, joins[j], jl) != 0 || !shape_next_word(s, end + jl - 1, &a, &b) ||
+		    b - a >= sizeof(w))
 			continue;
 		memcpy(w, s + a, b - a);
 		w[b - a] = '\0';
@@ -424,7 +426,8 @@ find_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 			else if (asked && digits >= 3)
 				ctx = true;
 			/* "mi gol 2015", "modelo 2024": a bare year is a model or a date, unless a budget word says so. */
-			if (!cur && !unit && ne - start == 4 && (strncmp(s + start, "19", 2) == 0 || strncmp(s + start, "20", 2) == 0) &&
+			if (!cur && !unit && ne - start == 4 &&
+			    (strncmp(s + start, "19", 2) == 0 || strncmp(s + start, "20", 2) == 0) &&
 			    !near_before(s, start, &lx->budget_words, 14))
 				ctx = false;
 			if (!cur && !unit && shape_next_word(s, end, &wa, &wb) && wb - wa < sizeof(w)) {
@@ -435,7 +438,8 @@ find_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 			}
 		}
 		/* "Mi recibo de luz llega de 4 mil", "paid $186": a bill or a price paid, not what they will spend. */
-		if (near_before(s, start, &lx->not_budget_context, 32) && !near_before(s, start, &lx->budget_words, 14)) {
+		if (near_before(s, start, &lx->not_budget_context, 32) &&
+		    !near_before(s, start, &lx->budget_words, 14)) {
 			i = ne - 1;
 			continue;
 		}
@@ -561,15 +565,16 @@ find_name(const struct lexicon *lx, const struct folded *f, size_t *span_a, size
 				if (!shape_next_word(f->s, i, &a, &b) || !word_copy(f, a, b, w, sizeof(w)))
 					continue;
 				/* "Eu sou a Beatriz", "soy la Sra. ..." stop at the article unless a name follows it. */
-				if ((strcmp(w, "a") == 0 || strcmp(w, "o") == 0) && shape_next_word(f->s, b, &a2, &b2) &&
-				    orig_upper(f, a2) && b2 - a2 < sizeof(w)) {
+				if ((strcmp(w, "a") == 0 || strcmp(w, "o") == 0) &&
+				    shape_next_word(f->s, b, &a2, &b2) && orig_upper(f, a2) && b2 - a2 < sizeof(w)) {
 					a = a2;
 					b = b2;
 				}
 				if (!name_word_at(lx, f, a, b, strict || (lower && lower_case_phrase(ph))))
 					continue;
 				/* A second capitalised word belongs to the name: "María José", "Juan Pérez". */
-				if (shape_next_word(f->s, b, &a2, &b2) && f->s[b] == ' ' && name_word_at(lx, f, a2, b2, false))
+				if (shape_next_word(f->s, b, &a2, &b2) && f->s[b] == ' ' &&
+				    name_word_at(lx, f, a2, b2, false))
 					b = b2;
 				*span_a = a;
 				*span_b = b;
@@ -727,7 +732,8 @@ find_city(const struct lexicon *lx, const struct folded *f, size_t skip_a, size_
 		for (k = 0; k < lx->cities.c[i].syn.n; k++) {
 			long at = 0;
 			while ((at = text_find(f->s, (size_t)at, lx->cities.c[i].syn.p[k])) >= 0) {
-				if (!((size_t)at >= skip_a && (size_t)at < skip_b) && !destination(lx, f->s, (size_t)at))
+				if (!((size_t)at >= skip_a && (size_t)at < skip_b) &&
+				    !destination(lx, f->s, (size_t)at))
 					return lx->cities.c[i].name;
 				at++;
 			}
@@ -1037,7 +1043,9 @@ rules_analyze(const struct lexicon *lx, const struct conversation *c, struct ana
 		rules_language(lx, all, a->lang);
 	if (c->lang[0] != '\0' && strcmp(a->lang, lx->default_lang) == 0)
 		memcpy(a->lang, c->lang, 3);
-	a->sentiment = rd.neg > rd.pos ? (rd.neg >= 2 ? -0.8 : -0.5) : rd.pos > rd.neg ? (rd.pos >= 2 ? 0.7 : 0.4) : 0.0;
+	a->sentiment = rd.neg > rd.pos ? (rd.neg >= 2 ? -0.8 : -0.5)
+	    : rd.pos > rd.neg          ? (rd.pos >= 2 ? 0.7 : 0.4)
+	                               : 0.0;
 
 	for (i = 0; i < F_COUNT; i++)
 		if (a->fields[i] != NULL)
@@ -1046,16 +1054,16 @@ rules_analyze(const struct lexicon *lx, const struct conversation *c, struct ana
 	sg->greeting_only = rd.greet && !sg->any_signal;
 
 	buying = a->fields[F_PRODUCT] != NULL || sg->purchase || a->fields[F_BUDGET] != NULL;
-	if (rd.support) {
-		/* An amount in a complaint is a price paid or a refund, not a budget. */
-		if (c->known[F_BUDGET] == NULL)
-			analysis_set(a, F_BUDGET, NULL);
+	/* An amount in a complaint is a price paid or a refund, not a budget. */
+	if (rd.support && c->known[F_BUDGET] == NULL)
+		analysis_set(a, F_BUDGET, NULL);
+	if (sg->human) {
+		/* A buyer who wants a person stays a buyer (the quality is what they said); the policy hands over. */
+		a->intent = buying && !rd.support ? I_SALES : I_SUPPORT;
+		snprintf(a->reason, sizeof(a->reason), "human");
+	} else if (rd.support) {
 		a->intent = I_SUPPORT;
 		snprintf(a->reason, sizeof(a->reason), "%s", rd.reason);
-	} else if (sg->human) {
-		/* A buyer who wants a person stays a buyer (the quality is what they said); the policy hands over. */
-		a->intent = buying ? I_SALES : I_SUPPORT;
-		snprintf(a->reason, sizeof(a->reason), "human");
 	} else if (rd.spam && !buying) {
 		a->intent = I_OTHER;
 		snprintf(a->reason, sizeof(a->reason), "spam");

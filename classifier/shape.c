@@ -92,7 +92,8 @@ phrase_at(const char *s, size_t i, const struct phrases *ph)
 	/* Phrases are sorted longest first: the first that matches is the longest. */
 	for (size_t k = 0; k < ph->n; k++) {
 		size_t l = strlen(ph->p[k]);
-		if (l > 0 && strncmp(s + i, ph->p[k], l) == 0 && (!text_isword(s[i + l]) || !text_isword(ph->p[k][l - 1])))
+		if (l > 0 && strncmp(s + i, ph->p[k], l) == 0 &&
+		    (!text_isword(s[i + l]) || !text_isword(ph->p[k][l - 1])))
 			return l;
 	}
 	return 0;
@@ -152,7 +153,8 @@ skip_lead_in(const struct lexicon *lx, const char *s, size_t i)
 	for (int guard = 0; guard < 6; guard++) {
 		size_t n, j;
 		i = skip_spaces(s, i);
-		if ((n = phrase_at(s, i, &lx->object_verbs)) > 0 || (n = phrase_at(s, i, &lx->object_determiners)) > 0) {
+		if ((n = phrase_at(s, i, &lx->object_verbs)) > 0 ||
+		    (n = phrase_at(s, i, &lx->object_determiners)) > 0) {
 			i += n;
 			continue;
 		}
@@ -169,8 +171,8 @@ skip_lead_in(const struct lexicon *lx, const char *s, size_t i)
 
 /* The object starting at i (after a trigger), ending by limit: its folded span [*from, *to). False if none. */
 static bool
-object_range(const struct lexicon *lx, const struct folded *f, size_t i, size_t limit, size_t *from, size_t *to,
-    bool *specific)
+object_range(
+    const struct lexicon *lx, const struct folded *f, size_t i, size_t limit, size_t *from, size_t *to, bool *specific)
 {
 	const char *s = f->s;
 	size_t start, end, words = 0, a, b, n;
@@ -180,8 +182,9 @@ object_range(const struct lexicon *lx, const struct folded *f, size_t i, size_t 
 	if ((n = phrase_at(s, i, &lx->object_containers)) > 0) {
 		size_t j = skip_spaces(s, i + n), m;
 		if ((m = phrase_at(s, j, &lx->object_connectors)) == 0 && strncmp(s + j, "para ", 5) != 0 &&
-		    strncmp(s + j, "pra ", 4) != 0 && strncmp(s + j, "for ", 4) != 0 && strncmp(s + j, "sobre ", 6) != 0 &&
-		    strncmp(s + j, "about ", 6) != 0 && strncmp(s + j, "on ", 3) != 0)
+		    strncmp(s + j, "pra ", 4) != 0 && strncmp(s + j, "for ", 4) != 0 &&
+		    strncmp(s + j, "sobre ", 6) != 0 && strncmp(s + j, "about ", 6) != 0 &&
+		    strncmp(s + j, "on ", 3) != 0)
 			return false;
 		if (m == 0)
 			m = (size_t)(strchr(s + j, ' ') - (s + j));
@@ -193,7 +196,8 @@ object_range(const struct lexicon *lx, const struct folded *f, size_t i, size_t 
 		return false;
 	{
 		/* "tenerlo", "comprarla", "hacerme": a verb with its pronoun, not a thing. */
-		static const char *const clitic[] = {"rlo", "rla", "rlos", "rlas", "rle", "rles", "rme", "rte", "rse", "rnos"};
+		static const char *const clitic[] = {
+		    "rlo", "rla", "rlos", "rlas", "rle", "rles", "rme", "rte", "rse", "rnos"};
 		for (size_t k = 0; k < sizeof(clitic) / sizeof(clitic[0]); k++) {
 			size_t cl = strlen(clitic[k]);
 			if (b - a > cl + 2 && strncmp(s + b - cl, clitic[k], cl) == 0)
@@ -214,14 +218,16 @@ object_range(const struct lexicon *lx, const struct folded *f, size_t i, size_t 
 			/* A connector belongs to the object only if a word of it follows: "pasajes a Cusco". */
 			if (!shape_next_word(s, b, &a2, &b2) || a2 != skip_spaces(s, b) ||
 			    phrase_at(s, a2, &lx->object_stops) > 0 || phrase_at(s, a2, &lx->time_words) > 0 ||
-			    phrase_at(s, a2, &lx->budget_words) > 0 || (isdigit((unsigned char)s[a2]) && s[a2 + 1] != ' '))
+			    phrase_at(s, a2, &lx->budget_words) > 0 ||
+			    (isdigit((unsigned char)s[a2]) && s[a2 + 1] != ' '))
 				break;
 			end = b;
 			continue;
 		}
-		if (a > start && (phrase_at(s, a, &lx->object_stops) > 0 || phrase_at(s, a, &lx->time_words) > 0 ||
-		                     phrase_at(s, a, &lx->budget_words) > 0 || phrase_at(s, a, &lx->greetings) > 0 ||
-		                     phrase_at(s, a, &lx->urgency) > 0))
+		if (a > start &&
+		    (phrase_at(s, a, &lx->object_stops) > 0 || phrase_at(s, a, &lx->time_words) > 0 ||
+		        phrase_at(s, a, &lx->budget_words) > 0 || phrase_at(s, a, &lx->greetings) > 0 ||
+		        phrase_at(s, a, &lx->urgency) > 0))
 			break;
 		end = b;
 		words++;
@@ -335,8 +341,9 @@ shape_time(const struct lexicon *lx, const struct folded *f)
 		{
 			/* "14th September", "the 3rd of May", "15 de mayo". */
 			size_t e = k, d;
-			if (e >= 2 && (strncmp(s + e - 2, "st", 2) == 0 || strncmp(s + e - 2, "nd", 2) == 0 ||
-			                  strncmp(s + e - 2, "rd", 2) == 0 || strncmp(s + e - 2, "th", 2) == 0))
+			if (e >= 2 &&
+			    (strncmp(s + e - 2, "st", 2) == 0 || strncmp(s + e - 2, "nd", 2) == 0 ||
+			        strncmp(s + e - 2, "rd", 2) == 0 || strncmp(s + e - 2, "th", 2) == 0))
 				e -= 2;
 			d = e;
 			while (d > 0 && isdigit((unsigned char)s[d - 1]))

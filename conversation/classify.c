@@ -160,6 +160,12 @@ after_lead_reply(struct turn *t, const struct analysis *a, int changed)
 	json_t *m;
 	size_t i;
 
+	if (a->fact != NULL) {
+		/* The business profile answers it (hours, delivery, ...): the customer gets the fact itself. */
+		free(t->reply);
+		t->reply = xstrdup(a->fact);
+		return;
+	}
 	json_array_foreach(t->inbox, i, m)
 	{
 		const char *text = json_string_value(json_object_get(m, "text")) ?: "";

@@ -610,6 +610,71 @@ cmd_leads(struct ctl *c)
 	return 0;
 }
 
+/* Prints "label: a, b, c" for a JSON array of strings (nothing when empty). */
+static void
+print_list(const char *label, json_t *arr)
+{
+	json_t *v;
+	size_t i;
+
+	if (json_array_size(arr) == 0)
+		return;
+	printf("%-12s ", label);
+	json_array_foreach(arr, i, v) printf("%s%s", i > 0 ? ", " : "", json_string_value(v) ?: "");
+	putchar('\n');
+}
+
+/* crmbridgectl profile: the business profile the daemon runs with (its file, [business], Odoo's catalogue). */
+static int
+cmd_profile(struct ctl *c)
+{
+	json_t *j = admin_call(c, "GET", "/api/profile"), *v, *t;
+	size_t i;
+	const char *k;
+
+	if (j == NULL)
+		return 1;
+	if (c->json) {
+		print_json(j);
+		json_decref(j);
+		return 0;
+	}
+	if (!json_is_true(json_object_get(j, "configured"))) {
+		printf("no business profile: the offline rules use the built-in lexicon only; set [business] in the "
+		       "configuration (crmbridge.conf(5))\n");
+		json_decref(j);
+		return 0;
+	}
+	printf("%-12s %s\n", "name", s_or(j, "name", "-"));
+	printf("%-12s %s\n", "description", s_or(j, "description", "-"));
+	printf("%-12s %s  %-8s %s\n", "country", s_or(j, "country", "-"), "currency", s_or(j, "currency", "-"));
+	print_list("cities", json_object_get(j, "cities"));
+	print_list("languages", json_object_get(j, "languages"));
+	printf("%-12s contact + a specific product + %s\n", "hot lead", s_or(j, "hot_needs", "budget or urgency"));
+	if (json_is_string(json_object_get(j, "file")))
+		printf("%-12s %s\n", "file", s_or(j, "file", ""));
+	printf("\ncatalogue (%zu):\n", json_array_size(json_object_get(j, "catalogue")));
+	json_array_foreach(json_object_get(j, "catalogue"), i, v)
+	{
+		json_t *syn = json_object_get(v, "synonyms"), *x;
+		size_t n;
+		printf("  %s", s_or(v, "name", "?"));
+		if (json_is_string(json_object_get(v, "category")))
+			printf(" [%s]", s_or(v, "category", ""));
+		json_array_foreach(syn, n, x) printf("%s%s", n == 0 ? " (" : ", ", json_string_value(x) ?: "");
+		printf("%s%s\n", json_array_size(syn) > 0 ? ")" : "",
+		    strcmp(s_or(v, "source", ""), "odoo") == 0 ? "  from Odoo" : "");
+	}
+	printf("\nfacts (%zu):\n", json_array_size(json_object_get(j, "facts")));
+	json_array_foreach(json_object_get(j, "facts"), i, v)
+	{
+		json_object_foreach(json_object_get(v, "text"), k, t)
+		    printf("  %s [%s]: %s\n", s_or(v, "topic", "?"), k, json_string_value(t) ?: "");
+	}
+	json_decref(j);
+	return 0;
+}
+
 /* ---- chat and replay: the customer's side ---- */
 
 struct sink {
@@ -1063,6 +1128,8 @@ ctl_admin(const char *cmd, int argc, char **argv, const struct ctl_options *o)
 		rc = cmd_dead_letters(&c, npos == 1);
 	else if (strcmp(cmd, "leads") == 0 && npos == 0)
 		rc = cmd_leads(&c);
+	else if (strcmp(cmd, "profile") == 0 && npos == 0)
+		rc = cmd_profile(&c);
 	else if (strcmp(cmd, "chat") == 0 && npos <= 1)
 		rc = cmd_chat(&c, npos == 1 ? pos[0] : phone, wait_s * 1000);
 	else if (strcmp(cmd, "replay") == 0 && npos == 1)

@@ -17,10 +17,11 @@
 #include "common/curlev.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "classifier/profile.h"
 #include "ctl.h"
 #include "daemon/daemon.h"
 
-static const char *lexicon_path;
+static const char *lexicon_path, *profile_path;
 
 /*
  * The model when its key is set and --offline is not given, as the daemon
@@ -36,6 +37,7 @@ static struct {
 	struct analysis got;
 	bool done;
 	const char *provider;
+	struct profile *profile; /* --profile FILE, or NULL */
 } run;
 
 static void
@@ -72,6 +74,7 @@ online_start(const struct lexicon *lx, bool offline)
 		run.provider = model_provider_name(o.provider);
 	}
 	run.cl = classifier_new(lx, &p, run.g, false);
+	classifier_set_profile(run.cl, run.profile);
 	/* As the daemon, with the booking link from the environment (links.booking_url). */
 	classifier_set_links(run.cl, (const char *const[]){getenv("CRMBRIDGE_BOOKING_URL")}, 1);
 }
@@ -86,6 +89,8 @@ online_stop(void)
 			fprintf(stderr, "crmbridgectl: gemini: last error: %s\n", st.last_error);
 	}
 	classifier_free(run.cl);
+	profile_free(run.profile);
+	run.profile = NULL;
 	gemini_free(run.g);
 	curlev_free(run.cv);
 	if (run.ev != NULL) {
@@ -107,8 +112,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: crmbridgectl [--lexicon FILE] classify [--offline] FILE\n"
-	    "       crmbridgectl [--lexicon FILE] eval [--offline] [--json] DIR\n"
+	    "usage: crmbridgectl [--lexicon FILE] [--profile FILE] classify [--offline] FILE\n"
+	    "       crmbridgectl [--lexicon FILE] [--profile FILE] eval [--offline] [--json] DIR...\n"
 	    "       crmbridgectl [-c CONFIG] odoo-setup\n"
 	    "       crmbridgectl [-c CONFIG] odoo-check\n"
 	    "talking to a running crmbridged (address and admin token from its configuration, or --url/--token):\n"
@@ -118,6 +123,7 @@ usage(FILE *f)
 	    "       crmbridgectl [-c CONFIG] [--json] erase PHONE           forget everything about a customer\n"
 	    "       crmbridgectl [-c CONFIG] [--json] dead-letters [retry]\n"
 	    "       crmbridgectl [-c CONFIG] [--json] leads\n"
+	    "       crmbridgectl [-c CONFIG] [--json] profile          the business profile it runs with\n"
 	    "       crmbridgectl [-c CONFIG] chat [PHONE]            play the customer in the terminal\n"
 	    "       crmbridgectl [-c CONFIG] [--json] replay [--reset] [--phone PHONE] FILE\n"
 	    "common options: --url URL, --token TOKEN, --json (also after the command)\n");
@@ -360,14 +366,26 @@ cmd_odoo_check(void)
 	return problems == 0 ? 0 : 1;
 }
 
+/* The lexicon (--lexicon, else the built-in one), taught the business profile of --profile FILE if given. */
 static struct lexicon *
 load_lexicon(void)
 {
 	char err[256];
 	struct lexicon *lx = lexicon_load(lexicon_path, err, sizeof(err));
+	struct profile_settings ps = {.file = profile_path};
 
-	if (lx == NULL)
+	if (lx == NULL) {
 		fprintf(stderr, "crmbridgectl: lexicon: %s\n", err);
+		return NULL;
+	}
+	if (profile_path != NULL) {
+		if ((run.profile = profile_load(&ps, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "crmbridgectl: %s\n", err);
+			lexicon_free(lx);
+			return NULL;
+		}
+		profile_apply(run.profile, lx);
+	}
 	return lx;
 }
 
@@ -465,49 +483,32 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int
-cmd_eval(int argc, char **argv)
+/* Scores the cases of one directory; prints them unless as_json. The figures (with the cases), or NULL. */
+static json_t *
+eval_dir(const char *dir, bool as_json)
 {
-	const char *dir = NULL;
-	bool as_json = false;
-	struct lexicon *lx;
 	DIR *d;
 	struct dirent *de;
 	char **files = NULL;
 	size_t nf = 0, i;
-	bool offline = false;
 	int q_total = 0, q_ok = 0, a_total = 0, a_ok = 0, tp = 0, fp = 0, fn = 0, invented = 0, lang_ok = 0;
-	json_t *cases = json_array();
+	json_t *cases = json_array(), *j;
 
-	for (i = 1; i < (size_t)argc; i++) {
-		if (strcmp(argv[i], "--offline") == 0)
-			offline = true;
-		if (strcmp(argv[i], "--json") == 0)
-			as_json = true;
-		else
-			dir = argv[i];
-	}
-	if (dir == NULL) {
-		usage(stderr);
-		return 2;
-	}
 	if ((d = opendir(dir)) == NULL) {
 		perror(dir);
-		return 1;
+		json_decref(cases);
+		return NULL;
 	}
 	while ((de = readdir(d)) != NULL) {
 		size_t n = strlen(de->d_name);
 		if (n > 5 && strcmp(de->d_name + n - 5, ".json") == 0) {
 			files = realloc(files, (nf + 1) * sizeof(char *));
 			if (asprintf(&files[nf++], "%s/%s", dir, de->d_name) < 0)
-				return 1;
+				fatalx("out of memory");
 		}
 	}
 	closedir(d);
 	qsort(files, nf, sizeof(char *), cmp_str);
-	if ((lx = load_lexicon()) == NULL)
-		return 1;
-	online_start(lx, offline);
 
 	for (i = 0; i < nf; i++) {
 		struct analysis a = {0};
@@ -518,8 +519,13 @@ cmd_eval(int argc, char **argv)
 		char notes[512] = "";
 		size_t k;
 
-		if (classify_file(files[i], &a, &doc) < 0)
-			return 1;
+		if (classify_file(files[i], &a, &doc) < 0) {
+			for (; i < nf; i++)
+				free(files[i]);
+			free(files);
+			json_decref(cases);
+			return NULL;
+		}
 		id = json_string_value(json_object_get(doc, "id"));
 		exp = json_object_get(doc, "expect");
 		if ((want = json_string_value(json_object_get(exp, "quality"))) != NULL) {
@@ -604,17 +610,12 @@ cmd_eval(int argc, char **argv)
 	{
 		double qa = q_total ? 100.0 * q_ok / q_total : 0, aa = a_total ? 100.0 * a_ok / a_total : 0;
 		double prec = tp + fp ? 100.0 * tp / (tp + fp) : 100, rec = tp + fn ? 100.0 * tp / (tp + fn) : 100;
-		if (as_json) {
-			json_t *j = json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:i, s:f, s:o}", "cases", (int)nf,
-			    "classifier", run.g != NULL ? run.provider : "rules", "quality_accuracy", qa,
-			    "action_accuracy", aa, "field_precision", prec, "field_recall", rec, "invented_fields",
-			    invented, "language_accuracy", nf ? 100.0 * lang_ok / (double)nf : 0, "results", cases);
-			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-			putchar('\n');
-			json_decref(j);
-		} else {
-			json_decref(cases);
-			printf("\n%zu cases (%s)\n", nf,
+		j = json_pack("{s:s, s:i, s:s, s:f, s:f, s:f, s:f, s:i, s:f, s:o}", "set", dir, "cases", (int)nf,
+		    "classifier", run.g != NULL ? run.provider : "rules", "quality_accuracy", qa, "action_accuracy", aa,
+		    "field_precision", prec, "field_recall", rec, "invented_fields", invented, "language_accuracy",
+		    nf ? 100.0 * lang_ok / (double)nf : 0, "results", cases);
+		if (!as_json) {
+			printf("\n%s: %zu cases (%s)\n", dir, nf,
 			    run.g != NULL ? "Gemini, the rules as fallback" : "offline rules");
 			printf("quality accuracy   %5.1f%%  (%d/%d)\n", qa, q_ok, q_total);
 			printf("action accuracy    %5.1f%%  (%d/%d)\n", aa, a_ok, a_total);
@@ -625,9 +626,69 @@ cmd_eval(int argc, char **argv)
 			    nf);
 		}
 	}
+	return j;
+}
+
+/*
+ * crmbridgectl eval DIR...: each directory's cases and figures, then (with several) one summary line per set,
+ * so the project's own set and a held-out one are read side by side.
+ */
+static int
+cmd_eval(int argc, char **argv)
+{
+	const char *dirs[16];
+	size_t nd = 0, i;
+	bool as_json = false, offline = false;
+	struct lexicon *lx;
+	json_t *sets = json_array(), *j;
+	int rc = 0;
+
+	for (i = 1; i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "--offline") == 0)
+			offline = true;
+		else if (strcmp(argv[i], "--json") == 0)
+			as_json = true;
+		else if (nd < sizeof(dirs) / sizeof(dirs[0]))
+			dirs[nd++] = argv[i];
+	}
+	if (nd == 0) {
+		usage(stderr);
+		json_decref(sets);
+		return 2;
+	}
+	if ((lx = load_lexicon()) == NULL) {
+		json_decref(sets);
+		return 1;
+	}
+	online_start(lx, offline);
+	for (i = 0; i < nd && rc == 0; i++) {
+		if ((j = eval_dir(dirs[i], as_json)) == NULL)
+			rc = 1;
+		else
+			json_array_append_new(sets, j);
+	}
+	if (rc == 0 && as_json) {
+		/* One set: its object, as before; several: {"sets": [...]}. */
+		j = nd == 1 ? json_incref(json_array_get(sets, 0)) : json_pack("{s:O}", "sets", sets);
+		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+		json_decref(j);
+	} else if (rc == 0 && nd > 1) {
+		printf("\n%-40s %6s %8s %7s %10s %7s %9s\n", "set", "cases", "quality", "action", "precision", "recall",
+		    "invented");
+		json_array_foreach(sets, i, j) printf("%-40s %6lld %7.1f%% %6.1f%% %9.1f%% %6.1f%% %9lld\n",
+		    json_string_value(json_object_get(j, "set")),
+		    (long long)json_integer_value(json_object_get(j, "cases")),
+		    json_real_value(json_object_get(j, "quality_accuracy")),
+		    json_real_value(json_object_get(j, "action_accuracy")),
+		    json_real_value(json_object_get(j, "field_precision")),
+		    json_real_value(json_object_get(j, "field_recall")),
+		    (long long)json_integer_value(json_object_get(j, "invented_fields")));
+	}
+	json_decref(sets);
 	online_stop();
 	lexicon_free(lx);
-	return 0;
+	return rc;
 }
 
 int
@@ -637,7 +698,7 @@ main(int argc, char **argv)
 
 	struct ctl_options co = {0};
 	static const char *const admin_cmds[] = {
-	    "status", "analytics", "conversation", "erase", "dead-letters", "leads", "chat", "replay"};
+	    "status", "analytics", "conversation", "erase", "dead-letters", "leads", "profile", "chat", "replay"};
 	size_t k;
 
 	while (i < argc) {
@@ -652,6 +713,8 @@ main(int argc, char **argv)
 			config_path = argv[i + 1];
 		else if (strcmp(argv[i], "--lexicon") == 0)
 			lexicon_path = argv[i + 1];
+		else if (strcmp(argv[i], "--profile") == 0)
+			profile_path = argv[i + 1];
 		else if (strcmp(argv[i], "--url") == 0)
 			co.url = argv[i + 1];
 		else if (strcmp(argv[i], "--token") == 0)

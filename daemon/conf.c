@@ -26,6 +26,7 @@
 #include "common/xmalloc.h"
 #include "daemon/conf.h"
 #include "common/http.h"
+#include "classifier/profile.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -67,6 +68,9 @@ static const char *check_service_sid(const char *);
 static const char *check_whatsapp_from(const char *);
 static const char *check_admin_token(const char *);
 static const char *check_abs_path(const char *);
+static const char *check_country(const char *);
+static const char *check_currency(const char *);
+static const char *check_hot_needs(const char *);
 static const char *check_word(const char *);
 static const char *check_model(const char *);
 static const char *check_provider(const char *);
@@ -149,6 +153,19 @@ static const struct key conf_keys[] = {
     {"classifier", "allow_links", NULL, NULL, K_BOOL, 0, 0, 0, "no", OFF(classifier_allow_links), NULL},
     {"classifier", "provider", "CRMBRIDGE_CLASSIFIER_PROVIDER", NULL, K_STR, 0, 0, 0, "gemini",
         OFF(classifier_provider), check_provider},
+
+    {"business", "profile", "CRMBRIDGE_BUSINESS_PROFILE", NULL, K_STR, 0, 0, 0, NULL, OFF(business_profile),
+        check_abs_path},
+    {"business", "name", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(business_name), NULL},
+    {"business", "description", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(business_description), NULL},
+    {"business", "country", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(business_country), check_country},
+    {"business", "currency", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(business_currency), check_currency},
+    {"business", "cities", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(business_cities), NULL},
+    {"business", "languages", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(business_languages), NULL},
+    {"business", "hot_needs", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(business_hot_needs), check_hot_needs},
+    {"business", "catalogue_from_odoo", NULL, NULL, K_BOOL, 0, 0, 0, "no", OFF(business_catalogue_from_odoo), NULL},
+    {"business", "catalogue_refresh", NULL, NULL, K_DURATION, 0, SEC(60), SEC(7 * 86400), "6h",
+        OFF(business_catalogue_refresh_ms), NULL},
 
     {"twilio", "media_max", NULL, NULL, K_SIZE, 0, 1024, 20LL * 1048576, "16MiB", OFF(twilio_media_max), NULL},
     {"classifier", "media", NULL, NULL, K_BOOL, 0, 0, 0, "yes", OFF(classifier_media), NULL},
@@ -488,6 +505,43 @@ static const char *
 check_abs_path(const char *v)
 {
 	return v[0] == '/' ? NULL : "must be an absolute path";
+}
+
+/* n upper-case letters (ISO 3166 country, ISO 4217 currency). */
+static bool
+upper_code(const char *v, size_t n)
+{
+	if (strlen(v) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isupper((unsigned char)v[i]))
+			return false;
+	return true;
+}
+
+static const char *
+check_country(const char *v)
+{
+	return upper_code(v, 2) ? NULL : "must be a two-letter ISO 3166 country code in capitals (CO, MX, BR, ES, US)";
+}
+
+static const char *
+check_currency(const char *v)
+{
+	return upper_code(v, 3) ? NULL
+	                        : "must be a three-letter ISO 4217 currency code in capitals (COP, MXN, BRL, EUR)";
+}
+
+static const char *
+check_hot_needs(const char *v)
+{
+	unsigned fields;
+	bool all;
+
+	return profile_parse_hot(v, &fields, &all)
+	    ? NULL
+	    : "must name what a hot lead needs besides contact and product: budget, urgency, city, email or phone, "
+	      "joined by \"or\" or by \"and\" (e.g. \"budget or urgency\")";
 }
 
 static const char *

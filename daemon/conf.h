@@ -81,6 +81,12 @@ struct conf {
 	uint64_t openai_timeout_ms;
 	long long openai_max_output_tokens, openai_max_attempts, openai_breaker_failures;
 	uint64_t openai_breaker_open_ms;
+	/* [business]: the business profile (classifier/profile.h) */
+	char *business_profile; /* a JSON file: catalogue, facts, ... */
+	char *business_name, *business_description, *business_country, *business_currency, *business_cities,
+	    *business_languages, *business_hot_needs;
+	bool business_catalogue_from_odoo;
+	uint64_t business_catalogue_refresh_ms;
 	/* [privacy] */
 	bool privacy_erase_odoo;
 	uint64_t twilio_media_max; /* bytes of one inbound media file fetched for the model */

@@ -39,6 +39,8 @@
  */
 #define DAEMON_PRIORITY_WEBHOOK SD_EVENT_PRIORITY_IMPORTANT
 
+struct profile;
+
 struct daemon {
 	sd_event *event;
 	struct conf *conf;
@@ -56,6 +58,7 @@ struct daemon {
 	struct curlev *curl;
 	struct sender *sender; /* NULL without Twilio credentials */
 	struct lexicon *lexicon;
+	struct profile *profile; /* [business]; the classifier borrows it */
 	struct gemini *gemini; /* NULL without GOOGLE_API_KEY */
 	struct classifier *classifier;
 	struct odoo *odoo; /* NULL without ODOO_URL */
@@ -99,11 +102,13 @@ void daemon_intake_stored(uint64_t due_ms, void *arg);
 void daemon_routes(struct daemon *d);
 
 /*
- * Builds the classifier for c (lexicon, Gemini when keyed, policy) into the
- * out-pointers. Returns 0, or -1 with a reason in err (a bad lexicon).
+ * Builds the classifier for c (lexicon, business profile, Gemini when keyed, policy) into the out-pointers.
+ * Returns 0, or -1 with a reason in err (a bad lexicon or profile).
  */
-int daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, struct gemini **g,
-    struct classifier **cl, char *err, size_t errlen);
+int daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, struct profile **prof,
+    struct gemini **g, struct classifier **cl, char *err, size_t errlen);
+/* The business profile of c ([business] and the file it names), or NULL with a reason in err. */
+struct profile *daemon_profile(const struct conf *c, char *err, size_t errlen);
 
 /* Builds an Odoo client and lead context for c (NULL without ODOO_URL); caller owns both. */
 struct odoo *daemon_odoo(sd_event *e, struct curlev *cv, const struct conf *c, struct lead_ctx **leads);

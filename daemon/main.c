@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "common/util.h"
+#include "classifier/profile.h"
 #include "daemon/daemon.h"
 #include "twilio/signature.h"
 
@@ -276,11 +277,12 @@ reload(struct daemon *d)
 	{
 		/* A new lexicon must load before anything is swapped. */
 		struct lexicon *lx;
+		struct profile *prof;
 		struct gemini *g;
 		struct classifier *cl;
 		char err[256];
-		if (daemon_classifier(d, c, &lx, &g, &cl, err, sizeof(err)) < 0) {
-			log_error("reload: classifier.lexicon: %s; keeping the running configuration", err);
+		if (daemon_classifier(d, c, &lx, &prof, &g, &cl, err, sizeof(err)) < 0) {
+			log_error("reload: %s; keeping the running configuration", err);
 			conf_free(c);
 			d->admin.reload_ok = false;
 			d->admin.reload_errors = 1;
@@ -291,7 +293,9 @@ reload(struct daemon *d)
 		classifier_free(d->classifier);
 		gemini_free(d->gemini);
 		lexicon_free(d->lexicon);
+		profile_free(d->profile);
 		d->lexicon = lx;
+		d->profile = prof;
 		d->gemini = g;
 		d->classifier = cl;
 	}
@@ -487,6 +491,7 @@ main(int argc, char *argv[])
 		if (check) {
 			struct lexicon *lx;
 			char err[256];
+			struct profile *prof;
 			if ((lx = lexicon_load(d.conf->classifier_lexicon, err, sizeof(err))) == NULL) {
 				log_error("classifier.lexicon: %s", err);
 				conf_free(d.conf);
@@ -494,6 +499,13 @@ main(int argc, char *argv[])
 				return 1;
 			}
 			lexicon_free(lx);
+			if ((prof = daemon_profile(d.conf, err, sizeof(err))) == NULL) {
+				log_error("%s", err);
+				conf_free(d.conf);
+				curl_global_cleanup();
+				return 1;
+			}
+			profile_free(prof);
 			announce_services(d.conf);
 			printf("configuration OK%s%s\n", d.conf->path ? ": " : " (built-in defaults)",
 			    d.conf->path ? d.conf->path : "");
@@ -613,8 +625,9 @@ main(int argc, char *argv[])
 	}
 	{
 		char err[256];
-		if (daemon_classifier(&d, d.conf, &d.lexicon, &d.gemini, &d.classifier, err, sizeof(err)) < 0)
-			fatalx("classifier.lexicon: %s", err);
+		if (daemon_classifier(&d, d.conf, &d.lexicon, &d.profile, &d.gemini, &d.classifier, err, sizeof(err)) <
+		    0)
+			fatalx("%s", err);
 	}
 	daemon_wire(&d); /* every service is there: the folders' contexts can point at them */
 	if (rconn_state(d.intake_redis) == RCONN_UP)
@@ -655,6 +668,7 @@ main(int argc, char *argv[])
 	stripe_free(d.stripe);
 	classifier_free(d.classifier);
 	lexicon_free(d.lexicon);
+	profile_free(d.profile);
 	redis_stop(&d);
 	journal_free(d.journal);
 	analytics_free(d.analytics);

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "classifier/profile.h"
 #include "daemon/daemon.h"
 
 struct odoo *
@@ -43,16 +44,40 @@ daemon_odoo(sd_event *e, struct curlev *cv, const struct conf *c, struct lead_ct
 	return o;
 }
 
+struct profile *
+daemon_profile(const struct conf *c, char *err, size_t errlen)
+{
+	struct profile_settings s = {
+	    .file = c->business_profile,
+	    .name = c->business_name,
+	    .description = c->business_description,
+	    .country = c->business_country,
+	    .currency = c->business_currency,
+	    .cities = c->business_cities,
+	    .languages = c->business_languages,
+	    .hot_needs = c->business_hot_needs,
+	};
+
+	return profile_load(&s, err, errlen);
+}
+
 int
-daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, struct gemini **g,
+daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, struct profile **prof, struct gemini **g,
     struct classifier **cl, char *err, size_t errlen)
 {
 	struct policy p;
 
 	*g = NULL;
 	*cl = NULL;
+	*prof = NULL;
 	if ((*lx = lexicon_load(c->classifier_lexicon, err, errlen)) == NULL)
 		return -1;
+	if ((*prof = daemon_profile(c, err, errlen)) == NULL) {
+		lexicon_free(*lx);
+		*lx = NULL;
+		return -1;
+	}
+	profile_apply(*prof, *lx);
 	policy_defaults(&p);
 	p.lead_after_turns = (unsigned)c->classifier_lead_after_turns;
 	p.create_on_minimum = c->classifier_create_on_minimum;
@@ -77,6 +102,7 @@ daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **lx, s
 	/* The only URL the bot itself sends; Stripe's Checkout links are made per lead and added after the check. */
 	classifier_set_links(*cl, (const char *const[]){c->links_booking_url}, 1);
 	classifier_set_media(*cl, c->classifier_media);
+	classifier_set_profile(*cl, *prof);
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include "common/util.h"
 #include "conversation/state.h"
+#include "classifier/profile.h"
 #include "daemon/daemon.h"
 
 /* The intake stored a message: its phone's turn is due at due_ms; the engine claims it then. */
@@ -143,6 +144,15 @@ get_system_config(struct http_request *req, void *arg)
 	        "admin_token", d->admin.token_generated ? "generated (state_dir/admin.token)" : "configured"));
 }
 
+/* GET /api/profile: the effective business profile (arg: the daemon). */
+static void
+get_profile(struct http_request *req, void *arg)
+{
+	struct daemon *d = arg;
+
+	http_reply_json(req, 200, profile_to_json(d->profile));
+}
+
 static size_t
 add_routes(struct http_route *to, size_t n, const struct http_route *from, size_t nfrom)
 {
@@ -183,6 +193,7 @@ daemon_routes(struct daemon *d)
 	    {"GET", "/api/dead-letters", admin_get_dead_letters, a, admin_allow},
 	    {"POST", "/api/dead-letters/retry", admin_post_dead_letters_retry, a, admin_allow},
 	    {"GET", "/api/leads", admin_get_leads, a, admin_allow},
+	    {"GET", "/api/profile", get_profile, d, admin_allow},
 	};
 #define N(t) (sizeof(t) / sizeof((t)[0]))
 	d->nroutes = add_routes(d->routes, 0, probes, N(probes));
