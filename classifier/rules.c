@@ -289,8 +289,11 @@ word_amount_end(const struct lexicon *lx, const char *s, size_t end)
 			continue;
 		memcpy(w, s + a, b - a);
 		w[b - a] = '\0';
-		if (shape_in_list(w, &lx->number_words) && strcmp(w, "a") != 0 && strcmp(w, "el") != 0)
-			return b;
+		if (shape_in_list(w, &lx->number_words) && strcmp(w, "a") != 0 && strcmp(w, "el") != 0) {
+			bool unit;
+			/* And its currency: "… e quinhentos reais". */
+			return shape_unit_end(lx, s, b, &unit);
+		}
 	}
 	return end;
 }
@@ -302,7 +305,8 @@ word_amount_end(const struct lexicon *lx, const char *s, size_t end)
 static char *
 find_word_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 {
-	size_t i, k;
+	size_t i, k, best_a = 0, best_b = 0;
+	bool found = false;
 
 	for (i = 0; i < lx->word_amount_units.n; i++) {
 		long at = 0;
@@ -330,10 +334,16 @@ find_word_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 			   "what is your budget?". */
 			if (!num || !(asked || !magnitude_only(u) || near_before(f->s, w, &lx->budget_words, 40)))
 				continue;
-			return text_span(f, start, word_amount_end(lx, f->s, (size_t)at - 1 + strlen(u)));
+			/* The earliest amount, whatever its unit: "dois mil e quinhentos reais" from "dois". */
+			if (!found || start < best_a) {
+				best_a = start;
+				best_b = word_amount_end(lx, f->s, (size_t)at - 1 + strlen(u));
+				found = true;
+			}
+			break;
 		}
 	}
-	return NULL;
+	return found ? text_span(f, best_a, best_b) : NULL;
 }
 
 static char *
