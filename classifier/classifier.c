@@ -234,6 +234,12 @@ classifier_set_links(struct classifier *cl, const char *const *urls, size_t n)
 }
 
 void
+classifier_set_lexicon(struct classifier *cl, const struct lexicon *lx)
+{
+	cl->lx = lx;
+}
+
+void
 classifier_set_profile(struct classifier *cl, const struct profile *p)
 {
 	free(cl->business);

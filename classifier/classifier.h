@@ -51,6 +51,8 @@ struct classifier *classifier_new(const struct lexicon *lx, const struct policy 
 void classifier_free(struct classifier *cl);
 /* The URLs a model reply may carry when links are not allowed (copied; NULLs skipped). */
 void classifier_set_links(struct classifier *cl, const char *const *urls, size_t n);
+/* A new lexicon (borrowed from now on; the old one may be freed once this returns). */
+void classifier_set_lexicon(struct classifier *cl, const struct lexicon *lx);
 struct profile;
 /* The business profile (borrowed, kept while set; NULL or empty: none): the model's instruction includes it, the
    policy reads its hot rule and facts. */

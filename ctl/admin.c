@@ -653,6 +653,11 @@ cmd_profile(struct ctl *c)
 	printf("%-12s contact + a specific product + %s\n", "hot lead", s_or(j, "hot_needs", "budget or urgency"));
 	if (json_is_string(json_object_get(j, "file")))
 		printf("%-12s %s\n", "file", s_or(j, "file", ""));
+	v = json_object_get(j, "odoo_catalogue");
+	if (json_is_true(json_object_get(v, "enabled")))
+		printf("%-12s %lld products that can be sold%s%s\n", "from Odoo", i_of(v, "items"),
+		    json_is_string(json_object_get(v, "error")) ? "; the last read failed: " : "",
+		    s_or(v, "error", ""));
 	printf("\ncatalogue (%zu):\n", json_array_size(json_object_get(j, "catalogue")));
 	json_array_foreach(json_object_get(j, "catalogue"), i, v)
 	{

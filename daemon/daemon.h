@@ -59,6 +59,13 @@ struct daemon {
 	struct sender *sender; /* NULL without Twilio credentials */
 	struct lexicon *lexicon;
 	struct profile *profile; /* [business]; the classifier borrows it */
+	struct {
+		sd_event_source *timer; /* business.catalogue_refresh */
+		bool busy; /* a read in flight */
+		uint64_t at_ms; /* the last answer (realtime), 0: none yet */
+		size_t items; /* products read the last time it worked */
+		char error[400]; /* the last read's failure, "" if it worked */
+	} catalogue; /* the profile's catalogue from Odoo (daemon/catalogue.c) */
 	struct gemini *gemini; /* NULL without GOOGLE_API_KEY */
 	struct classifier *classifier;
 	struct odoo *odoo; /* NULL without ODOO_URL */
@@ -109,6 +116,13 @@ int daemon_classifier(struct daemon *d, const struct conf *c, struct lexicon **l
     struct gemini **g, struct classifier **cl, char *err, size_t errlen);
 /* The business profile of c ([business] and the file it names), or NULL with a reason in err. */
 struct profile *daemon_profile(const struct conf *c, char *err, size_t errlen);
+/* business.catalogue_from_odoo: reads the products that can be sold into the profile now (once Odoo answers). */
+void daemon_catalogue_fetch(struct daemon *d);
+/* Starts and stops its refresh every business.catalogue_refresh. */
+void daemon_catalogue_start(struct daemon *d);
+void daemon_catalogue_stop(struct daemon *d);
+/* Its state for GET /api/profile: enabled, items, read_at_ms, error. */
+json_t *daemon_catalogue_json(const struct daemon *d);
 
 /* Builds an Odoo client and lead context for c (NULL without ODOO_URL); caller owns both. */
 struct odoo *daemon_odoo(sd_event *e, struct curlev *cv, const struct conf *c, struct lead_ctx **leads);

@@ -179,6 +179,7 @@ on_odoo_probe(const struct lead_result *r, void *arg)
 		if (type != NULL && strstr(why, "NOT") != NULL)
 			log_warnx("odoo: %s", why);
 		admin_refresh_lead_stats(&d->admin); /* the first analytics call has Odoo's figures */
+		daemon_catalogue_fetch(d);
 	}
 }
 
@@ -635,6 +636,7 @@ main(int argc, char *argv[])
 	if (!d.ready_sent)
 		notify_status(&d);
 
+	daemon_catalogue_start(&d);
 	/* History retention: a sweep now and then (the turns prune their own conversation too). */
 	if (sd_event_add_time(
 	        d.event, &d.retention_timer, CLOCK_MONOTONIC, now_usec() + 5000000, 1000000, on_retention, &d) < 0)
@@ -666,6 +668,7 @@ main(int argc, char *argv[])
 	curlev_free(d.curl); /* aborts sends in flight; their leases bring them back */
 	sender_free(d.sender);
 	stripe_free(d.stripe);
+	daemon_catalogue_stop(&d);
 	classifier_free(d.classifier);
 	lexicon_free(d.lexicon);
 	profile_free(d.profile);

@@ -149,8 +149,10 @@ static void
 get_profile(struct http_request *req, void *arg)
 {
 	struct daemon *d = arg;
+	json_t *j = profile_to_json(d->profile);
 
-	http_reply_json(req, 200, profile_to_json(d->profile));
+	json_object_set_new(j, "odoo_catalogue", daemon_catalogue_json(d));
+	http_reply_json(req, 200, j);
 }
 
 static size_t
