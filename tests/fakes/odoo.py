@@ -27,7 +27,9 @@ calling code: national numbers are then sanitized with it),
 "lock_ms": N (from now, every crm.lead create/write/unlink/message_post waits N ms before it runs, as behind a
 long transaction's row locks; reads go on; the writes run when it ends, even if their client has given up),
 "lock_reads": true (with lock_ms: every crm.lead call waits, reads too, as behind LOCK TABLE crm_lead IN ACCESS
-EXCLUSIVE MODE; other tables answer) }.
+EXCLUSIVE MODE; other tables answer),
+"product_module": true|false (Odoo's product module, off by default: product.template and product.category exist;
+a fresh database's categories as recorded), "products": [{"name", "category", "sale_ok", "active"}] (made now) }.
 GET /_log lists the calls; GET /_leads dumps crm.lead, /_messages mail.message, /_tracking mail.tracking.value.
 Prints "PORT <n>".
 """
@@ -103,6 +105,9 @@ MODEL_NAMES = {"crm.lead": "Lead/Opportunity", "phone.blacklist": "Phone Blackli
                "mail.message": "Message", "ir.model": "Models", "res.company": "Companies", "ir.model.fields": "Fields", "res.users": "User",
                "ir.model.data": "Model Data", "helpdesk.ticket": None, "mail.tracking.value": "Mail Tracking Value"}
 HELPDESK = {"on": False}
+# The product module (Odoo's Sales or Inventory app): without it neither model exists (recorded: 17 fault 2
+# "Object product.template doesn't exist", 19 a 404).
+PRODUCT_MODELS = {"product.template": "Product", "product.category": "Product Category"}
 
 
 def now():
@@ -154,6 +159,15 @@ class State:
         self.create_delay_ms = 0
         self.lock_until = 0.0
         self.lock_reads = False
+        self.product_module = False
+        # The categories a fresh database has (recorded): 17 All, All / Saleable, All / Expenses (a template's
+        # category defaults to All); 19 Goods, Expenses, Services, all top level (no default).
+        cats = ([(1, "All", False), (2, "Saleable", 1), (3, "Expenses", 1)] if version < 19
+                else [(1, "Goods", False), (2, "Expenses", False), (3, "Services", False)])
+        self.records["product.category"] = {i: {"id": i, "name": n, "parent_id": p} for i, n, p in cats}
+        self.records["product.template"] = {}
+        self.seq["product.category"] = 3
+        self.seq["product.template"] = 0
 
     def next_id(self, model, step=1):
         self.seq[model] += step
@@ -350,6 +364,8 @@ def execute(uid, model, method, args, kw):
             return rid
         if method == "search_read":
             return [dict(r) for r in S.records["helpdesk.ticket"].values()]
+    if model in PRODUCT_MODELS and S.product_module:
+        return product_method(model, method, args, kw)
     if model not in MODEL_NAMES or MODEL_NAMES[model] is None:
         raise OdooError(2, "Object %s doesn't exist" % model, http=404, name="odoo.exceptions.UserError")
     if model == "crm.lead" and not user["crm"]:
@@ -473,6 +489,55 @@ def execute(uid, model, method, args, kw):
                 recs = search("mail.message", args[0] if args else [])
                 fields = kw.get("fields")
             return [project(r, fields) for r in recs]
+    raise OdooError(1, "AttributeError: The method '%s' does not exist on the model '%s'" % (method, model),
+                    traceback=True, http=404, name="builtins.AttributeError")
+
+
+def category_name(cid):
+    """product.category's complete_name (its display name): the parents' names joined by " / "."""
+    c = S.records["product.category"][cid]
+    return (category_name(c["parent_id"]) + " / " if c["parent_id"] else "") + c["name"]
+
+
+def product_view(model, r):
+    """A product record as Odoo reads it: many2one as [id, display name]."""
+    if model == "product.category":
+        p = r["parent_id"]
+        return {"id": r["id"], "name": r["name"], "complete_name": category_name(r["id"]),
+                "parent_id": [p, category_name(p)] if p else False}
+    c = r.get("categ_id")
+    return {"id": r["id"], "name": r["name"], "sale_ok": r.get("sale_ok", True), "active": r.get("active", True),
+            "categ_id": [c, category_name(c)] if c else False}
+
+
+def product_method(model, method, args, kw):
+    """product.template and product.category: create (a dict: an id, as 17 is called; a list: ids, as JSON-2 sends
+    vals_list) and search_read (archived templates left out; templates by id, categories by complete_name)."""
+    if method == "create":
+        vl = args[0] if isinstance(args[0], list) else [args[0]]
+        ids = []
+        for v in vl:
+            rid = S.next_id(model)
+            rec = {"id": rid, "name": v["name"]}
+            if model == "product.category":
+                rec["parent_id"] = v.get("parent_id") or False
+            else:
+                rec.update(categ_id=v.get("categ_id") or (1 if S.version < 19 else False),
+                           sale_ok=v.get("sale_ok", True), active=v.get("active", True))
+            S.records[model][rid] = rec
+            ids.append(rid)
+        return ids if isinstance(args[0], list) else ids[0]
+    if method == "search_read":
+        domain = args[0] if args else kw.get("domain") or []
+        recs = [product_view(model, r) for r in S.records[model].values()]
+        recs = [r for r in recs if evaluate(r, domain) and (model != "product.template" or r["active"]
+                                                             or any(t[0] == "active" for t in domain))]
+        recs.sort(key=(lambda r: r["id"]) if model == "product.template" or kw.get("order") == "id"
+                  else (lambda r: r["complete_name"]))
+        fields = kw.get("fields") or (args[1] if len(args) > 1 else None)
+        if kw.get("limit"):
+            recs = recs[:kw["limit"]]
+        return [{"id": r["id"], **{f: r[f] for f in fields if f != "id"}} if fields else r for r in recs]
     raise OdooError(1, "AttributeError: The method '%s' does not exist on the model '%s'" % (method, model),
                     traceback=True, http=404, name="builtins.AttributeError")
 
@@ -732,6 +797,16 @@ class Handler(BaseHTTPRequestHandler):
                     S = State(ctl.get("x_fields", False), ctl.get("version", 17))
                 if "helpdesk" in ctl:
                     HELPDESK["on"] = bool(ctl["helpdesk"])
+                if "product_module" in ctl:
+                    S.product_module = bool(ctl["product_module"])
+                for p in ctl.get("products", []):
+                    # {"name", "category", "sale_ok", "active"}: a category made (top level) when new.
+                    cats = {c["name"]: i for i, c in S.records["product.category"].items()}
+                    cid = cats.get(p.get("category")) or (product_method("product.category", "create",
+                                                                          [{"name": p["category"]}], {})
+                                                          if p.get("category") else False)
+                    product_method("product.template", "create", [{"name": p["name"], "categ_id": cid,
+                                   "sale_ok": p.get("sale_ok", True), "active": p.get("active", True)}], {})
                 for k in ("latency_ms", "down", "fail_next", "fault_next", "fault_every", "leads_setting",
                           "create_delay_ms"):
                     if k in ctl:
@@ -820,7 +895,8 @@ class Handler(BaseHTTPRequestHandler):
         def log(model, method, body):
             S.log.append({"path": self.path, "method": method, "params": body})
 
-        models = [m for m, label in MODEL_NAMES.items() if label] + (["helpdesk.ticket"] if HELPDESK["on"] else [])
+        models = [m for m, label in MODEL_NAMES.items() if label] + (["helpdesk.ticket"] if HELPDESK["on"] else []) \
+            + (list(PRODUCT_MODELS) if S.product_module else [])
         with LOCK:
             self.send(*odoo_json2.serve(self.command, self.path, self.headers, raw, db=ARGS.db, key=ARGS.password,
                                         models=models, call=call, log=log, fault=OdooError))

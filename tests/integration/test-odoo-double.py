@@ -80,7 +80,16 @@ try:
     port = int(double.stdout.readline().split()[1])
     reqs = sorted(glob.glob(os.path.join(fx, "*.request.xml")))
     ok(len(reqs) >= 43, "%d recorded requests" % len(reqs))
+
+    def product_module(on):
+        """The product series was recorded on a database with the product module, its last file on one without."""
+        urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%d/_control" % port,
+                                                      data=json.dumps({"product_module": on}).encode())).read()
+
+    product_module(True)
     for req in reqs:
+        if "no-product-module" in req:
+            product_module(False)
         raw = open(req, "rb").read()
         params, method = xmlrpc.client.loads(raw)
         path = "/xmlrpc/2/common" if method in ("version", "authenticate", "login") else "/xmlrpc/2/object"
@@ -95,7 +104,10 @@ try:
                                                   data=b'{"reset": true, "version": 19}')).read()
     reqs = sorted(glob.glob(os.path.join(fx19, "*.request")))
     ok(len(reqs) >= 40, "%d recorded JSON-2 requests" % len(reqs))
+    product_module(True)
     for req in reqs:
+        if "no-product-module" in req:
+            product_module(False)
         first, headers, body = http_message(req)
         method, path, _ = first.split(" ")
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

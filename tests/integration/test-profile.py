@@ -170,6 +170,56 @@ finally:
     d.signal(signal.SIGTERM)
     d.wait(10)
 
+# The catalogue from Odoo: the products that can be sold (not the archived one, not one that cannot be sold) join
+# the profile's; without the product module the log says what to do and the profile's own catalogue stays.
+odoo, oport = start_fake("odoo.py")
+control(oport, {"product_module": True, "products": [
+    {"name": "Plan Familia Premium", "category": "Planes"}, {"name": "Clase de spinning", "category": "Clases"},
+    {"name": "Toalla de repuesto", "category": "Clases", "sale_ok": False},
+    {"name": "Plan Antiguo", "category": "Planes", "active": False}]})
+odoo_conf = """[odoo]
+url = http://127.0.0.1:%d
+db = crmfix
+username = admin
+password = admin
+""" % oport
+d = Daemon(wd, config(odoo_conf + "[business]\ncatalogue_from_odoo = yes\n", business=False))
+try:
+    ok(d.wait_notify("READY=1", 10) is not None, "with the catalogue from Odoo")
+    auth = {"Authorization": "Bearer " + ADMIN}
+    ok(wait_for(lambda: d.get_json("/api/profile", headers=auth)[1].get("odoo_catalogue", {}).get("items") == 2, 10),
+       "the products that can be sold are read", d.get_json("/api/profile", headers=auth)[1])
+    j = d.get_json("/api/profile", headers=auth)[1]
+    is_eq(sorted((i["name"], i.get("category"), i["source"]) for i in j["catalogue"]),
+          [("Clase de spinning", "Clases", "odoo"), ("Plan Familia Premium", "Planes", "odoo")],
+          "not the archived one, not the one that cannot be sold; with their categories")
+    calls = [e for e in get(oport, "/_log") if "product.template" in json.dumps(e)]
+    ok(len(calls) >= 1, "one search_read on product.template", calls[-1:])
+    r = ctl(d, "profile")
+    ok("from Odoo    2 products" in r.stdout and "Plan Familia Premium [Planes]" in r.stdout, "crmbridgectl profile "
+       "says so", r.stdout)
+    phone = "+51987000003"
+    converse(d, phone, ["Hola, soy Ana. Vi el plan familia premium en su página, somos 4"])
+    st, conv = d.get_json("/api/conversation/%%2B%s/status" % phone[1:], headers=auth)
+    ok(st == 200 and "familia premium" in json.dumps(conv, ensure_ascii=False).lower(),
+       "a product of Odoo's catalogue named without a buying verb is read as the product", conv)
+finally:
+    d.signal(signal.SIGTERM)
+    d.wait(10)
+control(oport, {"reset": True})
+d = Daemon(wd, config(odoo_conf + "[business]\ncatalogue_from_odoo = yes\n", business=False))
+try:
+    ok(d.wait_notify("READY=1", 10) is not None, "an Odoo without the product module")
+    ok(wait_for(lambda: "business.catalogue_from_odoo" in d.logtext() and "product module" in d.logtext(), 10),
+       "the log says the products could not be listed and what to do", d.logtext()[-600:])
+    j = d.get_json("/api/profile", headers={"Authorization": "Bearer " + ADMIN})[1]
+    ok("doesn't exist" in (j["odoo_catalogue"].get("error") or "") and j["odoo_catalogue"]["items"] == 0,
+       "and GET /api/profile shows the error", j["odoo_catalogue"])
+finally:
+    d.signal(signal.SIGTERM)
+    d.wait(10)
+odoo.kill()
+
 # A profile that cannot be read stops the start, naming the key and the file.
 bad = config()
 with open(bad) as f:
