@@ -492,10 +492,11 @@ profile_to_json(const struct profile *p)
 	if (p == NULL)
 		return j;
 	json_object_set_new(j, "file", p->file != NULL ? json_string(p->file) : json_null());
-	json_object_set_new(j, "name", json_string(p->name != NULL ? p->name : ""));
-	json_object_set_new(j, "description", json_string(p->description != NULL ? p->description : ""));
-	json_object_set_new(j, "country", json_string(p->country != NULL ? p->country : ""));
-	json_object_set_new(j, "currency", json_string(p->currency != NULL ? p->currency : ""));
+	/* Unset: null. */
+	json_object_set_new(j, "name", p->name != NULL ? json_string(p->name) : json_null());
+	json_object_set_new(j, "description", p->description != NULL ? json_string(p->description) : json_null());
+	json_object_set_new(j, "country", p->country != NULL ? json_string(p->country) : json_null());
+	json_object_set_new(j, "currency", p->currency != NULL ? json_string(p->currency) : json_null());
 	json_object_set_new(j, "cities", strv_json(p->cities));
 	json_object_set_new(j, "languages", strv_json(p->languages));
 	for (size_t i = 0; i < p->nitems; i++) {

@@ -645,9 +645,12 @@ cmd_profile(struct ctl *c)
 		json_decref(j);
 		return 0;
 	}
-	printf("%-12s %s\n", "name", s_or(j, "name", "-"));
-	printf("%-12s %s\n", "description", s_or(j, "description", "-"));
-	printf("%-12s %s  %-8s %s\n", "country", s_or(j, "country", "-"), "currency", s_or(j, "currency", "-"));
+	{
+		static const char *const keys[] = {"name", "description", "country", "currency"};
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (json_is_string(json_object_get(j, keys[i])))
+				printf("%-12s %s\n", keys[i], s_or(j, keys[i], ""));
+	}
 	print_list("cities", json_object_get(j, "cities"));
 	print_list("languages", json_object_get(j, "languages"));
 	printf("%-12s contact + a specific product + %s\n", "hot lead", s_or(j, "hot_needs", "budget or urgency"));
