@@ -318,3 +318,24 @@ def get(port, path):
     """GETs a double's JSON (/_log, /_leads, /_stats)."""
     import urllib.request
     return json.loads(urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=60).read())
+
+
+def post_whatsapp(port, token, public, phone, body, msid):
+    """Posts one inbound WhatsApp message to the daemon on port, signed as Twilio signs it; returns the status."""
+    import http.client
+    p = [("MessageSid", msid), ("From", "whatsapp:" + phone), ("To", "whatsapp:+14155238886"), ("Body", body),
+         ("NumMedia", "0"), ("ProfileName", "Cliente")]
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", "/api/webhook/whatsapp", body=form(p).encode(),
+              headers={"Content-Type": "application/x-www-form-urlencoded",
+                       "X-Twilio-Signature": sign(token, public + "/api/webhook/whatsapp", p)})
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return r.status
+
+
+def twilio_replies(tport, phone):
+    """The bodies the Twilio double accepted (201) for phone, in order."""
+    return [e["form"]["Body"] for e in get(tport, "/_log")
+            if e.get("answer") == 201 and e["form"]["To"] == "whatsapp:" + phone]

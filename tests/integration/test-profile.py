@@ -8,10 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Daemon, Redis, control, done, form, get, is_eq, ok, sign, skip_all, start_fake, wait_for, workdir, write_config  # noqa
+from harness import Daemon, Redis, control, done, get, is_eq, ok, post_whatsapp, skip_all, start_fake, twilio_replies, wait_for, workdir, write_config  # noqa
 
 if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
     skip_all("redis-server not installed")
@@ -74,21 +73,11 @@ seq = [0]
 
 def post(d, phone, body):
     seq[0] += 1
-    p = [("MessageSid", "SM%032x" % (0xB0000 + seq[0])), ("From", "whatsapp:" + phone),
-         ("To", "whatsapp:+14155238886"), ("Body", body), ("NumMedia", "0"), ("ProfileName", "Cliente")]
-    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
-    c.request("POST", "/api/webhook/whatsapp", body=form(p).encode(),
-              headers={"Content-Type": "application/x-www-form-urlencoded",
-                       "X-Twilio-Signature": sign(TOKEN, PUBLIC + "/api/webhook/whatsapp", p)})
-    r = c.getresponse()
-    r.read()
-    c.close()
-    return r.status
+    return post_whatsapp(d.port, TOKEN, PUBLIC, phone, body, "SM%032x" % (0xB0000 + seq[0]))
 
 
 def replies(phone):
-    return [e["form"]["Body"] for e in get(tport, "/_log")
-            if e.get("answer") == 201 and e["form"]["To"] == "whatsapp:" + phone]
+    return twilio_replies(tport, phone)
 
 
 def converse(d, phone, lines):
