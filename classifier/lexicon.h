@@ -79,7 +79,8 @@ struct lang_phrases {
 	X("count_nouns", count_nouns) \
 	X("object_suffixes", object_suffixes) \
 	X("not_budget_context", not_budget_context) \
-	X("other_phone_context", other_phone_context)
+	X("other_phone_context", other_phone_context) \
+	X("object_beneficiaries", object_beneficiaries)
 
 /* Question keys. */
 enum qkey {

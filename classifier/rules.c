@@ -43,17 +43,6 @@ has_any(const char *hay, const struct phrases *ph)
 	return find_any(hay, 0, ph, NULL) >= 0;
 }
 
-/* True if the original character behind folded offset i is an upper-case letter. */
-static bool
-orig_upper(const struct folded *f, size_t i)
-{
-	const unsigned char *o = (const unsigned char *)f->orig + f->map[i];
-
-	if (o[0] < 0x80)
-		return isupper(o[0]) != 0;
-	return o[0] == 0xc3 && o[1] >= 0x80 && o[1] <= 0x9e; /* À..Þ */
-}
-
 /* ---- language ---- */
 
 /*
@@ -174,6 +163,11 @@ find_phone(const struct lexicon *lx, const struct folded *f)
 		i = j > i ? j : i + 1;
 		if (digits < 7 || digits > 15)
 			continue;
+		/* "el ciclo escolar 2027-2028", "2026/2027": two years, not a phone. */
+		if (b - a == 9 && (s[a + 4] == '-' || s[a + 4] == '/') &&
+		    (strncmp(s + a, "19", 2) == 0 || strncmp(s + a, "20", 2) == 0) &&
+		    (strncmp(s + a + 5, "19", 2) == 0 || strncmp(s + a + 5, "20", 2) == 0))
+			continue;
 		{
 			/* Not money: no $ before, no amount unit after, no 3-digit grouping. */
 			size_t wa, wb;
@@ -222,19 +216,6 @@ near_before(const char *s, size_t pos, const struct phrases *ph, size_t dist)
 		if (pos >= from + len && text_find_within(s, from, pos - len, ph->p[i]) >= 0)
 			return true;
 	}
-	return false;
-}
-
-/* True if the unit is only a magnitude ("mil", "thousand"): an amount needs a budget word or question then. */
-static bool
-magnitude_only(const char *u)
-{
-	static const char *const m[] = {"mil", "millon", "millones", "million", "millions", "thousand", "hundred",
-	    "milhao", "milhoes", "millon y medio", "millones y medio"};
-
-	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-		if (strcmp(u, m[i]) == 0)
-			return true;
 	return false;
 }
 
@@ -332,7 +313,7 @@ find_word_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 			}
 			/* A money word of its own ("pesos", "lucas", "dollars"), a budget word before, or an answer to
 			   "what is your budget?". */
-			if (!num || !(asked || !magnitude_only(u) || near_before(f->s, w, &lx->budget_words, 40)))
+			if (!num || !(asked || !shape_magnitude(u) || near_before(f->s, w, &lx->budget_words, 40)))
 				continue;
 			/* The earliest amount, whatever its unit: "dois mil e quinhentos reais" from "dois". */
 			if (!found || start < best_a) {
@@ -376,6 +357,11 @@ find_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 			continue;
 		}
 		end = shape_unit_end(lx, s, ne, &unit);
+		if (!cur && shape_quantity_end(lx, s, i) > 0) {
+			/* "2 mil caixas de papelão": how many, not how much. */
+			i = end - 1;
+			continue;
+		}
 		if (currency_after(f, end) > end) {
 			end = currency_after(f, end);
 			cur = true;
@@ -550,7 +536,7 @@ name_word_at(const struct lexicon *lx, const struct folded *f, size_t a, size_t 
 	/* "Bella's owner": a possessive names someone else. */
 	if (strncmp(after, "'s", 2) == 0 || strncmp(after, "\xe2\x80\x99s", 4) == 0)
 		return false;
-	return orig_upper(f, a) || (any_case && !common_word(lx, w));
+	return text_orig_upper(f, a) || (any_case && !common_word(lx, w));
 }
 
 static char *
@@ -576,7 +562,8 @@ find_name(const struct lexicon *lx, const struct folded *f, size_t *span_a, size
 					continue;
 				/* "Eu sou a Beatriz", "soy la Sra. ..." stop at the article unless a name follows it. */
 				if ((strcmp(w, "a") == 0 || strcmp(w, "o") == 0) &&
-				    shape_next_word(f->s, b, &a2, &b2) && orig_upper(f, a2) && b2 - a2 < sizeof(w)) {
+				    shape_next_word(f->s, b, &a2, &b2) && text_orig_upper(f, a2) &&
+				    b2 - a2 < sizeof(w)) {
 					a = a2;
 					b = b2;
 				}

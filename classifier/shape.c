@@ -83,6 +83,18 @@ shape_unit_end(const struct lexicon *lx, const char *s, size_t j, bool *has_unit
 	return best;
 }
 
+bool
+shape_magnitude(const char *w)
+{
+	static const char *const m[] = {"mil", "millon", "millones", "million", "millions", "thousand", "hundred",
+	    "milhao", "milhoes", "millon y medio", "millones y medio", "lakh", "lakhs", "crore", "crores"};
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (strcmp(w, m[i]) == 0)
+			return true;
+	return false;
+}
+
 /* The length of ph's longest phrase at i (a word start), ending at a word boundary; 0 if none. */
 static size_t
 phrase_at(const char *s, size_t i, const struct phrases *ph)
@@ -139,6 +151,42 @@ in_sentence_before(const char *s, size_t pos, const struct phrases *ph, size_t d
 	return false;
 }
 
+size_t
+shape_quantity_end(const struct lexicon *lx, const char *s, size_t a)
+{
+	static const char *const fn[] = {"de", "del", "para", "pra", "y", "e", "o", "ou", "and", "or", "en", "em", "al",
+	    "por", "mas", "pero", "que", "of", "for", "to", "a", "no", "na", "com", "con", "with", "in", "at", "ate",
+	    "hasta", "up", "me", "mi", "my", "meu", "minha", "es", "is", "son", "sao"};
+	size_t ne = shape_number_end(s, a), end, wa, wb, la;
+	bool unit;
+	char w[24];
+
+	if (ne == 0)
+		return 0;
+	end = shape_unit_end(lx, s, ne, &unit);
+	/* Only a magnitude word ("2 mil") counts things; "500 dólares" is money whatever follows, and so is "28k". */
+	for (la = end; la > ne && s[la - 1] != ' '; la--)
+		;
+	if (!unit || end == ne || end - la >= sizeof(w))
+		return 0;
+	memcpy(w, s + la, end - la);
+	w[end - la] = '\0';
+	if (!shape_magnitude(w))
+		return 0;
+	if (!shape_next_word(s, end, &wa, &wb) || wa != skip_spaces(s, end) || !isalpha((unsigned char)s[wa]) ||
+	    wb - wa >= sizeof(w))
+		return 0;
+	memcpy(w, s + wa, wb - wa);
+	w[wb - wa] = '\0';
+	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
+		if (strcmp(w, fn[i]) == 0)
+			return 0;
+	if (phrase_at(s, wa, &lx->amount_units) > 0 || phrase_at(s, wa, &lx->budget_words) > 0 ||
+	    phrase_at(s, wa, &lx->time_words) > 0 || phrase_at(s, wa, &lx->urgency) > 0)
+		return 0;
+	return end;
+}
+
 /* True if the word [a, b) of s is ph's phrase exactly. */
 static bool
 word_is(const char *s, size_t a, size_t b, const struct phrases *ph)
@@ -148,11 +196,28 @@ word_is(const char *s, size_t a, size_t b, const struct phrases *ph)
 
 /* Skips verbs of buying and determiners: "cotizar un", "to book a", "fazer um". */
 static size_t
-skip_lead_in(const struct lexicon *lx, const char *s, size_t i)
+skip_lead_in(const struct lexicon *lx, const struct folded *f, size_t i)
 {
+	static const char *const to[] = {
+	    "en ", "in ", "em ", "no ", "na ", "al ", "ao ", "para ", "pra ", "for ", "to "};
+	const char *s = f->s;
+
 	for (int guard = 0; guard < 6; guard++) {
-		size_t n, j;
+		size_t n, j, a, b;
 		i = skip_spaces(s, i);
+		/* "inscribir a mi hija Sofía en primaria", "enroll my son in swimming": who it is for, then what. */
+		if ((n = phrase_at(s, i, &lx->object_beneficiaries)) > 0) {
+			j = i + n;
+			if (shape_next_word(s, j, &a, &b) && text_orig_upper(f, a))
+				j = b; /* the person's name */
+			j = skip_spaces(s, j);
+			for (size_t k = 0; k < sizeof(to) / sizeof(to[0]) && i < j; k++)
+				if (strncmp(s + j, to[k], strlen(to[k])) == 0)
+					i = j + strlen(to[k]);
+			if (i > j)
+				continue;
+			break;
+		}
 		if ((n = phrase_at(s, i, &lx->object_verbs)) > 0 ||
 		    (n = phrase_at(s, i, &lx->object_determiners)) > 0) {
 			i += n;
@@ -177,7 +242,7 @@ object_range(
 	const char *s = f->s;
 	size_t start, end, words = 0, a, b, n;
 
-	i = skip_lead_in(lx, s, i);
+	i = skip_lead_in(lx, f, i);
 	/* "una cita para limpieza dental", "info sobre el plan anual": the object is after the container. */
 	if ((n = phrase_at(s, i, &lx->object_containers)) > 0) {
 		size_t j = skip_spaces(s, i + n), m;
@@ -188,7 +253,7 @@ object_range(
 			return false;
 		if (m == 0)
 			m = (size_t)(strchr(s + j, ' ') - (s + j));
-		i = skip_lead_in(lx, s, j + m);
+		i = skip_lead_in(lx, f, j + m);
 	}
 	if (!shape_next_word(s, i, &a, &b) || a != skip_spaces(s, i) || phrase_at(s, a, &lx->object_not) > 0 ||
 	    phrase_at(s, a, &lx->object_stops) > 0 || phrase_at(s, a, &lx->time_words) > 0 ||
@@ -211,6 +276,12 @@ object_range(
 		bool unit = false;
 		if (a != skip_spaces(s, end))
 			break; /* punctuation between: the phrase has ended */
+		if ((ne = shape_quantity_end(lx, s, a)) > 0) {
+			/* "2 mil caixas": a quantity belongs to the object. */
+			end = ne;
+			words++;
+			continue;
+		}
 		if ((ne = shape_number_end(s, a)) > 0 && (shape_unit_end(lx, s, ne, &unit), unit))
 			break; /* an amount: the budget, not the object */
 		if (a > start && word_is(s, a, b, &lx->object_connectors)) {
@@ -478,6 +549,14 @@ shape_injection(const struct lexicon *lx, const char *s)
 {
 	long best = -1;
 
+	/* A JSON object ('{"role": "system", …') is no customer's way of writing either. */
+	for (const char *p = strchr(s, '{'); p != NULL && best < 0; p = strchr(p + 1, '{')) {
+		const char *q = p + 1;
+		while (*q == ' ' || *q == '\n')
+			q++;
+		if (*q == '"' || *q == '\'')
+			best = (long)(p - s);
+	}
 	/* A markup tag ("<verified_customer_data>", "</conversation>") is no customer's way of writing. */
 	for (const char *p = strchr(s, '<'); p != NULL && best < 0; p = strchr(p + 1, '<')) {
 		const char *q = p + 1 + (p[1] == '/');

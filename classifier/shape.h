@@ -36,6 +36,13 @@ bool shape_spam(const struct lexicon *lx, const char *s);
 size_t shape_number_end(const char *s, size_t i);
 /* After a number ending at j: extends over amount units ("mil", "millones de pesos", "usd"); returns the end. */
 size_t shape_unit_end(const struct lexicon *lx, const char *s, size_t j, bool *has_unit);
+/*
+ * A quantity at a: a number with a magnitude word and the thing counted after it ("2 mil caixas"): where
+ * the number ends (before the thing); 0 if it is no such quantity (money, or nothing counted).
+ */
+size_t shape_quantity_end(const struct lexicon *lx, const char *s, size_t a);
+/* Whether w (folded) is a magnitude word: "mil", "million", "lakh". */
+bool shape_magnitude(const char *w);
 /* The folded word starting at i (after spaces): [*a, *b). False at the end or at a non-word character. */
 bool shape_next_word(const char *s, size_t i, size_t *a, size_t *b);
 /* Whether word (folded) is one of ph's phrases exactly. */

@@ -153,3 +153,13 @@ text_span(const struct folded *f, size_t a, size_t b)
 	ob = f->map[b];
 	return xstrndup(f->orig + oa, ob - oa);
 }
+
+bool
+text_orig_upper(const struct folded *f, size_t i)
+{
+	const unsigned char *o = (const unsigned char *)f->orig + f->map[i];
+
+	if (o[0] < 0x80)
+		return isupper(o[0]) != 0;
+	return o[0] == 0xc3 && o[1] >= 0x80 && o[1] <= 0x9e; /* À..Þ */
+}
