@@ -119,8 +119,10 @@ hand_off(struct turn *t, const struct analysis *a)
 	char until[24];
 
 	conv_state_set_stage(t->state, strcmp(a->reason, "human") == 0 ? "human" : "support");
-	en->st.support++;
-	t->support = true;
+	/* A buyer who asked for a person is a sales lead handed to a salesperson, never a helpdesk ticket nor a
+	   support transfer in the figures (it is a hand-off). */
+	t->support = a->intent != I_SALES;
+	en->st.support += t->support;
 	t->human = strcmp(a->reason, "human") == 0;
 	snprintf(until, sizeof(until), "%" PRIu64, realtime_usec() / 1000 + en->o.handoff_pause_ms);
 	turn_ctl_set(t, "pause_until", until);
@@ -128,7 +130,7 @@ hand_off(struct turn *t, const struct analysis *a)
 	turn_ctl_set(t, "pause_by", "bot");
 	t->handoff = true;
 	en->st.handoffs++;
-	t->lead_after_reply = true; /* a helpdesk ticket, or the lead tagged for support */
+	t->lead_after_reply = true; /* a helpdesk ticket, the lead tagged for support, or a buyer's lead */
 }
 
 /* The bot's last message in the history, or NULL. */

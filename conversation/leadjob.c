@@ -210,8 +210,8 @@ turn_handoff(struct turn *t)
 	struct tm tm;
 	int lead_id = (int)json_integer_value(json_object_get(t->state, "lead_id"));
 
-	/* A helpdesk ticket has its own team; the journal has no one to assign to. */
-	if (lx == NULL || lead_ctx_has_helpdesk(lx))
+	/* A helpdesk ticket has its own team; the journal has no one to assign to. A buyer's lead is assigned. */
+	if (lx == NULL || (t->support && lead_ctx_has_helpdesk(lx)))
 		return turn_save(t);
 	gmtime_r(&u, &tm);
 	strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", &tm);

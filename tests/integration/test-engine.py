@@ -178,6 +178,19 @@ try:
     # The reply goes first; the turn is committed once its lead (or ticket) is written.
     ok(wait_for(lambda: d.get_json("/api/conversation/%s/status" % sp2)[1].get("stage") == "human", 10),
        "stage human")
+    # A buyer who asks for a person (#20): a sales lead of its quality for a salesperson, never a helpdesk ticket.
+    sp5 = "+573001110027"
+    r = converse(d, sp5, ["Hola, soy Laura Gómez. Quiero cotizar 20 sillas de oficina para este mes, pero prefiero "
+                          "que me atienda un asesor"])
+    ok(len(r) == 1, "a buyer asking for a person gets one reply", r)
+    ok(wait_for(lambda: len(leads(sp5)) == 1, 10), "with Helpdesk installed, still a sales lead", leads(sp5))
+    ok(not any(t.get("partner_phone") == sp5 for t in get(oport, "/_tickets")), "and no helpdesk ticket")
+    ok(leads(sp5) and leads(sp5)[0].get("priority") == "2" and leads(sp5)[0].get("contact_name") == "Laura Gómez",
+       "hot (name, 20 office chairs, this month): the quality of what she said", leads(sp5))
+    ok(wait_for(lambda: any("Handed over to a person" in m.get("body", "") and m.get("res_id") == leads(sp5)[0]["id"]
+                            for m in get(oport, "/_messages")), 10), "with the hand-off note on the lead")
+    ok(wait_for(lambda: d.get_json("/api/conversation/%s/status" % sp5)[1].get("stage") == "human", 10),
+       "stage human: the bot is quiet")
     control(oport, {"helpdesk": False})
     sp = "+573001110003"
     r = converse(d, sp, ["Buenas, compré un comedor y llegó con una pata rota. Quiero que me lo cambien."])
