@@ -255,6 +255,13 @@ lexicon_load(const char *path, char *err, size_t errlen)
 		free(lx);
 		return NULL;
 	}
+	if (path != NULL && json_is_object(doc)) {
+		/* What a shop's file leaves out comes from the built-in lexicon: its sentence shapes, time frames, spam
+		   and injection markers serve any business. A key the file has replaces the built-in one whole. */
+		json_t *builtin = json_loads(lexicon_builtin, 0, NULL);
+		json_object_update_missing(doc, builtin);
+		json_decref(builtin);
+	}
 	dl = json_string_value(json_object_get(doc, "default_language"));
 	snprintf(lx->default_lang, sizeof(lx->default_lang), "%s", dl != NULL && strlen(dl) == 2 ? dl : "es");
 #define PH(name, field) load_phrases(json_object_get(doc, name), &lx->field, name, err, errlen) < 0

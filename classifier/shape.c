@@ -101,6 +101,7 @@ phrase_at(const char *s, size_t i, const struct phrases *ph)
 {
 	if (i > 0 && text_isword(s[i - 1]))
 		return 0;
+	text_find_work += ph->n; /* the work the linearity tests count */
 	/* Phrases are sorted longest first: the first that matches is the longest. */
 	for (size_t k = 0; k < ph->n; k++) {
 		size_t l = strlen(ph->p[k]);
@@ -117,6 +118,7 @@ phrase_before(const char *s, size_t end, const struct phrases *ph)
 {
 	while (end > 0 && s[end - 1] == ' ')
 		end--;
+	text_find_work += ph->n;
 	for (size_t k = 0; k < ph->n; k++) {
 		size_t l = strlen(ph->p[k]);
 		if (l > 0 && end >= l && strncmp(s + end - l, ph->p[k], l) == 0 &&
@@ -342,7 +344,7 @@ object_before(const struct lexicon *lx, const struct folded *f, bool *specific)
 		if (s[e] != '\0' && s[e] != '?' && s[e] != '.' && s[e] != '!' && s[e] != '\n')
 			continue;
 		for (k = i; k > 0 && strchr(".?!\n,", s[k - 1]) == NULL; k--)
-			;
+			text_find_work++;
 		start = skip_spaces(s, k);
 		while ((n = phrase_at(s, start, &lx->greetings)) > 0)
 			start = skip_spaces(s, start + n);

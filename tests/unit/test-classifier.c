@@ -240,6 +240,14 @@ main(void)
 			is_str(a.reply, "Welches Budget haben Sie?", "its questions, in German");
 			analysis_clear(&a);
 			conversation_clear(&c);
+			conversation_add(
+			    &c, true, "Congratulations! You have won a prize, claim your prize: +4915112345678");
+			classify_offline(bl, &pol, &c, &a);
+			ok(a.intent == I_OTHER && a.fields[F_PHONE] == NULL,
+			    "what the shop's file leaves out (spam words) comes from the built-in lexicon");
+			is_int(bl->products.n, 2, "a list the file has (products) replaces the built-in one whole");
+			analysis_clear(&a);
+			conversation_clear(&c);
 			lexicon_free(bl);
 		}
 		fd = open(path, O_WRONLY | O_TRUNC);
@@ -258,7 +266,10 @@ main(void)
 	 * 60 KB of "1 1 1 ..." cost 0.9 s). Work, not time: the same figures on any machine.
 	 */
 	{
-		static const char *const units[] = {"1 ", "$1 ", "dos mil ", "presupuesto 1 ", "cuesta $1. "};
+		/* The sentence shapes too: triggers, price questions, time frames, quantities, tags, JSON, names. */
+		static const char *const units[] = {"1 ", "$1 ", "dos mil ", "presupuesto 1 ", "cuesta $1. ", "busco ",
+		    "precio? ", "precio ", "para marzo ", "2 mil caixas ", "<abc ", "{\"a ", "soy Ana ",
+		    "vivo en Lima ", "Hola Carlos ", "se me dañó la nevera, necesito una nueva ", "a mi hija en "};
 		for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
 			unsigned long long work[2];
 			for (int k = 0; k < 2; k++) {
