@@ -70,6 +70,7 @@ struct analysis {
 	unsigned tokens; /* model tokens spent on this answer */
 	char *transcript; /* the words of the customer's voice note (or what their image shows), from the model */
 	char *fact; /* the business profile's answer to the customer's question, or NULL */
+	bool fact_all; /* and it answers every question of the message */
 };
 
 /* Names on the wire. */

@@ -13,6 +13,7 @@
 
 #include "common/xmalloc.h"
 #include "lexicon.h"
+#include "shape.h"
 #include "text.h"
 
 static const char *const qkey_names[QK_COUNT] = {"ask_interest", "ask_name", "ask_budget", "ask_city", "ask_email",
@@ -47,7 +48,8 @@ load_phrases(json_t *arr, struct phrases *ph, const char *what, char *err, size_
 			snprintf(err, errlen, "\"%s\" must be an array of strings", what);
 			return -1;
 		}
-		ph->p[ph->n++] = text_fold_str(json_string_value(v));
+		if (*json_string_value(v) != '\0') /* an empty phrase would match everywhere */
+			ph->p[ph->n++] = text_fold_str(json_string_value(v));
 	}
 	qsort(ph->p, ph->n, sizeof(char *), cmp_len_desc);
 	return 0;
@@ -73,7 +75,11 @@ add_plurals(json_t *all)
 
 	for (i = 0; i < n; i++) {
 		const char *s = json_string_value(json_array_get(all, i));
-		const char *sp = strchr(s, ' ');
+		const char *sp;
+
+		if (s == NULL)
+			continue; /* not a string: load_phrases refuses it with a reason */
+		sp = strchr(s, ' ');
 		size_t fl = sp != NULL ? (size_t)(sp - s) : strlen(s);
 		char buf[256];
 
@@ -138,22 +144,32 @@ load_canon(json_t *obj, struct canon_list *cl, const char *what, char *err, size
 void
 lexicon_add(struct lexicon *lx, enum lexicon_list which, const char *name, const char *const *syn, size_t n)
 {
-	struct canon_list *cl = which == LEX_PRODUCTS ? &lx->products : &lx->cities;
-	json_t *v = json_array();
+	/* A category is a product too (a vague one, by generic_products); a city goes to the gazetteer. */
+	struct canon_list *cl = which == LEX_CITIES ? &lx->cities : &lx->products;
+	char *folded = text_fold_str(name);
+	json_t *v;
 	char err[128];
 
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(v, json_string(syn[i]));
+	if (*folded == '\0' ||
+	    (which != LEX_PRODUCTS && which != LEX_CITIES &&
+	        shape_in_list(folded, which == LEX_UNITS ? &lx->amount_units : &lx->generic_products))) {
+		free(folded); /* nothing, or already there */
+		return;
+	}
 	if (which == LEX_GENERIC || which == LEX_UNITS) {
 		struct phrases *ph = which == LEX_UNITS ? &lx->amount_units : &lx->generic_products;
 		ph->p = xreallocarray(ph->p, ph->n + 1, sizeof(char *));
-		ph->p[ph->n++] = text_fold_str(name);
+		ph->p[ph->n++] = folded;
 		qsort(ph->p, ph->n, sizeof(char *), cmp_len_desc);
-		if (which == LEX_UNITS) {
-			json_decref(v);
+		if (which == LEX_UNITS)
 			return;
-		}
+	} else {
+		free(folded);
 	}
+	v = json_array();
+	for (size_t i = 0; i < n; i++)
+		if (syn[i] != NULL && *syn[i] != '\0')
+			json_array_append_new(v, json_string(syn[i]));
 	cl->c = xreallocarray(cl->c, cl->n + 1, sizeof(struct canon));
 	memset(&cl->c[cl->n], 0, sizeof(cl->c[cl->n]));
 	/* Strings only: nothing here can fail. */
@@ -246,8 +262,9 @@ lexicon_load(const char *path, char *err, size_t errlen)
 {
 	struct lexicon *lx = xcalloc(1, sizeof(*lx));
 	json_error_t je;
-	json_t *doc, *v;
+	json_t *doc;
 	const char *dl;
+	bool own_products;
 
 	doc = path != NULL ? json_load_file(path, 0, &je) : json_loads(lexicon_builtin, 0, &je);
 	if (doc == NULL) {
@@ -255,6 +272,8 @@ lexicon_load(const char *path, char *err, size_t errlen)
 		free(lx);
 		return NULL;
 	}
+	/* A shop's file must name its own products; the built-in ones are a furniture shop's. */
+	own_products = json_object_get(doc, "products") != NULL;
 	if (path != NULL && json_is_object(doc)) {
 		/* What a shop's file leaves out comes from the built-in lexicon: its sentence shapes, time frames, spam
 		   and injection markers serve any business. A key the file has replaces the built-in one whole. */
@@ -286,7 +305,7 @@ lexicon_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 #undef PH
-	if ((v = json_object_get(doc, "products")) == NULL || lx->nlangs == 0 || lx->nquestions == 0) {
+	if (!own_products || lx->nlangs == 0 || lx->nquestions == 0) {
 		snprintf(err, errlen, "a lexicon needs \"products\", \"language_words\" and \"questions\"");
 		json_decref(doc);
 		lexicon_free(lx);

@@ -33,7 +33,7 @@ struct lang_phrases {
 };
 
 /*
- * The lexicon's word lists: X(JSON key, struct field). A list missing from a lexicon file is empty. The lists the
+ * The lexicon's word lists: X(JSON key, struct field). A list missing from a lexicon file is the built-in one's. The lists the
  * sentence-shape rules read (object_*, time_*, spam*, injection, city_preps, ...) are described in
  * docs/CLASSIFIER.md.
  */
@@ -80,7 +80,8 @@ struct lang_phrases {
 	X("object_suffixes", object_suffixes) \
 	X("not_budget_context", not_budget_context) \
 	X("other_phone_context", other_phone_context) \
-	X("object_beneficiaries", object_beneficiaries)
+	X("object_beneficiaries", object_beneficiaries) \
+	X("personal_markers", personal_markers)
 
 /* Question keys. */
 enum qkey {

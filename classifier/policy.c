@@ -166,10 +166,11 @@ policy_answer(const struct policy *p, const struct lexicon *lx, const struct con
 	for (size_t i = c->n; i > 0 && last == NULL; i--)
 		if (c->msg[i - 1].user)
 			last = c->msg[i - 1].text;
-	/* Only a question gets a fact: "¿Abren el domingo?", not "abro el local el domingo". */
-	if (p->profile == NULL || last == NULL || (strchr(last, '?') == NULL && strstr(last, "\u00bf") == NULL))
+	/* Only a question gets a fact ("¿Abren el domingo?", not "abro el local el domingo"), and never one in spam
+	   or in a message that tried to instruct the bot. */
+	if (p->profile == NULL || last == NULL || a->manipulation || a->intent == I_OTHER)
 		return;
-	if ((ans = profile_answer(p->profile, lx, last, a->lang)) == NULL)
+	if ((ans = profile_answer(p->profile, lx, last, a->lang, &a->fact_all)) == NULL)
 		return;
 	free(a->fact);
 	a->fact = ans;

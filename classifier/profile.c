@@ -204,6 +204,8 @@ load_fact(json_t *x, struct profile_fact *f, const char *file, char *err, size_t
 }
 
 /* The file's fields into p. */
+static bool upper_code(const char *v, size_t n);
+
 static int
 load_file(struct profile *p, const char *path, char *err, size_t errlen)
 {
@@ -237,6 +239,15 @@ load_file(struct profile *p, const char *path, char *err, size_t errlen)
 		if (v != NULL)
 			*(char **)((char *)p + strs[i].off) = xstrdup(json_string_value(v));
 	}
+	if ((p->country != NULL && !upper_code(p->country, 2)) ||
+	    (p->currency != NULL && !upper_code(p->currency, 3))) {
+		snprintf(err, errlen,
+		    "business.profile: %s: \"country\" is two capital letters (ISO 3166: CO) and \"currency\" three "
+		    "(ISO 4217: COP)",
+		    path);
+		json_decref(doc);
+		return -1;
+	}
 	p->cities = json_list(json_object_get(doc, "cities"), "cities", path, err, errlen, &bad);
 	if (!bad)
 		p->languages = json_list(json_object_get(doc, "languages"), "languages", path, err, errlen, &bad);
@@ -264,6 +275,18 @@ load_file(struct profile *p, const char *path, char *err, size_t errlen)
 	}
 	json_decref(doc);
 	return bad ? -1 : 0;
+}
+
+/* n capital letters. */
+static bool
+upper_code(const char *v, size_t n)
+{
+	if (strlen(v) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isupper((unsigned char)v[i]))
+			return false;
+	return true;
 }
 
 /* Replaces *dst with a copy of s when s is set. */
@@ -355,19 +378,27 @@ profile_empty(const struct profile *p)
 }
 
 void
+profile_apply_items(const struct profile *p, struct lexicon *lx, const char *source)
+{
+	for (size_t i = 0; p != NULL && i < p->nitems; i++) {
+		const struct profile_item *it = &p->items[i];
+		if (source != NULL && strcmp(it->source, source) != 0)
+			continue;
+		lexicon_add(lx, LEX_PRODUCTS, it->name, (const char *const *)it->syn, it->nsyn);
+		/* A category alone ("Sofás") is a vague interest, as "muebles" is (added once). */
+		if (it->category != NULL)
+			lexicon_add(lx, LEX_GENERIC, it->category, NULL, 0);
+	}
+}
+
+void
 profile_apply(const struct profile *p, struct lexicon *lx)
 {
 	size_t i;
 
 	if (profile_empty(p))
 		return;
-	for (i = 0; i < p->nitems; i++) {
-		const struct profile_item *it = &p->items[i];
-		lexicon_add(lx, LEX_PRODUCTS, it->name, (const char *const *)it->syn, it->nsyn);
-		/* A category alone ("Sofás") is a vague interest, as "muebles" is. */
-		if (it->category != NULL)
-			lexicon_add(lx, LEX_GENERIC, it->category, NULL, 0);
-	}
+	profile_apply_items(p, lx, NULL);
 	for (i = 0; p->cities != NULL && p->cities[i] != NULL; i++)
 		lexicon_add(lx, LEX_CITIES, p->cities[i], NULL, 0);
 	if (p->currency != NULL)
@@ -541,46 +572,72 @@ has_word(const char *folded, char *const *words)
 	return false;
 }
 
-char *
-profile_answer(const struct profile *p, const struct lexicon *lx, const char *text, const char *lang)
+/* Whether fact f is about what the folded sentence asks: its own keywords, or its topic's words in the lexicon. */
+static bool
+fact_asked(const struct profile_fact *f, const struct lexicon *lx, const char *sentence)
 {
-	char *s, *out = NULL;
-	size_t used = 0;
+	if (has_word(sentence, f->keywords))
+		return true;
+	for (size_t k = 0; k < lx->fact_topics.n; k++)
+		if (strcmp(lx->fact_topics.c[k].name, f->topic) == 0)
+			for (size_t w = 0; w < lx->fact_topics.c[k].syn.n; w++)
+				if (text_find(sentence, 0, lx->fact_topics.c[k].syn.p[w]) >= 0)
+					return true;
+	return false;
+}
 
+/* The fact's text in lang, else its text for any language, else its only one; NULL if none fits. */
+static const char *
+fact_text(const struct profile_fact *f, const char *lang)
+{
+	for (size_t k = 0; k < f->ntext; k++)
+		if (strcmp(f->lang[k], lang) == 0)
+			return f->text[k];
+	for (size_t k = 0; k < f->ntext; k++)
+		if (f->lang[k][0] == '\0' || f->ntext == 1)
+			return f->text[k];
+	return NULL;
+}
+
+char *
+profile_answer(const struct profile *p, const struct lexicon *lx, const char *text, const char *lang, bool *all)
+{
+	char *copy, *sent, *out = NULL, *n;
+	bool used[64] = {false};
+	size_t questions = 0, answered = 0;
+
+	*all = false;
 	if (profile_empty(p) || p->nfacts == 0 || text == NULL)
 		return NULL;
-	s = text_fold_str(text);
-	for (size_t i = 0; i < p->nfacts && used < 2; i++) {
-		const struct profile_fact *f = &p->facts[i];
-		const char *t = NULL;
-		bool hit = has_word(s, f->keywords);
+	/* Question by question ("¿Abren el domingo? Y ¿hacen envíos?"): a fact answers the sentence that asks it. */
+	copy = xstrdup(text);
+	for (sent = copy; *sent != '\0';) {
+		size_t len = strcspn(sent, "?.!\n");
+		char end = sent[len], *s;
+		bool hit = false;
 
-		/* A fact of a known topic ("hours", "delivery") answers the lexicon's words for it too. */
-		for (size_t k = 0; !hit && k < lx->fact_topics.n; k++)
-			if (strcmp(lx->fact_topics.c[k].name, f->topic) == 0)
-				for (size_t w = 0; !hit && w < lx->fact_topics.c[k].syn.n; w++)
-					hit = text_find(s, 0, lx->fact_topics.c[k].syn.p[w]) >= 0;
-		if (!hit)
-			continue;
-		for (size_t k = 0; k < f->ntext && t == NULL; k++)
-			if (strcmp(f->lang[k], lang) == 0)
-				t = f->text[k];
-		/* A text without a language, or the only one: the fact as the business wrote it. */
-		for (size_t k = 0; k < f->ntext && t == NULL; k++)
-			if (f->lang[k][0] == '\0' || f->ntext == 1)
-				t = f->text[k];
-		if (t == NULL)
-			continue;
-		if (out == NULL) {
-			out = xstrdup(t);
-		} else {
-			char *n;
-			xasprintf(&n, "%s %s", out, t);
-			free(out);
-			out = n;
+		sent[len] = '\0';
+		if (end == '?' || strstr(sent, "\u00bf") != NULL) {
+			questions++;
+			s = text_fold_str(sent);
+			for (size_t i = 0; i < p->nfacts && i < sizeof(used) / sizeof(used[0]); i++) {
+				const char *t;
+				if (!fact_asked(&p->facts[i], lx, s) || (t = fact_text(&p->facts[i], lang)) == NULL)
+					continue;
+				hit = true;
+				if (used[i])
+					continue;
+				used[i] = true;
+				xasprintf(&n, "%s%s%s", out != NULL ? out : "", out != NULL ? " " : "", t);
+				free(out);
+				out = n;
+			}
+			answered += hit;
+			free(s);
 		}
-		used++;
+		sent += len + (end != '\0');
 	}
-	free(s);
+	free(copy);
+	*all = out != NULL && answered == questions;
 	return out;
 }

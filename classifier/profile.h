@@ -61,6 +61,8 @@ void profile_free(struct profile *p);
 bool profile_empty(const struct profile *p);
 /* Adds catalogue items (from Odoo: source "odoo"), replacing the previous ones of that source. */
 void profile_set_items(struct profile *p, const char *source, json_t *items);
+/* Teaches the lexicon the catalogue items of one source ("odoo"; NULL: all) and their categories. */
+void profile_apply_items(const struct profile *p, struct lexicon *lx, const char *source);
 /* Teaches the lexicon the profile's catalogue, categories, cities, currency and first language. */
 void profile_apply(const struct profile *p, struct lexicon *lx);
 /* The profile as a paragraph for the model's instruction (caller frees), or NULL if empty. */
@@ -68,10 +70,11 @@ char *profile_instruction(const struct profile *p);
 /* The effective profile as JSON (what crmbridgectl profile shows). */
 json_t *profile_to_json(const struct profile *p);
 /*
- * The answer to the customer's question (text, any case) from the facts, in lang (or the fact's only text):
- * the facts whose topic words the question has, joined; NULL if none. Caller frees.
+ * The answer to the customer's questions (text, any case) from the facts, in lang (or the fact's only text):
+ * each question sentence ("…?", "¿…") gets the facts whose topic words it has, joined; NULL if none. *all: every
+ * question sentence got one. Caller frees.
  */
-char *profile_answer(const struct profile *p, const struct lexicon *lx, const char *text, const char *lang);
+char *profile_answer(const struct profile *p, const struct lexicon *lx, const char *text, const char *lang, bool *all);
 /* Parses "budget or urgency", "budget and city", "urgency" into field bits; false if a word is unknown. */
 bool profile_parse_hot(const char *s, unsigned *fields, bool *all);
 

@@ -918,6 +918,19 @@ support_reason(const struct lexicon *lx, const struct folded *f, struct signals 
 	return "";
 }
 
+/* Whether a message names something to buy: a product of the lexicon's or the object of a purchase. */
+static bool
+buys(const struct lexicon *lx, const struct folded *f)
+{
+	bool spec;
+	char *v = find_product(lx, f, &spec);
+
+	if (v == NULL)
+		v = shape_object(lx, f, &spec);
+	free(v);
+	return v != NULL;
+}
+
 /* What user message i adds: fields (a later message overrides an earlier one) and signals. */
 static void
 read_message(const struct lexicon *lx, const struct conversation *c, size_t i, bool recent, bool last,
@@ -941,8 +954,10 @@ read_message(const struct lexicon *lx, const struct conversation *c, size_t i, b
 		text = cut;
 	}
 	if (shape_spam(lx, f.s) ||
-	    (addressed_to_someone(lx, &f) && !has_any(f.s, &lx->purchase) && !has_any(f.s, &lx->object_triggers))) {
-		/* A promotion's phone, amount and names are not a customer's. */
+	    ((addressed_to_someone(lx, &f) || has_any(f.s, &lx->personal_markers)) && !buys(lx, &f))) {
+		/* A promotion's phone, amount and names are not a customer's, nor are those of a message meant for
+		   someone else ("Hola Carlos, ya te hice el pago", "it's me, did u grab the kids?") unless it names
+		   something to buy ("soy yo, Ana: quiero el sofá cama"). */
 		rd->spam = true;
 		rd->greet = false;
 		goto out;

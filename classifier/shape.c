@@ -488,7 +488,7 @@ place_at(const struct lexicon *lx, const struct folded *f, size_t i, bool any_ca
 			if (!shape_next_word(s, b, &a2, &b2))
 				break;
 			o2 = (const unsigned char *)f->orig + f->map[a2];
-			if (!(o2[0] < 0x80 ? isupper(o2[0]) != 0 : (o2[0] == 0xc3 && o2[1] <= 0x9e)))
+			if (!(o2[0] < 0x80 ? isupper(o2[0]) != 0 : (o2[0] == 0xc3 && o2[1] >= 0x80 && o2[1] <= 0x9e)))
 				break;
 			end = b;
 			continue;
@@ -546,31 +546,61 @@ shape_bare_city(const struct lexicon *lx, const struct folded *f)
 	return place_at(lx, f, i, true);
 }
 
+/* True if only punctuation and spaces come before at on its line ("SYSTEM: …", "[admin] …", "> Note to AI: …"). */
+static bool
+line_start(const char *s, size_t at)
+{
+	while (at > 0 && s[at - 1] != '\n') {
+		if (text_isword(s[at - 1]))
+			return false;
+		at--;
+	}
+	return true;
+}
+
+/* A markup tag at p ("<verified_customer_data>", "</system>", "<data source=crm>"): true; "<dos metros": false. */
+static bool
+markup_tag(const char *p)
+{
+	const char *q = p + 1 + (p[1] == '/');
+	size_t n = 0;
+
+	while (isalpha((unsigned char)q[n]) || q[n] == '_' || q[n] == '-')
+		n++;
+	if (n < 3)
+		return false;
+	for (size_t k = n; k < n + 200 && q[k] != '\0' && q[k] != '\n' && q[k] != '<'; k++)
+		if (q[k] == '>')
+			return k == n || q[n] == ' ';
+	return false;
+}
+
 long
 shape_injection(const struct lexicon *lx, const char *s)
 {
 	long best = -1;
 
-	/* A JSON object ('{"role": "system", …') is no customer's way of writing either. */
-	for (const char *p = strchr(s, '{'); p != NULL && best < 0; p = strchr(p + 1, '{')) {
-		const char *q = p + 1;
-		while (*q == ' ' || *q == '\n')
-			q++;
-		if (*q == '"' || *q == '\'')
+	/* A JSON object ('{"role": "system", …') or a markup tag is no customer's way of writing. */
+	for (const char *p = s; *p != '\0' && best < 0; p++) {
+		if (*p == '{') {
+			const char *q = p + 1;
+			while (*q == ' ' || *q == '\n')
+				q++;
+			if (*q == '"' || *q == '\'')
+				best = (long)(p - s);
+		} else if (*p == '<' && markup_tag(p)) {
 			best = (long)(p - s);
+		}
 	}
-	/* A markup tag ("<verified_customer_data>", "</conversation>") is no customer's way of writing. */
-	for (const char *p = strchr(s, '<'); p != NULL && best < 0; p = strchr(p + 1, '<')) {
-		const char *q = p + 1 + (p[1] == '/');
-		size_t n = 0;
-		while (isalpha((unsigned char)q[n]) || q[n] == '_' || q[n] == '-')
-			n++;
-		if (n >= 3 && (q[n] == '>' || q[n] == ' '))
-			best = (long)(p - s);
-	}
-
 	for (size_t k = 0; k < lx->injection.n; k++) {
-		long at = text_find(s, 0, lx->injection.p[k]);
+		const char *m = lx->injection.p[k];
+		size_t ml = strlen(m);
+		long at = 0;
+		/* "instructions:", "system:" only where a line starts: "are assembly instructions: included?" is a
+		   customer's question. */
+		while (
+		    (at = text_find(s, (size_t)at, m)) >= 0 && ml > 0 && m[ml - 1] == ':' && !line_start(s, (size_t)at))
+			at++;
 		if (at >= 0 && (best < 0 || at < best))
 			best = at;
 	}

@@ -162,8 +162,8 @@ after_lead_reply(struct turn *t, const struct analysis *a, int changed)
 	json_t *m;
 	size_t i;
 
-	if (a->fact != NULL) {
-		/* The business profile answers it (hours, delivery, ...): the customer gets the fact itself. */
+	if (a->fact != NULL && a->fact_all) {
+		/* The business profile answers every question (hours, delivery, ...): the customer gets the facts. */
 		free(t->reply);
 		t->reply = xstrdup(a->fact);
 		return;
@@ -185,7 +185,11 @@ after_lead_reply(struct turn *t, const struct analysis *a, int changed)
 	if (prev != NULL && strcmp(r, prev) == 0 && lexicon_question(lx, a->lang, k, 1) != NULL)
 		r = lexicon_question(lx, a->lang, k, 1);
 	free(t->reply);
-	t->reply = xstrdup(r);
+	/* Some questions have a fact and some not: the facts, and the rest goes to the advisor (noted). */
+	if (a->fact != NULL && question)
+		xasprintf(&t->reply, "%s %s", a->fact, r);
+	else
+		t->reply = xstrdup(r);
 }
 
 /* The analysis decides the rest of the turn. */

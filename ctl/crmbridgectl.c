@@ -88,10 +88,10 @@ online_stop(void)
 		if (st.last_error[0] != '\0')
 			fprintf(stderr, "crmbridgectl: gemini: last error: %s\n", st.last_error);
 	}
+	gemini_free(run.g); /* first: its pending answers reach the classifier */
 	classifier_free(run.cl);
 	profile_free(run.profile);
 	run.profile = NULL;
-	gemini_free(run.g);
 	curlev_free(run.cv);
 	if (run.ev != NULL) {
 		sd_event_unref(run.ev);
@@ -650,6 +650,11 @@ cmd_eval(int argc, char **argv)
 			as_json = true;
 		else if (nd < sizeof(dirs) / sizeof(dirs[0]))
 			dirs[nd++] = argv[i];
+		else {
+			fprintf(
+			    stderr, "crmbridgectl: eval: at most %zu directories\n", sizeof(dirs) / sizeof(dirs[0]));
+			return 2;
+		}
 	}
 	if (nd == 0) {
 		usage(stderr);

@@ -20,18 +20,28 @@
 
 #define CATALOGUE_LIMIT 1000 /* products read; a shop with more names its own in business.profile */
 
-/* "All / Saleable / Sofás" -> "Sofás". */
+/*
+ * "All / Saleable / Sofás" -> "Sofás"; NULL for the categories every database starts with (17: All, Saleable,
+ * Expenses; 19: Goods, Expenses, Services; recorded), which say nothing about what the business sells.
+ */
 static const char *
-last_segment(const char *s)
+category_of(const char *s)
 {
+	static const char *const stock[] = {"All", "Saleable", "Expenses", "Goods", "Services", "Todos", "Vendible",
+	    "Gastos", "Bienes", "Servicios", "Tudo", "Vendável", "Despesas", "Bens", "Serviços"};
 	const char *p = strrchr(s, '/');
 
-	if (p == NULL)
-		return s;
-	p++;
-	while (*p == ' ')
+	if (p != NULL) {
 		p++;
-	return p;
+		while (*p == ' ')
+			p++;
+	} else {
+		p = s;
+	}
+	for (size_t i = 0; i < sizeof(stock) / sizeof(stock[0]); i++)
+		if (strcmp(p, stock[i]) == 0)
+			return NULL;
+	return *p != '\0' ? p : NULL;
 }
 
 /* Teaches a new lexicon the profile (with Odoo's items) and swaps it in. */
@@ -60,6 +70,8 @@ on_products(json_t *result, const struct odoo_error *e, void *arg)
 	size_t i;
 
 	d->catalogue.busy = false;
+	if (e->kind == ODOO_TRANSIENT && strstr(e->message, "shutting down") != NULL)
+		return; /* a reload or the stop ended the call: nothing was read, nothing failed */
 	d->catalogue.at_ms = realtime_usec() / 1000;
 	if (e->kind != ODOO_OK) {
 		snprintf(d->catalogue.error, sizeof(d->catalogue.error), "%s error: %s", odoo_kind_name(e->kind),
@@ -81,10 +93,12 @@ on_products(json_t *result, const struct odoo_error *e, void *arg)
 		const char *name = json_string_value(json_object_get(v, "name"));
 		json_t *categ = json_object_get(v, "categ_id");
 		const char *cat = json_string_value(json_array_get(categ, 1));
+		if (cat != NULL)
+			cat = category_of(cat);
 		if (name == NULL || *name == '\0')
 			continue;
 		json_array_append_new(items,
-		    cat != NULL ? json_pack("{s:s, s:s}", "name", name, "category", last_segment(cat))
+		    cat != NULL ? json_pack("{s:s, s:s}", "name", name, "category", cat)
 		                : json_pack("{s:s}", "name", name));
 	}
 	d->catalogue.items = json_array_size(items);
@@ -130,6 +144,24 @@ void
 daemon_catalogue_stop(struct daemon *d)
 {
 	d->catalogue.timer = sd_event_source_disable_unref(d->catalogue.timer);
+}
+
+void
+daemon_catalogue_carry(const struct conf *c, const struct profile *old, struct profile *to, struct lexicon *lx)
+{
+	json_t *items = json_array();
+
+	for (size_t i = 0; old != NULL && i < old->nitems; i++)
+		if (strcmp(old->items[i].source, "odoo") == 0)
+			json_array_append_new(items,
+			    old->items[i].category != NULL ? json_pack("{s:s, s:s}", "name", old->items[i].name,
+			                                         "category", old->items[i].category)
+			                                   : json_pack("{s:s}", "name", old->items[i].name));
+	if (json_array_size(items) > 0 && c->business_catalogue_from_odoo) {
+		profile_set_items(to, "odoo", items);
+		profile_apply_items(to, lx, "odoo");
+	}
+	json_decref(items);
 }
 
 json_t *

@@ -121,6 +121,8 @@ void daemon_catalogue_fetch(struct daemon *d);
 /* Starts and stops its refresh every business.catalogue_refresh. */
 void daemon_catalogue_start(struct daemon *d);
 void daemon_catalogue_stop(struct daemon *d);
+/* A reload's new profile and lexicon keep the products read from Odoo until the next read. */
+void daemon_catalogue_carry(const struct conf *c, const struct profile *old, struct profile *to, struct lexicon *lx);
 /* Its state for GET /api/profile: enabled, items, read_at_ms, error. */
 json_t *daemon_catalogue_json(const struct daemon *d);
 

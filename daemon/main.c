@@ -291,8 +291,11 @@ reload(struct daemon *d)
 			notify_status(d);
 			return;
 		}
-		classifier_free(d->classifier);
+		daemon_catalogue_carry(c, d->profile, prof, lx);
+		classifier_set_profile(cl, prof);
+		/* The model's client first: its pending answers reach the old classifier, which is still whole. */
 		gemini_free(d->gemini);
+		classifier_free(d->classifier);
 		lexicon_free(d->lexicon);
 		profile_free(d->profile);
 		d->lexicon = lx;

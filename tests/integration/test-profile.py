@@ -165,7 +165,7 @@ odoo, oport = start_fake("odoo.py")
 control(oport, {"product_module": True, "products": [
     {"name": "Plan Familia Premium", "category": "Planes"}, {"name": "Clase de spinning", "category": "Clases"},
     {"name": "Toalla de repuesto", "category": "Clases", "sale_ok": False},
-    {"name": "Plan Antiguo", "category": "Planes", "active": False}]})
+    {"name": "Plan Antiguo", "category": "Planes", "active": False}, {"name": "Bono regalo"}]})
 odoo_conf = """[odoo]
 url = http://127.0.0.1:%d
 db = crmfix
@@ -176,22 +176,29 @@ d = Daemon(wd, config(odoo_conf + "[business]\ncatalogue_from_odoo = yes\n", bus
 try:
     ok(d.wait_notify("READY=1", 10) is not None, "with the catalogue from Odoo")
     auth = {"Authorization": "Bearer " + ADMIN}
-    ok(wait_for(lambda: d.get_json("/api/profile", headers=auth)[1].get("odoo_catalogue", {}).get("items") == 2, 10),
+    ok(wait_for(lambda: d.get_json("/api/profile", headers=auth)[1].get("odoo_catalogue", {}).get("items") == 3, 10),
        "the products that can be sold are read", d.get_json("/api/profile", headers=auth)[1])
     j = d.get_json("/api/profile", headers=auth)[1]
     is_eq(sorted((i["name"], i.get("category"), i["source"]) for i in j["catalogue"]),
-          [("Clase de spinning", "Clases", "odoo"), ("Plan Familia Premium", "Planes", "odoo")],
-          "not the archived one, not the one that cannot be sold; with their categories")
+          [("Bono regalo", None, "odoo"), ("Clase de spinning", "Clases", "odoo"),
+           ("Plan Familia Premium", "Planes", "odoo")],
+          "not the archived one, not the one that cannot be sold; with their categories (not Odoo's stock 'All')")
     calls = [e for e in get(oport, "/_log") if "product.template" in json.dumps(e)]
     ok(len(calls) >= 1, "one search_read on product.template", calls[-1:])
     r = ctl(d, "profile")
-    ok("from Odoo    2 products" in r.stdout and "Plan Familia Premium [Planes]" in r.stdout, "crmbridgectl profile "
+    ok("from Odoo    3 products" in r.stdout and "Plan Familia Premium [Planes]" in r.stdout, "crmbridgectl profile "
        "says so", r.stdout)
     phone = "+51987000003"
     converse(d, phone, ["Hola, soy Ana. Vi el plan familia premium en su página, somos 4"])
     st, conv = d.get_json("/api/conversation/%%2B%s/status" % phone[1:], headers=auth)
     ok(st == 200 and "familia premium" in json.dumps(conv, ensure_ascii=False).lower(),
        "a product of Odoo's catalogue named without a buying verb is read as the product", conv)
+    d.clear()
+    d.signal(signal.SIGHUP)
+    ok(wait_for(lambda: "configuration reloaded" in d.logtext(), 10), "a reload")
+    j = d.get_json("/api/profile", headers=auth)[1]
+    ok(len([i for i in j["catalogue"] if i["source"] == "odoo"]) == 3 and not j["odoo_catalogue"].get("error"),
+       "keeps the products read from Odoo (until the next read), and no error for the call it ended", j)
 finally:
     d.signal(signal.SIGTERM)
     d.wait(10)

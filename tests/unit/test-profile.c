@@ -159,6 +159,20 @@ test_not_the_customer(void)
 	one(&a, "Invertí 2 lucas en bitcoin y gané 40 lucas, escribile al +5491155667788 y decile que vas de mi parte");
 	ok(a.intent == I_OTHER && a.fields[F_PHONE] == NULL && a.fields[F_BUDGET] == NULL,
 	    "a referral scam: other, and nothing in it is the customer's");
+	one(&a, "Hola, soy yo, Ana. Quiero el sofá cama, mi número 3001234567");
+	ok(a.intent == I_SALES && a.fields[F_PHONE] != NULL, "'soy yo' with something to buy is a customer's message");
+	one(&a, "Queremos trabajar con ustedes para amoblar nuestra oficina, necesitamos 20 sillas");
+	ok(a.intent == I_SALES && a.fields[F_PRODUCT] != NULL,
+	    "'trabajar con ustedes' buying chairs is no job application");
+	one(&a,
+	    "I'm Sarah, 07700 900123. I want the oak dining table, budget £2000 by next week. Are assembly "
+	    "instructions: included?");
+	ok(!a.manipulation && a.action == A_CREATE_LEAD,
+	    "'instructions:' inside a sentence is the customer's, not a block");
+	one(&a, "### Hola quiero un sofa");
+	ok(!a.manipulation && a.fields[F_PRODUCT] != NULL, "a line of # is no injected block");
+	one(&a, "Quiero un sofá de <dos metros, soy Ana, 3001234567, presupuesto 2 millones");
+	ok(!a.manipulation && a.fields[F_NAME] != NULL && a.fields[F_BUDGET] != NULL, "'<dos metros' is no markup tag");
 	one(&a, "Hola Carlos buenas noches, ya te hice el pago de los 150 dólares del alquiler");
 	ok(a.intent == I_OTHER && a.fields[F_NAME] == NULL && a.fields[F_BUDGET] == NULL,
 	    "a message for someone else ('Hola Carlos, ya te hice el pago'): nothing is the customer's");
@@ -269,6 +283,12 @@ test_profile(void)
 	ok(a.fact == NULL, "no fact, nothing invented");
 	one(&a, "Atienden bien, gracias por todo");
 	ok(a.fact == NULL, "only a question gets a fact");
+	one(&a, "Hola, ¿cuánto tengo que pagar por la ortodoncia?");
+	ok(a.fact == NULL, "a price question is not about the payment methods: %s", a.fact ?: "-");
+	one(&a, "Tengo brackets. ¿Tienen estacionamiento? ¿Hacen descuento a estudiantes?");
+	ok(a.fact != NULL && !a.fact_all, "two questions, one with a fact: the fact, and not all answered");
+	one(&a, "Hola, busco tratamientos para mi hijo, soy Ana");
+	ok(a.fields[F_CITY] == NULL, "a catalogue category is never a city: %s", a.fields[F_CITY] ?: "-");
 
 	ins = profile_instruction(p);
 	ok(ins != NULL && strstr(ins, "Sonrisa Dental") != NULL && strstr(ins, "Ortodoncia (Tratamientos)") != NULL &&
@@ -276,7 +296,10 @@ test_profile(void)
 	        strstr(ins, "PEN") != NULL,
 	    "the model's instruction: name, catalogue, facts, hot rule, currency");
 	free(ins);
-	ans = profile_answer(p, lx, "what time do you open?", "pt");
+	{
+		bool all;
+		ans = profile_answer(p, lx, "what time do you open?", "pt", &all);
+	}
 	ok(ans == NULL, "a fact with no text in the customer's language and several others: not answered (%s)",
 	    ans ?: "-");
 	free(ans);
