@@ -126,7 +126,7 @@ usage(FILE *f)
 	    "       crmbridgectl [-c CONFIG] [--json] profile          the business profile it runs with\n"
 	    "       crmbridgectl [-c CONFIG] chat [PHONE]            play the customer in the terminal\n"
 	    "       crmbridgectl [-c CONFIG] [--json] replay [--reset] [--phone PHONE] FILE\n"
-	    "common options: --url URL, --token TOKEN, --json (also after the command)\n");
+	    "common options: --url URL, --token TOKEN, --json (also after the command); --version, --help\n");
 }
 
 /* ---- Odoo: the daemon's configuration, one blocking run of the loop ---- */
@@ -748,6 +748,10 @@ main(int argc, char **argv)
 		return cmd_odoo_check();
 	if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+		printf("crmbridgectl %s\n", PACKAGE_VERSION);
 		return 0;
 	}
 	usage(stderr);

@@ -818,6 +818,54 @@ known_section(const char *section)
 	return false;
 }
 
+/* Edit distance of a and b (short names), capped at 9. */
+static unsigned
+distance(const char *a, const char *b)
+{
+	unsigned row[40], n = (unsigned)strlen(b), i, j;
+
+	if (strlen(a) >= 39 || n >= 39)
+		return 9;
+	for (j = 0; j <= n; j++)
+		row[j] = j;
+	for (i = 1; a[i - 1] != '\0'; i++) {
+		unsigned diag = row[0], tmp;
+		row[0] = i;
+		for (j = 1; j <= n; j++) {
+			tmp = row[j];
+			row[j] = a[i - 1] == b[j - 1] ? diag
+			                              : 1 +
+			        (diag < row[j] ? (diag < row[j - 1] ? diag : row[j - 1])
+			                       : (row[j] < row[j - 1] ? row[j] : row[j - 1]));
+			diag = tmp;
+		}
+	}
+	return row[n] > 9 ? 9 : row[n];
+}
+
+/*
+ * The key a mistyped one most likely meant ("twilio.auth_tokn", "[odo] url", "gemini.api_key" under [openai]):
+ * the nearest name within two edits, in the section first, else the same name in another section. NULL if none.
+ */
+static const struct key *
+nearest_key(const char *section, const char *name)
+{
+	const struct key *best = NULL;
+	unsigned bd = 3;
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		unsigned d = distance(conf_keys[i].name, name) + distance(conf_keys[i].section, section);
+		if (d < bd) {
+			bd = d;
+			best = &conf_keys[i];
+		}
+	}
+	for (size_t i = 0; best == NULL && i < NKEYS; i++)
+		if (strcmp(conf_keys[i].name, name) == 0)
+			best = &conf_keys[i];
+	return best;
+}
+
 static int
 file_handler(void *user, const char *section, const char *name, const char *value)
 {
@@ -833,10 +881,15 @@ file_handler(void *user, const char *section, const char *name, const char *valu
 		return 1;
 	}
 	if ((k = find_key(section, name, &i)) == NULL) {
+		const struct key *near = nearest_key(section, name);
 		if (!known_section(section))
-			conf_error(x->errs, "%s:%d: unknown section [%s]", x->path, x->lineno, section);
+			conf_error(x->errs, "%s:%d: unknown section [%s]%s%s%s%s%s", x->path, x->lineno, section,
+			    near != NULL ? "; did you mean [" : "", near != NULL ? near->section : "",
+			    near != NULL ? "] " : "", near != NULL ? near->name : "", near != NULL ? "?" : "");
 		else
-			conf_error(x->errs, "%s:%d: unknown key '%s.%s'", x->path, x->lineno, section, name);
+			conf_error(x->errs, "%s:%d: unknown key '%s.%s'%s%s%s%s%s", x->path, x->lineno, section, name,
+			    near != NULL ? "; did you mean '" : "", near != NULL ? near->section : "",
+			    near != NULL ? "." : "", near != NULL ? near->name : "", near != NULL ? "'?" : "");
 		return 1;
 	}
 	if (x->seen[i] != 0) {
@@ -1023,6 +1076,13 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 	if (c->twilio_account_sid != NULL && c->twilio_auth_token == NULL)
 		conf_error(
 		    errs, "key 'twilio.auth_token' (TWILIO_AUTH_TOKEN): required when twilio.account_sid is set");
+	if (c->twilio_whatsapp_from != NULL && strncmp(c->twilio_whatsapp_from, "whatsapp:", 9) != 0) {
+		/* "+14155238886": Twilio would refuse every send (21910, From and To on different channels). */
+		char *w;
+		xasprintf(&w, "whatsapp:%s", c->twilio_whatsapp_from);
+		free(c->twilio_whatsapp_from);
+		c->twilio_whatsapp_from = w;
+	}
 	if ((c->twilio_whatsapp_from != NULL || c->twilio_messaging_service_sid != NULL) &&
 	    c->twilio_account_sid == NULL)
 		conf_error(errs, "key 'twilio.account_sid' (TWILIO_ACCOUNT_SID): required to send replies");

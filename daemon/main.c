@@ -29,7 +29,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: crmbridged [-dhnpV] [-f file]\n"
+	    "usage: crmbridged [-dhnpV] [-f file]   (--help, --version too)\n"
 	    "  -f file  configuration file (default: $CRMBRIDGE_CONFIG or %s)\n"
 	    "  -n       check the configuration and exit (0: valid, 1: not)\n"
 	    "  -p       print the effective configuration, secrets redacted, and exit\n"
@@ -445,7 +445,10 @@ main(int argc, char *argv[])
 	int ch, fd, r;
 
 	memset(&d, 0, sizeof(d));
-	while ((ch = getopt(argc, argv, "df:hnpV")) != -1) {
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+
+	while ((ch = getopt_long(argc, argv, "df:hnpV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': debug = true; break;
 		case 'f':

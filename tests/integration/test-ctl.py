@@ -37,6 +37,8 @@ try:
     is_eq(out["reply"], "¡Gracias, María! Te escribimos pronto.", "the model's checked reply")
     is_eq(out["confidence"], 0.88, "and its confidence")
 
+    r = subprocess.run([ctl, "--version"], capture_output=True, text=True)
+    ok(r.returncode == 0 and r.stdout.startswith("crmbridgectl 0."), "crmbridgectl --version", r.stdout + r.stderr)
     r = subprocess.run([ctl, "classify", "--offline", case], capture_output=True, text=True, env=env)
     is_eq(json.loads(r.stdout)["source"], "rules", "--offline uses the rules even with a key")
 

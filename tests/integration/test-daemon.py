@@ -68,6 +68,20 @@ ok(bad + ":2: key 'server.listen': invalid" in r.stderr and bad + ":5: unknown k
    "every error with file:line and key", r.stderr)
 ok(SECRET_TOKEN not in r.stderr and "nowhere" not in r.stderr, "no value in the errors")
 ok(r.stderr.startswith("<3>"), "errors carry the journald priority prefix <3>", r.stderr)
+typo = os.path.join(wd, "typo.conf")
+write_config(typo, "[twilio]\nauth_tokn = x\n[odo]\nurl = http://odoo.example\n")
+r = subprocess.run([bin_, "-n", "-f", typo], capture_output=True, text=True)
+ok(r.returncode == 1 and "unknown key 'twilio.auth_tokn'; did you mean 'twilio.auth_token'?" in r.stderr
+   and "unknown section [odo]; did you mean [odoo] url?" in r.stderr, "a mistyped key or section: did you mean",
+   r.stderr)
+for flag, want in (("--help", "usage: crmbridged"), ("--version", "crmbridged 0.")):
+    r = subprocess.run([bin_, flag], capture_output=True, text=True)
+    ok(r.returncode == 0 and r.stdout.startswith(want), "crmbridged %s" % flag, r.stdout + r.stderr)
+bare = os.path.join(wd, "bare-from.conf")
+write_config(bare, "[twilio]\naccount_sid = AC" + "0" * 32 + "\nauth_token = t\nwhatsapp_from = +14155238886\n")
+r = subprocess.run([bin_, "-p", "-f", bare], capture_output=True, text=True)
+ok(r.returncode == 0 and json.loads(r.stdout)["twilio"]["whatsapp_from"] == "whatsapp:+14155238886",
+   "TWILIO_WHATSAPP_FROM without 'whatsapp:' gets it (Twilio refuses a bare number: 21910)", r.stdout[-300:])
 badlex = os.path.join(wd, "bad-lexicon.conf")
 write_config(badlex, "[classifier]\nlexicon = /nonexistent/lexicon.json\n")
 r = subprocess.run([bin_, "-n", "-f", badlex], capture_output=True, text=True)
