@@ -213,6 +213,14 @@ schedule_retry(struct rconn *rc)
 	d = d / 2 + random_below(d / 2 + 1);
 	rc->attempt++;
 	rc->info.failures++;
+	/* Said in the log at the 1st, 2nd, 4th, 8th… failure in a row: at start nothing else would say why the
+	   service waits (only sd_notify's STATUS, which systemd drops when the start times out). */
+	if ((rc->attempt & (rc->attempt - 1)) == 0)
+		log_warnx(
+		    "%s: cannot reach Redis at %s: %s (attempt %u); retrying: check that Redis runs there and that "
+		    "redis.url (REDIS_URL) is right",
+		    rc->o.name, rc->info.endpoint, rc->info.last_error[0] != '\0' ? rc->info.last_error : "no answer",
+		    rc->attempt);
 	set_state(rc, RCONN_DOWN);
 	log_debug("%s: retrying in %llu ms", rc->o.name, (unsigned long long)d);
 	arm_timer(rc, d);

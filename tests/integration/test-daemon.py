@@ -108,6 +108,8 @@ try:
     ok(st == 200 and body["status"] == "degraded" and body["redis"]["state"] != "up",
        "/system/status says degraded, Redis not up", body)
     ok(body and body["redis"]["last_error"], "and why: %s" % (body and body["redis"]["last_error"]))
+    ok("cannot reach Redis at " in d.logtext() and "redis.url (REDIS_URL)" in d.logtext(),
+       "the log says it cannot reach Redis, where, and what to check", d.logtext()[-500:])
 
     redis.start()
     ok(d.wait_notify("READY=1", 10) is not None, "READY=1 once Redis answers PING")
