@@ -41,6 +41,7 @@ struct ctl {
 	char base[256]; /* http://address:port of the admin endpoints */
 	char webhook_base[256]; /* http://address:port of the webhooks */
 	char token[ADMIN_TOKEN_MAX + 2]; /* one more byte than a token may have: longer is refused, never cut */
+	char token_from[13000]; /* where the token came from, or the files looked at when none was found */
 	bool json;
 };
 
@@ -92,14 +93,28 @@ ctl_open(struct ctl *c, const struct ctl_options *o)
 	} else if (c->conf->admin_token != NULL) {
 		snprintf(c->token, sizeof(c->token), "%s", c->conf->admin_token);
 	} else {
-		/* The daemon made one and keeps it in its state directory. */
-		char p[4200];
-		FILE *f;
-		snprintf(p, sizeof(p), "%s/admin.token", c->conf->state_dir);
-		if ((f = fopen(p, "re")) != NULL) {
+		/*
+		 * The daemon made one and keeps it in its state directory: the configured one, or under systemd
+		 * (StateDirectory=crmbridge, DynamicUser=yes) /var/lib/crmbridge, which links to /var/lib/private.
+		 */
+		const char *dirs[] = {c->conf->state_dir, "/var/lib/crmbridge", "/var/lib/private/crmbridge"};
+		snprintf(c->token_from, sizeof(c->token_from), "no admin token found in");
+		for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && c->token[0] == '\0'; i++) {
+			char p[4200];
+			FILE *f;
+			snprintf(p, sizeof(p), "%s/admin.token", dirs[i]);
+			if (i > 0 && strcmp(dirs[i], c->conf->state_dir) == 0)
+				continue;
+			if ((f = fopen(p, "re")) == NULL) {
+				size_t u = strlen(c->token_from);
+				snprintf(c->token_from + u, sizeof(c->token_from) - u, "%s %s (%s)", i > 0 ? "," : "",
+				    p, strerror(errno));
+				continue;
+			}
 			if (fgets(c->token, sizeof(c->token), f) != NULL)
 				c->token[strcspn(c->token, "\r\n")] = '\0';
 			fclose(f);
+			snprintf(c->token_from, sizeof(c->token_from), "the admin token read from %s", p);
 			if (strlen(c->token) > ADMIN_TOKEN_MAX) {
 				fprintf(stderr, "crmbridgectl: the admin token in %s is longer than %d bytes\n", p,
 				    ADMIN_TOKEN_MAX);
@@ -189,7 +204,14 @@ admin_call(struct ctl *c, const char *method, const char *path)
 		fprintf(stderr, "crmbridgectl: %s %s: HTTP %ld: %s\n", method, path, st, msg ? msg : "(no message)");
 		if (st == 401)
 			fprintf(stderr,
-			    "crmbridgectl: give the admin token with --token, CRMBRIDGE_ADMIN_TOKEN or -c CONFIG\n");
+			    "crmbridgectl: %s%s; give the admin token with --token, CRMBRIDGE_ADMIN_TOKEN or -c CONFIG "
+			    "(server.admin_token), or run as a user that can read the daemon's state directory\n",
+			    c->token_from[0] != '\0' ? c->token_from
+			                             : "the admin token came from the command line or the "
+			                               "configuration",
+			    c->token_from[0] != '\0' && strncmp(c->token_from, "the admin", 9) == 0
+			        ? " (not the daemon's?)"
+			        : "");
 	}
 	json_decref(j);
 	return NULL;

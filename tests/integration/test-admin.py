@@ -96,6 +96,11 @@ rc, out, err = ctl("--url", url, "--json", "status")
 ok(rc == 0 and json.loads(out)["status"] == "ok", "crmbridgectl --json status: the daemon's JSON", out + err)
 rc, out, err = ctl("--url", url, "--token", almost, "status")
 ok(rc == 1 and "401" in err, "crmbridgectl with a wrong token: exit 1 and says 401", err)
+elsewhere = os.path.join(wd, "elsewhere.conf")
+write_config(elsewhere, open(conf_run).read().replace("state_dir = " + state, "state_dir = " + os.path.join(wd, "nost")))
+rc, out, err = ctl("--url", url, "status", config=elsewhere)
+ok(rc == 1 and "no admin token found in " + os.path.join(wd, "nost", "admin.token") in err
+   and "/var/lib/crmbridge/admin.token" in err, "no token where it looked: the 401 names every file it tried", err)
 
 # ---- /system/status ----
 st, s = d.get_json("/system/status")
