@@ -875,7 +875,7 @@ on_done(CURL *easy, CURLcode res, void *arg)
 	} else if (res != CURLE_OK) {
 		memset(&r, 0, sizeof(r));
 		r.outcome = GEM_SERVER;
-		snprintf(r.error, sizeof(r.error), "network: %s", curl_easy_strerror(res));
+		curlev_network_error(easy, res, r.error, sizeof(r.error));
 	} else if (g->o.provider == PROVIDER_OPENAI) {
 		/* retry-after-ms (OpenAI's, as its SDKs read it) before Retry-After in seconds. */
 		curl_off_t ra = 0;

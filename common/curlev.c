@@ -276,3 +276,28 @@ curlev_free(struct curlev *cv)
 	sd_event_unref(cv->event);
 	free(cv);
 }
+
+void
+curlev_network_error(CURL *easy, CURLcode res, char *out, size_t size)
+{
+	char *url = NULL, host[256] = "";
+	CURLU *h;
+
+	curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url);
+	if (url != NULL && (h = curl_url()) != NULL) {
+		char *scheme = NULL, *name = NULL, *port = NULL;
+		if (curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK) {
+			curl_url_get(h, CURLUPART_SCHEME, &scheme, 0);
+			curl_url_get(h, CURLUPART_HOST, &name, 0);
+			curl_url_get(h, CURLUPART_PORT, &port, 0);
+			if (scheme != NULL && name != NULL)
+				snprintf(host, sizeof(host), " (%s://%s%s%s)", scheme, name, port != NULL ? ":" : "",
+				    port != NULL ? port : "");
+		}
+		curl_free(scheme);
+		curl_free(name);
+		curl_free(port);
+		curl_url_cleanup(h);
+	}
+	snprintf(out, size, "network: %s%s", curl_easy_strerror(res), host);
+}

@@ -33,6 +33,11 @@ void curlbuf_reset(struct curlbuf *b);
  * a connect timeout of at most 5 s.
  */
 void curlev_defaults(CURL *easy, struct curlbuf *body, uint64_t timeout_ms);
+/*
+ * "network: Couldn't connect to server (https://api.twilio.com)": a failed transfer's error with the scheme, host
+ * and port it tried (never the path or query, which may carry identifiers), into out.
+ */
+void curlev_network_error(CURL *easy, CURLcode res, char *out, size_t size);
 
 /* A new multi handle on e. NULL on failure. */
 struct curlev *curlev_new(sd_event *e);

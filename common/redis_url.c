@@ -56,7 +56,7 @@ redis_url_parse(const char *url, struct redis_url *u, const char **why)
 
 	memset(u, 0, sizeof(*u));
 	u->port = 6379;
-	*why = "not a URL";
+	*why = "not a Redis URL: use redis://[[user]:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N]";
 	if (url == NULL || *url == '\0' || (h = curl_url()) == NULL)
 		goto fail;
 	/*

@@ -97,7 +97,7 @@ on_done(CURL *easy, CURLcode res, void *arg)
 	if (res == CURLE_OK && r->resp.data != NULL)
 		doc = json_loads(r->resp.data, 0, NULL);
 	if (res != CURLE_OK) {
-		snprintf(why, sizeof(why), "network: %s", curl_easy_strerror(res));
+		curlev_network_error(easy, res, why, sizeof(why));
 	} else if (status == 200 && (url = json_string_value(json_object_get(doc, "url"))) != NULL &&
 	    strncmp(url, "https://", 8) == 0) {
 		why[0] = '\0';

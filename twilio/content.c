@@ -112,7 +112,7 @@ on_fetched(CURL *easy, CURLcode res, void *arg)
 		if (res == CURLE_OK && r->resp.data != NULL)
 			doc = json_loads(r->resp.data, 0, NULL);
 		if (res != CURLE_OK) {
-			snprintf(t->error, sizeof(t->error), "network: %s", curl_easy_strerror(res));
+			curlev_network_error(easy, res, t->error, sizeof(t->error));
 		} else if (status == 200 && (body = content_body(doc)) != NULL) {
 			const char *k;
 			json_t *v;

@@ -659,7 +659,7 @@ handle_sent(struct sender *s, struct job *j, CURL *easy, CURLcode res)
 		curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
 		/* Once the request went out, Twilio may have created the message: the next attempt looks first. */
 		j->ambiguous = up > 0;
-		snprintf(why, sizeof(why), "network: %s", curl_easy_strerror(res));
+		curlev_network_error(easy, res, why, sizeof(why));
 		snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
 		count_result(s, "network", 0);
 		job_retry(j, why);

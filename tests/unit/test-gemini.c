@@ -505,6 +505,22 @@ test_double(void)
 	ok(st.truncated == 1 && st.blocked == 1 && st.malformed >= 1, "truncated, blocked and malformed are counted");
 	gemini_free(g);
 
+	/* Nothing listening: the error names where it tried (scheme, host, port), never more. */
+	{
+		int saved = gport;
+		gport = 1;
+		g = client(cv, "test-gemini-key", "gemini-3.5-flash-lite", 2000, 100);
+		gport = saved;
+		classifier_free(cl);
+		cl = classifier_new(lx, &p, g, false);
+		is_str(run(cl, "{\"reset\": true}", &got), "rules", "nothing at the API base: the rules answer");
+		gemini_get_stats(g, &st);
+		ok(strstr(st.last_error, "network: ") != NULL && strstr(st.last_error, "(http://127.0.0.1:1)") != NULL,
+		    "and the status names the host it could not reach: %s", st.last_error);
+		analysis_clear(&got.a);
+		gemini_free(g);
+	}
+
 	/* A wrong API key and a retired model, from the double's own checks. */
 	g = client(cv, "wrong-key", "gemini-3.5-flash-lite", 2000, 100);
 	classifier_free(cl);
