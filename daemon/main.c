@@ -68,12 +68,19 @@ print_errors(struct conf_errors *errs)
 static void daemon_media_options(struct daemon *d);
 
 /* Says, once at start, what the daemon does for each service that is not configured. */
-static void
+/* Says what is left unconfigured; returns how many of those make the daemon refuse real traffic. */
+static unsigned
 announce_services(const struct conf *c)
 {
-	if (c->public_url == NULL || c->twilio_auth_token == NULL)
-		log_notice("twilio: %s not set: webhook signatures cannot be checked, so webhooks will be refused",
-		    c->public_url == NULL ? "CRMBRIDGE_PUBLIC_URL" : "TWILIO_AUTH_TOKEN");
+	unsigned warnings = 0;
+
+	if (c->webhook_verify_signature && (c->public_url == NULL || c->twilio_auth_token == NULL)) {
+		log_warnx("twilio: %s not set: webhook signatures cannot be checked, so every webhook will be refused "
+		          "(403)",
+		    c->public_url == NULL ? "server.public_url (CRMBRIDGE_PUBLIC_URL)"
+		                          : "twilio.auth_token (TWILIO_AUTH_TOKEN)");
+		warnings++;
+	}
 	if (c->twilio_account_sid == NULL)
 		log_notice("twilio: TWILIO_ACCOUNT_SID not set: replies will not be sent through Twilio");
 	if (!conf_model_on(c))
@@ -81,6 +88,7 @@ announce_services(const struct conf *c)
 		    conf_model_provider(c) == 1 ? "OPENAI_API_KEY (or OPENAI_API_BASE)" : "GOOGLE_API_KEY");
 	if (c->odoo_url == NULL)
 		log_notice("odoo: ODOO_URL not set: leads will not be written to Odoo");
+	return warnings;
 }
 
 static void
@@ -513,9 +521,10 @@ main(int argc, char *argv[])
 				return 1;
 			}
 			profile_free(prof);
-			announce_services(d.conf);
-			printf("configuration OK%s%s\n", d.conf->path ? ": " : " (built-in defaults)",
-			    d.conf->path ? d.conf->path : "");
+			unsigned warnings = announce_services(d.conf);
+			printf("configuration OK%s%s%s\n", d.conf->path ? ": " : " (built-in defaults)",
+			    d.conf->path ? d.conf->path : "",
+			    warnings > 0 ? "; but see the warning above: it will refuse real traffic as it is" : "");
 		}
 		conf_free(d.conf);
 		curl_global_cleanup();

@@ -68,6 +68,12 @@ ok(bad + ":2: key 'server.listen': invalid" in r.stderr and bad + ":5: unknown k
    "every error with file:line and key", r.stderr)
 ok(SECRET_TOKEN not in r.stderr and "nowhere" not in r.stderr, "no value in the errors")
 ok(r.stderr.startswith("<3>"), "errors carry the journald priority prefix <3>", r.stderr)
+nowebhook = os.path.join(wd, "nowebhook.conf")
+write_config(nowebhook, "[server]\nlisten = 127.0.0.1:0\n")
+r = subprocess.run([bin_, "-n", "-f", nowebhook], capture_output=True, text=True)
+ok(r.returncode == 0 and "will refuse real traffic" in r.stdout and "<4>twilio: server.public_url" in r.stderr
+   and "every webhook will be refused (403)" in r.stderr,
+   "crmbridged -n: valid, but it says webhooks will all be refused without public_url / auth_token", r.stdout + r.stderr)
 typo = os.path.join(wd, "typo.conf")
 write_config(typo, "[twilio]\nauth_tokn = x\n[odo]\nurl = http://odoo.example\n")
 r = subprocess.run([bin_, "-n", "-f", typo], capture_output=True, text=True)
