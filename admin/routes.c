@@ -62,6 +62,13 @@ service_json(bool configured, const char *configured_text, const char *otherwise
 	return json_pack("{s:b, s:s}", "configured", configured, "mode", configured ? configured_text : otherwise);
 }
 
+/* A queue's depth as JSON: null when it is unknown (negative: Redis is down). */
+static json_t *
+depth_json(long long v)
+{
+	return v < 0 ? json_null() : json_integer((json_int_t)v);
+}
+
 void
 admin_get_system_status(struct http_request *req, void *arg)
 {
@@ -203,10 +210,11 @@ admin_get_system_status(struct http_request *req, void *arg)
 		if (x->sender != NULL)
 			sender_get_stats(x->sender, &ss);
 		intake_get_stats(x->intake, &is);
+		/* A depth only Redis knows is null (unknown) while Redis is down, not -1. */
 		json_object_set_new(j, "queues",
-		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "spool", (json_int_t)is.spool_depth, "turns_due",
-		        (json_int_t)es.queue_depth, "turns_in_flight", (json_int_t)es.in_flight, "lead_writes_pending",
-		        (json_int_t)es.odoo_pending, "dead_turns", (json_int_t)es.dead_letter_list, "replies_in_flight",
+		    json_pack("{s:I, s:o, s:I, s:o, s:o, s:I}", "spool", (json_int_t)is.spool_depth, "turns_due",
+		        depth_json(es.queue_depth), "turns_in_flight", (json_int_t)es.in_flight, "lead_writes_pending",
+		        depth_json(es.odoo_pending), "dead_turns", depth_json(es.dead_letter_list), "replies_in_flight",
 		        (json_int_t)ss.in_flight));
 		json_object_set_new(j, "lead_store",
 		    x->leads != NULL ? json_pack("{s:s}", "kind", "odoo")

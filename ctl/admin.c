@@ -328,7 +328,13 @@ cmd_status(struct ctl *c)
 	{
 		const char *k;
 		json_t *v;
-		json_object_foreach(x, k, v) printf("%-22s %lld\n", k, (long long)json_integer_value(v));
+		json_object_foreach(x, k, v)
+		{
+			if (json_is_integer(v))
+				printf("%-22s %lld\n", k, (long long)json_integer_value(v));
+			else
+				printf("%-22s unknown (Redis is down)\n", k);
+		}
 	}
 	x = json_object_get(j, "engine");
 	if (json_is_object(x))

@@ -114,6 +114,8 @@ try:
     ok(st == 200 and body["status"] == "degraded" and body["redis"]["state"] != "up",
        "/system/status says degraded, Redis not up", body)
     ok(body and body["redis"]["last_error"], "and why: %s" % (body and body["redis"]["last_error"]))
+    ok(body["queues"]["turns_due"] is None and body["queues"]["dead_turns"] is None
+       and body["queues"]["spool"] == 0, "the depths only Redis knows are null (unknown), not -1", body["queues"])
     ok("cannot reach Redis at " in d.logtext() and "redis.url (REDIS_URL)" in d.logtext(),
        "the log says it cannot reach Redis, where, and what to check", d.logtext()[-500:])
 
