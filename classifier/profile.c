@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "profile.h"
 #include "text.h"
@@ -204,7 +205,6 @@ load_fact(json_t *x, struct profile_fact *f, const char *file, char *err, size_t
 }
 
 /* The file's fields into p. */
-static bool upper_code(const char *v, size_t n);
 
 static int
 load_file(struct profile *p, const char *path, char *err, size_t errlen)
@@ -239,8 +239,8 @@ load_file(struct profile *p, const char *path, char *err, size_t errlen)
 		if (v != NULL)
 			*(char **)((char *)p + strs[i].off) = xstrdup(json_string_value(v));
 	}
-	if ((p->country != NULL && !upper_code(p->country, 2)) ||
-	    (p->currency != NULL && !upper_code(p->currency, 3))) {
+	if ((p->country != NULL && !is_upper_code(p->country, 2)) ||
+	    (p->currency != NULL && !is_upper_code(p->currency, 3))) {
 		snprintf(err, errlen,
 		    "business.profile: %s: \"country\" is two capital letters (ISO 3166: CO) and \"currency\" three "
 		    "(ISO 4217: COP)",
@@ -275,18 +275,6 @@ load_file(struct profile *p, const char *path, char *err, size_t errlen)
 	}
 	json_decref(doc);
 	return bad ? -1 : 0;
-}
-
-/* n capital letters. */
-static bool
-upper_code(const char *v, size_t n)
-{
-	if (strlen(v) != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isupper((unsigned char)v[i]))
-			return false;
-	return true;
 }
 
 /* Replaces *dst with a copy of s when s is set. */

@@ -279,3 +279,14 @@ text_vaguer(const char *newer, const char *older)
 		nb += *p == ' ';
 	return na > 0 && na < nb;
 }
+
+bool
+is_upper_code(const char *s, size_t n)
+{
+	if (strlen(s) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 'A' || s[i] > 'Z')
+			return false;
+	return true;
+}

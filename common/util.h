@@ -27,6 +27,8 @@ int parse_duration_ms(const char *s, uint64_t *ms);
 int parse_size(const char *s, uint64_t *bytes);
 /* Parses true/false, yes/no, on/off, 1/0. Returns 0 or -EINVAL. */
 int parse_bool(const char *s, bool *out);
+/* True if s is exactly n capital ASCII letters: an ISO 3166 country (2) or ISO 4217 currency (3) code. */
+bool is_upper_code(const char *s, size_t n);
 
 /* Compares two buffers in time that depends only on the length; 0 if equal. */
 int timingsafe_memcmp_eq(const void *a, const void *b, size_t len);

@@ -256,29 +256,18 @@ check_abs_path(const char *v)
 	return v[0] == '/' ? NULL : "must be an absolute path";
 }
 
-/* n upper-case letters (ISO 3166 country, ISO 4217 currency). */
-static bool
-upper_code(const char *v, size_t n)
-{
-	if (strlen(v) != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isupper((unsigned char)v[i]))
-			return false;
-	return true;
-}
-
 const char *
 check_country(const char *v)
 {
-	return upper_code(v, 2) ? NULL : "must be a two-letter ISO 3166 country code in capitals (CO, MX, BR, ES, US)";
+	return is_upper_code(v, 2) ? NULL
+	                           : "must be a two-letter ISO 3166 country code in capitals (CO, MX, BR, ES, US)";
 }
 
 const char *
 check_currency(const char *v)
 {
-	return upper_code(v, 3) ? NULL
-	                        : "must be a three-letter ISO 4217 currency code in capitals (COP, MXN, BRL, EUR)";
+	return is_upper_code(v, 3) ? NULL
+	                           : "must be a three-letter ISO 4217 currency code in capitals (COP, MXN, BRL, EUR)";
 }
 
 const char *

@@ -54,6 +54,9 @@ test_bool_and_compare(void)
 	ok(parse_bool("yes", &b) == 0 && b, "yes is true");
 	ok(parse_bool("OFF", &b) == 0 && !b, "OFF is false");
 	is_int(parse_bool("maybe", &b), -EINVAL, "maybe rejected");
+	ok(is_upper_code("COP", 3) && is_upper_code("CO", 2), "COP and CO are ISO codes");
+	ok(!is_upper_code("cop", 3) && !is_upper_code("CO", 3) && !is_upper_code("", 2) && !is_upper_code("CÓ", 2),
+	    "lower case, the wrong length, empty and accented are not");
 	ok(timingsafe_streq("secret-token", "secret-token"), "equal strings compare equal");
 	ok(!timingsafe_streq("secret-token", "secret-tokem"), "last byte differs");
 	ok(!timingsafe_streq("secret", "secret-token"), "prefix is not equal");
