@@ -86,8 +86,6 @@ rules_language(const struct lexicon *lx, const char *text, char lang[3])
 		memcpy(lang, lx->default_lang, 3);
 }
 
-static bool near_before(const char *s, size_t pos, const struct phrases *ph, size_t dist);
-
 /* ---- e-mail and phone ---- */
 
 static char *
@@ -178,10 +176,11 @@ find_phone(const struct lexicon *lx, const struct folded *f)
 			if (k >= 0 && s[k] == '$')
 				continue;
 			/* "presupuesto es 3500000", "pedido 4587213": not phones. */
-			if (near_before(s, a, &lx->budget_words, 24) || near_before(s, a, &lx->not_phone_context, 28))
+			if (shape_near_before(s, a, &lx->budget_words, 24) ||
+			    shape_near_before(s, a, &lx->not_phone_context, 28))
 				continue;
 			/* "el número de mi esposo es …", "call my assistant on …": someone else's phone. */
-			if (near_before(s, a, &lx->other_phone_context, 40))
+			if (shape_near_before(s, a, &lx->other_phone_context, 40))
 				continue;
 			if (money_grouping(s + a, s + b) && strchr(f->orig + f->map[a], '+') != f->orig + f->map[a])
 				continue;
@@ -199,26 +198,6 @@ find_phone(const struct lexicon *lx, const struct folded *f)
 
 /* ---- budget ---- */
 
-/* True if a phrase of ph ends within dist characters before pos, in the same sentence. */
-static bool
-near_before(const char *s, size_t pos, const struct phrases *ph, size_t dist)
-{
-	size_t i, from = pos > dist ? pos - dist : 0;
-
-	for (i = pos; i > from; i--)
-		if (s[i - 1] == '.' || s[i - 1] == '?' || s[i - 1] == '!' || s[i - 1] == '\n') {
-			from = i;
-			break;
-		}
-	/* Only the window is searched (text_find would go on to the end of s: quadratic over many numbers). */
-	for (i = 0; i < ph->n; i++) {
-		size_t len = strlen(ph->p[i]);
-		if (pos >= from + len && text_find_within(s, from, pos - len, ph->p[i]) >= 0)
-			return true;
-	}
-	return false;
-}
-
 /* A currency sign right before folded offset i ("£1,200", "€ 500", "₹5 lakh", "S/ 800", "Rs. 50,000"): its offset. */
 static long
 currency_before(const struct folded *f, size_t i)
@@ -227,9 +206,7 @@ currency_before(const struct folded *f, size_t i)
 	size_t k = i;
 
 	while (k > 0 && s[k - 1] == ' ') {
-		const char *o = f->orig + f->map[k - 1];
-		if (strncmp(o, "\xc2\xa3" /* £ */, 2) == 0 || strncmp(o, "\xe2\x82\xac" /* € */, 3) == 0 ||
-		    strncmp(o, "\xe2\x82\xb9" /* ₹ */, 3) == 0)
+		if (text_currency_sign(f, k - 1))
 			return (long)(k - 1);
 		k--;
 	}
@@ -246,13 +223,9 @@ currency_before(const struct folded *f, size_t i)
 static size_t
 currency_after(const struct folded *f, size_t j)
 {
-	for (size_t k = j; k < f->n && (f->s[k] == ' ' || k == j); k++) {
-		const char *o = f->orig + f->map[k];
-		if (f->s[k] != ' ')
-			break;
-		if (strncmp(o, "\xc2\xa3" /* £ */, 2) == 0 || strncmp(o, "\xe2\x82\xac" /* € */, 3) == 0)
+	for (size_t k = j; k < f->n && f->s[k] == ' '; k++)
+		if (text_currency_sign(f, k))
 			return k + 1;
-	}
 	return j;
 }
 
@@ -313,7 +286,8 @@ find_word_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 			}
 			/* A money word of its own ("pesos", "lucas", "dollars"), a budget word before, or an answer to
 			   "what is your budget?". */
-			if (!num || !(asked || !shape_magnitude(u) || near_before(f->s, w, &lx->budget_words, 40)))
+			if (!num ||
+			    !(asked || !shape_magnitude(u) || shape_near_before(f->s, w, &lx->budget_words, 40)))
 				continue;
 			/* The earliest amount, whatever its unit: "dois mil e quinhentos reais" from "dois". */
 			if (!found || start < best_a) {
@@ -424,7 +398,7 @@ find_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 			/* "mi gol 2015", "modelo 2024": a bare year is a model or a date, unless a budget word says so. */
 			if (!cur && !unit && ne - start == 4 &&
 			    (strncmp(s + start, "19", 2) == 0 || strncmp(s + start, "20", 2) == 0) &&
-			    !near_before(s, start, &lx->budget_words, 14))
+			    !shape_near_before(s, start, &lx->budget_words, 14))
 				ctx = false;
 			if (!cur && !unit && shape_next_word(s, end, &wa, &wb) && wb - wa < sizeof(w)) {
 				memcpy(w, s + wa, wb - wa);
@@ -434,12 +408,12 @@ find_budget(const struct lexicon *lx, const struct folded *f, bool asked)
 			}
 		}
 		/* "Mi recibo de luz llega de 4 mil", "paid $186": a bill or a price paid, not what they will spend. */
-		if (near_before(s, start, &lx->not_budget_context, 32) &&
-		    !near_before(s, start, &lx->budget_words, 14)) {
+		if (shape_near_before(s, start, &lx->not_budget_context, 32) &&
+		    !shape_near_before(s, start, &lx->budget_words, 14)) {
 			i = ne - 1;
 			continue;
 		}
-		if (!(cur || unit || ctx) || (!ctx && near_before(s, start, &lx->price_words, 40))) {
+		if (!(cur || unit || ctx) || (!ctx && shape_near_before(s, start, &lx->price_words, 40))) {
 			/* "¿Cuesta más de $3.000.000?" asks a price; it states no budget. */
 			i = ne - 1;
 			continue;

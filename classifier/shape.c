@@ -136,20 +136,22 @@ skip_spaces(const char *s, size_t i)
 	return i;
 }
 
-/* True if a phrase of ph occurs in the sentence before pos (back to . ? ! or a line break, at most dist). */
-static bool
-in_sentence_before(const char *s, size_t pos, const struct phrases *ph, size_t dist)
+bool
+shape_near_before(const char *s, size_t pos, const struct phrases *ph, size_t dist)
 {
-	size_t from = pos > dist ? pos - dist : 0, i;
+	size_t i, from = pos > dist ? pos - dist : 0;
 
 	for (i = pos; i > from; i--)
 		if (s[i - 1] == '.' || s[i - 1] == '?' || s[i - 1] == '!' || s[i - 1] == '\n') {
 			from = i;
 			break;
 		}
-	for (i = from; i < pos; i++)
-		if ((i == 0 || !text_isword(s[i - 1])) && phrase_at(s, i, ph) > 0 && i + phrase_at(s, i, ph) <= pos)
+	/* Only the window is searched (text_find would go on to the end of s: quadratic over many numbers). */
+	for (i = 0; i < ph->n; i++) {
+		size_t len = strlen(ph->p[i]);
+		if (pos >= from + len && text_find_within(s, from, pos - len, ph->p[i]) >= 0)
 			return true;
+	}
 	return false;
 }
 
@@ -448,7 +450,7 @@ shape_time(const struct lexicon *lx, const struct folded *f)
 		if (start < 0)
 			continue;
 		/* "Compré el sábado", "¿abren el domingo?": a past purchase or opening hours, not a deadline. */
-		if (in_sentence_before(s, (size_t)start, &lx->time_not_context, 48))
+		if (shape_near_before(s, (size_t)start, &lx->time_not_context, 48))
 			continue;
 		/* A year after it: "marzo de 2027", "March 2027". */
 		k = end;
@@ -479,16 +481,11 @@ place_at(const struct lexicon *lx, const struct folded *f, size_t i, bool any_ca
 		return NULL;
 	start = end = a;
 	while (words < MAX_PLACE_WORDS && shape_next_word(s, end, &a, &b) && a == skip_spaces(s, end)) {
-		const unsigned char *o = (const unsigned char *)f->orig + f->map[a];
-		bool cap = o[0] < 0x80 ? isupper(o[0]) != 0 : (o[0] == 0xc3 && o[1] >= 0x80 && o[1] <= 0x9e);
+		bool cap = text_orig_upper(f, a);
 		if (!cap && words > 0 && word_is(s, a, b, &lx->object_connectors) && (b - a) <= 3) {
 			size_t a2, b2;
-			const unsigned char *o2;
 			/* "Viña del Mar", "Rio de Janeiro": a short connector between capitalised words. */
-			if (!shape_next_word(s, b, &a2, &b2))
-				break;
-			o2 = (const unsigned char *)f->orig + f->map[a2];
-			if (!(o2[0] < 0x80 ? isupper(o2[0]) != 0 : (o2[0] == 0xc3 && o2[1] >= 0x80 && o2[1] <= 0x9e)))
+			if (!shape_next_word(s, b, &a2, &b2) || !text_orig_upper(f, a2))
 				break;
 			end = b;
 			continue;

@@ -45,6 +45,8 @@ size_t shape_quantity_end(const struct lexicon *lx, const char *s, size_t a);
 bool shape_magnitude(const char *w);
 /* The folded word starting at i (after spaces): [*a, *b). False at the end or at a non-word character. */
 bool shape_next_word(const char *s, size_t i, size_t *a, size_t *b);
+/* True if a phrase of ph ends within dist characters before pos, in the same sentence (back to . ? ! or a line). */
+bool shape_near_before(const char *s, size_t pos, const struct phrases *ph, size_t dist);
 /* Whether word (folded) is one of ph's phrases exactly. */
 bool shape_in_list(const char *word, const struct phrases *ph);
 

@@ -128,9 +128,8 @@ text_find_within(const char *hay, size_t from, size_t last, const char *phrase)
 	return -1;
 }
 
-/* True if the original character behind folded offset i is a currency sign (£ € ₹), which folds to a space. */
-static bool
-currency_sign(const struct folded *f, size_t i)
+bool
+text_currency_sign(const struct folded *f, size_t i)
 {
 	const char *o = f->orig + f->map[i];
 
@@ -145,9 +144,10 @@ text_span(const struct folded *f, size_t a, size_t b)
 
 	if (b > f->n)
 		b = f->n;
-	while (a < b && f->s[a] == ' ' && !currency_sign(f, a))
+	while (a < b && f->s[a] == ' ' && !text_currency_sign(f, a))
 		a++;
-	while (b > a && ((f->s[b - 1] == ' ' && !currency_sign(f, b - 1)) || f->s[b - 1] == ',' || f->s[b - 1] == '.'))
+	while (b > a &&
+	    ((f->s[b - 1] == ' ' && !text_currency_sign(f, b - 1)) || f->s[b - 1] == ',' || f->s[b - 1] == '.'))
 		b--;
 	oa = f->map[a];
 	ob = f->map[b];

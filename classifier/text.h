@@ -33,6 +33,8 @@ long text_find(const char *hay, size_t from, const char *phrase);
 long text_find_within(const char *hay, size_t from, size_t last, const char *phrase);
 /* Characters the text_find functions have stepped over since the start: lets tests bound the work. */
 extern unsigned long long text_find_work;
+/* True if the original character behind folded offset i is a currency sign (£ € ₹), which folds to a space. */
+bool text_currency_sign(const struct folded *f, size_t i);
 /* True if the original character behind folded offset i is an upper-case letter (ASCII or À..Þ). */
 bool text_orig_upper(const struct folded *f, size_t i);
 /* Copies the original bytes behind folded [a, b) into a new trimmed string (caller frees). */
