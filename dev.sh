@@ -7,23 +7,29 @@
 #                   sanitizers, run the whole test suite, print "N passed, N failed"
 #   ./dev.sh ctl …  crmbridgectl against that daemon (chat, status, analytics, leads, …)
 #   ./dev.sh fuzz [S] fuzz every parser for S seconds each (clang, libFuzzer)
+#   ./dev.sh package  build the Debian package into build-deb/ and check it with lintian
 #   ./dev.sh deps   only install the Debian packages
 #
 # Installing packages needs root (or sudo). Builds go to build/ and build-test/,
-# run-time files to run/; all three are ignored by git.
+# run-time files to run/; all three are ignored by git. run takes CRMBRIDGE_LISTEN
+# (127.0.0.1:8080) and CRMBRIDGE_SINK_PORT (8089, the reply sink) to move its ports.
 set -eu
 top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
 
+# What building and running need; the tests also need TEST_PACKAGES (promtool for the shipped alert
+# rules, nginx and caddy for the reverse-proxy examples, clang for the fuzzers), the package PACKAGE_PACKAGES.
 PACKAGES="build-essential autoconf automake libtool pkgconf \
 libcurl4-openssl-dev libxml2-dev libjansson-dev libhiredis-dev libgcrypt20-dev \
-libmicrohttpd-dev libsystemd-dev libinih-dev libpsl-dev redis-server python3 systemd curl prometheus clang"
+libmicrohttpd-dev libsystemd-dev libinih-dev libpsl-dev redis-server python3 systemd curl"
+TEST_PACKAGES="prometheus clang nginx caddy openssl"
+PACKAGE_PACKAGES="debhelper lintian fakeroot"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
 deps() {
 	missing=""
-	for p in $PACKAGES; do
+	for p in $PACKAGES "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 	done
 	[ -z "$missing" ] && return 0
@@ -39,6 +45,12 @@ deps() {
 build() {
 	dir=$1
 	shift
+	if [ -f config.status ]; then
+		# Configured by hand in the source directory (README, "Building by hand"): automake cannot also
+		# build in a separate directory until that is cleaned.
+		say "the source directory was configured by hand (./configure here): cleaning it (make distclean) to build in $dir/"
+		make distclean >/dev/null 2>&1 || rm -f config.status config.h Makefile
+	fi
 	[ -x configure ] && [ configure -nt configure.ac ] && [ configure -nt Makefile.am ] || ./autogen.sh >/dev/null 2>&1
 	mkdir -p "$dir"
 	if [ ! -f "$dir/Makefile" ] || [ "$dir/config.status" -ot configure ]; then
@@ -47,17 +59,37 @@ build() {
 	make -C "$dir" -j"$(nproc)" >/dev/null
 }
 
+# port_taken HOST:PORT: true when something accepts connections there.
+port_taken() {
+	curl -s -o /dev/null --max-time 2 "http://$1/" 2>/dev/null
+	[ $? -ne 7 ]
+}
+
 cmd_run() {
 	deps
+	listen=${CRMBRIDGE_LISTEN:-127.0.0.1:8080}
+	sink=${CRMBRIDGE_SINK_PORT:-8089}
+	if port_taken "$listen"; then
+		say "$listen is already in use by another process: stop it, or choose another address, e.g."
+		say "  CRMBRIDGE_LISTEN=127.0.0.1:8090 ./dev.sh run"
+		exit 1
+	fi
+	if port_taken "127.0.0.1:$sink"; then
+		say "127.0.0.1:$sink (the reply sink of crmbridgectl chat/replay) is already in use: stop what holds it,"
+		say "or choose another port, e.g. CRMBRIDGE_SINK_PORT=8099 ./dev.sh run"
+		exit 1
+	fi
 	say "building"
 	build build
 	mkdir -p run/state
+	redis_started=""
 	if [ -z "${REDIS_URL:-}" ]; then
 		say "starting a private Redis on run/redis.sock"
 		if ! redis-cli -s "$top/run/redis.sock" ping >/dev/null 2>&1; then
 			redis-server --port 0 --unixsocket "$top/run/redis.sock" --unixsocketperm 700 \
 				--dir "$top/run" --save "" --appendonly no --daemonize yes \
 				--pidfile "$top/run/redis.pid" --logfile "$top/run/redis.log"
+			redis_started=yes
 		fi
 		REDIS_URL="unix://$top/run/redis.sock"
 		export REDIS_URL
@@ -71,8 +103,8 @@ cmd_run() {
 	cat >"$conf" <<EOF2
 # Written by ./dev.sh run; rewritten at each run.
 [server]
-listen = ${CRMBRIDGE_LISTEN:-127.0.0.1:8080}
-public_url = http://${CRMBRIDGE_LISTEN:-127.0.0.1:8080}
+listen = $listen
+public_url = http://$listen
 state_dir = $top/run/state
 
 [redis]
@@ -85,18 +117,30 @@ coalesce_window = 1s
 account_sid = AC$(printf '%s' "dev-$(hostname)" | md5sum | cut -c1-32)
 auth_token = dev-token-$(id -u)-$(hostname)
 whatsapp_from = whatsapp:+14155238886
-api_base = http://127.0.0.1:8089
+api_base = http://127.0.0.1:$sink
 status_callback = no
 EOF2
 	umask 022
-	listen=$(sed -n 's/^listen = //p' "$conf")
 	build/crmbridged -f "$conf" &
 	daemon=$!
-	trap 'kill -TERM $daemon 2>/dev/null; wait $daemon' INT TERM
+	# Ctrl-C (or the end) stops the daemon and the Redis this run started.
+	stop_all() {
+		kill -TERM "$daemon" 2>/dev/null
+		wait "$daemon" 2>/dev/null
+		if [ -n "$redis_started" ]; then
+			redis-cli -s "$top/run/redis.sock" shutdown nosave >/dev/null 2>&1 || true
+		fi
+	}
+	trap 'stop_all; exit 130' INT TERM
 	i=0
 	until curl -sf "http://$listen/health" >/dev/null 2>&1; do
 		i=$((i + 1))
-		[ $i -gt 100 ] && { say "crmbridged did not start"; kill $daemon; exit 1; }
+		if ! kill -0 "$daemon" 2>/dev/null; then
+			say "crmbridged exited at start (its messages are above)"
+			stop_all
+			exit 1
+		fi
+		[ $i -gt 100 ] && { say "crmbridged did not start"; stop_all; exit 1; }
 		sleep 0.1
 	done
 	say "replaying the furniture-shop conversation (tests/data/conversations/es-sofa-complete.json)"
@@ -108,7 +152,11 @@ EOF2
 	say "crmbridged keeps running on http://$listen; Ctrl-C stops. In another terminal:"
 	say "  ./dev.sh ctl chat        talk to the bot as a customer"
 	say "  ./dev.sh ctl status      (also: analytics, leads, conversation show +573001112233, dead-letters)"
-	wait $daemon
+	status=0
+	wait "$daemon" || status=$?
+	trap - INT TERM
+	stop_all
+	return "$status"
 }
 
 # ctl ARGS: crmbridgectl against the daemon that ./dev.sh run started.
@@ -118,7 +166,7 @@ cmd_ctl() {
 }
 
 cmd_test() {
-	deps
+	deps $TEST_PACKAGES
 	say "building with --enable-debug --enable-sanitizers"
 	build build-test --enable-debug --enable-sanitizers
 	say "running the test suite"
@@ -141,11 +189,29 @@ cmd_test() {
 
 # fuzz [SECONDS]: builds the libFuzzer targets with clang in build-fuzz/ and runs each for SECONDS (30).
 cmd_fuzz() {
-	deps
+	deps clang
 	say "building the fuzz targets (clang, libFuzzer, ASan, UBSan)"
 	CC=clang build build-fuzz --enable-fuzzing
 	say "fuzzing each target for ${1:-30} s"
 	make -C build-fuzz --no-print-directory fuzz FUZZ_TIME="${1:-30}"
+}
+
+# package: the Debian package from a copy of the committed and working-tree files (so the checkout's own
+# builds are untouched), into build-deb/, then lintian; prints lintian's errors and warnings.
+cmd_package() {
+	deps $PACKAGE_PACKAGES
+	rm -rf build-deb
+	mkdir -p build-deb/crmbridge
+	git ls-files -co --exclude-standard | grep -v '^build' | tar -cf - -T - | tar -xf - -C build-deb/crmbridge
+	say "dpkg-buildpackage -us -uc -b (build-deb/build.log)"
+	if ! (cd build-deb/crmbridge && dpkg-buildpackage -us -uc -b) >build-deb/build.log 2>&1; then
+		tail -n 40 build-deb/build.log
+		say "dpkg-buildpackage failed"
+		return 1
+	fi
+	ls build-deb/*.deb
+	say "lintian"
+	lintian --fail-on error,warning build-deb/*.changes
 }
 
 # summary FILE: turns Automake's counts into "N passed, N failed[, N skipped]".
@@ -166,10 +232,11 @@ ctl)
 	cmd_ctl "$@"
 	;;
 test) cmd_test ;;
+package) cmd_package ;;
 deps) deps ;;
 summary) summary "$2" ;;
 *)
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

@@ -270,10 +270,12 @@ write_metrics(FILE *f, struct admin_ctx *x)
 		    (double)es.odoo_create_unknown);
 		counter(f, "crmbridge_support_transfers_total", "Conversations handed to support or a person.",
 		    (double)es.support);
-		prom_family(
-		    f, "crmbridge_opt_changes_total", "counter", "Customers who sent STOP (out) or START (in).");
+		prom_family(f, "crmbridge_opt_changes_total", "counter",
+		    "Customers who sent STOP (out) or START (in), or blocked the business on WhatsApp (blocked, "
+		    "Twilio's 63014).");
 		prom_sample(f, "crmbridge_opt_changes_total", L("direction", "out"), (double)es.opt_outs);
 		prom_sample(f, "crmbridge_opt_changes_total", L("direction", "in"), (double)es.opt_ins);
+		prom_sample(f, "crmbridge_opt_changes_total", L("direction", "blocked"), (double)es.blocked);
 		prom_family(f, "crmbridge_odoo_blacklist_total", "counter", "Odoo phone blacklist updates by result.");
 		prom_sample(f, "crmbridge_odoo_blacklist_total", L("result", "ok"), (double)es.blacklist_ok);
 		prom_sample(f, "crmbridge_odoo_blacklist_total", L("result", "deferred"), (double)es.blacklist_failed);

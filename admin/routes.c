@@ -344,6 +344,11 @@ outbound_status(struct admin_ctx *x, json_t *st, redisReply *ctlr, json_t *out)
 	json_object_set_new(w, "closed_by_twilio_ms", closed > 0 ? json_integer((json_int_t)closed) : json_null());
 	json_object_set_new(out, "window", w);
 	json_object_set_new(out, "opted_out", json_boolean(json_is_true(json_object_get(st, "opted_out"))));
+	/* WhatsApp's 63014: the customer blocked the business; cleared when they write again. */
+	if (parse_ll(json_string_value(json_object_get(ctl, "blocked_ms")) ?: "0", 0, INT64_MAX, &v) == 0 && v > 0)
+		json_object_set_new(out, "blocked_since_ms", json_integer((json_int_t)v));
+	else
+		json_object_set_new(out, "blocked_since_ms", json_null());
 	if (json_object_get(st, "blacklist_pending") != NULL || json_object_get(st, "blacklisted") != NULL)
 		json_object_set_new(out, "odoo_blacklist",
 		    json_pack("{s:O?, s:O?}", "blacklisted", json_object_get(st, "blacklisted"), "pending",

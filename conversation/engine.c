@@ -596,6 +596,23 @@ engine_window_closed(struct engine *en, const char *phone)
 }
 
 void
+engine_blocked(struct engine *en, const char *phone)
+{
+	char *ctl = engine_pkey(en, phone, "ctl"), ph[32];
+
+	en->st.blocked++;
+	log_notice("engine: %s has blocked the business on WhatsApp (Twilio error 63014): no follow-ups or other "
+	           "messages until they write again",
+	    log_phone(phone, ph, sizeof(ph)));
+	if (engine_rc(en) != NULL) {
+		rconn_command(engine_rc(en), NULL, NULL, "HSET %s blocked_ms %" PRIu64, ctl, realtime_usec() / 1000);
+		rconn_command(engine_rc(en), NULL, NULL, "EXPIRE %s %" PRIu64, ctl, en->o.conversation_ttl_s);
+	}
+	engine_cancel_followups(en, phone);
+	free(ctl);
+}
+
+void
 engine_cancel_followups(struct engine *en, const char *phone)
 {
 	if (engine_rc(en) != NULL)

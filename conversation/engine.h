@@ -58,6 +58,7 @@ struct engine_stats {
 	uint64_t odoo_create_unknown; /* creates that got no answer: looked for before any new create */
 	unsigned lead_jobs; /* lead writes under way after their turn (not counted in in_flight) */
 	uint64_t opt_outs, opt_ins, blacklist_ok, blacklist_failed, silenced; /* silenced: messages while paused/out */
+	uint64_t blocked; /* WhatsApp reported the customer blocked the business (63014) */
 	uint64_t handoffs, handoff_notes_failed, followups_sent, followups_templates, window_templates, window_skipped;
 	uint64_t links_booking, links_payment, links_payment_failed;
 	uint64_t media_fetched, media_failed, media_unread, media_transcribed;
@@ -126,6 +127,9 @@ void engine_set_outbound(struct engine *en, const struct engine_options *o);
 char *engine_ctl_key(const struct engine *en, const char *phone);
 /* Twilio reported 63016 for a message to phone: the window is closed until the customer writes. */
 void engine_window_closed(struct engine *en, const char *phone);
+/* WhatsApp reported that the customer blocked the business (Twilio's 63014): no follow-ups, none of the bot's
+ * own messages, until the customer writes again (which clears it). */
+void engine_blocked(struct engine *en, const char *phone);
 /* Stops a phone's follow-ups (an admin paused it, or the conversation was reset). */
 void engine_cancel_followups(struct engine *en, const char *phone);
 

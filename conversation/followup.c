@@ -69,7 +69,7 @@ turn_followup(struct turn *t)
 	if (t->waiting > 0)
 		return TURN_RELEASE; /* the customer wrote: that turn decides what comes next */
 	if (t->fresh || !outbound_followup_eligible(t->state) || turn_ctl_ms(t, "pause_until") > now ||
-	    sent >= (json_int_t)en->o.nfollowups || lx == NULL) {
+	    turn_ctl_ms(t, "blocked_ms") > 0 || sent >= (json_int_t)en->o.nfollowups || lx == NULL) {
 		if (engine_rc(en) != NULL)
 			rconn_command(engine_rc(en), NULL, NULL, "ZREM %s %s", en->k_followup, t->phone);
 		return TURN_RELEASE;

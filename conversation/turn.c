@@ -407,6 +407,9 @@ turn_history(struct turn *t)
 	/* The customer wrote: the window is open again, and the follow-ups start over from this message. */
 	if (json_object_get(t->ctl, "window_closed_ms") != NULL)
 		turn_ctl_del(t, "window_closed_ms");
+	/* Writing to the business undoes a block on WhatsApp (63014). */
+	if (json_object_get(t->ctl, "blocked_ms") != NULL)
+		turn_ctl_del(t, "blocked_ms");
 	t->after_followup = json_integer_value(json_object_get(t->state, "followups_sent")) > 0;
 	json_object_set_new(t->state, "followups_sent", json_integer(0));
 	/* The context of the call this conversation follows (stored by POST /api/call-completed). */

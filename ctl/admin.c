@@ -499,25 +499,35 @@ cmd_erase(struct ctl *c, const char *phone)
 }
 
 static int
-cmd_conversation(struct ctl *c, const char *what, const char *phone)
+cmd_conversation(struct ctl *c, const char *what, const char *phone, const char *pause_for)
 {
-	char path[128], when[32];
+	char path[160], when[32];
 	json_t *j, *v;
 	const char *k;
 	size_t i;
+	bool post = strcmp(what, "reset") == 0 || strcmp(what, "pause") == 0 || strcmp(what, "resume") == 0;
 
 	if (strcmp(what, "show") == 0)
 		what = "status";
-	if (strcmp(what, "status") != 0 && strcmp(what, "history") != 0 && strcmp(what, "reset") != 0) {
-		fprintf(stderr, "crmbridgectl: conversation show|history|reset PHONE\n");
+	if (!post && strcmp(what, "status") != 0 && strcmp(what, "history") != 0) {
+		fprintf(stderr, "crmbridgectl: conversation show|history|reset|pause|resume PHONE\n");
 		return 2;
 	}
 	if (phone_path(phone, what, path, sizeof(path)) < 0)
 		return 2;
-	if ((j = admin_call(c, strcmp(what, "reset") == 0 ? "POST" : "GET", path)) == NULL)
+	if (pause_for != NULL && strcmp(what, "pause") == 0)
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "?for=%s", pause_for);
+	if ((j = admin_call(c, post ? "POST" : "GET", path)) == NULL)
 		return 1;
 	if (c->json) {
 		print_json(j);
+	} else if (strcmp(what, "pause") == 0 || strcmp(what, "resume") == 0) {
+		ms_text(json_object_get(j, "until_ms"), when, sizeof(when));
+		if (json_is_true(json_object_get(j, "paused")))
+			printf("conversation %s paused: the bot says nothing to this customer until %s\n",
+			    s_or(j, "phone", phone), when);
+		else
+			printf("conversation %s resumed: the bot answers the next message\n", s_or(j, "phone", phone));
 	} else if (strcmp(what, "reset") == 0) {
 		printf("conversation %s reset: the next message starts afresh\n", s_or(j, "phone", phone));
 	} else if (strcmp(what, "history") == 0) {
@@ -1126,7 +1136,7 @@ ctl_admin(const char *cmd, int argc, char **argv, const struct ctl_options *o)
 {
 	struct ctl c;
 	int rc = 2, i;
-	const char *phone = "+573001112233";
+	const char *phone = "+573001112233", *pause_for = NULL;
 	bool reset = false;
 	unsigned days = 30, wait_s = 30;
 	const char *pos[4] = {0};
@@ -1136,6 +1146,9 @@ ctl_admin(const char *cmd, int argc, char **argv, const struct ctl_options *o)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--phone") == 0 && i + 1 < argc)
 			phone = argv[++i];
+		else if (strcmp(argv[i], "--for") == 0 && i + 1 < argc && argv[i + 1][0] != '\0' &&
+		    strspn(argv[i + 1], "0123456789smhd") == strlen(argv[i + 1]))
+			pause_for = argv[++i];
 		else if (strcmp(argv[i], "--reset") == 0)
 			reset = true;
 		else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc && parse_ll(argv[i + 1], 1, 40, &v) == 0)
@@ -1157,7 +1170,7 @@ ctl_admin(const char *cmd, int argc, char **argv, const struct ctl_options *o)
 	else if (strcmp(cmd, "analytics") == 0 && npos == 0)
 		rc = cmd_analytics(&c, days);
 	else if (strcmp(cmd, "conversation") == 0 && npos == 2)
-		rc = cmd_conversation(&c, pos[0], pos[1]);
+		rc = cmd_conversation(&c, pos[0], pos[1], pause_for);
 	else if (strcmp(cmd, "erase") == 0 && npos == 1)
 		rc = cmd_erase(&c, pos[0]);
 	else if (strcmp(cmd, "dead-letters") == 0 && (npos == 0 || (npos == 1 && strcmp(pos[0], "retry") == 0)))

@@ -120,12 +120,13 @@ usage(FILE *f)
 	    "       crmbridgectl [-c CONFIG] [--json] status\n"
 	    "       crmbridgectl [-c CONFIG] [--json] analytics [--days N]\n"
 	    "       crmbridgectl [-c CONFIG] [--json] conversation show|history|reset PHONE\n"
+	    "       crmbridgectl [-c CONFIG] [--json] conversation pause [--for 2h] PHONE | resume PHONE\n"
 	    "       crmbridgectl [-c CONFIG] [--json] erase PHONE           forget everything about a customer\n"
 	    "       crmbridgectl [-c CONFIG] [--json] dead-letters [retry]\n"
 	    "       crmbridgectl [-c CONFIG] [--json] leads\n"
 	    "       crmbridgectl [-c CONFIG] [--json] profile          the business profile it runs with\n"
-	    "       crmbridgectl [-c CONFIG] chat [PHONE]            play the customer in the terminal\n"
-	    "       crmbridgectl [-c CONFIG] [--json] replay [--reset] [--phone PHONE] FILE\n"
+	    "       crmbridgectl [-c CONFIG] chat [--wait S] [PHONE]   play the customer in the terminal\n"
+	    "       crmbridgectl [-c CONFIG] [--json] replay [--reset] [--phone PHONE] [--wait S] FILE\n"
 	    "common options: --url URL, --token TOKEN, --json (also after the command); --version, --help\n");
 }
 

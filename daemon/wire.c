@@ -35,6 +35,17 @@ on_window_closed(const char *to, void *arg)
 		engine_window_closed(d->engine, phone);
 }
 
+/* WhatsApp says the customer blocked the business (63014): nothing more goes out until they write again. */
+static void
+on_blocked(const char *to, void *arg)
+{
+	struct daemon *d = arg;
+	char phone[17];
+
+	if (conv_phone_param(to, phone) == 0 && d->engine != NULL)
+		engine_blocked(d->engine, phone);
+}
+
 /* A call report started a conversation: the analytics count it. */
 static void
 on_outreach_started(void *arg)
@@ -65,6 +76,7 @@ daemon_wire(struct daemon *d)
 	w->intake = d->intake;
 	w->sender = d->sender;
 	w->window_closed = on_window_closed;
+	w->blocked = on_blocked;
 	w->arg = d;
 	w->verify_signature = c->webhook_verify_signature;
 	w->public_url = c->public_url;

@@ -235,15 +235,19 @@ webhook_status(struct http_request *req, void *arg)
 	}
 	if (w->sender != NULL)
 		sender_record_status(w->sender, sid, status, (long)ec);
-	if (ec == 63016) {
-		/* Free text was refused: the window is closed until the customer writes again. */
+	if (ec == 63016 || ec == 63014) {
+		/* Free text was refused: the window is closed until the customer writes again. Or the customer
+		 * blocked the business on WhatsApp: nothing more is sent until they write again. */
 		const char *to = form_get(&f, "To");
-		if (to != NULL && w->window_closed != NULL)
-			w->window_closed(to, w->arg);
+		void (*cb)(const char *, void *) = ec == 63016 ? w->window_closed : w->blocked;
+		if (to != NULL && cb != NULL)
+			cb(to, w->arg);
 	}
 	if (ec != 0)
 		log_info("webhook: MessageSid=%s %s with Twilio error %lld%s", sid, status, ec,
-		    ec == 63016 ? " (outside the 24-hour window)" : "");
+		    ec == 63016       ? " (outside the 24-hour window)"
+		        : ec == 63014 ? " (the customer has blocked the business on WhatsApp)"
+		                      : "");
 	reply_twiml(req);
 out:
 	form_clear(&f);

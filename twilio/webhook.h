@@ -23,7 +23,9 @@ struct webhook_ctx {
 	struct sender *sender; /* told the delivery reports; NULL without Twilio credentials */
 	/* Twilio refused free text (error 63016) to `to`, the report's To as received: the 24-hour window is closed. */
 	void (*window_closed)(const char *to, void *arg);
-	void *arg; /* for window_closed */
+	/* WhatsApp reported that `to` has blocked the business (error 63014). */
+	void (*blocked)(const char *to, void *arg);
+	void *arg; /* for window_closed and blocked */
 	/* Configuration (borrowed; the caller refreshes it when it changes). */
 	bool verify_signature;
 	const char *public_url; /* the URL Twilio signs is this plus the request target; NULL: cannot check */

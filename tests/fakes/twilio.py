@@ -18,6 +18,8 @@ Knobs, over HTTP on the same port:
                   "reset": true}
                   window_closed: free text (Body) to these numbers is accepted (201) and then fails with
                   63016 in its status callbacks, as WhatsApp does outside the 24-hour window; templates pass
+                  "blocked": ["+57..."]: every message to these numbers is accepted (201) and then fails with
+                  63014 in its status callbacks, as WhatsApp does when the user has blocked the business
                   script entries answer the next requests in turn, then normal service resumes;
                   "drop" closes the connection without an answer.
                   "media": {"ME...": {"type": "audio/ogg", "b64": "..."}}, "media_redirect": "URL"
@@ -54,7 +56,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STATE = {"latency_ms": 0, "script": [], "opted_out": set(), "callbacks": [], "log": [], "messages": [], "lists": 0,
-         "contents": {}, "window_closed": set()}
+         "contents": {}, "window_closed": set(), "blocked": set()}
 LOCK = threading.Lock()
 ARGS = None
 
@@ -213,11 +215,13 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 if ctl.get("reset"):
                     STATE.update(latency_ms=0, script=[], opted_out=set(), callbacks=[], log=[], messages=[], lists=0,
-                                 contents={}, window_closed=set(), content_log=[])
+                                 contents={}, window_closed=set(), blocked=set(), content_log=[])
                 if "contents" in ctl:
                     STATE["contents"] = dict(ctl["contents"])
                 if "window_closed" in ctl:
                     STATE["window_closed"] = set(ctl["window_closed"])
+                if "blocked" in ctl:
+                    STATE["blocked"] = set(ctl["blocked"])
                 if "media" in ctl:
                     STATE.setdefault("media", {}).update(ctl["media"])
                 if "media_redirect" in ctl:
@@ -241,6 +245,7 @@ class Handler(BaseHTTPRequestHandler):
             callbacks = list(STATE["callbacks"])
             contents = dict(STATE["contents"])
             closed = set(STATE["window_closed"])
+            blocked = set(STATE["blocked"])
         if latency:
             time.sleep(latency / 1000.0)
         auth = self.headers.get("Authorization", "")
@@ -310,6 +315,8 @@ class Handler(BaseHTTPRequestHandler):
         if not form.get("ContentSid") and to[len("whatsapp:"):] in closed:
             # Outside the window WhatsApp refuses free text after Twilio accepted it.
             callbacks = ["failed:63016"]
+        if to[len("whatsapp:"):] in blocked:
+            callbacks = ["failed:63014"]
         if callbacks:
             form["sid"] = sid
             threading.Thread(target=send_callbacks, args=(form, callbacks), daemon=True).start()

@@ -4,6 +4,7 @@ watchdog pings, /health and /system/status, Redis lost and found again,
 SIGHUP with a bad then a good configuration, and SIGTERM."""
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -129,7 +130,9 @@ try:
     ok(body["status"] == "degraded" and body["odoo"]["reachable"] is False and
        body["odoo"]["last_error"]["kind"] == "transient", "status degraded, Odoo unreachable (transient)", body.get("odoo"))
     ok(body["odoo"]["url"] == "http://127.0.0.1:1/", "the Odoo URL is shown")
-    is_eq(body["version"], "0.1.0", "status has the version")
+    built = subprocess.run([d.bin, "--version"], capture_output=True, text=True).stdout.split()[-1]
+    ok(re.fullmatch(r"\d+\.\d+\.\d+", built), "crmbridged --version prints the version", built)
+    is_eq(body["version"], built, "status has the version crmbridged --version prints")
     ok(isinstance(body["uptime_s"], int), "and the uptime")
     ok(body["services"]["classifier"]["mode"] == "offline rules", "and says the offline rules classify")
     ok(body["classifier"]["mode"] == "offline rules" and "gemini" not in body["classifier"],

@@ -307,6 +307,17 @@ post(P3, "hola?")
 time.sleep(2)
 is_eq(len(sent_to(P3)), 3, "admin pause: no answer")
 is_eq(status(P3)["paused"]["by"], "admin", "status: paused by admin")
+# The same from crmbridgectl.
+r = ctl("conversation", "resume", P3)
+ok(r.returncode == 0 and "resumed" in r.stdout and status(P3).get("paused") in (None, False),
+   "crmbridgectl conversation resume: the pause is lifted", (r.stdout, r.stderr, status(P3).get("paused")))
+r = ctl("conversation", "pause", "--for", "3h", P3)
+p = status(P3).get("paused") or {}
+ok(r.returncode == 0 and "paused" in r.stdout and p.get("by") == "admin" and
+   p.get("until_ms", 0) > time.time() * 1000 + 3 * 3600e3 - 120e3, "crmbridgectl conversation pause --for 3h",
+   (r.stdout, r.stderr, p))
+r = ctl("conversation", "pause", "--for", "2h&x=1", P3)
+ok(r.returncode == 2, "crmbridgectl: a --for that is not a duration is refused before any request", r.stderr)
 
 # ---- 4. follow-ups ----
 P4 = "+573001110004"
@@ -335,6 +346,22 @@ post(P5, "STOP")
 wait_sent(P5, 2)
 time.sleep(8)
 is_eq(len(sent_to(P5)), 2, "STOP stops the follow-ups")
+
+# WhatsApp's 63014 (the customer blocked the business): no follow-up until they write again.
+P13 = "+573001110013"
+control(tport, {"blocked": [P13]})
+post(P13, "Hola, busco una silla")
+wait_sent(P13, 1)
+ok(wait_for(lambda: status(P13).get("blocked_since_ms"), 5), "63014 marks the conversation blocked", status(P13))
+time.sleep(8)
+is_eq(len(sent_to(P13)), 1, "blocked: no follow-up is sent")
+ok('crmbridge_opt_changes_total{direction="blocked"} 1' in d.request("GET", "/metrics")[2].decode(),
+   "metrics count the block")
+control(tport, {"blocked": []})
+post(P13, "perdón, ya te desbloqueé")
+wait_sent(P13, 2)
+ok(wait_for(lambda: status(P13).get("blocked_since_ms") is None, 5),
+   "the customer's message lifts the block and is answered", status(P13))
 
 # ---- 5. the 24-hour window ----
 P6 = "+573001110006"
@@ -423,8 +450,8 @@ is_eq(c["turns"] - cl["classified"], 6,
       "analytics: STOP, ALTA and the 3 unanswered messages were not classified (and not counted as rules' answers)")
 ok(cl["classified"] == cl["by_rules"] + cl["by_gemini"] and cl["mean_confidence"] >= 0.3,
    "analytics: the mean confidence is over classified turns only", cl)
-ok(c["started"] == 10 and c["started"] == sum(x["conversations"] for x in an["daily"]),
-   "analytics: 10 conversations started (9 by the customer, 1 by the call), each counted once", c)
+ok(c["started"] == 11 and c["started"] == sum(x["conversations"] for x in an["daily"]),
+   "analytics: 11 conversations started (10 by the customer, 1 by the call), each counted once", c)
 today = an["daily"][-1]
 ok(today["opt_outs"] == 2 and today["outreach_started"] == 1 and today["followups"] == f["sent"] - sum(
    x["followups"] for x in an["daily"][:-1]), "analytics: today's outreach, opt-outs and follow-ups", today)
