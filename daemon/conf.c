@@ -371,7 +371,7 @@ struct file_ctx {
 	FILE *fp;
 	int lineno;
 	int seen[NKEYS];
-	const char *secret_key; /* first secret set in the file */
+	const struct key *secret_key; /* first secret set in the file */
 	int secret_line;
 };
 
@@ -532,7 +532,7 @@ file_handler(void *user, const char *section, const char *name, const char *valu
 	if (((k->flags & K_SECRET) && *value != '\0') || ((k->flags & K_URLCRED) && url_has_password(value))) {
 		if (x->secret_key != NULL)
 			goto out;
-		x->secret_key = k->name;
+		x->secret_key = k;
 		x->secret_line = x->lineno;
 	}
 out:
@@ -584,11 +584,28 @@ load_file(struct conf *c, const char *path, bool required, struct conf_errors *e
 		conf_error(errs, "%s:%d: syntax error: expected [section] or key = value", path, r);
 	else if (r < 0)
 		conf_error(errs, "%s: cannot be read", path);
-	if (x.secret_key != NULL && (st.st_mode & (S_IRGRP | S_IROTH)) != 0)
-		conf_error(errs,
-		    "%s:%d: key '%s' is a secret but the file is readable by group or others (mode %04o): "
-		    "chmod 600 it or use a systemd credential",
-		    path, x.secret_line, x.secret_key, (unsigned)(st.st_mode & 07777));
+	/* The unit runs the daemon as a dynamic user, which cannot read a root-owned private file: the way that
+	 * works is the secret out of the file, in an encrypted credential. */
+	if (x.secret_key != NULL && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+		const struct key *k = x.secret_key;
+		if (k->cred != NULL)
+			conf_error(errs,
+			    "%s:%d: key '%s.%s' is a secret but the file is readable by group or others (mode %04o): "
+			    "take "
+			    "it out of the file and give it as the systemd credential '%s' (systemd-creds encrypt "
+			    "--name=%s - /etc/credstore.encrypted/%s, and LoadCredentialEncrypted=%s in the unit: "
+			    "docs/DEPLOY.md); a daemon run by hand as the file's owner may instead chmod 600 it",
+			    path, x.secret_line, k->section, k->name, (unsigned)(st.st_mode & 07777), k->cred, k->cred,
+			    k->cred, k->cred);
+		else
+			conf_error(errs,
+			    "%s:%d: key '%s.%s' holds a password but the file is readable by group or others (mode "
+			    "%04o): "
+			    "give it in the environment (%s, e.g. Environment= in a drop-in only root reads) or chmod "
+			    "600 "
+			    "the file",
+			    path, x.secret_line, k->section, k->name, (unsigned)(st.st_mode & 07777), k->env);
+	}
 	fclose(x.fp);
 }
 

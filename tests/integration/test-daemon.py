@@ -100,6 +100,9 @@ os.chmod(bad, 0o644)
 write_config(bad, "[twilio]\nauth_token = " + SECRET_TOKEN + "\n", mode=0o644)
 r = subprocess.run([bin_, "-n", "-f", bad], capture_output=True, text=True)
 ok(r.returncode == 1 and "readable by group or others" in r.stderr, "a world-readable file with a secret is refused")
+ok("'twilio.auth_token'" in r.stderr and "systemd credential 'twilio_auth_token'" in r.stderr and
+   "LoadCredentialEncrypted=twilio_auth_token" in r.stderr and SECRET_TOKEN not in r.stderr,
+   "... naming the key and the credential to use instead (what works under DynamicUser=), not the value", r.stderr)
 
 # ---- start without Redis: alive, not ready ----
 d = Daemon(wd, conf, watchdog_usec=1000000)
