@@ -244,9 +244,13 @@ test_secret_modes(void)
 	c = conf_load(p, true, &e);
 	ok(c == NULL, "a world-readable file holding a secret is refused");
 	dump_errors(&e);
-	ok(has_error(
-	       &e, "open.conf:2: key 'auth_token' is a secret but the file is readable by group or others (mode 0644)"),
+	ok(has_error(&e,
+	       "open.conf:2: key 'twilio.auth_token' is a secret but the file is readable by group or others (mode "
+	       "0644)"),
 	    "the refusal names file, line, key and mode");
+	ok(has_error(&e, "give it as the systemd credential 'twilio_auth_token'") &&
+	        has_error(&e, "LoadCredentialEncrypted=twilio_auth_token"),
+	    "and the credential to give it as instead (what works under the unit's DynamicUser=)");
 	ok(!has_error(&e, "TOPSECRETTOKEN"), "and not the secret");
 	conf_errors_clear(&e);
 
@@ -257,7 +261,8 @@ test_secret_modes(void)
 
 	p = write_file("redispw.conf", 0644, "[redis]\nurl = redis://:REDISPW@127.0.0.1:6379/0\n");
 	c = conf_load(p, true, &e);
-	ok(c == NULL && has_error(&e, "redispw.conf:2: key 'url' is a secret"),
+	ok(c == NULL && has_error(&e, "redispw.conf:2: key 'redis.url' is a secret") &&
+	        has_error(&e, "credential 'redis_url'"),
 	    "a Redis URL with a password is a secret too");
 	ok(!has_error(&e, "REDISPW"), "and is not shown");
 	conf_errors_clear(&e);
