@@ -211,7 +211,27 @@ cmd_package() {
 	fi
 	ls build-deb/*.deb
 	say "lintian"
-	lintian --fail-on error,warning build-deb/*.changes
+	lintian --fail-on error,warning build-deb/*.changes || return 1
+	# What the package must hold, where docs/DEPLOY.md says it is.
+	deb=$(ls build-deb/crmbridge_*_amd64.deb)
+	mkdir -p build-deb/control build-deb/root
+	dpkg-deb -e "$deb" build-deb/control && dpkg-deb -x "$deb" build-deb/root || return 1
+	bad=0
+	for f in usr/sbin/crmbridged usr/bin/crmbridgectl lib/systemd/system/crmbridged.service \
+		etc/crmbridge/crmbridge.conf usr/share/man/man8/crmbridged.8.gz usr/share/man/man5/crmbridge.conf.5.gz \
+		usr/share/man/man1/crmbridgectl.1.gz usr/share/doc/crmbridge/DEPLOY.md.gz \
+		usr/share/doc/crmbridge/examples/crmbridge-nginx.conf usr/share/doc/crmbridge/examples/Caddyfile \
+		usr/share/doc/crmbridge/examples/crmbridge-alerts.yml usr/share/doc/crmbridge/examples/crmbridge-scrape.yml; do
+		[ -e "build-deb/root/$f" ] || { say "missing from the package: /$f"; bad=1; }
+	done
+	grep -qx /etc/crmbridge/crmbridge.conf build-deb/control/conffiles || { say "crmbridge.conf is not a conffile"; bad=1; }
+	grep -qx 'ExecStart=/usr/sbin/crmbridged' build-deb/root/lib/systemd/system/crmbridged.service &&
+		grep -qx 'Environment=CRMBRIDGE_CONFIG=/etc/crmbridge/crmbridge.conf' \
+			build-deb/root/lib/systemd/system/crmbridged.service || { say "the unit's paths are not /usr/sbin and /etc"; bad=1; }
+	build-deb/root/usr/sbin/crmbridged --version | grep -q "$(sed -n 's/^crmbridge (\([^)]*\)).*/\1/p;q' debian/changelog)" ||
+		{ say "the daemon's version is not the package's"; bad=1; }
+	[ $bad -eq 0 ] && say "package OK: $deb"
+	return $bad
 }
 
 # summary FILE: turns Automake's counts into "N passed, N failed[, N skipped]".
