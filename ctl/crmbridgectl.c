@@ -1,7 +1,7 @@
 /*
  * crmbridgectl: the admin's command-line tool. Today: classify one
  * conversation case and evaluate the classifier on a directory of cases
- * (../shared/conversations/README.md gives the format).
+ * (tests/data/conversations/README.md gives the format).
  */
 #include "config.h"
 
