@@ -216,7 +216,7 @@ instruction_add_ours(char **sys, const struct conversation *c, size_t from, size
 }
 
 /*
- * thinkingConfig by model family (PROTOCOLS.md, Google's thinking guide): Gemini 3 and later take thinkingLevel
+ * thinkingConfig by model family (docs/PROTOCOLS.md, Google's thinking guide): Gemini 3 and later take thinkingLevel
  * ("minimal" on Flash and Flash-Lite, "low" the least on Pro); 2.5 takes thinkingBudget (0 turns it off on Flash
  * and Flash-Lite; Pro cannot turn it off, 128 is its least) and refuses thinkingLevel with 400; older models and
  * names of another family (gemma-…, a tuned model) get none, since they do not think and may refuse it.

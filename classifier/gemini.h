@@ -1,7 +1,7 @@
 /*
  * Google Gemini's generateContent with structured JSON output: the request
  * (system instruction, the conversation as contents, a JSON schema), the
- * reading of the answer (every fault PROTOCOLS.md lists), the validation of
+ * reading of the answer (every fault docs/PROTOCOLS.md lists), the validation of
  * the model's JSON against the schema and the user's own words, and an
  * asynchronous client with retries and a circuit breaker.
  */
@@ -41,7 +41,7 @@ struct gemini_response {
 
 /* Which API the client speaks. */
 enum model_provider {
-	PROVIDER_GEMINI, /* generateContent (PROTOCOLS.md section 4) */
+	PROVIDER_GEMINI, /* generateContent (docs/PROTOCOLS.md section 4) */
 	PROVIDER_OPENAI, /* OpenAI-compatible chat/completions: OpenAI, Gemini's compatible endpoint, local servers */
 };
 const char *model_provider_name(enum model_provider p);

@@ -1,7 +1,7 @@
 /*
  * Twilio's X-Twilio-Signature: HMAC-SHA1, keyed with the Auth Token, over
  * the public URL followed by every POST parameter (sorted by name, then
- * value) as name then value, base64-encoded. See PROTOCOLS.md section 2.
+ * value) as name then value, base64-encoded. See docs/PROTOCOLS.md section 2.
  */
 #ifndef CRMB_SIGNATURE_H
 #define CRMB_SIGNATURE_H

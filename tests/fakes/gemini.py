@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A Gemini generateContent double for crmbridge's tests (PROTOCOLS.md section 4).
+"""A Gemini generateContent double for crmbridge's tests (docs/PROTOCOLS.md section 4).
 
 POST /v1beta/models/{model}:generateContent with header x-goog-api-key.
 A wrong key answers 400 INVALID_ARGUMENT ("API key not valid"), a retired
@@ -81,7 +81,7 @@ def family(model):
 
 
 def refused(model, body):
-    """Why Gemini answers this request 400 (PROTOCOLS.md, the official docs and python-genai), or None.
+    """Why Gemini answers this request 400 (docs/PROTOCOLS.md, the official docs and python-genai), or None.
     The texts follow the API's own where they are known; the status is what the client acts on."""
     contents = body.get("contents") or []
     roles = [c.get("role") for c in contents]

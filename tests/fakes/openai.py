@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An OpenAI-compatible chat/completions double for crmbridge's tests (PROTOCOLS.md section 4, last point).
+"""An OpenAI-compatible chat/completions double for crmbridge's tests (docs/PROTOCOLS.md section 4, last point).
 
 POST {prefix}/chat/completions (any prefix: /v1, /v1beta/openai) with Authorization: Bearer KEY.
 As OpenAI answers: a wrong key 401 invalid_api_key; an unknown model 404 model_not_found; no messages 400;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A Twilio REST double for crmbridge's tests (PROTOCOLS.md section 3).
+"""A Twilio REST double for crmbridge's tests (docs/PROTOCOLS.md section 3).
 
 POST /2010-04-01/Accounts/{AccountSid}/Messages.json with Basic auth
 AccountSid:AuthToken and a form (To, From or MessagingServiceSid, Body or

@@ -188,7 +188,7 @@ try:
            ("Latitude", "25.018766403198"), ("Longitude", "-77.395950317383"), ("NumMedia", "0"),
            ("MessageSid", "SMed5ffcfab3da6bbbccdd8866fe793744"), ("MessageType", "location"),
            ("ProfileName", "Test User")]
-    is_eq(post(d, loc)[0], 200, "the PROTOCOLS.md location message is accepted")
+    is_eq(post(d, loc)[0], 200, "the docs/PROTOCOLS.md location message is accepted")
     button = message(body="", MessageType="button", ButtonText="Sí, quiero", ButtonPayload="yes")
     is_eq(post(d, button)[0], 200, "a button reply is accepted")
     is_eq(xlen(), n0 + 3, "all three stored")

@@ -1,6 +1,6 @@
 /*
  * The Gemini client: the request's shape, every kind of answer
- * PROTOCOLS.md section 4 lists, schema and grounding validation, the
+ * docs/PROTOCOLS.md section 4 lists, schema and grounding validation, the
  * circuit breaker, and each fault of the double (tests/fakes/gemini.py)
  * through the real client, with the offline rules answering instead.
  */

@@ -1,5 +1,5 @@
 /*
- * Every signature vector of PROTOCOLS.md section 2 (Twilio's official SDK
+ * Every signature vector of docs/PROTOCOLS.md section 2 (Twilio's official SDK
  * vectors and the WhatsApp ones), the negative ones too, plus token
  * rotation, the port variants, and the HMAC handles kept per token.
  */

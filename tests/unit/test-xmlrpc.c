@@ -1,6 +1,6 @@
 /*
  * The XML-RPC codec against every recorded Odoo 17 response
- * (tests/data/odoo17, from ../shared/fixtures): each decodes to the right
+ * (tests/data/odoo17, recorded on a real Odoo 17): each decodes to the right
  * value or fault. Requests round-trip through the encoder. Hostile XML
  * (entities, a DTD, deep nesting, junk) is refused without a crash.
  */
