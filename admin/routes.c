@@ -112,10 +112,10 @@ admin_get_system_status(struct http_request *req, void *arg)
 		struct intake_stats is;
 		intake_get_stats(x->intake, &is);
 		json_object_set_new(j, "intake",
-		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "stored", (json_int_t)is.stored, "duplicates",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "stored", (json_int_t)is.stored, "duplicates",
 		        (json_int_t)is.duplicates, "spooled", (json_int_t)is.spooled, "replayed_from_spool",
 		        (json_int_t)is.replayed, "spool_depth", (json_int_t)is.spool_depth, "failed",
-		        (json_int_t)is.failed));
+		        (json_int_t)is.failed, "redis_up", is.redis_up));
 		json_object_set_new(j, "webhook",
 		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)x->webhook->requests,
 		        "accepted", (json_int_t)x->webhook->accepted, "duplicates", (json_int_t)x->webhook->duplicates,

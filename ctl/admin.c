@@ -92,6 +92,8 @@ ctl_open(struct ctl *c, const struct ctl_options *o)
 		snprintf(c->token, sizeof(c->token), "%s", o->token);
 	} else if (c->conf->admin_token != NULL) {
 		snprintf(c->token, sizeof(c->token), "%s", c->conf->admin_token);
+	} else if (ctl_credential("admin_token", c->token, sizeof(c->token)) == 0) {
+		snprintf(c->token_from, sizeof(c->token_from), "the admin token of the credential admin_token");
 	} else {
 		/*
 		 * The daemon made one and keeps it in its state directory: the configured one, or under systemd

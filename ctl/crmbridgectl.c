@@ -6,11 +6,14 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "classifier/classifier.h"
 #include "classifier/text.h"
@@ -144,6 +147,68 @@ struct odoo_run {
 	struct lead_result lr;
 };
 
+/* ---- the credential store: what the service is given at start, read here by an admin (root) ---- */
+
+int
+ctl_credential(const char *cred, char *out, size_t size)
+{
+	char path[4096];
+	size_t len = 0;
+	ssize_t n;
+	int fds[2], st = 0;
+	pid_t pid;
+	size_t plen;
+
+	if (!conf_credstore_find(cred, path, sizeof(path)))
+		return -1;
+	plen = strlen(path) - strlen(cred) - 1; /* the directory's length */
+	if (plen >= 10 && strncmp(path + plen - 10, ".encrypted", 10) == 0) {
+		/* Encrypted with the host's key (and TPM): systemd-creds decrypts it, for root only. */
+		if (pipe(fds) < 0)
+			return -1;
+		if ((pid = fork()) < 0) {
+			close(fds[0]);
+			close(fds[1]);
+			return -1;
+		}
+		if (pid == 0) {
+			char name[160];
+			snprintf(name, sizeof(name), "--name=%s", cred);
+			dup2(fds[1], STDOUT_FILENO);
+			close(fds[0]);
+			close(fds[1]);
+			execlp("systemd-creds", "systemd-creds", "decrypt", name, path, "-", (char *)NULL);
+			_exit(127);
+		}
+		close(fds[1]);
+		while (len + 1 < size && (n = read(fds[0], out + len, size - len - 1)) != 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				break;
+			len += (size_t)n;
+		}
+		close(fds[0]);
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "crmbridgectl: systemd-creds decrypt %s failed (run as root)\n", path);
+			explicit_bzero(out, size);
+			return -1;
+		}
+	} else {
+		FILE *f = fopen(path, "re");
+		if (f == NULL)
+			return -1;
+		len = fread(out, 1, size - 1, f);
+		fclose(f);
+	}
+	out[len] = '\0';
+	while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
+		out[--len] = '\0';
+	return len > 0 ? 0 : -1;
+}
+
 static int
 odoo_open(struct odoo_run *orun)
 {
@@ -164,6 +229,28 @@ odoo_open(struct odoo_run *orun)
 		    "crmbridgectl: Odoo is not configured (set ODOO_URL, ODOO_DB, ODOO_USERNAME, ODOO_PASSWORD)\n");
 		conf_free(orun->conf);
 		return -1;
+	}
+	if (orun->conf->odoo_password == NULL) {
+		/* The password or API key is the service's credential: an admin (root) reads it from the store. */
+		char pw[4097];
+		if (ctl_credential("odoo_password", pw, sizeof(pw)) < 0) {
+			fprintf(stderr,
+			    "crmbridgectl: odoo.password is the credential odoo_password, which this user cannot "
+			    "read: run as root, or give it in ODOO_PASSWORD\n");
+			conf_free(orun->conf);
+			return -1;
+		}
+		setenv("ODOO_PASSWORD", pw, 1);
+		explicit_bzero(pw, sizeof(pw));
+		conf_free(orun->conf);
+		orun->conf = conf_load(path != NULL ? path : conf_default_path(), path != NULL, &errs);
+		unsetenv("ODOO_PASSWORD");
+		if (orun->conf == NULL) {
+			for (i = 0; i < errs.n; i++)
+				fprintf(stderr, "crmbridgectl: %s\n", errs.msg[i]);
+			conf_errors_clear(&errs);
+			return -1;
+		}
 	}
 	crypto_init();
 	curl_global_init(CURL_GLOBAL_DEFAULT);

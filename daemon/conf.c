@@ -671,6 +671,88 @@ load_credentials(struct conf *c, struct conf_errors *errs)
 	}
 }
 
+/* ---- credentials in the credential store, outside the service ---- */
+
+/* Where systemd looks for LoadCredential(Encrypted)=NAME without a path; CRMBRIDGE_CREDSTORE (directories separated
+ * by ':') replaces the list, for tests. */
+static const char *
+credstore_dirs(void)
+{
+	const char *e = getenv("CRMBRIDGE_CREDSTORE");
+	return e != NULL ? e : "/etc/credstore.encrypted:/run/credstore.encrypted:/etc/credstore:/run/credstore";
+}
+
+bool
+conf_credstore_find(const char *cred, char *path, size_t size)
+{
+	const char *p = credstore_dirs(), *end;
+
+	for (; *p != '\0'; p = *end != '\0' ? end + 1 : end) {
+		end = p + strcspn(p, ":");
+		if (end == p)
+			continue;
+		snprintf(path, size, "%.*s/%s", (int)(end - p), p, cred);
+		if (access(path, F_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Outside the service (crmbridged -n or crmbridgectl run by an admin, no $CREDENTIALS_DIRECTORY), a secret that is in
+ * the credential store is not read but known to be given at the service's start: it is pending, so that the rules
+ * between keys hold and nobody is told to put it in the file. The daemon itself refuses to run on a pending secret. */
+static void
+find_pending(struct conf *c)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	char path[4096];
+	size_t i;
+
+	if (dir != NULL && *dir != '\0')
+		return;
+	for (i = 0; i < NKEYS; i++) {
+		const struct key *k = &conf_keys[i];
+		if (k->cred == NULL || k->type != K_STR || *FIELD(c, k, char *) != NULL)
+			continue;
+		if (conf_credstore_find(k->cred, path, sizeof(path))) {
+			c->pending[i] = true;
+			set_origin(c, i, "credential %s (%s), loaded by the service at its start", k->cred, path);
+		}
+	}
+}
+
+/* True when section.name has a value here or is a pending credential. */
+static bool
+given(const struct conf *c, const void *field)
+{
+	size_t i;
+
+	if (*(char *const *)field != NULL)
+		return true;
+	for (i = 0; i < NKEYS; i++)
+		if ((const char *)c + conf_keys[i].off == (const char *)field)
+			return c->pending[i];
+	return false;
+}
+
+size_t
+conf_pending(const struct conf *c, char *out, size_t size)
+{
+	size_t i, n = 0, len = 0;
+
+	if (size > 0)
+		out[0] = '\0';
+	for (i = 0; i < NKEYS; i++) {
+		if (!c->pending[i])
+			continue;
+		if (len < size)
+			len += (size_t)snprintf(out + len, size - len, "%s%s.%s (credential %s)", n > 0 ? ", " : "",
+			    conf_keys[i].section, conf_keys[i].name, conf_keys[i].cred);
+		n++;
+	}
+	return n;
+}
+
 /* ---- the environment ---- */
 
 static void
@@ -705,14 +787,19 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 			conf_error(errs, "key 'odoo.db' (ODOO_DB): required when odoo.url is set");
 		if (c->odoo_username == NULL)
 			conf_error(errs, "key 'odoo.username' (ODOO_USERNAME): required when odoo.url is set");
-		if (c->odoo_password == NULL)
-			conf_error(errs, "key 'odoo.password' (ODOO_PASSWORD): required when odoo.url is set");
+		if (!given(c, &c->odoo_password))
+			conf_error(errs,
+			    "key 'odoo.password' (credential odoo_password, or ODOO_PASSWORD): required when "
+			    "odoo.url is set; under systemd: is LoadCredentialEncrypted=odoo_password in the "
+			    "unit's drop-in, and the file in /etc/credstore.encrypted?");
 	} else if (c->odoo_db != NULL || c->odoo_username != NULL || c->odoo_password != NULL) {
 		conf_error(errs, "key 'odoo.url' (ODOO_URL): required when other odoo keys are set");
 	}
-	if (c->twilio_account_sid != NULL && c->twilio_auth_token == NULL)
-		conf_error(
-		    errs, "key 'twilio.auth_token' (TWILIO_AUTH_TOKEN): required when twilio.account_sid is set");
+	if (c->twilio_account_sid != NULL && !given(c, &c->twilio_auth_token))
+		conf_error(errs,
+		    "key 'twilio.auth_token' (credential twilio_auth_token, or TWILIO_AUTH_TOKEN): required when "
+		    "twilio.account_sid is set; under systemd: is LoadCredentialEncrypted=twilio_auth_token in the "
+		    "unit's drop-in, and the file in /etc/credstore.encrypted?");
 	if (c->twilio_whatsapp_from != NULL && strncmp(c->twilio_whatsapp_from, "whatsapp:", 9) != 0) {
 		/* "+14155238886": Twilio would refuse every send (21910, From and To on different channels). */
 		char *w;
@@ -723,7 +810,7 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 	if ((c->twilio_whatsapp_from != NULL || c->twilio_messaging_service_sid != NULL) &&
 	    c->twilio_account_sid == NULL)
 		conf_error(errs, "key 'twilio.account_sid' (TWILIO_ACCOUNT_SID): required to send replies");
-	if (c->twilio_auth_token_secondary != NULL && c->twilio_auth_token == NULL)
+	if (c->twilio_auth_token_secondary != NULL && !given(c, &c->twilio_auth_token))
 		conf_error(errs, "key 'twilio.auth_token': required when twilio.auth_token_secondary is set");
 	if (c->http_body_memory < c->http_max_body)
 		conf_error(errs, "key 'http.body_memory': must be at least http.max_body");
@@ -731,7 +818,7 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 		conf_error(errs,
 		    "key 'http.max_uri': must be at most half of http.connection_memory (the request line and headers "
 		    "share it): lower max_uri or raise connection_memory");
-	if (c->links_stripe_secret_key != NULL &&
+	if (given(c, &c->links_stripe_secret_key) &&
 	    (c->links_stripe_price == NULL || c->links_stripe_success_url == NULL))
 		conf_error(errs,
 		    "key 'links.stripe_price' (STRIPE_PRICE) and 'links.stripe_success_url': required when "
@@ -754,6 +841,7 @@ conf_load(const char *path, bool required, struct conf_errors *errs)
 	const char *sd;
 
 	c->origin = xcalloc(NKEYS, sizeof(char *));
+	c->pending = xcalloc(NKEYS, sizeof(bool));
 	for (i = 0; i < NKEYS; i++) {
 		const char *why;
 
@@ -773,6 +861,7 @@ conf_load(const char *path, bool required, struct conf_errors *errs)
 		load_file(c, path, required, errs);
 	load_credentials(c, errs);
 	load_env(c, errs);
+	find_pending(c);
 	check_consistency(c, errs);
 	if (errs->n > before) {
 		conf_free(c);
@@ -799,6 +888,7 @@ conf_free(struct conf *c)
 			free(c->origin[i]);
 	}
 	free(c->origin);
+	free(c->pending);
 	free(c->path);
 	free(c);
 }

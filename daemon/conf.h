@@ -157,6 +157,8 @@ struct conf {
 
 	/* Where each key's value came from, indexed like the key table. */
 	char **origin;
+	/* Secrets not read here but in the credential store, given to the service at its start (see conf_pending). */
+	bool *pending;
 };
 
 /* Errors collected while loading; every message names where and which key, never the value. */
@@ -172,6 +174,15 @@ struct conf_errors {
  * with every problem appended to errs.
  */
 struct conf *conf_load(const char *path, bool required, struct conf_errors *errs);
+/*
+ * Secrets that are unset here but whose credential is in the credential store (/etc/credstore.encrypted, ...;
+ * only when $CREDENTIALS_DIRECTORY is unset, i.e. outside the service): systemd gives them to the service at
+ * its start. Writes "section.key (credential name), ..." to out and returns how many. crmbridged -n and
+ * crmbridgectl accept them; the daemon refuses to run without their values.
+ */
+size_t conf_pending(const struct conf *c, char *out, size_t size);
+/* The credential store's file for a credential name (systemd's search path), or false. */
+bool conf_credstore_find(const char *cred, char *path, size_t size);
 /* Frees a conf; NULL is fine. */
 void conf_free(struct conf *c);
 /* Frees the messages held by errs and empties it. */

@@ -496,6 +496,28 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_setlevel(debug ? LOG_DEBUG : d.conf->log_level);
+	{
+		/* Secrets in the credential store that this process was not given: fine for a check by hand, not
+		 * for running (the service gets them from systemd, with LoadCredentialEncrypted= in its drop-in). */
+		char pend[1024];
+		if (conf_pending(d.conf, pend, sizeof(pend)) > 0) {
+			if (!check && !print) {
+				log_error("configuration: %s: in the credential store but not given to this process; "
+				          "run it as "
+				          "the service (systemctl start crmbridged), with LoadCredentialEncrypted= for "
+				          "each in "
+				          "its drop-in (docs/DEPLOY.md, section 4)",
+				    pend);
+				conf_free(d.conf);
+				curl_global_cleanup();
+				return 1;
+			}
+			log_notice(
+			    "configuration: %s: in the credential store, given to the service at its start (not read "
+			    "here)",
+			    pend);
+		}
+	}
 	if (check || print) {
 		if (print) {
 			json_t *j = conf_to_json(d.conf);

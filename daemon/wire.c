@@ -24,25 +24,19 @@ daemon_intake_stored(uint64_t due_ms, void *arg)
 		engine_due(d->engine, due_ms);
 }
 
-/* Twilio refused free text (63016): the window stays closed until the customer writes again. */
+/* A delivery report about the customer: 63016, the window is closed until they write again; 63014, they blocked
+ * the business on WhatsApp, and nothing more goes out until they write again. */
 static void
-on_window_closed(const char *to, void *arg)
+on_refused(const char *to, long code, void *arg)
 {
 	struct daemon *d = arg;
 	char phone[17];
 
-	if (conv_phone_param(to, phone) == 0 && d->engine != NULL)
+	if (conv_phone_param(to, phone) < 0 || d->engine == NULL)
+		return;
+	if (code == 63016)
 		engine_window_closed(d->engine, phone);
-}
-
-/* WhatsApp says the customer blocked the business (63014): nothing more goes out until they write again. */
-static void
-on_blocked(const char *to, void *arg)
-{
-	struct daemon *d = arg;
-	char phone[17];
-
-	if (conv_phone_param(to, phone) == 0 && d->engine != NULL)
+	else if (code == 63014)
 		engine_blocked(d->engine, phone);
 }
 
@@ -75,8 +69,7 @@ daemon_wire(struct daemon *d)
 
 	w->intake = d->intake;
 	w->sender = d->sender;
-	w->window_closed = on_window_closed;
-	w->blocked = on_blocked;
+	w->refused = on_refused;
 	w->arg = d;
 	w->verify_signature = c->webhook_verify_signature;
 	w->public_url = c->public_url;

@@ -802,4 +802,5 @@ void
 intake_get_stats(const struct intake *in, struct intake_stats *st)
 {
 	*st = in->st;
+	st->redis_up = in->rc != NULL && rconn_state(in->rc) == RCONN_UP;
 }

@@ -52,6 +52,7 @@ struct intake_options {
 struct intake_stats {
 	uint64_t stored, duplicates, spooled, replayed, failed, redis_errors;
 	uint64_t spool_depth;
+	bool redis_up; /* the intake's own Redis connection is up (it reconnects apart from the daemon's) */
 };
 
 /* Opens the spool (creating it) and finds what is left in it. NULL with errno on failure. */

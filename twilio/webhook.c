@@ -239,9 +239,8 @@ webhook_status(struct http_request *req, void *arg)
 		/* Free text was refused: the window is closed until the customer writes again. Or the customer
 		 * blocked the business on WhatsApp: nothing more is sent until they write again. */
 		const char *to = form_get(&f, "To");
-		void (*cb)(const char *, void *) = ec == 63016 ? w->window_closed : w->blocked;
-		if (to != NULL && cb != NULL)
-			cb(to, w->arg);
+		if (to != NULL && w->refused != NULL)
+			w->refused(to, (long)ec, w->arg);
 	}
 	if (ec != 0)
 		log_info("webhook: MessageSid=%s %s with Twilio error %lld%s", sid, status, ec,

@@ -21,11 +21,10 @@ struct webhook_stats {
 struct webhook_ctx {
 	struct intake *intake; /* where messages are stored; NULL: 503 */
 	struct sender *sender; /* told the delivery reports; NULL without Twilio credentials */
-	/* Twilio refused free text (error 63016) to `to`, the report's To as received: the 24-hour window is closed. */
-	void (*window_closed)(const char *to, void *arg);
-	/* WhatsApp reported that `to` has blocked the business (error 63014). */
-	void (*blocked)(const char *to, void *arg);
-	void *arg; /* for window_closed and blocked */
+	/* A delivery report's error that says something about the recipient `to` (the report's To as received): 63016,
+	 * free text refused, the 24-hour window is closed; 63014, the customer blocked the business on WhatsApp. */
+	void (*refused)(const char *to, long code, void *arg);
+	void *arg; /* for refused */
 	/* Configuration (borrowed; the caller refreshes it when it changes). */
 	bool verify_signature;
 	const char *public_url; /* the URL Twilio signs is this plus the request target; NULL: cannot check */

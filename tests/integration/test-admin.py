@@ -102,6 +102,23 @@ rc, out, err = ctl("--url", url, "status", config=elsewhere)
 ok(rc == 1 and "no admin token found in " + os.path.join(wd, "nost", "admin.token") in err
    and "/var/lib/crmbridge/admin.token" in err, "no token where it looked: the 401 names every file it tried", err)
 
+# ---- an admin's crmbridgectl on a production host: the secrets are credentials in the store, not in the file ----
+store = os.path.join(wd, "credstore")
+os.makedirs(store, mode=0o700)
+write_config(os.path.join(store, "admin_token"), token + "\n")
+write_config(os.path.join(store, "twilio_auth_token"), TWILIO_TOKEN + "\n")
+prod = os.path.join(wd, "prod.conf")
+write_config(prod, re.sub(r"(?m)^(auth_token|password) = .*\n", "", open(elsewhere).read()), mode=0o644)
+p = subprocess.run([CTL, "-c", prod, "--url", url, "status"], capture_output=True, text=True, timeout=30,
+                   env=dict(PATH=os.environ["PATH"], CRMBRIDGE_CREDSTORE=store))
+ok(p.returncode == 0 and "crmbridged" in p.stdout, "crmbridgectl status with the secrets only in the credential store "
+   "(as root on a host set up by DEPLOY.md): the file's rules hold, the admin token is the credential's", p.stderr)
+p = subprocess.run([CTL, "-c", prod, "--url", url, "status"], capture_output=True, text=True, timeout=30,
+                   env=dict(PATH=os.environ["PATH"], CRMBRIDGE_CREDSTORE=os.path.join(wd, "nostore")))
+ok(p.returncode == 1 and "credential twilio_auth_token" in p.stderr and
+   "LoadCredentialEncrypted=twilio_auth_token" in p.stderr,
+   "without it: the error names the credential and the drop-in line to check", p.stderr)
+
 # ---- /system/status ----
 st, s = d.get_json("/system/status")
 ok(st == 200 and s["status"] == "ok" and s["version"] and s["uptime_s"] >= 0, "/system/status: verdict, version, uptime",

@@ -5,6 +5,7 @@ fails (a bad key here) falls back to the rules with the reason shown."""
 import json
 import os
 import subprocess
+import tempfile
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -78,6 +79,24 @@ try:
         r = subprocess.run([ctl, "odoo-check"], capture_output=True, text=True, env=oenv)
         ok(r.returncode == 0 and "x_quality_score" in r.stdout and "OK: crmbridge can write leads" in r.stdout,
            "odoo-check now lists the fields", r.stdout)
+        # On a production host the API key is the service's encrypted credential (docs/DEPLOY.md): an admin's
+        # odoo-check decrypts it with systemd-creds, as root.
+        store = tempfile.mkdtemp(prefix="crmb-credstore-") + "/credstore.encrypted"
+        os.makedirs(store, mode=0o700)
+        enc = subprocess.run(["systemd-creds", "encrypt", "--name=odoo_password", "-", store + "/odoo_password"],
+                             input="admin", capture_output=True, text=True)
+        if enc.returncode == 0:
+            cenv = dict(oenv, CRMBRIDGE_CREDSTORE=store)
+            cenv.pop("ODOO_PASSWORD")
+            r = subprocess.run([ctl, "odoo-check"], capture_output=True, text=True, env=cenv)
+            ok(r.returncode == 0 and "OK: crmbridge can write leads" in r.stdout,
+               "odoo-check with the password only as an encrypted credential: decrypted and used", r.stdout + r.stderr)
+            r = subprocess.run([ctl, "odoo-check"], capture_output=True, text=True,
+                               env=dict(cenv, CRMBRIDGE_CREDSTORE=store + "-none"))
+            ok(r.returncode == 1 and "credential odoo_password" in r.stderr, "no such credential: the error names it",
+               r.stderr)
+        else:
+            ok(False, "systemd-creds encrypt works here (as root)", enc.stderr)
         r = subprocess.run([ctl, "odoo-check"], capture_output=True, text=True, env=dict(oenv, ODOO_PASSWORD="nope"))
         ok(r.returncode == 1 and "login refused" in r.stdout, "a wrong password: exit 1 and why", r.stdout)
         ok("nope" not in r.stdout + r.stderr, "without showing the password")

@@ -103,6 +103,23 @@ ok(r.returncode == 1 and "readable by group or others" in r.stderr, "a world-rea
 ok("'twilio.auth_token'" in r.stderr and "systemd credential 'twilio_auth_token'" in r.stderr and
    "LoadCredentialEncrypted=twilio_auth_token" in r.stderr and SECRET_TOKEN not in r.stderr,
    "... naming the key and the credential to use instead (what works under DynamicUser=), not the value", r.stderr)
+# The secret as an admin keeps it: a credential in the store, outside the file (docs/DEPLOY.md, section 4).
+store = os.path.join(wd, "credstore")
+os.makedirs(store, mode=0o700)
+write_config(os.path.join(store, "twilio_auth_token"), SECRET_TOKEN + "\n")
+write_config(bad, "[twilio]\naccount_sid = AC%s\n" % ("0" * 32), mode=0o644)
+env = dict(os.environ, CRMBRIDGE_CREDSTORE=store)
+env.pop("CREDENTIALS_DIRECTORY", None)
+r = subprocess.run([bin_, "-n", "-f", bad], capture_output=True, text=True, env=env)
+ok(r.returncode == 0 and "twilio.auth_token (credential twilio_auth_token): in the credential store, given to the "
+   "service at its start" in r.stderr, "crmbridged -n by hand: a secret in the credential store counts as given",
+   r.stderr)
+r = subprocess.run([bin_, "-f", bad], capture_output=True, text=True, env=env, timeout=20)
+ok(r.returncode == 1 and "not given to this process" in r.stderr and "LoadCredentialEncrypted=" in r.stderr,
+   "but the daemon will not run without its value (started by hand, or a unit without the drop-in)", r.stderr)
+r = subprocess.run([bin_, "-n", "-f", bad], capture_output=True, text=True,
+                   env=dict(env, CRMBRIDGE_CREDSTORE=os.path.join(wd, "nostore")))
+ok(r.returncode == 1 and "credential twilio_auth_token" in r.stderr, "no such credential: the error names it", r.stderr)
 
 # ---- start without Redis: alive, not ready ----
 d = Daemon(wd, conf, watchdog_usec=1000000)

@@ -291,7 +291,9 @@ try:
     is_eq(d.get_json("/system/status")[1]["webhook"]["failed"], n_failed + 1, "and counted")
     ok("neither Redis nor the spool can take it" in d.logtext(), "and logged as an error")
     redis.start()
-    ok(wait_for(lambda: d.get_json("/system/status")[1]["redis"]["state"] == "up", 10), "Redis back")
+    # The intake has a Redis connection of its own, which reconnects on its own schedule.
+    ok(wait_for(lambda: d.get_json("/system/status")[1]["redis"]["state"] == "up" and
+                d.get_json("/system/status")[1]["intake"]["redis_up"], 10), "Redis back, for the intake too")
     is_eq(post(d, message())[0], 200, "with Redis back, messages are stored again")
 
     # ---- delivery reports (status callbacks) ----
