@@ -107,7 +107,7 @@ admin_token_init(struct admin_ctx *x, const char *configured, const char *state_
 	snprintf(path, sizeof(path), "%s/" TOKEN_FILE, state_dir);
 	if ((r = read_token(path, &tok)) == 0) {
 		set_token(x, tok, true);
-		log_notice("admin: using the admin token in %s (CRMBRIDGE_ADMIN_TOKEN not set)", path);
+		log_notice("admin: using the admin token in %s (server.admin_token not set)", path);
 		return 0;
 	}
 	if (r != -ENOENT)
@@ -127,7 +127,9 @@ admin_token_init(struct admin_ctx *x, const char *configured, const char *state_
 		goto fail;
 	}
 	set_token(x, xstrdup(hex), true);
-	log_notice("admin: CRMBRIDGE_ADMIN_TOKEN not set; generated one in %s (crmbridgectl reads it there)", path);
+	log_notice("admin: server.admin_token not set (credential admin_token, or CRMBRIDGE_ADMIN_TOKEN); generated "
+	           "one in %s (crmbridgectl reads it there)",
+	    path);
 	return 0;
 fail:
 	set_token(x, NULL, false);

@@ -78,16 +78,19 @@ announce_services(const struct conf *c)
 		log_warnx("twilio: %s not set: webhook signatures cannot be checked, so every webhook will be refused "
 		          "(403)",
 		    c->public_url == NULL ? "server.public_url (CRMBRIDGE_PUBLIC_URL)"
-		                          : "twilio.auth_token (TWILIO_AUTH_TOKEN)");
+		                          : "twilio.auth_token (credential twilio_auth_token, or TWILIO_AUTH_TOKEN)");
 		warnings++;
 	}
 	if (c->twilio_account_sid == NULL)
-		log_notice("twilio: TWILIO_ACCOUNT_SID not set: replies will not be sent through Twilio");
+		log_notice(
+		    "twilio: twilio.account_sid (TWILIO_ACCOUNT_SID) not set: replies will not be sent through Twilio");
 	if (!conf_model_on(c))
 		log_notice("classifier: %s not set: conversations will be classified by the offline rules",
-		    conf_model_provider(c) == 1 ? "OPENAI_API_KEY (or OPENAI_API_BASE)" : "GOOGLE_API_KEY");
+		    conf_model_provider(c) == 1 ? "openai.api_key (credential openai_api_key, or OPENAI_API_KEY; or "
+		                                  "openai.api_base)"
+		                                : "gemini.api_key (credential google_api_key, or GOOGLE_API_KEY)");
 	if (c->odoo_url == NULL)
-		log_notice("odoo: ODOO_URL not set: leads will not be written to Odoo");
+		log_notice("odoo: odoo.url (ODOO_URL) not set: leads will not be written to Odoo");
 	return warnings;
 }
 
@@ -208,7 +211,7 @@ odoo_start(struct daemon *d, const struct conf *c)
 			log_error("journal: cannot open %s: %s; leads are kept in the conversations only", path,
 			    strerror(errno));
 		else
-			log_notice("odoo: ODOO_URL not set: leads go to the lead journal %s", path);
+			log_notice("odoo: odoo.url (ODOO_URL) not set: leads go to the lead journal %s", path);
 		free(path);
 	}
 	memset(&d->admin.odoo_error, 0, sizeof(d->admin.odoo_error));

@@ -164,7 +164,8 @@ verified(struct webhook_ctx *w, struct http_request *req, const struct form *f)
 	if (w->public_url == NULL || w->auth_token == NULL) {
 		w->stats.sig_unconfigured++;
 		log_error("webhook: refused: %s is not set, so the signature cannot be checked",
-		    w->public_url == NULL ? "CRMBRIDGE_PUBLIC_URL" : "TWILIO_AUTH_TOKEN");
+		    w->public_url == NULL ? "server.public_url (CRMBRIDGE_PUBLIC_URL)"
+		                          : "twilio.auth_token (credential twilio_auth_token, or TWILIO_AUTH_TOKEN)");
 		http_reply_error(req, 403, "signature check not configured");
 		return false;
 	}
@@ -177,8 +178,9 @@ verified(struct webhook_ctx *w, struct http_request *req, const struct form *f)
 	if (!twsig_valid(tokens, 2, url, f, sig)) {
 		w->stats.sig_invalid++;
 		log_warnx(
-		    "webhook: signature mismatch, request refused (check that CRMBRIDGE_PUBLIC_URL matches the URL "
-		    "configured in Twilio)");
+		    "webhook: signature mismatch, request refused (check that server.public_url is exactly the scheme "
+		    "and "
+		    "host of the URL configured in Twilio, and that the auth token is the account's current one)");
 		http_reply_error(req, 403, "invalid signature");
 		return false;
 	}

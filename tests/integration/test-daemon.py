@@ -94,8 +94,13 @@ write_config(badlex, "[classifier]\nlexicon = /nonexistent/lexicon.json\n")
 r = subprocess.run([bin_, "-n", "-f", badlex], capture_output=True, text=True)
 ok(r.returncode == 1 and "classifier.lexicon" in r.stderr, "crmbridged -n refuses a lexicon that cannot load", r.stderr)
 r = subprocess.run([bin_, "-n", "-f", conf], capture_output=True, text=True,
+                   env={k: v for k, v in os.environ.items() if k not in ("GOOGLE_API_KEY", "CREDENTIALS_DIRECTORY")})
+ok(r.returncode == 0 and "gemini.api_key (credential google_api_key, or GOOGLE_API_KEY) not set: conversations will "
+   "be classified by the offline rules" in r.stderr, "without a model key: the notice names the key, the credential "
+   "and the variable", r.stderr)
+r = subprocess.run([bin_, "-n", "-f", conf], capture_output=True, text=True,
                    env=dict(os.environ, GOOGLE_API_KEY="AIzaTEST"))
-ok(r.returncode == 0 and "GOOGLE_API_KEY not set" not in r.stderr, "with GOOGLE_API_KEY the offline notice is gone")
+ok(r.returncode == 0 and "classified by the offline rules" not in r.stderr, "with GOOGLE_API_KEY the offline notice is gone")
 os.chmod(bad, 0o644)
 write_config(bad, "[twilio]\nauth_token = " + SECRET_TOKEN + "\n", mode=0o644)
 r = subprocess.run([bin_, "-n", "-f", bad], capture_output=True, text=True)
