@@ -49,7 +49,7 @@ unknown = [s + "." + k for s, kv in sample.items() for k in kv if k not in keys.
 ok(not unknown, "and no key the daemon does not know", unknown)
 
 # ---- crmbridge.conf(5): every key under its section's heading ----
-man = src("man/crmbridge.conf.5")
+man = open(os.path.join(BUILD, "man/crmbridge.conf.5"), encoding="utf-8").read()
 parts = re.split(r"^\.SS \[(\w+)\]\s*$", man, flags=re.M)
 man_keys = {parts[i]: {k for ks in re.findall(r"^\.B ([a-z_0-9]+(?:, [a-z_0-9]+)*)\s*$", parts[i + 1], flags=re.M)
                         for k in ks.split(", ")}
@@ -89,6 +89,11 @@ ok("ExecStart=%s/crmbridged\n" % expand(var["sbindir"]) in unit, "the unit runs 
 ok("CRMBRIDGE_CONFIG=%s/crmbridge/crmbridge.conf" % expand(var["sysconfdir"]) in unit,
    "the unit reads the configuration from the configured sysconfdir", expand(var["sysconfdir"]))
 ok(not re.search(r"@\w+@", unit), "no placeholder left in the unit", re.findall(r"@\w+@", unit))
+for page in ("man/crmbridged.8", "man/crmbridge.conf.5", "man/crmbridgectl.1"):
+    text = open(os.path.join(BUILD, page), encoding="utf-8").read()
+    ok(not re.search(r"@\w+@", text) and "%s/crmbridge/crmbridge.conf" % expand(var["sysconfdir"]) in text,
+       "%s names the configured configuration file" % page, re.findall(r"@\w+@", text))
+ok("%s/lib/crmbridge" % expand(var["localstatedir"]) in man, "crmbridge.conf(5) gives the configured state directory")
 
 # ---- Prometheus: promtool accepts the rules and the scrape job; every metric they name exists ----
 promtool = shutil.which("promtool")
@@ -169,7 +174,7 @@ redis.stop()
 # ---- the man pages render without warnings ----
 if shutil.which("man"):
     for page in ("man/crmbridged.8", "man/crmbridge.conf.5", "man/crmbridgectl.1"):
-        r = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", os.path.join(SRC, page)],
+        r = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", os.path.join(BUILD, page)],
                            capture_output=True, text=True, env=dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8"))
         ok(r.returncode == 0 and not r.stderr.strip(), "%s renders without groff warnings" % page, r.stderr[:500])
 done()
