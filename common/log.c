@@ -17,6 +17,7 @@
 
 static int log_level = LOG_INFO;
 static int log_fd = 2;
+static int log_tty = -1; /* stderr is a terminal: found at the first line */
 
 static const struct {
 	const char *name;
@@ -80,7 +81,10 @@ log_write(int prio, const char *suffix, const char *fmt, va_list ap)
 	int n, m;
 	size_t len;
 
-	n = snprintf(line, sizeof(line), "<%d>", prio);
+	/* The journal reads the priority from the prefix; a person at a terminal does not need it. */
+	if (log_tty < 0)
+		log_tty = isatty(log_fd);
+	n = log_tty ? 0 : snprintf(line, sizeof(line), "<%d>", prio);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	if (m < 0)
 		m = 0;

@@ -722,8 +722,8 @@ find_pending(struct conf *c)
 }
 
 /* True when section.name has a value here or is a pending credential. */
-static bool
-given(const struct conf *c, const void *field)
+bool
+conf_given(const struct conf *c, const void *field)
 {
 	size_t i;
 
@@ -787,7 +787,7 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 			conf_error(errs, "key 'odoo.db' (ODOO_DB): required when odoo.url is set");
 		if (c->odoo_username == NULL)
 			conf_error(errs, "key 'odoo.username' (ODOO_USERNAME): required when odoo.url is set");
-		if (!given(c, &c->odoo_password))
+		if (!conf_given(c, &c->odoo_password))
 			conf_error(errs,
 			    "key 'odoo.password' (credential odoo_password, or ODOO_PASSWORD): required when "
 			    "odoo.url is set; under systemd: is LoadCredentialEncrypted=odoo_password in the "
@@ -795,7 +795,7 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 	} else if (c->odoo_db != NULL || c->odoo_username != NULL || c->odoo_password != NULL) {
 		conf_error(errs, "key 'odoo.url' (ODOO_URL): required when other odoo keys are set");
 	}
-	if (c->twilio_account_sid != NULL && !given(c, &c->twilio_auth_token))
+	if (c->twilio_account_sid != NULL && !conf_given(c, &c->twilio_auth_token))
 		conf_error(errs,
 		    "key 'twilio.auth_token' (credential twilio_auth_token, or TWILIO_AUTH_TOKEN): required when "
 		    "twilio.account_sid is set; under systemd: is LoadCredentialEncrypted=twilio_auth_token in the "
@@ -810,7 +810,7 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 	if ((c->twilio_whatsapp_from != NULL || c->twilio_messaging_service_sid != NULL) &&
 	    c->twilio_account_sid == NULL)
 		conf_error(errs, "key 'twilio.account_sid' (TWILIO_ACCOUNT_SID): required to send replies");
-	if (c->twilio_auth_token_secondary != NULL && !given(c, &c->twilio_auth_token))
+	if (c->twilio_auth_token_secondary != NULL && !conf_given(c, &c->twilio_auth_token))
 		conf_error(errs, "key 'twilio.auth_token': required when twilio.auth_token_secondary is set");
 	if (c->http_body_memory < c->http_max_body)
 		conf_error(errs, "key 'http.body_memory': must be at least http.max_body");
@@ -818,7 +818,7 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 		conf_error(errs,
 		    "key 'http.max_uri': must be at most half of http.connection_memory (the request line and headers "
 		    "share it): lower max_uri or raise connection_memory");
-	if (given(c, &c->links_stripe_secret_key) &&
+	if (conf_given(c, &c->links_stripe_secret_key) &&
 	    (c->links_stripe_price == NULL || c->links_stripe_success_url == NULL))
 		conf_error(errs,
 		    "key 'links.stripe_price' (STRIPE_PRICE) and 'links.stripe_success_url': required when "

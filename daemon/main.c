@@ -74,7 +74,7 @@ announce_services(const struct conf *c)
 {
 	unsigned warnings = 0;
 
-	if (c->webhook_verify_signature && (c->public_url == NULL || c->twilio_auth_token == NULL)) {
+	if (c->webhook_verify_signature && (c->public_url == NULL || !conf_given(c, &c->twilio_auth_token))) {
 		log_warnx("twilio: %s not set: webhook signatures cannot be checked, so every webhook will be refused "
 		          "(403)",
 		    c->public_url == NULL ? "server.public_url (CRMBRIDGE_PUBLIC_URL)"
@@ -84,7 +84,9 @@ announce_services(const struct conf *c)
 	if (c->twilio_account_sid == NULL)
 		log_notice(
 		    "twilio: twilio.account_sid (TWILIO_ACCOUNT_SID) not set: replies will not be sent through Twilio");
-	if (!conf_model_on(c))
+	if (!conf_model_on(c) &&
+	    !conf_given(
+	        c, conf_model_provider(c) == 1 ? (const void *)&c->openai_api_key : (const void *)&c->gemini_api_key))
 		log_notice("classifier: %s not set: conversations will be classified by the offline rules",
 		    conf_model_provider(c) == 1 ? "openai.api_key (credential openai_api_key, or OPENAI_API_KEY; or "
 		                                  "openai.api_base)"

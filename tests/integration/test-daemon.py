@@ -119,6 +119,18 @@ r = subprocess.run([bin_, "-n", "-f", bad], capture_output=True, text=True, env=
 ok(r.returncode == 0 and "twilio.auth_token (credential twilio_auth_token): in the credential store, given to the "
    "service at its start" in r.stderr, "crmbridged -n by hand: a secret in the credential store counts as given",
    r.stderr)
+write_config(bad, "[server]\npublic_url = https://bot.example.com\n[twilio]\naccount_sid = AC%s\n" % ("0" * 32),
+             mode=0o644)
+r = subprocess.run([bin_, "-n", "-f", bad], capture_output=True, text=True, env=env)
+ok(r.returncode == 0 and "will be refused" not in r.stderr and "refuse real traffic" not in r.stderr,
+   "... and no warning that webhooks will be refused for want of it", r.stderr)
+if shutil.which("script"):
+    # At a terminal the lines carry no journald priority prefix (<5>): a person reads them.
+    t = subprocess.run(["script", "-qec", "%s -n -f %s" % (bin_, bad), "/dev/null"], capture_output=True, text=True,
+                       env=env)
+    ok(t.returncode == 0 and "configuration OK" in t.stdout and "in the credential store" in t.stdout and
+       "<5>" not in t.stdout, "at a terminal: no priority prefixes", t.stdout)
+write_config(bad, "[twilio]\naccount_sid = AC%s\n" % ("0" * 32), mode=0o644)
 r = subprocess.run([bin_, "-f", bad], capture_output=True, text=True, env=env, timeout=20)
 ok(r.returncode == 1 and "not given to this process" in r.stderr and "LoadCredentialEncrypted=" in r.stderr,
    "but the daemon will not run without its value (started by hand, or a unit without the drop-in)", r.stderr)
