@@ -116,15 +116,20 @@ class Redis:
 class Daemon:
     """crmbridged started with a NOTIFY_SOCKET that this object reads."""
 
+    _serial = 0
+
     def __init__(self, workdir, config_path=None, env=None, args=(), watchdog_usec=None):
         self.workdir = workdir
         self.bin = os.environ.get("CRMBRIDGED") or "crmbridged"
-        self.notify_path = os.path.join(workdir, "notify-%d.sock" % free_port())
+        # Unique in the work directory, where an earlier daemon's socket file may remain (a port number that
+        # free_port() gave before could come again).
+        Daemon._serial += 1
+        self.notify_path = os.path.join(workdir, "notify-%d-%d.sock" % (os.getpid(), Daemon._serial))
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(self.notify_path)
         self.messages = []
         self.cond = threading.Condition()
-        self.log_path = os.path.join(workdir, "daemon-%d.log" % free_port())
+        self.log_path = os.path.join(workdir, "daemon-%d-%d.log" % (os.getpid(), Daemon._serial))
         e = {k: v for k, v in os.environ.items()
              if not k.startswith(("CRMBRIDGE_", "TWILIO_", "ODOO_", "GEMINI_", "GOOGLE_", "REDIS_URL"))}
         e["NOTIFY_SOCKET"] = self.notify_path
