@@ -23,7 +23,7 @@ PACKAGES="build-essential autoconf automake libtool pkgconf \
 libcurl4-openssl-dev libxml2-dev libjansson-dev libhiredis-dev libgcrypt20-dev \
 libmicrohttpd-dev libsystemd-dev libinih-dev libpsl-dev redis-server python3 systemd curl"
 TEST_PACKAGES="prometheus clang nginx caddy openssl"
-PACKAGE_PACKAGES="debhelper lintian fakeroot"
+PACKAGE_PACKAGES="debhelper lintian fakeroot git"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
