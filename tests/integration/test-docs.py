@@ -176,5 +176,7 @@ if shutil.which("man"):
     for page in ("man/crmbridged.8", "man/crmbridge.conf.5", "man/crmbridgectl.1"):
         r = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", os.path.join(BUILD, page)],
                            capture_output=True, text=True, env=dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8"))
-        ok(r.returncode == 0 and not r.stderr.strip(), "%s renders without groff warnings" % page, r.stderr[:500])
+        # Filling warnings depend on the configured paths' length (distcheck's are long); the rest are mistakes.
+        warn = [w for w in r.stderr.splitlines() if w.strip() and not re.search(r"cannot adjust|can't break", w)]
+        ok(r.returncode == 0 and not warn, "%s renders without groff warnings" % page, "\n".join(warn)[:500])
 done()
