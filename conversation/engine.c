@@ -582,34 +582,36 @@ engine_ctl_key(const struct engine *en, const char *phone)
 	return engine_pkey((struct engine *)(uintptr_t)en, phone, "ctl");
 }
 
-void
-engine_window_closed(struct engine *en, const char *phone)
+/* Marks a delivery report about the customer in the control hash (field = now, in ms), for the next turns. */
+static void
+ctl_mark(struct engine *en, const char *phone, const char *field)
 {
 	char *ctl = engine_pkey(en, phone, "ctl");
 
 	if (engine_rc(en) != NULL) {
-		rconn_command(
-		    engine_rc(en), NULL, NULL, "HSET %s window_closed_ms %" PRIu64, ctl, realtime_usec() / 1000);
+		rconn_command(engine_rc(en), NULL, NULL, "HSET %s %s %" PRIu64, ctl, field, realtime_usec() / 1000);
 		rconn_command(engine_rc(en), NULL, NULL, "EXPIRE %s %" PRIu64, ctl, en->o.conversation_ttl_s);
 	}
 	free(ctl);
 }
 
 void
+engine_window_closed(struct engine *en, const char *phone)
+{
+	ctl_mark(en, phone, "window_closed_ms");
+}
+
+void
 engine_blocked(struct engine *en, const char *phone)
 {
-	char *ctl = engine_pkey(en, phone, "ctl"), ph[32];
+	char ph[32];
 
 	en->st.blocked++;
 	log_notice("engine: %s has blocked the business on WhatsApp (Twilio error 63014): no follow-ups or other "
 	           "messages until they write again",
 	    log_phone(phone, ph, sizeof(ph)));
-	if (engine_rc(en) != NULL) {
-		rconn_command(engine_rc(en), NULL, NULL, "HSET %s blocked_ms %" PRIu64, ctl, realtime_usec() / 1000);
-		rconn_command(engine_rc(en), NULL, NULL, "EXPIRE %s %" PRIu64, ctl, en->o.conversation_ttl_s);
-	}
+	ctl_mark(en, phone, "blocked_ms");
 	engine_cancel_followups(en, phone);
-	free(ctl);
 }
 
 void

@@ -1144,14 +1144,19 @@ ctl_admin(const char *cmd, int argc, char **argv, const struct ctl_options *o)
 	const char *pos[4] = {0};
 	int npos = 0;
 	long long v;
+	uint64_t ms;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--phone") == 0 && i + 1 < argc)
 			phone = argv[++i];
-		else if (strcmp(argv[i], "--for") == 0 && i + 1 < argc && argv[i + 1][0] != '\0' &&
-		    strspn(argv[i + 1], "0123456789smhd") == strlen(argv[i + 1]))
-			pause_for = argv[++i];
-		else if (strcmp(argv[i], "--reset") == 0)
+		else if (strcmp(argv[i], "--for") == 0 && i + 1 < argc) {
+			/* What the daemon takes: 1m to 30d. */
+			if (parse_duration_ms(argv[++i], &ms) < 0 || ms < 60000 || ms > 30ULL * 86400000) {
+				fprintf(stderr, "crmbridgectl: --for: a duration from 1m to 30d (90m, 2h, 3d)\n");
+				return 2;
+			}
+			pause_for = argv[i];
+		} else if (strcmp(argv[i], "--reset") == 0)
 			reset = true;
 		else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc && parse_ll(argv[i + 1], 1, 40, &v) == 0)
 			days = (unsigned)v, i++;

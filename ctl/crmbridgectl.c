@@ -240,15 +240,12 @@ odoo_open(struct odoo_run *orun)
 			conf_free(orun->conf);
 			return -1;
 		}
-		setenv("ODOO_PASSWORD", pw, 1);
+		char why[256];
+		int r = conf_set_credential(orun->conf, "odoo_password", pw, why, sizeof(why));
 		explicit_bzero(pw, sizeof(pw));
-		conf_free(orun->conf);
-		orun->conf = conf_load(path != NULL ? path : conf_default_path(), path != NULL, &errs);
-		unsetenv("ODOO_PASSWORD");
-		if (orun->conf == NULL) {
-			for (i = 0; i < errs.n; i++)
-				fprintf(stderr, "crmbridgectl: %s\n", errs.msg[i]);
-			conf_errors_clear(&errs);
+		if (r < 0) {
+			fprintf(stderr, "crmbridgectl: %s\n", why);
+			conf_free(orun->conf);
 			return -1;
 		}
 	}

@@ -282,13 +282,20 @@ check_hot_needs(const char *v)
 	      "joined by \"or\" or by \"and\" (e.g. \"budget or urgency\")";
 }
 
+/* True when v holds only letters, digits and the characters of extra. */
+static bool
+only_chars(const char *v, const char *extra)
+{
+	for (; *v != '\0'; v++)
+		if (!isalnum((unsigned char)*v) && strchr(extra, *v) == NULL)
+			return false;
+	return true;
+}
+
 const char *
 check_model(const char *v)
 {
-	for (; *v != '\0'; v++)
-		if (!isalnum((unsigned char)*v) && strchr("._-:/@", *v) == NULL)
-			return "a model name: letters, digits and . _ - : / @";
-	return NULL;
+	return only_chars(v, "._-:/@") ? NULL : "a model name: letters, digits and . _ - : / @";
 }
 
 const char *
@@ -323,10 +330,7 @@ conf_model_on(const struct conf *c)
 const char *
 check_word(const char *v)
 {
-	for (; *v != '\0'; v++)
-		if (!isalnum((unsigned char)*v) && strchr("._-:", *v) == NULL)
-			return "may hold only letters, digits and . _ - :";
-	return NULL;
+	return only_chars(v, "._-:") ? NULL : "may hold only letters, digits and . _ - :";
 }
 
 const char *

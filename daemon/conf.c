@@ -591,19 +591,16 @@ load_file(struct conf *c, const char *path, bool required, struct conf_errors *e
 		if (k->cred != NULL)
 			conf_error(errs,
 			    "%s:%d: key '%s.%s' is a secret but the file is readable by group or others (mode %04o): "
-			    "take "
-			    "it out of the file and give it as the systemd credential '%s' (systemd-creds encrypt "
+			    "take it out of the file and give it as the systemd credential '%s' (systemd-creds encrypt "
 			    "--name=%s - /etc/credstore.encrypted/%s, and LoadCredentialEncrypted=%s in the unit: "
 			    "docs/DEPLOY.md); a daemon run by hand as the file's owner may instead chmod 600 it",
 			    path, x.secret_line, k->section, k->name, (unsigned)(st.st_mode & 07777), k->cred, k->cred,
 			    k->cred, k->cred);
 		else
 			conf_error(errs,
-			    "%s:%d: key '%s.%s' holds a password but the file is readable by group or others (mode "
-			    "%04o): "
-			    "give it in the environment (%s, e.g. Environment= in a drop-in only root reads) or chmod "
-			    "600 "
-			    "the file",
+			    "%s:%d: key '%s.%s' holds a password but the file is readable by group or others "
+			    "(mode %04o): give it in the environment (%s, e.g. Environment= in a drop-in only root "
+			    "reads) or chmod 600 the file",
 			    path, x.secret_line, k->section, k->name, (unsigned)(st.st_mode & 07777), k->env);
 	}
 	fclose(x.fp);
@@ -721,18 +718,58 @@ find_pending(struct conf *c)
 	}
 }
 
+/* The key whose value is at field (&c->twilio_auth_token, ...). */
+static const struct key *
+key_at(const struct conf *c, const void *field)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if ((const char *)c + conf_keys[i].off == (const char *)field)
+			return &conf_keys[i];
+	abort(); /* not a field of struct conf: a programming mistake */
+}
+
 /* True when section.name has a value here or is a pending credential. */
 bool
 conf_given(const struct conf *c, const void *field)
 {
-	size_t i;
+	return *(char *const *)field != NULL || c->pending[key_at(c, field) - conf_keys];
+}
 
-	if (*(char *const *)field != NULL)
-		return true;
-	for (i = 0; i < NKEYS; i++)
-		if ((const char *)c + conf_keys[i].off == (const char *)field)
-			return c->pending[i];
-	return false;
+/* A secret that another key needs: the error names its credential and what to check under systemd. */
+static void
+require_secret(const struct conf *c, struct conf_errors *errs, const void *field, const char *when)
+{
+	const struct key *k = key_at(c, field);
+
+	if (!conf_given(c, field))
+		conf_error(errs,
+		    "key '%s.%s' (credential %s, or %s): required %s; under systemd: is LoadCredentialEncrypted=%s in "
+		    "the unit's drop-in, and the file in /etc/credstore.encrypted?",
+		    k->section, k->name, k->cred, k->env, when, k->cred);
+}
+
+int
+conf_set_credential(struct conf *c, const char *cred, const char *value, char *why, size_t size)
+{
+	size_t i;
+	const char *e;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct key *k = &conf_keys[i];
+		if (k->cred == NULL || strcmp(k->cred, cred) != 0)
+			continue;
+		if ((e = set_value(c, k, value)) != NULL) {
+			snprintf(why, size, "credential %s: key '%s.%s': invalid: %s", cred, k->section, k->name, e);
+			return -1;
+		}
+		c->pending[i] = false;
+		set_origin(c, i, "credential %s", cred);
+		return 0;
+	}
+	snprintf(why, size, "no key takes the credential %s", cred);
+	return -1;
 }
 
 size_t
@@ -787,19 +824,12 @@ check_consistency(struct conf *c, struct conf_errors *errs)
 			conf_error(errs, "key 'odoo.db' (ODOO_DB): required when odoo.url is set");
 		if (c->odoo_username == NULL)
 			conf_error(errs, "key 'odoo.username' (ODOO_USERNAME): required when odoo.url is set");
-		if (!conf_given(c, &c->odoo_password))
-			conf_error(errs,
-			    "key 'odoo.password' (credential odoo_password, or ODOO_PASSWORD): required when "
-			    "odoo.url is set; under systemd: is LoadCredentialEncrypted=odoo_password in the "
-			    "unit's drop-in, and the file in /etc/credstore.encrypted?");
+		require_secret(c, errs, &c->odoo_password, "when odoo.url is set");
 	} else if (c->odoo_db != NULL || c->odoo_username != NULL || c->odoo_password != NULL) {
 		conf_error(errs, "key 'odoo.url' (ODOO_URL): required when other odoo keys are set");
 	}
-	if (c->twilio_account_sid != NULL && !conf_given(c, &c->twilio_auth_token))
-		conf_error(errs,
-		    "key 'twilio.auth_token' (credential twilio_auth_token, or TWILIO_AUTH_TOKEN): required when "
-		    "twilio.account_sid is set; under systemd: is LoadCredentialEncrypted=twilio_auth_token in the "
-		    "unit's drop-in, and the file in /etc/credstore.encrypted?");
+	if (c->twilio_account_sid != NULL)
+		require_secret(c, errs, &c->twilio_auth_token, "when twilio.account_sid is set");
 	if (c->twilio_whatsapp_from != NULL && strncmp(c->twilio_whatsapp_from, "whatsapp:", 9) != 0) {
 		/* "+14155238886": Twilio would refuse every send (21910, From and To on different channels). */
 		char *w;

@@ -183,6 +183,8 @@ struct conf *conf_load(const char *path, bool required, struct conf_errors *errs
 size_t conf_pending(const struct conf *c, char *out, size_t size);
 /* True when the string key at field (&c->twilio_auth_token, ...) is set, or pending in the credential store. */
 bool conf_given(const struct conf *c, const void *field);
+/* Sets the key that takes credential cred (read by the caller from the store) to value; -1 with why if invalid. */
+int conf_set_credential(struct conf *c, const char *cred, const char *value, char *why, size_t size);
 /* The credential store's file for a credential name (systemd's search path), or false. */
 bool conf_credstore_find(const char *cred, char *path, size_t size);
 /* Frees a conf; NULL is fine. */

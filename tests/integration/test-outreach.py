@@ -317,7 +317,8 @@ ok(r.returncode == 0 and "paused" in r.stdout and p.get("by") == "admin" and
    p.get("until_ms", 0) > time.time() * 1000 + 3 * 3600e3 - 120e3, "crmbridgectl conversation pause --for 3h",
    (r.stdout, r.stderr, p))
 r = ctl("conversation", "pause", "--for", "2h&x=1", P3)
-ok(r.returncode == 2, "crmbridgectl: a --for that is not a duration is refused before any request", r.stderr)
+ok(r.returncode == 2 and "--for: a duration from 1m to 30d" in r.stderr,
+   "crmbridgectl: a --for that is not a duration is refused before any request", r.stderr)
 
 # ---- 4. follow-ups ----
 P4 = "+573001110004"
