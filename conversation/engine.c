@@ -346,6 +346,7 @@ on_poll(sd_event_source *s, uint64_t usec, void *arg)
 	if (now >= en->next_chores) {
 		retry_pending(en);
 		due_followups(en);
+		inbox_poll(en->inbox);
 		en->next_chores = now + 1000000;
 	}
 	if (now >= en->next_depths) {
@@ -381,6 +382,7 @@ free_outbound(struct engine *en)
 	free((void *)(uintptr_t)en->o.followup_content_sid);
 	free((void *)(uintptr_t)en->o.followup_variables);
 	free((void *)(uintptr_t)en->o.booking_url);
+	free((void *)(uintptr_t)en->o.inbox_resume_command);
 }
 
 static const char *
@@ -406,6 +408,8 @@ engine_set_outbound(struct engine *en, const struct engine_options *o)
 	en->o.followup_variables = dup0(o->followup_variables ? o->followup_variables : "1=name");
 	en->o.booking_url = dup0(o->booking_url);
 	en->o.history_retention_ms = o->history_retention_ms;
+	en->o.inbox_interval_ms = o->inbox_interval_ms;
+	en->o.inbox_resume_command = dup0(o->inbox_resume_command ? o->inbox_resume_command : "/bot");
 }
 
 struct engine *
@@ -420,7 +424,7 @@ engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_opti
 	en->o.key_prefix = xstrdup(p);
 	en->o.consumer = xstrdup(o->consumer);
 	en->o.window_content_sid = en->o.window_variables = en->o.followup_content_sid = en->o.followup_variables =
-	    en->o.booking_url = NULL;
+	    en->o.booking_url = en->o.inbox_resume_command = NULL;
 	engine_set_outbound(en, o);
 	xasprintf(&en->k_stream, "%s{intake}:stream", p);
 	xasprintf(&en->k_due, "%s{turns}:due", p);
@@ -437,6 +441,7 @@ engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_opti
 	rscript_init(&en->release, redis_script_engine_release);
 	rscript_init(&en->commit, redis_script_engine_commit);
 	rscript_init(&en->lease_one, redis_script_engine_lease_one);
+	en->inbox = inbox_new(en);
 	{
 		/* Answers may come back after the engine is freed: one engine per process, static slots. */
 		static long long slots[3] = {-1, -1, -1};
@@ -464,6 +469,7 @@ destroy(struct engine *en)
 	free(en->k_dead);
 	free(en->k_followup);
 	free(en->k_in);
+	inbox_free(en->inbox);
 	pace_free(&en->pace);
 	free(en);
 }

@@ -49,6 +49,9 @@ struct engine_options {
 	unsigned nfollowups;
 	const char *followup_content_sid, *followup_variables; /* a follow-up outside the window */
 	const char *booking_url; /* added to the confirmation when a lead is created, or NULL */
+	/* The inbox (#22): how often Odoo is asked for the salespeople's chatter messages (0: never). */
+	uint64_t inbox_interval_ms;
+	const char *inbox_resume_command; /* a Log note holding only this gives the customer back to the bot */
 };
 
 struct engine_stats {
@@ -62,6 +65,11 @@ struct engine_stats {
 	uint64_t handoffs, handoff_notes_failed, followups_sent, followups_templates, window_templates, window_skipped;
 	uint64_t links_booking, links_payment, links_payment_failed;
 	uint64_t media_fetched, media_failed, media_unread, media_transcribed;
+	/* The inbox: salespeople's messages seen on leads, stored for their turn, sent inside the window, held for
+	 * it, sent once the customer answered, refused (no conversation, opted out, no template), attachments not
+	 * sent, hand-backs; notes posted; polls that failed; the conversation's messages posted on leads. */
+	uint64_t agent_seen, agent_stored, agent_sent, agent_held, agent_released, agent_refused, agent_files;
+	uint64_t agent_resumed, agent_notes, agent_poll_failed, chatter_posted, chatter_failed;
 	unsigned in_flight;
 	long long queue_depth, odoo_pending, dead_letter_list; /* sampled every second; -1 until known */
 };
@@ -84,6 +92,9 @@ struct turn_report {
 	bool support, human; /* handed to support, or to a person */
 	uint64_t created_ms, now_ms; /* the conversation's start, and now */
 	uint64_t turn_usec, classify_usec; /* how long the turn and its classification took */
+	/* Salespeople's messages from the chatter: sent inside the window, held for it; the first answer's wait. */
+	unsigned agent_sent, agent_held;
+	uint64_t first_human_ms;
 };
 typedef void (*engine_report_fn)(const struct turn_report *r, void *arg);
 

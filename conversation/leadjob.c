@@ -33,6 +33,7 @@ turn_retry(struct turn *t)
 		return TURN_BLACKLIST; /* then the lead, if it waits too */
 	if (!json_is_true(json_object_get(t->state, "lead_pending"))) {
 		rconn_command(engine_rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
+		/* The lead is written; its chatter may still lack messages (Odoo refused them): the release posts them. */
 		return TURN_RELEASE;
 	}
 	en->st.odoo_retried++;
@@ -236,7 +237,7 @@ on_job_lock(redisAsyncContext *ac, void *r, void *pd)
 	if (turn_dropped(t))
 		return;
 	if (reply != NULL && reply->type == REDIS_REPLY_STATUS) {
-		turn_run(t, TURN_WRITE_LEAD);
+		turn_run(t, t->mirror_only ? TURN_MIRROR : TURN_WRITE_LEAD);
 		return;
 	}
 	/* Another job writes this phone's lead (or Redis is away): a retry comes after it. */
@@ -283,8 +284,14 @@ job_apply(struct turn *t, json_t *cur)
 {
 	static const char *const keys[] = {"lead_id", "lead_written", "lead_create_unknown_ms", NULL};
 	const char *stage = conv_state_stage(cur);
+	json_int_t posted = json_integer_value(json_object_get(t->state, "chatter_ms"));
 	size_t i;
 
+	/* How far the lead's chatter has the conversation: only forward. */
+	if (posted > json_integer_value(json_object_get(cur, "chatter_ms")))
+		json_object_set_new(cur, "chatter_ms", json_integer(posted));
+	if (t->mirror_only)
+		return; /* wrote nothing else: the rest of the state is the later turns' */
 	for (i = 0; keys[i] != NULL; i++) {
 		json_t *v = json_object_get(t->state, keys[i]);
 		if (v != NULL)
@@ -343,7 +350,7 @@ on_merge_get(redisAsyncContext *ac, void *r, void *pd)
 		return;
 	}
 	job_apply(t, cur);
-	if (!json_is_true(json_object_get(cur, "lead_pending")) && engine_rc(en) != NULL)
+	if (!json_is_true(json_object_get(cur, "lead_pending")) && !t->mirror_retry && engine_rc(en) != NULL)
 		rconn_command(engine_rc(en), NULL, NULL, "ZREM %s %s", en->k_pending, t->phone);
 	else if (json_integer_value(json_object_get(cur, "lead_gen")) != t->job_gen && engine_rc(en) != NULL)
 		rconn_command(engine_rc(en), NULL, NULL, "ZADD %s %" PRIu64 " %s", en->k_pending,

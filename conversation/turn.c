@@ -30,6 +30,7 @@ static const struct {
     [TURN_TAKE] = {"take", turn_take},
     [TURN_GIVE_UP] = {"give-up", turn_give_up},
     [TURN_HISTORY] = {"history", turn_history},
+    [TURN_AGENT] = {"agent", turn_agent},
     [TURN_OPT] = {"opt", turn_opt},
     [TURN_BLACKLIST] = {"blacklist", turn_blacklist},
     [TURN_MEDIA] = {"media", turn_media},
@@ -42,6 +43,7 @@ static const struct {
     [TURN_COMMIT] = {"commit", turn_commit},
     [TURN_RELEASE] = {"release", turn_release},
     [TURN_JOB] = {"job", turn_job},
+    [TURN_MIRROR] = {"mirror", turn_mirror},
     [TURN_MERGE] = {"merge", turn_merge},
     [TURN_JOB_END] = {"job-end", turn_job_end},
     [TURN_DONE] = {"done", turn_done},
@@ -95,6 +97,8 @@ turn_free(struct turn *t)
 	free(t->reply);
 	free(t->question);
 	free(t->turn_key);
+	json_decref(t->agent);
+	json_decref(t->notes);
 	analysis_clear(&t->a);
 	/* The media goes with the turn: nothing of it is kept. */
 	for (size_t i = 0; i < t->nmedia; i++) {
@@ -121,7 +125,8 @@ turn_dropped(struct turn *t)
 enum turn_step
 turn_save(struct turn *t)
 {
-	return t->in_job ? TURN_MERGE : TURN_COMMIT;
+	/* A job posts the conversation on the lead before it merges. */
+	return t->in_job ? (t->mirrored ? TURN_MERGE : TURN_MIRROR) : TURN_COMMIT;
 }
 
 void
@@ -180,6 +185,10 @@ turn_report(struct turn *t)
 	r.followup = t->followup_sent;
 	r.support = t->support;
 	r.human = t->human;
+	r.messages_in = (unsigned)t->customer_in;
+	r.agent_sent = t->agent_sent;
+	r.agent_held = t->agent_held;
+	r.first_human_ms = t->first_human_ms;
 	r.turn_usec = now_usec() - t->started_usec;
 	r.classify_usec = t->classify_usec;
 	en->d.report(&r, en->d.report_arg);
@@ -385,6 +394,9 @@ turn_history(struct turn *t)
 
 	json_array_foreach(t->inbox, i, m)
 	{
+		if (agent_take(t, m, now))
+			continue; /* a salesperson's, from the lead's chatter */
+		t->customer_in++;
 		const char *sid = json_string_value(json_object_get(m, "sid"));
 		const char *text = json_string_value(json_object_get(m, "text")) ?: "";
 		const char *profile = json_string_value(json_object_get(m, "profile"));
@@ -402,16 +414,22 @@ turn_history(struct turn *t)
 			memcpy(t->opt_lang, l, 3);
 		}
 	}
-	conv_state_count(t->state, "in", (json_int_t)t->taken);
+	conv_state_count(t->state, "in", (json_int_t)t->customer_in);
 	conv_state_count(t->state, "turns", 1);
 	/* The customer wrote: the window is open again, and the follow-ups start over from this message. */
-	if (json_object_get(t->ctl, "window_closed_ms") != NULL)
+	if (t->customer_in > 0 && json_object_get(t->ctl, "window_closed_ms") != NULL) {
 		turn_ctl_del(t, "window_closed_ms");
+		json_object_del(t->ctl, "window_closed_ms");
+	}
 	/* Writing to the business undoes a block on WhatsApp (63014). */
-	if (json_object_get(t->ctl, "blocked_ms") != NULL)
+	if (t->customer_in > 0 && json_object_get(t->ctl, "blocked_ms") != NULL) {
 		turn_ctl_del(t, "blocked_ms");
-	t->after_followup = json_integer_value(json_object_get(t->state, "followups_sent")) > 0;
-	json_object_set_new(t->state, "followups_sent", json_integer(0));
+		json_object_del(t->ctl, "blocked_ms");
+	}
+	if (t->customer_in > 0) {
+		t->after_followup = json_integer_value(json_object_get(t->state, "followups_sent")) > 0;
+		json_object_set_new(t->state, "followups_sent", json_integer(0));
+	}
 	/* The context of the call this conversation follows (stored by POST /api/call-completed). */
 	if ((call = json_loads(json_string_value(json_object_get(t->ctl, "call")) ?: "", 0, NULL)) != NULL) {
 		outbound_merge_call(t->state, call, en->o.history_cap);
@@ -422,20 +440,22 @@ turn_history(struct turn *t)
 	xasprintf(&t->turn_key, "%s:%s", t->phone,
 	    json_string_value(json_object_get(json_array_get(t->inbox, t->taken - 1), "sid")) ?: "?");
 	if (t->opt_word != 0)
-		return TURN_OPT;
+		return agent_first(t, TURN_OPT);
 	if (json_object_get(t->ctl, "pause_until") != NULL && turn_ctl_ms(t, "pause_until") <= now) {
 		/* The hand-off's time is up: the bot answers again. */
 		turn_ctl_del(t, "pause_until");
 		turn_ctl_del(t, "pause_reason");
 		turn_ctl_del(t, "pause_by");
+		turn_ctl_del(t, "pause_partner");
 	}
-	if (json_is_true(json_object_get(t->state, "opted_out")) || turn_ctl_ms(t, "pause_until") > now) {
-		/* Opted out, or a person has the conversation: kept in the history, not answered. */
-		en->st.silenced += t->taken;
-		t->silenced = true;
-		return TURN_COMMIT;
+	if (t->customer_in == 0 || json_is_true(json_object_get(t->state, "opted_out")) ||
+	    turn_ctl_ms(t, "pause_until") > now) {
+		/* Opted out, or a person has the conversation (or only spoke): kept in the history, not answered. */
+		en->st.silenced += t->customer_in;
+		t->silenced = t->customer_in > 0;
+		return agent_first(t, TURN_COMMIT);
 	}
-	return TURN_MEDIA;
+	return agent_first(t, TURN_MEDIA);
 }
 
 /* ---- commit and release ---- */
@@ -453,6 +473,7 @@ on_committed(redisAsyncContext *ac, void *r, void *pd)
 		return;
 	}
 	turn_report(t);
+	agent_notes_push(t);
 	turn_run(t, TURN_RELEASE);
 }
 
@@ -508,7 +529,9 @@ on_released(redisAsyncContext *ac, void *r, void *pd)
 	if (turn_dropped(t))
 		return;
 	engine_poll_now(t->en);
-	/* The phone is free for the next turn; its lead is written meanwhile. */
+	/* The phone is free for the next turn; its lead is written meanwhile (or its chatter brought up to date). */
+	if (!t->lead_job && !t->failed && agent_mirror_due(t))
+		t->lead_job = t->mirror_only = true;
 	turn_run(t, t->lead_job ? TURN_JOB : TURN_DONE);
 }
 

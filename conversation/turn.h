@@ -58,6 +58,7 @@ struct engine {
 	uint64_t next_chores; /* lead retries and follow-ups: every second (every poll when idle) */
 	uint64_t next_depths; /* queue depths for the status: every second, every 10 s when idle */
 	long long *depth; /* queue depths, sampled every second (every 10 s when idle) */
+	struct inbox *inbox; /* the salespeople's chatter messages (inbox.c) */
 };
 
 /* What started the turn. */
@@ -81,6 +82,7 @@ enum turn_step {
 	TURN_TAKE, /* customer: the messages taken; none: released; failed too often: TURN_GIVE_UP */
 	TURN_GIVE_UP, /* the messages set aside in {engine}:dead with the reason; the state kept */
 	TURN_HISTORY, /* the messages into the history; STOP/START: TURN_OPT; opted out or paused: committed, silent */
+	TURN_AGENT, /* a salesperson's messages from the lead's chatter delivered (or held for the window), once each */
 	TURN_OPT, /* STOP or START: the stage, the confirmation queued */
 	TURN_BLACKLIST, /* Odoo's phone.blacklist updated (when configured), or retried later */
 	TURN_MEDIA, /* voice notes and images fetched from Twilio for the model; unreadable alone: ask to write */
@@ -93,6 +95,7 @@ enum turn_step {
 	TURN_COMMIT, /* the state and the control hash, in one script; reported */
 	TURN_RELEASE, /* the lease given back, the messages dealt with out of the arrivals (due kept if more came) */
 	TURN_JOB, /* the lead job: P{+E164}:odoo taken (one writer per phone), then TURN_WRITE_LEAD */
+	TURN_MIRROR, /* the conversation's new messages posted on the lead's chatter, each once */
 	TURN_MERGE, /* what the write learnt merged into the state stored now, under the phone's lease */
 	TURN_JOB_END, /* P{+E164}:odoo given back */
 	TURN_DONE, /* freed */
@@ -146,8 +149,37 @@ struct turn {
 	const char *media_sid;
 	bool media_only, media_failed;
 	sd_event_source *renew;
+	/* The inbox (agent.c): the salespeople's messages taken, delivered one by one; notes for the lead. */
+	size_t customer_in; /* the customer's messages among those taken */
+	json_t *agent, *notes;
+	size_t agent_i;
+	enum turn_step after_agent;
+	bool agent_held_done, agent_template;
+	unsigned agent_sent, agent_held;
+	uint64_t first_human_ms; /* the first answer from a person since the hand-off: how long it took */
+	/* The job posts the conversation on the lead: history up to mirror_to; mirror_only: nothing else to write. */
+	bool mirror_only, mirrored, mirror_retry;
+	json_int_t mirror_to;
 	struct turn *prev, *next;
 };
+
+/* ---- the inbox: the lead's chatter and WhatsApp (inbox.c, agent.c) ---- */
+
+struct inbox *inbox_new(struct engine *en);
+void inbox_free(struct inbox *ib);
+/* With each poll: asks Odoo for the salespeople's new messages every engine.inbox_interval. */
+void inbox_poll(struct inbox *ib);
+const char *inbox_notes_key(const struct inbox *ib);
+/* P{odoo}:leads, lead id -> phone; caller frees. */
+char *engine_leads_key(const struct engine *en);
+/* An arrival from the chatter (m has "agent"): recorded, the bot paused, kept for TURN_AGENT. False: the customer's. */
+bool agent_take(struct turn *t, json_t *m, uint64_t now);
+/* TURN_AGENT when there is something to deliver (then next), else next. */
+enum turn_step agent_first(struct turn *t, enum turn_step next);
+/* Whether the lead's chatter lacks some of the history (the job posts it). */
+bool agent_mirror_due(const struct turn *t);
+/* After the commit: the turn's notes for the leads, queued for the inbox's poll. */
+void agent_notes_push(struct turn *t);
 
 /* ---- the engine's plumbing (engine.c) ---- */
 
@@ -256,5 +288,8 @@ enum turn_step turn_handoff(struct turn *t);
 enum turn_step turn_job(struct turn *t);
 enum turn_step turn_merge(struct turn *t);
 enum turn_step turn_job_end(struct turn *t);
+/* agent.c */
+enum turn_step turn_agent(struct turn *t);
+enum turn_step turn_mirror(struct turn *t);
 
 #endif

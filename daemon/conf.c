@@ -200,6 +200,8 @@ static const struct key conf_keys[] = {
     {"odoo", "tags", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_tags), NULL},
     {"odoo", "default_country_code", NULL, NULL, K_STR, 0, 0, 0, NULL, OFF(odoo_default_country_code), check_digits},
     {"odoo", "max_attempts", NULL, NULL, K_INT, 0, 1, 20, "4", OFF(odoo_max_attempts), NULL},
+    {"odoo", "inbox_interval", NULL, NULL, K_DURATION, 0, 0, SEC(3600), "5s", OFF(odoo_inbox_interval_ms), NULL},
+    {"odoo", "inbox_resume_command", NULL, NULL, K_STR, 0, 0, 0, "/bot", OFF(odoo_inbox_resume_command), NULL},
 
     {"outreach", "service_token", "CRMBRIDGE_SERVICE_TOKEN", "service_token", K_STR, K_SECRET, 0, 0, NULL,
         OFF(outreach_service_token), check_admin_token},

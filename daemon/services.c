@@ -126,6 +126,8 @@ daemon_outbound_options(const struct conf *c, struct engine_options *eo)
 	eo->followup_variables = c->followup_content_variables;
 	eo->booking_url = c->links_booking_url;
 	eo->odoo_create_patience_ms = c->odoo_create_patience_ms;
+	eo->inbox_interval_ms = c->odoo_inbox_interval_ms;
+	eo->inbox_resume_command = c->odoo_inbox_resume_command;
 }
 
 /* The templates this configuration sends, so that their text is known before the first one goes. */

@@ -19,7 +19,8 @@ struct lead_ctx {
 	bool probed, has_x, has_mobile, has_sanitized;
 	char type[16]; /* what new leads get: "lead" or "opportunity"; "" until probed */
 	char type_why[160];
-	int note_subtype; /* mail.mt_note's id, for notes created as mail.message on Odoo 19+; 0 unknown */
+	int note_subtype; /* mail.mt_note's id, for notes created as mail.message on Odoo 17+; 0 unknown */
+	int comment_subtype; /* mail.mt_comment's id ("Send message"), for the inbox (chatter.c); 0 unknown */
 	int team_auto; /* without odoo.team_id: the first sales team, so the lead shows in a team's pipeline */
 	char team_name[64];
 	bool utm_done, tags_done;
