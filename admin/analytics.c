@@ -281,6 +281,10 @@ analytics_record(struct analytics *an, struct rconn *rc, const struct turn_repor
 		add(an, "opt_outs", r->opt > 0);
 		add(an, "opt_ins", r->opt < 0);
 		add(an, "followup_answered", r->after_followup);
+		add(an, "agent_sent", r->agent_sent);
+		add(an, "agent_held", r->agent_held);
+		add(an, "first_human_n", r->first_human_ms > 0);
+		add(an, "first_human_ms", (long long)r->first_human_ms);
 	}
 	if (r->followup > 0) {
 		add(an, "followups", 1);
@@ -436,6 +440,14 @@ figures(const redisReply *t, long long active, long long open)
 	        "answer_rate", round3(ratio(hget(t, "followup_answered"), hget(t, "followups"))), "opt_outs", "out",
 	        (json_int_t)hget(t, "opt_outs"), "back_in", (json_int_t)hget(t, "opt_ins"), "messages_not_answered",
 	        (json_int_t)hget(t, "silenced")));
+	json_object_set_new(j, "salespeople",
+	    json_pack("{s:I, s:I, s:I, s:{s:I, s:o}}", "messages",
+	        (json_int_t)(hget(t, "agent_sent") + hget(t, "agent_held")), "sent_within_window",
+	        (json_int_t)hget(t, "agent_sent"), "held_outside_window", (json_int_t)hget(t, "agent_held"),
+	        "first_answer_after_handoff_s", "count", (json_int_t)hget(t, "first_human_n"), "mean",
+	        hget(t, "first_human_n") > 0
+	            ? round3((double)hget(t, "first_human_ms") / 1000.0 / (double)hget(t, "first_human_n"))
+	            : json_null()));
 	json_object_set_new(j, "classifier",
 	    json_pack("{s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:I, s:{s:I, s:I, s:I}}", "classified",
 	        (json_int_t)classified, "by_gemini", (json_int_t)gem, "by_rules", (json_int_t)rules, "gemini_share",

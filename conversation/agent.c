@@ -228,7 +228,7 @@ deliver(struct turn *t, json_t *m, const char *text, json_int_t id)
 	struct engine *en = t->en;
 	struct sender *s = engine_sender(en);
 	struct sender_msg sm = {0};
-	char once[40];
+	char once[40], tag[48];
 
 	if (s == NULL) {
 		en->st.agent_sent++;
@@ -237,9 +237,12 @@ deliver(struct turn *t, json_t *m, const char *text, json_int_t id)
 		return TURN_AGENT;
 	}
 	snprintf(once, sizeof(once), "odoo:%" JSON_INTEGER_FORMAT, id);
+	snprintf(tag, sizeof(tag), "odoo:%d:%" JSON_INTEGER_FORMAT,
+	    (int)json_integer_value(json_object_get(json_object_get(m, "agent"), "lead")), id);
 	sm.to = t->phone;
 	sm.text = text;
 	sm.once = once;
+	sm.tag = tag; /* a failure is said on the lead (engine_agent_result) */
 	en->refs++;
 	sender_send(s, &sm, on_agent_queued, t);
 	return TURN_WAIT;
@@ -450,4 +453,37 @@ agent_notes_push(struct turn *t)
 	}
 	json_decref(t->notes);
 	t->notes = NULL;
+}
+
+void
+engine_agent_result(struct engine *en, const char *tag, json_t *res)
+{
+	long long lead = 0, id = 0;
+	const char *p = tag != NULL && strncmp(tag, "odoo:", 5) == 0 ? tag + 5 : NULL, *colon;
+	char *s, key[64], *text;
+	json_t *n;
+
+	if (p == NULL || strcmp(json_string_value(json_object_get(res, "status")) ?: "", "failed") != 0 ||
+	    (colon = strchr(p, ':')) == NULL)
+		return;
+	s = xstrndup(p, (size_t)(colon - p));
+	if (parse_ll(s, 1, INT32_MAX, &lead) < 0 || parse_ll(colon + 1, 1, INT64_MAX, &id) < 0) {
+		free(s);
+		return;
+	}
+	free(s);
+	en->st.agent_failed++;
+	snprintf(key, sizeof(key), "<wa.odoo-%lld.failed@crmbridge>", id);
+	xasprintf(&text, "Not delivered on WhatsApp: Twilio answered %s (error %d). %s",
+	    json_string_value(json_object_get(res, "error")) ?: "an error", (int)json_integer_value(json_object_get(res, "code")),
+	    json_integer_value(json_object_get(res, "code")) == 63016
+	        ? "The 24-hour window closed: write again after the customer answers."
+	        : "See https://www.twilio.com/docs/api/errors for the code.");
+	n = json_pack("{s:I, s:s, s:s}", "lead", (json_int_t)lead, "key", key, "text", text);
+	s = json_dumps(n, JSON_COMPACT);
+	if (engine_rc(en) != NULL && s != NULL)
+		rconn_command(engine_rc(en), NULL, NULL, "RPUSH %s %s", inbox_notes_key(en->inbox), s);
+	free(s);
+	free(text);
+	json_decref(n);
 }

@@ -128,6 +128,8 @@ hand_off(struct turn *t, const struct analysis *a)
 	turn_ctl_set(t, "pause_until", until);
 	turn_ctl_set(t, "pause_reason", t->human ? "human" : "support");
 	turn_ctl_set(t, "pause_by", "bot");
+	/* For the time to a person's first answer from the lead's chatter (agent.c). */
+	json_object_set_new(t->state, "handoff_ms", json_integer((json_int_t)(realtime_usec() / 1000)));
 	t->handoff = true;
 	en->st.handoffs++;
 	t->lead_after_reply = true; /* a helpdesk ticket, the lead tagged for support, or a buyer's lead */

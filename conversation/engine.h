@@ -69,7 +69,7 @@ struct engine_stats {
 	 * it, sent once the customer answered, refused (no conversation, opted out, no template), attachments not
 	 * sent, hand-backs; notes posted; polls that failed; the conversation's messages posted on leads. */
 	uint64_t agent_seen, agent_stored, agent_sent, agent_held, agent_released, agent_refused, agent_files;
-	uint64_t agent_resumed, agent_notes, agent_poll_failed, chatter_posted, chatter_failed;
+	uint64_t agent_resumed, agent_failed, agent_notes, agent_poll_failed, chatter_posted, chatter_failed;
 	unsigned in_flight;
 	long long queue_depth, odoo_pending, dead_letter_list; /* sampled every second; -1 until known */
 };
@@ -141,6 +141,11 @@ void engine_window_closed(struct engine *en, const char *phone);
 /* WhatsApp reported that the customer blocked the business (Twilio's 63014): no follow-ups, none of the bot's
  * own messages, until the customer writes again (which clears it). */
 void engine_blocked(struct engine *en, const char *phone);
+/*
+ * A tagged message's outcome (the sender's on_result): a salesperson's message from the lead's chatter
+ * (tag "odoo:<lead>:<message>") that Twilio refused or could not deliver is said on the lead. Other tags: nothing.
+ */
+void engine_agent_result(struct engine *en, const char *tag, json_t *res);
 /* Stops a phone's follow-ups (an admin paused it, or the conversation was reset). */
 void engine_cancel_followups(struct engine *en, const char *phone);
 

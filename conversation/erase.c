@@ -614,6 +614,10 @@ run_step(struct erase_op *op)
 			else
 				op->failed = true;
 		}
+		/* The lead's entry in the inbox's map (lead id -> this phone). */
+		if (op->lead > 0 && op->x->redis != NULL &&
+		    rconn_command(op->x->redis, on_step, op, "HDEL %s{odoo}:leads %lld", p, op->lead) == 0)
+			op->pending++;
 		break;
 	}
 	case ST_EDEAD_FIND:

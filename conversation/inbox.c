@@ -490,8 +490,12 @@ inbox_poll(struct inbox *ib)
 
 	if (ib->busy || en->o.inbox_interval_ms == 0 || engine_leads(en) == NULL || now_usec() < ib->next)
 		return;
-	/* The right to poll outlasts a slow Odoo's page; another instance takes over when this one stops. */
-	snprintf(ttl, sizeof(ttl), "%" PRIu64, 3 * en->o.inbox_interval_ms + 60000);
+	/*
+	 * The right to poll, renewed by each poll: another instance (or this one restarted) takes over 10 s after
+	 * this one stops. A poll that outlives it (a slow Odoo) is harmless: the arrivals' claims and the mark,
+	 * which only goes forward, keep a message from being stored twice.
+	 */
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, 3 * en->o.inbox_interval_ms + 10000);
 	ib->busy = true;
 	en->refs++;
 	if (engine_eval(en, &ib->claim, on_claimed, ib, 2, a, 4) < 0) {

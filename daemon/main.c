@@ -232,6 +232,18 @@ odoo_stop(struct daemon *d)
 }
 
 /* Starts the reply sender when Twilio's REST credentials and a sender are configured. */
+/* A tagged message's outcome: the outreach endpoint waits for its template; a salesperson's message that
+   failed is said on the lead (the inbox). */
+static void
+on_sent_result(const char *tag, json_t *res, void *arg)
+{
+	struct daemon *d = arg;
+
+	outreach_on_result(tag, res, &d->outreach);
+	if (d->engine != NULL)
+		engine_agent_result(d->engine, tag, res);
+}
+
 static struct sender *
 sender_start(struct daemon *d, const struct conf *c)
 {
@@ -260,8 +272,8 @@ sender_start(struct daemon *d, const struct conf *c)
 	so.lease_ms = c->twilio_send_timeout_ms + 30000;
 	so.backoff_min_ms = 1000;
 	so.backoff_max_ms = 60000; /* a customer waits for the answer: a minute at most between tries */
-	so.on_result = outreach_on_result;
-	so.result_arg = &d->outreach;
+	so.on_result = on_sent_result;
+	so.result_arg = d;
 	s = sender_new(d->event, d->curl, d->redis, &so);
 	free(cb);
 	return s;

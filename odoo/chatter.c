@@ -404,6 +404,9 @@ post_next(struct cpost *c)
 		json_object_set_new(kw, "subtype_xmlid", json_string("mail.mt_note"));
 		json_object_set_new(kw, "body_is_html", json_true());
 		json_object_set_new(kw, "partner_ids", json_pack("[i]", c->notify_partner));
+		/* 17 makes the poster a follower at every message_post (19 at a Send message): then each of the
+		 * salesperson's messages would e-mail crmbridge's user. Seen on real 17.0 and 19.0. */
+		json_object_set_new(kw, "context", json_pack("{s:b}", "mail_create_nosubscribe", 1));
 		c->batch = 1;
 		odoo_call(c->p.x->o, "crm.lead", "message_post", json_pack("[[i]]", c->lead_id), kw, on_posted, c);
 		return;

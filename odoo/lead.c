@@ -826,7 +826,9 @@ save(struct up *u)
 		free(name);
 		free(desc);
 		u->r.created = true;
-		odoo_call(x->o, "crm.lead", "create", json_pack("[o]", vals), NULL, on_saved, u);
+		/* crmbridge's user does not follow the lead: a salesperson's messages on it would e-mail it (17, 19). */
+		odoo_call(x->o, "crm.lead", "create", json_pack("[o]", vals),
+		    json_pack("{s:{s:b}}", "context", "mail_create_nosubscribe", 1), on_saved, u);
 	}
 }
 

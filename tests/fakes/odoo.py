@@ -30,7 +30,17 @@ long transaction's row locks; reads go on; the writes run when it ends, even if 
 EXCLUSIVE MODE; other tables answer),
 "product_module": true|false (Odoo's product module, off by default: product.template and product.category exist;
 a fresh database's categories as recorded), "products": [{"name", "category", "sale_ok", "active"}] (made now) }.
-GET /_log lists the calls; GET /_leads dumps crm.lead, /_messages mail.message, /_tracking mail.tracking.value.
+"user": {"login", "password", "name", "notification_type": "email"|"inbox"} (another internal user with Sales "All
+Documents", e.g. a salesperson posting on a lead's chatter over XML-RPC with her own login; answers its uid),
+"bounce_next": N (the next N mail.mail sent bounce; unused by crmbridge).
+The chatter (#22), as recorded on real 17.0 and 19.0 (tests/data/odoo-chatter): a lead's creator follows it unless
+the context says mail_create_nosubscribe; 17 makes every message_post's author a follower, 19 only at a "Send message"
+(mt_comment), unless the context says mail_create_nosubscribe; a "Send message" e-mails every follower but its
+author (a mail.mail row per recipient, GET /_mails), a note only its partner_ids, as each chose (notification_type:
+inbox gives a notification, no mail); a mail.message created directly notifies nobody; message_id, email_from,
+author_id (False for an address no partner has), attachment_ids and date are stored as given or defaulted.
+GET /_log lists the calls; GET /_leads dumps crm.lead, /_messages mail.message, /_tracking mail.tracking.value,
+/_mails the e-mails Odoo would send, /_notifications the inbox notifications, /_followers each lead's followers.
 Prints "PORT <n>".
 """
 
@@ -103,7 +113,8 @@ X_FIELDS = {
 }
 MODEL_NAMES = {"crm.lead": "Lead/Opportunity", "phone.blacklist": "Phone Blacklist", "utm.source": "Source", "utm.medium": "Medium", "crm.tag": "Tag", "crm.team": "Sales Team",
                "mail.message": "Message", "ir.model": "Models", "res.company": "Companies", "ir.model.fields": "Fields", "res.users": "User",
-               "ir.model.data": "Model Data", "helpdesk.ticket": None, "mail.tracking.value": "Mail Tracking Value"}
+               "ir.model.data": "Model Data", "helpdesk.ticket": None, "mail.tracking.value": "Mail Tracking Value",
+               "ir.attachment": "Attachment"}
 HELPDESK = {"on": False}
 # The product module (Odoo's Sales or Inventory app): without it neither model exists (recorded: 17 fault 2
 # "Object product.template doesn't exist", 19 a 404).
@@ -140,13 +151,17 @@ class State:
             self.fields.pop("mobile")  # gone from crm.lead in Odoo 19
         self.records = {m: {} for m in ["crm.lead", "utm.source", "utm.medium", "crm.tag", "mail.message",
                                         "ir.model.fields", "res.users", "helpdesk.ticket", "phone.blacklist",
-                                        "mail.tracking.value", "crm.team"]}
+                                        "mail.tracking.value", "crm.team", "ir.attachment"]}
         self.records["crm.team"][1] = {"id": 1, "name": "Sales", "sequence": 10}  # what crm installs
         # Sequences start where the recorded session's did, so replayed ids match the recordings.
         self.seq = {"crm.lead": 0, "utm.source": 9, "utm.medium": 9, "crm.tag": 0, "mail.message": 7,
                     "ir.model.fields": 3724, "res.users": 5, "helpdesk.ticket": 0, "phone.blacklist": 0,
-                    "mail.tracking.value": 0}
-        self.users = {2: {"login": "admin", "name": "Administrator", "password": ARGS.password, "crm": True}}
+                    "mail.tracking.value": 0, "ir.attachment": 0}
+        self.users = {2: {"login": "admin", "name": "Administrator", "password": ARGS.password, "crm": True,
+                          "notification_type": "email"}}
+        self.followers = {}  # lead id -> set of partner ids
+        self.mails = []  # the e-mails Odoo would send: {"message", "to" (partner id)}
+        self.notifications = []  # inbox notifications: {"message", "to"}
         self.log = []
         self.latency_ms = 0
         self.down = False
@@ -286,13 +301,31 @@ def project(rec, fields):
     return out
 
 
-def post_message(uid, res_id, body, message_type="notification", subtype=(2, "Note"), model="crm.lead"):
+def partner_of(uid):
+    return [uid + 1000, user_name(uid)]
+
+
+def post_message(uid, res_id, body, message_type="notification", subtype=(2, "Note"), model="crm.lead", extra=None):
     mid = S.next_id("mail.message")
     S.records["mail.message"][mid] = {"id": mid, "model": model, "res_id": res_id, "body": body,
                                       "message_type": message_type, "subtype_id": list(subtype) if subtype else False,
                                       "create_uid": [uid, user_name(uid)],
-                                      "author_id": [uid + 1000, user_name(uid)],
+                                      "author_id": partner_of(uid),
+                                      "email_from": '"%s" <%s@example.com>' % (user_name(uid), S.users.get(uid, {}).get("login", "user")),
+                                      "message_id": "<%d.%d-openerp-crm.lead-%s@odoo>" % (mid, int(time.time()), res_id),
+                                      "attachment_ids": [], "partner_ids": [],
+                                      "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S"),
                                       "tracking_value_ids": []}
+    m = S.records["mail.message"][mid]
+    for k, v in (extra or {}).items():
+        if k == "author_id":
+            # An author no partner is: False (the chatter shows email_from); a partner id: that partner.
+            m["author_id"] = False if v is False else [v, next((u.get("name") for i, u in S.users.items()
+                                                               if i + 1000 == v), "Partner %d" % v)]
+            if v is False and "email_from" not in extra:
+                m["email_from"] = False
+        elif k in ("email_from", "message_id", "attachment_ids", "partner_ids"):
+            m[k] = v
     if S.version < 19 and model == "crm.lead":
         # Up to 18 a message stores its document's name as it was when posted (record_name); 19 computes it.
         S.records["mail.message"][mid]["record_name"] = S.records["crm.lead"].get(res_id, {}).get("name", False)
@@ -315,7 +348,20 @@ def track(uid, rec, old, kw):
         S.records["mail.message"][mid]["tracking_value_ids"].append(tid)
 
 
-def lead_create(vals, uid=2):
+def notify(mid, partners, uid):
+    """Odoo's notification: each partner (not the author) gets an e-mail or, with notification_type inbox, an inbox
+    notification; partners that are no user's get e-mails."""
+    for p in partners:
+        if p == uid + 1000:
+            continue
+        u = S.users.get(p - 1000)
+        if u is not None and u.get("notification_type") == "inbox":
+            S.notifications.append({"message": mid, "to": p})
+        else:
+            S.mails.append({"message": mid, "to": p})
+
+
+def lead_create(vals, uid=2, ctx=None):
     check_fields("crm.lead", vals)
     if not vals.get("name"):
         S.next_id("crm.lead")  # the insert fails after taking a sequence value, as in PostgreSQL
@@ -351,6 +397,7 @@ def lead_create(vals, uid=2):
             rec[k] = ids
     rec["phone_sanitized"] = sanitize(rec.get("phone")) or sanitize(rec.get("mobile"))
     S.records["crm.lead"][rid] = rec
+    S.followers[rid] = set() if (ctx or {}).get("mail_create_nosubscribe") else {uid + 1000}
     post_message(uid, rid, "<p>Lead/Opportunity created</p>", subtype=(4, "Lead/Opportunity Created"))
     return rid
 
@@ -430,8 +477,23 @@ def execute(uid, model, method, args, kw):
     if model == "crm.lead":
         return lead_method(method, args, kw, uid)
     if model == "res.users" and method == "read":
-        return [{"id": i, "company_id": [1, "My Company"], "login": S.users[i]["login"]} for i in args[0]
-                if i in S.users]
+        return [{"id": i, "company_id": [1, "My Company"], "login": S.users[i]["login"], "partner_id": partner_of(i),
+                 "name": user_name(i), "notification_type": S.users[i].get("notification_type", "email")}
+                for i in (args[0] if args else kw.get("ids")) if i in S.users]
+    if model == "res.users" and method == "write":
+        for i in args[0]:
+            if i in S.users and "notification_type" in args[1]:
+                S.users[i]["notification_type"] = args[1]["notification_type"]
+        return True
+    if model == "ir.attachment":
+        if method == "create":
+            rid = S.next_id("ir.attachment")
+            S.records["ir.attachment"][rid] = {"id": rid, "name": args[0]["name"],
+                                              "mimetype": args[0].get("mimetype", "application/octet-stream")}
+            return rid
+        if method == "read":
+            return [project(S.records["ir.attachment"][i], args[1] if len(args) > 1 else kw.get("fields"))
+                    for i in args[0] if i in S.records["ir.attachment"]]
     if model == "res.company" and method == "read":
         country = [49, "Colombia"] if S.company_cc == "57" else [1, "Country +%s" % S.company_cc] if S.company_cc \
             else False
@@ -459,9 +521,11 @@ def execute(uid, model, method, args, kw):
             for v in vl:
                 v = dict(v)
                 sub = v.pop("subtype_id", False)
+                extra = {k: v[k] for k in ("author_id", "email_from", "message_id", "attachment_ids") if k in v}
                 mid = post_message(uid, v.get("res_id"), v.get("body", ""), v.get("message_type", "notification"),
-                                   (sub, "Note" if sub == 2 else "Discussions") if sub else None, v.get("model"))
-                out.append(mid)
+                                   (sub, "Note" if sub == 2 else "Discussions") if sub else None, v.get("model"),
+                                   extra=extra)
+                out.append(mid)  # created directly: nobody is notified
             return out if isinstance(args[0], list) else out[0]
         if method == "write":
             for i in args[0]:
@@ -486,7 +550,8 @@ def execute(uid, model, method, args, kw):
                 recs = [S.records["mail.message"][i] for i in args[0] if i in S.records["mail.message"]]
                 fields = args[1] if len(args) > 1 else kw.get("fields")
             else:
-                recs = search("mail.message", args[0] if args else [])
+                recs = search("mail.message", args[0] if args else kw.get("domain") or [], order=kw.get("order"),
+                              limit=kw.get("limit"))
                 fields = kw.get("fields")
             return [project(r, fields) for r in recs]
     raise OdooError(1, "AttributeError: The method '%s' does not exist on the model '%s'" % (method, model),
@@ -584,9 +649,10 @@ def lead_method(method, args, kw, uid=2):
     recs = S.records["crm.lead"]
     if method == "create":
         vals = args[0]
+        ctx = kw.get("context") or {}
         if isinstance(vals, list):
-            return [lead_create(v, uid) for v in vals]
-        return lead_create(vals, uid)
+            return [lead_create(v, uid, ctx) for v in vals]
+        return lead_create(vals, uid, ctx)
     if method == "default_get":
         names = args[0] if args else kw.get("fields") or kw.get("fields_list") or []
         defaults = {"type": "lead" if S.leads_setting else "opportunity", "user_id": uid, "active": True,
@@ -635,8 +701,16 @@ def lead_method(method, args, kw, uid=2):
         body = kw.get("body", "")
         if not kw.get("body_is_html"):
             body = "<p>%s</p>" % html.escape(body, quote=False)
+        comment = kw.get("subtype_xmlid") != "mail.mt_note"
+        extra = {k: kw[k] for k in ("author_id", "email_from", "message_id", "attachment_ids", "partner_ids")
+                 if k in kw}
         mid = post_message(uid, ids[0], body, kw.get("message_type", "notification"),
-                           (2, "Note") if kw.get("subtype_xmlid") == "mail.mt_note" else (1, "Discussions"))
+                           (1, "Discussions") if comment else (2, "Note"), extra=extra)
+        fol = S.followers.setdefault(ids[0], set())
+        if not (kw.get("context") or {}).get("mail_create_nosubscribe") and (S.version < 19 or comment):
+            fol.add(uid + 1000)  # the poster follows (17: every post; 19: a Send message)
+        # A Send message notifies the followers and the partners named; a note only the partners named.
+        notify(mid, (sorted(fol) if comment else []) + list(kw.get("partner_ids") or []), uid)
         return [mid] if S.version >= 19 else mid
     if method == "read_group":
         domain, fields, groupby = args[0], args[1], args[2]
@@ -750,6 +824,13 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, json.dumps(list(S.records["phone.blacklist"].values())), "application/json")
             if self.path == "/_messages":
                 return self.send(200, json.dumps(list(S.records["mail.message"].values())), "application/json")
+            if self.path == "/_mails":
+                return self.send(200, json.dumps(S.mails), "application/json")
+            if self.path == "/_notifications":
+                return self.send(200, json.dumps(S.notifications), "application/json")
+            if self.path == "/_followers":
+                return self.send(200, json.dumps({str(k): sorted(v) for k, v in S.followers.items()}),
+                                 "application/json")
             if self.path == "/_tracking":
                 return self.send(200, json.dumps(list(S.records["mail.tracking.value"].values())),
                                  "application/json")
@@ -811,6 +892,13 @@ class Handler(BaseHTTPRequestHandler):
                           "create_delay_ms"):
                     if k in ctl:
                         setattr(S, k, ctl[k])
+                if "user" in ctl:
+                    u = ctl["user"]
+                    uid_new = S.next_id("res.users")
+                    S.users[uid_new] = {"login": u["login"], "password": u["password"], "name": u.get("name"),
+                                        "crm": True, "notification_type": u.get("notification_type", "email")}
+                    return self.send(200, json.dumps({"ok": True, "uid": uid_new, "partner_id": uid_new + 1000}),
+                                     "application/json")
                 if "company_country" in ctl:
                     S.company_cc = ctl["company_country"]  # existing leads keep theirs until written, as in Odoo
                 if "x_source_label" in ctl and "x_source" in S.fields:
