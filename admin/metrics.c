@@ -290,19 +290,23 @@ write_metrics(FILE *f, struct admin_ctx *x)
 		    "conversation, opted out, blocked, no template), failed at Twilio.");
 		prom_sample(f, "crmbridge_salesperson_messages_total", L("outcome", "sent"), (double)es.agent_sent);
 		prom_sample(f, "crmbridge_salesperson_messages_total", L("outcome", "held"), (double)es.agent_held);
+		prom_sample(f, "crmbridge_salesperson_messages_total", L("outcome", "sent_after_hold"),
+		    (double)es.agent_released);
 		prom_sample(
-		    f, "crmbridge_salesperson_messages_total", L("outcome", "sent_after_hold"), (double)es.agent_released);
-		prom_sample(f, "crmbridge_salesperson_messages_total", L("outcome", "refused"), (double)es.agent_refused);
+		    f, "crmbridge_salesperson_messages_total", L("outcome", "refused"), (double)es.agent_refused);
 		prom_sample(f, "crmbridge_salesperson_messages_total", L("outcome", "failed"), (double)es.agent_failed);
 		counter(f, "crmbridge_salesperson_attachments_not_sent_total",
-		    "Salespeople's messages whose attachments were not sent (reported on the lead).", (double)es.agent_files);
+		    "Salespeople's messages whose attachments were not sent (reported on the lead).",
+		    (double)es.agent_files);
 		counter(f, "crmbridge_bot_resumed_from_odoo_total",
-		    "Conversations handed back to the bot by the resume command in a Log note.", (double)es.agent_resumed);
+		    "Conversations handed back to the bot by the resume command in a Log note.",
+		    (double)es.agent_resumed);
 		counter(f, "crmbridge_inbox_polls_failed_total",
 		    "Polls of the leads' chatter that Odoo answered with an error (tried again at the next interval).",
 		    (double)es.agent_poll_failed);
 		prom_family(f, "crmbridge_chatter_posts_total", "counter",
-		    "Messages crmbridge posted on leads' chatter: the WhatsApp conversation, and its notes for the team.");
+		    "Messages crmbridge posted on leads' chatter: the WhatsApp conversation, and its notes for the "
+		    "team.");
 		prom_sample(f, "crmbridge_chatter_posts_total", L("kind", "conversation"), (double)es.chatter_posted);
 		prom_sample(f, "crmbridge_chatter_posts_total", L("kind", "note"), (double)es.agent_notes);
 		counter(f, "crmbridge_chatter_post_failures_total",

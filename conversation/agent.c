@@ -48,8 +48,7 @@ ctl_drop(struct turn *t, const char *field)
 }
 
 /* A note for the lead, posted by the inbox's poll once the turn is committed; key names it (once per key). */
-static void
-note(struct turn *t, int lead, const char *key, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void note(struct turn *t, int lead, const char *key, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void
 note(struct turn *t, int lead, const char *key, const char *fmt, ...)
 {
@@ -191,9 +190,9 @@ hold(struct turn *t, json_t *m, int lead, json_int_t id)
 		held = json_array();
 		json_object_set_new(t->state, "held", held);
 	}
-	json_array_append_new(held, json_pack("{s:I, s:i, s:s, s:I}", "id", id, "lead", lead, "text",
-	                                json_string_value(json_object_get(m, "text")), "t_ms",
-	                                (json_int_t)(realtime_usec() / 1000)));
+	json_array_append_new(held,
+	    json_pack("{s:I, s:i, s:s, s:I}", "id", id, "lead", lead, "text",
+	        json_string_value(json_object_get(m, "text")), "t_ms", (json_int_t)(realtime_usec() / 1000)));
 	en->st.agent_held++;
 	t->agent_held++;
 	note(t, lead, key,
@@ -263,8 +262,8 @@ release_held(struct turn *t)
 		t->agent = json_array();
 	json_array_foreach(held, i, h)
 	{
-		json_t *m = json_pack("{s:O, s:b, s:{s:O, s:O}}", "text", json_object_get(h, "text"), "held", 1, "agent",
-		    "id", json_object_get(h, "id"), "lead", json_object_get(h, "lead"));
+		json_t *m = json_pack("{s:O, s:b, s:{s:O, s:O}}", "text", json_object_get(h, "text"), "held", 1,
+		    "agent", "id", json_object_get(h, "id"), "lead", json_object_get(h, "lead"));
 		json_array_insert_new(t->agent, i, m);
 		lead = (int)json_integer_value(json_object_get(h, "lead"));
 	}
@@ -315,11 +314,13 @@ turn_agent(struct turn *t)
 	if (json_is_true(json_object_get(t->state, "opted_out")) || json_object_get(t->ctl, "blocked_ms") != NULL) {
 		bool out = json_is_true(json_object_get(t->state, "opted_out"));
 		en->st.agent_refused++;
-		snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".%s@crmbridge>", id, out ? "optout" : "blocked");
+		snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".%s@crmbridge>", id,
+		    out ? "optout" : "blocked");
 		note(t, lead, key, "%s",
 		    out ? "Not sent on WhatsApp: the customer opted out (wrote STOP). They must write START to receive "
 		          "messages again."
-		        : "Not sent on WhatsApp: WhatsApp reported that the customer blocked the business number (Twilio "
+		        : "Not sent on WhatsApp: WhatsApp reported that the customer blocked the business number "
+		          "(Twilio "
 		          "error 63014). It is tried again once the customer writes.");
 		t->agent_i++;
 		return TURN_AGENT;
@@ -387,7 +388,7 @@ turn_mirror(struct turn *t)
 	int lead = (int)json_integer_value(json_object_get(t->state, "lead_id"));
 	int partner = 0;
 	struct chatter_entry *ce;
-	char (*keys)[64], *author, *lk, ls[16];
+	char(*keys)[64], *author, *lk, ls[16];
 	const char *name = conv_state_field(t->state, F_NAME);
 	size_t i, n = 0;
 	uint64_t now = realtime_usec() / 1000;
@@ -475,7 +476,8 @@ engine_agent_result(struct engine *en, const char *tag, json_t *res)
 	en->st.agent_failed++;
 	snprintf(key, sizeof(key), "<wa.odoo-%lld.failed@crmbridge>", id);
 	xasprintf(&text, "Not delivered on WhatsApp: Twilio answered %s (error %d). %s",
-	    json_string_value(json_object_get(res, "error")) ?: "an error", (int)json_integer_value(json_object_get(res, "code")),
+	    json_string_value(json_object_get(res, "error")) ?: "an error",
+	    (int)json_integer_value(json_object_get(res, "code")),
 	    json_integer_value(json_object_get(res, "code")) == 63016
 	        ? "The 24-hour window closed: write again after the customer answers."
 	        : "See https://www.twilio.com/docs/api/errors for the code.");

@@ -260,9 +260,12 @@ no_phone(struct inbox *ib)
 		en->st.agent_refused++;
 		xasprintf(&note,
 		    "{\"lead\":%d,\"key\":\"<wa.odoo-%" JSON_INTEGER_FORMAT
-		    ".nophone@crmbridge>\",\"text\":\"Not sent on WhatsApp: this lead has no WhatsApp conversation with "
-		    "crmbridge (none of its numbers wrote to the business number), so there is no one to send it to.\"}",
-		    (int)json_integer_value(json_object_get(m, "res_id")), json_integer_value(json_object_get(m, "id")));
+		    ".nophone@crmbridge>\",\"text\":\"Not sent on WhatsApp: this lead has no WhatsApp conversation "
+		    "with "
+		    "crmbridge (none of its numbers wrote to the business number), so there is no one to send it "
+		    "to.\"}",
+		    (int)json_integer_value(json_object_get(m, "res_id")),
+		    json_integer_value(json_object_get(m, "id")));
 		if (engine_rc(en) != NULL)
 			rconn_command(engine_rc(en), NULL, NULL, "RPUSH %s %s", ib->k_notes, note);
 		free(note);

@@ -122,7 +122,8 @@ struct conf {
 	char *odoo_default_country_code;
 	long long odoo_max_attempts;
 	uint64_t odoo_create_patience_ms;
-	uint64_t odoo_inbox_interval_ms; /* how often the leads' chatter is read for the salespeople's messages; 0: never */
+	uint64_t
+	    odoo_inbox_interval_ms; /* how often the leads' chatter is read for the salespeople's messages; 0: never */
 	char *odoo_inbox_resume_command; /* a Log note holding only this gives the customer back to the bot */
 
 	/* [outreach] */

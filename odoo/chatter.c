@@ -98,8 +98,8 @@ tag_is(const xmlNode *n, const char *name)
 static bool
 is_block(const xmlNode *n)
 {
-	static const char *const blocks[] = {"p", "div", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tr",
-	    "section", "article", "header", "footer", "hr", NULL};
+	static const char *const blocks[] = {"p", "div", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "table",
+	    "tr", "section", "article", "header", "footer", "hr", NULL};
 	for (size_t i = 0; blocks[i] != NULL; i++)
 		if (tag_is(n, blocks[i]))
 			return true;
@@ -137,7 +137,8 @@ static void
 element(struct tbuf *b, xmlNode *n)
 {
 	if (tag_is(n, "br")) {
-		tb_break(b, 1);
+		/* Two in a row make an empty line. */
+		b->breaks = b->breaks >= 1 ? 2 : 1;
 		if (b->len == 0)
 			b->breaks = 0;
 		return;
@@ -162,8 +163,9 @@ element(struct tbuf *b, xmlNode *n)
 		xmlChar *href = xmlGetProp(n, (const xmlChar *)"href");
 		char *text = node_text(n);
 		walk(b, n->children);
-		if (href != NULL && (strncmp((const char *)href, "http://", 7) == 0 ||
-		                        strncmp((const char *)href, "https://", 8) == 0)) {
+		if (href != NULL &&
+		    (strncmp((const char *)href, "http://", 7) == 0 ||
+		        strncmp((const char *)href, "https://", 8) == 0)) {
 			/* "text (url)", or the address alone when the text is it (with or without its scheme). */
 			const char *h = (const char *)href, *bare = strstr(h, "://") + 3;
 			if (*text == '\0')
@@ -233,10 +235,11 @@ chatter_html_text(const char *html)
 		return b.s;
 	/* Odoo's bodies are sanitized HTML; still no network and no errors printed. */
 	doc = htmlReadMemory(html, (int)strnlen(html, 1 << 20), NULL, "UTF-8",
-	    HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NOIMPLIED);
+	    HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING);
 	if (doc == NULL)
 		return b.s;
-	walk(&b, xmlDocGetRootElement(doc) != NULL ? doc->children : NULL);
+	/* With <html><body> implied: without, libxml2 hangs the second top-level element under the first. */
+	walk(&b, doc->children);
 	xmlFreeDoc(doc);
 	while (b.len > 0 && strchr(" \n", b.s[b.len - 1]) != NULL)
 		b.s[--b.len] = '\0';
@@ -295,7 +298,8 @@ probe_next(struct probe *p)
 {
 	if (p->x->note_subtype == 0 || p->x->comment_subtype == 0) {
 		odoo_call(p->x->o, "ir.model.data", "check_object_reference",
-		    json_pack("[s, s]", "mail", p->x->note_subtype == 0 ? "mt_note" : "mt_comment"), NULL, on_subtype, p);
+		    json_pack("[s, s]", "mail", p->x->note_subtype == 0 ? "mt_note" : "mt_comment"), NULL, on_subtype,
+		    p);
 		return;
 	}
 	p->then(p, NULL);
@@ -459,8 +463,8 @@ cpost_probed(struct probe *p, const struct odoo_error *e)
 	for (size_t i = 0; i < c->n; i++)
 		json_array_append_new(keys, json_string(c->e[i].key));
 	odoo_call(c->p.x->o, "mail.message", "search_read",
-	    json_pack("[[[s, s, o], [s, s, s], [s, s, i]]]", "message_id", "in", keys, "model", "=", "crm.lead", "res_id",
-	        "=", c->lead_id),
+	    json_pack("[[[s, s, o], [s, s, s], [s, s, i]]]", "message_id", "in", keys, "model", "=", "crm.lead",
+	        "res_id", "=", c->lead_id),
 	    json_pack("{s:[s]}", "fields", "message_id"), on_present, c);
 }
 
@@ -518,13 +522,13 @@ on_since(json_t *res, const struct odoo_error *e, void *arg)
 		json_t *st = json_object_get(m, "subtype_id"), *au = json_object_get(m, "author_id");
 		json_t *att = json_object_get(m, "attachment_ids");
 		int sub = (int)json_integer_value(json_is_array(st) ? json_array_get(st, 0) : st);
-		json_t *o = json_pack("{s:O, s:O, s:s, s:s, s:i, s:s, s:o, s:s}", "id", json_object_get(m, "id"), "res_id",
-		    json_object_get(m, "res_id"), "body", json_string_value(json_object_get(m, "body")) ?: "", "subtype",
-		    sub == r->p.x->comment_subtype ? "comment" : "note", "author_id",
+		json_t *o = json_pack("{s:O, s:O, s:s, s:s, s:i, s:s, s:o, s:s}", "id", json_object_get(m, "id"),
+		    "res_id", json_object_get(m, "res_id"), "body", json_string_value(json_object_get(m, "body")) ?: "",
+		    "subtype", sub == r->p.x->comment_subtype ? "comment" : "note", "author_id",
 		    (int)json_integer_value(json_array_get(au, 0)), "author",
 		    json_string_value(json_array_get(au, 1)) ?: "", "attachment_ids",
-		    json_is_array(att) ? json_incref(att) : json_array(),
-		    "date", json_string_value(json_object_get(m, "date")) ?: "");
+		    json_is_array(att) ? json_incref(att) : json_array(), "date",
+		    json_string_value(json_object_get(m, "date")) ?: "");
 		if (o != NULL)
 			json_array_append_new(out, o);
 	}
@@ -553,8 +557,8 @@ since_probed(struct probe *p, const struct odoo_error *e)
 	    json_pack("[[[s, s, I], [s, s, s], [s, s, s], [s, s, [i, i]], [s, s, i]]]", "id", ">", (json_int_t)r->after,
 	        "model", "=", "crm.lead", "message_type", "=", "comment", "subtype_id", "in", r->p.x->comment_subtype,
 	        r->p.x->note_subtype, "create_uid", "!=", info.uid),
-	    json_pack("{s:[s, s, s, s, s, s, s], s:s, s:i}", "fields", "id", "res_id", "body", "subtype_id", "author_id",
-	        "attachment_ids", "date", "order", "id asc", "limit", (int)r->limit),
+	    json_pack("{s:[s, s, s, s, s, s, s], s:s, s:i}", "fields", "id", "res_id", "body", "subtype_id",
+	        "author_id", "attachment_ids", "date", "order", "id asc", "limit", (int)r->limit),
 	    on_since, r);
 }
 

@@ -780,6 +780,23 @@ def suite(where):
     is_eq(got, [0, '{"fresh":1}'], "store-call: an existing conversation is kept")
     ok(hget(ctl, "call") == '{"call":2}' and 0 < r("TTL", ctl) <= 100, "store-call: the call waits in ctl")
 
+    # ---- inbox-claim, inbox-mark: one poller of the leads' chatter, a watermark that only goes forward ----
+    r("FLUSHALL")
+    lock, mark = k("{odoo}:inbox:lock"), k("{odoo}:inbox:mark")
+    is_eq(s(ev("inbox-claim", [lock, mark], ["a", 10000])), [1, ""], "inbox-claim: free: taken, no mark yet")
+    ok(0 < r("PTTL", lock) <= 10000, "inbox-claim: the right lasts the TTL given")
+    is_eq(s(ev("inbox-claim", [lock, mark], ["b", 10000])), [0, ""], "inbox-claim: another instance waits")
+    is_eq(ev("inbox-mark", [lock, mark], ["b", 40]), 0, "inbox-mark: not by an instance without the right")
+    ok(r("GET", mark) is None, "inbox-mark: nothing written then")
+    is_eq(ev("inbox-mark", [lock, mark], ["a", 40]), 1, "inbox-mark: by the poller")
+    is_eq(ev("inbox-mark", [lock, mark], ["a", 39]), 0, "inbox-mark: never backwards (nothing sent twice)")
+    is_eq(ev("inbox-mark", [lock, mark], ["a", 40]), 0, "inbox-mark: the same id: no change")
+    is_eq(s(r("GET", mark)), "40", "inbox-mark: the mark stays at the furthest")
+    is_eq(s(ev("inbox-claim", [lock, mark], ["a", 10000])), [1, "40"], "inbox-claim: renewed by its holder, the mark")
+    r("DEL", lock)  # the holder stopped and its right ran out
+    is_eq(s(ev("inbox-claim", [lock, mark], ["b", 10000])), [1, "40"], "inbox-claim: another takes over, same mark")
+    is_eq(ev("inbox-mark", [lock, mark], ["a", 50]), 0, "inbox-mark: the old holder's late mark is refused")
+
 
 
 try:
