@@ -171,7 +171,7 @@ hold(struct turn *t, json_t *m, int lead, json_int_t id)
 	struct engine *en = t->en;
 	struct sender *s = engine_sender(en);
 	json_t *held = json_object_get(t->state, "held");
-	char key[64], missing[32], once[48], *vars, *text;
+	char key[64], missing[32], once[48], tag[64], *vars, *text;
 	struct sender_msg sm = {0};
 	bool first = json_array_size(held) == 0;
 
@@ -209,10 +209,12 @@ hold(struct turn *t, json_t *m, int lead, json_int_t id)
 	conv_state_add(t->state, "out", text, realtime_usec() / 1000, NULL, en->o.history_cap);
 	free(text);
 	snprintf(once, sizeof(once), "reopen:odoo:%" JSON_INTEGER_FORMAT, id);
+	snprintf(tag, sizeof(tag), "odoo:%d:%" JSON_INTEGER_FORMAT ":reopen", lead, id);
 	sm.to = t->phone;
 	sm.content_sid = en->o.window_content_sid;
 	sm.content_vars = vars;
 	sm.once = once;
+	sm.tag = tag; /* refused: the lead says that the text waits for the customer (engine_agent_result) */
 	t->agent_template = true;
 	en->refs++;
 	sender_send(s, &sm, on_agent_queued, t);
@@ -462,25 +464,41 @@ engine_agent_result(struct engine *en, const char *tag, json_t *res)
 	long long lead = 0, id = 0;
 	const char *p = tag != NULL && strncmp(tag, "odoo:", 5) == 0 ? tag + 5 : NULL, *colon;
 	char *s, key[64], *text;
+	bool reopen;
 	json_t *n;
 
 	if (p == NULL || strcmp(json_string_value(json_object_get(res, "status")) ?: "", "failed") != 0 ||
 	    (colon = strchr(p, ':')) == NULL)
 		return;
+	reopen = strstr(colon + 1, ":reopen") != NULL; /* the re-opening template of a held message */
 	s = xstrndup(p, (size_t)(colon - p));
-	if (parse_ll(s, 1, INT32_MAX, &lead) < 0 || parse_ll(colon + 1, 1, INT64_MAX, &id) < 0) {
+	if (parse_ll(s, 1, INT32_MAX, &lead) < 0) {
+		free(s);
+		return;
+	}
+	free(s);
+	s = xstrndup(colon + 1, strcspn(colon + 1, ":"));
+	if (parse_ll(s, 1, INT64_MAX, &id) < 0) {
 		free(s);
 		return;
 	}
 	free(s);
 	en->st.agent_failed++;
-	snprintf(key, sizeof(key), "<wa.odoo-%lld.failed@crmbridge>", id);
-	xasprintf(&text, "Not delivered on WhatsApp: Twilio answered %s (error %d). %s",
-	    json_string_value(json_object_get(res, "error")) ?: "an error",
-	    (int)json_integer_value(json_object_get(res, "code")),
-	    json_integer_value(json_object_get(res, "code")) == 63016
-	        ? "The 24-hour window closed: write again after the customer answers."
-	        : "See https://www.twilio.com/docs/api/errors for the code.");
+	snprintf(key, sizeof(key), "<wa.odoo-%lld.%s@crmbridge>", id, reopen ? "reopenfailed" : "failed");
+	if (reopen)
+		xasprintf(&text,
+		    "Gave up re-opening the conversation: Twilio answered %s (error %d) to the re-opening template. "
+		    "Your "
+		    "message waits in crmbridge and goes only if the customer writes; call or e-mail them instead.",
+		    json_string_value(json_object_get(res, "error")) ?: "an error",
+		    (int)json_integer_value(json_object_get(res, "code")));
+	else
+		xasprintf(&text, "Not delivered on WhatsApp: Twilio answered %s (error %d). %s",
+		    json_string_value(json_object_get(res, "error")) ?: "an error",
+		    (int)json_integer_value(json_object_get(res, "code")),
+		    json_integer_value(json_object_get(res, "code")) == 63016
+		        ? "The 24-hour window closed: write again after the customer answers."
+		        : "See https://www.twilio.com/docs/api/errors for the code.");
 	n = json_pack("{s:I, s:s, s:s}", "lead", (json_int_t)lead, "key", key, "text", text);
 	s = json_dumps(n, JSON_COMPACT);
 	if (engine_rc(en) != NULL && s != NULL)

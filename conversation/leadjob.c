@@ -206,7 +206,7 @@ turn_handoff(struct turn *t)
 {
 	struct engine *en = t->en;
 	struct lead_ctx *lx = engine_leads(en);
-	char note[256], until[32];
+	char note[512], until[32];
 	time_t u = (time_t)((realtime_usec() / 1000 + en->o.handoff_pause_ms) / 1000);
 	struct tm tm;
 	int lead_id = (int)json_integer_value(json_object_get(t->state, "lead_id"));
@@ -216,10 +216,17 @@ turn_handoff(struct turn *t)
 		return turn_save(t);
 	gmtime_r(&u, &tm);
 	strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", &tm);
-	snprintf(note, sizeof(note),
-	    "Handed over to a person: the customer %s. The WhatsApp bot stays quiet until %s or until resumed "
-	    "(POST /api/conversation/{phone}/resume).",
-	    t->human ? "asked for a person" : "needs support", until);
+	if (en->o.inbox_interval_ms > 0)
+		snprintf(note, sizeof(note),
+		    "Handed over to a person: the customer %s. The WhatsApp bot stays quiet until %s. Answer the "
+		    "customer with \"Send message\" on this lead: it goes to them on WhatsApp. A \"Log note\" saying "
+		    "%s hands them back to the bot.",
+		    t->human ? "asked for a person" : "needs support", until, en->o.inbox_resume_command);
+	else
+		snprintf(note, sizeof(note),
+		    "Handed over to a person: the customer %s. The WhatsApp bot stays quiet until %s or until resumed "
+		    "(crmbridgectl conversation resume).",
+		    t->human ? "asked for a person" : "needs support", until);
 	en->refs++;
 	lead_handoff(lx, lead_id, en->o.handoff_team_id, en->o.handoff_user_id, note, on_handoff_noted, t);
 	return TURN_WAIT;

@@ -663,7 +663,7 @@ pause_or_resume(struct http_request *req, struct outreach_ctx *x, bool pause)
 		rconn_command(x->redis, NULL, NULL, "EXPIRE %s %s", ctl, ttl);
 		engine_cancel_followups(x->engine, phone);
 	} else {
-		rconn_command(x->redis, NULL, NULL, "HDEL %s pause_until pause_reason pause_by", ctl);
+		rconn_command(x->redis, NULL, NULL, "HDEL %s pause_until pause_reason pause_by pause_partner", ctl);
 	}
 	if (rconn_command(x->redis, on_paused, op, "GET %s", conv) < 0) {
 		http_reply_error(req, 503, "Redis unavailable");

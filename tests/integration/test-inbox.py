@@ -304,6 +304,24 @@ def scenario(version):
     sp = (a or {}).get("salespeople") or {}
     ok(sp.get("held_outside_window") == 1 and sp.get("sent_within_window", 0) >= 3,
        "%s: the analytics count the salespeople's messages" % tag, sp)
+
+    # ---- 9. the re-opening template refused: the lead says it gave up ----
+    P3 = "+573001119003"
+    converse(P3, ["Hola, soy Marta Gil", "Busco una mesa de comedor", "Mi presupuesto es de $900",
+                  "marta@example.com"])
+    ok(wait_for(lambda: lead_of(P3) is not None, 15), "%s: a third lead" % tag)
+    lead3 = lead_of(P3)["id"]
+    time.sleep(1)
+    key3 = "crmbridge:{%s}:conv" % P3
+    st = json.loads(resp(redis.port, "GET", key3))
+    st["last_inbound_ms"] = int(time.time() * 1000) - 25 * 3600 * 1000
+    resp(redis.port, "SET", key3, json.dumps(st))
+    control(tport, {"script": [{"status": 400, "code": 63032, "message": "User's number is part of an experiment"}]})
+    laura.send(lead3, "<p>Marta, ¿te sirve la mesa de roble?</p>")
+    ok(wait_for(lambda: "Gave up re-opening the conversation" in notes_text(lead3), 15),
+       "%s: the template refused: the lead says it gave up, and why" % tag, notes_text(lead3))
+    ok("63032" in notes_text(lead3), "%s: with Twilio's code" % tag)
+    ok("Marta, ¿te sirve la mesa de roble?" not in bodies(P3), "%s: the text was not sent" % tag)
     d.signal(signal.SIGTERM)
     d.wait(20)
 
