@@ -23,6 +23,7 @@
 #include "classifier/profile.h"
 #include "ctl.h"
 #include "daemon/daemon.h"
+#include "odoo/chatter.h"
 
 static const char *lexicon_path, *profile_path;
 
@@ -377,6 +378,52 @@ check_company_country(struct odoo_run *orun)
 		                                                  : "");
 }
 
+static void
+on_since_check(const struct odoo_error *e, json_t *messages, void *arg)
+{
+	struct odoo_run *orun = arg;
+
+	orun->done = true;
+	orun->e = *e;
+	json_decref(orun->r);
+	orun->r = json_incref(messages);
+}
+
+/* The inbox (#22): the query that reads the salespeople's messages, as the daemon sends it, and who hears of them. */
+static int
+check_inbox(struct odoo_run *orun)
+{
+	struct odoo_info info;
+	json_t *rec;
+
+	if (orun->conf->odoo_inbox_interval_ms == 0) {
+		printf("inbox          off (odoo.inbox_interval = 0): salespeople's messages on leads are not sent\n");
+		return 0;
+	}
+	chatter_since(orun->leads, 0, 1, on_since_check, orun);
+	odoo_wait(orun);
+	if (orun->e.kind != ODOO_OK) {
+		printf("inbox          FAILED: the salespeople's messages on leads cannot be read (%s): %s\n",
+		    odoo_kind_name(orun->e.kind), orun->e.message);
+		return 1;
+	}
+	printf("inbox          ok: a \"Send message\" on a lead goes to the customer on WhatsApp (read every %llu ms; "
+	       "a Log note \"%s\" hands back to the bot)\n",
+	    (unsigned long long)orun->conf->odoo_inbox_interval_ms, orun->conf->odoo_inbox_resume_command);
+	odoo_get_info(orun->o, &info);
+	odoo_call(
+	    orun->o, "res.users", "read", json_pack("[[i], [s]]", info.uid, "notification_type"), NULL, on_odoo, orun);
+	odoo_wait(orun);
+	rec = json_array_get(orun->r, 0);
+	if (orun->e.kind == ODOO_OK &&
+	    strcmp(json_string_value(json_object_get(rec, "notification_type")) ?: "", "email") == 0)
+		printf("               note: %s is notified by e-mail: on a lead it follows (it does not follow the "
+		       "leads it creates) each salesperson's message e-mails it; set its Preferences > Notification "
+		       "to \"Handle in Odoo\" to avoid that\n",
+		    orun->conf->odoo_username);
+	return 0;
+}
+
 static int
 cmd_odoo_check(void)
 {
@@ -443,6 +490,7 @@ cmd_odoo_check(void)
 			printf("sales team     none: this Odoo has no sales team, so leads have none\n");
 	}
 	check_company_country(&orun);
+	problems += check_inbox(&orun);
 	printf("a new lead     type %s, name \"%s\", priority hot=%s warm=%s cold=%s, source WhatsApp\n",
 	    orun.conf->odoo_lead_type, orun.conf->odoo_name_template, orun.conf->odoo_priority_hot,
 	    orun.conf->odoo_priority_warm, orun.conf->odoo_priority_cold);

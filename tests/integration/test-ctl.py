@@ -79,6 +79,18 @@ try:
         r = subprocess.run([ctl, "odoo-check"], capture_output=True, text=True, env=oenv)
         ok(r.returncode == 0 and "x_quality_score" in r.stdout and "OK: crmbridge can write leads" in r.stdout,
            "odoo-check now lists the fields", r.stdout)
+        ok("inbox          ok" in r.stdout and "a Log note \"/bot\" hands back" in r.stdout,
+           "odoo-check: the query that reads the salespeople's messages works", r.stdout)
+        ok("is notified by e-mail" in r.stdout and "Handle in Odoo" in r.stdout,
+           "odoo-check: a user notified by e-mail is told what that means for the inbox", r.stdout)
+        control_req = __import__("urllib.request").request
+        control_req.urlopen("http://127.0.0.1:%d/_control" % oport,
+                            json.dumps({"fault_next": {"method": "search_read", "model": "mail.message", "code": 4,
+                                                       "message": "You are not allowed to access 'Message'"}})
+                            .encode(), timeout=10).read()
+        r = subprocess.run([ctl, "odoo-check"], capture_output=True, text=True, env=oenv)
+        ok(r.returncode == 1 and "inbox          FAILED" in r.stdout and "not allowed" in r.stdout,
+           "odoo-check: the inbox's query refused: exit 1 and why", r.stdout)
         # On a production host the API key is the service's encrypted credential (docs/DEPLOY.md): an admin's
         # odoo-check decrypts it with systemd-creds, as root.
         store = tempfile.mkdtemp(prefix="crmb-credstore-") + "/credstore.encrypted"
