@@ -8,8 +8,8 @@
  * the customer answers; refused (opted out, blocked, no template) with a note on the lead saying why. A Log note
  * holding the resume command (engine.inbox_resume_command, "/bot") gives the customer back to the bot.
  *
- * The lead job posts the conversation on the lead (TURN_MIRROR): every history entry newer than the state's
- * chatter_ms, each with a Message-Id of its own (odoo/chatter.c), so a post redone after a crash or an unanswered
+ * The lead job posts the conversation on the lead (TURN_MIRROR): every history entry not yet marked posted ("c"),
+ * each with a Message-Id of its own (odoo/chatter.c), so a post redone after a crash or an unanswered
  * call posts only what is missing; the customer's messages notify the salesperson who is talking to them.
  * Notes for the lead are left in P{odoo}:notes after the commit, and posted by the inbox's poll.
  */
@@ -154,6 +154,8 @@ on_agent_queued(int parts, void *arg)
 	} else if (parts < 0) {
 		turn_run(t, turn_fail(t, "a salesperson's message could not be queued"));
 		return;
+	} else if (t->agent_template) {
+		t->agent_template = false; /* the re-opening template: the message itself is held */
 	} else if (json_is_true(json_object_get(m, "held"))) {
 		en->st.agent_released++;
 	} else {
@@ -339,22 +341,59 @@ turn_agent(struct turn *t)
 
 /* ---- the conversation on the lead (in the lead job) ---- */
 
+/* An entry of the history the lead's chatter has not: not marked "c" (posted) and not a salesperson's own. */
+static bool
+unposted(json_t *e)
+{
+	return !json_is_true(json_object_get(e, "c")) && json_object_get(e, "odoo") == NULL;
+}
+
+static void
+entry_key(const struct turn *t, json_t *e, char key[64])
+{
+	chatter_key(t->phone, json_string_value(json_object_get(e, "dir")) ?: "in",
+	    (uint64_t)json_integer_value(json_object_get(e, "t_ms")), json_string_value(json_object_get(e, "text")),
+	    key);
+}
+
 /* Whether the history has entries the lead's chatter has not (the job posts them). */
 bool
 agent_mirror_due(const struct turn *t)
 {
 	json_t *h = json_object_get(t->state, "history"), *e;
-	json_int_t mark = json_integer_value(json_object_get(t->state, "chatter_ms"));
 	size_t i;
 
 	if (engine_leads(t->en) == NULL || json_integer_value(json_object_get(t->state, "lead_id")) <= 0)
 		return false;
 	json_array_foreach(h, i, e)
 	{
-		if (json_integer_value(json_object_get(e, "t_ms")) > mark && json_object_get(e, "odoo") == NULL)
+		if (unposted(e))
 			return true;
 	}
 	return false;
+}
+
+void
+agent_mirror_apply(const struct turn *t, json_t *cur)
+{
+	json_t *e;
+	size_t i;
+	char key[64];
+
+	/*
+	 * Marked by what they say, not by their place or time: a later turn may have added entries meanwhile, and a
+	 * message that came while the previous turn ran is older than that turn's reply.
+	 */
+	if (json_object_size(t->mirror_keys) == 0)
+		return;
+	json_array_foreach(json_object_get(cur, "history"), i, e)
+	{
+		if (!unposted(e))
+			continue;
+		entry_key(t, e, key);
+		if (json_object_get(t->mirror_keys, key) != NULL)
+			json_object_set_new(e, "c", json_true());
+	}
 }
 
 static void
@@ -367,10 +406,9 @@ on_mirrored(const struct odoo_error *e, unsigned posted, void *arg)
 	if (turn_dropped(t))
 		return;
 	en->st.chatter_posted += posted;
-	if (e->kind == ODOO_OK) {
-		json_object_set_new(t->state, "chatter_ms", json_integer(t->mirror_to));
-	} else {
+	if (e->kind != ODOO_OK) {
 		/* Posted again later; what went in now is found by its Message-Id and not posted twice. */
+		json_object_clear(t->mirror_keys);
 		en->st.chatter_failed++;
 		t->mirror_retry = true;
 		log_warnx("engine: %s: the conversation could not be posted on lead %d (%s error: %s); trying again",
@@ -386,7 +424,6 @@ turn_mirror(struct turn *t)
 {
 	struct engine *en = t->en;
 	json_t *h = json_object_get(t->state, "history"), *e;
-	json_int_t mark = json_integer_value(json_object_get(t->state, "chatter_ms"));
 	int lead = (int)json_integer_value(json_object_get(t->state, "lead_id"));
 	int partner = 0;
 	struct chatter_entry *ce;
@@ -410,19 +447,19 @@ turn_mirror(struct turn *t)
 	xasprintf(&author, "%s (WhatsApp)", name != NULL && *name != '\0' ? name : "Customer");
 	ce = xcalloc(json_array_size(h) + 1, sizeof(*ce));
 	keys = xcalloc(json_array_size(h) + 1, sizeof(*keys));
+	if (t->mirror_keys == NULL)
+		t->mirror_keys = json_object();
 	json_array_foreach(h, i, e)
 	{
-		json_int_t ms = json_integer_value(json_object_get(e, "t_ms"));
 		const char *dir = json_string_value(json_object_get(e, "dir")) ?: "in";
-		if (ms <= mark || json_object_get(e, "odoo") != NULL)
+		if (!unposted(e))
 			continue;
-		chatter_key(t->phone, dir, (uint64_t)ms, json_string_value(json_object_get(e, "text")), keys[n]);
+		entry_key(t, e, keys[n]);
+		json_object_set_new(t->mirror_keys, keys[n], json_true());
 		ce[n].key = keys[n];
 		ce[n].text = json_string_value(json_object_get(e, "text"));
 		ce[n].author = strcmp(dir, "in") == 0 ? author : NULL;
 		ce[n].notify = strcmp(dir, "in") == 0 && partner > 0;
-		if (ms > t->mirror_to)
-			t->mirror_to = ms;
 		n++;
 	}
 	/* The lead's phone, for the salespeople's messages on it (inbox.c); erasure takes it out. */

@@ -291,12 +291,9 @@ job_apply(struct turn *t, json_t *cur)
 {
 	static const char *const keys[] = {"lead_id", "lead_written", "lead_create_unknown_ms", NULL};
 	const char *stage = conv_state_stage(cur);
-	json_int_t posted = json_integer_value(json_object_get(t->state, "chatter_ms"));
 	size_t i;
 
-	/* How far the lead's chatter has the conversation: only forward. */
-	if (posted > json_integer_value(json_object_get(cur, "chatter_ms")))
-		json_object_set_new(cur, "chatter_ms", json_integer(posted));
+	agent_mirror_apply(t, cur); /* what the lead's chatter has now */
 	if (t->mirror_only)
 		return; /* wrote nothing else: the rest of the state is the later turns' */
 	for (i = 0; keys[i] != NULL; i++) {

@@ -99,6 +99,7 @@ turn_free(struct turn *t)
 	free(t->turn_key);
 	json_decref(t->agent);
 	json_decref(t->notes);
+	json_decref(t->mirror_keys);
 	analysis_clear(&t->a);
 	/* The media goes with the turn: nothing of it is kept. */
 	for (size_t i = 0; i < t->nmedia; i++) {

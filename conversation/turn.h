@@ -157,9 +157,9 @@ struct turn {
 	bool agent_held_done, agent_template;
 	unsigned agent_sent, agent_held;
 	uint64_t first_human_ms; /* the first answer from a person since the hand-off: how long it took */
-	/* The job posts the conversation on the lead: history up to mirror_to; mirror_only: nothing else to write. */
+	/* The job posts the conversation on the lead (mirror_keys: the Message-Ids it has now); mirror_only: only that. */
 	bool mirror_only, mirrored, mirror_retry;
-	json_int_t mirror_to;
+	json_t *mirror_keys;
 	struct turn *prev, *next;
 };
 
@@ -178,6 +178,8 @@ bool agent_take(struct turn *t, json_t *m, uint64_t now);
 enum turn_step agent_first(struct turn *t, enum turn_step next);
 /* Whether the lead's chatter lacks some of the history (the job posts it). */
 bool agent_mirror_due(const struct turn *t);
+/* Marks in cur (the state stored now) the history entries the job put on the lead's chatter. */
+void agent_mirror_apply(const struct turn *t, json_t *cur);
 /* After the commit: the turn's notes for the leads, queued for the inbox's poll. */
 void agent_notes_push(struct turn *t);
 

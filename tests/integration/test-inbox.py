@@ -183,6 +183,20 @@ def scenario(version):
     time.sleep(1)
     keys = [m["message_id"] for m in chatter(lead) if (m.get("message_id") or "").startswith("<wa.")]
     ok(len(keys) == len(set(keys)) == 10, "%s: each message on the lead once" % tag, keys)
+    # A message that came while the previous turn ran is older than that turn's reply: still posted. (Made here by
+    # putting such an entry in the stored history, as that turn's commit would have left it.)
+    key = "crmbridge:{%s}:conv" % P1
+    st = json.loads(resp(redis.port, "GET", key))
+    st["history"].insert(len(st["history"]) - 1, {"dir": "in", "text": "¿y en cuero negro?", "sid": "SMlate",
+                                                  "t_ms": st["history"][-1]["t_ms"] - 50})
+    resp(redis.port, "SET", key, json.dumps(st))
+    post(P1, "Gracias")
+    ok(wait_for(lambda: any("cuero negro" in m["body"] for m in chatter(lead)) and
+                any(m["body"] == "<p>Gracias</p>" for m in chatter(lead)), 10),
+       "%s: a message older than the last one posted is posted too" % tag)
+    time.sleep(1)
+    keys = [m["message_id"] for m in chatter(lead) if (m.get("message_id") or "").startswith("<wa.")]
+    ok(len(keys) == len(set(keys)), "%s: still each once" % tag, keys)
 
     # ---- 2. a salesperson answers from the chatter ----
     n0 = len(bodies(P1))
