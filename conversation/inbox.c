@@ -91,6 +91,18 @@ inbox_notes_key(const struct inbox *ib)
 	return ib->k_notes;
 }
 
+/*
+ * How long the right to poll lasts, renewed by each poll and each message: another instance (or this one
+ * restarted) takes over two intervals and a second after this one stops. A poll that outlives it (a slow Odoo)
+ * is harmless: the arrivals' claims and the mark, which only goes forward, keep a message from being stored
+ * twice, and a note is looked for by its Message-Id before it is posted.
+ */
+static uint64_t
+inbox_ttl(const struct engine *en)
+{
+	return 2 * en->o.inbox_interval_ms + 1000;
+}
+
 /* The poll is over (done or stopped by an error): the next one after the interval, or at once after a full page. */
 static void
 inbox_end(struct inbox *ib, bool again)
@@ -150,12 +162,13 @@ message_done(struct inbox *ib)
 	struct engine *en = ib->en;
 	json_t *m = json_array_get(ib->batch, ib->i);
 	char id[24];
-	const char *k[2] = {ib->k_lock, ib->k_mark};
-	const char *a[4] = {k[0], k[1], en->o.consumer ? en->o.consumer : "crmbridged", id};
+	char ttl[24];
+	const char *a[5] = {ib->k_lock, ib->k_mark, en->o.consumer ? en->o.consumer : "crmbridged", id, ttl};
 
 	snprintf(id, sizeof(id), "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(m, "id")));
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, inbox_ttl(en));
 	en->refs++;
-	if (engine_eval(en, &ib->mark, on_marked, ib, 2, a, 4) < 0) {
+	if (engine_eval(en, &ib->mark, on_marked, ib, 2, a, 5) < 0) {
 		en->refs--;
 		inbox_end(ib, false);
 	}
@@ -440,8 +453,8 @@ on_last_id(const struct odoo_error *e, long long id, void *arg)
 {
 	struct inbox *ib = arg;
 	struct engine *en = ib->en;
-	char s[24];
-	const char *a[4] = {ib->k_lock, ib->k_mark, en->o.consumer ? en->o.consumer : "crmbridged", s};
+	char s[24], ttl[24];
+	const char *a[5] = {ib->k_lock, ib->k_mark, en->o.consumer ? en->o.consumer : "crmbridged", s, ttl};
 
 	if (inbox_gone(ib))
 		return;
@@ -451,9 +464,10 @@ on_last_id(const struct odoo_error *e, long long id, void *arg)
 	}
 	/* What was written before crmbridge watched is not sent now: the watermark starts at the newest message. */
 	snprintf(s, sizeof(s), "%lld", id);
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, inbox_ttl(en));
 	log_info("inbox: watching the leads' chatter for the sales team's messages from mail.message %lld on", id);
 	en->refs++;
-	if (engine_eval(en, &ib->mark, on_first_mark, ib, 2, a, 4) < 0) {
+	if (engine_eval(en, &ib->mark, on_first_mark, ib, 2, a, 5) < 0) {
 		en->refs--;
 		inbox_end(ib, false);
 	}
@@ -493,12 +507,7 @@ inbox_poll(struct inbox *ib)
 
 	if (ib->busy || en->o.inbox_interval_ms == 0 || engine_leads(en) == NULL || now_usec() < ib->next)
 		return;
-	/*
-	 * The right to poll, renewed by each poll: another instance (or this one restarted) takes over 10 s after
-	 * this one stops. A poll that outlives it (a slow Odoo) is harmless: the arrivals' claims and the mark,
-	 * which only goes forward, keep a message from being stored twice.
-	 */
-	snprintf(ttl, sizeof(ttl), "%" PRIu64, 3 * en->o.inbox_interval_ms + 10000);
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, inbox_ttl(en));
 	ib->busy = true;
 	en->refs++;
 	if (engine_eval(en, &ib->claim, on_claimed, ib, 2, a, 4) < 0) {

@@ -5,6 +5,10 @@
  *    "history":[{"dir":"in","text":"...","t_ms":...,"sid":"SM..."}, ...],
  *    "lead_id":12|null, "quality":[{"q":"warm","t_ms":...}], "counters":{"in":3,"out":3,"turns":3},
  *    "last_inbound_ms":..., "lead_pending":false, "lead_confirmed":true (the confirmation was sent)}
+ * The inbox (#22) adds: a history entry's "c":true (it is on the lead's chatter), "by" and "odoo" (a
+ * salesperson's message from the chatter: her name, the mail.message id); "held" (her messages kept for the
+ * 24-hour window: [{"id","lead","text","t_ms"}]); "handoff_ms" (the bot handed over, no person has answered
+ * yet); "context_from_ms" (handed back to the bot: the classifier reads the history from there).
  */
 #include "config.h"
 
@@ -104,10 +108,15 @@ conv_state_conversation(const json_t *st, unsigned n, struct conversation *c)
 	size_t i, from;
 	int f;
 
+	json_int_t since = json_integer_value(json_object_get(st, "context_from_ms"));
+
 	conversation_clear(c);
 	from = json_array_size(h) > n ? json_array_size(h) - n : 0;
 	for (i = from; i < json_array_size(h); i++) {
 		e = json_array_get(h, i);
+		/* Handed back to the bot after a person: what was said before is the person's business. */
+		if (json_integer_value(json_object_get(e, "t_ms")) < since)
+			continue;
 		conversation_add(c, strcmp(json_string_value(json_object_get(e, "dir")) ?: "in", "in") == 0,
 		    json_string_value(json_object_get(e, "text")) ?: "");
 	}

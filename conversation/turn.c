@@ -405,6 +405,8 @@ turn_history(struct turn *t)
 		char l[3] = "";
 		int w;
 		parse_ll(json_string_value(json_object_get(m, "t_ms")) ?: "0", 0, INT64_MAX, &ms);
+		if (t->first_in_ms == 0)
+			t->first_in_ms = (uint64_t)ms;
 		conv_state_add(t->state, "in", text, (uint64_t)ms, sid, en->o.history_cap);
 		json_object_set_new(t->state, "last_inbound_ms", json_integer(ms));
 		if (profile != NULL && *profile != '\0')
@@ -448,6 +450,17 @@ turn_history(struct turn *t)
 		turn_ctl_del(t, "pause_reason");
 		turn_ctl_del(t, "pause_by");
 		turn_ctl_del(t, "pause_partner");
+	}
+	if (t->customer_in > 0 && turn_ctl_ms(t, "pause_until") <= now &&
+	    (strcmp(conv_state_stage(t->state), "human") == 0 || strcmp(conv_state_stage(t->state), "support") == 0)) {
+		/*
+		 * Back with the bot after a person had the conversation (handed back from Odoo or crmbridgectl, or the
+		 * pause ran out): the bot reads it from this turn's messages on, with the fields it knows, so the old
+		 * request for a person does not hand the customer over again.
+		 */
+		json_object_set_new(t->state, "context_from_ms", json_integer((json_int_t)t->first_in_ms));
+		conv_state_set_stage(t->state,
+		    json_integer_value(json_object_get(t->state, "lead_id")) > 0 ? "lead_created" : "gathering_info");
 	}
 	if (t->customer_in == 0 || json_is_true(json_object_get(t->state, "opted_out")) ||
 	    turn_ctl_ms(t, "pause_until") > now) {

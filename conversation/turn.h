@@ -151,6 +151,7 @@ struct turn {
 	sd_event_source *renew;
 	/* The inbox (agent.c): the salespeople's messages taken, delivered one by one; notes for the lead. */
 	size_t customer_in; /* the customer's messages among those taken */
+	uint64_t first_in_ms; /* the first one's receive time */
 	json_t *agent, *notes;
 	size_t agent_i;
 	enum turn_step after_agent;

@@ -393,7 +393,6 @@ on_since_check(const struct odoo_error *e, json_t *messages, void *arg)
 static int
 check_inbox(struct odoo_run *orun)
 {
-	struct odoo_info info;
 	json_t *rec;
 
 	if (orun->conf->odoo_inbox_interval_ms == 0) {
@@ -410,9 +409,8 @@ check_inbox(struct odoo_run *orun)
 	printf("inbox          ok: a \"Send message\" on a lead goes to the customer on WhatsApp (read every %llu ms; "
 	       "a Log note \"%s\" hands back to the bot)\n",
 	    (unsigned long long)orun->conf->odoo_inbox_interval_ms, orun->conf->odoo_inbox_resume_command);
-	odoo_get_info(orun->o, &info);
-	odoo_call(
-	    orun->o, "res.users", "read", json_pack("[[i], [s]]", info.uid, "notification_type"), NULL, on_odoo, orun);
+	odoo_call(orun->o, "res.users", "read",
+	    json_pack("[[i], [s]]", chatter_self_uid(orun->leads), "notification_type"), NULL, on_odoo, orun);
 	odoo_wait(orun);
 	rec = json_array_get(orun->r, 0);
 	if (orun->e.kind == ODOO_OK &&

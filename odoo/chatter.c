@@ -292,10 +292,26 @@ struct probe {
 };
 
 static void on_subtype(json_t *res, const struct odoo_error *e, void *arg);
+static void on_self(json_t *res, const struct odoo_error *e, void *arg);
 
 static void
 probe_next(struct probe *p)
 {
+	struct odoo_info info;
+
+	if (p->x->self_uid == 0) {
+		/*
+		 * Who crmbridge is, for "not our own messages". XML-RPC's login answers the uid; JSON-2 is called with a
+		 * key and never says it (a query with create_uid != 0 then finds nothing at all on real 19.0).
+		 */
+		odoo_get_info(p->x->o, &info);
+		if (info.uid > 0 && info.protocol == ODOO_XMLRPC) {
+			p->x->self_uid = info.uid;
+		} else {
+			odoo_call(p->x->o, "res.users", "context_get", json_array(), NULL, on_self, p);
+			return;
+		}
+	}
 	if (p->x->note_subtype == 0 || p->x->comment_subtype == 0) {
 		odoo_call(p->x->o, "ir.model.data", "check_object_reference",
 		    json_pack("[s, s]", "mail", p->x->note_subtype == 0 ? "mt_note" : "mt_comment"), NULL, on_subtype,
@@ -303,6 +319,26 @@ probe_next(struct probe *p)
 		return;
 	}
 	p->then(p, NULL);
+}
+
+static void
+on_self(json_t *res, const struct odoo_error *e, void *arg)
+{
+	struct probe *p = arg;
+	int uid = (int)json_integer_value(json_object_get(res, "uid"));
+
+	if (e->kind != ODOO_OK || uid <= 0) {
+		struct odoo_error f = *e;
+		if (e->kind == ODOO_OK) {
+			f.kind = ODOO_CONFIG;
+			snprintf(f.message, sizeof(f.message),
+			    "res.users.context_get gave no uid: who crmbridge is is unknown");
+		}
+		p->then(p, &f);
+		return;
+	}
+	p->x->self_uid = uid;
+	probe_next(p);
 }
 
 static void
@@ -541,14 +577,12 @@ static void
 since_probed(struct probe *p, const struct odoo_error *e)
 {
 	struct cread *r = (struct cread *)p;
-	struct odoo_info info;
 
 	if (e != NULL) {
 		r->list(e, NULL, r->arg);
 		free(r);
 		return;
 	}
-	odoo_get_info(r->p.x->o, &info);
 	/*
 	 * One query whatever the number of leads. The subtype tells "Send message" from "Log note" (is_internal
 	 * does not: it is a separate flag); create_uid, unlike author_id, cannot be set by the poster.
@@ -556,7 +590,7 @@ since_probed(struct probe *p, const struct odoo_error *e)
 	odoo_call(r->p.x->o, "mail.message", "search_read",
 	    json_pack("[[[s, s, I], [s, s, s], [s, s, s], [s, s, [i, i]], [s, s, i]]]", "id", ">", (json_int_t)r->after,
 	        "model", "=", "crm.lead", "message_type", "=", "comment", "subtype_id", "in", r->p.x->comment_subtype,
-	        r->p.x->note_subtype, "create_uid", "!=", info.uid),
+	        r->p.x->note_subtype, "create_uid", "!=", r->p.x->self_uid),
 	    json_pack("{s:[s, s, s, s, s, s, s], s:s, s:i}", "fields", "id", "res_id", "body", "subtype_id",
 	        "author_id", "attachment_ids", "date", "order", "id asc", "limit", (int)r->limit),
 	    on_since, r);
@@ -657,4 +691,10 @@ chatter_attachment_names(struct lead_ctx *x, const json_t *ids, chatter_names_fn
 	r->names = done;
 	r->arg = arg;
 	odoo_call(x->o, "ir.attachment", "read", json_pack("[O, [s]]", ids, "name"), NULL, on_names, r);
+}
+
+int
+chatter_self_uid(const struct lead_ctx *x)
+{
+	return x->self_uid;
 }

@@ -45,6 +45,8 @@ void chatter_post(struct lead_ctx *x, int lead_id, const struct chatter_entry *e
  */
 typedef void (*chatter_list_fn)(const struct odoo_error *e, json_t *messages, void *arg);
 void chatter_since(struct lead_ctx *x, long long after_id, unsigned limit, chatter_list_fn done, void *arg);
+/* crmbridge's own Odoo user id, once chatter_since has run (0 before). */
+int chatter_self_uid(const struct lead_ctx *x);
 /* The highest mail.message id crmbridge's user can see (where a new watermark starts); 0 for none. */
 typedef void (*chatter_id_fn)(const struct odoo_error *e, long long id, void *arg);
 void chatter_last_id(struct lead_ctx *x, chatter_id_fn done, void *arg);

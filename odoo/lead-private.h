@@ -21,6 +21,7 @@ struct lead_ctx {
 	char type_why[160];
 	int note_subtype; /* mail.mt_note's id, for notes created as mail.message on Odoo 17+; 0 unknown */
 	int comment_subtype; /* mail.mt_comment's id ("Send message"), for the inbox (chatter.c); 0 unknown */
+	int self_uid; /* crmbridge's own user id (JSON-2 logs in with a key: asked with context_get); 0 unknown */
 	int team_auto; /* without odoo.team_id: the first sales team, so the lead shows in a team's pipeline */
 	char team_name[64];
 	bool utm_done, tags_done;

@@ -10,7 +10,6 @@ and in the salesperson's Odoo inbox; "/bot" in a Log note hands back; outside th
 the re-opening template sent, the text delivered when the customer answers; attachments, opted-out customers,
 leads without a WhatsApp conversation and Twilio's refusals are said on the lead; /metrics and the analytics."""
 
-import http.client
 import json
 import os
 import signal
@@ -19,7 +18,7 @@ import time
 import xmlrpc.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Daemon, Redis, control, done, form, free_port, get, is_eq, ok, resp, sign, skip_all, start_fake, wait_for, workdir, write_config  # noqa
+from harness import Daemon, Redis, control, done, free_port, get, is_eq, ok, post_whatsapp, resp, skip_all, start_fake, wait_for, workdir, write_config  # noqa
 
 if not os.path.exists(os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"):
     skip_all("redis-server not installed")
@@ -71,17 +70,7 @@ pause = 1h
 
 def post(phone, body):
     seq[0] += 1
-    msid = "SM%032x" % (0x1B0000 + seq[0])
-    p = [("MessageSid", msid), ("From", "whatsapp:" + phone), ("To", "whatsapp:+14155238886"), ("Body", body),
-         ("NumMedia", "0"), ("ProfileName", "Cliente WA"), ("AccountSid", SID)]
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request("POST", "/api/webhook/whatsapp", body=form(p).encode(),
-              headers={"Content-Type": "application/x-www-form-urlencoded",
-                       "X-Twilio-Signature": sign(TOKEN, PUBLIC + "/api/webhook/whatsapp", p)})
-    r = c.getresponse()
-    r.read()
-    c.close()
-    return r.status
+    return post_whatsapp(port, TOKEN, PUBLIC, phone, body, "SM%032x" % (0x1B0000 + seq[0]))
 
 
 def converse(phone, lines):
@@ -198,7 +187,12 @@ def scenario(version):
     keys = [m["message_id"] for m in chatter(lead) if (m.get("message_id") or "").startswith("<wa.")]
     ok(len(keys) == len(set(keys)), "%s: still each once" % tag, keys)
 
-    # ---- 2. a salesperson answers from the chatter ----
+    # ---- 2. the customer asks for a person; a salesperson answers from the chatter ----
+    converse(P1, ["¿Puedo hablar con un asesor?"])
+    ok(wait_for(lambda: (status(d, P1)["paused"] or {}).get("reason") == "human", 10),
+       "%s: the bot hands the customer over" % tag, status(d, P1).get("paused"))
+    ok(wait_for(lambda: "on this lead: it goes to them on WhatsApp" in notes_text(lead), 10),
+       "%s: the hand-off note says how to answer from the lead" % tag)
     n0 = len(bodies(P1))
     laura.send(lead, '<p>Hola <b>Ana</b>,<br>te llamo <i>mañana</i>: <a href="https://muebles.example.com/sofa">'
                      'el sofá</a></p><p>Saludos</p>')
@@ -210,6 +204,12 @@ def scenario(version):
        "%s: a person is talking: the bot is paused" % tag, s.get("paused"))
     ok(not any(m["to"] == 1002 for m in get(oport, "/_mails")), "%s: Laura's message e-mails nobody (the bot "
        "does not follow the lead)" % tag, get(oport, "/_mails"))
+    # The query leaves out crmbridge's own messages by its user id, which JSON-2 never tells (it logs in with a
+    # key): real 19.0 finds nothing at all for create_uid != 0.
+    domains = [json.dumps(e["params"]) for e in get(oport, "/_log") if e["method"] == "search_read"
+               and "create_uid" in json.dumps(e["params"])]
+    ok(domains and all('["create_uid", "!=", 2]' in dm for dm in domains),
+       "%s: the inbox's query leaves out crmbridge's own user (uid 2), by its id" % tag, domains[:1])
     laura.note(lead, "<p>Cliente con prisa, ofrecer descuento</p>")
     time.sleep(1.5)
     is_eq(len(bodies(P1)), n0 + 1, "%s: a Log note is never sent" % tag)
@@ -236,7 +236,7 @@ def scenario(version):
     d = Daemon(wd, conf)
     ok(d.wait_notify("READY=1", 15) is not None, "%s: restarted after SIGKILL" % tag)
     wait_for(lambda: "Te envío la cotización hoy" in bodies(P1), 15)
-    # The restarted daemon polls once the killed one's right has run out (10 s), reads the message again and
+    # The restarted daemon polls once the killed one's right has run out, reads the message again and
     # moves the mark past it: its arrival's claim makes that a no-op.
     ok(wait_for(lambda: int(resp(redis.port, "GET", "crmbridge:{odoo}:inbox:mark")) >= mark, 25),
        "%s: the message read again after the restart" % tag)
@@ -245,7 +245,7 @@ def scenario(version):
 
     # ---- 5. /bot hands back ----
     laura.note(lead, "<p>/bot</p>")
-    # The restarted daemon takes over the poll once the killed one's right to it has run out (10 s).
+    # The restarted daemon takes over the poll once the killed one's right to it has run out.
     ok(wait_for(lambda: status(d, P1)["paused"] is None, 20), "%s: '/bot' in a Log note resumes the bot" % tag)
     ok(wait_for(lambda: "answers this customer again (asked by Laura Ventas)" in notes_text(lead), 10),
        "%s: the lead says so" % tag)
@@ -255,6 +255,11 @@ def scenario(version):
     # lease (send_timeout + 30 s) runs out and finds already sent (Twilio's message list): not sent again.
     ok(wait_for(lambda: len(bodies(P1)) > n1, 45), "%s: the bot answers again" % tag)
     is_eq(bodies(P1).count("Te envío la cotización hoy"), 1, "%s: still once" % tag)
+    time.sleep(1)
+    s = status(d, P1)
+    ok(s["paused"] is None and s["stage"] != "human",
+       "%s: the old request for a person does not hand the customer over again" % tag, (s["paused"], s["stage"]))
+    is_eq(notes_text(lead).count("Handed over to a person"), 1, "%s: one hand-off note, not a second" % tag)
 
     # ---- 6. the 24-hour window ----
     key = "crmbridge:{%s}:conv" % P1
@@ -318,6 +323,9 @@ def scenario(version):
     sp = (a or {}).get("salespeople") or {}
     ok(sp.get("held_outside_window") == 1 and sp.get("sent_within_window", 0) >= 3,
        "%s: the analytics count the salespeople's messages" % tag, sp)
+    ok((sp.get("first_answer_after_handoff_s") or {}).get("count") == 1 and
+       sp["first_answer_after_handoff_s"]["mean"] > 0,
+       "%s: and the time from the bot's hand-off to a person's first answer" % tag, sp)
 
     # ---- 9. the re-opening template refused: the lead says it gave up ----
     P3 = "+573001119003"

@@ -786,16 +786,18 @@ def suite(where):
     is_eq(s(ev("inbox-claim", [lock, mark], ["a", 10000])), [1, ""], "inbox-claim: free: taken, no mark yet")
     ok(0 < r("PTTL", lock) <= 10000, "inbox-claim: the right lasts the TTL given")
     is_eq(s(ev("inbox-claim", [lock, mark], ["b", 10000])), [0, ""], "inbox-claim: another instance waits")
-    is_eq(ev("inbox-mark", [lock, mark], ["b", 40]), 0, "inbox-mark: not by an instance without the right")
+    is_eq(ev("inbox-mark", [lock, mark], ["b", 40, 10000]), 0, "inbox-mark: not by an instance without the right")
     ok(r("GET", mark) is None, "inbox-mark: nothing written then")
-    is_eq(ev("inbox-mark", [lock, mark], ["a", 40]), 1, "inbox-mark: by the poller")
-    is_eq(ev("inbox-mark", [lock, mark], ["a", 39]), 0, "inbox-mark: never backwards (nothing sent twice)")
-    is_eq(ev("inbox-mark", [lock, mark], ["a", 40]), 0, "inbox-mark: the same id: no change")
+    r("PEXPIRE", lock, 500)
+    is_eq(ev("inbox-mark", [lock, mark], ["a", 40, 10000]), 1, "inbox-mark: by the poller")
+    ok(r("PTTL", lock) > 5000, "inbox-mark: renews the poller's right")
+    is_eq(ev("inbox-mark", [lock, mark], ["a", 39, 10000]), 0, "inbox-mark: never backwards (nothing sent twice)")
+    is_eq(ev("inbox-mark", [lock, mark], ["a", 40, 10000]), 0, "inbox-mark: the same id: no change")
     is_eq(s(r("GET", mark)), "40", "inbox-mark: the mark stays at the furthest")
     is_eq(s(ev("inbox-claim", [lock, mark], ["a", 10000])), [1, "40"], "inbox-claim: renewed by its holder, the mark")
     r("DEL", lock)  # the holder stopped and its right ran out
     is_eq(s(ev("inbox-claim", [lock, mark], ["b", 10000])), [1, "40"], "inbox-claim: another takes over, same mark")
-    is_eq(ev("inbox-mark", [lock, mark], ["a", 50]), 0, "inbox-mark: the old holder's late mark is refused")
+    is_eq(ev("inbox-mark", [lock, mark], ["a", 50, 10000]), 0, "inbox-mark: the old holder's late mark is refused")
 
 
 
