@@ -460,6 +460,7 @@ turn_mirror(struct turn *t)
 		ce[n].text = json_string_value(json_object_get(e, "text"));
 		ce[n].author = strcmp(dir, "in") == 0 ? author : NULL;
 		ce[n].notify = strcmp(dir, "in") == 0 && partner > 0;
+		ce[n].t_ms = (uint64_t)json_integer_value(json_object_get(e, "t_ms"));
 		n++;
 	}
 	/* The lead's phone, for the salespeople's messages on it (inbox.c); erasure takes it out. */

@@ -133,7 +133,7 @@ turn_write_lead(struct turn *t)
 	struct lead_ctx *lx = engine_leads(en);
 	struct journal *jr = engine_journal(en);
 	json_t *h = json_object_get(t->state, "history"), *q;
-	const char *last[6];
+	const char *last[6], *by[6];
 	bool out[6];
 	size_t n = 0, i, from;
 	struct lead_input in = {0};
@@ -148,6 +148,7 @@ turn_write_lead(struct turn *t)
 	for (i = from; i < json_array_size(h); i++) {
 		json_t *e = json_array_get(h, i);
 		out[n] = strcmp(json_string_value(json_object_get(e, "dir")) ?: "in", "out") == 0;
+		by[n] = json_string_value(json_object_get(e, "by")); /* a salesperson's, from the lead's chatter */
 		last[n++] = json_string_value(json_object_get(e, "text"));
 	}
 	q = json_array_get(
@@ -168,6 +169,7 @@ turn_write_lead(struct turn *t)
 	in.question = t->question;
 	in.last_messages = last;
 	in.last_outbound = out;
+	in.last_by = by;
 	in.nlast = n;
 	in.post_note = true;
 	in.written = json_object_get(t->state, "lead_written");

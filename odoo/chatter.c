@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chatter.h"
 #include "common/xmalloc.h"
@@ -416,6 +417,15 @@ entry_vals(const struct cpost *c, const struct chatter_entry *en)
 	    "message_type", "comment", "subtype_id", c->p.x->note_subtype, "message_id", en->key);
 
 	free(html);
+	if (en->t_ms > 0) {
+		/* Shown as said on WhatsApp, not when posted (the chatter orders by id: in the order they were said). */
+		char date[24];
+		time_t secs = (time_t)(en->t_ms / 1000);
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+		json_object_set_new(v, "date", json_string(date));
+	}
 	if (en->author != NULL) {
 		/* Not a partner: nobody can be written to by mistake, and the chatter shows the label. */
 		json_object_set_new(v, "author_id", json_false());
@@ -441,8 +451,14 @@ post_next(struct cpost *c)
 		json_object_del(kw, "model");
 		json_object_del(kw, "res_id");
 		json_object_del(kw, "subtype_id");
+		json_object_del(kw, "date");
 		json_object_set_new(kw, "subtype_xmlid", json_string("mail.mt_note"));
-		json_object_set_new(kw, "body_is_html", json_true());
+		if (strchr(c->e[c->next].text, '\n') != NULL)
+			/* Line breaks need HTML, and body_is_html logs a warning in Odoo's log at each call (17, 19). */
+			json_object_set_new(kw, "body_is_html", json_true());
+		else
+			/* A line of text: Odoo escapes it and makes it a paragraph itself (recorded on 17 and 19). */
+			json_object_set_new(kw, "body", json_string(c->e[c->next].text));
 		json_object_set_new(kw, "partner_ids", json_pack("[i]", c->notify_partner));
 		/* 17 makes the poster a follower at every message_post (19 at a Send message): then each of the
 		 * salesperson's messages would e-mail crmbridge's user. Seen on real 17.0 and 19.0. */
@@ -522,6 +538,7 @@ chatter_post(struct lead_ctx *x, int lead_id, const struct chatter_entry *entrie
 		c->e[i].text = xstrdup(entries[i].text != NULL ? entries[i].text : "");
 		c->e[i].author = entries[i].author != NULL ? xstrdup(entries[i].author) : NULL;
 		c->e[i].notify = entries[i].notify;
+		c->e[i].t_ms = entries[i].t_ms;
 	}
 	c->done = done;
 	c->arg = arg;

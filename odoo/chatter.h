@@ -22,6 +22,7 @@ struct chatter_entry {
 	/* Who wrote it as the chatter shows it ("Ana Pérez (WhatsApp)"), or NULL: crmbridge's user (the bot). */
 	const char *author;
 	bool notify; /* the salesperson given to chatter_post is notified (her Odoo inbox or e-mail, her choice) */
+	uint64_t t_ms; /* when it was said (ms since the epoch), shown as its date; 0: when posted */
 };
 
 /*

@@ -167,6 +167,7 @@ up_finish(struct up *u)
 	json_decref(u->changes);
 	json_decref(u->kept);
 	free((void *)(uintptr_t)u->in.last_outbound);
+	free((void *)(uintptr_t)u->in.last_by);
 	for (i = 0; i < u->ncopies; i++)
 		free(u->copies[i]);
 	free(u->copies);
@@ -963,7 +964,8 @@ note(struct up *u)
 			snprintf(cut, sizeof(cut), "%.*s", (int)utf8_cut(u->in.last_messages[i], 300),
 			    u->in.last_messages[i]);
 			if (u->in.last_outbound != NULL && u->in.last_outbound[i])
-				snprintf(who, sizeof(who), "Bot");
+				snprintf(who, sizeof(who), "%.*s", (int)utf8_cut(u->in.last_by[i] ?: "Bot", 60),
+				    u->in.last_by[i] ?: "Bot"); /* the bot, or a salesperson from the chatter */
 			else if (u->in.contact_name != NULL)
 				snprintf(who, sizeof(who), "Customer (%.*s)", (int)utf8_cut(u->in.contact_name, 60),
 				    u->in.contact_name);
@@ -1099,17 +1101,20 @@ up_new(struct lead_ctx *x, const struct lead_input *in, lead_done_fn done, void 
 		u->in.question = keep(u, in->question);
 		u->in.extra_tag = keep(u, in->extra_tag);
 		if (in->nlast > 0) {
-			const char **lm = xcalloc(in->nlast, sizeof(char *));
+			const char **lm = xcalloc(in->nlast, sizeof(char *)), **lb = xcalloc(in->nlast, sizeof(char *));
 			bool *lo = xcalloc(in->nlast, sizeof(bool));
 			for (i = 0; i < in->nlast; i++) {
 				lm[i] = keep(u, in->last_messages[i]) ?: "";
 				lo[i] = in->last_outbound != NULL && in->last_outbound[i];
+				lb[i] = in->last_by != NULL ? keep(u, in->last_by[i]) : NULL;
 			}
 			u->in.last_messages = lm;
 			u->in.last_outbound = lo;
+			u->in.last_by = lb;
 		} else {
 			u->in.last_messages = NULL;
 			u->in.last_outbound = NULL;
+			u->in.last_by = NULL;
 		}
 		u->in.written = NULL;
 	}

@@ -30,6 +30,7 @@ struct lead_input {
 	const char *const *last_messages; /* for the chatter note, oldest first */
 	const bool
 	    *last_outbound; /* per message: the bot's (true) or the customer's (false); NULL: all the customer's */
+	const char *const *last_by; /* per message: a salesperson who wrote an outbound one, NULL: the bot; or NULL */
 	size_t nlast;
 	/*
 	 * What crmbridge last wrote on the lead ({"contact_name": "...", ...}, as

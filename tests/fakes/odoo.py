@@ -324,7 +324,7 @@ def post_message(uid, res_id, body, message_type="notification", subtype=(2, "No
                                                                if i + 1000 == v), "Partner %d" % v)]
             if v is False and "email_from" not in extra:
                 m["email_from"] = False
-        elif k in ("email_from", "message_id", "attachment_ids", "partner_ids"):
+        elif k in ("email_from", "message_id", "attachment_ids", "partner_ids", "date"):
             m[k] = v
     if S.version < 19 and model == "crm.lead":
         # Up to 18 a message stores its document's name as it was when posted (record_name); 19 computes it.
@@ -521,7 +521,7 @@ def execute(uid, model, method, args, kw):
             for v in vl:
                 v = dict(v)
                 sub = v.pop("subtype_id", False)
-                extra = {k: v[k] for k in ("author_id", "email_from", "message_id", "attachment_ids") if k in v}
+                extra = {k: v[k] for k in ("author_id", "email_from", "message_id", "attachment_ids", "date") if k in v}
                 mid = post_message(uid, v.get("res_id"), v.get("body", ""), v.get("message_type", "notification"),
                                    (sub, "Note" if sub == 2 else "Discussions") if sub else None, v.get("model"),
                                    extra=extra)

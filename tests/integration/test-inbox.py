@@ -162,6 +162,8 @@ def scenario(version):
        "%s: the bot's replies by crmbridge's user, as notes" % tag, bot)
     ok([m["id"] for m in ours] == sorted(m["id"] for m in ours) and ours[0]["author_id"] is False and
        ours[1]["author_id"] is not False, "%s: in the order they were said" % tag)
+    ok([m["date"] for m in ours] == sorted(m["date"] for m in ours) and ours[0]["date"] <= lead_of(P1)["create_date"],
+       "%s: each dated when it was said on WhatsApp, not when posted" % tag, [m["date"] for m in ours])
     ok(get(oport, "/_mails") == [], "%s: nobody e-mailed by posting the conversation" % tag, get(oport, "/_mails"))
     ok(get(oport, "/_followers").get(str(lead)) == [], "%s: crmbridge's user does not follow the lead" % tag,
        get(oport, "/_followers"))

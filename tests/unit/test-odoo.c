@@ -170,9 +170,10 @@ static struct {
 static struct lead_result *
 upsert(struct lead_ctx *x, const char *phone, const char *name, const char *quality, double conf, bool note)
 {
-	const char *last[] = {"Hola <b>buenos</b> días", "¿Qué buscas?",
+	const char *last[] = {"Hola <b>buenos</b> días", "¿Qué buscas?", "Soy Laura, te ayudo",
 	    next.last != NULL ? next.last : "Busco un sofá de 3 puestos & una mesa"};
-	static const bool out[] = {false, true, false};
+	static const bool out[] = {false, true, true, false};
+	static const char *const by[] = {NULL, NULL, "Laura <Ventas>", NULL}; /* a salesperson, from the chatter */
 	static char key[17];
 	struct lead_input in = {.phone = phone,
 	    .contact_name = name,
@@ -186,7 +187,8 @@ upsert(struct lead_ctx *x, const char *phone, const char *name, const char *qual
 	    .reasoning = "Contacto y producto",
 	    .last_messages = last,
 	    .last_outbound = out,
-	    .nlast = 3,
+	    .last_by = by,
+	    .nlast = 4,
 	    .post_note = note,
 	    .create_after_ms = next.create_after_ms};
 
@@ -420,6 +422,7 @@ test_upsert(enum odoo_protocol proto, int version)
 			ok(json_integer_value(json_array_get(json_object_get(body, "subtype_id"), 0)) == 2 &&
 			        strstr(b, "&lt;b&gt;buenos&lt;/b&gt;") != NULL && strstr(b, "<b>buenos</b>") == NULL &&
 			        strstr(b, "<b>Bot</b>: ¿Qué buscas?") != NULL &&
+			        strstr(b, "<b>Laura &lt;Ventas&gt;</b>: Soy Laura, te ayudo") != NULL &&
 			        strstr(b, "<b>Customer (&lt;script&gt;x&lt;/script&gt;)</b>: Hola") != NULL,
 			    "%d: the note is a Note, escaped, each message labelled with who said it", version);
 		}
