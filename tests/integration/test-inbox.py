@@ -346,8 +346,33 @@ def scenario(version):
        "%s: the template refused: the lead says it gave up, and why" % tag, notes_text(lead3))
     ok("63032" in notes_text(lead3), "%s: with Twilio's code" % tag)
     ok("Marta, ¿te sirve la mesa de roble?" not in bodies(P3), "%s: the text was not sent" % tag)
-    d.signal(signal.SIGTERM)
-    d.wait(20)
+
+    # ---- 10. two instances, Odoo away a while, one instance killed: each message once, in order ----
+    P4 = "+573001119004"
+    converse(P4, ["Hola, soy Luis Mora", "Busco una cama doble", "Mi presupuesto es de $700", "luis@example.com"])
+    ok(wait_for(lambda: lead_of(P4) is not None, 15), "%s: a fourth lead" % tag)
+    lead4 = lead_of(P4)["id"]
+    port2 = free_port()
+    d2 = Daemon(wd, conf, env={"CRMBRIDGE_LISTEN": "127.0.0.1:%d" % port2,
+                               "CRMBRIDGE_STATE_DIR": os.path.join(wd, "state2")})
+    ok(d2.wait_notify("READY=1", 15) is not None, "%s: a second instance on the same Redis" % tag)
+    texts = ["Luis, mensaje %d" % i for i in range(1, 7)]
+    for i, text in enumerate(texts):
+        laura.send(lead4, "<p>%s</p>" % text)
+        time.sleep(0.4)
+        if i == 1:
+            control(oport, {"down": True})  # every call answered 503 for 2 s: the polls fail and are retried
+            time.sleep(2)
+            control(oport, {"down": False})
+        if i == 3:
+            d.kill()  # the instance that polled may be this one: the other takes over
+    ok(wait_for(lambda: all(t in bodies(P4) for t in texts), 60), "%s: all six delivered" % tag,
+       [b for b in bodies(P4) if b.startswith("Luis")])
+    time.sleep(2)
+    is_eq([b for b in bodies(P4) if b.startswith("Luis, mensaje")], texts,
+          "%s: each once and in order, across two instances, Odoo away and a SIGKILL" % tag)
+    d2.signal(signal.SIGTERM)
+    d2.wait(20)
 
 
 scenario(17)
