@@ -502,7 +502,9 @@ engine_agent_result(struct engine *en, const char *tag, json_t *res)
 	long long lead = 0, id = 0;
 	const char *p = tag != NULL && strncmp(tag, "odoo:", 5) == 0 ? tag + 5 : NULL, *colon;
 	char *s, key[64], *text;
+	const char *error;
 	bool reopen;
+	int code;
 	json_t *n;
 
 	if (p == NULL || strcmp(json_string_value(json_object_get(res, "status")) ?: "", "failed") != 0 ||
@@ -522,21 +524,25 @@ engine_agent_result(struct engine *en, const char *tag, json_t *res)
 	}
 	free(s);
 	en->st.agent_failed++;
+	code = (int)json_integer_value(json_object_get(res, "code"));
+	error = json_string_value(json_object_get(res, "error")) ?: "an error";
 	snprintf(key, sizeof(key), "<wa.odoo-%lld.%s@crmbridge>", id, reopen ? "reopenfailed" : "failed");
 	if (reopen)
 		xasprintf(&text,
-		    "Gave up re-opening the conversation: Twilio answered %s (error %d) to the re-opening template. "
-		    "Your "
-		    "message waits in crmbridge and goes only if the customer writes; call or e-mail them instead.",
-		    json_string_value(json_object_get(res, "error")) ?: "an error",
-		    (int)json_integer_value(json_object_get(res, "code")));
+		    "Gave up re-opening the conversation: the re-opening template was not delivered (%s; Twilio error "
+		    "%d). Your message waits in crmbridge and goes only if the customer writes; call or e-mail them "
+		    "instead.",
+		    error, code);
+	else if (code == 63016)
+		xasprintf(&text,
+		    "Not delivered on WhatsApp (%s; Twilio error 63016): the 24-hour window closed. Write again after "
+		    "the customer answers.",
+		    error);
 	else
-		xasprintf(&text, "Not delivered on WhatsApp: Twilio answered %s (error %d). %s",
-		    json_string_value(json_object_get(res, "error")) ?: "an error",
-		    (int)json_integer_value(json_object_get(res, "code")),
-		    json_integer_value(json_object_get(res, "code")) == 63016
-		        ? "The 24-hour window closed: write again after the customer answers."
-		        : "See https://www.twilio.com/docs/api/errors for the code.");
+		xasprintf(&text,
+		    "Not delivered on WhatsApp (%s; Twilio error %d). What the code means: "
+		    "https://www.twilio.com/docs/api/errors/%d",
+		    error, code, code);
 	n = json_pack("{s:I, s:s, s:s}", "lead", (json_int_t)lead, "key", key, "text", text);
 	s = json_dumps(n, JSON_COMPACT);
 	if (engine_rc(en) != NULL && s != NULL)

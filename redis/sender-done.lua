@@ -5,14 +5,15 @@
 --
 -- KEYS[1]  P{outbox}:due        sorted set: recipients whose head job is due, by time (ms)
 -- KEYS[2]  P{outbox}:q:<to>     the recipient's queue of JSON jobs
--- KEYS[3]  P{outbox}:msg:<sid>  optional: the sent message's record (hash: to, job; the status callbacks add
---                               status, error_code), kept ARGV[6] seconds
+-- KEYS[3]  P{outbox}:msg:<sid>  optional: the sent message's record (hash: to, job, and tag for a tagged job;
+--                               the status callbacks add status, error_code), kept ARGV[6] seconds
 -- ARGV[1]  the recipient (+E164)
 -- ARGV[2]  the job id (an opaque string)
 -- ARGV[3]  now (ms)
 -- ARGV[4]  the lease's end (ms), for a hand-off
 -- ARGV[5]  "1" when the caller may start one more send now, else "0"
 -- ARGV[6]  with KEYS[3]: the record's TTL in seconds
+-- ARGV[7]  with KEYS[3]: the job's tag, or "" (a failure the delivery reports tell is told to the tag's owner)
 --
 -- Returns {id, to, body, attempts, sent_ms, content_sid, content_vars, tag} (as sender-claim) when the next
 -- job is handed out, 1 when it is not, 0 when the finished job was not the queue's head (a repeated call, or
@@ -22,6 +23,7 @@
 -- script's first write may be refused, never one after it (Redis 7.0 src/script.c, scriptVerifyOOM).
 if KEYS[3] then
   redis.call('HSET', KEYS[3], 'to', ARGV[1], 'job', ARGV[2])
+  if ARGV[7] and ARGV[7] ~= '' then redis.call('HSET', KEYS[3], 'tag', ARGV[7]) end
   redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
 end
 -- The finished job and the one after it, in one pop: the one after goes back at the head below.

@@ -465,7 +465,7 @@ job_done(struct job *j, const char *sid)
 {
 	struct sender *s = j->s;
 	char *q = key2(s->k_qprefix, j->to), *mk = NULL, now[24], until[24], ttl[16];
-	const char *argv[9];
+	const char *argv[10];
 	struct enq *e = xcalloc(1, sizeof(*e));
 	int nkeys = 2, argc;
 
@@ -487,6 +487,7 @@ job_done(struct job *j, const char *sid)
 	argv[argc++] = e->reserved ? "1" : "0";
 	snprintf(ttl, sizeof(ttl), "%d", MSG_TTL_S);
 	argv[argc++] = ttl;
+	argv[argc++] = j->tag != NULL ? j->tag : "";
 	e->alive = hold(s);
 	if (eval(s, &s->done, on_done, e, nkeys, argv, argc) < 0) {
 		unreserve(s, e->reserved);
@@ -1048,6 +1049,34 @@ on_poll(sd_event_source *es, uint64_t usec, void *arg)
 
 /* ---- status callbacks ---- */
 
+/* A delivery report's failure of a tagged message: told to on_result like a failure of the POST. */
+struct late_failure {
+	void *alive;
+	char status[16];
+	long code;
+};
+
+static void
+on_status_tag(redisAsyncContext *ac, void *r, void *pd)
+{
+	struct late_failure *lf = pd;
+	struct sender *s = release(lf->alive);
+	redisReply *reply = r;
+
+	if (s != NULL && reply != NULL && reply->type == REDIS_REPLY_STRING && reply->len > 0 &&
+	    s->o.on_result != NULL) {
+		char *tag = xstrndup(reply->str, reply->len), err[64];
+		json_t *res;
+		snprintf(err, sizeof(err), "WhatsApp reported the message %s", lf->status);
+		res = json_pack("{s:s, s:s, s:i, s:I}", "status", "failed", "error", err, "code", (int)lf->code,
+		    "at_ms", (json_int_t)(realtime_usec() / 1000));
+		s->o.on_result(tag, res, s->o.result_arg);
+		json_decref(res);
+		free(tag);
+	}
+	free(lf);
+}
+
 void
 sender_record_status(struct sender *s, const char *sid, const char *status, long error_code)
 {
@@ -1068,6 +1097,18 @@ sender_record_status(struct sender *s, const char *sid, const char *status, long
 		rconn_command(s->rc, NULL, NULL, "HSET %s status %s error_code %s updated_ms %" PRIu64, k, status, code,
 		    realtime_usec() / 1000);
 		rconn_command(s->rc, NULL, NULL, "EXPIRE %s %d", k, MSG_TTL_S);
+	}
+	if (s->rc != NULL && s->o.on_result != NULL &&
+	    (strcmp(status, "failed") == 0 || strcmp(status, "undelivered") == 0)) {
+		/* Accepted by Twilio, then not delivered: the tag's owner hears of it (a salesperson's, on the lead). */
+		struct late_failure *lf = xcalloc(1, sizeof(*lf));
+		snprintf(lf->status, sizeof(lf->status), "%s", status);
+		lf->code = error_code;
+		lf->alive = hold(s);
+		if (rconn_command(s->rc, on_status_tag, lf, "HGET %s tag", k) < 0) {
+			release(lf->alive);
+			free(lf);
+		}
 	}
 	free(k);
 }

@@ -303,11 +303,22 @@ def scenario(version):
                   "carlos@example.com"])
     ok(wait_for(lambda: lead_of(P2) is not None, 15), "%s: a second lead" % tag)
     lead2 = lead_of(P2)["id"]
+    # Accepted by Twilio (201), then reported failed by its status callback (63016, as WhatsApp does outside the
+    # window whatever crmbridge thought): said on the lead too.
+    control(tport, {"window_closed": [P2]})
+    laura.send(lead2, "<p>Carlos, ¿te llamo?</p>")
+    ok(wait_for(lambda: "WhatsApp reported the message failed; Twilio error 63016): the 24-hour window closed"
+                in notes_text(lead2), 15),
+       "%s: a failure the delivery report tells: said on the lead" % tag, notes_text(lead2))
+    control(tport, {"window_closed": []})
+    post(P2, "Sí, llámame")  # the customer writes: the window is open again
+    wait_for(lambda: status(d, P2)["window"]["open"], 10)
     control(tport, {"script": [{"status": 400, "code": 21408, "message": "Permission to send an SMS has not been "
                                                                          "enabled for the region"}]})
     laura.send(lead2, "<p>Carlos, te escribo por las sillas</p>")
-    ok(wait_for(lambda: "Not delivered on WhatsApp" in notes_text(lead2), 15),
-       "%s: Twilio refusing: said on the lead" % tag, notes_text(lead2))
+    ok(wait_for(lambda: "Not delivered on WhatsApp (HTTP 400, Twilio error 21408" in notes_text(lead2) and
+                "twilio.com/docs/api/errors/21408" in notes_text(lead2), 15),
+       "%s: Twilio refusing: said on the lead, with its code and where it is explained" % tag, notes_text(lead2))
     post(P2, "STOP")
     wait_for(lambda: status(d, P2).get("opted_out"), 10)
     laura.send(lead2, "<p>¿Sigues ahí?</p>")

@@ -461,6 +461,11 @@ def suite(where):
     got = s(ev("sender-done", [odue, q, msg], [PH, "r2.1", 3000, 33000, "1", 600]))
     ok(got == 1 and s(r("HGETALL", msg)) == ["to", PH, "job", "r2.1"] and 0 < r("TTL", msg) <= 600,
        "done: with status callbacks, the SID's record (to, job), with its TTL", got)
+    fresh()
+    enqueue(optout, "", "tagged", room=1)
+    msg = k("{outbox}:msg:SMy")
+    ev("sender-done", [odue, q, msg], [PH, "r3.1", 3000, 33000, "1", 600, "odoo:4:77"])
+    is_eq(hget(msg, "tag"), "odoo:4:77", "done: a tagged job's record keeps its tag (a late failure is told to it)")
     # Jobs queued by the release before (ids from its counter, numbers) and by this one, in one queue.
     fresh()
     r("RPUSH", q, json.dumps({"id": "41", "body": "old", "attempts": 0, "part": 1, "parts": 1}))
