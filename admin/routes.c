@@ -23,6 +23,7 @@
 #include "classifier/classifier.h"
 #include "common/redis.h"
 #include "conversation/engine.h"
+#include "odoo/chatter.h"
 #include "odoo/lead.h"
 #include "redis/scripts.h"
 #include "twilio/content.h"
@@ -169,11 +170,12 @@ admin_get_system_status(struct http_request *req, void *arg)
 		json_object_set_new(j, "odoo",
 		    json_pack("{s:s, s:s, s:s, s:i, s:b, s:b, s:b, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 		        "url", url, "version", oi.version[0] ? oi.version : "unknown", "protocol",
-		        odoo_protocol_name(oi.protocol), "uid", oi.uid, "reachable", reachable, "ready", x->odoo_ok,
-		        "x_fields", lead_ctx_has_x_fields(x->leads), "lead_type", type, "lead_type_why",
-		        type ? why : NULL, "calls", (json_int_t)oi.calls, "ok", (json_int_t)oi.ok, "transient",
-		        (json_int_t)oi.transient, "config_errors", (json_int_t)oi.config, "data_errors",
-		        (json_int_t)oi.data, "retries", (json_int_t)oi.retries, "last_error",
+		        odoo_protocol_name(oi.protocol), "uid", oi.uid > 0 ? oi.uid : chatter_self_uid(x->leads),
+		        /* JSON-2: learnt by the inbox */ "reachable", reachable, "ready", x->odoo_ok, "x_fields",
+		        lead_ctx_has_x_fields(x->leads), "lead_type", type, "lead_type_why", type ? why : NULL, "calls",
+		        (json_int_t)oi.calls, "ok", (json_int_t)oi.ok, "transient", (json_int_t)oi.transient,
+		        "config_errors", (json_int_t)oi.config, "data_errors", (json_int_t)oi.data, "retries",
+		        (json_int_t)oi.retries, "last_error",
 		        oi.last_error.kind != ODOO_OK
 		            ? json_pack("{s:s, s:s}", "kind", odoo_kind_name(oi.last_error.kind), "message",
 		                  oi.last_error.message)

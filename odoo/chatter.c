@@ -713,5 +713,5 @@ chatter_attachment_names(struct lead_ctx *x, const json_t *ids, chatter_names_fn
 int
 chatter_self_uid(const struct lead_ctx *x)
 {
-	return x->self_uid;
+	return x != NULL ? x->self_uid : 0;
 }

@@ -212,6 +212,7 @@ def scenario(version):
                and "create_uid" in json.dumps(e["params"])]
     ok(domains and all('["create_uid", "!=", 2]' in dm for dm in domains),
        "%s: the inbox's query leaves out crmbridge's own user (uid 2), by its id" % tag, domains[:1])
+    is_eq(d.get_json("/system/status")[1]["odoo"]["uid"], 2, "%s: /system/status shows crmbridge's uid" % tag)
     laura.note(lead, "<p>Cliente con prisa, ofrecer descuento</p>")
     time.sleep(1.5)
     is_eq(len(bodies(P1)), n0 + 1, "%s: a Log note is never sent" % tag)
