@@ -67,6 +67,8 @@ note(struct turn *t, int lead, const char *key, const char *fmt, ...)
 	free(text);
 }
 
+static void keep(struct turn *t, json_t *m, int lead, json_int_t id);
+
 bool
 agent_take(struct turn *t, json_t *m, uint64_t now)
 {
@@ -124,6 +126,42 @@ agent_take(struct turn *t, json_t *m, uint64_t now)
 enum turn_step
 agent_first(struct turn *t, enum turn_step next)
 {
+	json_t *m, *held = json_object_get(t->state, "held");
+	size_t i;
+	char key[64];
+
+	if (t->opt_word != 0) {
+		/*
+		 * STOP or START in this burst: nothing of a salesperson's goes before the opt-out is done. STOP: held
+		 * messages and this burst's are not sent (a note says so); START: this burst's wait with the held ones
+		 * for the customer's next message.
+		 */
+		json_array_foreach(t->agent, i, m)
+		{
+			json_t *ag = json_object_get(m, "agent");
+			json_int_t id = json_integer_value(json_object_get(ag, "id"));
+			int lead = (int)json_integer_value(json_object_get(ag, "lead"));
+			if (*(json_string_value(json_object_get(m, "text")) ?: "") == '\0')
+				continue;
+			if (t->opt_word < 0) {
+				keep(t, m, lead, id);
+				continue;
+			}
+			t->en->st.agent_refused++;
+			snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".stop@crmbridge>", id);
+			note(t, lead, key, "Not sent on WhatsApp: the customer wrote STOP (opted out).");
+		}
+		if (t->opt_word > 0 && json_array_size(held) > 0) {
+			snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".stopheld@crmbridge>",
+			    json_integer_value(json_object_get(json_array_get(held, 0), "id")));
+			note(t, (int)json_integer_value(json_object_get(json_array_get(held, 0), "lead")), key,
+			    "Not sent on WhatsApp: the customer wrote STOP (opted out) before your held message%s "
+			    "could go.",
+			    json_array_size(held) == 1 ? "" : "s");
+			json_object_del(t->state, "held");
+		}
+		return next;
+	}
 	if (json_array_size(t->agent) == 0 &&
 	    (t->customer_in == 0 || json_array_size(json_object_get(t->state, "held")) == 0))
 		return next;
@@ -166,6 +204,23 @@ on_agent_queued(int parts, void *arg)
 	turn_run(t, TURN_AGENT);
 }
 
+/* A message kept in the state ("held") until the customer writes. */
+static void
+keep(struct turn *t, json_t *m, int lead, json_int_t id)
+{
+	json_t *held = json_object_get(t->state, "held");
+
+	if (!json_is_array(held)) {
+		held = json_array();
+		json_object_set_new(t->state, "held", held);
+	}
+	json_array_append_new(held,
+	    json_pack("{s:I, s:i, s:s, s:I}", "id", id, "lead", lead, "text",
+	        json_string_value(json_object_get(m, "text")) ?: "", "t_ms", (json_int_t)(realtime_usec() / 1000)));
+	t->en->st.agent_held++;
+	t->agent_held++;
+}
+
 /* Outside the window: kept in the state, the re-opening template sent once, and a note saying so. */
 static enum turn_step
 hold(struct turn *t, json_t *m, int lead, json_int_t id)
@@ -188,15 +243,7 @@ hold(struct turn *t, json_t *m, int lead, json_int_t id)
 		    en->o.window_content_sid != NULL ? ": its variables are not known for this customer" : "");
 		return TURN_AGENT;
 	}
-	if (!json_is_array(held)) {
-		held = json_array();
-		json_object_set_new(t->state, "held", held);
-	}
-	json_array_append_new(held,
-	    json_pack("{s:I, s:i, s:s, s:I}", "id", id, "lead", lead, "text",
-	        json_string_value(json_object_get(m, "text")), "t_ms", (json_int_t)(realtime_usec() / 1000)));
-	en->st.agent_held++;
-	t->agent_held++;
+	keep(t, m, lead, id);
 	note(t, lead, key,
 	    "Not sent yet: the customer's last WhatsApp message is more than 24 hours old, and WhatsApp then allows "
 	    "only approved templates. %s Your message goes out as soon as the customer answers.",
@@ -315,17 +362,24 @@ turn_agent(struct turn *t)
 		t->agent_i++;
 		return TURN_AGENT;
 	}
-	if (json_is_true(json_object_get(t->state, "opted_out")) || json_object_get(t->ctl, "blocked_ms") != NULL) {
-		bool out = json_is_true(json_object_get(t->state, "opted_out"));
+	if (json_is_true(json_object_get(t->state, "opted_out"))) {
 		en->st.agent_refused++;
-		snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".%s@crmbridge>", id,
-		    out ? "optout" : "blocked");
-		note(t, lead, key, "%s",
-		    out ? "Not sent on WhatsApp: the customer opted out (wrote STOP). They must write START to receive "
-		          "messages again."
-		        : "Not sent on WhatsApp: WhatsApp reported that the customer blocked the business number "
-		          "(Twilio "
-		          "error 63014). It is tried again once the customer writes.");
+		snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".optout@crmbridge>", id);
+		note(t, lead, key,
+		    "Not sent on WhatsApp: the customer opted out (wrote STOP). They must write START to receive "
+		    "messages "
+		    "again.");
+		t->agent_i++;
+		return TURN_AGENT;
+	}
+	if (json_object_get(t->ctl, "blocked_ms") != NULL) {
+		/* Kept like a message outside the window (no template: it would be refused too), sent if they write. */
+		keep(t, m, lead, id);
+		snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".blocked@crmbridge>", id);
+		note(t, lead, key,
+		    "Not sent yet: WhatsApp reported that the customer blocked the business number (Twilio error "
+		    "63014). "
+		    "Your message goes out if the customer writes again.");
 		t->agent_i++;
 		return TURN_AGENT;
 	}
@@ -410,11 +464,16 @@ on_mirrored(const struct odoo_error *e, unsigned posted, void *arg)
 		/* Posted again later; what went in now is found by its Message-Id and not posted twice. */
 		json_object_clear(t->mirror_keys);
 		en->st.chatter_failed++;
-		t->mirror_retry = true;
-		log_warnx("engine: %s: the conversation could not be posted on lead %d (%s error: %s); trying again",
+		log_warnx("engine: %s: the conversation could not be posted on lead %d (%s error: %s); %s",
 		    log_phone(t->phone, ph, sizeof(ph)), (int)json_integer_value(json_object_get(t->state, "lead_id")),
-		    odoo_kind_name(e->kind), e->message);
-		engine_retry_lead_in(en, t->phone, 30000);
+		    odoo_kind_name(e->kind), e->message,
+		    e->kind == ODOO_TRANSIENT ? "trying again in 30 s"
+		                              : "trying again after the customer's next message");
+		if (e->kind == ODOO_TRANSIENT) {
+			/* Odoo away: again soon. Refused (the lead deleted, out of reach): with the next turn, not in a loop. */
+			t->mirror_retry = true;
+			engine_retry_lead_in(en, t->phone, 30000);
+		}
 	}
 	turn_run(t, TURN_MERGE);
 }

@@ -43,11 +43,16 @@ struct inbox {
 	size_t ni;
 	int note_lead;
 	bool skipped; /* Log notes passed over since the last message dealt with */
+	bool via_map, from_whatsapp; /* the phone came from P{odoo}:leads; the lead came from WhatsApp */
+	long long mark0; /* the watermark when this poll began */
+	json_int_t seen[256]; /* messages dealt with lately: the look back reads them again */
+	unsigned nseen;
 	char phone[17];
 };
 
 static void inbox_next(struct inbox *ib);
 static void notes_start(struct inbox *ib);
+static void on_lead_phone(const struct odoo_error *e, const char *e164, bool whatsapp, void *arg);
 
 char *
 engine_leads_key(const struct engine *en)
@@ -151,6 +156,7 @@ on_marked(redisAsyncContext *ac, void *r, void *pd)
 
 	if (inbox_gone(ib))
 		return;
+	ib->seen[ib->nseen++ % 256] = json_integer_value(json_object_get(json_array_get(ib->batch, ib->i), "id"));
 	ib->i++;
 	inbox_next(ib);
 }
@@ -269,7 +275,8 @@ no_phone(struct inbox *ib)
 	json_t *m = json_array_get(ib->batch, ib->i);
 	char *note;
 
-	if (strcmp(json_string_value(json_object_get(m, "subtype")), "comment") == 0) {
+	/* A lead that did not come from WhatsApp: "Send message" is e-mail there, as ever; nothing to say. */
+	if (ib->from_whatsapp && strcmp(json_string_value(json_object_get(m, "subtype")), "comment") == 0) {
 		en->st.agent_refused++;
 		xasprintf(&note,
 		    "{\"lead\":%d,\"key\":\"<wa.odoo-%" JSON_INTEGER_FORMAT
@@ -306,19 +313,31 @@ on_conv(redisAsyncContext *ac, void *r, void *pd)
 	st = reply->type == REDIS_REPLY_STRING ? conv_state_parse(reply->str, reply->len, &why) : NULL;
 	if (st == NULL || json_integer_value(json_object_get(st, "lead_id")) != lead) {
 		json_decref(st);
+		k = engine_leads_key(en);
+		if (ib->via_map && engine_rc(en) != NULL) {
+			/* The map is stale (erased, expired, another lead since): forgotten, and Odoo asked. */
+			rconn_command(engine_rc(en), NULL, NULL, "HDEL %s %d", k, lead);
+			ib->via_map = false;
+			free(k);
+			en->refs++;
+			chatter_lead_phone(engine_leads(en), lead, on_lead_phone, ib);
+			return;
+		}
+		free(k);
 		no_phone(ib);
 		return;
 	}
 	json_decref(st);
 	/* Found: remembered, so the next message on this lead needs no question to Odoo. */
 	k = engine_leads_key(en);
-	rconn_command(engine_rc(en), NULL, NULL, "HSET %s %d %s", k, lead, ib->phone);
+	if (engine_rc(en) != NULL)
+		rconn_command(engine_rc(en), NULL, NULL, "HSET %s %d %s", k, lead, ib->phone);
 	free(k);
 	phone_known(ib);
 }
 
 static void
-on_lead_phone(const struct odoo_error *e, const char *e164, void *arg)
+on_lead_phone(const struct odoo_error *e, const char *e164, bool whatsapp, void *arg)
 {
 	struct inbox *ib = arg;
 	struct engine *en = ib->en;
@@ -326,6 +345,7 @@ on_lead_phone(const struct odoo_error *e, const char *e164, void *arg)
 
 	if (inbox_gone(ib))
 		return;
+	ib->from_whatsapp = whatsapp;
 	if (e->kind != ODOO_OK && e->kind != ODOO_DATA) {
 		log_warnx("inbox: the lead's phone could not be read (%s error: %s); trying again",
 		    odoo_kind_name(e->kind), e->message);
@@ -358,12 +378,19 @@ on_mapped(redisAsyncContext *ac, void *r, void *pd)
 		inbox_end(ib, false);
 		return;
 	}
-	if (reply->type == REDIS_REPLY_STRING && reply->len < sizeof(ib->phone)) {
+	if (reply->type == REDIS_REPLY_STRING && reply->len < sizeof(ib->phone) && engine_leads(en) != NULL) {
+		/* The conversation of that phone must still have this lead (erased or moved on: the map is stale). */
+		char *k;
 		memcpy(ib->phone, reply->str, reply->len);
 		ib->phone[reply->len] = '\0';
-		phone_known(ib);
+		ib->via_map = ib->from_whatsapp = true;
+		k = engine_pkey(en, ib->phone, "conv");
+		if (inbox_redis(ib, on_conv, "GET %s", k, NULL) < 0)
+			inbox_end(ib, false);
+		free(k);
 		return;
 	}
+	ib->via_map = false;
 	if (engine_leads(en) == NULL) {
 		inbox_end(ib, false);
 		return;
@@ -371,6 +398,18 @@ on_mapped(redisAsyncContext *ac, void *r, void *pd)
 	/* A lead of a release before the inbox, or a conversation the map lost: its number, from Odoo. */
 	en->refs++;
 	chatter_lead_phone(engine_leads(en), (int)json_integer_value(json_object_get(m, "res_id")), on_lead_phone, ib);
+}
+
+/* Whether the look back read a message this process dealt with already (at or below the poll's mark). */
+static bool
+seen(const struct inbox *ib, json_int_t id)
+{
+	if (id > ib->mark0)
+		return false;
+	for (unsigned i = 0; i < 256 && i < ib->nseen; i++)
+		if (ib->seen[i] == id)
+			return true;
+	return false;
 }
 
 /* A Log note matters only as the command that gives the customer back to the bot. */
@@ -392,6 +431,8 @@ inbox_next(struct inbox *ib)
 	char *k, lead[16];
 
 	for (; (m = json_array_get(ib->batch, ib->i)) != NULL; ib->i++) {
+		if (seen(ib, json_integer_value(json_object_get(m, "id"))))
+			continue; /* read again by the look back, dealt with already */
 		if (strcmp(json_string_value(json_object_get(m, "subtype")), "comment") == 0 || is_command(en, m))
 			break;
 		ib->skipped = true;
@@ -495,6 +536,7 @@ on_claimed(redisAsyncContext *ac, void *r, void *pd)
 		return;
 	}
 	parse_ll(reply->element[1]->str, 0, INT64_MAX, &mark);
+	ib->mark0 = mark;
 	chatter_since(engine_leads(en), mark, INBOX_PAGE, on_since, ib);
 }
 
@@ -540,13 +582,14 @@ on_note_posted(const struct odoo_error *e, unsigned posted, void *arg)
 
 	if (inbox_gone(ib))
 		return;
-	if (e->kind == ODOO_TRANSIENT || e->kind == ODOO_CONFIG) {
+	if (e->kind == ODOO_TRANSIENT) {
 		/* Kept, posted next time; one that reached Odoo unanswered is found by its Message-Id then. */
 		inbox_end(ib, false);
 		return;
 	}
-	if (e->kind == ODOO_DATA) /* the lead was deleted: nowhere to say it */
-		log_warnx("inbox: a note for lead %d was refused (%s); dropped", ib->note_lead, e->message);
+	if (e->kind != ODOO_OK) /* the lead deleted, or out of this user's reach: one note must not block the rest */
+		log_warnx("inbox: a note for lead %d was refused (%s error: %s); dropped", ib->note_lead,
+		    odoo_kind_name(e->kind), e->message);
 	en->st.agent_notes += posted;
 	if (inbox_redis(ib, on_note_removed, "LREM %s 1 %s", ib->k_notes, json_string_value(n)) < 0)
 		inbox_end(ib, false);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "chatter.h"
@@ -560,6 +561,7 @@ struct cread {
 	chatter_id_fn id;
 	chatter_phone_fn phone;
 	chatter_names_fn names;
+	bool whatsapp;
 	void *arg;
 };
 
@@ -604,10 +606,21 @@ since_probed(struct probe *p, const struct odoo_error *e)
 	 * One query whatever the number of leads. The subtype tells "Send message" from "Log note" (is_internal
 	 * does not: it is a separate flag); create_uid, unlike author_id, cannot be set by the poster.
 	 */
+	/*
+	 * Ids are taken at insert, not at commit: a message whose transaction commits after a later one's would fall
+	 * behind the mark. So the last two minutes' messages up to 200 ids back are read again (the caller skips
+	 * what it dealt with; storing one again is a no-op).
+	 */
+	time_t back = time(NULL) - 120;
+	struct tm tm;
+	char since[24];
+	gmtime_r(&back, &tm);
+	strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", &tm);
 	odoo_call(r->p.x->o, "mail.message", "search_read",
-	    json_pack("[[[s, s, I], [s, s, s], [s, s, s], [s, s, [i, i]], [s, s, i]]]", "id", ">", (json_int_t)r->after,
-	        "model", "=", "crm.lead", "message_type", "=", "comment", "subtype_id", "in", r->p.x->comment_subtype,
-	        r->p.x->note_subtype, "create_uid", "!=", r->p.x->self_uid),
+	    json_pack("[[s, [s, s, I], s, [s, s, I], [s, s, s], [s, s, s], [s, s, s], [s, s, [i, i]], [s, s, i]]]", "|",
+	        "id", ">", (json_int_t)r->after, "&", "id", ">", (json_int_t)(r->after > 200 ? r->after - 200 : 0),
+	        "date", ">=", since, "model", "=", "crm.lead", "message_type", "=", "comment", "subtype_id", "in",
+	        r->p.x->comment_subtype, r->p.x->note_subtype, "create_uid", "!=", r->p.x->self_uid),
 	    json_pack("{s:[s, s, s, s, s, s, s], s:s, s:i}", "fields", "id", "res_id", "body", "subtype_id",
 	        "author_id", "attachment_ids", "date", "order", "id asc", "limit", (int)r->limit),
 	    on_since, r);
@@ -643,7 +656,11 @@ chatter_last_id(struct lead_ctx *x, chatter_id_fn done, void *arg)
 
 	r->id = done;
 	r->arg = arg;
-	odoo_call(x->o, "mail.message", "search_read", json_pack("[[]]"),
+	/*
+	 * On leads only: Odoo applies the limit before dropping what the user may not read, so the newest message of
+	 * the whole database (a chat between two users) could make the answer empty, and the mark 0.
+	 */
+	odoo_call(x->o, "mail.message", "search_read", json_pack("[[[s, s, s]]]", "model", "=", "crm.lead"),
 	    json_pack("{s:[s], s:s, s:i}", "fields", "id", "order", "id desc", "limit", 1), on_last, r);
 }
 
@@ -654,14 +671,16 @@ on_lead_phone(json_t *res, const struct odoo_error *e, void *arg)
 	json_t *rec = json_array_get(res, 0);
 	static const char *const fields[] = {"phone_sanitized", "phone", "mobile", NULL};
 	char e164[17] = "";
+	const char *src = json_string_value(json_array_get(json_object_get(rec, "source_id"), 1));
 
+	r->whatsapp = src != NULL && r->p.x->source != NULL && strcasecmp(src, r->p.x->source) == 0;
 	for (size_t i = 0; e->kind == ODOO_OK && fields[i] != NULL && e164[0] == '\0'; i++) {
 		const char *v = json_string_value(json_object_get(rec, fields[i]));
 		struct odoo_error pe;
 		if (v != NULL && *v != '\0' && lead_e164(r->p.x, v, e164, &pe) < 0)
 			e164[0] = '\0';
 	}
-	r->phone(e, e164, r->arg);
+	r->phone(e, e164, r->whatsapp, r->arg);
 	free(r);
 }
 
@@ -669,7 +688,7 @@ void
 chatter_lead_phone(struct lead_ctx *x, int lead_id, chatter_phone_fn done, void *arg)
 {
 	struct cread *r = xcalloc(1, sizeof(*r));
-	json_t *fields = json_pack("[s, s]", "phone_sanitized", "phone");
+	json_t *fields = json_pack("[s, s, s]", "phone_sanitized", "phone", "source_id");
 
 	if (x->has_mobile)
 		json_array_append_new(fields, json_string("mobile"));

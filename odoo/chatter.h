@@ -39,7 +39,8 @@ void chatter_post(struct lead_ctx *x, int lead_id, const struct chatter_entry *e
 
 /*
  * The messages people other than crmbridge's user posted on leads after
- * message id after_id, oldest first, at most limit: "Send message"
+ * message id after_id (and, again, those of the last two minutes up to 200
+ * ids back: ids are taken before commit), oldest first, at most limit: "Send message"
  * (subtype Discussions) and "Log note" (subtype Note). messages (borrowed)
  * is an array of {id, res_id, body, subtype, author_id, author, attachment_ids, date}
  * with subtype "comment" or "note".
@@ -51,8 +52,11 @@ int chatter_self_uid(const struct lead_ctx *x);
 /* The highest mail.message id crmbridge's user can see (where a new watermark starts); 0 for none. */
 typedef void (*chatter_id_fn)(const struct odoo_error *e, long long id, void *arg);
 void chatter_last_id(struct lead_ctx *x, chatter_id_fn done, void *arg);
-/* The lead's number as Odoo has it (phone_sanitized, else phone, else mobile) in E.164, or "" when none. */
-typedef void (*chatter_phone_fn)(const struct odoo_error *e, const char *e164, void *arg);
+/*
+ * The lead's number as Odoo has it (phone_sanitized, else phone, else mobile) in E.164, or "" when none;
+ * whatsapp: its source is crmbridge's (odoo.source_name: a lead that came from WhatsApp).
+ */
+typedef void (*chatter_phone_fn)(const struct odoo_error *e, const char *e164, bool whatsapp, void *arg);
 void chatter_lead_phone(struct lead_ctx *x, int lead_id, chatter_phone_fn done, void *arg);
 /* The names of attachments (ir.attachment ids, a JSON array): "a.pdf, b.jpg"; caller frees. */
 typedef void (*chatter_names_fn)(const struct odoo_error *e, char *names, void *arg);

@@ -669,7 +669,12 @@ def lead_method(method, args, kw, uid=2):
         return [project(r, fields) for r in found]
     if method == "read":
         fields = args[1] if len(args) > 1 else kw.get("fields")
-        return [project(recs[i], fields) for i in args[0] if i in recs]
+        out = [project(recs[i], fields) for i in args[0] if i in recs]
+        for r in out:
+            for f, model in (("source_id", "utm.source"), ("medium_id", "utm.medium")):
+                if type(r.get(f)) is int:  # a many2one reads as [id, name]
+                    r[f] = [r[f], S.records[model].get(r[f], {}).get("name", "?")]
+        return out
     if method == "write":
         ids, vals = args[0], args[1]
         check_fields("crm.lead", vals)

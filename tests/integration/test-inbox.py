@@ -294,11 +294,20 @@ def scenario(version):
     ok(wait_for(lambda: "Adjunto la cotización" in bodies(P1)[n3:], 10), "%s: the text of a message with a file" % tag)
     ok(wait_for(lambda: "Not sent on WhatsApp: cotizacion.pdf" in notes_text(lead), 10),
        "%s: the file not sent, said on the lead" % tag, notes_text(lead))
-    other = laura.call("crm.lead", "create", [{"name": "Cliente de mostrador", "phone": "+573001119099"}])
+    # A lead from WhatsApp whose conversation crmbridge no longer has (here: typed with WhatsApp as its source).
+    wa = laura.call("utm.source", "search", [[["name", "=", "WhatsApp"]]])
+    other = laura.call("crm.lead", "create", [{"name": "Cliente de WhatsApp", "phone": "+573001119099",
+                                               "source_id": wa[0]}])
     laura.send(other, "<p>Hola, ¿le interesa?</p>")
     ok(wait_for(lambda: "no WhatsApp conversation with crmbridge" in notes_text(other), 10),
-       "%s: a lead without a WhatsApp conversation: said on the lead, nothing sent" % tag)
+       "%s: a WhatsApp lead without a WhatsApp conversation: said on the lead, nothing sent" % tag)
     ok(sent_to("+573001119099") == [], "%s: nothing to that number" % tag)
+    # A lead from elsewhere: "Send message" is Odoo's e-mail there, as ever: crmbridge says nothing.
+    web = laura.call("crm.lead", "create", [{"name": "Cliente de la web", "phone": "+573001119098"}])
+    laura.send(web, "<p>Gracias por escribirnos</p>")
+    laura.send(other, "<p>¿Sigue interesado?</p>")  # a later message, so the first has been read for sure
+    ok(wait_for(lambda: notes_text(other).count("no WhatsApp conversation") == 2, 10), "%s: (read)" % tag)
+    is_eq(notes_text(web), "", "%s: a lead that did not come from WhatsApp: no note" % tag)
     P2 = "+573001119002"
     converse(P2, ["Hola, soy Carlos Ruiz", "Quiero cotizar 20 sillas de oficina", "Mi presupuesto es de $3000",
                   "carlos@example.com"])
@@ -358,6 +367,11 @@ def scenario(version):
        "%s: the template refused: the lead says it gave up, and why" % tag, notes_text(lead3))
     ok("63032" in notes_text(lead3), "%s: with Twilio's code" % tag)
     ok("Marta, ¿te sirve la mesa de roble?" not in bodies(P3), "%s: the text was not sent" % tag)
+    post(P3, "STOP")
+    ok(wait_for(lambda: "wrote STOP (opted out) before your held message could go" in notes_text(lead3), 15),
+       "%s: the customer answers STOP: the held text is dropped, and the lead says so" % tag, notes_text(lead3))
+    time.sleep(1)
+    ok("Marta, ¿te sirve la mesa de roble?" not in bodies(P3), "%s: never sent after a STOP" % tag)
 
     # ---- 10. two instances, Odoo away a while, one instance killed: each message once, in order ----
     P4 = "+573001119004"
