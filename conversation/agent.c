@@ -32,25 +32,14 @@
 #include "odoo/chatter.h"
 #include "twilio/content.h"
 
-/* Sets a control field for the commit and for the rest of this turn, which reads t->ctl. */
+/*
+ * A note for the lead about Odoo message id (what: which note, so that each is posted once), left for the
+ * inbox's poll once the turn is committed.
+ */
+static void note(struct turn *t, int lead, json_int_t id, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 static void
-ctl_put(struct turn *t, const char *field, const char *value)
-{
-	turn_ctl_set(t, field, value);
-	json_object_set_new(t->ctl, field, json_string(value));
-}
-
-static void
-ctl_drop(struct turn *t, const char *field)
-{
-	turn_ctl_del(t, field);
-	json_object_del(t->ctl, field);
-}
-
-/* A note for the lead, posted by the inbox's poll once the turn is committed; key names it (once per key). */
-static void note(struct turn *t, int lead, const char *key, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void
-note(struct turn *t, int lead, const char *key, const char *fmt, ...)
+note(struct turn *t, int lead, json_int_t id, const char *what, const char *fmt, ...)
 {
 	va_list ap;
 	char *text;
@@ -63,8 +52,19 @@ note(struct turn *t, int lead, const char *key, const char *fmt, ...)
 	va_end(ap);
 	if (t->notes == NULL)
 		t->notes = json_array();
-	json_array_append_new(t->notes, json_pack("{s:i, s:s, s:s}", "lead", lead, "key", key, "text", text));
+	json_array_append_new(
+	    t->notes, json_pack("{s:i, s:I, s:s, s:s}", "lead", lead, "id", id, "what", what, "text", text));
 	free(text);
+}
+
+/* The customer opted out: said on the lead (the outbox refuses them too). */
+static void
+note_opted_out(struct turn *t, int lead, json_int_t id)
+{
+	t->en->st.agent_refused++;
+	note(t, lead, id, "optout",
+	    "Not sent on WhatsApp: the customer opted out (wrote STOP). They must write START to receive messages "
+	    "again.");
 }
 
 static void keep(struct turn *t, json_t *m, int lead, json_int_t id);
@@ -78,19 +78,18 @@ agent_take(struct turn *t, json_t *m, uint64_t now)
 	const char *text = json_string_value(json_object_get(m, "text")) ?: "";
 	json_int_t id = json_integer_value(json_object_get(ag, "id"));
 	int lead = (int)json_integer_value(json_object_get(ag, "lead"));
-	char key[64], v[24];
+	char v[24];
 	long long ms = 0;
 
 	if (!json_is_object(ag))
 		return false;
 	if (strcmp(json_string_value(json_object_get(ag, "cmd")) ?: "", "resume") == 0) {
-		ctl_drop(t, "pause_until");
-		ctl_drop(t, "pause_reason");
-		ctl_drop(t, "pause_by");
-		ctl_drop(t, "pause_partner");
+		turn_ctl_del(t, "pause_until");
+		turn_ctl_del(t, "pause_reason");
+		turn_ctl_del(t, "pause_by");
+		turn_ctl_del(t, "pause_partner");
 		en->st.agent_resumed++;
-		snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".resume@crmbridge>", id);
-		note(t, lead, key, "The WhatsApp bot answers this customer again (asked by %s).", by);
+		note(t, lead, id, "resume", "The WhatsApp bot answers this customer again (asked by %s).", by);
 		return true;
 	}
 	parse_ll(json_string_value(json_object_get(m, "t_ms")) ?: "0", 0, INT64_MAX, &ms);
@@ -106,11 +105,11 @@ agent_take(struct turn *t, json_t *m, uint64_t now)
 	conv_state_count(t->state, "agent", 1);
 	/* A person is talking: the bot is quiet until the pause runs out or someone hands back. */
 	snprintf(v, sizeof(v), "%" PRIu64, now + en->o.handoff_pause_ms);
-	ctl_put(t, "pause_until", v);
-	ctl_put(t, "pause_reason", "salesperson");
-	ctl_put(t, "pause_by", by);
+	turn_ctl_set(t, "pause_until", v);
+	turn_ctl_set(t, "pause_reason", "salesperson");
+	turn_ctl_set(t, "pause_by", by);
 	snprintf(v, sizeof(v), "%d", (int)json_integer_value(json_object_get(ag, "partner")));
-	ctl_put(t, "pause_partner", v);
+	turn_ctl_set(t, "pause_partner", v);
 	if (json_object_get(t->state, "handoff_ms") != NULL) {
 		/* The first answer from a person since the bot handed over: how long the customer waited. */
 		json_int_t h0 = json_integer_value(json_object_get(t->state, "handoff_ms"));
@@ -128,7 +127,6 @@ agent_first(struct turn *t, enum turn_step next)
 {
 	json_t *m, *held = json_object_get(t->state, "held");
 	size_t i;
-	char key[64];
 
 	if (t->opt_word != 0) {
 		/*
@@ -148,13 +146,11 @@ agent_first(struct turn *t, enum turn_step next)
 				continue;
 			}
 			t->en->st.agent_refused++;
-			snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".stop@crmbridge>", id);
-			note(t, lead, key, "Not sent on WhatsApp: the customer wrote STOP (opted out).");
+			note(t, lead, id, "stop", "Not sent on WhatsApp: the customer wrote STOP (opted out).");
 		}
 		if (t->opt_word > 0 && json_array_size(held) > 0) {
-			snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".stopheld@crmbridge>",
-			    json_integer_value(json_object_get(json_array_get(held, 0), "id")));
-			note(t, (int)json_integer_value(json_object_get(json_array_get(held, 0), "lead")), key,
+			note(t, (int)json_integer_value(json_object_get(json_array_get(held, 0), "lead")),
+			    json_integer_value(json_object_get(json_array_get(held, 0), "id")), "stopheld",
 			    "Not sent on WhatsApp: the customer wrote STOP (opted out) before your held message%s "
 			    "could go.",
 			    json_array_size(held) == 1 ? "" : "s");
@@ -177,18 +173,13 @@ on_agent_queued(int parts, void *arg)
 	struct engine *en = t->en;
 	json_t *m = json_array_get(t->agent, t->agent_i);
 	json_t *ag = json_object_get(m, "agent");
-	char key[64];
 
 	if (turn_dropped(t))
 		return;
 	if (parts == -EPERM) {
 		/* Opted out after all (the outbox knows it first). */
-		en->st.agent_refused++;
-		snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".optout@crmbridge>",
+		note_opted_out(t, (int)json_integer_value(json_object_get(ag, "lead")),
 		    json_integer_value(json_object_get(ag, "id")));
-		note(t, (int)json_integer_value(json_object_get(ag, "lead")), key,
-		    "Not sent on WhatsApp: the customer opted out (wrote STOP). They must write START to receive "
-		    "messages again.");
 	} else if (parts < 0) {
 		turn_run(t, turn_fail(t, "a salesperson's message could not be queued"));
 		return;
@@ -228,15 +219,14 @@ hold(struct turn *t, json_t *m, int lead, json_int_t id)
 	struct engine *en = t->en;
 	struct sender *s = engine_sender(en);
 	json_t *held = json_object_get(t->state, "held");
-	char key[64], missing[32], once[48], tag[64], *vars, *text;
+	char missing[32], once[48], tag[64], *vars, *text;
 	struct sender_msg sm = {0};
 	bool first = json_array_size(held) == 0;
 
-	snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".window@crmbridge>", id);
 	if (en->o.window_content_sid == NULL ||
 	    (vars = outbound_template_vars(t->state, NULL, en->o.window_variables, missing)) == NULL) {
 		en->st.agent_refused++;
-		note(t, lead, key,
+		note(t, lead, id, "window",
 		    "Not sent on WhatsApp: the customer's last message is more than 24 hours old, when WhatsApp allows "
 		    "only approved templates, and crmbridge has no re-opening template to send (window.content_sid in "
 		    "crmbridge.conf%s). Call or e-mail the customer instead.",
@@ -244,7 +234,7 @@ hold(struct turn *t, json_t *m, int lead, json_int_t id)
 		return TURN_AGENT;
 	}
 	keep(t, m, lead, id);
-	note(t, lead, key,
+	note(t, lead, id, "window",
 	    "Not sent yet: the customer's last WhatsApp message is more than 24 hours old, and WhatsApp then allows "
 	    "only approved templates. %s Your message goes out as soon as the customer answers.",
 	    first ? "crmbridge sent the re-opening template." : "The re-opening template was sent already.");
@@ -305,7 +295,6 @@ release_held(struct turn *t)
 	json_t *held = json_object_get(t->state, "held"), *h;
 	size_t i;
 	int lead = 0;
-	char key[64];
 
 	if (t->customer_in == 0 || json_array_size(held) == 0)
 		return;
@@ -318,9 +307,8 @@ release_held(struct turn *t)
 		json_array_insert_new(t->agent, i, m);
 		lead = (int)json_integer_value(json_object_get(h, "lead"));
 	}
-	snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".released@crmbridge>",
-	    json_integer_value(json_object_get(json_array_get(held, 0), "id")));
-	note(t, lead, key, "The customer answered: %zu held message%s sent on WhatsApp now.", json_array_size(held),
+	note(t, lead, json_integer_value(json_object_get(json_array_get(held, 0), "id")), "released",
+	    "The customer answered: %zu held message%s sent on WhatsApp now.", json_array_size(held),
 	    json_array_size(held) == 1 ? "" : "s");
 	json_object_del(t->state, "held");
 }
@@ -333,7 +321,7 @@ turn_agent(struct turn *t)
 	const char *text, *files;
 	json_int_t id;
 	int lead;
-	char key[64], ph[32];
+	char ph[32];
 
 	if (t->agent_i == 0 && !t->agent_held_done) {
 		t->agent_held_done = true;
@@ -350,8 +338,7 @@ turn_agent(struct turn *t)
 	files = json_string_value(json_object_get(ag, "files"));
 	if (files != NULL) {
 		en->st.agent_files++;
-		snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".files@crmbridge>", id);
-		note(t, lead, key,
+		note(t, lead, id, "files",
 		    "Not sent on WhatsApp: %s. crmbridge sends text only (Twilio takes a file only from a public web "
 		    "address); put a link to the file in your message instead.",
 		    files);
@@ -363,20 +350,14 @@ turn_agent(struct turn *t)
 		return TURN_AGENT;
 	}
 	if (json_is_true(json_object_get(t->state, "opted_out"))) {
-		en->st.agent_refused++;
-		snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".optout@crmbridge>", id);
-		note(t, lead, key,
-		    "Not sent on WhatsApp: the customer opted out (wrote STOP). They must write START to receive "
-		    "messages "
-		    "again.");
+		note_opted_out(t, lead, id);
 		t->agent_i++;
 		return TURN_AGENT;
 	}
 	if (json_object_get(t->ctl, "blocked_ms") != NULL) {
 		/* Kept like a message outside the window (no template: it would be refused too), sent if they write. */
 		keep(t, m, lead, id);
-		snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".blocked@crmbridge>", id);
-		note(t, lead, key,
+		note(t, lead, id, "blocked",
 		    "Not sent yet: WhatsApp reported that the customer blocked the business number (Twilio error "
 		    "63014). "
 		    "Your message goes out if the customer writes again.");
@@ -486,7 +467,7 @@ turn_mirror(struct turn *t)
 	int lead = (int)json_integer_value(json_object_get(t->state, "lead_id"));
 	int partner = 0;
 	struct chatter_entry *ce;
-	char(*keys)[64], *author, *lk, ls[16];
+	char(*keys)[64], *author;
 	const char *name = conv_state_field(t->state, F_NAME);
 	size_t i, n = 0;
 	uint64_t now = realtime_usec() / 1000;
@@ -522,12 +503,6 @@ turn_mirror(struct turn *t)
 		ce[n].t_ms = (uint64_t)json_integer_value(json_object_get(e, "t_ms"));
 		n++;
 	}
-	/* The lead's phone, for the salespeople's messages on it (inbox.c); erasure takes it out. */
-	lk = engine_leads_key(en);
-	snprintf(ls, sizeof(ls), "%d", lead);
-	if (engine_rc(en) != NULL)
-		rconn_command(engine_rc(en), NULL, NULL, "HSET %s %s %s", lk, ls, t->phone);
-	free(lk);
 	en->refs++;
 	chatter_post(engine_leads(en), lead, ce, n, partner, on_mirrored, t);
 	free(ce);
@@ -544,13 +519,9 @@ agent_notes_push(struct turn *t)
 	json_t *n;
 	size_t i;
 
-	json_array_foreach(t->notes, i, n)
-	{
-		char *s = json_dumps(n, JSON_COMPACT);
-		if (engine_rc(en) != NULL && s != NULL)
-			rconn_command(engine_rc(en), NULL, NULL, "RPUSH %s %s", inbox_notes_key(en->inbox), s);
-		free(s);
-	}
+	json_array_foreach(t->notes, i, n) inbox_note(en->inbox, (int)json_integer_value(json_object_get(n, "lead")),
+	    json_integer_value(json_object_get(n, "id")), json_string_value(json_object_get(n, "what")),
+	    json_string_value(json_object_get(n, "text")));
 	json_decref(t->notes);
 	t->notes = NULL;
 }
@@ -560,11 +531,10 @@ engine_agent_result(struct engine *en, const char *tag, json_t *res)
 {
 	long long lead = 0, id = 0;
 	const char *p = tag != NULL && strncmp(tag, "odoo:", 5) == 0 ? tag + 5 : NULL, *colon;
-	char *s, key[64], *text;
+	char *s, *text;
 	const char *error;
 	bool reopen;
 	int code;
-	json_t *n;
 
 	if (p == NULL || strcmp(json_string_value(json_object_get(res, "status")) ?: "", "failed") != 0 ||
 	    (colon = strchr(p, ':')) == NULL)
@@ -585,7 +555,6 @@ engine_agent_result(struct engine *en, const char *tag, json_t *res)
 	en->st.agent_failed++;
 	code = (int)json_integer_value(json_object_get(res, "code"));
 	error = json_string_value(json_object_get(res, "error")) ?: "an error";
-	snprintf(key, sizeof(key), "<wa.odoo-%lld.%s@crmbridge>", id, reopen ? "reopenfailed" : "failed");
 	if (reopen)
 		xasprintf(&text,
 		    "Gave up re-opening the conversation: the re-opening template was not delivered (%s; Twilio error "
@@ -602,11 +571,6 @@ engine_agent_result(struct engine *en, const char *tag, json_t *res)
 		    "Not delivered on WhatsApp (%s; Twilio error %d). What the code means: "
 		    "https://www.twilio.com/docs/api/errors/%d",
 		    error, code, code);
-	n = json_pack("{s:I, s:s, s:s}", "lead", (json_int_t)lead, "key", key, "text", text);
-	s = json_dumps(n, JSON_COMPACT);
-	if (engine_rc(en) != NULL && s != NULL)
-		rconn_command(engine_rc(en), NULL, NULL, "RPUSH %s %s", inbox_notes_key(en->inbox), s);
-	free(s);
+	inbox_note(en->inbox, (int)lead, id, reopen ? "reopenfailed" : "failed", text);
 	free(text);
-	json_decref(n);
 }

@@ -433,6 +433,7 @@ engine_new(sd_event *e, const struct engine_deps *deps, const struct engine_opti
 	xasprintf(&en->k_dead, "%s{engine}:dead", p);
 	xasprintf(&en->k_followup, "%s{followup}:due", p);
 	xasprintf(&en->k_in, "%s{turns}:in", p);
+	xasprintf(&en->k_leads, "%s{odoo}:leads", p);
 	rscript_init(&en->store, redis_script_intake_store);
 	rscript_init(&en->drain, redis_script_engine_drain);
 	en->up.stream = en->up.walk = -1;
@@ -469,6 +470,7 @@ destroy(struct engine *en)
 	free(en->k_dead);
 	free(en->k_followup);
 	free(en->k_in);
+	free(en->k_leads);
 	inbox_free(en->inbox);
 	pace_free(&en->pace);
 	free(en);

@@ -54,15 +54,6 @@ static void inbox_next(struct inbox *ib);
 static void notes_start(struct inbox *ib);
 static void on_lead_phone(const struct odoo_error *e, const char *e164, bool whatsapp, void *arg);
 
-char *
-engine_leads_key(const struct engine *en)
-{
-	char *k;
-
-	xasprintf(&k, "%s{odoo}:leads", en->o.key_prefix);
-	return k;
-}
-
 struct inbox *
 inbox_new(struct engine *en)
 {
@@ -90,10 +81,23 @@ inbox_free(struct inbox *ib)
 	free(ib);
 }
 
-const char *
-inbox_notes_key(const struct inbox *ib)
+void
+inbox_note(struct inbox *ib, int lead, json_int_t id, const char *what, const char *text)
 {
-	return ib->k_notes;
+	struct engine *en = ib->en;
+	char key[96], *s;
+	json_t *n;
+
+	if (lead <= 0 || engine_rc(en) == NULL)
+		return;
+	/* Its own Message-Id: looked for before it is posted, so it is posted once. */
+	snprintf(key, sizeof(key), "<wa.odoo-%" JSON_INTEGER_FORMAT ".%s@crmbridge>", id, what);
+	n = json_pack("{s:i, s:s, s:s}", "lead", lead, "key", key, "text", text);
+	s = json_dumps(n, JSON_COMPACT);
+	if (s != NULL)
+		rconn_command(engine_rc(en), NULL, NULL, "RPUSH %s %s", ib->k_notes, s);
+	free(s);
+	json_decref(n);
 }
 
 /*
@@ -271,24 +275,15 @@ phone_known(struct inbox *ib)
 static void
 no_phone(struct inbox *ib)
 {
-	struct engine *en = ib->en;
 	json_t *m = json_array_get(ib->batch, ib->i);
-	char *note;
 
 	/* A lead that did not come from WhatsApp: "Send message" is e-mail there, as ever; nothing to say. */
 	if (ib->from_whatsapp && strcmp(json_string_value(json_object_get(m, "subtype")), "comment") == 0) {
-		en->st.agent_refused++;
-		xasprintf(&note,
-		    "{\"lead\":%d,\"key\":\"<wa.odoo-%" JSON_INTEGER_FORMAT
-		    ".nophone@crmbridge>\",\"text\":\"Not sent on WhatsApp: this lead has no WhatsApp conversation "
-		    "with "
-		    "crmbridge (none of its numbers wrote to the business number), so there is no one to send it "
-		    "to.\"}",
-		    (int)json_integer_value(json_object_get(m, "res_id")),
-		    json_integer_value(json_object_get(m, "id")));
-		if (engine_rc(en) != NULL)
-			rconn_command(engine_rc(en), NULL, NULL, "RPUSH %s %s", ib->k_notes, note);
-		free(note);
+		ib->en->st.agent_refused++;
+		inbox_note(ib, (int)json_integer_value(json_object_get(m, "res_id")),
+		    json_integer_value(json_object_get(m, "id")), "nophone",
+		    "Not sent on WhatsApp: this lead has no WhatsApp conversation with crmbridge (none of its numbers "
+		    "wrote to the business number), so there is no one to send it to.");
 	}
 	message_done(ib);
 }
@@ -302,7 +297,6 @@ on_conv(redisAsyncContext *ac, void *r, void *pd)
 	json_t *m = json_array_get(ib->batch, ib->i), *st;
 	const char *why;
 	int lead = (int)json_integer_value(json_object_get(m, "res_id"));
-	char *k;
 
 	if (inbox_gone(ib))
 		return;
@@ -313,26 +307,21 @@ on_conv(redisAsyncContext *ac, void *r, void *pd)
 	st = reply->type == REDIS_REPLY_STRING ? conv_state_parse(reply->str, reply->len, &why) : NULL;
 	if (st == NULL || json_integer_value(json_object_get(st, "lead_id")) != lead) {
 		json_decref(st);
-		k = engine_leads_key(en);
 		if (ib->via_map && engine_rc(en) != NULL) {
 			/* The map is stale (erased, expired, another lead since): forgotten, and Odoo asked. */
-			rconn_command(engine_rc(en), NULL, NULL, "HDEL %s %d", k, lead);
+			rconn_command(engine_rc(en), NULL, NULL, "HDEL %s %d", en->k_leads, lead);
 			ib->via_map = false;
-			free(k);
 			en->refs++;
 			chatter_lead_phone(engine_leads(en), lead, on_lead_phone, ib);
 			return;
 		}
-		free(k);
 		no_phone(ib);
 		return;
 	}
 	json_decref(st);
-	/* Found: remembered, so the next message on this lead needs no question to Odoo. */
-	k = engine_leads_key(en);
-	if (engine_rc(en) != NULL)
-		rconn_command(engine_rc(en), NULL, NULL, "HSET %s %d %s", k, lead, ib->phone);
-	free(k);
+	/* Found through Odoo: remembered, so the next message on this lead needs no question to Odoo. */
+	if (!ib->via_map && engine_rc(en) != NULL)
+		rconn_command(engine_rc(en), NULL, NULL, "HSET %s %d %s", en->k_leads, lead, ib->phone);
 	phone_known(ib);
 }
 
@@ -428,7 +417,7 @@ inbox_next(struct inbox *ib)
 {
 	struct engine *en = ib->en;
 	json_t *m;
-	char *k, lead[16];
+	char lead[16];
 
 	for (; (m = json_array_get(ib->batch, ib->i)) != NULL; ib->i++) {
 		if (seen(ib, json_integer_value(json_object_get(m, "id"))))
@@ -451,10 +440,8 @@ inbox_next(struct inbox *ib)
 	ib->skipped = false;
 	en->st.agent_seen++;
 	snprintf(lead, sizeof(lead), "%d", (int)json_integer_value(json_object_get(m, "res_id")));
-	k = engine_leads_key(en);
-	if (inbox_redis(ib, on_mapped, "HGET %s %s", k, lead) < 0)
+	if (inbox_redis(ib, on_mapped, "HGET %s %s", en->k_leads, lead) < 0)
 		inbox_end(ib, false);
-	free(k);
 }
 
 /* ---- the poll ---- */

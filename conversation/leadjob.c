@@ -76,6 +76,10 @@ on_lead(const struct lead_result *r, void *arg)
 	if (turn_dropped(t))
 		return;
 	if (r->err.kind == ODOO_OK) {
+		if (engine_leads(en) != NULL &&
+		    r->lead_id != json_integer_value(json_object_get(t->state, "lead_id")) && engine_rc(en) != NULL)
+			/* A lead new to this conversation: its phone, for the salespeople's messages on it (inbox.c). */
+			rconn_command(engine_rc(en), NULL, NULL, "HSET %s %d %s", en->k_leads, r->lead_id, t->phone);
 		json_object_set_new(t->state, "lead_id", json_integer(r->lead_id));
 		json_object_set_new(t->state, "lead_pending", json_false());
 		json_object_del(t->state, "lead_create_unknown_ms");

@@ -130,12 +130,30 @@ turn_save(struct turn *t)
 	return t->in_job ? (t->mirrored ? TURN_MERGE : TURN_MIRROR) : TURN_COMMIT;
 }
 
+/* Drops field from the deletions to commit. */
+static void
+undelete(struct turn *t, const char *field)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(t->ctl_del, i, v) if (strcmp(json_string_value(v), field) == 0)
+	{
+		json_array_remove(t->ctl_del, i);
+		return;
+	}
+}
+
+/* A change to the control hash: committed with the state, and seen by the rest of the turn (t->ctl). The last
+   change to a field wins. */
 void
 turn_ctl_set(struct turn *t, const char *field, const char *value)
 {
 	if (t->ctl_set == NULL)
 		t->ctl_set = json_object();
 	json_object_set_new(t->ctl_set, field, json_string(value));
+	undelete(t, field);
+	json_object_set_new(t->ctl, field, json_string(value));
 }
 
 void
@@ -143,7 +161,10 @@ turn_ctl_del(struct turn *t, const char *field)
 {
 	if (t->ctl_del == NULL)
 		t->ctl_del = json_array();
+	undelete(t, field);
 	json_array_append_new(t->ctl_del, json_string(field));
+	json_object_del(t->ctl_set, field);
+	json_object_del(t->ctl, field);
 }
 
 uint64_t
@@ -422,12 +443,10 @@ turn_history(struct turn *t)
 	/* The customer wrote: the window is open again, and the follow-ups start over from this message. */
 	if (t->customer_in > 0 && json_object_get(t->ctl, "window_closed_ms") != NULL) {
 		turn_ctl_del(t, "window_closed_ms");
-		json_object_del(t->ctl, "window_closed_ms");
 	}
 	/* Writing to the business undoes a block on WhatsApp (63014). */
 	if (t->customer_in > 0 && json_object_get(t->ctl, "blocked_ms") != NULL) {
 		turn_ctl_del(t, "blocked_ms");
-		json_object_del(t->ctl, "blocked_ms");
 	}
 	if (t->customer_in > 0) {
 		t->after_followup = json_integer_value(json_object_get(t->state, "followups_sent")) > 0;

@@ -35,6 +35,7 @@ struct engine {
 	struct engine_deps d;
 	struct engine_options o;
 	char *k_stream, *k_due, *k_lease, *k_pending, *k_dead, *k_followup, *k_in;
+	char *k_leads; /* P{odoo}:leads: lead id -> phone, for the salespeople's messages on a lead (inbox.c) */
 	struct rscript store, drain, claim, load, release, commit, lease_one;
 	bool claiming, pending_busy, claim_again, followup_busy;
 	sd_event_source *poll;
@@ -170,9 +171,11 @@ struct inbox *inbox_new(struct engine *en);
 void inbox_free(struct inbox *ib);
 /* With each poll: asks Odoo for the salespeople's new messages every engine.inbox_interval. */
 void inbox_poll(struct inbox *ib);
-const char *inbox_notes_key(const struct inbox *ib);
-/* P{odoo}:leads, lead id -> phone; caller frees. */
-char *engine_leads_key(const struct engine *en);
+/*
+ * Leaves a note for a lead about Odoo message id, for the poll to post once (what names the note: one per
+ * message and what); nothing of the customer goes in it.
+ */
+void inbox_note(struct inbox *ib, int lead, json_int_t id, const char *what, const char *text);
 /* An arrival from the chatter (m has "agent"): recorded, the bot paused, kept for TURN_AGENT. False: the customer's. */
 bool agent_take(struct turn *t, json_t *m, uint64_t now);
 /* TURN_AGENT when there is something to deliver (then next), else next. */
