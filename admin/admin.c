@@ -142,6 +142,8 @@ admin_ctx_clear(struct admin_ctx *x)
 	set_token(x, NULL, false);
 	free(x->odoo_url);
 	x->odoo_url = NULL;
+	free(x->chartjs);
+	x->chartjs = NULL;
 }
 
 bool

@@ -90,6 +90,15 @@ struct admin_ctx {
 	char *odoo_url; /* owned, its password redacted; NULL: no Odoo */
 	bool twilio_configured; /* an auth token is set */
 
+	/* The dashboard (admin/dashboard.c): sessions of session_ttl from login links of link_ttl. */
+	bool dash_enabled;
+	bool dash_secure; /* the session cookie is Secure (an https public_url, the admin API on the main listener) */
+	uint64_t dash_session_ttl_ms, dash_link_ttl_ms;
+	char *chartjs; /* owned: Debian's Chart.js as read (NULL: not found, the figures shown as tables) */
+	size_t chartjs_len;
+	char chartjs_etag[20];
+	uint64_t dash_links, dash_logins, dash_login_failures, dash_actions;
+
 	/* The admin plane's own. */
 	struct admin_metrics m;
 	bool lead_stats_busy;
@@ -120,6 +129,9 @@ void admin_get_dead_letters(struct http_request *req, void *arg);
 void admin_post_dead_letters_retry(struct http_request *req, void *arg);
 void admin_get_analytics(struct http_request *req, void *arg);
 void admin_get_leads(struct http_request *req, void *arg);
+/* GET /api/conversations?q=&limit=&offset=: the conversations, the latest first (admin/conversations.c). */
+void admin_get_conversations(struct http_request *req, void *arg);
+void admin_conversations_cancel(void);
 /* GET /metrics. */
 void admin_get_metrics(struct http_request *req, void *arg);
 /* Cancels the admin requests waiting for Redis (before the HTTP server stops). */

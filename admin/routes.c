@@ -307,6 +307,7 @@ admin_cancel(void)
 
 	for (op = admin_ops; op != NULL; op = op->next)
 		op->req = NULL;
+	admin_conversations_cancel();
 }
 
 /* The {phone} of a conversation route as +E164; answers 400 and returns -1 when it is not one. */

@@ -35,7 +35,7 @@
 #include "common/http.h"
 
 #define HTTP_MAX_PARAMS 4
-#define HTTP_MAX_HEADERS 8
+#define HTTP_MAX_HEADERS 16
 
 /* One TCP connection, tracked for the request deadline. */
 struct hconn {
@@ -267,10 +267,12 @@ http_reply(struct http_request *r, unsigned status, const char *content_type, co
 	if (resp == NULL)
 		fatalx("http: cannot create a response");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	for (i = 0; i < r->nhdr; i++)
 		MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+	/* Nothing is cached unless the handler said otherwise (the dashboard's files). */
+	if (MHD_get_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL) == NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	r->response = resp;
 	r->status = status;
 	if (r->suspended) {

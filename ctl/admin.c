@@ -33,17 +33,10 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "ctl.h"
+#include "ctl/admin-private.h"
 #include "daemon/conf.h"
 #include "twilio/signature.h"
 
-struct ctl {
-	struct conf *conf;
-	char base[256]; /* http://address:port of the admin endpoints */
-	char webhook_base[256]; /* http://address:port of the webhooks */
-	char token[ADMIN_TOKEN_MAX + 2]; /* one more byte than a token may have: longer is refused, never cut */
-	char token_from[13000]; /* where the token came from, or the files looked at when none was found */
-	bool json;
-};
 
 /* ---- set-up: the daemon's configuration, its address and the admin token ---- */
 
@@ -193,7 +186,7 @@ ctl_request(struct ctl *c, const char *method, const char *base, const char *pat
 }
 
 /* GET/POST an admin endpoint; prints the daemon's error and returns NULL unless 2xx. */
-static json_t *
+json_t *
 admin_call(struct ctl *c, const char *method, const char *path)
 {
 	json_t *j;
@@ -219,28 +212,28 @@ admin_call(struct ctl *c, const char *method, const char *path)
 	return NULL;
 }
 
-static void
+void
 print_json(json_t *j)
 {
 	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	putchar('\n');
 }
 
-static const char *
+const char *
 s_or(json_t *o, const char *key, const char *dflt)
 {
 	const char *s = json_string_value(json_object_get(o, key));
 	return s != NULL ? s : dflt;
 }
 
-static long long
+long long
 i_of(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 	return json_is_integer(v) ? (long long)json_integer_value(v) : (long long)json_number_value(v);
 }
 
-static void
+void
 duration_text(long long s, char *out, size_t size)
 {
 	if (s < 60)
@@ -251,101 +244,6 @@ duration_text(long long s, char *out, size_t size)
 		snprintf(out, size, "%lldh%02lldm", s / 3600, (s % 3600) / 60);
 	else
 		snprintf(out, size, "%lldd%02lldh", s / 86400, (s % 86400) / 3600);
-}
-
-/* ---- status ---- */
-
-static int
-cmd_status(struct ctl *c)
-{
-	json_t *j = admin_call(c, "GET", "/system/status"), *x, *q;
-	char up[32], detail[400];
-
-	if (j == NULL)
-		return 1;
-	if (c->json) {
-		print_json(j);
-		json_decref(j);
-		return 0;
-	}
-	duration_text(i_of(j, "uptime_s"), up, sizeof(up));
-	printf("crmbridged %s: %s, up %s, listening on %s\n\n", s_or(j, "version", "?"), s_or(j, "status", "?"), up,
-	    s_or(j, "listen", "?"));
-	printf("%-12s %-14s %s\n", "DEPENDENCY", "STATE", "DETAIL");
-	x = json_object_get(j, "redis");
-	snprintf(detail, sizeof(detail), "%s, %lld reconnects%s%s", s_or(x, "endpoint", "?"), i_of(x, "reconnects"),
-	    json_is_string(json_object_get(x, "last_error")) ? ", last error: " : "", s_or(x, "last_error", ""));
-	printf("%-12s %-14s %s\n", "redis", s_or(x, "state", "?"), detail);
-	x = json_object_get(j, "odoo");
-	if (json_is_object(x)) {
-		json_t *le = json_object_get(x, "last_error");
-		snprintf(detail, sizeof(detail), "%s, Odoo %s over %s, x_ fields %s, %lld calls%s%s",
-		    s_or(x, "url", "?"), s_or(x, "version", "?"), s_or(x, "protocol", "?"),
-		    json_is_true(json_object_get(x, "x_fields")) ? "present" : "MISSING (crmbridgectl odoo-setup)",
-		    i_of(x, "calls"), json_is_object(le) ? ", last error: " : "",
-		    json_is_object(le) ? s_or(le, "message", "") : "");
-		printf("%-12s %-14s %s\n", "odoo",
-		    json_is_true(json_object_get(x, "reachable")) ? "reachable" : "unreachable", detail);
-	} else {
-		x = json_object_get(j, "lead_store");
-		snprintf(detail, sizeof(detail), "leads go to the lead journal (%lld lead%s; crmbridgectl leads)",
-		    i_of(x, "leads"), i_of(x, "leads") == 1 ? "" : "s");
-		printf("%-12s %-14s %s\n", "odoo", "not set", detail);
-	}
-	x = json_object_get(j, "classifier");
-	if (json_is_object(q = json_object_get(x, "gemini"))) {
-		snprintf(detail, sizeof(detail), "%s, %lld calls, %lld failures, breaker %s%s%s", s_or(q, "model", "?"),
-		    i_of(q, "calls"), i_of(q, "failures"), s_or(q, "breaker", "?"),
-		    json_is_string(json_object_get(q, "last_error")) ? ", last error: " : "",
-		    s_or(q, "last_error", ""));
-		printf("%-12s %-14s %s\n", "gemini", s_or(q, "breaker", "?"), detail);
-	} else {
-		printf("%-12s %-14s %s\n", "gemini", "not set", "the offline rules classify");
-	}
-	x = json_object_get(j, "sender");
-	if (json_is_object(x)) {
-		snprintf(detail, sizeof(detail), "%lld sent, %lld retries, %lld dead letters, last HTTP %lld%s%s",
-		    i_of(x, "sent"), i_of(x, "retries"), i_of(x, "dead_letters"), i_of(x, "last_http_status"),
-		    json_is_string(json_object_get(x, "last_error")) ? ", last error: " : "",
-		    s_or(x, "last_error", ""));
-		printf("%-12s %-14s %s\n", "twilio", json_is_string(json_object_get(x, "last_error")) ? "errors" : "ok",
-		    detail);
-	} else {
-		printf("%-12s %-14s %s\n", "twilio", "not set", "replies are recorded, not sent");
-	}
-	{
-		/* The configured WhatsApp templates: is their text known (Twilio's Content API)? */
-		const char *sid;
-		json_t *t;
-		json_object_foreach(json_object_get(j, "templates"), sid, t)
-		{
-			snprintf(detail, sizeof(detail), "%s%s%s", sid,
-			    json_is_string(json_object_get(t, "error")) ? ": " : "", s_or(t, "error", ""));
-			printf("%-12s %-14s %s\n", "template",
-			    json_is_true(json_object_get(t, "known")) ? "known" : "unknown", detail);
-		}
-	}
-	x = json_object_get(j, "queues");
-	printf("\n%-22s %s\n", "QUEUE", "DEPTH");
-	{
-		const char *k;
-		json_t *v;
-		json_object_foreach(x, k, v)
-		{
-			if (json_is_integer(v))
-				printf("%-22s %lld\n", k, (long long)json_integer_value(v));
-			else
-				printf("%-22s unknown (Redis is down)\n", k);
-		}
-	}
-	x = json_object_get(j, "engine");
-	if (json_is_object(x))
-		printf("\nturns %lld (failed %lld), replies %lld, leads created %lld, updated %lld, support transfers "
-		       "%lld\n",
-		    i_of(x, "turns"), i_of(x, "turns_failed"), i_of(x, "replies"), i_of(x, "leads_created"),
-		    i_of(x, "leads_updated"), i_of(x, "support_transfers"));
-	json_decref(j);
-	return 0;
 }
 
 /* ---- analytics ---- */
@@ -1173,7 +1071,9 @@ ctl_admin(const char *cmd, int argc, char **argv, const struct ctl_options *o)
 	if (ctl_open(&c, o) < 0)
 		return 1;
 	if (strcmp(cmd, "status") == 0 && npos == 0)
-		rc = cmd_status(&c);
+		rc = ctl_status(&c);
+	else if (strcmp(cmd, "dashboard") == 0 && npos == 0)
+		rc = ctl_dashboard(&c);
 	else if (strcmp(cmd, "analytics") == 0 && npos == 0)
 		rc = cmd_analytics(&c, days);
 	else if (strcmp(cmd, "conversation") == 0 && npos == 2)

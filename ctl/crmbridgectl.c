@@ -122,6 +122,7 @@ usage(FILE *f)
 	    "       crmbridgectl [-c CONFIG] odoo-check\n"
 	    "talking to a running crmbridged (address and admin token from its configuration, or --url/--token):\n"
 	    "       crmbridgectl [-c CONFIG] [--json] status\n"
+	    "       crmbridgectl [-c CONFIG] [--json] dashboard        a one-time login link for the dashboard\n"
 	    "       crmbridgectl [-c CONFIG] [--json] analytics [--days N]\n"
 	    "       crmbridgectl [-c CONFIG] [--json] conversation show|history|reset PHONE\n"
 	    "       crmbridgectl [-c CONFIG] [--json] conversation pause [--for 2h] PHONE | resume PHONE\n"
@@ -834,7 +835,7 @@ main(int argc, char **argv)
 
 	struct ctl_options co = {0};
 	static const char *const admin_cmds[] = {
-	    "status", "analytics", "conversation", "erase", "dead-letters", "leads", "profile", "chat", "replay"};
+	    "status", "dashboard", "analytics", "conversation", "erase", "dead-letters", "leads", "profile", "chat", "replay"};
 	size_t k;
 
 	while (i < argc) {

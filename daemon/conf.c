@@ -75,6 +75,13 @@ static const struct key conf_keys[] = {
         check_abs_path},
     {"server", "log_level", "CRMBRIDGE_LOG_LEVEL", NULL, K_LOGLEVEL, 0, 0, 0, "info", OFF(log_level), NULL},
 
+    {"dashboard", "enabled", NULL, NULL, K_BOOL, 0, 0, 0, "yes", OFF(dashboard_enabled), NULL},
+    {"dashboard", "session_ttl", NULL, NULL, K_DURATION, 0, SEC(60), SEC(30 * 86400), "12h",
+        OFF(dashboard_session_ttl_ms), NULL},
+    {"dashboard", "link_ttl", NULL, NULL, K_DURATION, 0, SEC(1), SEC(3600), "5m", OFF(dashboard_link_ttl_ms), NULL},
+    {"dashboard", "chartjs", NULL, NULL, K_STR, 0, 0, 0, "/usr/share/javascript/chart.js/chart.min.js",
+        OFF(dashboard_chartjs), check_abs_path},
+
     {"http", "max_body", NULL, NULL, K_SIZE, 0, 1024, 65536, "64KiB", OFF(http_max_body), NULL},
     {"http", "max_uri", NULL, NULL, K_SIZE, 0, 256, 1048576, "8KiB", OFF(http_max_uri), NULL},
     {"http", "max_connections", NULL, NULL, K_INT, 0, 1, 65536, "1024", OFF(http_max_connections), NULL},

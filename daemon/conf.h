@@ -23,6 +23,11 @@ struct conf {
 	char *state_dir;
 	int log_level;
 
+	/* [dashboard] */
+	bool dashboard_enabled;
+	uint64_t dashboard_session_ttl_ms, dashboard_link_ttl_ms;
+	char *dashboard_chartjs; /* Debian's Chart.js */
+
 	/* [http] */
 	uint64_t http_max_body;
 	uint64_t http_max_uri;

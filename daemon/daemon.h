@@ -12,6 +12,7 @@
 
 #include "admin/admin.h"
 #include "admin/analytics.h"
+#include "admin/dashboard.h"
 #include "classifier/classifier.h"
 #include "common/curlev.h"
 #include "common/http.h"
@@ -31,7 +32,8 @@
 #include "twilio/webhook.h"
 
 /* Room in each routing table. */
-#define DAEMON_MAX_ROUTES 32
+#define DAEMON_MAX_ROUTES 64
+#define DAEMON_MAX_DASH 16
 
 /*
  * The webhook's sd-event priority: its HTTP server and the intake's Redis connection are dispatched before
@@ -96,6 +98,7 @@ struct daemon {
 	/* The routing tables (daemon_routes()): everything on one listener, or public and admin apart. */
 	struct http_route routes[DAEMON_MAX_ROUTES], public_routes[DAEMON_MAX_ROUTES], admin_routes[DAEMON_MAX_ROUTES];
 	size_t nroutes, npublic_routes, nadmin_routes;
+	struct dash_route dash[DAEMON_MAX_DASH]; /* the dashboard's routes' args */
 };
 
 /*

@@ -709,6 +709,7 @@ main(int argc, char *argv[])
 	intake_free(d.intake);
 	d.intake = NULL;
 	admin_cancel();
+	dashboard_cancel();
 	outreach_cancel();
 	outreach_cancel_pauses();
 	erase_cancel();

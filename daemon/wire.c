@@ -134,6 +134,13 @@ daemon_wire(struct daemon *d)
 	free(a->odoo_url);
 	a->odoo_url = c->odoo_url != NULL ? conf_redact_url(c->odoo_url) : NULL;
 	a->twilio_configured = c->twilio_auth_token != NULL;
+	a->dash_enabled = c->dashboard_enabled;
+	a->dash_session_ttl_ms = c->dashboard_session_ttl_ms;
+	a->dash_link_ttl_ms = c->dashboard_link_ttl_ms;
+	/* Secure: the browser reaches the admin API through the https address (not on a listener of its own). */
+	a->dash_secure = c->public_url != NULL && strncmp(c->public_url, "https://", 8) == 0 && d->admin_http == NULL;
+	if (c->dashboard_enabled)
+		dashboard_load_chartjs(a, c->dashboard_chartjs);
 }
 
 /* GET /system/config: the whole effective configuration, secrets redacted (arg: the daemon). */
@@ -201,14 +208,66 @@ daemon_routes(struct daemon *d)
 	    {"POST", "/api/dead-letters/retry", admin_post_dead_letters_retry, a, admin_allow},
 	    {"GET", "/api/leads", admin_get_leads, a, admin_allow},
 	    {"GET", "/api/profile", get_profile, d, admin_allow},
+	    {"GET", "/api/conversations", admin_get_conversations, a, admin_allow},
+	    {"POST", "/api/dashboard/link", dashboard_post_link, a, admin_allow},
+	    /* The dashboard: its files and logins, then the admin API's handlers behind its session. */
+	    {"GET", "/admin", dashboard_get_file, a, NULL},
+	    {"GET", "/admin/", dashboard_get_file, a, NULL},
+	    {"GET", "/admin/app.js", dashboard_get_file, a, NULL},
+	    {"GET", "/admin/app.css", dashboard_get_file, a, NULL},
+	    {"GET", "/admin/icon.svg", dashboard_get_file, a, NULL},
+	    {"GET", "/admin/chart.js", dashboard_get_file, a, NULL},
+	    {"GET", "/admin/login", dashboard_get_login, a, NULL},
+	    {"POST", "/admin/login", dashboard_post_login, a, NULL},
 	};
+	/* What the dashboard's page calls: the API's own handlers (a change: with the CSRF token, audited). */
+	const struct dash_route dash[] = {
+	    {a, dashboard_get_session, a, false, NULL},
+	    {a, dashboard_post_logout, a, true, "session closed"},
+	    {a, admin_get_system_status, a, false, NULL},
+	    {a, admin_get_analytics, a, false, NULL},
+	    {a, admin_get_conversations, a, false, NULL},
+	    {a, admin_get_conversation_status, a, false, NULL},
+	    {a, admin_get_conversation_history, a, false, NULL},
+	    {a, outreach_pause, &d->outreach, true, "paused"},
+	    {a, outreach_resume, &d->outreach, true, "resumed"},
+	    {a, admin_post_conversation_reset, a, true, "reset"},
+	    {a, erase_delete_conversation, &d->erase, true, "erased"},
+	    {a, admin_get_dead_letters, a, false, NULL},
+	    {a, admin_post_dead_letters_retry, a, true, "dead letters retried"},
+	};
+	const char *const dash_paths[][2] = {
+	    {"GET", "/admin/api/session"},
+	    {"POST", "/admin/api/logout"},
+	    {"GET", "/admin/api/status"},
+	    {"GET", "/admin/api/analytics"},
+	    {"GET", "/admin/api/conversations"},
+	    {"GET", "/admin/api/conversation/{phone}/status"},
+	    {"GET", "/admin/api/conversation/{phone}/history"},
+	    {"POST", "/admin/api/conversation/{phone}/pause"},
+	    {"POST", "/admin/api/conversation/{phone}/resume"},
+	    {"POST", "/admin/api/conversation/{phone}/reset"},
+	    {"DELETE", "/admin/api/conversation/{phone}"},
+	    {"GET", "/admin/api/dead-letters"},
+	    {"POST", "/admin/api/dead-letters/retry"},
+	};
+	struct http_route dash_routes[sizeof(dash) / sizeof(dash[0])];
+	size_t i;
 #define N(t) (sizeof(t) / sizeof((t)[0]))
+	_Static_assert(N(dash) == N(dash_paths) && N(dash) <= DAEMON_MAX_DASH, "one path a dashboard route");
+	for (i = 0; i < N(dash); i++) {
+		d->dash[i] = dash[i];
+		dash_routes[i] =
+		    (struct http_route){dash_paths[i][0], dash_paths[i][1], dashboard_api, &d->dash[i], NULL};
+	}
 	d->nroutes = add_routes(d->routes, 0, probes, N(probes));
 	d->nroutes = add_routes(d->routes, d->nroutes, public, N(public));
 	d->nroutes = add_routes(d->routes, d->nroutes, admin, N(admin));
+	d->nroutes = add_routes(d->routes, d->nroutes, dash_routes, N(dash_routes));
 	d->npublic_routes = add_routes(d->public_routes, 0, probes, N(probes));
 	d->npublic_routes = add_routes(d->public_routes, d->npublic_routes, public, N(public));
 	d->nadmin_routes = add_routes(d->admin_routes, 0, probes, N(probes));
 	d->nadmin_routes = add_routes(d->admin_routes, d->nadmin_routes, admin, N(admin));
+	d->nadmin_routes = add_routes(d->admin_routes, d->nadmin_routes, dash_routes, N(dash_routes));
 #undef N
 }
