@@ -50,7 +50,7 @@ secure_headers(struct http_request *req, bool cache)
 {
 	http_add_header(req, "Content-Security-Policy", csp);
 	http_add_header(req, "X-Frame-Options", "DENY");
-	http_add_header(req, "Referrer-Policy", "no-referrer");
+	http_add_header(req, "Referrer-Policy", "same-origin"); /* no-referrer would make a form's Origin "null" */
 	if (cache)
 		http_add_header(req, "Cache-Control", "no-cache"); /* else http.c's no-store */
 }
@@ -74,6 +74,7 @@ page(struct http_request *req, unsigned status, const char *title, const char *t
 	n = xasprintf(&body,
 	    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>%s · crmbridge</title>"
 	    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+	    "<link rel=\"icon\" href=\"/admin/icon.svg\" type=\"image/svg+xml\">"
 	    "<link rel=\"stylesheet\" href=\"/admin/app.css\"></head>"
 	    "<body class=\"message\"><main><h1>%s</h1><p>%s</p><p><a href=\"/admin\">Open the dashboard</a></p>"
 	    "</main></body></html>\n",

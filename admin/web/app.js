@@ -66,6 +66,7 @@ async function api(path, opts) {
 
 function showLogin(why) {
   session = null;
+  delete document.body.dataset.ready;
   if (timer) clearInterval(timer);
   timer = null;
   $('app').hidden = true;
@@ -104,7 +105,7 @@ function drawAnalytics(a) {
     card('Leads updated', fmt(today.leads_updated)),
     card('Conversion', pct(today.conversion_rate)),
     card('Hot / warm / cold', [today.quality?.hot || 0, today.quality?.warm || 0, today.quality?.cold || 0].join(' / ')),
-    card('Hand-offs', fmt(today.support_transfers)),
+    card('Support hand-offs', fmt(today.support_transfers)),
     card('Active in 24 h', fmt(a.conversations?.active_24h)));
   const conv = sum('conversations'), created = sum('leads_created');
   const gem = sum('by_gemini'), rules = sum('by_rules');
@@ -116,7 +117,7 @@ function drawAnalytics(a) {
     card('Conversion', conv ? pct(created / conv) : '—'),
     card('Time to lead (median)', secs(a.time_to_lead_s?.median), 'mean ' + secs(a.time_to_lead_s?.mean) + ', all time'),
     card('Hot / warm / cold', [q('hot'), q('warm'), q('cold')].join(' / ')),
-    card('Hand-offs', fmt(sum('support_transfers')), fmt(a.support_transfers?.to_a_person) + ' to a person, all time'),
+    card('Support hand-offs', fmt(sum('support_transfers')), fmt(a.support_transfers?.to_a_person) + ' asked for a person, all time'),
     card('Follow-ups', fmt(sum('followups')), pct(a.outbound?.followups?.answer_rate) + ' answered, all time'),
     card('Opt-outs', fmt(sum('opt_outs')), fmt(a.outbound?.opt_outs?.back_in) + ' back in, all time'),
     card('Model vs rules', gem + rules ? pct(gem / (gem + rules)) : '—', fmt(gem) + ' by the model, ' + fmt(rules) + ' by the rules'),
@@ -194,7 +195,7 @@ async function loadConversations() {
   const rows = list.conversations.map((c) => {
     const tr = el('tr', { class: 'row' + (c.phone === selected ? ' selected' : ''), tabindex: '0', 'data-phone': c.phone },
       el('td', { text: c.phone_masked }), el('td', { text: c.name || '—' }),
-      el('td', { text: STAGES[c.stage] || c.stage }), el('td', {}, quality(c.quality)),
+      el('td', { class: 'hide-narrow', text: STAGES[c.stage] || c.stage }), el('td', {}, quality(c.quality)),
       el('td', { class: 'hide-narrow', text: fmt(c.messages) }),
       el('td', { text: ago(c.last_activity_ms), title: when(c.last_activity_ms) }),
       el('td', {}, ...statusTags(c)));
@@ -314,7 +315,7 @@ function drawSystem(s) {
   const c = s.classifier || {};
   const g = c.gemini;
   sys.push(card('Classifier', c.mode, g ? g.model + ' · breaker ' + g.breaker + ' · ' + fmt(g.ok) + ' ok, ' + fmt(g.failures) + ' failed'
-    : fmt(c.by_rules) + ' turns by the rules', g && g.breaker !== 'closed' ? 'bad' : ''));
+    : 'no model configured: the offline rules classify', g && g.breaker !== 'closed' ? 'bad' : ''));
   const tw = s.sender;
   sys.push(card('Twilio', s.services && s.services.twilio.configured ? 'configured' : 'not configured',
     tw ? fmt(tw.sent) + ' sent · ' + fmt(tw.delivery.delivered) + ' delivered · ' + fmt(tw.delivery.failed + tw.delivery.undelivered) + ' failed' +
