@@ -17,12 +17,13 @@ set -eu
 top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
 
-# What building and running need; the tests also need TEST_PACKAGES (promtool for the shipped alert
-# rules, nginx and caddy for the reverse-proxy examples, clang for the fuzzers), the package PACKAGE_PACKAGES.
+# What building and running need (libjs-chart.js: the dashboard's charts); the tests also need TEST_PACKAGES
+# (promtool for the shipped alert rules, nginx and caddy for the reverse-proxy examples, clang for the fuzzers,
+# Debian's headless Chromium and its WebDriver for the dashboard), the package PACKAGE_PACKAGES.
 PACKAGES="build-essential autoconf automake libtool pkgconf \
 libcurl4-openssl-dev libxml2-dev libjansson-dev libhiredis-dev libgcrypt20-dev \
-libmicrohttpd-dev libsystemd-dev libinih-dev libpsl-dev redis-server python3 systemd curl"
-TEST_PACKAGES="prometheus clang nginx caddy openssl"
+libmicrohttpd-dev libsystemd-dev libinih-dev libpsl-dev redis-server python3 systemd curl libjs-chart.js"
+TEST_PACKAGES="prometheus clang nginx caddy openssl chromium chromium-driver"
 PACKAGE_PACKAGES="debhelper lintian fakeroot git"
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -149,6 +150,8 @@ EOF2
 		say "the lead journal (build/crmbridgectl -c run/crmbridge.conf leads):"
 		build/crmbridgectl -c "$conf" leads || true
 	fi
+	say "the admin dashboard: open this one-time login link in a browser (./dev.sh ctl dashboard makes another):"
+	build/crmbridgectl -c "$conf" dashboard || true
 	say "crmbridged keeps running on http://$listen; Ctrl-C stops. In another terminal:"
 	say "  ./dev.sh ctl chat        talk to the bot as a customer"
 	say "  ./dev.sh ctl status      (also: analytics, leads, conversation show +573001112233, dead-letters)"

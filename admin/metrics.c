@@ -158,6 +158,16 @@ write_metrics(FILE *f, struct admin_ctx *x)
 	prom_sample(f, "crmbridge_http_refused_total", L("reason", "slow_client"), (double)hs.slow_clients);
 	counter(f, "crmbridge_admin_auth_failures_total", "Admin requests refused for a missing or wrong token.",
 	    (double)x->auth_failures);
+	counter(f, "crmbridge_dashboard_login_links_total", "Dashboard login links made (crmbridgectl dashboard).",
+	    (double)x->dash_links);
+	counter(f, "crmbridge_dashboard_logins_total", "Dashboard sessions opened (a login link or the admin token).",
+	    (double)x->dash_logins);
+	counter(f, "crmbridge_dashboard_login_failures_total",
+	    "Dashboard logins refused: a used, expired or unknown link, or a wrong token.",
+	    (double)x->dash_login_failures);
+	counter(f, "crmbridge_dashboard_actions_total",
+	    "Changes made through the dashboard (pause, resume, reset, erase, dead-letter retry, log out).",
+	    (double)x->dash_actions);
 
 	prom_family(f, "crmbridge_webhook_requests_total", "counter", "Twilio message webhooks, by result.");
 	prom_sample(f, "crmbridge_webhook_requests_total", L("result", "accepted"), (double)x->webhook->accepted);

@@ -218,6 +218,11 @@ admin_get_system_status(struct http_request *req, void *arg)
 		        depth_json(es.queue_depth), "turns_in_flight", (json_int_t)es.in_flight, "lead_writes_pending",
 		        depth_json(es.odoo_pending), "dead_turns", depth_json(es.dead_letter_list), "replies_in_flight",
 		        (json_int_t)ss.in_flight));
+		json_object_set_new(j, "dashboard",
+		    json_pack("{s:b, s:b, s:I, s:I, s:I, s:I}", "enabled", x->dash_enabled, "charts",
+		        x->chartjs != NULL, "login_links", (json_int_t)x->dash_links, "logins",
+		        (json_int_t)x->dash_logins, "login_failures", (json_int_t)x->dash_login_failures, "actions",
+		        (json_int_t)x->dash_actions));
 		json_object_set_new(j, "lead_store",
 		    x->leads != NULL ? json_pack("{s:s}", "kind", "odoo")
 		        : x->journal != NULL

@@ -33,10 +33,9 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "ctl.h"
-#include "ctl/admin-private.h"
+#include "admin-private.h"
 #include "daemon/conf.h"
 #include "twilio/signature.h"
-
 
 /* ---- set-up: the daemon's configuration, its address and the admin token ---- */
 

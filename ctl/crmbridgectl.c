@@ -834,8 +834,8 @@ main(int argc, char **argv)
 	int i = 1;
 
 	struct ctl_options co = {0};
-	static const char *const admin_cmds[] = {
-	    "status", "dashboard", "analytics", "conversation", "erase", "dead-letters", "leads", "profile", "chat", "replay"};
+	static const char *const admin_cmds[] = {"status", "dashboard", "analytics", "conversation", "erase",
+	    "dead-letters", "leads", "profile", "chat", "replay"};
 	size_t k;
 
 	while (i < argc) {

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ctl/admin-private.h"
+#include "admin-private.h"
 
 /* ---- status ---- */
 

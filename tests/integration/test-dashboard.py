@@ -16,6 +16,7 @@ without sideways scrolling; no request to any other host than the daemon's; no c
 one). Screenshots go to the work directory, or to $DASHBOARD_SCREENSHOTS (docs/screenshot.sh).
 """
 
+import atexit
 import hashlib
 import http.client
 import json
@@ -43,6 +44,7 @@ wd = workdir()
 redis = Redis(wd)
 redis.start()
 twilio, tport = start_fake("twilio.py", "--account-sid", SID, "--auth-token", TOKEN)
+atexit.register(twilio.terminate)  # also when an assertion raises
 port, aport = free_port(), free_port()
 PUBLIC = "http://127.0.0.1:%d" % port
 ADMIN_URL = "http://127.0.0.1:%d" % aport
@@ -292,6 +294,12 @@ c2 = session_cookie(hd)
 ok(st == 303 and c2, "the admin token typed into the form: a session")
 st, _, s2 = api("GET", "/admin/api/session", c2)
 is_eq(s2.get("via"), "token", "a session opened with the token")
+st, _, data = request("GET", "/system/status", headers={"Authorization": "Bearer " + ADMIN})
+is_eq(json.loads(data)["dashboard"], {"enabled": True, "charts": True, "login_links": 0, "logins": 1,
+                                      "login_failures": 1, "actions": 0}, "/system/status counts this process's logins")
+st, _, data = request("GET", "/metrics", headers={"Authorization": "Bearer " + ADMIN})
+ok(b"crmbridge_dashboard_logins_total 1" in data and b"crmbridge_dashboard_login_failures_total 1" in data,
+   "/metrics counts them too")
 # Logging out ends it.
 st, hd, _ = api("POST", "/admin/api/logout", c2, s2["csrf"], ADMIN_URL)
 ok(st == 200 and "Max-Age=0" in (hd.get("Set-Cookie") or ""), "logging out removes the cookie")

@@ -804,6 +804,16 @@ def suite(where):
     is_eq(s(ev("inbox-claim", [lock, mark], ["b", 10000])), [1, "40"], "inbox-claim: another takes over, same mark")
     is_eq(ev("inbox-mark", [lock, mark], ["a", 50, 10000]), 0, "inbox-mark: the old holder's late mark is refused")
 
+    # ---- dashboard-login: a login link's code spent once, for one session ----
+    code, sess, sess2 = k("{admin}:login:c0de"), k("{admin}:session:5e55"), k("{admin}:session:5e56")
+    r("SET", code, "1", "PX", 300000)
+    is_eq(ev("dashboard-login", [code, sess], ['{"csrf":"x"}', 43200000]), 1, "dashboard-login: the code opens a session")
+    is_eq(s(r("GET", sess)), '{"csrf":"x"}', "dashboard-login: the session is kept")
+    ok(43000000 < r("PTTL", sess) <= 43200000, "dashboard-login: for the session's lifetime")
+    is_eq(r("EXISTS", code), 0, "dashboard-login: the code is spent")
+    is_eq(ev("dashboard-login", [code, sess2], ['{"csrf":"y"}', 43200000]), 0, "dashboard-login: a second use: refused")
+    is_eq(r("EXISTS", sess2), 0, "dashboard-login: and no session made")
+
 
 
 try:

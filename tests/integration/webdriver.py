@@ -1,17 +1,17 @@
 """A small W3C WebDriver client for the browser tests, standard library only.
 
 Debian's chromium-driver package ships chromedriver, which speaks the W3C
-WebDriver protocol as JSON over HTTP.  That is all a test needs to drive a
-headless Chromium, so there is no Selenium (and no pip) involved: Browser
-starts chromedriver on a free loopback port, opens a session with a fresh
-profile, and sends it plain HTTP requests through urllib.
+WebDriver protocol: JSON over plain HTTP.  That is all a test needs to drive a
+headless Chromium, so no Selenium (and no pip) is involved.  Browser starts
+chromedriver on a free loopback port, opens a session with a fresh profile, and
+talks to it through urllib.
 
     with Browser() as b:
         b.get("http://127.0.0.1:8080/")
         b.find("#go").click()
-        b.wait_for("document.title == 'done'", what="title")
+        b.wait_for("document.title == 'done'", what="the title")
 
-Needs: apt-get install chromium chromium-driver.  Runs as root (--no-sandbox).
+Needs: apt-get install chromium chromium-driver.  Works as root (--no-sandbox).
 Run this file directly for a self-test against a throwaway local page.
 """
 
@@ -27,21 +27,29 @@ import time
 import urllib.error
 import urllib.request
 
-ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"   # W3C web element id key (spec: ...cecf)
+ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"   # the W3C web element key
 HTTP_TIMEOUT = 60
+# Chromium lists its Google account cookies at start-up and there is no switch
+# to stop it, so --gaia-url points it at port 9, which Chromium refuses to
+# connect to (ERR_UNSAFE_PORT): the request never leaves the browser.
+GAIA_SINK = "http://127.0.0.1:9/"
 
-# Flags for a quiet, reproducible headless Chromium: no sandbox (we run as
-# root), and no background traffic to Google (updates, sync, translate...).
+# A quiet headless Chromium: no sandbox (we run as root) and no background
+# traffic to Google.  The last four lines were found by watching Chromium's
+# net log: without them it calls clients2.google.com (network time),
+# update.googleapis.com (on-device AI model manifest, even with
+# --disable-component-update) and accounts.google.com (ListAccounts).
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
     "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-default-apps",
     "--disable-extensions", "--no-default-browser-check",
-    "--disable-features=Translate,OptimizationHints,MediaRouter,"
-    "DialMediaRouteProvider,AutofillServerCommunication,"
-    "CertificateTransparencyComponentUpdater",
     "--metrics-recording-only", "--password-store=basic", "--use-mock-keychain",
-    "--no-proxy-server",          # tests talk to loopback; ignore any http_proxy
+    "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,"
+    "AutofillServerCommunication,CertificateTransparencyComponentUpdater,NetworkTimeServiceQuerying",
+    "--optimization-guide-manifest-override=/dev/null",
+    "--gaia-url=" + GAIA_SINK,
+    "--no-proxy-server",
 ]
 MOBILE_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
              "(KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36")
@@ -68,17 +76,19 @@ def _free_port():
 class Browser:
     def __init__(self, width=1280, height=900, mobile=False, timeout=20):
         self.timeout = timeout
-        self._proc = self._session = None
+        self._proc = self._session = self._tmp = None
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         driver = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
         chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-        for path, pkg in ((driver, "chromium-driver"), (chromium, "chromium")):
+        for path in (driver, chromium):
             if not os.access(path, os.X_OK):
-                raise WebDriverUnavailable("%s not found (package %s); install with: "
-                                           "apt-get install chromium chromium-driver" % (path, pkg))
-        # One private temp dir per Browser: the Chromium profile and chromedriver's log.
+                raise WebDriverUnavailable("%s not found or not executable; install it with: "
+                                           "apt-get install chromium chromium-driver" % path)
+        # One private temp dir per Browser: profile, chromedriver's log, net log.
         self._tmp = tempfile.mkdtemp(prefix="webdriver-")
         self._log = os.path.join(self._tmp, "chromedriver.log")
+        self._netlog = os.path.join(self._tmp, "netlog.json")
+        self._netlog_pos, self._netlog_types = 0, None
         try:
             self._start_driver(driver)
             self._start_session(chromium, width, height, mobile)
@@ -87,8 +97,7 @@ class Browser:
             raise
 
     def _start_driver(self, driver):
-        # A free port can be taken by someone else before chromedriver binds it,
-        # so try a few times.
+        # Someone else may grab the free port before chromedriver binds it: retry.
         for _ in range(3):
             port = _free_port()
             self._base = "http://127.0.0.1:%d" % port
@@ -101,23 +110,24 @@ class Browser:
                 try:
                     if self._request("GET", "/status").get("ready"):
                         return
-                except (WebDriverError, ValueError, AttributeError):
+                except (WebDriverError, AttributeError):
                     pass
                 time.sleep(0.05)
             self._stop_driver()
         raise WebDriverUnavailable("%s would not start:\n%s" % (driver, self._log_tail()))
 
     def _start_session(self, chromium, width, height, mobile):
-        options = {"binary": chromium,
-                   "args": CHROMIUM_ARGS + ["--window-size=%d,%d" % (width, height),
-                                            "--user-data-dir=" + os.path.join(self._tmp, "profile")]}
+        args = CHROMIUM_ARGS + ["--window-size=%d,%d" % (width, height),
+                                "--user-data-dir=" + os.path.join(self._tmp, "profile"),
+                                "--log-net-log=" + self._netlog]
+        # Open the first tab on about:blank.  Otherwise it is the new-tab page,
+        # which in Debian's build first tries https://start.duckduckgo.com/.
+        prefs = {"session.restore_on_startup": 4, "session.startup_urls": ["about:blank"]}
+        options = {"binary": chromium, "args": args, "prefs": prefs}
         if mobile:
             options["mobileEmulation"] = {
                 "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2},
                 "userAgent": MOBILE_UA}
-        # Start on about:blank.  Without this the first tab is the new-tab page,
-        # which in Debian's build first tries https://start.duckduckgo.com/.
-        options["prefs"] = {"session.restore_on_startup": 4, "session.startup_urls": ["about:blank"]}
         caps = {"browserName": "chrome", "goog:chromeOptions": options,
                 "goog:loggingPrefs": {"performance": "ALL", "browser": "ALL"}}
         try:
@@ -142,7 +152,7 @@ class Browser:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        try:        # anything chromedriver left behind in its own process group
+        try:        # anything left behind in chromedriver's own process group
             os.killpg(self._proc.pid, signal.SIGKILL)
         except OSError:
             pass
@@ -151,8 +161,8 @@ class Browser:
     def close(self):
         if self._session:
             try:
-                self._request("DELETE", "/session/" + self._session)
-            except (WebDriverError, OSError):
+                self._request("DELETE", "/session/" + self._session)   # Chromium quits
+            except WebDriverError:
                 pass
             self._session = None
         self._stop_driver()
@@ -178,15 +188,15 @@ class Browser:
             with self._opener.open(req, timeout=HTTP_TIMEOUT) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as e:
-            raw = e.read()          # W3C errors come with a 4xx/5xx status and a JSON body
-        except (urllib.error.URLError, OSError) as e:
+            raw = e.read()              # W3C errors come as 4xx/5xx with a JSON body
+        except OSError as e:            # URLError, refused, timed out
             raise WebDriverError(command, "connection failed", str(e)) from None
         try:
             value = json.loads(raw or b"{}").get("value")
         except ValueError:
             raise WebDriverError(command, "bad reply", raw[:200].decode(errors="replace")) from None
         if isinstance(value, dict) and "error" in value:
-            raise WebDriverError(command, value["error"], value.get("message", "").split("\n")[0])
+            raise WebDriverError(command, value["error"], str(value.get("message", "")).split("\n")[0])
         return value
 
     def _cmd(self, method, sub, body=None):
@@ -213,7 +223,7 @@ class Browser:
             return {k: Browser._unwrap(v) for k, v in value.items()}
         return value
 
-    # --- navigation and lookup ---------------------------------------------
+    # --- navigation, lookup, scripts ---------------------------------------
 
     def get(self, url):
         self._cmd("POST", "/url", {"url": url})
@@ -242,7 +252,7 @@ class Browser:
         return bool(self.find_all(css))
 
     def wait_for(self, cond, timeout=None, what=""):
-        """Poll a JS expression (str) or a callable until it is truthy; return its value."""
+        """Poll a JS expression (str) or a callable until truthy; return its value."""
         label = what or (cond if isinstance(cond, str) else "condition")
         if isinstance(cond, str):
             expr = cond
@@ -254,7 +264,7 @@ class Browser:
                 value = cond()
                 if value:
                     return value
-            except WebDriverError as e:   # e.g. a page still loading; keep polling
+            except WebDriverError as e:     # e.g. the page is still loading
                 last_error = e
             if time.time() >= deadline:
                 raise TimeoutError("timed out waiting for %s on %s%s" % (
@@ -299,28 +309,64 @@ class Browser:
     # --- logs, DevTools, alerts --------------------------------------------
 
     def _log_entries(self, kind):
-        # chromedriver hands out each log entry once: this returns what is new.
+        # chromedriver hands out each log entry once, so this is what is new.
         return self._cmd("POST", "/se/log", {"type": kind}) or []
 
+    def _netlog_urls(self):
+        """URLs of new URL_REQUEST_START_JOB events in Chromium's net log file.
+
+        The net log covers the whole browser: every frame, worker, service
+        worker and Chromium's own requests.  The file is one JSON object per
+        line: first the constants (event type names), then one event a line."""
+        urls = []
+        try:
+            f = open(self._netlog, encoding="utf-8", errors="replace")
+        except OSError:
+            return urls
+        with f:
+            f.seek(self._netlog_pos)
+            for line in iter(f.readline, ""):
+                if not line.endswith("\n"):
+                    break                   # half-written; read it next time
+                self._netlog_pos = f.tell()
+                line = line.strip().rstrip(",")
+                if line.startswith('{"constants":'):
+                    types = json.loads(line[len('{"constants":'):])["logEventTypes"]
+                    self._netlog_types = {v: k for k, v in types.items()}
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue                # the '"events": [' line
+                if (self._netlog_types or {}).get(event.get("type")) == "URL_REQUEST_START_JOB":
+                    url = (event.get("params") or {}).get("url")
+                    if url:
+                        urls.append(url)
+        return urls
+
     def network_requests(self):
-        """URLs requested since the last call (all frames and workers), de-duplicated, in order."""
+        """Every URL requested since the last call, de-duplicated, in order.
+
+        Joins the page's DevTools events from the "performance" log (with
+        navigations, which can fail before any requestWillBeSent) and the net
+        log, which also sees workers and the browser itself.  URLs that never
+        leave the browser (about:, data:, blob:) and GAIA_SINK are left out."""
         urls = []
         for entry in self._log_entries("performance"):
             try:
                 msg = json.loads(entry["message"])["message"]
                 if msg["method"] == "Network.requestWillBeSent":
-                    url = msg["params"]["request"]["url"]
+                    urls.append(msg["params"]["request"]["url"])
                 elif msg["method"] == "Page.frameStartedNavigating":
-                    # A navigation that fails very early (e.g. DNS) may have no
-                    # requestWillBeSent, so count navigations too.
-                    url = msg["params"]["url"]
-                else:
-                    continue
-                if url not in urls:
-                    urls.append(url)
+                    urls.append(msg["params"]["url"])
             except (KeyError, TypeError, ValueError):
                 continue
-        return urls
+        urls += self._netlog_urls()
+        seen = []
+        for url in urls:
+            if url not in seen and not url.startswith(("about:", "data:", "blob:", GAIA_SINK)):
+                seen.append(url)
+        return seen
 
     def console_errors(self):
         """Browser console messages of level SEVERE since the last call."""
@@ -373,7 +419,7 @@ class Element:
         return self._cmd("GET", "/displayed")
 
     def find(self, css):
-        """The first matching descendant, no waiting; WebDriverError if there is none."""
+        """The first matching descendant, no waiting; WebDriverError if none."""
         return self._cmd("POST", "/element", {"using": "css selector", "value": css})
 
     def find_all(self, css):
@@ -384,26 +430,28 @@ if __name__ == "__main__":
     # Self-test: serve a tiny page on loopback and drive it.
     import http.server
     import threading
-    import urllib.parse
 
     FILES = {
-        "/": ("text/html", b"<!doctype html><html><head><title>wd</title>"
-              b"<link rel=icon href='data:,'><script src='/app.js'></script></head>"
-              b"<body><button id=go>go</button><p id=out>before</p></body></html>"),
-        "/app.js": ("text/javascript", b"addEventListener('DOMContentLoaded', () => "
-                    b"document.getElementById('go').onclick = () => fetch('/data.json')"
-                    b".then(r => r.json()).then(d => { out.textContent = d.text; }));"),
-        "/data.json": ("application/json", b'{"text": "after"}'),
+        "/": b"<!doctype html><title>wd</title><link rel=icon href='data:,'>"
+             b"<meta name=viewport content='width=device-width'>"
+             b"<script src='/app.js'></script><button id=go>go</button><p id=out>before</p>",
+        "/app.js": b"addEventListener('DOMContentLoaded', () => go.onclick = () => {"
+                   b" new Worker('/worker.js');"
+                   b" fetch('/data.json').then(r => r.json()).then(d => out.textContent = d.text); });",
+        "/worker.js": b"fetch('/from-worker.json');",
+        "/data.json": b'{"text": "after"}',
+        "/from-worker.json": b"{}",
     }
+    TYPES = {"js": "text/javascript", "json": "application/json"}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            ctype, body = FILES.get(self.path, ("text/plain", None))
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body or b"")))
+            body = FILES.get(self.path, b"")
+            self.send_response(200 if self.path in FILES else 404)
+            self.send_header("Content-Type", TYPES.get(self.path.rsplit(".", 1)[-1], "text/html"))
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body or b"")
+            self.wfile.write(body)
 
         def log_message(self, *a):
             pass
@@ -414,27 +462,36 @@ if __name__ == "__main__":
     os.makedirs("/tmp/wd-helper", exist_ok=True)
 
     t0 = time.time()
-    with Browser() as b, Browser(mobile=True) as m:     # two at once must not collide
-        print("# two browsers started in %.1f s" % (time.time() - t0))
-        b.get(base + "/")
-        assert b.title() == "wd", b.title()
-        b.find("#go").click()
-        assert b.wait_for("document.getElementById('out').textContent == 'after'", what="#out") is True
-        assert b.find("#out").text() == "after"
-        b.screenshot("/tmp/wd-helper/x.png")
-        b.full_screenshot("/tmp/wd-helper/full.png")
-        for p in ("/tmp/wd-helper/x.png", "/tmp/wd-helper/full.png"):
-            with open(p, "rb") as f:
-                assert f.read(8) == b"\x89PNG\r\n\x1a\n", p
-        reqs = b.network_requests()
-        for want in ("/", "/app.js", "/data.json"):
-            assert base + want in reqs, (want, reqs)
-        hosts = {urllib.parse.urlsplit(u).hostname for u in reqs if not u.startswith("data:")}
-        assert hosts == {"127.0.0.1"}, reqs
-        assert b.console_errors() == [], b.console_errors()
-        m.get(base + "/")
-        assert m.execute("return window.innerWidth") == 390
-        assert "Android" in m.execute("return navigator.userAgent")
-        assert b._tmp != m._tmp and b._base != m._base
+    with Browser() as b:
+        print("# one browser started in %.1f s" % (time.time() - t0))
+        with Browser(mobile=True) as m:     # a second one at the same time
+            assert (b._base, b._tmp) != (m._base, m._tmp)
+            b.get(base + "/")
+            assert b.title() == "wd", b.title()
+            b.find("#go").click()
+            assert b.wait_for("document.getElementById('out').textContent == 'after'", what="#out")
+            assert b.find("#out").text() == "after"
+            b.screenshot("/tmp/wd-helper/x.png")
+            b.full_screenshot("/tmp/wd-helper/full.png")
+            for p in ("/tmp/wd-helper/x.png", "/tmp/wd-helper/full.png"):
+                with open(p, "rb") as f:
+                    assert f.read(8) == b"\x89PNG\r\n\x1a\n", p
+            reqs = []                       # everything b requested, gathered as we wait
+
+            def saw(url):
+                reqs.extend(b.network_requests())
+                return url in reqs
+            b.wait_for(lambda: saw(base + "/from-worker.json"), 5, "the worker's fetch")
+            for want in ("/", "/app.js", "/data.json", "/worker.js"):
+                assert base + want in reqs, (want, reqs)
+            assert all(u.startswith(base + "/") for u in reqs), reqs    # nothing off-host
+            assert b.console_errors() == [], b.console_errors()
+            m.get(base + "/")     # 390 needs the page's viewport meta tag, else 980
+            assert m.execute("return window.innerWidth") == 390
+            assert "Android" in m.execute("return navigator.userAgent")
+            assert all(u.startswith(base + "/") for u in m.network_requests())
+        b.get(base + "/?again")             # only what is new since the last call
+        again = b.network_requests()
+        assert base + "/?again" in again and base + "/data.json" not in again, again
     server.shutdown()
     print("webdriver self-test: ok")
