@@ -123,6 +123,7 @@ ctl_dashboard(struct ctl *c)
 	ttl = i_of(j, "expires_in_s");
 	/* The link is the address crmbridgectl reached the admin API on: the dashboard is served there too. */
 	printf("%s%s\n", c->base, s_or(j, "path", ""));
+	fflush(stdout); /* the link first, then what to do with it */
 	fprintf(stderr,
 	    "Open this link in a browser within %lld %s; it works once and opens a dashboard session "
 	    "(dashboard.session_ttl).\n",

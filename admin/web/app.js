@@ -104,7 +104,7 @@ function drawAnalytics(a) {
     card('Leads created', fmt(today.leads_created)),
     card('Leads updated', fmt(today.leads_updated)),
     card('Conversion', pct(today.conversion_rate)),
-    card('Hot / warm / cold', [today.quality?.hot || 0, today.quality?.warm || 0, today.quality?.cold || 0].join(' / ')),
+    card('New leads hot / warm / cold', [today.quality?.hot || 0, today.quality?.warm || 0, today.quality?.cold || 0].join(' / ')),
     card('Support hand-offs', fmt(today.support_transfers)),
     card('Active in 24 h', fmt(a.conversations?.active_24h)));
   const conv = sum('conversations'), created = sum('leads_created');
@@ -116,7 +116,7 @@ function drawAnalytics(a) {
     card('Leads updated', fmt(sum('leads_updated'))),
     card('Conversion', conv ? pct(created / conv) : '—'),
     card('Time to lead (median)', secs(a.time_to_lead_s?.median), 'mean ' + secs(a.time_to_lead_s?.mean) + ', all time'),
-    card('Hot / warm / cold', [q('hot'), q('warm'), q('cold')].join(' / ')),
+    card('New leads hot / warm / cold', [q('hot'), q('warm'), q('cold')].join(' / ')),
     card('Support hand-offs', fmt(sum('support_transfers')), fmt(a.support_transfers?.to_a_person) + ' asked for a person, all time'),
     card('Follow-ups', fmt(sum('followups')), pct(a.outbound?.followups?.answer_rate) + ' answered, all time'),
     card('Opt-outs', fmt(sum('opt_outs')), fmt(a.outbound?.opt_outs?.back_in) + ' back in, all time'),

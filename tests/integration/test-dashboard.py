@@ -28,7 +28,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Daemon, Redis, done, form, free_port, get, is_eq, ok, sign, skip_all, start_fake,  # noqa
+from harness import (Daemon, Redis, done, free_port, get, is_eq, ok, post_whatsapp, skip_all, start_fake,  # noqa
                      wait_for, workdir, write_config)
 import webdriver  # noqa
 
@@ -45,6 +45,15 @@ redis = Redis(wd)
 redis.start()
 twilio, tport = start_fake("twilio.py", "--account-sid", SID, "--auth-token", TOKEN)
 atexit.register(twilio.terminate)  # also when an assertion raises
+daemons = []
+atexit.register(lambda: [x.kill() for x in daemons if x.proc.poll() is None])
+
+
+def start(path):
+    x = Daemon(wd, path)
+    daemons.append(x)
+    return x
+
 port, aport = free_port(), free_port()
 PUBLIC = "http://127.0.0.1:%d" % port
 ADMIN_URL = "http://127.0.0.1:%d" % aport
@@ -73,7 +82,7 @@ status_callback = no
 
 
 conf = config("crmbridge.conf", "admin_listen = 127.0.0.1:%d" % aport)
-d = Daemon(wd, conf)
+d = start(conf)
 ok(d.wait_notify("READY=1", 15), "the daemon is ready")
 d.port = port
 
@@ -82,16 +91,7 @@ seq = [0]
 
 def post(phone, body):
     seq[0] += 1
-    p = [("MessageSid", "SM%032x" % (0xDA5B0000 + seq[0])), ("From", "whatsapp:" + phone),
-         ("To", "whatsapp:+14155238886"), ("Body", body), ("NumMedia", "0"), ("ProfileName", "Cliente")]
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request("POST", "/api/webhook/whatsapp", body=form(p).encode(),
-              headers={"Content-Type": "application/x-www-form-urlencoded",
-                       "X-Twilio-Signature": sign(TOKEN, PUBLIC + "/api/webhook/whatsapp", p)})
-    r = c.getresponse()
-    r.read()
-    c.close()
-    return r.status
+    return post_whatsapp(port, TOKEN, PUBLIC, phone, body, "SM%032x" % (0xDA5B0000 + seq[0]))
 
 
 def replies(phone):
@@ -262,7 +262,7 @@ is_eq(st, 200, "resume")
 aport2 = free_port()
 conf2 = config("second.conf", "admin_listen = 127.0.0.1:%d" % aport2, "[dashboard]\nlink_ttl = 1s\n",
               listen=free_port())
-d2 = Daemon(wd, conf2)
+d2 = start(conf2)
 ok(d2.wait_notify("READY=1", 15), "a second instance on the same Redis")
 st, _, body = api("GET", "/admin/api/conversations", cookie, p=aport2)
 ok(st == 200 and len(body["conversations"]) == 3, "the second instance takes the session", st)
@@ -275,7 +275,7 @@ d2.signal(15)
 d2.wait(15)
 d.signal(15)
 ok(d.wait(20) == 0, "the first instance stops")
-d = Daemon(wd, conf)
+d = start(conf)
 ok(d.wait_notify("READY=1", 15), "started again")
 st, _, body = api("GET", "/admin/api/conversations", cookie)
 is_eq(st, 200, "the session outlives a restart (it is in Redis)")
@@ -446,7 +446,7 @@ d.signal(15)
 d.wait(20)
 conf3 = config("https.conf", "", "[dashboard]\nchartjs = /nonexistent/chart.min.js\n",
               public="https://bot.example.com")
-d = Daemon(wd, conf3)
+d = start(conf3)
 ok(d.wait_notify("READY=1", 15), "a daemon with an https public_url, the admin API on its listener")
 st, hd, _ = request("POST", "/api/dashboard/link", headers={"Authorization": "Bearer " + ADMIN}, p=port)
 path = json.loads(_)["path"] if st == 200 else ""
@@ -461,7 +461,7 @@ ok(st == 200 and s["charts"] is False, "the page is told to show tables")
 d.signal(15)
 d.wait(20)
 conf4 = config("off.conf", "admin_listen = 127.0.0.1:%d" % aport, "[dashboard]\nenabled = no\n")
-d = Daemon(wd, conf4)
+d = start(conf4)
 ok(d.wait_notify("READY=1", 15), "a daemon with the dashboard off")
 st, _, _ = request("GET", "/admin")
 is_eq(st, 404, "dashboard.enabled = no: /admin is 404")

@@ -196,7 +196,10 @@ class Browser:
         except ValueError:
             raise WebDriverError(command, "bad reply", raw[:200].decode(errors="replace")) from None
         if isinstance(value, dict) and "error" in value:
-            raise WebDriverError(command, value["error"], str(value.get("message", "")).split("\n")[0])
+            error, message = value["error"], str(value.get("message", "")).split("\n")[0]
+            if message.startswith(error + ": "):     # chromedriver repeats the error name
+                message = message[len(error) + 2:]
+            raise WebDriverError(command, error, message)
         return value
 
     def _cmd(self, method, sub, body=None):
