@@ -511,6 +511,22 @@ parse_list(const redisReply *r)
 	return list;
 }
 
+/* Each record's phone (under key) also masked, as the log shows it, for the dashboard's list. */
+static void
+masked(json_t *list, const char *key)
+{
+	char ph[32];
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(list, i, e)
+	{
+		const char *p = json_string_value(json_object_get(e, key));
+		if (p != NULL)
+			json_object_set_new(e, "phone_masked", json_string(log_phone(p, ph, sizeof(ph))));
+	}
+}
+
 /*
  * The dead letters are read in three calls, each on one hash slot: the
  * turns ({engine}:dead), the replies ({outbox}:dead), then for a retry the
@@ -626,8 +642,10 @@ on_dead_replies(redisAsyncContext *ac, void *r, void *pd)
 		return;
 	}
 	if (op->what == 3) {
-		http_reply_json(
-		    op->req, 200, json_pack("{s:O, s:o}", "turns", op->turns, "replies", parse_list(reply)));
+		json_t *replies = parse_list(reply);
+		masked(op->turns, "phone");
+		masked(replies, "to");
+		http_reply_json(op->req, 200, json_pack("{s:O, s:o}", "turns", op->turns, "replies", replies));
 		admin_op_free(op);
 		return;
 	}

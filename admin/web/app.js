@@ -10,7 +10,7 @@ const STAGES = {
   new: 'New', contacted: 'Contacted', gathering_info: 'Gathering info', qualified: 'Qualified',
   lead_created: 'Lead created', support: 'Support', human: 'Asked for a person', opted_out: 'Opted out',
 };
-const REASONS = { human: 'asked for a person', support: 'support', admin: 'paused by an admin', salesperson: 'a salesperson answers' };
+const REASONS = { human: 'asked for a person', support: 'support', admin: 'by an admin', salesperson: 'a salesperson answers' };
 
 let session = null;      // {csrf, via, created_ms, ttl_s, version, charts}
 let selected = null;     // the phone shown in the detail
@@ -179,7 +179,7 @@ function drawTable(d) {
 function statusTags(c) {
   const tags = [];
   if (c.waiting_for_person) tags.push(el('span', { class: 'tag waiting', text: 'waiting for a person' }));
-  if (c.paused) tags.push(el('span', { class: 'tag paused', text: 'paused: ' + (REASONS[c.paused.reason] || c.paused.reason) }));
+  if (c.paused) tags.push(el('span', { class: 'tag paused', text: 'paused (' + (REASONS[c.paused.reason] || c.paused.reason) + ')' }));
   if (c.opted_out) tags.push(el('span', { class: 'tag optout', text: 'opted out' }));
   if (c.lead_id) tags.push(el('span', { class: 'tag lead', text: 'lead #' + c.lead_id }));
   return tags;
@@ -241,7 +241,8 @@ async function drawConversation() {
   const facts = [
     ['Stage', STAGES[st.stage] || st.stage], ['Quality', st.quality ? st.quality.q : '—'],
     ['Lead', st.lead_id ? '#' + st.lead_id : (st.lead_pending ? 'being written' : 'none yet')],
-    ['E-mail', f.email], ['City', f.city], ['Interested in', f.product], ['Budget', f.budget], ['When', f.urgency],
+    ['E-mail', f.email], ['City', f.city], ['Interested in', f.product_interest], ['Budget', f.budget_range],
+    ['When', f.urgency], ['Need', f.specific_need],
     ['Bot', st.paused ? 'paused (' + (REASONS[st.paused.reason] || st.paused.reason) + ') until ' + when(st.paused.until_ms) : (st.opted_out ? 'opted out' : 'answering')],
     ['24-hour window', st.window && st.window.open ? 'open' : 'closed (templates only)'],
     ['Started', when(st.created_ms)], ['Messages', fmt(st.messages)]];
@@ -337,6 +338,16 @@ function drawSystem(s) {
   $('footer').textContent = 'crmbridge ' + s.version + ' · ' + s.listen;
 }
 
+function drawDead(dl) {
+  const rows = [...(dl.turns || []).map((t) => ({ at: t.at_ms, what: 'turn (' + ((t.messages || []).length) + ' messages)', phone: t.phone_masked, why: t.reason })),
+    ...(dl.replies || []).map((r) => ({ at: r.at_ms, what: 'reply (' + r.attempts + ' attempts)', phone: r.phone_masked, why: r.reason }))]
+    .sort((a, b) => (b.at || 0) - (a.at || 0)).slice(0, 20);
+  document.querySelector('#dead tbody').replaceChildren(...(rows.length ? rows.map((r) => el('tr', {},
+    el('td', { text: when(r.at) }), el('td', { text: r.what }), el('td', { text: r.phone || '—' }), el('td', { text: r.why || '—' })))
+    : [el('tr', {}, el('td', { colspan: '4', class: 'muted', text: 'No dead letters.' }))]));
+  $('retry-dead').disabled = rows.length === 0;
+}
+
 async function retryDead() {
   if (!await confirmDialog('Retry the dead letters?', 'Every turn and reply given up is queued again.', 'Retry')) return;
   try {
@@ -353,9 +364,10 @@ async function retryDead() {
 
 async function refresh() {
   try {
-    const [a, s] = await Promise.all([api('analytics?days=30'), api('status')]);
+    const [a, s, dl] = await Promise.all([api('analytics?days=30'), api('status'), api('dead-letters')]);
     drawAnalytics(a);
     drawSystem(s);
+    drawDead(dl);
     await loadConversations();
     await drawConversation();
     problem('');

@@ -28,7 +28,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Daemon, Redis, done, free_port, get, is_eq, ok, post_whatsapp, skip_all, start_fake,  # noqa
+from harness import (Daemon, Redis, control, done, free_port, get, is_eq, ok, post_whatsapp, skip_all, start_fake,  # noqa
                      wait_for, workdir, write_config)
 import webdriver  # noqa
 
@@ -39,7 +39,7 @@ CTL = os.path.join(os.environ.get("TOP_BUILDDIR", "."), "crmbridgectl")
 SID = "AC" + "4" * 32
 TOKEN = "twilio-dash-token-0123"
 ADMIN = "dashboard-admin-token-0123456789"
-ANA, LUIS, EVA = "+573001112233", "+573009998877", "+34612345678"
+ANA, LUIS, EVA, PEDRO = "+573001112233", "+573009998877", "+34612345678", "+573005550000"
 wd = workdir()
 redis = Redis(wd)
 redis.start()
@@ -360,10 +360,10 @@ def browser_part():
         ok(q and q["type"] == "bar" and q["labels"] == 30 and sum(q["sums"]) >= 1 and q["ink"] > 1000,
            "browser: leads by quality per day, drawn by Chart.js", q)
         dd = charts["chart-daily"]
-        ok(dd and dd["sums"][0] == 3 and dd["ink"] > 1000, "browser: conversations per day drawn", dd)
+        ok(dd and dd["sums"][0] == 4 and dd["ink"] > 1000, "browser: conversations per day drawn", dd)
         ok(charts["chart-model"] and charts["chart-model"]["ink"] > 1000, "browser: model vs rules drawn")
         today = b.find("#today").text()
-        ok("Conversations started\n3" in today, "browser: today's conversations", today)
+        ok("Conversations started\n4" in today, "browser: today's conversations", today)
         # The list.
         rows = b.execute("return [...document.querySelectorAll('#conversations tbody tr')].map(r => r.innerText)")
         ana_row = [r for r in rows if "+57******2233" in r]
@@ -382,6 +382,9 @@ def browser_part():
         hist = b.find("#history").text()
         ok("busco un sofá de 3 puestos en cuero" in hist, "browser: her history, as she wrote it", hist[:200])
         ok(ANA in b.find("#detail-title").text(), "browser: the detail names the phone")
+        facts = b.find("#detail-facts").text()
+        ok(re.search(r"Interested in\s+sofá", facts) and re.search(r"Budget\s+\S", facts)
+           and re.search(r"E-mail\s+ana.perez@example.com", facts), "browser: what she told, by field", facts)
         b.find("#detail [data-action=pause]").click()
         b.wait_for("document.getElementById('detail-result').textContent.startsWith('Paused')", what="paused")
         st, _, s = api("GET", "/admin/api/conversation/%2B573001112233/status", cookie)
@@ -408,7 +411,20 @@ def browser_part():
         ok("dashboard: erased +57******2233" in d.logtext(), "browser: the erasure is audited")
         b.find("#search").clear()
         b.execute("document.getElementById('search').dispatchEvent(new Event('input'))")
-        b.wait_for("document.querySelectorAll('#conversations tbody tr').length === 2", what="the list without Ana")
+        b.wait_for("document.querySelectorAll('#conversations tbody tr').length === 3", what="the list without Ana")
+        # The dead letter: shown with the phone masked and Twilio's reason, then retried through the page.
+        dead = b.find("#dead tbody").text()
+        ok("+57******0000" in dead and "21408" in dead and PEDRO not in dead, "browser: the dead letter listed", dead)
+        b.find("#retry-dead").click()
+        b.wait_for("document.getElementById('confirm').open", what="the retry's confirmation")
+        b.find("#confirm-ok").click()
+        b.wait_for("document.getElementById('dead-result').textContent.includes('queued again')", what="retried")
+        ok("1 replies queued again" in b.find("#dead-result").text(), "browser: one reply queued again",
+           b.find("#dead-result").text())
+        ok(wait_for(lambda: len(replies(PEDRO)) == 1, 20), "browser: the retried reply reached Twilio")
+        b.wait_for("document.querySelector('#dead tbody').innerText.includes('No dead letters')",
+                   what="the list emptied")
+        ok("dashboard: dead letters retried" in d.logtext(), "browser: the retry is audited")
         # Nothing left the host; nothing went wrong.
         reqs = b.network_requests()
         others = [r for r in reqs if not r.startswith(ADMIN_URL + "/") and not r.startswith("data:")]
@@ -435,6 +451,12 @@ def browser_part():
         shot(m, os.path.join(shots, "dashboard-phone.png"), 390, mobile=True)
         ok(not [r for r in m.network_requests() if not r.startswith(ADMIN_URL + "/")], "phone: no other host")
 
+
+# A fourth customer whose reply Twilio refuses for good (21408): a dead letter for the page to show and retry.
+control(tport, {"script": [{"status": 400, "code": 21408}]})
+is_eq(post(PEDRO, "Hola, quiero información de los comedores"), 200, "Pedro writes")
+ok(wait_for(lambda: len(json.loads(request("GET", "/api/dead-letters", headers={"Authorization": "Bearer " + ADMIN})[2])
+                        ["replies"]) == 1, 20), "his reply is given up: a dead letter")
 
 try:
     browser_part()
