@@ -445,6 +445,16 @@ def browser_part():
         _, fresh, _ = link()
         m.get(fresh)
         m.wait_for("document.body.dataset.ready === '1'", what="the dashboard on a phone", timeout=30)
+        w = m.execute("""
+            const files = performance.getEntriesByType('resource').filter(r => !r.name.includes('/admin/api/'));
+            const api = performance.getEntriesByType('resource').filter(r => r.name.includes('/admin/api/'));
+            const doc = performance.getEntriesByType('navigation')[0];
+            return {page: doc.transferSize + files.reduce((a, r) => a + r.transferSize, 0), files: files.length + 1,
+                    data: api.reduce((a, r) => a + r.transferSize, 0), calls: api.length};""")
+        # A new browser: nothing cached, every file came over the wire.
+        print("# page weight: %d bytes in %d files, then %d bytes of data in %d API calls (4 conversations)"
+              % (w["page"], w["files"], w["data"], w["calls"]), flush=True)
+        ok(w["page"] < 300000, "phone: the page weighs under 300 KB", w)
         w = m.execute("return [document.documentElement.scrollWidth, window.innerWidth]")
         ok(w[0] <= w[1], "phone width: no sideways scrolling", w)
         ok(m.execute("return Chart.getChart('chart-quality').width") <= 390, "phone width: the chart fits")
