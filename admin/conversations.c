@@ -5,10 +5,13 @@
  * whether the customer waits for a person, opted out, the lead.
  *
  * The order is analytics' P{stats}:active (phone -> last customer turn); each
- * conversation is then read as GET /api/conversation/{phone}/status reads it,
- * one call a phone (each phone is its own slot). ?q= searches the most recent
- * SEARCH_MAX conversations by name, e-mail or phone digits, accents and case
- * folded; ?limit= (1-200, 50) and ?offset= page through them.
+ * conversation's line is then picked out of its state by
+ * redis/conversations-row.lua, one call a phone (each phone is its own slot),
+ * so the histories stay in Redis. ?q= searches the most recent SEARCH_MAX
+ * conversations by name, e-mail or phone digits, accents and case folded;
+ * ?limit= (1-200, 50) and ?offset= (up to SEARCH_MAX) page through them. A
+ * conversation that cannot be read (Redis away) makes the answer 503, never a
+ * list with holes.
  */
 #include "config.h"
 
@@ -25,7 +28,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "conversation/engine.h"
-#include "conversation/state.h"
+#include "redis/scripts.h"
 
 #define SEARCH_MAX 1000
 
@@ -36,6 +39,7 @@ struct list_op {
 	char qdigits[20]; /* the search's digits, when it is a phone number */
 	long long limit, offset, total;
 	size_t n, pending;
+	bool failed; /* a conversation could not be read */
 	char (*phones)[17];
 	uint64_t *last_ms;
 	json_t **rows; /* NULL: not found, or not matching */
@@ -48,6 +52,7 @@ struct list_one {
 };
 
 static struct list_op *list_ops;
+static struct rscript row_script;
 
 void
 admin_conversations_cancel(void)
@@ -84,7 +89,7 @@ contains_folded(const char *s, const char *q)
 	char *f;
 	bool hit;
 
-	if (s == NULL)
+	if (s == NULL || s[0] == '\0')
 		return false;
 	f = text_fold_str(s);
 	hit = strstr(f, q) != NULL;
@@ -92,72 +97,71 @@ contains_folded(const char *s, const char *q)
 	return hit;
 }
 
-static bool
-matches(const struct list_op *op, const char *phone, const json_t *st)
+/* Element i of a conversations-row answer as text ("" when it is not one). */
+static const char *
+el(const redisReply *r, size_t i)
 {
-	const char *name =
-	    json_string_value(json_object_get(json_object_get(json_object_get(st, "fields"), "name"), "value"));
-	const char *email =
-	    json_string_value(json_object_get(json_object_get(json_object_get(st, "fields"), "email"), "value"));
-
-	if (op->q == NULL)
-		return true;
-	if (op->qdigits[0] != '\0' && strstr(phone, op->qdigits) != NULL)
-		return true;
-	return contains_folded(name, op->q) || contains_folded(email, op->q);
+	return i < r->elements && r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : "";
 }
 
-/* One line of the list from the state and the control hash; NULL when there is no conversation. */
-static json_t *
-row(const struct list_op *op, size_t i, const redisReply *reply)
+static long long
+num(const redisReply *r, size_t i)
 {
-	const char *phone = op->phones[i];
-	json_t *st, *q, *r;
-	const char *why, *reason = NULL;
-	long long until = 0;
-	uint64_t now = realtime_usec() / 1000;
-	char masked[32];
-	size_t k;
+	long long v = 0;
 
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-	    reply->element[0]->type != REDIS_REPLY_STRING ||
-	    (st = conv_state_parse(reply->element[0]->str, reply->element[0]->len, &why)) == NULL)
-		return NULL;
-	if (!matches(op, phone, st)) {
-		json_decref(st);
+	if (i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER)
+		return r->element[i]->integer;
+	parse_ll(el(r, i), 0, INT64_MAX, &v);
+	return v;
+}
+
+/*
+ * One line of the list from conversations-row.lua's answer: NULL when there is no conversation or it does not
+ * match the search; marks the list failed on an error (Redis away).
+ */
+static json_t *
+row(struct list_op *op, size_t i, const redisReply *reply)
+{
+	const char *phone = op->phones[i], *reason;
+	long long until, lead;
+	char masked[32];
+
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		op->failed = true;
 		return NULL;
 	}
-	for (k = 0; reply->element[1]->type == REDIS_REPLY_ARRAY && k + 1 < reply->element[1]->elements; k += 2) {
-		const redisReply *f = reply->element[1]->element[k], *v = reply->element[1]->element[k + 1];
-		if (strcmp(f->str, "pause_until") == 0)
-			parse_ll(v->str, 0, INT64_MAX, &until);
-		else if (strcmp(f->str, "pause_reason") == 0)
-			reason = v->str;
-	}
-	q = json_object_get(st, "quality");
-	r = json_pack("{s:s, s:s, s:s?, s:s, s:o, s:I, s:O, s:I, s:O, s:b, s:b, s:o}", "phone", phone, "phone_masked",
-	    log_phone(phone, masked, sizeof(masked)), "name", conv_state_field(st, F_NAME), "stage",
-	    conv_state_stage(st), "quality",
-	    json_array_size(q) ? json_incref(json_object_get(json_array_get(q, json_array_size(q) - 1), "q"))
-	                       : json_null(),
-	    "last_activity_ms", (json_int_t)op->last_ms[i], "updated_ms", json_object_get(st, "updated_ms"), "messages",
-	    (json_int_t)json_array_size(json_object_get(st, "history")), "lead_id", json_object_get(st, "lead_id"),
-	    "opted_out", json_is_true(json_object_get(st, "opted_out")), "waiting_for_person",
-	    json_object_get(st, "handoff_ms") != NULL, "paused",
-	    until > 0 && (uint64_t)until > now
-	        ? json_pack("{s:s, s:I}", "reason", reason ? reason : "admin", "until_ms", (json_int_t)until)
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 11)
+		return NULL; /* nil: erased, or expired since the list was read */
+	if (op->q != NULL && !(op->qdigits[0] != '\0' && strstr(phone, op->qdigits) != NULL) &&
+	    !contains_folded(el(reply, 0), op->q) && !contains_folded(el(reply, 1), op->q))
+		return NULL;
+	until = num(reply, 9);
+	reason = el(reply, 10);
+	lead = num(reply, 6);
+	return json_pack("{s:s, s:s, s:o, s:s, s:o, s:I, s:I, s:I, s:o, s:b, s:b, s:o}", "phone", phone, "phone_masked",
+	    log_phone(phone, masked, sizeof(masked)), "name", el(reply, 0)[0] ? json_string(el(reply, 0)) : json_null(),
+	    "stage", el(reply, 2), "quality", el(reply, 3)[0] ? json_string(el(reply, 3)) : json_null(),
+	    "last_activity_ms", (json_int_t)op->last_ms[i], "updated_ms", (json_int_t)num(reply, 4), "messages",
+	    (json_int_t)num(reply, 5), "lead_id", lead > 0 ? json_integer((json_int_t)lead) : json_null(), "opted_out",
+	    num(reply, 7) == 1, "waiting_for_person", num(reply, 8) == 1, "paused",
+	    until > 0 && (uint64_t)until > realtime_usec() / 1000
+	        ? json_pack("{s:s, s:I}", "reason", reason[0] ? reason : "admin", "until_ms", (json_int_t)until)
 	        : json_null());
-	json_decref(st);
-	return r;
 }
 
 static void
 answer(struct list_op *op)
 {
-	json_t *list = json_array();
+	json_t *list;
 	long long skipped = 0, matched = 0;
 	size_t i;
 
+	if (op->failed) {
+		/* A part of the list could not be read: no list rather than a list that leaves some out. */
+		http_reply_error(op->req, 503, "Redis unavailable");
+		return;
+	}
+	list = json_array();
 	for (i = 0; i < op->n; i++) {
 		if (op->rows[i] == NULL)
 			continue;
@@ -230,10 +234,11 @@ on_active(redisAsyncContext *ac, void *r, void *pd)
 		     *ctl = engine_ctl_key(op->x->engine, op->phones[i]);
 		one->op = op;
 		one->i = i;
-		if (rconn_command(op->x->redis, on_one, one, "EVAL %s 2 %s %s",
-		        "return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}", key, ctl) < 0) {
+		const char *argv[] = {key, ctl};
+		if (rconn_eval(op->x->redis, &row_script, on_one, one, 2, 2, argv, NULL) < 0) {
 			free(one);
 			op->pending--;
+			op->failed = true;
 		}
 		free(key);
 		free(ctl);
@@ -269,6 +274,8 @@ admin_get_conversations(struct http_request *req, void *arg)
 		http_reply_error(req, 503, "Redis unavailable");
 		return;
 	}
+	if (row_script.text == NULL)
+		rscript_init(&row_script, redis_script_conversations_row);
 	op = xcalloc(1, sizeof(*op));
 	op->req = req;
 	op->x = x;

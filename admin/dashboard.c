@@ -180,6 +180,7 @@ struct dash_op {
 	const struct dash_route *route;
 	char id[ID_HEX + 1];
 	char cookie[ID_HEX + 1]; /* a new session's id, for its cookie */
+	char *key; /* the session's key (the gate; owned) */
 	const char *via;
 	struct dash_op *next;
 };
@@ -209,6 +210,7 @@ op_free(struct dash_op *op)
 			*pp = op->next;
 			break;
 		}
+	free(op->key);
 	free(op);
 }
 
@@ -334,12 +336,38 @@ dashboard_get_file(struct http_request *req, void *arg)
 
 /* ---- logging in ---- */
 
-static json_t *
-session_new(const char *via, char csrf[ID_HEX + 1])
+/*
+ * Which admin token a session was opened under: the first 16 bytes of HMAC-SHA-256(token, a fixed text), as
+ * hex. A session is good only while the token is the same, so changing the token (a leak) ends every session.
+ */
+static void
+token_mark(const struct admin_ctx *x, char out[33])
 {
+	static const char text[] = "crmbridge dashboard session";
+	unsigned char mac[32];
+	gcry_mac_hd_t h;
+	size_t n = sizeof(mac), i;
+
+	memset(mac, 0, sizeof(mac));
+	if (x->token != NULL && gcry_mac_open(&h, GCRY_MAC_HMAC_SHA256, 0, NULL) == 0) {
+		if (gcry_mac_setkey(h, x->token, strlen(x->token)) == 0 &&
+		    gcry_mac_write(h, text, sizeof(text) - 1) == 0)
+			gcry_mac_read(h, mac, &n);
+		gcry_mac_close(h);
+	}
+	for (i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+static json_t *
+session_new(const struct admin_ctx *x, const char *via, char csrf[ID_HEX + 1])
+{
+	char mark[33];
+
 	random_hex(csrf);
-	return json_pack(
-	    "{s:s, s:s, s:I}", "csrf", csrf, "via", via, "created_ms", (json_int_t)(realtime_usec() / 1000));
+	token_mark(x, mark);
+	return json_pack("{s:s, s:s, s:I, s:s}", "csrf", csrf, "via", via, "created_ms",
+	    (json_int_t)(realtime_usec() / 1000), "token", mark);
 }
 
 static void
@@ -403,12 +431,17 @@ dashboard_get_login(struct http_request *req, void *arg)
 		    "again.");
 		return;
 	}
+	if (strcmp(http_req_method(req), "HEAD") == 0) {
+		/* A link checker asking about the link: it does not spend the code. */
+		page(req, 200, "A login link", "Open it in a browser to log in.");
+		return;
+	}
 	op = op_new(req, x);
 	op->via = "a login link";
 	random_hex(op->cookie);
 	code_key = id_key(x, "login", q + 5);
 	sess_key = id_key(x, "session", op->cookie);
-	s = session_new("link", csrf);
+	s = session_new(x, "link", csrf);
 	js = json_dumps(s, JSON_COMPACT);
 	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)x->dash_session_ttl_ms);
 	{
@@ -469,7 +502,7 @@ dashboard_post_login(struct http_request *req, void *arg)
 	op->via = "the admin token";
 	random_hex(op->cookie);
 	key = id_key(x, "session", op->cookie);
-	s = session_new("token", csrf);
+	s = session_new(x, "token", csrf);
 	js = json_dumps(s, JSON_COMPACT);
 	if (rconn_command(
 	        x->redis, on_login, op, "SET %s %s PX %llu", key, js, (unsigned long long)x->dash_session_ttl_ms) < 0) {
@@ -546,16 +579,42 @@ route_phone(struct http_request *req, char *buf, size_t size)
 	return p != NULL ? log_phone(p, buf, size) : "";
 }
 
+/* A change made through the dashboard, logged once its answer is known. */
+struct audit {
+	struct admin_ctx *x;
+	const char *what, *via;
+	char method[8], phone[32];
+};
+
+static void
+audited(struct http_request *req, unsigned status, void *arg)
+{
+	struct audit *a = arg;
+
+	(void)req;
+	if (status >= 200 && status < 300) {
+		a->x->dash_actions++;
+		log_notice("dashboard: %s%s%s (%s, a session opened with %s)", a->what, a->phone[0] ? " " : "",
+		    a->phone, a->method, a->via);
+	} else {
+		log_notice("dashboard: %s%s%s failed (%s answered %u, a session opened with %s)", a->what,
+		    a->phone[0] ? " " : "", a->phone, a->method, status, a->via);
+	}
+	free(a);
+}
+
 static void
 audit(const struct dash_op *op, const json_t *s)
 {
-	char ph[32];
+	struct audit *a = xcalloc(1, sizeof(*a));
 
-	op->x->dash_actions++;
-	log_notice("dashboard: %s%s%s (%s, a session opened with %s)", op->route->what,
-	    http_req_param(op->req, 0) ? " " : "", route_phone(op->req, ph, sizeof(ph)), http_req_method(op->req),
-	    strcmp(json_string_value(json_object_get(s, "via")) ?: "", "link") == 0 ? "a login link"
-	                                                                            : "the admin token");
+	a->x = op->x;
+	a->what = op->route->what;
+	a->via = strcmp(json_string_value(json_object_get(s, "via")) ?: "", "link") == 0 ? "a login link"
+	                                                                                 : "the admin token";
+	snprintf(a->method, sizeof(a->method), "%s", http_req_method(op->req));
+	route_phone(op->req, a->phone, sizeof(a->phone));
+	http_on_reply(op->req, audited, a);
 }
 
 static void
@@ -578,6 +637,19 @@ on_session(redisAsyncContext *ac, void *r, void *pd)
 		set_cookie(req, op->x, "");
 		http_reply_error(req, 401, "the session has expired or was closed: log in again at /admin");
 		goto done;
+	}
+	{
+		char mark[33];
+		const char *had = json_string_value(json_object_get(s, "token"));
+		token_mark(op->x, mark);
+		if (had == NULL || !timingsafe_streq(had, mark)) {
+			log_notice("dashboard: a session opened under another admin token was refused and closed");
+			set_cookie(req, op->x, "");
+			http_reply_error(
+			    req, 401, "the admin token has changed since this session was opened: log in again");
+			rconn_command(op->x->redis, NULL, NULL, "DEL %s", op->key);
+			goto done;
+		}
 	}
 	if (rt->write) {
 		const char *t = http_req_header(req, "X-CSRF-Token"),
@@ -627,6 +699,7 @@ dashboard_api(struct http_request *req, void *arg)
 		return;
 	}
 	key = id_key(x, "session", op->id);
+	op->key = xstrdup(key);
 	if (!redis_up(x) || rconn_command(x->redis, on_session, op, "GET %s", key) < 0) {
 		op_free(op);
 		http_reply_error(req, 503, "Redis unavailable: the dashboard's sessions are kept there");

@@ -72,6 +72,8 @@ struct http_request {
 	unsigned status;
 	char *hdr_name[HTTP_MAX_HEADERS], *hdr_value[HTTP_MAX_HEADERS];
 	unsigned nhdr;
+	http_reply_fn on_reply; /* told the answer's status once (0: never answered) */
+	void *on_reply_arg;
 	struct http_request *sprev, *snext; /* in the list of suspended requests */
 };
 
@@ -244,6 +246,13 @@ status_name(unsigned status)
 }
 
 void
+http_on_reply(struct http_request *r, http_reply_fn fn, void *arg)
+{
+	r->on_reply = fn;
+	r->on_reply_arg = arg;
+}
+
+void
 http_add_header(struct http_request *r, const char *name, const char *value)
 {
 	if (r->nhdr >= HTTP_MAX_HEADERS)
@@ -275,6 +284,11 @@ http_reply(struct http_request *r, unsigned status, const char *content_type, co
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	r->response = resp;
 	r->status = status;
+	if (r->on_reply != NULL) {
+		http_reply_fn fn = r->on_reply;
+		r->on_reply = NULL;
+		fn(r, status, r->on_reply_arg);
+	}
 	if (r->suspended) {
 		/* Take it off the suspended list and let MHD call us again to queue it. */
 		struct http_server *s = r->srv;
@@ -596,6 +610,8 @@ request_free(struct http_request *r)
 		free(r->hdr_name[i]);
 		free(r->hdr_value[i]);
 	}
+	if (r->on_reply != NULL)
+		r->on_reply(r, 0, r->on_reply_arg);
 	if (r->response != NULL)
 		MHD_destroy_response(r->response);
 	free(r->body);

@@ -121,6 +121,10 @@ bool http_req_peer_is_loopback(const struct http_request *r);
 /* When the request line arrived (CLOCK_MONOTONIC, microseconds). */
 uint64_t http_req_start(const struct http_request *r);
 
+/* Told a request's answer: its status, or 0 when the request ended without one (the server stopping). */
+typedef void (*http_reply_fn)(struct http_request *r, unsigned status, void *arg);
+/* Sets the one function told when r is answered (an audit of what happened, after the fact). */
+void http_on_reply(struct http_request *r, http_reply_fn fn, void *arg);
 /* Adds a response header; call before replying. Both strings are copied. */
 void http_add_header(struct http_request *r, const char *name, const char *value);
 /* Answers with a copy of body. May be called from the handler or later. */

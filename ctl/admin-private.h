@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "admin/admin.h"
+#include "daemon/conf.h"
 
 struct ctl {
 	struct conf *conf;
@@ -15,6 +16,7 @@ struct ctl {
 	char token[ADMIN_TOKEN_MAX + 2]; /* one more byte than a token may have: longer is refused, never cut */
 	char token_from[13000]; /* where the token came from, or the files looked at when none was found */
 	bool json;
+	bool url_given; /* --url */
 };
 
 /* GET/POST an admin endpoint; prints the daemon's error and returns NULL unless 2xx. */

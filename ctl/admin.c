@@ -70,6 +70,7 @@ ctl_open(struct ctl *c, const struct ctl_options *o)
 	local_url(c->conf->listen, c->webhook_base, sizeof(c->webhook_base));
 	local_url(c->conf->admin_listen != NULL ? c->conf->admin_listen : c->conf->listen, c->base, sizeof(c->base));
 	if (o->url != NULL) {
+		c->url_given = true;
 		snprintf(c->base, sizeof(c->base), "%s", o->url);
 		if (c->conf->admin_listen == NULL)
 			snprintf(c->webhook_base, sizeof(c->webhook_base), "%s", o->url);

@@ -121,8 +121,18 @@ ctl_dashboard(struct ctl *c)
 		return 0;
 	}
 	ttl = i_of(j, "expires_in_s");
-	/* The link is the address crmbridgectl reached the admin API on: the dashboard is served there too. */
-	printf("%s%s\n", c->base, s_or(j, "path", ""));
+	/*
+	 * The dashboard is where the admin API is: on its own listener, the address crmbridgectl reached it on
+	 * (through an SSH tunnel to the same port, the same address); on the main listener behind the proxy, the
+	 * public address (unless --url said otherwise).
+	 */
+	if (!c->url_given && c->conf->admin_listen == NULL && c->conf->public_url != NULL) {
+		size_t n = strlen(c->conf->public_url);
+		printf("%.*s%s\n", (int)(n > 0 && c->conf->public_url[n - 1] == '/' ? n - 1 : n), c->conf->public_url,
+		    s_or(j, "path", ""));
+	} else {
+		printf("%s%s\n", c->base, s_or(j, "path", ""));
+	}
 	fflush(stdout); /* the link first, then what to do with it */
 	fprintf(stderr,
 	    "Open this link in a browser within %lld %s; it works once and opens a dashboard session "

@@ -67,7 +67,7 @@ async function api(path, opts) {
 function showLogin(why) {
   session = null;
   delete document.body.dataset.ready;
-  if (timer) clearInterval(timer);
+  if (timer) clearTimeout(timer);
   timer = null;
   $('app').hidden = true;
   $('top-right').hidden = true;
@@ -168,7 +168,8 @@ function drawTable(d) {
   $('daily-table').hidden = false;
   const rows = d.slice().reverse().map((x) => el('tr', {},
     el('td', { text: x.date }), el('td', { text: fmt(x.conversations) }), el('td', { text: fmt(x.leads_created) }),
-    el('td', { text: [x.quality.hot, x.quality.warm, x.quality.cold].join(' / ') }), el('td', { text: fmt(x.support_transfers) })));
+    el('td', { text: [x.quality?.hot || 0, x.quality?.warm || 0, x.quality?.cold || 0].join(' / ') }),
+    el('td', { text: fmt(x.support_transfers) })));
   $('daily-table').replaceChildren(el('table', { class: 'list' },
     el('thead', {}, el('tr', {}, ...['Day', 'Conversations', 'Leads created', 'Hot / warm / cold', 'Hand-offs'].map((t) => el('th', { text: t })))),
     el('tbody', {}, ...rows)));
@@ -405,7 +406,15 @@ async function start() {
   $('app').hidden = false;
   $('top-right').hidden = false;
   await refresh();
-  timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+  schedule();
+}
+
+/* The next refresh REFRESH_MS after the last one ended (never two at once); none while the tab is hidden. */
+function schedule() {
+  timer = setTimeout(async () => {
+    if (!document.hidden && session) await refresh();
+    if (session) schedule();
+  }, REFRESH_MS);
 }
 
 start();

@@ -39,10 +39,12 @@ CTL = os.path.join(os.environ.get("TOP_BUILDDIR", "."), "crmbridgectl")
 SID = "AC" + "4" * 32
 TOKEN = "twilio-dash-token-0123"
 ADMIN = "dashboard-admin-token-0123456789"
-ANA, LUIS, EVA, PEDRO = "+573001112233", "+573009998877", "+34612345678", "+573005550000"
+ANA, LUIS, EVA, PEDRO, ROSA = "+573001112233", "+573009998877", "+34612345678", "+573005550000", "+573007771111"
 wd = workdir()
 redis = Redis(wd)
 redis.start()
+atexit.register(lambda: redis.proc and redis.proc.poll() is None and redis.stop())
+DAY0 = time.strftime("%Y-%m-%d", time.gmtime())  # the analytics' day (UTC): "today" below, unless a run crosses midnight
 twilio, tport = start_fake("twilio.py", "--account-sid", SID, "--auth-token", TOKEN)
 atexit.register(twilio.terminate)  # also when an assertion raises
 daemons = []
@@ -216,6 +218,9 @@ ok(redis.cli("EXISTS", "crmbridge:{admin}:login:" + hashlib.sha256(code.encode()
    and redis.cli("EXISTS", "crmbridge:{admin}:login:" + code).strip() == "0", "Redis keeps the code's hash, not the code")
 ttl = int(redis.cli("PTTL", "crmbridge:{admin}:login:" + hashlib.sha256(code.encode()).hexdigest()))
 ok(250000 < ttl <= 300000, "the code lives dashboard.link_ttl (5 min)", ttl)
+u = urllib.parse.urlsplit(url)
+st, hd, _ = request("HEAD", u.path + "?" + u.query)
+ok(st == 200 and session_cookie(hd) is None, "HEAD on the link (a link checker) does not spend it")
 st, hd, _ = open_link(url)
 is_eq(st, 303, "the link: 303")
 is_eq(hd.get("Location"), "/admin", "to /admin")
@@ -257,6 +262,10 @@ ok(wait_for(lambda: "dashboard: paused +57******2233 (POST, a session opened wit
 ok(ANA not in d.logtext(), "the log never has the whole phone")
 st, _, body = api("POST", "/admin/api/conversation/%2B573001112233/resume", cookie, csrf, ADMIN_URL)
 is_eq(st, 200, "resume")
+st, _, _ = api("POST", "/admin/api/conversation/notaphone/reset", cookie, csrf, ADMIN_URL)
+is_eq(st, 400, "a reset of something that is not a phone: 400")
+ok(wait_for(lambda: "dashboard: reset <redacted> failed (POST answered 400" in d.logtext(), 5)
+   and "dashboard: reset <redacted> (POST" not in d.logtext(), "the log says it failed, not that it was done")
 
 # Another instance on the same Redis knows the session; a restart keeps it.
 aport2 = free_port()
@@ -363,7 +372,8 @@ def browser_part():
         ok(dd and dd["sums"][0] == 4 and dd["ink"] > 1000, "browser: conversations per day drawn", dd)
         ok(charts["chart-model"] and charts["chart-model"]["ink"] > 1000, "browser: model vs rules drawn")
         today = b.find("#today").text()
-        ok("Conversations started\n4" in today, "browser: today's conversations", today)
+        ok("Conversations started\n4" in today or time.strftime("%Y-%m-%d", time.gmtime()) != DAY0,
+           "browser: today's conversations", today)
         # The list.
         rows = b.execute("return [...document.querySelectorAll('#conversations tbody tr')].map(r => r.innerText)")
         ana_row = [r for r in rows if "+57******2233" in r]
@@ -377,7 +387,8 @@ def browser_part():
         b.wait_for("document.querySelectorAll('#conversations tbody tr').length === 1", what="the search")
         ok("Ana Pérez" in b.find("#conversations tbody tr").text(), "browser: the search finds Ana")
         # One conversation.
-        b.find("#conversations tbody tr").click()
+        # Clicked in the page's own script: the row is not replaced by a refresh between finding and clicking it.
+        b.execute("document.querySelector('#conversations tbody tr').click()")
         b.wait_for("document.querySelectorAll('#history li').length >= 4", what="the history")
         hist = b.find("#history").text()
         ok("busco un sofá de 3 puestos en cuero" in hist, "browser: her history, as she wrote it", hist[:200])
@@ -399,9 +410,8 @@ def browser_part():
         ok(ANA in b.find("#confirm").text(), "browser: the confirmation names the phone", b.find("#confirm").text())
         b.find("#confirm button[value=cancel]").click()
         b.wait_for("!document.getElementById('confirm').open", what="cancelled")
-        time.sleep(0.5)
-        st, _, _ = api("GET", "/admin/api/conversation/%2B573001112233/status", cookie)
-        is_eq(st, 200, "browser: cancelled, nothing erased")
+        ok(not wait_for(lambda: api("GET", "/admin/api/conversation/%2B573001112233/status", cookie)[0] != 200, 1.5),
+           "browser: cancelled, nothing erased")
         b.find("#detail [data-action=erase]").click()
         b.wait_for("document.getElementById('confirm').open", what="the confirmation")
         b.find("#confirm-ok").click()
@@ -425,6 +435,11 @@ def browser_part():
         b.wait_for("document.querySelector('#dead tbody').innerText.includes('No dead letters')",
                    what="the list emptied")
         ok("dashboard: dead letters retried" in d.logtext(), "browser: the retry is audited")
+        # The page refreshes by itself: a customer who writes now appears without anything being clicked.
+        is_eq(post(ROSA, "Buenas tardes, soy Rosa, ¿tienen camas dobles?"), 200, "Rosa writes while the page is open")
+        fresh_rows = lambda: b.execute("return document.querySelector('#conversations tbody').innerText")  # noqa
+        ok(wait_for(lambda: "+57******1111" in fresh_rows() and "Rosa" in fresh_rows(), 30),
+           "browser: the list refreshed by itself (Rosa, without a click)", fresh_rows())
         # Nothing left the host; nothing went wrong.
         reqs = b.network_requests()
         others = [r for r in reqs if not r.startswith(ADMIN_URL + "/") and not r.startswith("data:")]
@@ -488,8 +503,32 @@ st, _, _ = request("GET", "/admin/chart.js", p=port)
 is_eq(st, 404, "Chart.js missing: 404")
 ok("cannot read Chart.js at /nonexistent/chart.min.js" in d.logtext() and "libjs-chart.js" in d.logtext(),
    "Chart.js missing: the log says which file and what to install")
-st, _, s = api("GET", "/admin/api/session", session_cookie(hd), p=port)
+c3 = session_cookie(hd)
+rc, url3, _ = link(conf3)
+ok(rc == 0 and re.fullmatch(r"https://bot\.example\.com/admin/login\?code=[0-9a-f]{64}", url3),
+   "crmbridgectl dashboard: behind the proxy, the link is on the public address", url3)
+st, _, s = api("GET", "/admin/api/session", c3, p=port)
 ok(st == 200 and s["charts"] is False, "the page is told to show tables")
+try:
+    with webdriver.Browser(width=1280, height=900) as b:
+        st, _, data = request("POST", "/api/dashboard/link", headers={"Authorization": "Bearer " + ADMIN}, p=port)
+        b.get("http://127.0.0.1:%d%s" % (port, json.loads(data)["path"]))
+        b.wait_for("document.body.dataset.ready === '1'", what="the dashboard without Chart.js", timeout=30)
+        t = b.execute("return [document.querySelector('.charts').hidden, document.getElementById('daily-table').hidden,"
+                      " document.querySelectorAll('#daily-table tbody tr').length, document.body.innerText]")
+        ok(t[0] and not t[1] and t[2] == 30 and "libjs-chart.js" in t[3], "browser: without Chart.js, a table of the days",
+           t[:3])
+except webdriver.WebDriverUnavailable as e:
+    ok(False, "headless Chromium: " + str(e))
+# A new admin token ends the sessions opened under the old one (a leaked token's sessions with it).
+write_config(conf3, open(conf3).read().replace("admin_token = " + ADMIN, "admin_token = another-admin-token-98765"))
+d.clear()
+d.signal(1)
+ok(d.wait_notify("READY=1", 15), "reloaded with a new admin token")
+st, hd, _ = api("GET", "/admin/api/session", c3, p=port)
+ok(st == 401 and "Max-Age=0" in (hd.get("Set-Cookie") or ""), "a session of the old token is refused, its cookie removed")
+ok(wait_for(lambda: redis.cli("EXISTS", "crmbridge:{admin}:session:" + hashlib.sha256(c3.encode()).hexdigest())
+            .strip() == "0", 5), "and closed in Redis")
 d.signal(15)
 d.wait(20)
 conf4 = config("off.conf", "admin_listen = 127.0.0.1:%d" % aport, "[dashboard]\nenabled = no\n")

@@ -804,6 +804,27 @@ def suite(where):
     is_eq(s(ev("inbox-claim", [lock, mark], ["b", 10000])), [1, "40"], "inbox-claim: another takes over, same mark")
     is_eq(ev("inbox-mark", [lock, mark], ["a", 50, 10000]), 0, "inbox-mark: the old holder's late mark is refused")
 
+    # ---- conversations-row: one line of the list, picked out of the state ----
+    conv, ctl = k("{+573001112233}:conv"), k("{+573001112233}:ctl")
+    state = {"v": 1, "phone": "+573001112233", "stage": "lead_created", "updated_ms": 1796251901275,
+             "fields": {"name": {"value": "Ana Pérez", "sid": "SM1"}, "email": {"value": "ana@example.com"}},
+             "history": [{"dir": "in", "text": "hola"}, {"dir": "out", "text": "¡Hola!"}], "lead_id": 12,
+             "quality": [{"q": "warm"}, {"q": "hot"}], "opted_out": False, "handoff_ms": 1796251900000}
+    r("SET", conv, json.dumps(state))
+    r("HSET", ctl, "pause_until", "1796338303857", "pause_reason", "human")
+    is_eq(s(ev("conversations-row", [conv, ctl], [])),
+          ["Ana Pérez", "ana@example.com", "lead_created", "hot", "1796251901275", 2, "12", 0, 1, "1796338303857",
+           "human"], "conversations-row: the line, the latest quality, waiting for a person, the pause")
+    r("SET", conv, json.dumps({"v": 1, "lead_id": None, "fields": {}, "history": [], "quality": [],
+                               "opted_out": True}))
+    r("DEL", ctl)
+    is_eq(s(ev("conversations-row", [conv, ctl], [])), ["", "", "new", "", "", 0, "", 1, 0, "", ""],
+          "conversations-row: what is absent is empty; opted out")
+    r("SET", conv, "not json")
+    is_eq(ev("conversations-row", [conv, ctl], []), None, "conversations-row: a state that is not JSON: nothing")
+    r("DEL", conv)
+    is_eq(ev("conversations-row", [conv, ctl], []), None, "conversations-row: no conversation: nothing")
+
     # ---- dashboard-login: a login link's code spent once, for one session ----
     code, sess, sess2 = k("{admin}:login:c0de"), k("{admin}:session:5e55"), k("{admin}:session:5e56")
     r("SET", code, "1", "PX", 300000)
