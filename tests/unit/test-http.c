@@ -69,12 +69,39 @@ h_async(struct http_request *r, void *arg)
 	sd_event_add_time(ev, NULL, CLOCK_MONOTONIC, now_usec() + 200000, 1000, later, r);
 }
 
+/* What http_on_reply told (written by the server thread, read after the answer arrived). */
+static volatile unsigned told_status, told_count;
+
+static void
+told(struct http_request *r, unsigned status, void *arg)
+{
+	told_status = status;
+	told_count++;
+}
+
+static int
+later_told(sd_event_source *s, uint64_t usec, void *arg)
+{
+	http_reply(arg, 409, "text/plain", "no", 2);
+	sd_event_source_unref(s);
+	return 0;
+}
+
+static void
+h_told(struct http_request *r, void *arg)
+{
+	http_on_reply(r, told, NULL);
+	http_add_header(r, "Cache-Control", "no-cache");
+	sd_event_add_time(ev, NULL, CLOCK_MONOTONIC, now_usec() + 100000, 1000, later_told, r);
+}
+
 static const struct http_route routes[] = {
     {"GET", "/health", h_health},
     {"POST", "/echo", h_echo},
     {"GET", "/items/{id}", h_item},
     {"DELETE", "/items/{id}", h_item},
     {"GET", "/async", h_async},
+    {"GET", "/told", h_told},
 };
 
 static int
@@ -250,6 +277,12 @@ test_routing(void)
 	ok(strcasestr(r.head, "Allow: GET, HEAD, DELETE") != NULL, "Allow names every method of the path");
 
 	is_int(request("HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r), 200, "HEAD served by GET");
+
+	is_int(request("GET /told HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r), 409, "an answer given later");
+	is_int((int)told_status, 409, "http_on_reply is told its status");
+	is_int((int)told_count, 1, "once");
+	ok(strcasestr(r.head, "Cache-Control: no-cache") != NULL && strcasestr(r.head, "no-store") == NULL,
+	    "a handler's own Cache-Control replaces the no-store default");
 
 	is_int(request("GET /items/a%2Bb?x=%2B1&y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r), 200,
 	    "path parameter route");
