@@ -29,6 +29,7 @@ struct erasure {
 	json_t *ids, *report;
 	json_t *deleted; /* lead id -> how many of its messages went */
 	json_t *renamed; /* other users' messages holding the lead's old name (record_name, up to 18) */
+	json_t *blanked; /* crmbridge's messages Odoo will not let it delete: rewritten instead */
 	size_t noted;
 };
 
@@ -42,6 +43,7 @@ erasure_end(struct erasure *er, const struct odoo_error *e)
 	json_decref(er->report);
 	json_decref(er->deleted);
 	json_decref(er->renamed);
+	json_decref(er->blanked);
 	free(er);
 }
 
@@ -82,18 +84,70 @@ on_erase_noted(json_t *r, const struct odoo_error *e, void *arg)
 		int id = (int)json_integer_value(json_array_get(er->ids, er->noted++));
 		char key[24];
 		snprintf(key, sizeof(key), "%d", id);
-		snprintf(note, sizeof(note),
-		    "<p><b>crmbridge</b>: the customer's WhatsApp data was erased at their request on %s: the lead's "
-		    "name, contact name, phone, e-mail, city, description, interest and budget were cleared, and %lld "
-		    "chatter messages written by crmbridge on this lead were deleted. Messages and edits by other "
-		    "users "
-		    "are not touched.</p>",
-		    day, json_integer_value(json_object_get(er->deleted, key)));
+		if (json_object_get(er->report, "messages_refused") != NULL)
+			snprintf(note, sizeof(note),
+			    "<p><b>crmbridge</b>: the customer's WhatsApp data was erased at their request on %s: the "
+			    "lead's name, contact name, phone, e-mail, city, description, interest and budget were "
+			    "cleared, but Odoo refused to let crmbridge's user delete its chatter messages on this "
+			    "lead: "
+			    "an Odoo administrator should delete them. Messages and edits by other users are not "
+			    "touched.</p>",
+			    day);
+		else
+			snprintf(note, sizeof(note),
+			    "<p><b>crmbridge</b>: the customer's WhatsApp data was erased at their request on %s: the "
+			    "lead's name, contact name, phone, e-mail, city, description, interest and budget were "
+			    "cleared, and %lld chatter messages written by crmbridge on this lead were deleted. "
+			    "Messages and edits by other users are not touched.</p>",
+			    day, json_integer_value(json_object_get(er->deleted, key)));
 		lead_post_note(er->x, id, note, on_erase_noted, er);
 	}
 }
 
 /* The copies of the old lead name are rewritten (see on_erase_messages); then the notes. */
+static void clear_record_names(struct erasure *er);
+
+/*
+ * Odoo's "You have been assigned to the Lead <name>" to a salesperson (message_type user_notification) is
+ * recorded as written by whoever assigned the lead: crmbridge, at a hand-off. Odoo lets nobody but its
+ * superuser delete such a message (real 17 and 19), but lets its author rewrite it: its body (and its copy of
+ * the lead's name, up to 18) become the erased text.
+ */
+static void
+on_erase_blanked(json_t *r, const struct odoo_error *e, void *arg)
+{
+	struct erasure *er = arg;
+
+	if (e->kind == ODOO_TRANSIENT) {
+		erasure_failed(er, e, "rewriting Odoo's assignment notifications");
+		return;
+	}
+	if (e->kind != ODOO_OK)
+		json_object_set_new(er->report, "notifications_refused", json_string(e->message));
+	else
+		json_object_set_new(
+		    er->report, "notifications_rewritten", json_integer((json_int_t)json_array_size(er->blanked)));
+	clear_record_names(er);
+}
+
+static void
+blank_notifications(struct erasure *er)
+{
+	struct odoo_info info;
+	json_t *vals;
+
+	if (json_array_size(er->blanked) == 0) {
+		clear_record_names(er);
+		return;
+	}
+	odoo_get_info(er->x->o, &info);
+	vals = json_pack("{s:s}", "body", "<p>" ERASED_NAME "</p>");
+	if (info.major < 19)
+		json_object_set_new(vals, "record_name", json_string(ERASED_NAME));
+	odoo_call(
+	    er->x->o, "mail.message", "write", json_pack("[O, o]", er->blanked, vals), NULL, on_erase_blanked, er);
+}
+
 static void
 on_record_names_cleared(json_t *r, const struct odoo_error *e, void *arg)
 {
@@ -134,7 +188,7 @@ on_erase_unlinked(json_t *r, const struct odoo_error *e, void *arg)
 		json_object_set_new(er->report, "messages_refused", json_string(e->message));
 		json_object_clear(er->deleted);
 	}
-	clear_record_names(er);
+	blank_notifications(er);
 }
 
 /*
@@ -160,7 +214,11 @@ on_erase_messages(json_t *r, const struct odoo_error *e, void *arg)
 	{
 		const char *rn = json_string_value(json_object_get(m, "record_name"));
 		json_t *id = json_object_get(m, "id");
-		if (json_integer_value(json_array_get(json_object_get(m, "create_uid"), 0)) == er->uid) {
+		const char *type = json_string_value(json_object_get(m, "message_type"));
+		if (json_integer_value(json_array_get(json_object_get(m, "create_uid"), 0)) == er->uid &&
+		    type != NULL && strcmp(type, "user_notification") == 0) {
+			json_array_append(er->blanked, id);
+		} else if (json_integer_value(json_array_get(json_object_get(m, "create_uid"), 0)) == er->uid) {
 			char key[24];
 			snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(json_object_get(m, "res_id")));
 			json_object_set_new(
@@ -173,7 +231,7 @@ on_erase_messages(json_t *r, const struct odoo_error *e, void *arg)
 	json_object_set_new(er->report, "messages_deleted", json_integer((json_int_t)json_array_size(ours)));
 	if (json_array_size(ours) == 0) {
 		json_decref(ours);
-		clear_record_names(er);
+		blank_notifications(er);
 		return;
 	}
 	odoo_call(er->x->o, "mail.message", "unlink", json_pack("[o]", ours), NULL, on_erase_unlinked, er);
@@ -184,7 +242,7 @@ on_erase_written(json_t *r, const struct odoo_error *e, void *arg)
 {
 	struct erasure *er = arg;
 	struct odoo_info info;
-	json_t *fields = json_pack("[s, s, s]", "id", "res_id", "create_uid");
+	json_t *fields = json_pack("[s, s, s, s]", "id", "res_id", "create_uid", "message_type");
 
 	if (erasure_failed(er, e, "clearing the leads")) {
 		json_decref(fields);
@@ -289,6 +347,7 @@ lead_erase(struct lead_ctx *x, const char *phone, int lead_id, lead_erase_fn don
 	er->report = json_object();
 	er->deleted = json_object();
 	er->renamed = json_array();
+	er->blanked = json_array();
 	if (lead_e164(x, phone, er->e164, &e) < 0) {
 		erasure_end(er, &e);
 		return;

@@ -348,6 +348,23 @@ def track(uid, rec, old, kw):
         S.records["mail.message"][mid]["tracking_value_ids"].append(tid)
 
 
+def assigned(uid, rec, old, kw):
+    """A salesperson given the lead by another user gets Odoo's "You have been assigned" message (as real 17 and 19
+    do, recorded in /srv/rec26): message_type user_notification, authored by the writer, the lead's name in its
+    body. Nobody but the superuser may delete it (check_access_rule: no document rights for user_notification);
+    its author may rewrite it."""
+    ctx = (kw or {}).get("context") or {}
+    new, before = rec.get("user_id"), old.get("user_id")
+    new = new[0] if isinstance(new, list) else new
+    before = before[0] if isinstance(before, list) else before
+    if not new or new == before or new == uid or ctx.get("mail_auto_subscribe_no_notify") or ctx.get("tracking_disable"):
+        return
+    mid = post_message(uid, rec["id"], "<span><span>Dear %s,</span><br><br><span>You have been assigned to the Lead "
+                                       "%s.</span><br></span>" % (user_name(new), rec.get("name")), "user_notification",
+                       subtype=None, extra={"partner_ids": [new + 1000]})
+    return mid
+
+
 def notify(mid, partners, uid):
     """Odoo's notification: each partner (not the author) gets an e-mail or, with notification_type inbox, an inbox
     notification; partners that are no user's get e-mails."""
@@ -534,6 +551,13 @@ def execute(uid, model, method, args, kw):
                         {k: v for k, v in args[1].items() if k == "body" or (k == "record_name" and S.version < 19)})
             return True
         if method == "unlink":
+            refused = [i for i in args[0] if S.records["mail.message"].get(i, {}).get("message_type") == "user_notification"]
+            if refused:
+                # Odoo checks the whole call first: one message it refuses and none is deleted.
+                raise OdooError(4, "The requested operation cannot be completed due to security restrictions. Please "
+                                   "contact your system administrator.\n\n(Document type: Message, Operation: unlink) "
+                                   "- (Records: %s, User: %d)" % (refused, uid), http=403,
+                                name="odoo.exceptions.AccessError")
             for i in args[0]:
                 m = S.records["mail.message"].get(i)
                 if m is None:
@@ -691,6 +715,7 @@ def lead_method(method, args, kw, uid=2):
             recs[i]["write_date"] = now()
             recs[i]["phone_sanitized"] = sanitize(recs[i].get("phone")) or sanitize(recs[i].get("mobile"))
             track(uid, recs[i], old, kw)
+            assigned(uid, recs[i], old, kw)
         return True
     if method == "fields_get":
         names = args[0] if args else kw.get("allfields")
