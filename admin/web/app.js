@@ -213,6 +213,7 @@ async function loadConversations() {
 
 async function openConversation(phone) {
   selected = phone;
+  document.querySelectorAll('#detail [data-action]').forEach((b) => { b.disabled = false; });
   document.querySelectorAll('#conversations tr.row').forEach((r) => r.classList.toggle('selected', r.dataset.phone === phone));
   $('detail').hidden = false;
   $('detail-result').textContent = '';
@@ -255,6 +256,26 @@ async function drawConversation() {
   hl.scrollTop = hl.scrollHeight;
 }
 
+/* What an erasure did, from DELETE /api/conversation/{phone}'s answer. */
+function eraseSummary(r) {
+  const parts = ['Erased: everything crmbridge kept about ' + r.phone + ' is gone.'];
+  const o = r.odoo;
+  if (o && o.anonymised) {
+    parts.push('Odoo: lead ' + (o.leads || [o.lead_id]).map((i) => '#' + i).join(', ') + ' anonymised, ' +
+      fmt(o.messages_deleted || 0) + ' of crmbridge\'s messages deleted' +
+      (o.notifications_rewritten ? ', ' + o.notifications_rewritten + ' assignment notification(s) rewritten' : '') + '.');
+  } else if (o && o.why) {
+    parts.push('Odoo: nothing done (' + o.why + ').');
+  } else if (o && o.error) {
+    parts.push('Odoo: not finished (' + o.error + '): erase again, or finish lead #' + o.lead_id + ' by hand.');
+  }
+  if (o && o.messages_refused) {
+    parts.push('Odoo refused to delete crmbridge\'s messages on the lead (' + o.messages_refused + '): an Odoo ' +
+      'administrator should delete them.');
+  }
+  return parts.join(' ');
+}
+
 function confirmDialog(title, text, ok) {
   return new Promise((resolve) => {
     const d = $('confirm');
@@ -275,12 +296,16 @@ async function act(action) {
   try {
     if (action === 'erase') {
       if (!await confirmDialog('Erase ' + phone + '?',
-        'Everything crmbridge keeps about ' + name + ' is deleted: the conversation, its messages and queues, and ' +
-        'what crmbridge wrote in Odoo. This cannot be undone.', 'Erase ' + phone)) return;
+        'Everything crmbridge keeps about ' + name + ' is deleted: the conversation, its messages and queues, and, ' +
+        'when privacy.erase_odoo is on, the customer\'s data on the Odoo lead and crmbridge\'s messages there. ' +
+        'This cannot be undone.', 'Erase ' + phone)) return;
       const r = await api(path, { method: 'DELETE' });
-      $('detail-result').textContent = 'Erased' + (r && r.odoo ? ' (Odoo: ' + JSON.stringify(r.odoo) + ')' : '') + '.';
-      selected = null;
-      $('detail').hidden = true;
+      selected = null; // the panel stays, with what was done, until closed
+      $('detail-title').textContent = phone + ' (erased)';
+      $('detail-facts').replaceChildren();
+      $('history').replaceChildren();
+      document.querySelectorAll('#detail [data-action]').forEach((b) => { b.disabled = true; });
+      $('detail-result').textContent = eraseSummary(r);
     } else if (action === 'reset') {
       if (!await confirmDialog('Reset ' + phone + '?', 'The conversation with ' + name +
         ' starts again from nothing; its lead in Odoo stays.', 'Reset')) return;
@@ -320,8 +345,9 @@ function drawSystem(s) {
     : 'no model configured: the offline rules classify', g && g.breaker !== 'closed' ? 'bad' : ''));
   const tw = s.sender;
   sys.push(card('Twilio', s.services && s.services.twilio.configured ? 'configured' : 'not configured',
-    tw ? fmt(tw.sent) + ' sent · ' + fmt(tw.delivery.delivered) + ' delivered · ' + fmt(tw.delivery.failed + tw.delivery.undelivered) + ' failed' +
-      (tw.last_error ? ' · ' + tw.last_error : '') : ''));
+    tw ? fmt(tw.sent) + ' sent · ' + (tw.status_callbacks > 0
+      ? fmt(tw.delivery.delivered) + ' delivered · ' + fmt(tw.delivery.failed + tw.delivery.undelivered) + ' failed'
+      : 'no delivery reports yet') + (tw.last_error ? ' · ' + tw.last_error : '') : ''));
   sys.push(card('Version', s.version, 'up ' + secs(s.uptime_s)));
   $('system').replaceChildren(...sys);
   const qu = s.queues || {};

@@ -415,7 +415,12 @@ def browser_part():
         b.find("#detail [data-action=erase]").click()
         b.wait_for("document.getElementById('confirm').open", what="the confirmation")
         b.find("#confirm-ok").click()
-        b.wait_for("document.getElementById('detail').hidden", what="erased")
+        b.wait_for("document.getElementById('detail-result').textContent.startsWith('Erased')", what="erased")
+        res = b.find("#detail-result").text()
+        ok(ANA in res and "is gone" in res and "no Odoo configured" in res, "browser: the page says what was erased",
+           res)
+        ok(b.execute("return [...document.querySelectorAll('#detail [data-action]')].every(x => x.disabled)") and
+           b.find("#history").text() == "", "browser: nothing left to act on, her history gone from the page")
         st, _, _ = api("GET", "/admin/api/conversation/%2B573001112233/status", cookie)
         is_eq(st, 404, "browser: erased (the API no longer knows her)")
         ok("dashboard: erased +57******2233" in d.logtext(), "browser: the erasure is audited")
