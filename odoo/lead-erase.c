@@ -65,7 +65,7 @@ static void
 on_erase_noted(json_t *r, const struct odoo_error *e, void *arg)
 {
 	struct erasure *er = arg;
-	char note[400];
+	char note[640];
 	time_t t = time(NULL);
 	struct tm tm;
 	char day[32];
@@ -97,9 +97,12 @@ on_erase_noted(json_t *r, const struct odoo_error *e, void *arg)
 			snprintf(note, sizeof(note),
 			    "<p><b>crmbridge</b>: the customer's WhatsApp data was erased at their request on %s: the "
 			    "lead's name, contact name, phone, e-mail, city, description, interest and budget were "
-			    "cleared, and %lld chatter messages written by crmbridge on this lead were deleted. "
+			    "cleared, and %lld chatter messages written by crmbridge on this lead were deleted%s. "
 			    "Messages and edits by other users are not touched.</p>",
-			    day, json_integer_value(json_object_get(er->deleted, key)));
+			    day, json_integer_value(json_object_get(er->deleted, key)),
+			    json_integer_value(json_object_get(er->report, "notifications_rewritten")) > 0
+			        ? " (Odoo's assignment notifications, which it lets nobody delete, were rewritten)"
+			        : "");
 		lead_post_note(er->x, id, note, on_erase_noted, er);
 	}
 }

@@ -178,6 +178,7 @@ is_eq(lead.get("name"), "WhatsApp lead (erased)", "and it is named so")
 notes = [m for m in get(oport, "/_messages") if m.get("res_id") == lead["id"] and "erased at their request"
          in str(m.get("body"))]
 is_eq(len(notes), 1, "a note on the lead says the data was erased")
+ok("assignment notifications" in str(notes[0].get("body")), "and that Odoo's assignment notification was rewritten")
 # Issue #17: nothing crmbridge wrote in the chatter still holds the customer (its notes quoted her words), no
 # tracking value keeps the old phone or name (the erase wrote without tracking), and the note holds nothing.
 held = [m for m in get(oport, "/_messages") if m.get("res_id") == lead["id"] and
