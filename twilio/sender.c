@@ -40,11 +40,12 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "redis/scripts.h"
+#include "sender-private.h"
 #include "twilio/sender-upgrade.h"
 #include "twilio/sender.h"
 
 #define MAX_PARTS 16
-#define MSG_TTL_S (7 * 86400)
+#define MSG_TTL_S SENDER_MSG_TTL_S
 #define DEAD_KEEP 1000
 
 struct job {
@@ -72,32 +73,6 @@ struct enq {
 	sender_queued_fn fn;
 	void *arg;
 	bool reserved;
-};
-
-struct sender {
-	sd_event *event;
-	struct curlev *cv;
-	struct rconn *rc;
-	struct sender_options o;
-	char *url;
-	char *userpwd;
-	char *k_due, *k_qprefix, *k_optout, *k_dead, *k_msgprefix, *k_deadbody, *k_result;
-	struct rscript enqueue, claim, done, optout, retry;
-	struct sender_upgrade *upgrade; /* the walk converting the previous release's jobs */
-	struct alive *alive;
-	uint64_t id_nonce, id_count; /* job ids: this sender's random part, the replies it queued */
-	bool claiming, tick_again;
-	unsigned claims; /* per-recipient claims not answered yet */
-	bool claimed; /* one of them handed out a job */
-	bool backlog; /* a job may be due that no hand-off takes (it waited for room): tick when a send ends */
-	bool starved; /* a hand-off was refused for room since the last tick was sent */
-	unsigned limit; /* how many recipients the last tick asked for */
-	unsigned reserved; /* slots held for claims, enqueues and dones that may hand out a job */
-	sd_event_source *poll;
-	struct pace pace; /* poll_ms while replies wait for room, up to SENDER_IDLE_POLL_MS; at each retry's time */
-	unsigned in_flight;
-	struct job *jobs; /* in flight */
-	struct sender_stats st;
 };
 
 static void sender_tick(struct sender *s);
@@ -1014,72 +989,6 @@ on_poll(sd_event_source *es, uint64_t usec, void *arg)
 	    now_usec() +
 	        pace_next(&s->pace, s->o.poll_ms, SENDER_IDLE_POLL_MS, s->backlog, realtime_usec() / 1000) * 1000);
 	return 0;
-}
-
-/* ---- status callbacks ---- */
-
-/* A delivery report's failure of a tagged message: told to on_result like a failure of the POST. */
-struct late_failure {
-	void *alive;
-	char status[16];
-	long code;
-};
-
-static void
-on_status_tag(redisAsyncContext *ac, void *r, void *pd)
-{
-	struct late_failure *lf = pd;
-	struct sender *s = release(lf->alive);
-	redisReply *reply = r;
-
-	if (s != NULL && reply != NULL && reply->type == REDIS_REPLY_STRING && reply->len > 0 &&
-	    s->o.on_result != NULL) {
-		char *tag = xstrndup(reply->str, reply->len), err[64];
-		json_t *res;
-		snprintf(err, sizeof(err), "WhatsApp reported the message %s", lf->status);
-		res = json_pack("{s:s, s:s, s:i, s:I}", "status", "failed", "error", err, "code", (int)lf->code,
-		    "at_ms", (json_int_t)(realtime_usec() / 1000));
-		s->o.on_result(tag, res, s->o.result_arg);
-		json_decref(res);
-		free(tag);
-	}
-	free(lf);
-}
-
-void
-sender_record_status(struct sender *s, const char *sid, const char *status, long error_code)
-{
-	char *k = key2(s->k_msgprefix, sid), code[24];
-
-	if (strcmp(status, "delivered") == 0)
-		s->st.delivered++;
-	else if (strcmp(status, "read") == 0)
-		s->st.read++;
-	else if (strcmp(status, "undelivered") == 0)
-		s->st.undelivered++;
-	else if (strcmp(status, "failed") == 0)
-		s->st.failed++;
-	if (error_code == 63016)
-		s->st.window_closed++;
-	snprintf(code, sizeof(code), "%ld", error_code);
-	if (s->rc != NULL) {
-		rconn_command(s->rc, NULL, NULL, "HSET %s status %s error_code %s updated_ms %" PRIu64, k, status, code,
-		    realtime_usec() / 1000);
-		rconn_command(s->rc, NULL, NULL, "EXPIRE %s %d", k, MSG_TTL_S);
-	}
-	if (s->rc != NULL && s->o.on_result != NULL &&
-	    (strcmp(status, "failed") == 0 || strcmp(status, "undelivered") == 0)) {
-		/* Accepted by Twilio, then not delivered: the tag's owner hears of it (a salesperson's, on the lead). */
-		struct late_failure *lf = xcalloc(1, sizeof(*lf));
-		snprintf(lf->status, sizeof(lf->status), "%s", status);
-		lf->code = error_code;
-		lf->alive = hold(s);
-		if (rconn_command(s->rc, on_status_tag, lf, "HGET %s tag", k) < 0) {
-			release(lf->alive);
-			free(lf);
-		}
-	}
-	free(k);
 }
 
 /* ---- life ---- */

@@ -18,6 +18,8 @@ Knobs, over HTTP on the same port:
                   "reset": true}
                   window_closed: free text (Body) to these numbers is accepted (201) and then fails with
                   63016 in its status callbacks, as WhatsApp does outside the 24-hour window; templates pass
+                  "callbacks_first": true: the status callbacks are posted before the 201 is answered (they race
+                  on the network; this is the order in which the sender has not yet recorded the SID)
                   "blocked": ["+57..."]: every message to these numbers is accepted (201) and then fails with
                   63014 in its status callbacks, as WhatsApp does when the user has blocked the business
                   script entries answer the next requests in turn, then normal service resumes;
@@ -215,7 +217,7 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 if ctl.get("reset"):
                     STATE.update(latency_ms=0, script=[], opted_out=set(), callbacks=[], log=[], messages=[], lists=0,
-                                 contents={}, window_closed=set(), blocked=set(), content_log=[])
+                                 contents={}, window_closed=set(), blocked=set(), content_log=[], callbacks_first=False)
                 if "contents" in ctl:
                     STATE["contents"] = dict(ctl["contents"])
                 if "window_closed" in ctl:
@@ -226,6 +228,8 @@ class Handler(BaseHTTPRequestHandler):
                     STATE.setdefault("media", {}).update(ctl["media"])
                 if "media_redirect" in ctl:
                     STATE["media_redirect"] = ctl["media_redirect"]
+                if "callbacks_first" in ctl:
+                    STATE["callbacks_first"] = bool(ctl["callbacks_first"])
                 for k in ("latency_ms", "script", "callbacks"):
                     if k in ctl:
                         STATE[k] = ctl[k]
@@ -246,6 +250,7 @@ class Handler(BaseHTTPRequestHandler):
             contents = dict(STATE["contents"])
             closed = set(STATE["window_closed"])
             blocked = set(STATE["blocked"])
+            first = STATE.get("callbacks_first", False)
         if latency:
             time.sleep(latency / 1000.0)
         auth = self.headers.get("Authorization", "")
@@ -311,14 +316,17 @@ class Handler(BaseHTTPRequestHandler):
         entry["sid"] = sid
         with LOCK:
             STATE["messages"].append(msg)
-        self.reply(201, msg)
         if not form.get("ContentSid") and to[len("whatsapp:"):] in closed:
             # Outside the window WhatsApp refuses free text after Twilio accepted it.
             callbacks = ["failed:63016"]
         if to[len("whatsapp:"):] in blocked:
             callbacks = ["failed:63014"]
-        if callbacks:
-            form["sid"] = sid
+        form["sid"] = sid
+        if callbacks and first:
+            # The report reaches the daemon before Twilio's answer to the POST does (the two race on the network).
+            send_callbacks(form, callbacks)
+        self.reply(201, msg)
+        if callbacks and not first:
             threading.Thread(target=send_callbacks, args=(form, callbacks), daemon=True).start()
 
 
