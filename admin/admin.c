@@ -96,8 +96,6 @@ int
 admin_token_init(struct admin_ctx *x, const char *configured, const char *state_dir)
 {
 	char path[4096], tmp[4100], hex[65], *tok;
-	unsigned char raw[32];
-	size_t i;
 	int fd, r;
 
 	if (configured != NULL) {
@@ -112,9 +110,7 @@ admin_token_init(struct admin_ctx *x, const char *configured, const char *state_
 	}
 	if (r != -ENOENT)
 		goto fail;
-	gcry_randomize(raw, sizeof(raw), GCRY_STRONG_RANDOM);
-	for (i = 0; i < sizeof(raw); i++)
-		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	random_hex(32, hex); /* 256 bits */
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	unlink(tmp);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {

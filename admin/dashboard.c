@@ -98,17 +98,6 @@ set_cookie(struct http_request *req, const struct admin_ctx *x, const char *id)
 
 /* ---- ids and keys ---- */
 
-static void
-random_hex(char out[ID_HEX + 1])
-{
-	unsigned char raw[ID_BYTES];
-	size_t i;
-
-	gcry_randomize(raw, sizeof(raw), GCRY_STRONG_RANDOM);
-	for (i = 0; i < sizeof(raw); i++)
-		snprintf(out + 2 * i, 3, "%02x", raw[i]);
-}
-
 static bool
 is_id(const char *s, size_t n)
 {
@@ -124,13 +113,9 @@ is_id(const char *s, size_t n)
 static char *
 id_key(const struct admin_ctx *x, const char *kind, const char *id)
 {
-	unsigned char h[32];
 	char hex[65], *k;
-	size_t i;
 
-	gcry_md_hash_buffer(GCRY_MD_SHA256, h, id, strlen(id));
-	for (i = 0; i < sizeof(h); i++)
-		snprintf(hex + 2 * i, 3, "%02x", h[i]);
+	sha256_hex(id, strlen(id), hex);
 	xasprintf(&k, "%s{admin}:%s:%s", x->key_prefix, kind, hex);
 	return k;
 }
@@ -241,10 +226,19 @@ off(struct http_request *req, const struct admin_ctx *x)
 
 /* ---- the files ---- */
 
+/* A file's ETag: the first 64 bits of its SHA-256, quoted. */
+static void
+etag_of(const void *data, size_t len, char out[20])
+{
+	char hex[65];
+
+	sha256_hex(data, len, hex);
+	snprintf(out, 20, "\"%.16s\"", hex);
+}
+
 int
 dashboard_load_chartjs(struct admin_ctx *x, const char *path)
 {
-	unsigned char h[32];
 	struct stat st;
 	char *buf = NULL;
 	ssize_t n = 0, r;
@@ -280,9 +274,7 @@ dashboard_load_chartjs(struct admin_ctx *x, const char *path)
 	}
 	x->chartjs = buf;
 	x->chartjs_len = (size_t)n;
-	gcry_md_hash_buffer(GCRY_MD_SHA256, h, buf, (size_t)n);
-	snprintf(x->chartjs_etag, sizeof(x->chartjs_etag), "\"%02x%02x%02x%02x%02x%02x%02x%02x\"", h[0], h[1], h[2],
-	    h[3], h[4], h[5], h[6], h[7]);
+	etag_of(buf, (size_t)n, x->chartjs_etag);
 	return 0;
 }
 
@@ -305,7 +297,7 @@ dashboard_get_file(struct http_request *req, void *arg)
 {
 	struct admin_ctx *x = arg;
 	const char *path = http_req_path(req);
-	char etag[24];
+	static char(*etags)[20]; /* the compiled-in files' ETags, made at the first request */
 	unsigned i;
 
 	if (off(req, x))
@@ -321,13 +313,14 @@ dashboard_get_file(struct http_request *req, void *arg)
 	}
 	if (strcmp(path, "/admin/") == 0)
 		path = "/admin";
+	if (etags == NULL) {
+		etags = xcalloc(web_nfiles, sizeof(*etags));
+		for (i = 0; i < web_nfiles; i++)
+			etag_of(web_files[i].data, web_files[i].len, etags[i]);
+	}
 	for (i = 0; i < web_nfiles; i++)
 		if (strcmp(web_files[i].path, path) == 0) {
-			unsigned char h[32];
-			gcry_md_hash_buffer(GCRY_MD_SHA256, h, web_files[i].data, web_files[i].len);
-			snprintf(etag, sizeof(etag), "\"%02x%02x%02x%02x%02x%02x%02x%02x\"", h[0], h[1], h[2], h[3],
-			    h[4], h[5], h[6], h[7]);
-			reply_file(req, web_files[i].type, web_files[i].data, web_files[i].len, etag);
+			reply_file(req, web_files[i].type, web_files[i].data, web_files[i].len, etags[i]);
 			return;
 		}
 	secure_headers(req, false);
@@ -346,7 +339,7 @@ token_mark(const struct admin_ctx *x, char out[33])
 	static const char text[] = "crmbridge dashboard session";
 	unsigned char mac[32];
 	gcry_mac_hd_t h;
-	size_t n = sizeof(mac), i;
+	size_t n = sizeof(mac);
 
 	memset(mac, 0, sizeof(mac));
 	if (x->token != NULL && gcry_mac_open(&h, GCRY_MAC_HMAC_SHA256, 0, NULL) == 0) {
@@ -355,8 +348,7 @@ token_mark(const struct admin_ctx *x, char out[33])
 			gcry_mac_read(h, mac, &n);
 		gcry_mac_close(h);
 	}
-	for (i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+	hex_encode(mac, 16, out);
 }
 
 static json_t *
@@ -364,7 +356,7 @@ session_new(const struct admin_ctx *x, const char *via, char csrf[ID_HEX + 1])
 {
 	char mark[33];
 
-	random_hex(csrf);
+	random_hex(ID_BYTES, csrf);
 	token_mark(x, mark);
 	return json_pack("{s:s, s:s, s:I, s:s}", "csrf", csrf, "via", via, "created_ms",
 	    (json_int_t)(realtime_usec() / 1000), "token", mark);
@@ -438,7 +430,7 @@ dashboard_get_login(struct http_request *req, void *arg)
 	}
 	op = op_new(req, x);
 	op->via = "a login link";
-	random_hex(op->cookie);
+	random_hex(ID_BYTES, op->cookie);
 	code_key = id_key(x, "login", q + 5);
 	sess_key = id_key(x, "session", op->cookie);
 	s = session_new(x, "link", csrf);
@@ -500,7 +492,7 @@ dashboard_post_login(struct http_request *req, void *arg)
 	}
 	op = op_new(req, x);
 	op->via = "the admin token";
-	random_hex(op->cookie);
+	random_hex(ID_BYTES, op->cookie);
 	key = id_key(x, "session", op->cookie);
 	s = session_new(x, "token", csrf);
 	js = json_dumps(s, JSON_COMPACT);
@@ -558,7 +550,7 @@ dashboard_post_link(struct http_request *req, void *arg)
 		return;
 	}
 	op = op_new(req, x);
-	random_hex(op->id);
+	random_hex(ID_BYTES, op->id);
 	key = id_key(x, "login", op->id);
 	if (rconn_command(x->redis, on_link, op, "SET %s 1 PX %llu NX", key, (unsigned long long)x->dash_link_ttl_ms) <
 	    0) {

@@ -20,6 +20,7 @@
 
 /* An admin API route mirrored under /admin/api/ (the route's arg). */
 struct dash_route {
+	const char *method, *pattern; /* under /admin/api/ */
 	struct admin_ctx *x;
 	http_handler_fn fn; /* the admin API's handler */
 	void *arg; /* its arg */

@@ -508,12 +508,10 @@ void
 rscript_init(struct rscript *sc, const char *text)
 {
 	unsigned char d[20];
-	int i;
 
 	sc->text = text;
 	gcry_md_hash_buffer(GCRY_MD_SHA1, d, text, strlen(text));
-	for (i = 0; i < 20; i++)
-		snprintf(sc->sha + 2 * i, 3, "%02x", d[i]);
+	hex_encode(d, sizeof(d), sc->sha);
 }
 
 /*

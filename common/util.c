@@ -194,6 +194,45 @@ crypto_init(void)
 	return 0;
 }
 
+void
+hex_encode(const void *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *p = in;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void
+random_hex(size_t n, char *out)
+{
+	unsigned char raw[64];
+
+	*out = '\0';
+	while (n > 0) {
+		size_t k = n < sizeof(raw) ? n : sizeof(raw);
+		gcry_randomize(raw, k, GCRY_STRONG_RANDOM);
+		hex_encode(raw, k, out);
+		out += 2 * k;
+		n -= k;
+	}
+	explicit_bzero(raw, sizeof(raw));
+}
+
+void
+sha256_hex(const void *in, size_t n, char out[65])
+{
+	unsigned char h[32];
+
+	gcry_md_hash_buffer(GCRY_MD_SHA256, h, in, n);
+	hex_encode(h, sizeof(h), out);
+}
+
 uint64_t
 random_below(uint64_t bound)
 {

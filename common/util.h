@@ -35,6 +35,13 @@ int timingsafe_memcmp_eq(const void *a, const void *b, size_t len);
 /* Compares two strings without leaking where they differ; true if equal. */
 bool timingsafe_streq(const char *a, const char *b);
 
+/* Writes n bytes as 2n lower-case hex digits and a NUL into out (2n + 1 bytes). */
+void hex_encode(const void *in, size_t n, char *out);
+/* n bytes of libgcrypt's strong randomness as hex into out (2n + 1 bytes): tokens, session ids, codes. */
+void random_hex(size_t n, char *out);
+/* The SHA-256 of n bytes as 64 hex digits and a NUL. */
+void sha256_hex(const void *in, size_t n, char out[65]);
+
 /* CLOCK_MONOTONIC in microseconds. */
 uint64_t now_usec(void);
 /* CLOCK_REALTIME in microseconds. */

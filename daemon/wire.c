@@ -222,43 +222,28 @@ daemon_routes(struct daemon *d)
 	};
 	/* What the dashboard's page calls: the API's own handlers (a change: with the CSRF token, audited). */
 	const struct dash_route dash[] = {
-	    {a, dashboard_get_session, a, false, NULL},
-	    {a, dashboard_post_logout, a, true, "session closed"},
-	    {a, admin_get_system_status, a, false, NULL},
-	    {a, admin_get_analytics, a, false, NULL},
-	    {a, admin_get_conversations, a, false, NULL},
-	    {a, admin_get_conversation_status, a, false, NULL},
-	    {a, admin_get_conversation_history, a, false, NULL},
-	    {a, outreach_pause, &d->outreach, true, "paused"},
-	    {a, outreach_resume, &d->outreach, true, "resumed"},
-	    {a, admin_post_conversation_reset, a, true, "reset"},
-	    {a, erase_delete_conversation, &d->erase, true, "erased"},
-	    {a, admin_get_dead_letters, a, false, NULL},
-	    {a, admin_post_dead_letters_retry, a, true, "dead letters retried"},
-	};
-	const char *const dash_paths[][2] = {
-	    {"GET", "/admin/api/session"},
-	    {"POST", "/admin/api/logout"},
-	    {"GET", "/admin/api/status"},
-	    {"GET", "/admin/api/analytics"},
-	    {"GET", "/admin/api/conversations"},
-	    {"GET", "/admin/api/conversation/{phone}/status"},
-	    {"GET", "/admin/api/conversation/{phone}/history"},
-	    {"POST", "/admin/api/conversation/{phone}/pause"},
-	    {"POST", "/admin/api/conversation/{phone}/resume"},
-	    {"POST", "/admin/api/conversation/{phone}/reset"},
-	    {"DELETE", "/admin/api/conversation/{phone}"},
-	    {"GET", "/admin/api/dead-letters"},
-	    {"POST", "/admin/api/dead-letters/retry"},
+	    {"GET", "/admin/api/session", a, dashboard_get_session, a, false, NULL},
+	    {"POST", "/admin/api/logout", a, dashboard_post_logout, a, true, "session closed"},
+	    {"GET", "/admin/api/status", a, admin_get_system_status, a, false, NULL},
+	    {"GET", "/admin/api/analytics", a, admin_get_analytics, a, false, NULL},
+	    {"GET", "/admin/api/conversations", a, admin_get_conversations, a, false, NULL},
+	    {"GET", "/admin/api/conversation/{phone}/status", a, admin_get_conversation_status, a, false, NULL},
+	    {"GET", "/admin/api/conversation/{phone}/history", a, admin_get_conversation_history, a, false, NULL},
+	    {"POST", "/admin/api/conversation/{phone}/pause", a, outreach_pause, &d->outreach, true, "paused"},
+	    {"POST", "/admin/api/conversation/{phone}/resume", a, outreach_resume, &d->outreach, true, "resumed"},
+	    {"POST", "/admin/api/conversation/{phone}/reset", a, admin_post_conversation_reset, a, true, "reset"},
+	    {"DELETE", "/admin/api/conversation/{phone}", a, erase_delete_conversation, &d->erase, true, "erased"},
+	    {"GET", "/admin/api/dead-letters", a, admin_get_dead_letters, a, false, NULL},
+	    {"POST", "/admin/api/dead-letters/retry", a, admin_post_dead_letters_retry, a, true,
+	        "dead letters retried"},
 	};
 	struct http_route dash_routes[sizeof(dash) / sizeof(dash[0])];
 	size_t i;
 #define N(t) (sizeof(t) / sizeof((t)[0]))
-	_Static_assert(N(dash) == N(dash_paths) && N(dash) <= DAEMON_MAX_DASH, "one path a dashboard route");
+	_Static_assert(N(dash) <= DAEMON_MAX_DASH, "DAEMON_MAX_DASH is too small");
 	for (i = 0; i < N(dash); i++) {
 		d->dash[i] = dash[i];
-		dash_routes[i] =
-		    (struct http_route){dash_paths[i][0], dash_paths[i][1], dashboard_api, &d->dash[i], NULL};
+		dash_routes[i] = (struct http_route){dash[i].method, dash[i].pattern, dashboard_api, &d->dash[i], NULL};
 	}
 	d->nroutes = add_routes(d->routes, 0, probes, N(probes));
 	d->nroutes = add_routes(d->routes, d->nroutes, public, N(public));

@@ -8,7 +8,6 @@
  */
 #include "config.h"
 
-#include <gcrypt.h>
 #include <libxml/HTMLparser.h>
 #include <libxml/tree.h>
 #include <stdint.h>
@@ -19,6 +18,7 @@
 #include <time.h>
 
 #include "chatter.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "lead-private.h"
 
@@ -272,17 +272,13 @@ chatter_text_html(const char *text)
 void
 chatter_key(const char *phone, const char *dir, uint64_t t_ms, const char *text, char key[64])
 {
-	unsigned char d[32];
-	char *s;
+	char *s, hex[65];
 	int n;
 
 	n = xasprintf(&s, "%s|%s|%llu|%s", phone, dir, (unsigned long long)t_ms, text != NULL ? text : "");
-	gcry_md_hash_buffer(GCRY_MD_SHA256, d, s, (size_t)n);
+	sha256_hex(s, (size_t)n, hex);
 	free(s);
-	n = snprintf(key, 64, "<wa.");
-	for (int i = 0; i < 12; i++)
-		n += snprintf(key + n, (size_t)(64 - n), "%02x", d[i]);
-	snprintf(key + n, (size_t)(64 - n), "@crmbridge>");
+	snprintf(key, 64, "<wa.%.24s@crmbridge>", hex);
 }
 
 /* ---- subtypes ---- */

@@ -188,6 +188,22 @@ test_pace(void)
 	pace_free(&p);
 }
 
+static void
+test_hex(void)
+{
+	char out[65], a[65], b[65];
+
+	hex_encode("\x00\x9f\xff", 3, out);
+	is_str(out, "009fff", "hex_encode: lower case, two digits a byte");
+	sha256_hex("abc", 3, out);
+	is_str(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "sha256_hex: FIPS 180-2's abc");
+	random_hex(32, a);
+	random_hex(32, b);
+	ok(strlen(a) == 64 && strspn(a, "0123456789abcdef") == 64 && strcmp(a, b) != 0, "random_hex: 64 hex, each new");
+	random_hex(0, a);
+	is_str(a, "", "random_hex(0): empty");
+}
+
 int
 main(void)
 {
@@ -196,7 +212,8 @@ main(void)
 	test_parse_ll();
 	test_durations_sizes();
 	test_bool_and_compare();
-	test_random();
+	test_random(); /* initialises libgcrypt */
+	test_hex();
 	test_redis_url();
 	test_pace();
 	return done_testing();
