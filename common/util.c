@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <gcrypt.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -329,3 +331,18 @@ is_upper_code(const char *s, size_t n)
 			return false;
 	return true;
 }
+
+#ifdef WITH_CRASH_POINTS
+void
+crash_point(const char *name)
+{
+	const char *want = getenv("CRMBRIDGE_CRASH_AT");
+
+	if (want == NULL || strcmp(want, name) != 0)
+		return;
+	/* stderr, as log.c writes: journald and the tests read it. */
+	fprintf(stderr, "<4>crash point %s: killed as CRMBRIDGE_CRASH_AT asks (a test build's hook)\n", name);
+	fflush(stderr);
+	raise(SIGKILL);
+}
+#endif

@@ -35,6 +35,17 @@ int timingsafe_memcmp_eq(const void *a, const void *b, size_t len);
 /* Compares two strings without leaking where they differ; true if equal. */
 bool timingsafe_streq(const char *a, const char *b);
 
+/*
+ * Test builds only (configure --enable-debug): the process dies as SIGKILL would where the environment's
+ * CRMBRIDGE_CRASH_AT names this point, so a test can crash the daemon exactly between two steps. Release
+ * builds compile it out.
+ */
+#ifdef WITH_CRASH_POINTS
+void crash_point(const char *name);
+#else
+#define crash_point(name) ((void)(name))
+#endif
+
 /* Writes n bytes as 2n lower-case hex digits and a NUL into out (2n + 1 bytes). */
 void hex_encode(const void *in, size_t n, char *out);
 /* n bytes of libgcrypt's strong randomness as hex into out (2n + 1 bytes): tokens, session ids, codes. */

@@ -19,7 +19,8 @@ tracking_disable or mail_notrack; deleting a message deletes its tracking values
 
 Knobs, POST /_control JSON: {"reset": true, "x_fields": true|false, "version": 17|19, "latency_ms": N,
 "down": true|false (503 for everything), "fail_next": N (the next N calls answer HTTP 500),
-"fault_next": {"method": "write", "code": 2, "message": "...", "model": "crm.lead" (optional: any model)},
+"fault_next": {"method": "write", "code": 2, "message": "...", "model": "crm.lead" (optional: any model), "times": N
+(optional: the next N such calls, 1 by default)},
 "fault_every": N (every Nth crm.lead create/write answers fault 1, a serialization failure),
 "leads_setting": true|false (the CRM "Leads" setting), "company_country": "57" | null (the company's country
 calling code: national numbers are then sanitized with it),
@@ -444,7 +445,10 @@ def execute(uid, model, method, args, kw):
             raise OdooError(1, "psycopg2.errors.SerializationFailure: could not serialize access due to "
                                "concurrent update", traceback=True)
     if S.fault_next and S.fault_next.get("method") in (method, "*") and S.fault_next.get("model", model) == model:
-        f, S.fault_next = S.fault_next, None
+        f = S.fault_next
+        f["times"] = f.get("times", 1) - 1
+        if f["times"] <= 0:
+            S.fault_next = None
         raise OdooError(f.get("code", 2), f.get("message", "injected fault"), traceback=f.get("code", 2) == 1)
     if model == "ir.model" and method == "search":
         return [393] if evaluate({"model": "crm.lead"}, args[0]) else []

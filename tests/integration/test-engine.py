@@ -51,6 +51,7 @@ account_sid = {SID}
 auth_token = {TOKEN}
 whatsapp_from = whatsapp:+14155238886
 api_base = http://127.0.0.1:{tport}
+send_timeout = 3s
 [odoo]
 url = http://127.0.0.1:{oport}
 db = crmfix
@@ -214,6 +215,24 @@ try:
     time.sleep(2)
     ok(status == 200 and len(replies(es)) == n_rep and len(leads()) == n_leads, "a redelivered message: nothing new")
 
+    # ---- the same message delivered twice at once (issue #24) ----
+    # Twilio retries a webhook it got no answer to; the copies can arrive within one coalescing window, before any
+    # turn has the message in its history. The intake's MessageSid claim is what keeps the second copy out: the
+    # turn's own check (the history) cannot see a copy taken in the same turn.
+    twice = "+573001110032"
+    dup0 = d.get_json("/system/status")[1]["intake"]["duplicates"]
+    sid2 = "SM%032x" % 0xD0B1E
+    s1, _ = post(d, twice, "Hola, busco una lámpara de pie", msid=sid2)
+    s2, _ = post(d, twice, "Hola, busco una lámpara de pie", msid=sid2)
+    ok(s1 == 200 and s2 == 200, "a message delivered twice at once: both answered 200 (Twilio must not retry)")
+    ok(wait_for(lambda: len(replies(twice)) >= 1, 15), "  answered")
+    time.sleep(1.5)
+    is_eq(len(replies(twice)), 1, "  once")
+    hist = [h.get("text") for h in d.get_json("/api/conversation/%s/history" % twice)[1].get("history", [])
+            if h.get("dir") == "in"]
+    ok(hist == ["Hola, busco una lámpara de pie"], "  and once in the conversation", hist)
+    is_eq(d.get_json("/system/status")[1]["intake"]["duplicates"] - dup0, 1, "  the copy counted as a duplicate")
+
     # ---- Odoo down for the whole conversation, then back ----
     down = "+573001110005"
     control(oport, {"down": True})
@@ -279,6 +298,58 @@ try:
     r = replies(kill)
     ok(len(r) == 2 and "Pedro" in r[1], "one confirmation, not two", r)
     is_eq(len(leads(kill)), 1, "and one lead")
+
+    # ---- the customer writes again while the lead is being written (issue #24's scenario) ----
+    # Odoo answers in 1.5 s; the next message comes 1.5 s after the one that completes the lead. The turn does not
+    # wait for Odoo (the lead is a job after the turn's release, one job a phone at a time): the next turn answers,
+    # and there is still one confirmation and one lead. (Two turns of one phone at once, the turn lease's bug, is
+    # caught where turns are long: test-providers.py, with a slow model.)
+    lease = "+573001110024"
+    converse(d, lease, ["Soy Rosa, busco un comedor"])
+    control(oport, {"latency_ms": 1500})
+    post(d, lease, "Mi presupuesto es $1500")
+    time.sleep(1.5)
+    post(d, lease, "¿Y tienen sillas que combinen?")
+    ok(wait_for(lambda: len(replies(lease)) >= 3, 30), "a message during the turn that makes the lead: answered",
+       replies(lease))
+    ok(wait_for(lambda: d.get_json("/api/conversation/%s/status" % lease)[1].get("lead_pending") is False, 30),
+       "  the lead written")
+    control(oport, {"latency_ms": 0})
+    time.sleep(2)
+    r = replies(lease)
+    ok(len(r) == 3, "  three messages, three replies", r)
+    ok(sum(1 for x in r if "Rosa" in x and "comedor" in x) == 1, "  one confirmation", r)
+    is_eq(len(leads(lease)), 1, "  one lead")
+    is_eq(sum(1 for e in get(oport, "/_log") if e["method"] == "create" and e["params"][0] == "crm.lead"
+              and lease in json.dumps(e["params"])), 1, "  one create sent")
+
+    # ---- killed between queuing a reply and committing the turn (issue #24) ----
+    # The turn is redone after the restart and queues its reply again: only the outbox's once-key (the turn's
+    # own) keeps the customer from getting it twice. A SIGKILL from outside cannot hit that gap reliably; a test
+    # build (--enable-debug) dies exactly there when CRMBRIDGE_CRASH_AT says so.
+    cfg_h = os.path.join(os.environ.get("TOP_BUILDDIR", "."), "config.h")
+    if os.path.exists(cfg_h) and "#define WITH_CRASH_POINTS 1" in open(cfg_h).read():
+        gap = "+573001110031"
+        d.signal(signal.SIGTERM)
+        d.wait(20)
+        d.kill()
+        dc = Daemon(wd, conf, env={"CRMBRIDGE_CRASH_AT": "reply-queued"})
+        ok(dc.wait_notify("READY=1", 10) is not None, "a daemon that dies once a reply is queued")
+        post(dc, gap, "Hola, soy Inés y busco una mesa de centro")
+        ok(dc.wait(15) is not None and "crash point reply-queued" in dc.logtext(),
+           "  killed between the reply's queuing and the turn's commit")
+        dc.kill()
+        d = Daemon(wd, conf)
+        ok(d.wait_notify("READY=1", 10) is not None, "  restarted")
+        # The queued reply was handed to the dead instance's sender: taken back when its lease (send_timeout
+        # + 30 s) runs out.
+        ok(wait_for(lambda: len(replies(gap)) >= 1, 50), "  the customer is answered", replies(gap))
+        ok(wait_for(lambda: d.get_json("/api/conversation/%s/status" % gap)[1].get("counters", {}).get("turns")
+                    == 1, 10), "  the turn redone and committed")
+        time.sleep(3)
+        ok(len(replies(gap)) == 1, "  once, not twice", replies(gap))
+    else:
+        ok(True, "# SKIP killed between queuing a reply and the commit: needs a test build (--enable-debug)")
 
     # ---- two instances, 200 customers ----
     d2 = Daemon(wd, conf)

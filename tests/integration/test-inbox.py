@@ -263,6 +263,14 @@ def scenario(version):
     ok(s["paused"] is None and s["stage"] != "human",
        "%s: the old request for a person does not hand the customer over again" % tag, (s["paused"], s["stage"]))
     is_eq(notes_text(lead).count("Handed over to a person"), 1, "%s: one hand-off note, not a second" % tag)
+    # New facts update the lead with a note whose last messages say who said what: Laura's words are hers, not
+    # the bot's (#24: a note calling every outgoing message "Bot" put her promise in the bot's mouth).
+    n1 = len(bodies(P1))
+    post(P1, "Mi correo es ana.perez@example.com")
+    ok(wait_for(lambda: len(bodies(P1)) > n1, 15), "%s: the bot answers new facts" % tag)
+    ok(wait_for(lambda: "<b>Laura Ventas</b>: Te envío la cotización hoy" in notes_text(lead), 15),
+       "%s: the lead's note names the salesperson for her message" % tag,
+       [m["body"] for m in chatter(lead) if "Last messages" in m["body"]][-1:])
 
     # ---- 6. the 24-hour window ----
     key = "crmbridge:{%s}:conv" % P1

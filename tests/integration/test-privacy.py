@@ -109,6 +109,16 @@ for phone, lines in flows.items():
 ok(all(len(replies(p)) >= len(l) for p, l in flows.items()), "every message answered",
    {p: replies(p) for p in flows})
 ok(wait_for(lambda: len(get(oport, "/_leads")) >= 1, 15), "a lead reached Odoo")
+# One of the model's answers above carries an e-mail nobody wrote ("hallucinated_email"): it reaches neither a
+# lead nor a conversation (#24: the grounding check was tested only in the unit test).
+ok(wait_for(lambda: all(ld.get("lead_pending") is False for ld in
+                        [d.get_json("/api/conversation/%s/status" % p, {"Authorization": "Bearer " + ADMIN})[1]
+                         for p in flows]), 20), "every lead written")
+ok(not [ld for ld in get(oport, "/_leads") if "invented.person" in json.dumps(ld)],
+   "an e-mail the model invented is on no lead", get(oport, "/_leads"))
+states = [json.dumps(d.get_json("/api/conversation/%s/status" % p, {"Authorization": "Bearer " + ADMIN})[1])
+          for p in flows]
+ok(not [s for s in states if "invented.person" in s], "nor in any conversation", states)
 
 # Error bodies an outsider can provoke.
 bodies = []

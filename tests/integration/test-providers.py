@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import subprocess
+import time
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -152,6 +153,32 @@ cfg = json.dumps(d.get_json("/system/config")[1])
 ok(OKEY not in cfg and "openai" in cfg, "the config shows the [openai] section with the key redacted")
 m = d.request("GET", "/metrics")[2].decode()
 ok('crmbridge_classifier_outcomes_total{source="openai",outcome="ok"}' in m, "metrics count the openai answers")
+
+# The customer writes again while a turn waits for the model (issue #24). A turn holds its phone's lease while it
+# classifies (here the model takes 1.5 s, as real ones do); a message arriving meanwhile gets the next turn, after
+# this one's release. Two turns of one phone at once would each take the first message, each confirm and each
+# create a lead.
+P3 = "+573002220003"
+post(P3, "Hola, buenas")
+ok(wait_for(lambda: len(sent_to(P3)) >= 1, 15), "lease: a reply")
+control(oport, {"latency_ms": 1500})
+control(odport, {"latency_ms": 1500})  # and Odoo as slow: the first turn's lead is still being created
+post(P3, "Soy Rosa Díaz, busco un comedor para 6, presupuesto $3000, rosa@example.com")
+time.sleep(0.8)  # the first turn is waiting for the model
+post(P3, "¿Tienen también sillas?")
+ok(wait_for(lambda: len(sent_to(P3)) >= 3, 20), "lease: a message during a turn is answered", sent_to(P3))
+ok(wait_for(lambda: d.get_json("/api/conversation/%s/status" % P3)[1].get("lead_pending") is False, 30),
+   "lease: the lead written")
+control(oport, {"latency_ms": 0})
+control(odport, {"latency_ms": 0})
+time.sleep(2)
+ok(len(sent_to(P3)) == 3, "lease: three messages, three replies", sent_to(P3))
+hist = [(h.get("dir"), h.get("text")) for h in d.get_json("/api/conversation/%s/history" % P3)[1].get("history", [])]
+ok([x[0] for x in hist] == ["in", "out"] * 3 and len(set(x[1] for x in hist if x[0] == "in")) == 3,
+   "lease: the history is each message then its reply, once each", hist)
+is_eq(sum(1 for ld in get(odport, "/_leads") if ld.get("phone") == P3), 1, "lease: one lead")
+is_eq(sum(1 for e in get(odport, "/_log") if e["method"] == "create" and e["params"][0] == "crm.lead"
+          and P3 in json.dumps(e["params"])), 1, "lease: one create sent")
 
 # The endpoint fails: the rules answer, nothing lost.
 control(oport, {"script": ["500", "500", "500", "500"]})

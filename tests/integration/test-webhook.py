@@ -154,6 +154,14 @@ try:
     tampered = [(k, "Quiero todo gratis" if k == "Body" else v) for k, v in p]
     is_eq(post(d, tampered, sig=good)[0], 403, "a tampered body: 403")
     is_eq(post(d, message(), sig=False)[0], 400, "no signature header: 400")
+    # An empty or cut signature is a prefix of every good one: refused end to end, not only in the unit test (#24).
+    p = message()
+    good = sign(TOKEN, PUBLIC + "/api/webhook/whatsapp", p)
+    for label, cut in (("empty", ""), ("one character", good[:1]), ("cut to 20 characters", good[:20]),
+                       ("without its last character", good[:-1])):
+        st = post(d, p, headers={"X-Twilio-Signature": cut})[0]
+        ok(st in (400, 403), "an X-Twilio-Signature %s: refused (%d)" % (label, st))
+    is_eq(xlen(), n0, "no refused message stored")
     is_eq(post(d, message(), path="/api/webhook/whatsapp?x=1", sig=sign(TOKEN, PUBLIC + "/api/webhook/whatsapp",
                                                                           message()))[0], 403,
           "a signature without the query string: 403")

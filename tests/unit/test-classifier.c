@@ -137,6 +137,18 @@ main(void)
 	    "the same facts always give the same decision");
 	analysis_clear(&a);
 	analysis_clear(&b);
+	/* Hot needs a way to reach the customer (#24): the same wish and budget from someone who gave neither a
+	   name nor an e-mail nor a number is warm, and the bot asks who they are. */
+	one(&a, "Hola, busco una cama king hasta $2.500.000 en Bogotá");
+	ok(a.fields[F_PRODUCT] != NULL && a.fields[F_BUDGET] != NULL && a.fields[F_NAME] == NULL &&
+	        a.fields[F_EMAIL] == NULL && a.fields[F_PHONE] == NULL,
+	    "product and budget, no contact");
+	ok(a.quality == Q_WARM, "without a name, e-mail or phone: warm, not hot (%s)", quality_name(a.quality));
+	ok(a.action != A_CREATE_LEAD, "and no lead yet");
+	analysis_clear(&a);
+	one(&a, "Hola, soy Ana, busco una cama king hasta $2.500.000 en Bogotá");
+	ok(a.quality == Q_HOT, "with only a name: hot (%s)", quality_name(a.quality));
+	analysis_clear(&a);
 
 	/* Grounding. */
 	conversation_add(&c, true, "Me llamo Ana, mi cel es 300 123 4567");

@@ -299,6 +299,15 @@ test_client(void)
 	}
 	odoo_get_info(o, &info);
 	is_int(info.reauths, 1, "counted");
+	/* Refused again after a fresh login (the bot user lost its rights, its key was revoked): the set-up's fault,
+	   kept and reported, never taken for bad data (#24). */
+	json_decref(dbl("/_control",
+	    "{\"fault_next\": {\"method\": \"search_count\", \"code\": 3, \"message\": "
+	    "\"Access Denied\", \"times\": 2}}"));
+	is_int(call(o, "crm.lead", "search_count", json_pack("[[]]"), NULL), ODOO_CONFIG,
+	    "Access Denied after a new login: a configuration error");
+	ok(got.e.fault_code == 3 && strstr(got.e.message, "Access Denied") != NULL, "with Odoo's words (%s)",
+	    got.e.message);
 
 	/* Transient: 500s are retried; an Odoo that stays down is a transient error, not a crash. */
 	json_decref(dbl("/_control", "{\"fail_next\": 2}"));
