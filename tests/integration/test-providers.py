@@ -156,15 +156,18 @@ ok('crmbridge_classifier_outcomes_total{source="openai",outcome="ok"}' in m, "me
 
 # The customer writes again while a turn waits for the model (issue #24). A turn holds its phone's lease while it
 # classifies (here the model takes 1.5 s, as real ones do); a message arriving meanwhile gets the next turn, after
-# this one's release. Two turns of one phone at once would each take the first message, each confirm and each
-# create a lead.
+# this one's release. Two turns of one phone at once (the claim ignoring the lease) both take the first message,
+# and the later commit overwrites the earlier: the first reply vanishes from the history (so from the lead's
+# chatter and the model's context). Odoo is slow too, as in the issue's report; the lead jobs of one phone are
+# serialized by P{+E164}:odoo, so there is still one lead.
 P3 = "+573002220003"
 post(P3, "Hola, buenas")
 ok(wait_for(lambda: len(sent_to(P3)) >= 1, 15), "lease: a reply")
 control(oport, {"latency_ms": 1500})
 control(odport, {"latency_ms": 1500})  # and Odoo as slow: the first turn's lead is still being created
 post(P3, "Soy Rosa Díaz, busco un comedor para 6, presupuesto $3000, rosa@example.com")
-time.sleep(0.8)  # the first turn is waiting for the model
+ok(wait_for(lambda: any("Rosa" in json.dumps(e["body"], ensure_ascii=False) for e in get(oport, "/_log")), 10),
+   "lease: the turn is waiting for the model")
 post(P3, "¿Tienen también sillas?")
 ok(wait_for(lambda: len(sent_to(P3)) >= 3, 20), "lease: a message during a turn is answered", sent_to(P3))
 ok(wait_for(lambda: d.get_json("/api/conversation/%s/status" % P3)[1].get("lead_pending") is False, 30),
