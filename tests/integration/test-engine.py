@@ -51,7 +51,6 @@ account_sid = {SID}
 auth_token = {TOKEN}
 whatsapp_from = whatsapp:+14155238886
 api_base = http://127.0.0.1:{tport}
-send_timeout = 3s
 [odoo]
 url = http://127.0.0.1:{oport}
 db = crmfix
@@ -307,8 +306,10 @@ try:
     lease = "+573001110024"
     converse(d, lease, ["Soy Rosa, busco un comedor"])
     control(oport, {"latency_ms": 1500})
+    t0 = time.monotonic()
     post(d, lease, "Mi presupuesto es $1500")
-    time.sleep(1.5)
+    ok(wait_for(lambda: len(replies(lease)) >= 2, 15), "  the confirmation (the turn does not wait for Odoo)")
+    time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))
     post(d, lease, "¿Y tienen sillas que combinen?")
     ok(wait_for(lambda: len(replies(lease)) >= 3, 30), "a message during the turn that makes the lead: answered",
        replies(lease))
@@ -330,24 +331,34 @@ try:
     cfg_h = os.path.join(os.environ.get("TOP_BUILDDIR", "."), "config.h")
     if os.path.exists(cfg_h) and "#define WITH_CRASH_POINTS 1" in open(cfg_h).read():
         gap = "+573001110031"
+        # A short send timeout, so that the dead sender's reply is taken back within the test (send_timeout + 30 s).
+        conf_gap = os.path.join(wd, "crmbridge-gap.conf")
+        write_config(conf_gap, open(conf).read().replace("[odoo]", "send_timeout = 3s\n[odoo]"))
         d.signal(signal.SIGTERM)
         d.wait(20)
         d.kill()
-        dc = Daemon(wd, conf, env={"CRMBRIDGE_CRASH_AT": "reply-queued"})
+        dc = Daemon(wd, conf_gap, env={"CRMBRIDGE_CRASH_AT": "reply-queued"})
         ok(dc.wait_notify("READY=1", 10) is not None, "a daemon that dies once a reply is queued")
         post(dc, gap, "Hola, soy Inés y busco una mesa de centro")
         ok(dc.wait(15) is not None and "crash point reply-queued" in dc.logtext(),
            "  killed between the reply's queuing and the turn's commit")
         dc.kill()
-        d = Daemon(wd, conf)
+        d = Daemon(wd, conf_gap)
         ok(d.wait_notify("READY=1", 10) is not None, "  restarted")
         # The queued reply was handed to the dead instance's sender: taken back when its lease (send_timeout
-        # + 30 s) runs out.
-        ok(wait_for(lambda: len(replies(gap)) >= 1, 50), "  the customer is answered", replies(gap))
+        # + 30 s) runs out; meanwhile the turn is redone (its lease, engine.turn_lease, runs out first).
         ok(wait_for(lambda: d.get_json("/api/conversation/%s/status" % gap)[1].get("counters", {}).get("turns")
-                    == 1, 10), "  the turn redone and committed")
+                    == 1, 20), "  the turn redone and committed")
+        is_eq(resp(redis.port, "LLEN", "crmbridge:{outbox}:q:%s" % gap), 1,
+              "  its reply queued once (the first turn's, still waiting for the dead sender's lease)")
+        ok(wait_for(lambda: len(replies(gap)) >= 1, 50), "  the customer is answered", replies(gap))
         time.sleep(3)
         ok(len(replies(gap)) == 1, "  once, not twice", replies(gap))
+        d.signal(signal.SIGTERM)
+        d.wait(20)
+        d.kill()
+        d = Daemon(wd, conf)
+        ok(d.wait_notify("READY=1", 10) is not None, "  back to the usual configuration")
     else:
         ok(True, "# SKIP killed between queuing a reply and the commit: needs a test build (--enable-debug)")
 

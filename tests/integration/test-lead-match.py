@@ -102,6 +102,13 @@ def scenario(version):
     n_leads = len(leads())
     config("xmlrpc" if version < 19 else "json2")
     d = Daemon(wd, conf)
+    try:
+        check(tag, d, typed, ids, other, n_leads)
+    finally:
+        d.kill()
+
+
+def check(tag, d, typed, ids, other, n_leads):
     ok(d.wait_notify("READY=1", 15) is not None, "%s: daemon ready" % tag)
     for e164, vals in typed:
         how = "typed %r in %s" % (vals.get("phone") or vals.get("mobile"), "phone" if "phone" in vals else "mobile")
@@ -126,9 +133,13 @@ def scenario(version):
     o = next((ld for ld in leads() if ld["id"] == other), {})
     ok(not o.get("x_product_interest") and o.get("phone") == "+57 310 555 0000",
        "%s: the other lead left alone" % tag, o)
-    d.kill()
 
 
-scenario(17)
-scenario(19)
+try:
+    scenario(17)
+    scenario(19)
+finally:
+    twilio.terminate()
+    odoo.terminate()
+    redis.stop()
 done()

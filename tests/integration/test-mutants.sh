@@ -22,7 +22,7 @@ count=0
 for p in "$top"/tests/mutants/[0-9]*.patch; do
 	count=$((count + 1))
 	b=$(basename "$p")
-	patch -s -p1 --dry-run -d "$top" <"$p" >/dev/null 2>&1
+	patch -s -p1 --fuzz=0 --dry-run -d "$top" <"$p" >/dev/null 2>&1
 	ok $? "$b applies to the tree"
 	grep -q '^Mutant: .\{20,\}' "$p"
 	ok $? "$b says what bug it is (Mutant:)"

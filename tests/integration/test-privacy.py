@@ -109,16 +109,20 @@ for phone, lines in flows.items():
 ok(all(len(replies(p)) >= len(l) for p, l in flows.items()), "every message answered",
    {p: replies(p) for p in flows})
 ok(wait_for(lambda: len(get(oport, "/_leads")) >= 1, 15), "a lead reached Odoo")
-# One of the model's answers above carries an e-mail nobody wrote ("hallucinated_email"): it reaches neither a
-# lead nor a conversation (#24: the grounding check was tested only in the unit test).
-ok(wait_for(lambda: all(ld.get("lead_pending") is False for ld in
-                        [d.get_json("/api/conversation/%s/status" % p, {"Authorization": "Bearer " + ADMIN})[1]
-                         for p in flows]), 20), "every lead written")
+# The model answers with an e-mail nobody wrote (#24: the grounding check was tested only in the unit test): a
+# customer who gave a name and a wish but no e-mail must not get one, in the conversation or on a lead.
+AUTH = {"Authorization": "Bearer " + ADMIN}
+inv = "+573001119903"
+control(gport, {"script": ["hallucinated_email"]})
+post(inv, "Hola, soy Rosa Díaz y busco un sofá cama de 2 puestos, presupuesto $900")
+ok(wait_for(lambda: len(replies(inv)) >= 1, 15), "a turn whose model answer invents an e-mail: answered")
+ok(any("Rosa" in json.dumps(e, ensure_ascii=False) for e in get(gport, "/_log")), "(the model was asked)")
+st = d.get_json("/api/conversation/%s/status" % inv, AUTH)[1]
+ok("invented.person" not in json.dumps(st), "the invented e-mail is not kept", st.get("fields"))
+ok(wait_for(lambda: d.get_json("/api/conversation/%s/status" % inv, AUTH)[1].get("lead_pending") is not True, 15),
+   "(its lead, if any, written)")
 ok(not [ld for ld in get(oport, "/_leads") if "invented.person" in json.dumps(ld)],
-   "an e-mail the model invented is on no lead", get(oport, "/_leads"))
-states = [json.dumps(d.get_json("/api/conversation/%s/status" % p, {"Authorization": "Bearer " + ADMIN})[1])
-          for p in flows]
-ok(not [s for s in states if "invented.person" in s], "nor in any conversation", states)
+   "and reaches no lead", get(oport, "/_leads"))
 
 # Error bodies an outsider can provoke.
 bodies = []

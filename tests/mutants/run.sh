@@ -7,13 +7,15 @@
 #   tests/mutants/run.sh [-k] [NAME...]     (from make: make check-mutations [MUTANTS="turn-lease ..."])
 #
 # NAME picks mutants by the part of the file name after the number. The scratch tree and its build are in
-# $MUTANTS_WORKDIR (default: a new directory under ${TMPDIR:-/tmp}), removed at the end unless -k.
-# The unmutated tree must pass every named test first, or the run stops: a test that fails anyway would
-# "kill" every mutant. Exit status: 0 when every mutant is killed, 1 otherwise, 2 on a set-up error.
+# $MUTANTS_WORKDIR (default: a new directory under ${TMPDIR:-/tmp}); what the run made there is removed at the
+# end unless -k, or unless something failed (the logs are kept and named). The unmutated tree must pass every
+# named test first, or the run stops: a test that fails anyway would "kill" every mutant. A mutant whose tests
+# did not run (a build failure, a test that never reported) is not counted as killed.
+# Exit status: 0 when every mutant is killed, 1 otherwise, 2 on a set-up error.
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd -P)
+top=$(cd "$here/../.." && pwd -P)
 keep=no
 if [ "${1:-}" = -k ]; then
 	keep=yes
@@ -21,13 +23,22 @@ if [ "${1:-}" = -k ]; then
 fi
 configure_flags=${MUTANTS_CONFIGURE_FLAGS:---enable-debug}
 jobs=${MUTANTS_JOBS:-2}
+# A test that hangs ends as a failure to report, not a kill, after this long.
+test_timeout=${MUTANTS_TEST_TIMEOUT:-1200}
+# Exact hunks only: a mutant must land where it was written, or say that it no longer applies.
+PATCH="patch -s -p1 --fuzz=0 --no-backup-if-mismatch"
 
 die() {
 	echo "check-mutations: $*" >&2
+	keep=yes
 	exit 2
 }
 
-# The mutants asked for, in file order.
+# The mutants asked for, in file order; a name that matches none is an error.
+for a in "$@"; do
+	ls "$here"/[0-9]*-"$a".patch >/dev/null 2>&1 ||
+		die "no mutant is called '$a' (names: $(cd "$here" && ls [0-9]*.patch | sed 's/^[0-9]*-//; s/\.patch$//' | tr '\n' ' '))"
+done
 patches=()
 for p in "$here"/[0-9]*.patch; do
 	name=$(basename "$p" .patch)
@@ -44,29 +55,48 @@ done
 killers() { sed -n 's/^Killed-by: *//p' "$1" | head -1; }
 what() { sed -n 's/^Mutant: *//p' "$1" | head -1; }
 
-work=${MUTANTS_WORKDIR:-$(mktemp -d "${TMPDIR:-/tmp}/crmbridge-mutants.XXXXXX")}
-mkdir -p "$work" || die "cannot make $work"
-cleanup() { [ $keep = yes ] || rm -rf "$work"; }
-trap cleanup EXIT
+made=no
+if [ -n "${MUTANTS_WORKDIR:-}" ]; then
+	work=$MUTANTS_WORKDIR
+	mkdir -p "$work" || die "cannot make $work"
+else
+	work=$(mktemp -d "${TMPDIR:-/tmp}/crmbridge-mutants.XXXXXX") || die "cannot make a directory in ${TMPDIR:-/tmp}"
+	made=yes
+fi
 src=$work/src
 build=$work/build
 log=$work/log
-mkdir -p "$log"
+applied=""
+# Only what this run made goes: the directory itself if it made it, else its src, build and log.
+cleanup() {
+	[ -n "$applied" ] && $PATCH -R -d "$src" <"$applied" >/dev/null 2>&1
+	if [ $keep = no ]; then
+		if [ $made = yes ]; then rm -rf "$work"; else rm -rf "$src" "$build" "$log"; fi
+	else
+		echo "# kept: $work (src: the tree, build: its build, log: every build and test log)"
+	fi
+}
+trap cleanup EXIT
+trap 'echo "check-mutations: interrupted" >&2; exit 130' INT TERM
+# Always a fresh copy: a tree left by an interrupted run may still hold a mutant.
+rm -rf "$src" "$build" "$log"
+mkdir -p "$src" "$log"
 t0=$(date +%s)
 
 # A scratch copy of the tree: git's files when this is a checkout (what would be committed, edits included),
-# else the tree as it is (a release tarball).
-if [ ! -d "$src" ]; then
-	mkdir -p "$src"
-	if git -C "$top" rev-parse --show-toplevel >/dev/null 2>&1 && [ "$(git -C "$top" rev-parse --show-toplevel)" = "$top" ]; then
-		(cd "$top" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf - 2>/dev/null) | tar xf - -C "$src" ||
-			die "copying the tree from $top failed"
-	else
-		(cd "$top" && tar cf - --exclude='./build*' --exclude=./.git .) | tar xf - -C "$src" || die "copying $top failed"
-	fi
+# else an unconfigured source tree as it is (a release tarball, which ships configure).
+if git -C "$top" rev-parse --show-toplevel >/dev/null 2>&1 &&
+	[ "$(cd "$(git -C "$top" rev-parse --show-toplevel)" && pwd -P)" = "$top" ]; then
+	(cd "$top" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf - 2>/dev/null) | tar xf - -C "$src" ||
+		die "copying the tree from $top failed"
+else
+	[ -f "$top/config.status" ] &&
+		die "$top is configured in place: run from a git checkout or an unconfigured source tree (build in a separate directory)"
+	(cd "$top" && tar cf - --exclude='./crmbridge-mutants.*' --exclude=./.git .) | tar xf - -C "$src" ||
+		die "copying $top failed"
 fi
 for p in "${patches[@]}"; do
-	patch -s -p1 --dry-run -d "$src" <"$p" >/dev/null 2>&1 ||
+	$PATCH --dry-run -d "$src" <"$p" >/dev/null 2>&1 ||
 		die "$(basename "$p") no longer applies to the tree: the code it mutates changed; write it again for the new code"
 	for t in $(killers "$p"); do
 		case $t in
@@ -77,15 +107,17 @@ for p in "${patches[@]}"; do
 done
 
 echo "==> building the scratch copy in $work ($configure_flags)"
-if [ ! -f "$build/Makefile" ]; then
+if [ ! -x "$src/configure" ]; then
 	(cd "$src" && ./autogen.sh) >"$log/autogen.log" 2>&1 || die "autogen.sh failed: $log/autogen.log"
-	mkdir -p "$build"
-	# shellcheck disable=SC2086
-	(cd "$build" && "$src/configure" $configure_flags) >"$log/configure.log" 2>&1 || die "configure failed: $log/configure.log"
 fi
-make -C "$build" -j"$jobs" all >"$log/build.log" 2>&1 || die "the unmutated tree does not build: $log/build.log"
+mkdir -p "$build"
+# shellcheck disable=SC2086
+(cd "$build" && "$src/configure" $configure_flags) >"$log/configure.log" 2>&1 || die "configure failed: $log/configure.log"
+# The daemon, the tools and the unit tests (make check TESTS= builds the check programs and runs nothing).
+build_all() { make -C "$build" -j"$jobs" all >"$1" 2>&1 && make -C "$build" -j"$jobs" check TESTS= >>"$1" 2>&1; }
+build_all "$log/build.log" || die "the unmutated tree does not build: $log/build.log"
 
-# Runs the named tests in the scratch build; prints each that failed.
+# Runs the named tests in the scratch build; prints each that failed, and "?name" for one that never reported.
 run_tests() {
 	local out=$1
 	shift
@@ -96,11 +128,13 @@ run_tests() {
 		case $t in *.py | *.sh) ;; *) stem=$build/$t ;; esac
 		rm -f "$stem.trs" "$stem.log"
 	done
-	make -C "$build" -k -j1 check TESTS="$*" >"$out" 2>&1
+	timeout "$test_timeout" make -C "$build" -k -j1 check TESTS="$*" >"$out" 2>&1
 	for t in "$@"; do
 		stem=$build/${t%.*}
 		case $t in *.py | *.sh) ;; *) stem=$build/$t ;; esac
-		if [ ! -f "$stem.trs" ] || grep -q '^:global-test-result: \(FAIL\|ERROR\)' "$stem.trs"; then
+		if [ ! -f "$stem.trs" ]; then
+			failed="$failed ?$t"
+		elif grep -q '^:global-test-result: \(FAIL\|ERROR\)' "$stem.trs"; then
 			failed="$failed $t"
 		fi
 		[ -f "$stem.log" ] && cp "$stem.log" "$out.$(basename "$stem").log"
@@ -112,7 +146,7 @@ all_tests=$(for p in "${patches[@]}"; do killers "$p" | tr ' ' '\n'; done | sort
 echo "==> the unmutated tree against every named test: $all_tests"
 base_failed=$(run_tests "$log/baseline.out" $all_tests)
 if [ -n "$base_failed" ]; then
-	echo "not ok - the unmutated tree fails:$base_failed (logs: $log/baseline.out.*; run with -k to keep them)"
+	echo "not ok - the unmutated tree fails:$base_failed (a ? did not report); logs: $log/baseline.out*"
 	keep=yes
 	exit 2
 fi
@@ -125,33 +159,44 @@ for p in "${patches[@]}"; do
 	base=$(basename "$p" .patch)
 	tests=$(killers "$p")
 	m0=$(date +%s)
-	patch -s -p1 -d "$src" <"$p" || die "$base: the patch did not apply"
-	if ! make -C "$build" -j"$jobs" all >"$log/$base.build" 2>&1; then
+	$PATCH -d "$src" <"$p" || die "$base: the patch did not apply"
+	applied=$p
+	if ! build_all "$log/$base.build"; then
 		# A mutant that does not compile says nothing about the tests: it is reported, not counted as killed.
-		patch -s -R -p1 -d "$src" <"$p" || die "$base: the patch did not come out again"
+		$PATCH -R -d "$src" <"$p" || die "$base: the patch did not come out again"
+		applied=""
 		echo "not ok $n - $base: does not build ($log/$base.build): write it again"
 		survivors+=("$base (does not build)")
+		keep=yes
 		continue
 	fi
 	# shellcheck disable=SC2086
 	failed=$(run_tests "$log/$base.out" $tests)
-	patch -s -R -p1 -d "$src" <"$p" || die "$base: the patch did not come out again"
+	$PATCH -R -d "$src" <"$p" || die "$base: the patch did not come out again"
+	applied=""
 	missed=""
+	silent=""
 	for t in $tests; do
-		case " $failed " in *" $t "*) ;; *) missed="$missed $t" ;; esac
+		case " $failed " in
+		*" $t "*) ;;
+		*" ?$t "*) silent="$silent $t" ;;
+		*) missed="$missed $t" ;;
+		esac
 	done
 	secs=$(($(date +%s) - m0))
-	if [ -z "$missed" ]; then
+	if [ -z "$missed$silent" ]; then
 		killed=$((killed + 1))
 		echo "ok $n - $base killed by$failed (${secs} s)"
 	else
-		echo "not ok $n - $base SURVIVED:$missed passed with the bug in (${secs} s)"
+		[ -n "$missed" ] && echo "not ok $n - $base SURVIVED:$missed passed with the bug in (${secs} s; logs: $log/$base.out*)"
+		[ -n "$silent" ] && echo "not ok $n - $base:$silent did not run to the end (timeout or no report; logs: $log/$base.out*)"
 		echo "#   the bug: $(what "$p")"
-		survivors+=("$base (not noticed by$missed)")
+		survivors+=("$base (not noticed by$missed$silent)")
+		keep=yes
 	fi
 done
 # The tree back as it was, rebuilt, so a kept scratch build is the real code.
-make -C "$build" -j"$jobs" all >"$log/rebuild.log" 2>&1
+[ $keep = yes ] && build_all "$log/rebuild.log"
 
 total=${#patches[@]}
 echo "1..$total"
