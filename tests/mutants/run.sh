@@ -69,9 +69,10 @@ log=$work/log
 applied=""
 # Only what this run made goes: the directory itself if it made it, else its src, build and log.
 cleanup() {
+	reap
 	[ -n "$applied" ] && $PATCH -R -d "$src" <"$applied" >/dev/null 2>&1
 	if [ $keep = no ]; then
-		if [ $made = yes ]; then rm -rf "$work"; else rm -rf "$src" "$build" "$log"; fi
+		if [ $made = yes ]; then rm -rf "$work"; else rm -rf "$src" "$build" "$log" "$work/tmp"; fi
 	else
 		echo "# kept: $work (src: the tree, build: its build, log: every build and test log)"
 	fi
@@ -79,8 +80,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "check-mutations: interrupted" >&2; exit 130' INT TERM
 # Always a fresh copy: a tree left by an interrupted run may still hold a mutant.
-rm -rf "$src" "$build" "$log"
-mkdir -p "$src" "$log"
+rm -rf "$src" "$build" "$log" "$work/tmp"
+mkdir -p "$src" "$log" "$work/tmp"
 t0=$(date +%s)
 
 # A scratch copy of the tree: git's files when this is a checkout (what would be committed, edits included),
@@ -117,6 +118,20 @@ mkdir -p "$build"
 build_all() { make -C "$build" -j"$jobs" all >"$1" 2>&1 && make -C "$build" -j"$jobs" check TESTS= >>"$1" 2>&1; }
 build_all "$log/build.log" || die "the unmutated tree does not build: $log/build.log"
 
+# A test that fails half-way (as a killed mutant makes it) may leave its daemon, Redis and doubles running:
+# whatever runs from the scratch tree, or in the tests' temporary directories under it, is ended after each run.
+reap() {
+	local pid
+	for pid in /proc/[0-9]*; do
+		pid=${pid#/proc/}
+		[ "$pid" = $$ ] && continue
+		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$work/" ||
+			readlink "/proc/$pid/cwd" 2>/dev/null | grep -q "^$work/tmp"; then
+			kill -9 "$pid" 2>/dev/null
+		fi
+	done
+}
+
 # Runs the named tests in the scratch build; prints each that failed, and "?name" for one that never reported.
 run_tests() {
 	local out=$1
@@ -128,7 +143,8 @@ run_tests() {
 		case $t in *.py | *.sh) ;; *) stem=$build/$t ;; esac
 		rm -f "$stem.trs" "$stem.log"
 	done
-	timeout "$test_timeout" make -C "$build" -k -j1 check TESTS="$*" >"$out" 2>&1
+	TMPDIR=$work/tmp timeout "$test_timeout" make -C "$build" -k -j1 check TESTS="$*" >"$out" 2>&1
+	reap
 	for t in "$@"; do
 		stem=$build/${t%.*}
 		case $t in *.py | *.sh) ;; *) stem=$build/$t ;; esac
