@@ -67,6 +67,20 @@ src=$work/src
 build=$work/build
 log=$work/log
 applied=""
+# A test that fails half-way (as a killed mutant makes it) may leave its daemon, Redis and doubles running:
+# whatever runs from the scratch tree, or in the tests' temporary directories under it, is ended after each run.
+reap() {
+	local pid
+	for pid in /proc/[0-9]*; do
+		pid=${pid#/proc/}
+		[ "$pid" = $$ ] && continue
+		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$work/" ||
+			readlink "/proc/$pid/cwd" 2>/dev/null | grep -q "^$work/tmp"; then
+			kill -9 "$pid" 2>/dev/null
+		fi
+	done
+}
+
 # Only what this run made goes: the directory itself if it made it, else its src, build and log.
 cleanup() {
 	reap
@@ -117,20 +131,6 @@ mkdir -p "$build"
 # The daemon, the tools and the unit tests (make check TESTS= builds the check programs and runs nothing).
 build_all() { make -C "$build" -j"$jobs" all >"$1" 2>&1 && make -C "$build" -j"$jobs" check TESTS= >>"$1" 2>&1; }
 build_all "$log/build.log" || die "the unmutated tree does not build: $log/build.log"
-
-# A test that fails half-way (as a killed mutant makes it) may leave its daemon, Redis and doubles running:
-# whatever runs from the scratch tree, or in the tests' temporary directories under it, is ended after each run.
-reap() {
-	local pid
-	for pid in /proc/[0-9]*; do
-		pid=${pid#/proc/}
-		[ "$pid" = $$ ] && continue
-		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$work/" ||
-			readlink "/proc/$pid/cwd" 2>/dev/null | grep -q "^$work/tmp"; then
-			kill -9 "$pid" 2>/dev/null
-		fi
-	done
-}
 
 # Runs the named tests in the scratch build; prints each that failed, and "?name" for one that never reported.
 run_tests() {
