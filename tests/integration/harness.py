@@ -314,9 +314,13 @@ def start_fake(name, *args):
 
 
 def control(port, obj):
-    """POSTs a double's /_control knobs."""
+    """POSTs a double's /_control knobs; returns its JSON answer (the Odoo double's {"user": ...} answers the uid)."""
     import urllib.request
-    urllib.request.urlopen("http://127.0.0.1:%d/_control" % port, json.dumps(obj).encode(), timeout=30).read()
+    raw = urllib.request.urlopen("http://127.0.0.1:%d/_control" % port, json.dumps(obj).encode(), timeout=30).read()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
 def get(port, path):

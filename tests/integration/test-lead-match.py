@@ -84,10 +84,7 @@ def scenario(version):
     control(oport, {"reset": True, "x_fields": True, "version": version})
     control(tport, {"reset": True})
     resp(redis.port, "FLUSHALL")
-    import json
-    import urllib.request
-    u = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/_control" % oport, json.dumps(
-        {"user": {"login": "laura", "password": "laurapw", "name": "Laura Ventas"}}).encode(), timeout=10).read())
+    u = control(oport, {"user": {"login": "laura", "password": "laurapw", "name": "Laura Ventas"}})
     rpc = xmlrpc.client.ServerProxy("http://127.0.0.1:%d/xmlrpc/2/object" % oport, allow_none=True)
 
     def laura(method, args):
